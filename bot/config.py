@@ -1,0 +1,96 @@
+"""The bot's one settings object, read from the environment and `.env`.
+
+Built once in `bot.__main__` and passed down; nothing reads settings at import time.
+Every field is documented in `.env.example`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_BASE_URL = "https://api.magichour.ai"
+
+
+class QuotaWindow(StrEnum):
+    """How often members' allowances reset."""
+
+    DAILY = "daily"
+    WEEKLY = "weekly"
+    MONTHLY = "monthly"
+
+
+class GenerationMode(StrEnum):
+    """Magic Hour lip-sync generation modes; `pro` costs twice as much per frame."""
+
+    LITE = "lite"
+    STANDARD = "standard"
+    PRO = "pro"
+
+    @property
+    def credits_per_frame(self) -> int:
+        """Credits Magic Hour charges for each rendered frame in this mode."""
+        return 2 if self is GenerationMode.PRO else 1
+
+
+class Settings(BaseSettings):
+    """Everything an operator can configure. Secrets are `SecretStr` and never printed."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # Secrets
+    discord_token: SecretStr | None = None
+    magic_hour_api_key: SecretStr | None = None
+
+    # Where things live
+    magic_hour_base_url: str = DEFAULT_BASE_URL
+    database_path: Path = Path("data/lipsync-bot.sqlite3")
+    work_dir: Path = Path("data/work")
+
+    # Discord
+    dev_guild_id: int | None = None
+    allowed_guild_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    log_level: str = "INFO"
+    discord_log_level: str = "WARNING"
+
+    # Job limits
+    max_clip_seconds: float = Field(default=60.0, gt=0)
+    max_input_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
+    default_max_fps: float = Field(default=30.0, ge=1)
+    allowed_modes: Annotated[list[GenerationMode], NoDecode] = Field(
+        default_factory=lambda: [GenerationMode.LITE, GenerationMode.STANDARD, GenerationMode.PRO]
+    )
+    max_jobs_in_flight: int = Field(default=4, ge=1)
+    max_concurrent_transfers: int = Field(default=4, ge=1)
+    max_active_jobs_per_member: int = Field(default=1, ge=1)
+    job_deadline_minutes: float = Field(default=60.0, gt=0)
+
+    # Polling
+    poll_initial_seconds: float = Field(default=5.0, gt=0)
+    poll_max_seconds: float = Field(default=20.0, gt=0)
+
+    # Quota
+    quota_window: QuotaWindow = QuotaWindow.DAILY
+    quota_reset_time: dt.time = dt.time(0, 0)
+    default_member_credits: int = Field(default=600, ge=0)
+    bot_budget_credits: int | None = Field(default=None, ge=0)
+
+    @field_validator("allowed_guild_ids", "allowed_modes", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        # Lets operators write `ALLOWED_GUILD_IDS=1,2,3` instead of JSON.
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, int):
+            return [value]
+        return value
+
+    @property
+    def uses_real_api(self) -> bool:
+        """True when jobs will spend real Magic Hour credits."""
+        return self.magic_hour_base_url.rstrip("/") == DEFAULT_BASE_URL
