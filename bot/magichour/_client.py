@@ -1,0 +1,513 @@
+"""`MagicHourClient`: the async client for the Magic Hour endpoints a lip-sync job needs.
+
+Two HTTP clients, on purpose: one for the API, whose requests carry the API key, and one for
+storage and CDN hosts (presigned upload URLs, result downloads), whose requests never do. The key
+is added per request, only to URLs built from the API's own base URL, so no redirect, injected
+client or stray URL can carry it anywhere else.
+
+Retry rules (see `RetryPolicy` for the delays):
+- GET/DELETE project, account, upload URLs, storage PUT and download: 408, 429, 5xx (not 501 or
+  505) and transport errors are retried.
+- `POST /v1/lip-sync` has no idempotency key, so a second request can be a second paid job. It is
+  retried only when the request provably never left (connect error, connect or pool timeout) or
+  the API documents that no job was made (429, 502, 503). Anything else that leaves the outcome
+  open (read timeout, connection dropped after sending, 500, 504, an unreadable 2xx body) raises
+  `SubmissionUncertain` at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import tempfile
+from collections.abc import AsyncGenerator, Callable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any, Literal, Self, TypeVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import BaseModel, SecretStr, ValidationError
+
+from bot import __version__
+from bot.clock import Clock, SystemClock
+
+from ._errors import (
+    DownloadExpired,
+    MagicHourError,
+    RateLimited,
+    StorageError,
+    SubmissionUncertain,
+    Unavailable,
+    UnexpectedResponse,
+    UploadUrlExpired,
+    error_for_status,
+)
+from ._models import (
+    Account,
+    CreatedJob,
+    LipSyncRequest,
+    UploadItem,
+    UploadUrl,
+    VideoProject,
+    _UploadUrlsRequest,
+    _UploadUrlsResponse,
+)
+from ._retry import (
+    CREATE_RETRYABLE_STATUSES,
+    NEVER_SENT_ERRORS,
+    RetryPolicy,
+    is_retryable_status,
+    parse_retry_after,
+    redact_url,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.magichour.ai"
+
+#: API calls are small JSON exchanges; a minute without a byte means something is wrong.
+API_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=10.0)
+#: Transfers: each read or write of a chunk may take up to two minutes (slow links, cold CDN).
+STORAGE_TIMEOUT = httpx.Timeout(connect=10.0, read=120.0, write=120.0, pool=30.0)
+#: Transfers are streamed in pieces of this size, so memory stays flat whatever the file size.
+CHUNK_SIZE = 1024 * 1024
+#: Per-chunk timeouts alone would let a trickling transfer run for ever, so every transfer attempt
+#: also gets an overall deadline: a grace period plus its size at this slowest acceptable rate.
+MIN_TRANSFER_RATE = 128 * 1024  # bytes per second
+TRANSFER_GRACE = 300.0  # seconds
+#: The deadline for a download whose size the server does not announce.
+UNKNOWN_SIZE_DEADLINE = 4 * 3600.0
+
+_USER_AGENT = f"lipsync-bot/{__version__}"
+# Statuses after which Magic Hour has certainly not created a job: refusals of the request itself,
+# plus the statuses it documents as "no job" (429, 502, 503).
+_CREATE_NO_JOB_STATUSES = frozenset({400, 401, 402, 403, 404, 422}) | CREATE_RETRYABLE_STATUSES
+
+_ModelT = TypeVar("_ModelT", bound=BaseModel)
+Progress = Callable[[int], None]
+
+
+def _describe(exc: BaseException) -> str:
+    # httpx transport errors carry the OS or protocol reason, not the URL; keep it short anyway.
+    text = str(exc).strip()
+    name = type(exc).__name__
+    if not text:
+        return name
+    return f"{name}: {text[:200]}"
+
+
+def _api_message(response: httpx.Response) -> str | None:
+    """The `message` of a `{"message": ...}` error body, if that is what came back."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if isinstance(body, dict):
+        message = body.get("message")
+        if isinstance(message, str):
+            return message
+    return None
+
+
+def _validation_summary(exc: ValidationError) -> str:
+    # pydantic's own text quotes the offending input, which may be a signed download URL.
+    problems = [
+        f"{'.'.join(str(part) for part in error['loc']) or '<body>'}: {error['type']}"
+        for error in exc.errors(include_url=False, include_input=False, include_context=False)
+    ]
+    return "; ".join(problems[:5])
+
+
+def _transfer_deadline(size: int | None) -> float:
+    if size is None:
+        return UNKNOWN_SIZE_DEADLINE
+    return TRANSFER_GRACE + size / MIN_TRANSFER_RATE
+
+
+class MagicHourClient:
+    """Async client for Magic Hour's files, lip-sync, video-project and account endpoints.
+
+    Use it as an async context manager, or call `aclose()`. Clients passed in as `http` or
+    `storage_http` belong to the caller and are used as they are (their own timeouts apply);
+    clients the constructor creates belong to this object and get finite timeouts.
+    """
+
+    def __init__(
+        self,
+        api_key: SecretStr,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        http: httpx.AsyncClient | None = None,
+        storage_http: httpx.AsyncClient | None = None,
+        retry: RetryPolicy | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        if not api_key.get_secret_value():
+            raise ValueError("the Magic Hour API key is empty")
+        if storage_http is not None and "authorization" in storage_http.headers:
+            # Presigned storage rejects a second credential, and it would leak the key.
+            raise ValueError("storage_http must not carry an Authorization header")
+        self._api_key = api_key
+        self._base_url = base_url.rstrip("/")
+        self._retry = retry or RetryPolicy()
+        self._clock: Clock = clock or SystemClock()
+        self._owns_http = http is None
+        self._owns_storage = storage_http is None
+        self._http = http or httpx.AsyncClient(
+            timeout=API_TIMEOUT,
+            follow_redirects=False,
+            headers={"User-Agent": _USER_AGENT, "Accept": "application/json"},
+        )
+        self._storage = storage_http or httpx.AsyncClient(
+            timeout=STORAGE_TIMEOUT,
+            follow_redirects=False,
+            headers={"User-Agent": _USER_AGENT},
+        )
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """The API's base URL, without a trailing slash."""
+        return self._base_url
+
+    async def aclose(self) -> None:
+        """Close the HTTP clients this object created (not those passed in)."""
+        if self._owns_http:
+            await self._http.aclose()
+        if self._owns_storage:
+            await self._storage.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"MagicHourClient(base_url={self._base_url!r})"
+
+    # --- API calls -------------------------------------------------------------------------------
+
+    async def create_upload_urls(self, items: Sequence[UploadItem]) -> list[UploadUrl]:
+        """Ask for one presigned upload URL per item, in the same order (one request for all)."""
+        body = _UploadUrlsRequest(items=list(items)).to_json()
+        route = "POST /v1/files/upload-urls"
+        response = await self._call("POST", "/v1/files/upload-urls", route=route, json=body)
+        parsed = self._parse(_UploadUrlsResponse, response, route)
+        if len(parsed.items) != len(items):
+            raise UnexpectedResponse(
+                f"asked for {len(items)} upload URLs, got {len(parsed.items)}",
+                status_code=response.status_code,
+                route=route,
+            )
+        return parsed.items
+
+    async def create_lip_sync(self, request: LipSyncRequest) -> CreatedJob:
+        """Submit a lip-sync job. Never resent once it may have reached the server.
+
+        Raises `SubmissionUncertain` when a job may exist although no id came back; the caller
+        must not submit it again.
+        """
+        route = "POST /v1/lip-sync"
+        response = await self._call("POST", "/v1/lip-sync", route=route, json=request.to_json(), create=True)
+        try:
+            job = CreatedJob.model_validate_json(response.content)
+        except ValidationError as exc:
+            # The server said yes, so a job exists, but we cannot tell which: same as no answer.
+            raise SubmissionUncertain(
+                f"unreadable success body ({_validation_summary(exc)})",
+                status_code=response.status_code,
+                route=route,
+            ) from None
+        logger.info("Magic Hour job %s created (%d credits estimated)", job.id, job.credits_charged)
+        return job
+
+    async def get_video_project(self, project_id: str) -> VideoProject:
+        """The project's current status, error and (when complete) fresh download URLs."""
+        route = "GET /v1/video-projects/{id}"
+        response = await self._call("GET", f"/v1/video-projects/{quote(project_id, safe='')}", route=route)
+        return self._parse(VideoProject, response, route)
+
+    async def delete_video_project(self, project_id: str) -> None:
+        """Delete a project and its outputs for good.
+
+        A 404 on a retry counts as success: an earlier attempt whose answer was lost may have
+        deleted it already.
+        """
+        route = "DELETE /v1/video-projects/{id}"
+        await self._call(
+            "DELETE",
+            f"/v1/video-projects/{quote(project_id, safe='')}",
+            route=route,
+            not_found_on_retry_ok=True,
+        )
+
+    async def get_account(self) -> Account:
+        """The account's id, email, credit balance, tier and subscription."""
+        route = "GET /v1/account"
+        response = await self._call("GET", "/v1/account", route=route)
+        return self._parse(Account, response, route)
+
+    # --- storage ---------------------------------------------------------------------------------
+
+    async def upload_file(self, upload_url: str, path: Path, *, progress: Progress | None = None) -> None:
+        """PUT a file to a presigned upload URL, streamed from disk.
+
+        The body goes out in `CHUNK_SIZE` pieces with an explicit `Content-Length` (so it is not
+        chunk-encoded) and without the API key. Retried, re-reading the file from the start, on
+        transport errors, 408, 429 and 5xx. `progress(bytes_sent)` is called after each chunk; it
+        starts again from 0 on a retry.
+        """
+        path = Path(path)
+        route = f"PUT {redact_url(upload_url)}"
+        attempt = 0
+        while True:
+            attempt += 1
+            size = (await asyncio.to_thread(path.stat)).st_size
+            handle = await asyncio.to_thread(path.open, "rb")
+            body = _read_chunks(handle, size, progress)
+            try:
+                # No Content-Type: presigned URLs may sign it, and the SDK sends none either.
+                request = self._storage.build_request(
+                    "PUT", upload_url, content=body, headers={"Content-Length": str(size)}
+                )
+                _strip_credentials(request)
+                async with asyncio.timeout(_transfer_deadline(size)):
+                    response = await self._storage.send(request, follow_redirects=False)
+            except TimeoutError:
+                raise StorageError(
+                    f"upload of {size} bytes slower than {MIN_TRANSFER_RATE // 1024} KiB/s", route=route
+                ) from None
+            except httpx.TransportError as exc:
+                if attempt < self._retry.max_attempts:
+                    await self._backoff(route, attempt, _describe(exc))
+                    continue
+                raise StorageError(f"upload failed: {_describe(exc)}", route=route) from exc
+            finally:
+                await body.aclose()
+                await asyncio.to_thread(handle.close)
+
+            if response.is_success:
+                logger.debug("%s -> %d (%d bytes)", route, response.status_code, size)
+                return
+            status = response.status_code
+            if status in (401, 403):
+                raise UploadUrlExpired("upload URL refused or expired", status_code=status, route=route)
+            if is_retryable_status(status) and attempt < self._retry.max_attempts:
+                await self._backoff(route, attempt, f"HTTP {status}", _retry_after(response))
+                continue
+            raise StorageError("upload refused", status_code=status, route=route)
+
+    async def download(self, url: str, dest: Path, *, progress: Progress | None = None) -> int:
+        """Stream `url` to `dest`; return the number of bytes written.
+
+        The body goes to a temporary file beside `dest`, renamed into place only when complete,
+        so a failed download never leaves a partial file at `dest`. Retried from the start on
+        transport errors, short bodies, 408, 429 and 5xx. A 401/403/404/410 raises
+        `DownloadExpired`: GET the project again for a fresh URL. `progress(bytes_written)` is
+        called after each chunk.
+        """
+        dest = Path(dest)
+        route = f"GET {redact_url(url)}"
+        attempt = 0
+        while True:
+            attempt += 1
+            fd, tmp_name = await asyncio.to_thread(
+                tempfile.mkstemp, dir=dest.parent, prefix=f".{dest.name}.", suffix=".part"
+            )
+            tmp = Path(tmp_name)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    outcome = await self._download_once(url, handle, route, progress)
+                if isinstance(outcome, int):
+                    await asyncio.to_thread(os.replace, tmp, dest)
+                    logger.debug("%s -> %s (%d bytes)", route, dest.name, outcome)
+                    return outcome
+            finally:
+                # After a successful replace the name is gone; otherwise drop the partial file.
+                await asyncio.to_thread(tmp.unlink, missing_ok=True)
+            reason, retry_after, error = outcome
+            if attempt < self._retry.max_attempts:
+                await self._backoff(route, attempt, reason, retry_after)
+                continue
+            raise error
+
+    async def _download_once(
+        self, url: str, handle: IO[bytes], route: str, progress: Progress | None
+    ) -> int | tuple[str, float | None, StorageError]:
+        """One download attempt: bytes written, or (reason, Retry-After, error) if worth retrying."""
+        request = self._storage.build_request("GET", url)
+        _strip_credentials(request)
+        written = 0
+        try:
+            async with asyncio.timeout(None) as deadline:
+                response = await self._storage.send(request, stream=True, follow_redirects=True)
+                try:
+                    status = response.status_code
+                    if status in (401, 403, 404, 410):
+                        raise DownloadExpired("download URL refused or expired", status_code=status, route=route)
+                    if not response.is_success:
+                        error = StorageError("download refused", status_code=status, route=route)
+                        if is_retryable_status(status):
+                            return f"HTTP {status}", _retry_after(response), error
+                        raise error
+                    expected = _content_length(response)
+                    loop = asyncio.get_running_loop()
+                    deadline.reschedule(loop.time() + _transfer_deadline(expected))
+                    async for chunk in response.aiter_bytes(CHUNK_SIZE):
+                        await asyncio.to_thread(handle.write, chunk)
+                        written += len(chunk)
+                        if progress is not None:
+                            progress(written)
+                finally:
+                    await response.aclose()
+            # Decoded size differs from Content-Length only if the body was content-encoded.
+            if expected is not None and "content-encoding" not in response.headers and written != expected:
+                reason = f"short body ({written} of {expected} bytes)"
+                return reason, None, StorageError(f"download incomplete: {reason}", route=route)
+            await asyncio.to_thread(handle.flush)
+        except TimeoutError:
+            raise StorageError(f"download slower than {MIN_TRANSFER_RATE // 1024} KiB/s", route=route) from None
+        except httpx.TransportError as exc:
+            return _describe(exc), None, StorageError(f"download failed: {_describe(exc)}", route=route)
+        return written
+
+    # --- plumbing --------------------------------------------------------------------------------
+
+    def _auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._api_key.get_secret_value()}"}
+
+    async def _call(
+        self,
+        method: Literal["GET", "POST", "DELETE"],
+        path: str,
+        *,
+        route: str,
+        json: dict[str, Any] | None = None,
+        create: bool = False,
+        not_found_on_retry_ok: bool = False,
+    ) -> httpx.Response:
+        """Send one API request with the retry rules of its kind; return a 2xx response."""
+        url = self._base_url + path
+        attempt = 0
+        while True:
+            attempt += 1
+            started = self._clock.monotonic()
+            try:
+                response = await self._http.request(
+                    method, url, json=json, headers=self._auth_headers(), follow_redirects=False
+                )
+            except httpx.TransportError as exc:
+                never_sent = isinstance(exc, NEVER_SENT_ERRORS)
+                if create and not never_sent:
+                    raise SubmissionUncertain(
+                        f"no answer after sending ({_describe(exc)}); a job may exist, do not resubmit",
+                        route=route,
+                    ) from exc
+                if attempt < self._retry.max_attempts:
+                    await self._backoff(route, attempt, _describe(exc))
+                    continue
+                raise Unavailable(f"gave up after {attempt} attempts: {_describe(exc)}", route=route) from exc
+
+            status = response.status_code
+            logger.debug("%s -> %d in %.0f ms", route, status, (self._clock.monotonic() - started) * 1000)
+            if response.is_success:
+                return response
+            if status == 404 and not_found_on_retry_ok and attempt > 1:
+                logger.info("%s -> 404 on retry: already done by an earlier attempt", route)
+                return response
+
+            retry_after = _retry_after(response)
+            retryable = status in CREATE_RETRYABLE_STATUSES if create else is_retryable_status(status)
+            if retryable and attempt < self._retry.max_attempts:
+                await self._backoff(route, attempt, f"HTTP {status}", retry_after)
+                continue
+            raise self._status_error(response, route, attempt=attempt, create=create, retry_after=retry_after)
+
+    def _status_error(
+        self, response: httpx.Response, route: str, *, attempt: int, create: bool, retry_after: float | None
+    ) -> MagicHourError:
+        status = response.status_code
+        message = _api_message(response)
+        tried = f" after {attempt} attempts" if attempt > 1 else ""
+        if create and status not in _CREATE_NO_JOB_STATUSES:
+            return SubmissionUncertain(
+                f"failed{tried} in a way that may have created a job; do not resubmit",
+                status_code=status,
+                message=message,
+                route=route,
+            )
+        cls = error_for_status(status)
+        if cls is RateLimited:
+            return RateLimited(
+                f"rate limited{tried}", status_code=status, message=message, route=route, retry_after=retry_after
+            )
+        return cls(f"request failed{tried}", status_code=status, message=message, route=route)
+
+    def _parse(self, model: type[_ModelT], response: httpx.Response, route: str) -> _ModelT:
+        try:
+            return model.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise UnexpectedResponse(
+                f"unexpected response body ({_validation_summary(exc)})",
+                status_code=response.status_code,
+                route=route,
+            ) from None
+
+    async def _backoff(self, route: str, attempt: int, reason: str, retry_after: float | None = None) -> None:
+        delay = self._retry.delay(attempt, retry_after)
+        logger.info(
+            "Magic Hour %s failed (%s); retry %d of %d in %.2f s",
+            route,
+            reason,
+            attempt,
+            self._retry.max_attempts - 1,
+            delay,
+        )
+        await self._clock.sleep(delay)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    return parse_retry_after(response.headers.get("retry-after"))
+
+
+def _content_length(response: httpx.Response) -> int | None:
+    value = response.headers.get("content-length")
+    if value is None:
+        return None
+    with contextlib.suppress(ValueError):
+        length = int(value)
+        if length >= 0:
+            return length
+    return None
+
+
+def _strip_credentials(request: httpx.Request) -> None:
+    # Belt and braces: storage requests must never carry a credential, whatever the client's
+    # defaults or a caller's headers say.
+    for name in ("authorization", "proxy-authorization", "cookie"):
+        if name in request.headers:
+            del request.headers[name]
+
+
+async def _read_chunks(handle: IO[bytes], size: int, progress: Progress | None) -> AsyncGenerator[bytes, None]:
+    """Yield exactly `size` bytes of `handle` in `CHUNK_SIZE` pieces, reading in a worker thread."""
+    sent = 0
+    while sent < size:
+        chunk = await asyncio.to_thread(handle.read, min(CHUNK_SIZE, size - sent))
+        if not chunk:
+            # The declared Content-Length can no longer be met; someone is rewriting the file.
+            raise StorageError(f"file shrank during upload ({sent} of {size} bytes read)")
+        sent += len(chunk)
+        yield chunk
+        if progress is not None:
+            progress(sent)
