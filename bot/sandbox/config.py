@@ -1,0 +1,31 @@
+"""The sandbox's settings: account, timings, URL lifetimes and limits, all changeable at run time."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Tier = Literal["free", "creator", "pro", "business"]
+
+
+class SandboxConfig(BaseModel):
+    """Live settings of one sandbox; handlers read them on every request, so changes apply at once.
+
+    `credits` is the account balance itself: creating a job debits it and settlement or refunds
+    credit it back, so a test can set `config.credits = 10` to provoke a 402. `queue_seconds`
+    and `render_seconds` are read when a job is created, so changing them affects later jobs only.
+    """
+
+    model_config = ConfigDict(validate_assignment=True)
+
+    api_key: str = "sandbox-key"
+    credits: int = 1_000_000
+    queue_seconds: float = Field(default=0.0, ge=0)
+    render_seconds: float = Field(default=0.0, ge=0)
+    upload_url_ttl: float = Field(default=900.0, gt=0)
+    download_url_ttl: float = Field(default=3600.0, gt=0)
+    max_upload_bytes: int = Field(default=10 * 2**30, ge=0)
+    tier: Tier = "creator"
+    email: str = "sandbox@example.com"
+    max_concurrent_renders: int = Field(default=4, ge=1)

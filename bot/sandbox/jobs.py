@@ -1,0 +1,171 @@
+"""Creating, rendering, finalising and cancelling lip-sync jobs, with the account's credits.
+
+Billing: the estimate is debited at create. When a due job is finalised it settles to the frames
+actually rendered (the account is credited or debited the difference); a job that ends in error,
+or is canceled by DELETE while queued or rendering, is refunded in full and shows 0 credits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from bot.config import GenerationMode
+from bot.sandbox.projects import Project, Status, estimate_credits
+from bot.sandbox.render import RenderError, RenderResult, render_file_source, render_youtube_source
+from bot.sandbox.state import SandboxState
+from bot.sandbox.timefmt import iso, new_id
+
+log = logging.getLogger(__name__)
+
+_YOUTUBE_HOSTS = frozenset({"youtube.com", "www.youtube.com", "m.youtube.com", "youtu.be", "music.youtube.com"})
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """A validated `POST /v1/lip-sync` body."""
+
+    name: str | None
+    start_seconds: float
+    end_seconds: float
+    max_fps_limit: float | None
+    mode: GenerationMode
+    video_source: str
+    video_file_path: str | None
+    youtube_url: str | None
+    audio_file_path: str
+
+    @property
+    def estimate(self) -> int:
+        """Credits debited at create."""
+        return estimate_credits(self.start_seconds, self.end_seconds, self.max_fps_limit, self.mode)
+
+
+def _is_url(value: str) -> bool:
+    parsed = urlparse(value)
+    return parsed.scheme in ("http", "https") and bool(parsed.netloc)
+
+
+def _resolve(state: SandboxState, path: str, kind: str) -> Path:
+    """The uploaded file behind `path`, or the job error the real API gives for a bad path."""
+    stored = state.uploads.get(path)
+    if stored is not None and stored.exists():
+        return stored
+    if _is_url(path):
+        # The sandbox never fetches the internet, so a URL behaves like one that cannot be read.
+        raise RenderError(f"invalid_{kind}_path", f"The {kind} URL could not be downloaded: {path}")
+    raise RenderError(f"invalid_{kind}_path", f"The {kind} file was not found: {path}")
+
+
+async def _render(state: SandboxState, project: Project) -> RenderResult:
+    audio = _resolve(state, project.audio_file_path, "audio")
+    out = state.outputs_dir / project.output_name
+    if project.video_source == "youtube":
+        host = (urlparse(project.youtube_url or "").hostname or "").lower()
+        if host not in _YOUTUBE_HOSTS:
+            raise RenderError("invalid_youtube_url", f"Not a YouTube URL: {project.youtube_url}")
+        return await render_youtube_source(
+            audio, out, start=project.start_seconds, end=project.end_seconds, max_fps=project.max_fps_limit
+        )
+    video = _resolve(state, project.video_file_path or "", "video")
+    return await render_file_source(
+        video, audio, out, start=project.start_seconds, end=project.end_seconds, max_fps=project.max_fps_limit
+    )
+
+
+async def _run(state: SandboxState, project: Project) -> RenderResult | RenderError:
+    """Render, turning every failure into a `RenderError` so no task exception goes unretrieved."""
+    if project.job_error is not None:
+        return RenderError(project.job_error.code, project.job_error.message)
+    slots = state.render_slots
+    try:
+        if slots is None:
+            return await _render(state, project)
+        async with slots:
+            return await _render(state, project)
+    except RenderError as exc:
+        return exc
+    except Exception as exc:
+        log.exception("sandbox render of %s failed", project.id)
+        return RenderError("unknown_error", f"Rendering failed: {exc}")
+
+
+def create_project(state: SandboxState, request: JobRequest) -> Project:
+    """Debit the estimate, record the project and start its render; the caller has checked credits."""
+    created_at = state.clock.now()
+    estimate = request.estimate
+    project = Project(
+        id=new_id(),
+        name=request.name if request.name is not None else f"Lip Sync - {iso(created_at)}",
+        start_seconds=request.start_seconds,
+        end_seconds=request.end_seconds,
+        max_fps_limit=request.max_fps_limit,
+        mode=request.mode,
+        video_source=request.video_source,
+        video_file_path=request.video_file_path,
+        youtube_url=request.youtube_url,
+        audio_file_path=request.audio_file_path,
+        created_at=created_at,
+        created_mono=state.clock.monotonic(),
+        clock=state.clock,
+        queue_seconds=state.config.queue_seconds,
+        render_seconds=state.config.render_seconds,
+        estimate=estimate,
+        credits_charged=estimate,
+        job_error=state.faults.take_job_error(),
+    )
+    state.config.credits -= estimate
+    state.projects[project.id] = project
+    state.counters.jobs_created += 1
+    task: asyncio.Task[RenderResult | RenderError] = asyncio.create_task(_run(state, project))
+    project.task = task
+    state.tasks.add(task)
+    task.add_done_callback(state.tasks.discard)
+    return project
+
+
+def _refund(state: SandboxState, project: Project) -> None:
+    state.config.credits += project.credits_charged
+    project.credits_charged = 0
+
+
+async def finalise(state: SandboxState, project: Project) -> None:
+    """Settle a due job: wait for its render, then mark it complete (settled) or error (refunded)."""
+    async with project._lock:
+        if project.final_status is not None or project.task is None:
+            return
+        # Shielded: a GET cancelled by its client's disconnect must not cancel the render.
+        outcome = await asyncio.shield(project.task)
+        if project.is_finalised():  # canceled while we waited
+            return
+        if isinstance(outcome, RenderError):
+            _refund(state, project)
+            project.error = {"code": outcome.code, "message": outcome.message}
+            project.final_status = Status.ERROR
+            return
+        settled = project.settled_credits(outcome)
+        state.config.credits -= settled - project.credits_charged
+        project.credits_charged = settled
+        project.result = outcome
+        project.final_status = Status.COMPLETE
+
+
+def cancel(state: SandboxState, project: Project) -> None:
+    """Cancel a queued or rendering job: stop its render and refund it in full."""
+    if project.final_status is not None:
+        return
+    if project.task is not None:
+        project.task.cancel()
+    _refund(state, project)
+    project.final_status = Status.CANCELED
+
+
+def delete(state: SandboxState, project: Project) -> None:
+    """`DELETE`: cancel it if still running, disable it and remove its result file."""
+    cancel(state, project)
+    project.enabled = False
+    if project.result is not None:
+        project.result.path.unlink(missing_ok=True)

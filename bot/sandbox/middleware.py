@@ -1,0 +1,83 @@
+"""aiohttp middlewares: request counting and fault injection (both listeners), bearer auth and
+JSON error bodies (API listener)."""
+
+from __future__ import annotations
+
+import hmac
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+
+from bot.sandbox.faults import FaultKind
+from bot.sandbox.state import SandboxState
+
+# Storage routes stream their responses, so a hang holds them before any work, not after.
+STREAMING_ROUTES = frozenset({"storage_put", "download"})
+TRUNCATE_KEY = "sandbox_truncate_download"
+
+
+def drop_connection(request: web.Request) -> web.Response:
+    """Close the connection so the client sees a transport error and no response."""
+    transport = request.transport
+    if transport is not None:
+        transport.close()
+    # aiohttp cannot write to the closed transport; this response is never seen.
+    return web.Response(status=204)
+
+
+def error_json(status: int, message: str) -> web.Response:
+    """The API's error shape."""
+    return web.json_response({"message": message}, status=status)
+
+
+def fault_middleware(state: SandboxState) -> Middleware:
+    """Count each request to a named route, then apply the next fault queued for it, if any."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        route = request.match_info.route.name
+        if route is None:
+            return await handler(request)
+        state.counters.requests[route] += 1
+        fault = state.faults.take(route)
+        if fault is None:
+            return await handler(request)
+        if fault.kind is FaultKind.FAIL:
+            return error_json(fault.status, fault.message)
+        if fault.kind is FaultKind.DISCONNECT:
+            if fault.after_effect:
+                if route == "download":
+                    # The body has to start flowing for the effect to happen: cut it half-way.
+                    request[TRUNCATE_KEY] = True
+                    return await handler(request)
+                await handler(request)
+            return drop_connection(request)
+        # HANG: ends on release, or by cancellation when the client disconnects.
+        if route in STREAMING_ROUTES:
+            await state.faults.wait_released()
+            return await handler(request)
+        response = await handler(request)
+        await state.faults.wait_released()
+        return response
+
+    return middleware
+
+
+def api_middleware(state: SandboxState) -> Middleware:
+    """Bearer auth on every API route, and `{"message": ...}` bodies for aiohttp's own errors."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.match_info.route.name is not None:
+            expected = f"Bearer {state.config.api_key}".encode()
+            given = request.headers.get("Authorization", "").encode()
+            if not hmac.compare_digest(given, expected):
+                return error_json(401, "Unauthorized")
+        try:
+            return await handler(request)
+        except web.HTTPException as exc:
+            if exc.status == 404:
+                return error_json(404, "Not Found")
+            return error_json(exc.status, exc.reason)
+
+    return middleware

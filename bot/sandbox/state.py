@@ -1,0 +1,49 @@
+"""Everything one sandbox holds, shared by the API and storage listeners."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bot.clock import Clock
+from bot.sandbox.config import SandboxConfig
+from bot.sandbox.counters import Counters
+from bot.sandbox.faults import Faults
+from bot.sandbox.projects import Project
+from bot.sandbox.signing import UrlSigner
+from bot.sandbox.timefmt import new_id
+
+
+@dataclass
+class SandboxState:
+    """The account, uploads, projects, switches and counters of one sandbox."""
+
+    config: SandboxConfig
+    clock: Clock
+    data_dir: Path
+    faults: Faults = field(default_factory=Faults)
+    counters: Counters = field(default_factory=Counters)
+    signer: UrlSigner = field(default_factory=UrlSigner)
+    account_id: str = field(default_factory=new_id)
+    # file_path ("api-assets/...") -> where the uploaded bytes are on disk.
+    uploads: dict[str, Path] = field(default_factory=dict)
+    projects: dict[str, Project] = field(default_factory=dict)
+    storage_url: str = ""
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    render_slots: asyncio.Semaphore | None = None
+
+    @property
+    def uploads_dir(self) -> Path:
+        """Where uploaded files are stored."""
+        return self.data_dir / "uploads"
+
+    @property
+    def outputs_dir(self) -> Path:
+        """Where rendered results are stored."""
+        return self.data_dir / "outputs"
+
+    def now_unix(self) -> float:
+        """The sandbox clock's wall time as Unix seconds (URL expiry follows the sandbox clock)."""
+        return self.clock.now().timestamp()
