@@ -41,7 +41,7 @@ class GenerationMode(StrEnum):
 class Settings(BaseSettings):
     """Everything an operator can configure. Secrets are `SecretStr` and never printed."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True)
 
     # Secrets
     discord_token: SecretStr | None = None

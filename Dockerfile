@@ -1,0 +1,20 @@
+# syntax=docker/dockerfile:1
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY bot ./bot
+COPY cogs ./cogs
+RUN python -m venv /venv && /venv/bin/pip install --no-cache-dir .
+
+FROM python:3.11-slim
+RUN useradd --create-home --uid 10001 lipsync
+COPY --from=build /venv /venv
+ENV PATH="/venv/bin:$PATH" \
+    PYTHONUNBUFFERED=1 \
+    DATABASE_PATH=/data/lipsync-bot.sqlite3 \
+    WORK_DIR=/data/work
+RUN mkdir -p /data && chown lipsync:lipsync /data
+VOLUME ["/data"]
+USER lipsync
+WORKDIR /home/lipsync
+CMD ["lipsync-bot", "run"]

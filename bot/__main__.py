@@ -1,0 +1,175 @@
+"""`python -m bot` / `lipsync-bot`: run, render, sandbox, check."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+from pydantic import SecretStr, ValidationError
+from rich.console import Console
+
+from bot.config import GenerationMode, Settings
+from bot.errors import ConfigurationError
+
+log = logging.getLogger("bot")
+
+SANDBOX_API_KEY = "sandbox-key"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lipsync-bot", description="Magic Hour lip sync for Discord servers.")
+    sub = parser.add_subparsers(dest="command")
+
+    run = sub.add_parser("run", help="run the Discord bot (the default)")
+    run.add_argument("--sandbox", action="store_true", help="use a built-in local Magic Hour: no credits spent")
+    run.add_argument("--sync", action="store_true", help="sync slash commands (globally, or to DEV_GUILD_ID)")
+
+    render = sub.add_parser("render", help="render one job from the terminal")
+    render.add_argument("video", nargs="?", type=Path, help="the video of a face")
+    render.add_argument("audio", nargs="?", type=Path, help="the voice to sync to")
+    render.add_argument("--youtube", metavar="URL", help="a YouTube link instead of a video file")
+    render.add_argument("--start", type=float, default=0.0, help="clip start, seconds (default 0)")
+    render.add_argument("--end", type=float, help="clip end, seconds (default: the audio's length)")
+    render.add_argument("--mode", choices=[m.value for m in GenerationMode], default="lite")
+    render.add_argument("--max-fps", type=float, help="cap the output frame rate (fewer credits)")
+    render.add_argument("--name", help="a name for the job at Magic Hour")
+    render.add_argument("--out", type=Path, help="where to save the result (file or folder)")
+    render.add_argument("--sandbox", action="store_true", help="use a built-in local Magic Hour: no credits spent")
+    render.add_argument("--demo", action="store_true", help="generate sample media for any input not given")
+
+    sandbox = sub.add_parser("sandbox", help="serve a local Magic Hour for trials and tests")
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=8765)
+    sandbox.add_argument("--storage-port", type=int, default=0, help="storage host port (default: any free)")
+    sandbox.add_argument("--data-dir", type=Path, help="where uploads and renders go (default: a temp dir)")
+    sandbox.add_argument("--render-seconds", type=float, default=5.0, help="how long each render takes")
+
+    sub.add_parser("check", help="check the configuration and that Magic Hour answers")
+    return parser
+
+
+def _configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("discord").setLevel(settings.discord_log_level.upper())
+    # httpx logs every request URL at INFO, and signed URLs must never reach a log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+def _sandboxed(settings: Settings, base_url: str) -> Settings:
+    """Settings pointed at a local sandbox, with a database of its own so trials never touch real quotas."""
+    db = settings.database_path
+    return settings.model_copy(
+        update={
+            "magic_hour_base_url": base_url,
+            "magic_hour_api_key": SecretStr(SANDBOX_API_KEY),
+            "database_path": db.with_name(f"{db.stem}-sandbox{db.suffix}"),
+            "poll_initial_seconds": min(settings.poll_initial_seconds, 1.0),
+            "poll_max_seconds": min(settings.poll_max_seconds, 2.0),
+        }
+    )
+
+
+@contextlib.asynccontextmanager
+async def _maybe_sandbox(settings: Settings, enabled: bool, render_seconds: float = 3.0) -> AsyncIterator[Settings]:
+    if not enabled:
+        yield settings
+        return
+    from bot.sandbox import Sandbox, SandboxConfig
+
+    with tempfile.TemporaryDirectory(prefix="lipsync-sandbox-") as tmp:
+        config = SandboxConfig(api_key=SANDBOX_API_KEY, queue_seconds=1.0, render_seconds=render_seconds)
+        async with Sandbox(config, data_dir=Path(tmp)) as sandbox:
+            log.info("sandbox Magic Hour at %s", sandbox.base_url)
+            yield _sandboxed(settings, sandbox.base_url)
+
+
+async def _render(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.terminal import RenderOptions, render
+
+    options = RenderOptions(
+        video=args.video,
+        audio=args.audio,
+        youtube_url=args.youtube,
+        start=args.start,
+        end=args.end,
+        mode=GenerationMode(args.mode),
+        max_fps=args.max_fps,
+        name=args.name,
+        out=args.out,
+        demo=args.demo,
+    )
+    async with _maybe_sandbox(settings, args.sandbox) as effective:
+        return await render(effective, options, console=Console())
+
+
+async def _run(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.app import create_bot, sync_commands
+
+    async with _maybe_sandbox(settings, args.sandbox, render_seconds=20.0) as effective:
+        if effective.discord_token is None:
+            raise ConfigurationError("DISCORD_TOKEN is not set. Put it in `.env` (see `.env.example`).")
+        bot = create_bot(effective)
+        async with bot:
+            await bot.login(effective.discord_token.get_secret_value())
+            if args.sync:
+                # Deliberate only: Discord allows 200 command creates a day per server.
+                await sync_commands(bot, effective.dev_guild_id)
+            await bot.connect()
+    return 0
+
+
+async def _sandbox(args: argparse.Namespace) -> int:
+    from bot.sandbox import SandboxConfig, serve_forever
+
+    config = SandboxConfig(api_key=SANDBOX_API_KEY, render_seconds=args.render_seconds)
+    with contextlib.ExitStack() as stack:
+        data_dir = args.data_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lipsync-sandbox-")))
+        await serve_forever(config, data_dir=data_dir, host=args.host, port=args.port, storage_port=args.storage_port)
+    return 0
+
+
+async def _check(settings: Settings) -> int:
+    from bot.checks import run_checks
+
+    return await run_checks(settings, Console())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `lipsync-bot` and `python -m bot`."""
+    args = _parser().parse_args(argv)
+    command = args.command or "run"
+    if command == "run" and args.command is None:
+        args = _parser().parse_args(["run", *(argv or [])])
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"Configuration error:\n{exc}", file=sys.stderr)
+        return 2
+    _configure_logging(settings)
+    try:
+        if command == "render":
+            return asyncio.run(_render(settings, args))
+        if command == "sandbox":
+            return asyncio.run(_sandbox(args))
+        if command == "check":
+            return asyncio.run(_check(settings))
+        return asyncio.run(_run(settings, args))
+    except ConfigurationError as exc:
+        print(exc.user_message, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,99 @@
+"""`lipsync-bot check`: say exactly what is missing or wrong before the bot is started."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+
+import httpx
+from rich.console import Console
+
+from bot.config import GenerationMode, Settings
+from bot.magichour import MagicHourClient, MagicHourError, Unauthorized
+from bot.store import QuotaPolicy, Store
+from bot.testmedia import ffmpeg_exe
+
+DISCORD_API = "https://discord.com/api/v10"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One line of the report."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+async def _check_discord(settings: Settings) -> CheckResult:
+    if settings.discord_token is None:
+        return CheckResult("Discord token", False, "DISCORD_TOKEN is not set (Developer Portal → Bot → Reset Token).")
+    token = settings.discord_token.get_secret_value()
+    if token.count(".") != 2:
+        return CheckResult("Discord token", False, "DISCORD_TOKEN doesn't look like a bot token (three parts).")
+    try:
+        async with httpx.AsyncClient(timeout=10.0) as http:
+            response = await http.get(f"{DISCORD_API}/users/@me", headers={"Authorization": f"Bot {token}"})
+    except httpx.HTTPError as exc:
+        return CheckResult("Discord token", False, f"Discord is unreachable ({type(exc).__name__}).")
+    if response.status_code == httpx.codes.UNAUTHORIZED:
+        return CheckResult("Discord token", False, "Discord rejected DISCORD_TOKEN: reset it in the Developer Portal.")
+    if response.status_code != httpx.codes.OK:
+        return CheckResult("Discord token", False, f"Discord answered HTTP {response.status_code}.")
+    return CheckResult("Discord token", True, f"logs in as {response.json().get('username', '?')}")
+
+
+async def _check_magic_hour(settings: Settings) -> list[CheckResult]:
+    if settings.magic_hour_api_key is None:
+        return [CheckResult("Magic Hour key", False, "MAGIC_HOUR_API_KEY is not set (magichour.ai → Developer Hub).")]
+    try:
+        async with MagicHourClient(settings.magic_hour_api_key, settings.magic_hour_base_url) as client:
+            account = await client.get_account()
+    except Unauthorized:
+        return [CheckResult("Magic Hour key", False, "Magic Hour rejected MAGIC_HOUR_API_KEY.")]
+    except MagicHourError as exc:
+        return [CheckResult("Magic Hour", False, f"{settings.magic_hour_base_url} failed: {exc.user_message}")]
+    results = [CheckResult("Magic Hour", True, f"{account.credits} credits, {account.tier} tier")]
+    paid_modes = {GenerationMode.STANDARD, GenerationMode.PRO} & set(settings.allowed_modes)
+    if account.tier == "free" and paid_modes:
+        names = ", ".join(sorted(m.value for m in paid_modes))
+        results.append(
+            CheckResult("Modes", False, f"{names} need a Creator plan or better; set ALLOWED_MODES=lite or upgrade.")
+        )
+    return results
+
+
+async def _check_database(settings: Settings) -> CheckResult:
+    try:
+        settings.database_path.parent.mkdir(parents=True, exist_ok=True)
+        async with await Store.open(settings.database_path, policy=QuotaPolicy.from_settings(settings)) as store:
+            problems = await store.check_invariants()
+    except Exception as exc:
+        return CheckResult("Database", False, f"{settings.database_path}: {exc}")
+    if problems:
+        return CheckResult("Database", False, "; ".join(problems[:3]))
+    return CheckResult("Database", True, str(settings.database_path))
+
+
+def _check_ffmpeg() -> CheckResult:
+    try:
+        exe = ffmpeg_exe()
+    except Exception as exc:
+        return CheckResult("ffmpeg", False, f"not available: {exc}")
+    return CheckResult("ffmpeg", shutil.which(exe) is not None or bool(exe), exe)
+
+
+async def run_checks(settings: Settings, console: Console) -> int:
+    """Print one line per check; exit code 0 only when everything passed."""
+    results = [await _check_discord(settings), *await _check_magic_hour(settings)]
+    results += [await _check_database(settings), _check_ffmpeg()]
+    if settings.allowed_guild_ids:
+        results.append(CheckResult("Servers", True, f"restricted to {len(settings.allowed_guild_ids)} server(s)"))
+    else:
+        results.append(
+            CheckResult("Servers", True, "any server may use the bot: set ALLOWED_GUILD_IDS to limit spending")
+        )
+    for result in results:
+        mark = "[green]ok[/green]  " if result.ok else "[red]FAIL[/red]"
+        console.print(f"{mark} {result.name}: {result.detail}")
+    return 0 if all(r.ok for r in results) else 1

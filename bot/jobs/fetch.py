@@ -1,0 +1,72 @@
+"""Fetching a member's input files to disk, streamed, with the size limit enforced as bytes arrive."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import httpx
+
+from bot.errors import InvalidInput, JobFailed
+from bot.jobs.models import InputSource
+from bot.jobs.validation import human_size
+
+log = logging.getLogger(__name__)
+
+CHUNK_BYTES = 1 << 20
+
+
+def redact_url(url: str) -> str:
+    """A URL without its query string: signed URLs must never reach a log line."""
+    return url.split("?", 1)[0]
+
+
+async def fetch_input(http: httpx.AsyncClient, source: InputSource, dest: Path, *, max_bytes: int) -> Path:
+    """Make `source` available as a local file and return its path.
+
+    A local `path` is used where it is (never copied, never deleted). A `url` is streamed into
+    `dest` chunk by chunk, so memory stays flat whatever the size; the download stops as soon
+    as it passes `max_bytes`, whatever the sender claimed the size was.
+    """
+    if source.path is not None:
+        if not source.path.is_file():
+            raise InvalidInput(f"`{source.filename}` doesn't exist or isn't a file.", code="missing_file")
+        size = source.path.stat().st_size
+        if size > max_bytes:
+            raise InvalidInput(
+                f"`{source.filename}` is {human_size(size)}; the limit is {human_size(max_bytes)}.",
+                code="file_too_large",
+            )
+        if size == 0:
+            raise InvalidInput(f"`{source.filename}` is empty.", code="empty_file")
+        return source.path
+    if source.url is None:
+        raise ValueError("an InputSource needs a url or a path")
+    written = 0
+    try:
+        async with http.stream("GET", source.url) as response:
+            if response.status_code != httpx.codes.OK:
+                log.warning("fetching %s gave HTTP %s", redact_url(source.url), response.status_code)
+                raise JobFailed(
+                    f"Couldn't download `{source.filename}` from Discord (HTTP {response.status_code}). "
+                    "Please attach it again.",
+                    code="fetch_failed",
+                )
+            with dest.open("wb") as handle:
+                async for chunk in response.aiter_bytes(CHUNK_BYTES):
+                    written += len(chunk)
+                    if written > max_bytes:
+                        raise InvalidInput(
+                            f"`{source.filename}` is larger than {human_size(max_bytes)}, the largest file "
+                            "this bot accepts.",
+                            code="file_too_large",
+                        )
+                    handle.write(chunk)
+    except httpx.HTTPError as exc:
+        log.warning("fetching %s failed: %s", redact_url(source.url), type(exc).__name__)
+        raise JobFailed(
+            f"Couldn't download `{source.filename}` from Discord. Please attach it again.", code="fetch_failed"
+        ) from exc
+    if written == 0:
+        raise InvalidInput(f"`{source.filename}` is empty.", code="empty_file")
+    return dest

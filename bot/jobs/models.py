@@ -1,0 +1,106 @@
+"""What goes into the engine and what comes out of it, and the two protocols it talks through.
+
+The engine never imports Discord. A front end (the Discord cogs, or the `render` command) gives it
+a `JobRequest`, a `ProgressSink` that shows progress, and a `Deliverer` that hands over the
+result, and later rebuilds both for resumed jobs through a `HooksFactory`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from bot.config import GenerationMode
+from bot.store import JobRecord
+
+
+@dataclass(frozen=True)
+class InputSource:
+    """One input file: what the member called it and where to read it.
+
+    Exactly one of `url` (fetched at once, e.g. a Discord attachment whose URL expires) and
+    `path` (a local file, e.g. from the command line) is set.
+    """
+
+    filename: str
+    size: int | None = None
+    content_type: str | None = None
+    url: str | None = None
+    path: Path | None = None
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """A member's request for one lip-sync render, before anything is checked."""
+
+    user_id: int
+    audio: InputSource
+    video: InputSource | None = None
+    youtube_url: str | None = None
+    start: float = 0.0
+    end: float | None = None
+    mode: GenerationMode = GenerationMode.LITE
+    max_fps: float | None = None
+    name: str | None = None
+    guild_id: int | None = None
+    channel_id: int | None = None
+    role_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class JobUpdate:
+    """A snapshot of one job for a progress display."""
+
+    job: JobRecord
+    elapsed: float
+    queue_position: int | None = None
+    note: str | None = None
+    remaining_credits: int | None = None
+    sandbox: bool = False
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """How a result reached its owner."""
+
+    kind: str  # "file", "compressed", "link", "dm", "local"
+    message_id: int | None = None
+    detail: str | None = None
+
+
+class ProgressSink(Protocol):
+    """Shows a job's progress; called on every change (state, queue position, note)."""
+
+    async def update(self, update: JobUpdate) -> None:
+        """Show this snapshot. Must not raise for display problems; log them instead."""
+        ...
+
+
+class Deliverer(Protocol):
+    """Hands a finished result to its owner."""
+
+    async def deliver(self, job: JobRecord, result: Path, *, sandbox: bool) -> Delivery:
+        """Deliver `result` (a local MP4) for `job`; raise if it could not be delivered at all."""
+        ...
+
+
+@dataclass(frozen=True)
+class JobHooks:
+    """The progress sink and deliverer for one job."""
+
+    sink: ProgressSink
+    deliverer: Deliverer
+
+
+HooksFactory = Callable[[JobRecord], JobHooks]
+
+
+@dataclass(frozen=True)
+class GuildRules:
+    """What a server allows, after its own settings are applied over the bot's defaults."""
+
+    allowed_modes: tuple[GenerationMode, ...]
+    max_clip_seconds: float
+    max_input_bytes: int

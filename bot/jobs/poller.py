@@ -1,0 +1,206 @@
+"""One poller for every job that is rendering at Magic Hour.
+
+Each job is polled about every `initial` seconds at first, backing off by `growth` to `maximum`,
+with jitter so that many jobs don't poll in lockstep. A 429 or 5xx pushes every job back further
+(the API is telling us to slow down, not one job), up to `error_maximum`. Each job has a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from bot.clock import Clock
+from bot.magichour import MagicHourError, NotFound, RateLimited, Unavailable, VideoProject
+
+log = logging.getLogger(__name__)
+
+ProjectListener = Callable[[VideoProject], Awaitable[None]]
+
+
+class ProjectSource(Protocol):
+    """What the poller needs from the API client."""
+
+    async def get_video_project(self, project_id: str) -> VideoProject:
+        """The project's current state."""
+        ...
+
+
+class PollDeadlineExceeded(Exception):
+    """The job did not finish before its deadline."""
+
+
+@dataclass
+class _Watch:
+    project_id: str
+    deadline: float
+    next_at: float
+    interval: float
+    listener: ProjectListener | None
+    future: asyncio.Future[VideoProject] = field(repr=False)
+    polls: int = 0
+
+
+@dataclass(frozen=True)
+class PollPolicy:
+    """How often to ask; see the module docstring."""
+
+    initial: float = 5.0
+    maximum: float = 20.0
+    growth: float = 1.5
+    jitter: float = 0.1
+    error_maximum: float = 120.0
+    concurrency: int = 8
+
+
+class Poller:
+    """Polls every watched project from one loop; `wait` returns its terminal state."""
+
+    def __init__(
+        self,
+        source: ProjectSource,
+        clock: Clock,
+        policy: PollPolicy | None = None,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._source = source
+        self._clock = clock
+        self._policy = policy or PollPolicy()
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
+        self._watches: dict[str, _Watch] = {}
+        self._wakeup = asyncio.Event()
+        self._penalty = 0.0
+        self._task: asyncio.Task[None] | None = None
+        self._gate = asyncio.Semaphore(self._policy.concurrency)
+        self.requests = 0
+
+    @property
+    def watching(self) -> int:
+        """How many projects are being polled."""
+        return len(self._watches)
+
+    def polls_for(self, project_id: str) -> int | None:
+        """How many status requests this project has had so far (None if not watched)."""
+        watch = self._watches.get(project_id)
+        return None if watch is None else watch.polls
+
+    def start(self) -> None:
+        """Start the polling loop (idempotent)."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="magic-hour-poller")
+
+    async def aclose(self) -> None:
+        """Stop polling; waiters get `CancelledError`."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for watch in self._watches.values():
+            watch.future.cancel()
+        self._watches.clear()
+
+    async def wait(
+        self,
+        project_id: str,
+        *,
+        timeout: float,
+        listener: ProjectListener | None = None,
+        poll_now: bool = False,
+    ) -> VideoProject:
+        """Wait until the project is complete, errored or canceled; raise at the deadline.
+
+        `poll_now` asks at once (a resumed job may have finished while the bot was down).
+        """
+        self.start()
+        now = self._clock.monotonic()
+        future: asyncio.Future[VideoProject] = asyncio.get_running_loop().create_future()
+        first = 0.0 if poll_now else self._jittered(self._policy.initial)
+        watch = _Watch(project_id, now + timeout, now + first, self._policy.initial, listener, future)
+        self._watches[project_id] = watch
+        self._wakeup.set()
+        try:
+            return await future
+        finally:
+            if self._watches.get(project_id) is watch:
+                del self._watches[project_id]
+
+    def forget(self, project_id: str) -> None:
+        """Stop polling a project; its waiter gets `CancelledError`."""
+        watch = self._watches.pop(project_id, None)
+        if watch is not None:
+            watch.future.cancel()
+
+    def _jittered(self, seconds: float) -> float:
+        spread = self._policy.jitter
+        return seconds * self._rng.uniform(1 - spread, 1 + spread)
+
+    async def _run(self) -> None:
+        while True:
+            now = self._clock.monotonic()
+            due = [w for w in self._watches.values() if w.next_at <= now or w.deadline <= now]
+            if due:
+                await asyncio.gather(*(self._poll(w) for w in due))
+                continue
+            moments = [min(w.next_at, w.deadline) for w in self._watches.values()]
+            delay = (min(moments) - now) if moments else None
+            await self._sleep_or_wake(delay)
+
+    async def _sleep_or_wake(self, delay: float | None) -> None:
+        self._wakeup.clear()
+        waits: set[asyncio.Task[object]] = {asyncio.ensure_future(self._wakeup.wait())}
+        if delay is not None:
+            waits.add(asyncio.ensure_future(self._clock.sleep(delay)))
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in waits:
+                task.cancel()
+
+    async def _poll(self, watch: _Watch) -> None:
+        if watch.future.done():
+            self._watches.pop(watch.project_id, None)
+            return
+        if self._clock.monotonic() >= watch.deadline:
+            watch.future.set_exception(PollDeadlineExceeded(watch.project_id))
+            return
+        async with self._gate:
+            watch.polls += 1
+            self.requests += 1
+            try:
+                project = await self._source.get_video_project(watch.project_id)
+            except (RateLimited, Unavailable) as exc:
+                # The API wants us to slow down: back off every job, not just this one.
+                self._penalty = min(max(self._penalty * 2, self._policy.maximum), self._policy.error_maximum)
+                log.warning("status poll for %s failed (%s); backing off %.0f s", watch.project_id, exc, self._penalty)
+                self._push_back_all(self._penalty)
+                return
+            except NotFound as exc:
+                watch.future.set_exception(exc)
+                return
+            except MagicHourError as exc:
+                watch.future.set_exception(exc)
+                return
+        self._penalty = 0.0
+        if watch.listener is not None:
+            try:
+                await watch.listener(project)
+            except Exception:
+                log.exception("progress listener failed for project %s", watch.project_id)
+        if project.is_terminal:
+            if not watch.future.done():
+                watch.future.set_result(project)
+            return
+        watch.interval = min(watch.interval * self._policy.growth, self._policy.maximum)
+        watch.next_at = self._clock.monotonic() + self._jittered(watch.interval)
+
+    def _push_back_all(self, seconds: float) -> None:
+        at = self._clock.monotonic()
+        for watch in self._watches.values():
+            watch.next_at = max(watch.next_at, at + self._jittered(seconds))

@@ -1,0 +1,77 @@
+"""The wiring: builds the store, the API client, the HTTP client for inputs, and the engine.
+
+One place owns every long-lived resource and closes them in reverse order on shutdown. Front
+ends (the Discord bot, `lipsync-bot render`) get a `Services` and nothing global.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from types import TracebackType
+
+import httpx
+
+from bot.clock import Clock, SystemClock
+from bot.config import Settings
+from bot.errors import ConfigurationError
+from bot.jobs.engine import EngineConfig, JobEngine
+from bot.magichour import MagicHourClient
+from bot.store import QuotaPolicy, Store
+
+log = logging.getLogger(__name__)
+
+# Inputs come from Discord's CDN: generous read timeout per chunk, never an infinite wait.
+_FETCH_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=30.0)
+
+
+@dataclass
+class Services:
+    """Everything a front end needs, built from `Settings`."""
+
+    settings: Settings
+    clock: Clock
+    store: Store
+    client: MagicHourClient
+    fetch_http: httpx.AsyncClient
+    engine: JobEngine
+
+    @classmethod
+    async def open(cls, settings: Settings, *, clock: Clock | None = None, sandbox: bool | None = None) -> Services:
+        """Open the database and HTTP clients and build the engine.
+
+        `sandbox` says whether results are sandbox renders; by default, any base URL other than
+        the real API's counts as a sandbox, so a result is never passed off as real lip sync.
+        """
+        if settings.magic_hour_api_key is None:
+            raise ConfigurationError("MAGIC_HOUR_API_KEY is not set. Put it in `.env` (see `.env.example`).")
+        clock = clock or SystemClock()
+        is_sandbox = (not settings.uses_real_api) if sandbox is None else sandbox
+        settings.database_path.parent.mkdir(parents=True, exist_ok=True)
+        settings.work_dir.mkdir(parents=True, exist_ok=True)
+        store = await Store.open(settings.database_path, clock=clock, policy=QuotaPolicy.from_settings(settings))
+        client = MagicHourClient(settings.magic_hour_api_key, settings.magic_hour_base_url, clock=clock)
+        fetch_http = httpx.AsyncClient(timeout=_FETCH_TIMEOUT, follow_redirects=True)
+        engine = JobEngine(
+            config=EngineConfig.from_settings(settings, sandbox=is_sandbox),
+            store=store,
+            client=client,
+            fetch_http=fetch_http,
+            clock=clock,
+        )
+        return cls(settings, clock, store, client, fetch_http, engine)
+
+    async def aclose(self) -> None:
+        """Stop the engine (unfinished jobs stay resumable) and close every resource."""
+        await self.engine.aclose()
+        await self.fetch_http.aclose()
+        await self.client.aclose()
+        await self.store.close()
+
+    async def __aenter__(self) -> Services:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
