@@ -13,13 +13,14 @@ window is `end_seconds - start_seconds`, cut the same way by the audio.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import av
 
-from bot.testmedia import run_ffmpeg
+from bot.testmedia import ffmpeg_exe
 
 SANDBOX_LABEL = "Magic Hour SANDBOX result - not lip-synced"
 YOUTUBE_FPS = 30.0
@@ -157,11 +158,30 @@ async def _finish(tmp: Path, out: Path, fps: float, seconds: float) -> RenderRes
 
 
 async def _ffmpeg(args: list[str], tmp: Path) -> None:
+    """Run ffmpeg; on cancellation (DELETE, shutdown) kill it rather than leave it running."""
+    proc = await asyncio.create_subprocess_exec(
+        ffmpeg_exe(),
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-nostdin",
+        "-y",
+        *args,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
     try:
-        await run_ffmpeg(args)
-    except RuntimeError as exc:
+        _, stderr = await proc.communicate()
+    except asyncio.CancelledError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
         await asyncio.to_thread(tmp.unlink, missing_ok=True)
-        raise RenderError("unknown_error", f"Rendering failed: {exc}") from exc
+        raise
+    if proc.returncode != 0:
+        await asyncio.to_thread(tmp.unlink, missing_ok=True)
+        tail = " | ".join(stderr.decode(errors="replace").strip().splitlines()[-3:])
+        raise RenderError("unknown_error", f"Rendering failed (ffmpeg exit {proc.returncode}): {tail}")
 
 
 async def render_file_source(
