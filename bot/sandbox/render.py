@@ -196,7 +196,7 @@ async def render_file_source(
             "invalid_parameters",
             f"start_seconds ({start:g}) is at or past the end of the video ({video_info.duration:.3f} s).",
         )
-    seconds = min(window, audio_info.duration)
+    seconds = float(min(window, audio_info.duration))
     capped = max_fps is not None and video_info.fps > max_fps
     fps = float(max_fps) if capped and max_fps is not None else video_info.fps
     filters = [f"fps={fps:g}"] if capped else []
@@ -230,7 +230,7 @@ async def render_youtube_source(
 ) -> RenderResult:
     """A test pattern of the window's length at min(30, max_fps) fps with `audio`, written to `out`."""
     audio_info = await _probe_audio(audio)
-    seconds = min(end - start, audio_info.duration)
+    seconds = float(min(end - start, audio_info.duration))
     fps = min(YOUTUBE_FPS, max_fps) if max_fps is not None else YOUTUBE_FPS
     width, height = YOUTUBE_SIZE
     tmp = out.with_name(out.name + ".part")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import array
 import asyncio
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import av
 import httpx
 
 from bot.clock import FakeClock
@@ -87,3 +90,52 @@ async def run_to_end(api: httpx.AsyncClient, clock: FakeClock, project_id: str) 
     """Move the clock past queue and render time and return the finalised project."""
     await clock.advance(3600)
     return await get_project(api, project_id)
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What a test needs to know about a rendered file."""
+
+    video_seconds: float
+    fps: float
+    frames: int
+    width: int
+    height: int
+    audio_seconds: float
+    audio_codec: str
+    video_codec: str
+    metadata: dict[str, str]
+
+
+def probe_output(path: Path) -> Probe:
+    """Streams, durations and metadata of an MP4, via PyAV."""
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        audio = container.streams.audio[0]
+        assert video.duration is not None and video.time_base is not None
+        assert audio.duration is not None and audio.time_base is not None
+        rate = video.average_rate
+        assert rate is not None
+        return Probe(
+            video_seconds=float(video.duration * video.time_base),
+            fps=float(rate),
+            frames=video.frames,
+            width=video.codec_context.width,
+            height=video.codec_context.height,
+            audio_seconds=float(audio.duration * audio.time_base),
+            audio_codec=audio.codec_context.name,
+            video_codec=video.codec_context.name,
+            metadata=dict(container.metadata),
+        )
+
+
+def dominant_hz(path: Path) -> float:
+    """The main frequency of a file's audio, by counting zero crossings (pure Python; a sine tone is enough)."""
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=44100)
+    samples = array.array("h")
+    with av.open(str(path)) as container:
+        for frame in container.decode(audio=0):
+            for out in resampler.resample(frame):
+                samples.frombytes(bytes(out.planes[0])[: out.samples * 2])
+    crossings = sum(1 for a, b in itertools.pairwise(samples) if (a < 0) != (b < 0))
+    return crossings / 2 / (len(samples) / 44100)

@@ -211,7 +211,7 @@ async def test_create_returns_estimate_and_debits(
     """Create answers {id, credits_charged}: the window at min(30, max_fps) fps, doubled for pro."""
     video = await upload(api, storage, media.video, "video", "mp4")
     audio = await upload(api, storage, media.audio_wav, "audio", "wav")
-    cases = [
+    cases: list[tuple[dict[str, Any], int]] = [
         ({}, 60),
         ({"max_fps_limit": 12}, 24),
         ({"max_fps_limit": 60}, 60),
