@@ -1,0 +1,255 @@
+"""The one SQLite connection, its transactions, and the numbered migrations.
+
+Concurrency model. A store owns one aiosqlite connection; aiosqlite runs its statements in order on
+one thread, so two coroutines that both `BEGIN` on it would nest (an error) or, worse, one would
+commit the other's half-done work. Every transaction therefore holds an `asyncio.Lock` for its
+whole length. Within this process that serialises the store; across processes (a second bot, the
+`render` command) every write transaction starts with `BEGIN IMMEDIATE`, which takes SQLite's
+write lock up front, and the busy timeout makes the other side wait for it instead of failing.
+Reads start a deferred transaction so that a multi-statement read sees one snapshot.
+
+A transaction runs in its own task, shielded from the caller's cancellation: a cancelled caller
+gets `CancelledError`, but the transaction still commits or rolls back in full, so the connection
+is never left inside a half-done transaction.
+
+Migrations are `migrations/NNNN_name.sql`, applied in order, each in its own `BEGIN IMMEDIATE`
+transaction that re-reads the recorded version first (two processes opening a new file at once
+apply each migration once) and records itself in `schema_migrations` and `PRAGMA user_version`.
+A migration must not need `PRAGMA foreign_keys=OFF` (it cannot change inside a transaction);
+one that rebuilds a table should do so without breaking references.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import importlib.resources
+import re
+import sqlite3
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from bot.clock import Clock
+from bot.store.errors import SchemaTooNew, StoreBusy, StoreError
+
+T = TypeVar("T")
+
+DEFAULT_BUSY_TIMEOUT_MS = 10_000
+_MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_MIN_SQLITE = (3, 35, 0)  # RETURNING
+
+
+def ts(moment: dt.datetime) -> str:
+    """A UTC datetime as stored: fixed-width ISO 8601, so text order is time order."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError("the store only takes timezone-aware datetimes")
+    return moment.astimezone(dt.UTC).isoformat(timespec="microseconds")
+
+
+def parse_ts(text: str) -> dt.datetime:
+    """A stored timestamp back as an aware UTC datetime."""
+    return dt.datetime.fromisoformat(text).astimezone(dt.UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One numbered schema change."""
+
+    version: int
+    name: str
+    sql: str
+
+    def statements(self) -> list[str]:
+        """The script split into statements (triggers' inner semicolons are kept together)."""
+        out: list[str] = []
+        buf = ""
+        for line in self.sql.splitlines(keepends=True):
+            buf += line
+            if sqlite3.complete_statement(buf):
+                if _strip_comments(buf):
+                    out.append(buf.strip())
+                buf = ""
+        if _strip_comments(buf):
+            raise StoreError(f"migration {self.version:04d} ends with an incomplete statement")
+        return out
+
+
+def _strip_comments(sql: str) -> str:
+    return "\n".join(line for line in sql.splitlines() if not line.strip().startswith("--")).strip()
+
+
+def load_migrations() -> list[Migration]:
+    """Every migration shipped in `bot/store/migrations/`, in version order."""
+    found: list[Migration] = []
+    folder = importlib.resources.files("bot.store") / "migrations"
+    for entry in folder.iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append(Migration(int(match.group(1)), match.group(2), entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if versions != list(range(1, len(found) + 1)):
+        raise StoreError(f"migrations must be numbered 0001, 0002, ... without gaps; found {versions}")
+    return found
+
+
+async def connect(path: Path, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> aiosqlite.Connection:
+    """Open the database file with the pragmas every connection needs."""
+    if sqlite3.sqlite_version_info < _MIN_SQLITE:
+        raise StoreError(f"SQLite {sqlite3.sqlite_version} is too old; the store needs 3.35 or newer")
+    if str(path) != ":memory:":
+        path.parent.mkdir(parents=True, exist_ok=True)
+    # isolation_level=None: the store issues BEGIN/COMMIT itself; Python's implicit transactions
+    # would otherwise open deferred ones behind its back.
+    conn = await aiosqlite.connect(path, isolation_level=None)
+    try:
+        conn.row_factory = sqlite3.Row
+        # The busy timeout first, so that the journal-mode switch below also waits for others.
+        await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        await conn.execute("PRAGMA journal_mode = WAL")
+        # NORMAL is safe in WAL mode: a crash of the process never loses a committed transaction;
+        # only a power cut can lose the last few, and never corrupts the file.
+        await conn.execute("PRAGMA synchronous = NORMAL")
+        await conn.execute("PRAGMA foreign_keys = ON")
+    except BaseException:
+        await conn.close()
+        raise
+    return conn
+
+
+async def _fetch_version(conn: aiosqlite.Connection) -> int:
+    rows = list(await conn.execute_fetchall("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"))
+    return int(rows[0][0])
+
+
+async def apply_migrations(
+    conn: aiosqlite.Connection, migrations: Sequence[Migration], *, now: Callable[[], dt.datetime]
+) -> list[int]:
+    """Apply whichever of `migrations` the database lacks, in order; return the versions applied.
+
+    Safe to call again, and from two processes at once. Raises `SchemaTooNew` if the database
+    records a version this code does not know.
+    """
+    await conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
+    known = max((m.version for m in migrations), default=0)
+    current = await _fetch_version(conn)
+    if current > known:
+        raise SchemaTooNew(f"the database is at schema version {current}; this bot knows up to {known}")
+    applied: list[int] = []
+    for migration in migrations:
+        if migration.version <= current:
+            continue
+        await _begin_immediate(conn)
+        try:
+            # Re-read under the write lock: another process may have applied it meanwhile.
+            current = await _fetch_version(conn)
+            if migration.version > current:
+                for statement in migration.statements():
+                    await conn.execute(statement)
+                await conn.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (migration.version, migration.name, ts(now())),
+                )
+                await conn.execute(f"PRAGMA user_version = {migration.version}")
+                applied.append(migration.version)
+                current = migration.version
+            await conn.execute("COMMIT")
+        except BaseException:
+            await conn.execute("ROLLBACK")
+            raise
+    return applied
+
+
+async def _begin_immediate(conn: aiosqlite.Connection) -> None:
+    try:
+        await conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise StoreBusy("the database stayed locked by another process past the busy timeout") from exc
+        raise
+
+
+class Database:
+    """One connection, serialised transactions, and a clock for timestamps."""
+
+    def __init__(self, conn: aiosqlite.Connection, clock: Clock) -> None:
+        self.conn = conn
+        self.clock = clock
+        self._lock = asyncio.Lock()
+        self._closed = False
+
+    def now(self) -> dt.datetime:
+        """The clock's current UTC time."""
+        return self.clock.now()
+
+    async def write(self, body: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
+        """Run `body` in one `BEGIN IMMEDIATE` transaction; commit if it returns, roll back if it raises."""
+        return await self._shielded(body, immediate=True)
+
+    async def read(self, body: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
+        """Run `body` in one read transaction (a consistent snapshot)."""
+        return await self._shielded(body, immediate=False)
+
+    async def _shielded(self, body: Callable[[aiosqlite.Connection], Awaitable[T]], *, immediate: bool) -> T:
+        if self._closed:
+            raise StoreError("the store is closed")
+        task = asyncio.ensure_future(self._transaction(body, immediate=immediate))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            # The transaction finishes on its own; make sure its outcome is not reported as lost.
+            task.add_done_callback(_consume_result)
+            raise
+
+    async def _transaction(self, body: Callable[[aiosqlite.Connection], Awaitable[T]], *, immediate: bool) -> T:
+        async with self._lock:
+            if immediate:
+                await _begin_immediate(self.conn)
+            else:
+                await self.conn.execute("BEGIN")
+            try:
+                result = await body(self.conn)
+                await self.conn.execute("COMMIT")
+            except BaseException:
+                if self.conn.in_transaction:
+                    await self.conn.execute("ROLLBACK")
+                raise
+            return result
+
+    async def close(self) -> None:
+        """Wait for the running transaction, then close the connection."""
+        if self._closed:
+            return
+        self._closed = True
+        async with self._lock:
+            # SQLite checkpoints the WAL itself when the last connection to the file closes.
+            await self.conn.close()
+
+
+def _consume_result(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+async def fetch_all(conn: aiosqlite.Connection, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
+    """Every row of a query (one round trip to the connection's thread)."""
+    return list(await conn.execute_fetchall(sql, tuple(params)))
+
+
+async def fetch_one(conn: aiosqlite.Connection, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
+    """The first row of a query, or None."""
+    rows = await fetch_all(conn, sql, params)
+    return rows[0] if rows else None
+
+
+async def fetch_int(conn: aiosqlite.Connection, sql: str, params: Iterable[Any] = ()) -> int:
+    """The first column of the first row as an int (0 if there is no row or it is NULL)."""
+    row = await fetch_one(conn, sql, params)
+    return 0 if row is None or row[0] is None else int(row[0])

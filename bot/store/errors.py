@@ -1,0 +1,66 @@
+"""Errors the store raises.
+
+These are programming or operational errors (a wrong call, a busy or newer database), not things a
+member caused, so they do not derive from `LipsyncError`. A quota refusal is not an error at all:
+`QuotaLedger.reserve` returns a `Refusal`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class StoreError(Exception):
+    """Base for the store's errors."""
+
+
+class JobNotFound(StoreError, LookupError):
+    """No job has this id (or it was deleted with its member's data)."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"job {job_id} does not exist")
+        self.job_id = job_id
+
+
+class InvalidTransition(StoreError):
+    """A job was asked to move to a state it cannot reach from its current one."""
+
+    def __init__(self, job_id: int, current: str, requested: str) -> None:
+        super().__init__(f"job {job_id} cannot go from {current} to {requested}")
+        self.job_id = job_id
+        self.current = current
+        self.requested = requested
+
+
+class JobNotActive(StoreError):
+    """The job has ended (done, failed, canceled), so it cannot reserve credits."""
+
+    def __init__(self, job_id: int, state: str) -> None:
+        super().__init__(f"job {job_id} is {state}; a finished job cannot reserve credits")
+        self.job_id = job_id
+        self.state = state
+
+
+class NoReservation(StoreError):
+    """`settle` was called for a job that never reserved credits."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"job {job_id} has no reservation to settle")
+        self.job_id = job_id
+
+
+class MemberHasActiveJobs(StoreError):
+    """A member's data cannot be deleted while some of their jobs are still running."""
+
+    def __init__(self, user_id: int, job_ids: Sequence[int]) -> None:
+        super().__init__(f"member {user_id} still has unfinished jobs: {', '.join(map(str, job_ids))}")
+        self.user_id = user_id
+        self.job_ids = tuple(job_ids)
+
+
+class StoreBusy(StoreError):
+    """Another process held the database's write lock for longer than the busy timeout."""
+
+
+class SchemaTooNew(StoreError):
+    """The database was migrated by a newer version of the bot than this one."""
