@@ -13,7 +13,7 @@ from bot.sandbox.state import SandboxState
 
 # Storage routes stream their responses, so a hang holds them before any work, not after.
 STREAMING_ROUTES = frozenset({"storage_put", "download"})
-TRUNCATE_KEY = "sandbox_truncate_download"
+TRUNCATE_KEY = web.RequestKey("sandbox_truncate_download", bool)
 
 
 def drop_connection(request: web.Request) -> web.Response:

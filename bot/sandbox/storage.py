@@ -133,7 +133,7 @@ async def get_download(request: web.Request) -> web.StreamResponse:
     size = (await asyncio.to_thread(path.stat)).st_size
     response = web.StreamResponse(headers={"Content-Type": "video/mp4", "Content-Length": str(size)})
     await response.prepare(request)
-    limit = size // 2 if request.get(TRUNCATE_KEY) else size
+    limit = size // 2 if request.get(TRUNCATE_KEY, False) else size
     sent = 0
     with await asyncio.to_thread(path.open, "rb") as handle:
         while sent < limit:
