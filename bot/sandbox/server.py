@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import sys
 from pathlib import Path
 from types import TracebackType
@@ -19,14 +18,6 @@ from bot.sandbox.faults import Faults
 from bot.sandbox.projects import Project
 from bot.sandbox.state import SandboxState
 from bot.sandbox.storage import make_storage_app
-
-
-def _bound_port(site: web.TCPSite) -> int:
-    server = site._server  # aiohttp exposes the bound port only through the server's sockets.
-    if server is None or not isinstance(server, asyncio.base_events.Server):
-        raise RuntimeError("site is not started")
-    sock: socket.socket = server.sockets[0]
-    return int(sock.getsockname()[1])
 
 
 def _url_host(host: str) -> str:
@@ -112,7 +103,8 @@ class Sandbox:
         self._runners.append(runner)
         site = web.TCPSite(runner, self._host, port)
         await site.start()
-        return _bound_port(site)
+        # (host, port) or (host, port, flowinfo, scope_id) for IPv6; port 0 was resolved at bind.
+        return int(runner.addresses[0][1])
 
     async def start(self) -> None:
         """Bind both listeners and get ready to serve."""
