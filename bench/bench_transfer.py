@@ -1,0 +1,338 @@
+"""Peak memory and speed of moving a 1 GiB file: our `MagicHourClient` beside the official SDK.
+
+Run from the repository root:
+
+    .venv/bin/python -m bench.bench_transfer [--size-mib 1024] [--dir /tmp]
+
+What it does:
+- starts the sandbox in its own process (`--serve`), so its memory is not counted;
+- makes a sparse source file of the given size (no disk blocks, reads as zeros);
+- prepares a finished sandbox project and swaps its result for a sparse file of the same size,
+  so the download side fetches that many bytes through the sandbox's signed download URL;
+- runs each side in a fresh interpreter (`--side`), which reports its own peak RSS (VmHWM);
+- prints a table: peak RSS, RSS after imports, seconds and MiB/s per side.
+
+Sides: `ours-upload` (create_upload_urls + upload_file), `ours-download` (get_video_project +
+download), `sdk-upload` (`client.v1.files.upload_file(path)`), `sdk-download`
+(`client.v1.video_projects.check_result(..., download_outputs=True)`, i.e. the SDK's own
+`helpers.download.download_files_sync`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+API_KEY = "bench-sandbox-key"
+MiB = 1024 * 1024
+SIDES = ("ours-upload", "ours-download", "sdk-upload", "sdk-download")
+OUR_PEAK_LIMIT_MIB = 100
+
+
+# --- measuring, inside a side's own process -----------------------------------------------------
+
+
+def _proc_status_kib(field: str) -> int:
+    """A `Vm*` figure of this process from /proc/self/status, in KiB (Linux)."""
+    try:
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    # Elsewhere: ru_maxrss is the peak (KiB on Linux, bytes on macOS); no current figure.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def _report(side: str, started_rss_kib: int, seconds: float, size: int, detail: str) -> None:
+    peak_kib = _proc_status_kib("VmHWM")
+    result = {
+        "side": side,
+        "peak_rss_mib": peak_kib / 1024,
+        "start_rss_mib": started_rss_kib / 1024,
+        "seconds": seconds,
+        "bytes": size,
+        "detail": detail,
+    }
+    print(json.dumps(result))
+
+
+async def _ours_upload(base_url: str, source: Path) -> tuple[float, str]:
+    from pydantic import SecretStr
+
+    from bot.magichour import MagicHourClient, UploadItem
+
+    async with MagicHourClient(SecretStr(API_KEY), base_url) as mh:
+        started = time.perf_counter()
+        (url,) = await mh.create_upload_urls([UploadItem(type="video", extension="mp4")])
+        await mh.upload_file(url.upload_url, source)
+        return time.perf_counter() - started, url.file_path
+
+
+async def _ours_download(base_url: str, project_id: str, out_dir: Path) -> tuple[float, str]:
+    from pydantic import SecretStr
+
+    from bot.magichour import MagicHourClient
+
+    async with MagicHourClient(SecretStr(API_KEY), base_url) as mh:
+        started = time.perf_counter()
+        project = await mh.get_video_project(project_id)
+        assert project.download_url is not None
+        dest = out_dir / "ours-result.mp4"
+        await mh.download(project.download_url, dest)
+        return time.perf_counter() - started, str(dest)
+
+
+def _sdk_upload(base_url: str, source: Path) -> tuple[float, str]:
+    from magic_hour import Client
+
+    client = Client(token=API_KEY, base_url=base_url)
+    started = time.perf_counter()
+    file_path = client.v1.files.upload_file(source)
+    return time.perf_counter() - started, str(file_path)
+
+
+def _sdk_download(base_url: str, project_id: str, out_dir: Path) -> tuple[float, str]:
+    from magic_hour import Client
+
+    client = Client(token=API_KEY, base_url=base_url)
+    started = time.perf_counter()
+    result = client.v1.video_projects.check_result(
+        id=project_id, wait_for_completion=True, download_outputs=True, download_directory=str(out_dir)
+    )
+    paths = result.downloaded_paths or []
+    return time.perf_counter() - started, str(paths[0]) if paths else ""
+
+
+def run_side(args: argparse.Namespace) -> None:
+    """One measured side, in a fresh process: import what the side needs, do the work, report."""
+    side: str = args.side
+    # Import the side's libraries before the baseline, so "start" is the interpreter plus imports.
+    if side.startswith("ours"):
+        import bot.magichour  # noqa: F401
+    else:
+        import magic_hour  # noqa: F401
+    start_kib = _proc_status_kib("VmRSS")
+    source = Path(args.file)
+    out_dir = Path(args.out_dir)
+    if side == "ours-upload":
+        seconds, detail = asyncio.run(_ours_upload(args.base_url, source))
+    elif side == "ours-download":
+        seconds, detail = asyncio.run(_ours_download(args.base_url, args.project_id, out_dir))
+    elif side == "sdk-upload":
+        seconds, detail = _sdk_upload(args.base_url, source)
+    else:
+        seconds, detail = _sdk_download(args.base_url, args.project_id, out_dir)
+    _report(side, start_kib, seconds, source.stat().st_size, detail)
+
+
+# --- the sandbox, in its own process ------------------------------------------------------------
+
+
+def run_sandbox(data_dir: Path) -> None:
+    """Serve a sandbox until SIGINT/SIGTERM (used as `--serve DIR`)."""
+    from bot.sandbox import SandboxConfig, serve_forever
+
+    config = SandboxConfig(api_key=API_KEY, credits=10**9, max_upload_bytes=64 * 2**30)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve_forever(config, data_dir, host="127.0.0.1", port=0, storage_port=0))
+
+
+def _start_sandbox(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.bench_transfer", "--serve", str(data_dir)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    base_url = ""
+    for line in proc.stdout:
+        if "API base URL:" in line:
+            base_url = line.split("API base URL:", 1)[1].strip()
+        if "Press Ctrl-C" in line:
+            break
+    if not base_url:
+        proc.kill()
+        raise RuntimeError("the sandbox did not start")
+    return proc, base_url
+
+
+def _stop_sandbox(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _peak_of(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+async def _prepare_download(base_url: str, data_dir: Path, work: Path, size: int) -> str:
+    """A finished sandbox project whose result is a sparse file of `size` bytes; return its id."""
+    from pydantic import SecretStr
+
+    from bot.magichour import LipSyncRequest, MagicHourClient, UploadItem
+    from bot.testmedia import make_audio, make_sparse_file, make_video
+
+    video = await make_video(work / "face.mp4", seconds=1.0)
+    audio = await make_audio(work / "voice.mp3", seconds=1.0)
+    async with MagicHourClient(SecretStr(API_KEY), base_url) as mh:
+        video_url, audio_url = await mh.create_upload_urls(
+            [UploadItem(type="video", extension="mp4"), UploadItem(type="audio", extension="mp3")]
+        )
+        await mh.upload_file(video_url.upload_url, video)
+        await mh.upload_file(audio_url.upload_url, audio)
+        job = await mh.create_lip_sync(
+            LipSyncRequest.from_paths(
+                audio_file_path=audio_url.file_path,
+                video_file_path=video_url.file_path,
+                start_seconds=0.0,
+                end_seconds=1.0,
+            )
+        )
+        project = await mh.get_video_project(job.id)
+        if not project.is_complete:
+            raise RuntimeError(f"sandbox project ended {project.status}: {project.error}")
+    # The sandbox keeps results as outputs/sandbox-<id>.mp4 and serves whatever file is there.
+    (result,) = (data_dir / "outputs").glob(f"*{job.id}*")
+    make_sparse_file(result, size)
+    return job.id
+
+
+def _run_measured(side: str, base_url: str, source: Path, project_id: str, out_dir: Path) -> dict[str, object]:
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.bench_transfer",
+            "--side",
+            side,
+            "--base-url",
+            base_url,
+            "--file",
+            str(source),
+            "--project-id",
+            project_id,
+            "--out-dir",
+            str(out_dir),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"{side} failed:\n{completed.stderr[-3000:]}")
+    result: dict[str, object] = json.loads(completed.stdout.strip().splitlines()[-1])
+    return result
+
+
+def orchestrate(args: argparse.Namespace) -> int:
+    """Run every side against one sandbox process and print the table."""
+    size = args.size_mib * MiB
+    with tempfile.TemporaryDirectory(prefix="bench-transfer-", dir=args.dir) as tmp_name:
+        tmp = Path(tmp_name)
+        data_dir, out_dir, work = tmp / "sandbox", tmp / "out", tmp / "work"
+        for folder in (data_dir, out_dir, work):
+            folder.mkdir()
+        from bot.testmedia import make_sparse_file
+
+        source = make_sparse_file(work / "big.mp4", size)
+        proc, base_url = _start_sandbox(data_dir)
+        results: list[dict[str, object]] = []
+        try:
+            project_id = asyncio.run(_prepare_download(base_url, data_dir, work, size))
+            for side in SIDES:
+                result = _run_measured(side, base_url, source, project_id, out_dir)
+                detail = str(result["detail"])
+                # Check the work was really done, then free the disk space it used.
+                if side.endswith("upload"):
+                    stored = data_dir / "uploads" / detail
+                    assert stored.stat().st_size == size, f"{side}: stored {stored.stat().st_size} bytes"
+                    stored.unlink()
+                else:
+                    got = Path(detail)
+                    assert got.stat().st_size == size, f"{side}: downloaded {got.stat().st_size} bytes"
+                    got.unlink()
+                results.append(result)
+                print(f"  {side}: done", file=sys.stderr)
+            sandbox_peak = _peak_of(proc.pid)
+        finally:
+            _stop_sandbox(proc)
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+    print_table(results, size, sandbox_peak)
+    ours = [float(str(r["peak_rss_mib"])) for r in results if str(r["side"]).startswith("ours")]
+    if max(ours) >= OUR_PEAK_LIMIT_MIB:
+        print(f"FAIL: our client peaked at {max(ours):.0f} MiB (limit {OUR_PEAK_LIMIT_MIB} MiB)")
+        return 1
+    return 0
+
+
+def print_table(results: list[dict[str, object]], size: int, sandbox_peak: float) -> None:
+    """The figures as a Markdown table, with the machine they were measured on."""
+    print(
+        f"\nTransfer of {size / MiB:.0f} MiB through the sandbox on {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, {platform.system()} {platform.release()}, "
+        f"{dt.datetime.now(dt.UTC):%Y-%m-%d}\n"
+    )
+    print("| Side | Peak RSS (MiB) | RSS after imports (MiB) | Growth (MiB) | Seconds | MiB/s |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for r in results:
+        peak = float(str(r["peak_rss_mib"]))
+        start = float(str(r["start_rss_mib"]))
+        seconds = float(str(r["seconds"]))
+        print(
+            f"| {r['side']} | {peak:.1f} | {start:.1f} | {peak - start:.1f} | {seconds:.2f} | "
+            f"{size / MiB / seconds:.0f} |"
+        )
+    print(f"\nSandbox process peak RSS over the whole run: {sandbox_peak:.1f} MiB")
+
+
+def main() -> int:
+    """Parse arguments and run the orchestrator, one side, or the sandbox."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size-mib", type=int, default=1024, help="file size in MiB (default 1024)")
+    parser.add_argument("--dir", default=None, help="where to put temporary files (default: system temp)")
+    parser.add_argument("--serve", metavar="DATA_DIR", help=argparse.SUPPRESS)
+    parser.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)
+    parser.add_argument("--base-url", help=argparse.SUPPRESS)
+    parser.add_argument("--file", help=argparse.SUPPRESS)
+    parser.add_argument("--project-id", help=argparse.SUPPRESS)
+    parser.add_argument("--out-dir", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        run_sandbox(Path(args.serve))
+        return 0
+    if args.side:
+        run_side(args)
+        return 0
+    return orchestrate(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
