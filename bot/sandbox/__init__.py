@@ -1,8 +1,43 @@
 """A local stand-in for the Magic Hour API over real HTTP, for tests, benchmarks and trying the bot.
 
-Same endpoints, validation, statuses and error bodies as the real API, with presigned-style
-upload and download URLs on a separate storage listener, statuses that follow a clock, credit
-estimates and settlement, fault switches and counters. Its render is real media but no lip sync.
+Same endpoints, validation, statuses and `{"message": ...}` error bodies as the real API, with
+presigned-style upload and download URLs on a separate storage listener, statuses that follow a
+clock, credit estimates and settlement, fault switches and counters. Its render is real media but
+no lip sync (see `bot.sandbox.render`).
+
+    async with Sandbox(SandboxConfig(), data_dir=tmp_path, clock=FakeClock()) as sb:
+        client_base_url = sb.base_url        # API; bearer auth with config.api_key
+        sb.faults.fail("create", status=429) # etc.
+
+Behaviour worth knowing (choices where the real API is silent are marked *):
+
+- Statuses are computed from the clock on each look: `queued` for `queue_seconds`, `rendering`
+  for `render_seconds`, then a GET (or DELETE) finalises the job by awaiting its render task:
+  `complete`, or `error` for a job_error fault, a bad path or bad media. No background timers.
+  Bad paths and media are reported when the job would have finished.*
+- Credits: `config.credits` *is* the balance. Create debits the estimate
+  `ceil((end - start) * min(30, max_fps_limit)) * (2 if pro else 1)`; 402 if the balance is below
+  it. Completion settles to `ceil(rendered_seconds * fps) * rate`, where rendered_seconds =
+  `min(min(end, video_duration) - start, audio_duration)` (YouTube: `min(end - start, audio)`)
+  and fps = `min(source_fps, max_fps_limit)` (YouTube: `min(30, max_fps_limit)`). Errors and
+  cancellations are refunded in full and show `credits_charged: 0`.
+- DELETE*: a queued/rendering job becomes `canceled` (render stopped, full refund); any job gets
+  `enabled: false`, loses its download URLs and result file, and stays readable by GET. A second
+  DELETE is 204 again. A job the clock says is finished is settled first, not canceled.
+- Job errors: unknown `file_path` -> invalid_video_path / invalid_audio_path; any http(s) URL
+  (never fetched) -> the same codes; no video stream -> invalid_video_file; no audio stream ->
+  invalid_audio_file; non-YouTube `youtube_url` -> invalid_youtube_url; start past the video's
+  end -> invalid_parameters.
+- Validation: schema problems are 400s with a message naming the field; an extension not
+  allowed for its type is 422 listing the valid ones; standard/pro on the free tier is 403*;
+  more than 120,000 estimated frames is 422*.
+- Storage errors are S3-style XML (`<Error><Code>..</Code><Message>..</Message></Error>`):
+  400 Authorization header present, 501 chunked, 411 no Content-Length, 403 bad or expired
+  signature, 413 over `max_upload_bytes`. URL expiry follows the sandbox clock's wall time.
+- Faults: `fail` answers JSON `{"message"}` (before auth); `disconnect` closes the socket with no
+  response, after the request's effect if `after_effect` (for "download": half the body, then
+  closed); `hang` runs the request's effect, then holds the response until `release()` or the
+  client leaves (storage routes are held before any work, since their responses stream).
 """
 
 from __future__ import annotations

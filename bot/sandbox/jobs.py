@@ -134,11 +134,18 @@ def _refund(state: SandboxState, project: Project) -> None:
 
 async def finalise(state: SandboxState, project: Project) -> None:
     """Settle a due job: wait for its render, then mark it complete (settled) or error (refunded)."""
-    async with project._lock:
-        if project.final_status is not None or project.task is None:
+    async with project.finalise_lock:
+        task = project.task
+        if project.final_status is not None or task is None:
             return
-        # Shielded: a GET cancelled by its client's disconnect must not cancel the render.
-        outcome = await asyncio.shield(project.task)
+        try:
+            # Shielded: a GET cancelled by its client's disconnect must not cancel the render.
+            outcome = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if task.cancelled() and project.is_finalised() and not (current and current.cancelling()):
+                return  # the job was canceled (DELETE, shutdown) while we waited; report that
+            raise
         if project.is_finalised():  # canceled while we waited
             return
         if isinstance(outcome, RenderError):

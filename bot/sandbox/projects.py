@@ -69,7 +69,7 @@ class Project:
     error: dict[str, str] | None = None
     result: RenderResult | None = None
     enabled: bool = True
-    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    finalise_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     def status_at(self, now_mono: float) -> Status:
         """The status at this clock reading; a due job reads `rendering` until it is finalised."""
