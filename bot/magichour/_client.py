@@ -215,7 +215,8 @@ class MagicHourClient:
         """Submit a lip-sync job. Never resent once it may have reached the server.
 
         Raises `SubmissionUncertain` when a job may exist although no id came back; the caller
-        must not submit it again.
+        must not submit it again. Cancelling this call while the request is in flight leaves the
+        same uncertainty (the CancelledError propagates as it is).
         """
         route = "POST /v1/lip-sync"
         response = await self._call("POST", "/v1/lip-sync", route=route, json=request.to_json(), create=True)
@@ -233,7 +234,7 @@ class MagicHourClient:
 
     async def get_video_project(self, project_id: str) -> VideoProject:
         """The project's current status, error and (when complete) fresh download URLs."""
-        route = "GET /v1/video-projects/{id}"
+        route = f"GET /v1/video-projects/{project_id}"
         response = await self._call("GET", f"/v1/video-projects/{quote(project_id, safe='')}", route=route)
         return self._parse(VideoProject, response, route)
 
@@ -243,7 +244,7 @@ class MagicHourClient:
         A 404 on a retry counts as success: an earlier attempt whose answer was lost may have
         deleted it already.
         """
-        route = "DELETE /v1/video-projects/{id}"
+        route = f"DELETE /v1/video-projects/{project_id}"
         await self._call(
             "DELETE",
             f"/v1/video-projects/{quote(project_id, safe='')}",
@@ -275,6 +276,7 @@ class MagicHourClient:
             size = (await asyncio.to_thread(path.stat)).st_size
             handle = await asyncio.to_thread(path.open, "rb")
             body = _read_chunks(handle, size, progress)
+            failure: httpx.RequestError | None = None
             try:
                 # No Content-Type: presigned URLs may sign it, and the SDK sends none either.
                 request = self._storage.build_request(
@@ -287,15 +289,17 @@ class MagicHourClient:
                 raise StorageError(
                     f"upload of {size} bytes slower than {MIN_TRANSFER_RATE // 1024} KiB/s", route=route
                 ) from None
-            except httpx.TransportError as exc:
-                if attempt < self._retry.max_attempts:
-                    await self._backoff(route, attempt, _describe(exc))
-                    continue
-                raise StorageError(f"upload failed: {_describe(exc)}", route=route) from exc
+            except httpx.RequestError as exc:
+                failure = exc
             finally:
                 await body.aclose()
                 await asyncio.to_thread(handle.close)
 
+            if failure is not None:
+                if attempt < self._retry.max_attempts:
+                    await self._backoff(route, attempt, _describe(failure))
+                    continue
+                raise StorageError(f"upload failed: {_describe(failure)}", route=route) from failure
             if response.is_success:
                 logger.debug("%s -> %d (%d bytes)", route, response.status_code, size)
                 return
@@ -377,7 +381,7 @@ class MagicHourClient:
             await asyncio.to_thread(handle.flush)
         except TimeoutError:
             raise StorageError(f"download slower than {MIN_TRANSFER_RATE // 1024} KiB/s", route=route) from None
-        except httpx.TransportError as exc:
+        except httpx.RequestError as exc:
             return _describe(exc), None, StorageError(f"download failed: {_describe(exc)}", route=route)
         return written
 
@@ -406,7 +410,7 @@ class MagicHourClient:
                 response = await self._http.request(
                     method, url, json=json, headers=self._auth_headers(), follow_redirects=False
                 )
-            except httpx.TransportError as exc:
+            except httpx.RequestError as exc:
                 never_sent = isinstance(exc, NEVER_SENT_ERRORS)
                 if create and not never_sent:
                     raise SubmissionUncertain(

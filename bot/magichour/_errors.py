@@ -13,7 +13,7 @@ signed URL's query string.
     ├── NotOnPlan             403
     ├── NotFound              404
     ├── RateLimited           429
-    ├── Unavailable           5xx, transport errors, timeouts
+    ├── Unavailable           5xx, 408, transport errors, timeouts
     │   └── SubmissionUncertain   a create that may have made (and billed) a job
     ├── UnexpectedResponse    any other status, or a body that does not match the schema
     └── StorageError          upload PUT / result download failures
@@ -207,6 +207,6 @@ _STATUS_ERRORS: dict[int, type[MagicHourError]] = {
 
 def error_for_status(status_code: int) -> type[MagicHourError]:
     """The error class for an API response status (5xx is `Unavailable`)."""
-    if status_code >= 500:
+    if status_code >= 500 or status_code == 408:
         return Unavailable
     return _STATUS_ERRORS.get(status_code, UnexpectedResponse)
