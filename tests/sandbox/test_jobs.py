@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -289,3 +290,15 @@ async def test_zero_timings_complete_on_first_get(
     sandbox.config.render_seconds = 0
     project_id = await create_job(api, lip_sync_body(files["video"], files["audio"]))
     assert (await get_project(api, project_id))["status"] == "complete"
+
+
+async def test_concurrent_gets_settle_once(
+    sandbox: Sandbox, api: httpx.AsyncClient, clock: FakeClock, files: dict[str, str]
+) -> None:
+    """Many GETs of a just-due job all see it complete, and it is settled exactly once."""
+    project_id = await create_job(api, lip_sync_body(files["video"], files["short"]))
+    await clock.advance(3600)
+    bodies = await asyncio.gather(*(get_project(api, project_id) for _ in range(8)))
+    assert {body["status"] for body in bodies} == {"complete"}
+    assert {body["credits_charged"] for body in bodies} == {30}
+    assert sandbox.credits == 1_000_000 - 30
