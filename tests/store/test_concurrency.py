@@ -1,0 +1,125 @@
+"""Races: many tasks, and several connections, reserving against one allowance at once."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from bot.clock import FakeClock
+from bot.store import JobState, LedgerKind, LimitKind, QuotaPolicy, Refusal, Reservation, Store
+
+from .conftest import GUILD, new_job
+
+ALLOWANCE = 1000
+AMOUNT = 7  # 1000 // 7 = 142 reservations fit, with 6 credits left over
+
+
+async def _race(stores: list[Store], tasks: int, *, user_id: int = 1) -> list[Reservation | Refusal]:
+    """Create `tasks` jobs, then reserve for all of them at once, spread over `stores`."""
+    jobs = [await new_job(stores[0], user_id=user_id) for _ in range(tasks)]
+    # All coroutines are created before any runs, so every reservation is in flight at once.
+    calls = [
+        stores[i % len(stores)].quota.reserve(job.id, guild_id=GUILD, user_id=user_id, role_ids=[], amount=AMOUNT)
+        for i, job in enumerate(jobs)
+    ]
+    return list(await asyncio.gather(*calls))
+
+
+async def _ledger_reserved(store: Store, user_id: int = 1) -> int:
+    entries = await store.quota.member_entries(GUILD, user_id)
+    return -sum(e.amount for e in entries if e.kind is LedgerKind.RESERVE)
+
+
+@pytest.fixture
+def many_active() -> QuotaPolicy:
+    """Only the credit allowance binds: the active-job limit is out of the way."""
+    return QuotaPolicy(default_member_credits=ALLOWANCE, max_active_jobs_per_member=10_000)
+
+
+async def test_200_tasks_on_one_store_never_overspend(db_path: Path, clock: FakeClock, many_active: QuotaPolicy):
+    """200 concurrent reservations grant exactly what fits, and the ledger agrees."""
+    async with await Store.open(db_path, clock=clock, policy=many_active) as store:
+        results = await _race([store], 200)
+        granted = [r for r in results if isinstance(r, Reservation)]
+        refused = [r for r in results if isinstance(r, Refusal)]
+        assert len(granted) == ALLOWANCE // AMOUNT
+        assert sum(r.amount for r in granted) == await _ledger_reserved(store) == 142 * AMOUNT
+        assert all(r.limit is LimitKind.GLOBAL_DEFAULT and r.available == ALLOWANCE % AMOUNT for r in refused)
+        balance = await store.quota.balance(GUILD, 1)
+        assert balance.used == balance.reserved == sum(r.amount for r in granted) <= ALLOWANCE
+        assert sorted(r.remaining for r in granted) == [ALLOWANCE - AMOUNT * n for n in range(142, 0, -1)]
+        assert await store.check_invariants() == []
+
+
+async def test_200_tasks_on_four_connections_never_overspend(db_path: Path, clock: FakeClock, many_active: QuotaPolicy):
+    """The same race across four stores (four SQLite connections) on one file."""
+    stores = [await Store.open(db_path, clock=clock, policy=many_active) for _ in range(4)]
+    try:
+        results = await _race(stores, 200)
+        granted = [r for r in results if isinstance(r, Reservation)]
+        assert len(granted) == ALLOWANCE // AMOUNT
+        for store in stores:
+            assert await _ledger_reserved(store) == sum(r.amount for r in granted)
+        assert await stores[0].check_invariants() == []
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_active_job_limit_holds_under_a_race(db_path: Path, clock: FakeClock):
+    """With three active jobs allowed, exactly three of 200 simultaneous requests get in."""
+    policy = QuotaPolicy(default_member_credits=100_000, max_active_jobs_per_member=3)
+    stores = [await Store.open(db_path, clock=clock, policy=policy) for _ in range(2)]
+    try:
+        results = await _race(stores, 200)
+        assert sum(isinstance(r, Reservation) for r in results) == 3
+        assert {r.limit for r in results if isinstance(r, Refusal)} == {LimitKind.ACTIVE_JOBS}
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_racing_settles_and_refunds_take_effect_once(db_path: Path, clock: FakeClock):
+    """Settle and refund racing from two connections: exactly one wins."""
+    policy = QuotaPolicy(default_member_credits=1000)
+    stores = [await Store.open(db_path, clock=clock, policy=policy) for _ in range(2)]
+    try:
+        job = await new_job(stores[0])
+        await stores[0].quota.reserve(job.id, guild_id=GUILD, user_id=1, role_ids=[], amount=100)
+        calls = [
+            stores[i % 2].quota.settle(job.id, 60) if i % 3 else stores[i % 2].quota.refund(job.id) for i in range(60)
+        ]
+        outcomes = await asyncio.gather(*calls)
+        assert outcomes.count(True) == 1
+        closes = [e for e in await stores[1].quota.entries(job.id) if e.kind in (LedgerKind.SETTLE, LedgerKind.REFUND)]
+        assert len(closes) == 1
+        balance = await stores[0].quota.balance(GUILD, 1)
+        assert balance.used == (60 if closes[0].kind is LedgerKind.SETTLE else 0)
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_cancelled_callers_never_leave_a_transaction_open(store: Store):
+    """Cancelling callers mid-write leaves every transaction complete and the store usable."""
+    jobs = [await new_job(store, user_id=u) for u in range(1, 41)]
+    tasks = [
+        asyncio.create_task(store.quota.reserve(job.id, guild_id=GUILD, user_id=job.user_id, role_ids=[], amount=10))
+        for job in jobs
+    ]
+    # Yield a few times so some reservations are mid-transaction when they are cancelled.
+    for _ in range(3):
+        await asyncio.sleep(0)
+    for task in tasks[::2]:
+        task.cancel()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert any(isinstance(r, asyncio.CancelledError) for r in results)
+    # Whatever the cancelled callers never saw still happened in full (or not at all).
+    for job in jobs:
+        entries = await store.quota.entries(job.id)
+        assert len(entries) in (0, 1)
+        await store.jobs.transition(job.id, JobState.CANCELED)
+    assert await store.check_invariants() == []
+    assert not store._db.conn.in_transaction

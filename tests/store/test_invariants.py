@@ -1,0 +1,71 @@
+"""`check_invariants` names each kind of damage an operator could find after a crash or a bug."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import aiosqlite
+import pytest
+
+from bot.clock import FakeClock
+from bot.store import JobState, QuotaPolicy, Store
+
+from .conftest import GUILD, new_job
+
+NOW = "2026-03-10T09:30:00.000000+00:00"
+
+
+async def test_a_sound_database_has_no_problems(store: Store):
+    """A store used normally reports nothing."""
+    job = await new_job(store)
+    await store.quota.reserve(job.id, guild_id=GUILD, user_id=1, role_ids=[], amount=10)
+    await store.jobs.transition(job.id, JobState.FAILED)
+    assert await store.check_invariants() == []
+
+
+async def test_damage_is_reported(db_path: Path, clock: FakeClock):
+    """Rows written behind the store's back are each reported in words."""
+    policy = QuotaPolicy()
+    async with await Store.open(db_path, clock=clock, policy=policy) as store:
+        held = await new_job(store, user_id=1)
+        await store.quota.reserve(held.id, guild_id=GUILD, user_id=1, role_ids=[], amount=100)
+        bad_settle = await new_job(store, user_id=2)
+        await store.quota.reserve(bad_settle.id, guild_id=GUILD, user_id=2, role_ids=[], amount=100)
+        orphan = await new_job(store, user_id=3)
+        skipped = await new_job(store, user_id=4)
+
+    # Damage the file directly, as a bug or a hand edit could.
+    async with aiosqlite.connect(db_path) as conn:
+        await conn.execute("UPDATE jobs SET state = 'done' WHERE id = ?", (held.id,))
+        await conn.execute("INSERT INTO job_events (job_id, state, at) VALUES (?, 'done', ?)", (held.id, NOW))
+        await conn.execute(
+            "INSERT INTO ledger (kind, job_id, guild_id, user_id, amount, charged, period_at, at)"
+            " SELECT 'settle', job_id, guild_id, user_id, 5, 30, period_at, at FROM ledger WHERE job_id = ?",
+            (bad_settle.id,),
+        )
+        await conn.execute(
+            "INSERT INTO ledger (kind, job_id, guild_id, user_id, amount, period_at, at)"
+            " VALUES ('refund', ?, ?, 3, 50, ?, ?)",
+            (orphan.id, GUILD, NOW, NOW),
+        )
+        await conn.execute("UPDATE jobs SET state = 'submitted' WHERE id = ?", (skipped.id,))
+        await conn.execute("INSERT INTO job_events (job_id, state, at) VALUES (?, 'submitted', ?)", (skipped.id, NOW))
+        await conn.commit()
+
+    async with await Store.open(db_path, clock=clock, policy=policy) as store:
+        problems = await store.check_invariants()
+    assert f"job {held.id} is done but still holds its reservation" in problems
+    assert f"job {held.id} went from received to done, which is not allowed" in problems
+    assert any(p.startswith(f"job {bad_settle.id}: closing amount 5 does not match") for p in problems)
+    assert f"job {bad_settle.id} records None credits charged but was settled at 30" in problems
+    assert f"job {orphan.id} has a refund without a reservation" in problems
+    assert f"job {skipped.id} went from received to submitted, which is not allowed" in problems
+
+
+async def test_the_ledger_is_append_only(store: Store):
+    """An UPDATE of a row's amount is refused by the schema itself."""
+    job = await new_job(store)
+    await store.quota.reserve(job.id, guild_id=GUILD, user_id=1, role_ids=[], amount=10)
+    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+        await store._db.conn.execute("UPDATE ledger SET amount = 0")

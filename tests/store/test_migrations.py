@@ -1,0 +1,160 @@
+"""Migrations: fresh databases, every earlier schema version, re-runs, failures, pragmas."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import aiosqlite
+import pytest
+
+from bot.clock import FakeClock
+from bot.config import GenerationMode
+from bot.store import JobState, NewJob, QuotaPolicy, Reservation, SchemaTooNew, Store
+from bot.store.db import Migration, apply_migrations, connect, load_migrations
+
+from .conftest import GUILD
+
+NOW = "2026-03-10T09:00:00.000000+00:00"
+
+# Data a database at each schema version could hold, written with that version's columns only.
+SEEDS: dict[int, list[str]] = {
+    1: [
+        "INSERT INTO jobs (id, user_id, guild_id, mode, state, created_at, updated_at, project_id)"
+        f" VALUES (1, 7, {GUILD}, 'pro', 'submitted', '{NOW}', '{NOW}', 'p-1')",
+        f"INSERT INTO job_events (job_id, state, at) VALUES (1, 'received', '{NOW}')",
+        f"INSERT INTO job_events (job_id, state, at) VALUES (1, 'uploading', '{NOW}')",
+        f"INSERT INTO job_events (job_id, state, at) VALUES (1, 'submitted', '{NOW}')",
+    ],
+    2: [
+        "INSERT INTO ledger (kind, job_id, guild_id, user_id, mode, amount, period_at, at)"
+        f" VALUES ('reserve', 1, {GUILD}, 7, 'pro', -120, '{NOW}', '{NOW}')",
+        f"INSERT INTO member_limits (guild_id, user_id, credits, set_at) VALUES ({GUILD}, 7, 500, '{NOW}')",
+    ],
+}
+
+
+def policy() -> QuotaPolicy:
+    return QuotaPolicy(default_member_credits=1000)
+
+
+def test_there_are_at_least_two_numbered_migrations():
+    """Migrations ship as package data, numbered from 0001 without gaps."""
+    migrations = load_migrations()
+    assert [m.version for m in migrations] == list(range(1, len(migrations) + 1))
+    assert len(migrations) >= 2
+    assert set(SEEDS) == {m.version for m in migrations}, "add a seed for the new schema version"
+
+
+def test_statement_splitting_keeps_triggers_whole():
+    """A trigger body's semicolons do not split it."""
+    quota = load_migrations()[1]
+    statements = quota.statements()
+    trigger = [s for s in statements if "CREATE TRIGGER" in s]
+    assert len(trigger) == 1 and trigger[0].rstrip().endswith("END;")
+    assert all(sqlite3.complete_statement(s) for s in statements)
+
+
+async def test_fresh_database_gets_every_migration_and_the_pragmas(db_path: Path, clock: FakeClock):
+    """An empty file is migrated to the latest version, in WAL mode with foreign keys on."""
+    async with await Store.open(db_path, clock=clock, policy=policy(), busy_timeout_ms=4321) as store:
+        latest = len(load_migrations())
+        assert await store.schema_version() == latest
+        conn = store._db.conn
+        assert [tuple(r) for r in await conn.execute_fetchall("PRAGMA journal_mode")] == [("wal",)]
+        assert [tuple(r) for r in await conn.execute_fetchall("PRAGMA foreign_keys")] == [(1,)]
+        assert [tuple(r) for r in await conn.execute_fetchall("PRAGMA busy_timeout")] == [(4321,)]
+        assert [tuple(r) for r in await conn.execute_fetchall("PRAGMA user_version")] == [(latest,)]
+        rows = await conn.execute_fetchall("SELECT version, name FROM schema_migrations ORDER BY version")
+        assert [tuple(r) for r in rows] == [(m.version, m.name) for m in load_migrations()]
+        assert await store.check_invariants() == []
+
+
+async def test_opening_again_applies_nothing_and_keeps_data(db_path: Path, clock: FakeClock):
+    """Running the migrations again is a no-op."""
+    async with await Store.open(db_path, clock=clock, policy=policy()) as store:
+        job = await store.jobs.create(_job())
+    conn = await connect(db_path)
+    try:
+        assert await apply_migrations(conn, load_migrations(), now=clock.now) == []
+    finally:
+        await conn.close()
+    async with await Store.open(db_path, clock=clock, policy=policy()) as store:
+        assert await store.jobs.get(job.id) == job
+
+
+@pytest.mark.parametrize("version", range(len(load_migrations()) + 1))
+async def test_upgrade_from_every_earlier_version(db_path: Path, clock: FakeClock, version: int):
+    """A database created by schema version N, with data in it, upgrades and keeps working."""
+    migrations = load_migrations()
+    conn = await connect(db_path)
+    try:
+        assert await apply_migrations(conn, migrations[:version], now=clock.now) == list(range(1, version + 1))
+        for seed_version in range(1, version + 1):
+            for sql in SEEDS[seed_version]:
+                await conn.execute(sql)
+    finally:
+        await conn.close()
+
+    async with await Store.open(db_path, clock=clock, policy=policy()) as store:
+        assert await store.schema_version() == len(migrations)
+        assert await store.check_invariants() == []
+        if version >= 1:
+            job = await store.jobs.get(1)
+            assert job is not None and job.project_id == "p-1" and job.state is JobState.SUBMITTED
+            assert [e.state for e in await store.jobs.events(1)][-1] is JobState.SUBMITTED
+        if version >= 2:
+            assert await store.limits.member_limits(GUILD) == {7: 500}
+            assert await store.quota.settle(1, 100) is True
+        # The upgraded database does everything a fresh one does.
+        fresh = await store.jobs.create(_job(user_id=8))
+        assert isinstance(
+            await store.quota.reserve(fresh.id, guild_id=GUILD, user_id=8, role_ids=[], amount=10), Reservation
+        )
+        await store.jobs.transition(fresh.id, JobState.FAILED)
+        assert await store.check_invariants() == []
+
+
+async def test_a_failing_migration_rolls_back_whole(db_path: Path, clock: FakeClock):
+    """A migration that fails part-way leaves no trace and the version unchanged."""
+    broken = Migration(99, "broken", "CREATE TABLE half_done (x INTEGER);\nINSERT INTO no_such_table VALUES (1);\n")
+    conn = await connect(db_path)
+    try:
+        await apply_migrations(conn, load_migrations(), now=clock.now)
+        with pytest.raises(sqlite3.OperationalError, match="no_such_table"):
+            await apply_migrations(conn, [*load_migrations(), broken], now=clock.now)
+        assert not conn.in_transaction
+        tables = {r[0] for r in await conn.execute_fetchall("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert "half_done" not in tables
+        assert [tuple(r) for r in await conn.execute_fetchall("SELECT MAX(version) FROM schema_migrations")] == [
+            (len(load_migrations()),)
+        ]
+    finally:
+        await conn.close()
+
+
+async def test_a_newer_database_is_refused(db_path: Path, clock: FakeClock):
+    """A database migrated by a newer bot is not silently used."""
+    async with await Store.open(db_path, clock=clock, policy=policy()):
+        pass
+    async with aiosqlite.connect(db_path) as conn:
+        await conn.execute("INSERT INTO schema_migrations VALUES (999, 'future', ?)", (NOW,))
+        await conn.commit()
+    with pytest.raises(SchemaTooNew):
+        await Store.open(db_path, clock=clock, policy=policy())
+
+
+async def test_several_stores_opening_a_new_file_at_once(db_path: Path, clock: FakeClock):
+    """Concurrent first opens apply each migration exactly once."""
+    stores = await asyncio.gather(*(Store.open(db_path, clock=clock, policy=policy()) for _ in range(4)))
+    try:
+        rows = await stores[0]._db.conn.execute_fetchall("SELECT version FROM schema_migrations")
+        assert sorted(r[0] for r in rows) == [m.version for m in load_migrations()]
+    finally:
+        for store in stores:
+            await store.close()
+
+
+def _job(user_id: int = 7) -> NewJob:
+    return NewJob(user_id=user_id, guild_id=GUILD, mode=GenerationMode.LITE)
