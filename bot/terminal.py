@@ -117,7 +117,9 @@ async def render(settings: Settings, options: RenderOptions, *, console: Console
         request = JobRequest(
             user_id=TERMINAL_USER_ID,
             audio=InputSource(filename=opts.audio.name, path=opts.audio, size=_size(opts.audio)),
-            video=InputSource(filename=opts.video.name, path=opts.video, size=_size(opts.video)) if opts.video else None,
+            video=InputSource(filename=opts.video.name, path=opts.video, size=_size(opts.video))
+            if opts.video
+            else None,
             youtube_url=opts.youtube_url,
             start=opts.start,
             end=opts.end,

@@ -55,6 +55,7 @@ class EngineConfig:
     default_rules: GuildRules
     max_jobs_in_flight: int = 4
     max_concurrent_transfers: int = 4
+    max_active_jobs_per_member: int = 1
     job_deadline_seconds: float = 3600.0
     poll: PollPolicy = field(default_factory=PollPolicy)
     sandbox: bool = False
@@ -71,6 +72,7 @@ class EngineConfig:
             ),
             max_jobs_in_flight=settings.max_jobs_in_flight,
             max_concurrent_transfers=settings.max_concurrent_transfers,
+            max_active_jobs_per_member=settings.max_active_jobs_per_member,
             job_deadline_seconds=settings.job_deadline_minutes * 60,
             poll=PollPolicy(initial=settings.poll_initial_seconds, maximum=settings.poll_max_seconds),
             sandbox=sandbox,
@@ -138,19 +140,24 @@ class JobEngine:
 
     async def rules_for(self, guild_id: int | None) -> GuildRules:
         """The bot's defaults with this server's own settings applied over them."""
-        base = self.config.default_rules
+        return (await self._rules_and_job_limit(guild_id))[0]
+
+    async def _rules_and_job_limit(self, guild_id: int | None) -> tuple[GuildRules, int]:
+        base, limit = self.config.default_rules, self.config.max_active_jobs_per_member
         if guild_id is None:
-            return base
-        settings = await self.store.limits.guild_settings(guild_id)
-        modes = tuple(settings.allowed_modes) if settings.allowed_modes is not None else base.allowed_modes
-        longest = settings.max_clip_seconds if settings.max_clip_seconds is not None else base.max_clip_seconds
-        return GuildRules(allowed_modes=modes, max_clip_seconds=longest, max_input_bytes=base.max_input_bytes)
+            return base, limit
+        own = await self.store.limits.guild_settings(guild_id)
+        rules = GuildRules(
+            allowed_modes=own.allowed_modes if own.allowed_modes is not None else base.allowed_modes,
+            max_clip_seconds=own.max_clip_seconds if own.max_clip_seconds is not None else base.max_clip_seconds,
+            max_input_bytes=base.max_input_bytes,
+        )
+        return rules, own.max_active_jobs if own.max_active_jobs is not None else limit
 
     async def precheck(self, request: JobRequest) -> GuildRules:
         """Every check that costs nothing: raises `InvalidInput` or `QuotaExceeded`, spends nothing."""
-        rules = await self.rules_for(request.guild_id)
+        rules, limit = await self._rules_and_job_limit(request.guild_id)
         check_request(request, rules)
-        limit = await self.store.limits.max_active_jobs(request.guild_id)
         active = await self.store.jobs.active_count(request.guild_id, request.user_id)
         if active >= limit:
             noun = "job" if limit == 1 else "jobs"
@@ -184,7 +191,15 @@ class JobEngine:
         )
         log.info("job %s: received from user %s in guild %s", record.id, record.user_id, record.guild_id)
         run = self._new_run(record, hooks)
+        self._queue.enqueue(record.id)
         self._spawn(run, self._run_new(run, request))
+        return record
+
+    async def job(self, job_id: int) -> JobRecord:
+        """The job's current record; `InvalidInput` if there is no such job."""
+        record = await self.store.jobs.get(job_id)
+        if record is None:
+            raise InvalidInput(f"There is no job #{job_id}.", code="no_such_job")
         return record
 
     async def wait(self, job_id: int) -> JobRecord:
@@ -192,7 +207,7 @@ class JobEngine:
         task = self._tasks.get(job_id)
         if task is not None:
             await asyncio.shield(task)
-        return await self.store.jobs.get(job_id)
+        return await self.job(job_id)
 
     def queue_position(self, job_id: int) -> int | None:
         """1-based place in the queue, or None when the job isn't waiting."""
@@ -200,10 +215,10 @@ class JobEngine:
 
     async def cancel(self, job_id: int, *, by_user_id: int) -> JobRecord:
         """Cancel a job for its owner: free before submission; after it, settle to what the API reports."""
-        record = await self.store.jobs.get(job_id)
+        record = await self.job(job_id)
         if record.user_id != by_user_id:
             raise NotAllowed("Only the member who started this job can cancel it.", code="not_owner")
-        if record.state.is_terminal:
+        if record.state.terminal:
             raise InvalidInput(f"Job #{job_id} has already ended ({record.state.value}).", code="already_ended")
         run = self._runs.get(job_id)
         task = self._tasks.get(job_id)
@@ -213,7 +228,7 @@ class JobEngine:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.shield(task)
-        return await self.store.jobs.get(job_id)
+        return await self.job(job_id)
 
     async def resume(self, hooks_for: Callable[[JobRecord], JobHooks]) -> list[JobRecord]:
         """After a restart: resume every submitted job, fail (with a refund) every job that wasn't."""
@@ -238,7 +253,7 @@ class JobEngine:
 
     async def fresh_download_url(self, job_id: int) -> str:
         """A newly signed link to a finished job's result (old ones expire)."""
-        record = await self.store.jobs.get(job_id)
+        record = await self.job(job_id)
         if not record.project_id:
             raise JobFailed(f"Job #{job_id} has no result.", code="no_result")
         project = await self._client.get_video_project(record.project_id)
@@ -332,6 +347,9 @@ class JobEngine:
 
     async def _plan(self, run: _Run, request: JobRequest, video_path: Path | None, audio_path: Path) -> _Plan:
         rules = await self.rules_for(request.guild_id)
+        if request.video is not None and video_path is not None:
+            await _check_name_tells_truth(video_path, request.video.filename)
+        await _check_name_tells_truth(audio_path, request.audio.filename)
         audio_info = await media.probe_audio(audio_path, filename=request.audio.filename)
         start = request.start
         fps: float | None
@@ -373,7 +391,7 @@ class JobEngine:
             amount=plan.estimate,
         )
         if isinstance(outcome, Refusal):
-            raise QuotaExceeded(outcome.user_message, code=f"quota_{outcome.limit.value}")
+            raise outcome.as_error()
         run.remaining_credits = outcome.remaining
         log.info("job %s: reserved %s credits", run.record.id, plan.estimate)
 
@@ -438,7 +456,7 @@ class JobEngine:
         try:
             project = await self._poller.wait(
                 project_id,
-                timeout=max(remaining, 0.0),
+                within=max(remaining, 0.0),
                 listener=lambda p: self._on_project(run, p),
                 poll_now=poll_now,
             )
@@ -476,14 +494,12 @@ class JobEngine:
         await self._transition(run, JobState.DELIVERING)
         delivery = await run.hooks.deliverer.deliver(run.record, result, sandbox=self.sandbox)
         await self.store.quota.settle(run.record.id, charged)
-        await self._transition(
-            run, JobState.DONE, delivery_kind=delivery.kind, delivery_message_id=delivery.message_id
-        )
+        await self._transition(run, JobState.DONE, delivery_kind=delivery.kind, delivery_message_id=delivery.message_id)
         log.info("job %s: done, %s credits, delivered as %s", run.record.id, charged, delivery.kind)
 
     async def _cancelled(self, run: _Run) -> None:
         """The owner canceled: stop, delete the project if there is one, settle to what the API says."""
-        record = await self.store.jobs.get(run.record.id)
+        record = await self.job(run.record.id)
         run.record = record
         charged = 0
         if record.project_id:
@@ -510,19 +526,17 @@ class JobEngine:
                 run.record.id,
             )
             await self._fail(run, "submission_uncertain", exc.user_message)
-        elif isinstance(exc, LipsyncError):
+        elif isinstance(exc, LipsyncError):  # our own errors and every Magic Hour client error
             await self._fail(run, exc.code, exc.user_message)
-        elif isinstance(exc, MagicHourError):
-            await self._fail(run, f"api_{type(exc).__name__}", exc.user_message)
         else:
             log.error("job %s: unexpected failure", run.record.id, exc_info=exc)
             await self._fail(run, "internal_error", "Something went wrong on the bot's side. Nothing was charged.")
 
     async def _fail(self, run: _Run, code: str, message: str) -> None:
         await self.store.quota.refund(run.record.id)
-        current = await self.store.jobs.get(run.record.id)
+        current = await self.job(run.record.id)
         run.record = current
-        if current.state.is_terminal:
+        if current.state.terminal:
             return
         await self._transition(run, JobState.FAILED, error_code=code, error_message=message)
         log.info("job %s: failed (%s)", run.record.id, code)
@@ -564,6 +578,29 @@ class JobEngine:
         run = self._runs.get(job_id)
         if run is not None:
             await self._emit(run)
+
+
+_KIND_WORDS = {
+    "text": "a text file",
+    "png": "a PNG image",
+    "jpeg": "a JPEG image",
+    "gif": "a GIF image",
+    "webp": "a WebP image",
+    "empty": "empty",
+}
+
+
+async def _check_name_tells_truth(path: Path, filename: str) -> None:
+    """Refuse a file whose first bytes say it is something its name doesn't claim."""
+    kind = await asyncio.to_thread(media.sniff_kind, path)
+    if kind is None or media.extension_matches(kind, extension_of(filename)):
+        return  # unknown content is left to the probe
+    what = _KIND_WORDS.get(kind, f"a {kind} file")
+    raise InvalidInput(
+        f"`{filename}` is named like a .{extension_of(filename)} file, but it's really {what}. "
+        "Please send the real media file.",
+        code="name_mismatch",
+    )
 
 
 def _swallow_cancel() -> None:

@@ -110,7 +110,7 @@ class Poller:
         self,
         project_id: str,
         *,
-        timeout: float,
+        within: float,
         listener: ProjectListener | None = None,
         poll_now: bool = False,
     ) -> VideoProject:
@@ -122,7 +122,7 @@ class Poller:
         now = self._clock.monotonic()
         future: asyncio.Future[VideoProject] = asyncio.get_running_loop().create_future()
         first = 0.0 if poll_now else self._jittered(self._policy.initial)
-        watch = _Watch(project_id, now + timeout, now + first, self._policy.initial, listener, future)
+        watch = _Watch(project_id, now + within, now + first, self._policy.initial, listener, future)
         self._watches[project_id] = watch
         self._wakeup.set()
         try:

@@ -57,12 +57,20 @@ class SlotQueue:
         finally:
             self._release(job_id)
 
-    async def _acquire(self, job_id: int) -> None:
+    def enqueue(self, job_id: int) -> None:
+        """Take a place now (holding a slot if one is free), so the position is known at once."""
+        if job_id in self._holders or job_id in self._waiters:
+            return
         if not self._waiters and len(self._holders) < self._capacity:
             self._holders.add(job_id)
             return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters[job_id] = future
+        self._waiters[job_id] = asyncio.get_running_loop().create_future()
+
+    async def _acquire(self, job_id: int) -> None:
+        self.enqueue(job_id)
+        if job_id in self._holders:
+            return
+        future = self._waiters[job_id]
         await self._notify(job_id, len(self._waiters))
         try:
             await future

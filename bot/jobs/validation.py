@@ -16,9 +16,7 @@ from bot.jobs.models import GuildRules, InputSource, JobRequest
 
 # The extensions Magic Hour accepts for each slot (API reference, "Extensions").
 VIDEO_EXTENSIONS = frozenset({"mp4", "m4v", "mov", "webm"})
-AUDIO_EXTENSIONS = frozenset(
-    {"mp3", "wav", "aac", "flac", "webm", "weba", "m4a", "opus", "ogg", "oga", "aiff", "amr"}
-)
+AUDIO_EXTENSIONS = frozenset({"mp3", "wav", "aac", "flac", "webm", "weba", "m4a", "opus", "ogg", "oga", "aiff", "amr"})
 YOUTUBE_HOSTS = frozenset(
     {"youtube.com", "www.youtube.com", "m.youtube.com", "music.youtube.com", "youtu.be", "www.youtu.be"}
 )

@@ -1,0 +1,106 @@
+"""Fixtures shared across the suite: generated media, a running sandbox, settings and services."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from bot.clock import FakeClock
+from bot.config import Settings
+from bot.jobs.models import Delivery, JobUpdate
+from bot.sandbox import Sandbox, SandboxConfig
+from bot.store import JobRecord
+from bot.testmedia import make_audio, make_video
+
+SANDBOX_KEY = "sandbox-test-key"
+
+
+@pytest.fixture(scope="session")
+def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Small real media, generated once per test session."""
+    folder = tmp_path_factory.mktemp("media")
+
+    async def make() -> None:
+        await asyncio.gather(
+            make_video(folder / "face.mp4", seconds=2.0, fps=30, size=(160, 120), tone_hz=220),
+            make_video(folder / "long.mp4", seconds=8.0, fps=25, size=(160, 120)),
+            make_video(folder / "silent.mp4", seconds=2.0, fps=30, size=(160, 120), with_audio=False),
+            make_audio(folder / "voice.mp3", seconds=1.5, tone_hz=880),
+            make_audio(folder / "voice.wav", seconds=1.5, tone_hz=880),
+        )
+        (folder / "notes.txt").write_text("these are not the frames you are looking for\n")
+        shutil.copy(folder / "notes.txt", folder / "liar.mp4")
+
+    asyncio.run(make())
+    return folder
+
+
+@pytest.fixture
+async def sandbox(tmp_path: Path) -> AsyncIterator[Sandbox]:
+    """A fresh local Magic Hour on 127.0.0.1 with instant renders.
+
+    Its clock is fake: a test that sets `render_seconds` moves renders along with
+    `sandbox.clock.advance(...)`, while the bot under test runs on real time.
+    """
+    config = SandboxConfig(api_key=SANDBOX_KEY)
+    async with Sandbox(config, data_dir=tmp_path / "sandbox", clock=FakeClock()) as running:
+        yield running
+
+
+def make_settings(tmp_path: Path, base_url: str, **overrides: object) -> Settings:
+    """Settings for a test: temporary files, the sandbox's URL, fast polling, no `.env`."""
+    values: dict[str, object] = {
+        "magic_hour_api_key": SecretStr(SANDBOX_KEY),
+        "magic_hour_base_url": base_url,
+        "database_path": tmp_path / "db" / "bot.sqlite3",
+        "work_dir": tmp_path / "work",
+        "poll_initial_seconds": 0.05,
+        "poll_max_seconds": 0.1,
+        "default_member_credits": 10_000,
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg, arg-type]
+
+
+class RecordingSink:
+    """A progress sink that keeps every update."""
+
+    def __init__(self) -> None:
+        self.updates: list[JobUpdate] = []
+
+    async def update(self, update: JobUpdate) -> None:
+        """Keep the snapshot."""
+        self.updates.append(update)
+
+    @property
+    def states(self) -> list[str]:
+        """The distinct states seen, in order."""
+        seen: list[str] = []
+        for update in self.updates:
+            if not seen or seen[-1] != update.job.state.value:
+                seen.append(update.job.state.value)
+        return seen
+
+
+class KeepFile:
+    """A deliverer that moves the result into a folder and counts deliveries."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.delivered: list[Path] = []
+        self.fail_with: Exception | None = None
+
+    async def deliver(self, job: JobRecord, result: Path, *, sandbox: bool) -> Delivery:
+        """Move the file, or raise `fail_with` if set."""
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.folder.mkdir(parents=True, exist_ok=True)
+        target = self.folder / f"{len(self.delivered)}-{result.name}"
+        shutil.move(str(result), target)
+        self.delivered.append(target)
+        return Delivery(kind="local", detail=str(target))

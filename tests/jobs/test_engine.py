@@ -1,0 +1,339 @@
+"""The engine against the sandbox over real HTTP: success, every failure's refund, cancel, limits."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import av
+import pytest
+
+from bot.config import GenerationMode, Settings
+from bot.errors import InvalidInput, NotAllowed, QuotaExceeded
+from bot.jobs.models import InputSource, JobHooks, JobRequest, JobUpdate
+from bot.sandbox import Sandbox
+from bot.services import Services
+from bot.store import JobState
+from tests.conftest import KeepFile, RecordingSink, make_settings
+
+GUILD = 1
+USER = 42
+
+
+class StateWaiter(RecordingSink):
+    """A sink that can wait until the job reaches a state."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._changed = asyncio.Condition()
+
+    async def update(self, update: JobUpdate) -> None:
+        await super().update(update)
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def reached(self, state: JobState) -> None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: any(u.job.state is state for u in self.updates))
+
+
+def file_request(media: Path, video: str = "face.mp4", audio: str = "voice.mp3", **kw: object) -> JobRequest:
+    values: dict[str, object] = {
+        "user_id": USER,
+        "guild_id": GUILD,
+        "channel_id": 7,
+        "video": InputSource(filename=video, path=media / video, size=(media / video).stat().st_size),
+        "audio": InputSource(filename=audio, path=media / audio, size=(media / audio).stat().st_size),
+    }
+    values.update(kw)
+    return JobRequest(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def open_services(tmp_path: Path, sandbox: Sandbox) -> AsyncIterator[Callable[..., object]]:
+    opened: list[Services] = []
+
+    async def factory(**overrides: object) -> Services:
+        settings = make_settings(tmp_path, sandbox.base_url, **overrides)
+        services = await Services.open(settings)
+        opened.append(services)
+        return services
+
+    yield factory
+    for services in opened:
+        await services.aclose()
+
+
+async def run_job(services: Services, request: JobRequest, out: Path) -> tuple[RecordingSink, KeepFile, int]:
+    sink, keeper = RecordingSink(), KeepFile(out)
+    record = await services.engine.submit(request, JobHooks(sink=sink, deliverer=keeper))
+    final = await services.engine.wait(record.id)
+    return sink, keeper, final.id
+
+
+def work_dir_is_empty(settings: Settings) -> bool:
+    return not any(settings.work_dir.iterdir()) if settings.work_dir.exists() else True
+
+
+async def test_success_delivers_the_clip_and_settles(open_services, media_dir: Path, tmp_path: Path, sandbox) -> None:
+    """A file job renders, is delivered once as a valid MP4 with the given audio, and settles."""
+    services = await open_services()
+    sink, keeper, job_id = await run_job(services, file_request(media_dir), tmp_path / "out")
+    job = await services.store.jobs.get(job_id)
+    assert job is not None and job.state is JobState.DONE, job
+    assert sink.states[0] == "received" and sink.states[-1] == "done"
+    assert [
+        s for s in sink.states if s in ("fetching", "uploading", "submitted")
+    ] == ["fetching", "uploading", "submitted"]
+    assert len(keeper.delivered) == 1
+    with av.open(str(keeper.delivered[0])) as container:
+        assert container.streams.video and container.streams.audio
+        duration = float(container.duration or 0) / av.time_base
+    # The window defaults to the audio's length (1.5 s) within the 2 s video.
+    assert abs(duration - 1.5) < 0.2
+    assert job.estimated_credits == 45  # ceil(1.5 s * 30 fps) * 1
+    assert job.charged_credits is not None and job.charged_credits <= 45
+    balance = await services.store.quota.balance(GUILD, USER, ())
+    assert balance.used == job.charged_credits and balance.reserved == 0
+    assert sandbox.counters.jobs_created == 1
+    assert work_dir_is_empty(services.settings)
+
+
+async def test_pro_mode_and_fps_cap_change_the_estimate(open_services, media_dir: Path, tmp_path: Path) -> None:
+    """pro doubles credits per frame; max_fps lowers the frames counted."""
+    services = await open_services()
+    request = file_request(media_dir, mode=GenerationMode.PRO, max_fps=10.0, end=1.0)
+    _, keeper, job_id = await run_job(services, request, tmp_path / "out")
+    job = await services.store.jobs.get(job_id)
+    assert job is not None and job.state is JobState.DONE
+    assert job.estimated_credits == 20  # 1 s * 10 fps * 2
+    with av.open(str(keeper.delivered[0])) as container:
+        assert float(container.streams.video[0].average_rate or 0) <= 10.5
+
+
+@pytest.mark.parametrize(
+    ("video", "audio", "code"),
+    [
+        pytest.param("liar.mp4", "voice.mp3", "name_mismatch", id="text-named-mp4"),
+        pytest.param("face.mp4", "silent.mp4", "audio_is_video", id="video-in-audio-slot"),
+    ],
+)
+async def test_bad_media_fails_free(open_services, media_dir, tmp_path, sandbox, video, audio, code) -> None:
+    """Media that isn't what it claims fails before anything is spent or sent to Magic Hour."""
+    services = await open_services()
+    request = file_request(media_dir, video=video, audio=audio)
+    try:
+        _, keeper, job_id = await run_job(services, request, tmp_path / "out")
+    except InvalidInput as exc:  # caught by the cheap checks before a job existed
+        assert exc.code == code
+        assert await services.store.jobs.recent_for_member(GUILD, USER) == []
+    else:
+        job = await services.store.jobs.get(job_id)
+        assert job is not None and job.state is JobState.FAILED
+        assert job.error_code == code
+        assert video in (job.error_message or "") or audio in (job.error_message or "")
+        assert keeper.delivered == []
+    assert sandbox.counters.jobs_created == 0
+    assert (await services.store.quota.balance(GUILD, USER, ())).used == 0
+    assert work_dir_is_empty(services.settings)
+
+
+async def assert_failed_and_refunded(services: Services, job_id: int, *, fragment: str) -> None:
+    job = await services.store.jobs.get(job_id)
+    assert job is not None and job.state is JobState.FAILED, job
+    assert job.error_message is not None and fragment in job.error_message, job.error_message
+    balance = await services.store.quota.balance(GUILD, USER, ())
+    assert balance.used == 0 and balance.reserved == 0
+    assert work_dir_is_empty(services.settings)
+
+
+async def test_upload_failure_refunds(open_services, media_dir, tmp_path, sandbox) -> None:
+    """Storage that keeps failing fails the job with a full refund and no create."""
+    services = await open_services()
+    sandbox.faults.fail("storage_put", status=500, times=50)
+    _, keeper, job_id = await run_job(services, file_request(media_dir), tmp_path / "out")
+    await assert_failed_and_refunded(services, job_id, fragment="")
+    assert sandbox.counters.jobs_created == 0 and keeper.delivered == []
+
+
+async def test_payment_required_refunds(open_services, media_dir, tmp_path, sandbox) -> None:
+    """A 402 from Magic Hour fails the job with a refund and a message for the operator."""
+    services = await open_services()
+    sandbox.config.credits = 1
+    _, _, job_id = await run_job(services, file_request(media_dir), tmp_path / "out")
+    await assert_failed_and_refunded(services, job_id, fragment="credits")
+    assert sandbox.counters.requests["create"] == 1
+
+
+async def test_job_error_refunds_with_a_useful_message(open_services, media_dir, tmp_path, sandbox) -> None:
+    """A render that ends in `no_source_face` refunds and says what to change."""
+    services = await open_services()
+    sandbox.faults.job_error(code="no_source_face")
+    _, _, job_id = await run_job(services, file_request(media_dir), tmp_path / "out")
+    await assert_failed_and_refunded(services, job_id, fragment="face")
+
+
+async def test_uncertain_create_is_never_resent(open_services, media_dir, tmp_path, sandbox) -> None:
+    """A create whose answer is lost fails (refunded) and is not sent a second time."""
+    services = await open_services()
+    sandbox.faults.disconnect("create", times=1, after_effect=True)
+    _, _, job_id = await run_job(services, file_request(media_dir), tmp_path / "out")
+    await assert_failed_and_refunded(services, job_id, fragment="")
+    assert sandbox.counters.requests["create"] == 1
+    assert sandbox.counters.jobs_created == 1
+
+
+async def test_deliverer_failure_refunds(open_services, media_dir, tmp_path) -> None:
+    """If the result can't be delivered at all, the member gets their credits back."""
+    services = await open_services()
+    sink, keeper = RecordingSink(), KeepFile(tmp_path / "out")
+    keeper.fail_with = RuntimeError("discord is down")
+    record = await services.engine.submit(file_request(media_dir), JobHooks(sink=sink, deliverer=keeper))
+    await services.engine.wait(record.id)
+    await assert_failed_and_refunded(services, record.id, fragment="")
+
+
+async def test_cancel_after_submission_deletes_and_refunds(open_services, media_dir, tmp_path, sandbox) -> None:
+    """Cancel while rendering: the project is deleted at Magic Hour and nothing is charged."""
+    services = await open_services()
+    sandbox.config.render_seconds = 3600
+    sink, keeper = StateWaiter(), KeepFile(tmp_path / "out")
+    record = await services.engine.submit(file_request(media_dir), JobHooks(sink=sink, deliverer=keeper))
+    await sink.reached(JobState.SUBMITTED)
+    with pytest.raises(NotAllowed):
+        await services.engine.cancel(record.id, by_user_id=USER + 1)
+    final = await services.engine.cancel(record.id, by_user_id=USER)
+    assert final.state is JobState.CANCELED
+    assert final.project_id is not None
+    assert sandbox.projects[final.project_id].status == "canceled"
+    assert sandbox.counters.requests["delete_project"] == 1
+    balance = await services.store.quota.balance(GUILD, USER, ())
+    assert balance.used == 0 and balance.reserved == 0
+    assert keeper.delivered == [] and work_dir_is_empty(services.settings)
+
+
+async def test_queue_positions_and_cancel_while_queued(open_services, media_dir, tmp_path, sandbox) -> None:
+    """With one slot, later jobs wait in FIFO order with visible positions; a queued cancel is free."""
+    services = await open_services(max_jobs_in_flight=1)
+    sandbox.config.render_seconds = 3600
+    first_sink = StateWaiter()
+    first = await services.engine.submit(
+        file_request(media_dir, user_id=1), JobHooks(sink=first_sink, deliverer=KeepFile(tmp_path / "a"))
+    )
+    await first_sink.reached(JobState.SUBMITTED)
+    waiting = []
+    for user in (2, 3, 4):
+        sink = RecordingSink()
+        record = await services.engine.submit(
+            file_request(media_dir, user_id=user), JobHooks(sink=sink, deliverer=KeepFile(tmp_path / str(user)))
+        )
+        waiting.append((record, sink))
+    assert [services.engine.queue_position(r.id) for r, _ in waiting] == [1, 2, 3]
+    canceled = await services.engine.cancel(waiting[0][0].id, by_user_id=2)
+    assert canceled.state is JobState.CANCELED
+    assert [services.engine.queue_position(r.id) for r, _ in waiting[1:]] == [1, 2]
+    await asyncio.sleep(0)  # let the position listeners run
+    assert waiting[2][1].updates[-1].queue_position == 2
+    assert sandbox.counters.jobs_created == 1
+    await services.engine.cancel(first.id, by_user_id=1)
+
+
+async def test_member_active_job_limit(open_services, media_dir, tmp_path, sandbox) -> None:
+    """A member with a running job can't start another (default limit 1); it costs nothing."""
+    services = await open_services()
+    sandbox.config.render_seconds = 3600
+    sink = StateWaiter()
+    first = await services.engine.submit(file_request(media_dir), JobHooks(sink=sink, deliverer=KeepFile(tmp_path)))
+    with pytest.raises(QuotaExceeded) as refused:
+        await services.engine.submit(
+            file_request(media_dir), JobHooks(sink=RecordingSink(), deliverer=KeepFile(tmp_path))
+        )
+    assert "cancel" in refused.value.user_message
+    assert len(await services.store.jobs.recent_for_member(GUILD, USER)) == 1
+    await sink.reached(JobState.SUBMITTED)
+    await services.engine.cancel(first.id, by_user_id=USER)
+
+
+async def test_quota_refusal_names_limit_and_reset(open_services, media_dir, tmp_path, sandbox) -> None:
+    """A job over the member's allowance fails free, naming the allowance and when it resets."""
+    services = await open_services(default_member_credits=10)
+    _, _, job_id = await run_job(services, file_request(media_dir), tmp_path / "out")
+    job = await services.store.jobs.get(job_id)
+    assert job is not None and job.state is JobState.FAILED
+    assert job.error_code == "quota_global_default"
+    assert "<t:" in (job.error_message or "")
+    assert sandbox.counters.requests["upload_urls"] == 0
+
+
+async def test_restart_resumes_submitted_job_once(tmp_path, sandbox, media_dir) -> None:
+    """An engine stopped after submission is followed by one that delivers once and settles once."""
+    settings = make_settings(tmp_path, sandbox.base_url)
+    sandbox.config.render_seconds = 3600
+    first = await Services.open(settings)
+    sink = StateWaiter()
+    record = await first.engine.submit(file_request(media_dir), JobHooks(sink=sink, deliverer=KeepFile(tmp_path / "x")))
+    await sink.reached(JobState.SUBMITTED)
+    await first.aclose()
+    stored = await _reopen_get(settings, record.id)
+    assert stored.state is JobState.SUBMITTED
+
+    # The render finishes while the bot is down.
+    await sandbox.clock.advance(3601)
+    second = await Services.open(settings)
+    try:
+        keeper = KeepFile(tmp_path / "after")
+        resumed = await second.engine.resume(lambda job: JobHooks(sink=RecordingSink(), deliverer=keeper))
+        assert [job.id for job in resumed] == [record.id]
+        final = await second.engine.wait(record.id)
+        assert final.state is JobState.DONE
+        assert len(keeper.delivered) == 1
+        again = await second.engine.resume(lambda job: JobHooks(sink=RecordingSink(), deliverer=keeper))
+        assert again == [] and len(keeper.delivered) == 1
+        balance = await second.store.quota.balance(GUILD, USER, ())
+        assert balance.used == final.charged_credits and balance.reserved == 0
+        assert sandbox.counters.jobs_created == 1
+    finally:
+        await second.aclose()
+
+
+async def _reopen_get(settings: Settings, job_id: int):
+    services = await Services.open(settings)
+    try:
+        job = await services.store.jobs.get(job_id)
+        assert job is not None
+        return job
+    finally:
+        await services.aclose()
+
+
+async def test_restart_fails_unsubmitted_job_with_refund(tmp_path, sandbox, media_dir) -> None:
+    """A job that hadn't reached Magic Hour when the bot stopped fails, refunded, with a message."""
+    settings = make_settings(tmp_path, sandbox.base_url, max_jobs_in_flight=1)
+    sandbox.config.render_seconds = 3600
+    first = await Services.open(settings)
+    blocker_sink = StateWaiter()
+    await first.engine.submit(
+        file_request(media_dir, user_id=1), JobHooks(sink=blocker_sink, deliverer=KeepFile(tmp_path))
+    )
+    await blocker_sink.reached(JobState.SUBMITTED)
+    queued = await first.engine.submit(
+        file_request(media_dir), JobHooks(sink=RecordingSink(), deliverer=KeepFile(tmp_path))
+    )
+    await first.aclose()
+
+    second = await Services.open(settings)
+    try:
+        sinks: dict[int, RecordingSink] = {}
+
+        def hooks(job):
+            sinks[job.id] = RecordingSink()
+            return JobHooks(sink=sinks[job.id], deliverer=KeepFile(tmp_path / "late"))
+
+        await second.engine.resume(hooks)
+        job = await second.store.jobs.get(queued.id)
+        assert job is not None and job.state is JobState.FAILED and job.error_code == "interrupted"
+        assert sinks[queued.id].updates[-1].job.state is JobState.FAILED
+        assert (await second.store.quota.balance(GUILD, USER, ())).used == 0
+    finally:
+        await second.aclose()
