@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from bot.clock import FakeClock
-from bot.store import JobState, LedgerKind, LimitKind, QuotaPolicy, Refusal, Reservation, Store
+from bot.store import JobState, LedgerKind, LimitKind, QuotaPolicy, Refusal, Reservation, Store, StoreBusy
 
 from .conftest import GUILD, new_job
 
@@ -123,3 +124,22 @@ async def test_cancelled_callers_never_leave_a_transaction_open(store: Store):
         await store.jobs.transition(job.id, JobState.CANCELED)
     assert await store.check_invariants() == []
     assert not store._db.conn.in_transaction
+
+
+async def test_a_writer_holding_the_lock_too_long_gives_store_busy(db_path: Path, clock: FakeClock):
+    """Past the busy timeout a write fails with StoreBusy and leaves the store usable."""
+    policy = QuotaPolicy()
+    async with await Store.open(db_path, clock=clock, policy=policy, busy_timeout_ms=50) as store:
+        job = await new_job(store)
+        other = sqlite3.connect(db_path, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # another process's write transaction, never finishing
+            with pytest.raises(StoreBusy):
+                await store.quota.reserve(job.id, guild_id=GUILD, user_id=1, role_ids=[], amount=10)
+            assert (await store.jobs.get(job.id)) == job  # reads still work in WAL mode
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
+        assert isinstance(
+            await store.quota.reserve(job.id, guild_id=GUILD, user_id=1, role_ids=[], amount=10), Reservation
+        )
