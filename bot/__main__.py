@@ -54,11 +54,20 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+def _configure_logging(settings: Settings, *, interactive: bool) -> None:
+    if interactive:
+        # `render` shows a live progress line: log through rich so lines print above it, and
+        # only what needs attention (the progress line already tells each state change).
+        from rich.logging import RichHandler
+
+        handler: logging.Handler = RichHandler(show_path=False)
+        level = max(logging.getLevelName(settings.log_level.upper()), logging.WARNING)
+        logging.basicConfig(level=level, format="%(message)s", handlers=[handler])
+    else:
+        logging.basicConfig(
+            level=settings.log_level.upper(),
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
     logging.getLogger("discord").setLevel(settings.discord_log_level.upper())
     # httpx logs every request URL at INFO, and signed URLs must never reach a log.
     logging.getLogger("httpx").setLevel(logging.WARNING)
@@ -155,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"Configuration error:\n{exc}", file=sys.stderr)
         return 2
-    _configure_logging(settings)
+    _configure_logging(settings, interactive=command == "render")
     try:
         if command == "render":
             return asyncio.run(_render(settings, args))

@@ -74,7 +74,7 @@ class ProgressDisplay:
             words = f"{words}: {update.note}"
         if job.estimated_credits is not None:
             words = f"{words}  [dim]~{job.estimated_credits} credits[/dim]"
-        done = job.state.is_terminal
+        done = job.state.terminal
         self._progress.update(self._task, description=words, total=1 if done else None, completed=1 if done else 0)
 
 
@@ -92,6 +92,7 @@ class SaveToFile:
             target = target / result.name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(str(result), target)
+        target.chmod(0o644)  # the download was a private temporary file; the result is the user's
         self.saved = target
         return Delivery(kind="local", detail=str(target))
 
@@ -131,6 +132,11 @@ async def render(settings: Settings, options: RenderOptions, *, console: Console
         async with services:
             if services.engine.sandbox:
                 console.print("[yellow]Sandbox mode: a local stand-in renders the clip. No lip sync, no credits.[/]")
+            try:
+                await services.engine.precheck(request)
+            except LipsyncError as exc:
+                console.print(f"[red]{exc.user_message}[/red]")
+                return 2
             saver = SaveToFile(opts.out)
             columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
             with Progress(*columns, console=console, transient=False) as progress:

@@ -15,6 +15,7 @@ import shutil
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -445,7 +446,6 @@ class JobEngine:
         run.record = await self._transition(
             run, JobState.SUBMITTED, project_id=created.id, estimated_credits=created.credits_charged
         )
-        log.info("job %s: submitted as project %s", run.record.id, created.id)
         if cancelled:
             raise asyncio.CancelledError
         return created.id
@@ -546,8 +546,8 @@ class JobEngine:
 
     # ----------------------------------------------------------------- progress
 
-    async def _transition(self, run: _Run, state: JobState, **fields: object) -> JobRecord:
-        run.record = await self.store.jobs.transition(run.record.id, state, **fields)
+    async def _transition(self, run: _Run, state: JobState, **fields: Any) -> JobRecord:
+        run.record = await self.store.jobs.transition(run.record.id, state, detail=None, **fields)
         log.info(
             "job %s: %s%s",
             run.record.id,

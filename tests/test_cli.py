@@ -1,0 +1,92 @@
+"""The command line as a new user runs it: `render --sandbox --demo`, `check`, and bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+
+from bot.sandbox import Sandbox
+from tests.conftest import SANDBOX_KEY
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if k not in ("DISCORD_TOKEN", "MAGIC_HOUR_API_KEY")}
+    return {**clean, "PYTHONPATH": str(ROOT), "COLUMNS": "200", **extra}
+
+
+def cli(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        cwd=cwd,
+        env=_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+async def acli(args: list[str], cwd: Path, **env: str) -> tuple[int, str]:
+    """The CLI in a subprocess without blocking the loop (the sandbox it talks to runs here)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        *args,
+        cwd=cwd,
+        env=_env(**env),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 180)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode()
+
+
+def test_render_sandbox_demo_from_scratch(tmp_path: Path) -> None:
+    """`lipsync-bot render --sandbox --demo` works in an empty folder with no configuration."""
+    result = cli(["render", "--sandbox", "--demo", "--out", str(tmp_path / "out.mp4")], cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Sandbox mode" in result.stdout
+    assert "Credits estimated: 90" in result.stdout
+    assert "Credits charged:" in result.stdout and "not lip-synced" in result.stdout
+    with av.open(str(tmp_path / "out.mp4")) as container:
+        assert container.streams.video and container.streams.audio
+        assert "SANDBOX" in (container.metadata.get("title", "") + container.metadata.get("comment", ""))
+    # The trial used a database of its own, never the real one.
+    assert (tmp_path / "data" / "lipsync-bot-sandbox.sqlite3").exists()
+    assert not (tmp_path / "data" / "lipsync-bot.sqlite3").exists()
+
+
+def test_render_refuses_bad_input_clearly(tmp_path: Path) -> None:
+    """A text file as the video is refused with a specific message and exit code 2."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello")
+    result = cli(["render", "--sandbox", str(notes), str(notes)], cwd=tmp_path)
+    assert result.returncode == 2
+    assert "`notes.txt` isn't a video" in result.stdout
+
+
+async def test_check_says_what_is_missing(tmp_path: Path, sandbox: Sandbox) -> None:
+    """`check` names the missing Discord token and confirms the Magic Hour key against the API."""
+    code, out = await acli(
+        ["check"], cwd=tmp_path, MAGIC_HOUR_API_KEY=SANDBOX_KEY, MAGIC_HOUR_BASE_URL=sandbox.base_url
+    )
+    assert code == 1
+    assert "DISCORD_TOKEN is not set" in out
+    assert "ok   Magic Hour: 1000000 credits, creator tier" in out
+    assert SANDBOX_KEY not in out
+
+
+async def test_check_reports_a_rejected_key(tmp_path: Path, sandbox: Sandbox) -> None:
+    """A wrong Magic Hour key is reported as rejected, not as a crash."""
+    code, out = await acli(["check"], cwd=tmp_path, MAGIC_HOUR_API_KEY="wrong", MAGIC_HOUR_BASE_URL=sandbox.base_url)
+    assert code == 1
+    assert "Magic Hour rejected MAGIC_HOUR_API_KEY" in out
