@@ -46,9 +46,11 @@ class Result:
 
     @property
     def per_second(self) -> float:
+        """Reservations per second of wall-clock time."""
         return self.reservations / self.seconds
 
     def percentile(self, q: float) -> float:
+        """The q-quantile latency in milliseconds (nearest rank)."""
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 

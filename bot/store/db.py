@@ -110,7 +110,7 @@ async def connect(path: Path, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS)
         conn.row_factory = sqlite3.Row
         # The busy timeout first, so that the journal-mode switch below also waits for others.
         await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-        await conn.execute("PRAGMA journal_mode = WAL")
+        await _enable_wal(conn, path, busy_timeout_ms)
         # NORMAL is safe in WAL mode: a crash of the process never loses a committed transaction;
         # only a power cut can lose the last few, and never corrupts the file.
         await conn.execute("PRAGMA synchronous = NORMAL")
@@ -119,6 +119,28 @@ async def connect(path: Path, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS)
         await conn.close()
         raise
     return conn
+
+
+async def _enable_wal(conn: aiosqlite.Connection, path: Path, busy_timeout_ms: int) -> None:
+    """Switch the file to WAL (a no-op once it is), retrying while another connection blocks it.
+
+    SQLite does not call the busy handler for this switch: when several processes open a new file
+    at once, all but one get "database is locked" immediately. So retry here, within the timeout.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + busy_timeout_ms / 1000
+    while True:
+        try:
+            rows = list(await conn.execute_fetchall("PRAGMA journal_mode = WAL"))
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or loop.time() >= deadline:
+                raise StoreBusy("could not switch the database to WAL mode: it stayed locked") from exc
+            await asyncio.sleep(0.01)  # a real wait for another process, not test synchronisation
+            continue
+        mode = str(rows[0][0]).lower()
+        if mode != "wal" and str(path) != ":memory:":
+            raise StoreError(f"the database stayed in {mode} journal mode; WAL is required")
+        return
 
 
 async def _fetch_version(conn: aiosqlite.Connection) -> int:

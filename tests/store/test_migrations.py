@@ -147,7 +147,7 @@ async def test_a_newer_database_is_refused(db_path: Path, clock: FakeClock):
 
 async def test_several_stores_opening_a_new_file_at_once(db_path: Path, clock: FakeClock):
     """Concurrent first opens apply each migration exactly once."""
-    stores = await asyncio.gather(*(Store.open(db_path, clock=clock, policy=policy()) for _ in range(4)))
+    stores = await asyncio.gather(*(Store.open(db_path, clock=clock, policy=policy()) for _ in range(8)))
     try:
         rows = await stores[0]._db.conn.execute_fetchall("SELECT version FROM schema_migrations")
         assert sorted(r[0] for r in rows) == [m.version for m in load_migrations()]
