@@ -15,7 +15,6 @@ import shutil
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 
@@ -480,7 +479,7 @@ class JobEngine:
 
     async def _deliver(self, run: _Run, project: VideoProject) -> None:
         charged = project.credits_charged
-        if run.record.state is not JobState.DOWNLOADING:
+        if run.record.state in (JobState.SUBMITTED, JobState.RENDERING):
             await self._transition(run, JobState.DOWNLOADING, charged_credits=charged)
         run.workdir.mkdir(parents=True, exist_ok=True)
         prefix = "sandbox-lipsync" if self.sandbox else "lipsync"
@@ -491,7 +490,8 @@ class JobEngine:
             except DownloadExpired:
                 fresh = await self._client.get_video_project(project.id)
                 await self._client.download(fresh.downloads[0].url, result)
-        await self._transition(run, JobState.DELIVERING)
+        if run.record.state is not JobState.DELIVERING:  # a resumed job may be there already
+            await self._transition(run, JobState.DELIVERING)
         delivery = await run.hooks.deliverer.deliver(run.record, result, sandbox=self.sandbox)
         await self.store.quota.settle(run.record.id, charged)
         await self._transition(run, JobState.DONE, delivery_kind=delivery.kind, delivery_message_id=delivery.message_id)
@@ -546,7 +546,7 @@ class JobEngine:
 
     # ----------------------------------------------------------------- progress
 
-    async def _transition(self, run: _Run, state: JobState, **fields: Any) -> JobRecord:
+    async def _transition(self, run: _Run, state: JobState, **fields: object) -> JobRecord:
         run.record = await self.store.jobs.transition(run.record.id, state, detail=None, **fields)
         log.info(
             "job %s: %s%s",

@@ -86,9 +86,11 @@ async def test_success_delivers_the_clip_and_settles(open_services, media_dir: P
     job = await services.store.jobs.get(job_id)
     assert job is not None and job.state is JobState.DONE, job
     assert sink.states[0] == "received" and sink.states[-1] == "done"
-    assert [
-        s for s in sink.states if s in ("fetching", "uploading", "submitted")
-    ] == ["fetching", "uploading", "submitted"]
+    assert [s for s in sink.states if s in ("fetching", "uploading", "submitted")] == [
+        "fetching",
+        "uploading",
+        "submitted",
+    ]
     assert len(keeper.delivered) == 1
     with av.open(str(keeper.delivered[0])) as container:
         assert container.streams.video and container.streams.audio
@@ -392,3 +394,81 @@ async def test_restart_after_sigkill(tmp_path, sandbox, media_dir) -> None:
         assert await services.store.check_invariants() == []
     finally:
         await services.aclose()
+
+
+async def test_deadline_fails_with_refund_and_keeps_project_id(open_services, media_dir, tmp_path, sandbox) -> None:
+    """A render that outlives the job deadline fails, refunded, naming the Magic Hour project."""
+    services = await open_services(job_deadline_minutes=0.01)
+    sandbox.config.render_seconds = 3600
+    _, keeper, job_id = await run_job(services, file_request(media_dir), tmp_path / "out")
+    job = await services.store.jobs.get(job_id)
+    assert job is not None and job.error_code == "deadline" and job.project_id
+    assert job.project_id in (job.error_message or "")
+    await assert_failed_and_refunded(services, job_id, fragment="stopped waiting")
+    assert keeper.delivered == []
+
+
+class BlockingDeliverer(KeepFile):
+    """Never finishes delivering: stands in for a bot that dies mid-delivery."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(folder)
+        self.entered = asyncio.Event()
+
+    async def deliver(self, job, result, *, sandbox):
+        self.entered.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_restart_during_delivery_delivers_once(tmp_path, sandbox, media_dir) -> None:
+    """A bot stopped while delivering re-downloads and delivers on restart, settling once."""
+    settings = make_settings(tmp_path, sandbox.base_url)
+    first = await Services.open(settings)
+    stuck = BlockingDeliverer(tmp_path / "never")
+    record = await first.engine.submit(file_request(media_dir), JobHooks(sink=RecordingSink(), deliverer=stuck))
+    await stuck.entered.wait()
+    await first.aclose()
+
+    second = await Services.open(settings)
+    try:
+        keeper = KeepFile(tmp_path / "after")
+        await second.engine.resume(lambda job: JobHooks(sink=RecordingSink(), deliverer=keeper))
+        final = await second.engine.wait(record.id)
+        assert final.state is JobState.DONE and len(keeper.delivered) == 1 and stuck.delivered == []
+        entries = await second.store.quota.entries(record.id)
+        assert [e.kind.value for e in entries] == ["reserve", "settle"]
+        assert sandbox.counters.jobs_created == 1
+    finally:
+        await second.aclose()
+
+
+async def test_many_jobs_queue_in_order(open_services, media_dir, tmp_path, sandbox) -> None:
+    """Twelve members' jobs with two slots: positions are 1..10, and all finish in FIFO order."""
+    services = await open_services(max_jobs_in_flight=2)
+    sandbox.config.render_seconds = 30
+    sinks, records = [], []
+    for user in range(100, 112):
+        sink = RecordingSink()
+        records.append(
+            await services.engine.submit(
+                file_request(media_dir, user_id=user), JobHooks(sink=sink, deliverer=KeepFile(tmp_path / str(user)))
+            )
+        )
+        sinks.append(sink)
+    assert [services.engine.queue_position(r.id) for r in records] == [None, None, *range(1, 11)]
+    # Finish renders as they arrive, until every job is done.
+    pending = list(records)
+    while pending:
+        await sandbox.clock.advance(31)
+        done = [r for r in pending if (await services.engine.job(r.id)).state.terminal]
+        pending = [r for r in pending if r not in done]
+        await asyncio.sleep(0.02)
+    finals = [await services.engine.job(r.id) for r in records]
+    assert all(f.state is JobState.DONE for f in finals)
+    # Magic Hour received them in the order the members asked (project ids are made in order).
+    created = [sandbox.projects[f.project_id or ""].created_at for f in finals]
+    assert created == sorted(created)
+    # Each waiting job saw its position count down to the front.
+    last_positions = [[u.queue_position for u in s.updates if u.queue_position] for s in sinks[2:]]
+    assert all(p and p[-1] == 1 for p in last_positions)
