@@ -6,10 +6,11 @@ Used by the tests, the benchmarks, the sandbox (its YouTube "render" is a test p
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
-import imageio_ffmpeg
+from bot.ffmpeg import ffmpeg_exe, run_ffmpeg
+
+__all__ = ["ffmpeg_exe", "make_audio", "make_sparse_file", "make_video", "run_ffmpeg"]
 
 _AUDIO_CODECS = {
     ".wav": ["-c:a", "pcm_s16le"],
@@ -20,30 +21,6 @@ _AUDIO_CODECS = {
     ".opus": ["-c:a", "libopus"],
     ".flac": ["-c:a", "flac"],
 }
-
-
-def ffmpeg_exe() -> str:
-    """Path to the ffmpeg binary shipped by imageio-ffmpeg."""
-    return str(imageio_ffmpeg.get_ffmpeg_exe())
-
-
-async def run_ffmpeg(args: list[str]) -> None:
-    """Run ffmpeg quietly; raise `RuntimeError` with its last lines if it fails."""
-    proc = await asyncio.create_subprocess_exec(
-        ffmpeg_exe(),
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-nostdin",
-        "-y",
-        *args,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    _, stderr = await proc.communicate()
-    if proc.returncode != 0:
-        tail = stderr.decode(errors="replace").strip().splitlines()[-5:]
-        raise RuntimeError(f"ffmpeg failed ({proc.returncode}): {' | '.join(tail)}")
 
 
 async def make_video(

@@ -15,8 +15,8 @@ import logging
 import os
 from pathlib import Path
 
+from bot.ffmpeg import run_ffmpeg
 from bot.media.probe import MediaError, MediaInfo, probe
-from bot.testmedia import ffmpeg_exe
 
 log = logging.getLogger(__name__)
 
@@ -55,34 +55,6 @@ def _scale_filter(info: MediaInfo, video_bitrate: int) -> str:
     return choice
 
 
-async def _ffmpeg(args: list[str]) -> None:
-    """Run ffmpeg; kill it if the awaiting task is cancelled. `RuntimeError` if it fails.
-
-    (`bot.testmedia.run_ffmpeg` would leave the process running on cancellation.)
-    """
-    proc = await asyncio.create_subprocess_exec(
-        ffmpeg_exe(),
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-nostdin",
-        "-y",
-        *args,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        _, stderr = await proc.communicate()
-    except BaseException:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-        raise
-    if proc.returncode != 0:
-        tail = stderr.decode(errors="replace").strip().splitlines()[-5:]
-        raise RuntimeError(f"ffmpeg failed ({proc.returncode}): {' | '.join(tail)}")
-
-
 def _remove(*paths: Path) -> None:
     # A few small files: unlinking inline keeps cleanup working even while a cancellation unwinds.
     for path in paths:
@@ -112,9 +84,9 @@ async def _encode(src: Path, out: Path, info: MediaInfo, video_bitrate: int, pas
         rate,
     ]
     video += ["-pix_fmt", "yuv420p", "-passlogfile", str(passlog)]
-    await _ffmpeg(["-i", str(src), *video, "-pass", "1", "-an", "-f", "null", os.devnull])
+    await run_ffmpeg(["-i", str(src), *video, "-pass", "1", "-an", "-f", "null", os.devnull])
     audio = ["-map", "0:a:0", "-c:a", "aac", "-b:a", str(AUDIO_BITRATE)] if info.has_audio else ["-an"]
-    await _ffmpeg(
+    await run_ffmpeg(
         [
             "-i",
             str(src),

@@ -13,14 +13,13 @@ window is `end_seconds - start_seconds`, cut the same way by the audio.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import av
 
-from bot.testmedia import ffmpeg_exe
+from bot.ffmpeg import FfmpegError, run_ffmpeg
 
 SANDBOX_LABEL = "Magic Hour SANDBOX result - not lip-synced"
 YOUTUBE_FPS = 30.0
@@ -158,30 +157,15 @@ async def _finish(tmp: Path, out: Path, fps: float, seconds: float) -> RenderRes
 
 
 async def _ffmpeg(args: list[str], tmp: Path) -> None:
-    """Run ffmpeg; on cancellation (DELETE, shutdown) kill it rather than leave it running."""
-    proc = await asyncio.create_subprocess_exec(
-        ffmpeg_exe(),
-        "-hide_banner",
-        "-loglevel",
-        "error",
-        "-nostdin",
-        "-y",
-        *args,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    """Run ffmpeg (killed on cancellation: DELETE, shutdown); never leave a partial output behind."""
     try:
-        _, stderr = await proc.communicate()
+        await run_ffmpeg(args)
+    except FfmpegError as exc:
+        await asyncio.to_thread(tmp.unlink, missing_ok=True)
+        raise RenderError("unknown_error", f"Rendering failed (ffmpeg exit {exc.returncode}): {exc.tail}") from exc
     except asyncio.CancelledError:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
         await asyncio.to_thread(tmp.unlink, missing_ok=True)
         raise
-    if proc.returncode != 0:
-        await asyncio.to_thread(tmp.unlink, missing_ok=True)
-        tail = " | ".join(stderr.decode(errors="replace").strip().splitlines()[-3:])
-        raise RenderError("unknown_error", f"Rendering failed (ffmpeg exit {proc.returncode}): {tail}")
 
 
 async def render_file_source(
