@@ -136,7 +136,8 @@ async def run_sdk(base_url: str, jobs: int, media: Path, work: Path) -> dict[str
     outcomes = await asyncio.gather(*(one(i) for i in range(jobs)), return_exceptions=True)
     elapsed = time.perf_counter() - started
     done = sum(1 for o in outcomes if o is True)
-    return {"seconds": elapsed, "done": done, **meter.stop()}
+    errors = sorted({f"{type(o).__name__}: {str(o)[:80]}" for o in outcomes if isinstance(o, BaseException)})
+    return {"seconds": elapsed, "done": done, "errors": errors, **meter.stop()}
 
 
 def child(side: str, base_url: str, jobs: int, media: Path) -> None:
@@ -178,6 +179,8 @@ async def parent(jobs: int, render_seconds: float) -> None:
             f"{side:6} {f['done']:>5} {f['seconds']:>8.1f} {f['peak_rss_mib']:>9.1f} {f['lag_p50_ms']:>7.1f}ms "
             f"{f['lag_p99_ms']:>7.1f}ms {f['lag_max_ms']:>7.0f}ms {f['status_requests_per_job']:>8.1f}"
         )
+        for error in f.get("errors", []):
+            print(f"    {side} failure: {error}")
 
 
 def main() -> None:
