@@ -228,7 +228,12 @@ class JobEngine:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.shield(task)
-        return await self.job(job_id)
+        record = await self.job(job_id)
+        if not record.state.terminal:  # cancelled before its task ever ran
+            await self._cancelled(run)
+            self._cleanup(run)
+            record = await self.job(job_id)
+        return record
 
     async def resume(self, hooks_for: Callable[[JobRecord], JobHooks]) -> list[JobRecord]:
         """After a restart: resume every submitted job, fail (with a refund) every job that wasn't."""
@@ -287,6 +292,8 @@ class JobEngine:
         def _done(_: asyncio.Task[None]) -> None:
             self._tasks.pop(job_id, None)
             self._runs.pop(job_id, None)
+            # A task cancelled before it first ran never entered its `slot()`: free its place.
+            self._queue.discard(job_id)
 
         task.add_done_callback(_done)
 

@@ -83,6 +83,22 @@ class SlotQueue:
                 await self._notify_all()
             raise
 
+    def discard(self, job_id: int) -> None:
+        """Give up a place or a slot, whether or not `slot()` was ever entered (idempotent)."""
+        future = self._waiters.pop(job_id, None)
+        if future is not None:
+            future.cancel()
+            if self._on_position is not None and self._waiters:
+                self._spawn_notify()
+        elif job_id in self._holders:
+            self._release(job_id)
+
+    def _spawn_notify(self) -> None:
+        # Called from places that can't await; keep the task so it isn't garbage-collected.
+        task = asyncio.get_running_loop().create_task(self._notify_all())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     def _release(self, job_id: int) -> None:
         self._holders.discard(job_id)
         while self._waiters and len(self._holders) < self._capacity:
@@ -92,10 +108,7 @@ class SlotQueue:
             self._holders.add(next_id)
             future.set_result(None)
         if self._on_position is not None and self._waiters:
-            # Release runs in `finally` blocks that can't await; keep the task so it isn't collected.
-            task = asyncio.get_running_loop().create_task(self._notify_all())
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn_notify()
 
     async def _notify(self, job_id: int, position: int) -> None:
         if self._on_position is not None:

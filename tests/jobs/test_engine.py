@@ -472,3 +472,16 @@ async def test_many_jobs_queue_in_order(open_services, media_dir, tmp_path, sand
     # Each waiting job saw its position count down to the front.
     last_positions = [[u.queue_position for u in s.updates if u.queue_position] for s in sinks[2:]]
     assert all(p and p[-1] == 1 for p in last_positions)
+
+
+async def test_cancel_right_after_submit_frees_the_slot(open_services, media_dir, tmp_path, sandbox) -> None:
+    """A job canceled before its task first runs is canceled and its slot goes to the next job."""
+    services = await open_services(max_jobs_in_flight=1)
+    first = await services.engine.submit(
+        file_request(media_dir, user_id=1), JobHooks(sink=RecordingSink(), deliverer=KeepFile(tmp_path / "a"))
+    )
+    canceled = await services.engine.cancel(first.id, by_user_id=1)
+    assert canceled.state is JobState.CANCELED
+    _, keeper, second_id = await run_job(services, file_request(media_dir, user_id=2), tmp_path / "b")
+    assert (await services.engine.job(second_id)).state is JobState.DONE
+    assert len(keeper.delivered) == 1 and sandbox.counters.jobs_created == 1
