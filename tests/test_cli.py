@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import av
+import httpx
 
 from bot.sandbox import Sandbox
 from tests.conftest import SANDBOX_KEY
@@ -90,3 +91,29 @@ async def test_check_reports_a_rejected_key(tmp_path: Path, sandbox: Sandbox) ->
     code, out = await acli(["check"], cwd=tmp_path, MAGIC_HOUR_API_KEY="wrong", MAGIC_HOUR_BASE_URL=sandbox.base_url)
     assert code == 1
     assert "Magic Hour rejected MAGIC_HOUR_API_KEY" in out
+
+
+async def test_sandbox_command_serves_the_api(tmp_path: Path) -> None:
+    """`lipsync-bot sandbox --port 0` prints its URL and key, and answers with them."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "sandbox", "--port", "0", "--data-dir", str(tmp_path),
+        cwd=tmp_path, env=_env(), stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    try:
+        lines: dict[str, str] = {}
+        while "API key" not in lines:
+            line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
+            assert line, "the sandbox exited early"
+            if ":" in line:
+                name, _, value = line.strip().partition(":")
+                lines[name.strip()] = value.strip()
+        async with httpx.AsyncClient() as http:
+            headers = {"Authorization": f"Bearer {lines['API key']}"}
+            response = await http.get(f"{lines['API base URL']}/v1/account", headers=headers)
+            assert response.status_code == 200 and response.json()["credits"] > 0
+            refused = await http.get(f"{lines['API base URL']}/v1/account")
+            assert refused.status_code == 401 and refused.json() == {"message": "Unauthorized"}
+    finally:
+        proc.terminate()
+        await proc.wait()
