@@ -1,0 +1,157 @@
+"""The Discord bot: its class, command tree, cogs, restart-proof buttons and command sync.
+
+`create_bot(settings)` builds the bot; nothing connects until `login`. In `setup_hook` (run by
+`login`) the bot opens its `Services`, loads the cogs from `EXTENSIONS`, registers the dynamic
+buttons, and starts resuming the jobs a previous run left unfinished. Commands are synced only on
+request (`sync_commands`, called by `lipsync-bot run --sync`): Discord allows 200 command creates
+a day per server, so syncing on every start would eventually lock the bot out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.clock import Clock
+from bot.config import Settings
+from bot.errors import NotAllowed
+from bot.services import Services
+from cogs.errors import Refused, report_error
+from cogs.status import DEFAULT_MIN_INTERVAL, JobPresenter
+from cogs.views import DYNAMIC_ITEMS
+
+log = logging.getLogger(__name__)
+
+# Loaded in this order by `setup_hook`; each module's `setup` builds its cog from the services.
+EXTENSIONS: tuple[str, ...] = ("cogs.lipsync", "cogs.quota", "cogs.manage")
+
+
+class LipsyncTree(app_commands.CommandTree["LipsyncBot"]):
+    """The command tree: refuses servers off the allow-list and sends every error to one handler."""
+
+    async def interaction_check(self, interaction: discord.Interaction[LipsyncBot], /) -> bool:
+        """Refuse commands in servers the operator hasn't allowed (the bot leaves them too)."""
+        if interaction.guild_id is not None and not self.client.guild_allowed(interaction.guild_id):
+            raise Refused(NotAllowed("This bot isn't enabled on this server.", code="guild_not_allowed"))
+        return True
+
+    async def on_error(
+        self, interaction: discord.Interaction[LipsyncBot], error: app_commands.AppCommandError, /
+    ) -> None:
+        """Answer the member (see `cogs.errors`)."""
+        await report_error(interaction, error)
+
+
+class LipsyncBot(commands.Bot):
+    """The lip-sync bot: slash commands only, so no privileged intents and no prefix."""
+
+    def __init__(
+        self, settings: Settings, *, clock: Clock | None = None, status_interval: float = DEFAULT_MIN_INTERVAL
+    ) -> None:
+        # Guilds is the only intent needed: channels, roles and upload limits come from its cache.
+        super().__init__(
+            command_prefix=commands.when_mentioned,
+            intents=discord.Intents(guilds=True),
+            tree_cls=LipsyncTree,
+            allowed_mentions=discord.AllowedMentions.none(),
+            help_command=None,
+        )
+        self.settings = settings
+        self._clock = clock
+        self._status_interval = status_interval
+        self._services: Services | None = None
+        self._presenter: JobPresenter | None = None
+        self._resume_task: asyncio.Task[None] | None = None
+
+    @property
+    def services(self) -> Services:
+        """The engine, store and clients, open from `setup_hook` until `close`."""
+        if self._services is None:
+            raise RuntimeError("services are not open yet: they open in setup_hook")
+        return self._services
+
+    @property
+    def presenter(self) -> JobPresenter:
+        """Builds each job's status message and result poster."""
+        if self._presenter is None:
+            raise RuntimeError("the presenter is built in setup_hook")
+        return self._presenter
+
+    def guild_allowed(self, guild_id: int) -> bool:
+        """True unless the operator restricted the bot to other servers."""
+        allowed = self.settings.allowed_guild_ids
+        return not allowed or guild_id in allowed
+
+    async def setup_hook(self) -> None:
+        """Open services, load cogs, register buttons, and start resuming unfinished jobs."""
+        self._services = await Services.open(self.settings, clock=self._clock)
+        self._presenter = JobPresenter(self, self._services, min_interval=self._status_interval)
+        for extension in EXTENSIONS:
+            await self.load_extension(extension)
+        self.add_dynamic_items(*DYNAMIC_ITEMS)
+        self._resume_task = asyncio.create_task(self._resume_jobs(), name="resume-jobs")
+
+    async def _resume_jobs(self) -> None:
+        # After READY, so that resumed jobs find their guilds (upload limits) in the cache, and so
+        # that a job failed at once for lack of a submission can post its status straight away.
+        await self.wait_until_ready()
+        try:
+            resumed = await self.services.engine.resume(self.presenter.for_record)
+        except Exception:
+            log.exception("could not resume unfinished jobs")
+            return
+        if resumed:
+            log.info("resumed %d unfinished job(s): %s", len(resumed), ", ".join(f"#{job.id}" for job in resumed))
+
+    async def on_ready(self) -> None:
+        """Leave servers that were joined while the bot was offline and aren't allowed."""
+        log.info("logged in as %s in %d server(s)", self.user, len(self.guilds))
+        for guild in self.guilds:
+            await self._leave_if_not_allowed(guild)
+
+    async def on_guild_join(self, guild: discord.Guild) -> None:
+        """Anyone can invite a bot, and every server spends the operator's credits: check the list."""
+        await self._leave_if_not_allowed(guild)
+
+    async def _leave_if_not_allowed(self, guild: discord.Guild) -> None:
+        if self.guild_allowed(guild.id):
+            return
+        log.warning("leaving server %s (%s): not in ALLOWED_GUILD_IDS", guild.id, guild.name)
+        try:
+            await guild.leave()
+        except discord.HTTPException as exc:
+            log.warning("could not leave server %s: %s", guild.id, exc)
+
+    async def close(self) -> None:
+        """Stop the engine (unfinished jobs stay resumable), then disconnect."""
+        if self._resume_task is not None:
+            self._resume_task.cancel()
+        if self._services is not None:
+            services, self._services = self._services, None
+            await services.aclose()
+        await super().close()
+
+
+def create_bot(settings: Settings, *, clock: Clock | None = None) -> LipsyncBot:
+    """Build the bot from settings; `clock` replaces the system clock (tests)."""
+    return LipsyncBot(settings, clock=clock)
+
+
+async def sync_commands(bot: commands.Bot, guild_id: int | None) -> list[app_commands.AppCommand]:
+    """Publish the slash commands: to one server (instantly, for development) or globally.
+
+    Call it deliberately (`lipsync-bot run --sync`), never on every start: command creates are
+    rate limited per day. The bot must be logged in (so that `setup_hook` has added the cogs).
+    """
+    if guild_id is None:
+        synced = await bot.tree.sync()
+    else:
+        guild = discord.Object(id=guild_id)
+        bot.tree.copy_global_to(guild=guild)
+        synced = await bot.tree.sync(guild=guild)
+    log.info("synced %d command(s) %s", len(synced), f"to server {guild_id}" if guild_id else "globally")
+    return synced

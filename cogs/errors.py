@@ -1,0 +1,76 @@
+"""The one place that turns an exception into a reply.
+
+Errors a member caused or can act on (`bot.errors.LipsyncError` and its subclasses) are shown as
+their `user_message`; anything else gets a short apology with a reference id that is also logged
+with the traceback, so an operator can find it. Replies are ephemeral: only the member who acted
+sees them.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+import discord
+from discord import app_commands
+
+from bot.errors import LipsyncError
+from bot.store import MemberHasActiveJobs
+from cogs import render
+
+log = logging.getLogger(__name__)
+
+
+class Refused(app_commands.CheckFailure):
+    """A check refused with a message for the member (e.g. the server allow-list, Manage Server)."""
+
+    def __init__(self, error: LipsyncError) -> None:
+        super().__init__(error.user_message)
+        self.error = error
+
+
+def unwrap(error: BaseException) -> BaseException:
+    """The error that actually happened, without discord.py's `CommandInvokeError` wrapper."""
+    while isinstance(error, app_commands.CommandInvokeError):
+        error = error.original
+    return error
+
+
+def reply_for(error: BaseException) -> str:
+    """The text to show for `error`; logs unexpected errors with a fresh reference id."""
+    original = unwrap(error)
+    if isinstance(original, Refused):
+        return original.error.user_message
+    if isinstance(original, LipsyncError):
+        return original.user_message
+    if isinstance(original, MemberHasActiveJobs):
+        jobs = ", ".join(f"#{job_id}" for job_id in original.job_ids)
+        return f"Some of your jobs are still running ({jobs}). Cancel them with `/cancel` or wait, then try again."
+    if isinstance(original, app_commands.NoPrivateMessage):
+        return "This command works only in a server."
+    if isinstance(original, app_commands.MissingPermissions):
+        return "You need the Manage Server permission for this."
+    if isinstance(original, app_commands.CommandOnCooldown):
+        return f"Slow down a little: try again in {original.retry_after:.0f} s."
+    if isinstance(original, app_commands.TransformerError):
+        return f"`{original.value}` isn't a valid value for this option."
+    if isinstance(original, app_commands.CheckFailure):
+        return "You can't use this command here."
+    reference = secrets.token_hex(4)
+    log.error("unexpected error (reference %s)", reference, exc_info=original)
+    return render.apology(reference)
+
+
+async def report_error(interaction: discord.Interaction, error: BaseException) -> None:
+    """Tell the member what went wrong, ephemerally, whatever state the interaction is in."""
+    message = reply_for(error)
+    try:
+        if not interaction.response.is_done():
+            await interaction.response.send_message(message, ephemeral=True)
+        elif interaction.response.type is discord.InteractionResponseType.deferred_channel_message:
+            # A deferred reply shows "thinking…" until edited: the error replaces it.
+            await interaction.edit_original_response(content=message, view=None, attachments=[])
+        else:
+            await interaction.followup.send(message, ephemeral=True)
+    except discord.HTTPException as exc:
+        log.warning("could not tell the member about an error: %s", exc)

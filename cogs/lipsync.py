@@ -1,0 +1,121 @@
+"""`/lipsync`, `/jobs` and `/cancel`: start a lip-sync job, see your recent ones, stop one."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.config import GenerationMode
+from bot.errors import LipsyncError
+from bot.jobs.engine import JobEngine
+from bot.jobs.models import InputSource, JobRequest
+from bot.store import Store
+from cogs import render, role_ids
+from cogs.status import JobPresenter
+from cogs.views import cancel_job
+
+if TYPE_CHECKING:
+    from bot.app import LipsyncBot
+
+log = logging.getLogger(__name__)
+
+MODE_CHOICES = [app_commands.Choice(name=render.mode_label(mode), value=mode.value) for mode in GenerationMode]
+RECENT_JOBS = 10
+
+
+def _source(attachment: discord.Attachment) -> InputSource:
+    # The URL is signed and expires: the engine fetches it at once and never stores it.
+    return InputSource(
+        filename=attachment.filename,
+        size=attachment.size,
+        content_type=attachment.content_type,
+        url=attachment.url,
+    )
+
+
+class LipsyncCog(commands.Cog, name="Lip sync"):
+    """Starting, following and stopping lip-sync jobs."""
+
+    def __init__(self, engine: JobEngine, store: Store, presenter: JobPresenter) -> None:
+        self.engine = engine
+        self.store = store
+        self.presenter = presenter
+
+    @app_commands.command(name="lipsync", description="Lip-sync a face video (or a YouTube clip) to a voice.")
+    @app_commands.guild_only()
+    @app_commands.describe(
+        audio="The voice to sync to (mp3, wav, m4a, ogg, …)",
+        video="A video of one clear, front-facing face (mp4, mov, webm)",
+        youtube_url="A YouTube link instead of a video file (then set `end`)",
+        start="Where the clip starts in the video, in seconds (default 0)",
+        end="Where the clip ends, in seconds (default: the audio's length)",
+        mode="Quality: pro costs twice as much per frame",
+        max_fps="Cap the frame rate: fewer frames cost fewer credits",
+        name="A name for the job",
+    )
+    @app_commands.choices(mode=MODE_CHOICES)
+    async def lipsync(
+        self,
+        interaction: discord.Interaction,
+        audio: discord.Attachment,
+        video: discord.Attachment | None = None,
+        youtube_url: app_commands.Range[str, 1, 300] | None = None,
+        start: app_commands.Range[float, 0.0] = 0.0,
+        end: app_commands.Range[float, 0.0] | None = None,
+        mode: str = GenerationMode.LITE.value,
+        max_fps: app_commands.Range[float, 1.0, 60.0] | None = None,
+        name: app_commands.Range[str, 1, 100] | None = None,
+    ) -> None:
+        """Check the request at once (an ephemeral answer if it's wrong), then start the job."""
+        request = JobRequest(
+            user_id=interaction.user.id,
+            audio=_source(audio),
+            video=_source(video) if video is not None else None,
+            youtube_url=youtube_url,
+            start=start,
+            end=end,
+            mode=GenerationMode(mode),
+            max_fps=max_fps,
+            name=name,
+            guild_id=interaction.guild_id,
+            channel_id=interaction.channel_id,
+            role_ids=role_ids(interaction.user),
+        )
+        # Cheap checks raise before anything is deferred: the error handler answers ephemerally.
+        await self.engine.precheck(request)
+        await interaction.response.defer(thinking=True)
+        status = await interaction.original_response()
+        try:
+            job = await self.engine.submit(request, self.presenter.for_interaction(interaction, status.id))
+        except LipsyncError as exc:
+            # Refused between the check and now (e.g. a second job in another channel).
+            await interaction.edit_original_response(content=f"❌ {exc.user_message}")
+            return
+        try:
+            await self.store.jobs.update(job.id, status_channel_id=status.channel.id, status_message_id=status.id)
+        except Exception:
+            # Only a restart needs these ids; the job itself carries on.
+            log.exception("job %s: could not record its status message", job.id)
+
+    @app_commands.command(name="jobs", description="Your recent lip-sync jobs in this server.")
+    @app_commands.guild_only()
+    async def jobs(self, interaction: discord.Interaction) -> None:
+        """List the member's latest jobs, newest first (only they see it)."""
+        recent = await self.store.jobs.recent_for_member(interaction.guild_id, interaction.user.id, RECENT_JOBS)
+        await interaction.response.send_message(render.jobs_text(recent), ephemeral=True)
+
+    @app_commands.command(name="cancel", description="Cancel one of your running lip-sync jobs.")
+    @app_commands.guild_only()
+    @app_commands.describe(job_id="The job's number, as shown in its status message or in /jobs")
+    async def cancel(self, interaction: discord.Interaction, job_id: app_commands.Range[int, 1]) -> None:
+        """Cancel a job the member started; nothing is charged unless Magic Hour already finished it."""
+        await cancel_job(interaction, job_id)
+
+
+async def setup(bot: LipsyncBot) -> None:
+    """Add the cog, built from the bot's services."""
+    await bot.add_cog(LipsyncCog(bot.services.engine, bot.services.store, bot.presenter))

@@ -1,0 +1,196 @@
+"""`/lipsync-admin`: server managers set limits, grant credits, choose modes and see usage.
+
+The group asks Discord to show it only to members with Manage Server (`default_permissions`), but
+a server's admins can override that per command, so every subcommand checks the permission again
+when it runs.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.config import GenerationMode, Settings
+from bot.errors import InvalidInput, NotAllowed
+from bot.store import Store, discord_timestamp
+from cogs import render
+from cogs.errors import Refused
+
+if TYPE_CHECKING:
+    from bot.app import LipsyncBot
+
+Credits = app_commands.Range[int, 0, 10_000_000]
+
+
+def _guild_id(interaction: discord.Interaction) -> int:
+    if interaction.guild_id is None:
+        raise NotAllowed("This command works only in a server.", code="no_guild")
+    return interaction.guild_id
+
+
+def _per(settings: Settings) -> str:
+    return {"daily": "a day", "weekly": "a week", "monthly": "a month"}[settings.quota_window.value]
+
+
+@app_commands.guild_only()
+@app_commands.default_permissions(manage_guild=True)
+class ManageCog(commands.GroupCog, group_name="lipsync-admin", group_description="Lip-sync limits and usage"):
+    """Managers' commands: limits for the server, its roles and members, grants, modes and usage."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+        super().__init__()
+
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        """Require Manage Server when the command runs, whatever the server's command overrides say."""
+        if interaction.guild_id is None or not interaction.permissions.manage_guild:
+            raise Refused(NotAllowed("Only members with the Manage Server permission can change lip-sync settings."))
+        return True
+
+    async def _reply(self, interaction: discord.Interaction, text: str) -> None:
+        await interaction.response.send_message(text, ephemeral=True, allowed_mentions=discord.AllowedMentions.none())
+
+    @app_commands.command(name="member-limit", description="Set a member's own allowance (no credits: clear it)")
+    @app_commands.describe(member="Whose allowance", credits="Credits per period; empty to remove their own limit")
+    async def member_limit(
+        self, interaction: discord.Interaction, member: discord.Member, credits: Credits | None = None
+    ) -> None:
+        """Give one member their own allowance per period, or remove it."""
+        guild_id = _guild_id(interaction)
+        if credits is None:
+            cleared = await self.store.limits.clear_member_limit(guild_id, member.id)
+            text = f"{member.mention} now follows the role and server limits." if cleared else "They had no limit."
+        else:
+            await self.store.limits.set_member_limit(guild_id, member.id, credits, by_user_id=interaction.user.id)
+            text = f"{member.mention} may now use {render.credits(credits)} {_per(self.settings)}."
+        await self._reply(interaction, text)
+
+    @app_commands.command(name="role-limit", description="Set the allowance for a role (no credits: clear it)")
+    @app_commands.describe(role="Which role", credits="Credits per period; empty to remove the role's limit")
+    async def role_limit(
+        self, interaction: discord.Interaction, role: discord.Role, credits: Credits | None = None
+    ) -> None:
+        """Give members with a role this allowance (a member gets their best role's), or remove it."""
+        guild_id = _guild_id(interaction)
+        if credits is None:
+            cleared = await self.store.limits.clear_role_limit(guild_id, role.id)
+            text = f"Removed the limit for {role.mention}." if cleared else f"{role.mention} had no limit."
+        else:
+            await self.store.limits.set_role_limit(guild_id, role.id, credits, by_user_id=interaction.user.id)
+            text = f"Members with {role.mention} may now use {render.credits(credits)} {_per(self.settings)}."
+        await self._reply(interaction, text)
+
+    @app_commands.command(name="server-limit", description="Set every member's default allowance here")
+    @app_commands.describe(credits="Credits per member per period; empty for the bot's default")
+    async def server_limit(self, interaction: discord.Interaction, credits: Credits | None = None) -> None:
+        """Set the allowance members get unless a role or member limit applies."""
+        await self.store.limits.set_server_default(_guild_id(interaction), credits)
+        value = render.credits(credits if credits is not None else self.settings.default_member_credits)
+        await self._reply(interaction, f"Members here now get {value} {_per(self.settings)} by default.")
+
+    @app_commands.command(name="server-pool", description="Cap what the whole server may use per period")
+    @app_commands.describe(credits="Credits for all members together per period; empty for no cap")
+    async def server_pool(self, interaction: discord.Interaction, credits: Credits | None = None) -> None:
+        """Set (or remove) a cap on the whole server's use per period."""
+        await self.store.limits.set_server_pool(_guild_id(interaction), credits)
+        if credits is None:
+            text = "The server has no shared cap now; members' own allowances still apply."
+        else:
+            text = f"All members together may now use {render.credits(credits)} {_per(self.settings)}."
+        await self._reply(interaction, text)
+
+    @app_commands.command(name="grant", description="Give a member extra credits for the current period")
+    @app_commands.describe(member="Who gets them", credits="How many (negative takes back a grant)", note="Why")
+    async def grant(
+        self,
+        interaction: discord.Interaction,
+        member: discord.Member,
+        credits: app_commands.Range[int, -10_000_000, 10_000_000],
+        note: app_commands.Range[str, 1, 200] | None = None,
+    ) -> None:
+        """Add credits to one member's allowance until the period resets."""
+        if credits == 0:
+            raise InvalidInput("Granting 0 credits changes nothing.", code="zero_grant")
+        guild_id = _guild_id(interaction)
+        await self.store.quota.grant(guild_id, member.id, credits, by_user_id=interaction.user.id, note=note)
+        balance = await self.store.quota.balance(guild_id, member.id, [r.id for r in member.roles])
+        await self._reply(
+            interaction,
+            f"Granted {render.credits(credits)} to {member.mention} until "
+            f"{discord_timestamp(balance.resets_at)}; they have {render.credits(balance.remaining)} left.",
+        )
+
+    @app_commands.command(name="modes", description="Choose which generation modes members may use here")
+    @app_commands.describe(lite="Allow lite", standard="Allow standard", pro="Allow pro (2 credits per frame)")
+    async def modes(self, interaction: discord.Interaction, lite: bool, standard: bool, pro: bool) -> None:
+        """Allow exactly the chosen modes in this server."""
+        chosen = [
+            mode
+            for mode, on in (
+                (GenerationMode.LITE, lite),
+                (GenerationMode.STANDARD, standard),
+                (GenerationMode.PRO, pro),
+            )
+            if on
+        ]
+        if not chosen:
+            raise InvalidInput("Allow at least one mode.", code="no_modes")
+        await self.store.limits.set_allowed_modes(_guild_id(interaction), chosen)
+        await self._reply(interaction, "Members here may now use: " + ", ".join(m.value for m in chosen) + ".")
+
+    @app_commands.command(name="max-clip", description="Set the longest clip members may render here")
+    @app_commands.describe(seconds="Longest clip in seconds; empty for the bot's maximum")
+    async def max_clip(
+        self, interaction: discord.Interaction, seconds: app_commands.Range[float, 0.5, 3600.0] | None = None
+    ) -> None:
+        """Limit the clip length (up to the bot's own maximum)."""
+        if seconds is not None and seconds > self.settings.max_clip_seconds:
+            raise InvalidInput(
+                f"The bot allows at most {self.settings.max_clip_seconds:g} s; choose that or less.", code="clip_cap"
+            )
+        await self.store.limits.set_max_clip_seconds(_guild_id(interaction), seconds)
+        value = seconds if seconds is not None else self.settings.max_clip_seconds
+        await self._reply(interaction, f"The longest clip here is now {value:g} s.")
+
+    @app_commands.command(name="max-jobs", description="How many jobs one member may run at once here")
+    @app_commands.describe(count="Jobs at a time; empty for the bot's default")
+    async def max_jobs(
+        self, interaction: discord.Interaction, count: app_commands.Range[int, 1, 10] | None = None
+    ) -> None:
+        """Set how many jobs one member may have running at the same time."""
+        await self.store.limits.set_max_active_jobs(_guild_id(interaction), count)
+        value = count if count is not None else self.settings.max_active_jobs_per_member
+        await self._reply(interaction, f"Each member may now run {value} job{'' if value == 1 else 's'} at a time.")
+
+    @app_commands.command(name="usage", description="Credits used in this server in the current period")
+    async def usage(self, interaction: discord.Interaction) -> None:
+        """Show this period's usage: totals, by member and by mode."""
+        report = await self.store.quota.usage(_guild_id(interaction))
+        await self._reply(interaction, render.usage_text(report))
+
+    @app_commands.command(name="settings", description="Show the limits and modes that apply here")
+    async def show_settings(self, interaction: discord.Interaction) -> None:
+        """Show the server's own settings, with the bot's defaults for the rest."""
+        guild_id = _guild_id(interaction)
+        await self._reply(
+            interaction,
+            render.settings_text(
+                await self.store.limits.guild_settings(guild_id),
+                default_member_credits=self.settings.default_member_credits,
+                allowed_modes=self.settings.allowed_modes,
+                max_clip_seconds=self.settings.max_clip_seconds,
+                max_active_jobs=self.settings.max_active_jobs_per_member,
+                member_limits=await self.store.limits.member_limits(guild_id),
+                role_limits=await self.store.limits.role_limits(guild_id),
+                window=self.settings.quota_window,
+            ),
+        )
+
+
+async def setup(bot: LipsyncBot) -> None:
+    """Add the cog, built from the bot's services."""
+    await bot.add_cog(ManageCog(bot.services.store, bot.settings))

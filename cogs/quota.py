@@ -1,0 +1,45 @@
+"""`/quota` and `/forget-me`: a member's credits, and deleting a member's data on request."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.config import QuotaWindow
+from bot.store import Store
+from cogs import render, role_ids
+from cogs.views import forget_view
+
+if TYPE_CHECKING:
+    from bot.app import LipsyncBot
+
+
+class QuotaCog(commands.Cog, name="Quota"):
+    """A member's own credits and data."""
+
+    def __init__(self, store: Store, window: QuotaWindow) -> None:
+        self.store = store
+        self.window = window
+
+    @app_commands.command(name="quota", description="Your lip-sync credits: what's left and when it resets.")
+    @app_commands.guild_only()
+    async def quota(self, interaction: discord.Interaction) -> None:
+        """Show the member's balance, the limit that applies and the reset time (only they see it)."""
+        balance = await self.store.quota.balance(interaction.guild_id, interaction.user.id, role_ids(interaction.user))
+        await interaction.response.send_message(render.quota_text(balance, self.window), ephemeral=True)
+
+    @app_commands.command(name="forget-me", description="Delete your lip-sync data in this server.")
+    @app_commands.guild_only()
+    async def forget_me(self, interaction: discord.Interaction) -> None:
+        """Explain what will be deleted and ask for a confirmation click; nothing is deleted yet."""
+        await interaction.response.send_message(
+            render.forget_prompt(), view=forget_view(interaction.user.id), ephemeral=True
+        )
+
+
+async def setup(bot: LipsyncBot) -> None:
+    """Add the cog, built from the bot's services."""
+    await bot.add_cog(QuotaCog(bot.services.store, bot.settings.quota_window))

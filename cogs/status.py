@@ -1,0 +1,363 @@
+"""How a job shows up in Discord: its live status message and the message with the result.
+
+`StatusMessage` is the engine's `ProgressSink` and `ResultPoster` its `Deliverer`;
+`JobPresenter` builds both, for a job started by a slash command (with its interaction) or for
+one resumed after a restart (from the ids stored in its record).
+
+Interaction tokens live 15 minutes. While one lives (with a minute to spare) the status message is
+edited through it and the result is sent as a followup. After that, the bot's own token is used:
+the status message is edited as a channel message (or a new one is posted when that is refused),
+and the result goes out as a new channel message that mentions the member, or by DM where the bot
+cannot post in the channel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import discord
+
+from bot import media
+from bot.clock import Clock
+from bot.jobs.engine import JobEngine
+from bot.jobs.models import Delivery, JobHooks, JobUpdate
+from bot.services import Services
+from bot.store import JobRecord
+from cogs import render, views
+
+log = logging.getLogger(__name__)
+
+# Edit a status message at most this often; terminal states are always shown at once.
+DEFAULT_MIN_INTERVAL = 3.0
+# Stop using an interaction token this long before Discord's 15 minutes run out.
+TOKEN_MARGIN = dt.timedelta(seconds=60)
+
+_NO_MENTIONS = discord.AllowedMentions.none()
+_MENTION_MEMBER = discord.AllowedMentions(everyone=False, roles=False, users=True, replied_user=False)
+
+StatusMoved = Callable[[int, int, int], Awaitable[None]]
+"""Called with (job id, channel id, message id) when a status message had to be posted anew."""
+
+
+def token_alive(interaction: discord.Interaction | None) -> bool:
+    """True while the interaction's token can still be used (with a margin)."""
+    return interaction is not None and discord.utils.utcnow() < interaction.expires_at - TOKEN_MARGIN
+
+
+def token_gone(error: discord.HTTPException) -> bool:
+    """True for the answers that mean an interaction token can't be used any more.
+
+    Discord says 401 (50027, Invalid Webhook Token) after 15 minutes and sometimes 404 (10062,
+    Unknown interaction; 10015, Unknown Webhook). Never retry these: invalid requests count
+    towards Discord's IP ban threshold.
+    """
+    return (error.status == 401 and error.code == 50027) or (error.status == 404 and error.code in (10015, 10062))
+
+
+class StatusMessage:
+    """One job's live status message: a `ProgressSink` that edits only when the text changes.
+
+    Updates arriving less than `min_interval` seconds (on `clock`) after the last edit are
+    coalesced: a single delayed edit later shows the newest one. Terminal states (done, failed,
+    canceled) are shown at once and remove the Cancel button.
+    """
+
+    def __init__(
+        self,
+        client: discord.Client,
+        clock: Clock,
+        *,
+        channel_id: int,
+        message_id: int | None,
+        guild_id: int | None = None,
+        interaction: discord.Interaction | None = None,
+        min_interval: float = DEFAULT_MIN_INTERVAL,
+        on_moved: StatusMoved | None = None,
+    ) -> None:
+        self._client = client
+        self._clock = clock
+        self._channel_id = channel_id
+        self._guild_id = guild_id
+        self._interaction = interaction
+        self._message_id = message_id
+        self._min_interval = min_interval
+        self._on_moved = on_moved
+        self._latest: JobUpdate | None = None
+        self._shown: str | None = None
+        self._last_edit: float | None = None
+        self._pending: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+        self.edits = 0
+
+    @property
+    def message_id(self) -> int | None:
+        """The message currently showing the status."""
+        return self._message_id
+
+    async def update(self, update: JobUpdate) -> None:
+        """Show this snapshot now, later (coalesced), or not at all if nothing visible changed."""
+        self._latest = update
+        if update.job.state.terminal:
+            self._cancel_pending()
+            await self._flush()
+            return
+        if self._pending is not None:
+            return  # the delayed edit will show this snapshot
+        wait = 0.0
+        if self._last_edit is not None:
+            wait = self._last_edit + self._min_interval - self._clock.monotonic()
+        if wait <= 0:
+            await self._flush()
+        else:
+            self._pending = asyncio.get_running_loop().create_task(self._flush_after(wait))
+
+    async def _flush_after(self, delay: float) -> None:
+        await self._clock.sleep(delay)
+        self._pending = None
+        await self._flush()
+
+    def _cancel_pending(self) -> None:
+        if self._pending is not None and self._pending is not asyncio.current_task():
+            self._pending.cancel()
+        self._pending = None
+
+    async def _flush(self) -> None:
+        async with self._lock:
+            update = self._latest
+            if update is None:
+                return
+            content = render.status_text(update)
+            if content == self._shown:
+                return
+            view = None if update.job.state.terminal else views.status_view(update.job.id)
+            try:
+                await self._show(update.job.id, content, view)
+            except discord.HTTPException as exc:
+                # A display problem must never fail the job: log it and keep going.
+                log.warning("job %s: could not update the status message: %s", update.job.id, exc)
+                return
+            self._shown = content
+            self._last_edit = self._clock.monotonic()
+            self.edits += 1
+
+    async def _show(self, job_id: int, content: str, view: discord.ui.View | None) -> None:
+        # `view=None` on an edit removes the buttons; on a new message there are none either way.
+        if self._interaction is not None and token_alive(self._interaction):
+            try:
+                await self._interaction.edit_original_response(
+                    content=content, view=view, allowed_mentions=_NO_MENTIONS
+                )
+                return
+            except discord.HTTPException as exc:
+                if not token_gone(exc):
+                    raise
+        self._interaction = None
+        channel = self._client.get_partial_messageable(self._channel_id, guild_id=self._guild_id)
+        if self._message_id is not None:
+            try:
+                await channel.get_partial_message(self._message_id).edit(
+                    content=content, view=view, allowed_mentions=_NO_MENTIONS
+                )
+                return
+            except (discord.NotFound, discord.Forbidden) as exc:
+                # Deleted, or an interaction reply the bot token may not edit: post a new one.
+                log.info("job %s: status message %s not editable (%s); posting anew", job_id, self._message_id, exc)
+        if view is None:
+            message = await channel.send(content, allowed_mentions=_NO_MENTIONS)
+        else:
+            message = await channel.send(content, view=view, allowed_mentions=_NO_MENTIONS)
+        self._message_id = message.id
+        if self._on_moved is not None:
+            await self._on_moved(job_id, self._channel_id, message.id)
+
+
+@dataclass(frozen=True)
+class _Payload:
+    """What to send for one upload limit."""
+
+    kind: str  # "file", "compressed" or "link"
+    file: Path | None
+    link: str | None
+
+
+class ResultPoster:
+    """Hands a finished video to its owner: a `Deliverer`.
+
+    Tries, in order: a followup on the interaction while its token lives; a new message in the
+    job's channel that mentions the member; a DM. Each place has its own upload limit: the file
+    is attached if it fits, else re-encoded to fit, else replaced by a download link with a
+    **New link** button.
+    """
+
+    def __init__(
+        self,
+        client: discord.Client,
+        engine: JobEngine,
+        *,
+        user_id: int,
+        channel_id: int | None,
+        guild_id: int | None,
+        interaction: discord.Interaction | None = None,
+    ) -> None:
+        self._client = client
+        self._engine = engine
+        self._user_id = user_id
+        self._channel_id = channel_id
+        self._guild_id = guild_id
+        self._interaction = interaction
+        self._fitted: dict[int, Path | None] = {}
+
+    async def deliver(self, job: JobRecord, result: Path, *, sandbox: bool) -> Delivery:
+        """Post the result; raise only if it could not reach the member anywhere."""
+        interaction = self._interaction
+        if interaction is not None and token_alive(interaction):
+            try:
+                return await self._send_followup(interaction, job, result, sandbox=sandbox)
+            except discord.HTTPException as exc:
+                log.info("job %s: followup failed (%s); posting in the channel instead", job.id, exc)
+        if self._channel_id is not None:
+            try:
+                return await self._send_to_channel(job, result, sandbox=sandbox)
+            except (discord.Forbidden, discord.NotFound) as exc:
+                log.info("job %s: can't post in channel %s (%s); sending a DM", job.id, self._channel_id, exc)
+        return await self._send_dm(job, result, sandbox=sandbox)
+
+    async def _send_followup(
+        self, interaction: discord.Interaction, job: JobRecord, result: Path, *, sandbox: bool
+    ) -> Delivery:
+        payload = await self._payload(job, result, interaction.filesize_limit)
+        content = render.result_text(job, sandbox=sandbox, kind=payload.kind, link=payload.link)
+        file, view = _message_parts(job, payload)
+        message = await interaction.followup.send(
+            content, file=file, view=view, wait=True, allowed_mentions=_MENTION_MEMBER
+        )
+        return Delivery(kind=payload.kind, message_id=message.id)
+
+    async def _send_to_channel(self, job: JobRecord, result: Path, *, sandbox: bool) -> Delivery:
+        assert self._channel_id is not None
+        guild = self._client.get_guild(self._guild_id) if self._guild_id is not None else None
+        limit = guild.filesize_limit if guild is not None else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
+        payload = await self._payload(job, result, limit)
+        content = render.result_text(job, sandbox=sandbox, kind=payload.kind, link=payload.link)
+        channel = self._client.get_partial_messageable(self._channel_id, guild_id=self._guild_id)
+        file, view = _message_parts(job, payload)
+        message = await channel.send(content, file=file, view=view, allowed_mentions=_MENTION_MEMBER)
+        return Delivery(kind=payload.kind, message_id=message.id)
+
+    async def _send_dm(self, job: JobRecord, result: Path, *, sandbox: bool) -> Delivery:
+        user = self._client.get_user(self._user_id) or await self._client.fetch_user(self._user_id)
+        payload = await self._payload(job, result, discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES)
+        content = render.result_text(job, sandbox=sandbox, kind=payload.kind, link=payload.link, mention=False)
+        file, view = _message_parts(job, payload)
+        message = await user.send(content, file=file, view=view)
+        return Delivery(kind="dm", message_id=message.id, detail=payload.kind)
+
+    async def _payload(self, job: JobRecord, result: Path, limit: int) -> _Payload:
+        size = await asyncio.to_thread(lambda: result.stat().st_size)
+        if size <= limit:
+            return _Payload("file", result, None)
+        fitted = await self._fit(result, limit)
+        if fitted is not None:
+            return _Payload("compressed", fitted, None)
+        return _Payload("link", None, await self._engine.fresh_download_url(job.id))
+
+    async def _fit(self, result: Path, limit: int) -> Path | None:
+        # Each limit is tried once: a followup that failed and a channel post share the work.
+        if limit not in self._fitted:
+            dest = result.with_name(f"{result.stem}-fit-{limit}{result.suffix}")
+            self._fitted[limit] = await media.compress_to_fit(result, dest, limit)
+        return self._fitted[limit]
+
+
+def _message_parts(job: JobRecord, payload: _Payload) -> tuple[discord.File, discord.ui.View]:
+    """The file to attach or the New link button; `MISSING` stands for "none" in discord.py."""
+    file: discord.File = discord.utils.MISSING
+    view: discord.ui.View = discord.utils.MISSING
+    if payload.file is not None:
+        # The name the member downloads: the engine names results "lipsync-<id>.mp4" (or "sandbox-…").
+        file = discord.File(payload.file, filename=_download_name(job, payload.file))
+    else:
+        view = views.link_view(job.id)
+    return file, view
+
+
+def _download_name(job: JobRecord, path: Path) -> str:
+    stem = path.stem.split("-fit-", 1)[0]
+    return f"{stem}.mp4"
+
+
+class JobPresenter:
+    """Builds a job's `JobHooks`: its status message and its result poster."""
+
+    def __init__(
+        self, client: discord.Client, services: Services, *, min_interval: float = DEFAULT_MIN_INTERVAL
+    ) -> None:
+        self._client = client
+        self._services = services
+        self._min_interval = min_interval
+
+    def for_interaction(self, interaction: discord.Interaction, status_message_id: int) -> JobHooks:
+        """Hooks for a job started by `/lipsync`: both use the interaction while its token lives."""
+        assert interaction.channel_id is not None
+        sink = StatusMessage(
+            self._client,
+            self._services.clock,
+            channel_id=interaction.channel_id,
+            guild_id=interaction.guild_id,
+            message_id=status_message_id,
+            interaction=interaction,
+            min_interval=self._min_interval,
+            on_moved=self._remember,
+        )
+        poster = ResultPoster(
+            self._client,
+            self._services.engine,
+            user_id=interaction.user.id,
+            channel_id=interaction.channel_id,
+            guild_id=interaction.guild_id,
+            interaction=interaction,
+        )
+        return JobHooks(sink=sink, deliverer=poster)
+
+    def for_record(self, record: JobRecord) -> JobHooks:
+        """Hooks for a job resumed after a restart, from the ids in its record (a `HooksFactory`)."""
+        channel_id = record.status_channel_id or record.channel_id
+        sink: StatusMessage | _NoStatus
+        if channel_id is None:
+            sink = _NoStatus()
+        else:
+            sink = StatusMessage(
+                self._client,
+                self._services.clock,
+                channel_id=channel_id,
+                guild_id=record.guild_id,
+                message_id=record.status_message_id,
+                min_interval=self._min_interval,
+                on_moved=self._remember,
+            )
+        poster = ResultPoster(
+            self._client,
+            self._services.engine,
+            user_id=record.user_id,
+            channel_id=record.channel_id,
+            guild_id=record.guild_id,
+        )
+        return JobHooks(sink=sink, deliverer=poster)
+
+    async def _remember(self, job_id: int, channel_id: int, message_id: int) -> None:
+        # So that a later restart edits the message members can actually see.
+        with contextlib.suppress(Exception):
+            await self._services.store.jobs.update(job_id, status_channel_id=channel_id, status_message_id=message_id)
+
+
+class _NoStatus:
+    """A sink for a job with no channel to show it in (e.g. started from the command line)."""
+
+    async def update(self, update: JobUpdate) -> None:
+        """Nothing to show."""

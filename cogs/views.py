@@ -1,0 +1,137 @@
+"""Buttons that keep working after a restart.
+
+Each button is a `discord.ui.DynamicItem`: everything it needs (a job id, a member id) is in its
+custom id, and discord.py rebuilds it from that id whenever it is clicked, in whichever process
+is running then. `bot.app` registers them with `add_dynamic_items` in `setup_hook`. Clicks reach
+the engine and the store through `cogs.services_of(interaction.client)`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Self
+
+import discord
+
+from bot.errors import InvalidInput, NotAllowed
+from cogs import render, services_of
+from cogs.errors import report_error
+
+Button = discord.ui.Button[discord.ui.View]
+
+
+class CancelButton(discord.ui.DynamicItem[Button], template=r"lipsync:cancel:(?P<job>[0-9]+)"):
+    """Cancel on a job's status message; only the member who started the job may use it."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(
+            discord.ui.Button(label="Cancel", style=discord.ButtonStyle.danger, custom_id=f"lipsync:cancel:{job_id}")
+        )
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> Self:
+        """Rebuild the button from its custom id."""
+        return cls(int(match["job"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        """Cancel the job for its owner; anyone else gets a polite ephemeral no."""
+        await cancel_job(interaction, self.job_id)
+
+
+class NewLinkButton(discord.ui.DynamicItem[Button], template=r"lipsync:link:(?P<job>[0-9]+)"):
+    """Under a result too large to post: fetches a newly signed download link (old ones expire)."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(
+            discord.ui.Button(label="New link", style=discord.ButtonStyle.secondary, custom_id=f"lipsync:link:{job_id}")
+        )
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> Self:
+        """Rebuild the button from its custom id."""
+        return cls(int(match["job"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        """Answer, only to the member who pressed it, with a fresh link."""
+        try:
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            url = await services_of(interaction.client).engine.fresh_download_url(self.job_id)
+            await interaction.edit_original_response(content=render.fresh_link_text(self.job_id, url))
+        except Exception as exc:
+            await report_error(interaction, exc)
+
+
+class ForgetButton(discord.ui.DynamicItem[Button], template=r"lipsync:forget:(?P<user>[0-9]+)"):
+    """The confirmation under `/forget-me`: deletes the member's data in this server."""
+
+    def __init__(self, user_id: int) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Delete my data", style=discord.ButtonStyle.danger, custom_id=f"lipsync:forget:{user_id}"
+            )
+        )
+        self.user_id = user_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> Self:
+        """Rebuild the button from its custom id."""
+        return cls(int(match["user"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        """Delete the data of the member named in the button, if they are the one pressing it."""
+        try:
+            if interaction.user.id != self.user_id or interaction.guild_id is None:
+                raise NotAllowed("Only the member who asked can confirm deleting their data.", code="not_owner")
+            report = await services_of(interaction.client).store.delete_member_data(interaction.guild_id, self.user_id)
+            await interaction.response.edit_message(content=render.forgotten_text(report), view=None)
+        except Exception as exc:
+            await report_error(interaction, exc)
+
+
+def status_view(job_id: int) -> discord.ui.View:
+    """The buttons under a running job's status message."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(CancelButton(job_id))
+    return view
+
+
+def link_view(job_id: int) -> discord.ui.View:
+    """The button under a result that was too large to attach."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(NewLinkButton(job_id))
+    return view
+
+
+def forget_view(user_id: int) -> discord.ui.View:
+    """The confirmation button for `/forget-me`."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(ForgetButton(user_id))
+    return view
+
+
+DYNAMIC_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (CancelButton, NewLinkButton, ForgetButton)
+
+
+async def cancel_job(interaction: discord.Interaction, job_id: int) -> None:
+    """Cancel `job_id` for the member behind `interaction` (the button and `/cancel` share this)."""
+    try:
+        engine = services_of(interaction.client).engine
+        job = await engine.job(job_id)
+        if job.guild_id != interaction.guild_id:
+            raise InvalidInput(f"There is no job #{job_id} in this server.", code="no_such_job")
+        if job.user_id != interaction.user.id:
+            # Checked before deferring, so the refusal is instant and only the presser sees it.
+            raise NotAllowed(f"Only <@{job.user_id}> can cancel job #{job_id}.", code="not_owner")
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        canceled = await engine.cancel(job_id, by_user_id=interaction.user.id)
+        await interaction.edit_original_response(content=render.canceled_text(canceled))
+    except Exception as exc:
+        await report_error(interaction, exc)
