@@ -140,9 +140,50 @@ async def run_sdk(base_url: str, jobs: int, media: Path, work: Path) -> dict[str
     return {"seconds": elapsed, "done": done, "errors": errors, **meter.stop()}
 
 
+async def run_sdk_threads(base_url: str, jobs: int, media: Path, work: Path) -> dict[str, Any]:
+    """The SDK's synchronous client, one thread per job: how to use it without blocking a loop."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from magic_hour import Client
+
+    client = Client(token=KEY, base_url=base_url)
+    meter = LagMeter()
+    meter.start()
+    started = time.perf_counter()
+
+    def one(index: int) -> bool:
+        folder = work / f"sdk-{index}"
+        folder.mkdir(parents=True)
+        result = client.v1.lip_sync.generate(
+            assets={
+                "video_file_path": str(media / "face.mp4"),
+                "audio_file_path": str(media / "voice.mp3"),
+                "video_source": "file",
+            },
+            start_seconds=0.0,
+            end_seconds=1.5,
+            wait_for_completion=True,
+            download_outputs=True,
+            download_directory=str(folder),
+        )
+        return bool(getattr(result, "downloaded_paths", None))
+
+    loop = asyncio.get_running_loop()
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [loop.run_in_executor(pool, one, i) for i in range(jobs)]
+        outcomes = await asyncio.gather(*futures, return_exceptions=True)
+    elapsed = time.perf_counter() - started
+    done = sum(1 for o in outcomes if o is True)
+    errors = sorted({f"{type(o).__name__}: {str(o)[:80]}" for o in outcomes if isinstance(o, BaseException)})
+    return {"seconds": elapsed, "done": done, "errors": errors, **meter.stop()}
+
+
+SIDES = {"ours": run_ours, "sdk-async": run_sdk, "sdk-threads": run_sdk_threads}
+
+
 def child(side: str, base_url: str, jobs: int, media: Path) -> None:
     with tempfile.TemporaryDirectory(prefix=f"bench-{side}-") as tmp:
-        runner = run_ours if side == "ours" else run_sdk
+        runner = SIDES[side]
         figures = asyncio.run(runner(base_url, jobs, media, Path(tmp)))
     figures["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(figures), flush=True)
@@ -157,7 +198,7 @@ async def parent(jobs: int, render_seconds: float) -> None:
         config = SandboxConfig(api_key=KEY, render_seconds=render_seconds, max_concurrent_renders=4)
         rows = []
         async with Sandbox(config, data_dir=Path(tmp) / "sandbox") as sandbox:
-            for side in ("ours", "sdk"):
+            for side in SIDES:
                 sandbox.counters.reset()
                 env = {**os.environ, "MAGIC_HOUR_POLL_INTERVAL": "0.5"}
                 proc = await asyncio.create_subprocess_exec(
@@ -173,10 +214,10 @@ async def parent(jobs: int, render_seconds: float) -> None:
     python = sys.version.split()[0]
     print(f"{jobs} jobs, sandbox render {render_seconds:g} s each, Python {python}, {os.cpu_count()} cores")
     columns = ("done", "seconds", "peak MiB", "lag p50", "lag p99", "lag max", "GET/job")
-    print(f"{'side':6} " + " ".join(f"{c:>8}" for c in columns))
+    print(f"{'side':11} " + " ".join(f"{c:>8}" for c in columns))
     for side, f in rows:
         print(
-            f"{side:6} {f['done']:>5} {f['seconds']:>8.1f} {f['peak_rss_mib']:>9.1f} {f['lag_p50_ms']:>7.1f}ms "
+            f"{side:11} {f['done']:>8} {f['seconds']:>8.1f} {f['peak_rss_mib']:>9.1f} {f['lag_p50_ms']:>7.1f}ms "
             f"{f['lag_p99_ms']:>7.1f}ms {f['lag_max_ms']:>7.0f}ms {f['status_requests_per_job']:>8.1f}"
         )
         for error in f.get("errors", []):
@@ -187,7 +228,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs", type=int, default=100)
     parser.add_argument("--render-seconds", type=float, default=30.0)
-    parser.add_argument("--child", choices=["ours", "sdk"])
+    parser.add_argument("--child", choices=list(SIDES))
     parser.add_argument("--base-url")
     parser.add_argument("--media", type=Path)
     args = parser.parse_args()
