@@ -1,13 +1,39 @@
-"""Harness for driving the real bot through simcord (findings in tests/cogs/README.md)."""
+"""Harness for driving the real bot through simcord (why each piece exists: tests/cogs/README.md).
+
+`harness` gives a test the real bot from `bot.app.create_bot`, logged in to simcord's Discord,
+with its commands synced, one server, a #lipsync channel, two members and a manager; the real
+engine and store (a temporary SQLite file); and the project's sandbox over real HTTP, whose
+clock (`harness.sandbox_clock`, a `FakeClock`) decides when renders finish.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
+import discord
+import pytest
+import simcord
+import simcord.backend.cdn
+from aiohttp import web
+from discord import app_commands
 from simcord._runtime import _BOT_SCOPE
+
+from bot.app import LipsyncBot, create_bot, sync_commands
+from bot.clock import FakeClock
+from bot.config import Settings
+from bot.errors import LipsyncError
+from bot.jobs.engine import JobEngine
+from bot.jobs.models import JobUpdate
+from bot.sandbox import Sandbox, SandboxConfig
+from bot.store import JobRecord, JobState, MemberHasActiveJobs, Store
+from cogs.errors import Refused
+from cogs.status import StatusMessage
+from tests.conftest import SANDBOX_KEY, make_settings
 
 T = TypeVar("T")
 
@@ -25,3 +51,251 @@ def outside_simcord(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
     context.run(_BOT_SCOPE.set, None)
     # `asyncio.Task` rather than `loop.create_task`: simcord's create_task re-enters its scope.
     return asyncio.Task(coro, context=context)
+
+
+@pytest.fixture
+def engine_outside_simcord(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Start the engine's background work (jobs, poller) outside simcord's bookkeeping."""
+    for name in ("submit", "resume"):
+        original: Callable[..., Coroutine[Any, Any, Any]] = getattr(JobEngine, name)
+
+        async def detached(self: JobEngine, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            return await outside_simcord(_original(self, *args, **kwargs))
+
+        monkeypatch.setattr(JobEngine, name, detached)
+
+
+class JobWatcher:
+    """Sees every update the engine gives a status message, so tests can wait for a state."""
+
+    def __init__(self) -> None:
+        self.states: dict[int, list[JobState]] = {}
+        self._changed = asyncio.Condition()
+
+    async def saw(self, update: JobUpdate) -> None:
+        async with self._changed:
+            seen = self.states.setdefault(update.job.id, [])
+            if not seen or seen[-1] is not update.job.state:
+                seen.append(update.job.state)
+            self._changed.notify_all()
+
+    async def reached(self, job_id: int, state: JobState) -> None:
+        """Return once the job has been in `state` (fails after 30 s rather than hang)."""
+        async with asyncio.timeout(30), self._changed:
+            await self._changed.wait_for(lambda: state in self.states.get(job_id, []))
+
+
+@pytest.fixture
+def job_watcher(monkeypatch: pytest.MonkeyPatch) -> JobWatcher:
+    """Spy on `StatusMessage.update` (the real one still runs)."""
+    watcher = JobWatcher()
+    original = StatusMessage.update
+
+    async def update(self: StatusMessage, update: JobUpdate) -> None:
+        await original(self, update)
+        await watcher.saw(update)
+
+    monkeypatch.setattr(StatusMessage, "update", update)
+    return watcher
+
+
+class CdnBridge:
+    """Serves simcord's in-memory attachment CDN over real HTTP, as Discord's CDN would be."""
+
+    def __init__(self) -> None:
+        self.base = ""
+        self.backend: Any = None
+        self.requests = 0
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/{path:.*}", self._serve)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.base = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _serve(self, request: web.Request) -> web.Response:
+        self.requests += 1
+        blob = self.backend.cdn.get(f"{self.base}{request.path}") if self.backend is not None else None
+        if blob is None:
+            return web.Response(status=404, text="not found")
+        return web.Response(body=blob, content_type="application/octet-stream")
+
+
+@pytest.fixture
+async def cdn(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[CdnBridge]:
+    """simcord's attachment URLs, pointed at a local server the engine can download from."""
+    bridge = CdnBridge()
+    await bridge.start()
+    monkeypatch.setattr(simcord.backend.cdn, "CDN_BASE", bridge.base)
+    yield bridge
+    await bridge.stop()
+
+
+@pytest.fixture
+def sandbox_clock() -> FakeClock:
+    """The sandbox's clock: renders advance only when a test moves it."""
+    return FakeClock()
+
+
+@pytest.fixture
+async def sandbox(tmp_path: Path, sandbox_clock: FakeClock) -> AsyncIterator[Sandbox]:
+    """A fresh local Magic Hour whose renders finish at once unless a test sets `render_seconds`."""
+    async with Sandbox(SandboxConfig(api_key=SANDBOX_KEY), data_dir=tmp_path / "sandbox", clock=sandbox_clock) as sb:
+        yield sb
+
+
+def expected_error(error: BaseException) -> bool:
+    """Errors a member caused: the error handler answers them, they are not bot bugs."""
+    while isinstance(error, app_commands.CommandInvokeError):
+        error = error.original
+    return isinstance(error, LipsyncError | Refused | MemberHasActiveJobs | app_commands.CheckFailure)
+
+
+@dataclass
+class Harness:
+    """The running bot in simcord, with the people and places the tests use."""
+
+    env: simcord.Env
+    bot: LipsyncBot
+    settings: Settings
+    sandbox: Sandbox
+    sandbox_clock: FakeClock
+    cdn: CdnBridge
+    media: Path
+    watcher: JobWatcher
+    guild: simcord.GuildHandle
+    channel: simcord.ChannelHandle
+    alice: simcord.MemberActor
+    bob: simcord.MemberActor
+    manager: simcord.MemberActor
+    bots: list[LipsyncBot] = field(default_factory=list)
+
+    @property
+    def engine(self) -> JobEngine:
+        """The running bot's engine."""
+        return self.bot.services.engine
+
+    @property
+    def store(self) -> Store:
+        """The running bot's store."""
+        return self.bot.services.store
+
+    def file(self, name: str, *, as_name: str | None = None) -> tuple[str, bytes]:
+        """A media file as a slash-command attachment: (filename, bytes)."""
+        return (as_name or name, (self.media / name).read_bytes())
+
+    async def lipsync(
+        self,
+        member: simcord.MemberActor | None = None,
+        *,
+        video: str | tuple[str, bytes] | None = "face.mp4",
+        audio: str | tuple[str, bytes] = "voice.mp3",
+        **options: Any,
+    ) -> simcord.InteractionResult:
+        """Run `/lipsync` as `member` (alice by default) with files from the media folder."""
+        if video is not None:
+            options["video"] = self.file(video) if isinstance(video, str) else video
+        options["audio"] = self.file(audio) if isinstance(audio, str) else audio
+        return await (member or self.alice).slash(self.channel, "lipsync", **options)
+
+    async def latest_job(self, member: simcord.MemberActor | None = None) -> JobRecord:
+        """The member's newest job."""
+        jobs = await self.store.jobs.recent_for_member(self.guild.id, (member or self.alice).id, 1)
+        assert jobs, "no job was created"
+        return jobs[0]
+
+    async def rendering(self, job_id: int) -> None:
+        """Wait until Magic Hour (the sandbox) is rendering the job."""
+        await self.watcher.reached(job_id, JobState.RENDERING)
+
+    async def finish(self, job_id: int) -> JobRecord:
+        """Wait for the job to end, then for the bot to handle what that caused in Discord."""
+        record = await asyncio.wait_for(self.engine.wait(job_id), timeout=60)
+        await self.env.settle()
+        return record
+
+    async def ledger_rows(self) -> int:
+        """How many ledger rows exist in this server (reservations, settlements, refunds, grants)."""
+        report = await self.store.quota.usage(self.guild.id)
+        return report.total.jobs
+
+    async def restart(self) -> None:
+        """Stop the bot as a deploy would (jobs stay unfinished), start a new one on the same files."""
+        await self.bot.close()
+        new_bot = create_bot(self.settings)
+        self.bots.append(new_bot)
+        await self.env.restart_bot(new_bot)
+        self.bot = new_bot
+        await self.env.settle()
+
+
+@pytest.fixture
+async def harness(
+    tmp_path: Path,
+    sandbox: Sandbox,
+    sandbox_clock: FakeClock,
+    cdn: CdnBridge,
+    media_dir: Path,
+    engine_outside_simcord: None,
+    job_watcher: JobWatcher,
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[Harness]:
+    """The bot under test, started; unexpected bot errors fail the test at teardown."""
+    marker = request.node.get_closest_marker("settings")
+    overrides: dict[str, Any] = dict(marker.kwargs) if marker else {}
+    settings = make_settings(tmp_path, sandbox.base_url, **overrides)
+    bot = create_bot(settings)
+    env = simcord.Env(bot)
+    await env.start()
+    cdn.backend = env.backend
+    harness: Harness | None = None
+    try:
+        await sync_commands(bot, None)
+        guild = env.create_guild("Lip Sync Club")
+        managers = guild.create_role("Mods", permissions=discord.Permissions(manage_guild=True))
+        harness = Harness(
+            env=env,
+            bot=bot,
+            settings=settings,
+            sandbox=sandbox,
+            sandbox_clock=sandbox_clock,
+            cdn=cdn,
+            media=media_dir,
+            watcher=job_watcher,
+            guild=guild,
+            channel=guild.create_text_channel("lipsync"),
+            alice=guild.add_member(env.create_user("alice")),
+            bob=guild.add_member(env.create_user("bob")),
+            manager=guild.add_member(env.create_user("mod"), roles=[managers]),
+            bots=[bot],
+        )
+        yield harness
+    finally:
+        try:
+            await (harness.bot if harness is not None else bot).close()
+        finally:
+            await env.shutdown()
+    unexpected = [error for error in env.errors if not expected_error(error)]
+    if unexpected:
+        raise ExceptionGroup("the bot raised unexpected errors", unexpected)  # type: ignore[type-var]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    """Run the test body on simcord's clock (token expiry, `discord.utils.utcnow`), like `simcord_env`."""
+    harness = getattr(item, "funcargs", {}).get("harness")
+    if isinstance(harness, Harness):
+        with harness.env.time_context():
+            return (yield)
+    return (yield)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "settings(**overrides): Settings fields for the `harness` bot")

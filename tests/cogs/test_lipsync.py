@@ -1,0 +1,306 @@
+"""`/lipsync` end to end: simcord's Discord, the real engine and store, the sandbox over HTTP."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import discord
+import pytest
+import simcord
+
+from bot.config import GenerationMode
+from bot.store import JobState
+from cogs.render import SANDBOX_NOTE
+from tests.cogs.conftest import Harness
+
+LONG_RENDER = 120.0  # sandbox seconds: long enough that a job is still rendering while a test acts
+
+
+def status_of(result: simcord.InteractionResult) -> discord.Message:
+    """The job's status message as members see it now."""
+    assert result.response is not None
+    return result.response.message
+
+
+def button_ids(message: discord.Message) -> list[str]:
+    return [
+        child.custom_id
+        for row in message.components
+        if isinstance(row, discord.ActionRow)
+        for child in row.children
+        if isinstance(child, discord.Button) and child.custom_id
+    ]
+
+
+def results_in(harness: Harness) -> list[discord.Message]:
+    """Channel messages that carry or link a finished video."""
+    return [m for m in harness.channel.history() if "is ready" in m.content]
+
+
+async def test_happy_path_posts_the_result_video(harness: Harness) -> None:
+    """Two attachments in; one live status message; a message carrying the video, pinging the owner."""
+    result = await harness.lipsync()
+    assert result.acknowledged and not result.ephemeral
+    job = await harness.latest_job()
+    assert button_ids(status_of(result)) == [f"lipsync:cancel:{job.id}"]
+
+    final = await harness.finish(job.id)
+
+    assert final.state is JobState.DONE, final.error_message
+    assert final.delivery_kind == "file"
+    [posted] = result.followups  # the token is fresh, so the result is a followup
+    message = posted.message
+    assert [a.filename for a in message.attachments] == [f"sandbox-lipsync-{job.id}.mp4"]
+    assert message.attachments[0].size > 10_000
+    assert f"<@{harness.alice.id}>" in message.content and SANDBOX_NOTE in message.content
+    assert final.delivery_message_id == message.id
+    status = status_of(result)
+    assert "✅ Done" in status.content and f"Cost: {final.charged_credits} credits" in status.content
+    assert button_ids(status) == []  # no Cancel button on a finished job
+    balance = await harness.store.quota.balance(harness.guild.id, harness.alice.id)
+    assert balance.used == final.charged_credits == 45 and balance.reserved == 0
+    assert final.status_message_id == status.id
+
+
+BAD_INPUTS: list[Any] = [
+    pytest.param({"video": "voice.mp3"}, "is an audio file", id="audio-in-video-slot"),
+    pytest.param({"video": "notes.txt"}, "isn't a video", id="text-in-video-slot"),
+    pytest.param({"audio": "face.mp4"}, "isn't an audio file", id="video-in-audio-slot"),
+    pytest.param({"video": None, "youtube_url": "https://vimeo.com/1234", "end": 3.0}, "YouTube link", id="other-host"),
+    pytest.param(
+        {"youtube_url": "https://youtu.be/dQw4w9WgXcQ", "end": 3.0}, "not both and not neither", id="video-and-link"
+    ),
+    pytest.param({"video": None}, "not both and not neither", id="neither"),
+    pytest.param({"start": 4.0, "end": 2.0}, "must be after `start`", id="end-before-start"),
+    pytest.param({"start": 2.0, "end": 2.0}, "must be after `start`", id="end-equals-start"),
+    pytest.param({"start": 0.0, "end": 90.0}, "longest clip allowed here is 60 s", id="clip-too-long"),
+]
+
+
+@pytest.mark.parametrize(("options", "says"), BAD_INPUTS)
+async def test_bad_input_gets_an_ephemeral_answer_and_costs_nothing(
+    harness: Harness, options: dict[str, Any], says: str
+) -> None:
+    """Each mistake is answered at once, only to the member, before anything is deferred or stored."""
+    result = await harness.lipsync(**options)
+    assert result.ephemeral and not result.deferred
+    assert result.response is not None and says in result.response.content
+    assert await harness.store.jobs.recent_for_member(harness.guild.id, harness.alice.id) == []
+    assert await harness.ledger_rows() == 0
+    assert harness.cdn.requests == 0  # nothing was even downloaded
+
+
+@pytest.mark.settings(max_input_bytes=20_000)
+async def test_oversized_file_is_refused_before_download(harness: Harness) -> None:
+    """Discord reports the size, so a file over the limit is refused without fetching it."""
+    result = await harness.lipsync()
+    assert result.ephemeral and result.response is not None
+    assert "the largest file this bot accepts is 19.5 KB" in result.response.content
+    assert harness.cdn.requests == 0 and await harness.ledger_rows() == 0
+
+
+async def test_mode_the_server_disallows(harness: Harness) -> None:
+    """A mode a manager switched off is refused at once, naming the allowed ones."""
+    await harness.store.limits.set_allowed_modes(harness.guild.id, [GenerationMode.LITE])
+    result = await harness.lipsync(mode="pro")
+    assert result.ephemeral and result.response is not None
+    assert result.response.content == "The `pro` mode isn't enabled on this server. Allowed here: lite."
+    assert await harness.ledger_rows() == 0
+
+
+async def test_mode_choices_show_their_price(harness: Harness) -> None:
+    """The mode picker tells what each mode costs."""
+    [command] = [c for c in await harness.bot.tree.fetch_commands() if c.name == "lipsync"]
+    [mode] = [o for o in command.options if o.name == "mode"]
+    assert isinstance(mode, discord.app_commands.Argument)
+    labels = [c.name for c in mode.choices]
+    assert labels == ["lite — 1 credit/frame", "standard — 1 credit/frame", "pro — 2 credits/frame"]
+
+
+async def test_file_whose_name_lies_fails_after_fetch_with_nothing_spent(harness: Harness) -> None:
+    """A text file named .mp4 passes the cheap checks, then the job fails clearly and costs nothing."""
+    result = await harness.lipsync(video="liar.mp4")
+    assert not result.ephemeral
+    job = await harness.latest_job()
+    final = await harness.finish(job.id)
+    assert final.state is JobState.FAILED and final.error_code == "name_mismatch"
+    status = status_of(result).content
+    assert "❌ Failed: `liar.mp4` is named like a .mp4 file, but it's really a text file." in status
+    assert "No credits were used" in status
+    balance = await harness.store.quota.balance(harness.guild.id, harness.alice.id)
+    assert balance.used == 0 and balance.reserved == 0
+    assert results_in(harness) == []
+
+
+async def test_quota_refusal_names_the_limit_and_the_reset(harness: Harness) -> None:
+    """Over the allowance, the job fails before spending and says what's left and when it resets."""
+    await harness.store.limits.set_member_limit(harness.guild.id, harness.alice.id, 10)
+    result = await harness.lipsync()
+    final = await harness.finish((await harness.latest_job()).id)
+    assert final.state is JobState.FAILED and final.error_code == "quota_member"
+    status = status_of(result).content
+    assert "You have 10 credits left today; this clip needs 45." in status
+    assert "resets <t:" in status and ":R>" in status
+    balance = await harness.store.quota.balance(harness.guild.id, harness.alice.id)
+    assert balance.used == 0
+
+
+async def test_active_job_limit(harness: Harness) -> None:
+    """While one job renders, a second one is refused at once, ephemerally."""
+    harness.sandbox.config.render_seconds = LONG_RENDER
+    first = await harness.lipsync()
+    assert not first.ephemeral
+    second = await harness.lipsync()
+    assert second.ephemeral and second.response is not None
+    assert "You can have 1 job running at a time and you have 1" in second.response.content
+    assert len(await harness.store.jobs.recent_for_member(harness.guild.id, harness.alice.id)) == 1
+
+
+async def test_cancel_by_someone_else_then_by_the_owner(harness: Harness) -> None:
+    """Bob's click gets a polite no; Alice's cancels, refunds, and removes the button."""
+    harness.sandbox.config.render_seconds = LONG_RENDER
+    result = await harness.lipsync()
+    job = await harness.latest_job()
+    refused = await harness.bob.click(status_of(result), label="Cancel")
+    assert refused.ephemeral and refused.response is not None
+    assert refused.response.content == f"Only <@{harness.alice.id}> can cancel job #{job.id}."
+    assert (await harness.store.jobs.get(job.id)) is not None
+
+    canceled = await harness.alice.click(status_of(result), label="Cancel")
+    assert canceled.ephemeral and canceled.response is not None
+    assert canceled.response.content.startswith(f"Canceled job #{job.id}.")
+    final = await harness.finish(job.id)
+    assert final.state is JobState.CANCELED
+    status = status_of(result)
+    assert "🛑 Canceled" in status.content and button_ids(status) == []
+    balance = await harness.store.quota.balance(harness.guild.id, harness.alice.id)
+    assert balance.used == 0 and balance.reserved == 0
+
+
+async def test_cancel_command(harness: Harness) -> None:
+    """`/cancel` refuses other members' jobs and unknown ids, and cancels the member's own."""
+    harness.sandbox.config.render_seconds = LONG_RENDER
+    await harness.lipsync()
+    job = await harness.latest_job()
+    other = await harness.bob.slash(harness.channel, "cancel", job_id=job.id)
+    assert other.response is not None and "Only <@" in other.response.content and other.ephemeral
+    missing = await harness.alice.slash(harness.channel, "cancel", job_id=job.id + 100)
+    assert missing.response is not None and missing.response.content == f"There is no job #{job.id + 100}."
+    mine = await harness.alice.slash(harness.channel, "cancel", job_id=job.id)
+    assert mine.ephemeral and mine.response is not None and "Canceled job" in mine.response.content
+    assert (await harness.finish(job.id)).state is JobState.CANCELED
+
+
+async def test_result_after_the_token_expired_is_a_new_message_that_mentions_the_member(harness: Harness) -> None:
+    """A render that outlives the 15-minute token is delivered by a new channel message with a ping."""
+    harness.sandbox.config.render_seconds = LONG_RENDER
+    result = await harness.lipsync()
+    job = await harness.latest_job()
+    await harness.rendering(job.id)
+    await harness.env.advance_time(16 * 60)  # Discord's clock: the interaction token is gone
+    await harness.sandbox_clock.advance(LONG_RENDER)  # Magic Hour's clock: the render is done
+
+    final = await harness.finish(job.id)
+
+    assert final.state is JobState.DONE
+    assert result.followups == []  # not through the dead token
+    [message] = results_in(harness)
+    assert message.id == final.delivery_message_id
+    assert [m.id for m in message.mentions] == [harness.alice.id]
+    assert [a.filename for a in message.attachments] == [f"sandbox-lipsync-{job.id}.mp4"]
+    status = harness.channel.history()[0]
+    assert status.id == status_of(result).id and "✅ Done" in status.content
+
+
+async def test_delivery_falls_back_to_a_dm_when_the_channel_refuses(harness: Harness) -> None:
+    """After the token, with posting in the channel forbidden, the member gets the video by DM."""
+    harness.sandbox.config.render_seconds = LONG_RENDER
+    await harness.lipsync()
+    job = await harness.latest_job()
+    await harness.rendering(job.id)
+    await harness.env.advance_time(16 * 60)
+    harness.env.inject_error(
+        "POST", f"/channels/{harness.channel.id}/messages", status=403, code=50013, message="Missing Permissions"
+    )
+    await harness.sandbox_clock.advance(LONG_RENDER)
+    final = await harness.finish(job.id)
+    assert final.state is JobState.DONE and final.delivery_kind == "dm"
+    dm = harness.alice.user.dm_channel.last_message
+    assert dm is not None and dm.id == final.delivery_message_id
+    assert [a.filename for a in dm.attachments] == [f"sandbox-lipsync-{job.id}.mp4"]
+    assert results_in(harness) == []
+
+
+@pytest.fixture
+def upload_limit(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Make interactions report a smaller `attachment_size_limit` (simcord always sends 25 MiB)."""
+
+    def set_limit(size: int) -> None:
+        original = discord.Interaction._from_data
+
+        def from_data(self: discord.Interaction, data: Any) -> None:
+            original(self, {**data, "attachment_size_limit": size})  # type: ignore[arg-type]
+
+        monkeypatch.setattr(discord.Interaction, "_from_data", from_data)
+
+    return set_limit
+
+
+async def test_result_over_the_upload_limit_is_compressed_to_fit(harness: Harness, upload_limit: Any) -> None:
+    """Too big to attach as is: re-encoded under the limit and attached."""
+    upload_limit(60_000)
+    result = await harness.lipsync()  # an 88 KB result
+    job = await harness.latest_job()
+    final = await harness.finish(job.id)
+    assert final.state is JobState.DONE and final.delivery_kind == "compressed", final.error_message
+    [posted] = result.followups
+    [attachment] = posted.message.attachments
+    assert attachment.size <= 60_000 and attachment.filename == f"sandbox-lipsync-{job.id}.mp4"
+    assert "re-encoded to fit" in posted.content
+
+
+async def test_result_that_cannot_fit_is_linked_with_a_fresh_link_button(harness: Harness, upload_limit: Any) -> None:
+    """Far too big: a download link, and a button that fetches a newly signed one."""
+    upload_limit(5_000)
+    result = await harness.lipsync()
+    job = await harness.latest_job()
+    final = await harness.finish(job.id)
+    assert final.state is JobState.DONE and final.delivery_kind == "link"
+    [posted] = result.followups
+    assert posted.message.attachments == [] and "Download it: http://127.0.0.1:" in posted.content
+    assert button_ids(posted.message) == [f"lipsync:link:{job.id}"]
+    fresh = await harness.bob.click(posted.message, label="New link")
+    assert fresh.ephemeral and fresh.response is not None
+    assert fresh.response.content.startswith(f"A fresh download link for job #{job.id}: http://127.0.0.1:")
+
+
+async def test_after_a_restart_the_job_is_delivered_and_its_buttons_work(harness: Harness) -> None:
+    """A job rendering during a restart is resumed, delivered with a ping, and its Cancel still answers."""
+    harness.sandbox.config.render_seconds = LONG_RENDER
+    result = await harness.lipsync()
+    job = await harness.latest_job()
+    await harness.rendering(job.id)
+    await harness.restart()
+
+    refused = await harness.bob.click(status_of(result), label="Cancel")
+    assert refused.response is not None and refused.response.content.startswith("Only <@")
+
+    await harness.sandbox_clock.advance(LONG_RENDER)
+    final = await harness.finish(job.id)
+    assert final.state is JobState.DONE
+    [message] = results_in(harness)
+    assert [m.id for m in message.mentions] == [harness.alice.id]
+    assert [a.filename for a in message.attachments] == [f"sandbox-lipsync-{job.id}.mp4"]
+    assert "✅ Done" in status_of(result).content
+
+
+async def test_owner_cancels_a_resumed_job(harness: Harness) -> None:
+    """The Cancel button of a job from before the restart cancels it in the new process."""
+    harness.sandbox.config.render_seconds = LONG_RENDER
+    result = await harness.lipsync()
+    job = await harness.latest_job()
+    await harness.rendering(job.id)
+    await harness.restart()
+    canceled = await harness.alice.click(status_of(result), label="Cancel")
+    assert canceled.response is not None and canceled.response.content.startswith(f"Canceled job #{job.id}.")
+    assert (await harness.finish(job.id)).state is JobState.CANCELED
