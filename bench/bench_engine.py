@@ -108,6 +108,29 @@ async def run_ours(base_url: str, jobs: int, media: Path, work: Path) -> dict[st
     return {"seconds": elapsed, "done": done, "client_polls": polls, **meter.stop()}
 
 
+def sdk_job(media: Path, folder: Path) -> dict[str, Any]:
+    """The same job as ours, in the SDK's words: upload both files, wait, download the result."""
+    return {
+        "assets": {
+            "video_file_path": str(media / "face.mp4"),
+            "audio_file_path": str(media / "voice.mp3"),
+            "video_source": "file",
+        },
+        "start_seconds": 0.0,
+        "end_seconds": 1.5,
+        "wait_for_completion": True,
+        "download_outputs": True,
+        "download_directory": str(folder),
+    }
+
+
+def summary(started: float, outcomes: list[Any], meter: LagMeter) -> dict[str, Any]:
+    """Wall time, jobs done and distinct failures of an SDK side."""
+    done = sum(1 for o in outcomes if o is True)
+    errors = sorted({f"{type(o).__name__}: {str(o)[:80]}" for o in outcomes if isinstance(o, BaseException)})
+    return {"seconds": time.perf_counter() - started, "done": done, "errors": errors, **meter.stop()}
+
+
 async def run_sdk(base_url: str, jobs: int, media: Path, work: Path) -> dict[str, Any]:
     from magic_hour import AsyncClient
 
@@ -119,25 +142,11 @@ async def run_sdk(base_url: str, jobs: int, media: Path, work: Path) -> dict[str
     async def one(index: int) -> bool:
         folder = work / f"sdk-{index}"
         folder.mkdir(parents=True)
-        result = await client.v1.lip_sync.generate(
-            assets={
-                "video_file_path": str(media / "face.mp4"),
-                "audio_file_path": str(media / "voice.mp3"),
-                "video_source": "file",
-            },
-            start_seconds=0.0,
-            end_seconds=1.5,
-            wait_for_completion=True,
-            download_outputs=True,
-            download_directory=str(folder),
-        )
+        result = await client.v1.lip_sync.generate(**sdk_job(media, folder))
         return bool(getattr(result, "downloaded_paths", None))
 
     outcomes = await asyncio.gather(*(one(i) for i in range(jobs)), return_exceptions=True)
-    elapsed = time.perf_counter() - started
-    done = sum(1 for o in outcomes if o is True)
-    errors = sorted({f"{type(o).__name__}: {str(o)[:80]}" for o in outcomes if isinstance(o, BaseException)})
-    return {"seconds": elapsed, "done": done, "errors": errors, **meter.stop()}
+    return summary(started, outcomes, meter)
 
 
 async def run_sdk_threads(base_url: str, jobs: int, media: Path, work: Path) -> dict[str, Any]:
@@ -154,28 +163,14 @@ async def run_sdk_threads(base_url: str, jobs: int, media: Path, work: Path) -> 
     def one(index: int) -> bool:
         folder = work / f"sdk-{index}"
         folder.mkdir(parents=True)
-        result = client.v1.lip_sync.generate(
-            assets={
-                "video_file_path": str(media / "face.mp4"),
-                "audio_file_path": str(media / "voice.mp3"),
-                "video_source": "file",
-            },
-            start_seconds=0.0,
-            end_seconds=1.5,
-            wait_for_completion=True,
-            download_outputs=True,
-            download_directory=str(folder),
-        )
+        result = client.v1.lip_sync.generate(**sdk_job(media, folder))
         return bool(getattr(result, "downloaded_paths", None))
 
     loop = asyncio.get_running_loop()
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = [loop.run_in_executor(pool, one, i) for i in range(jobs)]
         outcomes = await asyncio.gather(*futures, return_exceptions=True)
-    elapsed = time.perf_counter() - started
-    done = sum(1 for o in outcomes if o is True)
-    errors = sorted({f"{type(o).__name__}: {str(o)[:80]}" for o in outcomes if isinstance(o, BaseException)})
-    return {"seconds": elapsed, "done": done, "errors": errors, **meter.stop()}
+    return summary(started, outcomes, meter)
 
 
 SIDES = {"ours": run_ours, "sdk-async": run_sdk, "sdk-threads": run_sdk_threads}
