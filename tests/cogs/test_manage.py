@@ -1,0 +1,123 @@
+"""`/lipsync-admin`: managers set limits and modes and see usage; nobody else can."""
+
+from __future__ import annotations
+
+import discord
+import pytest
+import simcord
+
+from bot.config import GenerationMode
+from bot.store import JobState, LimitKind
+from tests.cogs.conftest import Harness
+
+
+async def admin(harness: Harness, who: simcord.MemberActor, sub: str, **options: object) -> str:
+    """Run `/lipsync-admin <sub>`; return the (ephemeral) answer."""
+    result = await who.slash(harness.channel, f"lipsync-admin {sub}", **options)
+    assert result.ephemeral and result.response is not None
+    return result.response.content
+
+
+async def test_hidden_from_members_by_default(harness: Harness) -> None:
+    """Discord shows the group only to Manage Server holders (the default a server can change)."""
+    [group] = [c for c in await harness.bot.tree.fetch_commands() if c.name == "lipsync-admin"]
+    assert group.default_member_permissions == discord.Permissions(manage_guild=True)
+    assert "lipsync-admin usage" not in harness.alice.available_commands(harness.channel)
+    assert "lipsync-admin usage" in harness.manager.available_commands(harness.channel)
+
+
+@pytest.mark.parametrize(
+    ("sub", "options"),
+    [
+        ("usage", {}),
+        ("settings", {}),
+        ("server-limit", {"credits": 5}),
+        ("modes", {"lite": True, "standard": False, "pro": False}),
+    ],
+)
+async def test_refused_at_run_time_when_a_server_overrides_the_default(
+    harness: Harness, sub: str, options: dict[str, object]
+) -> None:
+    """Even if the server lets everyone see the commands, members without Manage Server are refused."""
+    [group] = [c for c in await harness.bot.tree.fetch_commands() if c.name == "lipsync-admin"]
+    harness.guild.set_command_permissions(group, {harness.guild.default_role: True})
+    answer = await admin(harness, harness.alice, sub, **options)
+    assert answer == "Only members with the Manage Server permission can change lip-sync settings."
+    settings = await harness.store.limits.guild_settings(harness.guild.id)
+    assert settings.default_member_credits is None and settings.allowed_modes is None
+
+
+async def test_member_role_and_server_limits(harness: Harness) -> None:
+    """Limits a manager sets are what members' balances follow, most specific first."""
+    vip = harness.guild.create_role("VIP")
+    carol = harness.guild.add_member(harness.env.create_user("carol"), roles=[vip])
+    said = await admin(harness, harness.manager, "server-limit", credits=100)
+    assert said == "Members here now get 100 credits a day by default."
+    said = await admin(harness, harness.manager, "role-limit", role=vip, credits=300)
+    assert said == f"Members with <@&{vip.id}> may now use 300 credits a day."
+    said = await admin(harness, harness.manager, "member-limit", member=harness.alice, credits=50)
+    assert said == f"<@{harness.alice.id}> may now use 50 credits a day."
+
+    alice = await harness.store.quota.balance(harness.guild.id, harness.alice.id)
+    bob = await harness.store.quota.balance(harness.guild.id, harness.bob.id)
+    carol_balance = await harness.store.quota.balance(harness.guild.id, carol.id, [vip.id])
+    assert (alice.allowance, alice.limit_kind) == (50, LimitKind.MEMBER)
+    assert (bob.allowance, bob.limit_kind) == (100, LimitKind.SERVER_DEFAULT)
+    assert (carol_balance.allowance, carol_balance.limit_kind) == (300, LimitKind.ROLE)
+
+    said = await admin(harness, harness.manager, "member-limit", member=harness.alice)
+    assert said == f"<@{harness.alice.id}> now follows the role and server limits."
+    assert (await harness.store.quota.balance(harness.guild.id, harness.alice.id)).allowance == 100
+
+    overview = await admin(harness, harness.manager, "settings")
+    assert "Member allowance: 100 (set here) credits per day" in overview
+    assert f"<@&{vip.id}>: 300" in overview
+
+
+async def test_grant_adds_credits_until_the_reset(harness: Harness) -> None:
+    """A grant raises one member's credits for the current period and says when that ends."""
+    await harness.store.limits.set_member_limit(harness.guild.id, harness.alice.id, 10)
+    said = await admin(harness, harness.manager, "grant", member=harness.alice, credits=40, note="contest winner")
+    assert said.startswith(f"Granted 40 credits to <@{harness.alice.id}> until <t:")
+    assert said.endswith("they have 50 credits left.")
+    zero = await admin(harness, harness.manager, "grant", member=harness.alice, credits=0)
+    assert zero == "Granting 0 credits changes nothing."
+
+
+async def test_modes_and_longest_clip_apply_to_lipsync(harness: Harness) -> None:
+    """What a manager allows is what `/lipsync` accepts."""
+    assert await admin(harness, harness.manager, "modes", lite=False, standard=False, pro=False) == (
+        "Allow at least one mode."
+    )
+    said = await admin(harness, harness.manager, "modes", lite=True, standard=False, pro=True)
+    assert said == "Members here may now use: lite, pro."
+    said = await admin(harness, harness.manager, "max-clip", seconds=1.0)
+    assert said == "The longest clip here is now 1 s."
+    too_long = await admin(harness, harness.manager, "max-clip", seconds=600.0)
+    assert too_long == "The bot allows at most 60 s; choose that or less."
+
+    standard = await harness.lipsync(mode=GenerationMode.STANDARD.value)
+    assert standard.response is not None and "Allowed here: lite, pro." in standard.response.content
+    long_clip = await harness.lipsync(start=0.0, end=1.5)
+    assert long_clip.response is not None and "longest clip allowed here is 1 s" in long_clip.response.content
+
+
+async def test_usage_report(harness: Harness) -> None:
+    """Managers see what was used this period, by member and by mode."""
+    await harness.lipsync()
+    job = await harness.latest_job()
+    assert (await harness.finish(job.id)).state is JobState.DONE
+    report = await admin(harness, harness.manager, "usage")
+    assert "Total: 45 credits used, 1 job." in report
+    assert f"• <@{harness.alice.id}>: 45 credits used, 1 job" in report
+    assert "By mode: lite: 45 credits" in report
+
+
+async def test_max_jobs(harness: Harness) -> None:
+    """A manager can let members run more than one job at a time."""
+    said = await admin(harness, harness.manager, "max-jobs", count=2)
+    assert said == "Each member may now run 2 jobs at a time."
+    harness.sandbox.config.render_seconds = 120
+    first = await harness.lipsync()
+    second = await harness.lipsync()
+    assert not first.ephemeral and not second.ephemeral

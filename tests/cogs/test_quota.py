@@ -1,0 +1,76 @@
+"""`/quota`, `/jobs` and `/forget-me`: a member's own credits, history and data."""
+
+from __future__ import annotations
+
+import re
+
+from bot.store import JobState
+from tests.cogs.conftest import Harness
+
+
+async def test_quota_shows_what_is_left_what_applies_and_the_reset(harness: Harness) -> None:
+    """The balance, the limit it comes from, and the reset as a Discord relative time."""
+    await harness.store.limits.set_server_default(harness.guild.id, 500)
+    await harness.lipsync()
+    assert (await harness.finish((await harness.latest_job()).id)).state is JobState.DONE
+
+    result = await harness.alice.slash(harness.channel, "quota")
+
+    assert result.ephemeral and result.response is not None
+    text = result.response.content
+    assert re.search(r"Left: \*\*455 credits\*\* · resets <t:\d+:R>", text), text
+    assert "Allowance: 500 credits per day, from this server's default." in text
+    assert "Used this period: 45 credits." in text
+    assert "Running jobs: 0 of 1 at a time." in text
+
+
+async def test_jobs_lists_recent_jobs(harness: Harness) -> None:
+    """Newest first, with state, mode, cost and the reason for a failure."""
+    empty = await harness.alice.slash(harness.channel, "jobs")
+    assert empty.response is not None and "haven't started any" in empty.response.content
+    await harness.lipsync(video="liar.mp4")
+    failed = await harness.finish((await harness.latest_job()).id)
+    await harness.lipsync()
+    done = await harness.finish((await harness.latest_job()).id)
+
+    result = await harness.alice.slash(harness.channel, "jobs")
+
+    assert result.ephemeral and result.response is not None
+    lines = result.response.content.splitlines()
+    assert lines[1].startswith(f"`#{done.id}` ✅ done · lite · 45 credits · <t:")
+    assert lines[2].startswith(f"`#{failed.id}` ❌ failed · lite")
+    assert "named like a .mp4 file" in lines[3]
+
+
+async def test_forget_me_deletes_after_confirmation(harness: Harness) -> None:
+    """Nothing is deleted until the member confirms; then their jobs and limits are gone."""
+    await harness.store.limits.set_member_limit(harness.guild.id, harness.alice.id, 99)
+    await harness.lipsync()
+    await harness.finish((await harness.latest_job()).id)
+
+    asked = await harness.alice.slash(harness.channel, "forget-me")
+    assert asked.ephemeral and asked.response is not None and "can't be undone" in asked.response.content
+    assert await harness.store.jobs.recent_for_member(harness.guild.id, harness.alice.id) != []
+
+    confirmed = await harness.alice.click(asked.response, label="Delete my data")
+
+    assert confirmed.response is not None
+    assert confirmed.response.content.startswith("Done: deleted 1 job record, 0 grants and 1 personal limit.")
+    assert await harness.store.jobs.recent_for_member(harness.guild.id, harness.alice.id) == []
+    assert await harness.store.limits.member_limits(harness.guild.id) == {}
+    # Usage stays in the server's totals, without a name.
+    report = await harness.store.quota.usage(harness.guild.id)
+    assert report.total.used == 45 and None in report.by_member
+
+
+async def test_forget_me_waits_for_running_jobs(harness: Harness) -> None:
+    """A member with a running job is asked to cancel it first."""
+    harness.sandbox.config.render_seconds = 120
+    await harness.lipsync()
+    job = await harness.latest_job()
+    asked = await harness.alice.slash(harness.channel, "forget-me")
+    assert asked.response is not None
+    refused = await harness.alice.click(asked.response, label="Delete my data")
+    assert refused.response is not None
+    assert f"Some of your jobs are still running (#{job.id})" in refused.response.content
+    assert await harness.store.jobs.get(job.id) is not None
