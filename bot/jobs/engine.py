@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import shutil
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -298,37 +298,33 @@ class JobEngine:
         task.add_done_callback(_done)
 
     async def _run_new(self, run: _Run, request: JobRequest) -> None:
-        try:
-            await self._emit(run)
-            async with self._queue.slot(run.record.id):
-                await self._transition(run, JobState.FETCHING)
-                run.workdir.mkdir(parents=True, exist_ok=True)
-                video_path, audio_path = await self._fetch(run, request)
-                plan = await self._plan(run, request, video_path, audio_path)
-                await self._reserve(run, request, plan)
-                await self._transition(run, JobState.UPLOADING)
-                video_file, audio_file = await self._upload(run, plan, video_path, audio_path)
-                project_id = await self._create(run, request, plan, video_file, audio_file)
-                await self._follow(run, project_id, poll_now=False)
-        except asyncio.CancelledError:
-            if not run.cancel_requested:
-                raise  # engine shutdown: the job stays unfinished and a new engine resumes it
-            _swallow_cancel()
-            await self._cancelled(run)
-        except Exception as exc:
-            await self._fail_from(run, exc)
-        finally:
-            self._cleanup(run)
+        async def work() -> None:
+            await self._transition(run, JobState.FETCHING)
+            run.workdir.mkdir(parents=True, exist_ok=True)
+            video_path, audio_path = await self._fetch(run, request)
+            plan = await self._plan(run, request, video_path, audio_path)
+            await self._reserve(run, request, plan)
+            await self._transition(run, JobState.UPLOADING)
+            video_file, audio_file = await self._upload(run, plan, video_path, audio_path)
+            project_id = await self._create(run, request, plan, video_file, audio_file)
+            await self._follow(run, project_id, poll_now=False)
+
+        await self._run_guarded(run, work)
 
     async def _run_resumed(self, run: _Run) -> None:
         project_id = run.record.project_id
         assert project_id is not None
+        await self._run_guarded(run, lambda: self._follow(run, project_id, poll_now=True))
+
+    async def _run_guarded(self, run: _Run, work: Callable[[], Awaitable[None]]) -> None:
+        """Run a job's work in its slot; turn every way it can end into a final state."""
         try:
+            await self._emit(run)
             async with self._queue.slot(run.record.id):
-                await self._follow(run, project_id, poll_now=True)
+                await work()
         except asyncio.CancelledError:
             if not run.cancel_requested:
-                raise
+                raise  # engine shutdown: the job stays unfinished and a new engine resumes it
             _swallow_cancel()
             await self._cancelled(run)
         except Exception as exc:
