@@ -11,6 +11,8 @@ import tempfile
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
+import aiohttp
+import discord
 from pydantic import SecretStr, ValidationError
 from rich.console import Console
 
@@ -69,6 +71,8 @@ def _configure_logging(settings: Settings, *, interactive: bool) -> None:
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
     logging.getLogger("discord").setLevel(settings.discord_log_level.upper())
+    # The bot never joins voice, so discord.py's warnings about missing voice libraries are noise.
+    logging.getLogger("discord.client").addFilter(lambda record: "voice will NOT" not in record.getMessage())
     # httpx logs every request URL at INFO, and signed URLs must never reach a log.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
@@ -127,9 +131,18 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
     async with _maybe_sandbox(settings, args.sandbox, render_seconds=20.0) as effective:
         if effective.discord_token is None:
             raise ConfigurationError("DISCORD_TOKEN is not set. Put it in `.env` (see `.env.example`).")
+        if effective.magic_hour_api_key is None:
+            raise ConfigurationError(
+                "MAGIC_HOUR_API_KEY is not set. Put it in `.env`, or try the bot with `lipsync-bot run --sandbox`."
+            )
         bot = create_bot(effective)
         async with bot:
-            await bot.login(effective.discord_token.get_secret_value())
+            try:
+                await bot.login(effective.discord_token.get_secret_value())
+            except discord.LoginFailure as exc:
+                raise ConfigurationError("Discord rejected DISCORD_TOKEN: reset it in the Developer Portal.") from exc
+            except (aiohttp.ClientConnectionError, OSError) as exc:
+                raise ConfigurationError(f"Can't reach Discord ({type(exc).__name__}): check the network.") from exc
             if args.sync:
                 # Deliberate only: Discord allows 200 command creates a day per server.
                 await sync_commands(bot, effective.dev_guild_id)
