@@ -117,6 +117,10 @@ class LipsyncBot(commands.Bot):
         """Anyone can invite a bot, and every server spends the operator's credits: check the list."""
         await self._leave_if_not_allowed(guild)
 
+    async def on_guild_available(self, guild: discord.Guild) -> None:
+        """A server coming back after an outage (or a join, as some gateways report it): check it too."""
+        await self._leave_if_not_allowed(guild)
+
     async def _leave_if_not_allowed(self, guild: discord.Guild) -> None:
         if self.guild_allowed(guild.id):
             return

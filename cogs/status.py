@@ -115,12 +115,18 @@ class StatusMessage:
         if wait <= 0:
             await self._flush()
         else:
-            self._pending = asyncio.get_running_loop().create_task(self._flush_after(wait))
+            due = self._clock.monotonic() + wait
+            self._pending = asyncio.get_running_loop().create_task(self._flush_at(due))
 
-    async def _flush_after(self, delay: float) -> None:
-        await self._clock.sleep(delay)
-        self._pending = None
-        await self._flush()
+    async def _flush_at(self, due: float) -> None:
+        # The deadline, not a delay, is fixed when scheduling: time that passes before this task
+        # first runs still counts.
+        try:
+            await self._clock.sleep(due - self._clock.monotonic())
+            self._pending = None
+            await self._flush()
+        except Exception:
+            log.exception("delayed status update failed")
 
     def _cancel_pending(self) -> None:
         if self._pending is not None and self._pending is not asyncio.current_task():
