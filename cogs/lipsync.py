@@ -40,10 +40,13 @@ def _source(attachment: discord.Attachment) -> InputSource:
 class LipsyncCog(commands.Cog, name="Lip sync"):
     """Starting, following and stopping lip-sync jobs."""
 
-    def __init__(self, engine: JobEngine, store: Store, presenter: JobPresenter) -> None:
+    def __init__(
+        self, engine: JobEngine, store: Store, presenter: JobPresenter, *, default_max_fps: float | None = None
+    ) -> None:
         self.engine = engine
         self.store = store
         self.presenter = presenter
+        self.default_max_fps = default_max_fps
 
     @app_commands.command(name="lipsync", description="Lip-sync a face video (or a YouTube clip) to a voice.")
     @app_commands.guild_only()
@@ -54,7 +57,7 @@ class LipsyncCog(commands.Cog, name="Lip sync"):
         start="Where the clip starts in the video, in seconds (default 0)",
         end="Where the clip ends, in seconds (default: the audio's length)",
         mode="Quality: pro costs twice as much per frame",
-        max_fps="Cap the frame rate: fewer frames cost fewer credits",
+        max_fps="Cap the frame rate: fewer frames cost fewer credits (empty: the bot's default cap)",
         name="A name for the job",
     )
     @app_commands.choices(mode=MODE_CHOICES)
@@ -79,7 +82,8 @@ class LipsyncCog(commands.Cog, name="Lip sync"):
             start=start,
             end=end,
             mode=GenerationMode(mode),
-            max_fps=max_fps,
+            # The operator's DEFAULT_MAX_FPS caps what members don't choose themselves (fewer credits).
+            max_fps=max_fps if max_fps is not None else self.default_max_fps,
             name=name,
             guild_id=interaction.guild_id,
             channel_id=interaction.channel_id,
@@ -118,4 +122,7 @@ class LipsyncCog(commands.Cog, name="Lip sync"):
 
 async def setup(bot: LipsyncBot) -> None:
     """Add the cog, built from the bot's services."""
-    await bot.add_cog(LipsyncCog(bot.services.engine, bot.services.store, bot.presenter))
+    cog = LipsyncCog(
+        bot.services.engine, bot.services.store, bot.presenter, default_max_fps=bot.settings.default_max_fps
+    )
+    await bot.add_cog(cog)

@@ -287,13 +287,14 @@ def _message_parts(job: JobRecord, payload: _Payload) -> tuple[discord.File, dis
     view: discord.ui.View = discord.utils.MISSING
     if payload.file is not None:
         # The name the member downloads: the engine names results "lipsync-<id>.mp4" (or "sandbox-…").
-        file = discord.File(payload.file, filename=_download_name(job, payload.file))
+        file = discord.File(payload.file, filename=_download_name(payload.file))
     else:
         view = views.link_view(job.id)
     return file, view
 
 
-def _download_name(job: JobRecord, path: Path) -> str:
+def _download_name(path: Path) -> str:
+    # A re-encoded copy keeps the original's name: "lipsync-12-fit-10485760.mp4" -> "lipsync-12.mp4".
     stem = path.stem.split("-fit-", 1)[0]
     return f"{stem}.mp4"
 
