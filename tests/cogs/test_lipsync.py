@@ -304,3 +304,55 @@ async def test_owner_cancels_a_resumed_job(harness: Harness) -> None:
     canceled = await harness.alice.click(status_of(result), label="Cancel")
     assert canceled.response is not None and canceled.response.content.startswith(f"Canceled job #{job.id}.")
     assert (await harness.finish(job.id)).state is JobState.CANCELED
+
+
+async def test_status_moves_to_a_new_message_when_the_old_one_cannot_be_edited(harness: Harness) -> None:
+    """After the token, if Discord refuses a bot-token edit of the reply, a new status message takes over."""
+    harness.sandbox.config.render_seconds = LONG_RENDER
+    result = await harness.lipsync()
+    job = await harness.latest_job()
+    await harness.rendering(job.id)
+    await harness.env.advance_time(16 * 60)
+    old = status_of(result)
+    harness.env.inject_error(
+        "PATCH", f"/channels/{harness.channel.id}/messages/{old.id}", status=403, code=50005, times=None
+    )
+    await harness.sandbox_clock.advance(LONG_RENDER)
+    final = await harness.finish(job.id)
+
+    assert final.state is JobState.DONE
+    [moved] = [m for m in harness.channel.history() if m.id not in (old.id, final.delivery_message_id)]
+    assert "✅ Done" in moved.content and button_ids(moved) == []
+    assert final.status_message_id == moved.id  # a later restart edits the message members can see
+
+
+async def test_restart_before_submission_fails_the_job_with_nothing_spent(harness: Harness) -> None:
+    """A job that hadn't reached Magic Hour when the bot stopped is failed, refunded and says so."""
+    harness.sandbox.faults.hang("upload_urls")
+    result = await harness.lipsync()
+    job = await harness.latest_job()
+    await harness.watcher.reached(job.id, JobState.UPLOADING)
+    await harness.restart()
+    record = await harness.store.jobs.get(job.id)
+    assert record is not None and record.state is JobState.FAILED and record.error_code == "interrupted"
+    status = status_of(result).content
+    assert "❌ Failed: The bot restarted before your job reached Magic Hour" in status
+    balance = await harness.store.quota.balance(harness.guild.id, harness.alice.id)
+    assert balance.used == 0 and balance.reserved == 0
+
+
+async def test_late_result_respects_the_servers_upload_limit(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A channel message uses the server's limit (not the interaction's): over it, re-encoded to fit."""
+    limits = dict(discord.Guild._PREMIUM_GUILD_LIMITS)
+    limits[0] = limits[0]._replace(filesize=60_000)
+    monkeypatch.setattr(discord.Guild, "_PREMIUM_GUILD_LIMITS", limits)
+    harness.sandbox.config.render_seconds = LONG_RENDER
+    await harness.lipsync()
+    job = await harness.latest_job()
+    await harness.rendering(job.id)
+    await harness.env.advance_time(16 * 60)
+    await harness.sandbox_clock.advance(LONG_RENDER)
+    final = await harness.finish(job.id)
+    assert final.delivery_kind == "compressed"
+    [message] = results_in(harness)
+    assert message.attachments[0].size <= 60_000 and [m.id for m in message.mentions] == [harness.alice.id]
