@@ -109,13 +109,10 @@ class StatusMessage:
             return
         if self._pending is not None:
             return  # the delayed edit will show this snapshot
-        wait = 0.0
-        if self._last_edit is not None:
-            wait = self._last_edit + self._min_interval - self._clock.monotonic()
-        if wait <= 0:
+        due = self._last_edit + self._min_interval if self._last_edit is not None else 0.0
+        if due <= self._clock.monotonic():
             await self._flush()
         else:
-            due = self._clock.monotonic() + wait
             self._pending = asyncio.get_running_loop().create_task(self._flush_at(due))
 
     async def _flush_at(self, due: float) -> None:
