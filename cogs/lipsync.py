@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import TYPE_CHECKING
 
@@ -93,17 +94,13 @@ class LipsyncCog(commands.Cog, name="Lip sync"):
         await self.engine.precheck(request)
         await interaction.response.defer(thinking=True)
         status = await interaction.original_response()
+        # The status message's ids go in with the job, so a restart can always find it.
+        request = dataclasses.replace(request, status_channel_id=status.channel.id, status_message_id=status.id)
         try:
-            job = await self.engine.submit(request, self.presenter.for_interaction(interaction, status.id))
+            await self.engine.submit(request, self.presenter.for_interaction(interaction, status.id))
         except LipsyncError as exc:
             # Refused between the check and now (e.g. a second job in another channel).
             await interaction.edit_original_response(content=f"❌ {exc.user_message}")
-            return
-        try:
-            await self.store.jobs.update(job.id, status_channel_id=status.channel.id, status_message_id=status.id)
-        except Exception:
-            # Only a restart needs these ids; the job itself carries on.
-            log.exception("job %s: could not record its status message", job.id)
 
     @app_commands.command(name="jobs", description="Your recent lip-sync jobs in this server.")
     @app_commands.guild_only()

@@ -39,7 +39,7 @@ from bot.magichour import (
     UploadItem,
     VideoProject,
 )
-from bot.store import JobRecord, JobState, NewJob, Refusal, Store
+from bot.store import JobRecord, JobState, NewJob, Refusal, Store, discord_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,30 @@ class JobEngine:
                 "Wait for it to finish, or cancel it with `/cancel`.",
                 code="active_jobs",
             )
+        await self._check_credits_left(request)
         return rules
+
+    async def _check_credits_left(self, request: JobRequest) -> None:
+        """Refuse at once when a limit has nothing left, before any file is fetched.
+
+        The exact check (against the estimate) happens atomically at reservation; this one only
+        spares a member whose allowance is already spent the wait for a download and a probe.
+        """
+        balance = await self.store.quota.balance(request.guild_id, request.user_id, request.role_ids)
+        reset = discord_timestamp(balance.resets_at)
+        if balance.remaining <= 0:
+            raise QuotaExceeded(
+                f"You've used all {balance.allowance + balance.granted} credits of your allowance. It resets {reset}.",
+                code=f"quota_{balance.limit_kind.value}",
+            )
+        if balance.server_pool_remaining is not None and balance.server_pool_remaining <= 0:
+            raise QuotaExceeded(
+                f"This server has used all its credits for now. They reset {reset}.", code="quota_server_pool"
+            )
+        if balance.bot_budget_remaining is not None and balance.bot_budget_remaining <= 0:
+            raise QuotaExceeded(
+                f"The bot has used its whole credit budget for now. It resets {reset}.", code="quota_bot_budget"
+            )
 
     async def submit(self, request: JobRequest, hooks: JobHooks) -> JobRecord:
         """Check the request, record the job and run it in the background."""
@@ -187,6 +210,8 @@ class JobEngine:
                 mode=request.mode,
                 max_fps=request.max_fps,
                 name=request.name,
+                status_channel_id=request.status_channel_id,
+                status_message_id=request.status_message_id,
             )
         )
         log.info("job %s: received from user %s in guild %s", record.id, record.user_id, record.guild_id)

@@ -47,6 +47,9 @@ class JobRequest:
     guild_id: int | None = None
     channel_id: int | None = None
     role_ids: tuple[int, ...] = ()
+    # Where the front end shows the job's status, recorded with the job so a restart finds it.
+    status_channel_id: int | None = None
+    status_message_id: int | None = None
 
 
 @dataclass(frozen=True)

@@ -485,3 +485,13 @@ async def test_cancel_right_after_submit_frees_the_slot(open_services, media_dir
     _, keeper, second_id = await run_job(services, file_request(media_dir, user_id=2), tmp_path / "b")
     assert (await services.engine.job(second_id)).state is JobState.DONE
     assert len(keeper.delivered) == 1 and sandbox.counters.jobs_created == 1
+
+
+async def test_spent_allowance_is_refused_before_any_download(open_services, media_dir, tmp_path, sandbox) -> None:
+    """With nothing left, the cheap check refuses at once, naming the reset, and no job is created."""
+    services = await open_services(default_member_credits=45)
+    await run_job(services, file_request(media_dir), tmp_path / "first")  # uses all 45 credits
+    with pytest.raises(QuotaExceeded) as refused:
+        await services.engine.precheck(file_request(media_dir))
+    assert "used all 45 credits" in refused.value.user_message and "<t:" in refused.value.user_message
+    assert len(await services.store.jobs.recent_for_member(GUILD, USER)) == 1
