@@ -99,9 +99,11 @@ def _inputs(job: JobRecord) -> str:
 def _job_credits(job: JobRecord) -> str:
     if job.state is JobState.DONE:
         return f"Cost: {credits(job.charged_credits or 0)}."
+    if job.state is JobState.CANCELED and job.charged_credits:
+        # A cancel after Magic Hour finished settles to what it charged (the engine's rule).
+        return f"Magic Hour had already rendered it, so its {credits(job.charged_credits)} count."
     if job.state in (JobState.FAILED, JobState.CANCELED):
-        if job.charged_credits:
-            return f"Magic Hour charged {credits(job.charged_credits)} before it stopped."
+        # Every failure refunds the member in full, even if Magic Hour charged the operator.
         return "No credits were used: anything set aside for this job was given back."
     return ""
 

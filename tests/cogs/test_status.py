@@ -129,7 +129,7 @@ def test_status_text_for_each_kind_of_ending() -> None:
     assert "No credits were used" in failed and "Took 1 min 23 s." in failed
     assert failed.endswith(render.SANDBOX_NOTE)
     canceled = render.status_text(update(JobState.CANCELED, charged_credits=12))
-    assert "Magic Hour charged 12 credits before it stopped." in canceled
+    assert "Magic Hour had already rendered it, so its 12 credits count." in canceled
     running = render.status_text(
         update(JobState.RENDERING, estimated_credits=45, remaining_credits=555, name="intro", note="x")
     )
