@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot.clock import Clock
-from bot.magichour import MagicHourError, NotFound, RateLimited, Unavailable, VideoProject
+from bot.magichour import RateLimited, Unavailable, VideoProject
 
 log = logging.getLogger(__name__)
 
@@ -181,11 +181,11 @@ class Poller:
                 log.warning("status poll for %s failed (%s); backing off %.0f s", watch.project_id, exc, self._penalty)
                 self._push_back_all(self._penalty)
                 return
-            except NotFound as exc:
-                watch.future.set_exception(exc)
-                return
-            except MagicHourError as exc:
-                watch.future.set_exception(exc)
+            except Exception as exc:
+                # Anything else ends this job's wait (its runner fails it with a refund); the loop
+                # itself must survive, or every other job would stop being polled.
+                if not watch.future.done():
+                    watch.future.set_exception(exc)
                 return
         self._penalty = 0.0
         if watch.listener is not None:

@@ -118,3 +118,26 @@ async def test_deadline(rig) -> None:
         task.result()
     assert sandbox.counters.requests["get_project"] <= 5 + 300 // 20
     await poller.aclose()
+
+
+async def test_one_broken_project_does_not_stop_the_others(rig) -> None:
+    """An unexpected error for one project ends only that wait; the loop keeps polling the rest."""
+    sandbox, client, clock, media = rig
+    sandbox.config.render_seconds = 10
+    good = await create_job(client, media)
+
+    class Flaky:
+        async def get_video_project(self, project_id: str) -> VideoProject:
+            if project_id == "broken":
+                raise ValueError("garbled response")
+            project: VideoProject = await client.get_video_project(project_id)
+            return project
+
+    poller = Poller(Flaky(), clock, NO_JITTER)
+    broken = asyncio.ensure_future(poller.wait("broken", within=3600))
+    healthy = asyncio.ensure_future(poller.wait(good, within=3600))
+    await drive(clock, asyncio.ensure_future(asyncio.gather(healthy, broken, return_exceptions=True)))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="garbled"):
+        broken.result()
+    assert healthy.result().status == "complete"
+    await poller.aclose()
