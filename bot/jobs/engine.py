@@ -125,6 +125,7 @@ class JobEngine:
         self._transfers = asyncio.Semaphore(config.max_concurrent_transfers)
         self._runs: dict[int, _Run] = {}
         self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._rescues: set[asyncio.Task[None]] = set()
 
     @property
     def sandbox(self) -> bool:
@@ -245,18 +246,24 @@ class JobEngine:
             raise NotAllowed("Only the member who started this job can cancel it.", code="not_owner")
         if record.state.terminal:
             raise InvalidInput(f"Job #{job_id} has already ended ({record.state.value}).", code="already_ended")
+        if record.state in (JobState.DOWNLOADING, JobState.DELIVERING):
+            raise InvalidInput(
+                f"Job #{job_id} has already rendered and is being delivered: it's too late to cancel.",
+                code="too_late",
+            )
         run = self._runs.get(job_id)
         task = self._tasks.get(job_id)
         if run is None or task is None:
             raise JobFailed(f"Job #{job_id} isn't running in this bot right now.", code="not_running")
-        run.cancel_requested = True
-        task.cancel()
+        if not run.cancel_requested:  # a second press waits for the first cancel, not a second one
+            run.cancel_requested = True
+            task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.shield(task)
         record = await self.job(job_id)
         if not record.state.terminal:  # cancelled before its task ever ran
             await self._cancelled(run)
-            self._cleanup(run)
+            await self._cleanup(run)
             record = await self.job(job_id)
         return record
 
@@ -266,20 +273,37 @@ class JobEngine:
         for record in await self.store.jobs.unfinished():
             if record.id in self._tasks:
                 continue
-            run = self._new_run(record, hooks_for(record))
-            if record.state in _REMOTE_STATES and record.project_id:
-                log.info("job %s: resuming (%s, project %s)", record.id, record.state.value, record.project_id)
-                self._spawn(run, self._run_resumed(run))
-            else:
-                await self._fail(
-                    run,
-                    "interrupted",
-                    "The bot restarted before your job reached Magic Hour, so it was stopped. "
-                    "Nothing was charged: please run `/lipsync` again.",
-                )
-                self._cleanup(run)
+            try:
+                await self._resume_one(record, hooks_for)
+            except Exception:
+                # One bad record must not keep the others from resuming.
+                log.exception("job %s: could not be resumed", record.id)
+                continue
             resumed.append(record)
         return resumed
+
+    async def _resume_one(self, record: JobRecord, hooks_for: Callable[[JobRecord], JobHooks]) -> None:
+        run = self._new_run(record, hooks_for(record))
+        if record.state in _REMOTE_STATES and record.project_id:
+            log.info("job %s: resuming (%s, project %s)", record.id, record.state.value, record.project_id)
+            self._spawn(run, self._run_resumed(run))
+            return
+        if record.state is JobState.UPLOADING:
+            log.error(
+                "job %s: the bot stopped while uploading; if it was creating the job, a Magic Hour project "
+                "may exist that this bot doesn't know. Not resubmitting.",
+                record.id,
+            )
+        try:
+            await self._fail(
+                run,
+                "interrupted",
+                "The bot restarted before your job reached Magic Hour, so it was stopped. "
+                "Nothing was charged: please run `/lipsync` again.",
+            )
+        finally:
+            self._runs.pop(record.id, None)
+            await self._cleanup(run)
 
     async def fresh_download_url(self, job_id: int) -> str:
         """A newly signed link to a finished job's result (old ones expire)."""
@@ -314,13 +338,33 @@ class JobEngine:
         task = asyncio.get_running_loop().create_task(coro, name=f"job-{job_id}")
         self._tasks[job_id] = task
 
-        def _done(_: asyncio.Task[None]) -> None:
+        def _done(done: asyncio.Task[None]) -> None:
             self._tasks.pop(job_id, None)
             self._runs.pop(job_id, None)
             # A task cancelled before it first ran never entered its `slot()`: free its place.
             self._queue.discard(job_id)
+            if not done.cancelled() and (exc := done.exception()) is not None:
+                log.error("job %s: its runner crashed", job_id, exc_info=exc)
+                rescue = asyncio.get_running_loop().create_task(self._last_resort(job_id))
+                self._rescues.add(rescue)
+                rescue.add_done_callback(self._rescues.discard)
 
         task.add_done_callback(_done)
+
+    async def _last_resort(self, job_id: int) -> None:
+        """End a job whose runner crashed, so it holds no credits and doesn't block its owner."""
+        try:
+            record = await self.job(job_id)
+            if not record.state.terminal:
+                # Ending the job closes its reservation in the same transaction (a refund).
+                await self.store.jobs.transition(
+                    job_id,
+                    JobState.FAILED,
+                    error_code="internal_error",
+                    error_message="Something went wrong on the bot's side. Nothing was charged.",
+                )
+        except Exception:
+            log.exception("job %s: could not be ended after its runner crashed", job_id)
 
     async def _run_new(self, run: _Run, request: JobRequest) -> None:
         async def work() -> None:
@@ -339,13 +383,14 @@ class JobEngine:
     async def _run_resumed(self, run: _Run) -> None:
         project_id = run.record.project_id
         assert project_id is not None
-        await self._run_guarded(run, lambda: self._follow(run, project_id, poll_now=True))
+        # A resumed job is already rendering (and being paid for): it goes to the front of the line.
+        await self._run_guarded(run, lambda: self._follow(run, project_id, poll_now=True), front=True)
 
-    async def _run_guarded(self, run: _Run, work: Callable[[], Awaitable[None]]) -> None:
+    async def _run_guarded(self, run: _Run, work: Callable[[], Awaitable[None]], *, front: bool = False) -> None:
         """Run a job's work in its slot; turn every way it can end into a final state."""
         try:
             await self._emit(run)
-            async with self._queue.slot(run.record.id):
+            async with self._queue.slot(run.record.id, front=front):
                 await work()
         except asyncio.CancelledError:
             if not run.cancel_requested:
@@ -355,7 +400,7 @@ class JobEngine:
         except Exception as exc:
             await self._fail_from(run, exc)
         finally:
-            self._cleanup(run)
+            await self._cleanup(run)
 
     async def _fetch(self, run: _Run, request: JobRequest) -> tuple[Path | None, Path]:
         limit = self.config.default_rules.max_input_bytes
@@ -479,7 +524,8 @@ class JobEngine:
 
     async def _follow(self, run: _Run, project_id: str, *, poll_now: bool) -> None:
         """Wait for the render, then download, deliver and settle."""
-        remaining = self.config.job_deadline_seconds - self._age(run.record)
+        # The deadline counts from submission: time spent queued or uploading isn't Magic Hour's.
+        remaining = self.config.job_deadline_seconds - await self._seconds_since_submission(run.record)
         try:
             project = await self._poller.wait(
                 project_id,
@@ -488,11 +534,14 @@ class JobEngine:
                 poll_now=poll_now,
             )
         except PollDeadlineExceeded:
-            raise JobFailed(
-                f"Magic Hour didn't finish this job within {self.config.job_deadline_seconds / 60:g} minutes, so "
-                f"the bot stopped waiting. Nothing was charged to you. (Magic Hour project `{project_id}`.)",
-                code="deadline",
-            ) from None
+            last = await self._stop_render(run, project_id)
+            if last is None or not last.is_complete:
+                raise JobFailed(
+                    f"Magic Hour didn't finish this job within {self.config.job_deadline_seconds / 60:g} minutes, "
+                    f"so the bot stopped it. Nothing was charged to you. (Magic Hour project `{project_id}`.)",
+                    code="deadline",
+                ) from None
+            project = last
         if project.status == "error":
             code = project.error.code if project.error else None
             message = project.error.message if project.error else None
@@ -500,6 +549,32 @@ class JobEngine:
         if project.status == "canceled":
             raise JobFailed("The job was canceled at Magic Hour. Nothing was charged.", code="canceled_remotely")
         await self._deliver(run, project)
+
+    async def _seconds_since_submission(self, record: JobRecord) -> float:
+        submitted = [e.at for e in await self.store.jobs.events(record.id) if e.state is JobState.SUBMITTED]
+        start = submitted[-1] if submitted else record.created_at
+        return max(0.0, (self._clock.now() - start).total_seconds())
+
+    async def _stop_render(self, run: _Run, project_id: str) -> VideoProject | None:
+        """Stop a render nobody will wait for (so it stops costing), unless it has just finished.
+
+        Returns the project as Magic Hour last reported it, or None if it couldn't be read.
+        """
+        self._poller.forget(project_id)
+        project = await self._read_project(project_id)
+        if project is not None and project.is_complete:
+            return project  # rendered and paid for: deliver it rather than throw it away
+        with contextlib.suppress(MagicHourError):
+            await self._client.delete_video_project(project_id)
+        log.warning("job %s: stopped Magic Hour project %s", run.record.id, project_id)
+        return await self._read_project(project_id)
+
+    async def _read_project(self, project_id: str) -> VideoProject | None:
+        try:
+            return await self._client.get_video_project(project_id)
+        except MagicHourError as exc:
+            log.warning("couldn't read project %s: %s", project_id, exc)
+            return None
 
     async def _on_project(self, run: _Run, project: VideoProject) -> None:
         if project.status == "rendering" and run.record.state is JobState.SUBMITTED:
@@ -526,26 +601,25 @@ class JobEngine:
         log.info("job %s: done, %s credits, delivered as %s", run.record.id, charged, delivery.kind)
 
     async def _cancelled(self, run: _Run) -> None:
-        """The owner canceled: stop, delete the project if there is one, settle to what the API says."""
+        """The owner canceled: stop the render if there is one; nothing is charged for it.
+
+        A render that had already finished is delivered instead: it is paid for, and throwing it
+        away would charge the member for nothing.
+        """
         record = await self.job(run.record.id)
         run.record = record
-        charged = 0
+        if record.state.terminal:
+            return
         if record.project_id:
-            self._poller.forget(record.project_id)
-            try:
-                with contextlib.suppress(MagicHourError):
-                    await self._client.delete_video_project(record.project_id)
-                project = await self._client.get_video_project(record.project_id)
-                charged = project.credits_charged if project.status == "complete" else 0
-            except MagicHourError as exc:
-                # We can't learn what was charged; the member is refunded and the operator warned.
-                log.warning("job %s: couldn't read project after cancel: %s", record.id, exc)
-        if charged:
-            await self.store.quota.settle(record.id, charged)
-        else:
-            await self.store.quota.refund(record.id)
-        await self._transition(run, JobState.CANCELED, charged_credits=charged)
-        log.info("job %s: canceled by its owner (%s credits)", record.id, charged)
+            project = await self._stop_render(run, record.project_id)
+            if project is not None and project.is_complete:
+                log.info("job %s: cancel came after the render finished; delivering it", record.id)
+                run.note = "It had already rendered, so here it is"
+                await self._deliver(run, project)
+                return
+        await self.store.quota.refund(record.id)
+        await self._transition(run, JobState.CANCELED, charged_credits=0)
+        log.info("job %s: canceled by its owner", record.id)
 
     async def _fail_from(self, run: _Run, exc: BaseException) -> None:
         if isinstance(exc, SubmissionUncertain):
@@ -569,8 +643,8 @@ class JobEngine:
         await self._transition(run, JobState.FAILED, error_code=code, error_message=message)
         log.info("job %s: failed (%s)", run.record.id, code)
 
-    def _cleanup(self, run: _Run) -> None:
-        shutil.rmtree(run.workdir, ignore_errors=True)
+    async def _cleanup(self, run: _Run) -> None:
+        await asyncio.to_thread(shutil.rmtree, run.workdir, ignore_errors=True)
 
     # ----------------------------------------------------------------- progress
 

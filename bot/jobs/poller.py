@@ -44,6 +44,7 @@ class _Watch:
     listener: ProjectListener | None
     future: asyncio.Future[VideoProject] = field(repr=False)
     polls: int = 0
+    busy: bool = False  # a poll of this project is in progress
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class Poller:
         self._wakeup = asyncio.Event()
         self._penalty = 0.0
         self._task: asyncio.Task[None] | None = None
+        self._inflight: set[asyncio.Task[None]] = set()
         self._gate = asyncio.Semaphore(self._policy.concurrency)
         self.requests = 0
 
@@ -84,6 +86,11 @@ class Poller:
     def watching(self) -> int:
         """How many projects are being polled."""
         return len(self._watches)
+
+    @property
+    def polling(self) -> bool:
+        """True while a status request is in progress (tests wait for it before moving fake time)."""
+        return bool(self._inflight)
 
     def polls_for(self, project_id: str) -> int | None:
         """How many status requests this project has had so far (None if not watched)."""
@@ -102,6 +109,10 @@ class Poller:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        for task in list(self._inflight):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         for watch in self._watches.values():
             watch.future.cancel()
         self._watches.clear()
@@ -143,17 +154,29 @@ class Poller:
 
     async def _run(self) -> None:
         while True:
+            # Cleared before looking, so a poll that ends while we decide still wakes us.
+            self._wakeup.clear()
             now = self._clock.monotonic()
-            due = [w for w in self._watches.values() if w.next_at <= now or w.deadline <= now]
-            if due:
-                await asyncio.gather(*(self._poll(w) for w in due))
-                continue
-            moments = [min(w.next_at, w.deadline) for w in self._watches.values()]
+            for watch in list(self._watches.values()):
+                if not watch.busy and (watch.next_at <= now or watch.deadline <= now):
+                    # Each poll runs on its own: a slow answer (or a slow status edit) for one job
+                    # never holds up the others' polls or deadlines.
+                    watch.busy = True
+                    task = asyncio.get_running_loop().create_task(self._poll_and_release(watch))
+                    self._inflight.add(task)
+                    task.add_done_callback(self._inflight.discard)
+            moments = [min(w.next_at, w.deadline) for w in self._watches.values() if not w.busy]
             delay = (min(moments) - now) if moments else None
             await self._sleep_or_wake(delay)
 
+    async def _poll_and_release(self, watch: _Watch) -> None:
+        try:
+            await self._poll(watch)
+        finally:
+            watch.busy = False
+            self._wakeup.set()
+
     async def _sleep_or_wake(self, delay: float | None) -> None:
-        self._wakeup.clear()
         waits: set[asyncio.Task[object]] = {asyncio.ensure_future(self._wakeup.wait())}
         if delay is not None:
             waits.add(asyncio.ensure_future(self._clock.sleep(delay)))
@@ -167,7 +190,8 @@ class Poller:
         if watch.future.done():
             self._watches.pop(watch.project_id, None)
             return
-        if self._clock.monotonic() >= watch.deadline:
+        if self._clock.monotonic() >= watch.deadline and watch.polls > 0:
+            # Expire only after asking at least once: a resumed job may have finished meanwhile.
             watch.future.set_exception(PollDeadlineExceeded(watch.project_id))
             return
         async with self._gate:

@@ -49,15 +49,18 @@ class SlotQueue:
         return None
 
     @asynccontextmanager
-    async def slot(self, job_id: int) -> AsyncIterator[None]:
-        """Hold a slot for the body of the `async with`; wait in line for it first."""
-        await self._acquire(job_id)
+    async def slot(self, job_id: int, *, front: bool = False) -> AsyncIterator[None]:
+        """Hold a slot for the body of the `async with`; wait in line for it first.
+
+        `front` puts the job ahead of everyone waiting (a resumed job that is already rendering).
+        """
+        await self._acquire(job_id, front=front)
         try:
             yield
         finally:
             self._release(job_id)
 
-    def enqueue(self, job_id: int) -> None:
+    def enqueue(self, job_id: int, *, front: bool = False) -> None:
         """Take a place now (holding a slot if one is free), so the position is known at once."""
         if job_id in self._holders or job_id in self._waiters:
             return
@@ -65,13 +68,18 @@ class SlotQueue:
             self._holders.add(job_id)
             return
         self._waiters[job_id] = asyncio.get_running_loop().create_future()
+        if front:
+            self._waiters.move_to_end(job_id, last=False)
 
-    async def _acquire(self, job_id: int) -> None:
-        self.enqueue(job_id)
+    async def _acquire(self, job_id: int, *, front: bool = False) -> None:
+        self.enqueue(job_id, front=front)
         if job_id in self._holders:
             return
         future = self._waiters[job_id]
-        await self._notify(job_id, len(self._waiters))
+        if front:
+            await self._notify_all()
+        else:
+            await self._notify(job_id, len(self._waiters))
         try:
             await future
         except asyncio.CancelledError:

@@ -404,8 +404,11 @@ async def test_deadline_fails_with_refund_and_keeps_project_id(open_services, me
     job = await services.store.jobs.get(job_id)
     assert job is not None and job.error_code == "deadline" and job.project_id
     assert job.project_id in (job.error_message or "")
-    await assert_failed_and_refunded(services, job_id, fragment="stopped waiting")
+    await assert_failed_and_refunded(services, job_id, fragment="the bot stopped it")
     assert keeper.delivered == []
+    # The render was stopped at Magic Hour, so it doesn't go on costing the operator.
+    assert sandbox.counters.requests["delete_project"] == 1
+    assert sandbox.projects[job.project_id].status == "canceled"
 
 
 class BlockingDeliverer(KeepFile):
@@ -495,3 +498,69 @@ async def test_spent_allowance_is_refused_before_any_download(open_services, med
         await services.engine.precheck(file_request(media_dir))
     assert "used all 45 credits" in refused.value.user_message and "<t:" in refused.value.user_message
     assert len(await services.store.jobs.recent_for_member(GUILD, USER)) == 1
+
+
+async def test_cancel_is_refused_once_the_result_is_being_delivered(tmp_path, sandbox, media_dir) -> None:
+    """Once rendered and downloading/delivering, a cancel is refused: the result is on its way."""
+    settings = make_settings(tmp_path, sandbox.base_url)
+    services = await Services.open(settings)
+    try:
+        stuck = BlockingDeliverer(tmp_path / "x")
+        record = await services.engine.submit(file_request(media_dir), JobHooks(sink=RecordingSink(), deliverer=stuck))
+        await stuck.entered.wait()
+        with pytest.raises(InvalidInput) as refused:
+            await services.engine.cancel(record.id, by_user_id=USER)
+        assert refused.value.code == "too_late"
+    finally:
+        await services.aclose()
+
+
+async def test_two_cancels_at_once_cancel_once(open_services, media_dir, tmp_path, sandbox) -> None:
+    """A double-click on Cancel: both calls end with the job canceled, and the project is deleted once."""
+    services = await open_services()
+    sandbox.config.render_seconds = 3600
+    sink = StateWaiter()
+    record = await services.engine.submit(file_request(media_dir), JobHooks(sink=sink, deliverer=KeepFile(tmp_path)))
+    await sink.reached(JobState.SUBMITTED)
+    first, second = await asyncio.gather(
+        services.engine.cancel(record.id, by_user_id=USER), services.engine.cancel(record.id, by_user_id=USER)
+    )
+    assert first.state is JobState.CANCELED and second.state is JobState.CANCELED
+    assert sandbox.counters.requests["delete_project"] == 1
+
+
+async def test_cancel_after_the_render_finished_delivers_it(open_services, media_dir, tmp_path, sandbox) -> None:
+    """A cancel that arrives after Magic Hour finished (before the bot noticed) delivers the paid-for result."""
+    services = await open_services(poll_initial_seconds=3600, poll_max_seconds=3600)
+    sandbox.config.render_seconds = 60
+    sink, keeper = StateWaiter(), KeepFile(tmp_path / "out")
+    record = await services.engine.submit(file_request(media_dir), JobHooks(sink=sink, deliverer=keeper))
+    await sink.reached(JobState.SUBMITTED)
+    await sandbox.clock.advance(61)  # finished at Magic Hour; the bot's next poll is an hour away
+    final = await services.engine.cancel(record.id, by_user_id=USER)
+    assert final.state is JobState.DONE and len(keeper.delivered) == 1
+    assert sandbox.counters.requests["delete_project"] == 0
+    balance = await services.store.quota.balance(GUILD, USER, ())
+    assert balance.used == final.charged_credits and balance.reserved == 0
+
+
+async def test_resume_past_the_deadline_asks_before_giving_up(tmp_path, sandbox, media_dir) -> None:
+    """A job whose deadline passed while the bot was down, but which finished meanwhile, is delivered."""
+    settings = make_settings(tmp_path, sandbox.base_url)
+    sandbox.config.render_seconds = 3600
+    first = await Services.open(settings)
+    sink = StateWaiter()
+    record = await first.engine.submit(file_request(media_dir), JobHooks(sink=sink, deliverer=KeepFile(tmp_path)))
+    await sink.reached(JobState.SUBMITTED)
+    await first.aclose()
+    await sandbox.clock.advance(3601)
+
+    late = make_settings(tmp_path, sandbox.base_url, job_deadline_minutes=0.0001)
+    second = await Services.open(late)
+    try:
+        keeper = KeepFile(tmp_path / "after")
+        await second.engine.resume(lambda job: JobHooks(sink=RecordingSink(), deliverer=keeper))
+        final = await second.engine.wait(record.id)
+        assert final.state is JobState.DONE and len(keeper.delivered) == 1
+    finally:
+        await second.aclose()

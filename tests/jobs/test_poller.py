@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -44,13 +45,16 @@ async def create_job(client: MagicHourClient, media: Path) -> str:
     return created.id
 
 
-async def drive(clock: FakeClock, task: asyncio.Task[VideoProject], *, limit: float = 7200.0) -> list[float]:
-    """Advance fake time to each next sleep until the task ends; return the moments it woke at."""
+async def drive(clock: FakeClock, task: asyncio.Future[Any], poller: Poller, *, limit: float = 7200.0) -> list[float]:
+    """Advance fake time to each next sleep until the task ends; return the moments it woke at.
+
+    Time only moves while no status request is in flight, as if each answer were instant.
+    """
     woke: list[float] = []
     start = clock.monotonic()
     while not task.done():
         deadline = clock.next_deadline()
-        if deadline is None:
+        if deadline is None or poller.polling:
             await asyncio.sleep(0.001)  # real I/O (an HTTP poll) is in progress
             continue
         if deadline - start > limit:
@@ -67,7 +71,7 @@ async def test_request_count_follows_backoff(rig) -> None:
     project_id = await create_job(client, media)
     poller = Poller(client, clock, NO_JITTER)
     task = asyncio.ensure_future(poller.wait(project_id, within=3600))
-    await drive(clock, task)
+    await drive(clock, task, poller)
     project = task.result()
     assert project.status == "complete"
     assert sandbox.counters.requests["get_project"] == 8
@@ -83,7 +87,7 @@ async def test_many_jobs_share_one_loop(rig) -> None:
     poller = Poller(client, clock, NO_JITTER)
     tasks = [asyncio.ensure_future(poller.wait(pid, within=3600)) for pid in ids]
     gathered = asyncio.ensure_future(asyncio.gather(*tasks))
-    await drive(clock, gathered)  # type: ignore[arg-type]
+    await drive(clock, gathered, poller)  # type: ignore[arg-type]
     assert all(p.status == "complete" for p in gathered.result())
     # Polls at 5, 12.5, 23.75, 40.6: four rounds of ten.
     assert sandbox.counters.requests["get_project"] == 40
@@ -98,7 +102,7 @@ async def test_rate_limit_backs_everyone_off(rig) -> None:
     sandbox.faults.fail("get_project", status=429, times=1)
     poller = Poller(client, clock, NO_JITTER)
     task = asyncio.ensure_future(poller.wait(project_id, within=3600))
-    woke = await drive(clock, task)
+    woke = await drive(clock, task, poller)
     assert task.result().status == "complete"
     # First poll at 5 s is refused; the next waits the 20 s penalty (not 7.5 s), and finds it done.
     assert sandbox.counters.requests["get_project"] == 2
@@ -113,7 +117,7 @@ async def test_deadline(rig) -> None:
     project_id = await create_job(client, media)
     poller = Poller(client, clock, NO_JITTER)
     task = asyncio.ensure_future(poller.wait(project_id, within=300))
-    await drive(clock, task)
+    await drive(clock, task, poller)
     with pytest.raises(PollDeadlineExceeded):
         task.result()
     assert sandbox.counters.requests["get_project"] <= 5 + 300 // 20
@@ -136,7 +140,7 @@ async def test_one_broken_project_does_not_stop_the_others(rig) -> None:
     poller = Poller(Flaky(), clock, NO_JITTER)
     broken = asyncio.ensure_future(poller.wait("broken", within=3600))
     healthy = asyncio.ensure_future(poller.wait(good, within=3600))
-    await drive(clock, asyncio.ensure_future(asyncio.gather(healthy, broken, return_exceptions=True)))  # type: ignore[arg-type]
+    await drive(clock, asyncio.ensure_future(asyncio.gather(healthy, broken, return_exceptions=True)), poller)
     with pytest.raises(ValueError, match="garbled"):
         broken.result()
     assert healthy.result().status == "complete"
