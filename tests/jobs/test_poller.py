@@ -87,7 +87,7 @@ async def test_many_jobs_share_one_loop(rig) -> None:
     poller = Poller(client, clock, NO_JITTER)
     tasks = [asyncio.ensure_future(poller.wait(pid, within=3600)) for pid in ids]
     gathered = asyncio.ensure_future(asyncio.gather(*tasks))
-    await drive(clock, gathered, poller)  # type: ignore[arg-type]
+    await drive(clock, gathered, poller)
     assert all(p.status == "complete" for p in gathered.result())
     # Polls at 5, 12.5, 23.75, 40.6: four rounds of ten.
     assert sandbox.counters.requests["get_project"] == 40
