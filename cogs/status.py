@@ -93,6 +93,7 @@ class StatusMessage:
         self._last_edit: float | None = None
         self._pending: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._final_retried = False
         self.edits = 0
 
     @property
@@ -102,6 +103,8 @@ class StatusMessage:
 
     async def update(self, update: JobUpdate) -> None:
         """Show this snapshot now, later (coalesced), or not at all if nothing visible changed."""
+        if self._latest is not None and self._latest.job.state.terminal and not update.job.state.terminal:
+            return  # a late progress snapshot must never replace the final state
         self._latest = update
         if update.job.state.terminal:
             self._cancel_pending()
@@ -142,8 +145,13 @@ class StatusMessage:
             try:
                 await self._show(update.job.id, content, view)
             except discord.HTTPException as exc:
-                # A display problem must never fail the job: log it and keep going.
+                # A display problem must never fail the job: log it and keep going. The final
+                # state is worth one more try later (it removes the Cancel button).
                 log.warning("job %s: could not update the status message: %s", update.job.id, exc)
+                if update.job.state.terminal and not self._final_retried:
+                    self._final_retried = True
+                    due = self._clock.monotonic() + self._min_interval
+                    self._pending = asyncio.get_running_loop().create_task(self._flush_at(due))
                 return
             self._shown = content
             self._last_edit = self._clock.monotonic()

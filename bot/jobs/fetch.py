@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from bot.jobs.validation import human_size
 log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 1 << 20
+# However slowly Discord's CDN trickles, a fetch can't hold a job slot for longer than this.
+FETCH_DEADLINE_SECONDS = 15 * 60
 
 
 def redact_url(url: str) -> str:
@@ -21,7 +24,14 @@ def redact_url(url: str) -> str:
     return url.split("?", 1)[0]
 
 
-async def fetch_input(http: httpx.AsyncClient, source: InputSource, dest: Path, *, max_bytes: int) -> Path:
+async def fetch_input(
+    http: httpx.AsyncClient,
+    source: InputSource,
+    dest: Path,
+    *,
+    max_bytes: int,
+    deadline_seconds: float = FETCH_DEADLINE_SECONDS,
+) -> Path:
     """Make `source` available as a local file and return its path.
 
     A local `path` is used where it is (never copied, never deleted). A `url` is streamed into
@@ -44,7 +54,7 @@ async def fetch_input(http: httpx.AsyncClient, source: InputSource, dest: Path, 
         raise ValueError("an InputSource needs a url or a path")
     written = 0
     try:
-        async with http.stream("GET", source.url) as response:
+        async with asyncio.timeout(deadline_seconds), http.stream("GET", source.url) as response:
             if response.status_code != httpx.codes.OK:
                 log.warning("fetching %s gave HTTP %s", redact_url(source.url), response.status_code)
                 raise JobFailed(
@@ -62,7 +72,7 @@ async def fetch_input(http: httpx.AsyncClient, source: InputSource, dest: Path, 
                             code="file_too_large",
                         )
                     handle.write(chunk)
-    except httpx.HTTPError as exc:
+    except (httpx.HTTPError, TimeoutError) as exc:
         log.warning("fetching %s failed: %s", redact_url(source.url), type(exc).__name__)
         raise JobFailed(
             f"Couldn't download `{source.filename}` from Discord. Please attach it again.", code="fetch_failed"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from types import SimpleNamespace
@@ -106,6 +107,36 @@ async def test_edits_at_most_every_interval_and_shows_the_newest(clock: FakeCloc
     content, view = interaction.edits[1]
     assert "📤 Uploading to Magic Hour" in content and "Estimate: 45 credits" in content
     assert view is not None and [item.custom_id for item in view.children] == ["lipsync:cancel:7"]  # type: ignore[attr-defined]
+
+
+class FlakyInteraction(FakeInteraction):
+    """Fails the first edit with a Discord server error."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 1
+
+    async def edit_original_response(self, *, content: str, view: discord.ui.View | None, **_: Any) -> None:
+        if self.failures:
+            self.failures -= 1
+            response = SimpleNamespace(status=500, reason="Server Error")
+            raise discord.HTTPException(cast(Any, response), "try again")
+        await super().edit_original_response(content=content, view=view)
+
+
+async def test_final_state_survives_a_failed_edit_and_late_updates(clock: FakeClock) -> None:
+    """A failed final edit is retried once; a progress snapshot after the final one is ignored."""
+    interaction = FlakyInteraction()
+    sink = sink_for(clock, interaction)
+    await sink.update(update(JobState.DONE, charged_credits=45))
+    assert interaction.edits == []
+    await sink.update(update(JobState.RENDERING))  # a late listener snapshot
+    await asyncio.sleep(0)  # let the retry task start and wait on the clock
+    assert clock.sleepers == 1  # the retry waits for the interval
+    await clock.advance(3)
+    assert len(interaction.edits) == 1
+    content, view = interaction.edits[0]
+    assert "✅ Done" in content and view is None
 
 
 async def test_terminal_state_is_shown_at_once_and_removes_the_button(clock: FakeClock) -> None:
