@@ -17,9 +17,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
-
 from bot.ffmpeg import FfmpegError, run_ffmpeg
+from bot.media import MediaError, MediaInfo, probe
 
 SANDBOX_LABEL = "Magic Hour SANDBOX result - not lip-synced"
 YOUTUBE_FPS = 30.0
@@ -33,18 +32,6 @@ class RenderError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
-
-
-@dataclass(frozen=True)
-class MediaInfo:
-    """What a probe found in a media file."""
-
-    has_video: bool
-    has_audio: bool
-    duration: float
-    fps: float
-    width: int
-    height: int
 
 
 @dataclass(frozen=True)
@@ -64,53 +51,22 @@ def frames_for(seconds: float, fps: float) -> int:
     return max(0, math.ceil(round(seconds * fps, 6)))
 
 
-def probe(path: Path) -> MediaInfo:
-    """Read a file's streams with PyAV; raise `ValueError` if it is not a media file at all."""
-    try:
-        container = av.open(str(path))
-    except Exception as exc:  # PyAV raises many FFmpegError subclasses for junk input.
-        raise ValueError(f"not a readable media file: {exc}") from exc
-    with container:
-        container_seconds = float(container.duration) / 1_000_000 if container.duration else 0.0
-        video = container.streams.video[0] if container.streams.video else None
-        audio = container.streams.audio[0] if container.streams.audio else None
-        duration = container_seconds
-        fps = 0.0
-        width = height = 0
-        if video is not None:
-            if video.duration is not None and video.time_base is not None:
-                duration = float(video.duration * video.time_base)
-            rate = video.average_rate or video.guessed_rate
-            fps = float(rate) if rate else 0.0
-            width, height = video.codec_context.width, video.codec_context.height
-        elif audio is not None and audio.duration is not None and audio.time_base is not None:
-            duration = float(audio.duration * audio.time_base)
-        return MediaInfo(
-            has_video=video is not None,
-            has_audio=audio is not None,
-            duration=duration,
-            fps=fps,
-            width=width,
-            height=height,
-        )
-
-
 async def _probe_video(path: Path) -> MediaInfo:
     try:
-        info = await asyncio.to_thread(probe, path)
-    except ValueError as exc:
-        raise RenderError("invalid_video_file", f"The video file could not be read ({exc}).") from exc
-    if not info.has_video or info.fps <= 0 or info.duration <= 0:
+        info = await probe(path, label="video")
+    except MediaError as exc:
+        raise RenderError("invalid_video_file", f"The video file could not be read ({exc.code}).") from exc
+    if not info.has_video or not info.fps:
         raise RenderError("invalid_video_file", "The video file has no video stream.")
     return info
 
 
 async def _probe_audio(path: Path) -> MediaInfo:
     try:
-        info = await asyncio.to_thread(probe, path)
-    except ValueError as exc:
-        raise RenderError("invalid_audio_file", f"The audio file could not be read ({exc}).") from exc
-    if not info.has_audio or info.duration <= 0:
+        info = await probe(path, label="audio")
+    except MediaError as exc:
+        raise RenderError("invalid_audio_file", f"The audio file could not be read ({exc.code}).") from exc
+    if not info.has_audio:
         raise RenderError("invalid_audio_file", "The audio file has no audio stream.")
     return info
 
@@ -145,11 +101,11 @@ def _encode_args(seconds: float) -> list[str]:
 
 async def _finish(tmp: Path, out: Path, fps: float, seconds: float) -> RenderResult:
     await asyncio.to_thread(tmp.replace, out)
-    info = await asyncio.to_thread(probe, out)
+    info = await probe(out, label="result")
     return RenderResult(
         path=out,
-        width=info.width,
-        height=info.height,
+        width=info.width or 0,
+        height=info.height or 0,
         fps=fps,
         seconds=seconds,
         frames=frames_for(seconds, fps),
@@ -181,8 +137,9 @@ async def render_file_source(
             f"start_seconds ({start:g}) is at or past the end of the video ({video_info.duration:.3f} s).",
         )
     seconds = float(min(window, audio_info.duration))
-    capped = max_fps is not None and video_info.fps > max_fps
-    fps = float(max_fps) if capped and max_fps is not None else video_info.fps
+    source_fps = float(video_info.fps or 0.0)  # `_probe_video` refuses a video without a frame rate
+    capped = max_fps is not None and source_fps > max_fps
+    fps = float(max_fps) if capped and max_fps is not None else source_fps
     filters = [f"fps={fps:g}"] if capped else []
     # libx264 with yuv420p needs even dimensions.
     filters.append("scale=trunc(iw/2)*2:trunc(ih/2)*2")
