@@ -16,8 +16,9 @@ from typing import Any
 
 from bot.clock import Clock
 from bot.config import GenerationMode
+from bot.media import estimate_credits as media_estimate
 from bot.sandbox.faults import JobErrorFault
-from bot.sandbox.render import RenderError, RenderResult, frames_for
+from bot.sandbox.render import RenderError, RenderResult
 from bot.sandbox.timefmt import iso
 
 ESTIMATE_FPS = 30.0
@@ -38,8 +39,7 @@ TERMINAL = frozenset({Status.COMPLETE, Status.ERROR, Status.CANCELED})
 
 def estimate_credits(start: float, end: float, max_fps: float | None, mode: GenerationMode) -> int:
     """The create-time charge: the window's frames at 30 fps (or `max_fps` if lower) times the mode's rate."""
-    fps = min(ESTIMATE_FPS, max_fps) if max_fps is not None else ESTIMATE_FPS
-    return frames_for(end - start, fps) * mode.credits_per_frame
+    return media_estimate(end - start, ESTIMATE_FPS, max_fps, mode)
 
 
 @dataclass
