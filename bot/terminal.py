@@ -104,7 +104,9 @@ async def _demo_inputs(options: RenderOptions) -> AsyncIterator[RenderOptions]:
         yield options
         return
     with tempfile.TemporaryDirectory(prefix="lipsync-demo-") as tmp:
-        video = options.video or await make_video(Path(tmp) / "demo-face.mp4", seconds=3.0, size=(320, 240))
+        video = options.video
+        if video is None and options.youtube_url is None:
+            video = await make_video(Path(tmp) / "demo-face.mp4", seconds=3.0, size=(320, 240))
         audio = options.audio or await make_audio(Path(tmp) / "demo-voice.mp3", seconds=3.0, tone_hz=660)
         yield RenderOptions(**{**options.__dict__, "video": video, "audio": audio, "demo": False})
 

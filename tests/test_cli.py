@@ -117,3 +117,12 @@ async def test_sandbox_command_serves_the_api(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         await proc.wait()
+
+
+def test_render_youtube_demo(tmp_path: Path) -> None:
+    """A YouTube source with generated audio renders the sandbox's test pattern, estimated at 30 fps."""
+    result = cli(
+        ["render", "--sandbox", "--demo", "--youtube", "https://youtu.be/dQw4w9WgXcQ", "--end", "1"], cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Credits estimated: 30" in result.stdout
