@@ -130,7 +130,10 @@ def status_text(update: JobUpdate) -> str:
         else:
             cost = f"Estimate: {credits(job.estimated_credits)}"
         if update.remaining_credits is not None:
-            cost += f" · you have {credits(update.remaining_credits)} left after this job"
+            after = " after this job" if update.credits_reserved else ""
+            cost += f" · you have {credits(update.remaining_credits)} left{after}"
+            if update.resets_at is not None:
+                cost += f" (resets {discord_timestamp(update.resets_at)})"
         lines.append(cost)
         lines.append(f"Started {discord_timestamp(job.created_at)}.")
     if update.sandbox:

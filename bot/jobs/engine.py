@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import shutil
 from collections.abc import Awaitable, Callable, Coroutine
@@ -99,6 +100,8 @@ class _Run:
     workdir: Path
     cancel_requested: bool = False
     remaining_credits: int | None = None
+    credits_reserved: bool = False
+    resets_at: dt.datetime | None = None
     note: str | None = None
 
 
@@ -217,6 +220,9 @@ class JobEngine:
         )
         log.info("job %s: received from user %s in guild %s", record.id, record.user_id, record.guild_id)
         run = self._new_run(record, hooks)
+        # What the member has before this job, for the status message until credits are reserved.
+        balance = await self.store.quota.balance(request.guild_id, request.user_id, request.role_ids)
+        run.remaining_credits, run.resets_at = balance.remaining, balance.resets_at
         self._queue.enqueue(record.id)
         self._spawn(run, self._run_new(run, request))
         return record
@@ -465,7 +471,7 @@ class JobEngine:
         )
         if isinstance(outcome, Refusal):
             raise outcome.as_error()
-        run.remaining_credits = outcome.remaining
+        run.remaining_credits, run.resets_at, run.credits_reserved = outcome.remaining, outcome.resets_at, True
         log.info("job %s: reserved %s credits", run.record.id, plan.estimate)
 
     async def _upload(self, run: _Run, plan: _Plan, video: Path | None, audio: Path) -> tuple[str | None, str]:
@@ -669,6 +675,8 @@ class JobEngine:
             queue_position=self._queue.position(run.record.id),
             note=run.note,
             remaining_credits=run.remaining_credits,
+            credits_reserved=run.credits_reserved,
+            resets_at=run.resets_at,
             sandbox=self.sandbox,
         )
         try:

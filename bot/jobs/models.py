@@ -7,6 +7,7 @@ result, and later rebuilds both for resumed jobs through a `HooksFactory`.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,7 +61,9 @@ class JobUpdate:
     elapsed: float
     queue_position: int | None = None
     note: str | None = None
-    remaining_credits: int | None = None
+    remaining_credits: int | None = None  # the member's credits left in this window
+    credits_reserved: bool = False  # whether `remaining_credits` already counts this job's estimate
+    resets_at: dt.datetime | None = None  # when the member's allowance resets
     sandbox: bool = False
 
 

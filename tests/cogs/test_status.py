@@ -58,7 +58,8 @@ def job(**fields: Any) -> JobRecord:
 
 
 def update(state: JobState, **fields: Any) -> JobUpdate:
-    extra = {k: fields.pop(k) for k in ("queue_position", "note", "remaining_credits", "sandbox") if k in fields}
+    passed = ("queue_position", "note", "remaining_credits", "credits_reserved", "resets_at", "sandbox")
+    extra = {k: fields.pop(k) for k in passed if k in fields}
     return JobUpdate(job=job(state=state, **fields), elapsed=fields.pop("elapsed", 83.0), **extra)
 
 
@@ -161,11 +162,26 @@ def test_status_text_for_each_kind_of_ending() -> None:
     assert failed.endswith(render.SANDBOX_NOTE)
     canceled = render.status_text(update(JobState.CANCELED, charged_credits=12))
     assert "Magic Hour had already rendered it, so its 12 credits count." in canceled
+    reset = NOW + dt.timedelta(hours=12)
     running = render.status_text(
-        update(JobState.RENDERING, estimated_credits=45, remaining_credits=555, name="intro", note="x")
+        update(
+            JobState.RENDERING,
+            estimated_credits=45,
+            remaining_credits=555,
+            credits_reserved=True,
+            resets_at=reset,
+            name="intro",
+            note="x",
+        )
     )
     assert running.startswith("**Lip-sync job #7** “intro” · lite · by <@42>")
-    assert "Estimate: 45 credits · you have 555 credits left after this job" in running
+    assert (
+        f"Estimate: 45 credits · you have 555 credits left after this job (resets <t:{int(reset.timestamp())}:R>)"
+        in running
+    )
+    fetching = render.status_text(update(JobState.FETCHING, remaining_credits=600))
+    assert "Estimate: worked out once the files are checked · you have 600 credits left" in fetching
+    assert "after this job" not in fetching
     assert f"Started <t:{int(NOW.timestamp())}:R>." in running
 
 

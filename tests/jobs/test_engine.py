@@ -103,6 +103,11 @@ async def test_success_delivers_the_clip_and_settles(open_services, media_dir: P
     assert balance.used == job.charged_credits and balance.reserved == 0
     assert sandbox.counters.jobs_created == 1
     assert work_dir_is_empty(services.settings)
+    # The status shows what the member has: before the reservation, then after it, with the reset.
+    first, last = sink.updates[0], sink.updates[-1]
+    assert (first.remaining_credits, first.credits_reserved) == (10_000, False)
+    assert (last.remaining_credits, last.credits_reserved) == (10_000 - 45, True)
+    assert last.resets_at is not None and last.resets_at > job.created_at
 
 
 async def test_pro_mode_and_fps_cap_change_the_estimate(open_services, media_dir: Path, tmp_path: Path) -> None:
