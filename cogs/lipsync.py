@@ -109,6 +109,15 @@ class LipsyncCog(commands.Cog, name="Lip sync"):
         recent = await self.store.jobs.recent_for_member(interaction.guild_id, interaction.user.id, RECENT_JOBS)
         await interaction.response.send_message(render.jobs_text(recent), ephemeral=True)
 
+    @app_commands.command(name="queue", description="How busy the bot is, and where your jobs stand.")
+    @app_commands.guild_only()
+    async def queue(self, interaction: discord.Interaction) -> None:
+        """Show the job slots in use, the line, and the member's running jobs with their places."""
+        recent = await self.store.jobs.recent_for_member(interaction.guild_id, interaction.user.id, RECENT_JOBS)
+        mine = [(job, self.engine.queue_position(job.id)) for job in recent if not job.state.terminal]
+        text = render.queue_text(self.engine.queue_snapshot(), mine)
+        await interaction.response.send_message(text, ephemeral=True)
+
     @app_commands.command(name="cancel", description="Cancel one of your running lip-sync jobs.")
     @app_commands.guild_only()
     @app_commands.describe(job_id="The job's number, as shown in its status message or in /jobs")

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from bot.config import GenerationMode, QuotaWindow
-from bot.jobs.models import JobUpdate
+from bot.jobs.models import JobUpdate, QueueSnapshot
 from bot.store import (
     Balance,
     DeletionReport,
@@ -315,3 +315,16 @@ def apology(reference: str) -> str:
 def _clip(text: str) -> str:
     # Long error messages or many limits must never make Discord refuse the whole message.
     return text if len(text) <= MAX_CONTENT else text[: MAX_CONTENT - 1] + "…"
+
+
+def queue_text(snapshot: QueueSnapshot, mine: Sequence[tuple[JobRecord, int | None]]) -> str:
+    """`/queue`: how busy the bot is, and where each of the member's running jobs stands."""
+    busy = f"**Queue**: {snapshot.in_flight} of {snapshot.capacity} job slots in use"
+    line = "nobody is waiting" if snapshot.waiting == 0 else f"{snapshot.waiting} waiting in line"
+    lines = [f"{busy}, {line}."]
+    if not mine:
+        lines.append("You have no running jobs.")
+    for job, position in mine:
+        where = f"position {position} in line" if position is not None else _STATE_LINES[job.state]
+        lines.append(f"`#{job.id}` {where}")
+    return _clip("\n".join(lines))

@@ -82,7 +82,15 @@ async def test_every_command_is_documented(running: tuple[simcord.Env, LipsyncBo
     """Each command and subcommand has a description and a docstring, and runs only in servers."""
     _, bot = running
     commands = bot.tree.get_commands()
-    assert sorted(c.name for c in commands) == ["cancel", "forget-me", "jobs", "lipsync", "lipsync-admin", "quota"]
+    assert sorted(c.name for c in commands) == [
+        "cancel",
+        "forget-me",
+        "jobs",
+        "lipsync",
+        "lipsync-admin",
+        "queue",
+        "quota",
+    ]
     for walked in bot.tree.walk_commands():
         assert walked.description and walked.description != "…", walked.qualified_name
         if isinstance(walked, app_commands.Command):
@@ -98,9 +106,17 @@ async def test_sync_to_one_dev_server(running: tuple[simcord.Env, LipsyncBot]) -
     env, bot = running
     guild = env.create_guild("Dev", id=ALLOWED_GUILD)
     synced = await sync_commands(bot, guild.id)
-    assert sorted(c.name for c in synced) == ["cancel", "forget-me", "jobs", "lipsync", "lipsync-admin", "quota"]
+    assert sorted(c.name for c in synced) == [
+        "cancel",
+        "forget-me",
+        "jobs",
+        "lipsync",
+        "lipsync-admin",
+        "queue",
+        "quota",
+    ]
     assert await bot.tree.fetch_commands() == []
-    assert len(await bot.tree.fetch_commands(guild=discord.Object(id=guild.id))) == 6
+    assert len(await bot.tree.fetch_commands(guild=discord.Object(id=guild.id))) == 7
 
 
 async def test_allow_list_leaves_other_servers_and_refuses_commands(running: tuple[simcord.Env, LipsyncBot]) -> None:

@@ -25,7 +25,7 @@ from bot.config import Settings
 from bot.errors import InvalidInput, JobFailed, LipsyncError, NotAllowed, QuotaExceeded
 from bot.jobs.fetch import fetch_input
 from bot.jobs.messages import explain_job_error
-from bot.jobs.models import GuildRules, JobHooks, JobRequest, JobUpdate
+from bot.jobs.models import GuildRules, JobHooks, JobRequest, JobUpdate, QueueSnapshot
 from bot.jobs.poller import PollDeadlineExceeded, Poller, PollPolicy
 from bot.jobs.queue import SlotQueue
 from bot.jobs.validation import check_request, extension_of
@@ -244,6 +244,10 @@ class JobEngine:
     def queue_position(self, job_id: int) -> int | None:
         """1-based place in the queue, or None when the job isn't waiting."""
         return self._queue.position(job_id)
+
+    def queue_snapshot(self) -> QueueSnapshot:
+        """Slots in use and jobs waiting, for a `/queue` view."""
+        return QueueSnapshot(self._queue.in_flight, self._queue.capacity, self._queue.waiting)
 
     async def cancel(self, job_id: int, *, by_user_id: int) -> JobRecord:
         """Cancel a job for its owner: free before submission; after it, settle to what the API reports."""

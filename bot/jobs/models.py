@@ -110,3 +110,12 @@ class GuildRules:
     allowed_modes: tuple[GenerationMode, ...]
     max_clip_seconds: float
     max_input_bytes: int
+
+
+@dataclass(frozen=True)
+class QueueSnapshot:
+    """How busy the engine is: slots in use out of how many, and how many jobs wait in line."""
+
+    in_flight: int
+    capacity: int
+    waiting: int

@@ -356,3 +356,28 @@ async def test_late_result_respects_the_servers_upload_limit(harness: Harness, m
     assert final.delivery_kind == "compressed"
     [message] = results_in(harness)
     assert message.attachments[0].size <= 60_000 and [m.id for m in message.mentions] == [harness.alice.id]
+
+
+@pytest.mark.settings(max_jobs_in_flight=1)
+async def test_queue_shows_slots_and_each_members_place(harness: Harness) -> None:
+    """With one slot busy, Bob's job waits; /queue tells him where it stands, and Alice hers."""
+    harness.sandbox.config.render_seconds = LONG_RENDER
+    await harness.lipsync()
+    alices = await harness.latest_job()
+    await harness.rendering(alices.id)
+    waiting = await harness.lipsync(harness.bob)
+    bobs = await harness.latest_job(harness.bob)
+    assert "Waiting in line: position 1" in status_of(waiting).content
+
+    shown = await harness.bob.slash(harness.channel, "queue")
+    assert shown.ephemeral and shown.response is not None
+    assert shown.response.content.splitlines() == [
+        "**Queue**: 1 of 1 job slots in use, 1 waiting in line.",
+        f"`#{bobs.id}` position 1 in line",
+    ]
+    alice_view = await harness.alice.slash(harness.channel, "queue")
+    assert alice_view.response is not None and f"`#{alices.id}` 🎬 Rendering" in alice_view.response.content
+
+    for job, member in ((bobs, harness.bob), (alices, harness.alice)):
+        await harness.engine.cancel(job.id, by_user_id=member.id)
+        await harness.finish(job.id)
