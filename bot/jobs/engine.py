@@ -40,7 +40,7 @@ from bot.magichour import (
     UploadItem,
     VideoProject,
 )
-from bot.store import JobRecord, JobState, NewJob, Refusal, Store, discord_timestamp
+from bot.store import Balance, JobRecord, JobState, NewJob, Refusal, Store, discord_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +160,9 @@ class JobEngine:
 
     async def precheck(self, request: JobRequest) -> GuildRules:
         """Every check that costs nothing: raises `InvalidInput` or `QuotaExceeded`, spends nothing."""
+        return (await self._precheck(request))[0]
+
+    async def _precheck(self, request: JobRequest) -> tuple[GuildRules, Balance]:
         rules, limit = await self._rules_and_job_limit(request.guild_id)
         check_request(request, rules)
         active = await self.store.jobs.active_count(request.guild_id, request.user_id)
@@ -170,10 +173,9 @@ class JobEngine:
                 "Wait for it to finish, or cancel it with `/cancel`.",
                 code="active_jobs",
             )
-        await self._check_credits_left(request)
-        return rules
+        return rules, await self._check_credits_left(request)
 
-    async def _check_credits_left(self, request: JobRequest) -> None:
+    async def _check_credits_left(self, request: JobRequest) -> Balance:
         """Refuse at once when a limit has nothing left, before any file is fetched.
 
         The exact check (against the estimate) happens atomically at reservation; this one only
@@ -194,10 +196,11 @@ class JobEngine:
             raise QuotaExceeded(
                 f"The bot has used its whole credit budget for now. It resets {reset}.", code="quota_bot_budget"
             )
+        return balance
 
     async def submit(self, request: JobRequest, hooks: JobHooks) -> JobRecord:
         """Check the request, record the job and run it in the background."""
-        await self.precheck(request)
+        _, balance = await self._precheck(request)
         video = request.video
         record = await self.store.jobs.create(
             NewJob(
@@ -221,7 +224,6 @@ class JobEngine:
         log.info("job %s: received from user %s in guild %s", record.id, record.user_id, record.guild_id)
         run = self._new_run(record, hooks)
         # What the member has before this job, for the status message until credits are reserved.
-        balance = await self.store.quota.balance(request.guild_id, request.user_id, request.role_ids)
         run.remaining_credits, run.resets_at = balance.remaining, balance.resets_at
         self._queue.enqueue(record.id)
         self._spawn(run, self._run_new(run, request))
