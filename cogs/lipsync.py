@@ -41,13 +41,10 @@ def _source(attachment: discord.Attachment) -> InputSource:
 class LipsyncCog(commands.Cog, name="Lip sync"):
     """Starting, following and stopping lip-sync jobs."""
 
-    def __init__(
-        self, engine: JobEngine, store: Store, presenter: JobPresenter, *, default_max_fps: float | None = None
-    ) -> None:
+    def __init__(self, engine: JobEngine, store: Store, presenter: JobPresenter) -> None:
         self.engine = engine
         self.store = store
         self.presenter = presenter
-        self.default_max_fps = default_max_fps
 
     @app_commands.command(name="lipsync", description="Lip-sync a face video (or a YouTube clip) to a voice.")
     @app_commands.guild_only()
@@ -83,8 +80,7 @@ class LipsyncCog(commands.Cog, name="Lip sync"):
             start=start,
             end=end,
             mode=GenerationMode(mode),
-            # The operator's DEFAULT_MAX_FPS caps what members don't choose themselves (fewer credits).
-            max_fps=max_fps if max_fps is not None else self.default_max_fps,
+            max_fps=max_fps,  # the engine applies DEFAULT_MAX_FPS when the member sets none
             name=name,
             guild_id=interaction.guild_id,
             channel_id=interaction.channel_id,
@@ -128,7 +124,5 @@ class LipsyncCog(commands.Cog, name="Lip sync"):
 
 async def setup(bot: LipsyncBot) -> None:
     """Add the cog, built from the bot's services."""
-    cog = LipsyncCog(
-        bot.services.engine, bot.services.store, bot.presenter, default_max_fps=bot.settings.default_max_fps
-    )
+    cog = LipsyncCog(bot.services.engine, bot.services.store, bot.presenter)
     await bot.add_cog(cog)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import shutil
@@ -57,6 +58,7 @@ class EngineConfig:
     max_jobs_in_flight: int = 4
     max_concurrent_transfers: int = 4
     max_active_jobs_per_member: int = 1
+    default_max_fps: float | None = None
     job_deadline_seconds: float = 3600.0
     poll: PollPolicy = field(default_factory=PollPolicy)
     sandbox: bool = False
@@ -74,6 +76,7 @@ class EngineConfig:
             max_jobs_in_flight=settings.max_jobs_in_flight,
             max_concurrent_transfers=settings.max_concurrent_transfers,
             max_active_jobs_per_member=settings.max_active_jobs_per_member,
+            default_max_fps=settings.default_max_fps,
             job_deadline_seconds=settings.job_deadline_minutes * 60,
             poll=PollPolicy(initial=settings.poll_initial_seconds, maximum=settings.poll_max_seconds),
             sandbox=sandbox,
@@ -200,6 +203,9 @@ class JobEngine:
 
     async def submit(self, request: JobRequest, hooks: JobHooks) -> JobRecord:
         """Check the request, record the job and run it in the background."""
+        if request.max_fps is None and self.config.default_max_fps is not None:
+            # The operator's DEFAULT_MAX_FPS caps what the member didn't choose (fewer frames, fewer credits).
+            request = dataclasses.replace(request, max_fps=self.config.default_max_fps)
         _, balance = await self._precheck(request)
         video = request.video
         record = await self.store.jobs.create(

@@ -569,3 +569,14 @@ async def test_resume_past_the_deadline_asks_before_giving_up(tmp_path, sandbox,
         assert final.state is JobState.DONE and len(keeper.delivered) == 1
     finally:
         await second.aclose()
+
+
+async def test_operator_default_fps_cap_applies_when_the_member_sets_none(open_services, media_dir, tmp_path) -> None:
+    """DEFAULT_MAX_FPS caps a job that names no cap (fewer frames, fewer credits); a member's own cap wins."""
+    services = await open_services(default_max_fps=10.0)
+    _, _, job_id = await run_job(services, file_request(media_dir, end=1.0), tmp_path / "a")
+    job = await services.engine.job(job_id)
+    assert (job.max_fps, job.estimated_credits) == (10.0, 10)
+    _, _, own_id = await run_job(services, file_request(media_dir, end=1.0, max_fps=20.0, user_id=7), tmp_path / "b")
+    own = await services.engine.job(own_id)
+    assert (own.max_fps, own.estimated_credits) == (20.0, 20)
