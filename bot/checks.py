@@ -87,6 +87,12 @@ async def run_checks(settings: Settings, console: Console) -> int:
     """Print one line per check; exit code 0 only when everything passed."""
     results = [await _check_discord(settings), *await _check_magic_hour(settings)]
     results += [await _check_database(settings), _check_ffmpeg()]
+    if settings.webhooks_enabled:
+        results.append(
+            CheckResult("Webhooks", True, f"listening on port {settings.webhook_port}{settings.webhook_path}")
+        )
+    else:
+        results.append(CheckResult("Webhooks", True, "off: finished renders are found by polling"))
     if settings.allowed_guild_ids:
         results.append(CheckResult("Servers", True, f"restricted to {len(settings.allowed_guild_ids)} server(s)"))
     else:

@@ -74,6 +74,17 @@ class Settings(BaseSettings):
     poll_initial_seconds: float = Field(default=5.0, gt=0)
     poll_max_seconds: float = Field(default=20.0, gt=0)
 
+    # Webhooks (optional): Magic Hour tells the bot when a render ends, so it needn't wait for a poll.
+    webhook_secret: SecretStr | None = None
+    webhook_host: str = "0.0.0.0"  # noqa: S104 - a webhook receiver must listen beyond loopback
+    webhook_port: int | None = Field(default=None, ge=0, le=65535)
+    webhook_path: str = "/magic-hour/webhook"
+
+    @property
+    def webhooks_enabled(self) -> bool:
+        """Webhooks are received only with both a port and a signing secret."""
+        return self.webhook_port is not None and self.webhook_secret is not None
+
     # Quota
     quota_window: QuotaWindow = QuotaWindow.DAILY
     quota_reset_time: dt.time = dt.time(0, 0)

@@ -16,6 +16,7 @@ from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.errors import ConfigurationError
 from bot.jobs.engine import EngineConfig, JobEngine
+from bot.jobs.webhooks import WebhookReceiver
 from bot.magichour import MagicHourClient
 from bot.store import QuotaPolicy, Store
 
@@ -35,6 +36,7 @@ class Services:
     client: MagicHourClient
     fetch_http: httpx.AsyncClient
     engine: JobEngine
+    webhooks: WebhookReceiver | None = None
 
     @classmethod
     async def open(cls, settings: Settings, *, clock: Clock | None = None, sandbox: bool | None = None) -> Services:
@@ -59,10 +61,29 @@ class Services:
             fetch_http=fetch_http,
             clock=clock,
         )
-        return cls(settings, clock, store, client, fetch_http, engine)
+        services = cls(settings, clock, store, client, fetch_http, engine)
+        if settings.webhook_secret is not None and settings.webhook_port is not None:  # webhooks_enabled
+            services.webhooks = WebhookReceiver(
+                engine.poller,
+                settings.webhook_secret,
+                clock,
+                host=settings.webhook_host,
+                port=settings.webhook_port,
+                path=settings.webhook_path,
+            )
+            try:
+                await services.webhooks.start()
+            except OSError:
+                await services.aclose()
+                raise ConfigurationError(
+                    f"Can't listen for webhooks on port {settings.webhook_port}: is it in use?"
+                ) from None
+        return services
 
     async def aclose(self) -> None:
         """Stop the engine (unfinished jobs stay resumable) and close every resource."""
+        if self.webhooks is not None:
+            await self.webhooks.aclose()
         await self.engine.aclose()
         await self.fetch_http.aclose()
         await self.client.aclose()

@@ -142,6 +142,15 @@ class Poller:
             if self._watches.get(project_id) is watch:
                 del self._watches[project_id]
 
+    def poke(self, project_id: str) -> bool:
+        """Ask for a watched project's status now (a webhook said it changed); False if not watched."""
+        watch = self._watches.get(project_id)
+        if watch is None or watch.future.done():
+            return False
+        watch.next_at = self._clock.monotonic()
+        self._wakeup.set()
+        return True
+
     def forget(self, project_id: str) -> None:
         """Stop polling a project; its waiter gets `CancelledError`."""
         watch = self._watches.pop(project_id, None)
