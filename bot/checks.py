@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
+import os
 from dataclasses import dataclass
 
 import httpx
@@ -80,7 +80,7 @@ def _check_ffmpeg() -> CheckResult:
         exe = ffmpeg_exe()
     except Exception as exc:
         return CheckResult("ffmpeg", False, f"not available: {exc}")
-    return CheckResult("ffmpeg", shutil.which(exe) is not None or bool(exe), exe)
+    return CheckResult("ffmpeg", os.access(exe, os.X_OK), exe)
 
 
 async def run_checks(settings: Settings, console: Console) -> int:
