@@ -144,7 +144,9 @@ async def test_slash_flow_expiry_and_restart(pong_url: str) -> None:
         assert [m.id for m in last.mentions] == [alice.id]
         # time.monotonic is simcord's virtual clock inside bot-owned work, the real one outside.
         assert bot.outcome["bot_scope_monotonic"] < 1.0
-        assert bot.outcome["detached_monotonic"] > 1000.0
+        # Compared with the real clock read here, not with a constant: the machine's uptime is
+        # whatever it is (a fresh CI machine has been up for seconds).
+        assert abs(time.monotonic() - bot.outcome["detached_monotonic"]) < 60.0
 
         await env.restart_bot(SpikeBot(pong_url))
         again = await bob.click(status, label="Cancel")
