@@ -36,7 +36,7 @@ class LipsyncTree(app_commands.CommandTree["LipsyncBot"]):
     async def interaction_check(self, interaction: discord.Interaction[LipsyncBot], /) -> bool:
         """Refuse commands in servers the operator hasn't allowed (the bot leaves them too)."""
         if interaction.guild_id is not None and not self.client.guild_allowed(interaction.guild_id):
-            raise Refused(NotAllowed("This bot isn't enabled on this server.", code="guild_not_allowed"))
+            raise Refused(NotAllowed("guild_not_allowed"))
         return True
 
     async def on_error(

@@ -27,7 +27,7 @@ Credits = app_commands.Range[int, 0, 10_000_000]
 
 def _guild_id(interaction: discord.Interaction) -> int:
     if interaction.guild_id is None:
-        raise NotAllowed("This command works only in a server.", code="no_guild")
+        raise NotAllowed("no_guild")
     return interaction.guild_id
 
 
@@ -48,7 +48,7 @@ class ManageCog(commands.GroupCog, group_name="lipsync-admin", group_description
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
         """Require Manage Server when the command runs, whatever the server's command overrides say."""
         if interaction.guild_id is None or not interaction.permissions.manage_guild:
-            raise Refused(NotAllowed("Only members with the Manage Server permission can change lip-sync settings."))
+            raise Refused(NotAllowed("manage_only"))
         return True
 
     async def _reply(self, interaction: discord.Interaction, text: str) -> None:
@@ -114,7 +114,7 @@ class ManageCog(commands.GroupCog, group_name="lipsync-admin", group_description
     ) -> None:
         """Add credits to one member's allowance until the period resets."""
         if credits == 0:
-            raise InvalidInput("Granting 0 credits changes nothing.", code="zero_grant")
+            raise InvalidInput("zero_grant")
         guild_id = _guild_id(interaction)
         await self.store.quota.grant(guild_id, member.id, credits, by_user_id=interaction.user.id, note=note)
         balance = await self.store.quota.balance(guild_id, member.id, [r.id for r in member.roles])
@@ -138,7 +138,7 @@ class ManageCog(commands.GroupCog, group_name="lipsync-admin", group_description
             if on
         ]
         if not chosen:
-            raise InvalidInput("Allow at least one mode.", code="no_modes")
+            raise InvalidInput("no_modes")
         await self.store.limits.set_allowed_modes(_guild_id(interaction), chosen)
         await self._reply(interaction, "Members here may now use: " + ", ".join(m.value for m in chosen) + ".")
 
@@ -149,9 +149,7 @@ class ManageCog(commands.GroupCog, group_name="lipsync-admin", group_description
     ) -> None:
         """Limit the clip length (up to the bot's own maximum)."""
         if seconds is not None and seconds > self.settings.max_clip_seconds:
-            raise InvalidInput(
-                f"The bot allows at most {self.settings.max_clip_seconds:g} s; choose that or less.", code="clip_cap"
-            )
+            raise InvalidInput("clip_cap", limit=self.settings.max_clip_seconds)
         await self.store.limits.set_max_clip_seconds(_guild_id(interaction), seconds)
         value = seconds if seconds is not None else self.settings.max_clip_seconds
         await self._reply(interaction, f"The longest clip here is now {value:g} s.")

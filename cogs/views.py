@@ -89,7 +89,7 @@ class ForgetButton(discord.ui.DynamicItem[Button], template=r"lipsync:forget:(?P
         """Delete the data of the member named in the button, if they are the one pressing it."""
         try:
             if interaction.user.id != self.user_id or interaction.guild_id is None:
-                raise NotAllowed("Only the member who asked can confirm deleting their data.", code="not_owner")
+                raise NotAllowed("forget_not_owner")
             report = await services_of(interaction.client).store.delete_member_data(interaction.guild_id, self.user_id)
             await interaction.response.edit_message(content=render.forgotten_text(report), view=None)
         except Exception as exc:
@@ -126,10 +126,10 @@ async def cancel_job(interaction: discord.Interaction, job_id: int) -> None:
         engine = services_of(interaction.client).engine
         job = await engine.job(job_id)
         if job.guild_id != interaction.guild_id:
-            raise InvalidInput(f"There is no job #{job_id} in this server.", code="no_such_job")
+            raise InvalidInput("no_such_job", job=job_id)
         if job.user_id != interaction.user.id:
             # Checked before deferring, so the refusal is instant and only the presser sees it.
-            raise NotAllowed(f"Only <@{job.user_id}> can cancel job #{job_id}.", code="not_owner")
+            raise NotAllowed("not_owner_of", owner=job.user_id, job=job_id)
         await interaction.response.defer(ephemeral=True, thinking=True)
         canceled = await engine.cancel(job_id, by_user_id=interaction.user.id)
         await interaction.edit_original_response(content=render.canceled_text(canceled))

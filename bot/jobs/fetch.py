@@ -10,7 +10,6 @@ import httpx
 
 from bot.errors import InvalidInput, JobFailed
 from bot.jobs.models import InputSource
-from bot.jobs.validation import human_size
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +39,12 @@ async def fetch_input(
     """
     if source.path is not None:
         if not source.path.is_file():
-            raise InvalidInput(f"`{source.filename}` doesn't exist or isn't a file.", code="missing_file")
+            raise InvalidInput("missing_file", filename=source.filename)
         size = source.path.stat().st_size
         if size > max_bytes:
-            raise InvalidInput(
-                f"`{source.filename}` is {human_size(size)}; the limit is {human_size(max_bytes)}.",
-                code="file_too_large",
-            )
+            raise InvalidInput("file_too_large", filename=source.filename, size=size, limit=max_bytes)
         if size == 0:
-            raise InvalidInput(f"`{source.filename}` is empty.", code="empty_file")
+            raise InvalidInput("empty_file", filename=source.filename)
         return source.path
     if source.url is None:
         raise ValueError("an InputSource needs a url or a path")
@@ -57,26 +53,16 @@ async def fetch_input(
         async with asyncio.timeout(deadline_seconds), http.stream("GET", source.url) as response:
             if response.status_code != httpx.codes.OK:
                 log.warning("fetching %s gave HTTP %s", redact_url(source.url), response.status_code)
-                raise JobFailed(
-                    f"Couldn't download `{source.filename}` from Discord (HTTP {response.status_code}). "
-                    "Please attach it again.",
-                    code="fetch_failed",
-                )
+                raise JobFailed("fetch_failed", filename=source.filename, status=response.status_code)
             with dest.open("wb") as handle:
                 async for chunk in response.aiter_bytes(CHUNK_BYTES):
                     written += len(chunk)
                     if written > max_bytes:
-                        raise InvalidInput(
-                            f"`{source.filename}` is larger than {human_size(max_bytes)}, the largest file "
-                            "this bot accepts.",
-                            code="file_too_large",
-                        )
+                        raise InvalidInput("file_over_limit", filename=source.filename, limit=max_bytes)
                     handle.write(chunk)
     except (httpx.HTTPError, TimeoutError) as exc:
         log.warning("fetching %s failed: %s", redact_url(source.url), type(exc).__name__)
-        raise JobFailed(
-            f"Couldn't download `{source.filename}` from Discord. Please attach it again.", code="fetch_failed"
-        ) from exc
+        raise JobFailed("fetch_failed", filename=source.filename) from exc
     if written == 0:
-        raise InvalidInput(f"`{source.filename}` is empty.", code="empty_file")
+        raise InvalidInput("empty_file", filename=source.filename)
     return dest

@@ -1,9 +1,9 @@
 """Errors raised by the Magic Hour client.
 
 Every error derives from `MagicHourError`, itself a `bot.errors.LipsyncError`, so a front end that
-renders `LipsyncError.user_message` shows something sensible even for an error the engine did
-not translate. `str(error)` is the technical description for logs (route, status, the API's own
-`message`); `user_message` is the text a member may read. Neither ever holds the API key or a
+renders an error's code shows something sensible even for an error the engine did not translate.
+`str(error)` is the technical description for logs (route, status, the API's own `message`); the
+catalogue's text for `code` (`bot.words`) is what a member may read. Neither ever holds the API key or a
 signed URL's query string.
 
     MagicHourError
@@ -43,10 +43,10 @@ class MagicHourError(LipsyncError):
         status_code: the HTTP status, or None when no response arrived (transport error).
         message: the API's `{"message": ...}` text, if the response had one.
         route: what was being done, e.g. `POST /v1/lip-sync` (never a signed URL's query).
-        user_message: text safe to show a member.
+
+    What a member reads is the catalogue's text for `code` (`bot.words`), never these details.
     """
 
-    default_user_message = "Something went wrong while talking to Magic Hour. Please try again later."
     default_code = "magichour_error"
 
     def __init__(
@@ -56,9 +56,8 @@ class MagicHourError(LipsyncError):
         status_code: int | None = None,
         message: str | None = None,
         route: str | None = None,
-        user_message: str | None = None,
     ) -> None:
-        super().__init__(user_message or self.default_user_message, code=self.default_code)
+        super().__init__(self.default_code)
         self.detail = detail
         self.status_code = status_code
         self.message = _clip(message)
@@ -89,49 +88,40 @@ class InvalidRequest(MagicHourError):
         status_code: int | None = None,
         message: str | None = None,
         route: str | None = None,
-        user_message: str | None = None,
     ) -> None:
-        clipped = _clip(message)
-        if user_message is None:
-            # Magic Hour's own wording ("Unable to create video", a list of valid extensions)
-            # is the most useful thing a member can read here.
-            user_message = "Magic Hour could not accept this job"
-            user_message += f": {clipped}" if clipped else "."
-        super().__init__(detail, status_code=status_code, message=message, route=route, user_message=user_message)
+        super().__init__(detail, status_code=status_code, message=message, route=route)
+        # Magic Hour's own wording ("Unable to create video", a list of valid extensions) is the
+        # most useful thing a member can read here.
+        self.data["detail"] = self.message or "no reason given"
 
 
 class Unauthorized(MagicHourError):
     """401: the API key is missing, wrong or revoked. Only the operator can fix it."""
 
-    default_user_message = "The bot's Magic Hour API key was refused. Please tell the bot's operator."
     default_code = "magichour_unauthorized"
 
 
 class InsufficientCredits(MagicHourError):
     """402: the Magic Hour account cannot pay for this."""
 
-    default_user_message = "The bot's Magic Hour account is out of credits. Please try again after it is topped up."
     default_code = "magichour_insufficient_credits"
 
 
 class NotOnPlan(MagicHourError):
     """403: the mode, resolution or feature is not on the account's plan."""
 
-    default_user_message = "That mode or feature is not available on the bot's Magic Hour plan."
     default_code = "magichour_not_on_plan"
 
 
 class NotFound(MagicHourError):
     """404: no such project (or it was deleted), or an input path the API cannot find."""
 
-    default_user_message = "Magic Hour could not find that project or file."
     default_code = "magichour_not_found"
 
 
 class RateLimited(MagicHourError):
     """429 after the retries ran out. `retry_after` is the server's hint in seconds, if any."""
 
-    default_user_message = "Magic Hour is busy right now. Please try again in a minute."
     default_code = "magichour_rate_limited"
 
     def __init__(
@@ -141,17 +131,15 @@ class RateLimited(MagicHourError):
         status_code: int | None = 429,
         message: str | None = None,
         route: str | None = None,
-        user_message: str | None = None,
         retry_after: float | None = None,
     ) -> None:
-        super().__init__(detail, status_code=status_code, message=message, route=route, user_message=user_message)
+        super().__init__(detail, status_code=status_code, message=message, route=route)
         self.retry_after = retry_after
 
 
 class Unavailable(MagicHourError):
     """A 5xx, a timeout or a network failure after the retries ran out; trying later may work."""
 
-    default_user_message = "Magic Hour is unreachable or having trouble right now. Please try again later."
     default_code = "magichour_unavailable"
 
 
@@ -162,9 +150,6 @@ class SubmissionUncertain(Unavailable):
     reconcile instead, e.g. by treating the credits as spent and telling the member.
     """
 
-    default_user_message = (
-        "Magic Hour did not confirm whether the job was created. It was not sent again, so it cannot be charged twice."
-    )
     default_code = "magichour_submission_uncertain"
 
 
@@ -177,7 +162,6 @@ class UnexpectedResponse(MagicHourError):
 class StorageError(MagicHourError):
     """Uploading to or downloading from Magic Hour's storage failed (status None: transport)."""
 
-    default_user_message = "Moving the file to or from Magic Hour failed. Please try again."
     default_code = "magichour_storage"
 
 
@@ -190,7 +174,6 @@ class UploadUrlExpired(StorageError):
 class DownloadExpired(StorageError):
     """The download URL was refused or has expired; GET the project again for a fresh URL."""
 
-    default_user_message = "The result's download link has expired. Please ask for it again."
     default_code = "magichour_download_expired"
 
 

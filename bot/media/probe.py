@@ -23,8 +23,6 @@ from av.stream import Disposition
 
 from bot.errors import InvalidInput
 
-_AUDIO_HINT = "an audio file (mp3, wav, m4a…)"
-_VIDEO_HINT = "a video of a face (mp4, mov, webm)"
 # Demuxers for still pictures (png_pipe, jpeg_pipe, webp_pipe, ... and the image2 sequence reader).
 _IMAGE_FORMATS = frozenset({"image2", "gif", "apng"})
 _IMAGE_CODECS = frozenset({"png", "mjpeg", "jpegls", "bmp", "gif", "webp", "tiff", "apng", "jpeg2000"})
@@ -35,10 +33,11 @@ _MAX_PLAUSIBLE_FPS = 1000.0
 
 
 class MediaError(InvalidInput):
-    """A file is not the media its slot needs; `user_message` names it and says what to send.
+    """A file is not the media its slot needs; its data names the file (`filename`).
 
-    Codes: `empty_file`, `not_media`, `still_image`, `no_duration` (from `probe`), `not_a_video`
-    (from `probe_video`), `not_audio` (from `probe_audio`).
+    Codes: `empty_file`, `not_media[_video|_audio]`, `still_image[_video|_audio]`, `no_duration`
+    (from `probe`), `not_a_video` (from `probe_video`), `no_sound` and `audio_has_video` (from
+    `probe_audio`).
     """
 
 
@@ -117,21 +116,18 @@ def _read(path: Path, size: int) -> MediaInfo | None:
         )
 
 
-async def _probe(path: Path, label: str, what: str, needs: str | None) -> MediaInfo:
+async def _probe(path: Path, label: str, slot: str) -> MediaInfo:
+    """Probe and refuse what no slot can use; `slot` ("", "_video", "_audio") picks the wording."""
     size = (await asyncio.to_thread(path.stat)).st_size
     if size == 0:
-        raise MediaError(f"`{label}` is empty (0 bytes). Try uploading it again.", code="empty_file")
+        raise MediaError("empty_file", filename=label)
     info = await asyncio.to_thread(_read, path, size)
     if info is None or not (info.has_video or info.has_audio):
-        raise MediaError(f"`{label}` isn't {what} we can read — is it really {what}?", code="not_media")
+        raise MediaError(f"not_media{slot}", filename=label)
     if info.is_still_image:
-        wanted = f": {needs}" if needs else "."
-        raise MediaError(f"`{label}` is a still image, not a video{wanted}", code="still_image")
+        raise MediaError(f"still_image{slot}", filename=label)
     if info.duration <= 0:
-        raise MediaError(
-            f"`{label}` has no length we can read, so it can't be used. Try exporting it again.",
-            code="no_duration",
-        )
+        raise MediaError("no_duration", filename=label)
     return info
 
 
@@ -140,34 +136,25 @@ async def probe(path: Path, *, label: str = "file") -> MediaInfo:
 
     Refuses an empty file (`empty_file`), a file that is not audio or video at all (`not_media`),
     a still image (`still_image`) and media with no duration (`no_duration`). `label` names the
-    file in messages, e.g. "`clip.mp4` isn't a media file we can read — is it really a media file?".
+    file in the error's data (the member's file name, never the temporary path).
     """
-    return await _probe(path, label, "a media file", None)
+    return await _probe(path, label, "")
 
 
 async def probe_video(path: Path, *, filename: str) -> MediaInfo:
-    """Probe the video slot's file: it must hold real video with a duration (`not_a_video`).
-
-    Example: "`song.mp3` has no video in it: the video slot needs a video of a face (mp4, mov, webm)."
-    """
-    info = await _probe(path, filename, "a video", f"the video slot needs {_VIDEO_HINT}.")
+    """Probe the video slot's file: it must hold real video with a duration (`not_a_video`)."""
+    info = await _probe(path, filename, "_video")
     if not info.has_video:
-        raise MediaError(f"`{filename}` has no video in it: the video slot needs {_VIDEO_HINT}.", code="not_a_video")
+        raise MediaError("not_a_video", filename=filename)
     return info
 
 
 async def probe_audio(path: Path, *, filename: str) -> MediaInfo:
-    """Probe the audio slot's file: an audio stream and no video but cover art (`not_audio`).
-
-    Examples: "`clip.mp4` is a video; the audio slot needs an audio file (mp3, wav, m4a…)."
-    and, for a silent video, "`clip.mp4` has no sound in it: the audio slot needs ...".
-    """
-    info = await _probe(path, filename, "an audio file", f"the audio slot needs {_AUDIO_HINT}.")
+    """Probe the audio slot's file: an audio stream (`no_sound`) and no video but cover art
+    (`audio_has_video`)."""
+    info = await _probe(path, filename, "_audio")
     if not info.has_audio:
-        raise MediaError(f"`{filename}` has no sound in it: the audio slot needs {_AUDIO_HINT}.", code="not_audio")
+        raise MediaError("no_sound", filename=filename)
     if info.has_video:
-        raise MediaError(
-            f"`{filename}` is a video; the audio slot needs {_AUDIO_HINT}. Send the voice as an audio file on its own.",
-            code="not_audio",
-        )
+        raise MediaError("audio_has_video", filename=filename)
     return info
