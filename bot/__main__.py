@@ -45,6 +45,10 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--sandbox", action="store_true", help="use a built-in local Magic Hour: no credits spent")
     render.add_argument("--demo", action="store_true", help="generate sample media for any input not given")
 
+    resume = sub.add_parser("resume", help="finish the terminal's jobs that a crash or Ctrl+C interrupted")
+    resume.add_argument("--out", type=Path, help="where to save results (file or folder)")
+    resume.add_argument("--sandbox", action="store_true", help="use the sandbox's database (as `render --sandbox`)")
+
     sandbox = sub.add_parser("sandbox", help="serve a local Magic Hour for trials and tests")
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8765)
@@ -109,24 +113,29 @@ async def _maybe_sandbox(settings: Settings, enabled: bool, render_seconds: floa
 async def _render(settings: Settings, args: argparse.Namespace) -> int:
     from bot.terminal import RenderOptions, render
 
-    options = RenderOptions(
-        video=args.video,
-        audio=args.audio,
-        youtube_url=args.youtube,
-        start=args.start,
-        end=args.end,
-        mode=GenerationMode(args.mode),
-        max_fps=args.max_fps,
-        name=args.name,
-        out=args.out,
-        demo=args.demo,
-    )
+    fields = {
+        "youtube_url": args.youtube,
+        "start": args.start,
+        "end": args.end,
+        "mode": GenerationMode(args.mode),
+        "max_fps": args.max_fps,
+        "name": args.name,
+    }
+    options = RenderOptions(video=args.video, audio=args.audio, fields=fields, out=args.out, demo=args.demo)
     async with _maybe_sandbox(settings, args.sandbox) as effective:
-        return await render(effective, options, console=Console())
+        return await render(effective, options, console=Console(), sandbox=args.sandbox)
+
+
+async def _resume(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.terminal import resume
+
+    async with _maybe_sandbox(settings, args.sandbox) as effective:
+        return await resume(effective, out=args.out, console=Console(), sandbox=args.sandbox)
 
 
 async def _run(settings: Settings, args: argparse.Namespace) -> int:
     from bot.app import create_bot, sync_commands
+    from bot.safety import is_sandbox, money_risks
 
     async with _maybe_sandbox(settings, args.sandbox, render_seconds=20.0) as effective:
         if effective.discord_token is None:
@@ -135,7 +144,11 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
             raise ConfigurationError(
                 "MAGIC_HOUR_API_KEY is not set. Put it in `.env`, or try the bot with `lipsync-bot run --sandbox`."
             )
-        bot = create_bot(effective)
+        sandbox = args.sandbox or await is_sandbox(effective)
+        risks = [] if sandbox else money_risks(effective)
+        if risks:
+            raise ConfigurationError("Not starting against real Magic Hour credits:\n- " + "\n- ".join(risks))
+        bot = create_bot(effective, sandbox=sandbox)
         async with bot:
             try:
                 await bot.login(effective.discord_token.get_secret_value())
@@ -177,10 +190,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"Configuration error:\n{exc}", file=sys.stderr)
         return 2
-    _configure_logging(settings, interactive=command == "render")
+    _configure_logging(settings, interactive=command in ("render", "resume"))
     try:
         if command == "render":
             return asyncio.run(_render(settings, args))
+        if command == "resume":
+            return asyncio.run(_resume(settings, args))
         if command == "sandbox":
             return asyncio.run(_sandbox(args))
         if command == "check":

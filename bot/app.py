@@ -1,8 +1,11 @@
 """The Discord bot: its class, command tree, cogs, restart-proof buttons and command sync.
 
 `create_bot(settings)` builds the bot; nothing connects until `login`. In `setup_hook` (run by
-`login`) the bot opens its `Services`, loads the cogs from `EXTENSIONS`, registers the dynamic
-buttons, and starts resuming the jobs a previous run left unfinished. Commands are synced only on
+`login`) the bot opens its `Services`, loads the cogs from `EXTENSIONS` (each module's `setup`
+registers what it brings: its cog, the restart-proof buttons, the error handler, the hooks that
+resumed jobs report through), and starts resuming the jobs a previous run left unfinished. This
+module names the cogs only by their extension names: the Discord layer depends on the core, not
+the other way round. Commands are synced only on
 request (`sync_commands`, called by `lipsync-bot run --sync`): Discord allows 200 command creates
 a day per server, so syncing on every start would eventually lock the bot out.
 """
@@ -18,11 +21,9 @@ from discord.ext import commands
 
 from bot.clock import Clock
 from bot.config import Settings
-from bot.errors import NotAllowed
+from bot.errors import LipsyncError, NotAllowed
+from bot.jobs.models import HooksFactory
 from bot.services import Services
-from cogs.errors import Refused, report_error
-from cogs.status import DEFAULT_MIN_INTERVAL, JobPresenter
-from cogs.views import DYNAMIC_ITEMS
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +31,16 @@ log = logging.getLogger(__name__)
 EXTENSIONS: tuple[str, ...] = ("cogs.lipsync", "cogs.quota", "cogs.manage")
 
 
+class Refused(app_commands.CheckFailure):
+    """A check refused with an error for the member (the server allow-list, Manage Server)."""
+
+    def __init__(self, error: LipsyncError) -> None:
+        super().__init__(error.code)
+        self.error = error
+
+
 class LipsyncTree(app_commands.CommandTree["LipsyncBot"]):
-    """The command tree: refuses servers off the allow-list and sends every error to one handler."""
+    """The command tree: refuses servers off the allow-list; `cogs.errors` sets its error handler."""
 
     async def interaction_check(self, interaction: discord.Interaction[LipsyncBot], /) -> bool:
         """Refuse commands in servers the operator hasn't allowed (the bot leaves them too)."""
@@ -39,18 +48,17 @@ class LipsyncTree(app_commands.CommandTree["LipsyncBot"]):
             raise Refused(NotAllowed("guild_not_allowed"))
         return True
 
-    async def on_error(
-        self, interaction: discord.Interaction[LipsyncBot], error: app_commands.AppCommandError, /
-    ) -> None:
-        """Answer the member (see `cogs.errors`)."""
-        await report_error(interaction, error)
-
 
 class LipsyncBot(commands.Bot):
     """The lip-sync bot: slash commands only, so no privileged intents and no prefix."""
 
     def __init__(
-        self, settings: Settings, *, clock: Clock | None = None, status_interval: float = DEFAULT_MIN_INTERVAL
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        status_interval: float | None = None,
+        sandbox: bool = False,
     ) -> None:
         # Guilds is the only intent needed: channels, roles and upload limits come from its cache.
         super().__init__(
@@ -61,10 +69,13 @@ class LipsyncBot(commands.Bot):
             help_command=None,
         )
         self.settings = settings
+        self.sandbox = sandbox
+        # How often a status message may be edited; None leaves it to the Discord layer's default.
+        self.status_interval = status_interval
+        # Set by the cog that presents jobs: rebuilds a resumed job's status message and poster.
+        self.hooks_factory: HooksFactory | None = None
         self._clock = clock
-        self._status_interval = status_interval
         self._services: Services | None = None
-        self._presenter: JobPresenter | None = None
         self._resume_task: asyncio.Task[None] | None = None
 
     @property
@@ -74,33 +85,28 @@ class LipsyncBot(commands.Bot):
             raise RuntimeError("services are not open yet: they open in setup_hook")
         return self._services
 
-    @property
-    def presenter(self) -> JobPresenter:
-        """Builds each job's status message and result poster."""
-        if self._presenter is None:
-            raise RuntimeError("the presenter is built in setup_hook")
-        return self._presenter
-
     def guild_allowed(self, guild_id: int) -> bool:
         """True unless the operator restricted the bot to other servers."""
         allowed = self.settings.allowed_guild_ids
         return not allowed or guild_id in allowed
 
     async def setup_hook(self) -> None:
-        """Open services, load cogs, register buttons, and start resuming unfinished jobs."""
-        self._services = await Services.open(self.settings, clock=self._clock)
-        self._presenter = JobPresenter(self, self._services, min_interval=self._status_interval)
+        """Open services, load cogs (they register buttons and handlers), and start resuming jobs."""
+        self._services = await Services.open(self.settings, clock=self._clock, sandbox=self.sandbox)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
-        self.add_dynamic_items(*DYNAMIC_ITEMS)
         self._resume_task = asyncio.create_task(self._resume_jobs(), name="resume-jobs")
 
     async def _resume_jobs(self) -> None:
         # After READY, so that resumed jobs find their guilds (upload limits) in the cache, and so
         # that a job failed at once for lack of a submission can post its status straight away.
         await self.wait_until_ready()
+        if self.hooks_factory is None:
+            log.error("no cog presents jobs, so unfinished jobs can't be resumed")
+            return
         try:
-            resumed = await self.services.engine.resume(self.presenter.for_record)
+            # Jobs from the terminal (no server) are the terminal's: `lipsync-bot resume` takes them.
+            resumed = await self.services.engine.resume(self.hooks_factory, where=lambda job: job.guild_id is not None)
         except Exception:
             log.exception("could not resume unfinished jobs")
             return
@@ -140,9 +146,9 @@ class LipsyncBot(commands.Bot):
         await super().close()
 
 
-def create_bot(settings: Settings, *, clock: Clock | None = None) -> LipsyncBot:
-    """Build the bot from settings; `clock` replaces the system clock (tests)."""
-    return LipsyncBot(settings, clock=clock)
+def create_bot(settings: Settings, *, clock: Clock | None = None, sandbox: bool = False) -> LipsyncBot:
+    """Build the bot from settings; `clock` replaces the system clock (tests); `sandbox` is `--sandbox`."""
+    return LipsyncBot(settings, clock=clock, sandbox=sandbox)
 
 
 async def sync_commands(bot: commands.Bot, guild_id: int | None) -> list[app_commands.AppCommand]:

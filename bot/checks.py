@@ -10,6 +10,7 @@ from rich.console import Console
 
 from bot.config import GenerationMode, Settings
 from bot.magichour import MagicHourClient, MagicHourError, Unauthorized
+from bot.safety import is_sandbox, money_risks
 from bot.store import QuotaPolicy, Store
 from bot.testmedia import ffmpeg_exe
 
@@ -75,6 +76,25 @@ async def _check_database(settings: Settings) -> CheckResult:
     return CheckResult("Database", True, str(settings.database_path))
 
 
+async def _check_spending(settings: Settings) -> list[CheckResult]:
+    """The safe defaults for real money (`bot.safety`); the sandbox, known for certain, is exempt."""
+    if await is_sandbox(settings):
+        return [CheckResult("Spending", True, "the API is the sandbox: no real credits are spent")]
+    risks = money_risks(settings)
+    if risks:
+        return [CheckResult("Spending", False, risk) for risk in risks]
+    servers = (
+        f"restricted to {len(settings.allowed_guild_ids)} server(s)"
+        if settings.allowed_guild_ids
+        else "any server may use the bot (ALLOW_ANY_SERVER=true)"
+    )
+    budget = settings.budget_credits
+    cap = f"budget {budget:,} credits per window" if budget is not None else "no budget cap (unlimited)"
+    ceiling = settings.server_credits_ceiling
+    per_server = f", at most {ceiling:,} per server" if ceiling is not None else ""
+    return [CheckResult("Spending", True, f"{servers}; {cap}{per_server}")]
+
+
 def _check_ffmpeg() -> CheckResult:
     try:
         exe = ffmpeg_exe()
@@ -93,12 +113,7 @@ async def run_checks(settings: Settings, console: Console) -> int:
         )
     else:
         results.append(CheckResult("Webhooks", True, "off: finished renders are found by polling"))
-    if settings.allowed_guild_ids:
-        results.append(CheckResult("Servers", True, f"restricted to {len(settings.allowed_guild_ids)} server(s)"))
-    else:
-        results.append(
-            CheckResult("Servers", True, "any server may use the bot: set ALLOWED_GUILD_IDS to limit spending")
-        )
+    results += await _check_spending(settings)
     for result in results:
         mark = "[green]ok[/green]  " if result.ok else "[red]FAIL[/red]"
         console.print(f"{mark} {result.name}: {result.detail}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     # Discord
     dev_guild_id: int | None = None
     allowed_guild_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    # Against the real API an empty ALLOWED_GUILD_IDS stops `run`, unless the operator accepts that
+    # any server that invites the bot may spend their credits.
+    allow_any_server: bool = False
     log_level: str = "INFO"
     discord_log_level: str = "WARNING"
 
@@ -89,7 +92,11 @@ class Settings(BaseSettings):
     quota_window: QuotaWindow = QuotaWindow.DAILY
     quota_reset_time: dt.time = dt.time(0, 0)
     default_member_credits: int = Field(default=600, ge=0)
-    bot_budget_credits: int | None = Field(default=None, ge=0)
+    # Credits per window across every server. Against the real API it must be set: a number, or
+    # "unlimited" when the operator accepts no cap.
+    bot_budget_credits: int | Literal["unlimited"] | None = None
+    # The most any one server's managers can set or grant, and what any server can spend per window.
+    server_credits_ceiling: int | None = Field(default=None, ge=0)
 
     @field_validator("allowed_guild_ids", "allowed_modes", mode="before")
     @classmethod
@@ -101,7 +108,16 @@ class Settings(BaseSettings):
             return [value]
         return value
 
+    @field_validator("bot_budget_credits", mode="before")
+    @classmethod
+    def _budget(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() == "unlimited":
+            return "unlimited"
+        if isinstance(value, int) and value < 0:
+            raise ValueError("BOT_BUDGET_CREDITS must be 0 or more, or 'unlimited'")
+        return value
+
     @property
-    def uses_real_api(self) -> bool:
-        """True when jobs will spend real Magic Hour credits."""
-        return self.magic_hour_base_url.rstrip("/") == DEFAULT_BASE_URL
+    def budget_credits(self) -> int | None:
+        """The bot-wide budget per window; None when unlimited (or not set)."""
+        return None if self.bot_budget_credits in (None, "unlimited") else int(self.bot_budget_credits)

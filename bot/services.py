@@ -15,7 +15,8 @@ import httpx
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.errors import ConfigurationError
-from bot.jobs.engine import EngineConfig, JobEngine
+from bot.jobs.config import EngineConfig
+from bot.jobs.engine import JobEngine
 from bot.jobs.webhooks import WebhookReceiver
 from bot.magichour import MagicHourClient
 from bot.store import QuotaPolicy, Store
@@ -39,23 +40,23 @@ class Services:
     webhooks: WebhookReceiver | None = None
 
     @classmethod
-    async def open(cls, settings: Settings, *, clock: Clock | None = None, sandbox: bool | None = None) -> Services:
+    async def open(cls, settings: Settings, *, clock: Clock | None = None, sandbox: bool = False) -> Services:
         """Open the database and HTTP clients and build the engine.
 
-        `sandbox` says whether results are sandbox renders; by default, any base URL other than
-        the real API's counts as a sandbox, so a result is never passed off as real lip sync.
+        `sandbox` is the operator's word that the API is the sandbox (`--sandbox`). It is never
+        guessed from the URL: any other endpoint is treated as real money, and a result is
+        labelled a sandbox render only when the server that made it says it is the sandbox.
         """
         if settings.magic_hour_api_key is None:
             raise ConfigurationError("MAGIC_HOUR_API_KEY is not set. Put it in `.env` (see `.env.example`).")
         clock = clock or SystemClock()
-        is_sandbox = (not settings.uses_real_api) if sandbox is None else sandbox
         settings.database_path.parent.mkdir(parents=True, exist_ok=True)
         settings.work_dir.mkdir(parents=True, exist_ok=True)
         store = await Store.open(settings.database_path, clock=clock, policy=QuotaPolicy.from_settings(settings))
         client = MagicHourClient(settings.magic_hour_api_key, settings.magic_hour_base_url, clock=clock)
         fetch_http = httpx.AsyncClient(timeout=_FETCH_TIMEOUT, follow_redirects=True)
         engine = JobEngine(
-            config=EngineConfig.from_settings(settings, sandbox=is_sandbox),
+            config=EngineConfig.from_settings(settings, sandbox=sandbox),
             store=store,
             client=client,
             fetch_http=fetch_http,

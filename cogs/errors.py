@@ -1,7 +1,7 @@
 """The one place that turns an exception into a reply.
 
 Errors a member caused or can act on (`bot.errors.LipsyncError` and its subclasses) are shown as
-their `user_message`; anything else gets a short apology with a reference id that is also logged
+the catalogue's sentence for their code, in Discord style (`render.error_text`); anything else gets a short apology with a reference id that is also logged
 with the traceback, so an operator can find it. Replies are ephemeral: only the member who acted
 sees them.
 """
@@ -14,19 +14,12 @@ import secrets
 import discord
 from discord import app_commands
 
+from bot.app import Refused
 from bot.errors import LipsyncError
-from bot.store import MemberHasActiveJobs
+from bot.store import AboveCeiling, MemberHasActiveJobs
 from cogs import render
 
 log = logging.getLogger(__name__)
-
-
-class Refused(app_commands.CheckFailure):
-    """A check refused with a message for the member (e.g. the server allow-list, Manage Server)."""
-
-    def __init__(self, error: LipsyncError) -> None:
-        super().__init__(error.user_message)
-        self.error = error
 
 
 def unwrap(error: BaseException) -> BaseException:
@@ -40,12 +33,14 @@ def reply_for(error: BaseException) -> str:
     """The text to show for `error`; logs unexpected errors with a fresh reference id."""
     original = unwrap(error)
     if isinstance(original, Refused):
-        return original.error.user_message
+        return render.error_text(original.error)
     if isinstance(original, LipsyncError):
-        return original.user_message
+        return render.error_text(original)
     if isinstance(original, MemberHasActiveJobs):
         jobs = ", ".join(f"#{job_id}" for job_id in original.job_ids)
-        return f"Some of your jobs are still running ({jobs}). Cancel them with `/cancel` or wait, then try again."
+        return render.describe("member_has_active_jobs", {"jobs": jobs})
+    if isinstance(original, AboveCeiling):
+        return render.describe("above_ceiling", {"ceiling": original.ceiling, "requested": original.requested})
     if isinstance(original, app_commands.NoPrivateMessage):
         return "This command works only in a server."
     if isinstance(original, app_commands.MissingPermissions):
@@ -74,3 +69,8 @@ async def report_error(interaction: discord.Interaction, error: BaseException) -
             await interaction.followup.send(message, ephemeral=True)
     except discord.HTTPException as exc:
         log.warning("could not tell the member about an error: %s", exc)
+
+
+async def on_tree_error(interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+    """The command tree's error handler: every slash-command error reaches the member here."""
+    await report_error(interaction, error)

@@ -16,8 +16,9 @@ from bot.jobs.engine import JobEngine
 from bot.jobs.models import InputSource, JobRequest
 from bot.store import Store
 from cogs import render, role_ids
-from cogs.status import JobPresenter
-from cogs.views import cancel_job
+from cogs.errors import on_tree_error
+from cogs.status import DEFAULT_MIN_INTERVAL, JobPresenter
+from cogs.views import DYNAMIC_ITEMS, cancel_job
 
 if TYPE_CHECKING:
     from bot.app import LipsyncBot
@@ -96,7 +97,7 @@ class LipsyncCog(commands.Cog, name="Lip sync"):
             await self.engine.submit(request, self.presenter.for_interaction(interaction, status.id))
         except LipsyncError as exc:
             # Refused between the check and now (e.g. a second job in another channel).
-            await interaction.edit_original_response(content=f"❌ {exc.user_message}")
+            await interaction.edit_original_response(content=f"❌ {render.error_text(exc)}")
 
     @app_commands.command(name="jobs", description="Your recent lip-sync jobs in this server.")
     @app_commands.guild_only()
@@ -123,6 +124,11 @@ class LipsyncCog(commands.Cog, name="Lip sync"):
 
 
 async def setup(bot: LipsyncBot) -> None:
-    """Add the cog, built from the bot's services."""
-    cog = LipsyncCog(bot.services.engine, bot.services.store, bot.presenter)
-    await bot.add_cog(cog)
+    """Add the cog, built from the bot's services, and register what presents jobs in Discord:
+    the hooks resumed jobs use, the restart-proof buttons, and the one error handler."""
+    interval = bot.status_interval if bot.status_interval is not None else DEFAULT_MIN_INTERVAL
+    presenter = JobPresenter(bot, bot.services, min_interval=interval)
+    bot.hooks_factory = presenter.for_record
+    bot.add_dynamic_items(*DYNAMIC_ITEMS)
+    bot.tree.error(on_tree_error)
+    await bot.add_cog(LipsyncCog(bot.services.engine, bot.services.store, presenter))

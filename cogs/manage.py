@@ -15,9 +15,9 @@ from discord.ext import commands
 
 from bot.config import GenerationMode, Settings
 from bot.errors import InvalidInput, NotAllowed
-from bot.store import Store, discord_timestamp
+from bot.store import Store
 from cogs import render
-from cogs.errors import Refused
+from bot.app import Refused
 
 if TYPE_CHECKING:
     from bot.app import LipsyncBot
@@ -117,11 +117,11 @@ class ManageCog(commands.GroupCog, group_name="lipsync-admin", group_description
             raise InvalidInput("zero_grant")
         guild_id = _guild_id(interaction)
         await self.store.quota.grant(guild_id, member.id, credits, by_user_id=interaction.user.id, note=note)
-        balance = await self.store.quota.balance(guild_id, member.id, [r.id for r in member.roles])
+        balance = await self.store.quota.limits(guild_id, member.id, tuple(r.id for r in member.roles))
         await self._reply(
             interaction,
             f"Granted {render.credits(credits)} to {member.mention} until "
-            f"{discord_timestamp(balance.resets_at)}; they have {render.credits(balance.remaining)} left.",
+            f"{render.discord_timestamp(balance.resets_at)}; they have {render.credits(balance.remaining)} left.",
         )
 
     @app_commands.command(name="modes", description="Choose which generation modes members may use here")

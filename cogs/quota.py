@@ -28,7 +28,7 @@ class QuotaCog(commands.Cog, name="Quota"):
     @app_commands.guild_only()
     async def quota(self, interaction: discord.Interaction) -> None:
         """Show the member's balance, the limit that applies and the reset time (only they see it)."""
-        balance = await self.store.quota.balance(interaction.guild_id, interaction.user.id, role_ids(interaction.user))
+        balance = await self.store.quota.limits(interaction.guild_id, interaction.user.id, role_ids(interaction.user))
         await interaction.response.send_message(render.quota_text(balance, self.window), ephemeral=True)
 
     @app_commands.command(name="forget-me", description="Delete your lip-sync data in this server.")

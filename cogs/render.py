@@ -1,27 +1,74 @@
 """Every text the bot shows in Discord, as pure functions of engine and store records.
 
 Nothing here talks to Discord or the database, so each message can be tested (and read) on its
-own. Times are shown with Discord's timestamp markup (`<t:…:R>`), which each member's client
-renders in their own language and time zone, and which keeps counting without edits.
+own. Sentences that the core's codes stand for come from the shared catalogue (`bot.words`),
+written in `DISCORD` style: times as Discord's timestamp markup (`<t:…:R>`), which each member's
+client renders in their own language and time zone and which keeps counting without edits;
+commands as `/name`; members' file names in code spans they can't break out of.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Mapping, Sequence
 
+from bot import words
 from bot.config import GenerationMode, QuotaWindow
+from bot.errors import LipsyncError
 from bot.jobs.models import JobUpdate, QueueSnapshot
 from bot.store import (
-    Balance,
     DeletionReport,
+    EffectiveLimits,
     GuildSettings,
     JobRecord,
     JobState,
     LimitKind,
     UsageLine,
     UsageReport,
-    discord_timestamp,
 )
+
+
+def discord_timestamp(moment: dt.datetime, style: str = "R") -> str:
+    """Discord's timestamp markup, e.g. `<t:1764115200:R>` ("in 3 hours" in the viewer's locale)."""
+    return f"<t:{int(moment.timestamp())}:{style}>"
+
+
+class DiscordStyle:
+    """How the catalogue's sentences are written in Discord."""
+
+    def when(self, moment: dt.datetime) -> str:
+        """A relative Discord timestamp."""
+        return discord_timestamp(moment)
+
+    def command(self, name: str) -> str:
+        """A slash command, as a code span."""
+        return f"`/{name}`"
+
+    def quote(self, text: str) -> str:
+        """A member's name for something, in a code span it can't close early."""
+        return f"`{text.replace('`', 'ˋ')}`"
+
+    def member(self, user_id: int) -> str:
+        """A mention (messages that carry one allow only the intended member to be pinged)."""
+        return f"<@{user_id}>"
+
+
+DISCORD = DiscordStyle()
+
+
+def describe(code: str, data: Mapping[str, object]) -> str:
+    """The catalogue's sentence for `code`, written for Discord."""
+    return words.describe(code, data, DISCORD)
+
+
+def error_text(error: LipsyncError) -> str:
+    """What a member reads for one of the bot's errors."""
+    return describe(error.code, error.data)
+
+
+def failure_text(job: JobRecord) -> str:
+    """Why a job failed, from the code and data stored with it."""
+    return describe(job.error_code or "error", job.error_data or {})
 
 SANDBOX_NOTE = "🧪 Sandbox render — not lip-synced, no credits spent."
 
@@ -66,9 +113,7 @@ def mode_label(mode: GenerationMode) -> str:
     return f"{mode.value} — {_MODE_COSTS[mode]}"
 
 
-def credits(n: int) -> str:
-    """ "1 credit", "45 credits"."""
-    return f"{n} credit{'' if n == 1 else 's'}"
+credits = words.credits
 
 
 def duration(seconds: float) -> str:
@@ -115,10 +160,10 @@ def status_text(update: JobUpdate) -> str:
     state = _STATE_LINES[job.state]
     if job.state is JobState.RECEIVED and update.queue_position is not None:
         state = f"⏳ Waiting in line: position {update.queue_position}"
-    elif job.state is JobState.FAILED and job.error_message:
-        state = f"{state}: {job.error_message}"
-    elif update.note and not job.state.terminal:
-        state = f"{state} · {update.note}"
+    elif job.state is JobState.FAILED and job.error_code:
+        state = f"{state}: {failure_text(job)}"
+    elif update.activity and not job.state.terminal:
+        state = f"{state} · {describe(update.activity, update.activity_data)}"
     lines.append(state)
     lines.append(_inputs(job))
     if job.state.terminal:
@@ -194,7 +239,7 @@ def forget_prompt() -> str:
     )
 
 
-def quota_text(balance: Balance, window: QuotaWindow) -> str:
+def quota_text(balance: EffectiveLimits, window: QuotaWindow) -> str:
     """A member's credits: what is left, what applies, when it resets."""
     allowance = f"{credits(balance.allowance)} {_WINDOW_WORDS[window]}"
     lines = [
@@ -209,10 +254,10 @@ def quota_text(balance: Balance, window: QuotaWindow) -> str:
         used += f" ({credits(balance.reserved)} held by running jobs, given back if they fail)"
     lines.append(used + ".")
     lines.append(f"Running jobs: {balance.active_jobs} of {balance.max_active_jobs} at a time.")
-    if balance.server_pool_remaining is not None:
-        lines.append(f"This server's shared pool has {credits(balance.server_pool_remaining)} left.")
-    if balance.bot_budget_remaining is not None:
-        lines.append(f"The bot's overall budget has {credits(balance.bot_budget_remaining)} left.")
+    if balance.pool_available is not None:
+        lines.append(f"This server's shared pool has {credits(max(0, balance.pool_available))} left.")
+    if balance.budget_available is not None:
+        lines.append(f"The bot's overall budget has {credits(max(0, balance.budget_available))} left.")
     lines.append(
         "A render costs 1 credit per frame in lite and standard mode and 2 in pro: about 30 credits "
         "per second of 30 fps video. Lower `max_fps` to spend less."
@@ -233,8 +278,8 @@ def jobs_text(jobs: Sequence[JobRecord]) -> str:
             f"`#{job.id}` {_STATE_ICONS[job.state]} {job.state.value} · {job.mode.value}{price} · "
             f"{discord_timestamp(job.created_at)} · {source} + {job.audio_filename}"
         )
-        if job.state is JobState.FAILED and job.error_message:
-            line += f"\n  ↳ {job.error_message}"
+        if job.state is JobState.FAILED and job.error_code:
+            line += f"\n  ↳ {failure_text(job)}"
         lines.append(line)
     lines.append("Cancel a running job with `/cancel job_id:<number>`.")
     return _clip("\n".join(lines))

@@ -14,7 +14,6 @@ cannot post in the channel.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
@@ -25,8 +24,7 @@ import discord
 
 from bot import media
 from bot.clock import Clock
-from bot.jobs.engine import JobEngine
-from bot.jobs.models import Delivery, JobHooks, JobUpdate
+from bot.jobs.models import Delivery, JobHooks, JobUpdate, LinkProvider
 from bot.services import Services
 from bot.store import JobRecord
 from cogs import render, views
@@ -209,7 +207,6 @@ class ResultPoster:
     def __init__(
         self,
         client: discord.Client,
-        engine: JobEngine,
         *,
         user_id: int,
         channel_id: int | None,
@@ -217,15 +214,16 @@ class ResultPoster:
         interaction: discord.Interaction | None = None,
     ) -> None:
         self._client = client
-        self._engine = engine
         self._user_id = user_id
         self._channel_id = channel_id
         self._guild_id = guild_id
         self._interaction = interaction
         self._fitted: dict[int, Path | None] = {}
+        self._link: LinkProvider = _no_link
 
-    async def deliver(self, job: JobRecord, result: Path, *, sandbox: bool) -> Delivery:
-        """Post the result; raise only if it could not reach the member anywhere."""
+    async def deliver(self, job: JobRecord, result: Path | None, *, sandbox: bool, link: LinkProvider) -> Delivery:
+        """Post the result (or only a link to it); raise only if it could not reach the member anywhere."""
+        self._link = link
         interaction = self._interaction
         if interaction is not None and token_alive(interaction):
             try:
@@ -240,7 +238,7 @@ class ResultPoster:
         return await self._send_dm(job, result, sandbox=sandbox)
 
     async def _send_followup(
-        self, interaction: discord.Interaction, job: JobRecord, result: Path, *, sandbox: bool
+        self, interaction: discord.Interaction, job: JobRecord, result: Path | None, *, sandbox: bool
     ) -> Delivery:
         payload = await self._payload(job, result, interaction.filesize_limit)
         content = render.result_text(job, sandbox=sandbox, kind=payload.kind, link=payload.link)
@@ -250,7 +248,7 @@ class ResultPoster:
         )
         return Delivery(kind=payload.kind, message_id=message.id)
 
-    async def _send_to_channel(self, job: JobRecord, result: Path, *, sandbox: bool) -> Delivery:
+    async def _send_to_channel(self, job: JobRecord, result: Path | None, *, sandbox: bool) -> Delivery:
         assert self._channel_id is not None
         guild = self._client.get_guild(self._guild_id) if self._guild_id is not None else None
         limit = guild.filesize_limit if guild is not None else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
@@ -261,7 +259,7 @@ class ResultPoster:
         message = await channel.send(content, file=file, view=view, allowed_mentions=_MENTION_MEMBER)
         return Delivery(kind=payload.kind, message_id=message.id)
 
-    async def _send_dm(self, job: JobRecord, result: Path, *, sandbox: bool) -> Delivery:
+    async def _send_dm(self, job: JobRecord, result: Path | None, *, sandbox: bool) -> Delivery:
         user = self._client.get_user(self._user_id) or await self._client.fetch_user(self._user_id)
         payload = await self._payload(job, result, discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES)
         content = render.result_text(job, sandbox=sandbox, kind=payload.kind, link=payload.link, mention=False)
@@ -269,14 +267,15 @@ class ResultPoster:
         message = await user.send(content, file=file, view=view)
         return Delivery(kind="dm", message_id=message.id, detail=payload.kind)
 
-    async def _payload(self, job: JobRecord, result: Path, limit: int) -> _Payload:
-        size = await asyncio.to_thread(lambda: result.stat().st_size)
-        if size <= limit:
-            return _Payload("file", result, None)
-        fitted = await self._fit(result, limit)
-        if fitted is not None:
-            return _Payload("compressed", fitted, None)
-        return _Payload("link", None, await self._engine.fresh_download_url(job.id))
+    async def _payload(self, job: JobRecord, result: Path | None, limit: int) -> _Payload:
+        if result is not None:
+            size = await asyncio.to_thread(lambda: result.stat().st_size)
+            if size <= limit:
+                return _Payload("file", result, None)
+            fitted = await self._fit(result, limit)
+            if fitted is not None:
+                return _Payload("compressed", fitted, None)
+        return _Payload("link", None, await self._link())
 
     async def _fit(self, result: Path, limit: int) -> Path | None:
         # Each limit is tried once: a followup that failed and a channel post share the work.
@@ -304,6 +303,10 @@ def _download_name(path: Path) -> str:
     return f"{stem}.mp4"
 
 
+async def _no_link() -> str:
+    raise RuntimeError("deliver() sets the link provider before any payload is made")
+
+
 class JobPresenter:
     """Builds a job's `JobHooks`: its status message and its result poster."""
 
@@ -329,7 +332,6 @@ class JobPresenter:
         )
         poster = ResultPoster(
             self._client,
-            self._services.engine,
             user_id=interaction.user.id,
             channel_id=interaction.channel_id,
             guild_id=interaction.guild_id,
@@ -355,7 +357,6 @@ class JobPresenter:
             )
         poster = ResultPoster(
             self._client,
-            self._services.engine,
             user_id=record.user_id,
             channel_id=record.channel_id,
             guild_id=record.guild_id,
@@ -363,9 +364,11 @@ class JobPresenter:
         return JobHooks(sink=sink, deliverer=poster)
 
     async def _remember(self, job_id: int, channel_id: int, message_id: int) -> None:
-        # So that a later restart edits the message members can actually see.
-        with contextlib.suppress(Exception):
-            await self._services.store.jobs.update(job_id, status_channel_id=channel_id, status_message_id=message_id)
+        # So that a later restart edits the message members can actually see (the engine records it).
+        try:
+            await self._services.engine.status_moved(job_id, channel_id, message_id)
+        except Exception:
+            log.exception("job %s: could not record the moved status message", job_id)
 
 
 class _NoStatus:

@@ -8,8 +8,8 @@ result, and later rebuilds both for resumed jobs through a `HooksFactory`.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -60,7 +60,10 @@ class JobUpdate:
     job: JobRecord
     elapsed: float
     queue_position: int | None = None
-    note: str | None = None
+    # What the job is doing within its state, as a catalogue code and its data
+    # (e.g. "fetch_video" with the file's name), for the front end to word.
+    activity: str | None = None
+    activity_data: Mapping[str, str] = field(default_factory=dict)
     remaining_credits: int | None = None  # the member's credits left in this window
     credits_reserved: bool = False  # whether `remaining_credits` already counts this job's estimate
     resets_at: dt.datetime | None = None  # when the member's allowance resets
@@ -84,11 +87,19 @@ class ProgressSink(Protocol):
         ...
 
 
+LinkProvider = Callable[[], Awaitable[str]]
+"""Gives a freshly signed download link to a finished result (they expire)."""
+
+
 class Deliverer(Protocol):
     """Hands a finished result to its owner."""
 
-    async def deliver(self, job: JobRecord, result: Path, *, sandbox: bool) -> Delivery:
-        """Deliver `result` (a local MP4) for `job`; raise if it could not be delivered at all."""
+    async def deliver(self, job: JobRecord, result: Path | None, *, sandbox: bool, link: LinkProvider) -> Delivery:
+        """Deliver `result` (a local MP4) for `job`, or only a link to it when `result` is None.
+
+        `link` gives a fresh download link, for a result too large to attach. Raise if the result
+        could not reach its owner at all; the engine retries, then falls back to a link.
+        """
         ...
 
 
@@ -104,18 +115,18 @@ HooksFactory = Callable[[JobRecord], JobHooks]
 
 
 @dataclass(frozen=True)
-class GuildRules:
-    """What a server allows, after its own settings are applied over the bot's defaults."""
-
-    allowed_modes: tuple[GenerationMode, ...]
-    max_clip_seconds: float
-    max_input_bytes: int
-
-
-@dataclass(frozen=True)
 class QueueSnapshot:
     """How busy the engine is: slots in use out of how many, and how many jobs wait in line."""
 
     in_flight: int
     capacity: int
     waiting: int
+
+
+@dataclass(frozen=True)
+class GuildRules:
+    """What a server allows, after its own settings are applied over the bot's defaults."""
+
+    allowed_modes: tuple[GenerationMode, ...]
+    max_clip_seconds: float
+    max_input_bytes: int

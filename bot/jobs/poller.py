@@ -2,7 +2,14 @@
 
 Each job is polled about every `initial` seconds at first, backing off by `growth` to `maximum`,
 with jitter so that many jobs don't poll in lockstep. A 429 or 5xx pushes every job back further
-(the API is telling us to slow down, not one job), up to `error_maximum`. Each job has a deadline.
+(the API is telling us to slow down, not one job), up to `error_maximum`, and never sooner than a
+429's Retry-After. Each job has a deadline.
+
+A wait ends only on a successful read that shows the project complete, errored or canceled. Every
+other answer is temporary until the deadline: an odd status code (404, 409), a body that doesn't
+parse, a status value the bot doesn't know. Each kind is logged once per project. Only 401 and
+403 end a wait early: the bot's key itself is refused, and asking again can't help. The poller's
+client must not retry on its own (`MagicHourClient.without_retries()`): this backoff governs.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot.clock import Clock
-from bot.magichour import RateLimited, Unavailable, VideoProject
+from bot.magichour import MagicHourError, NotOnPlan, RateLimited, Unauthorized, Unavailable, VideoProject
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +52,7 @@ class _Watch:
     future: asyncio.Future[VideoProject] = field(repr=False)
     polls: int = 0
     busy: bool = False  # a poll of this project is in progress
+    oddities: set[str] = field(default_factory=set)  # kinds of odd answers already logged
 
 
 @dataclass(frozen=True)
@@ -208,15 +216,31 @@ class Poller:
             self.requests += 1
             try:
                 project = await self._source.get_video_project(watch.project_id)
+            except (Unauthorized, NotOnPlan) as exc:
+                # 401/403: the key is refused, for every job; waiting can't make it work.
+                if not watch.future.done():
+                    watch.future.set_exception(exc)
+                return
             except (RateLimited, Unavailable) as exc:
                 # The API wants us to slow down: back off every job, not just this one.
                 self._penalty = min(max(self._penalty * 2, self._policy.maximum), self._policy.error_maximum)
-                log.warning("status poll for %s failed (%s); backing off %.0f s", watch.project_id, exc, self._penalty)
-                self._push_back_all(self._penalty)
+                hint = exc.retry_after if isinstance(exc, RateLimited) and exc.retry_after is not None else 0.0
+                pause = min(max(self._penalty, hint), self._policy.error_maximum)
+                log.warning("status poll for %s failed (%s); backing off %.0f s", watch.project_id, exc, pause)
+                self._push_back_all(pause)
+                return
+            except MagicHourError as exc:
+                # 404, 409, a body that doesn't parse, a status we don't know: temporary until the
+                # deadline. The render may well be going on; failing here would lose a paid result.
+                kind = f"{type(exc).__name__}:{exc.status_code}"
+                if kind not in watch.oddities:
+                    watch.oddities.add(kind)
+                    log.warning("status poll for %s: odd answer (%s); still waiting", watch.project_id, exc)
+                self._schedule_next(watch)
                 return
             except Exception as exc:
-                # Anything else ends this job's wait (its runner fails it with a refund); the loop
-                # itself must survive, or every other job would stop being polled.
+                # A bug, not an answer: end this job's wait (its runner decides); the loop itself
+                # must survive, or every other job would stop being polled.
                 if not watch.future.done():
                     watch.future.set_exception(exc)
                 return
@@ -230,6 +254,9 @@ class Poller:
             if not watch.future.done():
                 watch.future.set_result(project)
             return
+        self._schedule_next(watch)
+
+    def _schedule_next(self, watch: _Watch) -> None:
         watch.interval = min(watch.interval * self._policy.growth, self._policy.maximum)
         watch.next_at = self._clock.monotonic() + self._jittered(watch.interval)
 

@@ -97,6 +97,12 @@ def _youtube_id(host: str, path: str, query: str) -> str | None:
     return None
 
 
+def check_clip_length(length: float, rules: GuildRules) -> None:
+    """The one rule on a clip's length, applied to the asked window and again to the probed one."""
+    if length > rules.max_clip_seconds + 1e-6:
+        raise InvalidInput("clip_too_long", length=length, limit=rules.max_clip_seconds)
+
+
 def check_window(request: JobRequest, rules: GuildRules) -> None:
     """Check start/end and the clip length against the server's longest clip."""
     start, end = request.start, request.end
@@ -107,9 +113,7 @@ def check_window(request: JobRequest, rules: GuildRules) -> None:
             raise InvalidInput("end_before_start", start=start, end=end)
         if end < 0.1:
             raise InvalidInput("bad_end")
-        length = end - start
-        if length > rules.max_clip_seconds + 1e-9:
-            raise InvalidInput("clip_too_long", length=length, limit=rules.max_clip_seconds)
+        check_clip_length(end - start, rules)
     elif request.youtube_url is not None:
         raise InvalidInput("youtube_needs_end")
 

@@ -1,0 +1,102 @@
+"""Admission: every rule that decides whether a job may start, each written once.
+
+A request is admitted in two steps. Before anything is fetched, `Admission.check` applies the
+cheap rules: the request's shape (`validation.check_request`, under the server's rules) and the
+member's limits, read once as an `EffectiveLimits` from the store and asked whether the smallest
+possible job (one credit) still fits. After probing, `Admission.reserve` sets the exact estimate
+aside; the store applies the same `EffectiveLimits.refusal_for` rule inside its transaction, so
+the precheck and the reservation can never disagree about what a limit means.
+
+Refusals are data (`bot.store.Refusal`: which limit, what is available, what was asked, when it
+resets); `refused` turns one into the `QuotaExceeded` error the front ends know how to word.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.config import QuotaWindow
+from bot.errors import QuotaExceeded
+from bot.jobs.models import GuildRules, JobRequest
+from bot.jobs.validation import check_request
+from bot.store import EffectiveLimits, GuildSettings, JobRecord, LimitKind, Refusal, Reservation, Store
+
+# Every job costs at least one frame: asking whether one credit fits is asking "is anything left?".
+_SMALLEST_JOB = 1
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A request that passed the cheap checks: the rules that apply, and the member's limits."""
+
+    rules: GuildRules
+    limits: EffectiveLimits
+
+
+def rules_for(defaults: GuildRules, guild: GuildSettings | None) -> GuildRules:
+    """The bot's defaults with a server's own settings applied over them."""
+    if guild is None:
+        return defaults
+    return GuildRules(
+        allowed_modes=guild.allowed_modes if guild.allowed_modes is not None else defaults.allowed_modes,
+        max_clip_seconds=guild.max_clip_seconds if guild.max_clip_seconds is not None else defaults.max_clip_seconds,
+        max_input_bytes=defaults.max_input_bytes,
+    )
+
+
+def refused(refusal: Refusal, window: QuotaWindow, *, before_estimate: bool = False) -> QuotaExceeded:
+    """A refusal as the error front ends word: `active_jobs`, `quota_<limit>` or `quota_<limit>_spent`.
+
+    `before_estimate` marks the precheck's refusal, where no estimate exists yet: the member is
+    told the limit is spent, not that "this clip needs 1 credit".
+    """
+    if refusal.limit is LimitKind.ACTIVE_JOBS:
+        return QuotaExceeded("active_jobs", limit=refusal.max_active)
+    suffix = "_spent" if before_estimate else ""
+    return QuotaExceeded(
+        f"quota_{refusal.limit.value}{suffix}",
+        available=refusal.available,
+        requested=refusal.requested,
+        resets_at=refusal.resets_at,
+        window=window.value,
+    )
+
+
+class Admission:
+    """Applies the admission rules for one bot: its defaults, and the store's limits."""
+
+    def __init__(self, store: Store, defaults: GuildRules) -> None:
+        self._store = store
+        self._defaults = defaults
+
+    @property
+    def window(self) -> QuotaWindow:
+        """How often allowances reset."""
+        return self._store.policy.window
+
+    async def read(self, guild_id: int | None, user_id: int, role_ids: tuple[int, ...] = ()) -> Admitted:
+        """The rules and limits that apply to this member now (one read of the store)."""
+        limits = await self._store.quota.limits(guild_id, user_id, role_ids)
+        return Admitted(rules_for(self._defaults, limits.guild), limits)
+
+    async def check(self, request: JobRequest) -> Admitted:
+        """Every check that costs nothing: raises `InvalidInput` or `QuotaExceeded`, spends nothing."""
+        admitted = await self.read(request.guild_id, request.user_id, request.role_ids)
+        check_request(request, admitted.rules)
+        refusal = admitted.limits.refusal_for(_SMALLEST_JOB, new_job=True)
+        if refusal is not None:
+            raise refused(refusal, self.window, before_estimate=refusal.limit is not LimitKind.ACTIVE_JOBS)
+        return admitted
+
+    async def reserve(self, job: JobRecord, role_ids: tuple[int, ...], amount: int) -> Reservation:
+        """Set `amount` credits aside for `job` against every limit at once, or raise `QuotaExceeded`."""
+        outcome = await self._store.quota.reserve(
+            job.id, guild_id=job.guild_id, user_id=job.user_id, role_ids=role_ids, amount=amount
+        )
+        if isinstance(outcome, Refusal):
+            raise refused(outcome, self.window)
+        return outcome
+
+    async def top_up(self, job: JobRecord, amount: int) -> Reservation | Refusal:
+        """Raise `job`'s reservation to `amount` within every limit (Magic Hour asked for more)."""
+        return await self._store.quota.top_up(job.id, amount)

@@ -1,0 +1,59 @@
+"""The engine's settings: its slice of `Settings`, fixed for the life of one engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bot.config import Settings
+from bot.jobs.models import GuildRules
+from bot.jobs.poller import PollPolicy
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    """How hard a finished render is pushed to its owner before falling back to a link.
+
+    A completed render is paid for, so download and delivery are retried with backoff
+    (`first_delay`, doubling up to `max_delay`) for `patience` seconds; then the member gets a link
+    to the result instead; only if that fails too is the delivery given up (and logged).
+    """
+
+    patience: float = 3600.0
+    first_delay: float = 5.0
+    max_delay: float = 300.0
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """The engine's limits, taken from `Settings`."""
+
+    work_dir: Path
+    default_rules: GuildRules
+    max_jobs_in_flight: int = 4
+    max_concurrent_transfers: int = 4
+    default_max_fps: float | None = None
+    job_deadline_seconds: float = 3600.0
+    poll: PollPolicy = field(default_factory=PollPolicy)
+    delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
+    # True when the operator said so (`--sandbox`); a result is also labelled a sandbox render
+    # when the server that made it says it is the sandbox. Never guessed from a URL.
+    sandbox: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, sandbox: bool) -> EngineConfig:
+        """The engine's slice of the settings."""
+        return cls(
+            work_dir=settings.work_dir,
+            default_rules=GuildRules(
+                allowed_modes=tuple(settings.allowed_modes),
+                max_clip_seconds=settings.max_clip_seconds,
+                max_input_bytes=settings.max_input_bytes,
+            ),
+            max_jobs_in_flight=settings.max_jobs_in_flight,
+            max_concurrent_transfers=settings.max_concurrent_transfers,
+            default_max_fps=settings.default_max_fps,
+            job_deadline_seconds=settings.job_deadline_minutes * 60,
+            poll=PollPolicy(initial=settings.poll_initial_seconds, maximum=settings.poll_max_seconds),
+            sandbox=sandbox,
+        )

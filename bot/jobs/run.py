@@ -1,0 +1,477 @@
+"""One job's run: its steps in order, from the member's files to a delivered, settled result.
+
+fetch → plan → reserve → upload → create → reconcile → follow → deliver, each step persisted as
+a state before the work it names, so a restart can tell how far a job got. `JobRun` owns the
+job's record while it runs: it is the only writer of the job's state, and every state change
+goes through `JobStore.transition`, which is also the one place credits close.
+
+The rules for money and results (DESIGN.md):
+- Credits are reserved after probing and before anything is sent; a create answer that charges
+  more is topped up within the limits, or the render is stopped at once.
+- A submitted job ends only on a successful read of its project: `complete` is delivered and
+  settled to its charge, `error` or `canceled` end the job at what Magic Hour charged (it refunds
+  them). A create whose outcome is unknown is never called free: it counts as spent.
+- A completed render is settled before it is downloaded and is never refunded: download and
+  delivery retry (`delivery.py`), then fall back to a link.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from bot import media
+from bot.clock import Clock
+from bot.errors import Datum, InvalidInput, LipsyncError, json_data
+from bot.jobs.admission import Admission, Admitted
+from bot.jobs.config import EngineConfig
+from bot.jobs.delivery import Courier
+from bot.jobs.fetch import fetch_input
+from bot.jobs.models import JobHooks, JobRequest, JobUpdate
+from bot.jobs.poller import PollDeadlineExceeded, Poller
+from bot.jobs.validation import check_clip_length, extension_of
+from bot.magichour import (
+    CreatedJob,
+    LipSyncAssets,
+    LipSyncRequest,
+    LipSyncStyle,
+    MagicHourClient,
+    MagicHourError,
+    NotOnPlan,
+    SubmissionUncertain,
+    Unauthorized,
+    UploadItem,
+    VideoProject,
+)
+from bot.store import JobRecord, JobState, LedgerKind, Refusal, Store
+
+log = logging.getLogger(__name__)
+
+# Project names carry the job's number first, so the operator can match a project in the Magic
+# Hour dashboard to its job even when the bot never learnt the project's id.
+_NAME_LIMIT = 100
+# States in which a Magic Hour project may be rendering and stopping it would save credits.
+_STOPPABLE = frozenset({"queued", "rendering"})
+
+
+def project_name(job_id: int, member_name: str | None) -> str:
+    """The name a job's project gets at Magic Hour: `#123 · <member's name>` or `#123 · lipsync-bot`."""
+    return f"#{job_id} · {member_name or 'lipsync-bot'}"[:_NAME_LIMIT]
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every job's run shares, built once by the engine."""
+
+    config: EngineConfig
+    store: Store
+    client: MagicHourClient
+    poller: Poller
+    admission: Admission
+    fetch_http: httpx.AsyncClient
+    clock: Clock
+    transfers: asyncio.Semaphore
+    queue_position: Callable[[int], int | None]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What probing decided: the exact window and what to set aside."""
+
+    start: float
+    end: float
+    amount: int
+    video_ext: str | None
+    audio_ext: str
+
+
+class JobRun:
+    """One job's run. The engine creates it, gives it a slot, and calls one of the `run_*` methods."""
+
+    def __init__(self, ctx: RunContext, record: JobRecord, hooks: JobHooks) -> None:
+        self.ctx = ctx
+        self.record = record
+        self.hooks = hooks
+        self.workdir = ctx.config.work_dir / f"job-{record.id}"
+        self.cancel_requested = False
+        self.sandbox = ctx.config.sandbox
+        self._activity: tuple[str, dict[str, str]] | None = None
+        self._remaining: int | None = None
+        self._reserved = False
+        self._resets_at: dt.datetime | None = None
+        self._courier = Courier(self)
+
+    @property
+    def job_id(self) -> int:
+        """The job's number."""
+        return self.record.id
+
+    def know_limits(self, admitted: Admitted) -> None:
+        """Show what the member has before this job, until its credits are reserved."""
+        self._remaining, self._resets_at = admitted.limits.remaining, admitted.limits.resets_at
+
+    # ------------------------------------------------------------------ the two ways to run
+
+    async def run_new(self, request: JobRequest, admitted: Admitted) -> None:
+        """A new job, from its inputs to a delivered result."""
+        await self.transition(JobState.FETCHING)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        video_path, audio_path = await self._fetch(request, admitted)
+        plan = await self._plan(request, admitted, video_path, audio_path)
+        reservation = await self.ctx.admission.reserve(self.record, request.role_ids, plan.amount)
+        self._remaining, self._resets_at, self._reserved = reservation.remaining, reservation.resets_at, True
+        log.info("job %s: reserved %s credits", self.job_id, reservation.amount)
+        await self.transition(JobState.UPLOADING)
+        video_file, audio_file = await self._upload(plan, video_path, audio_path)
+        created = await self._create(request, plan, video_file, audio_file)
+        if await self._reconcile(created):
+            await self._follow(created.id, poll_now=False)
+
+    async def run_resumed(self) -> None:
+        """A job found unfinished after a restart: carry on from the state it was in."""
+        record, project_id = self.record, self.record.project_id
+        if record.state in (JobState.SUBMITTED, JobState.RENDERING) and project_id:
+            await self._follow(project_id, poll_now=True)
+        elif record.state in (JobState.DOWNLOADING, JobState.DELIVERING) and project_id:
+            await self._courier.deliver(None)
+        elif record.state is JobState.CREATING:
+            # The create call may have reached Magic Hour: never call it free, never send it again.
+            log.error("job %s: the bot stopped while creating it; its project (%s) may exist", record.id, project_name(record.id, record.name))
+            await self.end_unknown(reason="interrupted_while_creating")
+        else:
+            await self.end(JobState.FAILED, "interrupted")
+
+    # ------------------------------------------------------------------ steps
+
+    async def _fetch(self, request: JobRequest, admitted: Admitted) -> tuple[Path | None, Path]:
+        limit = admitted.rules.max_input_bytes
+        async with self.ctx.transfers:
+            video_path = None
+            if request.video is not None:
+                await self.show("activity_fetch", filename=request.video.filename)
+                dest = self.workdir / f"video.{extension_of(request.video.filename)}"
+                video_path = await fetch_input(self.ctx.fetch_http, request.video, dest, max_bytes=limit)
+            await self.show("activity_fetch", filename=request.audio.filename)
+            dest = self.workdir / f"audio.{extension_of(request.audio.filename)}"
+            audio_path = await fetch_input(self.ctx.fetch_http, request.audio, dest, max_bytes=limit)
+        self._activity = None
+        return video_path, audio_path
+
+    async def _plan(
+        self, request: JobRequest, admitted: Admitted, video_path: Path | None, audio_path: Path
+    ) -> _Plan:
+        if request.video is not None and video_path is not None:
+            await _check_name_tells_truth(video_path, request.video.filename)
+        await _check_name_tells_truth(audio_path, request.audio.filename)
+        audio_info = await media.probe_audio(audio_path, filename=request.audio.filename)
+        start = request.start
+        video_info = None
+        if request.video is not None and video_path is not None:
+            video_info = await media.probe_video(video_path, filename=request.video.filename)
+            if start >= video_info.duration:
+                raise InvalidInput(
+                    "start_past_end", start=start, filename=request.video.filename, duration=video_info.duration
+                )
+            end = request.end if request.end is not None else start + audio_info.duration
+            end = min(end, video_info.duration)
+        else:
+            assert request.end is not None  # validation requires `end` with a YouTube link
+            end = request.end
+        length = end - start
+        check_clip_length(length, admitted.rules)
+        fps = media.billing_fps(video_info, request.max_fps, self.ctx.config.default_max_fps)
+        estimate = media.estimate_credits(length, fps, request.mode)
+        # Magic Hour holds an estimate at 30 fps when the job is queued: set aside whichever is more.
+        hold = media.queue_hold_credits(length, request.max_fps, request.mode)
+        self.record = await self.ctx.store.jobs.update(self.job_id, start_seconds=start, end_seconds=end)
+        video_ext = extension_of(request.video.filename) if request.video is not None else None
+        return _Plan(start, end, max(estimate, hold), video_ext, extension_of(request.audio.filename))
+
+    async def _upload(self, plan: _Plan, video: Path | None, audio: Path) -> tuple[str | None, str]:
+        items = [UploadItem(type="audio", extension=plan.audio_ext)]
+        if video is not None and plan.video_ext is not None:
+            items.insert(0, UploadItem(type="video", extension=plan.video_ext))
+        urls = await self.ctx.client.create_upload_urls(items)
+        async with self.ctx.transfers:
+            video_file = None
+            if video is not None:
+                await self.show("activity_upload_video")
+                await self.ctx.client.upload_file(urls[0].upload_url, video)
+                video_file = urls[0].file_path
+            await self.show("activity_upload_audio")
+            await self.ctx.client.upload_file(urls[-1].upload_url, audio)
+        self._activity = None
+        return video_file, urls[-1].file_path
+
+    async def _create(
+        self, request: JobRequest, plan: _Plan, video_file: str | None, audio_file: str
+    ) -> CreatedJob:
+        assets = (
+            LipSyncAssets(video_source="file", video_file_path=video_file, audio_file_path=audio_file)
+            if video_file is not None
+            else LipSyncAssets(video_source="youtube", youtube_url=request.youtube_url, audio_file_path=audio_file)
+        )
+        body = LipSyncRequest(
+            name=project_name(self.job_id, request.name),
+            start_seconds=plan.start,
+            end_seconds=plan.end,
+            max_fps_limit=request.max_fps,
+            assets=assets,
+            style=LipSyncStyle(generation_mode=request.mode),
+        )
+        # Persisted first: if the process dies during the call, a restart knows a project may exist.
+        await self.transition(JobState.CREATING)
+        # The create must not be abandoned half-way: a cancel while it is in flight waits for its
+        # answer, so that a job Magic Hour made is recorded (and then stopped), never forgotten.
+        create = asyncio.ensure_future(self.ctx.client.create_lip_sync(body))
+        cancelled = False
+        while True:
+            try:
+                created = await asyncio.shield(create)
+                break
+            except asyncio.CancelledError:
+                cancelled = True
+                if create.done():
+                    raise
+        self.sandbox = self.sandbox or created.sandbox
+        await self.transition(JobState.SUBMITTED, project_id=created.id)
+        if cancelled:
+            raise asyncio.CancelledError
+        return created
+
+    async def _reconcile(self, created: CreatedJob) -> bool:
+        """Hold what Magic Hour charged at create; if the limits can't, stop the render. True to go on."""
+        held = await self.held()
+        if created.credits_charged <= held:
+            return True
+        outcome = await self.ctx.admission.top_up(self.record, created.credits_charged)
+        if not isinstance(outcome, Refusal):
+            log.info("job %s: Magic Hour charged %s at create; reservation topped up", self.job_id, outcome.amount)
+            return True
+        log.warning(
+            "job %s: Magic Hour charged %s at create but %s were reserved and the %s limit can't cover the rest; "
+            "stopping project %s",
+            self.job_id,
+            created.credits_charged,
+            held,
+            outcome.limit.value,
+            created.id,
+        )
+        project = await self.stop_render(created.id)
+        if project is not None and project.is_complete:
+            await self._courier.complete(project)  # already rendered and paid for: deliver it
+            return False
+        charged = project.credits_charged if project is not None else created.credits_charged
+        await self.end(
+            JobState.FAILED, "over_budget_at_create", {"charged": created.credits_charged, "reserved": held}, charged=charged
+        )
+        return False
+
+    async def _follow(self, project_id: str, *, poll_now: bool) -> None:
+        """Wait for the render to end at Magic Hour, then end the job on what it says."""
+        remaining = self.ctx.config.job_deadline_seconds - await self._seconds_since_submission()
+        try:
+            project: VideoProject | None = await self.ctx.poller.wait(
+                project_id, within=max(remaining, 0.0), listener=self._on_project, poll_now=poll_now
+            )
+        except PollDeadlineExceeded:
+            project = await self.stop_render(project_id)
+            if project is not None and not project.is_complete:
+                minutes = self.ctx.config.job_deadline_seconds / 60
+                await self.end(JobState.FAILED, "deadline", {"minutes": minutes}, charged=project.credits_charged)
+                return
+        except (Unauthorized, NotOnPlan) as exc:
+            log.error("job %s: Magic Hour refused the bot's key while following project %s: %s", self.job_id, project_id, exc)
+            project = None
+        if project is None:
+            await self.end_unknown(reason="unreadable")
+        else:
+            await self.on_final(project)
+
+    async def on_final(self, project: VideoProject) -> None:
+        """End the job on a project Magic Hour reported as complete, errored or canceled."""
+        self.sandbox = self.sandbox or project.sandbox
+        if project.is_complete:
+            await self._courier.complete(project)
+        elif project.status == "error":
+            code = project.error.code if project.error else None
+            detail = project.error.message if project.error else None
+            await self.end(
+                JobState.FAILED, f"magic_hour_{code or 'error'}", {"detail": detail}, charged=project.credits_charged
+            )
+        else:
+            await self.end(JobState.FAILED, "canceled_remotely", charged=project.credits_charged)
+
+    async def _seconds_since_submission(self) -> float:
+        # The deadline counts from submission: time spent queued or uploading isn't Magic Hour's.
+        events = await self.ctx.store.jobs.events(self.job_id)
+        submitted = [e.at for e in events if e.state is JobState.SUBMITTED]
+        start = submitted[-1] if submitted else self.record.created_at
+        return max(0.0, (self.ctx.clock.now() - start).total_seconds())
+
+    async def _on_project(self, project: VideoProject) -> None:
+        if project.status == "rendering" and self.record.state is JobState.SUBMITTED:
+            await self.transition(JobState.RENDERING)
+
+    # ------------------------------------------------------------------ Magic Hour, read back
+
+    async def read(self, project_id: str) -> VideoProject | None:
+        """The project as Magic Hour reports it now (the client retries); None if it can't be read."""
+        try:
+            return await self.ctx.client.get_video_project(project_id)
+        except MagicHourError as exc:
+            log.warning("job %s: couldn't read project %s: %s", self.job_id, project_id, exc)
+            return None
+
+    async def stop_render(self, project_id: str) -> VideoProject | None:
+        """Stop a render nobody will wait for, so it stops costing; return the project as read back.
+
+        DELETE is sent only after a successful read shows the project queued or rendering: a
+        project that can't be read is left alone (it may be complete), and a complete one is
+        returned for delivery. None when it can't be read.
+        """
+        self.ctx.poller.forget(project_id)
+        project = await self.read(project_id)
+        if project is None or project.status not in _STOPPABLE:
+            return project
+        try:
+            await self.ctx.client.delete_video_project(project_id)
+            log.warning("job %s: stopped Magic Hour project %s", self.job_id, project_id)
+        except MagicHourError as exc:
+            log.warning("job %s: couldn't stop project %s: %s", self.job_id, project_id, exc)
+        return await self.read(project_id)
+
+    # ------------------------------------------------------------------ ending
+
+    async def canceled(self) -> None:
+        """The owner canceled: stop the render if there is one, and charge what Magic Hour did.
+
+        A render that had already finished is delivered instead: it is paid for.
+        """
+        current = await self.ctx.store.jobs.get(self.job_id)
+        if current is None or current.state.terminal:
+            return
+        self.record = current
+        if current.project_id is None:
+            await self.end(JobState.CANCELED)
+            log.info("job %s: canceled by its owner", self.job_id)
+            return
+        project = await self.stop_render(current.project_id)
+        if project is not None and project.is_complete:
+            log.info("job %s: cancel came after the render finished; delivering it", self.job_id)
+            self._activity = ("activity_already_rendered", {})
+            await self._courier.complete(project)
+            return
+        charged = project.credits_charged if project is not None else await self.held()
+        await self.end(JobState.CANCELED, charged=charged)
+        log.info("job %s: canceled by its owner, %s credits charged", self.job_id, charged)
+
+    async def failed(self, exc: BaseException) -> None:
+        """End the job after an error; what it costs depends on how far it got."""
+        if isinstance(exc, SubmissionUncertain):
+            log.error("job %s: the create call's outcome is unknown; a Magic Hour job may exist", self.job_id)
+            await self.end_unknown(reason="no_answer")
+            return
+        current = await self.ctx.store.jobs.get(self.job_id)
+        project_id = current.project_id if current is not None else None
+        if project_id is None and isinstance(exc, LipsyncError):
+            await self.end(JobState.FAILED, exc.code, exc.data)
+            return
+        log.error("job %s: unexpected failure", self.job_id, exc_info=exc)
+        if project_id is None:
+            await self.end(JobState.FAILED, "internal_error")
+            return
+        # Submitted: the job still ends only on what Magic Hour says about it.
+        project = await self.stop_render(project_id)
+        if project is None:
+            await self.end_unknown(reason="internal_error")
+        else:
+            await self.end(JobState.FAILED, "internal_error", charged=project.credits_charged)
+
+    async def end_unknown(self, *, reason: str) -> None:
+        """End a job whose fate at Magic Hour can't be known: what was set aside counts as spent."""
+        held = await self.held()
+        await self.end(
+            JobState.FAILED, "unknown_at_magic_hour", {"reserved": held, "reason": reason}, charged=held or None
+        )
+
+    async def end(
+        self, state: JobState, code: str | None = None, data: dict[str, Datum] | None = None, *, charged: int | None = None
+    ) -> None:
+        """Move the job to a final state (once): the store closes its credits in the same step."""
+        current = await self.ctx.store.jobs.get(self.job_id)
+        if current is None or current.state.terminal:
+            return
+        self.record = current
+        fields: dict[str, object] = {}
+        if code is not None:
+            fields = {"error_code": code, "error_data": json_data(data or {})}
+        await self.transition(state, charged=charged, **fields)
+        log.info("job %s: %s%s", self.job_id, state.value, f" ({code})" if code else "")
+
+    async def held(self) -> int:
+        """Credits this job has set aside (its reservation and top-ups); 0 if none."""
+        entries = await self.ctx.store.quota.entries(self.job_id)
+        return -sum(e.amount for e in entries if e.kind in (LedgerKind.RESERVE, LedgerKind.TOPUP))
+
+    async def cleanup(self) -> None:
+        """Remove the job's temporary files."""
+        await asyncio.to_thread(shutil.rmtree, self.workdir, ignore_errors=True)
+
+    # ------------------------------------------------------------------ progress
+
+    async def transition(self, state: JobState, *, charged: int | None = None, **fields: object) -> JobRecord:
+        """Persist a state change (the store checks it and closes credits on the final ones), then show it."""
+        self.record = await self.ctx.store.jobs.transition(self.job_id, state, charged=charged, **fields)
+        project = f" (project {self.record.project_id})" if self.record.project_id else ""
+        log.info("job %s: %s%s", self.job_id, state.value, project)
+        await self.emit()
+        return self.record
+
+    async def show(self, activity: str, **data: str) -> None:
+        """Say what the job is doing within its state."""
+        self._activity = (activity, data)
+        await self.emit()
+
+    async def emit(self) -> None:
+        """Give the progress sink a snapshot; a display problem never fails the job."""
+        activity, data = self._activity or (None, {})
+        update = JobUpdate(
+            job=self.record,
+            elapsed=max(0.0, (self.ctx.clock.now() - self.record.created_at).total_seconds()),
+            queue_position=self.ctx.queue_position(self.job_id),
+            activity=activity,
+            activity_data=data,
+            remaining_credits=self._remaining,
+            credits_reserved=self._reserved,
+            resets_at=self._resets_at,
+            sandbox=self.sandbox,
+        )
+        try:
+            await self.hooks.sink.update(update)
+        except Exception:
+            log.exception("job %s: progress display failed", self.job_id)
+
+
+async def _check_name_tells_truth(path: Path, filename: str) -> None:
+    """Refuse a file whose first bytes say it is something its name doesn't claim."""
+    kind = await asyncio.to_thread(media.sniff_kind, path)
+    if kind is None or media.extension_matches(kind, extension_of(filename)):
+        return  # unknown content is left to the probe
+    raise InvalidInput("name_mismatch", filename=filename, ext=extension_of(filename), kind=kind)
+
+
+def swallow_cancel() -> None:
+    """Mark the current task's cancellation as handled, so later awaits (httpx, anyio) run normally."""
+    task = asyncio.current_task()
+    if task is not None:
+        with contextlib.suppress(RuntimeError):
+            task.uncancel()
