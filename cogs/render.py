@@ -79,6 +79,7 @@ _STATE_LINES: dict[JobState, str] = {
     JobState.RECEIVED: "⏳ Starting",
     JobState.FETCHING: "📥 Fetching your files",
     JobState.UPLOADING: "📤 Uploading to Magic Hour",
+    JobState.CREATING: "📨 Starting the job at Magic Hour",
     JobState.SUBMITTED: "🕒 Waiting at Magic Hour",
     JobState.RENDERING: "🎬 Rendering",
     JobState.DOWNLOADING: "📥 Downloading the result",
@@ -142,13 +143,13 @@ def _inputs(job: JobRecord) -> str:
 
 
 def _job_credits(job: JobRecord) -> str:
+    """What the job cost, as the ledger closed it (it mirrors what Magic Hour charged)."""
+    charged = job.charged_credits
     if job.state is JobState.DONE:
-        return f"Cost: {credits(job.charged_credits or 0)}."
-    if job.state is JobState.CANCELED and job.charged_credits:
-        # A cancel after Magic Hour finished settles to what it charged (the engine's rule).
-        return f"Magic Hour had already rendered it, so its {credits(job.charged_credits)} count."
+        return f"Cost: {credits(charged or 0)}."
+    if job.state in (JobState.FAILED, JobState.CANCELED) and charged:
+        return f"Charged: {credits(charged)} (what Magic Hour charged for it)."
     if job.state in (JobState.FAILED, JobState.CANCELED):
-        # Every failure refunds the member in full, even if Magic Hour charged the operator.
         return "No credits were used: anything set aside for this job was given back."
     return ""
 
@@ -217,7 +218,7 @@ def canceled_text(job: JobRecord) -> str:
     """The answer to Cancel and `/cancel`."""
     if job.state is JobState.CANCELED:
         return f"Canceled job #{job.id}. {_job_credits(job)}"
-    return f"Job #{job.id} had already ended ({job.state.value})."
+    return f"Job #{job.id} had already ended."
 
 
 def forgotten_text(report: DeletionReport) -> str:

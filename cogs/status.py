@@ -37,7 +37,12 @@ DEFAULT_MIN_INTERVAL = 3.0
 TOKEN_MARGIN = dt.timedelta(seconds=60)
 
 _NO_MENTIONS = discord.AllowedMentions.none()
-_MENTION_MEMBER = discord.AllowedMentions(everyone=False, roles=False, users=True, replied_user=False)
+
+
+def _only(user_id: int) -> discord.AllowedMentions:
+    """Mentions allowed in a message that carries member text (a job's name): its owner, no one else."""
+    return discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(user_id)], replied_user=False)
+
 
 StatusMoved = Callable[[int, int, int], Awaitable[None]]
 """Called with (job id, channel id, message id) when a status message had to be posted anew."""
@@ -244,7 +249,7 @@ class ResultPoster:
         content = render.result_text(job, sandbox=sandbox, kind=payload.kind, link=payload.link)
         file, view = _message_parts(job, payload)
         message = await interaction.followup.send(
-            content, file=file, view=view, wait=True, allowed_mentions=_MENTION_MEMBER
+            content, file=file, view=view, wait=True, allowed_mentions=_only(job.user_id)
         )
         return Delivery(kind=payload.kind, message_id=message.id)
 
@@ -256,7 +261,7 @@ class ResultPoster:
         content = render.result_text(job, sandbox=sandbox, kind=payload.kind, link=payload.link)
         channel = self._client.get_partial_messageable(self._channel_id, guild_id=self._guild_id)
         file, view = _message_parts(job, payload)
-        message = await channel.send(content, file=file, view=view, allowed_mentions=_MENTION_MEMBER)
+        message = await channel.send(content, file=file, view=view, allowed_mentions=_only(job.user_id))
         return Delivery(kind=payload.kind, message_id=message.id)
 
     async def _send_dm(self, job: JobRecord, result: Path | None, *, sandbox: bool) -> Delivery:
@@ -264,7 +269,7 @@ class ResultPoster:
         payload = await self._payload(job, result, discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES)
         content = render.result_text(job, sandbox=sandbox, kind=payload.kind, link=payload.link, mention=False)
         file, view = _message_parts(job, payload)
-        message = await user.send(content, file=file, view=view)
+        message = await user.send(content, file=file, view=view, allowed_mentions=_NO_MENTIONS)
         return Delivery(kind="dm", message_id=message.id, detail=payload.kind)
 
     async def _payload(self, job: JobRecord, result: Path | None, limit: int) -> _Payload:

@@ -58,10 +58,14 @@ class NewLinkButton(discord.ui.DynamicItem[Button], template=r"lipsync:link:(?P<
         return cls(int(match["job"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
-        """Answer, only to the member who pressed it, with a fresh link."""
+        """Answer the job's owner (or a server manager), only them, with a fresh link."""
         try:
+            engine = services_of(interaction.client).engine
+            manages = interaction.guild_id if interaction.permissions.manage_guild else None
+            # Checked before deferring, so a refusal is instant; only then is Magic Hour asked.
+            job = await engine.allow_link(self.job_id, by_user_id=interaction.user.id, manager_of=manages)
             await interaction.response.defer(ephemeral=True, thinking=True)
-            url = await services_of(interaction.client).engine.fresh_download_url(self.job_id)
+            url = await engine.fresh_download_url(job)
             await interaction.edit_original_response(content=render.fresh_link_text(self.job_id, url))
         except Exception as exc:
             await report_error(interaction, exc)

@@ -36,6 +36,7 @@ class EngineConfig:
     job_deadline_seconds: float = 3600.0
     poll: PollPolicy = field(default_factory=PollPolicy)
     delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
+    link_cooldown_seconds: float = 30.0  # at most one fresh download link per job this often
     # True when the operator said so (`--sandbox`); a result is also labelled a sandbox render
     # when the server that made it says it is the sandbox. Never guessed from a URL.
     sandbox: bool = False

@@ -85,6 +85,7 @@ class JobEngine:
         self._runs: dict[int, JobRun] = {}
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._rescues: set[asyncio.Task[None]] = set()
+        self._links_made: dict[int, float] = {}  # job id -> when its last fresh link was made
 
     @property
     def sandbox(self) -> bool:
@@ -169,9 +170,26 @@ class JobEngine:
         """Slots in use and jobs waiting, for a `/queue` view."""
         return QueueSnapshot(self._queue.in_flight, self._queue.capacity, self._queue.waiting)
 
-    async def fresh_download_url(self, job_id: int) -> str:
-        """A newly signed link to a finished job's result (old ones expire)."""
-        return await fresh_link(self._client, await self.job(job_id))
+    async def allow_link(self, job_id: int, *, by_user_id: int, manager_of: int | None = None) -> JobRecord:
+        """Check that this member may have a fresh link to the job's result now; return the job.
+
+        Its owner may, and a manager of the job's server (`manager_of`: the server where they
+        have Manage Server). Each link costs a Magic Hour request, so one job gets at most one
+        per `config.link_cooldown_seconds`; this call counts as that one.
+        """
+        record = await self.job(job_id)
+        if record.user_id != by_user_id and (manager_of is None or manager_of != record.guild_id):
+            raise NotAllowed("not_owner", job=job_id)
+        now = self._context.clock.monotonic()
+        last = self._links_made.get(job_id)
+        if last is not None and now - last < self.config.link_cooldown_seconds:
+            raise NotAllowed("link_cooldown", job=job_id, wait=self.config.link_cooldown_seconds - (now - last))
+        self._links_made[job_id] = now
+        return record
+
+    async def fresh_download_url(self, record: JobRecord) -> str:
+        """A newly signed link to a finished job's result (old ones expire); see `allow_link`."""
+        return await fresh_link(self._client, record)
 
     async def status_moved(self, job_id: int, channel_id: int, message_id: int) -> None:
         """Remember where a job's status message now is, so a restart edits the one members see."""
