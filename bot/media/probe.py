@@ -267,7 +267,7 @@ def _read(path: Path, size: int) -> MediaInfo | None:
         verdict: RateVerdict = "no_video"
         if video is not None:
             claims = [_rate(video.average_rate), _rate(video.base_rate), _rate(video.guessed_rate)]
-            timing = count_frames(container, video)
+            timing = count_frames(container, video, max_frames=MAX_COUNTED_FRAMES, max_seconds=MAX_COUNT_SECONDS)
             if isinstance(timing, FrameTiming):
                 counted = timing
                 constant_fps, verdict = judge_rate(claims, timing)
