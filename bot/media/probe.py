@@ -11,10 +11,10 @@ paths are in the bot's temporary directory and mean nothing to a member.
 
 Frame rates are claims, and members write the files. Magic Hour bills the frames it renders, so
 the credit estimate (`bot.media.credits`) may use a file's own rate only when the file backs it
-up. Besides the stream's claims (`average_rate`, the nominal `r_frame_rate`, FFmpeg's
-`guessed_rate`) the probe reads the video stream's packets, without decoding them: how many frames
-are really there and when. The rate is *constant* (`rate_verdict == "constant"`, `constant_fps`
-set) only when
+up. Besides the file's claims (the stream's `average_rate`, its nominal `r_frame_rate`, FFmpeg's
+`guessed_rate`, and the codec's own timing such as H.264's VUI) the probe reads the video
+stream's packets, without decoding them: how many frames are really there and when. The rate is
+*constant* (`rate_verdict == "constant"`, `constant_fps` set) only when
 
 - there are at least two frames with timestamps,
 - every claim, frames ÷ their real duration, and the spacing of the frames agree within
@@ -104,8 +104,9 @@ class MediaInfo:
     file claims it (for sizing, never for billing); `frame_count` is the frame count the header
     claims.
 
-    The rate fields are what billing may use (module docstring): the stream's claims
-    (`average_rate`, `nominal_rate` = `r_frame_rate`, `guessed_rate`), the frames counted from
+    The rate fields are what billing may use (module docstring): the file's claims
+    (`average_rate`, `nominal_rate` = `r_frame_rate`, `guessed_rate`, and `codec_rate`, the
+    codec's own timing where it has one), the frames counted from
     packets and their real duration (None when not counted), and `constant_fps`, set only when
     `rate_verdict` is `"constant"`.
     """
@@ -126,6 +127,7 @@ class MediaInfo:
     average_rate: float | None = None
     nominal_rate: float | None = None
     guessed_rate: float | None = None
+    codec_rate: float | None = None
     counted_frames: int | None = None
     counted_seconds: float | None = None
     constant_fps: float | None = None
@@ -226,7 +228,8 @@ def count_frames(
 def judge_rate(claims: list[float | None], timing: FrameTiming) -> tuple[float | None, RateVerdict]:
     """The constant frame rate and "constant", or None and why not (module docstring).
 
-    `claims` are the stream's declared rates (average, nominal, guessed; None or 0 where absent).
+    `claims` are the file's declared rates (average, nominal, guessed, codec; None or 0 where
+    absent).
     The rate given is the highest claim (they agree within the tolerance), so an ordinary 24, 25,
     29.97 or 30 fps file keeps its exact rate.
     """
@@ -261,12 +264,17 @@ def _read(path: Path, size: int) -> MediaInfo | None:
         video_seconds = _seconds(video.duration, video.time_base) if video is not None else None
         duration = video_seconds or audio_seconds or container_seconds or 0.0
         still = False
-        claims: list[float | None] = [None, None, None]
+        claims: list[float | None] = [None, None, None, None]
         counted: FrameTiming | None = None
         constant_fps: float | None = None
         verdict: RateVerdict = "no_video"
         if video is not None:
-            claims = [_rate(video.average_rate), _rate(video.base_rate), _rate(video.guessed_rate)]
+            claims = [
+                _rate(video.average_rate),
+                _rate(video.base_rate),
+                _rate(video.guessed_rate),
+                _rate(video.codec_context.framerate),
+            ]
             timing = count_frames(container, video, max_frames=MAX_COUNTED_FRAMES, max_seconds=MAX_COUNT_SECONDS)
             if isinstance(timing, FrameTiming):
                 counted = timing
@@ -278,7 +286,7 @@ def _read(path: Path, size: int) -> MediaInfo | None:
             still = container.format.name.endswith("_pipe") or container.format.name in _IMAGE_FORMATS
             still = still or single_picture or (counted is not None and counted.frames == 1)
             if counted is not None and counted.frames == 0:
-                video, verdict, claims = None, "no_video", [None, None, None]  # a video stream with no frames
+                video, verdict, claims = None, "no_video", [None, None, None, None]  # a video stream with no frames
         return MediaInfo(
             format_name=container.format.name,
             duration=duration,
@@ -296,6 +304,7 @@ def _read(path: Path, size: int) -> MediaInfo | None:
             average_rate=claims[0],
             nominal_rate=claims[1],
             guessed_rate=claims[2],
+            codec_rate=claims[3],
             counted_frames=counted.frames if counted is not None and video is not None else None,
             counted_seconds=counted.seconds if counted is not None and video is not None else None,
             constant_fps=constant_fps,

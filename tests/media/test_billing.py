@@ -39,6 +39,13 @@ DEFAULT_MAX_FPS = 30.0  # Settings.default_max_fps
 SMALL = (32, 32)
 
 
+@pytest.fixture(autouse=True)
+def no_wall_clock_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Counting here never stops on wall time, so a slow machine cannot change a verdict (the time
+    bound has its own test, with a fake clock)."""
+    monkeypatch.setattr(probe_mod, "MAX_COUNT_SECONDS", math.inf)
+
+
 @pytest.fixture(scope="module")
 def odd(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Odd and ordinary videos, made once for this module."""
@@ -111,18 +118,22 @@ def frames_at_cap(seconds: float, cap: float, mode: GenerationMode) -> int:
 # --- odd files: billed at the cap, never at a figure they claim ------------------------------------
 
 INCONSISTENT = [
-    # name, verdict, frames counted, seconds
-    ("vfr.mp4", "disagree", 80, 6.0),
-    ("sparse.mp4", "implausible", 3, 60.0),
-    ("fps1000.mp4", "implausible", 1000, 1.0),
-    ("half_fps.mp4", "implausible", 5, 10.0),
+    # name, verdicts it may get, frames counted, seconds
+    # (the variable-rate file's codec rate is its encoder's time base, 1,000,000, with this ffmpeg;
+    # without that, average 13.3 against nominal 30 disagree)
+    ("vfr.mp4", ("implausible", "disagree"), 80, 6.0),
+    ("sparse.mp4", ("implausible",), 3, 60.0),
+    ("fps1000.mp4", ("implausible",), 1000, 1.0),
+    ("half_fps.mp4", ("implausible",), 5, 10.0),
 ]
 
 
 @pytest.mark.parametrize(("name", "verdict", "frames", "seconds"), INCONSISTENT)
-async def test_odd_files_are_not_constant(odd: dict[str, Path], name: str, verdict: str, frames: int, seconds: float):
+async def test_odd_files_are_not_constant(
+    odd: dict[str, Path], name: str, verdict: tuple[str, ...], frames: int, seconds: float
+):
     info = await probed(odd, name)
-    assert info.rate_verdict == verdict
+    assert info.rate_verdict in verdict
     assert not info.rate_consistent and info.constant_fps is None
     assert info.counted_frames == frames
     assert info.counted_seconds == pytest.approx(seconds, abs=0.01)
@@ -131,7 +142,7 @@ async def test_odd_files_are_not_constant(odd: dict[str, Path], name: str, verdi
 @pytest.mark.parametrize(("name", "verdict", "frames", "seconds"), INCONSISTENT)
 @pytest.mark.parametrize("max_fps", [None, 24.0, 30.0, 60.0])
 async def test_odd_files_bill_at_the_cap(
-    odd: dict[str, Path], name: str, verdict: str, frames: int, seconds: float, max_fps: float | None
+    odd: dict[str, Path], name: str, verdict: tuple[str, ...], frames: int, seconds: float, max_fps: float | None
 ):
     info = await probed(odd, name)
     cap = max_fps or DEFAULT_MAX_FPS
@@ -158,13 +169,14 @@ async def test_the_reported_attacks_are_closed(odd: dict[str, Path]) -> None:
 
 
 async def test_a_codec_claim_the_container_contradicts(odd: dict[str, Path]) -> None:
-    """The H.264 stream says 1000 fps, the container's timestamps 30: billing follows the frames."""
+    """The H.264 stream says 1000 fps, the container's timestamps 30: a file telling two stories is
+    not believed (Magic Hour might read either), so it bills at the cap."""
     info = await probed(odd, "claims1000.mp4")
-    with av.open(str(odd["claims1000.mp4"])) as container:
-        assert container.streams.video[0].codec_context.framerate == 1000
-    assert info.rate_verdict == "constant" and info.constant_fps == 30.0
+    assert info.codec_rate == 1000.0
+    assert (info.average_rate, info.nominal_rate, info.counted_frames) == (30.0, 30.0, 60)
+    assert info.rate_verdict == "implausible" and info.constant_fps is None
     assert billing_fps(info, None, DEFAULT_MAX_FPS) == 30.0
-    assert billing_fps(info, 60.0, DEFAULT_MAX_FPS) == 30.0
+    assert billing_fps(info, 60.0, DEFAULT_MAX_FPS) == 60.0
 
 
 async def test_audio_longer_than_the_video(odd: dict[str, Path]) -> None:
@@ -286,9 +298,10 @@ def test_missing_or_too_few_timestamps() -> None:
 
 def test_claims_out_of_range_are_implausible() -> None:
     timing = frame_timing([i * 512 for i in range(60)], 512, 1 / 15360)
-    assert judge_rate([30.0, 30.0, 30.0], timing) == (30.0, "constant")
-    assert judge_rate([30.0, 1000.0, 30.0], timing) == (None, "implausible")
-    assert judge_rate([30.0, 30.0, 31.0], timing) == (None, "disagree")  # 3 % apart
+    assert judge_rate([30.0, 30.0, 30.0, None], timing) == (30.0, "constant")
+    assert judge_rate([30.0, 1000.0, 30.0, 30.0], timing) == (None, "implausible")
+    assert judge_rate([30.0, 30.0, 30.0, 31.0], timing) == (None, "disagree")  # 3 % apart
+    assert judge_rate([30.0, 30.0, 30.0, 60.0], timing) == (None, "disagree")  # field rate or a lie
     fps, verdict = judge_rate([None, None, None], timing)  # no claims: the measured rate
     assert verdict == "constant" and fps == pytest.approx(30.0)
 
