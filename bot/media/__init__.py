@@ -1,6 +1,12 @@
 """Media files: what is in them (PyAV), whether their names lie, what they cost, and fitting them
 under an upload limit (ffmpeg).
 
+What they cost: the estimate bills at a frame rate the file has to back up, never at one it merely
+claims (a crafted sparse or variable-rate mp4 once reserved 0 credits for a job Magic Hour charged
+3,600 for). `probe` counts the video's frames from its packets and judges whether the rate is
+constant; `billing_fps` uses that rate only then, and the job's cap otherwise; every estimate is at
+least one frame. The rules and their reasons: `bot.media.credits` and `bot.media.probe`.
+
 Everything that touches a file runs off the event loop (a worker thread for PyAV, a subprocess for
 ffmpeg), and nothing reads a whole file into memory.
 """
@@ -8,19 +14,23 @@ ffmpeg), and nothing reads a whole file into memory.
 from __future__ import annotations
 
 from bot.media.compress import compress_to_fit
-from bot.media.credits import DEFAULT_FPS, estimate_credits
-from bot.media.probe import MediaError, MediaInfo, probe, probe_audio, probe_video
+from bot.media.credits import DEFAULT_FPS, billing_fps, estimate_credits, frame_cap, queue_hold_credits
+from bot.media.probe import MediaError, MediaInfo, RateVerdict, probe, probe_audio, probe_video
 from bot.media.sniff import extension_matches, sniff_kind
 
 __all__ = [
     "DEFAULT_FPS",
     "MediaError",
     "MediaInfo",
+    "RateVerdict",
+    "billing_fps",
     "compress_to_fit",
     "estimate_credits",
     "extension_matches",
+    "frame_cap",
     "probe",
     "probe_audio",
     "probe_video",
+    "queue_hold_credits",
     "sniff_kind",
 ]

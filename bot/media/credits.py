@@ -1,24 +1,104 @@
-"""The Magic Hour lip-sync credit rule, applied before anything is spent."""
+"""The Magic Hour lip-sync credit rules, applied before anything is spent.
+
+Magic Hour bills rendered frames: `frames × (2 for pro, else 1)`, where frames are the clip's
+seconds at the output rate, `min(source fps, max_fps_limit)`. It charges twice: at create it holds
+an estimate at 30 fps (`queue_hold_credits`), and it settles to the frames it really rendered
+(`estimate_credits` at `billing_fps`). The engine reserves the larger of the two.
+
+Why the source's rate is not simply read from the file: a member writes the file. A sparse mp4
+(3 frames over a long duration) once claimed an average rate near 0 fps and reserved 0 credits for
+a 60 s pro job that Magic Hour charged 3,600 for; a variable-frame-rate mp4 reserved 89 against
+1,713. So:
+
+- `billing_fps` uses the file's rate only when the probe found it *constant* (claims, frame count,
+  duration and frame spacing agree, 1-240 fps: `bot.media.probe`), and never above the job's cap.
+  A variable, sparse, absurd or uncounted rate bills at the cap: never a lower figure from the file.
+- Every estimate is at least one frame, so no input (0 s, NaN) reserves nothing and slips past
+  every limit.
+"""
 
 from __future__ import annotations
 
 import math
+from typing import overload
 
 from bot.config import GenerationMode
+from bot.media.probe import MediaInfo
 
-# The API bills frames at 30 fps when it does not know the source's rate (YouTube sources).
+# What Magic Hour holds at create, and the rate of sources it cannot see (YouTube) or of jobs
+# with no cap at all.
 DEFAULT_FPS = 30.0
 
 
-def estimate_credits(seconds: float, fps: float | None, max_fps: float | None, mode: GenerationMode) -> int:
-    """Credits a job will cost: `ceil(seconds × min(fps or 30, max_fps or ∞)) × mode.credits_per_frame`.
+def _positive(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) and value > 0 else None
 
-    `fps` is the source's frame rate (None, or not positive, means unknown: 30 is used, as for
-    YouTube sources); `max_fps` is the job's `max_fps_limit`. The product is rounded to 6 decimals
-    before `ceil` so float noise (2.0 s × 30 fps = 60.000000001) does not bill an extra frame.
+
+def frame_cap(max_fps: float | None, default_max_fps: float | None) -> float:
+    """The job's output-rate cap: `max_fps`, else `default_max_fps`, else 30 (unusable values skipped)."""
+    return _positive(max_fps) or _positive(default_max_fps) or DEFAULT_FPS
+
+
+def billing_fps(info: MediaInfo | None, max_fps: float | None, default_max_fps: float | None) -> float:
+    """The frame rate Magic Hour will bill the render at, as far as we can tell before sending it.
+
+    `info` is the probed video (None for a YouTube source); `max_fps` the job's `max_fps_limit`,
+    `default_max_fps` the bot's default for it. A constant source rate gives `min(rate, cap)`; an
+    unknown, variable or inconsistent one gives the cap; YouTube gives `min(30, cap)`.
     """
-    rate = fps if fps is not None and fps > 0 else DEFAULT_FPS
-    if max_fps is not None and max_fps > 0:
-        rate = min(rate, max_fps)
-    frames = max(0, math.ceil(round(max(seconds, 0.0) * rate, 6)))
-    return frames * mode.credits_per_frame
+    cap = frame_cap(max_fps, default_max_fps)
+    if info is None:
+        return min(DEFAULT_FPS, cap)
+    source = _positive(info.constant_fps) if info.rate_consistent else None
+    return min(source, cap) if source is not None else cap
+
+
+def _frames(seconds: float, fps: float) -> int:
+    """`ceil(seconds × fps)`, at least 1; the product is rounded to 6 decimals before `ceil` so
+    float noise (2.0 s × 30 fps = 60.000000001) does not bill an extra frame. A NaN, zero or
+    negative product counts as the one-frame floor; an infinite one is a `ValueError`."""
+    product = seconds * fps
+    if math.isinf(product) and product > 0:
+        raise ValueError(f"no finite estimate for {seconds!r} s at {fps!r} fps")
+    if not product > 0:  # also NaN
+        return 1
+    return max(1, math.ceil(round(product, 6)))
+
+
+@overload
+def estimate_credits(seconds: float, fps: float, mode: GenerationMode, /) -> int: ...
+
+
+@overload
+def estimate_credits(
+    seconds: float, fps: float | None, max_fps: float | None, mode: GenerationMode, /
+) -> int: ...  # transitional: the old signature, until the engine and the sandbox call the new API
+
+
+def estimate_credits(seconds: float, fps: float | None, *rest: float | GenerationMode | None) -> int:
+    """Credits Magic Hour bills for `seconds` rendered at `fps` (from `billing_fps`) in `mode`:
+    `ceil(seconds × fps)` frames, at least one, × `mode.credits_per_frame`.
+
+    Transitional: `estimate_credits(seconds, fps, max_fps, mode)`, the old form, is still accepted
+    (rate `min(fps or 30, max_fps)`, now at least one frame) for callers not yet moved to
+    `billing_fps`; it trusts the file's rate, so it must not stay in the engine.
+    """
+    if len(rest) == 1 and isinstance(rest[0], GenerationMode):
+        mode, rate = rest[0], fps
+    elif len(rest) == 2 and isinstance(rest[1], GenerationMode) and not isinstance(rest[0], GenerationMode):
+        mode, rate = rest[1], _positive(fps) or DEFAULT_FPS
+        cap = _positive(rest[0])
+        rate = min(rate, cap) if cap is not None else rate
+    else:
+        raise TypeError("estimate_credits(seconds, fps, mode)")
+    if rate is None:
+        raise TypeError("estimate_credits needs a frame rate: use billing_fps()")
+    return _frames(seconds, rate) * mode.credits_per_frame
+
+
+def queue_hold_credits(seconds: float, max_fps: float | None, mode: GenerationMode) -> int:
+    """What Magic Hour holds when the job is created: `ceil(seconds × min(30, max_fps or 30))`
+    frames, at least one, × `mode.credits_per_frame` (its docs: the create estimate is at 30 fps)."""
+    cap = _positive(max_fps)
+    rate = min(DEFAULT_FPS, cap) if cap is not None else DEFAULT_FPS
+    return _frames(seconds, rate) * mode.credits_per_frame

@@ -8,18 +8,50 @@ video for its sound, and the API may refuse it.)
 
 Messages name the file by the label the caller gives (the member's filename), never by its path:
 paths are in the bot's temporary directory and mean nothing to a member.
+
+Frame rates are claims, and members write the files. Magic Hour bills the frames it renders, so
+the credit estimate (`bot.media.credits`) may use a file's own rate only when the file backs it
+up. Besides the file's claims (the stream's `average_rate`, its nominal `r_frame_rate`, FFmpeg's
+`guessed_rate`, and the codec's own timing such as H.264's VUI) the probe reads the video
+stream's packets, without decoding them: how many frames are really there and when. The rate is
+*constant* (`rate_verdict == "constant"`, `constant_fps` set) only when
+
+- there are at least two frames with timestamps,
+- every claim, frames ÷ their real duration, and the spacing of the frames agree within
+  `RATE_TOLERANCE` (2 %),
+- every one of those figures lies between `MIN_PLAUSIBLE_FPS` (1) and `MAX_PLAUSIBLE_FPS` (240),
+- and each frame sits on the even grid from the first frame to the last, within one tick of the
+  time base plus 2 % of a frame interval (a burst of frames between long gaps is not 10 fps
+  because it averages 10).
+
+Anything else (variable, sparse, absurd, unreadable, or not counted) leaves `constant_fps` None,
+and the estimate bills at the job's frame cap instead. Counting is bounded: it stops after
+`MAX_COUNTED_FRAMES` packets (about a second of demuxing) or `MAX_COUNT_SECONDS` of wall time, and
+the rate is then unknown (`"uncounted"`). Stopping early only ever makes the estimate higher, so
+a slow disk costs a member a larger reservation (settled to the real bill later), never the
+operator an unbudgeted render.
+
+A video stream with a single frame (a still image muxed with audio into an mp4) is a still image,
+whatever its codec; one with no frames at all is no video.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
+from itertools import pairwise
 from pathlib import Path
+from typing import Literal
 
 import av
 import av.error
-from av.stream import Disposition
+from av.container import InputContainer
+from av.stream import Discard, Disposition
+from av.video.stream import VideoStream
 
 from bot.errors import InvalidInput
 
@@ -29,7 +61,28 @@ _IMAGE_CODECS = frozenset({"png", "mjpeg", "jpegls", "bmp", "gif", "webp", "tiff
 # A "video" no longer than this made of one picture codec is a still image, not a clip.
 _STILL_MAX_SECONDS = 0.1
 # Guessed rates above this are time-base artefacts (cover art reports 90000), not frame rates.
-_MAX_PLAUSIBLE_FPS = 1000.0
+_MAX_REPORTED_FPS = 1000.0
+
+# When a frame rate may be believed (see the module docstring).
+MIN_PLAUSIBLE_FPS = 1.0
+MAX_PLAUSIBLE_FPS = 240.0
+RATE_TOLERANCE = 0.02
+# Bounds on counting a video's packets; past either the rate is unknown ("uncounted").
+MAX_COUNTED_FRAMES = 200_000
+MAX_COUNT_SECONDS = 5.0
+_CLOCK_EVERY = 256  # packets between looks at the clock
+
+RateVerdict = Literal[
+    "constant",  # consistent: `constant_fps` is the rate
+    "no_video",  # no video stream (audio, cover art only)
+    "uncounted",  # counting stopped at a bound, or was never done
+    "unreadable",  # the demuxer failed part way
+    "no_timestamps",  # frames without timestamps, or all at one instant
+    "too_few_frames",  # fewer than two frames
+    "implausible",  # a figure below 1 fps or above 240 fps
+    "disagree",  # the claims and the frames disagree by more than the tolerance
+    "uneven",  # the frames are not evenly spaced (variable frame rate)
+]
 
 
 class MediaError(InvalidInput):
@@ -47,7 +100,15 @@ class MediaInfo:
 
     `has_video` means real video: a cover-art picture (`attached_pic`) sets `has_cover_art`
     instead and leaves the video fields empty. `duration` is in seconds (the video stream's if
-    there is one, else the audio's, else the container's); `fps` is the average frame rate.
+    there is one, else the audio's, else the container's); `fps` is the average frame rate as the
+    file claims it (for sizing, never for billing); `frame_count` is the frame count the header
+    claims.
+
+    The rate fields are what billing may use (module docstring): the file's claims
+    (`average_rate`, `nominal_rate` = `r_frame_rate`, `guessed_rate`, and `codec_rate`, the
+    codec's own timing where it has one), the frames counted from
+    packets and their real duration (None when not counted), and `constant_fps`, set only when
+    `rate_verdict` is `"constant"`.
     """
 
     format_name: str
@@ -63,6 +124,29 @@ class MediaInfo:
     size_bytes: int
     has_cover_art: bool = False
     is_still_image: bool = False
+    average_rate: float | None = None
+    nominal_rate: float | None = None
+    guessed_rate: float | None = None
+    codec_rate: float | None = None
+    counted_frames: int | None = None
+    counted_seconds: float | None = None
+    constant_fps: float | None = None
+    rate_verdict: RateVerdict = "uncounted"
+
+    @property
+    def rate_consistent(self) -> bool:
+        """Whether the frame rate is constant and believable, so billing may use `constant_fps`."""
+        return self.rate_verdict == "constant" and self.constant_fps is not None
+
+
+@dataclass(frozen=True)
+class FrameTiming:
+    """When a video's frames are, from their packets' timestamps (`frame_timing`)."""
+
+    frames: int
+    seconds: float | None  # first timestamp to the end of the last frame; None if unknown
+    grid_fps: float | None  # (frames - 1) / (last timestamp - first), None if unknown
+    even: bool  # every frame on the even grid from first to last (within tolerance)
 
 
 def _seconds(value: int | None, time_base: Fraction | None) -> float | None:
@@ -71,11 +155,97 @@ def _seconds(value: int | None, time_base: Fraction | None) -> float | None:
     return float(value * time_base)
 
 
-def _frame_rate(stream: av.video.stream.VideoStream) -> float | None:
+def _rate(value: Fraction | None) -> float | None:
+    return float(value) if value else None
+
+
+def _frame_rate(stream: VideoStream) -> float | None:
     for rate in (stream.average_rate, stream.guessed_rate):
-        if rate and 0 < float(rate) <= _MAX_PLAUSIBLE_FPS:
+        if rate and 0 < float(rate) <= _MAX_REPORTED_FPS:
             return float(rate)
     return None
+
+
+def frame_timing(stamps: list[int | None], last_duration: int, tick: float) -> FrameTiming:
+    """Judge frame timestamps (in ticks of `tick` seconds, any order); pure, for the probe and tests.
+
+    `last_duration` is the latest frame's own duration in ticks (0 if unknown: one grid step is
+    assumed). The grid check allows each timestamp one tick of rounding plus `RATE_TOLERANCE` of a
+    frame interval; a time base too coarse to resolve half an interval passes only if every
+    interval is the same number of ticks.
+    """
+    frames = len(stamps)
+    known = sorted(s for s in stamps if s is not None)
+    if frames < 2 or len(known) < frames or known[-1] <= known[0] or not tick > 0:
+        return FrameTiming(frames, None, None, even=False)
+    first, span = known[0], known[-1] - known[0]
+    step = span / (frames - 1)
+    if len({b - a for a, b in pairwise(known)}) == 1:
+        even = True
+    else:
+        drift = max(abs(stamp - first - i * step) for i, stamp in enumerate(known))
+        even = step >= 2 and drift <= 1 + RATE_TOLERANCE * step
+    end = known[-1] + (last_duration if last_duration > 0 else step)
+    return FrameTiming(frames, (end - first) * tick, 1 / (step * tick), even)
+
+
+def count_frames(
+    container: InputContainer,
+    stream: VideoStream,
+    *,
+    max_frames: int = MAX_COUNTED_FRAMES,
+    max_seconds: float = MAX_COUNT_SECONDS,
+    clock: Callable[[], float] = time.monotonic,
+) -> FrameTiming | Literal["uncounted", "unreadable"]:
+    """Demux (never decode) `stream`'s packets and time its frames; other streams are skipped.
+
+    "uncounted" past `max_frames` packets or `max_seconds` of `clock`; "unreadable" if the
+    demuxer fails. Reads the container to the end: use a freshly opened one.
+    """
+    for other in container.streams:
+        if other.index != stream.index:
+            other.discard = Discard.all
+    time_base = stream.time_base
+    deadline = clock() + max_seconds
+    stamps: list[int | None] = []
+    latest: int | None = None
+    latest_duration = 0
+    try:
+        for packet in container.demux(stream):
+            if not packet.size:
+                continue  # the demuxer's closing empty packet
+            if len(stamps) >= max_frames or (len(stamps) % _CLOCK_EVERY == 0 and clock() > deadline):
+                return "uncounted"
+            stamp = packet.pts if packet.pts is not None else packet.dts
+            stamps.append(stamp)
+            if stamp is not None and (latest is None or stamp >= latest):
+                latest, latest_duration = stamp, packet.duration or 0
+    except av.error.FFmpegError:
+        return "unreadable"
+    return frame_timing(stamps, latest_duration, float(time_base) if time_base else 0.0)
+
+
+def judge_rate(claims: list[float | None], timing: FrameTiming) -> tuple[float | None, RateVerdict]:
+    """The constant frame rate and "constant", or None and why not (module docstring).
+
+    `claims` are the file's declared rates (average, nominal, guessed, codec; None or 0 where
+    absent).
+    The rate given is the highest claim (they agree within the tolerance), so an ordinary 24, 25,
+    29.97 or 30 fps file keeps its exact rate.
+    """
+    if timing.frames < 2:
+        return None, "too_few_frames"
+    if timing.seconds is None or timing.grid_fps is None or timing.seconds <= 0:
+        return None, "no_timestamps"
+    declared = [c for c in claims if c]
+    figures = [*declared, timing.frames / timing.seconds, timing.grid_fps]
+    if not all(math.isfinite(f) and MIN_PLAUSIBLE_FPS <= f <= MAX_PLAUSIBLE_FPS for f in figures):
+        return None, "implausible"
+    if max(figures) > min(figures) * (1 + RATE_TOLERANCE):
+        return None, "disagree"
+    if not timing.even:
+        return None, "uneven"
+    return max(declared or figures), "constant"
 
 
 def _read(path: Path, size: int) -> MediaInfo | None:
@@ -94,11 +264,29 @@ def _read(path: Path, size: int) -> MediaInfo | None:
         video_seconds = _seconds(video.duration, video.time_base) if video is not None else None
         duration = video_seconds or audio_seconds or container_seconds or 0.0
         still = False
+        claims: list[float | None] = [None, None, None, None]
+        counted: FrameTiming | None = None
+        constant_fps: float | None = None
+        verdict: RateVerdict = "no_video"
         if video is not None:
+            claims = [
+                _rate(video.average_rate),
+                _rate(video.base_rate),
+                _rate(video.guessed_rate),
+                _rate(video.codec_context.framerate),
+            ]
+            timing = count_frames(container, video, max_frames=MAX_COUNTED_FRAMES, max_seconds=MAX_COUNT_SECONDS)
+            if isinstance(timing, FrameTiming):
+                counted = timing
+                constant_fps, verdict = judge_rate(claims, timing)
+            else:
+                verdict = timing
             codec = video.codec_context.name
             single_picture = codec in _IMAGE_CODECS and video.frames <= 1 and duration <= _STILL_MAX_SECONDS
             still = container.format.name.endswith("_pipe") or container.format.name in _IMAGE_FORMATS
-            still = still or single_picture
+            still = still or single_picture or (counted is not None and counted.frames == 1)
+            if counted is not None and counted.frames == 0:
+                video, verdict, claims = None, "no_video", [None, None, None, None]  # a video stream with no frames
         return MediaInfo(
             format_name=container.format.name,
             duration=duration,
@@ -113,6 +301,14 @@ def _read(path: Path, size: int) -> MediaInfo | None:
             size_bytes=size,
             has_cover_art=bool(covers),
             is_still_image=still,
+            average_rate=claims[0],
+            nominal_rate=claims[1],
+            guessed_rate=claims[2],
+            codec_rate=claims[3],
+            counted_frames=counted.frames if counted is not None and video is not None else None,
+            counted_seconds=counted.seconds if counted is not None and video is not None else None,
+            constant_fps=constant_fps,
+            rate_verdict=verdict,
         )
 
 
