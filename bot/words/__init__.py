@@ -129,7 +129,7 @@ class _Formatter(string.Formatter):
 
     def format_field(self, value: Any, format_spec: str) -> str:  # noqa: ANN401 - Formatter's signature
         if value is _MISSING:
-            return _MISSING
+            return str(_MISSING)
         try:
             return self._field(value, format_spec)
         except (TypeError, ValueError, OverflowError):
