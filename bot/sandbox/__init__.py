@@ -11,6 +11,10 @@ no lip sync (see `bot.sandbox.render`).
 
 Behaviour worth knowing (choices where the real API is silent are marked *):
 
+- Every response of both listeners (errors and injected faults included) carries the header
+  `X-Magic-Hour-Sandbox: 1` (`SANDBOX_HEADER`), so a client knows for certain it talks to the
+  sandbox and never has to guess from the URL.*
+
 - Statuses are computed from the clock on each look: `queued` for `queue_seconds`, `rendering`
   for `render_seconds`, then a GET (or DELETE) finalises the job by awaiting its render task:
   `complete`, or `error` for a job_error fault, a bad path or bad media. No background timers.
@@ -45,12 +49,14 @@ from __future__ import annotations
 from bot.sandbox.config import SandboxConfig
 from bot.sandbox.counters import Counters
 from bot.sandbox.faults import ROUTES, Faults, Route
+from bot.sandbox.middleware import SANDBOX_HEADER
 from bot.sandbox.projects import Project, Status
 from bot.sandbox.render import SANDBOX_LABEL
 from bot.sandbox.server import Sandbox, serve_forever
 
 __all__ = [
     "ROUTES",
+    "SANDBOX_HEADER",
     "SANDBOX_LABEL",
     "Counters",
     "Faults",

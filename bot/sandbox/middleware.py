@@ -1,5 +1,5 @@
 """aiohttp middlewares: request counting and fault injection (both listeners), bearer auth and
-JSON error bodies (API listener)."""
+JSON error bodies (API listener), and the header by which every response says it is the sandbox."""
 
 from __future__ import annotations
 
@@ -14,6 +14,17 @@ from bot.sandbox.state import SandboxState
 # Storage routes stream their responses, so a hang holds them before any work, not after.
 STREAMING_ROUTES = frozenset({"storage_put", "download"})
 TRUNCATE_KEY = web.RequestKey("sandbox_truncate_download", bool)
+# On every response of both listeners, so a client can know for certain it talks to the sandbox.
+SANDBOX_HEADER = "X-Magic-Hour-Sandbox"
+
+
+async def _mark_response(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers[SANDBOX_HEADER] = "1"
+
+
+def mark_sandbox_responses(app: web.Application) -> None:
+    """Add `X-Magic-Hour-Sandbox: 1` to every response `app` sends, errors and streams included."""
+    app.on_response_prepare.append(_mark_response)
 
 
 def drop_connection(request: web.Request) -> web.Response:
