@@ -8,13 +8,13 @@ no lip sync (see `bot.sandbox.render`).
     async with Sandbox(SandboxConfig(), data_dir=tmp_path, clock=FakeClock()) as sb:
         client_base_url = sb.base_url        # API; bearer auth with config.api_key
         sb.faults.fail("create", status=429) # etc.
+        sb.faults.randomly("get_project", rate=0.2, kinds=[409, 500, 503, "malformed"], seed=1)
 
 Behaviour worth knowing (choices where the real API is silent are marked *):
 
 - Every response of both listeners (errors and injected faults included) carries the header
   `X-Magic-Hour-Sandbox: 1` (`SANDBOX_HEADER`), so a client knows for certain it talks to the
   sandbox and never has to guess from the URL.*
-
 - Statuses are computed from the clock on each look: `queued` for `queue_seconds`, `rendering`
   for `render_seconds`, then a GET (or DELETE) finalises the job by awaiting its render task:
   `complete`, or `error` for a job_error fault, a bad path or bad media. No background timers.
@@ -38,17 +38,31 @@ Behaviour worth knowing (choices where the real API is silent are marked *):
 - Storage errors are S3-style XML (`<Error><Code>..</Code><Message>..</Message></Error>`):
   400 Authorization header present, 501 chunked, 411 no Content-Length, 403 bad or expired
   signature, 413 over `max_upload_bytes`. URL expiry follows the sandbox clock's wall time.
-- Faults: `fail` answers JSON `{"message"}` (before auth); `disconnect` closes the socket with no
-  response, after the request's effect if `after_effect` (for "download": half the body, then
+- Faults (`sb.faults`; precedence and seeding in `bot.sandbox.faults`), per route:
+  `fail(route, status)` answers JSON `{"message"}` before auth and changes nothing (with
+  `after_effect=True` the request is handled first: a create that went through but answered 504);
+  `disconnect` closes the socket with no response, after the request's effect if `after_effect`
+  (for "create": a billed project whose id never arrives; for "download": half the body, then
   closed); `hang` runs the request's effect, then holds the response until `release()` or the
-  client leaves (storage routes are held before any work, since their responses stream).
+  client leaves (storage routes are held before any work, since their responses stream);
+  `malformed` handles the request and answers its status with half its JSON body (a matching
+  Content-Length); `unknown_status("optimizing")` answers a project read with an undocumented
+  status, the body otherwise valid; `storm(route, times=N | seconds=D)` answers 500/502/503 in
+  turn for N requests or until the sandbox clock has moved D; `randomly(route, rate, kinds,
+  seed=0)` spoils each request with probability `rate` from a seeded RNG (kinds: HTTP statuses,
+  answered at once with no effect, so a 429 on create never makes a project; "malformed",
+  "unknown_status", "disconnect", "lost"). `job_error` ends the next jobs in `error`.
+- Counters (`sb.counters`): requests per route (`creates`, `status_reads`, `deletes`), faulted ones
+  included; `jobs_created` (creates that made a project, whatever the client heard);
+  `faults_injected` by "route:kind"; bytes moved. `sb.charged(project_id)` is what the account
+  stands charged for a project now and `sb.charged_total` the sum, to hold a client's ledger to.
 """
 
 from __future__ import annotations
 
 from bot.sandbox.config import SandboxConfig
 from bot.sandbox.counters import Counters
-from bot.sandbox.faults import ROUTES, Faults, Route
+from bot.sandbox.faults import ROUTES, Faults, FaultSpec, Route, parse_fault_spec
 from bot.sandbox.middleware import SANDBOX_HEADER
 from bot.sandbox.projects import Project, Status
 from bot.sandbox.render import SANDBOX_LABEL
@@ -59,11 +73,13 @@ __all__ = [
     "SANDBOX_HEADER",
     "SANDBOX_LABEL",
     "Counters",
+    "FaultSpec",
     "Faults",
     "Project",
     "Route",
     "Sandbox",
     "SandboxConfig",
     "Status",
+    "parse_fault_spec",
     "serve_forever",
 ]

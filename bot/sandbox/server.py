@@ -76,6 +76,19 @@ class Sandbox:
         """Every project created, by id, for inspection."""
         return self._state.projects
 
+    def charged(self, project_id: str) -> int:
+        """Credits the account stands charged for this project now (`KeyError` if there is none).
+
+        The estimate while it runs, the settled amount once complete, 0 once refunded (error,
+        canceled): what a client's ledger should show for it once the project has ended.
+        """
+        return self._state.projects[project_id].credits_charged
+
+    @property
+    def charged_total(self) -> int:
+        """Credits charged for every project together (the account's spending, grants aside)."""
+        return sum(project.credits_charged for project in self._state.projects.values())
+
     @property
     def uploads(self) -> dict[str, Path]:
         """Every completed upload: `file_path` -> file on disk."""

@@ -23,7 +23,7 @@ class SandboxState:
     config: SandboxConfig
     clock: Clock
     data_dir: Path
-    faults: Faults = field(default_factory=Faults)
+    faults: Faults = field(init=False)
     counters: Counters = field(default_factory=Counters)
     signer: UrlSigner = field(default_factory=UrlSigner)
     account_id: str = field(default_factory=new_id)
@@ -33,6 +33,10 @@ class SandboxState:
     storage_url: str = ""
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     render_slots: asyncio.Semaphore | None = None
+
+    def __post_init__(self) -> None:
+        # Storms over time end by the sandbox clock.
+        self.faults = Faults(clock=self.clock)
 
     @property
     def uploads_dir(self) -> Path:

@@ -11,7 +11,7 @@ import pytest
 
 from bot.clock import FakeClock
 from bot.sandbox import Sandbox, SandboxConfig
-from tests.sandbox.helpers import API_KEY, Media, make_media
+from tests.sandbox.helpers import API_KEY, Media, make_media, upload
 
 
 @pytest.fixture(scope="session")
@@ -53,3 +53,13 @@ async def storage() -> AsyncIterator[httpx.AsyncClient]:
     """A client with no API credentials, for upload and download URLs."""
     async with httpx.AsyncClient(timeout=10.0) as client:
         yield client
+
+
+@pytest.fixture
+async def files(api: httpx.AsyncClient, storage: httpx.AsyncClient, media: Media) -> dict[str, str]:
+    """Uploaded file paths for the usual media."""
+    return {
+        "video": await upload(api, storage, media.video, "video", "mp4"),
+        "audio": await upload(api, storage, media.audio_wav, "audio", "wav"),
+        "short": await upload(api, storage, media.audio_short, "audio", "wav"),
+    }
