@@ -19,12 +19,19 @@ Behaviour worth knowing (choices where the real API is silent are marked *):
   for `render_seconds`, then a GET (or DELETE) finalises the job by awaiting its render task:
   `complete`, or `error` for a job_error fault, a bad path or bad media. No background timers.
   Bad paths and media are reported when the job would have finished.*
-- Credits: `config.credits` *is* the balance. Create debits the estimate
+- Credits (`bot.sandbox.billing`, its own rule and its own PyAV reading, never the bot's):
+  `config.credits` *is* the balance. Create debits the documented estimate
   `ceil((end - start) * min(30, max_fps_limit)) * (2 if pro else 1)`; 402 if the balance is below
-  it. Completion settles to `ceil(rendered_seconds * fps) * rate`, where rendered_seconds =
-  `min(min(end, video_duration) - start, audio_duration)` (YouTube: `min(end - start, audio)`)
-  and fps = `min(source_fps, max_fps_limit)` (YouTube: `min(30, max_fps_limit)`). Errors and
-  cancellations are refunded in full and show `credits_charged: 0`.
+  it. Completion settles to the frames counted from the source: the output window is
+  `[start, start + L)`, `L = min(min(end, video_end) - start, audio_seconds)`, sampled at
+  `R = min(max_fps_limit, the source's fastest frame rate in the window)`, and the distinct source
+  frames those samples show are charged. A constant-rate source gives exactly
+  `ceil(L * min(fps, max_fps_limit))`; a sparse file (3 frames over 60 s) is charged 3, a still
+  with a long sound 1, a variable-rate file its real frames (less those a cap drops). The
+  account is debited or credited the difference, and may go below zero when a source renders
+  more frames than the 30 fps estimate.* YouTube: `ceil(min(end - start, audio) * min(30,
+  max_fps_limit))`. Errors and cancellations are refunded in full and show `credits_charged: 0`.
+  A finished project's `fps` is R.
 - DELETE*: a queued/rendering job becomes `canceled` (render stopped, full refund); any job gets
   `enabled: false`, loses its download URLs and result file, and stays readable by GET. A second
   DELETE is 204 again. A job the clock says is finished is settled first, not canceled.

@@ -64,7 +64,7 @@ async def create_lip_sync(request: web.Request) -> web.Response:
     if state.config.tier == "free" and job.mode.value in ("standard", "pro"):
         return error_json(403, f"The {job.mode.value} generation mode is not available on the free tier")
     estimate = job.estimate
-    if estimate // job.mode.credits_per_frame > MAX_FRAMES:
+    if job.estimate_frames > MAX_FRAMES:
         return error_json(422, f"Video is too long: at most {MAX_FRAMES} frames can be rendered")
     if state.config.credits < estimate:
         return error_json(402, "Payment required")

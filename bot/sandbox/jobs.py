@@ -14,8 +14,10 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from bot.config import GenerationMode
-from bot.sandbox.projects import Project, Status, estimate_credits
-from bot.sandbox.render import RenderError, RenderResult, render_file_source, render_youtube_source
+from bot.sandbox.billing import credits_per_frame, estimate_frames
+from bot.sandbox.errors import RenderError
+from bot.sandbox.projects import Project, Status
+from bot.sandbox.render import RenderResult, render_file_source, render_youtube_source
 from bot.sandbox.state import SandboxState
 from bot.sandbox.timefmt import iso, new_id
 
@@ -39,9 +41,14 @@ class JobRequest:
     audio_file_path: str
 
     @property
+    def estimate_frames(self) -> int:
+        """Frames charged at create: the window at min(30, max_fps_limit) fps."""
+        return estimate_frames(self.start_seconds, self.end_seconds, self.max_fps_limit)
+
+    @property
     def estimate(self) -> int:
         """Credits debited at create."""
-        return estimate_credits(self.start_seconds, self.end_seconds, self.max_fps_limit, self.mode)
+        return self.estimate_frames * credits_per_frame(self.mode)
 
 
 def _is_url(value: str) -> bool:
