@@ -16,9 +16,12 @@ Behaviour worth knowing (choices where the real API is silent are marked *):
   `X-Magic-Hour-Sandbox: 1` (`SANDBOX_HEADER`), so a client knows for certain it talks to the
   sandbox and never has to guess from the URL.*
 - Statuses are computed from the clock on each look: `queued` for `queue_seconds`, `rendering`
-  for `render_seconds`, then a GET (or DELETE) finalises the job by awaiting its render task:
+  for its render time, then a GET (or DELETE) finalises the job by awaiting its render task:
   `complete`, or `error` for a job_error fault, a bad path or bad media. No background timers.
-  Bad paths and media are reported when the job would have finished.*
+  Bad paths and media are reported when the job would have finished.* Render time is
+  `render_seconds`, or with `render_seconds_per_frame > 0`, `render_overhead_seconds + frames *
+  render_seconds_per_frame * (1 ± render_noise)` (frames: the create-time estimate; noise uniform
+  from an RNG seeded with `render_seed`), fixed per job at create.
 - Credits (`bot.sandbox.billing`, its own rule and its own PyAV reading, never the bot's):
   `config.credits` *is* the balance. Create debits the documented estimate
   `ceil((end - start) * min(30, max_fps_limit)) * (2 if pro else 1)`; 402 if the balance is below

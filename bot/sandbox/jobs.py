@@ -100,6 +100,17 @@ async def _run(state: SandboxState, project: Project) -> RenderResult | RenderEr
         return RenderError("unknown_error", f"Rendering failed: {exc}")
 
 
+def render_seconds(state: SandboxState, frames: int) -> float:
+    """How long a job of `frames` (estimated) renders, by the config's timing settings."""
+    config = state.config
+    if config.render_seconds_per_frame <= 0:
+        return config.render_seconds
+    factor = 1.0
+    if config.render_noise > 0:
+        factor += state.render_rng.uniform(-config.render_noise, config.render_noise)
+    return config.render_overhead_seconds + frames * config.render_seconds_per_frame * factor
+
+
 def create_project(state: SandboxState, request: JobRequest) -> Project:
     """Debit the estimate, record the project and start its render; the caller has checked credits."""
     created_at = state.clock.now()
@@ -119,7 +130,7 @@ def create_project(state: SandboxState, request: JobRequest) -> Project:
         created_mono=state.clock.monotonic(),
         clock=state.clock,
         queue_seconds=state.config.queue_seconds,
-        render_seconds=state.config.render_seconds,
+        render_seconds=render_seconds(state, request.estimate_frames),
         estimate=estimate,
         credits_charged=estimate,
         job_error=state.faults.take_job_error(),
