@@ -61,7 +61,9 @@ Behaviour worth knowing (choices where the real API is silent are marked *):
   turn for N requests or until the sandbox clock has moved D; `randomly(route, rate, kinds,
   seed=0)` spoils each request with probability `rate` from a seeded RNG (kinds: HTTP statuses,
   answered at once with no effect, so a 429 on create never makes a project; "malformed",
-  "unknown_status", "disconnect", "lost"). `job_error` ends the next jobs in `error`.
+  "unknown_status", "disconnect", "lost"). `job_error` ends the next jobs in `error`. From the
+  command line: `lipsync-bot sandbox --fault get_project:500:0.2 --fault create:429:0.3 --seed 1`
+  (`parse_fault_spec`, `Faults.apply`; rates on one route add up).
 - Counters (`sb.counters`): requests per route (`creates`, `status_reads`, `deletes`), faulted ones
   included; `jobs_created` (creates that made a project, whatever the client heard);
   `faults_injected` by "route:kind"; bytes moved. `sb.charged(project_id)` is what the account
