@@ -147,6 +147,30 @@ async def test_create_answered_with_an_error_after_its_effect(
         sandbox.faults.fail("download", status=500, after_effect=True)
 
 
+async def test_malformed_create_still_makes_the_project(
+    sandbox: Sandbox, api: httpx.AsyncClient, files: dict[str, str]
+) -> None:
+    """A create answered with a cut-off body went through: the project exists and is charged."""
+    sandbox.faults.malformed("create")
+    response = await api.post("/v1/lip-sync", json=lip_sync_body(files["video"], files["audio"]))
+    assert response.status_code == 200
+    with pytest.raises(json.JSONDecodeError):
+        response.json()
+    (project_id,) = sandbox.projects
+    assert response.text in json.dumps({"id": project_id, "credits_charged": 60, "estimated_frame_cost": 60})
+    assert sandbox.charged(project_id) == 60
+
+
+async def test_delete_counter(sandbox: Sandbox, api: httpx.AsyncClient, files: dict[str, str]) -> None:
+    """counters.deletes counts DELETEs, faulted ones included."""
+    project_id = await create_job(api, lip_sync_body(files["video"], files["audio"]))
+    sandbox.faults.fail("delete_project", status=503)
+    assert (await api.delete(f"/v1/video-projects/{project_id}")).status_code == 503
+    assert (await api.delete(f"/v1/video-projects/{project_id}")).status_code == 204
+    assert (sandbox.counters.deletes, sandbox.counters.creates, sandbox.counters.status_reads) == (2, 1, 0)
+    assert sandbox.charged(project_id) == 0  # canceled while queued: refunded
+
+
 async def test_charged_unknown_project(sandbox: Sandbox) -> None:
     """charged() names only projects the sandbox made."""
     with pytest.raises(KeyError):
