@@ -49,12 +49,44 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument("--out", type=Path, help="where to save results (file or folder)")
     resume.add_argument("--sandbox", action="store_true", help="use the sandbox's database (as `render --sandbox`)")
 
-    sandbox = sub.add_parser("sandbox", help="serve a local Magic Hour for trials and tests")
+    sandbox = sub.add_parser(
+        "sandbox",
+        help="serve a local Magic Hour for trials and tests",
+        description="Serve a local Magic Hour: no credits spent, results are not lip-synced. Every "
+        "response carries the header X-Magic-Hour-Sandbox: 1.",
+        epilog="Faults: --fault ROUTE:KIND[:RATE] spoils requests to ROUTE at random with probability "
+        "RATE (0-1, default 1: every request); repeat it for more. ROUTE: upload_urls, create, "
+        "get_project, delete_project, account, storage_put, download. KIND: an HTTP error status "
+        "(429, 500, 502, 503, 409, 404...: answered at once, nothing done, so a 429 on create makes "
+        "no project); malformed (handled, then half the JSON body; JSON routes only); unknown_status "
+        '(get_project: status "optimizing"); disconnect (dropped unread); lost (handled, then '
+        "dropped: on create, a billed project whose id never arrives). Rates on one route add up "
+        "(at most 1). The same --seed repeats the same faults. Example: lipsync-bot sandbox "
+        "--fault get_project:500:0.2 --fault create:429:0.3 --seed 1",
+    )
     sandbox.add_argument("--host", default="127.0.0.1")
     sandbox.add_argument("--port", type=int, default=8765)
     sandbox.add_argument("--storage-port", type=int, default=0, help="storage host port (default: any free)")
     sandbox.add_argument("--data-dir", type=Path, help="where uploads and renders go (default: a temp dir)")
+    sandbox.add_argument("--queue-seconds", type=float, default=0.0, help="how long each job waits queued")
     sandbox.add_argument("--render-seconds", type=float, default=5.0, help="how long each render takes")
+    sandbox.add_argument(
+        "--render-seconds-per-frame",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="if set, a render takes --render-overhead + frames x S x (1 +- --render-noise) instead",
+    )
+    sandbox.add_argument("--render-overhead", type=float, default=0.0, metavar="S", help="see above (seconds)")
+    sandbox.add_argument("--render-noise", type=float, default=0.0, metavar="F", help="relative, e.g. 0.1 (+-10%%)")
+    sandbox.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="ROUTE:KIND[:RATE]",
+        help="spoil requests at random, e.g. get_project:503:0.2 (repeatable; see below)",
+    )
+    sandbox.add_argument("--seed", type=int, default=0, help="seed for random faults and render noise (default 0)")
 
     sub.add_parser("check", help="check the configuration and that Magic Hour answers")
     return parser
@@ -164,12 +196,37 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _sandbox(args: argparse.Namespace) -> int:
-    from bot.sandbox import SandboxConfig, serve_forever
+    from bot.sandbox import Faults, SandboxConfig, parse_fault_spec, serve_forever
 
-    config = SandboxConfig(api_key=SANDBOX_API_KEY, render_seconds=args.render_seconds)
+    try:
+        faults = [parse_fault_spec(text) for text in args.fault]
+        Faults().apply(faults)  # refuse rates that add up past 1 before anything starts
+        config = SandboxConfig(
+            api_key=SANDBOX_API_KEY,
+            queue_seconds=args.queue_seconds,
+            render_seconds=args.render_seconds,
+            render_seconds_per_frame=args.render_seconds_per_frame,
+            render_overhead_seconds=args.render_overhead,
+            render_noise=args.render_noise,
+            render_seed=args.seed,
+        )
+    except ValueError as exc:  # pydantic's ValidationError is one
+        if isinstance(exc, ValidationError):
+            detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        else:
+            detail = str(exc)
+        raise ConfigurationError(f"sandbox: {detail}") from exc
     with contextlib.ExitStack() as stack:
         data_dir = args.data_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lipsync-sandbox-")))
-        await serve_forever(config, data_dir=data_dir, host=args.host, port=args.port, storage_port=args.storage_port)
+        await serve_forever(
+            config,
+            data_dir=data_dir,
+            host=args.host,
+            port=args.port,
+            storage_port=args.storage_port,
+            faults=faults,
+            seed=args.seed,
+        )
     return 0
 
 

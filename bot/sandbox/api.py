@@ -9,7 +9,7 @@ import uuid
 from aiohttp import web
 
 from bot.sandbox import jobs
-from bot.sandbox.middleware import api_middleware, error_json, fault_middleware
+from bot.sandbox.middleware import api_middleware, error_json, fault_middleware, mark_sandbox_responses
 from bot.sandbox.projects import Project
 from bot.sandbox.state import SandboxState
 from bot.sandbox.timefmt import iso, iso_from_unix
@@ -64,7 +64,7 @@ async def create_lip_sync(request: web.Request) -> web.Response:
     if state.config.tier == "free" and job.mode.value in ("standard", "pro"):
         return error_json(403, f"The {job.mode.value} generation mode is not available on the free tier")
     estimate = job.estimate
-    if estimate // job.mode.credits_per_frame > MAX_FRAMES:
+    if job.estimate_frames > MAX_FRAMES:
         return error_json(422, f"Video is too long: at most {MAX_FRAMES} frames can be rendered")
     if state.config.credits < estimate:
         return error_json(402, "Payment required")
@@ -131,6 +131,7 @@ def make_api_app(state: SandboxState) -> web.Application:
     """The API listener's application."""
     app = web.Application(middlewares=[fault_middleware(state), api_middleware(state)])
     app[STATE_KEY] = state
+    mark_sandbox_responses(app)
     app.router.add_post("/v1/files/upload-urls", upload_urls, name="upload_urls")
     app.router.add_post("/v1/lip-sync", create_lip_sync, name="create")
     app.router.add_get("/v1/video-projects/{id}", get_project, name="get_project")

@@ -14,7 +14,13 @@ class SandboxConfig(BaseModel):
 
     `credits` is the account balance itself: creating a job debits it and settlement or refunds
     credit it back, so a test can set `config.credits = 10` to provoke a 402. `queue_seconds`
-    and `render_seconds` are read when a job is created, so changing them affects later jobs only.
+    and the render timings are read when a job is created, so changing them affects later jobs only.
+
+    Render time: `render_seconds` for every job, unless `render_seconds_per_frame > 0`; then a
+    job renders for `render_overhead_seconds + frames × render_seconds_per_frame × (1 ± noise)`,
+    where frames are its create-time estimate (the window at min(30, max_fps_limit) fps, known
+    before anything is rendered) and the noise is uniform in `[-render_noise, +render_noise]`,
+    drawn from an RNG seeded with `render_seed` when the sandbox is made, one draw per job.
     """
 
     model_config = ConfigDict(validate_assignment=True)
@@ -23,6 +29,10 @@ class SandboxConfig(BaseModel):
     credits: int = 1_000_000
     queue_seconds: float = Field(default=0.0, ge=0)
     render_seconds: float = Field(default=0.0, ge=0)
+    render_seconds_per_frame: float = Field(default=0.0, ge=0)
+    render_overhead_seconds: float = Field(default=0.0, ge=0)
+    render_noise: float = Field(default=0.0, ge=0, le=1)
+    render_seed: int = 0
     upload_url_ttl: float = Field(default=900.0, gt=0)
     download_url_ttl: float = Field(default=3600.0, gt=0)
     max_upload_bytes: int = Field(default=10 * 2**30, ge=0)

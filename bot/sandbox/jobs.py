@@ -14,8 +14,10 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from bot.config import GenerationMode
-from bot.sandbox.projects import Project, Status, estimate_credits
-from bot.sandbox.render import RenderError, RenderResult, render_file_source, render_youtube_source
+from bot.sandbox.billing import credits_per_frame, estimate_frames
+from bot.sandbox.errors import RenderError
+from bot.sandbox.projects import Project, Status
+from bot.sandbox.render import RenderResult, render_file_source, render_youtube_source
 from bot.sandbox.state import SandboxState
 from bot.sandbox.timefmt import iso, new_id
 
@@ -39,9 +41,14 @@ class JobRequest:
     audio_file_path: str
 
     @property
+    def estimate_frames(self) -> int:
+        """Frames charged at create: the window at min(30, max_fps_limit) fps."""
+        return estimate_frames(self.start_seconds, self.end_seconds, self.max_fps_limit)
+
+    @property
     def estimate(self) -> int:
         """Credits debited at create."""
-        return estimate_credits(self.start_seconds, self.end_seconds, self.max_fps_limit, self.mode)
+        return self.estimate_frames * credits_per_frame(self.mode)
 
 
 def _is_url(value: str) -> bool:
@@ -93,6 +100,17 @@ async def _run(state: SandboxState, project: Project) -> RenderResult | RenderEr
         return RenderError("unknown_error", f"Rendering failed: {exc}")
 
 
+def render_seconds(state: SandboxState, frames: int) -> float:
+    """How long a job of `frames` (estimated) renders, by the config's timing settings."""
+    config = state.config
+    if config.render_seconds_per_frame <= 0:
+        return config.render_seconds
+    factor = 1.0
+    if config.render_noise > 0:
+        factor += state.render_rng.uniform(-config.render_noise, config.render_noise)
+    return config.render_overhead_seconds + frames * config.render_seconds_per_frame * factor
+
+
 def create_project(state: SandboxState, request: JobRequest) -> Project:
     """Debit the estimate, record the project and start its render; the caller has checked credits."""
     created_at = state.clock.now()
@@ -112,7 +130,7 @@ def create_project(state: SandboxState, request: JobRequest) -> Project:
         created_mono=state.clock.monotonic(),
         clock=state.clock,
         queue_seconds=state.config.queue_seconds,
-        render_seconds=state.config.render_seconds,
+        render_seconds=render_seconds(state, request.estimate_frames),
         estimate=estimate,
         credits_charged=estimate,
         job_error=state.faults.take_job_error(),

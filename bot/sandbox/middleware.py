@@ -1,19 +1,29 @@
 """aiohttp middlewares: request counting and fault injection (both listeners), bearer auth and
-JSON error bodies (API listener)."""
+JSON error bodies (API listener), and the header by which every response says it is the sandbox."""
 
 from __future__ import annotations
 
 import hmac
+import json
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from bot.sandbox.faults import FaultKind
+from bot.sandbox.faults import STREAMING_ROUTES, FaultKind, RequestFault
 from bot.sandbox.state import SandboxState
 
-# Storage routes stream their responses, so a hang holds them before any work, not after.
-STREAMING_ROUTES = frozenset({"storage_put", "download"})
 TRUNCATE_KEY = web.RequestKey("sandbox_truncate_download", bool)
+# On every response of both listeners, so a client can know for certain it talks to the sandbox.
+SANDBOX_HEADER = "X-Magic-Hour-Sandbox"
+
+
+async def _mark_response(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers[SANDBOX_HEADER] = "1"
+
+
+def mark_sandbox_responses(app: web.Application) -> None:
+    """Add `X-Magic-Hour-Sandbox: 1` to every response `app` sends, errors and streams included."""
+    app.on_response_prepare.append(_mark_response)
 
 
 def drop_connection(request: web.Request) -> web.Response:
@@ -30,8 +40,62 @@ def error_json(status: int, message: str) -> web.Response:
     return web.json_response({"message": message}, status=status)
 
 
+def _body(response: web.StreamResponse) -> bytes | None:
+    if isinstance(response, web.Response) and isinstance(response.body, bytes):
+        return response.body
+    return None
+
+
+def malformed(response: web.StreamResponse) -> web.StreamResponse:
+    """The same status with the first half of the JSON body: complete as HTTP, unparsable as JSON."""
+    body = _body(response)
+    if body is None:
+        return response
+    cut = body[: min(len(body) // 2, len(body) - 1)]
+    return web.Response(status=response.status, body=cut, content_type="application/json")
+
+
+def with_status(response: web.StreamResponse, value: str) -> web.StreamResponse:
+    """A 200 project body reporting `status: value`; any other answer unchanged."""
+    body = _body(response)
+    if response.status != 200 or body is None:
+        return response
+    project = json.loads(body)
+    project["status"] = value
+    return web.json_response(project)
+
+
+async def _apply(
+    state: SandboxState, request: web.Request, handler: Handler, fault: RequestFault
+) -> web.StreamResponse:
+    route = request.match_info.route.name
+    if fault.kind is FaultKind.FAIL:
+        if fault.after_effect:
+            await handler(request)
+        return error_json(fault.status, fault.message)
+    if fault.kind is FaultKind.DISCONNECT:
+        if fault.after_effect:
+            if route == "download":
+                # The body has to start flowing for the effect to happen: cut it half-way.
+                request[TRUNCATE_KEY] = True
+                return await handler(request)
+            await handler(request)
+        return drop_connection(request)
+    if fault.kind is FaultKind.MALFORMED:
+        return malformed(await handler(request))
+    if fault.kind is FaultKind.UNKNOWN_STATUS:
+        return with_status(await handler(request), fault.value)
+    # HANG: ends on release, or by cancellation when the client disconnects.
+    if route in STREAMING_ROUTES:
+        await state.faults.wait_released()
+        return await handler(request)
+    response = await handler(request)
+    await state.faults.wait_released()
+    return response
+
+
 def fault_middleware(state: SandboxState) -> Middleware:
-    """Count each request to a named route, then apply the next fault queued for it, if any."""
+    """Count each request to a named route, then apply the fault that applies to it, if any."""
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -42,23 +106,8 @@ def fault_middleware(state: SandboxState) -> Middleware:
         fault = state.faults.take(route)
         if fault is None:
             return await handler(request)
-        if fault.kind is FaultKind.FAIL:
-            return error_json(fault.status, fault.message)
-        if fault.kind is FaultKind.DISCONNECT:
-            if fault.after_effect:
-                if route == "download":
-                    # The body has to start flowing for the effect to happen: cut it half-way.
-                    request[TRUNCATE_KEY] = True
-                    return await handler(request)
-                await handler(request)
-            return drop_connection(request)
-        # HANG: ends on release, or by cancellation when the client disconnects.
-        if route in STREAMING_ROUTES:
-            await state.faults.wait_released()
-            return await handler(request)
-        response = await handler(request)
-        await state.faults.wait_released()
-        return response
+        state.counters.faults_injected[f"{route}:{fault.label}"] += 1
+        return await _apply(state, request, handler, fault)
 
     return middleware
 

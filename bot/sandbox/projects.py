@@ -16,12 +16,11 @@ from typing import Any
 
 from bot.clock import Clock
 from bot.config import GenerationMode
-from bot.media import estimate_credits as media_estimate
+from bot.sandbox.billing import ESTIMATE_FPS, capped, credits_per_frame
+from bot.sandbox.errors import RenderError
 from bot.sandbox.faults import JobErrorFault
-from bot.sandbox.render import RenderError, RenderResult
+from bot.sandbox.render import RenderResult
 from bot.sandbox.timefmt import iso
-
-ESTIMATE_FPS = 30.0
 
 
 class Status(StrEnum):
@@ -35,11 +34,6 @@ class Status(StrEnum):
 
 
 TERMINAL = frozenset({Status.COMPLETE, Status.ERROR, Status.CANCELED})
-
-
-def estimate_credits(start: float, end: float, max_fps: float | None, mode: GenerationMode) -> int:
-    """The create-time charge: the window's frames at 30 fps (or `max_fps` if lower) times the mode's rate."""
-    return media_estimate(end - start, ESTIMATE_FPS, max_fps, mode)
 
 
 @dataclass
@@ -100,7 +94,7 @@ class Project:
 
     def settled_credits(self, result: RenderResult) -> int:
         """What a finished render costs: the frames actually rendered times the mode's rate."""
-        return result.frames * self.mode.credits_per_frame
+        return result.frames * credits_per_frame(self.mode)
 
     def to_json(self, now_mono: float, downloads: list[dict[str, str]]) -> dict[str, Any]:
         """The project as `GET /v1/video-projects/{id}` returns it."""
@@ -110,7 +104,7 @@ class Project:
         else:
             # Not rendered yet: the estimate's fps and "ignore me" dimensions, as the API documents.
             width = height = -1
-            fps = min(ESTIMATE_FPS, self.max_fps_limit) if self.max_fps_limit is not None else ESTIMATE_FPS
+            fps = float(capped(ESTIMATE_FPS, self.max_fps_limit))
         return {
             "id": self.id,
             "name": self.name,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -14,7 +15,7 @@ from bot.clock import Clock, SystemClock
 from bot.sandbox.api import make_api_app
 from bot.sandbox.config import SandboxConfig
 from bot.sandbox.counters import Counters
-from bot.sandbox.faults import Faults
+from bot.sandbox.faults import Faults, FaultSpec
 from bot.sandbox.projects import Project
 from bot.sandbox.state import SandboxState
 from bot.sandbox.storage import make_storage_app
@@ -75,6 +76,19 @@ class Sandbox:
     def projects(self) -> dict[str, Project]:
         """Every project created, by id, for inspection."""
         return self._state.projects
+
+    def charged(self, project_id: str) -> int:
+        """Credits the account stands charged for this project now (`KeyError` if there is none).
+
+        The estimate while it runs, the settled amount once complete, 0 once refunded (error,
+        canceled): what a client's ledger should show for it once the project has ended.
+        """
+        return self._state.projects[project_id].credits_charged
+
+    @property
+    def charged_total(self) -> int:
+        """Credits charged for every project together (the account's spending, grants aside)."""
+        return sum(project.credits_charged for project in self._state.projects.values())
 
     @property
     def uploads(self) -> dict[str, Path]:
@@ -154,18 +168,33 @@ async def serve_forever(
     host: str = "127.0.0.1",
     port: int = 8000,
     storage_port: int = 0,
+    faults: Sequence[FaultSpec] = (),
+    seed: int = 0,
 ) -> None:
     """Run a sandbox until cancelled (Ctrl-C under `asyncio.run`), printing how to reach it.
 
-    The API key printed is the sandbox's own, not a Magic Hour secret.
+    `faults` (the CLI's `--fault`) become random rules seeded with `seed` (`Faults.apply`). The
+    API key printed is the sandbox's own, not a Magic Hour secret.
     """
     async with Sandbox(config, data_dir=data_dir, host=host, port=port, storage_port=storage_port) as sb:
+        sb.faults.apply(faults, seed=seed)
+        lines = sb.faults.describe()
+        fault_text = "".join(f"  Fault:        {line}\n" for line in lines) if lines else "  Faults:       none\n"
+        timing = (
+            f"{config.render_overhead_seconds:g} s + {config.render_seconds_per_frame:g} s/frame"
+            f" (noise {config.render_noise:.0%})"
+            if config.render_seconds_per_frame > 0
+            else f"{config.render_seconds:g} s"
+        )
         sys.stdout.write(
             "Magic Hour sandbox running (no credits are spent; results are NOT lip-synced).\n"
             f"  API base URL: {sb.base_url}\n"
             f"  Storage URL:  {sb.storage_url}\n"
             f"  API key:      {config.api_key}\n"
             f"  Credits:      {config.credits}   Tier: {config.tier}\n"
+            f"  Queue/render: {config.queue_seconds:g} s / {timing}\n"
+            f"{fault_text}"
+            f"  Seed:         {seed}\n"
             f"  Data dir:     {data_dir}\n"
             "Press Ctrl-C to stop.\n"
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ class SandboxState:
     config: SandboxConfig
     clock: Clock
     data_dir: Path
-    faults: Faults = field(default_factory=Faults)
+    faults: Faults = field(init=False)
     counters: Counters = field(default_factory=Counters)
     signer: UrlSigner = field(default_factory=UrlSigner)
     account_id: str = field(default_factory=new_id)
@@ -33,6 +34,13 @@ class SandboxState:
     storage_url: str = ""
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     render_slots: asyncio.Semaphore | None = None
+    render_rng: random.Random = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Storms over time end by the sandbox clock.
+        self.faults = Faults(clock=self.clock)
+        # Render-time noise; reproducible, not for cryptography.
+        self.render_rng = random.Random(self.config.render_seed)  # noqa: S311
 
     @property
     def uploads_dir(self) -> Path:

@@ -18,7 +18,7 @@ from xml.sax.saxutils import escape
 from aiohttp import web
 
 from bot.sandbox.api import STATE_KEY
-from bot.sandbox.middleware import TRUNCATE_KEY, drop_connection, fault_middleware
+from bot.sandbox.middleware import TRUNCATE_KEY, drop_connection, fault_middleware, mark_sandbox_responses
 from bot.sandbox.signing import SignatureCheck
 from bot.sandbox.state import SandboxState
 
@@ -154,6 +154,7 @@ def make_storage_app(state: SandboxState) -> web.Application:
     """The storage listener's application."""
     app = web.Application(middlewares=[fault_middleware(state)])
     app[STATE_KEY] = state
+    mark_sandbox_responses(app)
     app.router.add_put("/upload/{file_path:.+}", put_upload, name="storage_put")
     app.router.add_get("/download/{id}/{name}", get_download, name="download")
     return app

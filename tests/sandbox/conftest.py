@@ -11,7 +11,8 @@ import pytest
 
 from bot.clock import FakeClock
 from bot.sandbox import Sandbox, SandboxConfig
-from tests.sandbox.helpers import API_KEY, Media, make_media
+from tests.sandbox.helpers import API_KEY, Media, make_media, upload
+from tests.sandbox.oddmedia import OddMedia, make_odd_media
 
 
 @pytest.fixture(scope="session")
@@ -19,6 +20,12 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Media:
     """Small real media files shared by every sandbox test."""
     # A private loop: session fixtures cannot share the per-test event loop.
     return asyncio.run(make_media(tmp_path_factory.mktemp("media")))
+
+
+@pytest.fixture(scope="session")
+def odd(tmp_path_factory: pytest.TempPathFactory) -> OddMedia:
+    """Variable-rate, sparse, still and otherwise odd videos, made once per session."""
+    return asyncio.run(make_odd_media(tmp_path_factory.mktemp("odd")))
 
 
 @pytest.fixture
@@ -53,3 +60,13 @@ async def storage() -> AsyncIterator[httpx.AsyncClient]:
     """A client with no API credentials, for upload and download URLs."""
     async with httpx.AsyncClient(timeout=10.0) as client:
         yield client
+
+
+@pytest.fixture
+async def files(api: httpx.AsyncClient, storage: httpx.AsyncClient, media: Media) -> dict[str, str]:
+    """Uploaded file paths for the usual media."""
+    return {
+        "video": await upload(api, storage, media.video, "video", "mp4"),
+        "audio": await upload(api, storage, media.audio_wav, "audio", "wav"),
+        "short": await upload(api, storage, media.audio_short, "audio", "wav"),
+    }

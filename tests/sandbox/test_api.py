@@ -257,3 +257,33 @@ async def test_new_project_fields(
     assert body["error"] is None
     assert body["downloads"] == []
     assert sandbox.projects[project_id].status == "queued"
+
+
+async def test_every_response_says_it_is_the_sandbox(
+    sandbox: Sandbox, api: httpx.AsyncClient, storage: httpx.AsyncClient, media: Media
+) -> None:
+    """`X-Magic-Hour-Sandbox: 1` on API and storage answers alike: successes, errors, faults, streams."""
+    video = await upload(api, storage, media.video, "video", "mp4")
+    audio = await upload(api, storage, media.audio_wav, "audio", "wav")
+    sandbox.config.queue_seconds = sandbox.config.render_seconds = 0
+    project_id = await create_job(api, lip_sync_body(video, audio))
+    project = await get_project(api, project_id)
+    items = (await api.post("/v1/files/upload-urls", json={"items": [{"type": "video", "extension": "mp4"}]})).json()
+    responses = [
+        await api.get("/v1/account"),
+        await api.get(f"/v1/video-projects/{project_id}"),
+        await api.get("/v1/video-projects/nope"),
+        await api.get("/v1/nothing-here"),
+        await api.post("/v1/lip-sync", json={}),
+    ]
+    sandbox.faults.fail("account", status=503)
+    async with httpx.AsyncClient(base_url=sandbox.base_url) as anonymous:
+        responses += [await anonymous.get("/v1/account"), await anonymous.get("/v1/account")]  # 503, then 401
+    responses += [
+        await storage.get(project["downloads"][0]["url"]),
+        await storage.get(project["downloads"][0]["url"].split("?")[0]),  # 403, S3-style XML
+        await storage.put(items["items"][0]["upload_url"], content=b"x"),
+        await api.delete(f"/v1/video-projects/{project_id}"),
+    ]
+    assert [r.status_code for r in responses] == [200, 200, 404, 404, 400, 503, 401, 200, 403, 200, 204]
+    assert all(r.headers.get("X-Magic-Hour-Sandbox") == "1" for r in responses)

@@ -13,16 +13,6 @@ from bot.sandbox import Sandbox
 from tests.sandbox.helpers import Media, create_job, get_project, lip_sync_body, run_to_end, upload
 
 
-@pytest.fixture
-async def files(api: httpx.AsyncClient, storage: httpx.AsyncClient, media: Media) -> dict[str, str]:
-    """Uploaded file paths for the usual media."""
-    return {
-        "video": await upload(api, storage, media.video, "video", "mp4"),
-        "audio": await upload(api, storage, media.audio_wav, "audio", "wav"),
-        "short": await upload(api, storage, media.audio_short, "audio", "wav"),
-    }
-
-
 async def test_statuses_follow_the_clock(
     sandbox: Sandbox, api: httpx.AsyncClient, clock: FakeClock, files: dict[str, str]
 ) -> None:

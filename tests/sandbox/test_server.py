@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
 from bot.clock import SystemClock
-from bot.sandbox import Sandbox, SandboxConfig, serve_forever
+from bot.sandbox import Sandbox, SandboxConfig, parse_fault_spec, serve_forever
 from tests.sandbox.helpers import Media, create_job, lip_sync_body, upload
 
 
@@ -67,3 +71,108 @@ async def test_close_stops_renders_in_flight(tmp_path: Path, media: Media) -> No
     assert len(tasks) == 3
     assert all(task.done() for task in tasks)
     assert sb.state.tasks == set()
+
+
+async def test_serve_forever_with_faults(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Faults given to serve_forever are active from the first request and listed in the banner."""
+    faults = [parse_fault_spec("create:429"), parse_fault_spec("get_project:503:0.25")]
+    config = SandboxConfig(api_key="k", render_seconds_per_frame=0.5, render_noise=0.1)
+    task = asyncio.create_task(serve_forever(config, tmp_path, port=0, faults=faults, seed=3))
+    out = await _output_until(capsys, "Press Ctrl-C")
+    assert "Fault:        create: 429 100%" in out
+    assert "Fault:        get_project: 503 25%" in out
+    assert "Seed:         3" in out
+    assert "0 s + 0.5 s/frame (noise 10%)" in out
+    match = re.search(r"API base URL: (http://127\.0\.0\.1:\d+)", out)
+    assert match is not None
+    async with httpx.AsyncClient(base_url=match[1], headers={"Authorization": "Bearer k"}) as client:
+        response = await client.post("/v1/lip-sync", json=lip_sync_body("a", "b"))
+    assert response.status_code == 429
+    assert response.headers["X-Magic-Hour-Sandbox"] == "1"
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def _cli_env() -> dict[str, str]:
+    root = str(Path(__file__).resolve().parents[2])
+    clean = {k: v for k, v in os.environ.items() if k not in ("DISCORD_TOKEN", "MAGIC_HOUR_API_KEY")}
+    return {**clean, "PYTHONPATH": root, "COLUMNS": "100"}
+
+
+def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "sandbox", *args],
+        cwd=cwd,
+        env=_cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_cli_help_explains_faults(tmp_path: Path) -> None:
+    """`lipsync-bot sandbox --help` documents --fault, its kinds and --seed."""
+    result = _cli(["--help"], tmp_path)
+    assert result.returncode == 0
+    text = " ".join(result.stdout.split())
+    for needle in ("--fault ROUTE:KIND[:RATE]", "--seed", "malformed", "unknown_status", "lost", "429 on create"):
+        assert needle in text
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--fault", "get_project"], "expected ROUTE:KIND[:RATE]"),
+        (["--fault", "create:teapot"], "unknown fault kind"),
+        (["--fault", "create:429:0.7", "--fault", "create:503:0.7"], "more than 1"),
+        (["--render-noise", "2"], "render_noise"),
+    ],
+)
+def test_cli_refuses_bad_switches(tmp_path: Path, args: list[str], message: str) -> None:
+    """Mistakes are named on stderr with exit status 2, before anything listens."""
+    result = _cli(args, tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+async def test_cli_serves_with_faults(tmp_path: Path) -> None:
+    """`lipsync-bot sandbox --port 0 --fault create:429 --seed 1` serves, and every create is a 429."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "sandbox",
+        "--port",
+        "0",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--fault",
+        "create:429",
+        "--seed",
+        "1",
+        cwd=tmp_path,
+        env=_cli_env(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    assert proc.stdout is not None
+    try:
+        out = ""
+        async with asyncio.timeout(60):  # a bound on start-up, not a wait for luck
+            while "Press Ctrl-C" not in out:
+                line = await proc.stdout.readline()
+                assert line, out
+                out += line.decode()
+        match = re.search(r"API base URL: (http://127\.0\.0\.1:\d+)", out)
+        assert match is not None, out
+        async with httpx.AsyncClient(base_url=match[1], headers={"Authorization": "Bearer sandbox-key"}) as client:
+            created = await client.post("/v1/lip-sync", json=lip_sync_body("a", "b"))
+            account = await client.get("/v1/account")
+        assert created.status_code == 429
+        assert account.status_code == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        await proc.wait()
+    assert proc.returncode == 130
