@@ -20,7 +20,6 @@ a 60 s pro job that Magic Hour charged 3,600 for; a variable-frame-rate mp4 rese
 from __future__ import annotations
 
 import math
-from typing import overload
 
 from bot.config import GenerationMode
 from bot.media.probe import MediaInfo
@@ -65,35 +64,10 @@ def _frames(seconds: float, fps: float) -> int:
     return max(1, math.ceil(round(product, 6)))
 
 
-@overload
-def estimate_credits(seconds: float, fps: float, mode: GenerationMode, /) -> int: ...
-
-
-@overload
-def estimate_credits(
-    seconds: float, fps: float | None, max_fps: float | None, mode: GenerationMode, /
-) -> int: ...  # transitional: the old signature, until the engine and the sandbox call the new API
-
-
-def estimate_credits(seconds: float, fps: float | None, *rest: float | GenerationMode | None) -> int:
+def estimate_credits(seconds: float, fps: float, mode: GenerationMode) -> int:
     """Credits Magic Hour bills for `seconds` rendered at `fps` (from `billing_fps`) in `mode`:
-    `ceil(seconds × fps)` frames, at least one, × `mode.credits_per_frame`.
-
-    Transitional: `estimate_credits(seconds, fps, max_fps, mode)`, the old form, is still accepted
-    (rate `min(fps or 30, max_fps)`, now at least one frame) for callers not yet moved to
-    `billing_fps`; it trusts the file's rate, so it must not stay in the engine.
-    """
-    if len(rest) == 1 and isinstance(rest[0], GenerationMode):
-        mode, rate = rest[0], fps
-    elif len(rest) == 2 and isinstance(rest[1], GenerationMode) and not isinstance(rest[0], GenerationMode):
-        mode, rate = rest[1], _positive(fps) or DEFAULT_FPS
-        cap = _positive(rest[0])
-        rate = min(rate, cap) if cap is not None else rate
-    else:
-        raise TypeError("estimate_credits(seconds, fps, mode)")
-    if rate is None:
-        raise TypeError("estimate_credits needs a frame rate: use billing_fps()")
-    return _frames(seconds, rate) * mode.credits_per_frame
+    `ceil(seconds × fps)` frames, at least one, × `mode.credits_per_frame`."""
+    return _frames(seconds, fps) * mode.credits_per_frame
 
 
 def queue_hold_credits(seconds: float, max_fps: float | None, mode: GenerationMode) -> int:

@@ -388,16 +388,6 @@ def test_queue_hold_credits(seconds: float, max_fps: float | None, mode: Generat
     assert queue_hold_credits(seconds, max_fps, mode) == credits
 
 
-def test_the_old_four_argument_form_still_answers() -> None:
-    """Transitional, for callers not yet moved to billing_fps (the sandbox's create charge)."""
-    assert estimate_credits(5.0, None, None, LITE) == 150
-    assert estimate_credits(5.0, None, 24.0, PRO) == 240
-    assert estimate_credits(10.0, 60.0, 30.0, LITE) == 300
-    assert estimate_credits(0.0, 30.0, None, PRO) == 2
-    with pytest.raises(TypeError):
-        estimate_credits(5.0, 30.0)  # type: ignore[call-overload]
-
-
 # --- properties ---------------------------------------------------------------------------------
 
 SECONDS = st.floats(min_value=0.0, max_value=4000.0, allow_nan=False)
