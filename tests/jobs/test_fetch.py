@@ -67,7 +67,7 @@ async def test_size_limit_holds_whatever_the_sender_claims(cdn: str, tmp_path: P
     async with httpx.AsyncClient() as http:
         with pytest.raises(InvalidInput) as refused:
             await fetch_input(http, InputSource("big.mp4", url=f"{cdn}/big.mp4"), tmp_path / "v.mp4", max_bytes=8192)
-    assert refused.value.code == "file_too_large" and "`big.mp4`" in refused.value.user_message
+    assert refused.value.code == "file_over_limit" and "“big.mp4”" in refused.value.user_message
 
 
 async def test_missing_file_asks_to_attach_again(cdn: str, tmp_path: Path) -> None:
