@@ -182,6 +182,23 @@ class MagicHourClient:
         """The API's base URL, without a trailing slash."""
         return self._base_url
 
+    def without_retries(self) -> MagicHourClient:
+        """A view of this client that makes exactly one attempt per call, for callers with their own back-off.
+
+        The poller uses it: it must not retry inside its concurrency gate, where its own schedule
+        decides when to ask again. The view shares this client's HTTP clients (and so their
+        connection pools), key, base URL and clock. Its `aclose()` closes nothing, so closing it
+        is harmless, but it must not be used after this client is closed.
+        """
+        return MagicHourClient(
+            self._api_key,
+            self._base_url,
+            http=self._http,
+            storage_http=self._storage,
+            retry=RetryPolicy.none(),
+            clock=self._clock,
+        )
+
     async def aclose(self) -> None:
         """Close the HTTP clients this object created (not those passed in)."""
         if self._owns_http:

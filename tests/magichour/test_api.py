@@ -33,6 +33,7 @@ from .conftest import (
     API_KEY,
     Answer,
     InstantClock,
+    RecordingTransport,
     ScriptedServer,
     completed_project,
     lip_sync_request,
@@ -334,6 +335,43 @@ async def test_no_retry_policy_fails_at_once(sandbox: Sandbox, clock: InstantClo
         with pytest.raises(Unavailable):
             await mh.get_account()
     assert sandbox.counters.requests["account"] == 1 and clock.sleeps == []
+
+
+async def test_without_retries_view_makes_one_attempt(sandbox: Sandbox, clock: InstantClock) -> None:
+    """The poller's view fails at once on a 503 where the client itself would retry."""
+    async with MagicHourClient(SecretStr(API_KEY), sandbox.base_url, clock=clock) as mh:
+        view = mh.without_retries()
+        sandbox.faults.fail("account", status=503)
+        with pytest.raises(Unavailable):
+            await view.get_account()
+        assert sandbox.counters.requests["account"] == 1 and clock.sleeps == []
+
+        sandbox.faults.fail("account", status=503)
+        account = await mh.get_account()  # the client itself still retries
+        assert account.credits == sandbox.credits
+        assert sandbox.counters.requests["account"] == 3 and len(clock.sleeps) == 1
+
+
+async def test_without_retries_view_shares_the_clients_and_does_not_close_them(
+    sandbox: Sandbox, clock: InstantClock
+) -> None:
+    """Closing the view leaves the client's own HTTP clients open; the view's requests use them, key and all."""
+    async with MagicHourClient(SecretStr(API_KEY), sandbox.base_url, clock=clock) as mh:
+        async with mh.without_retries() as view:
+            assert view.base_url == mh.base_url
+            assert (await view.get_account()).credits == sandbox.credits  # the key went along
+        await view.aclose()  # twice, harmlessly
+        assert (await mh.get_account()).credits == sandbox.credits  # still open
+    assert sandbox.counters.requests["account"] == 2
+
+    recording = RecordingTransport()
+    async with (
+        httpx.AsyncClient(transport=recording) as http,
+        MagicHourClient(SecretStr(API_KEY), sandbox.base_url, http=http, clock=clock) as mh,
+    ):
+        await mh.without_retries().get_account()
+    (request,) = recording.requests
+    assert request.headers["authorization"] == f"Bearer {API_KEY}"
 
 
 # --- client plumbing -----------------------------------------------------------------------------
