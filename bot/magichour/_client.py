@@ -48,12 +48,14 @@ from ._errors import (
     error_for_status,
 )
 from ._models import (
+    SANDBOX_HEADER,
     Account,
     CreatedJob,
     LipSyncRequest,
     UploadItem,
     UploadUrl,
     VideoProject,
+    _SandboxAware,
     _UploadUrlsRequest,
     _UploadUrlsResponse,
 )
@@ -95,6 +97,7 @@ _USER_AGENT = f"lipsync-bot/{__version__}"
 _CREATE_NO_JOB_STATUSES = frozenset({400, 401, 402, 403, 404, 422}) | CREATE_RETRYABLE_STATUSES
 
 _ModelT = TypeVar("_ModelT", bound=BaseModel)
+_MarkedT = TypeVar("_MarkedT", bound=_SandboxAware)
 Progress = Callable[[int], None]
 
 
@@ -246,7 +249,7 @@ class MagicHourClient:
         route = "POST /v1/lip-sync"
         response = await self._call("POST", "/v1/lip-sync", route=route, json=request.to_json(), create=True)
         try:
-            job = CreatedJob.model_validate_json(response.content)
+            job = _mark(CreatedJob.model_validate_json(response.content), response)
         except ValidationError as exc:
             # The server said yes, so a job exists, but we cannot tell which: same as no answer.
             raise SubmissionUncertain(
@@ -261,7 +264,7 @@ class MagicHourClient:
         """The project's current status, error and (when complete) fresh download URLs."""
         route = f"GET /v1/video-projects/{project_id}"
         response = await self._call("GET", f"/v1/video-projects/{quote(project_id, safe='')}", route=route)
-        return self._parse(VideoProject, response, route)
+        return _mark(self._parse(VideoProject, response, route), response)
 
     async def delete_video_project(self, project_id: str) -> None:
         """Delete a project and its outputs for good.
@@ -281,7 +284,7 @@ class MagicHourClient:
         """The account's id, email, credit balance, tier and subscription."""
         route = "GET /v1/account"
         response = await self._call("GET", "/v1/account", route=route)
-        return self._parse(Account, response, route)
+        return _mark(self._parse(Account, response, route), response)
 
     # --- storage ---------------------------------------------------------------------------------
 
@@ -511,6 +514,11 @@ class _Received:
     retry_after: float | None = None
     written: int = 0
     expected: int | None = None
+
+
+def _mark(model: _MarkedT, response: httpx.Response) -> _MarkedT:
+    """The model with `sandbox` set from the response's `X-Magic-Hour-Sandbox` header (exactly "1")."""
+    return model.model_copy(update={"sandbox": response.headers.get(SANDBOX_HEADER, "").strip() == "1"})
 
 
 def _content_length(response: httpx.Response) -> int | None:

@@ -374,6 +374,42 @@ async def test_without_retries_view_shares_the_clients_and_does_not_close_them(
     assert request.headers["authorization"] == f"Bearer {API_KEY}"
 
 
+# --- the sandbox says who it is ---------------------------------------------------------------
+
+PROJECT = {"id": "job-1", "status": "complete", "credits_charged": 30, "downloads": []}
+
+
+async def test_models_are_marked_sandbox_when_the_response_says_so(
+    scripted: ScriptedServer, clock: InstantClock
+) -> None:
+    """`X-Magic-Hour-Sandbox: 1` on the response sets `sandbox` on the account, the created job and the project."""
+    sandbox_header = {"X-Magic-Hour-Sandbox": "1"}
+    scripted.script("/v1/account", Answer(200, ACCOUNT, sandbox_header))
+    scripted.script("/v1/lip-sync", Answer(200, {"id": "job-1", "credits_charged": 30}, sandbox_header))
+    scripted.script("/v1/video-projects/job-1", Answer(200, PROJECT, sandbox_header))
+    async with MagicHourClient(SecretStr(API_KEY), scripted.base_url, clock=clock) as mh:
+        account = await mh.get_account()
+        job = await mh.create_lip_sync(lip_sync_request("api-assets/v.mp4", "api-assets/a.mp3"))
+        project = await mh.get_video_project(job.id)
+    assert (account.sandbox, job.sandbox, project.sandbox) == (True, True, True)
+    assert project.status is ProjectStatus.COMPLETE and job.credits_charged == 30
+
+
+@pytest.mark.parametrize("headers", [{}, {"X-Magic-Hour-Sandbox": "0"}, {"X-Magic-Hour-Sandbox": "yes"}])
+async def test_models_are_not_sandbox_without_the_header(
+    scripted: ScriptedServer, clock: InstantClock, headers: dict[str, str]
+) -> None:
+    """No header (or any value but 1) means not a sandbox, even when the body claims it is one."""
+    scripted.script("/v1/account", Answer(200, {**ACCOUNT, "sandbox": True}, headers))
+    scripted.script("/v1/lip-sync", Answer(200, {"id": "job-1", "credits_charged": 30, "sandbox": True}, headers))
+    scripted.script("/v1/video-projects/job-1", Answer(200, {**PROJECT, "sandbox": True}, headers))
+    async with MagicHourClient(SecretStr(API_KEY), scripted.base_url, clock=clock) as mh:
+        account = await mh.get_account()
+        job = await mh.create_lip_sync(lip_sync_request("api-assets/v.mp4", "api-assets/a.mp3"))
+        project = await mh.get_video_project(job.id)
+    assert (account.sandbox, job.sandbox, project.sandbox) == (False, False, False)
+
+
 # --- client plumbing -----------------------------------------------------------------------------
 
 
