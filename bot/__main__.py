@@ -112,6 +112,11 @@ def _configure_logging(settings: Settings, *, interactive: bool) -> None:
     # httpx logs every request URL at INFO, and signed URLs must never reach a log.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
+    # Whatever the levels, nothing leaves through a handler unredacted: at DEBUG discord.py logs
+    # interaction URLs and events that carry live interaction tokens.
+    from bot.logsafety import install
+
+    install()
 
 
 def _sandboxed(settings: Settings, base_url: str) -> Settings:

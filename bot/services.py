@@ -54,7 +54,7 @@ class Services:
         settings.work_dir.mkdir(parents=True, exist_ok=True)
         store = await Store.open(settings.database_path, clock=clock, policy=QuotaPolicy.from_settings(settings))
         client = MagicHourClient(settings.magic_hour_api_key, settings.magic_hour_base_url, clock=clock)
-        fetch_http = httpx.AsyncClient(timeout=_FETCH_TIMEOUT, follow_redirects=True)
+        fetch_http = httpx.AsyncClient(timeout=_FETCH_TIMEOUT, follow_redirects=False)  # fetch_input checks each hop
         engine = JobEngine(
             config=EngineConfig.from_settings(settings, sandbox=sandbox),
             store=store,

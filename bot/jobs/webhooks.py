@@ -6,6 +6,12 @@ seconds. Events are only a nudge: on `video.completed` or `video.errored` the po
 project's status at once. The status the bot acts on always comes from the API itself, so a
 forged or replayed event could at worst cause one extra status request, and polling remains the
 safety net for events that never arrive.
+
+Answers: 400 for a request whose signature headers are missing or malformed (the signature not
+64 hex digits, the timestamp not plain decimal Unix seconds: `nan`, `inf`, `1e9`, non-ASCII
+digits are all malformed), 401 for a well-formed but wrong signature or a timestamp more than
+`MAX_SKEW_SECONDS` away, 400 for a verified body that is not an event, 2xx otherwise. Every
+refusal is one log line, never a traceback, and never quotes what the sender sent.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ import hashlib
 import hmac
 import json
 import logging
+import re
+from dataclasses import dataclass
 from typing import Protocol
 
 from aiohttp import web
@@ -44,17 +52,52 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
     return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
+_SIGNATURE = re.compile(r"[0-9a-fA-F]{64}", re.ASCII)  # hex of an HMAC-SHA256
+_TIMESTAMP = re.compile(r"[0-9]{1,12}(?:\.[0-9]{1,9})?", re.ASCII)  # finite by construction
+
+
+class MalformedSignature(ValueError):
+    """The signature headers are missing or not in Magic Hour's format (answered 400, not 401)."""
+
+
+@dataclass(frozen=True)
+class SignatureHeaders:
+    """The two signature headers, checked for form (not yet for truth)."""
+
+    timestamp: str
+    """As sent: it is part of the signed message."""
+    sent_at: float
+    """The timestamp in Unix seconds, always finite."""
+    signature: bytes
+    """The hex signature, lower-case ASCII, ready for a constant-time comparison."""
+
+
+def parse_signature_headers(timestamp: str | None, signature: str | None) -> SignatureHeaders:
+    """Check the headers' form; raise `MalformedSignature` (with a fixed reason) if it is wrong."""
+    if timestamp is None or signature is None:
+        raise MalformedSignature("a signature header is missing")
+    if not _TIMESTAMP.fullmatch(timestamp):
+        raise MalformedSignature("the timestamp is not decimal Unix seconds")
+    if not _SIGNATURE.fullmatch(signature):
+        raise MalformedSignature("the signature is not 64 hex digits")
+    return SignatureHeaders(timestamp, float(timestamp), signature.lower().encode("ascii"))
+
+
+def signature_matches(secret: str, headers: SignatureHeaders, body: bytes, now: float) -> bool:
+    """True if the timestamp is fresh and the signature is right (compared in constant time, as bytes)."""
+    if not abs(now - headers.sent_at) <= MAX_SKEW_SECONDS:
+        return False
+    expected = sign(secret, headers.timestamp, body).encode("ascii")
+    return hmac.compare_digest(expected, headers.signature)
+
+
 def signature_is_valid(secret: str, timestamp: str | None, signature: str | None, body: bytes, now: float) -> bool:
-    """A constant-time check of the signature, and of the timestamp's freshness."""
-    if not timestamp or not signature:
-        return False
+    """Well-formed, fresh and right: the whole check in one call (malformed headers are simply invalid)."""
     try:
-        sent_at = float(timestamp)
-    except ValueError:
+        headers = parse_signature_headers(timestamp, signature)
+    except MalformedSignature:
         return False
-    if abs(now - sent_at) > MAX_SKEW_SECONDS:
-        return False
-    return hmac.compare_digest(sign(secret, timestamp, body), signature.strip().lower())
+    return signature_matches(secret, headers, body, now)
 
 
 class WebhookReceiver:
@@ -103,22 +146,24 @@ class WebhookReceiver:
             self._runner = None
 
     async def _handle(self, request: web.Request) -> web.Response:
+        try:
+            headers = parse_signature_headers(
+                request.headers.get(TIMESTAMP_HEADER), request.headers.get(SIGNATURE_HEADER)
+            )
+        except MalformedSignature as exc:
+            # The reason is ours; the sender's bytes are never written to the log.
+            log.warning("refused a webhook: %s", exc)
+            return web.json_response({"message": "malformed signature headers"}, status=400)
         body = await request.read()
-        valid = signature_is_valid(
-            self._secret.get_secret_value(),
-            request.headers.get(TIMESTAMP_HEADER),
-            request.headers.get(SIGNATURE_HEADER),
-            body,
-            self._clock.now().timestamp(),
-        )
-        if not valid:
-            log.warning("refused a webhook with a missing, wrong or stale signature")
+        if not signature_matches(self._secret.get_secret_value(), headers, body, self._clock.now().timestamp()):
+            log.warning("refused a webhook with a wrong or stale signature")
             return web.json_response({"message": "invalid signature"}, status=401)
         try:
             event = json.loads(body)
             kind = str(event["type"])
             project_id = str(event["payload"]["id"])
         except (ValueError, KeyError, TypeError):
+            log.warning("refused a signed webhook whose body is not an event")
             return web.json_response({"message": "malformed event"}, status=400)
         self.events_received += 1
         if kind in NUDGING_EVENTS:

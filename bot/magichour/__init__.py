@@ -30,6 +30,7 @@ from ._errors import (
     UploadUrlExpired,
 )
 from ._models import (
+    SANDBOX_HEADER,
     Account,
     CreatedJob,
     Download,
@@ -49,6 +50,7 @@ __all__ = [
     "API_TIMEOUT",
     "CHUNK_SIZE",
     "DEFAULT_BASE_URL",
+    "SANDBOX_HEADER",
     "STORAGE_TIMEOUT",
     "Account",
     "CreatedJob",

@@ -5,7 +5,8 @@ storage and CDN hosts (presigned upload URLs, result downloads), whose requests 
 is added per request, only to URLs built from the API's own base URL, so no redirect, injected
 client or stray URL can carry it anywhere else.
 
-Retry rules (see `RetryPolicy` for the delays):
+Retry rules (see `RetryPolicy` for the delays). Every call runs through one loop, `with_retries`;
+each call kind differs only in its classify function, which says what an outcome means:
 - GET/DELETE project, account, upload URLs, storage PUT and download: 408, 429, 5xx (not 501 or
   505) and transport errors are retried.
 - `POST /v1/lip-sync` has no idempotency key, so a second request can be a second paid job. It is
@@ -23,6 +24,7 @@ import logging
 import os
 import tempfile
 from collections.abc import AsyncGenerator, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Literal, Self, TypeVar
@@ -46,22 +48,30 @@ from ._errors import (
     error_for_status,
 )
 from ._models import (
+    SANDBOX_HEADER,
     Account,
     CreatedJob,
     LipSyncRequest,
     UploadItem,
     UploadUrl,
     VideoProject,
+    _SandboxAware,
     _UploadUrlsRequest,
     _UploadUrlsResponse,
 )
 from ._retry import (
     CREATE_RETRYABLE_STATUSES,
     NEVER_SENT_ERRORS,
+    GiveUp,
+    Outcome,
+    Retry,
     RetryPolicy,
+    Succeed,
+    Verdict,
     is_retryable_status,
     parse_retry_after,
     redact_url,
+    with_retries,
 )
 
 logger = logging.getLogger(__name__)
@@ -87,6 +97,7 @@ _USER_AGENT = f"lipsync-bot/{__version__}"
 _CREATE_NO_JOB_STATUSES = frozenset({400, 401, 402, 403, 404, 422}) | CREATE_RETRYABLE_STATUSES
 
 _ModelT = TypeVar("_ModelT", bound=BaseModel)
+_MarkedT = TypeVar("_MarkedT", bound=_SandboxAware)
 Progress = Callable[[int], None]
 
 
@@ -174,6 +185,23 @@ class MagicHourClient:
         """The API's base URL, without a trailing slash."""
         return self._base_url
 
+    def without_retries(self) -> MagicHourClient:
+        """A view of this client that makes exactly one attempt per call, for callers with their own back-off.
+
+        The poller uses it: it must not retry inside its concurrency gate, where its own schedule
+        decides when to ask again. The view shares this client's HTTP clients (and so their
+        connection pools), key, base URL and clock. Its `aclose()` closes nothing, so closing it
+        is harmless, but it must not be used after this client is closed.
+        """
+        return MagicHourClient(
+            self._api_key,
+            self._base_url,
+            http=self._http,
+            storage_http=self._storage,
+            retry=RetryPolicy.none(),
+            clock=self._clock,
+        )
+
     async def aclose(self) -> None:
         """Close the HTTP clients this object created (not those passed in)."""
         if self._owns_http:
@@ -221,7 +249,7 @@ class MagicHourClient:
         route = "POST /v1/lip-sync"
         response = await self._call("POST", "/v1/lip-sync", route=route, json=request.to_json(), create=True)
         try:
-            job = CreatedJob.model_validate_json(response.content)
+            job = _mark(CreatedJob.model_validate_json(response.content), response)
         except ValidationError as exc:
             # The server said yes, so a job exists, but we cannot tell which: same as no answer.
             raise SubmissionUncertain(
@@ -236,7 +264,7 @@ class MagicHourClient:
         """The project's current status, error and (when complete) fresh download URLs."""
         route = f"GET /v1/video-projects/{project_id}"
         response = await self._call("GET", f"/v1/video-projects/{quote(project_id, safe='')}", route=route)
-        return self._parse(VideoProject, response, route)
+        return _mark(self._parse(VideoProject, response, route), response)
 
     async def delete_video_project(self, project_id: str) -> None:
         """Delete a project and its outputs for good.
@@ -256,7 +284,7 @@ class MagicHourClient:
         """The account's id, email, credit balance, tier and subscription."""
         route = "GET /v1/account"
         response = await self._call("GET", "/v1/account", route=route)
-        return self._parse(Account, response, route)
+        return _mark(self._parse(Account, response, route), response)
 
     # --- storage ---------------------------------------------------------------------------------
 
@@ -270,13 +298,11 @@ class MagicHourClient:
         """
         path = Path(path)
         route = f"PUT {redact_url(upload_url)}"
-        attempt = 0
-        while True:
-            attempt += 1
+
+        async def attempt() -> httpx.Response:
             size = (await asyncio.to_thread(path.stat)).st_size
             handle = await asyncio.to_thread(path.open, "rb")
             body = _read_chunks(handle, size, progress)
-            failure: httpx.RequestError | None = None
             try:
                 # No Content-Type: presigned URLs may sign it, and the SDK sends none either.
                 request = self._storage.build_request(
@@ -289,27 +315,26 @@ class MagicHourClient:
                 raise StorageError(
                     f"upload of {size} bytes slower than {MIN_TRANSFER_RATE // 1024} KiB/s", route=route
                 ) from None
-            except httpx.RequestError as exc:
-                failure = exc
             finally:
                 await body.aclose()
                 await asyncio.to_thread(handle.close)
+            logger.debug("%s -> %d (%d bytes)", route, response.status_code, size)
+            return response
 
-            if failure is not None:
-                if attempt < self._retry.max_attempts:
-                    await self._backoff(route, attempt, _describe(failure))
-                    continue
-                raise StorageError(f"upload failed: {_describe(failure)}", route=route) from failure
-            if response.is_success:
-                logger.debug("%s -> %d (%d bytes)", route, response.status_code, size)
-                return
-            status = response.status_code
+        def classify(outcome: Outcome[httpx.Response], _: int) -> Verdict[None]:
+            if isinstance(outcome, httpx.RequestError):
+                return Retry(_describe(outcome), StorageError(f"upload failed: {_describe(outcome)}", route=route))
+            status = outcome.status_code
+            if outcome.is_success:
+                return Succeed(None)
             if status in (401, 403):
-                raise UploadUrlExpired("upload URL refused or expired", status_code=status, route=route)
-            if is_retryable_status(status) and attempt < self._retry.max_attempts:
-                await self._backoff(route, attempt, f"HTTP {status}", _retry_after(response))
-                continue
-            raise StorageError("upload refused", status_code=status, route=route)
+                return GiveUp(UploadUrlExpired("upload URL refused or expired", status_code=status, route=route))
+            error = StorageError("upload refused", status_code=status, route=route)
+            if is_retryable_status(status):
+                return Retry(f"HTTP {status}", error, self._retry_after(outcome))
+            return GiveUp(error)
+
+        await with_retries(attempt, classify, policy=self._retry, clock=self._clock, route=route)
 
     async def download(self, url: str, dest: Path, *, progress: Progress | None = None) -> int:
         """Stream `url` to `dest`; return the number of bytes written.
@@ -322,33 +347,50 @@ class MagicHourClient:
         """
         dest = Path(dest)
         route = f"GET {redact_url(url)}"
-        attempt = 0
-        while True:
-            attempt += 1
-            fd, tmp_name = await asyncio.to_thread(
-                tempfile.mkstemp, dir=dest.parent, prefix=f".{dest.name}.", suffix=".part"
-            )
-            tmp = Path(tmp_name)
-            try:
-                with os.fdopen(fd, "wb") as handle:
-                    outcome = await self._download_once(url, handle, route, progress)
-                if isinstance(outcome, int):
-                    await asyncio.to_thread(os.replace, tmp, dest)
-                    logger.debug("%s -> %s (%d bytes)", route, dest.name, outcome)
-                    return outcome
-            finally:
-                # After a successful replace the name is gone; otherwise drop the partial file.
-                await asyncio.to_thread(tmp.unlink, missing_ok=True)
-            reason, retry_after, error = outcome
-            if attempt < self._retry.max_attempts:
-                await self._backoff(route, attempt, reason, retry_after)
-                continue
-            raise error
+        fd, part_name = await asyncio.to_thread(
+            tempfile.mkstemp, dir=dest.parent, prefix=f".{dest.name}.", suffix=".part"
+        )
+        os.close(fd)
+        part = Path(part_name)
 
-    async def _download_once(
-        self, url: str, handle: IO[bytes], route: str, progress: Progress | None
-    ) -> int | tuple[str, float | None, StorageError]:
-        """One download attempt: bytes written, or (reason, Retry-After, error) if worth retrying."""
+        async def attempt() -> _Received:
+            handle = await asyncio.to_thread(part.open, "wb")  # truncates what a failed attempt left
+            try:
+                return await self._download_once(url, handle, route, progress)
+            finally:
+                await asyncio.to_thread(handle.close)
+
+        def classify(outcome: Outcome[_Received], _: int) -> Verdict[int]:
+            if isinstance(outcome, httpx.RequestError):
+                return Retry(_describe(outcome), StorageError(f"download failed: {_describe(outcome)}", route=route))
+            status = outcome.status_code
+            if status in (401, 403, 404, 410):
+                return GiveUp(DownloadExpired("download URL refused or expired", status_code=status, route=route))
+            if not httpx.codes.is_success(status):
+                error = StorageError("download refused", status_code=status, route=route)
+                if is_retryable_status(status):
+                    return Retry(f"HTTP {status}", error, outcome.retry_after)
+                return GiveUp(error)
+            if outcome.expected is not None and outcome.written != outcome.expected:
+                reason = f"short body ({outcome.written} of {outcome.expected} bytes)"
+                return Retry(reason, StorageError(f"download incomplete: {reason}", route=route))
+            return Succeed(outcome.written)
+
+        try:
+            written = await with_retries(attempt, classify, policy=self._retry, clock=self._clock, route=route)
+            await asyncio.to_thread(os.replace, part, dest)
+        finally:
+            # After a successful replace the name is gone; otherwise drop the partial file.
+            await asyncio.to_thread(part.unlink, missing_ok=True)
+        logger.debug("%s -> %s (%d bytes)", route, dest.name, written)
+        return written
+
+    async def _download_once(self, url: str, handle: IO[bytes], route: str, progress: Progress | None) -> _Received:
+        """One download attempt: what came back and how much of it was written to `handle`.
+
+        Transport errors propagate (the retry loop sees them); a body slower than
+        `MIN_TRANSFER_RATE` raises `StorageError` at once.
+        """
         request = self._storage.build_request("GET", url)
         _strip_credentials(request)
         written = 0
@@ -357,14 +399,11 @@ class MagicHourClient:
                 response = await self._storage.send(request, stream=True, follow_redirects=True)
                 try:
                     status = response.status_code
-                    if status in (401, 403, 404, 410):
-                        raise DownloadExpired("download URL refused or expired", status_code=status, route=route)
                     if not response.is_success:
-                        error = StorageError("download refused", status_code=status, route=route)
-                        if is_retryable_status(status):
-                            return f"HTTP {status}", _retry_after(response), error
-                        raise error
+                        return _Received(status, retry_after=self._retry_after(response))
                     expected = _content_length(response)
+                    if "content-encoding" in response.headers:
+                        expected = None  # the decoded size differs from Content-Length
                     loop = asyncio.get_running_loop()
                     deadline.reschedule(loop.time() + _transfer_deadline(expected))
                     async for chunk in response.aiter_bytes(CHUNK_SIZE):
@@ -374,16 +413,9 @@ class MagicHourClient:
                             progress(written)
                 finally:
                     await response.aclose()
-            # Decoded size differs from Content-Length only if the body was content-encoded.
-            if expected is not None and "content-encoding" not in response.headers and written != expected:
-                reason = f"short body ({written} of {expected} bytes)"
-                return reason, None, StorageError(f"download incomplete: {reason}", route=route)
-            await asyncio.to_thread(handle.flush)
         except TimeoutError:
             raise StorageError(f"download slower than {MIN_TRANSFER_RATE // 1024} KiB/s", route=route) from None
-        except httpx.RequestError as exc:
-            return _describe(exc), None, StorageError(f"download failed: {_describe(exc)}", route=route)
-        return written
+        return _Received(status, written=written, expected=expected)
 
     # --- plumbing --------------------------------------------------------------------------------
 
@@ -402,40 +434,40 @@ class MagicHourClient:
     ) -> httpx.Response:
         """Send one API request with the retry rules of its kind; return a 2xx response."""
         url = self._base_url + path
-        attempt = 0
-        while True:
-            attempt += 1
+
+        async def attempt() -> httpx.Response:
             started = self._clock.monotonic()
-            try:
-                response = await self._http.request(
-                    method, url, json=json, headers=self._auth_headers(), follow_redirects=False
-                )
-            except httpx.RequestError as exc:
-                never_sent = isinstance(exc, NEVER_SENT_ERRORS)
-                if create and not never_sent:
-                    raise SubmissionUncertain(
-                        f"no answer after sending ({_describe(exc)}); a job may exist, do not resubmit",
-                        route=route,
-                    ) from exc
-                if attempt < self._retry.max_attempts:
-                    await self._backoff(route, attempt, _describe(exc))
-                    continue
-                raise Unavailable(f"gave up after {attempt} attempts: {_describe(exc)}", route=route) from exc
+            response = await self._http.request(
+                method, url, json=json, headers=self._auth_headers(), follow_redirects=False
+            )
+            elapsed_ms = (self._clock.monotonic() - started) * 1000
+            logger.debug("%s -> %d in %.0f ms", route, response.status_code, elapsed_ms)
+            return response
 
-            status = response.status_code
-            logger.debug("%s -> %d in %.0f ms", route, status, (self._clock.monotonic() - started) * 1000)
-            if response.is_success:
-                return response
-            if status == 404 and not_found_on_retry_ok and attempt > 1:
+        def classify(outcome: Outcome[httpx.Response], number: int) -> Verdict[httpx.Response]:
+            if isinstance(outcome, httpx.RequestError):
+                if create and not isinstance(outcome, NEVER_SENT_ERRORS):
+                    # It may have arrived, and a second create is a second paid job.
+                    return GiveUp(
+                        SubmissionUncertain(
+                            f"no answer after sending ({_describe(outcome)}); a job may exist, do not resubmit",
+                            route=route,
+                        )
+                    )
+                unavailable = Unavailable(f"gave up after {number} attempts: {_describe(outcome)}", route=route)
+                return Retry(_describe(outcome), unavailable)
+            status = outcome.status_code
+            if outcome.is_success:
+                return Succeed(outcome)
+            if status == 404 and not_found_on_retry_ok and number > 1:
                 logger.info("%s -> 404 on retry: already done by an earlier attempt", route)
-                return response
-
-            retry_after = _retry_after(response)
+                return Succeed(outcome)
+            retry_after = self._retry_after(outcome)
+            error = self._status_error(outcome, route, attempt=number, create=create, retry_after=retry_after)
             retryable = status in CREATE_RETRYABLE_STATUSES if create else is_retryable_status(status)
-            if retryable and attempt < self._retry.max_attempts:
-                await self._backoff(route, attempt, f"HTTP {status}", retry_after)
-                continue
-            raise self._status_error(response, route, attempt=attempt, create=create, retry_after=retry_after)
+            return Retry(f"HTTP {status}", error, retry_after) if retryable else GiveUp(error)
+
+        return await with_retries(attempt, classify, policy=self._retry, clock=self._clock, route=route)
 
     def _status_error(
         self, response: httpx.Response, route: str, *, attempt: int, create: bool, retry_after: float | None
@@ -467,21 +499,26 @@ class MagicHourClient:
                 route=route,
             ) from None
 
-    async def _backoff(self, route: str, attempt: int, reason: str, retry_after: float | None = None) -> None:
-        delay = self._retry.delay(attempt, retry_after)
-        logger.info(
-            "Magic Hour %s failed (%s); retry %d of %d in %.2f s",
-            route,
-            reason,
-            attempt,
-            self._retry.max_attempts - 1,
-            delay,
-        )
-        await self._clock.sleep(delay)
+    def _retry_after(self, response: httpx.Response) -> float | None:
+        return parse_retry_after(response.headers.get("retry-after"), now=self._clock.now())
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    return parse_retry_after(response.headers.get("retry-after"))
+@dataclass(frozen=True, slots=True)
+class _Received:
+    """One download attempt's outcome: the status, and for a 2xx what was written.
+
+    `expected` is the announced `Content-Length` (None when absent or content-encoded).
+    """
+
+    status_code: int
+    retry_after: float | None = None
+    written: int = 0
+    expected: int | None = None
+
+
+def _mark(model: _MarkedT, response: httpx.Response) -> _MarkedT:
+    """The model with `sandbox` set from the response's `X-Magic-Hour-Sandbox` header (exactly "1")."""
+    return model.model_copy(update={"sandbox": response.headers.get(SANDBOX_HEADER, "").strip() == "1"})
 
 
 def _content_length(response: httpx.Response) -> int | None:

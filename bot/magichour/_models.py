@@ -3,6 +3,11 @@
 Requests are strict (unknown fields are a bug on our side) and serialise without `None` fields.
 Responses ignore fields they do not know, so an API that grows new fields does not break polling.
 Signed URLs are kept out of `repr`, so logging a model never leaks one.
+
+`Account`, `CreatedJob` and `VideoProject` carry `sandbox`: True when the response they came from
+had the header `X-Magic-Hour-Sandbox: 1` (the local sandbox sends it on every response). The
+client sets it from the header; a JSON body cannot, so a result is labelled "sandbox" only when
+the server that produced it said so, never because of a URL or a field in a body.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ import datetime as dt
 from enum import StrEnum
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from bot.config import GenerationMode
 
@@ -28,8 +33,23 @@ class _Request(BaseModel):
         return self.model_dump(mode="json", exclude_none=True)
 
 
+SANDBOX_HEADER = "X-Magic-Hour-Sandbox"
+
+
 class _Response(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class _SandboxAware(_Response):
+    """A response model that remembers whether a sandbox produced it (see the module docstring)."""
+
+    sandbox: bool = False
+
+    @field_validator("sandbox", mode="before")
+    @classmethod
+    def _never_from_a_body(cls, value: object, info: ValidationInfo) -> object:
+        # Only the response's header may say "sandbox"; a body claiming it is ignored.
+        return False if info.mode == "json" else value
 
 
 # --- Files ---------------------------------------------------------------------------------------
@@ -143,7 +163,7 @@ class LipSyncRequest(_Request):
         )
 
 
-class CreatedJob(_Response):
+class CreatedJob(_SandboxAware):
     """What `POST /v1/lip-sync` returns: the project id and the credits charged (an estimate)."""
 
     id: str = Field(min_length=1)
@@ -186,7 +206,7 @@ class Download(_Response):
     expires_at: dt.datetime | None = None
 
 
-class VideoProject(_Response):
+class VideoProject(_SandboxAware):
     """A video project from `GET /v1/video-projects/{id}`.
 
     Only `id` and `status` are required, so a response missing some informational field still
@@ -242,7 +262,7 @@ class Subscription(_Response):
     current_period_end: dt.datetime | None = None
 
 
-class Account(_Response):
+class Account(_SandboxAware):
     """`GET /v1/account`: whose key this is and how many credits it can spend."""
 
     id: str

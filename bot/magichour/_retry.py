@@ -1,18 +1,35 @@
-"""How long to wait between attempts, and what may be retried at all.
+"""How long to wait between attempts, what may be retried at all, and the one loop that retries.
 
 The delay follows openai-python: exponential from `base_delay`, capped at `max_delay`, reduced by
 up to `jitter` (25 %) so that many clients do not retry in step, and replaced by the server's
-numeric `Retry-After` (capped at `max_retry_after`) when it sends one.
+`Retry-After` (seconds or an HTTP date, capped at `max_retry_after`) when it sends one.
+
+Every call the client makes that may be repeated goes through `with_retries`: it runs an attempt,
+asks the call's *classify* function what the outcome means (`Succeed`, `Retry`, `GiveUp`), and
+backs off through the client's `Clock`. The rules of each call kind live in its classify function,
+so the create call's "never resend what may have arrived" is one `GiveUp` in one place.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
+import logging
 import math
 import random
+import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Generic, TypeAlias, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+
+from bot.clock import Clock
+
+from ._errors import MagicHourError
+
+logger = logging.getLogger(__name__)
 
 #: Transport errors after which the request provably never reached the server: no connection
 #: was made (refused, DNS, TLS handshake), none was free in the pool, or the URL was unusable.
@@ -74,17 +91,30 @@ class RetryPolicy:
         return cls(max_attempts=1)
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """The seconds in a numeric `Retry-After` header; None for a date, garbage or absence."""
+_DELAY_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]+)?", re.ASCII)
+
+
+def parse_retry_after(value: str | None, *, now: dt.datetime) -> float | None:
+    """Seconds to wait from a `Retry-After` header: delay-seconds or an HTTP date (RFC 9110 §10.2.3).
+
+    A date counts from `now` (the client's clock). Absence, garbage, a negative number and a date
+    that has already passed all give None: the caller falls back to its own back-off. The result
+    is not capped here; `RetryPolicy.delay` caps it at `max_retry_after`.
+    """
     if value is None:
         return None
+    text = value.strip()
+    if _DELAY_SECONDS.fullmatch(text):
+        seconds = float(text)
+        return seconds if math.isfinite(seconds) else None
     try:
-        seconds = float(value.strip())
-    except ValueError:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if not math.isfinite(seconds) or seconds < 0:
-        return None
-    return seconds
+    if when.tzinfo is None:  # "-0000" and asctime dates: HTTP dates are always GMT
+        when = when.replace(tzinfo=dt.UTC)
+    seconds = (when - now).total_seconds()
+    return seconds if seconds >= 0 else None
 
 
 def redact_url(url: str | httpx.URL) -> str:
@@ -103,3 +133,85 @@ def redact_url(url: str | httpx.URL) -> str:
     if parts.port is not None:
         host = f"{host}:{parts.port}"
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+# --- the retry loop ------------------------------------------------------------------------------
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+@dataclass(frozen=True, slots=True)
+class Succeed(Generic[_T]):
+    """The attempt worked: the call returns `value`."""
+
+    value: _T
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """Worth another attempt after a back-off (or `retry_after` seconds, if the server said so).
+
+    `reason` goes into the log line; `error` is raised if no attempts are left.
+    """
+
+    reason: str
+    error: MagicHourError
+    retry_after: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GiveUp:
+    """Trying again cannot help (or must not happen): raise `error` now."""
+
+    error: MagicHourError
+
+
+Verdict: TypeAlias = Succeed[_T] | Retry | GiveUp
+"""What a classify function says about one attempt's outcome."""
+
+Outcome: TypeAlias = _R | httpx.RequestError
+"""What one attempt produced: its result, or the transport error it raised."""
+
+
+async def with_retries(
+    attempt: Callable[[], Awaitable[_R]],
+    classify: Callable[[Outcome[_R], int], Verdict[_T]],
+    *,
+    policy: RetryPolicy,
+    clock: Clock,
+    route: str,
+) -> _T:
+    """Run `attempt` until `classify` says `Succeed` or `GiveUp`, or `policy` runs out of attempts.
+
+    `classify(outcome, attempt_number)` sees either the attempt's result or the `httpx.RequestError`
+    it raised (numbered from 1). Any other exception from `attempt`, `CancelledError` included,
+    propagates unchanged at once. The error of the last `Retry` or of a `GiveUp` is raised with the
+    transport error, if any, as its cause. Sleeps go through `clock`; `route` names the call in the
+    log line of each retry (never a signed URL's query).
+    """
+    number = 0
+    while True:
+        number += 1
+        outcome: Outcome[_R]
+        try:
+            outcome = await attempt()
+        except httpx.RequestError as exc:
+            outcome = exc
+        verdict = classify(outcome, number)
+        if isinstance(verdict, Succeed):
+            return verdict.value
+        cause = outcome if isinstance(outcome, httpx.RequestError) else None
+        if isinstance(verdict, Retry) and number < policy.max_attempts:
+            delay = policy.delay(number, verdict.retry_after)
+            logger.info(
+                "Magic Hour %s failed (%s); retry %d of %d in %.2f s",
+                route,
+                verdict.reason,
+                number,
+                policy.max_attempts - 1,
+                delay,
+            )
+            await clock.sleep(delay)
+            continue
+        raise verdict.error from cause

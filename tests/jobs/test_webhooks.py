@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+import pytest
 from pydantic import SecretStr
 
 from bot.clock import FakeClock
 from bot.jobs.models import JobHooks
-from bot.jobs.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookReceiver, sign, signature_is_valid
+from bot.jobs.webhooks import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    MalformedSignature,
+    WebhookReceiver,
+    parse_signature_headers,
+    sign,
+    signature_is_valid,
+)
 from bot.services import Services
 from bot.store import JobState
 from tests.conftest import KeepFile, make_settings
-from tests.jobs.test_engine import StateWaiter, file_request
 
 SECRET = "whsec_test"
 
@@ -35,6 +45,37 @@ def test_signature_rules() -> None:
     assert not signature_is_valid(SECRET, good[TIMESTAMP_HEADER], good[SIGNATURE_HEADER], body + b" ", now)
     assert not signature_is_valid(SECRET, None, good[SIGNATURE_HEADER], body, now)
     assert not signature_is_valid(SECRET, "soon", good[SIGNATURE_HEADER], body, now)
+    for stamp in ("nan", "inf", "-inf", "1e9"):
+        # Signed correctly over the odd stamp, so only the stamp's form can refuse it.
+        assert not signature_is_valid(SECRET, stamp, sign(SECRET, stamp, body), body, now)
+    assert not signature_is_valid(SECRET, good[TIMESTAMP_HEADER], "é" * 64, body, now)
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "signature"),
+    [
+        (None, "a" * 64),
+        ("1800000000", None),
+        ("nan", "a" * 64),
+        ("Infinity", "a" * 64),
+        ("1800000000", "a" * 63),
+        ("1800000000", "a" * 65),
+        ("1800000000", "g" * 64),
+        ("1800000000", "é" * 64),
+        ("١٨٠٠٠٠٠٠٠٠", "a" * 64),  # digits float() would take
+        ("1_800_000_000", "a" * 64),
+    ],
+)
+def test_malformed_headers_are_told_apart(timestamp: str | None, signature: str | None) -> None:
+    """Missing, non-hex, wrong-length and non-numeric headers are malformed, not merely wrong."""
+    with pytest.raises(MalformedSignature):
+        parse_signature_headers(timestamp, signature)
+
+
+def test_well_formed_headers_parse() -> None:
+    """Decimal seconds and either case of hex are well formed; the signature is kept as lower-case bytes."""
+    headers = parse_signature_headers("1800000000.25", "AB" * 32)
+    assert headers.sent_at == 1_800_000_000.25 and headers.signature == b"ab" * 32
 
 
 class Pokes:
@@ -71,8 +112,102 @@ async def test_receiver_answers_by_the_rules() -> None:
         await receiver.aclose()
 
 
+@pytest.fixture
+async def receiver() -> AsyncIterator[tuple[WebhookReceiver, FakeClock, Pokes]]:
+    """A receiver listening on 127.0.0.1, with a fake clock and a poller that records nudges."""
+    clock, pokes = FakeClock(), Pokes()
+    running = WebhookReceiver(pokes, SecretStr(SECRET), clock, host="127.0.0.1", port=0, path="/hook")
+    await running.start()
+    yield running, clock, pokes
+    await running.aclose()
+
+
+EVENT = json.dumps({"type": "video.completed", "payload": {"id": "p1"}}).encode()
+
+
+def _headers(timestamp: str | bytes | None, signature: str | bytes | None) -> dict[bytes, bytes]:
+    """Raw header bytes, so a test can send what no well-behaved client would."""
+    headers: dict[bytes, bytes] = {}
+    for name, value in ((TIMESTAMP_HEADER, timestamp), (SIGNATURE_HEADER, signature)):
+        if value is not None:
+            headers[name.encode()] = value if isinstance(value, bytes) else value.encode()
+    return headers
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "signature"),
+    [
+        pytest.param(None, None, id="no headers"),
+        pytest.param("NOW", None, id="no signature"),
+        pytest.param(None, "SIGNED", id="no timestamp"),
+        pytest.param("NOW", "é".encode() * 32, id="non-ASCII signature"),
+        pytest.param("NOW", b"\xff" * 64, id="non-UTF-8 signature"),
+        pytest.param("NOW", "z" * 64, id="non-hex signature"),
+        pytest.param("NOW", "ab" * 31, id="short signature"),
+        pytest.param("NOW", "ab" * 33, id="long signature"),
+        pytest.param("NOW", "", id="empty signature"),
+        pytest.param("nan", "SIGNED", id="nan timestamp"),
+        pytest.param("NaN", "SIGNED", id="NaN timestamp"),
+        pytest.param("inf", "SIGNED", id="inf timestamp"),
+        pytest.param("-inf", "SIGNED", id="-inf timestamp"),
+        pytest.param("1e9", "SIGNED", id="exponent timestamp"),
+        pytest.param("-1", "SIGNED", id="negative timestamp"),
+        pytest.param("soon", "SIGNED", id="word timestamp"),
+        pytest.param("١٨٠٠".encode(), "SIGNED", id="non-ASCII digits"),
+    ],
+)
+async def test_malformed_headers_get_400_and_one_log_line(
+    receiver: tuple[WebhookReceiver, FakeClock, Pokes],
+    caplog: pytest.LogCaptureFixture,
+    timestamp: str | bytes | None,
+    signature: str | bytes | None,
+) -> None:
+    """Over HTTP: malformed signature headers are a 400 with one warning, no traceback and no nudge.
+
+    Where the signature is "SIGNED" it is the right HMAC over the odd timestamp, so a non-finite
+    stamp can't slip past the freshness check on a correct signature.
+    """
+    running, clock, pokes = receiver
+    if timestamp == "NOW":
+        timestamp = str(int(clock.now().timestamp()))
+    if signature == "SIGNED":
+        stamp = timestamp.decode() if isinstance(timestamp, bytes) else str(timestamp)
+        signature = sign(SECRET, stamp, EVENT)
+    caplog.set_level(logging.DEBUG)
+    async with httpx.AsyncClient() as http:
+        answer = await http.post(running.url, content=EVENT, headers=_headers(timestamp, signature))
+    assert answer.status_code == 400
+    assert answer.json() == {"message": "malformed signature headers"}
+    assert pokes.poked == []
+    ours = [r for r in caplog.records if r.name == "bot.jobs.webhooks"]
+    assert len(ours) == 1 and ours[0].levelno == logging.WARNING
+    assert all(r.exc_info is None and r.levelno < logging.ERROR for r in caplog.records)
+
+
+async def test_wrong_and_stale_signatures_stay_401(
+    receiver: tuple[WebhookReceiver, FakeClock, Pokes], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Well-formed but wrong, or more than five minutes off either way: 401, one line each; right: 200."""
+    running, clock, pokes = receiver
+    now = clock.now().timestamp()
+    caplog.set_level(logging.DEBUG)
+    async with httpx.AsyncClient() as http:
+        wrong = await http.post(running.url, content=EVENT, headers=signed(EVENT, now, secret="guess"))
+        old = await http.post(running.url, content=EVENT, headers=signed(EVENT, now - 301))
+        future = await http.post(running.url, content=EVENT, headers=signed(EVENT, now + 301))
+        other_body = await http.post(running.url, content=EVENT + b" ", headers=signed(EVENT, now))
+        right = await http.post(running.url, content=EVENT, headers=signed(EVENT, now - 299))
+    assert [wrong.status_code, old.status_code, future.status_code, other_body.status_code] == [401] * 4
+    assert right.status_code == 200 and pokes.poked == ["p1"]
+    refusals = [r for r in caplog.records if r.name == "bot.jobs.webhooks" and r.levelno == logging.WARNING]
+    assert len(refusals) == 4
+    assert all(r.exc_info is None for r in caplog.records)
+
+
 async def test_completed_event_delivers_without_waiting_for_a_poll(tmp_path: Path, sandbox, media_dir) -> None:
     """With polls an hour apart, a signed `video.completed` gets the result delivered at once."""
+    from tests.jobs.test_engine import StateWaiter, file_request  # only this test needs the engine's helpers
+
     settings = make_settings(
         tmp_path,
         sandbox.base_url,

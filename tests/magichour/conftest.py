@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections import defaultdict
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
+from aiohttp import web
 from pydantic import SecretStr
 
 from bot.clock import FakeClock, SystemClock
@@ -22,17 +25,21 @@ API_KEY = "sandbox-key-7f3a9c1e-never-leak-me"
 
 
 class InstantClock:
-    """A clock whose `sleep` returns at once but remembers what it was asked to wait."""
+    """A clock whose `sleep` returns at once but remembers what it was asked to wait.
 
-    def __init__(self) -> None:
+    `now()` is the real time, or `frozen_at` when given (for Retry-After dates).
+    """
+
+    def __init__(self, frozen_at: dt.datetime | None = None) -> None:
         self._real = SystemClock()
+        self._frozen_at = frozen_at
         self.sleeps: list[float] = []
 
     def monotonic(self) -> float:
         return self._real.monotonic()
 
     def now(self) -> dt.datetime:
-        return self._real.now()
+        return self._frozen_at or self._real.now()
 
     async def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
@@ -52,6 +59,72 @@ class RecordingTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._inner.aclose()
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One scripted response."""
+
+    status: int = 200
+    body: object = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One request the scripted server received."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+
+
+class ScriptedServer:
+    """A real HTTP server on 127.0.0.1 that answers each path from a queue of scripted responses.
+
+    For what the sandbox does not do (Retry-After headers, odd bodies, its own headers). A path
+    whose queue is empty answers 404.
+    """
+
+    def __init__(self) -> None:
+        self.answers: dict[str, list[Answer]] = defaultdict(list)
+        self.seen: list[Seen] = []
+        self.base_url = ""
+        self._runner: web.AppRunner | None = None
+
+    def script(self, path: str, *answers: Answer) -> None:
+        """Queue answers for `path`, in order."""
+        self.answers[path].extend(answers)
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._answer)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
+        self.base_url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _answer(self, request: web.Request) -> web.Response:
+        self.seen.append(Seen(request.method, request.path, dict(request.headers)))
+        queue = self.answers.get(request.path)
+        if not queue:
+            return web.json_response({"message": "Not Found"}, status=404)
+        answer = queue.pop(0)
+        if isinstance(answer.body, str | bytes):
+            return web.Response(status=answer.status, body=answer.body, headers=answer.headers)
+        return web.json_response(answer.body, status=answer.status, headers=answer.headers)
+
+
+@pytest.fixture
+async def scripted() -> AsyncIterator[ScriptedServer]:
+    server = ScriptedServer()
+    await server.start()
+    yield server
+    await server.stop()
 
 
 def sandbox_config(**overrides: object) -> SandboxConfig:

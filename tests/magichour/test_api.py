@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import httpx
@@ -28,7 +29,16 @@ from bot.magichour import (
 )
 from bot.sandbox import Sandbox
 
-from .conftest import API_KEY, InstantClock, completed_project, lip_sync_request, upload_inputs
+from .conftest import (
+    API_KEY,
+    Answer,
+    InstantClock,
+    RecordingTransport,
+    ScriptedServer,
+    completed_project,
+    lip_sync_request,
+    upload_inputs,
+)
 
 # --- success paths -------------------------------------------------------------------------------
 
@@ -266,23 +276,56 @@ async def test_delete_treats_404_on_a_retry_as_done(clock: InstantClock) -> None
     assert len(clock.sleeps) == 1
 
 
-async def test_retry_after_header_is_honoured(clock: InstantClock) -> None:
-    """A numeric Retry-After sets the wait (capped at 60 s). The sandbox sends none, so this is scripted."""
-    answers = iter(
-        [
-            httpx.Response(429, headers={"Retry-After": "2"}, json={"message": "slow down"}),
-            httpx.Response(503, headers={"Retry-After": "3600"}, json={"message": "later"}),
-            httpx.Response(200, json={"id": "a", "email": None, "credits": 1, "tier": "free", "subscription": None}),
-        ]
+ACCOUNT = {"id": "a", "email": None, "credits": 1, "tier": "free", "subscription": None}
+
+
+async def test_retry_after_seconds_are_honoured(scripted: ScriptedServer, clock: InstantClock) -> None:
+    """A numeric Retry-After sets the wait, capped at 60 s. The sandbox sends none, so this is scripted."""
+    scripted.script(
+        "/v1/account",
+        Answer(429, {"message": "slow down"}, {"Retry-After": "2"}),
+        Answer(503, {"message": "later"}, {"Retry-After": "3600"}),
+        Answer(200, ACCOUNT),
     )
-    transport = httpx.MockTransport(lambda request: next(answers))
-    async with (
-        httpx.AsyncClient(transport=transport) as http,
-        MagicHourClient(SecretStr(API_KEY), "https://api.test", http=http, clock=clock) as mh,
-    ):
+    async with MagicHourClient(SecretStr(API_KEY), scripted.base_url, clock=clock) as mh:
         account = await mh.get_account()
     assert account.credits == 1
     assert clock.sleeps == [2.0, 60.0]
+    assert len(scripted.seen) == 3
+
+
+async def test_retry_after_dates_count_from_the_clients_clock(scripted: ScriptedServer) -> None:
+    """An HTTP-date Retry-After waits until that moment by the client's clock; a past date is ignored."""
+    clock = InstantClock(frozen_at=dt.datetime(2026, 3, 1, 12, 0, 0, tzinfo=dt.UTC))
+    scripted.script(
+        "/v1/account",
+        Answer(503, {"message": "maintenance"}, {"Retry-After": "Sun, 01 Mar 2026 12:00:42 GMT"}),
+        Answer(429, {"message": "slow down"}, {"Retry-After": "Sun, 01 Mar 2026 11:00:00 GMT"}),
+        Answer(503, {"message": "maintenance"}, {"Retry-After": "Mon, 02 Mar 2026 12:00:00 GMT"}),
+        Answer(200, ACCOUNT),
+    )
+    policy = RetryPolicy(max_attempts=4, base_delay=0.5, jitter=0.0)
+    async with MagicHourClient(SecretStr(API_KEY), scripted.base_url, clock=clock, retry=policy) as mh:
+        await mh.get_account()
+    # 42 s; the past date falls back to the second exponential step (1 s); a day ahead is capped.
+    assert clock.sleeps == [42.0, 1.0, 60.0]
+
+
+async def test_create_429_with_a_retry_after_date_waits_then_makes_one_job(
+    scripted: ScriptedServer,
+) -> None:
+    """The create call honours a dated Retry-After on 429 and sends again only because 429 made no job."""
+    clock = InstantClock(frozen_at=dt.datetime(2026, 3, 1, 12, 0, 0, tzinfo=dt.UTC))
+    scripted.script(
+        "/v1/lip-sync",
+        Answer(429, {"message": "slow down"}, {"Retry-After": "Sun, 01 Mar 2026 12:00:05 GMT"}),
+        Answer(200, {"id": "job-1", "credits_charged": 30}),
+    )
+    async with MagicHourClient(SecretStr(API_KEY), scripted.base_url, clock=clock) as mh:
+        job = await mh.create_lip_sync(lip_sync_request("api-assets/v.mp4", "api-assets/a.mp3"))
+    assert job.id == "job-1"
+    assert clock.sleeps == [5.0]
+    assert [seen.path for seen in scripted.seen] == ["/v1/lip-sync", "/v1/lip-sync"]
 
 
 async def test_no_retry_policy_fails_at_once(sandbox: Sandbox, clock: InstantClock) -> None:
@@ -292,6 +335,79 @@ async def test_no_retry_policy_fails_at_once(sandbox: Sandbox, clock: InstantClo
         with pytest.raises(Unavailable):
             await mh.get_account()
     assert sandbox.counters.requests["account"] == 1 and clock.sleeps == []
+
+
+async def test_without_retries_view_makes_one_attempt(sandbox: Sandbox, clock: InstantClock) -> None:
+    """The poller's view fails at once on a 503 where the client itself would retry."""
+    async with MagicHourClient(SecretStr(API_KEY), sandbox.base_url, clock=clock) as mh:
+        view = mh.without_retries()
+        sandbox.faults.fail("account", status=503)
+        with pytest.raises(Unavailable):
+            await view.get_account()
+        assert sandbox.counters.requests["account"] == 1 and clock.sleeps == []
+
+        sandbox.faults.fail("account", status=503)
+        account = await mh.get_account()  # the client itself still retries
+        assert account.credits == sandbox.credits
+        assert sandbox.counters.requests["account"] == 3 and len(clock.sleeps) == 1
+
+
+async def test_without_retries_view_shares_the_clients_and_does_not_close_them(
+    sandbox: Sandbox, clock: InstantClock
+) -> None:
+    """Closing the view leaves the client's own HTTP clients open; the view's requests use them, key and all."""
+    async with MagicHourClient(SecretStr(API_KEY), sandbox.base_url, clock=clock) as mh:
+        async with mh.without_retries() as view:
+            assert view.base_url == mh.base_url
+            assert (await view.get_account()).credits == sandbox.credits  # the key went along
+        await view.aclose()  # twice, harmlessly
+        assert (await mh.get_account()).credits == sandbox.credits  # still open
+    assert sandbox.counters.requests["account"] == 2
+
+    recording = RecordingTransport()
+    async with (
+        httpx.AsyncClient(transport=recording) as http,
+        MagicHourClient(SecretStr(API_KEY), sandbox.base_url, http=http, clock=clock) as mh,
+    ):
+        await mh.without_retries().get_account()
+    (request,) = recording.requests
+    assert request.headers["authorization"] == f"Bearer {API_KEY}"
+
+
+# --- the sandbox says who it is ---------------------------------------------------------------
+
+PROJECT = {"id": "job-1", "status": "complete", "credits_charged": 30, "downloads": []}
+
+
+async def test_models_are_marked_sandbox_when_the_response_says_so(
+    scripted: ScriptedServer, clock: InstantClock
+) -> None:
+    """`X-Magic-Hour-Sandbox: 1` on the response sets `sandbox` on the account, the created job and the project."""
+    sandbox_header = {"X-Magic-Hour-Sandbox": "1"}
+    scripted.script("/v1/account", Answer(200, ACCOUNT, sandbox_header))
+    scripted.script("/v1/lip-sync", Answer(200, {"id": "job-1", "credits_charged": 30}, sandbox_header))
+    scripted.script("/v1/video-projects/job-1", Answer(200, PROJECT, sandbox_header))
+    async with MagicHourClient(SecretStr(API_KEY), scripted.base_url, clock=clock) as mh:
+        account = await mh.get_account()
+        job = await mh.create_lip_sync(lip_sync_request("api-assets/v.mp4", "api-assets/a.mp3"))
+        project = await mh.get_video_project(job.id)
+    assert (account.sandbox, job.sandbox, project.sandbox) == (True, True, True)
+    assert project.status is ProjectStatus.COMPLETE and job.credits_charged == 30
+
+
+@pytest.mark.parametrize("headers", [{}, {"X-Magic-Hour-Sandbox": "0"}, {"X-Magic-Hour-Sandbox": "yes"}])
+async def test_models_are_not_sandbox_without_the_header(
+    scripted: ScriptedServer, clock: InstantClock, headers: dict[str, str]
+) -> None:
+    """No header (or any value but 1) means not a sandbox, even when the body claims it is one."""
+    scripted.script("/v1/account", Answer(200, {**ACCOUNT, "sandbox": True}, headers))
+    scripted.script("/v1/lip-sync", Answer(200, {"id": "job-1", "credits_charged": 30, "sandbox": True}, headers))
+    scripted.script("/v1/video-projects/job-1", Answer(200, {**PROJECT, "sandbox": True}, headers))
+    async with MagicHourClient(SecretStr(API_KEY), scripted.base_url, clock=clock) as mh:
+        account = await mh.get_account()
+        job = await mh.create_lip_sync(lip_sync_request("api-assets/v.mp4", "api-assets/a.mp3"))
+        project = await mh.get_video_project(job.id)
+    assert (account.sandbox, job.sandbox, project.sandbox) == (False, False, False)
 
 
 # --- client plumbing -----------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pydantic
 import pytest
 
@@ -163,3 +165,14 @@ def test_created_job_and_account_ignore_extra_fields() -> None:
         {"id": "a", "email": None, "credits": 5, "tier": "free", "subscription": None, "new": True}
     )
     assert account.credits == 5 and account.subscription is None
+
+
+@pytest.mark.parametrize("model", [Account, CreatedJob, VideoProject])
+def test_sandbox_flag_never_comes_from_a_body(model: type[Account | CreatedJob | VideoProject]) -> None:
+    """A body that claims `"sandbox": true` (or nonsense) is not believed; only the client sets it."""
+    body = {"id": "x", "credits": 1, "tier": "free", "credits_charged": 1, "status": "complete"}
+    assert model.model_validate_json(json.dumps({**body, "sandbox": True})).sandbox is False
+    assert model.model_validate_json(json.dumps({**body, "sandbox": "garbage"})).sandbox is False
+    assert model.model_validate_json(json.dumps(body)).sandbox is False
+    # Code that builds a model itself (tests, fakes) may say so explicitly.
+    assert model.model_validate({**body, "sandbox": True}).sandbox is True

@@ -1,0 +1,111 @@
+"""Keeping secrets out of log lines, whatever a library decides to log.
+
+At DEBUG, discord.py logs every request URL, and interaction follow-ups and callbacks carry a live
+interaction token in theirs (`/webhooks/<application id>/<token>/…`,
+`/interactions/<id>/<token>/callback`); its gateway events include the same token as
+`'token': '…'`. Exceptions quote URLs too (aiohttp's `ClientResponseError` does). So the bot does
+not rely on every logger being careful: `RedactingFilter` rewrites every record that passes a
+handler, and `install` puts it on every handler of the root logger.
+
+What it removes (each replaced by `[REDACTED]`):
+
+- the token segment of Discord webhook and interaction URLs;
+- interaction tokens anywhere (they start with the base64 of `interaction:`);
+- Discord bot tokens (three base64url parts joined by dots; JWTs have the same shape);
+- `Bearer …` values, and the value of any `Authorization` header or `token`/`secret`/`password`/
+  `api_key` field in `key: value`, `key=value`, JSON or Python-repr form;
+- the query string and fragment of every http(s) and ws(s) URL, where signed URLs (Discord's
+  CDN, presigned storage) carry their signatures.
+
+The record's message is rendered (`msg % args`), redacted, and stored back with no args, but only
+when something had to go; a record with an exception gets its traceback rendered and redacted
+into `exc_text`, and `exc_info` dropped, so no handler can render the raw traceback again.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+REDACTED = "[REDACTED]"
+
+_URL_STOP = r"""\s'"<>`\\"""  # characters that end a URL inside a log line
+# Names of fields that hold secrets (names, not secrets: hence the noqa).
+_SECRET_KEYS = r"(?:[a-z_]*token|[a-z_]*secret|password|api[_-]?key|authorization|proxy-authorization)"  # noqa: S105
+
+_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
+    # Discord webhook and interaction URLs: the segment after the id is the token.
+    (re.compile(rf"(/(?:webhooks|interactions)/[0-9]+/)[^/?#{_URL_STOP}]+"), rf"\g<1>{REDACTED}"),
+    # `"token": "…"`, `'client_secret': '…'` in JSON and Python reprs.
+    (
+        re.compile(rf"""(["']{_SECRET_KEYS}["']\s*:\s*)(["'])(?:(?!\2).)*\2""", re.IGNORECASE),
+        rf"\g<1>\g<2>{REDACTED}\g<2>",
+    ),
+    # `Authorization: Bot …`, `token=…`, `api_key = …` in headers, queries and prose.
+    (
+        re.compile(
+            rf"""(\b{_SECRET_KEYS}\s*[:=]\s*)(?:(?:Bearer|Bot|Basic|Token)\s+)?[^\s,;&'"{{}}()\[\]]+""",
+            re.IGNORECASE,
+        ),
+        rf"\g<1>{REDACTED}",
+    ),
+    (re.compile(r"\b(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.IGNORECASE), rf"\g<1>{REDACTED}"),
+    # Interaction tokens on their own: base64 of "interaction:…".
+    (re.compile(r"aW50ZXJhY3Rpb246[A-Za-z0-9_+/=.:-]*"), REDACTED),
+    # Discord bot tokens (and JWTs): three base64url parts.
+    (re.compile(r"\b[A-Za-z0-9_-]{20,}\.[A-Za-z0-9_-]{6,}\.[A-Za-z0-9_-]{20,}"), REDACTED),
+    # Query strings and fragments of URLs: signatures of signed URLs live there.
+    (re.compile(rf"\b((?:https?|wss?)://[^?#{_URL_STOP}]*)[?#][^{_URL_STOP}]*", re.IGNORECASE), rf"\g<1>?{REDACTED}"),
+)
+
+_TRACEBACKS = logging.Formatter()
+
+
+def redact(text: str) -> str:
+    """`text` with every secret the rules know of replaced by `[REDACTED]`."""
+    for pattern, replacement in _RULES:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """A handler filter that redacts secrets from each record's message, args and traceback.
+
+    It never drops a record. It is idempotent, so a record that passes several handlers (each
+    with the filter) comes out the same.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Redact the record in place; always keep it."""
+        try:
+            message = record.getMessage()
+            broken = False
+        except Exception:  # a broken format: the handler's error report would print msg and args raw
+            message = f"{record.msg!s} (arguments that did not fit: {record.args!r})"
+            broken = True
+        redacted = redact(message)
+        if broken or redacted != message:
+            record.msg = redacted
+            record.args = None
+        if record.exc_info and record.exc_info != (None, None, None):
+            record.exc_text = record.exc_text or _TRACEBACKS.formatException(record.exc_info)
+            record.exc_info = None
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True
+
+
+def install(logger: logging.Logger | None = None) -> RedactingFilter:
+    """Put one `RedactingFilter` on every handler of `logger` (the root logger by default).
+
+    Handlers that already have one are left as they are. Handlers added later are not covered,
+    so call this after the last handler is configured.
+    """
+    target = logger if logger is not None else logging.getLogger()
+    shared = RedactingFilter()
+    for handler in target.handlers:
+        if not any(isinstance(existing, RedactingFilter) for existing in handler.filters):
+            handler.addFilter(shared)
+    return shared
