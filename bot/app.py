@@ -22,6 +22,7 @@ from discord.ext import commands
 from bot.clock import Clock
 from bot.config import Settings
 from bot.errors import LipsyncError, NotAllowed
+from bot.jobs.fetch import DISCORD_CDN, FetchPolicy
 from bot.jobs.models import HooksFactory
 from bot.services import Services
 
@@ -59,6 +60,7 @@ class LipsyncBot(commands.Bot):
         clock: Clock | None = None,
         status_interval: float | None = None,
         sandbox: bool = False,
+        fetch_policy: FetchPolicy = DISCORD_CDN,
     ) -> None:
         # Guilds is the only intent needed: channels, roles and upload limits come from its cache.
         super().__init__(
@@ -70,6 +72,7 @@ class LipsyncBot(commands.Bot):
         )
         self.settings = settings
         self.sandbox = sandbox
+        self._fetch_policy = fetch_policy
         # How often a status message may be edited; None leaves it to the Discord layer's default.
         self.status_interval = status_interval
         # Set by the cog that presents jobs: rebuilds a resumed job's status message and poster.
@@ -92,7 +95,9 @@ class LipsyncBot(commands.Bot):
 
     async def setup_hook(self) -> None:
         """Open services, load cogs (they register buttons and handlers), and start resuming jobs."""
-        self._services = await Services.open(self.settings, clock=self._clock, sandbox=self.sandbox)
+        self._services = await Services.open(
+            self.settings, clock=self._clock, sandbox=self.sandbox, fetch_policy=self._fetch_policy
+        )
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         self._resume_task = asyncio.create_task(self._resume_jobs(), name="resume-jobs")
@@ -146,9 +151,14 @@ class LipsyncBot(commands.Bot):
         await super().close()
 
 
-def create_bot(settings: Settings, *, clock: Clock | None = None, sandbox: bool = False) -> LipsyncBot:
-    """Build the bot from settings; `clock` replaces the system clock (tests); `sandbox` is `--sandbox`."""
-    return LipsyncBot(settings, clock=clock, sandbox=sandbox)
+def create_bot(
+    settings: Settings, *, clock: Clock | None = None, sandbox: bool = False, fetch_policy: FetchPolicy = DISCORD_CDN
+) -> LipsyncBot:
+    """Build the bot from settings.
+
+    `clock` replaces the system clock and `fetch_policy` Discord's CDN (tests); `sandbox` is `--sandbox`.
+    """
+    return LipsyncBot(settings, clock=clock, sandbox=sandbox, fetch_policy=fetch_policy)
 
 
 async def sync_commands(bot: commands.Bot, guild_id: int | None) -> list[app_commands.AppCommand]:

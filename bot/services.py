@@ -17,6 +17,7 @@ from bot.config import Settings
 from bot.errors import ConfigurationError
 from bot.jobs.config import EngineConfig
 from bot.jobs.engine import JobEngine
+from bot.jobs.fetch import DISCORD_CDN, FetchPolicy
 from bot.jobs.webhooks import WebhookReceiver
 from bot.magichour import MagicHourClient
 from bot.store import QuotaPolicy, Store
@@ -40,7 +41,14 @@ class Services:
     webhooks: WebhookReceiver | None = None
 
     @classmethod
-    async def open(cls, settings: Settings, *, clock: Clock | None = None, sandbox: bool = False) -> Services:
+    async def open(
+        cls,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        sandbox: bool = False,
+        fetch_policy: FetchPolicy = DISCORD_CDN,
+    ) -> Services:
         """Open the database and HTTP clients and build the engine.
 
         `sandbox` is the operator's word that the API is the sandbox (`--sandbox`). It is never
@@ -56,7 +64,7 @@ class Services:
         client = MagicHourClient(settings.magic_hour_api_key, settings.magic_hour_base_url, clock=clock)
         fetch_http = httpx.AsyncClient(timeout=_FETCH_TIMEOUT, follow_redirects=False)  # fetch_input checks each hop
         engine = JobEngine(
-            config=EngineConfig.from_settings(settings, sandbox=sandbox),
+            config=EngineConfig.from_settings(settings, sandbox=sandbox, fetch_policy=fetch_policy),
             store=store,
             client=client,
             fetch_http=fetch_http,

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.config import Settings
+from bot.jobs.fetch import DISCORD_CDN, FetchPolicy
 from bot.jobs.models import GuildRules
 from bot.jobs.poller import PollPolicy
 
@@ -37,12 +38,15 @@ class EngineConfig:
     poll: PollPolicy = field(default_factory=PollPolicy)
     delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     link_cooldown_seconds: float = 30.0  # at most one fresh download link per job this often
+    fetch_policy: FetchPolicy = DISCORD_CDN  # where attachments may be fetched from
     # True when the operator said so (`--sandbox`); a result is also labelled a sandbox render
     # when the server that made it says it is the sandbox. Never guessed from a URL.
     sandbox: bool = False
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, sandbox: bool) -> EngineConfig:
+    def from_settings(
+        cls, settings: Settings, *, sandbox: bool, fetch_policy: FetchPolicy = DISCORD_CDN
+    ) -> EngineConfig:
         """The engine's slice of the settings."""
         return cls(
             work_dir=settings.work_dir,
@@ -57,4 +61,5 @@ class EngineConfig:
             job_deadline_seconds=settings.job_deadline_minutes * 60,
             poll=PollPolicy(initial=settings.poll_initial_seconds, maximum=settings.poll_max_seconds),
             sandbox=sandbox,
+            fetch_policy=fetch_policy,
         )

@@ -25,6 +25,7 @@ from bot.jobs.models import HooksFactory, JobHooks, JobRequest, QueueSnapshot
 from bot.jobs.poller import Poller
 from bot.jobs.queue import SlotQueue
 from bot.jobs.run import JobRun, RunContext, swallow_cancel
+from bot.jobs.youtube import canonical_youtube_url
 from bot.magichour import MagicHourClient
 from bot.store import JobRecord, JobState, NewJob, Store
 
@@ -100,9 +101,13 @@ class JobEngine:
     # ----------------------------------------------------------------- starting jobs
 
     def _with_defaults(self, request: JobRequest) -> JobRequest:
+        """The request as it will run: a canonical YouTube link, and the operator's frame-rate cap."""
+        if request.youtube_url is not None:
+            # Only the parsed video id goes on to Magic Hour, never the member's raw string.
+            request = dataclasses.replace(request, youtube_url=canonical_youtube_url(request.youtube_url))
         if request.max_fps is None and self.config.default_max_fps is not None:
             # The operator's DEFAULT_MAX_FPS caps what the member didn't choose (fewer frames, fewer credits).
-            return dataclasses.replace(request, max_fps=self.config.default_max_fps)
+            request = dataclasses.replace(request, max_fps=self.config.default_max_fps)
         return request
 
     async def precheck(self, request: JobRequest) -> Admitted:

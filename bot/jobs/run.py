@@ -158,10 +158,14 @@ class JobRun:
             if request.video is not None:
                 await self.show("activity_fetch", filename=request.video.filename)
                 dest = self.workdir / f"video.{extension_of(request.video.filename)}"
-                video_path = await fetch_input(self.ctx.fetch_http, request.video, dest, max_bytes=limit)
+                video_path = await fetch_input(
+                    self.ctx.fetch_http, request.video, dest, max_bytes=limit, policy=self.ctx.config.fetch_policy
+                )
             await self.show("activity_fetch", filename=request.audio.filename)
             dest = self.workdir / f"audio.{extension_of(request.audio.filename)}"
-            audio_path = await fetch_input(self.ctx.fetch_http, request.audio, dest, max_bytes=limit)
+            audio_path = await fetch_input(
+                self.ctx.fetch_http, request.audio, dest, max_bytes=limit, policy=self.ctx.config.fetch_policy
+            )
         self._activity = None
         return video_path, audio_path
 

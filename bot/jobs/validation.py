@@ -7,20 +7,15 @@ member exactly what to fix.
 from __future__ import annotations
 
 import math
-import re
 from pathlib import PurePosixPath
-from urllib.parse import parse_qs, urlsplit
 
 from bot.errors import InvalidInput
 from bot.jobs.models import GuildRules, InputSource, JobRequest
+from bot.jobs.youtube import canonical_youtube_url
 
 # The extensions Magic Hour accepts for each slot (API reference, "Extensions").
 VIDEO_EXTENSIONS = frozenset({"mp4", "m4v", "mov", "webm"})
 AUDIO_EXTENSIONS = frozenset({"mp3", "wav", "aac", "flac", "webm", "weba", "m4a", "opus", "ogg", "oga", "aiff", "amr"})
-YOUTUBE_HOSTS = frozenset(
-    {"youtube.com", "www.youtube.com", "m.youtube.com", "music.youtube.com", "youtu.be", "www.youtu.be"}
-)
-_YOUTUBE_ID = re.compile(r"^[A-Za-z0-9_-]{11}$")
 MAX_NAME_LENGTH = 100
 MAX_FPS_LIMIT = 60.0
 
@@ -72,31 +67,6 @@ def _check_size(source: InputSource, rules: GuildRules) -> None:
         raise InvalidInput("file_too_large", filename=source.filename, size=source.size, limit=rules.max_input_bytes)
 
 
-def check_youtube_url(url: str) -> str:
-    """Check a YouTube link's shape and host; return it normalised (stripped)."""
-    url = url.strip()
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    if parts.scheme not in ("http", "https") or host not in YOUTUBE_HOSTS:
-        raise InvalidInput("youtube_host")
-    video_id = _youtube_id(host, parts.path, parts.query)
-    if video_id is None or not _YOUTUBE_ID.match(video_id):
-        raise InvalidInput("youtube_shape")
-    return url
-
-
-def _youtube_id(host: str, path: str, query: str) -> str | None:
-    segments = [s for s in path.split("/") if s]
-    if host.endswith("youtu.be"):
-        return segments[0] if segments else None
-    if segments[:1] == ["watch"]:
-        values = parse_qs(query).get("v")
-        return values[0] if values else None
-    if len(segments) >= 2 and segments[0] in ("shorts", "embed", "live", "v"):
-        return segments[1]
-    return None
-
-
 def check_clip_length(length: float, rules: GuildRules) -> None:
     """The one rule on a clip's length, applied to the asked window and again to the probed one."""
     if length > rules.max_clip_seconds + 1e-6:
@@ -127,7 +97,7 @@ def check_request(request: JobRequest, rules: GuildRules) -> None:
     if request.video is not None:
         check_video_source(request.video, rules)
     if request.youtube_url is not None:
-        check_youtube_url(request.youtube_url)
+        canonical_youtube_url(request.youtube_url)
     check_audio_source(request.audio, rules)
     check_window(request, rules)
     if request.mode not in rules.allowed_modes:
