@@ -3,11 +3,15 @@
 Open one `Store` per process with `await Store.open(path, policy=QuotaPolicy.from_settings(s))`;
 it exposes `store.jobs` (`JobStore`), `store.quota` (`QuotaLedger`) and `store.limits`
 (`LimitStore`). The ledger's sign convention is documented in `bot.store.models`.
+
+The store holds codes and numbers, never sentences: a refusal is a `Refusal`, a job's error is
+`error_code` plus `error_data`, and the front ends put them into words (and Discord markup).
 """
 
 from __future__ import annotations
 
 from bot.store.errors import (
+    AboveCeiling,
     InvalidTransition,
     JobNotActive,
     JobNotFound,
@@ -21,9 +25,12 @@ from bot.store.jobs import JobStore
 from bot.store.limits import LimitStore
 from bot.store.models import (
     ALLOWED_TRANSITIONS,
+    SETTLED_STATES,
     TERMINAL_STATES,
-    Balance,
+    UNKNOWN_AT_MAGIC_HOUR,
     DeletionReport,
+    EffectiveLimits,
+    ErrorData,
     GuildSettings,
     JobEvent,
     JobRecord,
@@ -41,13 +48,17 @@ from bot.store.models import (
 )
 from bot.store.quota import QuotaLedger
 from bot.store.store import Store
-from bot.store.windows import discord_timestamp, next_reset, window_bounds
+from bot.store.windows import next_reset, window_bounds
 
 __all__ = [
     "ALLOWED_TRANSITIONS",
+    "SETTLED_STATES",
     "TERMINAL_STATES",
-    "Balance",
+    "UNKNOWN_AT_MAGIC_HOUR",
+    "AboveCeiling",
     "DeletionReport",
+    "EffectiveLimits",
+    "ErrorData",
     "GuildSettings",
     "InvalidTransition",
     "JobEvent",
@@ -74,7 +85,6 @@ __all__ = [
     "UsageLine",
     "UsageReport",
     "can_transition",
-    "discord_timestamp",
     "next_reset",
     "window_bounds",
 ]

@@ -1,8 +1,9 @@
 """Errors the store raises.
 
-These are programming or operational errors (a wrong call, a busy or newer database), not things a
-member caused, so they do not derive from `LipsyncError`. A quota refusal is not an error at all:
-`QuotaLedger.reserve` returns a `Refusal`.
+These are programming or operational errors (a wrong call, a busy or newer database) or a
+manager's request the operator's settings forbid (`AboveCeiling`), not things a member caused, so
+they do not derive from `LipsyncError`. Each carries its numbers as attributes; the front ends
+word them. A quota refusal is not an error at all: `QuotaLedger.reserve` returns a `Refusal`.
 """
 
 from __future__ import annotations
@@ -42,11 +43,24 @@ class JobNotActive(StoreError):
 
 
 class NoReservation(StoreError):
-    """`settle` was called for a job that never reserved credits."""
+    """A charge or a top-up for a job that holds no open reservation."""
 
     def __init__(self, job_id: int) -> None:
-        super().__init__(f"job {job_id} has no reservation to settle")
+        super().__init__(f"job {job_id} has no open reservation")
         self.job_id = job_id
+
+
+class AboveCeiling(StoreError):
+    """A limit, pool or grant above the operator's per-server ceiling (`server_credits_ceiling`).
+
+    `requested` is the value the limit or pool would have, or for a grant the allowance plus
+    grants the member would reach.
+    """
+
+    def __init__(self, ceiling: int, requested: int) -> None:
+        super().__init__(f"{requested} credits is above the operator's ceiling of {ceiling}")
+        self.ceiling = ceiling
+        self.requested = requested
 
 
 class MemberHasActiveJobs(StoreError):

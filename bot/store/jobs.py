@@ -1,8 +1,16 @@
-"""Job records: create, move through states (checked), update, and the queries the bot needs."""
+"""Job records: create, move through states (checked), update, and the queries the bot needs.
+
+`transition` is also the one place where credits close: the state a job enters decides whether its
+reservation is settled (the render completed at Magic Hour, or its outcome is unknown) or refunded
+(it never got that far), in the same transaction as the state change, so a job's state and its
+credits can never disagree.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import math
 import sqlite3
 from collections.abc import Mapping
 from enum import Enum
@@ -11,9 +19,10 @@ import aiosqlite
 
 from bot.store import ledger
 from bot.store.db import Database, fetch_all, fetch_int, fetch_one, parse_ts, ts
-from bot.store.errors import InvalidTransition, JobNotFound
+from bot.store.errors import InvalidTransition, JobNotFound, NoReservation
 from bot.store.models import (
     TERMINAL_STATES,
+    UNKNOWN_AT_MAGIC_HOUR,
     UPDATABLE_JOB_FIELDS,
     JobEvent,
     JobRecord,
@@ -24,6 +33,8 @@ from bot.store.models import (
 
 # "('canceled', 'done', 'failed')", for queries; built from the enum so the two cannot drift.
 _TERMINAL_SQL = "(" + ", ".join(f"'{state.value}'" for state in sorted(TERMINAL_STATES)) + ")"
+# The states whose entry closes a reservation (see `JobStore.transition`).
+_CLOSING_STATES = frozenset({JobState.DOWNLOADING, *TERMINAL_STATES})
 
 
 def _row_to_job(row: sqlite3.Row) -> JobRecord:
@@ -34,11 +45,56 @@ def _column_value(value: object) -> object:
     return value.value if isinstance(value, Enum) else value
 
 
+def _error_data_text(value: object) -> str | None:
+    """`error_data` as stored: a flat JSON object of scalars, or NULL."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise TypeError("error_data must be a dict of names to numbers, strings, booleans or None")
+    for key, item in value.items():
+        if not isinstance(key, str):
+            raise TypeError("error_data keys must be strings")
+        if item is not None and not isinstance(item, str | int | float | bool):
+            raise TypeError(f"error_data[{key!r}] must be a number, a string, a boolean or None")
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ValueError(f"error_data[{key!r}] must be finite")
+    return json.dumps(dict(value), sort_keys=True, separators=(",", ":"))
+
+
 def _checked_fields(fields: Mapping[str, object]) -> dict[str, object]:
     unknown = set(fields) - UPDATABLE_JOB_FIELDS
     if unknown:
         raise TypeError(f"these job fields cannot be updated: {', '.join(sorted(unknown))}")
-    return {name: _column_value(value) for name, value in fields.items()}
+    checked = {name: _column_value(value) for name, value in fields.items()}
+    if "error_data" in checked:
+        checked["error_data"] = _error_data_text(checked["error_data"])
+    return checked
+
+
+async def load_uncertain(
+    conn: aiosqlite.Connection, guild_id: int | None, since: dt.datetime, until: dt.datetime | None = None
+) -> list[JobRecord]:
+    """Jobs of one server (None: command line) whose create outcome is unknown, counted in `[since, until)`.
+
+    A job counts in the window of its reservation (its creation time if it never reserved), like
+    its credits do. Oldest first.
+    """
+    rows = await fetch_all(
+        conn,
+        "SELECT j.* FROM jobs AS j LEFT JOIN ledger AS r ON r.job_id = j.id AND r.kind = 'reserve'"
+        " WHERE j.state = ? AND j.error_code = ? AND j.guild_id IS ?"
+        " AND COALESCE(r.period_at, j.created_at) >= ?"
+        " AND (? IS NULL OR COALESCE(r.period_at, j.created_at) < ?)"
+        " ORDER BY j.id",
+        (
+            JobState.FAILED.value,
+            UNKNOWN_AT_MAGIC_HOUR,
+            guild_id,
+            ts(since),
+            *([None if until is None else ts(until)] * 2),
+        ),
+    )
+    return [_row_to_job(r) for r in rows]
 
 
 async def load_job(conn: aiosqlite.Connection, job_id: int) -> JobRecord:
@@ -91,19 +147,43 @@ class JobStore:
 
         return await self._db.write(body)
 
-    async def transition(self, job_id: int, to: JobState, *, detail: str | None = None, **fields: object) -> JobRecord:
-        """Move a job to `to`, checked against its current state in the same transaction.
+    async def transition(
+        self,
+        job_id: int,
+        to: JobState,
+        *,
+        charged: int | None = None,
+        detail: str | None = None,
+        **fields: object,
+    ) -> JobRecord:
+        """Move a job to `to`, checked against its current state, and close its credits, in one transaction.
 
         Raises `InvalidTransition` for a move the state machine does not allow (including staying
         in the same state, and leaving a terminal one) and `JobNotFound`. `fields` are set at the
-        same time (the names `update` accepts).
+        same time (the names `update` accepts). Credits close here and nowhere else:
 
-        Ending a job closes its reservation in the same transaction, so that no finished job ever
-        holds credits: `failed`/`canceled` refund a reservation that is still open; `done` settles
-        one that is still open to `charged_credits` if given, else to the reserved amount. (The
-        engine normally settles to the API's `credits_charged` before this; then nothing changes.)
+        - `downloading` (the render completed at Magic Hour): `charged` is required and the
+          reservation is settled to it. A charge above what was held is recorded, never refused.
+        - `done`: settles a still-open reservation to `charged` (to what was held if None);
+          a settled one stays as it is.
+        - `failed`/`canceled`: with `charged`, settles a still-open reservation to it (a cancel
+          after submission costs what Magic Hour charged). Without, a job failing with
+          `error_code=UNKNOWN_AT_MAGIC_HOUR` is settled to what it held (the operator may have
+          been charged); any other is refunded. An already settled job stays settled (a completed
+          render whose delivery was given up was still paid for).
+
+        `charged_credits` is recorded whenever a settle happens. `charged` is refused (ValueError)
+        for other states and when negative; `NoReservation` when it is given for a job that never
+        reserved (a charge with nothing to settle against is a bug to surface).
         """
         checked = _checked_fields(fields)
+        if charged is not None:
+            if charged < 0:
+                raise ValueError("charged credits cannot be negative")
+            if to not in _CLOSING_STATES:
+                raise ValueError(f"a charge is recorded only when a job moves to {', '.join(sorted(_CLOSING_STATES))}")
+        elif to is JobState.DOWNLOADING:
+            raise ValueError("a job enters downloading with what Magic Hour charged for its render")
         now = self._db.now()
 
         async def body(conn: aiosqlite.Connection) -> JobRecord:
@@ -115,18 +195,16 @@ class JobStore:
                 "INSERT INTO job_events (job_id, state, at, detail) VALUES (?, ?, ?, ?)",
                 (job_id, to.value, ts(now), detail),
             )
-            if to in (JobState.FAILED, JobState.CANCELED):
-                await ledger.close_reservation(conn, job_id, charged=None, now=now, note=f"job {to.value}")
-            elif to is JobState.DONE:
-                charged = checked.get("charged_credits")
-                await ledger.close_reservation(
-                    conn,
-                    job_id,
-                    charged=charged if isinstance(charged, int) else None,
-                    settle_to_reserved=True,
-                    now=now,
-                    note="settled when the job finished",
-                )
+            settle_to = charged
+            if settle_to is None and (
+                to is JobState.DONE
+                or (to is JobState.FAILED and checked.get("error_code", job.error_code) == UNKNOWN_AT_MAGIC_HOUR)
+            ):
+                settle_to = await ledger.held(conn, job_id)
+            if to in _CLOSING_STATES:
+                outcome = await ledger.close_reservation(conn, job_id, charged=settle_to, now=now, note=to.value)
+                if outcome is ledger.CloseOutcome.NO_RESERVATION and charged is not None:
+                    raise NoReservation(job_id)
             return await load_job(conn, job_id)
 
         return await self._db.write(body)
@@ -187,6 +265,14 @@ class JobStore:
         """How many of a member's jobs in this server are not yet finished."""
         sql = f"SELECT COUNT(*) FROM jobs WHERE guild_id IS ? AND user_id = ? AND state NOT IN {_TERMINAL_SQL}"  # noqa: S608
         return await self._db.read(lambda conn: fetch_int(conn, sql, (guild_id, user_id)))
+
+    async def unknown_at_magic_hour(self, guild_id: int | None, since: dt.datetime) -> list[JobRecord]:
+        """A server's jobs (None: the command line's) since `since` whose create outcome is unknown.
+
+        They ended `failed` with `error_code=UNKNOWN_AT_MAGIC_HOUR` and count as charged what they
+        reserved; managers see them in their usage report. Oldest first.
+        """
+        return await self._db.read(lambda conn: load_uncertain(conn, guild_id, since))
 
     async def events(self, job_id: int) -> list[JobEvent]:
         """Every state the job entered, with when, in order."""

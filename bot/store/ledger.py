@@ -1,7 +1,10 @@
-"""Ledger SQL used inside other transactions: closing a reservation, and a window's sums.
+"""Ledger SQL used inside other transactions: holding, closing, and a window's sums.
 
 Every function here runs on a connection the caller has already put in a transaction (see
 `Database.write`/`read`); none of them begins or commits. Signs: see `bot.store.models`.
+
+Member sums take the member's token too (`bot.store.forget`): a deleted member's usage in the
+running window is kept under it and must keep counting against them.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from enum import Enum
 
 import aiosqlite
 
-from bot.store.db import fetch_int, fetch_one, ts
+from bot.store.db import fetch_all, fetch_int, fetch_one, ts
 from bot.store.models import TERMINAL_STATES, LedgerKind
 
 _TERMINAL_SQL = "(" + ", ".join(f"'{state.value}'" for state in sorted(TERMINAL_STATES)) + ")"
@@ -41,35 +44,43 @@ async def closing_row(conn: aiosqlite.Connection, job_id: int) -> sqlite3.Row | 
     return await fetch_one(conn, "SELECT * FROM ledger WHERE job_id = ? AND kind IN ('settle', 'refund')", (job_id,))
 
 
+async def held(conn: aiosqlite.Connection, job_id: int) -> int:
+    """What the job holds in total: its reservation plus its top-ups (as a positive number)."""
+    return await fetch_int(
+        conn,
+        "SELECT COALESCE(-SUM(amount), 0) FROM ledger WHERE job_id = ? AND kind IN ('reserve', 'topup')",
+        (job_id,),
+    )
+
+
 async def close_reservation(
     conn: aiosqlite.Connection,
     job_id: int,
     *,
     charged: int | None,
     now: dt.datetime,
-    settle_to_reserved: bool = False,
     note: str | None = None,
 ) -> CloseOutcome:
-    """Settle (`charged` given, or `settle_to_reserved`) or refund (neither) a job's reservation, once.
+    """Settle a job's reservation to `charged`, or refund it (`charged` None), once.
 
-    The check and the insert run in the caller's write transaction, so no other writer can slip a
-    second close in between; the unique index `ledger_one_close` backs that up at the schema level.
-    A settle also records `charged_credits` on the job.
+    The amount is computed against everything the job holds (reservation plus top-ups). The check
+    and the insert run in the caller's write transaction, so no other writer can slip a second
+    close in between; the unique index `ledger_one_close` backs that up at the schema level. A
+    settle also records `charged_credits` on the job. Only `JobStore.transition` calls this.
     """
     reserve = await reservation_row(conn, job_id)
     if reserve is None:
         return CloseOutcome.NO_RESERVATION
     if await closing_row(conn, job_id) is not None:
         return CloseOutcome.ALREADY_CLOSED
-    reserved = -int(reserve["amount"])
-    if charged is None and not settle_to_reserved:
-        kind, amount, charged_value = LedgerKind.REFUND, reserved, None
+    total = await held(conn, job_id)
+    if charged is None:
+        kind, amount = LedgerKind.REFUND, total
     else:
-        charged_value = reserved if charged is None else charged
-        if charged_value < 0:
+        if charged < 0:
             raise ValueError("charged credits cannot be negative")
-        # Negative when Magic Hour charged more than was reserved: the member pays the difference.
-        kind, amount = LedgerKind.SETTLE, reserved - charged_value
+        # Negative when Magic Hour charged more than was held: recorded, never refused.
+        kind, amount = LedgerKind.SETTLE, total - charged
     await conn.execute(
         "INSERT INTO ledger (kind, job_id, guild_id, user_id, mode, amount, charged, period_at, at, note)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -80,60 +91,60 @@ async def close_reservation(
             reserve["user_id"],
             reserve["mode"],
             amount,
-            charged_value,
+            charged,
             reserve["period_at"],  # counts in the window where the reservation was made
             ts(now),
             note,
         ),
     )
-    if charged_value is not None:
+    if charged is not None:
         await conn.execute(
-            "UPDATE jobs SET charged_credits = ?, updated_at = ? WHERE id = ?", (charged_value, ts(now), job_id)
+            "UPDATE jobs SET charged_credits = ?, updated_at = ? WHERE id = ?", (charged, ts(now), job_id)
         )
     return CloseOutcome.CLOSED
 
 
 async def member_sums(
-    conn: aiosqlite.Connection, guild_id: int | None, user_id: int, since: dt.datetime
-) -> tuple[int, int]:
-    """(used, granted) for one member in one server since `since`."""
-    row = await fetch_one(
+    conn: aiosqlite.Connection,
+    guild_id: int | None,
+    user_ids: tuple[int, int],
+    start: dt.datetime,
+    end: dt.datetime,
+) -> tuple[int, int, int]:
+    """(used, granted, reserved) for one member (their id and their token) in one server in `[start, end)`.
+
+    `reserved` is what their open reservations and top-ups hold.
+    """
+    rows = await fetch_all(
         conn,
-        "SELECT COALESCE(-SUM(CASE WHEN kind <> 'grant' THEN amount END), 0),"
-        " COALESCE(SUM(CASE WHEN kind = 'grant' THEN amount END), 0)"
-        " FROM ledger WHERE guild_id IS ? AND user_id = ? AND period_at >= ?",
-        (guild_id, user_id, ts(since)),
+        "SELECT COALESCE(-SUM(CASE WHEN l.kind <> 'grant' THEN l.amount END), 0),"
+        " COALESCE(SUM(CASE WHEN l.kind = 'grant' THEN l.amount END), 0),"
+        " COALESCE(-SUM(CASE WHEN l.kind IN ('reserve', 'topup') AND l.job_id IS NOT NULL AND NOT EXISTS"
+        "   (SELECT 1 FROM ledger AS c WHERE c.job_id = l.job_id AND c.kind IN ('settle', 'refund'))"
+        "   THEN l.amount END), 0)"
+        " FROM ledger AS l WHERE l.guild_id IS ? AND l.user_id IN (?, ?) AND l.period_at >= ? AND l.period_at < ?",
+        (guild_id, *user_ids, ts(start), ts(end)),
     )
-    assert row is not None  # an aggregate always returns a row
-    return int(row[0]), int(row[1])
+    row = rows[0]  # an aggregate always returns a row
+    return int(row[0]), int(row[1]), int(row[2])
 
 
-async def guild_used(conn: aiosqlite.Connection, guild_id: int, since: dt.datetime) -> int:
-    """Credits used in one server since `since` (every member, deleted ones included)."""
+async def guild_used(conn: aiosqlite.Connection, guild_id: int, start: dt.datetime, end: dt.datetime) -> int:
+    """Credits used in one server in `[start, end)` (every member, deleted ones included)."""
     return await fetch_int(
         conn,
-        "SELECT COALESCE(-SUM(amount), 0) FROM ledger WHERE guild_id = ? AND period_at >= ? AND kind <> 'grant'",
-        (guild_id, ts(since)),
+        "SELECT COALESCE(-SUM(amount), 0) FROM ledger"
+        " WHERE guild_id = ? AND period_at >= ? AND period_at < ? AND kind <> 'grant'",
+        (guild_id, ts(start), ts(end)),
     )
 
 
-async def bot_used(conn: aiosqlite.Connection, since: dt.datetime) -> int:
-    """Credits used across every server and the command line since `since`."""
+async def bot_used(conn: aiosqlite.Connection, start: dt.datetime, end: dt.datetime) -> int:
+    """Credits used across every server and the command line in `[start, end)`."""
     return await fetch_int(
         conn,
-        "SELECT COALESCE(-SUM(amount), 0) FROM ledger WHERE period_at >= ? AND kind <> 'grant'",
-        (ts(since),),
-    )
-
-
-async def member_in_flight(conn: aiosqlite.Connection, guild_id: int | None, user_id: int, since: dt.datetime) -> int:
-    """Credits held by a member's open reservations made since `since`."""
-    return await fetch_int(
-        conn,
-        "SELECT COALESCE(-SUM(r.amount), 0) FROM ledger AS r"
-        " WHERE r.guild_id IS ? AND r.user_id = ? AND r.period_at >= ? AND r.kind = 'reserve'"
-        " AND NOT EXISTS (SELECT 1 FROM ledger AS c WHERE c.job_id = r.job_id AND c.kind IN ('settle', 'refund'))",
-        (guild_id, user_id, ts(since)),
+        "SELECT COALESCE(-SUM(amount), 0) FROM ledger WHERE period_at >= ? AND period_at < ? AND kind <> 'grant'",
+        (ts(start), ts(end)),
     )
 
 

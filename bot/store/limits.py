@@ -4,6 +4,9 @@ Resolution of a member's allowance, most specific first:
 member limit in this server > the highest limit among their roles > the server's default member
 allowance > the bot's `default_member_credits`. A member limit wins even when it is lower than a
 role's: it is the manager's explicit word about this member.
+
+With an operator ceiling (`QuotaPolicy.server_credits_ceiling`), no member limit, role limit,
+server default or pool may be set above it (`AboveCeiling`): managers spend the operator's credits.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import aiosqlite
 
 from bot.config import GenerationMode
 from bot.store.db import Database, fetch_all, fetch_one, ts
+from bot.store.errors import AboveCeiling
 from bot.store.models import GuildSettings, LimitKind, QuotaPolicy
 
 _GUILD_COLUMNS = ("default_member_credits", "pool_credits", "allowed_modes", "max_clip_seconds", "max_active_jobs")
@@ -76,6 +80,12 @@ def _non_negative(value: int | None, what: str) -> None:
         raise ValueError(f"{what} cannot be negative")
 
 
+def _within(policy: QuotaPolicy, credits: int | None) -> None:
+    ceiling = policy.server_credits_ceiling
+    if credits is not None and ceiling is not None and credits > ceiling:
+        raise AboveCeiling(ceiling, credits)
+
+
 class LimitStore:
     """Per-member, per-role and per-server limits and settings. Reach it as `store.limits`."""
 
@@ -88,8 +98,12 @@ class LimitStore:
     async def set_member_limit(
         self, guild_id: int, user_id: int, credits: int, *, by_user_id: int | None = None
     ) -> None:
-        """Give one member their own allowance per window in this server (replaces any earlier one)."""
+        """Give one member their own allowance per window in this server (replaces any earlier one).
+
+        It survives the member's request to delete their data; `clear_member_limit` removes it.
+        """
         _non_negative(credits, "a limit")
+        _within(self._policy, credits)
         now = ts(self._db.now())
 
         async def body(conn: aiosqlite.Connection) -> None:
@@ -116,6 +130,7 @@ class LimitStore:
     async def set_role_limit(self, guild_id: int, role_id: int, credits: int, *, by_user_id: int | None = None) -> None:
         """Give members with this role this allowance (the highest of a member's roles applies)."""
         _non_negative(credits, "a limit")
+        _within(self._policy, credits)
         now = ts(self._db.now())
 
         async def body(conn: aiosqlite.Connection) -> None:
@@ -179,11 +194,16 @@ class LimitStore:
     async def set_server_default(self, guild_id: int, credits: int | None) -> GuildSettings:
         """Each member's allowance in this server unless a member or role limit applies; None clears."""
         _non_negative(credits, "a limit")
+        _within(self._policy, credits)
         return await self._set(guild_id, "default_member_credits", credits)
 
     async def set_server_pool(self, guild_id: int, credits: int | None) -> GuildSettings:
-        """The most this server may use per window, all members together; None removes the cap."""
+        """The most this server may use per window, all members together; None removes the cap.
+
+        The operator's ceiling, if any, caps the server whatever its pool.
+        """
         _non_negative(credits, "a pool")
+        _within(self._policy, credits)
         return await self._set(guild_id, "pool_credits", credits)
 
     async def set_allowed_modes(self, guild_id: int, modes: Sequence[GenerationMode] | None) -> GuildSettings:

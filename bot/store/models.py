@@ -1,24 +1,33 @@
 """The store's records and results: jobs, their states, ledger rows, quota answers, policy.
 
+Everything here is codes and numbers: the store never builds a sentence for a member. Words are
+made at the edges (the Discord layer, the terminal), which is where language and markup belong.
+
 Ledger sign convention (one signed `amount` per row, from the member's point of view):
 
 - `reserve`: `-reserved` (credits set aside when a job is accepted)
-- `settle`:  `+(reserved - charged)` (gives back what the render did not use; negative when
-  Magic Hour charged more than was reserved, which is recorded, never refused)
-- `refund`:  `+reserved` (the job failed or was canceled; nothing is spent)
+- `topup`:   `-n` (n more credits set aside for the same job, when Magic Hour's create answer
+  costs more than the estimate; counts exactly like the reservation it adds to)
+- `settle`:  `+(held - charged)`, where `held` is the reservation plus its top-ups (gives back
+  what the render did not use; negative when Magic Hour charged more than was held, which is
+  recorded, never refused: the ledger mirrors Magic Hour)
+- `refund`:  `+held` (the job failed or was canceled before anything was charged)
 - `adjust`:  an operator's correction of usage, `+n` gives credits back, `-n` takes them
 - `grant`:   `+n` extra allowance for one member in one window; never counts as usage
 
 So a window's usage (against member, server pool and bot budget alike) is
 `used = -SUM(amount) over every row except grants`: an open reservation counts in full, a settled
 job counts what it was charged, a refunded job counts nothing. Every row carries `period_at`, the
-moment that decides which window it counts in; settle and refund rows copy their reservation's, so
-a job reserved before a reset and settled after it still counts in the window where it was made.
+moment that decides which window it counts in; top-up, settle and refund rows copy their
+reservation's, so a job reserved before a reset and settled after it still counts in the window
+where it was made. Each job has at most one reservation and at most one closing row (settle or
+refund); only `JobStore.transition` writes closing rows.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -26,7 +35,6 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from bot.config import GenerationMode, QuotaWindow
-from bot.errors import QuotaExceeded
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -38,6 +46,7 @@ class JobState(StrEnum):
     RECEIVED = "received"
     FETCHING = "fetching"
     UPLOADING = "uploading"
+    CREATING = "creating"  # the paid create call is on its way to Magic Hour (or its answer is)
     SUBMITTED = "submitted"
     RENDERING = "rendering"
     DOWNLOADING = "downloading"
@@ -56,11 +65,13 @@ TERMINAL_STATES: frozenset[JobState] = frozenset({JobState.DONE, JobState.FAILED
 
 # The happy path, plus the two shortcuts the engine needs: local files skip fetching, and a render
 # can finish between two polls so `rendering` is never seen. Any live state may also fail or be
-# canceled; that is added below rather than listed.
+# canceled; that is added below rather than listed. `creating` sits between the upload and the
+# project id, so a restart can tell "never created" (uploading) from "perhaps created" (creating).
 _FORWARD: dict[JobState, frozenset[JobState]] = {
     JobState.RECEIVED: frozenset({JobState.FETCHING, JobState.UPLOADING}),
     JobState.FETCHING: frozenset({JobState.UPLOADING}),
-    JobState.UPLOADING: frozenset({JobState.SUBMITTED}),
+    JobState.UPLOADING: frozenset({JobState.CREATING}),
+    JobState.CREATING: frozenset({JobState.SUBMITTED}),
     JobState.SUBMITTED: frozenset({JobState.RENDERING, JobState.DOWNLOADING}),
     JobState.RENDERING: frozenset({JobState.DOWNLOADING}),
     JobState.DOWNLOADING: frozenset({JobState.DELIVERING}),
@@ -73,6 +84,21 @@ ALLOWED_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     else frozenset()
     for state in JobState
 }
+
+
+# Steps that older versions allowed and that stored histories may still contain (schema 1-2 went
+# straight from uploading to submitted). Accepted when checking recorded events, never for new moves.
+LEGACY_TRANSITIONS: frozenset[tuple[JobState, JobState]] = frozenset({(JobState.UPLOADING, JobState.SUBMITTED)})
+
+# States in which the render is complete at Magic Hour, so a reservation must have been settled.
+SETTLED_STATES: frozenset[JobState] = frozenset({JobState.DOWNLOADING, JobState.DELIVERING, JobState.DONE})
+
+# The error code of a job whose create call may or may not have reached Magic Hour. Such a job is
+# settled to what it reserved (the operator may have been charged) and listed for managers.
+UNKNOWN_AT_MAGIC_HOUR = "unknown_at_magic_hour"
+
+# A job's error details: a flat JSON object of scalars (numbers, names, ids), never a sentence.
+ErrorData = dict[str, str | int | float | bool | None]
 
 
 def can_transition(current: JobState, to: JobState) -> bool:
@@ -132,13 +158,19 @@ class JobRecord(BaseModel):
     estimated_credits: int | None
     charged_credits: int | None
     error_code: str | None
-    error_message: str | None
+    error_data: ErrorData | None
     delivery_kind: str | None  # e.g. "file", "compressed", "link", "dm", "local"
     delivery_message_id: int | None
     status_channel_id: int | None
     status_message_id: int | None
     created_at: dt.datetime
     updated_at: dt.datetime
+
+    @field_validator("error_data", mode="before")
+    @classmethod
+    def _json(cls, value: object) -> object:
+        # Stored as JSON object text; a dict passes through.
+        return json.loads(value) if isinstance(value, str) else value
 
     @field_validator("created_at", "updated_at")
     @classmethod
@@ -153,7 +185,8 @@ class JobRecord(BaseModel):
 
 
 # Fields `JobStore.update` and `JobStore.transition` may change. Identity (id, owner, created_at),
-# mode (the reservation was priced for it) and state (only through `transition`) are not here.
+# mode (the reservation was priced for it), state (only through `transition`) and charged_credits
+# (written only when `transition` settles the reservation) are not here.
 UPDATABLE_JOB_FIELDS: frozenset[str] = frozenset(
     {
         "channel_id",
@@ -168,9 +201,8 @@ UPDATABLE_JOB_FIELDS: frozenset[str] = frozenset(
         "name",
         "project_id",
         "estimated_credits",
-        "charged_credits",
         "error_code",
-        "error_message",
+        "error_data",
         "delivery_kind",
         "delivery_message_id",
         "status_channel_id",
@@ -193,6 +225,7 @@ class LedgerKind(StrEnum):
     """What a ledger row records; see the module docstring for signs."""
 
     RESERVE = "reserve"
+    TOPUP = "topup"
     SETTLE = "settle"
     REFUND = "refund"
     GRANT = "grant"
@@ -201,7 +234,11 @@ class LedgerKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class LedgerEntry:
-    """One ledger row. `user_id` and `job_id` are None once a deleted member's usage is anonymised."""
+    """One ledger row.
+
+    `job_id` is None once its member's data was deleted; `user_id` is then a negative one-way token
+    while the row's window runs (it still counts against that member) and None after it.
+    """
 
     id: int
     kind: LedgerKind
@@ -231,47 +268,85 @@ class LimitKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Reservation:
-    """Credits set aside for a job; `settle` or `refund` closes it."""
+    """Credits held for a job; `JobStore.transition` settles or refunds them."""
 
     job_id: int
-    amount: int
+    amount: int  # the total held: the reservation plus any top-ups
     reserved_at: dt.datetime
     resets_at: dt.datetime  # end of the window this reservation counts in
-    remaining: int  # the member's credits left in this window after this reservation
-    already_reserved: bool = False  # True when the job had reserved before; nothing new was written
+    remaining: int  # what the member can still spend in that window after this (every limit), >= 0
+    already_reserved: bool = False  # True when nothing new was written (a repeat, or no top-up needed)
 
 
 @dataclass(frozen=True, slots=True)
 class Refusal:
-    """Why a reservation was refused: which limit, how much it leaves, and when it resets."""
+    """Why credits were refused, as data: which limit, how much it has left, when it resets.
+
+    The front ends turn this into words; the store never does.
+    """
 
     limit: LimitKind
     available: int  # credits (or, for ACTIVE_JOBS, job slots) still available, never negative
     requested: int  # credits asked for (or, for ACTIVE_JOBS, 1 job)
     resets_at: dt.datetime | None  # None for ACTIVE_JOBS: it frees up when a job ends
-    user_message: str  # plain words, with Discord timestamp markup for the reset
-
-    def as_error(self) -> QuotaExceeded:
-        """This refusal as the exception front ends already know how to show."""
-        return QuotaExceeded(self.user_message, code=f"quota_{self.limit.value}")
+    max_active: int | None = None  # for ACTIVE_JOBS, how many running jobs a member may have
 
 
 @dataclass(frozen=True, slots=True)
-class Balance:
-    """A member's standing in the current window."""
+class EffectiveLimits:
+    """Everything that limits one member's spending in one window, read in one snapshot.
 
-    allowance: int  # the limit that applies, before grants
+    `refusal_for` is the one credit rule; `QuotaLedger.reserve` and `top_up` apply it to the same
+    numbers inside their write transaction, so what a member is shown and what is enforced agree.
+    """
+
+    allowance: int  # the member's allowance per window, before grants
     limit_kind: LimitKind  # where `allowance` came from: MEMBER, ROLE, SERVER_DEFAULT, GLOBAL_DEFAULT
-    granted: int  # extra credits granted this window
+    granted: int  # grants this window (negative when a manager took credits back)
     used: int  # charged for finished jobs + held by running ones + adjustments
-    reserved: int  # the part of `used` held by running jobs (may still be refunded)
-    remaining: int  # allowance + granted - used, never negative
+    reserved: int  # the part of `used` held by open reservations (may still be refunded)
+    member_available: int  # allowance + granted - used; negative after a settle above what was held
+    pool_limit: int | None  # the server's effective pool per window: min(pool, ceiling); None: none
+    pool_available: int | None  # pool_limit - what the server used; None when there is no pool
+    budget_limit: int | None  # the bot's budget per window; None: unlimited
+    budget_available: int | None  # budget_limit - what every server used; None when unlimited
+    remaining: int  # what the member can really spend now: max(0, the least of the availables)
     window_start: dt.datetime
     resets_at: dt.datetime
     active_jobs: int  # running jobs holding a reservation
     max_active_jobs: int
-    server_pool_remaining: int | None  # None when the server has no pool
-    bot_budget_remaining: int | None  # None when the bot has no budget
+    guild: GuildSettings | None  # the server's own settings; None for command-line jobs
+
+    def refusal_for(self, amount: int, *, new_job: bool = True) -> Refusal | None:
+        """The refusal for spending `amount` more credits, or None when every limit allows it.
+
+        With `new_job`, a member already running `max_active_jobs` jobs is refused first
+        (ACTIVE_JOBS). Then each credit limit (member, server pool, bot budget) refuses when
+        `amount` exceeds what it has available, for every amount including 0 (so a member whose
+        balance is below zero cannot start even a free job). Several failing: the tightest wins;
+        ties go to the member's limit, then the pool, then the budget.
+        """
+        if amount < 0:
+            raise ValueError("cannot ask for a negative amount")
+        if new_job and self.active_jobs >= self.max_active_jobs:
+            return Refusal(
+                limit=LimitKind.ACTIVE_JOBS,
+                available=max(0, self.max_active_jobs - self.active_jobs),
+                requested=1,
+                resets_at=None,
+                max_active=self.max_active_jobs,
+            )
+        checks: list[tuple[LimitKind, int]] = [(self.limit_kind, self.member_available)]
+        if self.pool_available is not None:
+            checks.append((LimitKind.SERVER_POOL, self.pool_available))
+        if self.budget_available is not None:
+            checks.append((LimitKind.BOT_BUDGET, self.budget_available))
+        failing = [check for check in checks if amount > check[1]]
+        if not failing:
+            return None
+        # min() keeps the first of equals: the member's own limit, then pool, then budget.
+        limit, available = min(failing, key=lambda check: check[1])
+        return Refusal(limit=limit, available=max(0, available), requested=amount, resets_at=self.resets_at)
 
 
 @dataclass(slots=True)
@@ -289,7 +364,12 @@ class UsageLine:
 
 @dataclass(frozen=True, slots=True)
 class UsageReport:
-    """A server's usage over `[since, until)`; `by_member[None]` is deleted members' usage."""
+    """A server's usage over `[since, until)`; `by_member[None]` is deleted members' usage.
+
+    `uncertain` lists the period's jobs whose create call may have reached Magic Hour without an
+    answer (`UNKNOWN_AT_MAGIC_HOUR`): they count as charged what they reserved, and a manager may
+    want to check them against Magic Hour's own records.
+    """
 
     guild_id: int | None
     since: dt.datetime
@@ -297,6 +377,7 @@ class UsageReport:
     total: UsageLine
     by_member: dict[int | None, UsageLine] = field(default_factory=dict)
     by_mode: dict[GenerationMode | None, UsageLine] = field(default_factory=dict)
+    uncertain: list[JobRecord] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,12 +394,14 @@ class GuildSettings:
 
 @dataclass(frozen=True, slots=True)
 class DeletionReport:
-    """What `Store.delete_member_data` removed or anonymised."""
+    """What `Store.delete_member_data` removed, anonymised, and kept."""
 
-    jobs_deleted: int
-    ledger_rows_anonymised: int
-    grants_deleted: int
-    limits_deleted: int
+    jobs_deleted: int  # job records and their events
+    ledger_rows_anonymised: int  # usage rows of ended windows, now without member or job
+    ledger_rows_kept: int  # rows of the current window, kept under a one-way token: they still count
+    grants_deleted: int  # grants of ended windows
+    limits_kept: int  # limits a manager set on this member (they survive a deletion)
+    usage_kept_until: dt.datetime | None  # when the kept rows start being anonymised; None: none kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,6 +413,9 @@ class QuotaPolicy:
     default_member_credits: int = 600
     bot_budget_credits: int | None = None  # per window across all servers; None = unlimited
     max_active_jobs_per_member: int = 1
+    # The most any one server may spend per window, and the most any limit, pool or member's
+    # allowance plus grants may be set to; None = no ceiling. Command-line jobs have no server.
+    server_credits_ceiling: int | None = None
 
     def __post_init__(self) -> None:
         if self.default_member_credits < 0:
@@ -338,6 +424,8 @@ class QuotaPolicy:
             raise ValueError("bot_budget_credits must be >= 0 or None")
         if self.max_active_jobs_per_member < 1:
             raise ValueError("max_active_jobs_per_member must be >= 1")
+        if self.server_credits_ceiling is not None and self.server_credits_ceiling < 0:
+            raise ValueError("server_credits_ceiling must be >= 0 or None")
 
     @classmethod
     def from_settings(cls, settings: Settings) -> QuotaPolicy:
@@ -348,4 +436,6 @@ class QuotaPolicy:
             default_member_credits=settings.default_member_credits,
             bot_budget_credits=settings.bot_budget_credits,
             max_active_jobs_per_member=settings.max_active_jobs_per_member,
+            # Read by name: the setting is new, and older Settings objects lack it.
+            server_credits_ceiling=getattr(settings, "server_credits_ceiling", None),
         )

@@ -1,6 +1,12 @@
-"""The credit ledger: reserve against every limit at once, settle or refund once, grant, report.
+"""The credit ledger: one reading of a member's limits, and the writes that must respect it.
 
-Sign convention and window rules are in `bot.store.models`. Reach this as `store.quota`.
+`load_limits` reads everything that limits a member's spending in a window (allowance, grants,
+usage, pool, budget, active jobs) into an `EffectiveLimits`, whose `refusal_for` is the only credit
+rule. `QuotaLedger.limits` shows it to members and managers; `reserve` and `top_up` load the same
+thing inside their `BEGIN IMMEDIATE` transaction and apply the same rule, so concurrent requests
+can never overspend and what is shown is what is enforced. Credits are closed (settled or
+refunded) only by `JobStore.transition`. Sign convention and window rules: `bot.store.models`.
+Reach this as `store.quota`.
 """
 
 from __future__ import annotations
@@ -8,29 +14,27 @@ from __future__ import annotations
 import datetime as dt
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import aiosqlite
 
 from bot.clock import Clock
-from bot.config import GenerationMode, QuotaWindow
-from bot.store import ledger
-from bot.store.db import Database, fetch_all, parse_ts, ts
-from bot.store.errors import JobNotActive, NoReservation
-from bot.store.jobs import load_job
+from bot.config import GenerationMode
+from bot.store import forget, ledger
+from bot.store.db import Database, fetch_all, fetch_one, parse_ts, ts
+from bot.store.errors import AboveCeiling, JobNotActive, NoReservation
+from bot.store.jobs import load_job, load_uncertain
 from bot.store.limits import load_guild_settings, resolve_allowance
 from bot.store.models import (
-    Balance,
+    EffectiveLimits,
     LedgerEntry,
     LedgerKind,
-    LimitKind,
     QuotaPolicy,
     Refusal,
     Reservation,
     UsageLine,
     UsageReport,
 )
-from bot.store.windows import discord_timestamp, window_bounds, window_phrase
+from bot.store.windows import window_bounds
 
 
 def _entry(row: sqlite3.Row) -> LedgerEntry:
@@ -50,54 +54,85 @@ def _entry(row: sqlite3.Row) -> LedgerEntry:
     )
 
 
-def _credits(n: int) -> str:
-    return f"{n} credit" if n == 1 else f"{n} credits"
+def _role_text(role_ids: Sequence[int]) -> str:
+    return ",".join(str(int(r)) for r in role_ids)
 
 
-def refusal_message(
-    limit: LimitKind,
-    available: int,
-    requested: int,
-    resets_at: dt.datetime | None,
-    window: QuotaWindow,
+def _role_list(text: str | None) -> list[int]:
+    return [int(part) for part in text.split(",") if part] if text else []
+
+
+async def load_limits(
+    conn: aiosqlite.Connection,
+    policy: QuotaPolicy,
+    secret: bytes,
+    guild_id: int | None,
+    user_id: int,
+    role_ids: Sequence[int],
+    at: dt.datetime,
     *,
-    max_active: int = 1,
-) -> str:
-    """The plain-words explanation a member sees for a refusal."""
-    when = window_phrase(window)
-    reset = f" {discord_timestamp(resets_at)}" if resets_at is not None else ""
-    if limit is LimitKind.ACTIVE_JOBS:
-        jobs = "1 job" if max_active == 1 else f"{max_active} jobs"
-        return (
-            f"You already have {jobs} running, the most allowed at once. "
-            "Wait for one to finish, or cancel it, then try again."
-        )
-    if limit is LimitKind.SERVER_POOL:
-        return (
-            f"This server has {_credits(available)} left {when}; this clip needs {requested}. "
-            f"The server's allowance resets{reset}."
-        )
-    if limit is LimitKind.BOT_BUDGET:
-        return (
-            f"The bot has {_credits(available)} left in its budget {when}; this clip needs {requested}. "
-            f"The budget resets{reset}."
-        )
-    return f"You have {_credits(available)} left {when}; this clip needs {requested}. Your allowance resets{reset}."
+    exclude_job_id: int = -1,
+) -> EffectiveLimits:
+    """A member's `EffectiveLimits` in the window containing `at`, inside the caller's transaction.
 
+    The one loader behind `QuotaLedger.limits`, `reserve`, `top_up` and `grant`. `exclude_job_id`
+    leaves one job out of the active-job count.
+    """
+    start, end = window_bounds(at, policy.window, policy.reset_time)
+    settings = await load_guild_settings(conn, guild_id)
+    allowance, source = await resolve_allowance(conn, policy, guild_id, user_id, role_ids, settings)
+    token = forget.member_token(secret, guild_id, user_id)
+    used, granted, reserved = await ledger.member_sums(conn, guild_id, (user_id, token), start, end)
+    active = await ledger.active_jobs(conn, guild_id, user_id, exclude_job_id)
 
-@dataclass(frozen=True, slots=True)
-class _Check:
-    limit: LimitKind
-    available: int
+    pool_limit: int | None = None
+    pool_available: int | None = None
+    if settings is not None:
+        caps = [c for c in (settings.pool_credits, policy.server_credits_ceiling) if c is not None]
+        if caps:
+            pool_limit = min(caps)
+            pool_available = pool_limit - await ledger.guild_used(conn, settings.guild_id, start, end)
+    budget_available: int | None = None
+    if policy.bot_budget_credits is not None:
+        budget_available = policy.bot_budget_credits - await ledger.bot_used(conn, start, end)
+
+    member_available = allowance + granted - used
+    availables = [a for a in (member_available, pool_available, budget_available) if a is not None]
+    return EffectiveLimits(
+        allowance=allowance,
+        limit_kind=source,
+        granted=granted,
+        used=used,
+        reserved=reserved,
+        member_available=member_available,
+        pool_limit=pool_limit,
+        pool_available=pool_available,
+        budget_limit=policy.bot_budget_credits,
+        budget_available=budget_available,
+        remaining=max(0, min(availables)),
+        window_start=start,
+        resets_at=end,
+        active_jobs=active,
+        max_active_jobs=(
+            settings.max_active_jobs
+            if settings is not None and settings.max_active_jobs is not None
+            else policy.max_active_jobs_per_member
+        ),
+        guild=settings,
+    )
 
 
 class QuotaLedger:
-    """Reservations, settlements, refunds, grants and adjustments, as ledger rows."""
+    """Reservations, top-ups, grants and adjustments, as ledger rows; limits and usage, as sums."""
 
-    def __init__(self, db: Database, policy: QuotaPolicy, clock: Clock) -> None:
+    def __init__(self, db: Database, policy: QuotaPolicy, clock: Clock, secret: bytes) -> None:
         self._db = db
         self._policy = policy
         self._clock = clock
+        self._secret = secret
+        # The window start this ledger last swept deleted members' tokens for: one sweep per window
+        # per process is enough, since tokens only ever hold rows of the window running when made.
+        self._swept_for: dt.datetime | None = None
 
     @property
     def policy(self) -> QuotaPolicy:
@@ -108,147 +143,188 @@ class QuotaLedger:
         """The current window `[start, end)`; `end` is the next reset, for display."""
         return window_bounds(now or self._clock.now(), self._policy.window, self._policy.reset_time)
 
+    async def limits(self, guild_id: int | None, user_id: int, role_ids: Sequence[int] = ()) -> EffectiveLimits:
+        """The member's limits, usage and what they can spend, in the current window.
+
+        `limits(...).refusal_for(estimate)` predicts `reserve`'s answer (barring a race).
+        """
+        return await self._db.read(
+            lambda conn: load_limits(conn, self._policy, self._secret, guild_id, user_id, role_ids, self._clock.now())
+        )
+
     async def reserve(
         self, job_id: int, *, guild_id: int | None, user_id: int, role_ids: Sequence[int], amount: int
     ) -> Reservation | Refusal:
-        """Set `amount` credits aside for a job if every limit allows it, in one `BEGIN IMMEDIATE`.
+        """Hold `amount` credits for a job if `EffectiveLimits.refusal_for(amount)` allows it.
 
-        Checks, in that transaction: the member's active-job limit (server override, else the
-        bot's), the member's allowance (plus grants) for the window, the server pool and the
-        bot-wide budget. If several credit limits refuse, the refusal names the tightest. A job
-        that already reserved gets its existing reservation back (`already_reserved=True`); a
-        finished job raises `JobNotActive`. `guild_id` and `user_id` must match the job's.
+        One `BEGIN IMMEDIATE` transaction loads the member's limits and writes the reservation, so
+        concurrent reservations (in this process or others) can never overspend. `amount` must be
+        at least 1 (every job costs at least a frame). A job that already reserved gets its
+        existing reservation back (`already_reserved=True`); a finished job raises `JobNotActive`.
+        `guild_id` and `user_id` must match the job's. `role_ids` are recorded with the job, so a
+        later `top_up` is checked against the same allowance. The first reservation of each window
+        (per process) also anonymises deleted members' rows of ended windows (`bot.store.forget`).
         """
-        if amount < 0:
-            raise ValueError("a reservation cannot be negative")
+        if amount < 1:
+            raise ValueError("a reservation must be at least 1 credit")
         policy = self._policy
+        swept: list[dt.datetime] = []
 
         async def body(conn: aiosqlite.Connection) -> Reservation | Refusal:
             now = self._clock.now()
-            start, end = window_bounds(now, policy.window, policy.reset_time)
             job = await load_job(conn, job_id)
             if (job.guild_id, job.user_id) != (guild_id, user_id):
                 raise ValueError(f"job {job_id} belongs to member {job.user_id} in server {job.guild_id}")
             if job.terminal:
                 raise JobNotActive(job_id, job.state.value)
+            start = window_bounds(now, policy.window, policy.reset_time)[0]
+            if self._swept_for != start:
+                await forget.sweep(conn, start)
+                swept.append(start)
+            limits = await load_limits(conn, policy, self._secret, guild_id, user_id, role_ids, now)
             existing = await ledger.reservation_row(conn, job_id)
-            settings = await load_guild_settings(conn, guild_id)
-            allowance, source = await resolve_allowance(conn, policy, guild_id, user_id, role_ids, settings)
-            used, granted = await ledger.member_sums(conn, guild_id, user_id, start)
             if existing is not None:
+                period = parse_ts(existing["period_at"])
                 return Reservation(
                     job_id=job_id,
-                    amount=-int(existing["amount"]),
+                    amount=await ledger.held(conn, job_id),
                     reserved_at=parse_ts(existing["at"]),
-                    resets_at=window_bounds(parse_ts(existing["period_at"]), policy.window, policy.reset_time)[1],
-                    remaining=max(0, allowance + granted - used),
+                    resets_at=window_bounds(period, policy.window, policy.reset_time)[1],
+                    remaining=limits.remaining,
                     already_reserved=True,
                 )
-
-            max_active = (
-                settings.max_active_jobs
-                if settings is not None and settings.max_active_jobs is not None
-                else policy.max_active_jobs_per_member
-            )
-            active = await ledger.active_jobs(conn, guild_id, user_id, job_id)
-            if active >= max_active:
-                return Refusal(
-                    limit=LimitKind.ACTIVE_JOBS,
-                    available=0,
-                    requested=1,
-                    resets_at=None,
-                    user_message=refusal_message(
-                        LimitKind.ACTIVE_JOBS, 0, 1, None, policy.window, max_active=max_active
-                    ),
-                )
-
-            checks = [_Check(source, allowance + granted - used)]
-            if settings is not None and settings.pool_credits is not None:
-                checks.append(
-                    _Check(
-                        LimitKind.SERVER_POOL,
-                        settings.pool_credits - await ledger.guild_used(conn, settings.guild_id, start),
-                    )
-                )
-            if policy.bot_budget_credits is not None:
-                checks.append(
-                    _Check(LimitKind.BOT_BUDGET, policy.bot_budget_credits - await ledger.bot_used(conn, start))
-                )
-            failing = [c for c in checks if amount > 0 and amount > c.available]
-            if failing:
-                # min() keeps the first of equals: the member's own limit, then pool, then budget.
-                worst = min(failing, key=lambda c: c.available)
-                available = max(0, worst.available)
-                return Refusal(
-                    limit=worst.limit,
-                    available=available,
-                    requested=amount,
-                    resets_at=end,
-                    user_message=refusal_message(worst.limit, available, amount, end, policy.window),
-                )
-
+            refusal = limits.refusal_for(amount, new_job=True)
+            if refusal is not None:
+                return refusal
             await conn.execute(
                 "INSERT INTO ledger (kind, job_id, guild_id, user_id, mode, amount, period_at, at)"
                 " VALUES ('reserve', ?, ?, ?, ?, ?, ?, ?)",
                 (job_id, guild_id, user_id, job.mode.value, -amount, ts(now), ts(now)),
             )
             await conn.execute(
-                "UPDATE jobs SET estimated_credits = ?, updated_at = ? WHERE id = ?", (amount, ts(now), job_id)
+                "UPDATE jobs SET estimated_credits = ?, role_ids = ?, updated_at = ? WHERE id = ?",
+                (amount, _role_text(role_ids), ts(now), job_id),
             )
             return Reservation(
                 job_id=job_id,
                 amount=amount,
                 reserved_at=now,
-                resets_at=end,
-                remaining=max(0, checks[0].available - amount),
+                resets_at=limits.resets_at,
+                remaining=max(0, limits.remaining - amount),
+            )
+
+        result = await self._db.write(body)
+        if swept:  # committed: no need to sweep again in this window
+            self._swept_for = swept[-1]
+        return result
+
+    async def top_up(
+        self, job_id: int, to_amount: int, *, role_ids: Sequence[int] | None = None
+    ) -> Reservation | Refusal:
+        """Raise a job's open reservation to hold `to_amount` in total, if every credit limit allows.
+
+        For a create answer that costs more than the estimate: the increase is checked with
+        `refusal_for(increase, new_job=False)` (the job already holds its active-job slot) against
+        the window the reservation counts in, in one `BEGIN IMMEDIATE` transaction, and written as
+        a `topup` row. `to_amount` at or below what is held changes nothing and returns the
+        reservation (`already_reserved=True`). The allowance is resolved with the roles recorded
+        at `reserve` unless `role_ids` is given. Raises `NoReservation` when the job has no open
+        reservation and `JobNotActive` for a finished job.
+        """
+        if to_amount < 0:
+            raise ValueError("a reservation cannot be negative")
+        policy = self._policy
+
+        async def body(conn: aiosqlite.Connection) -> Reservation | Refusal:
+            now = self._clock.now()
+            job = await load_job(conn, job_id)
+            if job.terminal:
+                raise JobNotActive(job_id, job.state.value)
+            reserve = await ledger.reservation_row(conn, job_id)
+            if reserve is None or await ledger.closing_row(conn, job_id) is not None:
+                raise NoReservation(job_id)
+            if role_ids is None:
+                row = await fetch_one(conn, "SELECT role_ids FROM jobs WHERE id = ?", (job_id,))
+                roles: Sequence[int] = _role_list(row[0] if row is not None else None)
+            else:
+                roles = role_ids
+            period = parse_ts(reserve["period_at"])
+            limits = await load_limits(
+                conn, policy, self._secret, job.guild_id, job.user_id, roles, period, exclude_job_id=job_id
+            )
+            total = await ledger.held(conn, job_id)
+            if to_amount <= total:
+                return Reservation(job_id, total, parse_ts(reserve["at"]), limits.resets_at, limits.remaining, True)
+            increase = to_amount - total
+            refusal = limits.refusal_for(increase, new_job=False)
+            if refusal is not None:
+                return refusal
+            await conn.execute(
+                "INSERT INTO ledger (kind, job_id, guild_id, user_id, mode, amount, period_at, at)"
+                " VALUES ('topup', ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    job_id,
+                    reserve["guild_id"],
+                    reserve["user_id"],
+                    reserve["mode"],
+                    -increase,
+                    reserve["period_at"],
+                    ts(now),
+                ),
+            )
+            await conn.execute(
+                "UPDATE jobs SET estimated_credits = ?, updated_at = ? WHERE id = ?", (to_amount, ts(now), job_id)
+            )
+            return Reservation(
+                job_id=job_id,
+                amount=to_amount,
+                reserved_at=parse_ts(reserve["at"]),
+                resets_at=limits.resets_at,
+                remaining=max(0, limits.remaining - increase),
             )
 
         return await self._db.write(body)
 
-    async def settle(self, job_id: int, charged: int) -> bool:
-        """Close the job's reservation at what the render actually cost; True if this call did it.
-
-        At most one settle or refund ever takes effect per job: a second call (or a settle after a
-        refund) changes nothing and returns False. `charged` above the reserved amount is recorded
-        and counts in full (the member's balance may go below zero). Raises `NoReservation` for a
-        job that never reserved, since a charge with nothing to settle against is a bug to surface.
-        """
-        if charged < 0:
-            raise ValueError("charged credits cannot be negative")
-
-        async def body(conn: aiosqlite.Connection) -> bool:
-            await load_job(conn, job_id)
-            outcome = await ledger.close_reservation(conn, job_id, charged=charged, now=self._clock.now())
-            if outcome is ledger.CloseOutcome.NO_RESERVATION:
-                raise NoReservation(job_id)
-            return outcome is ledger.CloseOutcome.CLOSED
-
-        return await self._db.write(body)
-
-    async def refund(self, job_id: int, *, note: str | None = None) -> bool:
-        """Give the whole reservation back; True if this call did it.
-
-        Idempotent like `settle`; a job that never reserved simply returns False.
-        """
-
-        async def body(conn: aiosqlite.Connection) -> bool:
-            await load_job(conn, job_id)
-            outcome = await ledger.close_reservation(conn, job_id, charged=None, now=self._clock.now(), note=note)
-            return outcome is ledger.CloseOutcome.CLOSED
-
-        return await self._db.write(body)
-
     async def grant(
-        self, guild_id: int | None, user_id: int, amount: int, by_user_id: int | None = None, note: str | None = None
-    ) -> LedgerEntry:
+        self,
+        guild_id: int | None,
+        user_id: int,
+        amount: int,
+        by_user_id: int | None = None,
+        note: str | None = None,
+        *,
+        role_ids: Sequence[int] = (),
+    ) -> LedgerEntry | None:
         """Add `amount` credits to a member's allowance for the current window only.
 
         A grant raises what the member may use; it does not raise the server pool or bot budget.
-        A negative amount takes back an earlier grant.
+        In a server with an operator ceiling, a grant that would take the member's allowance plus
+        grants above it raises `AboveCeiling` (requested: the total it would reach). A negative
+        amount takes credits back, but never more than the member's allowance plus grants: it is
+        clamped to what can be taken, the entry shows what was actually taken, and None means
+        there was nothing left to take (nothing written). The allowance is resolved with
+        `role_ids`, so pass the member's roles.
         """
         if amount == 0:
             raise ValueError("a grant of 0 credits changes nothing")
-        return await self._append(LedgerKind.GRANT, guild_id, user_id, amount, by_user_id, note, None)
+        policy = self._policy
+
+        async def body(conn: aiosqlite.Connection) -> LedgerEntry | None:
+            now = self._clock.now()
+            limits = await load_limits(conn, policy, self._secret, guild_id, user_id, role_ids, now)
+            base = limits.allowance + limits.granted
+            ceiling = policy.server_credits_ceiling
+            if amount > 0:
+                if guild_id is not None and ceiling is not None and base + amount > ceiling:
+                    raise AboveCeiling(ceiling, base + amount)
+                taken = amount
+            else:
+                taken = -min(-amount, max(0, base))
+                if taken == 0:
+                    return None
+            return await _insert(conn, LedgerKind.GRANT, guild_id, user_id, taken, by_user_id, note, None, now)
+
+        return await self._db.write(body)
 
     async def adjust(
         self,
@@ -267,71 +343,14 @@ class QuotaLedger:
         """
         if amount == 0:
             raise ValueError("an adjustment of 0 credits changes nothing")
-        return await self._append(LedgerKind.ADJUST, guild_id, user_id, amount, by_user_id, note, job_id)
 
-    async def _append(
-        self,
-        kind: LedgerKind,
-        guild_id: int | None,
-        user_id: int,
-        amount: int,
-        by_user_id: int | None,
-        note: str | None,
-        job_id: int | None,
-    ) -> LedgerEntry:
         async def body(conn: aiosqlite.Connection) -> LedgerEntry:
-            now = ts(self._clock.now())
-            mode = None
-            if job_id is not None:
-                mode = (await load_job(conn, job_id)).mode.value
-            rows = await fetch_all(
-                conn,
-                "INSERT INTO ledger (kind, job_id, guild_id, user_id, mode, amount, period_at, at, by_user_id, note)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
-                (kind.value, job_id, guild_id, user_id, mode, amount, now, now, by_user_id, note),
+            mode = None if job_id is None else (await load_job(conn, job_id)).mode.value
+            return await _insert(
+                conn, LedgerKind.ADJUST, guild_id, user_id, amount, by_user_id, note, job_id, self._clock.now(), mode
             )
-            return _entry(rows[0])
 
         return await self._db.write(body)
-
-    async def balance(self, guild_id: int | None, user_id: int, role_ids: Sequence[int] = ()) -> Balance:
-        """The member's allowance, what they used and hold, and what remains, in the current window."""
-        policy = self._policy
-
-        async def body(conn: aiosqlite.Connection) -> Balance:
-            now = self._clock.now()
-            start, end = window_bounds(now, policy.window, policy.reset_time)
-            settings = await load_guild_settings(conn, guild_id)
-            allowance, source = await resolve_allowance(conn, policy, guild_id, user_id, role_ids, settings)
-            used, granted = await ledger.member_sums(conn, guild_id, user_id, start)
-            reserved = await ledger.member_in_flight(conn, guild_id, user_id, start)
-            active = await ledger.active_jobs(conn, guild_id, user_id, -1)
-            pool_left = None
-            if settings is not None and settings.pool_credits is not None:
-                pool_left = max(0, settings.pool_credits - await ledger.guild_used(conn, settings.guild_id, start))
-            budget_left = None
-            if policy.bot_budget_credits is not None:
-                budget_left = max(0, policy.bot_budget_credits - await ledger.bot_used(conn, start))
-            return Balance(
-                allowance=allowance,
-                limit_kind=source,
-                granted=granted,
-                used=used,
-                reserved=reserved,
-                remaining=max(0, allowance + granted - used),
-                window_start=start,
-                resets_at=end,
-                active_jobs=active,
-                max_active_jobs=(
-                    settings.max_active_jobs
-                    if settings is not None and settings.max_active_jobs is not None
-                    else policy.max_active_jobs_per_member
-                ),
-                server_pool_remaining=pool_left,
-                bot_budget_remaining=budget_left,
-            )
-
-        return await self._db.read(body)
 
     async def entries(self, job_id: int) -> list[LedgerEntry]:
         """Every ledger row of one job, oldest first."""
@@ -343,7 +362,10 @@ class QuotaLedger:
     async def member_entries(
         self, guild_id: int | None, user_id: int, since: dt.datetime | None = None
     ) -> list[LedgerEntry]:
-        """A member's ledger rows in one server counted at or after `since`, oldest first."""
+        """A member's own ledger rows in one server counted at or after `since`, oldest first.
+
+        Rows kept under a deleted member's token are not theirs any more and are not listed.
+        """
         since_text = ts(since) if since is not None else ""
         rows = await self._db.read(
             lambda conn: fetch_all(
@@ -360,42 +382,70 @@ class QuotaLedger:
         """A server's usage over `[since, until)` (default: the current window), by member and by mode.
 
         Counted from the ledger, not from jobs, so it stays right after members' data is deleted
-        (their usage shows under `by_member[None]`). `guild_id=None` reports command-line jobs.
+        (their usage shows under `by_member[None]`, including rows still kept under a token).
+        `uncertain` lists the period's jobs whose create outcome is unknown at Magic Hour.
+        `guild_id=None` reports command-line jobs.
         """
         if since is None or until is None:
             start, end = self.window()
             since = since or start
             until = until or end
+        since_at, until_at = since, until
 
-        async def body(conn: aiosqlite.Connection) -> list[sqlite3.Row]:
-            return await fetch_all(
+        async def body(conn: aiosqlite.Connection) -> tuple[list[sqlite3.Row], UsageReport]:
+            rows = await fetch_all(
                 conn,
                 "SELECT r.user_id, r.mode, r.kind, r.amount, r.charged,"
-                " (r.kind = 'reserve' AND r.job_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ledger AS c"
+                " (r.kind IN ('reserve', 'topup') AND r.job_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ledger AS c"
                 "   WHERE c.job_id = r.job_id AND c.kind IN ('settle', 'refund'))) AS open"
                 " FROM ledger AS r"
                 " WHERE r.guild_id IS ? AND r.period_at >= ? AND r.period_at < ? AND r.kind <> 'grant'",
-                (guild_id, ts(since), ts(until)),
+                (guild_id, ts(since_at), ts(until_at)),
             )
+            uncertain = await load_uncertain(conn, guild_id, since_at, until_at)
+            return rows, UsageReport(guild_id, since_at, until_at, UsageLine(), uncertain=uncertain)
 
-        rows = await self._db.read(body)
-        total = UsageLine()
-        by_member: dict[int | None, UsageLine] = {}
-        by_mode: dict[GenerationMode | None, UsageLine] = {}
+        rows, report = await self._db.read(body)
         for row in rows:
             mode = GenerationMode(row["mode"]) if row["mode"] is not None else None
-            member = row["user_id"]
-            for line in (total, by_member.setdefault(member, UsageLine()), by_mode.setdefault(mode, UsageLine())):
+            member = row["user_id"] if row["user_id"] is not None and row["user_id"] >= 0 else None
+            for line in (
+                report.total,
+                report.by_member.setdefault(member, UsageLine()),
+                report.by_mode.setdefault(mode, UsageLine()),
+            ):
                 _add(line, row)
-        return UsageReport(guild_id, since, until, total, by_member, by_mode)
+        return report
+
+
+async def _insert(
+    conn: aiosqlite.Connection,
+    kind: LedgerKind,
+    guild_id: int | None,
+    user_id: int,
+    amount: int,
+    by_user_id: int | None,
+    note: str | None,
+    job_id: int | None,
+    now: dt.datetime,
+    mode: str | None = None,
+) -> LedgerEntry:
+    rows = await fetch_all(
+        conn,
+        "INSERT INTO ledger (kind, job_id, guild_id, user_id, mode, amount, period_at, at, by_user_id, note)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+        (kind.value, job_id, guild_id, user_id, mode, amount, ts(now), ts(now), by_user_id, note),
+    )
+    return _entry(rows[0])
 
 
 def _add(line: UsageLine, row: sqlite3.Row) -> None:
     kind = LedgerKind(row["kind"])
     amount = int(row["amount"])
     line.used -= amount
-    if kind is LedgerKind.RESERVE:
-        line.jobs += 1
+    if kind in (LedgerKind.RESERVE, LedgerKind.TOPUP):
+        if kind is LedgerKind.RESERVE:
+            line.jobs += 1
         if row["open"]:
             line.in_flight -= amount
     elif kind is LedgerKind.SETTLE:

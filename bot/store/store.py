@@ -1,4 +1,8 @@
-"""`Store`: open the database, reach jobs, quota and limits, check invariants, delete a member's data."""
+"""`Store`: open the database, reach jobs, quota and limits, check invariants, delete a member's data.
+
+`check_invariants` restates the ledger's rules as queries, independently of the code that writes
+it, so a bug or a crash that breaks one is named rather than silently summed.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from typing import Self
 import aiosqlite
 
 from bot.clock import Clock, SystemClock
+from bot.store import forget
 from bot.store.db import (
     DEFAULT_BUSY_TIMEOUT_MS,
     Database,
@@ -19,13 +24,22 @@ from bot.store.db import (
     fetch_int,
     load_migrations,
 )
-from bot.store.errors import MemberHasActiveJobs
 from bot.store.jobs import JobStore
 from bot.store.limits import LimitStore
-from bot.store.models import TERMINAL_STATES, DeletionReport, JobState, QuotaPolicy, can_transition
+from bot.store.models import (
+    LEGACY_TRANSITIONS,
+    SETTLED_STATES,
+    TERMINAL_STATES,
+    DeletionReport,
+    JobState,
+    QuotaPolicy,
+    can_transition,
+)
 from bot.store.quota import QuotaLedger
+from bot.store.windows import window_bounds
 
 _TERMINAL_SQL = "(" + ", ".join(f"'{state.value}'" for state in sorted(TERMINAL_STATES)) + ")"
+_SETTLED_SQL = "(" + ", ".join(f"'{state.value}'" for state in sorted(SETTLED_STATES)) + ")"
 _STATES = {state.value for state in JobState}
 
 
@@ -37,12 +51,13 @@ class Store:
     share one file; every write is a serialised, `BEGIN IMMEDIATE` transaction.
     """
 
-    def __init__(self, db: Database, policy: QuotaPolicy, path: Path) -> None:
+    def __init__(self, db: Database, policy: QuotaPolicy, path: Path, *, secret: bytes) -> None:
         self._db = db
+        self._secret = secret
         self.path = path
         self.policy = policy
         self.jobs = JobStore(db)
-        self.quota = QuotaLedger(db, policy, db.clock)
+        self.quota = QuotaLedger(db, policy, db.clock, secret)
         self.limits = LimitStore(db, policy)
 
     @classmethod
@@ -59,10 +74,12 @@ class Store:
         conn = await connect(path, busy_timeout_ms=busy_timeout_ms)
         try:
             await apply_migrations(conn, load_migrations(), now=clock.now)
+            db = Database(conn, clock)
+            secret = await db.read(forget.load_secret)
         except BaseException:
             await conn.close()
             raise
-        return cls(Database(conn, clock), policy, path)
+        return cls(db, policy, path, secret=secret)
 
     async def close(self) -> None:
         """Let the running transaction finish, then close the connection. Safe to call twice."""
@@ -83,43 +100,32 @@ class Store:
     async def delete_member_data(self, guild_id: int | None, user_id: int) -> DeletionReport:
         """Delete one member's data in one server (`guild_id=None`: everywhere), on their request.
 
-        Removed: their jobs and job events, their grants, the limits set for them, and their name
-        as the author of grants and limits. Kept, but anonymised: their usage rows (reserve,
-        settle, refund, adjust) lose their member and job and stay in the ledger with
-        `user_id = NULL`, so server pools, the bot budget and usage reports add up exactly as
-        before (the usage report lists them under `None`, "deleted members"). Refuses with
-        `MemberHasActiveJobs` while any of their jobs is unfinished: cancel those first.
+        Deleted: their jobs and job events, their name as the author of grants and limits, and
+        their grants of ended windows. Their usage of ended windows stays for server totals but is
+        anonymised (`user_id` NULL, no job, no note). Their usage and grants of the running window
+        are kept under a one-way token and keep counting against their allowance, the pool and the
+        budget until the window ends (so deleting one's data never gives back what was spent);
+        they are anonymised by a later sweep (see `bot.store.forget`). Limits a manager set on the
+        member stay. Refuses with `MemberHasActiveJobs` while any of their jobs is unfinished:
+        cancel those first.
         """
-        scope = "" if guild_id is None else " AND guild_id = ?"
-        args: tuple[int, ...] = (user_id,) if guild_id is None else (user_id, guild_id)
+        policy = self.policy
 
         async def body(conn: aiosqlite.Connection) -> DeletionReport:
-            running = await fetch_all(
-                conn,
-                f"SELECT id FROM jobs WHERE user_id = ?{scope} AND state NOT IN {_TERMINAL_SQL} ORDER BY id",  # noqa: S608
-                args,
-            )
-            if running:
-                raise MemberHasActiveJobs(user_id, [int(r[0]) for r in running])
-            # Anonymise before deleting jobs: ledger.job_id is ON DELETE RESTRICT, so a job with
-            # attributed usage cannot be deleted by mistake.
-            anonymised = await conn.execute(
-                f"UPDATE ledger SET user_id = NULL, job_id = NULL, note = NULL"  # noqa: S608
-                f" WHERE user_id = ?{scope} AND kind <> 'grant'",
-                args,
-            )
-            grants = await conn.execute(f"DELETE FROM ledger WHERE kind = 'grant' AND user_id = ?{scope}", args)  # noqa: S608
-            await conn.execute(f"UPDATE ledger SET by_user_id = NULL WHERE by_user_id = ?{scope}", args)  # noqa: S608
-            jobs = await conn.execute(f"DELETE FROM jobs WHERE user_id = ?{scope}", args)  # noqa: S608
-            limits = await conn.execute(f"DELETE FROM member_limits WHERE user_id = ?{scope}", args)  # noqa: S608
-            await conn.execute(f"UPDATE member_limits SET set_by = NULL WHERE set_by = ?{scope}", args)  # noqa: S608
-            await conn.execute(f"UPDATE role_limits SET set_by = NULL WHERE set_by = ?{scope}", args)  # noqa: S608
-            return DeletionReport(
-                jobs_deleted=jobs.rowcount,
-                ledger_rows_anonymised=anonymised.rowcount,
-                grants_deleted=grants.rowcount,
-                limits_deleted=limits.rowcount,
-            )
+            start, end = window_bounds(self._db.now(), policy.window, policy.reset_time)
+            return await forget.delete_member(conn, self._secret, guild_id, user_id, start, end)
+
+        return await self._db.write(body)
+
+    async def sweep_forgotten(self) -> int:
+        """Anonymise deleted members' rows of ended windows now; return how many rows changed.
+
+        Reservations and deletions do this too; an engine may call it at start.
+        """
+        policy = self.policy
+
+        async def body(conn: aiosqlite.Connection) -> int:
+            return await forget.sweep(conn, window_bounds(self._db.now(), policy.window, policy.reset_time)[0])
 
         return await self._db.write(body)
 
@@ -128,8 +134,10 @@ class Store:
 
         Checks SQLite's own integrity and foreign keys, the schema version, that each job's state
         matches its last event and its events follow allowed transitions, and the ledger rules: one
-        reservation and at most one settle/refund per job, amounts that agree with the reservation,
-        no finished job still holding credits. Meant for tests and for operators after a crash.
+        reservation and at most one settle/refund per job, top-ups only on an open reservation and
+        in its window, closing amounts that agree with what was held, no finished job still holding
+        credits, a completed render settled (never refunded), deleted members' tokens never tied
+        to a job. Meant for tests and for operators after a crash.
         """
         latest = len(load_migrations())
         return await self._db.read(lambda conn: _check(conn, latest))
@@ -148,6 +156,7 @@ async def _check(conn: aiosqlite.Connection, latest: int) -> list[str]:
 
     problems.extend(await _check_jobs(conn))
 
+    held = "(SELECT -SUM(h.amount) FROM ledger AS h WHERE h.job_id = c.job_id AND h.kind IN ('reserve', 'topup'))"
     simple_checks: list[tuple[str, str]] = [
         (
             "SELECT job_id, COUNT(*) FROM ledger WHERE kind = 'reserve' AND job_id IS NOT NULL"
@@ -160,28 +169,39 @@ async def _check(conn: aiosqlite.Connection, latest: int) -> list[str]:
             "job {0} was settled or refunded {1} times",
         ),
         (
-            "SELECT c.job_id, c.kind FROM ledger AS c WHERE c.kind IN ('settle', 'refund') AND c.job_id IS NOT NULL"
+            "SELECT c.job_id, c.kind FROM ledger AS c WHERE c.kind IN ('topup', 'settle', 'refund')"
+            " AND c.job_id IS NOT NULL"
             " AND NOT EXISTS (SELECT 1 FROM ledger AS r WHERE r.job_id = c.job_id AND r.kind = 'reserve')",
             "job {0} has a {1} without a reservation",
         ),
         (
-            "SELECT c.job_id, c.amount, r.amount, c.charged FROM ledger AS c"
-            " JOIN ledger AS r ON r.job_id = c.job_id AND r.kind = 'reserve'"
-            " WHERE (c.kind = 'settle' AND c.amount <> -r.amount - c.charged)"
-            " OR (c.kind = 'refund' AND c.amount <> -r.amount)",
-            "job {0}: closing amount {1} does not match reservation {2} (charged {3})",
+            "SELECT t.job_id, t.id FROM ledger AS t JOIN ledger AS c ON c.job_id = t.job_id"
+            " AND c.kind IN ('settle', 'refund') WHERE t.kind = 'topup' AND t.id > c.id",
+            "job {0}: top-up {1} came after its reservation was closed",
         ),
         (
-            "SELECT c.job_id FROM ledger AS c JOIN ledger AS r ON r.job_id = c.job_id AND r.kind = 'reserve'"
-            " WHERE c.kind IN ('settle', 'refund') AND (c.period_at <> r.period_at"
+            f"SELECT c.job_id, c.amount, {held}, c.charged FROM ledger AS c"  # noqa: S608 - constant subquery
+            f" WHERE c.job_id IS NOT NULL AND ((c.kind = 'settle' AND c.amount <> {held} - c.charged)"
+            f" OR (c.kind = 'refund' AND c.amount <> {held}))",
+            "job {0}: closing amount {1} does not match what was held, {2} (charged {3})",
+        ),
+        (
+            "SELECT c.job_id, c.kind FROM ledger AS c JOIN ledger AS r ON r.job_id = c.job_id AND r.kind = 'reserve'"
+            " WHERE c.kind IN ('topup', 'settle', 'refund') AND (c.period_at <> r.period_at"
             " OR c.guild_id IS NOT r.guild_id OR c.user_id IS NOT r.user_id)",
-            "job {0}: its settle/refund does not count in its reservation's window or member",
+            "job {0}: its {1} does not count in its reservation's window or member",
         ),
         (
             f"SELECT j.id, j.state FROM jobs AS j JOIN ledger AS r ON r.job_id = j.id AND r.kind = 'reserve'"  # noqa: S608
             f" WHERE j.state IN {_TERMINAL_SQL} AND NOT EXISTS"
             " (SELECT 1 FROM ledger AS c WHERE c.job_id = j.id AND c.kind IN ('settle', 'refund'))",
             "job {0} is {1} but still holds its reservation",
+        ),
+        (
+            f"SELECT j.id, j.state FROM jobs AS j JOIN ledger AS r ON r.job_id = j.id AND r.kind = 'reserve'"  # noqa: S608
+            f" WHERE j.state IN {_SETTLED_SQL} AND NOT EXISTS"
+            " (SELECT 1 FROM ledger AS c WHERE c.job_id = j.id AND c.kind = 'settle')",
+            "job {0} is {1}, so its render completed, but its reservation was not settled",
         ),
         (
             "SELECT j.id, j.charged_credits, c.charged FROM jobs AS j"
@@ -197,6 +217,10 @@ async def _check(conn: aiosqlite.Connection, latest: int) -> list[str]:
         (
             "SELECT id FROM ledger WHERE kind = 'grant' AND job_id IS NOT NULL",
             "ledger row {0} is a grant tied to a job",
+        ),
+        (
+            "SELECT id, job_id FROM ledger WHERE user_id < 0 AND job_id IS NOT NULL",
+            "ledger row {0} is kept under a deleted member's token but still tied to job {1}",
         ),
     ]
     for sql, message in simple_checks:
@@ -222,6 +246,11 @@ async def _check_jobs(conn: aiosqlite.Connection) -> list[str]:
         if history[-1] != state:
             problems.append(f"job {job_id} is {state} but its last event says {history[-1]}")
         for before, after in itertools.pairwise(history):
-            if before not in _STATES or after not in _STATES or not can_transition(JobState(before), JobState(after)):
+            if before not in _STATES or after not in _STATES:
+                allowed = False
+            else:
+                step = (JobState(before), JobState(after))
+                allowed = can_transition(*step) or step in LEGACY_TRANSITIONS
+            if not allowed:
                 problems.append(f"job {job_id} went from {before} to {after}, which is not allowed")
     return problems

@@ -55,13 +55,3 @@ def window_bounds(now: dt.datetime, window: QuotaWindow, reset_time: dt.time) ->
 def next_reset(now: dt.datetime, window: QuotaWindow, reset_time: dt.time) -> dt.datetime:
     """When the window containing `now` ends (strictly after `now`)."""
     return window_bounds(now, window, reset_time)[1]
-
-
-def window_phrase(window: QuotaWindow) -> str:
-    """Plain words for the current window: "today", "this week", "this month"."""
-    return {QuotaWindow.DAILY: "today", QuotaWindow.WEEKLY: "this week", QuotaWindow.MONTHLY: "this month"}[window]
-
-
-def discord_timestamp(moment: dt.datetime, style: str = "R") -> str:
-    """Discord's timestamp markup, e.g. `<t:1764115200:R>` ("in 3 hours" in the viewer's locale)."""
-    return f"<t:{int(moment.timestamp())}:{style}>"

@@ -10,7 +10,7 @@ import pytest
 
 from bot.clock import FakeClock
 from bot.config import GenerationMode
-from bot.store import JobRecord, NewJob, QuotaPolicy, Store
+from bot.store import JobRecord, JobState, NewJob, QuotaPolicy, Reservation, Store
 
 GUILD = 1111
 OTHER_GUILD = 2222
@@ -49,3 +49,32 @@ async def new_job(
 ) -> JobRecord:
     """A fresh job in `received`."""
     return await store.jobs.create(NewJob(user_id=user_id, guild_id=guild_id, channel_id=5, mode=mode))
+
+
+# From a fresh job to a completed render: the states `walk` passes through, in order.
+TO_RENDERED = (JobState.UPLOADING, JobState.CREATING, JobState.SUBMITTED)
+
+
+async def walk(store: Store, job_id: int, *states: JobState) -> JobRecord:
+    """Move a job through `states` in order; return the last record."""
+    record = await store.jobs.get(job_id)
+    assert record is not None
+    for state in states:
+        record = await store.jobs.transition(job_id, state)
+    return record
+
+
+async def complete(store: Store, job_id: int, charged: int) -> JobRecord:
+    """Take a job from received to downloading: its render completed, charging `charged` (a settle)."""
+    await walk(store, job_id, *TO_RENDERED)
+    return await store.jobs.transition(job_id, JobState.DOWNLOADING, charged=charged)
+
+
+async def reserved_job(
+    store: Store, amount: int, *, user_id: int = 1, guild_id: int | None = GUILD, roles: tuple[int, ...] = ()
+) -> JobRecord:
+    """A fresh job holding `amount` credits (the reservation must succeed)."""
+    job = await new_job(store, user_id=user_id, guild_id=guild_id)
+    result = await store.quota.reserve(job.id, guild_id=guild_id, user_id=user_id, role_ids=list(roles), amount=amount)
+    assert isinstance(result, Reservation), result
+    return job

@@ -46,25 +46,27 @@ async def main(path: Path, workers: int = 8) -> None:
             done(job.id, "reserved")
             ending = rng.random()
             if ending < 0.3:
-                await store.quota.refund(job.id)
-                await store.quota.refund(job.id)  # a second refund must change nothing
-                await store.jobs.transition(job.id, JobState.FAILED)
+                await store.jobs.transition(job.id, JobState.FAILED)  # refunds by itself
                 done(job.id, "failed")
             elif ending < 0.4:
                 await store.jobs.transition(job.id, JobState.CANCELED)  # refunds by itself
                 done(job.id, "canceled")
             else:
-                for state in (JobState.UPLOADING, JobState.SUBMITTED, JobState.RENDERING, JobState.DOWNLOADING):
+                for state in (JobState.UPLOADING, JobState.CREATING):
+                    await store.jobs.transition(job.id, state)
+                    done(job.id, state.value)
+                await store.quota.top_up(job.id, rng.randint(1, 600))  # granted or refused, both fine
+                for state in (JobState.SUBMITTED, JobState.RENDERING):
                     await store.jobs.transition(job.id, state, project_id=f"p-{job.id}")
                     done(job.id, state.value)
-                charged = rng.randint(0, 600)
-                await asyncio.gather(store.quota.settle(job.id, charged), store.quota.refund(job.id))
+                await store.jobs.transition(job.id, JobState.DOWNLOADING, charged=rng.randint(0, 600))
+                done(job.id, "downloading")
                 await store.jobs.transition(job.id, JobState.DELIVERING)
                 done(job.id, "delivering")
                 await store.jobs.transition(job.id, JobState.DONE, delivery_kind="file", delivery_message_id=job.id)
                 done(job.id, "done")
             if rng.random() < 0.1 and guild is not None:
-                await store.quota.grant(guild, user, rng.randint(1, 50), by_user_id=99)
+                await store.quota.grant(guild, user, rng.randint(-50, 50) or 1, by_user_id=99)
                 await store.quota.adjust(guild, user, rng.randint(-20, 20) or 1, by_user_id=99)
                 done(job.id, "granted")
 

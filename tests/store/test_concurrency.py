@@ -9,7 +9,17 @@ from pathlib import Path
 import pytest
 
 from bot.clock import FakeClock
-from bot.store import JobState, LedgerKind, LimitKind, QuotaPolicy, Refusal, Reservation, Store, StoreBusy
+from bot.store import (
+    InvalidTransition,
+    JobState,
+    LedgerKind,
+    LimitKind,
+    QuotaPolicy,
+    Refusal,
+    Reservation,
+    Store,
+    StoreBusy,
+)
 
 from .conftest import GUILD, new_job
 
@@ -48,8 +58,8 @@ async def test_200_tasks_on_one_store_never_overspend(db_path: Path, clock: Fake
         assert len(granted) == ALLOWANCE // AMOUNT
         assert sum(r.amount for r in granted) == await _ledger_reserved(store) == 142 * AMOUNT
         assert all(r.limit is LimitKind.GLOBAL_DEFAULT and r.available == ALLOWANCE % AMOUNT for r in refused)
-        balance = await store.quota.balance(GUILD, 1)
-        assert balance.used == balance.reserved == sum(r.amount for r in granted) <= ALLOWANCE
+        limits = await store.quota.limits(GUILD, 1)
+        assert limits.used == limits.reserved == sum(r.amount for r in granted) <= ALLOWANCE
         assert sorted(r.remaining for r in granted) == [ALLOWANCE - AMOUNT * n for n in range(142, 0, -1)]
         assert await store.check_invariants() == []
 
@@ -82,22 +92,54 @@ async def test_active_job_limit_holds_under_a_race(db_path: Path, clock: FakeClo
             await store.close()
 
 
-async def test_racing_settles_and_refunds_take_effect_once(db_path: Path, clock: FakeClock):
-    """Settle and refund racing from two connections: exactly one wins."""
+async def test_racing_transitions_close_credits_once(db_path: Path, clock: FakeClock):
+    """Completing, failing and canceling one job from two connections at once: exactly one wins."""
     policy = QuotaPolicy(default_member_credits=1000)
     stores = [await Store.open(db_path, clock=clock, policy=policy) for _ in range(2)]
     try:
         job = await new_job(stores[0])
         await stores[0].quota.reserve(job.id, guild_id=GUILD, user_id=1, role_ids=[], amount=100)
-        calls = [
-            stores[i % 2].quota.settle(job.id, 60) if i % 3 else stores[i % 2].quota.refund(job.id) for i in range(60)
-        ]
-        outcomes = await asyncio.gather(*calls)
-        assert outcomes.count(True) == 1
+        for state in (JobState.UPLOADING, JobState.CREATING, JobState.SUBMITTED):
+            await stores[0].jobs.transition(job.id, state)
+
+        async def attempt(i: int) -> JobState | None:
+            store = stores[i % 2]
+            to = (JobState.DOWNLOADING, JobState.FAILED, JobState.CANCELED)[i % 3]
+            try:
+                await store.jobs.transition(job.id, to, charged=60 if to is JobState.DOWNLOADING else None)
+            except InvalidTransition:
+                return None
+            return to
+
+        outcomes = await asyncio.gather(*(attempt(i) for i in range(60)))
+        winners = [o for o in outcomes if o is not None]
+        assert len(winners) == 1 or (winners[0] is JobState.DOWNLOADING and len(winners) == 2)
         closes = [e for e in await stores[1].quota.entries(job.id) if e.kind in (LedgerKind.SETTLE, LedgerKind.REFUND)]
         assert len(closes) == 1
-        balance = await stores[0].quota.balance(GUILD, 1)
-        assert balance.used == (60 if closes[0].kind is LedgerKind.SETTLE else 0)
+        limits = await stores[0].quota.limits(GUILD, 1)
+        assert limits.used == (60 if closes[0].kind is LedgerKind.SETTLE else 0)
+        assert await stores[0].check_invariants() == []
+    finally:
+        for store in stores:
+            await store.close()
+
+
+async def test_racing_top_ups_never_overspend(db_path: Path, clock: FakeClock):
+    """Top-ups of many jobs racing over two connections stay within the member's allowance."""
+    policy = QuotaPolicy(default_member_credits=ALLOWANCE, max_active_jobs_per_member=10_000)
+    stores = [await Store.open(db_path, clock=clock, policy=policy) for _ in range(2)]
+    try:
+        results = await _race(stores, 50)
+        held = [r for r in results if isinstance(r, Reservation)]
+        assert len(held) == 50  # 350 of 1000
+        for r in held:
+            for state in (JobState.UPLOADING, JobState.CREATING):
+                await stores[0].jobs.transition(r.job_id, state)
+        tops = await asyncio.gather(*(stores[i % 2].quota.top_up(r.job_id, AMOUNT + 20) for i, r in enumerate(held)))
+        granted = [t for t in tops if isinstance(t, Reservation)]
+        assert len(granted) == (ALLOWANCE - 50 * AMOUNT) // 20
+        assert (await stores[0].quota.limits(GUILD, 1)).used == 50 * AMOUNT + 20 * len(granted) <= ALLOWANCE
+        assert await stores[1].check_invariants() == []
     finally:
         for store in stores:
             await store.close()

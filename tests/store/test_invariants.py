@@ -34,6 +34,13 @@ async def test_damage_is_reported(db_path: Path, clock: FakeClock):
         await store.quota.reserve(bad_settle.id, guild_id=GUILD, user_id=2, role_ids=[], amount=100)
         orphan = await new_job(store, user_id=3)
         skipped = await new_job(store, user_id=4)
+        late_topup = await new_job(store, user_id=5)
+        await store.quota.reserve(late_topup.id, guild_id=GUILD, user_id=5, role_ids=[], amount=100)
+        await store.jobs.transition(late_topup.id, JobState.FAILED)
+        refunded_render = await new_job(store, user_id=6)
+        await store.quota.reserve(refunded_render.id, guild_id=GUILD, user_id=6, role_ids=[], amount=100)
+        for state in (JobState.UPLOADING, JobState.CREATING, JobState.SUBMITTED):
+            await store.jobs.transition(refunded_render.id, state)
 
     # Damage the file directly, as a bug or a hand edit could.
     async with aiosqlite.connect(db_path) as conn:
@@ -51,6 +58,26 @@ async def test_damage_is_reported(db_path: Path, clock: FakeClock):
         )
         await conn.execute("UPDATE jobs SET state = 'submitted' WHERE id = ?", (skipped.id,))
         await conn.execute("INSERT INTO job_events (job_id, state, at) VALUES (?, 'submitted', ?)", (skipped.id, NOW))
+        await conn.execute(
+            "INSERT INTO ledger (kind, job_id, guild_id, user_id, amount, period_at, at)"
+            " SELECT 'topup', job_id, guild_id, user_id, -7, period_at, at FROM ledger WHERE job_id = ?"
+            " AND kind = 'reserve'",
+            (late_topup.id,),
+        )
+        await conn.execute(
+            "INSERT INTO ledger (kind, job_id, guild_id, user_id, amount, period_at, at)"
+            " SELECT 'refund', job_id, guild_id, user_id, 100, period_at, at FROM ledger WHERE job_id = ?",
+            (refunded_render.id,),
+        )
+        await conn.execute("UPDATE jobs SET state = 'downloading' WHERE id = ?", (refunded_render.id,))
+        await conn.execute(
+            "INSERT INTO job_events (job_id, state, at) VALUES (?, 'downloading', ?)", (refunded_render.id, NOW)
+        )
+        await conn.execute(
+            "INSERT INTO ledger (kind, job_id, guild_id, user_id, amount, period_at, at)"
+            " VALUES ('adjust', ?, ?, -12345, -1, ?, ?)",
+            (skipped.id, GUILD, NOW, NOW),
+        )
         await conn.commit()
 
     async with await Store.open(db_path, clock=clock, policy=policy) as store:
@@ -61,6 +88,17 @@ async def test_damage_is_reported(db_path: Path, clock: FakeClock):
     assert f"job {bad_settle.id} records None credits charged but was settled at 30" in problems
     assert f"job {orphan.id} has a refund without a reservation" in problems
     assert f"job {skipped.id} went from received to submitted, which is not allowed" in problems
+    assert any(
+        p.startswith(f"job {late_topup.id}: top-up ") and "after its reservation was closed" in p for p in problems
+    )
+    assert any(
+        p.startswith(f"job {late_topup.id}: closing amount 100 does not match what was held, 107") for p in problems
+    )
+    assert f"job {refunded_render.id} is downloading, so its render completed, but its reservation was not settled" in (
+        problems
+    )
+    assert any("kept under a deleted member's token but still tied to job" in p for p in problems)
+    assert any(p.startswith("ledger row") and "different member than its job" in p for p in problems)
 
 
 async def test_the_ledger_is_append_only(store: Store):

@@ -10,24 +10,26 @@ from bot.clock import FakeClock
 from bot.config import GenerationMode
 from bot.store import (
     ALLOWED_TRANSITIONS,
+    UNKNOWN_AT_MAGIC_HOUR,
     InvalidTransition,
     JobNotFound,
     JobState,
     LedgerKind,
     NewJob,
-    Reservation,
+    NoReservation,
     Store,
     can_transition,
 )
 
-from .conftest import GUILD, OTHER_GUILD, START, new_job
+from .conftest import GUILD, OTHER_GUILD, START, TO_RENDERED, complete, new_job, reserved_job, walk
 
 S = JobState
 EXPECTED = {
     (S.RECEIVED, S.FETCHING),
     (S.RECEIVED, S.UPLOADING),
     (S.FETCHING, S.UPLOADING),
-    (S.UPLOADING, S.SUBMITTED),
+    (S.UPLOADING, S.CREATING),
+    (S.CREATING, S.SUBMITTED),
     (S.SUBMITTED, S.RENDERING),
     (S.SUBMITTED, S.DOWNLOADING),
     (S.RENDERING, S.DOWNLOADING),
@@ -83,24 +85,30 @@ async def test_create_records_every_field_and_a_received_event(store: Store):
 
 async def test_happy_path_records_each_transition_time(store: Store, clock: FakeClock):
     """Walking the whole life stores every state with its own timestamp."""
-    job = await new_job(store)
-    path = [S.FETCHING, S.UPLOADING, S.SUBMITTED, S.RENDERING, S.DOWNLOADING, S.DELIVERING, S.DONE]
+    job = await reserved_job(store, 100)
+    path = [S.FETCHING, S.UPLOADING, S.CREATING, S.SUBMITTED, S.RENDERING, S.DOWNLOADING, S.DELIVERING, S.DONE]
     for state in path:
         await clock.advance(10)
-        job = await store.jobs.transition(job.id, state, detail=f"to {state}")
+        charged = 90 if state is S.DOWNLOADING else None
+        job = await store.jobs.transition(job.id, state, charged=charged, detail=f"to {state}")
     assert job.state is S.DONE and job.terminal
-    assert job.updated_at == START + dt.timedelta(seconds=70)
+    assert job.updated_at == START + dt.timedelta(seconds=80)
+    assert job.charged_credits == 90
     events = await store.jobs.events(job.id)
     assert [e.state for e in events] == [S.RECEIVED, *path]
-    assert [e.at for e in events] == [START + dt.timedelta(seconds=10 * i) for i in range(8)]
-    assert events[3].detail == "to submitted"
+    assert [e.at for e in events] == [START + dt.timedelta(seconds=10 * i) for i in range(9)]
+    assert events[4].detail == "to submitted"
 
 
 async def test_shortcuts_local_files_and_fast_renders(store: Store):
-    """received→uploading and submitted→downloading are allowed."""
-    job = await new_job(store)
-    for state in (S.UPLOADING, S.SUBMITTED, S.DOWNLOADING):
+    """received→uploading and submitted→downloading are allowed; uploading→submitted is not any more."""
+    job = await reserved_job(store, 10)
+    job = await store.jobs.transition(job.id, S.UPLOADING)
+    with pytest.raises(InvalidTransition):
+        await store.jobs.transition(job.id, S.SUBMITTED)
+    for state in (S.CREATING, S.SUBMITTED):
         job = await store.jobs.transition(job.id, state)
+    job = await store.jobs.transition(job.id, S.DOWNLOADING, charged=10)
     assert job.state is S.DOWNLOADING
 
 
@@ -123,17 +131,39 @@ async def test_terminal_states_and_repeats_are_final(store: Store):
     await store.jobs.transition(job.id, S.CANCELED)
     for state in S:
         with pytest.raises(InvalidTransition):
-            await store.jobs.transition(job.id, state)
+            await store.jobs.transition(job.id, state, charged=1 if state is S.DOWNLOADING else None)
 
 
 async def test_transition_sets_fields_in_the_same_write(store: Store):
     """Fields passed with a transition are stored with it."""
     job = await new_job(store)
-    await store.jobs.transition(job.id, S.UPLOADING)
+    await walk(store, job.id, S.UPLOADING, S.CREATING)
     job = await store.jobs.transition(job.id, S.SUBMITTED, project_id="cm_123")
     assert (job.state, job.project_id) == (S.SUBMITTED, "cm_123")
-    job = await store.jobs.transition(job.id, S.FAILED, error_code="render_failed", error_message="The render failed.")
-    assert (job.error_code, job.error_message) == ("render_failed", "The render failed.")
+    data = {"status": 422, "field": "end_seconds", "limit": 60.5, "retryable": False, "hint": None}
+    job = await store.jobs.transition(job.id, S.FAILED, error_code="render_failed", error_data=data)
+    assert (job.error_code, job.error_data) == ("render_failed", data)
+    assert await store.jobs.get(job.id) == job
+    assert not hasattr(job, "error_message")
+
+
+async def test_error_data_is_a_flat_json_object(store: Store):
+    """error_data takes names to scalars, round-trips, can be cleared, and refuses anything else."""
+    job = await new_job(store)
+    assert job.error_data is None
+    job = await store.jobs.update(job.id, error_data={"seconds": 75, "max": 60, "unit": "s", "ok": True})
+    assert job.error_data == {"seconds": 75, "max": 60, "unit": "s", "ok": True}
+    assert isinstance(job.error_data["ok"], bool) and isinstance(job.error_data["seconds"], int)
+    assert (await store.jobs.update(job.id, error_data={})).error_data == {}
+    assert (await store.jobs.update(job.id, error_data=None)).error_data is None
+    for bad in ([1, 2], {"nested": {"a": 1}}, {1: "x"}, {"x": [1]}, "text"):
+        with pytest.raises(TypeError):
+            await store.jobs.update(job.id, error_data=bad)
+    with pytest.raises(ValueError):
+        await store.jobs.update(job.id, error_data={"x": float("nan")})
+    for gone in ("error_message", "charged_credits"):
+        with pytest.raises(TypeError, match=gone):
+            await store.jobs.update(job.id, **{gone: 1})
 
 
 async def test_update_changes_allowed_fields_only(store: Store, clock: FakeClock):
@@ -187,34 +217,112 @@ async def test_queries_recent_unfinished_guild_and_active(store: Store, clock: F
     assert await store.jobs.active_count(None, 1) == 1
 
 
-async def test_ending_a_job_closes_its_reservation(store: Store):
-    """failed and canceled refund an open reservation; done settles it."""
-    failed, canceled, done, charged = [await new_job(store, user_id=u) for u in (1, 2, 3, 4)]
-    for job in (failed, canceled, done, charged):
-        reservation = await store.quota.reserve(job.id, guild_id=GUILD, user_id=job.user_id, role_ids=[], amount=100)
-        assert isinstance(reservation, Reservation)
+async def test_credits_close_with_the_transition(store: Store):
+    """downloading settles to the charge (done then changes nothing); failed/canceled refund."""
+    failed, canceled, rendered = [await reserved_job(store, 100, user_id=u) for u in (1, 2, 3)]
     await store.jobs.transition(failed.id, S.FAILED)
     await store.jobs.transition(canceled.id, S.CANCELED)
-    for job in (done, charged):
-        for state in (S.UPLOADING, S.SUBMITTED, S.DOWNLOADING, S.DELIVERING):
-            await store.jobs.transition(job.id, state)
-    done_record = await store.jobs.transition(done.id, S.DONE)
-    charged_record = await store.jobs.transition(charged.id, S.DONE, charged_credits=80)
-
+    record = await complete(store, rendered.id, 80)
+    assert (record.state, record.charged_credits) == (S.DOWNLOADING, 80)
     assert [e.kind for e in await store.quota.entries(failed.id)] == [LedgerKind.RESERVE, LedgerKind.REFUND]
     assert [e.kind for e in await store.quota.entries(canceled.id)] == [LedgerKind.RESERVE, LedgerKind.REFUND]
-    assert done_record.charged_credits == 100
-    assert charged_record.charged_credits == 80
-    assert (await store.quota.balance(GUILD, 4)).used == 80
-    assert (await store.quota.balance(GUILD, 1)).used == 0
+    assert [(e.kind, e.charged) for e in await store.quota.entries(rendered.id)] == [
+        (LedgerKind.RESERVE, None),
+        (LedgerKind.SETTLE, 80),
+    ]
+    await walk(store, rendered.id, S.DELIVERING)
+    final = await store.jobs.transition(rendered.id, S.DONE, charged=99)  # already settled: stays at 80
+    assert final.charged_credits == 80 and len(await store.quota.entries(rendered.id)) == 2
+    assert (await store.quota.limits(GUILD, 3)).used == 80
+    assert (await store.quota.limits(GUILD, 1)).used == 0
 
 
-async def test_ending_a_settled_job_does_not_touch_the_ledger(store: Store):
-    """A job settled before done keeps its settlement; failing after settling refunds nothing."""
-    job = await new_job(store)
-    await store.quota.reserve(job.id, guild_id=GUILD, user_id=1, role_ids=[], amount=100)
-    assert await store.quota.settle(job.id, 90)
-    await store.jobs.transition(job.id, S.FAILED)  # e.g. the download failed after Magic Hour charged
-    entries = await store.quota.entries(job.id)
-    assert [e.kind for e in entries] == [LedgerKind.RESERVE, LedgerKind.SETTLE]
-    assert (await store.quota.balance(GUILD, 1)).used == 90
+async def test_done_settles_a_reservation_left_open(store: Store):
+    """A job reaching done with its reservation still open settles it: to `charged`, else to what was held.
+
+    Only a database written outside the store can hold such a job; the rule still holds for it.
+    """
+    held, charged = await reserved_job(store, 100, user_id=1), await reserved_job(store, 100, user_id=2)
+    conn = store._db.conn
+    for job in (held, charged):
+        await conn.execute("UPDATE jobs SET state = 'delivering' WHERE id = ?", (job.id,))
+        for state in ("uploading", "creating", "submitted", "downloading", "delivering"):
+            await conn.execute(
+                "INSERT INTO job_events (job_id, state, at) VALUES (?, ?, ?)", (job.id, state, "2026-03-10T09:30:00")
+            )
+    assert (await store.jobs.transition(held.id, S.DONE)).charged_credits == 100
+    assert (await store.jobs.transition(charged.id, S.DONE, charged=70)).charged_credits == 70
+    assert (await store.quota.limits(GUILD, 1)).used == 100
+    assert (await store.quota.limits(GUILD, 2)).used == 70
+
+
+async def test_downloading_needs_the_charge_and_charges_only_close(store: Store):
+    """The render's charge is required at downloading, refused elsewhere and when negative."""
+    job = await reserved_job(store, 50)
+    await walk(store, job.id, *TO_RENDERED)
+    with pytest.raises(ValueError, match="charged"):
+        await store.jobs.transition(job.id, S.DOWNLOADING)
+    with pytest.raises(ValueError, match="charge"):
+        await store.jobs.transition(job.id, S.RENDERING, charged=5)
+    with pytest.raises(ValueError, match="negative"):
+        await store.jobs.transition(job.id, S.DOWNLOADING, charged=-1)
+    assert (await store.jobs.get(job.id)).state is S.SUBMITTED  # type: ignore[union-attr]
+    assert [e.kind for e in await store.quota.entries(job.id)] == [LedgerKind.RESERVE]
+    await store.jobs.transition(job.id, S.CANCELED)
+
+
+async def test_a_cancel_or_failure_with_a_charge_settles(store: Store):
+    """A cancel after submission costs what Magic Hour charged; so does a failure with a charge."""
+    canceled, failed = await reserved_job(store, 100, user_id=1), await reserved_job(store, 100, user_id=2)
+    for job in (canceled, failed):
+        await walk(store, job.id, *TO_RENDERED)
+    record = await store.jobs.transition(canceled.id, S.CANCELED, charged=40)
+    assert record.charged_credits == 40
+    record = await store.jobs.transition(failed.id, S.FAILED, charged=130, error_code="render_failed")
+    assert record.charged_credits == 130
+    assert [e.amount for e in await store.quota.entries(canceled.id)] == [-100, 60]
+    assert [e.amount for e in await store.quota.entries(failed.id)] == [-100, -30]
+    # A charge for a job that never reserved is a bug to surface, and nothing changes.
+    bare = await new_job(store, user_id=3)
+    with pytest.raises(NoReservation):
+        await store.jobs.transition(bare.id, S.CANCELED, charged=1)
+    assert (await store.jobs.get(bare.id)).state is S.RECEIVED  # type: ignore[union-attr]
+    # Without a charge, a job that never reserved just ends.
+    await store.jobs.transition(bare.id, S.CANCELED)
+
+
+async def test_a_settled_job_that_fails_stays_settled(store: Store):
+    """A completed render whose delivery was given up was still paid for: no refund."""
+    for user_id, to in ((1, S.FAILED), (2, S.CANCELED)):
+        job = await reserved_job(store, 100, user_id=user_id)
+        await complete(store, job.id, 90)
+        await walk(store, job.id, S.DELIVERING)
+        record = await store.jobs.transition(job.id, to, charged=None, error_code="delivery_failed")
+        assert record.charged_credits == 90
+        assert [e.kind for e in await store.quota.entries(job.id)] == [LedgerKind.RESERVE, LedgerKind.SETTLE]
+        assert (await store.quota.limits(GUILD, user_id)).used == 90
+
+
+async def test_unknown_at_magic_hour_is_settled_to_what_was_held(store: Store, clock: FakeClock):
+    """A create whose outcome is unknown counts as charged in full and is listed for managers."""
+    job = await reserved_job(store, 100)
+    await walk(store, job.id, S.UPLOADING, S.CREATING)
+    await store.quota.top_up(job.id, 120)
+    record = await store.jobs.transition(job.id, S.FAILED, error_code=UNKNOWN_AT_MAGIC_HOUR, error_data={"attempts": 1})
+    assert record.charged_credits == 120
+    assert [(e.kind, e.amount) for e in await store.quota.entries(job.id)][-1] == (LedgerKind.SETTLE, 0)
+    assert (await store.quota.limits(GUILD, 1)).used == 120
+    other = await reserved_job(store, 10, user_id=2, guild_id=OTHER_GUILD)
+    await store.jobs.transition(other.id, S.FAILED, error_code=UNKNOWN_AT_MAGIC_HOUR)
+    plain = await reserved_job(store, 10, user_id=3)
+    await store.jobs.transition(plain.id, S.FAILED, error_code="render_failed")
+
+    listed = await store.jobs.unknown_at_magic_hour(GUILD, START)
+    assert [j.id for j in listed] == [job.id]
+    assert [j.id for j in await store.jobs.unknown_at_magic_hour(OTHER_GUILD, START)] == [other.id]
+    assert await store.jobs.unknown_at_magic_hour(GUILD, START + dt.timedelta(seconds=1)) == []
+    report = await store.quota.usage(GUILD)
+    assert [j.id for j in report.uncertain] == [job.id]
+    assert report.total.charged == 120
+    await clock.advance(24 * 3600)
+    assert (await store.quota.usage(GUILD)).uncertain == []

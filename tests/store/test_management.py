@@ -9,7 +9,7 @@ import pytest
 from bot.config import GenerationMode
 from bot.store import GuildSettings, JobState, LimitKind, MemberHasActiveJobs, Reservation, Store, UsageLine
 
-from .conftest import GUILD, OTHER_GUILD, new_job
+from .conftest import GUILD, OTHER_GUILD, complete, new_job, walk
 
 LITE, STANDARD, PRO = GenerationMode.LITE, GenerationMode.STANDARD, GenerationMode.PRO
 
@@ -24,12 +24,8 @@ async def run_job(
     if charged is None:
         await store.jobs.transition(job.id, JobState.FAILED)
     else:
-        await store.quota.settle(job.id, charged)
-        await store.jobs.transition(job.id, JobState.UPLOADING)
-        await store.jobs.transition(job.id, JobState.SUBMITTED)
-        await store.jobs.transition(job.id, JobState.DOWNLOADING)
-        await store.jobs.transition(job.id, JobState.DELIVERING)
-        await store.jobs.transition(job.id, JobState.DONE)
+        await complete(store, job.id, charged)
+        await walk(store, job.id, JobState.DELIVERING, JobState.DONE)
     return job
 
 
@@ -73,7 +69,7 @@ async def test_member_and_role_limits_listed_and_replaced(store: Store):
     await store.limits.set_role_limit(GUILD, 10, 400)
     assert await store.limits.member_limits(GUILD) == {1: 150}
     assert await store.limits.role_limits(GUILD) == {10: 400}
-    assert (await store.quota.balance(GUILD, 1)).limit_kind is LimitKind.MEMBER
+    assert (await store.quota.limits(GUILD, 1)).limit_kind is LimitKind.MEMBER
 
 
 async def test_usage_report_by_member_and_mode(store: Store):
@@ -103,7 +99,7 @@ async def test_usage_report_by_member_and_mode(store: Store):
 
 
 async def test_delete_member_data_keeps_server_totals(db_path, clock):
-    """Deleting a member removes their jobs and grants but not their share of server usage."""
+    """Deleting a member removes their jobs but not their usage: totals and their own limits stand."""
     from bot.store import QuotaPolicy
 
     policy = QuotaPolicy(default_member_credits=1000, bot_budget_credits=100_000)
@@ -126,34 +122,40 @@ async def test_delete_member_data_keeps_server_totals(db_path, clock):
         await store.jobs.transition(running.id, JobState.CANCELED)
 
         before = await store.quota.usage(GUILD)
-        before_balance_2 = await store.quota.balance(GUILD, 2)
+        before_limits_1 = await store.quota.limits(GUILD, 1)
+        before_limits_2 = await store.quota.limits(GUILD, 2)
         report = await store.delete_member_data(GUILD, 1)
-        assert (report.jobs_deleted, report.grants_deleted, report.limits_deleted) == (3, 1, 1)
-        assert report.ledger_rows_anonymised == 7  # 3 reserves, 1 settle, 2 refunds, 1 adjustment
+        assert (report.jobs_deleted, report.grants_deleted, report.limits_kept) == (3, 0, 1)
+        # 3 reserves, 1 settle, 2 refunds, 1 adjustment and 1 grant, all of the running window.
+        assert (report.ledger_rows_kept, report.ledger_rows_anonymised) == (8, 0)
+        assert report.usage_kept_until == store.quota.window()[1]
 
         after = await store.quota.usage(GUILD)
         assert after.total == before.total
         assert after.by_mode == before.by_mode
         assert after.by_member[None] == before.by_member[1]
         assert 1 not in after.by_member and after.by_member[2] == before.by_member[2]
-        assert await store.quota.balance(GUILD, 2) == before_balance_2  # pool and budget unchanged too
+        assert await store.quota.limits(GUILD, 2) == before_limits_2  # pool and budget unchanged too
+        # Still counting against the member: used, grants and their manager-set limit all stand.
+        assert await store.quota.limits(GUILD, 1) == before_limits_1
+        assert before_limits_1.limit_kind is LimitKind.MEMBER and before_limits_1.used == 90
 
         for job in [*kept, running]:
             assert await store.jobs.get(job.id) is None
             assert await store.jobs.events(job.id) == []
             assert await store.quota.entries(job.id) == []
         assert await store.jobs.get(elsewhere.id) is not None  # another server's data stays
-        balance = await store.quota.balance(GUILD, 1)
-        assert (balance.used, balance.granted, balance.limit_kind) == (0, 0, LimitKind.GLOBAL_DEFAULT)
         assert await store.quota.member_entries(GUILD, 1) == []
         grants_by_1 = [e for e in await store.quota.member_entries(GUILD, 2) if e.by_user_id == 1]
         assert grants_by_1 == []
+        assert await store.limits.member_limits(GUILD) == {1: 800, 2: 700}
         assert await store.check_invariants() == []
 
         everywhere = await store.delete_member_data(None, 1)
         assert everywhere.jobs_deleted == 1
         assert await store.jobs.get(elsewhere.id) is None
         assert (await store.quota.usage(OTHER_GUILD)).by_member[None].charged == 40
+        assert (await store.quota.limits(OTHER_GUILD, 1)).used == 40
         assert await store.check_invariants() == []
 
 

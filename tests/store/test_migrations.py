@@ -32,6 +32,11 @@ SEEDS: dict[int, list[str]] = {
         f" VALUES ('reserve', 1, {GUILD}, 7, 'pro', -120, '{NOW}', '{NOW}')",
         f"INSERT INTO member_limits (guild_id, user_id, credits, set_at) VALUES ({GUILD}, 7, 500, '{NOW}')",
     ],
+    3: [
+        "INSERT INTO ledger (kind, job_id, guild_id, user_id, mode, amount, period_at, at)"
+        f" VALUES ('topup', 1, {GUILD}, 7, 'pro', -30, '{NOW}', '{NOW}')",
+        """UPDATE jobs SET error_data = '{"status": 503}', role_ids = '10,11' WHERE id = 1""",
+    ],
 }
 
 
@@ -106,7 +111,13 @@ async def test_upgrade_from_every_earlier_version(db_path: Path, clock: FakeCloc
             assert [e.state for e in await store.jobs.events(1)][-1] is JobState.SUBMITTED
         if version >= 2:
             assert await store.limits.member_limits(GUILD) == {7: 500}
-            assert await store.quota.settle(1, 100) is True
+            held = 150 if version >= 3 else 120
+            assert (await store.quota.limits(GUILD, 7)).reserved == held
+            job = await store.jobs.transition(1, JobState.DOWNLOADING, charged=100)
+            assert job.charged_credits == 100
+            assert (await store.quota.limits(GUILD, 7)).used == 100
+        if version >= 3:
+            assert job is not None and job.error_data == {"status": 503}
         # The upgraded database does everything a fresh one does.
         fresh = await store.jobs.create(_job(user_id=8))
         assert isinstance(
@@ -158,3 +169,63 @@ async def test_several_stores_opening_a_new_file_at_once(db_path: Path, clock: F
 
 def _job(user_id: int = 7) -> NewJob:
     return NewJob(user_id=user_id, guild_id=GUILD, mode=GenerationMode.LITE)
+
+
+async def test_0003_keeps_ledger_ids_and_settles_jobs_past_their_render(db_path: Path, clock: FakeClock):
+    """Rebuilding the ledger keeps ids (and never reuses a deleted one); live rendered jobs get settled."""
+    migrations = load_migrations()
+    conn = await connect(db_path)
+    try:
+        await apply_migrations(conn, migrations[:2], now=clock.now)
+        for job_id, state, charged in ((1, "delivering", 90), (2, "downloading", None), (3, "done", 50)):
+            await conn.execute(
+                "INSERT INTO jobs (id, user_id, guild_id, mode, state, charged_credits, created_at, updated_at)"
+                f" VALUES (?, 7, {GUILD}, 'lite', ?, ?, '{NOW}', '{NOW}')",
+                (job_id, state, charged),
+            )
+            path = ["received", "uploading", "submitted", "downloading", "delivering", "done"]
+            for event in path[: path.index(state) + 1]:
+                await conn.execute(
+                    f"INSERT INTO job_events (job_id, state, at) VALUES (?, ?, '{NOW}')", (job_id, event)
+                )
+            await conn.execute(
+                "INSERT INTO ledger (kind, job_id, guild_id, user_id, mode, amount, period_at, at)"
+                f" VALUES ('reserve', ?, {GUILD}, 7, 'lite', -100, '{NOW}', '{NOW}')",
+                (job_id,),
+            )
+        await conn.execute(
+            "INSERT INTO ledger (kind, job_id, guild_id, user_id, mode, amount, charged, period_at, at)"
+            f" VALUES ('settle', 3, {GUILD}, 7, 'lite', 50, 50, '{NOW}', '{NOW}')"
+        )
+        await conn.execute(
+            "INSERT INTO ledger (kind, guild_id, user_id, amount, period_at, at)"
+            f" VALUES ('grant', {GUILD}, 8, 5, '{NOW}', '{NOW}')"
+        )
+        await conn.execute("DELETE FROM ledger WHERE kind = 'grant'")  # id 5 existed once
+    finally:
+        await conn.close()
+
+    async with await Store.open(db_path, clock=clock, policy=policy()) as store:
+        assert await store.check_invariants() == []
+        assert [(e.id, e.kind.value, e.charged) for e in await store.quota.entries(1)] == [
+            (1, "reserve", None),
+            (6, "settle", 90),
+        ]
+        assert [(e.kind.value, e.amount, e.charged) for e in await store.quota.entries(2)] == [
+            ("reserve", -100, None),
+            ("settle", 0, 100),
+        ]
+        assert (await store.jobs.get(2)).charged_credits == 100  # type: ignore[union-attr]
+        assert len(await store.quota.entries(3)) == 2  # already settled: untouched
+        entry = await store.quota.adjust(GUILD, 7, -1)
+        assert entry.id == 8  # after the migration's two settles; 5 is never reused
+        conn = store._db.conn
+        index_names = {r[0] for r in await conn.execute_fetchall("SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert {"ledger_one_reserve", "ledger_one_close", "ledger_by_member", "ledger_forgotten"} <= index_names
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            await conn.execute("UPDATE ledger SET amount = 0")
+        with pytest.raises(sqlite3.IntegrityError):
+            await conn.execute(
+                "INSERT INTO ledger (kind, job_id, guild_id, user_id, amount, period_at, at)"
+                f" VALUES ('topup', 1, {GUILD}, 7, 5, '{NOW}', '{NOW}')"
+            )

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from bot.config import QuotaWindow
-from bot.store.windows import discord_timestamp, next_reset, window_bounds, window_phrase
+from bot.store.windows import next_reset, window_bounds
 
 UTC = dt.UTC
 MIDNIGHT = dt.time(0, 0)
@@ -121,9 +121,3 @@ def test_naive_now_and_non_utc_reset_time_are_rejected():
     with pytest.raises(ValueError, match="UTC"):
         window_bounds(at(2026, 3, 10), QuotaWindow.DAILY, dt.time(0, 0, tzinfo=dt.timezone(dt.timedelta(hours=2))))
     assert window_bounds(at(2026, 3, 10), QuotaWindow.DAILY, dt.time(0, 0, tzinfo=UTC))[0] == at(2026, 3, 10)
-
-
-def test_discord_timestamp_and_phrases():
-    """Display helpers give Discord markup and plain words."""
-    assert discord_timestamp(at(2025, 11, 26)) == "<t:1764115200:R>"
-    assert window_phrase(QuotaWindow.WEEKLY) == "this week"
