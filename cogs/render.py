@@ -222,21 +222,27 @@ def canceled_text(job: JobRecord) -> str:
 
 
 def forgotten_text(report: DeletionReport) -> str:
-    """The answer once a member's data is deleted."""
-    return (
-        f"Done: deleted {report.jobs_deleted} job record{'' if report.jobs_deleted == 1 else 's'}, "
-        f"{report.grants_deleted} grant{'' if report.grants_deleted == 1 else 's'} and "
-        f"{report.limits_deleted} personal limit{'' if report.limits_deleted == 1 else 's'}. "
-        "What you used still counts towards this server's totals, without your name."
-    )
+    """The answer once a member's data is deleted: what went, and what had to stay (and until when)."""
+    jobs = f"{report.jobs_deleted} job record{'' if report.jobs_deleted == 1 else 's'}"
+    lines = [f"Done: deleted {jobs} and your name from your past usage."]
+    if report.usage_kept_until is not None:
+        lines.append(
+            "What you used in the current period still counts against your allowance and this server's "
+            f"credits until it resets {discord_timestamp(report.usage_kept_until)}; after that it is kept "
+            "only in the server's totals, without your name."
+        )
+    if report.limits_kept:
+        lines.append("Limits a server manager set for you stay in place.")
+    return "\n".join(lines)
 
 
 def forget_prompt() -> str:
     """What `/forget-me` asks before deleting anything."""
     return (
-        "This deletes your lip-sync jobs, grants and personal limits in this server. Credits you "
-        "used stay counted in the server's totals, without your name. It can't be undone.\n"
-        "Running jobs must finish or be canceled first."
+        "This deletes your lip-sync jobs in this server and takes your name off your usage. What you "
+        "used this period keeps counting until it resets (deleting data never gives credits back), "
+        "limits a manager set for you stay, and the server's totals keep your usage without your name. "
+        "It can't be undone.\nRunning jobs must finish or be canceled first."
     )
 
 

@@ -415,10 +415,10 @@ class JobRun:
         if current is None or current.state.terminal:
             return
         self.record = current
-        fields: dict[str, object] = {}
-        if code is not None:
-            fields = {"error_code": code, "error_data": json_data(data or {})}
-        await self.transition(state, charged=charged, **fields)
+        if code is None:
+            await self.transition(state, charged=charged)
+        else:
+            await self.transition(state, charged=charged, error_code=code, error_data=json_data(data or {}))
         log.info("job %s: %s%s", self.job_id, state.value, f" ({code})" if code else "")
 
     async def held(self) -> int:
@@ -434,7 +434,7 @@ class JobRun:
 
     async def transition(self, state: JobState, *, charged: int | None = None, **fields: object) -> JobRecord:
         """Persist a state change (the store checks it and closes credits on the final ones), then show it."""
-        self.record = await self.ctx.store.jobs.transition(self.job_id, state, charged=charged, **fields)
+        self.record = await self.ctx.store.jobs.transition(self.job_id, state, charged=charged, detail=None, **fields)
         project = f" (project {self.record.project_id})" if self.record.project_id else ""
         log.info("job %s: %s%s", self.job_id, state.value, project)
         await self.emit()

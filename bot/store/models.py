@@ -434,8 +434,7 @@ class QuotaPolicy:
             window=settings.quota_window,
             reset_time=settings.quota_reset_time,
             default_member_credits=settings.default_member_credits,
-            bot_budget_credits=settings.bot_budget_credits,
+            bot_budget_credits=settings.budget_credits,
             max_active_jobs_per_member=settings.max_active_jobs_per_member,
-            # Read by name: the setting is new, and older Settings objects lack it.
-            server_credits_ceiling=getattr(settings, "server_credits_ceiling", None),
+            server_credits_ceiling=settings.server_credits_ceiling,
         )

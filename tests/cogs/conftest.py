@@ -28,6 +28,7 @@ from bot.clock import FakeClock
 from bot.config import Settings
 from bot.errors import LipsyncError
 from bot.jobs.engine import JobEngine
+from bot.jobs.fetch import FetchPolicy
 from bot.jobs.models import JobUpdate
 from bot.sandbox import Sandbox, SandboxConfig
 from bot.store import JobRecord, JobState, MemberHasActiveJobs, Store
@@ -36,6 +37,9 @@ from cogs.status import StatusMessage
 from tests.conftest import SANDBOX_KEY, make_settings
 
 T = TypeVar("T")
+
+# The CDN bridge serves simcord's attachments on http://127.0.0.1:<random port>.
+LOCAL_CDN = FetchPolicy(hosts=frozenset({"127.0.0.1"}), allow_http=True, any_port=True)
 
 
 def outside_simcord(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
@@ -229,7 +233,7 @@ class Harness:
     async def restart(self) -> None:
         """Stop the bot as a deploy would (jobs stay unfinished), start a new one on the same files."""
         await self.bot.close()
-        new_bot = create_bot(self.settings)
+        new_bot = create_bot(self.settings, fetch_policy=LOCAL_CDN)
         self.bots.append(new_bot)
         await self.env.restart_bot(new_bot)
         self.bot = new_bot
@@ -251,7 +255,7 @@ async def harness(
     marker = request.node.get_closest_marker("settings")
     overrides: dict[str, Any] = dict(marker.kwargs) if marker else {}
     settings = make_settings(tmp_path, sandbox.base_url, **overrides)
-    bot = create_bot(settings)
+    bot = create_bot(settings, fetch_policy=LOCAL_CDN)
     env = simcord.Env(bot)
     await env.start()
     cdn.backend = env.backend
