@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     max_concurrent_transfers: int = Field(default=4, ge=1)
     max_active_jobs_per_member: int = Field(default=1, ge=1)
     job_deadline_minutes: float = Field(default=60.0, gt=0)
+    # How long a rendered (paid) result's download and delivery are retried before a link is sent.
+    delivery_retry_minutes: float = Field(default=60.0, ge=0)
 
     # Polling
     poll_initial_seconds: float = Field(default=5.0, gt=0)

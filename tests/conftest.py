@@ -12,7 +12,7 @@ from pydantic import SecretStr
 
 from bot.clock import FakeClock
 from bot.config import Settings
-from bot.jobs.models import Delivery, JobUpdate
+from bot.jobs.models import Delivery, JobUpdate, LinkProvider
 from bot.sandbox import Sandbox, SandboxConfig
 from bot.store import JobRecord
 from bot.testmedia import make_audio, make_video
@@ -62,6 +62,7 @@ def make_settings(tmp_path: Path, base_url: str, **overrides: object) -> Setting
         "poll_initial_seconds": 0.05,
         "poll_max_seconds": 0.1,
         "default_member_credits": 10_000,
+        "delivery_retry_minutes": 0.001,  # a failed delivery falls back to a link at once
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg, arg-type]
@@ -93,12 +94,16 @@ class KeepFile:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.delivered: list[Path] = []
+        self.links: list[str] = []
         self.fail_with: Exception | None = None
 
-    async def deliver(self, job: JobRecord, result: Path, *, sandbox: bool) -> Delivery:
-        """Move the file, or raise `fail_with` if set."""
+    async def deliver(self, job: JobRecord, result: Path | None, *, sandbox: bool, link: LinkProvider) -> Delivery:
+        """Move the file, or raise `fail_with` if set; with no file, keep the link."""
         if self.fail_with is not None:
             raise self.fail_with
+        if result is None:
+            self.links.append(await link())
+            return Delivery(kind="link")
         self.folder.mkdir(parents=True, exist_ok=True)
         target = self.folder / f"{len(self.delivered)}-{result.name}"
         shutil.move(str(result), target)

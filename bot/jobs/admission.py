@@ -13,6 +13,7 @@ resets); `refused` turns one into the `QuotaExceeded` error the front ends know 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from bot.config import QuotaWindow
@@ -83,7 +84,13 @@ class Admission:
         """Every check that costs nothing: raises `InvalidInput` or `QuotaExceeded`, spends nothing."""
         admitted = await self.read(request.guild_id, request.user_id, request.role_ids)
         check_request(request, admitted.rules)
-        refusal = admitted.limits.refusal_for(_SMALLEST_JOB, new_job=True)
+        # The store counts jobs holding credits (so two requests at once can't refuse each other);
+        # here every unfinished job counts, so a second request made later is refused at once.
+        limits = admitted.limits
+        unfinished = await self._store.jobs.active_count(request.guild_id, request.user_id)
+        if unfinished > limits.active_jobs:
+            limits = dataclasses.replace(limits, active_jobs=unfinished)
+        refusal = limits.refusal_for(_SMALLEST_JOB, new_job=True)
         if refusal is not None:
             raise refused(refusal, self.window, before_estimate=refusal.limit is not LimitKind.ACTIVE_JOBS)
         return admitted

@@ -60,6 +60,7 @@ class EngineConfig:
             default_max_fps=settings.default_max_fps,
             job_deadline_seconds=settings.job_deadline_minutes * 60,
             poll=PollPolicy(initial=settings.poll_initial_seconds, maximum=settings.poll_max_seconds),
+            delivery=DeliveryPolicy(patience=settings.delivery_retry_minutes * 60),
             sandbox=sandbox,
             fetch_policy=fetch_policy,
         )

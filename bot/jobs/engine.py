@@ -145,9 +145,19 @@ class JobEngine:
                 log.exception("job %s: could not be resumed", record.id)
                 continue
             log.info("job %s: resuming from %s", record.id, record.state.value)
-            # A resumed job that is already rendering (and being paid for) goes to the front.
-            self._spawn(run, run.run_resumed, front=record.project_id is not None)
             resumed.append(record)
+            if record.project_id is None:
+                # Nothing at Magic Hour to follow: it ends now, without waiting for a slot.
+                try:
+                    await run.run_resumed()
+                except Exception as exc:
+                    await run.failed(exc)
+                finally:
+                    self._runs.pop(record.id, None)
+                    await run.cleanup()
+                continue
+            # A resumed job that is already rendering (and being paid for) goes to the front.
+            self._spawn(run, run.run_resumed, front=True)
         return resumed
 
     # ----------------------------------------------------------------- queries

@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 ProjectListener = Callable[[VideoProject], Awaitable[None]]
 
+_EARLY_POKE_SECONDS = 600.0
+
 
 class ProjectSource(Protocol):
     """What the poller needs from the API client."""
@@ -88,6 +90,9 @@ class Poller:
         self._task: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
         self._gate = asyncio.Semaphore(self._policy.concurrency)
+        # Projects a webhook named before anyone waited for them (the event can beat the create
+        # answer's bookkeeping): their first poll is immediate. Kept for `_EARLY_POKE_SECONDS`.
+        self._early: dict[str, float] = {}
         self.requests = 0
 
     @property
@@ -140,7 +145,8 @@ class Poller:
         self.start()
         now = self._clock.monotonic()
         future: asyncio.Future[VideoProject] = asyncio.get_running_loop().create_future()
-        first = 0.0 if poll_now else self._jittered(self._policy.initial)
+        poked_early = self._early.pop(project_id, None) is not None
+        first = 0.0 if poll_now or poked_early else self._jittered(self._policy.initial)
         watch = _Watch(project_id, now + within, now + first, self._policy.initial, listener, future)
         self._watches[project_id] = watch
         self._wakeup.set()
@@ -151,9 +157,15 @@ class Poller:
                 del self._watches[project_id]
 
     def poke(self, project_id: str) -> bool:
-        """Ask for a watched project's status now (a webhook said it changed); False if not watched."""
+        """Ask for a project's status now (a verified webhook said it changed).
+
+        False if nobody waits for it yet; its first poll is then immediate if a wait starts soon.
+        """
         watch = self._watches.get(project_id)
         if watch is None or watch.future.done():
+            now = self._clock.monotonic()
+            self._early = {p: at for p, at in self._early.items() if now - at < _EARLY_POKE_SECONDS}
+            self._early[project_id] = now
             return False
         watch.next_at = self._clock.monotonic()
         self._wakeup.set()

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from bot.config import Settings
-from bot.jobs.models import Delivery, InputSource, JobHooks, JobRequest, JobUpdate
+from bot.jobs.models import Delivery, InputSource, JobHooks, JobRequest, JobUpdate, LinkProvider
 from bot.services import Services
 from bot.store import JobRecord
 
@@ -25,7 +25,7 @@ class PrintStates:
 class NeverDeliver:
     """This process is killed before any result exists."""
 
-    async def deliver(self, job: JobRecord, result: Path, *, sandbox: bool) -> Delivery:
+    async def deliver(self, job: JobRecord, result: Path | None, *, sandbox: bool, link: LinkProvider) -> Delivery:
         raise AssertionError("the killed process must not deliver")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import signal
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 import av
 import pytest
 
+from bot import words
 from bot.config import GenerationMode, Settings
 from bot.errors import InvalidInput, NotAllowed, QuotaExceeded
 from bot.jobs.models import InputSource, JobHooks, JobRequest, JobUpdate
@@ -99,7 +101,7 @@ async def test_success_delivers_the_clip_and_settles(open_services, media_dir: P
     assert abs(duration - 1.5) < 0.2
     assert job.estimated_credits == 45  # ceil(1.5 s * 30 fps) * 1
     assert job.charged_credits is not None and job.charged_credits <= 45
-    balance = await services.store.quota.balance(GUILD, USER, ())
+    balance = await services.store.quota.limits(GUILD, USER, ())
     assert balance.used == job.charged_credits and balance.reserved == 0
     assert sandbox.counters.jobs_created == 1
     assert work_dir_is_empty(services.settings)
@@ -142,18 +144,23 @@ async def test_bad_media_fails_free(open_services, media_dir, tmp_path, sandbox,
         job = await services.store.jobs.get(job_id)
         assert job is not None and job.state is JobState.FAILED
         assert job.error_code == code
-        assert video in (job.error_message or "") or audio in (job.error_message or "")
+        assert job.error_data is not None and job.error_data.get("filename") in (video, audio)
         assert keeper.delivered == []
     assert sandbox.counters.jobs_created == 0
-    assert (await services.store.quota.balance(GUILD, USER, ())).used == 0
+    assert (await services.store.quota.limits(GUILD, USER, ())).used == 0
     assert work_dir_is_empty(services.settings)
+
+
+def failure_text(job) -> str:
+    """What the member reads about a failed job (plain text)."""
+    return words.describe(job.error_code or "error", job.error_data or {})
 
 
 async def assert_failed_and_refunded(services: Services, job_id: int, *, fragment: str) -> None:
     job = await services.store.jobs.get(job_id)
     assert job is not None and job.state is JobState.FAILED, job
-    assert job.error_message is not None and fragment in job.error_message, job.error_message
-    balance = await services.store.quota.balance(GUILD, USER, ())
+    assert job.error_code is not None and fragment in failure_text(job), failure_text(job)
+    balance = await services.store.quota.limits(GUILD, USER, ())
     assert balance.used == 0 and balance.reserved == 0
     assert work_dir_is_empty(services.settings)
 
@@ -184,24 +191,45 @@ async def test_job_error_refunds_with_a_useful_message(open_services, media_dir,
     await assert_failed_and_refunded(services, job_id, fragment="face")
 
 
-async def test_uncertain_create_is_never_resent(open_services, media_dir, tmp_path, sandbox) -> None:
-    """A create whose answer is lost fails (refunded) and is not sent a second time."""
+async def test_uncertain_create_is_never_resent_nor_called_free(open_services, media_dir, tmp_path, sandbox) -> None:
+    """A create whose answer is lost is not sent again, and what was set aside counts as spent."""
     services = await open_services()
     sandbox.faults.disconnect("create", times=1, after_effect=True)
     _, _, job_id = await run_job(services, file_request(media_dir), tmp_path / "out")
-    await assert_failed_and_refunded(services, job_id, fragment="")
+    job = await services.store.jobs.get(job_id)
+    assert job is not None and job.state is JobState.FAILED and job.error_code == "unknown_at_magic_hour"
+    assert job.charged_credits == 45 and "45 credits" in failure_text(job)
+    assert (await services.store.quota.limits(GUILD, USER, ())).used == 45
     assert sandbox.counters.requests["create"] == 1
     assert sandbox.counters.jobs_created == 1
+    # The managers' report lists it by job, so the operator can find the project by its name.
+    report = await services.store.quota.usage(GUILD)
+    assert [j.id for j in report.uncertain] == [job_id]
 
 
-async def test_deliverer_failure_refunds(open_services, media_dir, tmp_path) -> None:
-    """If the result can't be delivered at all, the member gets their credits back."""
+async def test_a_rendered_result_that_cant_be_delivered_keeps_its_charge(open_services, media_dir, tmp_path) -> None:
+    """Delivery retries, then a link, then it is given up: never refunded, since Magic Hour charged."""
     services = await open_services()
     sink, keeper = RecordingSink(), KeepFile(tmp_path / "out")
     keeper.fail_with = RuntimeError("discord is down")
     record = await services.engine.submit(file_request(media_dir), JobHooks(sink=sink, deliverer=keeper))
     await services.engine.wait(record.id)
-    await assert_failed_and_refunded(services, record.id, fragment="")
+    job = await services.store.jobs.get(record.id)
+    assert job is not None and job.state is JobState.FAILED and job.error_code == "delivery_failed"
+    assert job.charged_credits == 45
+    assert (await services.store.quota.limits(GUILD, USER, ())).used == 45
+    assert await services.store.check_invariants() == []
+
+
+async def test_a_result_that_cant_be_downloaded_is_sent_as_a_link(open_services, media_dir, tmp_path, sandbox) -> None:
+    """A download that keeps failing falls back to a link; the job is done and charged."""
+    services = await open_services()
+    sandbox.faults.fail("download", status=500, times=100)
+    _, keeper, job_id = await run_job(services, file_request(media_dir), tmp_path / "out")
+    job = await services.store.jobs.get(job_id)
+    assert job is not None and job.state is JobState.DONE and job.delivery_kind == "link"
+    assert keeper.delivered == [] and len(keeper.links) == 1 and "/download/" in keeper.links[0]
+    assert job.charged_credits == 45
 
 
 async def test_cancel_after_submission_deletes_and_refunds(open_services, media_dir, tmp_path, sandbox) -> None:
@@ -218,7 +246,7 @@ async def test_cancel_after_submission_deletes_and_refunds(open_services, media_
     assert final.project_id is not None
     assert sandbox.projects[final.project_id].status == "canceled"
     assert sandbox.counters.requests["delete_project"] == 1
-    balance = await services.store.quota.balance(GUILD, USER, ())
+    balance = await services.store.quota.limits(GUILD, USER, ())
     assert balance.used == 0 and balance.reserved == 0
     assert keeper.delivered == [] and work_dir_is_empty(services.settings)
 
@@ -259,7 +287,7 @@ async def test_member_active_job_limit(open_services, media_dir, tmp_path, sandb
         await services.engine.submit(
             file_request(media_dir), JobHooks(sink=RecordingSink(), deliverer=KeepFile(tmp_path))
         )
-    assert "cancel" in refused.value.user_message
+    assert refused.value.code == "active_jobs" and "cancel" in refused.value.user_message
     assert len(await services.store.jobs.recent_for_member(GUILD, USER)) == 1
     await sink.reached(JobState.SUBMITTED)
     await services.engine.cancel(first.id, by_user_id=USER)
@@ -272,7 +300,7 @@ async def test_quota_refusal_names_limit_and_reset(open_services, media_dir, tmp
     job = await services.store.jobs.get(job_id)
     assert job is not None and job.state is JobState.FAILED
     assert job.error_code == "quota_global_default"
-    assert "<t:" in (job.error_message or "")
+    assert job.error_data is not None and job.error_data["resets_at"] and job.error_data["requested"] == 45
     assert sandbox.counters.requests["upload_urls"] == 0
 
 
@@ -300,7 +328,7 @@ async def test_restart_resumes_submitted_job_once(tmp_path, sandbox, media_dir) 
         assert len(keeper.delivered) == 1
         again = await second.engine.resume(lambda job: JobHooks(sink=RecordingSink(), deliverer=keeper))
         assert again == [] and len(keeper.delivered) == 1
-        balance = await second.store.quota.balance(GUILD, USER, ())
+        balance = await second.store.quota.limits(GUILD, USER, ())
         assert balance.used == final.charged_credits and balance.reserved == 0
         assert sandbox.counters.jobs_created == 1
     finally:
@@ -344,7 +372,7 @@ async def test_restart_fails_unsubmitted_job_with_refund(tmp_path, sandbox, medi
         job = await second.store.jobs.get(queued.id)
         assert job is not None and job.state is JobState.FAILED and job.error_code == "interrupted"
         assert sinks[queued.id].updates[-1].job.state is JobState.FAILED
-        assert (await second.store.quota.balance(GUILD, USER, ())).used == 0
+        assert (await second.store.quota.limits(GUILD, USER, ())).used == 0
     finally:
         await second.aclose()
 
@@ -401,14 +429,16 @@ async def test_restart_after_sigkill(tmp_path, sandbox, media_dir) -> None:
         await services.aclose()
 
 
-async def test_deadline_fails_with_refund_and_keeps_project_id(open_services, media_dir, tmp_path, sandbox) -> None:
-    """A render that outlives the job deadline fails, refunded, naming the Magic Hour project."""
+async def test_deadline_stops_the_render_and_charges_what_magic_hour_did(
+    open_services, media_dir, tmp_path, sandbox
+) -> None:
+    """A render that outlives the job deadline is stopped at Magic Hour; it costs what Magic Hour charged (0)."""
     services = await open_services(job_deadline_minutes=0.01)
     sandbox.config.render_seconds = 3600
     _, keeper, job_id = await run_job(services, file_request(media_dir), tmp_path / "out")
     job = await services.store.jobs.get(job_id)
     assert job is not None and job.error_code == "deadline" and job.project_id
-    assert job.project_id in (job.error_message or "")
+    assert job.charged_credits == sandbox.charged(job.project_id) == 0
     await assert_failed_and_refunded(services, job_id, fragment="the bot stopped it")
     assert keeper.delivered == []
     # The render was stopped at Magic Hour, so it doesn't go on costing the operator.
@@ -423,7 +453,7 @@ class BlockingDeliverer(KeepFile):
         super().__init__(folder)
         self.entered = asyncio.Event()
 
-    async def deliver(self, job, result, *, sandbox):
+    async def deliver(self, job, result, *, sandbox, link):
         self.entered.set()
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
@@ -501,7 +531,8 @@ async def test_spent_allowance_is_refused_before_any_download(open_services, med
     await run_job(services, file_request(media_dir), tmp_path / "first")  # uses all 45 credits
     with pytest.raises(QuotaExceeded) as refused:
         await services.engine.precheck(file_request(media_dir))
-    assert "used all 45 credits" in refused.value.user_message and "<t:" in refused.value.user_message
+    assert refused.value.code == "quota_global_default_spent" and "used all the credits" in refused.value.user_message
+    assert isinstance(refused.value.data["resets_at"], dt.datetime)
     assert len(await services.store.jobs.recent_for_member(GUILD, USER)) == 1
 
 
@@ -545,7 +576,7 @@ async def test_cancel_after_the_render_finished_delivers_it(open_services, media
     final = await services.engine.cancel(record.id, by_user_id=USER)
     assert final.state is JobState.DONE and len(keeper.delivered) == 1
     assert sandbox.counters.requests["delete_project"] == 0
-    balance = await services.store.quota.balance(GUILD, USER, ())
+    balance = await services.store.quota.limits(GUILD, USER, ())
     assert balance.used == final.charged_credits and balance.reserved == 0
 
 
