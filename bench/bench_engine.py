@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bot.config import Settings  # noqa: E402
-from bot.jobs.models import Delivery, InputSource, JobHooks, JobRequest, JobUpdate  # noqa: E402
+from bot.jobs.models import Delivery, InputSource, JobHooks, JobRequest, JobUpdate, LinkProvider  # noqa: E402
 from bot.sandbox import Sandbox, SandboxConfig  # noqa: E402
 from bot.services import Services  # noqa: E402
 from bot.store import JobRecord, JobState  # noqa: E402
@@ -71,8 +71,9 @@ class Quiet:
 
 
 class Discard:
-    async def deliver(self, job: JobRecord, result: Path, *, sandbox: bool) -> Delivery:
-        result.unlink()
+    async def deliver(self, job: JobRecord, result: Path | None, *, sandbox: bool, link: LinkProvider) -> Delivery:
+        if result is not None:
+            result.unlink()
         return Delivery(kind="local")
 
 

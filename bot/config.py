@@ -112,9 +112,14 @@ class Settings(BaseSettings):
 
     @field_validator("bot_budget_credits", mode="before")
     @classmethod
-    def _budget(cls, value: object) -> object:
+    def _budget_words(cls, value: object) -> object:
         if isinstance(value, str) and value.strip().lower() == "unlimited":
             return "unlimited"
+        return value
+
+    @field_validator("bot_budget_credits")
+    @classmethod
+    def _budget_not_negative(cls, value: int | str | None) -> int | str | None:
         if isinstance(value, int) and value < 0:
             raise ValueError("BOT_BUDGET_CREDITS must be 0 or more, or 'unlimited'")
         return value

@@ -47,6 +47,8 @@ _STATE_WORDS = {
     JobState.CANCELED: "Canceled",
 }
 
+_OPTIONS = {"youtube_url": "--youtube", "video": "VIDEO", "audio": "AUDIO", "name": "--name"}
+
 _COMMANDS = {
     "lipsync": "lipsync-bot render",
     "cancel": "Ctrl+C in the terminal that runs it (then lipsync-bot resume finishes or ends it)",
@@ -72,6 +74,10 @@ class TerminalStyle:
     def member(self, user_id: int) -> str:
         """The operator at the terminal, or a member by id."""
         return "you" if user_id == TERMINAL_USER_ID else f"member {user_id}"
+
+    def option(self, name: str) -> str:
+        """The `render` flag for a `/lipsync` option."""
+        return _OPTIONS.get(name, f"--{name.replace('_', '-')}")
 
 
 TERMINAL = TerminalStyle()
@@ -186,7 +192,9 @@ async def render(
                 console.print("[yellow]Sandbox mode: a local stand-in renders the clip. No lip sync.[/]")
             waiting = await _unfinished(services)
             if waiting:
-                console.print(f"[yellow]{len(waiting)} earlier job(s) didn't finish; `lipsync-bot resume` finishes them.[/]")
+                console.print(
+                    f"[yellow]{len(waiting)} earlier job(s) didn't finish; `lipsync-bot resume` finishes them.[/]"
+                )
             saver = SaveToFile(options.out, console)
             columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
             try:

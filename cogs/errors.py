@@ -1,8 +1,9 @@
 """The one place that turns an exception into a reply.
 
 Errors a member caused or can act on (`bot.errors.LipsyncError` and its subclasses) are shown as
-the catalogue's sentence for their code, in Discord style (`render.error_text`); anything else gets a short apology with a reference id that is also logged
-with the traceback, so an operator can find it. Replies are ephemeral: only the member who acted
+the catalogue's sentence for their code, in Discord style (`render.error_text`); anything else
+gets a short apology with a reference id that is also logged with the traceback, so an operator
+can find it. Replies are ephemeral: only the member who acted
 sees them.
 """
 

@@ -13,11 +13,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.app import Refused
 from bot.config import GenerationMode, Settings
 from bot.errors import InvalidInput, NotAllowed
 from bot.store import Store
 from cogs import render
-from bot.app import Refused
 
 if TYPE_CHECKING:
     from bot.app import LipsyncBot

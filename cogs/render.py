@@ -52,6 +52,10 @@ class DiscordStyle:
         """A mention (messages that carry one allow only the intended member to be pinged)."""
         return f"<@{user_id}>"
 
+    def option(self, name: str) -> str:
+        """A slash-command option, as a code span."""
+        return f"`{name}`"
+
 
 DISCORD = DiscordStyle()
 
@@ -69,6 +73,7 @@ def error_text(error: LipsyncError) -> str:
 def failure_text(job: JobRecord) -> str:
     """Why a job failed, from the code and data stored with it."""
     return describe(job.error_code or "error", job.error_data or {})
+
 
 SANDBOX_NOTE = "🧪 Sandbox render — not lip-synced, no credits spent."
 

@@ -56,7 +56,7 @@ def test_render_sandbox_demo_from_scratch(tmp_path: Path) -> None:
     result = cli(["render", "--sandbox", "--demo", "--out", str(tmp_path / "out.mp4")], cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Sandbox mode" in result.stdout
-    assert "Credits estimated: 90" in result.stdout
+    assert "Credits set aside: 90" in result.stdout
     assert "Credits charged:" in result.stdout and "not lip-synced" in result.stdout
     with av.open(str(tmp_path / "out.mp4")) as container:
         assert container.streams.video and container.streams.audio
@@ -72,7 +72,7 @@ def test_render_refuses_bad_input_clearly(tmp_path: Path) -> None:
     notes.write_text("hello")
     result = cli(["render", "--sandbox", str(notes), str(notes)], cwd=tmp_path)
     assert result.returncode == 2
-    assert "`notes.txt` isn't a video" in result.stdout
+    assert "'notes.txt' isn't a video" in result.stdout
 
 
 async def test_check_says_what_is_missing(tmp_path: Path, sandbox: Sandbox) -> None:
@@ -125,4 +125,4 @@ def test_render_youtube_demo(tmp_path: Path) -> None:
         ["render", "--sandbox", "--demo", "--youtube", "https://youtu.be/dQw4w9WgXcQ", "--end", "1"], cwd=tmp_path
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Credits estimated: 30" in result.stdout
+    assert "Credits set aside: 30" in result.stdout

@@ -6,6 +6,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from bot.config import GenerationMode, QuotaWindow, Settings
 
@@ -47,8 +48,14 @@ def test_secrets_never_print(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.magic_hour_api_key.get_secret_value() == "mh-secret-value"
 
 
-def test_real_api_is_recognised() -> None:
-    """Only the real base URL counts as spending real credits."""
-    assert Settings(_env_file=None).uses_real_api  # type: ignore[call-arg]
-    local = Settings(_env_file=None, magic_hour_base_url="http://127.0.0.1:9")  # type: ignore[call-arg]
-    assert not local.uses_real_api
+def test_budget_is_a_number_or_unlimited() -> None:
+    """BOT_BUDGET_CREDITS takes a number or `unlimited`; unset stays unset (which `run` refuses)."""
+    assert Settings(_env_file=None).bot_budget_credits is None  # type: ignore[call-arg]
+    unlimited = Settings(_env_file=None, bot_budget_credits="Unlimited")  # type: ignore[call-arg, arg-type]
+    assert unlimited.bot_budget_credits == "unlimited" and unlimited.budget_credits is None
+    capped = Settings(_env_file=None, bot_budget_credits="5000")  # type: ignore[call-arg, arg-type]
+    assert capped.budget_credits == 5000
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None, bot_budget_credits="-1")  # type: ignore[call-arg, arg-type]
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None, bot_budget_credits="lots")  # type: ignore[call-arg, arg-type]

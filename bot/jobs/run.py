@@ -144,7 +144,11 @@ class JobRun:
             await self._courier.deliver(None)
         elif record.state is JobState.CREATING:
             # The create call may have reached Magic Hour: never call it free, never send it again.
-            log.error("job %s: the bot stopped while creating it; its project (%s) may exist", record.id, project_name(record.id, record.name))
+            log.error(
+                "job %s: the bot stopped while creating it; its project (%s) may exist",
+                record.id,
+                project_name(record.id, record.name),
+            )
             await self.end_unknown(reason="interrupted_while_creating")
         else:
             await self.end(JobState.FAILED, "interrupted")
@@ -169,9 +173,7 @@ class JobRun:
         self._activity = None
         return video_path, audio_path
 
-    async def _plan(
-        self, request: JobRequest, admitted: Admitted, video_path: Path | None, audio_path: Path
-    ) -> _Plan:
+    async def _plan(self, request: JobRequest, admitted: Admitted, video_path: Path | None, audio_path: Path) -> _Plan:
         if request.video is not None and video_path is not None:
             await _check_name_tells_truth(video_path, request.video.filename)
         await _check_name_tells_truth(audio_path, request.audio.filename)
@@ -215,9 +217,7 @@ class JobRun:
         self._activity = None
         return video_file, urls[-1].file_path
 
-    async def _create(
-        self, request: JobRequest, plan: _Plan, video_file: str | None, audio_file: str
-    ) -> CreatedJob:
+    async def _create(self, request: JobRequest, plan: _Plan, video_file: str | None, audio_file: str) -> CreatedJob:
         assets = (
             LipSyncAssets(video_source="file", video_file_path=video_file, audio_file_path=audio_file)
             if video_file is not None
@@ -275,7 +275,10 @@ class JobRun:
             return False
         charged = project.credits_charged if project is not None else created.credits_charged
         await self.end(
-            JobState.FAILED, "over_budget_at_create", {"charged": created.credits_charged, "reserved": held}, charged=charged
+            JobState.FAILED,
+            "over_budget_at_create",
+            {"charged": created.credits_charged, "reserved": held},
+            charged=charged,
         )
         return False
 
@@ -293,7 +296,9 @@ class JobRun:
                 await self.end(JobState.FAILED, "deadline", {"minutes": minutes}, charged=project.credits_charged)
                 return
         except (Unauthorized, NotOnPlan) as exc:
-            log.error("job %s: Magic Hour refused the bot's key while following project %s: %s", self.job_id, project_id, exc)
+            log.error(
+                "job %s: Magic Hour refused the bot's key while following project %s: %s", self.job_id, project_id, exc
+            )
             project = None
         if project is None:
             await self.end_unknown(reason="unreadable")
@@ -408,7 +413,12 @@ class JobRun:
         )
 
     async def end(
-        self, state: JobState, code: str | None = None, data: dict[str, Datum] | None = None, *, charged: int | None = None
+        self,
+        state: JobState,
+        code: str | None = None,
+        data: dict[str, Datum] | None = None,
+        *,
+        charged: int | None = None,
     ) -> None:
         """Move the job to a final state (once): the store closes its credits in the same step."""
         current = await self.ctx.store.jobs.get(self.job_id)

@@ -13,6 +13,8 @@ Placeholders are `{name}` or `{name:kind}`, where kind is one of:
 - `period`: a quota window, "today"            - `jobs`: "1 job", "3 jobs"
 - `member`: a member's id, as a mention        - `kind`: a sniffed file kind, "a PNG image"
 - `cmd_<name>` (no kind): how to run a command at this front end, e.g. `{cmd_cancel}`.
+- `opt_<name>` (no kind): how an option is written at this front end, e.g. `{opt_end}`.
+- `code`: a fixed identifier (a mode's name), set apart like a name.
 
 Missing data never breaks a message: the placeholder becomes "…" (and a test checks that every
 code the code raises has a template).
@@ -52,6 +54,10 @@ class Style(Protocol):
         """A member, by id."""
         ...
 
+    def option(self, name: str) -> str:
+        """A command option ("end", "max_fps", …) as the member types it here."""
+        ...
+
 
 class PlainStyle:
     """Plain text: UTC times, quoted names, commands by their Discord names (for logs)."""
@@ -71,6 +77,10 @@ class PlainStyle:
     def member(self, user_id: int) -> str:
         """The member's id."""
         return f"member {user_id}"
+
+    def option(self, name: str) -> str:
+        """The option's name."""
+        return name
 
 
 PLAIN = PlainStyle()
@@ -123,6 +133,8 @@ class _Formatter(string.Formatter):
     def get_value(self, key: int | str, args: Any, kwargs: Any) -> Any:  # noqa: ANN401 - Formatter's signature
         if isinstance(key, str) and key.startswith("cmd_"):
             return self._style.command(key[4:])
+        if isinstance(key, str) and key.startswith("opt_"):
+            return self._style.option(key[4:])
         if isinstance(key, str) and key in kwargs and kwargs[key] is not None:
             return kwargs[key]
         return _MISSING
@@ -139,7 +151,7 @@ class _Formatter(string.Formatter):
         if kind == "when":
             moment = _moment(value)
             return self._style.when(moment) if moment is not None else _MISSING
-        if kind == "file":
+        if kind in ("file", "code"):
             return self._style.quote(str(value))
         if kind == "period":
             return _PERIODS.get(str(value), "this period")

@@ -23,7 +23,7 @@ from aiohttp import web
 from discord import app_commands
 from simcord._runtime import _BOT_SCOPE
 
-from bot.app import LipsyncBot, create_bot, sync_commands
+from bot.app import LipsyncBot, Refused, create_bot, sync_commands
 from bot.clock import FakeClock
 from bot.config import Settings
 from bot.errors import LipsyncError
@@ -32,7 +32,6 @@ from bot.jobs.fetch import FetchPolicy
 from bot.jobs.models import JobUpdate
 from bot.sandbox import Sandbox, SandboxConfig
 from bot.store import JobRecord, JobState, MemberHasActiveJobs, Store
-from cogs.errors import Refused
 from cogs.status import StatusMessage
 from tests.conftest import SANDBOX_KEY, make_settings
 

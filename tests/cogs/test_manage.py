@@ -58,16 +58,16 @@ async def test_member_role_and_server_limits(harness: Harness) -> None:
     said = await admin(harness, harness.manager, "member-limit", member=harness.alice, credits=50)
     assert said == f"<@{harness.alice.id}> may now use 50 credits a day."
 
-    alice = await harness.store.quota.balance(harness.guild.id, harness.alice.id)
-    bob = await harness.store.quota.balance(harness.guild.id, harness.bob.id)
-    carol_balance = await harness.store.quota.balance(harness.guild.id, carol.id, [vip.id])
+    alice = await harness.store.quota.limits(harness.guild.id, harness.alice.id)
+    bob = await harness.store.quota.limits(harness.guild.id, harness.bob.id)
+    carol_balance = await harness.store.quota.limits(harness.guild.id, carol.id, [vip.id])
     assert (alice.allowance, alice.limit_kind) == (50, LimitKind.MEMBER)
     assert (bob.allowance, bob.limit_kind) == (100, LimitKind.SERVER_DEFAULT)
     assert (carol_balance.allowance, carol_balance.limit_kind) == (300, LimitKind.ROLE)
 
     said = await admin(harness, harness.manager, "member-limit", member=harness.alice)
     assert said == f"<@{harness.alice.id}> now follows the role and server limits."
-    assert (await harness.store.quota.balance(harness.guild.id, harness.alice.id)).allowance == 100
+    assert (await harness.store.quota.limits(harness.guild.id, harness.alice.id)).allowance == 100
 
     overview = await admin(harness, harness.manager, "settings")
     assert "Member allowance: 100 (set here) credits per day" in overview

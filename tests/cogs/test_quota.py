@@ -55,9 +55,14 @@ async def test_forget_me_deletes_after_confirmation(harness: Harness) -> None:
     confirmed = await harness.alice.click(asked.response, label="Delete my data")
 
     assert confirmed.response is not None
-    assert confirmed.response.content.startswith("Done: deleted 1 job record, 0 grants and 1 personal limit.")
+    assert confirmed.response.content.startswith("Done: deleted 1 job record and your name from your past usage.")
+    assert "still counts against your allowance" in confirmed.response.content
+    assert "Limits a server manager set for you stay in place." in confirmed.response.content
     assert await harness.store.jobs.recent_for_member(harness.guild.id, harness.alice.id) == []
-    assert await harness.store.limits.member_limits(harness.guild.id) == {}
+    # A manager's limit survives: forgetting must not be a way out of a restriction.
+    assert await harness.store.limits.member_limits(harness.guild.id) == {harness.alice.id: 99}
+    after = await harness.store.quota.limits(harness.guild.id, harness.alice.id)
+    assert after.used == 45 and after.remaining == 99 - 45
     # Usage stays in the server's totals, without a name.
     report = await harness.store.quota.usage(harness.guild.id)
     assert report.total.used == 45 and None in report.by_member

@@ -12,13 +12,14 @@ import discord
 import pytest
 from discord import app_commands
 
+from bot.app import Refused
 from bot.clock import FakeClock
 from bot.config import GenerationMode, QuotaWindow
 from bot.errors import InvalidInput, QuotaExceeded
 from bot.jobs.models import JobUpdate
-from bot.store import Balance, JobRecord, JobState, LimitKind, MemberHasActiveJobs
+from bot.store import EffectiveLimits, JobRecord, JobState, LimitKind, MemberHasActiveJobs
 from cogs import render
-from cogs.errors import Refused, reply_for
+from cogs.errors import reply_for
 from cogs.status import StatusMessage, token_gone
 
 NOW = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
@@ -45,7 +46,7 @@ def job(**fields: Any) -> JobRecord:
         "estimated_credits": None,
         "charged_credits": None,
         "error_code": None,
-        "error_message": None,
+        "error_data": None,
         "delivery_kind": None,
         "delivery_message_id": None,
         "status_channel_id": 2,
@@ -58,7 +59,15 @@ def job(**fields: Any) -> JobRecord:
 
 
 def update(state: JobState, **fields: Any) -> JobUpdate:
-    passed = ("queue_position", "note", "remaining_credits", "credits_reserved", "resets_at", "sandbox")
+    passed = (
+        "queue_position",
+        "activity",
+        "activity_data",
+        "remaining_credits",
+        "credits_reserved",
+        "resets_at",
+        "sandbox",
+    )
     extra = {k: fields.pop(k) for k in passed if k in fields}
     return JobUpdate(job=job(state=state, **fields), elapsed=fields.pop("elapsed", 83.0), **extra)
 
@@ -156,12 +165,12 @@ async def test_terminal_state_is_shown_at_once_and_removes_the_button(clock: Fak
 
 def test_status_text_for_each_kind_of_ending() -> None:
     """Failure says why and that nothing was spent; cancel says what was charged; sandbox says so."""
-    failed = render.status_text(update(JobState.FAILED, error_message="No face found.", sandbox=True))
-    assert "❌ Failed: No face found." in failed
+    failed = render.status_text(update(JobState.FAILED, error_code="magic_hour_no_source_face", sandbox=True))
+    assert "❌ Failed: Magic Hour couldn't find a face in the video." in failed
     assert "No credits were used" in failed and "Took 1 min 23 s." in failed
     assert failed.endswith(render.SANDBOX_NOTE)
     canceled = render.status_text(update(JobState.CANCELED, charged_credits=12))
-    assert "Magic Hour had already rendered it, so its 12 credits count." in canceled
+    assert "Charged: 12 credits (what Magic Hour charged for it)." in canceled
     reset = NOW + dt.timedelta(hours=12)
     running = render.status_text(
         update(
@@ -171,10 +180,12 @@ def test_status_text_for_each_kind_of_ending() -> None:
             credits_reserved=True,
             resets_at=reset,
             name="intro",
-            note="x",
+            activity="activity_fetch",
+            activity_data={"filename": "a`b.mp4"},
         )
     )
     assert running.startswith("**Lip-sync job #7** “intro” · lite · by <@42>")
+    assert "🎬 Rendering · fetching `aˋb.mp4`" in running  # a name can't close its code span
     assert (
         f"Estimate: 45 credits · you have 555 credits left after this job (resets <t:{int(reset.timestamp())}:R>)"
         in running
@@ -199,25 +210,29 @@ def test_result_text() -> None:
 
 def test_quota_text_names_source_and_reset() -> None:
     """The member sees their limit's source, what's held by running jobs, pools and the reset."""
-    balance = Balance(
+    balance = EffectiveLimits(
         allowance=600,
         limit_kind=LimitKind.ROLE,
         granted=50,
         used=100,
         reserved=45,
+        member_available=550,
+        pool_limit=5000,
+        pool_available=1000,
+        budget_limit=None,
+        budget_available=None,
         remaining=550,
         window_start=NOW,
         resets_at=NOW + dt.timedelta(days=1),
         active_jobs=1,
         max_active_jobs=1,
-        server_pool_remaining=1000,
-        bot_budget_remaining=None,
+        guild=None,
     )
     text = render.quota_text(balance, QuotaWindow.DAILY)
     assert f"Left: **550 credits** · resets <t:{int((NOW + dt.timedelta(days=1)).timestamp())}:R>" in text
     assert "Allowance: 600 credits per day, from the limit for one of your roles." in text
     assert "Extra granted this period: 50 credits." in text
-    assert "(45 credits held by running jobs" in text and "shared pool has 1000 credits left" in text
+    assert "(45 credits held by running jobs" in text and "shared pool has 1,000 credits left" in text
 
 
 def test_mode_labels_carry_the_price() -> None:
@@ -229,17 +244,18 @@ def test_mode_labels_carry_the_price() -> None:
 
 
 def test_long_texts_are_clipped_to_discords_limit() -> None:
-    text = render.status_text(update(JobState.FAILED, error_message="x" * 5000))
+    text = render.status_text(update(JobState.FAILED, error_code="magic_hour_error", error_data={"detail": "x" * 5000}))
     assert len(text) == render.MAX_CONTENT and text.endswith("…")
 
 
 def test_error_replies(caplog: pytest.LogCaptureFixture) -> None:
     """Members' mistakes show their own message; anything else an apology with a logged reference."""
     command: Any = SimpleNamespace(name="lipsync")
-    assert reply_for(InvalidInput("Fix this.")) == "Fix this."
-    wrapped = app_commands.CommandInvokeError(command, QuotaExceeded("No credits left."))
-    assert reply_for(wrapped) == "No credits left."
-    assert reply_for(Refused(InvalidInput("Not here."))) == "Not here."
+    assert reply_for(InvalidInput("bad_max_fps", limit=60)) == "`max_fps` must be between 1 and 60."
+    wrapped = app_commands.CommandInvokeError(command, QuotaExceeded("active_jobs", limit=2))
+    assert reply_for(wrapped).startswith("You can have 2 jobs running at a time")
+    assert "`/cancel`" in reply_for(wrapped)
+    assert reply_for(Refused(InvalidInput("guild_not_allowed"))) == "This bot isn't enabled on this server."
     assert reply_for(MemberHasActiveJobs(42, [3, 4])).startswith("Some of your jobs are still running (#3, #4).")
     with caplog.at_level(logging.ERROR, logger="cogs.errors"):
         apology = reply_for(app_commands.CommandInvokeError(command, ZeroDivisionError("boom")))
