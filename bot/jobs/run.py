@@ -28,23 +28,21 @@ from pathlib import Path
 
 import httpx
 
-from bot import media
 from bot.clock import Clock
-from bot.errors import Datum, InvalidInput, LipsyncError, json_data
+from bot.errors import Datum, LipsyncError, json_data
 from bot.jobs.admission import Admission, Admitted
 from bot.jobs.config import EngineConfig
 from bot.jobs.delivery import Courier
-from bot.jobs.fetch import fetch_input
+from bot.jobs.inputs import Plan, fetch_inputs, plan_job
 from bot.jobs.models import JobHooks, JobRequest, JobUpdate
 from bot.jobs.poller import PollDeadlineExceeded, Poller
-from bot.jobs.validation import check_clip_length, extension_of
+from bot.jobs.readback import stop_render
 from bot.magichour import (
     CreatedJob,
     LipSyncAssets,
     LipSyncRequest,
     LipSyncStyle,
     MagicHourClient,
-    MagicHourError,
     NotOnPlan,
     SubmissionUncertain,
     Unauthorized,
@@ -58,8 +56,6 @@ log = logging.getLogger(__name__)
 # Project names carry the job's number first, so the operator can match a project in the Magic
 # Hour dashboard to its job even when the bot never learnt the project's id.
 _NAME_LIMIT = 100
-# States in which a Magic Hour project may be rendering and stopping it would save credits.
-_STOPPABLE = frozenset({"queued", "rendering"})
 
 
 def project_name(job_id: int, member_name: str | None) -> str:
@@ -80,17 +76,6 @@ class RunContext:
     clock: Clock
     transfers: asyncio.Semaphore
     queue_position: Callable[[int], int | None]
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """What probing decided: the exact window and what to set aside."""
-
-    start: float
-    end: float
-    amount: int
-    video_ext: str | None
-    audio_ext: str
 
 
 class JobRun:
@@ -124,8 +109,10 @@ class JobRun:
         """A new job, from its inputs to a delivered result."""
         await self.transition(JobState.FETCHING)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        video_path, audio_path = await self._fetch(request, admitted)
-        plan = await self._plan(request, admitted, video_path, audio_path)
+        video_path, audio_path = await fetch_inputs(self.ctx, self.workdir, request, admitted.rules, self.show)
+        self._activity = None
+        plan = await plan_job(self.ctx.config, request, admitted.rules, video_path, audio_path)
+        self.record = await self.ctx.store.jobs.update(self.job_id, start_seconds=plan.start, end_seconds=plan.end)
         reservation = await self.ctx.admission.reserve(self.record, request.role_ids, plan.amount)
         self._remaining, self._resets_at, self._reserved = reservation.remaining, reservation.resets_at, True
         log.info("job %s: reserved %s credits", self.job_id, reservation.amount)
@@ -155,53 +142,7 @@ class JobRun:
 
     # ------------------------------------------------------------------ steps
 
-    async def _fetch(self, request: JobRequest, admitted: Admitted) -> tuple[Path | None, Path]:
-        limit = admitted.rules.max_input_bytes
-        async with self.ctx.transfers:
-            video_path = None
-            if request.video is not None:
-                await self.show("activity_fetch", filename=request.video.filename)
-                dest = self.workdir / f"video.{extension_of(request.video.filename)}"
-                video_path = await fetch_input(
-                    self.ctx.fetch_http, request.video, dest, max_bytes=limit, policy=self.ctx.config.fetch_policy
-                )
-            await self.show("activity_fetch", filename=request.audio.filename)
-            dest = self.workdir / f"audio.{extension_of(request.audio.filename)}"
-            audio_path = await fetch_input(
-                self.ctx.fetch_http, request.audio, dest, max_bytes=limit, policy=self.ctx.config.fetch_policy
-            )
-        self._activity = None
-        return video_path, audio_path
-
-    async def _plan(self, request: JobRequest, admitted: Admitted, video_path: Path | None, audio_path: Path) -> _Plan:
-        if request.video is not None and video_path is not None:
-            await _check_name_tells_truth(video_path, request.video.filename)
-        await _check_name_tells_truth(audio_path, request.audio.filename)
-        audio_info = await media.probe_audio(audio_path, filename=request.audio.filename)
-        start = request.start
-        video_info = None
-        if request.video is not None and video_path is not None:
-            video_info = await media.probe_video(video_path, filename=request.video.filename)
-            if start >= video_info.duration:
-                raise InvalidInput(
-                    "start_past_end", start=start, filename=request.video.filename, duration=video_info.duration
-                )
-            end = request.end if request.end is not None else start + audio_info.duration
-            end = min(end, video_info.duration)
-        else:
-            assert request.end is not None  # validation requires `end` with a YouTube link
-            end = request.end
-        length = end - start
-        check_clip_length(length, admitted.rules)
-        fps = media.billing_fps(video_info, request.max_fps, self.ctx.config.default_max_fps)
-        estimate = media.estimate_credits(length, fps, request.mode)
-        # Magic Hour holds an estimate at 30 fps when the job is queued: set aside whichever is more.
-        hold = media.queue_hold_credits(length, request.max_fps, request.mode)
-        self.record = await self.ctx.store.jobs.update(self.job_id, start_seconds=start, end_seconds=end)
-        video_ext = extension_of(request.video.filename) if request.video is not None else None
-        return _Plan(start, end, max(estimate, hold), video_ext, extension_of(request.audio.filename))
-
-    async def _upload(self, plan: _Plan, video: Path | None, audio: Path) -> tuple[str | None, str]:
+    async def _upload(self, plan: Plan, video: Path | None, audio: Path) -> tuple[str | None, str]:
         items = [UploadItem(type="audio", extension=plan.audio_ext)]
         if video is not None and plan.video_ext is not None:
             items.insert(0, UploadItem(type="video", extension=plan.video_ext))
@@ -217,7 +158,7 @@ class JobRun:
         self._activity = None
         return video_file, urls[-1].file_path
 
-    async def _create(self, request: JobRequest, plan: _Plan, video_file: str | None, audio_file: str) -> CreatedJob:
+    async def _create(self, request: JobRequest, plan: Plan, video_file: str | None, audio_file: str) -> CreatedJob:
         assets = (
             LipSyncAssets(video_source="file", video_file_path=video_file, audio_file_path=audio_file)
             if video_file is not None
@@ -330,33 +271,9 @@ class JobRun:
         if project.status == "rendering" and self.record.state is JobState.SUBMITTED:
             await self.transition(JobState.RENDERING)
 
-    # ------------------------------------------------------------------ Magic Hour, read back
-
-    async def read(self, project_id: str) -> VideoProject | None:
-        """The project as Magic Hour reports it now (the client retries); None if it can't be read."""
-        try:
-            return await self.ctx.client.get_video_project(project_id)
-        except MagicHourError as exc:
-            log.warning("job %s: couldn't read project %s: %s", self.job_id, project_id, exc)
-            return None
-
     async def stop_render(self, project_id: str) -> VideoProject | None:
-        """Stop a render nobody will wait for, so it stops costing; return the project as read back.
-
-        DELETE is sent only after a successful read shows the project queued or rendering: a
-        project that can't be read is left alone (it may be complete), and a complete one is
-        returned for delivery. None when it can't be read.
-        """
-        self.ctx.poller.forget(project_id)
-        project = await self.read(project_id)
-        if project is None or project.status not in _STOPPABLE:
-            return project
-        try:
-            await self.ctx.client.delete_video_project(project_id)
-            log.warning("job %s: stopped Magic Hour project %s", self.job_id, project_id)
-        except MagicHourError as exc:
-            log.warning("job %s: couldn't stop project %s: %s", self.job_id, project_id, exc)
-        return await self.read(project_id)
+        """Stop the job's render if it is still going (see `readback.stop_render`)."""
+        return await stop_render(self.ctx.client, self.ctx.poller, project_id, job_id=self.job_id)
 
     # ------------------------------------------------------------------ ending
 
@@ -473,14 +390,6 @@ class JobRun:
             await self.hooks.sink.update(update)
         except Exception:
             log.exception("job %s: progress display failed", self.job_id)
-
-
-async def _check_name_tells_truth(path: Path, filename: str) -> None:
-    """Refuse a file whose first bytes say it is something its name doesn't claim."""
-    kind = await asyncio.to_thread(media.sniff_kind, path)
-    if kind is None or media.extension_matches(kind, extension_of(filename)):
-        return  # unknown content is left to the probe
-    raise InvalidInput("name_mismatch", filename=filename, ext=extension_of(filename), kind=kind)
 
 
 def swallow_cancel() -> None:

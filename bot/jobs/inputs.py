@@ -1,0 +1,94 @@
+"""A job's inputs: fetch the member's files, check they are what they claim, and price the job.
+
+What comes out is a `Plan`: the exact window and the credits to set aside. The price follows what
+Magic Hour bills, counted so that a crafted file can't lower it (`bot.media.billing_fps`), and
+never less than what Magic Hour holds when the job is queued (an estimate at 30 fps).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bot import media
+from bot.errors import InvalidInput
+from bot.jobs.config import EngineConfig
+from bot.jobs.fetch import fetch_input
+from bot.jobs.models import GuildRules, JobRequest
+from bot.jobs.validation import check_clip_length, extension_of
+
+if TYPE_CHECKING:
+    from bot.jobs.run import RunContext
+
+Show = Callable[..., Awaitable[None]]
+"""Says what the job is doing: `show("activity_fetch", filename=...)`."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What probing decided: the exact window and what to set aside."""
+
+    start: float
+    end: float
+    amount: int
+    video_ext: str | None
+    audio_ext: str
+
+
+async def fetch_inputs(
+    ctx: RunContext, workdir: Path, request: JobRequest, rules: GuildRules, show: Show
+) -> tuple[Path | None, Path]:
+    """The request's files on local disk (fetched into `workdir`, or where they already are)."""
+    limit = rules.max_input_bytes
+    policy = ctx.config.fetch_policy
+    async with ctx.transfers:
+        video_path = None
+        if request.video is not None:
+            await show("activity_fetch", filename=request.video.filename)
+            dest = workdir / f"video.{extension_of(request.video.filename)}"
+            video_path = await fetch_input(ctx.fetch_http, request.video, dest, max_bytes=limit, policy=policy)
+        await show("activity_fetch", filename=request.audio.filename)
+        dest = workdir / f"audio.{extension_of(request.audio.filename)}"
+        audio_path = await fetch_input(ctx.fetch_http, request.audio, dest, max_bytes=limit, policy=policy)
+    return video_path, audio_path
+
+
+async def plan_job(
+    config: EngineConfig, request: JobRequest, rules: GuildRules, video_path: Path | None, audio_path: Path
+) -> Plan:
+    """Check the files are what they claim, settle the window, and price the job."""
+    if request.video is not None and video_path is not None:
+        await _check_name_tells_truth(video_path, request.video.filename)
+    await _check_name_tells_truth(audio_path, request.audio.filename)
+    audio_info = await media.probe_audio(audio_path, filename=request.audio.filename)
+    start = request.start
+    video_info = None
+    if request.video is not None and video_path is not None:
+        video_info = await media.probe_video(video_path, filename=request.video.filename)
+        if start >= video_info.duration:
+            raise InvalidInput(
+                "start_past_end", start=start, filename=request.video.filename, duration=video_info.duration
+            )
+        end = request.end if request.end is not None else start + audio_info.duration
+        end = min(end, video_info.duration)
+    else:
+        assert request.end is not None  # validation requires `end` with a YouTube link
+        end = request.end
+    length = end - start
+    check_clip_length(length, rules)
+    fps = media.billing_fps(video_info, request.max_fps, config.default_max_fps)
+    estimate = media.estimate_credits(length, fps, request.mode)
+    hold = media.queue_hold_credits(length, request.max_fps, request.mode)
+    video_ext = extension_of(request.video.filename) if request.video is not None else None
+    return Plan(start, end, max(estimate, hold), video_ext, extension_of(request.audio.filename))
+
+
+async def _check_name_tells_truth(path: Path, filename: str) -> None:
+    """Refuse a file whose first bytes say it is something its name doesn't claim."""
+    kind = await asyncio.to_thread(media.sniff_kind, path)
+    if kind is None or media.extension_matches(kind, extension_of(filename)):
+        return  # unknown content is left to the probe
+    raise InvalidInput("name_mismatch", filename=filename, ext=extension_of(filename), kind=kind)
