@@ -61,41 +61,40 @@ class Courier:
         attempt = 0
         while True:
             attempt += 1
-            try:
-                result = await self._download(project)
-                await self._delivering()
-                delivery = await run.hooks.deliverer.deliver(run.record, result, sandbox=run.sandbox, link=self._link)
-                await self._done(delivery)
+            failure = await self._attempt(project, with_file=True)
+            if failure is None:
                 return
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("job %s: delivery attempt %d failed: %s", run.job_id, attempt, _describe(exc))
-                project = None  # read the project afresh: its download link may have expired
+            log.warning("job %s: delivery attempt %d failed: %s", run.job_id, attempt, failure)
+            project = None  # read the project afresh: its download link may have expired
             if clock.monotonic() + delay > give_up_at:
                 break
             await run.show("activity_retrying_delivery")
             await clock.sleep(delay)
             delay = min(delay * 2, policy.max_delay)
-        await self._link_instead()
+        failure = await self._attempt(None, with_file=False)  # a link to the result instead
+        if failure is None:
+            return
+        log.error(
+            "job %s: gave up delivering Magic Hour project %s (%s); it stays charged",
+            run.job_id,
+            run.record.project_id,
+            failure,
+        )
+        await run.end(JobState.FAILED, "delivery_failed")
 
-    async def _link_instead(self) -> None:
+    async def _attempt(self, project: VideoProject | None, *, with_file: bool) -> str | None:
+        """One try at getting the result (or, without the file, a link) to its owner; why it failed."""
         run = self._run
         try:
+            result = await self._download(project) if with_file else None
             await self._delivering()
-            delivery = await run.hooks.deliverer.deliver(run.record, None, sandbox=run.sandbox, link=self._link)
+            delivery = await run.hooks.deliverer.deliver(run.record, result, sandbox=run.sandbox, link=self._link)
             await self._done(delivery)
-            return
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.error(
-                "job %s: gave up delivering Magic Hour project %s (%s); it stays charged",
-                run.job_id,
-                run.record.project_id,
-                _describe(exc),
-            )
-        await run.end(JobState.FAILED, "delivery_failed")
+            return _describe(exc)
+        return None
 
     async def _download(self, project: VideoProject | None) -> Path:
         run = self._run
