@@ -64,6 +64,9 @@ class JobUpdate:
     # (e.g. "fetch_video" with the file's name), for the front end to word.
     activity: str | None = None
     activity_data: Mapping[str, str] = field(default_factory=dict)
+    # When the render is expected to finish at Magic Hour (from the bot's own history of render
+    # times); None when there is no estimate yet.
+    expected_at: dt.datetime | None = None
     remaining_credits: int | None = None  # the member's credits left in this window
     credits_reserved: bool = False  # whether `remaining_credits` already counts this job's estimate
     resets_at: dt.datetime | None = None  # when the member's allowance resets
