@@ -33,6 +33,7 @@ from bot.errors import LipsyncError
 from bot.jobs.models import JobUpdate, QueueSnapshot
 from bot.jobs.run import project_name
 from bot.store import (
+    SETTLED_STATES,
     UNKNOWN_AT_MAGIC_HOUR,
     DeletionReport,
     EffectiveLimits,
@@ -185,13 +186,13 @@ def cost_text(job: JobRecord) -> str:
     Done: the charge. Failed or canceled: 0 with "refunded" when it cost nothing, else Magic Hour's
     charge, or (fate unknown at Magic Hour) what is counted as spent until a manager checks.
     """
+    charged = job.charged_credits or 0
+    if job.state in SETTLED_STATES:  # rendered: settled to Magic Hour's charge, being delivered or done
+        return describe("cost_charged", {"charged": charged})
     if not job.state.terminal:
         if job.estimated_credits is None:
             return describe("cost_estimate_pending")
         return describe("cost_estimate", {"estimate": job.estimated_credits})
-    charged = job.charged_credits or 0
-    if job.state is JobState.DONE:
-        return describe("cost_charged", {"charged": charged})
     if not charged:
         return describe("cost_refunded")
     if job.error_code == UNKNOWN_AT_MAGIC_HOUR:
@@ -201,12 +202,14 @@ def cost_text(job: JobRecord) -> str:
 
 def cost_short(job: JobRecord) -> str:
     """What a job costs, for a list: "45 credits", "0 credits (refunded)", "about 45 credits"."""
+    charged = job.charged_credits or 0
+    if job.state in SETTLED_STATES:
+        return describe("cost_short_charged", {"charged": charged})
     if not job.state.terminal:
         if job.estimated_credits is None:
             return ""
         return describe("cost_short_estimate", {"estimate": job.estimated_credits})
-    charged = job.charged_credits or 0
-    if not charged and job.state is not JobState.DONE:
+    if not charged:
         return describe("cost_short_refunded")
     return describe("cost_short_charged", {"charged": charged})
 

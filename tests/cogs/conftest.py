@@ -114,6 +114,21 @@ def job_watcher(monkeypatch: pytest.MonkeyPatch) -> JobWatcher:
     return watcher
 
 
+@pytest.fixture
+def upload_limit(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
+    """Make interactions report a smaller `attachment_size_limit` (simcord always sends 25 MiB)."""
+
+    def set_limit(size: int) -> None:
+        original = discord.Interaction._from_data
+
+        def from_data(self: discord.Interaction, data: Any) -> None:
+            original(self, {**data, "attachment_size_limit": size})  # type: ignore[arg-type]
+
+        monkeypatch.setattr(discord.Interaction, "_from_data", from_data)
+
+    return set_limit
+
+
 class CdnBridge:
     """Serves simcord's in-memory attachment CDN over real HTTP, as Discord's CDN would be."""
 

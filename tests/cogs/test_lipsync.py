@@ -255,21 +255,6 @@ async def test_delivery_falls_back_to_a_dm_when_the_channel_refuses(harness: Har
     assert results_in(harness) == []
 
 
-@pytest.fixture
-def upload_limit(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Make interactions report a smaller `attachment_size_limit` (simcord always sends 25 MiB)."""
-
-    def set_limit(size: int) -> None:
-        original = discord.Interaction._from_data
-
-        def from_data(self: discord.Interaction, data: Any) -> None:
-            original(self, {**data, "attachment_size_limit": size})  # type: ignore[arg-type]
-
-        monkeypatch.setattr(discord.Interaction, "_from_data", from_data)
-
-    return set_limit
-
-
 async def test_result_over_the_upload_limit_is_compressed_to_fit(harness: Harness, upload_limit: Any) -> None:
     """Too big to attach as is: re-encoded under the limit and attached."""
     upload_limit(60_000)

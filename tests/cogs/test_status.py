@@ -291,6 +291,10 @@ def test_result_text() -> None:
     assert render.SANDBOX_NOTE not in linked
     unlinked = render.result_text(done, sandbox=False, kind="link", linked=False)
     assert "press **New link** for a download link" in unlinked
+    delivering = job(state=JobState.DELIVERING, estimated_credits=50, charged_credits=45)
+    assert "Cost: 45 credits." in render.result_text(
+        delivering, sandbox=False, kind="file"
+    )  # the charge, not the estimate
     squeezed = render.result_text(done, sandbox=True, kind="compressed", mention=False)
     assert squeezed.startswith("Your lip-sync job #7") and "re-encoded" in squeezed
     assert squeezed.endswith(render.SANDBOX_NOTE)
