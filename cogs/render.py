@@ -214,18 +214,25 @@ def cost_short(job: JobRecord) -> str:
     return describe("cost_short_charged", {"charged": charged})
 
 
-def limited_by(balance: EffectiveLimits) -> str | None:
-    """Why a member has less than their allowance says, when the server pool or bot budget limits it."""
-    own = max(0, balance.member_available)
-    if balance.remaining >= own:
+def binding_limit(balance: EffectiveLimits) -> LimitKind | None:
+    """The server pool or bot budget, when it (not the member's allowance) limits what they can spend."""
+    if balance.remaining >= max(0, balance.member_available):
         return None
     for kind, available in (
         (LimitKind.SERVER_POOL, balance.pool_available),
         (LimitKind.BOT_BUDGET, balance.budget_available),
     ):
         if available is not None and max(0, available) == balance.remaining:
-            return describe(f"left_limited_by_{kind.value}", {"available": balance.remaining})
+            return kind
     return None
+
+
+def limited_by(balance: EffectiveLimits) -> str | None:
+    """Why a member has less than their allowance says, when the server pool or bot budget limits it."""
+    kind = binding_limit(balance)
+    if kind is None:
+        return None
+    return describe(f"left_limited_by_{kind.value}", {"available": balance.remaining})
 
 
 def left_text(balance: EffectiveLimits, window: QuotaWindow) -> str:
@@ -415,9 +422,10 @@ def quota_text(balance: EffectiveLimits, window: QuotaWindow) -> str:
         used += f" ({credits(balance.reserved)} held by running jobs, given back if they fail)"
     lines.append(used + ".")
     lines.append(f"Running jobs: {balance.active_jobs} of {balance.max_active_jobs} at a time.")
-    if balance.pool_available is not None:
+    binding = binding_limit(balance)  # already named above
+    if balance.pool_available is not None and binding is not LimitKind.SERVER_POOL:
         lines.append(f"This server's shared pool has {credits(max(0, balance.pool_available))} left.")
-    if balance.budget_available is not None:
+    if balance.budget_available is not None and binding is not LimitKind.BOT_BUDGET:
         lines.append(f"The bot's overall budget has {credits(max(0, balance.budget_available))} left.")
     lines.append(
         "A render costs 1 credit per frame in lite and standard mode and 2 in pro: about 30 credits "
@@ -447,7 +455,7 @@ def jobs_text(jobs: Sequence[JobRecord]) -> str:
         if job.state is JobState.FAILED and job.error_code:
             line += f"\n  ↳ {failure_text(job)}"
         lines.append(line)
-    lines.append("Cancel a running job with `/cancel job_id:<number>`.")
+    lines.append("Cancel a running job with `/cancel job_id:<number>`, or from `/lipsync-status`.")
     return _clip("\n".join(lines))
 
 

@@ -531,7 +531,7 @@ async def test_spent_allowance_is_refused_before_any_download(open_services, med
     await run_job(services, file_request(media_dir), tmp_path / "first")  # uses all 45 credits
     with pytest.raises(QuotaExceeded) as refused:
         await services.engine.precheck(file_request(media_dir))
-    assert refused.value.code == "quota_global_default_spent" and "used all the credits" in refused.value.user_message
+    assert refused.value.code == "quota_global_default_spent" and "no credits left today" in refused.value.user_message
     assert isinstance(refused.value.data["resets_at"], dt.datetime)
     assert len(await services.store.jobs.recent_for_member(GUILD, USER)) == 1
 
