@@ -274,9 +274,12 @@ def _inputs(job: JobRecord) -> str:
 def _timing(update: JobUpdate, now: dt.datetime) -> str:
     """Elapsed time, and the expected finish (or that it is late), for a job waiting on Magic Hour."""
     parts = [describe("progress_so_far", {"elapsed": coarse_duration(update.elapsed)})]
-    if update.expected_at is not None:
-        if update.expected_at > now:
-            parts.append(describe("progress_eta", {"expected_at": update.expected_at}))
+    expected = update.expected_at
+    if expected is not None:
+        if expected.tzinfo is None:  # documented as UTC; a naive one is read as UTC, never a crash
+            expected = expected.replace(tzinfo=dt.UTC)
+        if expected > now:
+            parts.append(describe("progress_eta", {"expected_at": expected}))
         else:
             parts.append(describe("progress_late"))
     return " · ".join(parts)

@@ -116,6 +116,7 @@ class StatusMessage:
         self._lock = asyncio.Lock()
         self._final_retried = False
         self._closed = False
+        self._ended_privately = False  # a refusal told to the member: the channel is shown nothing more
         self.edits = 0
 
     @property
@@ -205,7 +206,7 @@ class StatusMessage:
     async def _flush(self) -> None:
         async with self._lock:
             update = self._now_showing()
-            if update is None:
+            if update is None or self._ended_privately:
                 return
             content = render.status_text(update)
             if content == self._shown:
@@ -270,6 +271,8 @@ class StatusMessage:
         can't be removed, the channel keeps a neutral line: no reason, no numbers.
         """
         async with self._lock:
+            # Set first: an edit already waiting for the lock (a refresh) must not write the refusal out.
+            self._ended_privately = True
             text = render.not_started_text(job)
             told = await self._tell_ephemerally(job, text) or await self._tell_by_dm(job, text)
             if told and await self._remove(job.id):

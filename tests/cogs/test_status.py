@@ -216,6 +216,8 @@ def test_rendering_tells_elapsed_time_and_the_expected_finish() -> None:
     )
     late = render.status_text(update(JobState.RENDERING, elapsed=301.0, expected_at=eta))
     assert late.splitlines()[1] == "🎬 Rendering at Magic Hour · 5 min so far · taking longer than expected"
+    naive = render.status_text(update(JobState.RENDERING, elapsed=185.0, expected_at=eta.replace(tzinfo=None)))
+    assert naive.splitlines()[1] == timed.splitlines()[1]
     uploading = render.status_text(update(JobState.UPLOADING, elapsed=185.0, expected_at=eta))
     assert "so far" not in uploading and "should be done" not in uploading
 
@@ -264,6 +266,21 @@ async def test_a_refusal_is_told_privately_and_the_public_message_removed(clock:
     assert ephemeral and text.startswith("❌ Your job #7 didn't start, and nothing was charged.")
     assert "You have 15 credits left today; this clip needs 45 credits." in text
     assert interaction.deleted and len(interaction.edits) == 1  # the refusal was never written in public
+    await sink._flush()  # e.g. a refresh that was already waiting to edit
+    await sink.update(update(JobState.RENDERING))
+    assert len(interaction.edits) == 1 and clock.sleepers == 0
+
+
+async def test_a_refusal_before_the_first_edit_never_becomes_a_public_followup(clock: FakeClock) -> None:
+    """A reply still "thinking" would turn the next followup into itself: it gets a neutral line first."""
+    interaction = PrivateInteraction()
+    sink = sink_for(clock, interaction)
+    await sink.update(update(JobState.FAILED, error_code="start_past_end", error_data={"start": 5, "duration": 2}))
+    assert [content for content, _ in interaction.edits] == [
+        "Job #7 by <@42> didn't start; nothing was charged. `/jobs` shows why."
+    ]
+    [(text, ephemeral)] = interaction.followups
+    assert ephemeral and "is past the end of" in text and interaction.deleted
 
 
 class PrivateInteraction(FakeInteraction):
@@ -427,3 +444,25 @@ def test_token_gone(status: int, code: int, gone: bool) -> None:
     """Only the answers that mean "this interaction token is dead" switch to the bot's own token."""
     error = discord.HTTPException(cast(Any, _Response(status)), {"code": code, "message": "x"})
     assert token_gone(error) is gone
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "deadline",
+        "magic_hour_error",
+        "magic_hour_no_source_face",
+        "canceled_remotely",
+        "internal_error",
+        "delivery_failed",
+    ],
+)
+def test_a_failure_reason_never_contradicts_what_the_job_cost(code: str) -> None:
+    """Magic Hour may charge for a render it stopped: the reason says why, the cost line alone says what it cost."""
+    charged = render.status_text(
+        update(JobState.FAILED, error_code=code, error_data={"minutes": 30}, charged_credits=12)
+    )
+    assert "Cost: 12 credits, what Magic Hour charged for it." in charged
+    assert "nothing was charged" not in charged.lower() and "no credits" not in charged.lower()
+    free = render.status_text(update(JobState.FAILED, error_code=code, error_data={"minutes": 30}))
+    assert "Cost: 0 credits (refunded)." in free
