@@ -16,6 +16,8 @@ import discord
 import pytest
 import simcord
 
+from bot.errors import QuotaExceeded
+from bot.jobs.engine import JobEngine
 from bot.jobs.models import JobUpdate
 from bot.jobs.run import project_name
 from bot.store import JobState
@@ -319,3 +321,19 @@ async def test_usage_lists_jobs_whose_fate_at_magic_hour_is_unknown(harness: Har
     )
     assert f"• `{project_name(job.id, 'intro')}`: job #{job.id} by <@{harness.alice.id}>, 45 credits counted" in report
     assert project_name(job.id, "intro") == f"#{job.id} · intro"
+
+
+async def test_a_refusal_between_the_check_and_the_start_is_private_too(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Refused after the reply was deferred (a second job started elsewhere meanwhile): ephemeral, reply removed."""
+
+    async def refuse(*_: Any, **__: Any) -> None:
+        raise QuotaExceeded("active_jobs", limit=1)
+
+    monkeypatch.setattr(JobEngine, "submit", refuse)
+    result = await harness.lipsync()
+    assert result.response is None
+    [told] = result.followups
+    assert told.ephemeral and told.content.startswith("❌ You can have 1 job running at a time")
+    assert harness.public() == []
