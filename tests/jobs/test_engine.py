@@ -7,7 +7,6 @@ import datetime as dt
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import av
@@ -17,7 +16,6 @@ from bot import words
 from bot.config import GenerationMode, Settings
 from bot.errors import InvalidInput, NotAllowed, QuotaExceeded
 from bot.jobs.models import InputSource, JobHooks, JobRequest, JobUpdate
-from bot.sandbox import Sandbox
 from bot.services import Services
 from bot.store import JobState
 from tests.conftest import SANDBOX_KEY, KeepFile, RecordingSink, make_settings
@@ -53,21 +51,6 @@ def file_request(media: Path, video: str = "face.mp4", audio: str = "voice.mp3",
     }
     values.update(kw)
     return JobRequest(**values)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-async def open_services(tmp_path: Path, sandbox: Sandbox) -> AsyncIterator[Callable[..., object]]:
-    opened: list[Services] = []
-
-    async def factory(**overrides: object) -> Services:
-        settings = make_settings(tmp_path, sandbox.base_url, **overrides)
-        services = await Services.open(settings)
-        opened.append(services)
-        return services
-
-    yield factory
-    for services in opened:
-        await services.aclose()
 
 
 async def run_job(services: Services, request: JobRequest, out: Path) -> tuple[RecordingSink, KeepFile, int]:
