@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import os
-import signal
-import sys
 from pathlib import Path
 
 import av
@@ -18,7 +15,7 @@ from bot.errors import InvalidInput, NotAllowed, QuotaExceeded
 from bot.jobs.models import InputSource, JobHooks, JobRequest, JobUpdate
 from bot.services import Services
 from bot.store import JobState
-from tests.conftest import SANDBOX_KEY, KeepFile, RecordingSink, make_settings
+from tests.conftest import KeepFile, RecordingSink, make_settings
 
 GUILD = 1
 USER = 42
@@ -358,58 +355,6 @@ async def test_restart_fails_unsubmitted_job_with_refund(tmp_path, sandbox, medi
         assert (await second.store.quota.limits(GUILD, USER, ())).used == 0
     finally:
         await second.aclose()
-
-
-async def test_restart_after_sigkill(tmp_path, sandbox, media_dir) -> None:
-    """A process killed with SIGKILL after submission: a new engine delivers once and settles once."""
-    settings = make_settings(tmp_path, sandbox.base_url)
-    sandbox.config.render_seconds = 600
-    env = {
-        **os.environ,
-        "MAGIC_HOUR_API_KEY": SANDBOX_KEY,
-        "MAGIC_HOUR_BASE_URL": sandbox.base_url,
-        "DATABASE_PATH": str(settings.database_path),
-        "WORK_DIR": str(settings.work_dir),
-        "POLL_INITIAL_SECONDS": "0.05",
-        "POLL_MAX_SECONDS": "0.1",
-        "DEFAULT_MEMBER_CREDITS": "10000",
-    }
-    script = Path(__file__).with_name("kill_target.py")
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(script),
-        str(media_dir / "face.mp4"),
-        str(media_dir / "voice.mp3"),
-        env=env,
-        cwd=Path(__file__).resolve().parents[2],
-        stdout=asyncio.subprocess.PIPE,
-    )
-    assert proc.stdout is not None
-    job_id = None
-    while True:
-        line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
-        assert line, "the target exited before submitting"
-        _, job, state = line.split()
-        if state == "submitted":
-            job_id = int(job)
-            break
-    proc.send_signal(signal.SIGKILL)
-    await proc.wait()
-
-    await sandbox.clock.advance(601)  # the render finishes while nothing runs
-    services = await Services.open(settings)
-    try:
-        keeper = KeepFile(tmp_path / "delivered")
-        resumed = await services.engine.resume(lambda job: JobHooks(sink=RecordingSink(), deliverer=keeper))
-        assert [job.id for job in resumed] == [job_id]
-        final = await services.engine.wait(job_id)
-        assert final.state is JobState.DONE and len(keeper.delivered) == 1
-        entries = await services.store.quota.entries(job_id)
-        assert [e.kind.value for e in entries] == ["reserve", "settle"]
-        assert sandbox.counters.jobs_created == 1
-        assert await services.store.check_invariants() == []
-    finally:
-        await services.aclose()
 
 
 async def test_deadline_stops_the_render_and_charges_what_magic_hour_did(
