@@ -13,6 +13,7 @@ from pathlib import Path
 import av
 import httpx
 
+from bot.clock import FakeClock
 from bot.sandbox import Sandbox
 from tests.conftest import SANDBOX_KEY
 
@@ -162,6 +163,7 @@ async def test_render_killed_mid_job_is_finished_by_resume(tmp_path: Path, sandb
     code, out = await acli(["render", str(media_dir / "face.mp4"), str(media_dir / "voice.mp3")], cwd=tmp_path, **env)
     assert code == 2 and "1 earlier job(s) didn't finish; `lipsync-bot resume` finishes them" in out
 
+    assert isinstance(sandbox.clock, FakeClock)
     await sandbox.clock.advance(3601)  # the render finished while nothing ran
     (tmp_path / "results").mkdir()
     code, out = await acli(["resume", "--out", str(tmp_path / "results")], cwd=tmp_path, **env)

@@ -255,7 +255,8 @@ class JobRun:
             )
         except PollDeadlineExceeded:
             project = await self._stop_at_deadline(project_id)
-            if project is not None and not project.is_terminal:
+            if project is not None and project.status not in ("complete", "error"):
+                # Stopped by us (canceled), or still going because the DELETE failed.
                 minutes = self.ctx.config.job_deadline_seconds / 60
                 await self.end(JobState.FAILED, "deadline", {"minutes": minutes}, charged=project.credits_charged)
                 return
