@@ -539,3 +539,17 @@ async def test_operator_default_fps_cap_applies_when_the_member_sets_none(open_s
     _, _, own_id = await run_job(services, file_request(media_dir, end=1.0, max_fps=20.0, user_id=7), tmp_path / "b")
     own = await services.engine.job(own_id)
     assert (own.max_fps, own.estimated_credits) == (20.0, 20)
+
+
+async def test_only_a_canonical_youtube_link_reaches_magic_hour(open_services, media_dir, tmp_path, sandbox) -> None:
+    """A share link with tracking goes on as https://www.youtube.com/watch?v=<id>, nothing else of the member's string."""
+    services = await open_services()
+    audio = InputSource(filename="voice.mp3", path=media_dir / "voice.mp3")
+    request = JobRequest(
+        user_id=USER, guild_id=GUILD, audio=audio, youtube_url="https://youtu.be/dQw4w9WgXcQ?si=tracking", end=1.0
+    )
+    _, _, job_id = await run_job(services, request, tmp_path / "out")
+    job = await services.engine.job(job_id)
+    assert job.state is JobState.DONE and job.project_id is not None
+    assert job.youtube_url == "https://www.youtube.com/watch?v=dQw4w9WgXcQ"
+    assert sandbox.projects[job.project_id].youtube_url == "https://www.youtube.com/watch?v=dQw4w9WgXcQ"
