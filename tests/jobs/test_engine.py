@@ -542,7 +542,7 @@ async def test_operator_default_fps_cap_applies_when_the_member_sets_none(open_s
 
 
 async def test_only_a_canonical_youtube_link_reaches_magic_hour(open_services, media_dir, tmp_path, sandbox) -> None:
-    """A share link with tracking goes on as https://www.youtube.com/watch?v=<id>, nothing else of the member's string."""
+    """A share link with tracking goes on as https://www.youtube.com/watch?v=<id>, nothing else."""
     services = await open_services()
     audio = InputSource(filename="voice.mp3", path=media_dir / "voice.mp3")
     request = JobRequest(
