@@ -68,7 +68,7 @@ def test_every_family_of_codes_made_at_run_time_has_words() -> None:
 def test_unknown_magic_hour_errors_fall_back_to_their_family() -> None:
     """`magic_hour_<something new>` reads as Magic Hour's error with its detail, not a bare code."""
     text = words.describe("magic_hour_brand_new_code", {"detail": "Out of cheese."})
-    assert text == "Magic Hour couldn't render this job (Out of cheese.). Nothing was charged; please try again later."
+    assert text == "Magic Hour couldn't render this job (Out of cheese.). Please try again later."
 
 
 @pytest.mark.parametrize("style", [words.PLAIN, DISCORD, TERMINAL], ids=["plain", "discord", "terminal"])
