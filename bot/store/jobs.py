@@ -42,6 +42,8 @@ def _row_to_job(row: sqlite3.Row) -> JobRecord:
 
 
 def _column_value(value: object) -> object:
+    if isinstance(value, dt.datetime):
+        return ts(value)  # stored like every other time: fixed-width UTC text
     return value.value if isinstance(value, Enum) else value
 
 

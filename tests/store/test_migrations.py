@@ -37,6 +37,12 @@ SEEDS: dict[int, list[str]] = {
         f" VALUES ('topup', 1, {GUILD}, 7, 'pro', -30, '{NOW}', '{NOW}')",
         """UPDATE jobs SET error_data = '{"status": 503}', role_ids = '10,11' WHERE id = 1""",
     ],
+    4: [],  # placeholders for other branches' migrations (see 0006)
+    5: [],
+    6: [
+        "UPDATE jobs SET locale = 'es-ES', video_file_path = 'api-assets/v.mp4', audio_file_path = 'api-assets/a.mp3',"
+        f" files_uploaded_at = '{NOW}', video_seconds = 2.0, audio_seconds = 1.5, source_fps = 30.0 WHERE id = 1",
+    ],
 }
 
 
@@ -118,6 +124,9 @@ async def test_upgrade_from_every_earlier_version(db_path: Path, clock: FakeCloc
             assert (await store.quota.limits(GUILD, 7)).used == 100
         if version >= 3:
             assert job is not None and job.error_data == {"status": 503}
+        if version >= 6:
+            assert job is not None and job.locale == "es-ES" and job.source_fps == 30.0
+            assert job.files_uploaded_at is not None and job.files_uploaded_at.isoformat() == NOW.replace(".000000", "")
         # The upgraded database does everything a fresh one does.
         fresh = await store.jobs.create(_job(user_id=8))
         assert isinstance(
