@@ -48,6 +48,9 @@ MAX_CHOICES = 25  # Discord's limit of options in one select menu
 PICKER_TIMEOUT = 600.0  # the menu answers for 10 minutes (an interaction token lives 15)
 REMEMBER_FOR = 600.0
 
+# The menu's parts (it lives in memory for PICKER_TIMEOUT: these ids need not survive a restart).
+PICK_MEDIA, PICK_MODE, PICK_WINDOW = "lipsync:pick:media", "lipsync:pick:mode", "lipsync:pick:window"
+
 Kind = Literal["video", "audio"]
 _URL = re.compile(r"https?://[^\s<>|]+")
 
@@ -233,12 +236,15 @@ class Picker(discord.ui.View):
         self._media_select = _MediaSelect(
             placeholder=render.describe(f"pick_placeholder_{self.wanted}", lang=self._lang)[:150],
             options=[self._option(index, media) for index, media in enumerate(self.choices)],
+            custom_id=PICK_MEDIA,
             row=0,
         )
-        self._mode_select = _ModeSelect(options=self._mode_options(), row=1)
+        self._mode_select = _ModeSelect(options=self._mode_options(), custom_id=PICK_MODE, row=1)
         self.add_item(self._media_select)
         self.add_item(self._mode_select)
-        self.add_item(_WindowButton(label=render.button_label("button_window", self._lang), row=2))
+        self.add_item(
+            _WindowButton(label=render.button_label("button_window", self._lang), custom_id=PICK_WINDOW, row=2)
+        )
 
     @property
     def wanted(self) -> Kind:

@@ -117,11 +117,12 @@ class WindowModal(discord.ui.Modal):
     def __init__(
         self, lang: str, *, on_window: WindowChosen, start: float | None = None, end: float | None = None
     ) -> None:
-        super().__init__(title=render.describe("window_title", lang=lang)[:45], timeout=600)
+        super().__init__(title=render.describe("window_title", lang=lang)[:45], timeout=600, custom_id="window")
         self._on_window = on_window
         self.start_input: discord.ui.TextInput[WindowModal] = discord.ui.TextInput(
             label=render.describe("window_start", lang=lang)[:45],
             default=_seconds_text(start) or "0",
+            custom_id="window:start",
             required=False,
             max_length=12,
         )
@@ -129,6 +130,7 @@ class WindowModal(discord.ui.Modal):
             label=render.describe("window_end", lang=lang)[:45],
             default=_seconds_text(end),
             placeholder=render.describe("window_end_hint", lang=lang)[:100],
+            custom_id="window:end",
             required=False,
             max_length=12,
         )
