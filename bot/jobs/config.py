@@ -7,6 +7,7 @@ from pathlib import Path
 
 from bot.config import Settings
 from bot.jobs.fetch import DISCORD_CDN, FetchPolicy
+from bot.jobs.forecast import ForecastPolicy
 from bot.jobs.models import GuildRules
 from bot.jobs.poller import PollPolicy
 
@@ -36,6 +37,7 @@ class EngineConfig:
     default_max_fps: float | None = None
     job_deadline_seconds: float = 3600.0
     poll: PollPolicy = field(default_factory=PollPolicy)
+    forecast: ForecastPolicy = field(default_factory=ForecastPolicy)
     delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     link_cooldown_seconds: float = 30.0  # at most one fresh download link per job this often
     fetch_policy: FetchPolicy = DISCORD_CDN  # where attachments may be fetched from
@@ -60,6 +62,7 @@ class EngineConfig:
             default_max_fps=settings.default_max_fps,
             job_deadline_seconds=settings.job_deadline_minutes * 60,
             poll=PollPolicy(initial=settings.poll_initial_seconds, maximum=settings.poll_max_seconds),
+            forecast=ForecastPolicy(enabled=settings.poll_forecast, min_samples=settings.forecast_min_renders),
             delivery=DeliveryPolicy(patience=settings.delivery_retry_minutes * 60),
             sandbox=sandbox,
             fetch_policy=fetch_policy,
