@@ -9,21 +9,24 @@ per_frame` with robust, weighted estimators:
   its frame counts differ), the overhead the weighted median of what the slope leaves. A third
   of the renders can be wild (a stalled render, a restart mid-job) without moving either. With
   one frame count only, the overhead can't be told apart: the fit is proportional.
-- **Spread**: the weighted median absolute deviation of the relative residuals, as a standard
-  deviation (× 1.4826), widened for small histories (× (1 + 1/√n)).
+- **Spread**: the median absolute deviation of the relative residuals of the precisely placed
+  renders (within ±15 %; all of them, weighted, while fewer than 4 are), as a standard deviation
+  (× 1.4826), widened for small histories (× (1 + 1/√n)).
 - **Weights**: a render's end is only known to lie between two status reads (the last that said
   "rendering" and the first that said "complete"); the middle of that interval is the sample, and
-  a sample weighs `1 / (relative half-width + 0.05)²`. Renders followed by today's backoff (end
+  a sample weighs `1 / (relative half-width + 0.15)²`. Renders followed by today's backoff (end
   known within 5-20 s) count, but those the forecast followed closely (within a second or two)
-  soon dominate.
+  soon lead.
 
 A forecast (`Prediction`) is the expected duration and a window around it (`z` spreads each
-side). The poll plan (`Expectation.plan`): the first poll at the window's start, `close_polls`
-polls spread evenly to its end (never closer than `min_gap`, never further apart than `max_gap`),
-and a poll at least every `max_quiet` seconds before the window, so a failed render is not
-noticed unreasonably late. After the plan the poller's usual backoff takes over (a render that
-runs late). With fewer than `min_samples` renders of a mode there is no forecast: the poller's
-usual schedule applies from the start.
+side). The poll plan (`plan`): one poll half a window before the window (so a render that ends
+early is still placed precisely), then `close_polls` polls spread evenly from the window's start
+to its end (never closer than `min_gap`, never further apart than `max_gap`), and a poll at least
+every `max_quiet` seconds before all that, so a failed render is not noticed unreasonably late.
+After the plan the poller's usual backoff takes over (a render that runs late). With fewer than
+`min_samples` renders of a mode there is no forecast: the poller's usual schedule applies. The
+spread has a floor (`min_relative_spread`, ±5 %): a prior, because a few renders that happen to
+agree closely say little about the next one.
 
 `RenderForecast` is shared by every job's run: `expect` when a job is submitted (or resumed),
 `record` when its render completed. It never fails a job: a store error while learning is logged
@@ -36,6 +39,7 @@ import asyncio
 import datetime as dt
 import logging
 import math
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -48,6 +52,8 @@ from bot.store.renders import RenderHistory, RenderSample
 log = logging.getLogger(__name__)
 
 _MAD_TO_SD = 1.4826  # a normal distribution's standard deviation per median absolute deviation
+_SHARP = 0.15  # a render placed within ±15 % of its length is precise enough to measure scatter with
+_MIN_SHARP = 4  # ... given at least this many of them
 
 
 @dataclass(frozen=True)
@@ -58,7 +64,7 @@ class ForecastPolicy:
     min_samples: int = 5  # renders of a mode before its forecast replaces the usual schedule
     history: int = 50  # the newest renders of a mode that the fit uses
     z: float = 2.0  # window half-width, in (small-sample widened) robust standard deviations
-    min_relative_spread: float = 0.02  # never trust the history to better than ±2 % per sd
+    min_relative_spread: float = 0.05  # a prior: renders vary by at least ±5 % (one sd), whatever few samples say
     min_half_window: float = 1.0  # seconds: the narrowest half window
     close_polls: int = 4  # polls spread over the window, its start and end included
     min_gap: float = 1.0  # seconds between close polls, at least
@@ -106,9 +112,14 @@ def weighted_median(values: Sequence[float], weights: Sequence[float]) -> float:
     return pairs[-1][0]
 
 
+def _relative_spread(sample: RenderSample) -> float:
+    return min(sample.spread / max(sample.seconds, 1e-9), 1.0)
+
+
 def _weight(sample: RenderSample) -> float:
-    relative = sample.spread / max(sample.seconds, 1e-9)
-    return 1.0 / (min(relative, 1.0) + 0.05) ** 2
+    # Tempered: a render placed within ±3 % weighs about 6× one placed within ±30 %, so precise
+    # renders lead but no single one can outvote the rest.
+    return 1.0 / (_relative_spread(sample) + 0.15) ** 2
 
 
 def fit(samples: Sequence[RenderSample], policy: ForecastPolicy) -> RenderModel | None:
@@ -141,8 +152,15 @@ def fit(samples: Sequence[RenderSample], policy: ForecastPolicy) -> RenderModel 
         return None
     residuals = [y / f - 1 for y, f in zip(ys, fitted, strict=True)]
     bias = weighted_median(residuals, ws)
-    mad = weighted_median([abs(r - bias) for r in residuals], ws)
-    spread = max(_MAD_TO_SD * mad, policy.min_relative_spread) * (1 + 1 / math.sqrt(len(samples)))
+    # The scatter, from the renders placed precisely when there are enough of them: a vague one's
+    # residual is mostly not knowing where in its interval it ended.
+    sharp = [r for r, s in zip(residuals, samples, strict=True) if _relative_spread(s) <= _SHARP]
+    if len(sharp) >= _MIN_SHARP:
+        centre = statistics.median(sharp)
+        mad, used = statistics.median([abs(r - centre) for r in sharp]), len(sharp)
+    else:
+        mad, used = weighted_median([abs(r - bias) for r in residuals], ws), len(residuals)
+    spread = max(_MAD_TO_SD * mad, policy.min_relative_spread) * (1 + 1 / math.sqrt(used))
     return RenderModel(mode, overhead, per_frame, bias, spread, len(samples))
 
 
@@ -155,7 +173,12 @@ def predict(model: RenderModel, frames: int, policy: ForecastPolicy) -> Predicti
 
 
 def plan(prediction: Prediction, policy: ForecastPolicy) -> list[float]:
-    """Poll times, in seconds after submission, for a render with this forecast (ascending)."""
+    """Poll times, in seconds after submission, for a render with this forecast (ascending).
+
+    One poll half a window before the window (a render that ends early is then still placed within
+    half a window, so the history stays sharp), then `close_polls` over the window, and before
+    all that a poll at least every `max_quiet` seconds.
+    """
     width = prediction.late - prediction.early
     count = max(policy.close_polls, 1)
     gap = width / (count - 1) if count > 1 else 0.0
@@ -166,8 +189,11 @@ def plan(prediction: Prediction, policy: ForecastPolicy) -> list[float]:
         count = math.ceil(width / policy.max_gap) + 1
         gap = width / (count - 1)
     window = [prediction.early + k * gap for k in range(count)]
-    quiet = [t for t in _range(policy.max_quiet, prediction.early, policy.max_quiet) if t < prediction.early - 1.0]
-    return quiet + window
+    lead = prediction.early - max(width / 2, policy.min_gap)
+    ahead = [lead] if lead > policy.min_gap else []
+    first = ahead[0] if ahead else prediction.early
+    quiet = [t for t in _range(policy.max_quiet, first, policy.max_quiet) if t < first - policy.min_gap]
+    return quiet + ahead + window
 
 
 def _range(start: float, stop: float, step: float) -> list[float]:
