@@ -26,7 +26,7 @@ from bot.jobs.forecast import (
 from bot.jobs.poller import Poller, PollPolicy
 from bot.magichour import MagicHourClient, RetryPolicy
 from bot.sandbox import Sandbox, SandboxConfig
-from bot.store import NewJob, QuotaPolicy, Store
+from bot.store import JobState, NewJob, QuotaPolicy, Store
 from bot.store.renders import RenderSample
 from tests.jobs.test_poller import create_job, drive
 
@@ -283,3 +283,62 @@ async def test_after_ten_renders_completion_is_noticed_within_seconds_in_few_pol
     assert max(polls) <= 6, polls
     assert sorted(late)[len(late) // 2] <= 5.0, late
     assert max(late) <= 15.0, late
+
+
+async def test_a_webhook_still_ends_the_wait_at_once(rig) -> None:
+    """A verified webhook's poke asks at once, however far away the forecast's first poll is."""
+    sandbox, client, clock, media = rig
+    sandbox.config.render_seconds_per_frame = 0.0
+    sandbox.config.render_seconds = 10.0
+    project_id = await create_job(client, media)
+    expectation = Expectation(1, LITE, 45, clock.monotonic(), clock.now(), None, followed_from_start=True)
+    expectation.polls = [clock.monotonic() + t for t in (100.0, 105.0)]
+    poller = Poller(client, clock, NO_JITTER)
+    task = asyncio.ensure_future(poller.wait(project_id, within=3600, expect=expectation))
+    while poller.watching == 0:
+        await asyncio.sleep(0)
+    await clock.advance(12.0)
+    assert poller.poke(project_id)
+    while not task.done():
+        await asyncio.sleep(0.01)
+    assert task.result().status == "complete"
+    assert sandbox.counters.status_reads == 1
+    await poller.aclose()
+
+
+async def test_members_see_the_expected_finish(tmp_path: Path, sandbox: Sandbox, media_dir: Path) -> None:
+    """With history, a submitted job's updates carry `expected_at` (submission + the forecast), and
+    its completed render joins the history."""
+    from bot.jobs.models import InputSource, JobHooks, JobRequest
+    from bot.services import Services
+    from tests.conftest import KeepFile, RecordingSink, make_settings
+
+    async with await Services.open(make_settings(tmp_path, sandbox.base_url)) as services:
+        for sample in samples(8):  # 3 s + 0.6 s/frame: 45 frames take about 30 s
+            await services.store.renders.record(sample)
+        request = JobRequest(
+            user_id=42,
+            guild_id=1,
+            video=InputSource(filename="face.mp4", path=media_dir / "face.mp4"),
+            audio=InputSource(filename="voice.mp3", path=media_dir / "voice.mp3"),
+        )
+        sink = RecordingSink()
+        record = await services.engine.submit(request, JobHooks(sink=sink, deliverer=KeepFile(tmp_path / "out")))
+        # The sandbox renders at once, but the forecast says about 30 s: end the wait with a webhook's poke.
+        while not any(u.expected_at is not None for u in sink.updates):
+            await asyncio.sleep(0.01)
+        job = await services.store.jobs.get(record.id)
+        assert job is not None and job.project_id is not None
+        services.engine.poller.poke(job.project_id)
+        final = await services.engine.wait(record.id)
+        assert final.state is JobState.DONE
+        before = [u for u in sink.updates if u.job.state in (JobState.RECEIVED, JobState.UPLOADING)]
+        assert all(u.expected_at is None for u in before)
+        shown = [u for u in sink.updates if u.expected_at is not None]
+        submitted = next(e.at for e in await services.store.jobs.events(record.id) if e.state is JobState.SUBMITTED)
+        assert shown and shown[0].job.state is JobState.SUBMITTED
+        expected_at = shown[0].expected_at
+        assert expected_at is not None
+        assert (expected_at - submitted).total_seconds() == pytest.approx(30.0, rel=0.08)
+        history = await services.store.renders.recent(LITE, 20)
+        assert len(history) == 9 and history[-1].job_id == record.id and history[-1].frames == 45
