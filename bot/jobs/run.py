@@ -229,19 +229,15 @@ class JobRun:
     async def _follow(self, project_id: str, *, poll_now: bool) -> None:
         """Wait for the render to end at Magic Hour, then end the job on what it says."""
         since = await self._seconds_since_submission()
-        self._expect = await self.ctx.forecast.expect(self.record, elapsed=since)
-        if self._expect.expected_at is not None:
+        expect = self._expect = await self.ctx.forecast.expect(self.record, elapsed=since)
+        if expect.expected_at is not None:
             await self.emit()  # show the expected finish
         remaining = self.ctx.config.job_deadline_seconds - since
         try:
             project: VideoProject | None = await self.ctx.poller.wait(
-                project_id,
-                within=max(remaining, 0.0),
-                listener=self._on_project,
-                poll_now=poll_now,
-                expect=self._expect,
+                project_id, within=max(remaining, 0.0), listener=self._on_project, poll_now=poll_now, expect=expect
             )
-            await self.ctx.forecast.record(self._expect, project)
+            await self.ctx.forecast.record(expect, project)
         except PollDeadlineExceeded:
             project = await self.stop_render(project_id)
             if project is not None and not project.is_complete:
