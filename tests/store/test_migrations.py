@@ -37,6 +37,11 @@ SEEDS: dict[int, list[str]] = {
         f" VALUES ('topup', 1, {GUILD}, 7, 'pro', -30, '{NOW}', '{NOW}')",
         """UPDATE jobs SET error_data = '{"status": 503}', role_ids = '10,11' WHERE id = 1""",
     ],
+    4: [
+        "INSERT INTO render_times (job_id, mode, frames, low_seconds, high_seconds, seconds, finished_at)"
+        f" VALUES (1, 'pro', 45, 20.0, 22.0, 21.0, '{NOW}')",
+        f"INSERT INTO store_heartbeat (id, beat_at) VALUES (1, '{NOW}')",
+    ],
 }
 
 
