@@ -322,7 +322,9 @@ def _inputs(job: JobRecord, lang: str) -> str:
     audio = style.quote(job.audio_filename or describe("audio_fallback", lang=lang))
     line = f"{video} + {audio}"
     if job.start_seconds is not None and job.end_seconds is not None:
-        line += f" · {describe('job_window', {'start': job.start_seconds, 'end': job.end_seconds}, lang)}"
+        # A probed end (the voice's length) can carry more digits than anyone reads.
+        window = {"start": round(job.start_seconds, 2), "end": round(job.end_seconds, 2)}
+        line += f" · {describe('job_window', window, lang)}"
     return line
 
 

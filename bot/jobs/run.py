@@ -33,6 +33,7 @@ from bot.errors import Datum, LipsyncError, json_data
 from bot.jobs.admission import Admission, Admitted
 from bot.jobs.config import EngineConfig
 from bot.jobs.delivery import Courier
+from bot.jobs.forecast import Expectation, RenderForecast
 from bot.jobs.inputs import Plan, fetch_inputs, plan_job, plan_reuse
 from bot.jobs.models import JobHooks, JobRequest, JobUpdate, ReusedFiles
 from bot.jobs.poller import PollDeadlineExceeded, Poller
@@ -82,6 +83,7 @@ class RunContext:
     clock: Clock
     transfers: asyncio.Semaphore
     queue_position: Callable[[int], int | None]
+    forecast: RenderForecast
 
 
 class JobRun:
@@ -98,6 +100,7 @@ class JobRun:
         self._remaining: int | None = None
         self._reserved = False
         self._resets_at: dt.datetime | None = None
+        self._expect: Expectation | None = None  # the render's forecast and what polls saw of it
         self._courier = Courier(self)
 
     @property
@@ -289,11 +292,16 @@ class JobRun:
 
     async def _follow(self, project_id: str, *, poll_now: bool) -> None:
         """Wait for the render to end at Magic Hour, then end the job on what it says."""
-        remaining = self.ctx.config.job_deadline_seconds - await self._seconds_since_submission()
+        since = await self._seconds_since_submission()
+        expect = self._expect = await self.ctx.forecast.expect(self.record, elapsed=since)
+        if expect.expected_at is not None:
+            await self.emit()  # show the expected finish
+        remaining = self.ctx.config.job_deadline_seconds - since
         try:
             project: VideoProject | None = await self.ctx.poller.wait(
-                project_id, within=max(remaining, 0.0), listener=self._on_project, poll_now=poll_now
+                project_id, within=max(remaining, 0.0), listener=self._on_project, poll_now=poll_now, expect=expect
             )
+            await self.ctx.forecast.record(expect, project)
         except PollDeadlineExceeded:
             project = await self._stop_at_deadline(project_id)
             if project is not None and project.status not in ("complete", "error"):
@@ -462,6 +470,7 @@ class JobRun:
             queue_position=self.ctx.queue_position(self.job_id),
             activity=activity,
             activity_data=data,
+            expected_at=self._expect.expected_at if self._expect is not None else None,
             remaining_credits=self._remaining,
             credits_reserved=self._reserved,
             resets_at=self._resets_at,

@@ -36,6 +36,7 @@ from bot.store.models import (
     can_transition,
 )
 from bot.store.quota import QuotaLedger
+from bot.store.renders import Heartbeat, RenderHistory
 from bot.store.windows import window_bounds
 
 _TERMINAL_SQL = "(" + ", ".join(f"'{state.value}'" for state in sorted(TERMINAL_STATES)) + ")"
@@ -44,7 +45,7 @@ _STATES = {state.value for state in JobState}
 
 
 class Store:
-    """The bot's SQLite store: `jobs`, `quota` (the ledger) and `limits`.
+    """The bot's SQLite store: `jobs`, `quota` (the ledger), `limits`, and `renders` (render times).
 
     Open with `await Store.open(path, policy=...)` and close with `await store.close()`, or use
     `async with await Store.open(...) as store`. Several `Store`s (in this process or others) may
@@ -59,6 +60,8 @@ class Store:
         self.jobs = JobStore(db)
         self.quota = QuotaLedger(db, policy, db.clock, secret)
         self.limits = LimitStore(db, policy)
+        self.renders = RenderHistory(db)
+        self.heartbeat = Heartbeat(db)
 
     @classmethod
     async def open(

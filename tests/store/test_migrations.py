@@ -37,8 +37,12 @@ SEEDS: dict[int, list[str]] = {
         f" VALUES ('topup', 1, {GUILD}, 7, 'pro', -30, '{NOW}', '{NOW}')",
         """UPDATE jobs SET error_data = '{"status": 503}', role_ids = '10,11' WHERE id = 1""",
     ],
-    4: [],  # placeholders for other branches' migrations (see 0006)
-    5: [],
+    4: [
+        "INSERT INTO render_times (job_id, mode, frames, low_seconds, high_seconds, seconds, finished_at)"
+        f" VALUES (1, 'pro', 45, 20.0, 22.0, 21.0, '{NOW}')",
+        f"INSERT INTO store_heartbeat (id, beat_at) VALUES (1, '{NOW}')",
+    ],
+    5: [],  # a placeholder for another branch's migration (see 0006)
     6: [
         "UPDATE jobs SET locale = 'es-ES', video_file_path = 'api-assets/v.mp4', audio_file_path = 'api-assets/a.mp3',"
         f" files_uploaded_at = '{NOW}', video_seconds = 2.0, audio_seconds = 1.5, source_fps = 30.0 WHERE id = 1",
