@@ -14,7 +14,11 @@ What the channel sees is public: the status message carries what a job costs, ne
 member has left, and a job refused before it reached Magic Hour (its files, its member's credits)
 is told to the member alone, with an ephemeral followup (or a DM once the token is gone), and its
 status message is removed. A job waiting on Magic Hour has its status refreshed now and then, so
-its elapsed time and expected finish move on.
+its elapsed time and expected finish move on. Once the job has ended, its status message offers to
+run it again (`views.final_view`) while Magic Hour keeps its uploaded files.
+
+Both are written in the language of the member who started the job (`JobRecord.locale`), the same
+before and after a restart, whoever else reads the channel.
 """
 
 from __future__ import annotations

@@ -4,6 +4,10 @@ Each button is a `discord.ui.DynamicItem`: everything it needs (a job id, a memb
 custom id, and discord.py rebuilds it from that id whenever it is clicked, in whichever process
 is running then. `bot.app` registers them with `add_dynamic_items` in `setup_hook`. Clicks reach
 the engine and the store through `cogs.services_of(interaction.client)`.
+
+Labels are in the language of whoever the message is for (a job's buttons: its member's); a
+rebuilt button needs no label, only its id. `AgainButton` runs a finished job again from the
+files it uploaded (`bot.jobs.rerun`), for its owner only.
 """
 
 from __future__ import annotations
