@@ -616,7 +616,7 @@ def panel_text(
 # ---------------------------------------------------------------------------------- re-runs and picks
 
 
-def rerun_started_text(job: JobRecord, lang: str = EN) -> str:
+def started_text(job: JobRecord, lang: str = EN) -> str:
     """The private note under a picker once its job started."""
     return describe("pick_started", {"job": job.id}, lang)
 
