@@ -10,6 +10,7 @@ priced without them (`plan_reuse`).
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from bot.errors import InvalidInput
 from bot.jobs.config import EngineConfig
 from bot.jobs.fetch import fetch_input
 from bot.jobs.models import GuildRules, JobRequest, ReusedFiles
+from bot.jobs.rerun import check_fresh
 from bot.jobs.validation import check_clip_length, extension_of
 
 if TYPE_CHECKING:
@@ -42,6 +44,16 @@ class Plan:
     video_seconds: float | None = None
     audio_seconds: float | None = None
     source_fps: float | None = None  # the video's rate, only when the probe found it constant
+
+    def job_fields(self) -> dict[str, object]:
+        """The window and what probing found, as the job records them."""
+        return {
+            "start_seconds": self.start,
+            "end_seconds": self.end,
+            "video_seconds": self.video_seconds,
+            "audio_seconds": self.audio_seconds,
+            "source_fps": self.source_fps,
+        }
 
 
 async def fetch_inputs(
@@ -101,14 +113,20 @@ async def plan_job(
     )
 
 
-def plan_reuse(config: EngineConfig, request: JobRequest, rules: GuildRules, files: ReusedFiles) -> Plan:
+def plan_reuse(
+    config: EngineConfig, request: JobRequest, rules: GuildRules, files: ReusedFiles, *, now: dt.datetime
+) -> Plan:
     """Settle the window and price a re-run from an earlier job's uploaded files, without the files.
+
+    The files must still be at Magic Hour (`bot.jobs.rerun.check_fresh`): the job may have waited in
+    line past their week.
 
     The same rules as `plan_job`, on what the earlier probe found: the window ends at the voice's
     end unless set, never past the video's; the rate is the video's own when that probe found it
     constant (never above the cap), else the cap, and a YouTube source's is what a new YouTube job
     gets; and never less than Magic Hour's hold at create.
     """
+    check_fresh(files, now)
     start = request.start
     filename = request.video.filename if request.video is not None else ""
     if files.video_seconds is not None and start >= files.video_seconds:

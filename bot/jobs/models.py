@@ -50,6 +50,15 @@ class ReusedFiles:
     video_seconds: float | None = None  # None for a YouTube source
     source_fps: float | None = None
 
+    def job_fields(self) -> dict[str, object]:
+        """What a re-run records about the files it reuses (so it can be run again in turn)."""
+        return {
+            "rerun_of": self.from_job,
+            "video_file_path": self.video_file_path,
+            "audio_file_path": self.audio_file_path,
+            "files_uploaded_at": self.uploaded_at,
+        }
+
 
 @dataclass(frozen=True)
 class JobRequest:

@@ -24,7 +24,6 @@ import logging
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 
@@ -38,36 +37,18 @@ from bot.jobs.inputs import Plan, fetch_inputs, plan_job, plan_reuse
 from bot.jobs.models import JobHooks, JobRequest, JobUpdate, ReusedFiles
 from bot.jobs.poller import PollDeadlineExceeded, Poller
 from bot.jobs.readback import stop_render
-from bot.jobs.rerun import check_fresh
+from bot.jobs.submit import create_project, lip_sync_body, project_name, upload_inputs
 from bot.magichour import (
     CreatedJob,
-    LipSyncAssets,
-    LipSyncRequest,
-    LipSyncStyle,
     MagicHourClient,
     NotOnPlan,
-    RateLimited,
     SubmissionUncertain,
     Unauthorized,
-    UploadItem,
     VideoProject,
 )
 from bot.store import JobRecord, JobState, LedgerKind, Refusal, Store
 
 log = logging.getLogger(__name__)
-
-# Project names carry the job's number first, so the operator can match a project in the Magic
-# Hour dashboard to its job even when the bot never learnt the project's id.
-_NAME_LIMIT = 100
-# Rounds of create attempts after 429s (each round is the client's own retries), and the pause
-# that grows between rounds.
-_CREATE_ROUNDS = 5
-_CREATE_ROUND_PAUSE = 10.0
-
-
-def project_name(job_id: int, member_name: str | None) -> str:
-    """The name a job's project gets at Magic Hour: `#123 · <member's name>` or `#123 · lipsync-bot`."""
-    return f"#{job_id} · {member_name or 'lipsync-bot'}"[:_NAME_LIMIT]
 
 
 @dataclass(frozen=True)
@@ -126,42 +107,27 @@ class JobRun:
         plan = await plan_job(self.ctx.config, request, admitted.rules, video_path, audio_path)
         await self._reserve(request, plan)
         await self.transition(JobState.UPLOADING)
-        uploaded_at = self.ctx.clock.now()  # Magic Hour's 7 days count from about here: the earlier, the safer
-        video_file, audio_file = await self._upload(plan, video_path, audio_path)
+        uploaded_at = self.ctx.clock.now()  # Magic Hour's week for the files counts from about here
+        video_file, audio_file = await upload_inputs(self.ctx, plan, video_path, audio_path, self.show)
+        self._activity = None
         # Recorded before the create, so a failed job can be retried from them too.
-        self.record = await self.ctx.store.jobs.update(
-            self.job_id, video_file_path=video_file, audio_file_path=audio_file, files_uploaded_at=uploaded_at
-        )
+        files = {"video_file_path": video_file, "audio_file_path": audio_file, "files_uploaded_at": uploaded_at}
+        self.record = await self.ctx.store.jobs.update(self.job_id, **files)
         await self._submit(request, plan, video_file, audio_file)
 
     async def _run_reused(self, request: JobRequest, files: ReusedFiles, admitted: Admitted) -> None:
         """A re-run: an earlier job's uploaded files, a fresh estimate and reservation, a new render."""
-        check_fresh(files, self.ctx.clock.now())  # it may have waited in line past their week
-        plan = plan_reuse(self.ctx.config, request, admitted.rules, files)
-        self.record = await self.ctx.store.jobs.update(
-            self.job_id,
-            rerun_of=files.from_job,
-            video_file_path=files.video_file_path,
-            audio_file_path=files.audio_file_path,
-            files_uploaded_at=files.uploaded_at,
-        )
+        plan = plan_reuse(self.ctx.config, request, admitted.rules, files, now=self.ctx.clock.now())
+        self.record = await self.ctx.store.jobs.update(self.job_id, **files.job_fields())
         await self._reserve(request, plan)
         await self.transition(JobState.UPLOADING)  # nothing to send: the state a create follows
         await self.show("activity_reuse", job=str(files.from_job))
         self._activity = None
-        log.info("job %s: reusing the files job %s uploaded", self.job_id, files.from_job)
         await self._submit(request, plan, files.video_file_path, files.audio_file_path)
 
     async def _reserve(self, request: JobRequest, plan: Plan) -> None:
         """Record the window and what probing found, then set the estimate aside against every limit."""
-        self.record = await self.ctx.store.jobs.update(
-            self.job_id,
-            start_seconds=plan.start,
-            end_seconds=plan.end,
-            video_seconds=plan.video_seconds,
-            audio_seconds=plan.audio_seconds,
-            source_fps=plan.source_fps,
-        )
+        self.record = await self.ctx.store.jobs.update(self.job_id, **plan.job_fields())
         reservation = await self.ctx.admission.reserve(self.record, request.role_ids, plan.amount)
         self._remaining, self._resets_at, self._reserved = reservation.remaining, reservation.resets_at, True
         log.info("job %s: reserved %s credits", self.job_id, reservation.amount)
@@ -191,73 +157,16 @@ class JobRun:
 
     # ------------------------------------------------------------------ steps
 
-    async def _upload(self, plan: Plan, video: Path | None, audio: Path) -> tuple[str | None, str]:
-        items = [UploadItem(type="audio", extension=plan.audio_ext)]
-        if video is not None and plan.video_ext is not None:
-            items.insert(0, UploadItem(type="video", extension=plan.video_ext))
-        urls = await self.ctx.client.create_upload_urls(items)
-        async with self.ctx.transfers:
-            video_file = None
-            if video is not None:
-                await self.show("activity_upload_video")
-                await self.ctx.client.upload_file(urls[0].upload_url, video)
-                video_file = urls[0].file_path
-            await self.show("activity_upload_audio")
-            await self.ctx.client.upload_file(urls[-1].upload_url, audio)
-        self._activity = None
-        return video_file, urls[-1].file_path
-
     async def _create(self, request: JobRequest, plan: Plan, video_file: str | None, audio_file: str) -> CreatedJob:
-        assets = (
-            LipSyncAssets(video_source="file", video_file_path=video_file, audio_file_path=audio_file)
-            if video_file is not None
-            else LipSyncAssets(video_source="youtube", youtube_url=request.youtube_url, audio_file_path=audio_file)
-        )
-        body = LipSyncRequest(
-            name=project_name(self.job_id, request.name),
-            start_seconds=plan.start,
-            end_seconds=plan.end,
-            max_fps_limit=request.max_fps,
-            assets=assets,
-            style=LipSyncStyle(generation_mode=request.mode),
-        )
+        body = lip_sync_body(self.job_id, request, plan, video_file, audio_file)
         # Persisted first: if the process dies during the call, a restart knows a project may exist.
         await self.transition(JobState.CREATING)
-        round_ = 0
-        while True:
-            try:
-                created, cancelled = await self._create_once(body)
-                break
-            except RateLimited as exc:
-                # A 429 means no job was made: after the client's own retries, wait and ask again
-                # (the job keeps its slot), rather than fail a member's job for a busy minute.
-                round_ += 1
-                if self.cancel_requested:
-                    raise asyncio.CancelledError from exc  # nothing was made: the cancel is free
-                if round_ >= _CREATE_ROUNDS:
-                    raise
-                await self.ctx.clock.sleep(max(exc.retry_after or 0.0, _CREATE_ROUND_PAUSE * round_))
+        created, cancelled = await create_project(self.ctx, body, lambda: self.cancel_requested)
         self.sandbox = self.sandbox or created.sandbox
         await self.transition(JobState.SUBMITTED, project_id=created.id)
         if cancelled:
             raise asyncio.CancelledError
         return created
-
-    async def _create_once(self, body: LipSyncRequest) -> tuple[CreatedJob, bool]:
-        """One create call that is never abandoned half-way; also whether a cancel came meanwhile.
-
-        A cancel while it is in flight waits for its answer, so that a job Magic Hour made is
-        recorded (and then stopped), never forgotten.
-        """
-        create = asyncio.ensure_future(self.ctx.client.create_lip_sync(body))
-        cancelled = False
-        while True:
-            try:
-                return await asyncio.shield(create), cancelled
-            except asyncio.CancelledError:
-                cancelled = True
-                if create.done():
-                    raise
 
     async def _reconcile(self, created: CreatedJob) -> bool:
         """Hold what Magic Hour charged at create; if the limits can't, stop the render. True to go on."""

@@ -125,6 +125,12 @@ def test_jobs_that_cant_run_again_say_why(changes: dict[str, Any], code: str) ->
     assert offers(record, NOW) == ()
 
 
+def test_a_rerun_that_waited_past_its_files_week_is_refused_when_it_runs() -> None:
+    with pytest.raises(InvalidInput) as raised:
+        plan_reuse(config(), request(start=0.0, end=1.0), RULES, files(uploaded_at=NOW - FILES_KEPT), now=NOW)
+    assert raised.value.code == "rerun_expired"
+
+
 def test_files_are_used_until_an_hour_before_magic_hour_deletes_them() -> None:
     uploaded = NOW - FILES_KEPT + REUSE_MARGIN
     check_fresh(files(uploaded_at=uploaded + dt.timedelta(seconds=1)), NOW)  # a second to spare: fine
@@ -159,33 +165,36 @@ def test_a_rerun_request_reuses_the_jobs_files_and_window() -> None:
 def test_the_same_window_in_pro_is_the_same_frames_at_two_credits() -> None:
     """The first run reserved 45 for 1.5 s at 30 fps in lite; in pro it is 90."""
     reused = files(video_seconds=2.0, source_fps=30.0)
-    lite = plan_reuse(config(), request(start=0.0, end=1.5), RULES, reused)
-    pro = plan_reuse(config(), request(GenerationMode.PRO, start=0.0, end=1.5), RULES, reused)
+    lite = plan_reuse(config(), request(start=0.0, end=1.5), RULES, reused, now=NOW)
+    pro = plan_reuse(config(), request(GenerationMode.PRO, start=0.0, end=1.5), RULES, reused, now=NOW)
     assert (lite.amount, pro.amount) == (45, 90)
 
 
 def test_a_new_window_is_priced_at_the_sources_own_rate_or_the_cap() -> None:
     """25 fps measured and trusted: 4 s is 100 frames, but Magic Hour holds 120 at create (30 fps)."""
     window = request(start=4.0, end=8.0, max_fps=20.0)
-    assert plan_reuse(config(), window, RULES, files()).amount == 80  # min(25, 20) fps; the hold is at 20 too
-    assert plan_reuse(config(), request(start=4.0, end=8.0), RULES, files()).amount == 120
+    assert plan_reuse(config(), window, RULES, files(), now=NOW).amount == 80  # min(25, 20) fps; the hold is at 20 too
+    assert plan_reuse(config(), request(start=4.0, end=8.0), RULES, files(), now=NOW).amount == 120
     unknown_rate = files(source_fps=None)
-    assert plan_reuse(config(default_max_fps=60.0), request(start=4.0, end=8.0), RULES, unknown_rate).amount == 240
+    assert (
+        plan_reuse(config(default_max_fps=60.0), request(start=4.0, end=8.0), RULES, unknown_rate, now=NOW).amount
+        == 240
+    )
     youtube = files(video_file_path=None, video_seconds=None, source_fps=None)
     clip = request(video=None, youtube_url="https://www.youtube.com/watch?v=dQw4w9WgXcQ", start=10.0, end=12.0)
-    assert plan_reuse(config(default_max_fps=60.0), clip, RULES, youtube).amount == 60  # as a new YouTube job
+    assert plan_reuse(config(default_max_fps=60.0), clip, RULES, youtube, now=NOW).amount == 60  # as a new YouTube job
 
 
 def test_a_new_window_follows_the_videos_and_the_voices_lengths() -> None:
     """No end: the voice's length; never past the video's end; a start past it is refused."""
-    to_voice_end = plan_reuse(config(), request(start=2.0), RULES, files())
+    to_voice_end = plan_reuse(config(), request(start=2.0), RULES, files(), now=NOW)
     assert (to_voice_end.start, to_voice_end.end) == (2.0, 3.5)
-    capped = plan_reuse(config(), request(start=7.0, end=20.0), RULES, files())
+    capped = plan_reuse(config(), request(start=7.0, end=20.0), RULES, files(), now=NOW)
     assert capped.end == 8.0 and capped.amount == 30
     with pytest.raises(InvalidInput) as past:
-        plan_reuse(config(), request(start=9.0), RULES, files())
+        plan_reuse(config(), request(start=9.0), RULES, files(), now=NOW)
     assert past.value.code == "start_past_end"
     short = GuildRules(allowed_modes=RULES.allowed_modes, max_clip_seconds=2.0, max_input_bytes=1)
     with pytest.raises(InvalidInput) as long_clip:
-        plan_reuse(config(), request(start=0.0, end=5.0), short, files())
+        plan_reuse(config(), request(start=0.0, end=5.0), short, files(), now=NOW)
     assert long_clip.value.code == "clip_too_long"
