@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import discord
 
@@ -110,11 +110,13 @@ def youtube_links(text: str) -> list[str]:
 def media_in(message: discord.Message, kind: Kind) -> list[Media]:
     """The clips (or voices) one message carries, in order."""
     author = message.author
-    common = {"author_id": author.id, "author_name": author.display_name, "message_id": message.id}
+
+    def media(label: str, **more: Any) -> Media:  # noqa: ANN401 - Media's own fields
+        return Media(kind, label, author.id, author.display_name, message.id, **more)
+
     found = [
-        Media(
-            kind=kind,
-            label=attachment.filename,
+        media(
+            attachment.filename,
             source=InputSource(
                 filename=attachment.filename,
                 size=attachment.size,
@@ -123,13 +125,12 @@ def media_in(message: discord.Message, kind: Kind) -> list[Media]:
             ),
             voice=attachment.is_voice_message(),
             seconds=attachment.duration if attachment.is_voice_message() else None,
-            **common,  # type: ignore[arg-type]
         )
         for attachment in message.attachments
         if attachment_kind(attachment) == kind
     ]
     if kind == "video":
-        found += [Media(kind=kind, label=url, youtube_url=url, **common) for url in youtube_links(message.content)]  # type: ignore[arg-type]
+        found += [media(url, youtube_url=url) for url in youtube_links(message.content)]
     return found
 
 
