@@ -108,8 +108,12 @@ def style_for(lang: str) -> DiscordStyle:
 
 
 def describe(code: str, data: Mapping[str, object] | None = None, lang: str = EN) -> str:
-    """The catalogue's sentence for `code`, written for Discord in `lang`."""
-    return words.describe(code, data or {}, style_for(lang), lang)
+    """The catalogue's sentence for `code`, written for Discord in `lang`.
+
+    Clipped to what Discord accepts: a sentence quoting a member's 1,000-character file name must
+    still reach them (a message over the limit is refused whole).
+    """
+    return _clip(words.describe(code, data or {}, style_for(lang), lang))
 
 
 def error_text(error: LipsyncError, lang: str = EN) -> str:
