@@ -35,6 +35,7 @@ from bot.config import GenerationMode
 from bot.jobs.validation import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS
 
 Slot = Literal["video", "audio"]
+SLOTS: tuple[Slot, ...] = ("video", "audio")
 
 # --------------------------------------------------------------------------- who may be mentioned
 
@@ -335,37 +336,47 @@ MEDIA_CODES = frozenset(
 )
 
 
+# Discord takes file names of up to 1024 characters: bases of up to 1000, the rest for prefix and extension.
+long_names = st.builds(
+    lambda piece, size: (piece * size)[:size], st.sampled_from(["a", "`", "𝔘", "<@&1>"]), st.integers(200, 1000)
+)
+
+
 def _base_name(text: str) -> str:
     # No "." or "/" in the base: the name's extension is exactly the one generated.
     base = text.replace(".", "").replace("/", "")
     return base or "x"
 
 
-@st.composite
-def uploads(draw: st.DrawFn, slot: Slot, targets: Targets, *, honest: bool) -> Upload:
-    """An attachment for `slot`: an honest one, or one whose bytes, name, type or URL may lie.
+Lie = Literal["bytes", "name", "type", "url", "any"]
+LIES: tuple[Lie, ...] = ("bytes", "name", "type", "url")
 
-    A dishonest one either gets past the checks on its name and type (only its bytes may be wrong,
-    which the bot sees once it has fetched them) or is anything at all.
+
+@st.composite
+def uploads(draw: st.DrawFn, slot: Slot, targets: Targets, *, lie: Lie | None) -> Upload:
+    """An attachment for `slot`: honest (`lie` None), or lying about one thing, or about anything.
+
+    "bytes": any content under a name and type the slot accepts (the bot can only tell once it has
+    fetched them); "name": any extension; "type": any content type; "url": a URL off the CDN.
     """
-    if honest:
-        content: Content = draw(st.sampled_from(sorted(SUITS[slot])))  # type: ignore[arg-type]
-        extensions = sorted(HONEST_EXTENSIONS[content] & SLOT_EXTENSIONS[slot])
-        families = sorted(ACCEPTED_TYPES[slot])
-    elif draw(st.booleans()):
+    content: Content = draw(st.sampled_from(sorted(SUITS[slot])))
+    extensions = sorted(HONEST_EXTENSIONS[content] & SLOT_EXTENSIONS[slot])
+    families = sorted(ACCEPTED_TYPES[slot])
+    if lie in ("bytes", "any"):
         content = draw(st.sampled_from(CONTENTS))
-        extensions, families = sorted(SLOT_EXTENSIONS[slot]), sorted(ACCEPTED_TYPES[slot])
-    else:
-        content = draw(st.sampled_from(CONTENTS))
-        extensions, families = EXTENSIONS, sorted(CONTENT_TYPES)
+        extensions = sorted(SLOT_EXTENSIONS[slot])
+    if lie in ("name", "any"):
+        extensions = EXTENSIONS
+    if lie in ("type", "any"):
+        families = sorted(CONTENT_TYPES)
     extension = draw(st.sampled_from(extensions))
     if draw(st.booleans()):
         extension = extension.upper()
     family = draw(st.sampled_from(families))
     content_type = draw(st.sampled_from(CONTENT_TYPES[family]))
-    base = _base_name(draw(tricky_text(targets, max_size=100)))
+    base = _base_name(draw(st.one_of(tricky_text(targets, max_size=100), long_names)))
     filename = draw(st.sampled_from(PREFIXES)) + base + (f".{extension}" if extension else "")
-    url_lie = None if honest or draw(st.integers(0, 5)) > 0 else draw(st.sampled_from(URL_LIES))
+    url_lie = draw(st.sampled_from(URL_LIES)) if lie == "url" or (lie == "any" and draw(st.booleans())) else None
     return Upload(slot, content, extension, filename, content_type, family, url_lie)
 
 
@@ -417,7 +428,6 @@ def windows(draw: st.DrawFn, *, honest: bool, link: bool) -> tuple[float | None,
 
 
 # --------------------------------------------------------------------------- requests and what they must do
-
 
 
 @dataclass(frozen=True)
@@ -525,7 +535,13 @@ class Case:
         return Expectation(certain["now"], codes["now"], certain["later"], codes["later"])
 
 
-DIMENSIONS = ("source", "video", "audio", "link", "window")
+# The ways a request can be wrong in exactly one respect.
+WAYS: dict[str, tuple[Slot, Lie] | None] = {
+    "source": None,
+    "link": None,
+    "window": None,
+    **{f"{slot}:{lie}": (slot, lie) for slot in SLOTS for lie in LIES},
+}
 
 
 @st.composite
@@ -533,19 +549,33 @@ def cases(draw: st.DrawFn, targets: Targets) -> Case:
     """A whole request: a clip (file, link, both or neither), a voice, a window, a mode, a cap, a name.
 
     Names, modes and caps are always drawn from everything allowed. The rest is honest in about
-    four cases out of ten, has one dishonest part in four, and may be dishonest anywhere in two.
+    three cases out of ten, wrong in exactly one way (each of the ways about equally often) in
+    five, and may be wrong anywhere in two.
     """
-    aim = draw(st.sampled_from(["honest"] * 4 + ["one"] * 4 + ["any"] * 2))
-    wild = {"honest": set(), "one": {draw(st.sampled_from(DIMENSIONS))}, "any": set(DIMENSIONS)}[aim]
-    if "source" in wild:
-        source = draw(st.sampled_from(["file", "link", "both", "neither"]))
+    aim = draw(st.sampled_from(["honest"] * 3 + ["one"] * 5 + ["any"] * 2))
+    wrong: set[str] = set()
+    lies: dict[Slot, Lie] = {}
+    if aim == "one":
+        way = draw(st.sampled_from(sorted(WAYS)))
+        upload_lie = WAYS[way]
+        if upload_lie is None:
+            wrong.add(way)
+        else:
+            lies[upload_lie[0]] = upload_lie[1]
+    elif aim == "any":
+        wrong = {"source", "link", "window"}
+        lies = {"video": "any", "audio": "any"}
+    if "source" in wrong:
+        source = draw(st.sampled_from(["both", "neither"] if aim == "one" else ["file", "link", "both", "neither"]))
+    elif "video" in lies:
+        source = "file"
     else:
         source = draw(st.sampled_from(["file", "file", "link"]))
-    video = draw(uploads("video", targets, honest="video" not in wild)) if source in ("file", "both") else None
-    link = draw(youtube_links(targets, honest="link" not in wild)) if source in ("link", "both") else None
-    start, end = draw(windows(honest="window" not in wild, link=video is None))
+    video = draw(uploads("video", targets, lie=lies.get("video"))) if source in ("file", "both") else None
+    link = draw(youtube_links(targets, honest="link" not in wrong)) if source in ("link", "both") else None
+    start, end = draw(windows(honest="window" not in wrong, link=video is None))
     return Case(
-        audio=draw(uploads("audio", targets, honest="audio" not in wild)),
+        audio=draw(uploads("audio", targets, lie=lies.get("audio"))),
         video=video,
         link=link,
         start=start,
