@@ -35,6 +35,7 @@ from bot.config import GenerationMode
 from bot.jobs.validation import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS
 
 Slot = Literal["video", "audio"]
+Delivery = Literal["followup", "channel", "dm"]
 SLOTS: tuple[Slot, ...] = ("video", "audio")
 
 # --------------------------------------------------------------------------- who may be mentioned
@@ -180,6 +181,7 @@ class Link:
 
     url: str
     video_id: str | None
+    spoiled: frozenset[str] = frozenset()  # the parts that were spoiled ("any text" for free text)
 
     @property
     def canonical(self) -> str | None:
@@ -191,9 +193,13 @@ class Link:
 def youtube_links(draw: st.DrawFn, targets: Targets, *, honest: bool) -> Link:
     """A link built from parts: an honest one spoils none, another one or two; or it is any text at all."""
     if not honest and draw(st.integers(0, 9)) == 0:
-        return Link(draw(tricky_text(targets, max_size=300)), None)
+        return Link(draw(tricky_text(targets, max_size=300)), None, frozenset({"any text"}))
     vid = draw(st.text(ID_ALPHABET, min_size=11, max_size=11))
-    spoiled = set() if honest else draw(st.sets(st.sampled_from(_PARTS), min_size=1, max_size=2))
+    spoiled = (
+        set()
+        if honest
+        else draw(st.sets(st.sampled_from(_PARTS), min_size=1, max_size=draw(st.sampled_from([1, 1, 2]))))
+    )
 
     def part(name: str, choices: Mapping[bool, list[str]]) -> str:
         return draw(st.sampled_from(choices[name not in spoiled]))
@@ -219,7 +225,7 @@ def youtube_links(draw: st.DrawFn, targets: Targets, *, honest: bool) -> Link:
         + tail
         + part("trailing", _TRAILING)
     )
-    return Link(url, None if spoiled else vid)
+    return Link(url, None if spoiled else vid, frozenset(spoiled))
 
 
 # --------------------------------------------------------------------------- attachments
@@ -470,6 +476,10 @@ class Case:
     mode: str | None = None
     max_fps: float | None = None
     name: str | None = None
+    # Not part of the request: where a finished video goes. "followup" while the interaction's token
+    # lives; "channel" when the render outlives it (a new message that mentions the member); "dm"
+    # when, on top of that, the bot may not post in the channel.
+    delivery: Delivery = "followup"
 
     def options(self) -> dict[str, Any]:
         """The scalar options as passed to the slash command (attachments are added by the test)."""
@@ -556,7 +566,8 @@ def cases(draw: st.DrawFn, targets: Targets) -> Case:
     wrong: set[str] = set()
     lies: dict[Slot, Lie] = {}
     if aim == "one":
-        way = draw(st.sampled_from(sorted(WAYS)))
+        # Links get four shares: their grammar has the most parts to spoil.
+        way = draw(st.sampled_from([*sorted(WAYS), "link", "link", "link"]))
         upload_lie = WAYS[way]
         if upload_lie is None:
             wrong.add(way)
@@ -583,4 +594,5 @@ def cases(draw: st.DrawFn, targets: Targets) -> Case:
         mode=draw(st.one_of(st.none(), st.sampled_from([m.value for m in GenerationMode]))),
         max_fps=draw(st.one_of(st.none(), st.sampled_from(MAX_FPS_EDGES), st.floats(1.0, 60.0))),
         name=draw(st.one_of(st.none(), tricky_text(targets, max_size=100))),
+        delivery=draw(st.sampled_from(["followup", "followup", "channel", "dm"])),
     )

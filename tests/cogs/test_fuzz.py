@@ -19,13 +19,15 @@ is generated and what each case must do). For every example:
 One harness serves every example (hypothesis runs them inside one test), so each example measures
 what it changed and ends its job before the next one starts.
 
-Examples: `FUZZ_EXAMPLES` of them; by default 200 with `CI` set (derandomized: the same examples on
-every run, about 35 s), else 300 from a random seed, with hypothesis's example database replaying
+Examples: `FUZZ_EXAMPLES` of them; by default 150 with `CI` set (derandomized: the same examples on
+every run, about 25 s), else 300 from a random seed, with hypothesis's example database replaying
 past failures first (about 55 s). `FUZZ_EXAMPLES=2000` makes a long local run (about 6 min).
+`--hypothesis-show-statistics` shows how the examples ended (refused, failed, done; with which code).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import logging
@@ -38,18 +40,21 @@ from urllib.parse import urlsplit
 
 import discord
 import pytest
+import simcord
 from hypothesis import HealthCheck, event, given, note, settings
 from hypothesis import strategies as st
 
 import cogs.errors
 from bot import words
 from bot.errors import LipsyncError
+from bot.jobs.models import JobUpdate
 from bot.store import JobRecord, JobState
+from cogs.status import StatusMessage
 from tests.cogs.conftest import Harness
 from tests.cogs.fuzzing import MADE_BYTES, MEDIA_FILES, Case, Targets, Upload, cases
 
 IN_CI = bool(os.environ.get("CI"))
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "200" if IN_CI else "300"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150" if IN_CI else "300"))
 
 _FUZZ = settings(
     max_examples=EXAMPLES,
@@ -134,6 +139,43 @@ def forged(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> Uploads:
 
 
 # --------------------------------------------------------------------------- observing one example
+
+
+class Progress:
+    """Every state each job's status message was given, so an example can wait for one."""
+
+    def __init__(self) -> None:
+        self.states: dict[int, list[JobState]] = {}
+        self._changed = asyncio.Condition()
+
+    async def saw(self, update: JobUpdate) -> None:
+        async with self._changed:
+            self.states.setdefault(update.job.id, []).append(update.job.state)
+            self._changed.notify_all()
+
+    async def first_of(self, job_id: int, states: frozenset[JobState]) -> JobState:
+        """The first of `states` the job reached (fails after 30 s rather than hang)."""
+
+        def reached() -> list[JobState]:
+            return [state for state in self.states.get(job_id, []) if state in states]
+
+        async with asyncio.timeout(30), self._changed:
+            await self._changed.wait_for(reached)
+        return reached()[0]
+
+
+@pytest.fixture
+def progress(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> Progress:
+    """Spy on `StatusMessage.update` (on top of the harness's own spy; both still run)."""
+    seen = Progress()
+    shown = StatusMessage.update
+
+    async def update(self: StatusMessage, update: JobUpdate) -> None:
+        await shown(self, update)
+        await seen.saw(update)
+
+    monkeypatch.setattr(StatusMessage, "update", update)
+    return seen
 
 
 class Records(logging.Handler):
@@ -236,11 +278,20 @@ async def end_leftovers(harness: Harness) -> None:
                 await harness.finish(job.id)
 
 
-async def run_case(harness: Harness, forged: Uploads, media: Media, case: Case) -> None:
+# Sandbox seconds a render takes when its result must outlive the interaction's token.
+LONG_RENDER = 120.0
+# A job either reaches Magic Hour's rendering or ends before it.
+RENDERING_OR_ENDED = frozenset({JobState.RENDERING, *(state for state in JobState if state.terminal)})
+
+
+async def run_case(harness: Harness, forged: Uploads, progress: Progress, media: Media, case: Case) -> None:
     """Run one generated request and check everything it must and mustn't do."""
     expect = case.expect()
     note(f"expected: {expect}")
+    if case.link is not None:
+        event("link spoiled", ", ".join(sorted(case.link.spoiled)) or "none")
     harness.sandbox.counters.reset()
+    harness.sandbox.config.render_seconds = 0.0 if case.delivery == "followup" else LONG_RENDER
     before = await Snapshot.take(harness)
     errors_before = harness.env.error_cursor
     forged.errors.clear()
@@ -253,7 +304,11 @@ async def run_case(harness: Harness, forged: Uploads, media: Media, case: Case) 
             final: JobRecord | None = None
             jobs = await harness.store.jobs.recent_for_member(harness.guild.id, harness.alice.id, 1)
             if jobs and jobs[0].id != before.last_job:
-                final = await harness.finish(jobs[0].id)
+                job_id = jobs[0].id
+                outlives = case.delivery != "followup"
+                if outlives and await progress.first_of(job_id, RENDERING_OR_ENDED) is JobState.RENDERING:
+                    await outlive_the_token(harness, case)
+                final = await harness.finish(job_id)
         check_answer(harness, forged, case, result, final)
         await check_effects(harness, case, before, final)
         assert logs.unexpected() == [], "unexpected log records"
@@ -262,10 +317,29 @@ async def run_case(harness: Harness, forged: Uploads, media: Media, case: Case) 
         assert await harness.store.check_invariants() == []
     finally:
         forged.next = {}
+        harness.env.backend.faults.clear()  # a refusal to post that no delivery used up
         await end_leftovers(harness)
 
 
-def check_answer(harness: Harness, forged: Uploads, case: Case, result: Any, final: JobRecord | None) -> None:
+async def outlive_the_token(harness: Harness, case: Case) -> None:
+    """Let Discord's 15 minutes pass while Magic Hour renders, then finish the render."""
+    await harness.env.advance_time(16 * 60)
+    if case.delivery == "dm":
+        path = f"/channels/{harness.channel.id}/messages"
+        harness.env.inject_error("POST", path, status=403, code=50013, message="Missing Permissions")
+    await harness.sandbox_clock.advance(LONG_RENDER)
+
+
+def bot_message(harness: Harness, message_id: int | None) -> Any:
+    """The message with this id, in whatever channel (DMs included) it is."""
+    found = [m for messages in harness.env.backend.messages.values() for m in messages.values() if m.id == message_id]
+    assert len(found) == 1, f"no message {message_id}"
+    return found[0]
+
+
+def check_answer(
+    harness: Harness, forged: Uploads, case: Case, result: simcord.InteractionResult, final: JobRecord | None
+) -> None:
     """The member got an answer, and it is one the case allows."""
     expect = case.expect()
     assert result.acknowledged, "the bot never answered"
@@ -289,8 +363,15 @@ def check_answer(harness: Harness, forged: Uploads, case: Case, result: Any, fin
     if final.state is JobState.DONE:
         assert not expect.must_fail, f"should have failed before Magic Hour: {expect.fail_codes}"
         assert "✅ Done" in status
-        [posted] = result.followups
-        assert posted.content.startswith(f"<@{harness.alice.id}>, your lip-sync job #{final.id}")
+        posted = bot_message(harness, final.delivery_message_id)
+        event("delivered", f"{case.delivery}: {final.delivery_kind}")
+        if case.delivery == "dm":
+            assert final.delivery_kind == "dm" and posted.content.startswith(f"Your lip-sync job #{final.id}")
+        else:
+            assert posted.content.startswith(f"<@{harness.alice.id}>, your lip-sync job #{final.id}")
+            assert posted.ping_user_ids == [harness.alice.id], "the result must ping its owner"
+        followups = [posted.id] if case.delivery == "followup" else []
+        assert [m.id for m in result.followups] == followups
     else:
         assert final.state is JobState.FAILED, final.state
         assert "❌ Failed: " in status
@@ -305,7 +386,8 @@ async def check_effects(harness: Harness, case: Case, before: Snapshot, final: J
     counters = harness.sandbox.counters
     assert after.reserved == before.reserved
     if final is None or final.state is not JobState.DONE:
-        assert (dict(counters.requests), counters.jobs_created) == ({}, 0), "a refused request reached Magic Hour"
+        reached = (dict(counters.requests), counters.jobs_created)
+        assert reached == ({}, 0), "a request that wasn't valid reached Magic Hour"
         assert after.used == before.used
     else:
         assert counters.requests["create"] == counters.jobs_created == 1
@@ -348,10 +430,10 @@ def media(harness: Harness) -> Media:
 @FUZZ
 @given(data=st.data())
 async def test_generated_requests_are_answered_safely(
-    harness: Harness, forged: Uploads, targets: Targets, media: Media, data: st.DataObject
+    harness: Harness, forged: Uploads, progress: Progress, targets: Targets, media: Media, data: st.DataObject
 ) -> None:
     """Any request: an answer, no stray pings, nothing sent or spent unless valid, nothing unexpected."""
-    await run_case(harness, forged, media, data.draw(cases(targets), label="case"))
+    await run_case(harness, forged, progress, media, data.draw(cases(targets), label="case"))
 
 
 # --------------------------------------------------------------------------- what the fuzzer found
