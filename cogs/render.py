@@ -107,6 +107,16 @@ def style_for(lang: str) -> DiscordStyle:
     return DiscordStyle(lang)
 
 
+# Discord rejects message content over 2000 characters, and link buttons whose URL is longer than 512.
+MAX_CONTENT = 2000
+MAX_BUTTON_URL = 512
+
+
+def _clip(text: str) -> str:
+    # Long error messages or many limits must never make Discord refuse the whole message.
+    return text if len(text) <= MAX_CONTENT else text[: MAX_CONTENT - 1] + "…"
+
+
 def describe(code: str, data: Mapping[str, object] | None = None, lang: str = EN) -> str:
     """The catalogue's sentence for `code`, written for Discord in `lang`.
 
@@ -133,9 +143,6 @@ def sandbox_note(lang: str = EN) -> str:
 
 SANDBOX_NOTE = sandbox_note()
 
-# Discord rejects message content over 2000 characters, and link buttons whose URL is longer than 512.
-MAX_CONTENT = 2000
-MAX_BUTTON_URL = 512
 
 _STATE_EMOJI: dict[JobState, str] = {
     JobState.RECEIVED: "⏳",
@@ -758,8 +765,3 @@ def grant_text(
 def apology(reference: str, lang: str = EN) -> str:
     """The reply to an error nobody planned for."""
     return describe("apology", {"reference": f"`{reference}`"}, lang)
-
-
-def _clip(text: str) -> str:
-    # Long error messages or many limits must never make Discord refuse the whole message.
-    return text if len(text) <= MAX_CONTENT else text[: MAX_CONTENT - 1] + "…"

@@ -130,9 +130,9 @@ def forged(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> Uploads:
     def from_data(self: discord.Interaction, data: Any) -> None:
         original_from_data(self, uploads.rewrite(data))
 
-    def reply_for(error: BaseException) -> str:
+    def reply_for(error: BaseException, lang: str = render.EN) -> str:
         uploads.errors.append(cogs.errors.unwrap(error))
-        return original_reply_for(error)
+        return original_reply_for(error, lang)
 
     monkeypatch.setattr(discord.Interaction, "_from_data", from_data)
     monkeypatch.setattr(cogs.errors, "reply_for", reply_for)
@@ -345,6 +345,17 @@ def check_answer(
     expect = case.expect()
     assert result.acknowledged, "the bot never answered"
     response = result.response
+    if final is not None and render.is_refusal(final):
+        # Refused after fetching, for the member's own reasons: told to them alone, taken off the channel.
+        note(f"refused after fetching: {final.error_code}: {final.error_data}")
+        event("refused privately", final.error_code or "")
+        assert not expect.must_refuse, f"should have been refused at once: {expect.refuse_codes}"
+        assert final.error_code in expect.fail_codes, f"failed with {final.error_code}, expected {expect}"
+        assert words.has(final.error_code or ""), f"no words for {final.error_code}"
+        [private] = result.followups
+        assert private.ephemeral and private.content == render.not_started_text(final)
+        assert response is None or response.content in ("", render.not_started_public(final))
+        return
     assert response is not None and response.content.strip(), "an empty answer"
     if final is None:
         assert result.ephemeral and not result.deferred, "a refusal must come at once, only to the member"
@@ -440,39 +451,16 @@ async def test_generated_requests_are_answered_safely(
 # --------------------------------------------------------------------------- what the fuzzer found
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "Error replies are not held to Discord's 2000-character limit (status and result messages are, by "
-        "cogs.render._clip): a refusal that quotes a file name of about 1900 characters or more is refused by "
-        "Discord with 50035, cogs.errors.report_error only logs a warning, and the member gets no answer at all. "
-        "Discord caps upload file names at 1024 characters, which keeps today's sentences under the limit, so "
-        "this is a missing guard rather than a reachable failure; the fix belongs in cogs (clip the reply, or "
-        "shorten the quoted name)."
-    ),
-)
 async def test_a_refusal_quoting_an_overlong_file_name_still_reaches_the_member(harness: Harness) -> None:
-    """Found by the fuzzer (a 1905-character video name): the member must still get an answer."""
+    """Found by the fuzzer (a 1905-character video name): every catalogue sentence is clipped to Discord's limit."""
     name = "a" * 1990 + ".txt"
     result = await harness.lipsync(video=(name, b"not a video"))
     assert result.acknowledged and result.ephemeral
     assert result.response is not None and len(result.response.content) <= 2000
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "cogs.render._inputs writes the file names of the status message as f'`{name}`' rather than with "
-        "DISCORD.quote (as error replies do), so a backtick in a name closes the code span early and the rest "
-        "renders as markdown, mentions included (shown as mentions, though nobody is pinged: status messages "
-        "allow no mentions). render's docstring promises code spans members can't break out of; the fix "
-        "belongs in cogs/render.py."
-    ),
-)
 async def test_a_file_name_stays_inside_its_code_span_in_the_status_message(harness: Harness) -> None:
-    """Seen in the fuzzer's status messages: a name with backticks and a mention."""
+    """Seen while building the fuzzer: a name with backticks and a mention stays one code span."""
     name = f"a`<@{harness.bob.id}>`b.mp4"
     result = await harness.lipsync(video=harness.file("face.mp4", as_name=name))
     await harness.finish((await harness.latest_job()).id)
