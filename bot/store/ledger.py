@@ -10,18 +10,15 @@ running window is kept under it and must keep counting against them.
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from enum import Enum
 
-import aiosqlite
-
-from bot.store.db import fetch_all, fetch_int, fetch_one, ts
+from bot.store.db import Connection, Row, fetch_all, fetch_int, fetch_one
 from bot.store.models import TERMINAL_STATES, LedgerKind
 
 _TERMINAL_SQL = "(" + ", ".join(f"'{state.value}'" for state in sorted(TERMINAL_STATES)) + ")"
 _ACTIVE_JOBS_SQL = (
     f"SELECT COUNT(*) FROM jobs AS j WHERE j.state NOT IN {_TERMINAL_SQL}"  # noqa: S608 - constants only
-    " AND j.guild_id IS ? AND j.user_id = ? AND j.id <> ?"
+    " AND j.guild_id IS NOT DISTINCT FROM ? AND j.user_id = ? AND j.id <> ?"
     " AND EXISTS (SELECT 1 FROM ledger AS r WHERE r.job_id = j.id AND r.kind = 'reserve')"
 )
 
@@ -34,17 +31,17 @@ class CloseOutcome(Enum):
     NO_RESERVATION = "no_reservation"  # the job never reserved; nothing changed
 
 
-async def reservation_row(conn: aiosqlite.Connection, job_id: int) -> sqlite3.Row | None:
+async def reservation_row(conn: Connection, job_id: int) -> Row | None:
     """The job's reserve row, if it has one."""
     return await fetch_one(conn, "SELECT * FROM ledger WHERE job_id = ? AND kind = 'reserve'", (job_id,))
 
 
-async def closing_row(conn: aiosqlite.Connection, job_id: int) -> sqlite3.Row | None:
+async def closing_row(conn: Connection, job_id: int) -> Row | None:
     """The job's settle or refund row, if it has one."""
     return await fetch_one(conn, "SELECT * FROM ledger WHERE job_id = ? AND kind IN ('settle', 'refund')", (job_id,))
 
 
-async def held(conn: aiosqlite.Connection, job_id: int) -> int:
+async def held(conn: Connection, job_id: int) -> int:
     """What the job holds in total: its reservation plus its top-ups (as a positive number)."""
     return await fetch_int(
         conn,
@@ -54,7 +51,7 @@ async def held(conn: aiosqlite.Connection, job_id: int) -> int:
 
 
 async def close_reservation(
-    conn: aiosqlite.Connection,
+    conn: Connection,
     job_id: int,
     *,
     charged: int | None,
@@ -93,19 +90,19 @@ async def close_reservation(
             amount,
             charged,
             reserve["period_at"],  # counts in the window where the reservation was made
-            ts(now),
+            now,
             note,
         ),
     )
     if charged is not None:
         await conn.execute(
-            "UPDATE jobs SET charged_credits = ?, updated_at = ? WHERE id = ?", (charged, ts(now), job_id)
+            "UPDATE jobs SET charged_credits = ?, updated_at = ? WHERE id = ?", (charged, now, job_id)
         )
     return CloseOutcome.CLOSED
 
 
 async def member_sums(
-    conn: aiosqlite.Connection,
+    conn: Connection,
     guild_id: int | None,
     user_ids: tuple[int, int],
     start: dt.datetime,
@@ -122,33 +119,34 @@ async def member_sums(
         " COALESCE(-SUM(CASE WHEN l.kind IN ('reserve', 'topup') AND l.job_id IS NOT NULL AND NOT EXISTS"
         "   (SELECT 1 FROM ledger AS c WHERE c.job_id = l.job_id AND c.kind IN ('settle', 'refund'))"
         "   THEN l.amount END), 0)"
-        " FROM ledger AS l WHERE l.guild_id IS ? AND l.user_id IN (?, ?) AND l.period_at >= ? AND l.period_at < ?",
-        (guild_id, *user_ids, ts(start), ts(end)),
+        " FROM ledger AS l WHERE l.guild_id IS NOT DISTINCT FROM ? AND l.user_id IN (?, ?)"
+        " AND l.period_at >= ? AND l.period_at < ?",
+        (guild_id, *user_ids, start, end),
     )
     row = rows[0]  # an aggregate always returns a row
     return int(row[0]), int(row[1]), int(row[2])
 
 
-async def guild_used(conn: aiosqlite.Connection, guild_id: int, start: dt.datetime, end: dt.datetime) -> int:
+async def guild_used(conn: Connection, guild_id: int, start: dt.datetime, end: dt.datetime) -> int:
     """Credits used in one server in `[start, end)` (every member, deleted ones included)."""
     return await fetch_int(
         conn,
         "SELECT COALESCE(-SUM(amount), 0) FROM ledger"
         " WHERE guild_id = ? AND period_at >= ? AND period_at < ? AND kind <> 'grant'",
-        (guild_id, ts(start), ts(end)),
+        (guild_id, start, end),
     )
 
 
-async def bot_used(conn: aiosqlite.Connection, start: dt.datetime, end: dt.datetime) -> int:
+async def bot_used(conn: Connection, start: dt.datetime, end: dt.datetime) -> int:
     """Credits used across every server and the command line in `[start, end)`."""
     return await fetch_int(
         conn,
         "SELECT COALESCE(-SUM(amount), 0) FROM ledger WHERE period_at >= ? AND period_at < ? AND kind <> 'grant'",
-        (ts(start), ts(end)),
+        (start, end),
     )
 
 
-async def active_jobs(conn: aiosqlite.Connection, guild_id: int | None, user_id: int, exclude_job_id: int) -> int:
+async def active_jobs(conn: Connection, guild_id: int | None, user_id: int, exclude_job_id: int) -> int:
     """A member's unfinished jobs in this server that have reserved credits, other than one.
 
     Jobs still being validated (no reservation yet) do not count, so two requests made at once do

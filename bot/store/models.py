@@ -165,6 +165,8 @@ class JobRecord(BaseModel):
     status_message_id: int | None
     created_at: dt.datetime
     updated_at: dt.datetime
+    claimed_by: str | None = None  # the process running the job (see `JobStore` on leases)
+    lease_until: dt.datetime | None = None  # its claim holds until then unless renewed
 
     @field_validator("error_data", mode="before")
     @classmethod
@@ -172,11 +174,11 @@ class JobRecord(BaseModel):
         # Stored as JSON object text; a dict passes through.
         return json.loads(value) if isinstance(value, str) else value
 
-    @field_validator("created_at", "updated_at")
+    @field_validator("created_at", "updated_at", "lease_until")
     @classmethod
-    def _utc(cls, value: dt.datetime) -> dt.datetime:
+    def _utc(cls, value: dt.datetime | None) -> dt.datetime | None:
         # Stored text carries +00:00; use the stdlib's UTC object so records compare and print alike.
-        return value.astimezone(dt.UTC)
+        return None if value is None else value.astimezone(dt.UTC)
 
     @property
     def terminal(self) -> bool:

@@ -7,20 +7,34 @@ thing inside their `BEGIN IMMEDIATE` transaction and apply the same rule, so con
 can never overspend and what is shown is what is enforced. Credits are closed (settled or
 refunded) only by `JobStore.transition`. Sign convention and window rules: `bot.store.models`.
 Reach this as `store.quota`.
+
+Across processes (PostgreSQL), a reservation or top-up first takes the locks of every limit it
+checks (`Connection.lock`: the server's, which covers its members, active jobs and pool, and the
+bot budget's when there is one), then locks the job's row: so two processes reserving against one
+limit are ordered, each sums the ledger after the other's row is committed, and none overspends.
+On SQLite, `BEGIN IMMEDIATE` orders every writer anyway.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from collections.abc import Sequence
-
-import aiosqlite
 
 from bot.clock import Clock
 from bot.config import GenerationMode
 from bot.store import forget, ledger
-from bot.store.db import Database, fetch_all, fetch_one, parse_ts, ts
+from bot.store.db import (
+    BUDGET_LOCK,
+    LEDGER_LOCK,
+    Connection,
+    Database,
+    Row,
+    fetch_all,
+    fetch_int,
+    fetch_one,
+    guild_lock,
+    parse_ts,
+)
 from bot.store.errors import AboveCeiling, JobNotActive, NoReservation
 from bot.store.jobs import load_job, load_uncertain
 from bot.store.limits import load_guild_settings, resolve_allowance
@@ -37,7 +51,7 @@ from bot.store.models import (
 from bot.store.windows import window_bounds
 
 
-def _entry(row: sqlite3.Row) -> LedgerEntry:
+def _entry(row: Row) -> LedgerEntry:
     return LedgerEntry(
         id=int(row["id"]),
         kind=LedgerKind(row["kind"]),
@@ -62,8 +76,17 @@ def _role_list(text: str | None) -> list[int]:
     return [int(part) for part in text.split(",") if part] if text else []
 
 
+async def lock_limits(conn: Connection, policy: QuotaPolicy, guild_id: int | None, *, budget: bool = True) -> None:
+    """Lock every limit a member of `guild_id` spends against, until the transaction ends (see above)."""
+    await conn.lock(LEDGER_LOCK, shared=True)
+    names = [guild_lock(guild_id)]
+    if budget and policy.bot_budget_credits is not None:
+        names.append(BUDGET_LOCK)
+    await conn.lock(*names)
+
+
 async def load_limits(
-    conn: aiosqlite.Connection,
+    conn: Connection,
     policy: QuotaPolicy,
     secret: bytes,
     guild_id: int | None,
@@ -170,9 +193,10 @@ class QuotaLedger:
         policy = self._policy
         swept: list[dt.datetime] = []
 
-        async def body(conn: aiosqlite.Connection) -> Reservation | Refusal:
+        async def body(conn: Connection) -> Reservation | Refusal:
+            await lock_limits(conn, policy, guild_id)
             now = self._clock.now()
-            job = await load_job(conn, job_id)
+            job = await load_job(conn, job_id, for_update=True)
             if (job.guild_id, job.user_id) != (guild_id, user_id):
                 raise ValueError(f"job {job_id} belongs to member {job.user_id} in server {job.guild_id}")
             if job.terminal:
@@ -199,11 +223,11 @@ class QuotaLedger:
             await conn.execute(
                 "INSERT INTO ledger (kind, job_id, guild_id, user_id, mode, amount, period_at, at)"
                 " VALUES ('reserve', ?, ?, ?, ?, ?, ?, ?)",
-                (job_id, guild_id, user_id, job.mode.value, -amount, ts(now), ts(now)),
+                (job_id, guild_id, user_id, job.mode.value, -amount, now, now),
             )
             await conn.execute(
                 "UPDATE jobs SET estimated_credits = ?, role_ids = ?, updated_at = ? WHERE id = ?",
-                (amount, _role_text(role_ids), ts(now), job_id),
+                (amount, _role_text(role_ids), now, job_id),
             )
             return Reservation(
                 job_id=job_id,
@@ -235,9 +259,13 @@ class QuotaLedger:
             raise ValueError("a reservation cannot be negative")
         policy = self._policy
 
-        async def body(conn: aiosqlite.Connection) -> Reservation | Refusal:
+        async def body(conn: Connection) -> Reservation | Refusal:
+            # A job's server never changes: read it to know which limits to lock, then lock the job.
+            row = await fetch_one(conn, "SELECT guild_id FROM jobs WHERE id = ?", (job_id,))
+            if row is not None:
+                await lock_limits(conn, policy, row[0])
             now = self._clock.now()
-            job = await load_job(conn, job_id)
+            job = await load_job(conn, job_id, for_update=True)
             if job.terminal:
                 raise JobNotActive(job_id, job.state.value)
             reserve = await ledger.reservation_row(conn, job_id)
@@ -269,11 +297,11 @@ class QuotaLedger:
                     reserve["mode"],
                     -increase,
                     reserve["period_at"],
-                    ts(now),
+                    now,
                 ),
             )
             await conn.execute(
-                "UPDATE jobs SET estimated_credits = ?, updated_at = ? WHERE id = ?", (to_amount, ts(now), job_id)
+                "UPDATE jobs SET estimated_credits = ?, updated_at = ? WHERE id = ?", (to_amount, now, job_id)
             )
             return Reservation(
                 job_id=job_id,
@@ -309,7 +337,8 @@ class QuotaLedger:
             raise ValueError("a grant of 0 credits changes nothing")
         policy = self._policy
 
-        async def body(conn: aiosqlite.Connection) -> LedgerEntry | None:
+        async def body(conn: Connection) -> LedgerEntry | None:
+            await lock_limits(conn, policy, guild_id, budget=False)  # a grant never touches the budget
             now = self._clock.now()
             limits = await load_limits(conn, policy, self._secret, guild_id, user_id, role_ids, now)
             base = limits.allowance + limits.granted
@@ -344,7 +373,7 @@ class QuotaLedger:
         if amount == 0:
             raise ValueError("an adjustment of 0 credits changes nothing")
 
-        async def body(conn: aiosqlite.Connection) -> LedgerEntry:
+        async def body(conn: Connection) -> LedgerEntry:
             mode = None if job_id is None else (await load_job(conn, job_id)).mode.value
             return await _insert(
                 conn, LedgerKind.ADJUST, guild_id, user_id, amount, by_user_id, note, job_id, self._clock.now(), mode
@@ -366,12 +395,12 @@ class QuotaLedger:
 
         Rows kept under a deleted member's token are not theirs any more and are not listed.
         """
-        since_text = ts(since) if since is not None else ""
+        after = "" if since is None else " AND period_at >= ?"
         rows = await self._db.read(
             lambda conn: fetch_all(
                 conn,
-                "SELECT * FROM ledger WHERE guild_id IS ? AND user_id = ? AND period_at >= ? ORDER BY id",
-                (guild_id, user_id, since_text),
+                f"SELECT * FROM ledger WHERE guild_id IS NOT DISTINCT FROM ? AND user_id = ?{after} ORDER BY id",  # noqa: S608
+                (guild_id, user_id, *([] if since is None else [since])),
             )
         )
         return [_entry(r) for r in rows]
@@ -392,15 +421,16 @@ class QuotaLedger:
             until = until or end
         since_at, until_at = since, until
 
-        async def body(conn: aiosqlite.Connection) -> tuple[list[sqlite3.Row], UsageReport]:
+        async def body(conn: Connection) -> tuple[list[Row], UsageReport]:
             rows = await fetch_all(
                 conn,
                 "SELECT r.user_id, r.mode, r.kind, r.amount, r.charged,"
                 " (r.kind IN ('reserve', 'topup') AND r.job_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ledger AS c"
                 "   WHERE c.job_id = r.job_id AND c.kind IN ('settle', 'refund'))) AS open"
                 " FROM ledger AS r"
-                " WHERE r.guild_id IS ? AND r.period_at >= ? AND r.period_at < ? AND r.kind <> 'grant'",
-                (guild_id, ts(since_at), ts(until_at)),
+                " WHERE r.guild_id IS NOT DISTINCT FROM ? AND r.period_at >= ? AND r.period_at < ?"
+                " AND r.kind <> 'grant'",
+                (guild_id, since_at, until_at),
             )
             uncertain = await load_uncertain(conn, guild_id, since_at, until_at)
             return rows, UsageReport(guild_id, since_at, until_at, UsageLine(), uncertain=uncertain)
@@ -419,7 +449,7 @@ class QuotaLedger:
 
 
 async def _insert(
-    conn: aiosqlite.Connection,
+    conn: Connection,
     kind: LedgerKind,
     guild_id: int | None,
     user_id: int,
@@ -434,12 +464,12 @@ async def _insert(
         conn,
         "INSERT INTO ledger (kind, job_id, guild_id, user_id, mode, amount, period_at, at, by_user_id, note)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
-        (kind.value, job_id, guild_id, user_id, mode, amount, ts(now), ts(now), by_user_id, note),
+        (kind.value, job_id, guild_id, user_id, mode, amount, now, now, by_user_id, note),
     )
     return _entry(rows[0])
 
 
-def _add(line: UsageLine, row: sqlite3.Row) -> None:
+def _add(line: UsageLine, row: Row) -> None:
     kind = LedgerKind(row["kind"])
     amount = int(row["amount"])
     line.used -= amount
