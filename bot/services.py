@@ -18,7 +18,7 @@ from bot.errors import ConfigurationError
 from bot.jobs.config import EngineConfig
 from bot.jobs.engine import JobEngine
 from bot.jobs.fetch import DISCORD_CDN, FetchPolicy
-from bot.jobs.webhooks import WebhookReceiver
+from bot.jobs.webhooks import PROJECT_CHANNEL, WebhookReceiver
 from bot.magichour import MagicHourClient
 from bot.store import QuotaPolicy, Store
 
@@ -58,9 +58,10 @@ class Services:
         if settings.magic_hour_api_key is None:
             raise ConfigurationError("MAGIC_HOUR_API_KEY is not set. Put it in `.env` (see `.env.example`).")
         clock = clock or SystemClock()
-        settings.database_path.parent.mkdir(parents=True, exist_ok=True)
+        if settings.database_url is None:
+            settings.database_path.parent.mkdir(parents=True, exist_ok=True)
         settings.work_dir.mkdir(parents=True, exist_ok=True)
-        store = await Store.open(settings.database_path, clock=clock, policy=QuotaPolicy.from_settings(settings))
+        store = await Store.open(settings.database, clock=clock, policy=QuotaPolicy.from_settings(settings))
         client = MagicHourClient(settings.magic_hour_api_key, settings.magic_hour_base_url, clock=clock)
         fetch_http = httpx.AsyncClient(timeout=_FETCH_TIMEOUT, follow_redirects=False)  # fetch_input checks each hop
         engine = JobEngine(
@@ -71,6 +72,9 @@ class Services:
             clock=clock,
         )
         services = cls(settings, clock, store, client, fetch_http, engine)
+        # A webhook may reach any process: the one that follows the project hears of it through
+        # the store (PostgreSQL's NOTIFY; on SQLite there is only this process).
+        await store.listen(PROJECT_CHANNEL, engine.poller.poke)
         if settings.webhook_secret is not None and settings.webhook_port is not None:  # webhooks_enabled
             services.webhooks = WebhookReceiver(
                 engine.poller,
@@ -79,6 +83,7 @@ class Services:
                 host=settings.webhook_host,
                 port=settings.webhook_port,
                 path=settings.webhook_path,
+                relay=lambda project_id: store.notify(PROJECT_CHANNEL, project_id),
             )
             try:
                 await services.webhooks.start()

@@ -25,7 +25,7 @@ import hashlib
 import importlib.resources
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ClassVar, Protocol, TypeVar
@@ -67,12 +67,16 @@ def is_postgres_url(target: object) -> bool:
 class Row(Protocol):
     """A result row: by column name or position (sqlite3.Row and asyncpg.Record both are)."""
 
-    def __getitem__(self, key: int | str, /) -> Any:
+    def __getitem__(self, key: int | str, /) -> Any:  # noqa: ANN401 - a column holds any value
         """A column's value."""
         ...
 
     def keys(self) -> Iterable[str]:
         """The column names, in order."""
+        ...
+
+    def __iter__(self) -> Iterator[Any]:
+        """The values, in column order."""
         ...
 
 
@@ -138,7 +142,7 @@ class Database(ABC):
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
-        self._listeners: dict[str, list[Callable[[str], None]]] = {}
+        self._listeners: dict[str, list[Callable[[str], object]]] = {}
 
     def now(self) -> dt.datetime:
         """The clock's current UTC time."""
@@ -165,7 +169,7 @@ class Database(ABC):
         for callback in self._listeners.get(channel, []):
             callback(payload)
 
-    async def listen(self, channel: str, callback: Callable[[str], None]) -> None:
+    async def listen(self, channel: str, callback: Callable[[str], object]) -> None:
         """Call `callback(payload)` for every notification on `channel`, this process's own included."""
         self._listeners.setdefault(channel, []).append(callback)
 

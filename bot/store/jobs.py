@@ -91,7 +91,7 @@ async def load_uncertain(
     before = "" if until is None else " AND COALESCE(r.period_at, j.created_at) < ?"
     rows = await fetch_all(
         conn,
-        "SELECT j.* FROM jobs AS j LEFT JOIN ledger AS r ON r.job_id = j.id AND r.kind = 'reserve'"
+        "SELECT j.* FROM jobs AS j LEFT JOIN ledger AS r ON r.job_id = j.id AND r.kind = 'reserve'"  # noqa: S608
         " WHERE j.state = ? AND j.error_code = ? AND j.guild_id IS NOT DISTINCT FROM ?"
         f" AND COALESCE(r.period_at, j.created_at) >= ?{before}"
         " ORDER BY j.id",
@@ -280,7 +280,10 @@ class JobStore:
 
     async def active_count(self, guild_id: int | None, user_id: int) -> int:
         """How many of a member's jobs in this server are not yet finished."""
-        sql = f"SELECT COUNT(*) FROM jobs WHERE guild_id IS NOT DISTINCT FROM ? AND user_id = ? AND state NOT IN {_TERMINAL_SQL}"  # noqa: S608
+        sql = (
+            "SELECT COUNT(*) FROM jobs WHERE guild_id IS NOT DISTINCT FROM ? AND user_id = ?"  # noqa: S608 - constants
+            f" AND state NOT IN {_TERMINAL_SQL}"
+        )
         return await self._db.read(lambda conn: fetch_int(conn, sql, (guild_id, user_id)))
 
     async def unknown_at_magic_hour(self, guild_id: int | None, since: dt.datetime) -> list[JobRecord]:
@@ -302,20 +305,39 @@ class JobStore:
 
     # ------------------------------------------------------------------ leases
 
-    async def claimable(self) -> list[JobRecord]:
-        """Unfinished jobs this process could claim now: unclaimed, its own, or with an expired lease."""
-        now = self._db.now()
+    async def holders(self) -> list[str]:
+        """The processes holding claims on unfinished jobs (live or not)."""
         rows = await self._db.read(
             lambda conn: fetch_all(
                 conn,
-                f"SELECT * FROM jobs WHERE state NOT IN {_TERMINAL_SQL}"  # noqa: S608 - constant
-                " AND (claimed_by IS NULL OR claimed_by = ? OR lease_until < ?) ORDER BY id",
-                (self.owner, now),
+                f"SELECT DISTINCT claimed_by FROM jobs WHERE state NOT IN {_TERMINAL_SQL}"  # noqa: S608 - constant
+                " AND claimed_by IS NOT NULL ORDER BY claimed_by",
+            )
+        )
+        return [str(r[0]) for r in rows]
+
+    def _claimable_sql(self, also_from: Sequence[str]) -> tuple[str, tuple[object, ...]]:
+        others = list(also_from)
+        dead = f" OR claimed_by IN ({_marks(others)})" if others else ""
+        sql = f"(claimed_by IS NULL OR claimed_by = ? OR lease_until < ?{dead})"
+        return sql, (self.owner, self._db.now(), *others)
+
+    async def claimable(self, *, also_from: Sequence[str] = ()) -> list[JobRecord]:
+        """Unfinished jobs this process could claim now: unclaimed, its own, with an expired lease,
+        or held by one of `also_from` (processes known to be dead)."""
+        condition, params = self._claimable_sql(also_from)
+        rows = await self._db.read(
+            lambda conn: fetch_all(
+                conn,
+                f"SELECT * FROM jobs WHERE state NOT IN {_TERMINAL_SQL} AND {condition} ORDER BY id",  # noqa: S608
+                params,
             )
         )
         return [_row_to_job(r) for r in rows]
 
-    async def claim(self, job_ids: Sequence[int], lease_seconds: float) -> list[JobRecord]:
+    async def claim(
+        self, job_ids: Sequence[int], lease_seconds: float, *, also_from: Sequence[str] = ()
+    ) -> list[JobRecord]:
         """Claim those of `job_ids` that are still claimable, for `lease_seconds`; return them, oldest first.
 
         Two processes claiming at once never both get a job: each reads the rows `FOR UPDATE SKIP
@@ -323,17 +345,16 @@ class JobStore:
         """
         if not job_ids:
             return []
-        now = self._db.now()
-        until = now + dt.timedelta(seconds=lease_seconds)
+        until = self._db.now() + dt.timedelta(seconds=lease_seconds)
         ids = list(job_ids)
 
         async def body(conn: Connection) -> list[JobRecord]:
+            condition, params = self._claimable_sql(also_from)
             rows = await fetch_all(
                 conn,
                 f"SELECT id FROM jobs WHERE id IN ({_marks(ids)}) AND state NOT IN {_TERMINAL_SQL}"  # noqa: S608
-                " AND (claimed_by IS NULL OR claimed_by = ? OR lease_until < ?)"
-                f" ORDER BY id{conn.FOR_UPDATE_SKIP_LOCKED}",
-                (*ids, self.owner, now),
+                f" AND {condition} ORDER BY id{conn.FOR_UPDATE_SKIP_LOCKED}",
+                (*ids, *params),
             )
             won = [int(r[0]) for r in rows]
             if not won:

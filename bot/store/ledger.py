@@ -95,9 +95,7 @@ async def close_reservation(
         ),
     )
     if charged is not None:
-        await conn.execute(
-            "UPDATE jobs SET charged_credits = ?, updated_at = ? WHERE id = ?", (charged, now, job_id)
-        )
+        await conn.execute("UPDATE jobs SET charged_credits = ?, updated_at = ? WHERE id = ?", (charged, now, job_id))
     return CloseOutcome.CLOSED
 
 

@@ -117,7 +117,10 @@ class LimitStore:
         """Remove a member's own allowance; returns whether there was one."""
 
         async def body(conn: Connection) -> bool:
-            return await conn.execute("DELETE FROM member_limits WHERE guild_id = ? AND user_id = ?", (guild_id, user_id)) > 0
+            return (
+                await conn.execute("DELETE FROM member_limits WHERE guild_id = ? AND user_id = ?", (guild_id, user_id))
+                > 0
+            )
 
         return await self._db.write(body)
 
@@ -141,7 +144,10 @@ class LimitStore:
         """Remove a role's allowance; returns whether there was one."""
 
         async def body(conn: Connection) -> bool:
-            return await conn.execute("DELETE FROM role_limits WHERE guild_id = ? AND role_id = ?", (guild_id, role_id)) > 0
+            return (
+                await conn.execute("DELETE FROM role_limits WHERE guild_id = ? AND role_id = ?", (guild_id, role_id))
+                > 0
+            )
 
         return await self._db.write(body)
 

@@ -88,7 +88,7 @@ class PostgresConnection(Connection):
     FOR_UPDATE: ClassVar[str] = " FOR UPDATE"
     FOR_UPDATE_SKIP_LOCKED: ClassVar[str] = " FOR UPDATE SKIP LOCKED"
 
-    def __init__(self, conn: Any) -> None:
+    def __init__(self, conn: asyncpg.Connection) -> None:
         self.raw = conn
 
     async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
@@ -121,7 +121,7 @@ class PostgresDatabase(Database):
 
     dialect: ClassVar[Dialect] = Dialect.POSTGRESQL
 
-    def __init__(self, pool: Any, url: str, clock: Clock) -> None:
+    def __init__(self, pool: asyncpg.Pool, url: str, clock: Clock) -> None:
         super().__init__(clock)
         self.pool = pool
         self._url = url
@@ -172,7 +172,7 @@ class PostgresDatabase(Database):
         async with self.pool.acquire() as conn:
             await conn.execute("SELECT pg_notify($1, $2)", channel, payload)
 
-    async def listen(self, channel: str, callback: Callable[[str], None]) -> None:
+    async def listen(self, channel: str, callback: Callable[[str], object]) -> None:
         """Call `callback(payload)` for each notification on `channel`, on a dedicated connection."""
         self._listeners.setdefault(channel, []).append(callback)
         if self._listen_conn is None:
@@ -232,12 +232,14 @@ class PostgresDatabase(Database):
         await self.pool.close()
 
 
-async def _version(conn: Any) -> int:
+async def _version(conn: asyncpg.Connection) -> int:
     value = await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
     return int(value)
 
 
-async def apply_migrations(conn: Any, migrations: Sequence[Migration], *, now: Callable[[], dt.datetime]) -> list[int]:
+async def apply_migrations(
+    conn: asyncpg.Connection, migrations: Sequence[Migration], *, now: Callable[[], dt.datetime]
+) -> list[int]:
     """Apply whichever of `migrations` the database lacks, in order; return the versions applied.
 
     Safe to call again, and from several processes at once (an advisory lock orders them).

@@ -30,7 +30,6 @@ from bot.store.db import (
     Database,
     Row,
     fetch_all,
-    fetch_int,
     fetch_one,
     guild_lock,
     parse_ts,

@@ -32,7 +32,6 @@ from bot.store.db import (
     is_postgres_url,
     load_migrations,
 )
-from bot.store.sqlite import DEFAULT_BUSY_TIMEOUT_MS
 from bot.store.jobs import JobStore
 from bot.store.limits import LimitStore
 from bot.store.models import (
@@ -45,6 +44,7 @@ from bot.store.models import (
     can_transition,
 )
 from bot.store.quota import QuotaLedger
+from bot.store.sqlite import DEFAULT_BUSY_TIMEOUT_MS
 from bot.store.windows import window_bounds
 
 _TERMINAL_SQL = "(" + ", ".join(f"'{state.value}'" for state in sorted(TERMINAL_STATES)) + ")"
@@ -55,6 +55,29 @@ _STATES = {state.value for state in JobState}
 def process_name() -> str:
     """A name for this process in job claims: host, process id, and a random part (pids are reused)."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+def is_dead_here(name: str) -> bool:
+    """True when `name` (from `process_name`) is a process of this host that no longer runs.
+
+    Lets a restarted process take its predecessor's jobs at once instead of waiting for their
+    leases to expire. In doubt (another host, a name of another form, a process that exists), False.
+    A process with our own pid but another name is a predecessor (a container restarts as pid 1).
+    """
+    host, _, rest = name.partition(":")
+    pid_text, _, _ = rest.partition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # it exists (perhaps another user's)
+    return False
 
 
 class Store:
@@ -139,7 +162,7 @@ class Store:
         """Tell every process listening on `channel`, this one included (PostgreSQL's NOTIFY)."""
         await self._db.notify(channel, payload)
 
-    async def listen(self, channel: str, callback: Callable[[str], None]) -> None:
+    async def listen(self, channel: str, callback: Callable[[str], object]) -> None:
         """Call `callback(payload)` for every notification on `channel`, from any process sharing the database."""
         await self._db.listen(channel, callback)
 

@@ -140,7 +140,7 @@ class RawDatabase:
             return {r[0] for r in await self.fetch("SELECT name FROM sqlite_master WHERE type = ?", kind)}
         catalogue = "pg_tables WHERE schemaname" if kind == "table" else "pg_indexes WHERE schemaname"
         column = "tablename" if kind == "table" else "indexname"
-        return {r[0] for r in await self.fetch(f"SELECT {column} FROM {catalogue} = current_schema()")}  # noqa: S608
+        return {r[0] for r in await self.fetch(f"SELECT {column} FROM {catalogue} = current_schema()")}
 
     async def advance_ids(self) -> None:
         """After rows were inserted with explicit ids: PostgreSQL's identity sequences move past them (never back)."""
@@ -150,8 +150,8 @@ class RawDatabase:
             if table not in await self.names("table"):
                 continue
             [(sequence,)] = await self.fetch(f"SELECT pg_get_serial_sequence('{table}', 'id')")
-            [(last, called)] = await self.fetch(f"SELECT last_value, is_called FROM {sequence}")  # noqa: S608
-            [(highest,)] = await self.fetch(f"SELECT COALESCE(MAX(id), 0) FROM {table}")  # noqa: S608
+            [(last, called)] = await self.fetch(f"SELECT last_value, is_called FROM {sequence}")
+            [(highest,)] = await self.fetch(f"SELECT COALESCE(MAX(id), 0) FROM {table}")
             if highest >= (last + 1 if called else last):
                 await self.execute(f"SELECT setval('{sequence}', {int(highest)}, true)")
 

@@ -1,6 +1,7 @@
 """Hammer a store with writes until killed; run by `test_crash.py` as a real subprocess.
 
-Usage: `python -m tests.store.crash_worker DATABASE` (a SQLite file or a PostgreSQL URL). Prints one line per committed write,
+Usage: `python -m tests.store.crash_worker DATABASE` (a SQLite file or a PostgreSQL URL). Prints one
+line per committed write,
 `<count> <job_id> <what>`, flushed, so the parent knows how far it got before it kills us.
 """
 

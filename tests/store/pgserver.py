@@ -112,7 +112,9 @@ class TempPostgres:
         """Stop the server at once and remove its folder."""
         if self.bindir is not None and self.base is not None and (self.base / "data").exists():
             with contextlib.suppress(PostgresUnavailable):
-                self._run([str(self.bindir / "pg_ctl"), "-D", str(self.base / "data"), "-m", "immediate", "stop"], "stop")
+                self._run(
+                    [str(self.bindir / "pg_ctl"), "-D", str(self.base / "data"), "-m", "immediate", "stop"], "stop"
+                )
         if self.base is not None:
             shutil.rmtree(self.base, ignore_errors=True)
             self.base = None

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from bot.clock import FakeClock
 from bot.store import AboveCeiling, LimitKind, QuotaPolicy, Refusal, Reservation, Store, StoreError
 
-from .conftest import GUILD, OTHER_GUILD, new_job, reserved_job, Target
+from .conftest import GUILD, OTHER_GUILD, Target, new_job, reserved_job
 
 MIDNIGHT_AFTER_START = dt.datetime(2026, 3, 11, tzinfo=dt.UTC)
 CEILING = 500

@@ -64,7 +64,9 @@ async def test_200_tasks_on_one_store_never_overspend(database: Target, clock: F
         assert await store.check_invariants() == []
 
 
-async def test_200_tasks_on_four_connections_never_overspend(database: Target, clock: FakeClock, many_active: QuotaPolicy):
+async def test_200_tasks_on_four_connections_never_overspend(
+    database: Target, clock: FakeClock, many_active: QuotaPolicy
+):
     """The same race across four stores (four SQLite connections) on one file."""
     stores = [await Store.open(database, clock=clock, policy=many_active) for _ in range(4)]
     try:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -12,7 +11,7 @@ from bot.clock import FakeClock
 from bot.store import JobState, LimitKind, QuotaPolicy, Refusal, Reservation, Store
 from bot.store.forget import member_token
 
-from .conftest import GUILD, OTHER_GUILD, START, complete, new_job, raw_read, reserved_job, Target
+from .conftest import GUILD, OTHER_GUILD, START, Target, complete, new_job, raw_read, reserved_job
 
 MIDNIGHT_AFTER_START = dt.datetime(2026, 3, 11, tzinfo=dt.UTC)
 

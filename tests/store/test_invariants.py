@@ -48,12 +48,12 @@ async def test_damage_is_reported(database: Target, clock: FakeClock):
             (
                 "INSERT INTO ledger (kind, job_id, guild_id, user_id, amount, charged, period_at, at)"
                 " SELECT 'settle', job_id, guild_id, user_id, 5, 30, period_at, at FROM ledger WHERE job_id = ?",
-            (bad_settle.id,),
+                (bad_settle.id,),
             ),
             (
                 "INSERT INTO ledger (kind, job_id, guild_id, user_id, amount, period_at, at)"
                 " VALUES ('refund', ?, ?, 3, 50, ?, ?)",
-            (orphan.id, GUILD, NOW, NOW),
+                (orphan.id, GUILD, NOW, NOW),
             ),
             ("UPDATE jobs SET state = 'submitted' WHERE id = ?", (skipped.id,)),
             ("INSERT INTO job_events (job_id, state, at) VALUES (?, 'submitted', ?)", (skipped.id, NOW)),
@@ -61,21 +61,19 @@ async def test_damage_is_reported(database: Target, clock: FakeClock):
                 "INSERT INTO ledger (kind, job_id, guild_id, user_id, amount, period_at, at)"
                 " SELECT 'topup', job_id, guild_id, user_id, -7, period_at, at FROM ledger WHERE job_id = ?"
                 " AND kind = 'reserve'",
-            (late_topup.id,),
+                (late_topup.id,),
             ),
             (
                 "INSERT INTO ledger (kind, job_id, guild_id, user_id, amount, period_at, at)"
                 " SELECT 'refund', job_id, guild_id, user_id, 100, period_at, at FROM ledger WHERE job_id = ?",
-            (refunded_render.id,),
+                (refunded_render.id,),
             ),
             ("UPDATE jobs SET state = 'downloading' WHERE id = ?", (refunded_render.id,)),
-            (
-                "INSERT INTO job_events (job_id, state, at) VALUES (?, 'downloading', ?)", (refunded_render.id, NOW)
-            ),
+            ("INSERT INTO job_events (job_id, state, at) VALUES (?, 'downloading', ?)", (refunded_render.id, NOW)),
             (
                 "INSERT INTO ledger (kind, job_id, guild_id, user_id, amount, period_at, at)"
                 " VALUES ('adjust', ?, ?, -12345, -1, ?, ?)",
-            (skipped.id, GUILD, NOW, NOW),
+                (skipped.id, GUILD, NOW, NOW),
             ),
         )
 

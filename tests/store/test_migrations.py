@@ -16,7 +16,7 @@ from bot.clock import FakeClock
 from bot.config import GenerationMode
 from bot.store import JobState, NewJob, QuotaPolicy, Reservation, SchemaTooNew, Store
 from bot.store.db import Dialect, Migration, load_migrations
-from bot.store.sqlite import connect, statements
+from bot.store.sqlite import statements
 
 from .conftest import GUILD, INTEGRITY_ERRORS, RawDatabase, Target
 
@@ -231,9 +231,7 @@ async def test_0003_keeps_ledger_ids_and_settles_jobs_past_their_render(database
             )
             path = ["received", "uploading", "submitted", "downloading", "delivering", "done"]
             for event in path[: path.index(state) + 1]:
-                await conn.execute(
-                    f"INSERT INTO job_events (job_id, state, at) VALUES (?, ?, '{NOW}')", job_id, event
-                )
+                await conn.execute(f"INSERT INTO job_events (job_id, state, at) VALUES (?, ?, '{NOW}')", job_id, event)
             await conn.execute(
                 "INSERT INTO ledger (kind, job_id, guild_id, user_id, mode, amount, period_at, at)"
                 f" VALUES ('reserve', ?, {GUILD}, 7, 'lite', -100, '{NOW}', '{NOW}')",

@@ -16,8 +16,9 @@ plain Python; after every step the store must agree with it:
 - every member's `EffectiveLimits` matches the model, and `check_invariants()` is empty.
 
 The same machine runs on one `Store` and on two `Store`s opened on one database (each step through
-either), on SQLite and on PostgreSQL (a fresh database of the session's server per example). Settings come from a profile: `store-ci` (derandomized, modest) when `CI` is set,
-`store-dev` otherwise; `STORE_HYPOTHESIS_PROFILE=store-thorough` runs many more examples.
+either), on SQLite and on PostgreSQL (a fresh database of the session's server per example).
+Settings come from a profile: `store-ci` (derandomized, modest) when `CI` is set, `store-dev`
+otherwise; `STORE_HYPOTHESIS_PROFILE=store-thorough` runs many more examples.
 """
 
 from __future__ import annotations

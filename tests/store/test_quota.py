@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from pathlib import Path
 
 import pytest
 
@@ -22,7 +21,7 @@ from bot.store import (
     Store,
 )
 
-from .conftest import GUILD, OTHER_GUILD, START, complete, new_job, reserved_job, Target
+from .conftest import GUILD, OTHER_GUILD, START, Target, complete, new_job, reserved_job
 
 MIDNIGHT_AFTER_START = dt.datetime(2026, 3, 11, tzinfo=dt.UTC)
 
