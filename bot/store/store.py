@@ -57,12 +57,16 @@ def process_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
+# The names of the stores open in this process (normally one; tests open several).
+_OPEN_HERE: set[str] = set()
+
+
 def is_dead_here(name: str) -> bool:
     """True when `name` (from `process_name`) is a process of this host that no longer runs.
 
     Lets a restarted process take its predecessor's jobs at once instead of waiting for their
     leases to expire. In doubt (another host, a name of another form, a process that exists), False.
-    A process with our own pid but another name is a predecessor (a container restarts as pid 1).
+    A name with our own pid that no store of ours has is a predecessor (a container restarts as pid 1).
     """
     host, _, rest = name.partition(":")
     pid_text, _, _ = rest.partition(":")
@@ -70,7 +74,7 @@ def is_dead_here(name: str) -> bool:
         return False
     pid = int(pid_text)
     if pid == os.getpid():
-        return True
+        return name not in _OPEN_HERE
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -152,10 +156,13 @@ class Store:
         except BaseException:
             await db.close()
             raise
-        return cls(db, policy, target, secret=secret, owner=owner or process_name())
+        store = cls(db, policy, target, secret=secret, owner=owner or process_name())
+        _OPEN_HERE.add(store.owner)
+        return store
 
     async def close(self) -> None:
         """Let running transactions finish, then close the connections. Safe to call twice."""
+        _OPEN_HERE.discard(self.owner)
         await self._db.close()
 
     async def notify(self, channel: str, payload: str) -> None:
