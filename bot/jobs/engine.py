@@ -102,7 +102,7 @@ class JobEngine:
         self._rescues: set[asyncio.Task[None]] = set()
         self._links_made: dict[int, float] = {}  # job id -> when its last fresh link was made
         self._claiming = asyncio.Lock()  # one resume/takeover at a time
-        self._lease_task: asyncio.Task[None] | None = None
+        self._lease_tasks: list[asyncio.Task[None]] = []
         self._listening = False
 
     @property
@@ -312,31 +312,37 @@ class JobEngine:
         """Resume what can be claimed now, then keep leases and take over dead processes' jobs.
 
         Every `lease_seconds / 3` on the engine's clock: renew the leases of the jobs running here
-        (letting go of any another process has claimed), then claim and resume the jobs `where`
-        accepts whose process died. Also listens for cancels meant for jobs running here.
+        (letting go of any another process has claimed); and, in a loop of its own so that a slow
+        takeover never delays a renewal, claim and resume the jobs `where` accepts whose process
+        died. Also listens for cancels meant for jobs running here.
         """
         if not self._listening:
             await self.store.listen(CANCEL_CHANNEL, self._on_cancel_notice)
             self._listening = True
         resumed = await self.resume(hooks_for, where=where)
-        if self._lease_task is None:
-            self._lease_task = asyncio.get_running_loop().create_task(
-                self._keep_leases(hooks_for, where), name="job-leases"
-            )
+        if not self._lease_tasks:
+            loop = asyncio.get_running_loop()
+            self._lease_tasks = [
+                loop.create_task(self._every_third_of_a_lease(self.renew_leases), name="job-lease-renewal"),
+                loop.create_task(
+                    self._every_third_of_a_lease(lambda: self._take_over(hooks_for, where)), name="job-takeover"
+                ),
+            ]
         return resumed
 
-    async def _keep_leases(self, hooks_for: HooksFactory, where: Callable[[JobRecord], bool] | None) -> None:
+    async def _every_third_of_a_lease(self, work: Callable[[], Awaitable[object]]) -> None:
         interval = self.config.lease_seconds / 3
         while True:
             await self._context.clock.sleep(interval)
             try:
-                await self.renew_leases()
-                taken = await self.resume(hooks_for, where=where)
+                await work()
             except Exception:
                 log.exception("keeping job leases failed; trying again in %.0f s", interval)
-                continue
-            if taken:
-                log.info("took over %d job(s): %s", len(taken), ", ".join(f"#{job.id}" for job in taken))
+
+    async def _take_over(self, hooks_for: HooksFactory, where: Callable[[JobRecord], bool] | None) -> None:
+        taken = await self.resume(hooks_for, where=where)
+        if taken:
+            log.info("took over %d job(s): %s", len(taken), ", ".join(f"#{job.id}" for job in taken))
 
     async def renew_leases(self) -> set[int]:
         """Renew this process's leases on the jobs it runs; stop (without ending) any another process took."""
@@ -351,11 +357,11 @@ class JobEngine:
 
     async def aclose(self) -> None:
         """Stop every job's task without ending the job, and release their claims: another engine resumes them."""
-        if self._lease_task is not None:
-            self._lease_task.cancel()
+        for lease_task in self._lease_tasks:
+            lease_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._lease_task
-            self._lease_task = None
+                await lease_task
+        self._lease_tasks = []
         held = list(self._tasks)
         tasks = list(self._tasks.values())
         for task in tasks:

@@ -38,9 +38,7 @@ async def pg_url(postgres_server: TempPostgres) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def processes(
-    tmp_path: Path, sandbox: Sandbox, pg_url: str
-) -> AsyncIterator[Callable[..., Awaitable[Services]]]:
+async def processes(tmp_path: Path, sandbox: Sandbox, pg_url: str) -> AsyncIterator[Callable[..., Awaitable[Services]]]:
     """Opens one "process" (a `Services`) per call, each with its own work folder, on the shared database."""
     opened: list[Services] = []
 
