@@ -70,7 +70,7 @@ def test_one_process_shards_automatically_by_default(tmp_path: Path) -> None:
     """Without SHARD_COUNT the bot is an AutoShardedBot that asks Discord how many shards to run."""
     bot = create_bot(make_settings(tmp_path, UNREACHABLE_API))
     assert isinstance(bot, commands.AutoShardedBot)
-    assert (bot.shard_count, bot.shard_ids) == (None, None)
+    assert getattr(bot, "shard_count", 0) is None and getattr(bot, "shard_ids", 0) is None
 
 
 async def test_a_process_runs_the_shards_it_is_given(tmp_path: Path) -> None:

@@ -16,6 +16,7 @@ back but is reported, and the SQLite file is never changed beyond its own migrat
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,7 +69,7 @@ async def copy_to_postgres(
     source: Path, destination: str, *, clock: Clock | None = None, policy: QuotaPolicy | None = None
 ) -> TransferReport:
     """Copy the SQLite store at `source` into the empty PostgreSQL database at `destination`."""
-    if not source.exists():
+    if not await asyncio.to_thread(source.exists):
         raise StoreError(f"there is no SQLite database at {source}")
     clock = clock or SystemClock()
     policy = policy or QuotaPolicy()

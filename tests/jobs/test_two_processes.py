@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.clock import SystemClock
+from bot.clock import FakeClock, SystemClock
 from bot.sandbox import Sandbox
 from bot.store import JobState, LedgerKind, QuotaPolicy, Store
 from tests.conftest import SANDBOX_KEY
@@ -45,7 +45,7 @@ async def pg_url(postgres_server: TempPostgres) -> AsyncIterator[str]:
 async def _start(
     name: str, first_user: int, block_after: int, env: dict[str, str], media: Path, deliveries: Path, tmp: Path
 ) -> asyncio.subprocess.Process:
-    proc = await asyncio.create_subprocess_exec(
+    return await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "tests.jobs.engine_worker",
@@ -58,9 +58,8 @@ async def _start(
         cwd=ROOT,
         env={**env, "WORK_DIR": str(tmp / f"work-{name}")},
         stdout=asyncio.subprocess.PIPE,
-        stderr=open(tmp / f"{name}.log", "wb"),  # noqa: SIM115 - the child writes it
+        stderr=open(tmp / f"{name}.log", "wb"),
     )
-    return proc
 
 
 async def until(check, *, seconds: float, what: str) -> None:
@@ -104,6 +103,7 @@ async def test_sigkill_one_of_two_processes_mid_way(pg_url: str, sandbox: Sandbo
             return len(jobs) == 2 * PER_PROCESS and all(j.project_id is not None for j in jobs)
 
         await until(all_at_magic_hour, seconds=120, what="200 jobs submitted to Magic Hour")
+        assert isinstance(sandbox.clock, FakeClock)
         await sandbox.clock.advance(601)  # every render completes
 
         def delivered_by(proc: asyncio.subprocess.Process) -> int:
