@@ -137,6 +137,7 @@ def _sandboxed(settings: Settings, base_url: str) -> Settings:
             "magic_hour_base_url": base_url,
             "magic_hour_api_key": SecretStr(SANDBOX_API_KEY),
             "database_path": db.with_name(f"{db.stem}-sandbox{db.suffix}"),
+            "database_url": None,  # a trial never touches the real (PostgreSQL) ledger either
             "poll_initial_seconds": min(settings.poll_initial_seconds, 1.0),
             "poll_max_seconds": min(settings.poll_max_seconds, 2.0),
         }
