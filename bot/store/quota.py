@@ -12,11 +12,15 @@ Across processes (PostgreSQL), a reservation or top-up first takes the locks of 
 checks (`Connection.lock`: the server's, which covers its members, active jobs and pool, and the
 bot budget's when there is one), then locks the job's row: so two processes reserving against one
 limit are ordered, each sums the ledger after the other's row is committed, and none overspends.
-On SQLite, `BEGIN IMMEDIATE` orders every writer anyway.
+On SQLite, `BEGIN IMMEDIATE` orders every writer anyway. Within one process, reservations that would
+wait for the same database lock first queue on an `asyncio.Lock` (per server, or one for the bot
+budget): correctness comes from the database's locks, but a queue of one waiter per process at the
+database, rather than one per task, is about three times faster under contention.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import Sequence
 
@@ -155,6 +159,12 @@ class QuotaLedger:
         # The window start this ledger last swept deleted members' tokens for: one sweep per window
         # per process is enough, since tokens only ever hold rows of the window running when made.
         self._swept_for: dt.datetime | None = None
+        self._queues: dict[str, asyncio.Lock] = {}
+
+    def _queue(self, guild_id: int | None) -> asyncio.Lock:
+        """The in-process queue for the database lock a reservation in `guild_id` will wait for."""
+        name = BUDGET_LOCK if self._policy.bot_budget_credits is not None else guild_lock(guild_id)
+        return self._queues.setdefault(name, asyncio.Lock())
 
     @property
     def policy(self) -> QuotaPolicy:
@@ -236,7 +246,8 @@ class QuotaLedger:
                 remaining=max(0, limits.remaining - amount),
             )
 
-        result = await self._db.write(body)
+        async with self._queue(guild_id):
+            result = await self._db.write(body)
         if swept:  # committed: no need to sweep again in this window
             self._swept_for = swept[-1]
         return result
