@@ -101,7 +101,7 @@ async def reservations(target: str, policy: str, processes: int, per_task: int) 
         out, _ = await proc.communicate()
         reports.append(json.loads(out))
     seconds = max(r["ended"] for r in reports) - min(r["began"] for r in reports)
-    return sum(r["count"] for r in reports) / seconds
+    return float(sum(r["count"] for r in reports) / seconds)
 
 
 # ---------------------------------------------------------------------------- jobs
@@ -186,7 +186,7 @@ async def jobs_per_minute(url: str, sandbox_url: str, media: Path, processes: in
         out, _ = await proc.communicate()
         reports.append(json.loads(out))
     seconds = max(r["ended"] for r in reports) - min(r["began"] for r in reports)
-    return sum(r["count"] for r in reports) / seconds * 60
+    return float(sum(r["count"] for r in reports) / seconds * 60)
 
 
 # ---------------------------------------------------------------------------- main

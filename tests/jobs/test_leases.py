@@ -64,6 +64,21 @@ async def until(check: Callable[[], Awaitable[bool]], *, seconds: float = 30.0) 
         await asyncio.sleep(0.02)  # re-read the database; not synchronisation by time
 
 
+async def advance_until(clock: FakeClock, check: Callable[[], Awaitable[bool]], *, most: float) -> float:
+    """Move fake time a second at a time until `check()` holds; return how far it moved (at most `most`).
+
+    A loop woken by `advance` does database work on real I/O and only then sleeps again; moving
+    one second at a time, and re-reading the state after each, lets every round run.
+    """
+    moved = 0.0
+    while not await check():
+        assert moved < most, "the state never came"
+        await clock.advance(1)
+        moved += 1
+        await asyncio.sleep(0.01)  # let woken loops finish their database round trips
+    return moved
+
+
 async def job_state(services: Services, job_id: int) -> JobRecord:
     record = await services.store.jobs.get(job_id)
     assert record is not None
@@ -88,10 +103,15 @@ async def test_a_frozen_process_s_job_is_taken_over_when_its_lease_expires(proce
     assert (await job_state(a, record.id)).claimed_by == a.store.owner
 
     assert await b.engine.start_leases(hooks_into(keep_b)) == []  # A's lease still runs
-    await clock.advance(29)
-    assert (await job_state(b, record.id)).claimed_by == a.store.owner
     await sandbox.clock.advance(601)  # meanwhile the render finished at Magic Hour
-    await clock.advance(12)  # past the lease: B's next round takes the job over
+
+    async def taken_by_b() -> bool:
+        return bool((await job_state(b, record.id)).claimed_by == b.store.owner)
+
+    # Until the lease (30 s) has run out, B's rounds (every 10 s) leave the job alone; the first
+    # round after it takes the job over.
+    moved = await advance_until(clock, taken_by_b, most=60)
+    assert 30 < moved <= 41
     await until(lambda: _in(b, record.id, JobState.DONE))
     final = await job_state(b, record.id)
     assert final.claimed_by == b.store.owner
