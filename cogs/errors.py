@@ -43,7 +43,7 @@ def reply_for(error: BaseException) -> str:
     if isinstance(original, AboveCeiling):
         return render.describe("above_ceiling", {"ceiling": original.ceiling, "requested": original.requested})
     if isinstance(original, app_commands.NoPrivateMessage):
-        return "This command works only in a server."
+        return render.describe("no_guild", {})
     if isinstance(original, app_commands.MissingPermissions):
         return "You need the Manage Server permission for this."
     if isinstance(original, app_commands.CommandOnCooldown):

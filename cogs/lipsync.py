@@ -1,4 +1,4 @@
-"""`/lipsync`, `/jobs` and `/cancel`: start a lip-sync job, see your recent ones, stop one."""
+"""`/lipsync`, `/lipsync-status`, `/jobs`, `/queue` and `/cancel`: start, follow and stop lip-sync jobs."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from bot.store import Store
 from cogs import render, role_ids
 from cogs.errors import on_tree_error
 from cogs.status import DEFAULT_MIN_INTERVAL, JobPresenter
-from cogs.views import DYNAMIC_ITEMS, cancel_job
+from cogs.views import DYNAMIC_ITEMS, cancel_job, panel
 
 if TYPE_CHECKING:
     from bot.app import LipsyncBot
@@ -96,8 +96,16 @@ class LipsyncCog(commands.Cog, name="Lip sync"):
         try:
             await self.engine.submit(request, self.presenter.for_interaction(interaction, status.id))
         except LipsyncError as exc:
-            # Refused between the check and now (e.g. a second job in another channel).
-            await interaction.edit_original_response(content=f"❌ {render.error_text(exc)}")
+            # Refused between the check and now (e.g. a second job in another channel): told to the
+            # member alone, and the public reply removed.
+            await refuse_privately(interaction, render.error_text(exc))
+
+    @app_commands.command(name="lipsync-status", description="Your credits, running jobs and the queue, in one place.")
+    @app_commands.guild_only()
+    async def status(self, interaction: discord.Interaction) -> None:
+        """One private panel: what the member has left, their running jobs with Cancel buttons, the queue."""
+        content, view = await panel(interaction)
+        await interaction.response.send_message(content, view=view, ephemeral=True)
 
     @app_commands.command(name="jobs", description="Your recent lip-sync jobs in this server.")
     @app_commands.guild_only()
@@ -121,6 +129,24 @@ class LipsyncCog(commands.Cog, name="Lip sync"):
     async def cancel(self, interaction: discord.Interaction, job_id: app_commands.Range[int, 1]) -> None:
         """Cancel a job the member started; nothing is charged unless Magic Hour already finished it."""
         await cancel_job(interaction, job_id)
+
+    async def cog_unload(self) -> None:
+        """Stop the status messages' delayed edits: the bot is shutting down."""
+        self.presenter.close()
+
+
+async def refuse_privately(interaction: discord.Interaction, text: str) -> None:
+    """Answer a deferred public command with an ephemeral refusal, and remove the public reply.
+
+    A reply still "thinking" turns the next followup into itself, so it is first given a neutral
+    line, which is then deleted (or stays, if Discord refuses the deletion).
+    """
+    try:
+        await interaction.edit_original_response(content="⏳", view=None)
+        await interaction.followup.send(f"❌ {text}", ephemeral=True)
+        await interaction.delete_original_response()
+    except discord.HTTPException as exc:
+        log.warning("could not refuse privately: %s", exc)
 
 
 async def setup(bot: LipsyncBot) -> None:

@@ -17,12 +17,15 @@ from bot.app import Refused
 from bot.config import GenerationMode, Settings
 from bot.errors import InvalidInput, NotAllowed
 from bot.store import Store
-from cogs import render
+from cogs import render, role_ids
 
 if TYPE_CHECKING:
     from bot.app import LipsyncBot
 
 Credits = app_commands.Range[int, 0, 10_000_000]
+
+# Subcommands that only show things: a member without the permission is told they can't *see* them.
+READ_ONLY = frozenset({"usage", "settings"})
 
 
 def _guild_id(interaction: discord.Interaction) -> int:
@@ -32,7 +35,7 @@ def _guild_id(interaction: discord.Interaction) -> int:
 
 
 def _per(settings: Settings) -> str:
-    return {"daily": "a day", "weekly": "a week", "monthly": "a month"}[settings.quota_window.value]
+    return render.per_window(settings.quota_window)
 
 
 @app_commands.guild_only()
@@ -48,7 +51,9 @@ class ManageCog(commands.GroupCog, group_name="lipsync-admin", group_description
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
         """Require Manage Server when the command runs, whatever the server's command overrides say."""
         if interaction.guild_id is None or not interaction.permissions.manage_guild:
-            raise Refused(NotAllowed("manage_only"))
+            command = interaction.command
+            read_only = command is not None and command.name in READ_ONLY
+            raise Refused(NotAllowed("manage_only_view" if read_only else "manage_only"))
         return True
 
     async def _reply(self, interaction: discord.Interaction, text: str) -> None:
@@ -63,10 +68,12 @@ class ManageCog(commands.GroupCog, group_name="lipsync-admin", group_description
         guild_id = _guild_id(interaction)
         if credits is None:
             cleared = await self.store.limits.clear_member_limit(guild_id, member.id)
-            text = f"{member.mention} now follows the role and server limits." if cleared else "They had no limit."
+            text = render.describe("member_limit_cleared" if cleared else "member_limit_none", {"member": member.id})
         else:
             await self.store.limits.set_member_limit(guild_id, member.id, credits, by_user_id=interaction.user.id)
-            text = f"{member.mention} may now use {render.credits(credits)} {_per(self.settings)}."
+            text = render.describe(
+                "member_limit_set", {"member": member.id, "credits": credits, "per": _per(self.settings)}
+            )
         await self._reply(interaction, text)
 
     @app_commands.command(name="role-limit", description="Set the allowance for a role (no credits: clear it)")
@@ -78,10 +85,12 @@ class ManageCog(commands.GroupCog, group_name="lipsync-admin", group_description
         guild_id = _guild_id(interaction)
         if credits is None:
             cleared = await self.store.limits.clear_role_limit(guild_id, role.id)
-            text = f"Removed the limit for {role.mention}." if cleared else f"{role.mention} had no limit."
+            text = render.describe("role_limit_cleared" if cleared else "role_limit_none", {"role": role.mention})
         else:
             await self.store.limits.set_role_limit(guild_id, role.id, credits, by_user_id=interaction.user.id)
-            text = f"Members with {role.mention} may now use {render.credits(credits)} {_per(self.settings)}."
+            text = render.describe(
+                "role_limit_set", {"role": role.mention, "credits": credits, "per": _per(self.settings)}
+            )
         await self._reply(interaction, text)
 
     @app_commands.command(name="server-limit", description="Set every member's default allowance here")
@@ -89,8 +98,9 @@ class ManageCog(commands.GroupCog, group_name="lipsync-admin", group_description
     async def server_limit(self, interaction: discord.Interaction, credits: Credits | None = None) -> None:
         """Set the allowance members get unless a role or member limit applies."""
         await self.store.limits.set_server_default(_guild_id(interaction), credits)
-        value = render.credits(credits if credits is not None else self.settings.default_member_credits)
-        await self._reply(interaction, f"Members here now get {value} {_per(self.settings)} by default.")
+        code = "server_limit_set" if credits is not None else "server_limit_default"
+        value = credits if credits is not None else self.settings.default_member_credits
+        await self._reply(interaction, render.describe(code, {"credits": value, "per": _per(self.settings)}))
 
     @app_commands.command(name="server-pool", description="Cap what the whole server may use per period")
     @app_commands.describe(credits="Credits for all members together per period; empty for no cap")
@@ -98,9 +108,9 @@ class ManageCog(commands.GroupCog, group_name="lipsync-admin", group_description
         """Set (or remove) a cap on the whole server's use per period."""
         await self.store.limits.set_server_pool(_guild_id(interaction), credits)
         if credits is None:
-            text = "The server has no shared cap now; members' own allowances still apply."
+            text = render.describe("server_pool_cleared")
         else:
-            text = f"All members together may now use {render.credits(credits)} {_per(self.settings)}."
+            text = render.describe("server_pool_set", {"credits": credits, "per": _per(self.settings)})
         await self._reply(interaction, text)
 
     @app_commands.command(name="grant", description="Give a member extra credits for the current period")
@@ -112,16 +122,22 @@ class ManageCog(commands.GroupCog, group_name="lipsync-admin", group_description
         credits: app_commands.Range[int, -10_000_000, 10_000_000],
         note: app_commands.Range[str, 1, 200] | None = None,
     ) -> None:
-        """Add credits to one member's allowance until the period resets."""
+        """Add credits to one member's allowance until the period resets, or take some back.
+
+        Taking back never goes below what can be taken (the member's allowance plus grants): the
+        store clamps it, and the answer says what was really taken.
+        """
         if credits == 0:
             raise InvalidInput("zero_grant")
         guild_id = _guild_id(interaction)
-        await self.store.quota.grant(guild_id, member.id, credits, by_user_id=interaction.user.id, note=note)
-        balance = await self.store.quota.limits(guild_id, member.id, tuple(r.id for r in member.roles))
+        roles = role_ids(member)
+        entry = await self.store.quota.grant(
+            guild_id, member.id, credits, by_user_id=interaction.user.id, note=note, role_ids=roles
+        )
+        balance = await self.store.quota.limits(guild_id, member.id, roles)
+        taken = entry.amount if entry is not None else None
         await self._reply(
-            interaction,
-            f"Granted {render.credits(credits)} to {member.mention} until "
-            f"{render.discord_timestamp(balance.resets_at)}; they have {render.credits(balance.remaining)} left.",
+            interaction, render.grant_text(member.id, credits, taken, balance, self.settings.quota_window)
         )
 
     @app_commands.command(name="modes", description="Choose which generation modes members may use here")
@@ -140,7 +156,7 @@ class ManageCog(commands.GroupCog, group_name="lipsync-admin", group_description
         if not chosen:
             raise InvalidInput("no_modes")
         await self.store.limits.set_allowed_modes(_guild_id(interaction), chosen)
-        await self._reply(interaction, "Members here may now use: " + ", ".join(m.value for m in chosen) + ".")
+        await self._reply(interaction, render.describe("modes_set", {"modes": ", ".join(m.value for m in chosen)}))
 
     @app_commands.command(name="max-clip", description="Set the longest clip members may render here")
     @app_commands.describe(seconds="Longest clip in seconds; empty for the bot's maximum")
@@ -151,8 +167,9 @@ class ManageCog(commands.GroupCog, group_name="lipsync-admin", group_description
         if seconds is not None and seconds > self.settings.max_clip_seconds:
             raise InvalidInput("clip_cap", limit=self.settings.max_clip_seconds)
         await self.store.limits.set_max_clip_seconds(_guild_id(interaction), seconds)
+        code = "max_clip_set" if seconds is not None else "max_clip_default"
         value = seconds if seconds is not None else self.settings.max_clip_seconds
-        await self._reply(interaction, f"The longest clip here is now {value:g} s.")
+        await self._reply(interaction, render.describe(code, {"seconds": value}))
 
     @app_commands.command(name="max-jobs", description="How many jobs one member may run at once here")
     @app_commands.describe(count="Jobs at a time; empty for the bot's default")
@@ -161,12 +178,13 @@ class ManageCog(commands.GroupCog, group_name="lipsync-admin", group_description
     ) -> None:
         """Set how many jobs one member may have running at the same time."""
         await self.store.limits.set_max_active_jobs(_guild_id(interaction), count)
+        code = "max_jobs_set" if count is not None else "max_jobs_default"
         value = count if count is not None else self.settings.max_active_jobs_per_member
-        await self._reply(interaction, f"Each member may now run {value} job{'' if value == 1 else 's'} at a time.")
+        await self._reply(interaction, render.describe(code, {"count": value}))
 
     @app_commands.command(name="usage", description="Credits used in this server in the current period")
     async def usage(self, interaction: discord.Interaction) -> None:
-        """Show this period's usage: totals, by member and by mode."""
+        """Show this period's usage: totals, by member and by mode, and jobs whose fate at Magic Hour is unknown."""
         report = await self.store.quota.usage(_guild_id(interaction))
         await self._reply(interaction, render.usage_text(report))
 

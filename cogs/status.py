@@ -8,14 +8,22 @@ Interaction tokens live 15 minutes. While one lives (with a minute to spare) the
 edited through it and the result is sent as a followup. After that, the bot's own token is used:
 the status message is edited as a channel message (or a new one is posted when that is refused),
 and the result goes out as a new channel message that mentions the member, or by DM where the bot
-cannot post in the channel.
+cannot post in the channel; that late message replies to the status message.
+
+What the channel sees is public: the status message carries what a job costs, never what its
+member has left, and a job refused before it reached Magic Hour (its files, its member's credits)
+is told to the member alone, with an ephemeral followup (or a DM once the token is gone), and its
+status message is removed. A job waiting on Magic Hour has its status refreshed now and then, so
+its elapsed time and expected finish move on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +41,10 @@ log = logging.getLogger(__name__)
 
 # Edit a status message at most this often; terminal states are always shown at once.
 DEFAULT_MIN_INTERVAL = 3.0
+# Refresh the status of a job waiting on Magic Hour this often (never more often than the edit
+# interval), so its elapsed time and expected finish move on. An edit is made only when the words
+# change, which, with `render.coarse_duration`, is about once a minute.
+DEFAULT_TICK = 15.0
 # Stop using an interaction token this long before Discord's 15 minutes run out.
 TOKEN_MARGIN = dt.timedelta(seconds=60)
 
@@ -68,7 +80,9 @@ class StatusMessage:
 
     Updates arriving less than `min_interval` seconds (on `clock`) after the last edit are
     coalesced: a single delayed edit later shows the newest one. Terminal states (done, failed,
-    canceled) are shown at once and remove the Cancel button.
+    canceled) are shown at once and remove the Cancel button; a refusal (`render.is_refusal`) is
+    told to the member privately and the message removed. While the job waits on Magic Hour the
+    message is refreshed every `tick` seconds, with the elapsed time moved on by the clock.
     """
 
     def __init__(
@@ -81,6 +95,7 @@ class StatusMessage:
         guild_id: int | None = None,
         interaction: discord.Interaction | None = None,
         min_interval: float = DEFAULT_MIN_INTERVAL,
+        tick: float = DEFAULT_TICK,
         on_moved: StatusMoved | None = None,
     ) -> None:
         self._client = client
@@ -90,28 +105,43 @@ class StatusMessage:
         self._interaction = interaction
         self._message_id = message_id
         self._min_interval = min_interval
+        self._tick_every = max(tick, min_interval)
         self._on_moved = on_moved
         self._latest: JobUpdate | None = None
+        self._latest_at = 0.0  # when `_latest` arrived, on the clock's monotonic time
         self._shown: str | None = None
         self._last_edit: float | None = None
         self._pending: asyncio.Task[None] | None = None
+        self._ticker: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._final_retried = False
+        self._closed = False
+        self._ended_privately = False  # a refusal told to the member: the channel is shown nothing more
         self.edits = 0
 
     @property
     def message_id(self) -> int | None:
-        """The message currently showing the status."""
+        """The message currently showing the status (None once it was removed)."""
         return self._message_id
+
+    @property
+    def channel_id(self) -> int:
+        """The channel the status message is in."""
+        return self._channel_id
 
     async def update(self, update: JobUpdate) -> None:
         """Show this snapshot now, later (coalesced), or not at all if nothing visible changed."""
-        if self._latest is not None and self._latest.job.state.terminal and not update.job.state.terminal:
-            return  # a late progress snapshot must never replace the final state
+        if self._latest is not None and self._latest.job.state.terminal:
+            return  # the final state is shown once; a late progress snapshot never replaces it
         self._latest = update
+        self._latest_at = self._clock.monotonic()
+        self._stop_ticking()
         if update.job.state.terminal:
             self._cancel_pending()
-            await self._flush()
+            if render.is_refusal(update.job):
+                await self._end_privately(update.job)
+            else:
+                await self._flush()
             return
         if self._pending is not None:
             return  # the delayed edit will show this snapshot
@@ -120,6 +150,20 @@ class StatusMessage:
             await self._flush()
         else:
             self._pending = asyncio.get_running_loop().create_task(self._flush_at(due))
+
+    def close(self) -> None:
+        """Stop every delayed edit and refresh (the bot is shutting down; a new one takes over)."""
+        self._closed = True
+        self._cancel_pending()
+        self._stop_ticking()
+
+    def _now_showing(self) -> JobUpdate | None:
+        """The latest snapshot, its elapsed time moved on to now while the job runs."""
+        update = self._latest
+        if update is None or update.job.state.terminal:
+            return update
+        waited = max(0.0, self._clock.monotonic() - self._latest_at)
+        return dataclasses.replace(update, elapsed=update.elapsed + waited) if waited else update
 
     async def _flush_at(self, due: float) -> None:
         # The deadline, not a delay, is fixed when scheduling: time that passes before this task
@@ -136,13 +180,37 @@ class StatusMessage:
             self._pending.cancel()
         self._pending = None
 
+    def _stop_ticking(self) -> None:
+        # Only a refresh still waiting is stopped; one already editing finishes its edit.
+        if self._ticker is not None and self._ticker is not asyncio.current_task():
+            self._ticker.cancel()
+        self._ticker = None
+
+    def _keep_ticking(self) -> None:
+        update = self._latest
+        if self._closed or update is None or update.job.state not in render.TIMED_STATES:
+            return
+        self._stop_ticking()
+        due = self._clock.monotonic() + self._tick_every
+        self._ticker = asyncio.get_running_loop().create_task(self._tick_at(due))
+
+    async def _tick_at(self, due: float) -> None:
+        try:
+            await self._clock.sleep(due - self._clock.monotonic())
+            self._ticker = None
+            if self._pending is None:  # a delayed edit on its way refreshes the time as well
+                await self._flush()
+        except Exception:
+            log.exception("status refresh failed")
+
     async def _flush(self) -> None:
         async with self._lock:
-            update = self._latest
-            if update is None:
+            update = self._now_showing()
+            if update is None or self._ended_privately:
                 return
             content = render.status_text(update)
             if content == self._shown:
+                self._keep_ticking()
                 return
             view = None if update.job.state.terminal else views.status_view(update.job.id)
             try:
@@ -155,10 +223,13 @@ class StatusMessage:
                     self._final_retried = True
                     due = self._clock.monotonic() + self._min_interval
                     self._pending = asyncio.get_running_loop().create_task(self._flush_at(due))
+                else:
+                    self._keep_ticking()
                 return
             self._shown = content
             self._last_edit = self._clock.monotonic()
             self.edits += 1
+            self._keep_ticking()
 
     async def _show(self, job_id: int, content: str, view: discord.ui.View | None) -> None:
         # `view=None` on an edit removes the buttons; on a new message there are none either way.
@@ -190,6 +261,74 @@ class StatusMessage:
         if self._on_moved is not None:
             await self._on_moved(job_id, self._channel_id, message.id)
 
+    # ------------------------------------------------------------------ a refusal, told privately
+
+    async def _end_privately(self, job: JobRecord) -> None:
+        """Tell the member alone why their job didn't start, and take the status off the channel.
+
+        With the interaction's token: an ephemeral followup, then the reply is deleted. Without it:
+        a DM, then the message is deleted. If the member can't be told privately, or the message
+        can't be removed, the channel keeps a neutral line: no reason, no numbers.
+        """
+        async with self._lock:
+            # Set first: an edit already waiting for the lock (a refresh) must not write the refusal out.
+            self._ended_privately = True
+            text = render.not_started_text(job)
+            told = await self._tell_ephemerally(job, text) or await self._tell_by_dm(job, text)
+            if told and await self._remove(job.id):
+                return
+            try:
+                await self._show(job.id, render.not_started_public(job), None)
+            except discord.HTTPException as exc:
+                log.warning("job %s: could not update the status message: %s", job.id, exc)
+
+    async def _tell_ephemerally(self, job: JobRecord, text: str) -> bool:
+        interaction = self._interaction
+        if interaction is None or not token_alive(interaction):
+            return False
+        try:
+            if self._shown is None:
+                # A reply still "thinking" would turn the next followup into itself, in public.
+                await interaction.edit_original_response(
+                    content=render.not_started_public(job), view=None, allowed_mentions=_NO_MENTIONS
+                )
+            await interaction.followup.send(text, ephemeral=True, allowed_mentions=_NO_MENTIONS)
+        except discord.HTTPException as exc:
+            log.info("job %s: could not answer privately through the interaction: %s", job.id, exc)
+            return False
+        return True
+
+    async def _tell_by_dm(self, job: JobRecord, text: str) -> bool:
+        try:
+            user = self._client.get_user(job.user_id) or await self._client.fetch_user(job.user_id)
+            await user.send(text, allowed_mentions=_NO_MENTIONS)
+        except discord.HTTPException as exc:
+            log.info("job %s: could not send the member a DM: %s", job.id, exc)
+            return False
+        return True
+
+    async def _remove(self, job_id: int) -> bool:
+        interaction = self._interaction
+        if interaction is not None and token_alive(interaction):
+            try:
+                await interaction.delete_original_response()
+                self._message_id = None
+                return True
+            except discord.HTTPException as exc:
+                log.info("job %s: could not delete the reply through the interaction: %s", job_id, exc)
+        if self._message_id is None:
+            return True
+        channel = self._client.get_partial_messageable(self._channel_id, guild_id=self._guild_id)
+        try:
+            await channel.get_partial_message(self._message_id).delete()
+        except discord.NotFound:
+            pass
+        except discord.HTTPException as exc:
+            log.info("job %s: could not delete status message %s: %s", job_id, self._message_id, exc)
+            return False
+        self._message_id = None
+        return True
+
 
 @dataclass(frozen=True)
 class _Payload:
@@ -204,9 +343,10 @@ class ResultPoster:
     """Hands a finished video to its owner: a `Deliverer`.
 
     Tries, in order: a followup on the interaction while its token lives; a new message in the
-    job's channel that mentions the member; a DM. Each place has its own upload limit: the file
-    is attached if it fits, else re-encoded to fit, else replaced by a download link with a
-    **New link** button.
+    job's channel that mentions the member and replies to the job's status message; a DM. Each
+    place has its own upload limit: the file is attached if it fits, else re-encoded to fit, else
+    replaced by a **Download** button (the signed link is never written out) and a **New link**
+    button.
     """
 
     def __init__(
@@ -217,12 +357,14 @@ class ResultPoster:
         channel_id: int | None,
         guild_id: int | None,
         interaction: discord.Interaction | None = None,
+        status: StatusMessage | None = None,
     ) -> None:
         self._client = client
         self._user_id = user_id
         self._channel_id = channel_id
         self._guild_id = guild_id
         self._interaction = interaction
+        self._status = status
         self._fitted: dict[int, Path | None] = {}
         self._link: LinkProvider = _no_link
 
@@ -246,8 +388,8 @@ class ResultPoster:
         self, interaction: discord.Interaction, job: JobRecord, result: Path | None, *, sandbox: bool
     ) -> Delivery:
         payload = await self._payload(job, result, interaction.filesize_limit)
-        content = render.result_text(job, sandbox=sandbox, kind=payload.kind, link=payload.link)
         file, view = _message_parts(job, payload)
+        content = render.result_text(job, sandbox=sandbox, kind=payload.kind, linked=_has_button(payload))
         message = await interaction.followup.send(
             content, file=file, view=view, wait=True, allowed_mentions=_only(job.user_id)
         )
@@ -258,16 +400,36 @@ class ResultPoster:
         guild = self._client.get_guild(self._guild_id) if self._guild_id is not None else None
         limit = guild.filesize_limit if guild is not None else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
         payload = await self._payload(job, result, limit)
-        content = render.result_text(job, sandbox=sandbox, kind=payload.kind, link=payload.link)
+        content = render.result_text(job, sandbox=sandbox, kind=payload.kind, linked=_has_button(payload))
         channel = self._client.get_partial_messageable(self._channel_id, guild_id=self._guild_id)
         file, view = _message_parts(job, payload)
-        message = await channel.send(content, file=file, view=view, allowed_mentions=_only(job.user_id))
+        message = await channel.send(
+            content,
+            file=file,
+            view=view,
+            allowed_mentions=_only(job.user_id),
+            reference=self._reply_to() or discord.utils.MISSING,
+        )
         return Delivery(kind=payload.kind, message_id=message.id)
+
+    def _reply_to(self) -> discord.MessageReference | None:
+        """The job's status message, when it is in the channel the result goes to."""
+        status = self._status
+        if status is None or status.message_id is None or status.channel_id != self._channel_id:
+            return None
+        return discord.MessageReference(
+            message_id=status.message_id,
+            channel_id=status.channel_id,
+            guild_id=self._guild_id,
+            fail_if_not_exists=False,
+        )
 
     async def _send_dm(self, job: JobRecord, result: Path | None, *, sandbox: bool) -> Delivery:
         user = self._client.get_user(self._user_id) or await self._client.fetch_user(self._user_id)
         payload = await self._payload(job, result, discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES)
-        content = render.result_text(job, sandbox=sandbox, kind=payload.kind, link=payload.link, mention=False)
+        content = render.result_text(
+            job, sandbox=sandbox, kind=payload.kind, linked=_has_button(payload), mention=False
+        )
         file, view = _message_parts(job, payload)
         message = await user.send(content, file=file, view=view, allowed_mentions=_NO_MENTIONS)
         return Delivery(kind="dm", message_id=message.id, detail=payload.kind)
@@ -290,15 +452,20 @@ class ResultPoster:
         return self._fitted[limit]
 
 
+def _has_button(payload: _Payload) -> bool:
+    # Discord refuses link buttons with URLs over 512 characters: then only New link is offered.
+    return payload.link is not None and len(payload.link) <= render.MAX_BUTTON_URL
+
+
 def _message_parts(job: JobRecord, payload: _Payload) -> tuple[discord.File, discord.ui.View]:
-    """The file to attach or the New link button; `MISSING` stands for "none" in discord.py."""
+    """The file to attach, or the Download and New link buttons; `MISSING` stands for "none" in discord.py."""
     file: discord.File = discord.utils.MISSING
     view: discord.ui.View = discord.utils.MISSING
     if payload.file is not None:
         # The name the member downloads: the engine names results "lipsync-<id>.mp4" (or "sandbox-…").
         file = discord.File(payload.file, filename=_download_name(payload.file))
     else:
-        view = views.link_view(job.id)
+        view = views.link_view(job.id, payload.link if _has_button(payload) else None)
     return file, view
 
 
@@ -321,19 +488,31 @@ class JobPresenter:
         self._client = client
         self._services = services
         self._min_interval = min_interval
+        self._sinks: weakref.WeakSet[StatusMessage] = weakref.WeakSet()
+
+    def close(self) -> None:
+        """Stop every status message's delayed edits and refreshes (the bot is shutting down)."""
+        for sink in list(self._sinks):
+            sink.close()
+
+    def _track(self, sink: StatusMessage) -> StatusMessage:
+        self._sinks.add(sink)
+        return sink
 
     def for_interaction(self, interaction: discord.Interaction, status_message_id: int) -> JobHooks:
         """Hooks for a job started by `/lipsync`: both use the interaction while its token lives."""
         assert interaction.channel_id is not None
-        sink = StatusMessage(
-            self._client,
-            self._services.clock,
-            channel_id=interaction.channel_id,
-            guild_id=interaction.guild_id,
-            message_id=status_message_id,
-            interaction=interaction,
-            min_interval=self._min_interval,
-            on_moved=self._remember,
+        sink = self._track(
+            StatusMessage(
+                self._client,
+                self._services.clock,
+                channel_id=interaction.channel_id,
+                guild_id=interaction.guild_id,
+                message_id=status_message_id,
+                interaction=interaction,
+                min_interval=self._min_interval,
+                on_moved=self._remember,
+            )
         )
         poster = ResultPoster(
             self._client,
@@ -341,31 +520,34 @@ class JobPresenter:
             channel_id=interaction.channel_id,
             guild_id=interaction.guild_id,
             interaction=interaction,
+            status=sink,
         )
         return JobHooks(sink=sink, deliverer=poster)
 
     def for_record(self, record: JobRecord) -> JobHooks:
         """Hooks for a job resumed after a restart, from the ids in its record (a `HooksFactory`)."""
         channel_id = record.status_channel_id or record.channel_id
-        sink: StatusMessage | _NoStatus
-        if channel_id is None:
-            sink = _NoStatus()
-        else:
-            sink = StatusMessage(
-                self._client,
-                self._services.clock,
-                channel_id=channel_id,
-                guild_id=record.guild_id,
-                message_id=record.status_message_id,
-                min_interval=self._min_interval,
-                on_moved=self._remember,
+        status: StatusMessage | None = None
+        if channel_id is not None:
+            status = self._track(
+                StatusMessage(
+                    self._client,
+                    self._services.clock,
+                    channel_id=channel_id,
+                    guild_id=record.guild_id,
+                    message_id=record.status_message_id,
+                    min_interval=self._min_interval,
+                    on_moved=self._remember,
+                )
             )
         poster = ResultPoster(
             self._client,
             user_id=record.user_id,
             channel_id=record.channel_id,
             guild_id=record.guild_id,
+            status=status,
         )
+        sink: StatusMessage | _NoStatus = status if status is not None else _NoStatus()
         return JobHooks(sink=sink, deliverer=poster)
 
     async def _remember(self, job_id: int, channel_id: int, message_id: int) -> None:

@@ -14,7 +14,8 @@ from typing import Any, Self
 import discord
 
 from bot.errors import InvalidInput, NotAllowed
-from cogs import render, services_of
+from bot.store import JobState
+from cogs import render, role_ids, services_of
 from cogs.errors import report_error
 
 Button = discord.ui.Button[discord.ui.View]
@@ -23,9 +24,9 @@ Button = discord.ui.Button[discord.ui.View]
 class CancelButton(discord.ui.DynamicItem[Button], template=r"lipsync:cancel:(?P<job>[0-9]+)"):
     """Cancel on a job's status message; only the member who started the job may use it."""
 
-    def __init__(self, job_id: int) -> None:
+    def __init__(self, job_id: int, *, label: str = "Cancel") -> None:
         super().__init__(
-            discord.ui.Button(label="Cancel", style=discord.ButtonStyle.danger, custom_id=f"lipsync:cancel:{job_id}")
+            discord.ui.Button(label=label, style=discord.ButtonStyle.danger, custom_id=f"lipsync:cancel:{job_id}")
         )
         self.job_id = job_id
 
@@ -66,7 +67,11 @@ class NewLinkButton(discord.ui.DynamicItem[Button], template=r"lipsync:link:(?P<
             job = await engine.allow_link(self.job_id, by_user_id=interaction.user.id, manager_of=manages)
             await interaction.response.defer(ephemeral=True, thinking=True)
             url = await engine.fresh_download_url(job)
-            await interaction.edit_original_response(content=render.fresh_link_text(self.job_id, url))
+            button = len(url) <= render.MAX_BUTTON_URL
+            await interaction.edit_original_response(
+                content=render.fresh_link_text(self.job_id, button=button, url=url),
+                view=download_view(url) if button else None,
+            )
         except Exception as exc:
             await report_error(interaction, exc)
 
@@ -100,6 +105,30 @@ class ForgetButton(discord.ui.DynamicItem[Button], template=r"lipsync:forget:(?P
             await report_error(interaction, exc)
 
 
+class RefreshPanelButton(discord.ui.DynamicItem[Button], template=r"lipsync:panel"):
+    """Under the `/lipsync-status` panel: shows it again, as it is now."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            discord.ui.Button(label="Refresh", style=discord.ButtonStyle.secondary, custom_id="lipsync:panel")
+        )
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> Self:
+        """Rebuild the button from its custom id."""
+        return cls()
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        """Redraw the panel of whoever pressed it (only they can see it: it is ephemeral)."""
+        try:
+            content, view = await panel(interaction)
+            await interaction.response.edit_message(content=content, view=view)
+        except Exception as exc:
+            await report_error(interaction, exc)
+
+
 def status_view(job_id: int) -> discord.ui.View:
     """The buttons under a running job's status message."""
     view = discord.ui.View(timeout=None)
@@ -107,11 +136,51 @@ def status_view(job_id: int) -> discord.ui.View:
     return view
 
 
-def link_view(job_id: int) -> discord.ui.View:
-    """The button under a result that was too large to attach."""
-    view = discord.ui.View(timeout=None)
+def link_view(job_id: int, url: str | None = None) -> discord.ui.View:
+    """The buttons under a result that was too large to attach: Download (when given a link) and New link."""
+    view = discord.ui.View(timeout=None) if url is None else download_view(url)
     view.add_item(NewLinkButton(job_id))
     return view
+
+
+def download_view(url: str) -> discord.ui.View:
+    """A Download button: the signed link stays on the button, never in the message's text."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(discord.ui.Button(label="Download", style=discord.ButtonStyle.link, url=url))
+    return view
+
+
+# A message holds at most 25 buttons: the panel's Cancel buttons stop short of that.
+MAX_PANEL_BUTTONS = 20
+
+
+async def panel(interaction: discord.Interaction) -> tuple[str, discord.ui.View]:
+    """`/lipsync-status` for the member behind `interaction`: their credits, running jobs and the queue.
+
+    Each running job gets its own Cancel button (the same restart-proof button as on its status
+    message), and a Refresh button redraws the panel.
+    """
+    services = services_of(interaction.client)
+    guild_id, user = interaction.guild_id, interaction.user
+    balance = await services.store.quota.limits(guild_id, user.id, role_ids(user))
+    recent = await services.store.jobs.recent_for_member(guild_id, user.id, MAX_PANEL_BUTTONS)
+    now = services.clock.now()
+    running = [
+        render.RunningJob(
+            job=job,
+            position=services.engine.queue_position(job.id),
+            elapsed=max(0.0, (now - job.created_at).total_seconds()),
+        )
+        for job in recent
+        if not job.state.terminal
+    ]
+    text = render.panel_text(balance, services.settings.quota_window, running, services.engine.queue_snapshot())
+    view = discord.ui.View(timeout=None)
+    for item in running:
+        if item.job.state not in (JobState.DOWNLOADING, JobState.DELIVERING):  # too late to cancel those
+            view.add_item(CancelButton(item.job.id, label=f"Cancel #{item.job.id}"))
+    view.add_item(RefreshPanelButton())
+    return text, view
 
 
 def forget_view(user_id: int) -> discord.ui.View:
@@ -121,7 +190,12 @@ def forget_view(user_id: int) -> discord.ui.View:
     return view
 
 
-DYNAMIC_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (CancelButton, NewLinkButton, ForgetButton)
+DYNAMIC_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (
+    CancelButton,
+    NewLinkButton,
+    ForgetButton,
+    RefreshPanelButton,
+)
 
 
 async def cancel_job(interaction: discord.Interaction, job_id: int) -> None:

@@ -118,10 +118,12 @@ class KeepFile:
         self.folder = folder
         self.delivered: list[Path] = []
         self.links: list[str] = []
+        self.sandbox_flags: list[bool] = []  # what each delivery was told: a sandbox render or not
         self.fail_with: Exception | None = None
 
     async def deliver(self, job: JobRecord, result: Path | None, *, sandbox: bool, link: LinkProvider) -> Delivery:
         """Move the file, or raise `fail_with` if set; with no file, keep the link."""
+        self.sandbox_flags.append(sandbox)
         if self.fail_with is not None:
             raise self.fail_with
         if result is None:

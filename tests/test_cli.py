@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +13,7 @@ from pathlib import Path
 import av
 import httpx
 
+from bot.clock import FakeClock
 from bot.sandbox import Sandbox
 from tests.conftest import SANDBOX_KEY
 
@@ -49,6 +52,18 @@ async def acli(args: list[str], cwd: Path, **env: str) -> tuple[int, str]:
     out, _ = await asyncio.wait_for(proc.communicate(), 180)
     assert proc.returncode is not None
     return proc.returncode, out.decode()
+
+
+def _job_state(database: Path) -> str | None:
+    """Job #1's state as the database says now (read-only; None before it exists)."""
+    if not database.exists():
+        return None
+    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as conn:
+        try:
+            row = conn.execute("SELECT state FROM jobs WHERE id = 1").fetchone()
+        except sqlite3.OperationalError:  # the schema isn't there yet
+            return None
+    return None if row is None else str(row[0])
 
 
 def test_render_sandbox_demo_from_scratch(tmp_path: Path) -> None:
@@ -126,3 +141,36 @@ def test_render_youtube_demo(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Credits set aside: 30" in result.stdout
+
+
+async def test_render_killed_mid_job_is_finished_by_resume(tmp_path: Path, sandbox: Sandbox, media_dir: Path) -> None:
+    """`render` killed while Magic Hour renders leaves a resumable job; `resume` delivers it and frees the member."""
+    sandbox.config.render_seconds = 3600
+    env = {"MAGIC_HOUR_API_KEY": SANDBOX_KEY, "MAGIC_HOUR_BASE_URL": sandbox.base_url, "POLL_INITIAL_SECONDS": "0.05"}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "render", str(media_dir / "face.mp4"), str(media_dir / "voice.mp3"),
+        cwd=tmp_path, env=_env(**env), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        async with asyncio.timeout(60):
+            while _job_state(tmp_path / "data" / "lipsync-bot.sqlite3") not in ("submitted", "rendering"):
+                await asyncio.sleep(0.02)  # until the job is recorded as at Magic Hour
+    finally:
+        proc.kill()
+        await proc.wait()
+
+    # Until resumed, the terminal's one running job blocks another, and `render` says what to do.
+    code, out = await acli(["render", str(media_dir / "face.mp4"), str(media_dir / "voice.mp3")], cwd=tmp_path, **env)
+    assert code == 2 and "1 earlier job(s) didn't finish; `lipsync-bot resume` finishes them" in out
+
+    assert isinstance(sandbox.clock, FakeClock)
+    await sandbox.clock.advance(3601)  # the render finished while nothing ran
+    (tmp_path / "results").mkdir()
+    code, out = await acli(["resume", "--out", str(tmp_path / "results")], cwd=tmp_path, **env)
+    assert code == 0, out
+    assert "Resuming 1 job(s): #1" in out and "Job #1: Done" in out
+    [result] = (tmp_path / "results").iterdir()
+    assert result.name == "sandbox-lipsync-1.mp4"
+    assert sandbox.counters.jobs_created == 1
+    code, out = await acli(["resume"], cwd=tmp_path, **env)
+    assert code == 0 and "No unfinished jobs from the terminal." in out

@@ -35,6 +35,10 @@ class EngineConfig:
     max_concurrent_transfers: int = 4
     default_max_fps: float | None = None
     job_deadline_seconds: float = 3600.0
+    # Past the deadline, a project that can't be read is asked about again for this long before
+    # the job ends as unknown at Magic Hour (it may be complete: deleting it blind would lose it).
+    deadline_grace_seconds: float = 1800.0
+    deadline_grace_interval: float = 60.0
     poll: PollPolicy = field(default_factory=PollPolicy)
     delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     link_cooldown_seconds: float = 30.0  # at most one fresh download link per job this often
@@ -51,6 +55,7 @@ class EngineConfig:
         cls, settings: Settings, *, sandbox: bool, fetch_policy: FetchPolicy = DISCORD_CDN
     ) -> EngineConfig:
         """The engine's slice of the settings."""
+        deadline = settings.job_deadline_minutes * 60
         return cls(
             work_dir=settings.work_dir,
             default_rules=GuildRules(
@@ -61,7 +66,10 @@ class EngineConfig:
             max_jobs_in_flight=settings.max_jobs_in_flight,
             max_concurrent_transfers=settings.max_concurrent_transfers,
             default_max_fps=settings.default_max_fps,
-            job_deadline_seconds=settings.job_deadline_minutes * 60,
+            job_deadline_seconds=deadline,
+            # Half the deadline at most, so a short deadline (tests, impatient operators) stays short.
+            deadline_grace_seconds=min(1800.0, deadline / 2),
+            deadline_grace_interval=min(60.0, deadline / 20),
             poll=PollPolicy(initial=settings.poll_initial_seconds, maximum=settings.poll_max_seconds),
             delivery=DeliveryPolicy(patience=settings.delivery_retry_minutes * 60),
             sandbox=sandbox,

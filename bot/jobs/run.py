@@ -44,6 +44,7 @@ from bot.magichour import (
     LipSyncStyle,
     MagicHourClient,
     NotOnPlan,
+    RateLimited,
     SubmissionUncertain,
     Unauthorized,
     UploadItem,
@@ -56,6 +57,10 @@ log = logging.getLogger(__name__)
 # Project names carry the job's number first, so the operator can match a project in the Magic
 # Hour dashboard to its job even when the bot never learnt the project's id.
 _NAME_LIMIT = 100
+# Rounds of create attempts after 429s (each round is the client's own retries), and the pause
+# that grows between rounds.
+_CREATE_ROUNDS = 5
+_CREATE_ROUND_PAUSE = 10.0
 
 
 def project_name(job_id: int, member_name: str | None) -> str:
@@ -174,23 +179,41 @@ class JobRun:
         )
         # Persisted first: if the process dies during the call, a restart knows a project may exist.
         await self.transition(JobState.CREATING)
-        # The create must not be abandoned half-way: a cancel while it is in flight waits for its
-        # answer, so that a job Magic Hour made is recorded (and then stopped), never forgotten.
-        create = asyncio.ensure_future(self.ctx.client.create_lip_sync(body))
-        cancelled = False
+        round_ = 0
         while True:
             try:
-                created = await asyncio.shield(create)
+                created, cancelled = await self._create_once(body)
                 break
-            except asyncio.CancelledError:
-                cancelled = True
-                if create.done():
+            except RateLimited as exc:
+                # A 429 means no job was made: after the client's own retries, wait and ask again
+                # (the job keeps its slot), rather than fail a member's job for a busy minute.
+                round_ += 1
+                if self.cancel_requested:
+                    raise asyncio.CancelledError from exc  # nothing was made: the cancel is free
+                if round_ >= _CREATE_ROUNDS:
                     raise
+                await self.ctx.clock.sleep(max(exc.retry_after or 0.0, _CREATE_ROUND_PAUSE * round_))
         self.sandbox = self.sandbox or created.sandbox
         await self.transition(JobState.SUBMITTED, project_id=created.id)
         if cancelled:
             raise asyncio.CancelledError
         return created
+
+    async def _create_once(self, body: LipSyncRequest) -> tuple[CreatedJob, bool]:
+        """One create call that is never abandoned half-way; also whether a cancel came meanwhile.
+
+        A cancel while it is in flight waits for its answer, so that a job Magic Hour made is
+        recorded (and then stopped), never forgotten.
+        """
+        create = asyncio.ensure_future(self.ctx.client.create_lip_sync(body))
+        cancelled = False
+        while True:
+            try:
+                return await asyncio.shield(create), cancelled
+            except asyncio.CancelledError:
+                cancelled = True
+                if create.done():
+                    raise
 
     async def _reconcile(self, created: CreatedJob) -> bool:
         """Hold what Magic Hour charged at create; if the limits can't, stop the render. True to go on."""
@@ -231,8 +254,9 @@ class JobRun:
                 project_id, within=max(remaining, 0.0), listener=self._on_project, poll_now=poll_now
             )
         except PollDeadlineExceeded:
-            project = await self.stop_render(project_id)
-            if project is not None and not project.is_complete:
+            project = await self._stop_at_deadline(project_id)
+            if project is not None and project.status not in ("complete", "error"):
+                # Stopped by us (canceled), or still going because the DELETE failed.
                 minutes = self.ctx.config.job_deadline_seconds / 60
                 await self.end(JobState.FAILED, "deadline", {"minutes": minutes}, charged=project.credits_charged)
                 return
@@ -245,6 +269,22 @@ class JobRun:
             await self.end_unknown(reason="unreadable")
         else:
             await self.on_final(project)
+
+    async def _stop_at_deadline(self, project_id: str) -> VideoProject | None:
+        """Past the deadline: stop the render, but only on a successful read of it.
+
+        If the project can't be read (a 5xx storm), nothing is deleted: keep asking, every
+        `deadline_grace_interval` seconds for `deadline_grace_seconds`, because the render may be
+        complete and paid for. None if it never could be read.
+        """
+        config, clock = self.ctx.config, self.ctx.clock
+        give_up_at = clock.monotonic() + config.deadline_grace_seconds
+        while True:
+            project = await self.stop_render(project_id)
+            if project is not None or clock.monotonic() + config.deadline_grace_interval > give_up_at:
+                return project
+            log.warning("job %s: past its deadline and project %s can't be read; asking again", self.job_id, project_id)
+            await clock.sleep(config.deadline_grace_interval)
 
     async def on_final(self, project: VideoProject) -> None:
         """End the job on a project Magic Hour reported as complete, errored or canceled."""

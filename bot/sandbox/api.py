@@ -63,7 +63,7 @@ async def create_lip_sync(request: web.Request) -> web.Response:
         return error_json(exc.status, exc.message)
     if state.config.tier == "free" and job.mode.value in ("standard", "pro"):
         return error_json(403, f"The {job.mode.value} generation mode is not available on the free tier")
-    estimate = job.estimate
+    estimate = math.ceil(job.estimate * state.config.create_surcharge)
     if job.estimate_frames > MAX_FRAMES:
         return error_json(422, f"Video is too long: at most {MAX_FRAMES} frames can be rendered")
     if state.config.credits < estimate:
@@ -131,7 +131,7 @@ def make_api_app(state: SandboxState) -> web.Application:
     """The API listener's application."""
     app = web.Application(middlewares=[fault_middleware(state), api_middleware(state)])
     app[STATE_KEY] = state
-    mark_sandbox_responses(app)
+    mark_sandbox_responses(app, state)
     app.router.add_post("/v1/files/upload-urls", upload_urls, name="upload_urls")
     app.router.add_post("/v1/lip-sync", create_lip_sync, name="create")
     app.router.add_get("/v1/video-projects/{id}", get_project, name="get_project")

@@ -39,3 +39,8 @@ class SandboxConfig(BaseModel):
     tier: Tier = "creator"
     email: str = "sandbox@example.com"
     max_concurrent_renders: int = Field(default=4, ge=1)
+    # Off: no `X-Magic-Hour-Sandbox` header, like an endpoint that doesn't say it is the sandbox.
+    identify: bool = True
+    # Above 1: the create answer charges this much more than Magic Hour documents (an API that
+    # holds more at queue time), to test how a client reconciles. Settles to the real frames.
+    create_surcharge: float = Field(default=1.0, ge=1.0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
@@ -114,7 +115,7 @@ def render_seconds(state: SandboxState, frames: int) -> float:
 def create_project(state: SandboxState, request: JobRequest) -> Project:
     """Debit the estimate, record the project and start its render; the caller has checked credits."""
     created_at = state.clock.now()
-    estimate = request.estimate
+    estimate = math.ceil(request.estimate * state.config.create_surcharge)
     project = Project(
         id=new_id(),
         name=request.name if request.name is not None else f"Lip Sync - {iso(created_at)}",

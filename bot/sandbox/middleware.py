@@ -17,13 +17,18 @@ TRUNCATE_KEY = web.RequestKey("sandbox_truncate_download", bool)
 SANDBOX_HEADER = "X-Magic-Hour-Sandbox"
 
 
-async def _mark_response(request: web.Request, response: web.StreamResponse) -> None:
-    response.headers[SANDBOX_HEADER] = "1"
+def mark_sandbox_responses(app: web.Application, state: SandboxState) -> None:
+    """Add `X-Magic-Hour-Sandbox: 1` to every response `app` sends, errors and streams included.
 
+    Unless `config.identify` is off: then the sandbox stands in for an endpoint that doesn't say
+    it is one (a proxy of the real API), so tests can prove such results are labelled as real.
+    """
 
-def mark_sandbox_responses(app: web.Application) -> None:
-    """Add `X-Magic-Hour-Sandbox: 1` to every response `app` sends, errors and streams included."""
-    app.on_response_prepare.append(_mark_response)
+    async def mark(request: web.Request, response: web.StreamResponse) -> None:
+        if state.config.identify:
+            response.headers[SANDBOX_HEADER] = "1"
+
+    app.on_response_prepare.append(mark)
 
 
 def drop_connection(request: web.Request) -> web.Response:

@@ -154,7 +154,7 @@ def make_storage_app(state: SandboxState) -> web.Application:
     """The storage listener's application."""
     app = web.Application(middlewares=[fault_middleware(state)])
     app[STATE_KEY] = state
-    mark_sandbox_responses(app)
+    mark_sandbox_responses(app, state)
     app.router.add_put("/upload/{file_path:.+}", put_upload, name="storage_put")
     app.router.add_get("/download/{id}/{name}", get_download, name="download")
     return app

@@ -186,9 +186,19 @@ def catalogue(language: str = "en") -> Mapping[str, str]:
 
 
 def template_for(code: str, language: str = "en") -> str:
-    """The template for `code`; the generic one for a code the catalogue doesn't know."""
+    """The template for `code`; for a code the catalogue doesn't know, its family's, else the generic one.
+
+    A family is a prefix with `_error`: `magic_hour_brand_new` falls back to `magic_hour_error`.
+    """
     entries = catalogue(language)
-    return entries.get(code) or entries[FALLBACK_CODE]
+    if code in entries:
+        return entries[code]
+    parts = code.split("_")
+    for end in range(len(parts) - 1, 0, -1):
+        family = "_".join(parts[:end]) + "_error"
+        if family in entries:
+            return entries[family]
+    return entries[FALLBACK_CODE]
 
 
 def fill(template: str, data: Mapping[str, object], style: Style, language: str = "en") -> str:

@@ -56,6 +56,18 @@ def outside_simcord(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
     return asyncio.Task(coro, context=context)
 
 
+def new_bot(settings: Settings) -> LipsyncBot:
+    """The bot under test: fetches from the local CDN, and edits status messages without throttling.
+
+    Unthrottled, every update the engine gives a status message is shown before the update
+    returns, so a test that saw a state (`JobWatcher`) reads it on the message without waiting.
+    The throttle itself is tested on a fake clock in `test_status.py`.
+    """
+    bot = create_bot(settings, fetch_policy=LOCAL_CDN)
+    bot.status_interval = 0.0
+    return bot
+
+
 @pytest.fixture
 def engine_outside_simcord(monkeypatch: pytest.MonkeyPatch) -> None:
     """Start the engine's background work (jobs, poller) outside simcord's bookkeeping."""
@@ -100,6 +112,21 @@ def job_watcher(monkeypatch: pytest.MonkeyPatch) -> JobWatcher:
 
     monkeypatch.setattr(StatusMessage, "update", update)
     return watcher
+
+
+@pytest.fixture
+def upload_limit(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
+    """Make interactions report a smaller `attachment_size_limit` (simcord always sends 25 MiB)."""
+
+    def set_limit(size: int) -> None:
+        original = discord.Interaction._from_data
+
+        def from_data(self: discord.Interaction, data: Any) -> None:
+            original(self, {**data, "attachment_size_limit": size})  # type: ignore[arg-type]
+
+        monkeypatch.setattr(discord.Interaction, "_from_data", from_data)
+
+    return set_limit
 
 
 class CdnBridge:
@@ -178,6 +205,7 @@ class Harness:
     alice: simcord.MemberActor
     bob: simcord.MemberActor
     manager: simcord.MemberActor
+    onlooker: simcord.MemberActor  # a member who never acts: what they see is what the channel sees
     bots: list[LipsyncBot] = field(default_factory=list)
 
     @property
@@ -208,6 +236,10 @@ class Harness:
         options["audio"] = self.file(audio) if isinstance(audio, str) else audio
         return await (member or self.alice).slash(self.channel, "lipsync", **options)
 
+    def public(self) -> list[discord.Message]:
+        """Every message in the channel that members other than the one acting can read."""
+        return self.channel.history(viewer=self.onlooker)
+
     async def latest_job(self, member: simcord.MemberActor | None = None) -> JobRecord:
         """The member's newest job."""
         jobs = await self.store.jobs.recent_for_member(self.guild.id, (member or self.alice).id, 1)
@@ -232,10 +264,10 @@ class Harness:
     async def restart(self) -> None:
         """Stop the bot as a deploy would (jobs stay unfinished), start a new one on the same files."""
         await self.bot.close()
-        new_bot = create_bot(self.settings, fetch_policy=LOCAL_CDN)
-        self.bots.append(new_bot)
-        await self.env.restart_bot(new_bot)
-        self.bot = new_bot
+        restarted = new_bot(self.settings)
+        self.bots.append(restarted)
+        await self.env.restart_bot(restarted)
+        self.bot = restarted
         await self.env.settle()
 
 
@@ -255,7 +287,7 @@ async def harness(
     overrides: dict[str, Any] = dict(marker.kwargs) if marker else {}
     overrides.setdefault("shard_count", 1)  # an AutoShardedBot: simcord needs to know how many shards
     settings = make_settings(tmp_path, sandbox.base_url, **overrides)
-    bot = create_bot(settings, fetch_policy=LOCAL_CDN)
+    bot = new_bot(settings)
     env = simcord.Env(bot)
     await env.start()
     cdn.backend = env.backend
@@ -278,6 +310,7 @@ async def harness(
             alice=guild.add_member(env.create_user("alice")),
             bob=guild.add_member(env.create_user("bob")),
             manager=guild.add_member(env.create_user("mod"), roles=[managers]),
+            onlooker=guild.add_member(env.create_user("onlooker")),
             bots=[bot],
         )
         yield harness

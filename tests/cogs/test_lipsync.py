@@ -32,6 +32,17 @@ def button_ids(message: discord.Message) -> list[str]:
     ]
 
 
+def link_urls(message: discord.Message) -> list[str]:
+    """The URLs of a message's link buttons."""
+    return [
+        child.url
+        for row in message.components
+        if isinstance(row, discord.ActionRow)
+        for child in row.children
+        if isinstance(child, discord.Button) and child.url
+    ]
+
+
 def results_in(harness: Harness) -> list[discord.Message]:
     """Channel messages that carry or link a finished video."""
     return [m for m in harness.channel.history() if "is ready" in m.content]
@@ -55,7 +66,9 @@ async def test_happy_path_posts_the_result_video(harness: Harness) -> None:
     assert f"<@{harness.alice.id}>" in message.content and SANDBOX_NOTE in message.content
     assert final.delivery_message_id == message.id
     status = status_of(result)
-    assert "✅ Done" in status.content and f"Cost: {final.charged_credits} credits" in status.content
+    assert "✅ Done" in status.content and f"Cost: {final.charged_credits} credits." in status.content
+    # "Done" links to the message that carries the video.
+    assert f"(https://discord.com/channels/{harness.guild.id}/{harness.channel.id}/{message.id})" in status.content
     assert button_ids(status) == []  # no Cancel button on a finished job
     balance = await harness.store.quota.limits(harness.guild.id, harness.alice.id)
     assert balance.used == final.charged_credits == 45 and balance.reserved == 0
@@ -115,30 +128,41 @@ async def test_mode_choices_show_their_price(harness: Harness) -> None:
     assert labels == ["lite — 1 credit/frame", "standard — 1 credit/frame", "pro — 2 credits/frame"]
 
 
+def private_refusal(result: simcord.InteractionResult) -> str:
+    """The one answer a job refused after its files were fetched gets: ephemeral, the public reply gone."""
+    assert result.response is None  # the public status message was removed
+    [answer] = result.followups
+    assert answer.ephemeral
+    return answer.content
+
+
 async def test_file_whose_name_lies_fails_after_fetch_with_nothing_spent(harness: Harness) -> None:
-    """A text file named .mp4 passes the cheap checks, then the job fails clearly and costs nothing."""
+    """A text file named .mp4 passes the cheap checks, then the member alone learns why, and it costs nothing."""
     result = await harness.lipsync(video="liar.mp4")
     assert not result.ephemeral
     job = await harness.latest_job()
     final = await harness.finish(job.id)
     assert final.state is JobState.FAILED and final.error_code == "name_mismatch"
-    status = status_of(result).content
-    assert "❌ Failed: `liar.mp4` is named like a .mp4 file, but it's really a text file." in status
-    assert "No credits were used" in status
+    told = private_refusal(result)
+    assert told.splitlines() == [
+        f"❌ Your job #{job.id} didn't start, and nothing was charged.",
+        "`liar.mp4` is named like a .mp4 file, but it's really a text file. Please send the real media file.",
+    ]
     balance = await harness.store.quota.limits(harness.guild.id, harness.alice.id)
     assert balance.used == 0 and balance.reserved == 0
-    assert results_in(harness) == []
+    assert results_in(harness) == [] and harness.public() == []
 
 
 async def test_quota_refusal_names_the_limit_and_the_reset(harness: Harness) -> None:
-    """Over the allowance, the job fails before spending and says what's left and when it resets."""
+    """Over the allowance, the job stops before spending and tells the member alone what's left and when it resets."""
     await harness.store.limits.set_member_limit(harness.guild.id, harness.alice.id, 10)
     result = await harness.lipsync()
     final = await harness.finish((await harness.latest_job()).id)
     assert final.state is JobState.FAILED and final.error_code == "quota_member"
-    status = status_of(result).content
-    assert "You have 10 credits left today; this clip needs 45 credits." in status
-    assert "resets <t:" in status and ":R>" in status
+    told = private_refusal(result)
+    assert "You have 10 credits left today; this clip needs 45 credits." in told
+    assert "resets <t:" in told and ":R>" in told
+    assert harness.public() == []
     balance = await harness.store.quota.limits(harness.guild.id, harness.alice.id)
     assert balance.used == 0
 
@@ -208,6 +232,8 @@ async def test_result_after_the_token_expired_is_a_new_message_that_mentions_the
     assert [a.filename for a in message.attachments] == [f"sandbox-lipsync-{job.id}.mp4"]
     status = harness.channel.history()[0]
     assert status.id == status_of(result).id and "✅ Done" in status.content
+    # The late message answers the status message, so the two read as one conversation.
+    assert message.reference is not None and message.reference.message_id == status.id
 
 
 async def test_delivery_falls_back_to_a_dm_when_the_channel_refuses(harness: Harness) -> None:
@@ -227,21 +253,6 @@ async def test_delivery_falls_back_to_a_dm_when_the_channel_refuses(harness: Har
     assert dm is not None and dm.id == final.delivery_message_id
     assert [a.filename for a in dm.attachments] == [f"sandbox-lipsync-{job.id}.mp4"]
     assert results_in(harness) == []
-
-
-@pytest.fixture
-def upload_limit(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Make interactions report a smaller `attachment_size_limit` (simcord always sends 25 MiB)."""
-
-    def set_limit(size: int) -> None:
-        original = discord.Interaction._from_data
-
-        def from_data(self: discord.Interaction, data: Any) -> None:
-            original(self, {**data, "attachment_size_limit": size})  # type: ignore[arg-type]
-
-        monkeypatch.setattr(discord.Interaction, "_from_data", from_data)
-
-    return set_limit
 
 
 async def test_result_over_the_upload_limit_is_compressed_to_fit(harness: Harness, upload_limit: Any) -> None:
@@ -265,8 +276,10 @@ async def test_result_that_cannot_fit_is_linked_with_a_fresh_link_button(harness
     final = await harness.finish(job.id)
     assert final.state is JobState.DONE and final.delivery_kind == "link"
     [posted] = result.followups
-    assert posted.message.attachments == [] and "Download it: http://127.0.0.1:" in posted.content
+    assert posted.message.attachments == [] and "use the **Download** button" in posted.content
+    assert "http" not in posted.content  # the signed link is on the button, never in the text
     assert button_ids(posted.message) == [f"lipsync:link:{job.id}"]
+    assert link_urls(posted.message)[0].startswith("http://127.0.0.1:")
     # Each fresh link costs a Magic Hour request: only the owner (or a manager) may ask, now and then.
     refused = await harness.bob.click(posted.message, label="New link")
     assert refused.ephemeral and refused.response is not None
@@ -274,7 +287,10 @@ async def test_result_that_cannot_fit_is_linked_with_a_fresh_link_button(harness
     reads = harness.sandbox.counters.requests["get_project"]
     fresh = await harness.alice.click(posted.message, label="New link")
     assert fresh.ephemeral and fresh.response is not None
-    assert fresh.response.content.startswith(f"A fresh download link for job #{job.id}: http://127.0.0.1:")
+    assert fresh.response.content.startswith(f"A fresh download link for job #{job.id}: use the **Download** button")
+    assert "http" not in fresh.response.content
+    [url] = link_urls(fresh.response.message)
+    assert url.startswith("http://127.0.0.1:")
     again = await harness.alice.click(posted.message, label="New link")
     assert again.ephemeral and again.response is not None
     assert again.response.content.startswith(f"A fresh link for job #{job.id} was made a moment ago.")

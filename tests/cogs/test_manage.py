@@ -26,23 +26,30 @@ async def test_hidden_from_members_by_default(harness: Harness) -> None:
     assert "lipsync-admin usage" in harness.manager.available_commands(harness.channel)
 
 
+CAN_T_SEE = "Only members with the Manage Server permission can see this server's lip-sync settings and usage."
+CAN_T_CHANGE = "Only members with the Manage Server permission can change lip-sync settings."
+
+
 @pytest.mark.parametrize(
-    ("sub", "options"),
+    ("sub", "options", "refusal"),
     [
-        ("usage", {}),
-        ("settings", {}),
-        ("server-limit", {"credits": 5}),
-        ("modes", {"lite": True, "standard": False, "pro": False}),
+        ("usage", {}, CAN_T_SEE),
+        ("settings", {}, CAN_T_SEE),
+        ("server-limit", {"credits": 5}, CAN_T_CHANGE),
+        ("modes", {"lite": True, "standard": False, "pro": False}, CAN_T_CHANGE),
     ],
 )
 async def test_refused_at_run_time_when_a_server_overrides_the_default(
-    harness: Harness, sub: str, options: dict[str, object]
+    harness: Harness, sub: str, options: dict[str, object], refusal: str
 ) -> None:
-    """Even if the server lets everyone see the commands, members without Manage Server are refused."""
+    """Even if the server lets everyone see the commands, members without Manage Server are refused.
+
+    A command that only shows things is refused as such, not as a change.
+    """
     [group] = [c for c in await harness.bot.tree.fetch_commands() if c.name == "lipsync-admin"]
     harness.guild.set_command_permissions(group, {harness.guild.default_role: True})
     answer = await admin(harness, harness.alice, sub, **options)
-    assert answer == "Only members with the Manage Server permission can change lip-sync settings."
+    assert answer == refusal
     settings = await harness.store.limits.guild_settings(harness.guild.id)
     assert settings.default_member_credits is None and settings.allowed_modes is None
 
@@ -52,11 +59,11 @@ async def test_member_role_and_server_limits(harness: Harness) -> None:
     vip = harness.guild.create_role("VIP")
     carol = harness.guild.add_member(harness.env.create_user("carol"), roles=[vip])
     said = await admin(harness, harness.manager, "server-limit", credits=100)
-    assert said == "Members here now get 100 credits a day by default."
+    assert said == "Members here now get 100 credits per day by default."
     said = await admin(harness, harness.manager, "role-limit", role=vip, credits=300)
-    assert said == f"Members with <@&{vip.id}> may now use 300 credits a day."
+    assert said == f"Members with <@&{vip.id}> may now use 300 credits per day."
     said = await admin(harness, harness.manager, "member-limit", member=harness.alice, credits=50)
-    assert said == f"<@{harness.alice.id}> may now use 50 credits a day."
+    assert said == f"<@{harness.alice.id}> may now use 50 credits per day."
 
     alice = await harness.store.quota.limits(harness.guild.id, harness.alice.id)
     bob = await harness.store.quota.limits(harness.guild.id, harness.bob.id)
@@ -68,17 +75,29 @@ async def test_member_role_and_server_limits(harness: Harness) -> None:
     said = await admin(harness, harness.manager, "member-limit", member=harness.alice)
     assert said == f"<@{harness.alice.id}> now follows the role and server limits."
     assert (await harness.store.quota.limits(harness.guild.id, harness.alice.id)).allowance == 100
+    said = await admin(harness, harness.manager, "member-limit", member=harness.alice)
+    assert said == f"<@{harness.alice.id}> had no limit of their own."  # named, not "They had no limit."
 
+    await admin(harness, harness.manager, "member-limit", member=harness.bob, credits=12_500)
+    await admin(harness, harness.manager, "max-clip", seconds=30.0)
     overview = await admin(harness, harness.manager, "settings")
-    assert "Member allowance: 100 (set here) credits per day" in overview
-    assert f"<@&{vip.id}>: 300" in overview
+    assert overview.splitlines() == [
+        "**Lip-sync settings for this server**",
+        "Member allowance: 100 credits per day (set here)",
+        "Server pool: none",
+        "Modes: lite, standard, pro (bot default)",
+        "Longest clip: 30 s (set here)",
+        "Jobs at a time per member: 1 (bot default)",
+        f"Role limits: <@&{vip.id}>: 300 credits per day",
+        f"Member limits: <@{harness.bob.id}>: 12,500 credits per day",
+    ]
 
 
 async def test_grant_adds_credits_until_the_reset(harness: Harness) -> None:
     """A grant raises one member's credits for the current period and says when that ends."""
     await harness.store.limits.set_member_limit(harness.guild.id, harness.alice.id, 10)
     said = await admin(harness, harness.manager, "grant", member=harness.alice, credits=40, note="contest winner")
-    assert said.startswith(f"Granted 40 credits to <@{harness.alice.id}> until <t:")
+    assert said.startswith(f"Granted 40 credits to <@{harness.alice.id}> for this period (it resets <t:")
     assert said.endswith("they have 50 credits left.")
     zero = await admin(harness, harness.manager, "grant", member=harness.alice, credits=0)
     assert zero == "Granting 0 credits changes nothing."
@@ -108,9 +127,10 @@ async def test_usage_report(harness: Harness) -> None:
     job = await harness.latest_job()
     assert (await harness.finish(job.id)).state is JobState.DONE
     report = await admin(harness, harness.manager, "usage")
-    assert "Total: 45 credits used, 1 job." in report
-    assert f"• <@{harness.alice.id}>: 45 credits used, 1 job" in report
+    assert "Total: 45 credits used · 1 job." in report
+    assert f"• <@{harness.alice.id}>: 45 credits used · 1 job" in report
     assert "By mode: lite: 45 credits" in report
+    assert "Unknown at Magic Hour" not in report
 
 
 async def test_max_jobs(harness: Harness) -> None:

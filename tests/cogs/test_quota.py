@@ -37,8 +37,8 @@ async def test_jobs_lists_recent_jobs(harness: Harness) -> None:
 
     assert result.ephemeral and result.response is not None
     lines = result.response.content.splitlines()
-    assert lines[1].startswith(f"`#{done.id}` ✅ done · lite · 45 credits · <t:")
-    assert lines[2].startswith(f"`#{failed.id}` ❌ failed · lite")
+    assert lines[1].startswith(f"`#{done.id}` ✅ Done · lite · 45 credits · <t:")
+    assert lines[2].startswith(f"`#{failed.id}` ❌ Failed · lite · 0 credits (refunded) · <t:")
     assert "named like a .mp4 file" in lines[3]
 
 

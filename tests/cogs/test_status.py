@@ -63,6 +63,7 @@ def update(state: JobState, **fields: Any) -> JobUpdate:
         "queue_position",
         "activity",
         "activity_data",
+        "expected_at",
         "remaining_credits",
         "credits_reserved",
         "resets_at",
@@ -158,19 +159,25 @@ async def test_terminal_state_is_shown_at_once_and_removes_the_button(clock: Fak
     await sink.update(update(JobState.DONE, charged_credits=45))
     assert len(interaction.edits) == 2
     content, view = interaction.edits[1]
-    assert content.splitlines()[1] == "✅ Done" and "Cost: 45 credits." in content and view is None
+    assert content.splitlines()[1] == "✅ Done · took 1 min 23 s" and "Cost: 45 credits." in content and view is None
     await clock.advance(10)
     assert len(interaction.edits) == 2 and sink.edits == 2
 
 
 def test_status_text_for_each_kind_of_ending() -> None:
-    """Failure says why and that nothing was spent; cancel says what was charged; sandbox says so."""
+    """Failure says why and what it cost (0, refunded); cancel states the charge; sandbox says how it counts."""
     failed = render.status_text(update(JobState.FAILED, error_code="magic_hour_no_source_face", sandbox=True))
     assert "❌ Failed: Magic Hour couldn't find a face in the video." in failed
-    assert "No credits were used" in failed and "Took 1 min 23 s." in failed
+    assert "Cost: 0 credits (refunded)." in failed
+    assert "Took" not in failed and "took" not in failed  # how long a failure took is noise
     assert failed.endswith(render.SANDBOX_NOTE)
+    assert "charged to your allowance here; no Magic Hour credits spent" in render.SANDBOX_NOTE
     canceled = render.status_text(update(JobState.CANCELED, charged_credits=12))
-    assert "Charged: 12 credits (what Magic Hour charged for it)." in canceled
+    assert "Cost: 12 credits, what Magic Hour charged for it." in canceled
+    unknown = render.status_text(update(JobState.FAILED, error_code="unknown_at_magic_hour", charged_credits=45))
+    assert "Cost: 45 credits, counted as spent until a server manager checks it with Magic Hour." in unknown
+    quick = render.status_text(update(JobState.DONE, charged_credits=1234, elapsed=0.2))
+    assert quick.splitlines()[1] == "✅ Done" and "Cost: 1,234 credits." in quick  # no "took 0 s"
     reset = NOW + dt.timedelta(hours=12)
     running = render.status_text(
         update(
@@ -185,27 +192,130 @@ def test_status_text_for_each_kind_of_ending() -> None:
         )
     )
     assert running.startswith("**Lip-sync job #7** “intro” · lite · by <@42>")
-    assert "🎬 Rendering · fetching `aˋb.mp4`" in running  # a name can't close its code span
-    assert (
-        f"Estimate: 45 credits · you have 555 credits left after this job (resets <t:{int(reset.timestamp())}:R>)"
-        in running
-    )
-    fetching = render.status_text(update(JobState.FETCHING, remaining_credits=600))
-    assert "Estimate: worked out once the files are checked · you have 600 credits left" in fetching
-    assert "after this job" not in fetching
+    assert "fetching `aˋb.mp4`" in running  # a name can't close its code span
+    assert "Estimate: 45 credits." in running
+    assert "555" not in running and "left" not in running  # the channel never sees a balance
     assert f"Started <t:{int(NOW.timestamp())}:R>." in running
+    fetching = render.status_text(update(JobState.FETCHING, remaining_credits=600))
+    assert "Estimate: worked out once the files are checked." in fetching and "600" not in fetching
+
+
+def test_rendering_tells_elapsed_time_and_the_expected_finish() -> None:
+    """While Magic Hour renders: how long so far, and when it should be done (or that it is late)."""
+    eta = NOW + dt.timedelta(minutes=5)
+    early = render.status_text(update(JobState.RENDERING, elapsed=4.0))
+    assert early.splitlines()[1] == "🎬 Rendering at Magic Hour · a few seconds so far"  # no estimate yet: None
+    timed = render.status_text(update(JobState.RENDERING, elapsed=185.0, expected_at=eta))
+    assert timed.splitlines()[1] == (
+        f"🎬 Rendering at Magic Hour · 3 min so far · should be done <t:{int(eta.timestamp())}:R>"
+    )
+    waiting = render.status_text(update(JobState.SUBMITTED, elapsed=40.0, expected_at=eta))
+    assert (
+        waiting.splitlines()[1]
+        == f"🕒 Waiting at Magic Hour · 40 s so far · should be done <t:{int(eta.timestamp())}:R>"
+    )
+    late = render.status_text(update(JobState.RENDERING, elapsed=301.0, expected_at=eta))
+    assert late.splitlines()[1] == "🎬 Rendering at Magic Hour · 5 min so far · taking longer than expected"
+    naive = render.status_text(update(JobState.RENDERING, elapsed=185.0, expected_at=eta.replace(tzinfo=None)))
+    assert naive.splitlines()[1] == timed.splitlines()[1]
+    uploading = render.status_text(update(JobState.UPLOADING, elapsed=185.0, expected_at=eta))
+    assert "so far" not in uploading and "should be done" not in uploading
+
+
+async def test_a_rendering_job_is_refreshed_while_nothing_else_changes(clock: FakeClock) -> None:
+    """The engine says nothing during a render; the status message still moves its clock on, within the throttle."""
+    interaction = FakeInteraction()
+    sink = sink_for(clock, interaction)
+    eta = NOW + dt.timedelta(seconds=100)
+    await sink.update(update(JobState.RENDERING, elapsed=0.0, expected_at=eta))
+    await asyncio.sleep(0)  # let the refresh start and wait on the clock
+    assert clock.sleepers == 1
+    assert [line.splitlines()[1] for line, _ in interaction.edits] == [
+        f"🎬 Rendering at Magic Hour · a few seconds so far · should be done <t:{int(eta.timestamp())}:R>"
+    ]
+    for _ in range(8):  # two minutes, in the refresh's own steps
+        await clock.advance(15)
+    shown = [line.splitlines()[1] for line, _ in interaction.edits]
+    assert shown[1:] == [
+        f"🎬 Rendering at Magic Hour · 10 s so far · should be done <t:{int(eta.timestamp())}:R>",
+        f"🎬 Rendering at Magic Hour · 30 s so far · should be done <t:{int(eta.timestamp())}:R>",
+        f"🎬 Rendering at Magic Hour · 40 s so far · should be done <t:{int(eta.timestamp())}:R>",
+        f"🎬 Rendering at Magic Hour · 1 min so far · should be done <t:{int(eta.timestamp())}:R>",
+        "🎬 Rendering at Magic Hour · 1 min so far · taking longer than expected",
+        "🎬 Rendering at Magic Hour · 2 min so far · taking longer than expected",
+    ]
+    # Edited only when the words changed, never more often than the throttle allows.
+    assert sink.edits == 7
+    await sink.update(update(JobState.DONE, charged_credits=45, elapsed=120.0))
+    await clock.advance(60)
+    assert sink.edits == 8 and clock.sleepers == 0  # a finished job is never refreshed
+
+
+async def test_a_refusal_is_told_privately_and_the_public_message_removed(clock: FakeClock) -> None:
+    """A job refused after its files were fetched: an ephemeral followup, and the public reply deleted."""
+    interaction = PrivateInteraction()
+    sink = sink_for(clock, interaction)
+    await sink.update(update(JobState.FETCHING))
+    refused = update(
+        JobState.FAILED,
+        error_code="quota_member",
+        error_data={"available": 15, "requested": 45, "window": "daily", "resets_at": NOW.isoformat()},
+    )
+    await sink.update(refused)
+    [(text, ephemeral)] = interaction.followups
+    assert ephemeral and text.startswith("❌ Your job #7 didn't start, and nothing was charged.")
+    assert "You have 15 credits left today; this clip needs 45 credits." in text
+    assert interaction.deleted and len(interaction.edits) == 1  # the refusal was never written in public
+    await sink._flush()  # e.g. a refresh that was already waiting to edit
+    await sink.update(update(JobState.RENDERING))
+    assert len(interaction.edits) == 1 and clock.sleepers == 0
+
+
+async def test_a_refusal_before_the_first_edit_never_becomes_a_public_followup(clock: FakeClock) -> None:
+    """A reply still "thinking" would turn the next followup into itself: it gets a neutral line first."""
+    interaction = PrivateInteraction()
+    sink = sink_for(clock, interaction)
+    await sink.update(update(JobState.FAILED, error_code="start_past_end", error_data={"start": 5, "duration": 2}))
+    assert [content for content, _ in interaction.edits] == [
+        "Job #7 by <@42> didn't start; nothing was charged. `/jobs` shows why."
+    ]
+    [(text, ephemeral)] = interaction.followups
+    assert ephemeral and "is past the end of" in text and interaction.deleted
+
+
+class PrivateInteraction(FakeInteraction):
+    """Also records ephemeral followups and the deletion of the original response."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.followups: list[tuple[str, bool]] = []
+        self.deleted = False
+        self.followup = self
+
+    async def send(self, content: str, *, ephemeral: bool = False, **_: Any) -> None:
+        self.followups.append((content, ephemeral))
+
+    async def delete_original_response(self) -> None:
+        self.deleted = True
 
 
 def test_result_text() -> None:
-    """Links, re-encodes and sandbox renders are each called out."""
+    """Re-encodes, links (on buttons, never in the text) and sandbox renders are each called out."""
     done = job(state=JobState.DONE, charged_credits=45)
-    linked = render.result_text(done, sandbox=False, kind="link", link="https://example.test/v.mp4")
+    linked = render.result_text(done, sandbox=False, kind="link", linked=True)
     assert linked.startswith("<@42>, your lip-sync job #7 is ready. Cost: 45 credits.")
-    assert "Download it: https://example.test/v.mp4" in linked and "**New link**" in linked
+    assert "**Download** button" in linked and "**New link**" in linked and "http" not in linked
     assert render.SANDBOX_NOTE not in linked
+    unlinked = render.result_text(done, sandbox=False, kind="link", linked=False)
+    assert "press **New link** for a download link" in unlinked
+    delivering = job(state=JobState.DELIVERING, estimated_credits=50, charged_credits=45)
+    assert "Cost: 45 credits." in render.result_text(
+        delivering, sandbox=False, kind="file"
+    )  # the charge, not the estimate
     squeezed = render.result_text(done, sandbox=True, kind="compressed", mention=False)
     assert squeezed.startswith("Your lip-sync job #7") and "re-encoded" in squeezed
     assert squeezed.endswith(render.SANDBOX_NOTE)
+    assert "no credits spent" not in squeezed  # the sandbox charges the allowance: it says so
 
 
 def test_quota_text_names_source_and_reset() -> None:
@@ -233,6 +343,62 @@ def test_quota_text_names_source_and_reset() -> None:
     assert "Allowance: 600 credits per day, from the limit for one of your roles." in text
     assert "Extra granted this period: 50 credits." in text
     assert "(45 credits held by running jobs" in text and "shared pool has 1,000 credits left" in text
+    assert "Less than your allowance says" not in text
+
+
+def limits(**fields: Any) -> EffectiveLimits:
+    values: dict[str, Any] = {
+        "allowance": 600,
+        "limit_kind": LimitKind.GLOBAL_DEFAULT,
+        "granted": 0,
+        "used": 0,
+        "reserved": 0,
+        "member_available": 600,
+        "pool_limit": None,
+        "pool_available": None,
+        "budget_limit": None,
+        "budget_available": None,
+        "remaining": 600,
+        "window_start": NOW,
+        "resets_at": NOW + dt.timedelta(days=1),
+        "active_jobs": 0,
+        "max_active_jobs": 1,
+        "guild": None,
+    }
+    values.update(fields)
+    return EffectiveLimits(**values)
+
+
+def test_what_is_left_names_the_pool_or_budget_that_limits_it() -> None:
+    """ "Left" is what can really be spent; when a pool or budget is the reason, the member is told which."""
+    empty_pool = limits(pool_limit=500, pool_available=-20, remaining=0)
+    text = render.quota_text(empty_pool, QuotaWindow.DAILY)
+    assert "Left: **0 credits**" in text
+    assert "Less than your allowance says: this server's shared pool has 0 credits left." in text
+    budget = limits(
+        budget_limit=10_000, budget_available=1_500, member_available=12_000, allowance=12_000, remaining=1_500
+    )
+    assert "(the bot's overall budget has 1,500 credits left)" in render.left_text(budget, QuotaWindow.WEEKLY)
+    assert "1,500 credits left this week" in render.left_text(budget, QuotaWindow.WEEKLY)
+    taken = limits(granted=-100, member_available=500, remaining=500)
+    assert "Taken back this period: 100 credits." in render.quota_text(taken, QuotaWindow.DAILY)
+    assert "-100" not in render.quota_text(taken, QuotaWindow.DAILY)
+
+
+def test_grant_answers_say_what_really_happened() -> None:
+    """Grants, take-backs clamped to what could be taken, and nothing to take: each in its own words."""
+    after = limits(remaining=0, granted=-100, member_available=0)
+    clamped = render.grant_text(42, -500, -100, after, QuotaWindow.DAILY)
+    assert clamped.startswith("Took back 100 credits from <@42>, all that could be taken (you asked for 500 credits)")
+    assert clamped.endswith("they have 0 credits left.")
+    exact = render.grant_text(42, -100, -100, after, QuotaWindow.DAILY)
+    assert exact.startswith("Took back 100 credits from <@42> for this period")
+    nothing = render.grant_text(42, -10, None, after, QuotaWindow.DAILY)
+    assert nothing == "<@42> has no credits that can be taken back today: their allowance and grants are already at 0."
+    pooled = limits(remaining=5, granted=1_000, member_available=1_600, pool_available=5, pool_limit=100)
+    given = render.grant_text(42, 1_000, 1_000, pooled, QuotaWindow.DAILY)
+    assert given.startswith("Granted 1,000 credits to <@42> for this period (it resets <t:")
+    assert given.endswith("they have 5 credits left (this server's shared pool has 5 credits left).")
 
 
 def test_mode_labels_carry_the_price() -> None:
@@ -278,3 +444,25 @@ def test_token_gone(status: int, code: int, gone: bool) -> None:
     """Only the answers that mean "this interaction token is dead" switch to the bot's own token."""
     error = discord.HTTPException(cast(Any, _Response(status)), {"code": code, "message": "x"})
     assert token_gone(error) is gone
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "deadline",
+        "magic_hour_error",
+        "magic_hour_no_source_face",
+        "canceled_remotely",
+        "internal_error",
+        "delivery_failed",
+    ],
+)
+def test_a_failure_reason_never_contradicts_what_the_job_cost(code: str) -> None:
+    """Magic Hour may charge for a render it stopped: the reason says why, the cost line alone says what it cost."""
+    charged = render.status_text(
+        update(JobState.FAILED, error_code=code, error_data={"minutes": 30}, charged_credits=12)
+    )
+    assert "Cost: 12 credits, what Magic Hour charged for it." in charged
+    assert "nothing was charged" not in charged.lower() and "no credits" not in charged.lower()
+    free = render.status_text(update(JobState.FAILED, error_code=code, error_data={"minutes": 30}))
+    assert "Cost: 0 credits (refunded)." in free

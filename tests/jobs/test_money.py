@@ -1,0 +1,135 @@
+"""Cost integrity at the engine, against the sandbox over HTTP: the ledger mirrors Magic Hour.
+
+Each test is one way a member (or an odd endpoint) could make the bot spend credits nobody
+budgeted; each checks that the ledger's charge equals what the sandbox charged, and that the
+store's invariants hold.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from bot.config import GenerationMode
+from bot.errors import QuotaExceeded
+from bot.jobs.models import JobHooks
+from bot.sandbox import Sandbox
+from bot.services import Services
+from bot.store import JobState, LedgerKind
+from bot.testmedia import make_audio, make_sparse_video, make_vfr_video
+from tests.conftest import KeepFile, RecordingSink
+from tests.jobs.test_engine import GUILD, USER, StateWaiter, file_request, run_job
+
+
+async def ledger_matches_sandbox(services: Services, sandbox: Sandbox, job_id: int) -> int:
+    """The job's final charge, after checking it is exactly what the sandbox charged for its project."""
+    job = await services.store.jobs.get(job_id)
+    assert job is not None and job.project_id is not None
+    assert job.charged_credits == sandbox.charged(job.project_id), (job.charged_credits, job.project_id)
+    assert await services.store.check_invariants() == []
+    return job.charged_credits
+
+
+async def test_create_charging_more_is_topped_up_and_settled_to_the_real_charge(
+    open_services, media_dir, tmp_path, sandbox
+) -> None:
+    """A create answer above the reservation tops it up (within the limits); it settles to Magic Hour's charge."""
+    services = await open_services()
+    sandbox.config.create_surcharge = 2.0  # 45 estimated, 90 held at create
+    _, keeper, job_id = await run_job(services, file_request(media_dir), tmp_path / "out")
+    job = await services.store.jobs.get(job_id)
+    assert job is not None and job.state is JobState.DONE and len(keeper.delivered) == 1
+    kinds = [e.kind for e in await services.store.quota.entries(job_id)]
+    assert kinds == [LedgerKind.RESERVE, LedgerKind.TOPUP, LedgerKind.SETTLE]
+    assert await ledger_matches_sandbox(services, sandbox, job_id) == 45
+
+
+async def test_create_charging_beyond_the_limits_is_stopped_at_once(
+    open_services, media_dir, tmp_path, sandbox, caplog
+) -> None:
+    """When the limits can't cover what Magic Hour charged at create, the render is stopped and the member told."""
+    services = await open_services()
+    await services.store.limits.set_member_limit(GUILD, USER, 60)  # 45 fits; 90 doesn't
+    sandbox.config.create_surcharge = 2.0
+    sandbox.config.render_seconds = 3600
+    with caplog.at_level(logging.WARNING, logger="bot.jobs.run"):
+        _, keeper, job_id = await run_job(services, file_request(media_dir), tmp_path / "out")
+    job = await services.store.jobs.get(job_id)
+    assert job is not None and job.state is JobState.FAILED and job.error_code == "over_budget_at_create"
+    assert job.error_data == {"charged": 90, "reserved": 45}
+    assert job.project_id is not None and sandbox.projects[job.project_id].status == "canceled"
+    assert sandbox.counters.requests["delete_project"] == 1 and keeper.delivered == []
+    assert await ledger_matches_sandbox(services, sandbox, job_id) == 0
+    assert any("can't cover the rest" in r.getMessage() for r in caplog.records)
+    limits = await services.store.quota.limits(GUILD, USER, ())
+    assert limits.used == 0 and limits.reserved == 0
+
+
+async def test_cancel_while_rendering_costs_what_magic_hour_charged(
+    open_services, media_dir, tmp_path, sandbox
+) -> None:
+    """Cancel after submission settles to the charge read back from Magic Hour (0 for a stopped render)."""
+    services = await open_services()
+    sandbox.config.render_seconds = 3600
+    sink, keeper = StateWaiter(), KeepFile(tmp_path / "out")
+    record = await services.engine.submit(file_request(media_dir), JobHooks(sink=sink, deliverer=keeper))
+    await sink.reached(JobState.SUBMITTED)
+    final = await services.engine.cancel(record.id, by_user_id=USER)
+    assert final.state is JobState.CANCELED and final.charged_credits == 0
+    assert await ledger_matches_sandbox(services, sandbox, record.id) == 0
+
+
+async def test_a_sparse_file_cant_shrink_the_estimate(open_services, tmp_path, sandbox) -> None:
+    """3 frames over 60 s once reserved 0 credits; now it is priced at the cap and refused beyond the allowance."""
+    await make_sparse_video(tmp_path / "sparse.mp4")
+    await make_audio(tmp_path / "long.mp3", seconds=60.0)
+    services = await open_services(default_member_credits=1000)
+    request = file_request(tmp_path, video="sparse.mp4", audio="long.mp3", mode=GenerationMode.PRO, end=60.0)
+    sink, keeper = RecordingSink(), KeepFile(tmp_path / "out")
+    record = await services.engine.submit(request, JobHooks(sink=sink, deliverer=keeper))
+    final = await services.engine.wait(record.id)
+    assert final.state is JobState.FAILED and final.error_code == "quota_global_default"
+    assert final.error_data is not None and final.error_data["requested"] == 3600
+    assert sandbox.counters.requests["upload_urls"] == 0 and sandbox.counters.jobs_created == 0
+    assert (await services.store.quota.limits(GUILD, USER, ())).used == 0
+
+
+async def test_a_variable_rate_file_is_reserved_at_the_cap_and_settles_to_the_real_frames(
+    open_services, tmp_path, sandbox
+) -> None:
+    """A VFR file is priced at the cap (never a lower rate read from the file) and settles to what rendered."""
+    await make_vfr_video(tmp_path / "vfr.mp4")
+    await make_audio(tmp_path / "voice.mp3", seconds=6.0)
+    services = await open_services()
+    request = file_request(tmp_path, video="vfr.mp4", audio="voice.mp3")
+    _, _, job_id = await run_job(services, request, tmp_path / "out")
+    job = await services.store.jobs.get(job_id)
+    assert job is not None and job.state is JobState.DONE, job
+    assert job.estimated_credits == 180  # 6 s at the 30 fps cap
+    charged = await ledger_matches_sandbox(services, sandbox, job_id)
+    assert 0 < charged <= 180
+
+
+@pytest.mark.parametrize("identify", [True, False])
+async def test_a_result_is_labelled_sandbox_only_when_the_server_says_so(
+    open_services, media_dir, tmp_path, sandbox, identify
+) -> None:
+    """Never guessed from the URL: an endpoint that doesn't identify as the sandbox is real money."""
+    sandbox.config.identify = identify
+    services = await open_services()
+    sink, keeper, job_id = await run_job(services, file_request(media_dir), tmp_path / "out")
+    assert keeper.sandbox_flags == [identify]
+    # KeepFile prefixes a counter: "0-<the engine's name for the result>".
+    assert keeper.delivered[0].name == (f"0-sandbox-lipsync-{job_id}.mp4" if identify else f"0-lipsync-{job_id}.mp4")
+    assert sink.updates[-1].sandbox is identify
+
+
+async def test_a_spent_pool_refuses_even_the_smallest_job(open_services, media_dir, sandbox) -> None:
+    """Every amount goes through every limit: with the server's pool spent, nothing starts."""
+    services = await open_services()
+    await services.store.limits.set_server_pool(GUILD, 0)
+    with pytest.raises(QuotaExceeded) as refused:
+        await services.engine.precheck(file_request(media_dir))
+    assert refused.value.code == "quota_server_pool_spent"
+    assert sandbox.counters.requests["upload_urls"] == 0
