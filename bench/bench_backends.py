@@ -192,8 +192,8 @@ async def jobs_per_minute(url: str, sandbox_url: str, media: Path, processes: in
 # ---------------------------------------------------------------------------- main
 
 
-async def main(quick: bool) -> None:
-    """Start PostgreSQL, run every scenario, print Markdown tables."""
+async def main(quick: bool, only: str | None, repeat: int) -> None:
+    """Start PostgreSQL, run every scenario (`repeat` times each), print Markdown tables."""
     from bot.sandbox import Sandbox, SandboxConfig
     from bot.testmedia import make_audio, make_video
     from tests.store.pgserver import TempPostgres, create_database
@@ -203,19 +203,24 @@ async def main(quick: bool) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
             per_task = 10 if quick else 25
-            print("| Backend | Policy | Processes | Reservations | Reservations/s |")
-            print("|---|---|---:|---:|---:|")
-            for policy in ("budget", "no budget"):
+            if only in (None, "reservations"):
+                print("| Backend | Policy | Processes | Reservations | Reservations/s (each run) |")
+                print("|---|---|---:|---:|---:|")
+            for policy in ("budget", "no budget") if only in (None, "reservations") else ():
                 for processes in (1, 4):
                     for backend in ("SQLite", "PostgreSQL"):
-                        if backend == "SQLite":
-                            target = str(folder / f"{policy}-{processes}.sqlite3")
-                        else:
-                            target = await create_database(server)
-                        rate = await reservations(target, policy, processes, per_task)
+                        rates = []
+                        for run in range(repeat):
+                            if backend == "SQLite":
+                                target = str(folder / f"{policy}-{processes}-{run}.sqlite3")
+                            else:
+                                target = await create_database(server)
+                            rates.append(await reservations(target, policy, processes, per_task))
                         total = processes * TASKS_PER_PROCESS * per_task
-                        print(f"| {backend} | {policy} | {processes} | {total} | {rate:,.0f} |", flush=True)
-
+                        shown = ", ".join(f"{rate:,.0f}" for rate in rates)
+                        print(f"| {backend} | {policy} | {processes} | {total} | {shown} |", flush=True)
+            if only == "reservations":
+                return
             media = folder / "media"
             media.mkdir()
             await make_video(media / "face.mp4", seconds=2.0, fps=30, size=(160, 120))
@@ -237,6 +242,8 @@ async def main(quick: bool) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="fewer reservations and jobs")
+    parser.add_argument("--only", choices=["reservations", "jobs"], help="run one of the two parts")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each reservation scenario (default 1)")
     parser.add_argument("--reserve-child", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--jobs-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -247,4 +254,4 @@ if __name__ == "__main__":
         count, first_user, media = args.jobs_child
         asyncio.run(jobs_child(int(count), int(first_user), media))
     else:
-        asyncio.run(main(args.quick))
+        asyncio.run(main(args.quick, args.only, args.repeat))

@@ -6,9 +6,10 @@ down without ending jobs (a new engine resumes them). Front ends talk only to th
 the protocols in `models.py`; the engine never imports Discord.
 
 Several processes may share one database. Each job is claimed by the process that runs it (a
-lease in the store, `bot.store.jobs`): on submit, and on resume or takeover. `start_leases` keeps
-this process's leases fresh (every third of `lease_seconds`, on the injected clock) and takes over
-jobs whose process died: their lease ran out, or, on this host, their process is gone. A taken-
+lease in the store, `bot.store.jobs`): on submit, and on resume or takeover. While any job runs
+here, its lease is renewed every third of `lease_seconds` (on the injected clock); `start_leases`
+also takes over jobs whose process died: their lease ran out, or, on this host, their process is
+gone. A taken-
 over job carries on from the state it was in, as after a restart. A job this process finds
 claimed by another (it stalled past its lease) is let go without being ended: the store fences
 every transition (`LeaseLost`). A cancel for a job running in another process is passed to it
@@ -102,7 +103,8 @@ class JobEngine:
         self._rescues: set[asyncio.Task[None]] = set()
         self._links_made: dict[int, float] = {}  # job id -> when its last fresh link was made
         self._claiming = asyncio.Lock()  # one resume/takeover at a time
-        self._lease_tasks: list[asyncio.Task[None]] = []
+        self._renewals: asyncio.Task[None] | None = None
+        self._takeovers: asyncio.Task[None] | None = None
         self._listening = False
 
     @property
@@ -311,24 +313,26 @@ class JobEngine:
     ) -> list[JobRecord]:
         """Resume what can be claimed now, then keep leases and take over dead processes' jobs.
 
-        Every `lease_seconds / 3` on the engine's clock: renew the leases of the jobs running here
-        (letting go of any another process has claimed); and, in a loop of its own so that a slow
-        takeover never delays a renewal, claim and resume the jobs `where` accepts whose process
+        Every `lease_seconds / 3` on the engine's clock, in a loop of its own (so that a slow
+        takeover never delays a renewal), claim and resume the jobs `where` accepts whose process
         died. Also listens for cancels meant for jobs running here.
         """
         if not self._listening:
             await self.store.listen(CANCEL_CHANNEL, self._on_cancel_notice)
             self._listening = True
         resumed = await self.resume(hooks_for, where=where)
-        if not self._lease_tasks:
-            loop = asyncio.get_running_loop()
-            self._lease_tasks = [
-                loop.create_task(self._every_third_of_a_lease(self.renew_leases), name="job-lease-renewal"),
-                loop.create_task(
-                    self._every_third_of_a_lease(lambda: self._take_over(hooks_for, where)), name="job-takeover"
-                ),
-            ]
+        if self._takeovers is None:
+            self._takeovers = asyncio.get_running_loop().create_task(
+                self._every_third_of_a_lease(lambda: self._take_over(hooks_for, where)), name="job-takeover"
+            )
         return resumed
+
+    def _keep_renewing(self) -> None:
+        """Renew the leases of the jobs running here, from the first job on (started once)."""
+        if self._renewals is None:
+            self._renewals = asyncio.get_running_loop().create_task(
+                self._every_third_of_a_lease(self.renew_leases), name="job-lease-renewal"
+            )
 
     async def _every_third_of_a_lease(self, work: Callable[[], Awaitable[object]]) -> None:
         interval = self.config.lease_seconds / 3
@@ -357,11 +361,12 @@ class JobEngine:
 
     async def aclose(self) -> None:
         """Stop every job's task without ending the job, and release their claims: another engine resumes them."""
-        for lease_task in self._lease_tasks:
-            lease_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await lease_task
-        self._lease_tasks = []
+        for lease_task in (self._takeovers, self._renewals):
+            if lease_task is not None:
+                lease_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await lease_task
+        self._takeovers = self._renewals = None
         held = list(self._tasks)
         tasks = list(self._tasks.values())
         for task in tasks:
@@ -387,6 +392,7 @@ class JobEngine:
 
     def _spawn(self, run: JobRun, work: Callable[[], Awaitable[None]], *, front: bool = False) -> None:
         job_id = run.job_id
+        self._keep_renewing()
         task = asyncio.get_running_loop().create_task(self._drive(run, work, front=front), name=f"job-{job_id}")
         self._tasks[job_id] = task
 

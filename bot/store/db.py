@@ -124,10 +124,11 @@ class Connection(ABC):
         """Every row of a query."""
 
     @abstractmethod
-    async def lock(self, *names: str, shared: bool = False) -> None:
+    async def lock(self, *names: str, shared: Sequence[str] = ()) -> None:
         """Hold these named locks until the transaction ends (a no-op where writers are serialised).
 
-        Take them in the order of the module's lock list: ledger, server, budget.
+        `shared` ones first (others may hold them too), then `names` exclusively, in the order of
+        the module's lock list: ledger, server, budget.
         """
 
     @abstractmethod

@@ -146,7 +146,7 @@ class JobStore:
 
         async def body(conn: Connection) -> JobRecord:
             # Shared: many jobs are created at once, but never while a member's data is being deleted.
-            await conn.lock(LEDGER_LOCK, shared=True)
+            await conn.lock(shared=[LEDGER_LOCK])
             rows = await fetch_all(
                 conn,
                 f"INSERT INTO jobs ({columns}) VALUES ({marks}) RETURNING *",  # noqa: S608 - fixed model fields

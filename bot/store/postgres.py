@@ -101,11 +101,12 @@ class PostgresConnection(Connection):
         rows: list[Row] = await self.raw.fetch(positional(sql), *params)
         return rows
 
-    async def lock(self, *names: str, shared: bool = False) -> None:
-        """Transaction-scoped advisory locks, taken one by one in the order given."""
-        function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
-        for name in names:
-            await self.raw.execute(f"SELECT {function}($1)", lock_key(name))
+    async def lock(self, *names: str, shared: Sequence[str] = ()) -> None:
+        """Transaction-scoped advisory locks, all in one statement (PostgreSQL evaluates its list in order)."""
+        calls = [f"pg_advisory_xact_lock_shared(${i})" for i in range(1, len(shared) + 1)]
+        calls += [f"pg_advisory_xact_lock(${i})" for i in range(len(shared) + 1, len(shared) + len(names) + 1)]
+        if calls:
+            await self.raw.execute(f"SELECT {', '.join(calls)}", *(lock_key(n) for n in (*shared, *names)))
 
     async def integrity_problems(self) -> list[str]:
         """PostgreSQL enforces every constraint as it writes; report any it was told not to check yet."""

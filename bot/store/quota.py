@@ -81,11 +81,10 @@ def _role_list(text: str | None) -> list[int]:
 
 async def lock_limits(conn: Connection, policy: QuotaPolicy, guild_id: int | None, *, budget: bool = True) -> None:
     """Lock every limit a member of `guild_id` spends against, until the transaction ends (see above)."""
-    await conn.lock(LEDGER_LOCK, shared=True)
     names = [guild_lock(guild_id)]
     if budget and policy.bot_budget_credits is not None:
         names.append(BUDGET_LOCK)
-    await conn.lock(*names)
+    await conn.lock(*names, shared=[LEDGER_LOCK])
 
 
 async def load_limits(

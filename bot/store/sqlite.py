@@ -83,7 +83,7 @@ class SqliteConnection(Connection):
         """Every row of a query (one round trip to the connection's thread)."""
         return list(await self.raw.execute_fetchall(sql, tuple(_param(p) for p in params)))
 
-    async def lock(self, *names: str, shared: bool = False) -> None:
+    async def lock(self, *names: str, shared: Sequence[str] = ()) -> None:
         """Nothing to do: `BEGIN IMMEDIATE` serialises every writer."""
 
     async def integrity_problems(self) -> list[str]:

@@ -215,7 +215,7 @@ class Store:
         policy = self.policy
 
         async def body(conn: Connection) -> int:
-            await conn.lock(LEDGER_LOCK, shared=True)
+            await conn.lock(shared=[LEDGER_LOCK])
             return await forget.sweep(conn, window_bounds(self._db.now(), policy.window, policy.reset_time)[0])
 
         return await self._db.write(body)
