@@ -107,19 +107,27 @@ async def load_limits(
     settings = await load_guild_settings(conn, guild_id)
     allowance, source = await resolve_allowance(conn, policy, guild_id, user_id, role_ids, settings)
     token = forget.member_token(secret, guild_id, user_id)
-    used, granted, reserved = await ledger.member_sums(conn, guild_id, (user_id, token), start, end)
-    active = await ledger.active_jobs(conn, guild_id, user_id, exclude_job_id)
-
     pool_limit: int | None = None
-    pool_available: int | None = None
     if settings is not None:
         caps = [c for c in (settings.pool_credits, policy.server_credits_ceiling) if c is not None]
-        if caps:
-            pool_limit = min(caps)
-            pool_available = pool_limit - await ledger.guild_used(conn, settings.guild_id, start, end)
-    budget_available: int | None = None
-    if policy.bot_budget_credits is not None:
-        budget_available = policy.bot_budget_credits - await ledger.bot_used(conn, start, end)
+        pool_limit = min(caps) if caps else None
+    sums = await ledger.window_sums(
+        conn,
+        guild_id,
+        (user_id, token),
+        start,
+        end,
+        exclude_job_id=exclude_job_id,
+        pool_of=settings.guild_id if settings is not None and pool_limit is not None else None,
+        bot=policy.bot_budget_credits is not None,
+    )
+    used, granted, reserved, active = sums.used, sums.granted, sums.reserved, sums.active
+    pool_available = None if pool_limit is None or sums.guild_used is None else pool_limit - sums.guild_used
+    budget_available = (
+        None
+        if policy.bot_budget_credits is None or sums.bot_used is None
+        else policy.bot_budget_credits - sums.bot_used
+    )
 
     member_available = allowance + granted - used
     availables = [a for a in (member_available, pool_available, budget_available) if a is not None]
