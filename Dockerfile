@@ -12,9 +12,15 @@ COPY --from=build /venv /venv
 ENV PATH="/venv/bin:$PATH" \
     PYTHONUNBUFFERED=1 \
     DATABASE_PATH=/data/lipsync-bot.sqlite3 \
-    WORK_DIR=/data/work
+    WORK_DIR=/data/work \
+    METRICS_HOST=0.0.0.0 \
+    METRICS_PORT=9108
 RUN mkdir -p /data && chown lipsync:lipsync /data
 VOLUME ["/data"]
 USER lipsync
 WORKDIR /home/lipsync
+# Prometheus metrics on /metrics and the health check on /healthz (docs/operators.md).
+EXPOSE 9108
+# Healthy: the Discord gateway is connected, the database takes a write, the poller is alive.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 CMD ["python", "-m", "bot.ops.probe"]
 CMD ["lipsync-bot", "run"]

@@ -111,6 +111,12 @@ def _configure_logging(settings: Settings, *, interactive: bool) -> None:
         handler: logging.Handler = RichHandler(show_path=False)
         level = max(logging.getLevelName(settings.log_level.upper()), logging.WARNING)
         logging.basicConfig(level=level, format="%(message)s", handlers=[handler])
+    elif settings.log_format == "json":
+        from bot.ops.logs import JsonFormatter
+
+        json_handler = logging.StreamHandler()
+        json_handler.setFormatter(JsonFormatter())
+        logging.basicConfig(level=settings.log_level.upper(), handlers=[json_handler])
     else:
         logging.basicConfig(
             level=settings.log_level.upper(),
@@ -207,7 +213,8 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
             if args.sync:
                 # Deliberate only: Discord allows 200 command creates a day per server.
                 await sync_commands(bot, effective.dev_guild_id)
-            await bot.connect()
+            async with bot.services.serve_ops():  # /metrics and /healthz, when METRICS_PORT is set
+                await bot.connect()
     return 0
 
 

@@ -87,6 +87,12 @@ class LipsyncBot(commands.AutoShardedBot):
         self._clock = clock
         self._services: Services | None = None
         self._resume_task: asyncio.Task[None] | None = None
+        self._gateway_up = False  # connected to Discord's gateway (the health check asks)
+
+    @property
+    def gateway_connected(self) -> bool:
+        """True while the gateway connection is up (between connect/resume and a disconnect)."""
+        return self._gateway_up and not self.is_closed()
 
     @property
     def services(self) -> Services:
@@ -105,6 +111,7 @@ class LipsyncBot(commands.AutoShardedBot):
         self._services = await Services.open(
             self.settings, clock=self._clock, sandbox=self.sandbox, fetch_policy=self._fetch_policy
         )
+        self._services.health.watch_gateway(lambda: self.gateway_connected)
         for extension in EXTENSIONS:
             await self.load_extension(extension)
         self._resume_task = asyncio.create_task(self._resume_jobs(), name="resume-jobs")
@@ -127,6 +134,18 @@ class LipsyncBot(commands.AutoShardedBot):
             return
         if resumed:
             log.info("resumed %d unfinished job(s): %s", len(resumed), ", ".join(f"#{job.id}" for job in resumed))
+
+    async def on_connect(self) -> None:
+        """The gateway connected (the health check reports it)."""
+        self._gateway_up = True
+
+    async def on_resumed(self) -> None:
+        """The gateway session resumed after a drop."""
+        self._gateway_up = True
+
+    async def on_disconnect(self) -> None:
+        """The gateway dropped; discord.py reconnects by itself."""
+        self._gateway_up = False
 
     async def on_ready(self) -> None:
         """Leave servers that were joined while the bot was offline and aren't allowed."""

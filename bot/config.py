@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     # one process, with as many shards as Discord recommends.
     shard_count: int | None = Field(default=None, ge=1)
     shard_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+    # "text" (one readable line per record) or "json" (one JSON object per line, for log shippers).
+    log_format: Literal["text", "json"] = "text"
 
     # Job limits
     max_clip_seconds: float = Field(default=60.0, gt=0)
@@ -86,6 +88,13 @@ class Settings(BaseSettings):
     # Polling
     poll_initial_seconds: float = Field(default=5.0, gt=0)
     poll_max_seconds: float = Field(default=20.0, gt=0)
+    # Poll near each render's forecast finish, learnt from the bot's own finished renders.
+    poll_forecast: bool = True
+    forecast_min_renders: int = Field(default=5, ge=2)
+
+    # Metrics and health (optional): Prometheus metrics on /metrics and /healthz, on this port.
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
 
     # Webhooks (optional): Magic Hour tells the bot when a render ends, so it needn't wait for a poll.
     webhook_secret: SecretStr | None = None
@@ -129,6 +138,11 @@ class Settings(BaseSettings):
     def database(self) -> Path | str:
         """Where the store lives: the PostgreSQL URL if set, else the SQLite file."""
         return self.database_url.get_secret_value() if self.database_url is not None else self.database_path
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("allowed_guild_ids", "allowed_modes", "shard_ids", mode="before")
     @classmethod

@@ -1,12 +1,16 @@
 """The wiring: builds the store, the API client, the HTTP client for inputs, and the engine.
 
 One place owns every long-lived resource and closes them in reverse order on shutdown. Front
-ends (the Discord bot, `lipsync-bot render`) get a `Services` and nothing global.
+ends (the Discord bot, `lipsync-bot render`) get a `Services` and nothing global. The metrics
+registry lives here too (`metrics`), with the health check (`health`); `serve_ops` serves both on
+`METRICS_PORT`, for the process that should (`lipsync-bot run`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -18,8 +22,12 @@ from bot.errors import ConfigurationError
 from bot.jobs.config import EngineConfig
 from bot.jobs.engine import JobEngine
 from bot.jobs.fetch import DISCORD_CDN, FetchPolicy
+from bot.jobs.forecast import RenderForecast
 from bot.jobs.webhooks import PROJECT_CHANNEL, WebhookReceiver
 from bot.magichour import MagicHourClient
+from bot.ops.health import Health
+from bot.ops.metrics import Metrics
+from bot.ops.server import OpsServer
 from bot.store import QuotaPolicy, Store
 
 log = logging.getLogger(__name__)
@@ -38,6 +46,8 @@ class Services:
     client: MagicHourClient
     fetch_http: httpx.AsyncClient
     engine: JobEngine
+    metrics: Metrics
+    health: Health
     webhooks: WebhookReceiver | None = None
 
     @classmethod
@@ -62,16 +72,25 @@ class Services:
             settings.database_path.parent.mkdir(parents=True, exist_ok=True)
         settings.work_dir.mkdir(parents=True, exist_ok=True)
         store = await Store.open(settings.database, clock=clock, policy=QuotaPolicy.from_settings(settings))
-        client = MagicHourClient(settings.magic_hour_api_key, settings.magic_hour_base_url, clock=clock)
+        metrics = Metrics(clock, store)
+        client = MagicHourClient(
+            settings.magic_hour_api_key, settings.magic_hour_base_url, clock=clock, observer=metrics
+        )
         fetch_http = httpx.AsyncClient(timeout=_FETCH_TIMEOUT, follow_redirects=False)  # fetch_input checks each hop
+        config = EngineConfig.from_settings(settings, sandbox=sandbox, fetch_policy=fetch_policy)
+        forecast = RenderForecast(store.renders, clock, config.forecast, on_sample=metrics.render_sample)
         engine = JobEngine(
-            config=EngineConfig.from_settings(settings, sandbox=sandbox, fetch_policy=fetch_policy),
+            config=config,
             store=store,
             client=client,
             fetch_http=fetch_http,
             clock=clock,
+            forecast=forecast,
+            observer=metrics,
         )
-        services = cls(settings, clock, store, client, fetch_http, engine)
+        metrics.bind(states=engine.states, queue=engine.queue_snapshot, models=forecast.model)
+        health = Health(store, engine.poller, metrics)
+        services = cls(settings, clock, store, client, fetch_http, engine, metrics, health)
         # A webhook may reach any process: the one that follows the project hears of it through
         # the store (PostgreSQL's NOTIFY; on SQLite there is only this process).
         await store.listen(PROJECT_CHANNEL, engine.poller.poke)
@@ -93,6 +112,23 @@ class Services:
                     f"Can't listen for webhooks on port {settings.webhook_port}: is it in use?"
                 ) from None
         return services
+
+    @contextlib.asynccontextmanager
+    async def serve_ops(self) -> AsyncIterator[OpsServer | None]:
+        """Serve `/metrics` and `/healthz` on `METRICS_PORT` while inside (nothing when it isn't set)."""
+        port = self.settings.metrics_port
+        if port is None:
+            yield None
+            return
+        server = OpsServer(self.metrics, self.health, host=self.settings.metrics_host, port=port)
+        try:
+            await server.start()
+        except OSError:
+            raise ConfigurationError(f"Can't serve metrics on port {port}: is it in use?") from None
+        try:
+            yield server
+        finally:
+            await server.aclose()
 
     async def aclose(self) -> None:
         """Stop the engine (unfinished jobs stay resumable) and close every resource."""

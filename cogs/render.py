@@ -31,7 +31,7 @@ from bot import words
 from bot.config import GenerationMode, QuotaWindow
 from bot.errors import LipsyncError
 from bot.jobs.models import JobUpdate, QueueSnapshot
-from bot.jobs.run import project_name
+from bot.jobs.submit import project_name
 from bot.store import (
     SETTLED_STATES,
     UNKNOWN_AT_MAGIC_HOUR,

@@ -33,6 +33,7 @@ import discord
 from bot import media
 from bot.clock import Clock
 from bot.jobs.models import Delivery, JobHooks, JobUpdate, LinkProvider
+from bot.ops.metrics import metrics_of
 from bot.services import Services
 from bot.store import JobRecord
 from cogs import render, views
@@ -378,10 +379,12 @@ class ResultPoster:
             except discord.HTTPException as exc:
                 log.info("job %s: followup failed (%s); posting in the channel instead", job.id, exc)
         if self._channel_id is not None:
+            metrics_of(self._client).delivery_fallback("channel")
             try:
                 return await self._send_to_channel(job, result, sandbox=sandbox)
             except (discord.Forbidden, discord.NotFound) as exc:
                 log.info("job %s: can't post in channel %s (%s); sending a DM", job.id, self._channel_id, exc)
+        metrics_of(self._client).delivery_fallback("dm")
         return await self._send_dm(job, result, sandbox=sandbox)
 
     async def _send_followup(
@@ -441,7 +444,9 @@ class ResultPoster:
                 return _Payload("file", result, None)
             fitted = await self._fit(result, limit)
             if fitted is not None:
+                metrics_of(self._client).delivery_fallback("compressed")
                 return _Payload("compressed", fitted, None)
+        metrics_of(self._client).delivery_fallback("link")
         return _Payload("link", None, await self._link())
 
     async def _fit(self, result: Path, limit: int) -> Path | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -199,13 +200,17 @@ def pristine_logging() -> Iterator[None]:
         logging.getLogger(name).filters[:] = filters
 
 
-@pytest.mark.parametrize("interactive", [False, True], ids=["run", "render"])
+@pytest.mark.parametrize(
+    ("interactive", "log_format"), [(False, "text"), (True, "text"), (False, "json")], ids=["run", "render", "json"]
+)
 @pytest.mark.usefixtures("pristine_logging")
 def test_configured_logging_redacts_discord_debug_output(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], interactive: bool
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], interactive: bool, log_format: str
 ) -> None:
     """With DISCORD_LOG_LEVEL=DEBUG, discord.py's loggers go out through the bot's handlers redacted."""
-    settings = make_settings(tmp_path, "http://127.0.0.1:9", log_level="DEBUG", discord_log_level="DEBUG")
+    settings = make_settings(
+        tmp_path, "http://127.0.0.1:9", log_level="DEBUG", discord_log_level="DEBUG", log_format=log_format
+    )
     root = logging.getLogger()
     pytest_handlers = root.handlers[:]  # pytest adds its capture handlers for each test phase
     for handler in pytest_handlers:
@@ -225,3 +230,6 @@ def test_configured_logging_redacts_discord_debug_output(
     output = captured.out + captured.err
     assert "WebSocket Event" in output and REDACTED in output
     assert_clean(output)
+    if log_format == "json":
+        lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+        assert lines and all(line["level"] == "DEBUG" and line["logger"].startswith("discord") for line in lines)

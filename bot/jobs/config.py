@@ -7,6 +7,7 @@ from pathlib import Path
 
 from bot.config import Settings
 from bot.jobs.fetch import DISCORD_CDN, FetchPolicy
+from bot.jobs.forecast import ForecastPolicy
 from bot.jobs.models import GuildRules
 from bot.jobs.poller import PollPolicy
 
@@ -40,6 +41,7 @@ class EngineConfig:
     deadline_grace_seconds: float = 1800.0
     deadline_grace_interval: float = 60.0
     poll: PollPolicy = field(default_factory=PollPolicy)
+    forecast: ForecastPolicy = field(default_factory=ForecastPolicy)
     delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     link_cooldown_seconds: float = 30.0  # at most one fresh download link per job this often
     fetch_policy: FetchPolicy = DISCORD_CDN  # where attachments may be fetched from
@@ -71,6 +73,7 @@ class EngineConfig:
             deadline_grace_seconds=min(1800.0, deadline / 2),
             deadline_grace_interval=min(60.0, deadline / 20),
             poll=PollPolicy(initial=settings.poll_initial_seconds, maximum=settings.poll_max_seconds),
+            forecast=ForecastPolicy(enabled=settings.poll_forecast, min_samples=settings.forecast_min_renders),
             delivery=DeliveryPolicy(patience=settings.delivery_retry_minutes * 60),
             sandbox=sandbox,
             fetch_policy=fetch_policy,

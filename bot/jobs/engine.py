@@ -20,6 +20,7 @@ claims, so another process (or the next start) takes the jobs at once.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import logging
@@ -32,7 +33,9 @@ from bot.errors import InvalidInput, JobFailed, NotAllowed
 from bot.jobs.admission import Admission, Admitted
 from bot.jobs.config import EngineConfig
 from bot.jobs.delivery import fresh_link
+from bot.jobs.forecast import RenderForecast
 from bot.jobs.models import HooksFactory, JobHooks, JobRequest, QueueSnapshot
+from bot.jobs.observe import NO_OBSERVER, EngineObserver, current_job
 from bot.jobs.poller import Poller
 from bot.jobs.queue import SlotQueue
 from bot.jobs.run import JobRun, RunContext, swallow_cancel
@@ -80,11 +83,15 @@ class JobEngine:
         fetch_http: httpx.AsyncClient,
         clock: Clock,
         poller: Poller | None = None,
+        forecast: RenderForecast | None = None,
+        observer: EngineObserver | None = None,
     ) -> None:
         self.config = config
         self.store = store
         self._client = client
-        self._poller = poller or Poller(client.without_retries(), clock, config.poll)
+        self._observer = observer or NO_OBSERVER
+        self._poller = poller or Poller(client.without_retries(), clock, config.poll, on_wait_end=self._observer.polls)
+        self._forecast = forecast or RenderForecast(store.renders, clock, config.forecast)
         self._queue = SlotQueue(config.max_jobs_in_flight, on_position=self._on_queue_position)
         self.admission = Admission(store, config.default_rules)
         self._context = RunContext(
@@ -97,6 +104,7 @@ class JobEngine:
             clock=clock,
             transfers=asyncio.Semaphore(config.max_concurrent_transfers),
             queue_position=self._queue.position,
+            forecast=self._forecast,
         )
         self._runs: dict[int, JobRun] = {}
         self._tasks: dict[int, asyncio.Task[None]] = {}
@@ -116,6 +124,15 @@ class JobEngine:
     def poller(self) -> Poller:
         """The shared status poller (for webhooks, diagnostics and benchmarks)."""
         return self._poller
+
+    @property
+    def forecast(self) -> RenderForecast:
+        """The render-time forecast every job's polling follows."""
+        return self._forecast
+
+    def states(self) -> dict[str, int]:
+        """How many of the jobs running here are in each state (metrics)."""
+        return dict(collections.Counter(run.record.state.value for run in self._runs.values()))
 
     # ----------------------------------------------------------------- starting jobs
 
@@ -386,7 +403,7 @@ class JobEngine:
     # ----------------------------------------------------------------- running
 
     def _new_run(self, record: JobRecord, hooks: JobHooks) -> JobRun:
-        run = JobRun(self._context, record, hooks)
+        run = JobRun(self._context, record, self._observer.hooks(hooks))
         self._runs[record.id] = run
         return run
 
@@ -414,9 +431,12 @@ class JobEngine:
 
     async def _drive(self, run: JobRun, work: Callable[[], Awaitable[None]], *, front: bool) -> None:
         """Run a job's work in its slot; turn every way it can end into a final state."""
+        current_job.set(run.job_id)  # this task's log lines carry the job's number
+        queued_at = self._context.clock.monotonic()
         try:
             await run.emit()
             async with self._queue.slot(run.job_id, front=front):
+                self._observer.queue_waited(self._context.clock.monotonic() - queued_at)
                 await work()
         except asyncio.CancelledError:
             if not run.cancel_requested:
@@ -426,6 +446,7 @@ class JobEngine:
         except LeaseLost:
             raise  # another process has taken the job over: nothing here may end it
         except Exception as exc:
+            self._observer.job_error(exc)
             if run.cancel_requested:
                 swallow_cancel()
             await run.failed(exc)

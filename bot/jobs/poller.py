@@ -1,7 +1,10 @@
 """One poller for every job that is rendering at Magic Hour.
 
 Each job is polled about every `initial` seconds at first, backing off by `growth` to `maximum`,
-with jitter so that many jobs don't poll in lockstep. A 429 or 5xx pushes every job back further
+with jitter so that many jobs don't poll in lockstep. A job whose render time can be forecast
+(`bot.jobs.forecast`: its `Expectation` carries a poll plan) is polled at the plan's moments
+instead, the first shortly before the predicted finish; if the render outlasts the plan, the usual
+backoff takes over from `initial`. A 429 or 5xx pushes every job back further
 (the API is telling us to slow down, not one job), up to `error_maximum`, and never sooner than a
 429's Retry-After. Each job has a deadline.
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -23,11 +27,14 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from bot.clock import Clock
+from bot.jobs.forecast import Expectation
 from bot.magichour import MagicHourError, NotOnPlan, RateLimited, Unauthorized, Unavailable, VideoProject
 
 log = logging.getLogger(__name__)
 
 ProjectListener = Callable[[VideoProject], Awaitable[None]]
+WaitObserver = Callable[[int], None]
+"""Told how many status requests a wait took, when it ends (metrics)."""
 
 _EARLY_POKE_SECONDS = 600.0
 
@@ -55,6 +62,10 @@ class _Watch:
     polls: int = 0
     busy: bool = False  # a poll of this project is in progress
     oddities: set[str] = field(default_factory=set)  # kinds of odd answers already logged
+    expect: Expectation | None = None
+    plan: list[float] = field(default_factory=list)  # forecast poll moments still ahead (monotonic)
+    planned: bool = False  # following a forecast plan (not yet the backoff)
+    context: contextvars.Context = field(default_factory=contextvars.copy_context, repr=False)
 
 
 @dataclass(frozen=True)
@@ -79,8 +90,10 @@ class Poller:
         policy: PollPolicy | None = None,
         *,
         rng: random.Random | None = None,
+        on_wait_end: WaitObserver | None = None,
     ) -> None:
         self._source = source
+        self._on_wait_end = on_wait_end
         self._clock = clock
         self._policy = policy or PollPolicy()
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
@@ -110,10 +123,21 @@ class Poller:
         watch = self._watches.get(project_id)
         return None if watch is None else watch.polls
 
+    def alive(self, *, grace: float = 60.0) -> bool:
+        """False when the loop has died, or a due poll has waited more than `grace` seconds (health)."""
+        if self._task is not None and self._task.done():
+            return False
+        if self._task is None:
+            return not self._watches
+        now = self._clock.monotonic()
+        return not any(not w.busy and min(w.next_at, w.deadline) < now - grace for w in self._watches.values())
+
     def start(self) -> None:
         """Start the polling loop (idempotent)."""
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="magic-hour-poller")
+            # A context of its own: the loop must not carry the first waiter's (its job number in logs).
+            loop = asyncio.get_running_loop()
+            self._task = loop.create_task(self._run(), name="magic-hour-poller", context=contextvars.Context())
 
     async def aclose(self) -> None:
         """Stop polling; waiters get `CancelledError`."""
@@ -137,17 +161,22 @@ class Poller:
         within: float,
         listener: ProjectListener | None = None,
         poll_now: bool = False,
+        expect: Expectation | None = None,
     ) -> VideoProject:
         """Wait until the project is complete, errored or canceled; raise at the deadline.
 
-        `poll_now` asks at once (a resumed job may have finished while the bot was down).
+        `poll_now` asks at once (a resumed job may have finished while the bot was down). With
+        `expect` carrying a poll plan, polls follow it; every read is noted on it either way.
         """
         self.start()
         now = self._clock.monotonic()
         future: asyncio.Future[VideoProject] = asyncio.get_running_loop().create_future()
         poked_early = self._early.pop(project_id, None) is not None
-        first = 0.0 if poll_now or poked_early else self._jittered(self._policy.initial)
-        watch = _Watch(project_id, now + within, now + first, self._policy.initial, listener, future)
+        watch = _Watch(project_id, now + within, now, self._policy.initial, listener, future, expect=expect)
+        if expect is not None and expect.polls:
+            watch.plan, watch.planned = sorted(expect.polls), True
+        if not (poll_now or poked_early):
+            self._schedule_next(watch, first=True)
         self._watches[project_id] = watch
         self._wakeup.set()
         try:
@@ -155,6 +184,8 @@ class Poller:
         finally:
             if self._watches.get(project_id) is watch:
                 del self._watches[project_id]
+            if self._on_wait_end is not None:
+                self._on_wait_end(watch.polls)
 
     def poke(self, project_id: str) -> bool:
         """Ask for a project's status now (a verified webhook said it changed).
@@ -191,7 +222,8 @@ class Poller:
                     # Each poll runs on its own: a slow answer (or a slow status edit) for one job
                     # never holds up the others' polls or deadlines.
                     watch.busy = True
-                    task = asyncio.get_running_loop().create_task(self._poll_and_release(watch))
+                    # In the waiter's context, so the poll's log lines carry its job number.
+                    task = asyncio.get_running_loop().create_task(self._poll_and_release(watch), context=watch.context)
                     self._inflight.add(task)
                     task.add_done_callback(self._inflight.discard)
             moments = [min(w.next_at, w.deadline) for w in self._watches.values() if not w.busy]
@@ -226,6 +258,7 @@ class Poller:
         async with self._gate:
             watch.polls += 1
             self.requests += 1
+            sent = self._clock.monotonic()
             try:
                 project = await self._source.get_video_project(watch.project_id)
             except (Unauthorized, NotOnPlan) as exc:
@@ -257,6 +290,8 @@ class Poller:
                     watch.future.set_exception(exc)
                 return
         self._penalty = 0.0
+        if watch.expect is not None:
+            watch.expect.saw(sent, self._clock.monotonic(), ended=project.is_terminal)
         if watch.listener is not None:
             try:
                 await watch.listener(project)
@@ -268,9 +303,19 @@ class Poller:
             return
         self._schedule_next(watch)
 
-    def _schedule_next(self, watch: _Watch) -> None:
-        watch.interval = min(watch.interval * self._policy.growth, self._policy.maximum)
-        watch.next_at = self._clock.monotonic() + self._jittered(watch.interval)
+    def _schedule_next(self, watch: _Watch, *, first: bool = False) -> None:
+        now = self._clock.monotonic()
+        while watch.plan and watch.plan[0] <= now:
+            watch.plan.pop(0)  # moments missed (a push-back, a slow answer): the next one still stands
+        if watch.plan:
+            watch.next_at = watch.plan.pop(0)
+            return
+        if watch.planned:
+            watch.planned = False  # the render outlasted its forecast: back off from the start
+            watch.interval = self._policy.initial
+        elif not first:
+            watch.interval = min(watch.interval * self._policy.growth, self._policy.maximum)
+        watch.next_at = now + self._jittered(watch.interval)
 
     def _push_back_all(self, seconds: float) -> None:
         at = self._clock.monotonic()

@@ -24,7 +24,6 @@ import logging
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 
@@ -33,39 +32,23 @@ from bot.errors import Datum, LipsyncError, json_data
 from bot.jobs.admission import Admission, Admitted
 from bot.jobs.config import EngineConfig
 from bot.jobs.delivery import Courier
+from bot.jobs.forecast import Expectation, RenderForecast
 from bot.jobs.inputs import Plan, fetch_inputs, plan_job
 from bot.jobs.models import JobHooks, JobRequest, JobUpdate
 from bot.jobs.poller import PollDeadlineExceeded, Poller
 from bot.jobs.readback import stop_render
+from bot.jobs.submit import create_project, lip_sync_body, project_name, upload_inputs
 from bot.magichour import (
     CreatedJob,
-    LipSyncAssets,
-    LipSyncRequest,
-    LipSyncStyle,
     MagicHourClient,
     NotOnPlan,
-    RateLimited,
     SubmissionUncertain,
     Unauthorized,
-    UploadItem,
     VideoProject,
 )
 from bot.store import JobRecord, JobState, LedgerKind, Refusal, Store
 
 log = logging.getLogger(__name__)
-
-# Project names carry the job's number first, so the operator can match a project in the Magic
-# Hour dashboard to its job even when the bot never learnt the project's id.
-_NAME_LIMIT = 100
-# Rounds of create attempts after 429s (each round is the client's own retries), and the pause
-# that grows between rounds.
-_CREATE_ROUNDS = 5
-_CREATE_ROUND_PAUSE = 10.0
-
-
-def project_name(job_id: int, member_name: str | None) -> str:
-    """The name a job's project gets at Magic Hour: `#123 · <member's name>` or `#123 · lipsync-bot`."""
-    return f"#{job_id} · {member_name or 'lipsync-bot'}"[:_NAME_LIMIT]
 
 
 @dataclass(frozen=True)
@@ -81,6 +64,7 @@ class RunContext:
     clock: Clock
     transfers: asyncio.Semaphore
     queue_position: Callable[[int], int | None]
+    forecast: RenderForecast
 
 
 class JobRun:
@@ -97,6 +81,7 @@ class JobRun:
         self._remaining: int | None = None
         self._reserved = False
         self._resets_at: dt.datetime | None = None
+        self._expect: Expectation | None = None  # the render's forecast and what polls saw of it
         self._courier = Courier(self)
 
     @property
@@ -122,7 +107,8 @@ class JobRun:
         self._remaining, self._resets_at, self._reserved = reservation.remaining, reservation.resets_at, True
         log.info("job %s: reserved %s credits", self.job_id, reservation.amount)
         await self.transition(JobState.UPLOADING)
-        video_file, audio_file = await self._upload(plan, video_path, audio_path)
+        video_file, audio_file = await upload_inputs(self.ctx, plan, video_path, audio_path, self.show)
+        self._activity = None
         created = await self._create(request, plan, video_file, audio_file)
         if await self._reconcile(created):
             await self._follow(created.id, poll_now=False)
@@ -147,73 +133,16 @@ class JobRun:
 
     # ------------------------------------------------------------------ steps
 
-    async def _upload(self, plan: Plan, video: Path | None, audio: Path) -> tuple[str | None, str]:
-        items = [UploadItem(type="audio", extension=plan.audio_ext)]
-        if video is not None and plan.video_ext is not None:
-            items.insert(0, UploadItem(type="video", extension=plan.video_ext))
-        urls = await self.ctx.client.create_upload_urls(items)
-        async with self.ctx.transfers:
-            video_file = None
-            if video is not None:
-                await self.show("activity_upload_video")
-                await self.ctx.client.upload_file(urls[0].upload_url, video)
-                video_file = urls[0].file_path
-            await self.show("activity_upload_audio")
-            await self.ctx.client.upload_file(urls[-1].upload_url, audio)
-        self._activity = None
-        return video_file, urls[-1].file_path
-
     async def _create(self, request: JobRequest, plan: Plan, video_file: str | None, audio_file: str) -> CreatedJob:
-        assets = (
-            LipSyncAssets(video_source="file", video_file_path=video_file, audio_file_path=audio_file)
-            if video_file is not None
-            else LipSyncAssets(video_source="youtube", youtube_url=request.youtube_url, audio_file_path=audio_file)
-        )
-        body = LipSyncRequest(
-            name=project_name(self.job_id, request.name),
-            start_seconds=plan.start,
-            end_seconds=plan.end,
-            max_fps_limit=request.max_fps,
-            assets=assets,
-            style=LipSyncStyle(generation_mode=request.mode),
-        )
+        body = lip_sync_body(self.job_id, request, plan, video_file, audio_file)
         # Persisted first: if the process dies during the call, a restart knows a project may exist.
         await self.transition(JobState.CREATING)
-        round_ = 0
-        while True:
-            try:
-                created, cancelled = await self._create_once(body)
-                break
-            except RateLimited as exc:
-                # A 429 means no job was made: after the client's own retries, wait and ask again
-                # (the job keeps its slot), rather than fail a member's job for a busy minute.
-                round_ += 1
-                if self.cancel_requested:
-                    raise asyncio.CancelledError from exc  # nothing was made: the cancel is free
-                if round_ >= _CREATE_ROUNDS:
-                    raise
-                await self.ctx.clock.sleep(max(exc.retry_after or 0.0, _CREATE_ROUND_PAUSE * round_))
+        created, cancelled = await create_project(self.ctx, body, lambda: self.cancel_requested)
         self.sandbox = self.sandbox or created.sandbox
         await self.transition(JobState.SUBMITTED, project_id=created.id)
         if cancelled:
             raise asyncio.CancelledError
         return created
-
-    async def _create_once(self, body: LipSyncRequest) -> tuple[CreatedJob, bool]:
-        """One create call that is never abandoned half-way; also whether a cancel came meanwhile.
-
-        A cancel while it is in flight waits for its answer, so that a job Magic Hour made is
-        recorded (and then stopped), never forgotten.
-        """
-        create = asyncio.ensure_future(self.ctx.client.create_lip_sync(body))
-        cancelled = False
-        while True:
-            try:
-                return await asyncio.shield(create), cancelled
-            except asyncio.CancelledError:
-                cancelled = True
-                if create.done():
-                    raise
 
     async def _reconcile(self, created: CreatedJob) -> bool:
         """Hold what Magic Hour charged at create; if the limits can't, stop the render. True to go on."""
@@ -248,11 +177,16 @@ class JobRun:
 
     async def _follow(self, project_id: str, *, poll_now: bool) -> None:
         """Wait for the render to end at Magic Hour, then end the job on what it says."""
-        remaining = self.ctx.config.job_deadline_seconds - await self._seconds_since_submission()
+        since = await self._seconds_since_submission()
+        expect = self._expect = await self.ctx.forecast.expect(self.record, elapsed=since)
+        if expect.expected_at is not None:
+            await self.emit()  # show the expected finish
+        remaining = self.ctx.config.job_deadline_seconds - since
         try:
             project: VideoProject | None = await self.ctx.poller.wait(
-                project_id, within=max(remaining, 0.0), listener=self._on_project, poll_now=poll_now
+                project_id, within=max(remaining, 0.0), listener=self._on_project, poll_now=poll_now, expect=expect
             )
+            await self.ctx.forecast.record(expect, project)
         except PollDeadlineExceeded:
             project = await self._stop_at_deadline(project_id)
             if project is not None and project.status not in ("complete", "error"):
@@ -421,6 +355,7 @@ class JobRun:
             queue_position=self.ctx.queue_position(self.job_id),
             activity=activity,
             activity_data=data,
+            expected_at=self._expect.expected_at if self._expect is not None else None,
             remaining_credits=self._remaining,
             credits_reserved=self._reserved,
             resets_at=self._resets_at,

@@ -22,12 +22,13 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import tempfile
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Literal, Self, TypeVar
+from typing import IO, Any, Literal, Protocol, Self, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -100,6 +101,24 @@ _ModelT = TypeVar("_ModelT", bound=BaseModel)
 _MarkedT = TypeVar("_MarkedT", bound=_SandboxAware)
 Progress = Callable[[int], None]
 
+_PROJECT_ROUTE = re.compile(r"^(\w+ /v1/video-projects/).+$")
+
+
+class RequestObserver(Protocol):
+    """Told about every HTTP request the client makes (metrics). Must be cheap and must not raise."""
+
+    def request(self, endpoint: str, status: str, seconds: float) -> None:
+        """One attempt: `endpoint` like "GET /v1/video-projects/{id}" or "PUT storage", its HTTP status
+        ("error" when no answer came), and how long it took."""
+        ...
+
+
+def _endpoint(route: str) -> str:
+    """A route without ids, signatures or hosts: the label a request is counted under."""
+    if route.startswith(("PUT http", "GET http")):
+        return f"{route.split(' ', 1)[0]} storage"
+    return _PROJECT_ROUTE.sub(r"\1{id}", route)
+
 
 def _describe(exc: BaseException) -> str:
     # httpx transport errors carry the OS or protocol reason, not the URL; keep it short anyway.
@@ -155,6 +174,7 @@ class MagicHourClient:
         storage_http: httpx.AsyncClient | None = None,
         retry: RetryPolicy | None = None,
         clock: Clock | None = None,
+        observer: RequestObserver | None = None,
     ) -> None:
         if not api_key.get_secret_value():
             raise ValueError("the Magic Hour API key is empty")
@@ -165,6 +185,7 @@ class MagicHourClient:
         self._base_url = base_url.rstrip("/")
         self._retry = retry or RetryPolicy()
         self._clock: Clock = clock or SystemClock()
+        self._observer = observer
         self._owns_http = http is None
         self._owns_storage = storage_http is None
         self._http = http or httpx.AsyncClient(
@@ -200,6 +221,7 @@ class MagicHourClient:
             storage_http=self._storage,
             retry=RetryPolicy.none(),
             clock=self._clock,
+            observer=self._observer,
         )
 
     async def aclose(self) -> None:
@@ -309,8 +331,10 @@ class MagicHourClient:
                     "PUT", upload_url, content=body, headers={"Content-Length": str(size)}
                 )
                 _strip_credentials(request)
-                async with asyncio.timeout(_transfer_deadline(size)):
+                started = self._clock.monotonic()
+                async with self._observed(route, started), asyncio.timeout(_transfer_deadline(size)):
                     response = await self._storage.send(request, follow_redirects=False)
+                    self._observe(route, str(response.status_code), started)
             except TimeoutError:
                 raise StorageError(
                     f"upload of {size} bytes slower than {MIN_TRANSFER_RATE // 1024} KiB/s", route=route
@@ -394,12 +418,14 @@ class MagicHourClient:
         request = self._storage.build_request("GET", url)
         _strip_credentials(request)
         written = 0
+        started = self._clock.monotonic()
         try:
-            async with asyncio.timeout(None) as deadline:
+            async with self._observed(route, started), asyncio.timeout(None) as deadline:
                 response = await self._storage.send(request, stream=True, follow_redirects=True)
                 try:
                     status = response.status_code
                     if not response.is_success:
+                        self._observe(route, str(status), started)
                         return _Received(status, retry_after=self._retry_after(response))
                     expected = _content_length(response)
                     if "content-encoding" in response.headers:
@@ -413,11 +439,25 @@ class MagicHourClient:
                             progress(written)
                 finally:
                     await response.aclose()
+                self._observe(route, str(status), started)
         except TimeoutError:
             raise StorageError(f"download slower than {MIN_TRANSFER_RATE // 1024} KiB/s", route=route) from None
         return _Received(status, written=written, expected=expected)
 
     # --- plumbing --------------------------------------------------------------------------------
+
+    def _observe(self, route: str, status: str, started: float) -> None:
+        if self._observer is not None:
+            self._observer.request(_endpoint(route), status, max(0.0, self._clock.monotonic() - started))
+
+    @contextlib.asynccontextmanager
+    async def _observed(self, route: str, started: float) -> AsyncGenerator[None, None]:
+        """Counts a request that got no answer (transport error, timeout) as status "error"."""
+        try:
+            yield
+        except (httpx.RequestError, TimeoutError):
+            self._observe(route, "error", started)
+            raise
 
     def _auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._api_key.get_secret_value()}"}
@@ -437,9 +477,11 @@ class MagicHourClient:
 
         async def attempt() -> httpx.Response:
             started = self._clock.monotonic()
-            response = await self._http.request(
-                method, url, json=json, headers=self._auth_headers(), follow_redirects=False
-            )
+            async with self._observed(route, started):
+                response = await self._http.request(
+                    method, url, json=json, headers=self._auth_headers(), follow_redirects=False
+                )
+            self._observe(route, str(response.status_code), started)
             elapsed_ms = (self._clock.monotonic() - started) * 1000
             logger.debug("%s -> %d in %.0f ms", route, response.status_code, elapsed_ms)
             return response

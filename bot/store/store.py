@@ -44,6 +44,7 @@ from bot.store.models import (
     can_transition,
 )
 from bot.store.quota import QuotaLedger
+from bot.store.renders import Heartbeat, RenderHistory
 from bot.store.sqlite import DEFAULT_BUSY_TIMEOUT_MS
 from bot.store.windows import window_bounds
 
@@ -85,7 +86,7 @@ def is_dead_here(name: str) -> bool:
 
 
 class Store:
-    """The bot's store: `jobs`, `quota` (the ledger) and `limits`, on SQLite or PostgreSQL.
+    """The bot's store: `jobs`, `quota` (the ledger), `limits`, and `renders` (render times), on SQLite or PostgreSQL.
 
     Open with `await Store.open(path_or_url, policy=...)` and close with `await store.close()`, or
     use `async with await Store.open(...) as store`. Several `Store`s (in this process or others)
@@ -102,6 +103,8 @@ class Store:
         self.jobs = JobStore(db, owner)
         self.quota = QuotaLedger(db, policy, db.clock, secret)
         self.limits = LimitStore(db, policy)
+        self.renders = RenderHistory(db)
+        self.heartbeat = Heartbeat(db)
 
     @property
     def dialect(self) -> Dialect:

@@ -19,7 +19,7 @@ import simcord
 from bot.errors import QuotaExceeded
 from bot.jobs.engine import JobEngine
 from bot.jobs.models import JobUpdate
-from bot.jobs.run import project_name
+from bot.jobs.submit import project_name
 from bot.store import JobState
 from cogs import render
 from cogs.status import StatusMessage

@@ -29,7 +29,7 @@ async def rig(tmp_path: Path, media_dir: Path) -> AsyncIterator[tuple[Sandbox, M
         yield sandbox, client, clock, media_dir
 
 
-async def create_job(client: MagicHourClient, media: Path) -> str:
+async def create_job(client: MagicHourClient, media: Path, *, end: float = 1.5) -> str:
     video, audio = await client.create_upload_urls(
         [UploadItem(type="video", extension="mp4"), UploadItem(type="audio", extension="mp3")]
     )
@@ -38,7 +38,7 @@ async def create_job(client: MagicHourClient, media: Path) -> str:
     created = await client.create_lip_sync(
         LipSyncRequest(
             start_seconds=0,
-            end_seconds=1.5,
+            end_seconds=end,
             assets=LipSyncAssets(video_source="file", video_file_path=video.file_path, audio_file_path=audio.file_path),
         )
     )

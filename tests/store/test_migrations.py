@@ -42,6 +42,11 @@ SEEDS: dict[int, list[str]] = {
         """UPDATE jobs SET error_data = '{"status": 503}', role_ids = '10,11' WHERE id = 1""",
     ],
     4: [
+        "INSERT INTO render_times (job_id, mode, frames, low_seconds, high_seconds, seconds, finished_at)"
+        f" VALUES (1, 'pro', 45, 20.0, 22.0, 21.0, '{NOW}')",
+        f"INSERT INTO store_heartbeat (id, beat_at) VALUES (1, '{NOW}')",
+    ],
+    5: [
         "INSERT INTO jobs (id, user_id, guild_id, mode, state, created_at, updated_at, claimed_by, lease_until)"
         f" VALUES (2, 8, {GUILD}, 'lite', 'received', '{NOW}', '{NOW}', 'gone:1:abc', '{NOW}')",
         f"INSERT INTO job_events (job_id, state, at) VALUES (2, 'received', '{NOW}')",
@@ -152,6 +157,9 @@ async def test_upgrade_from_every_earlier_version(database: Target, clock: FakeC
         if version >= 3:
             assert job is not None and job.error_data == {"status": 503}
         if version >= 4:
+            [sample] = await store.renders.recent(GenerationMode.PRO, 10)
+            assert (sample.frames, sample.low, sample.high, sample.job_id) == (45, 20.0, 22.0, 1)
+        if version >= 5:
             # Job 1 was never claimed; job 2's claim was left by a process that is gone and has expired.
             assert [j.id for j in await store.jobs.claimable()] == [1, 2]
             assert [j.claimed_by for j in await store.jobs.claim([2], 30)] == [store.owner]
