@@ -19,6 +19,7 @@ from bot.app import Refused
 from bot.errors import LipsyncError
 from bot.store import AboveCeiling, MemberHasActiveJobs
 from cogs import render
+from cogs.locale import language_of
 
 log = logging.getLogger(__name__)
 
@@ -30,36 +31,37 @@ def unwrap(error: BaseException) -> BaseException:
     return error
 
 
-def reply_for(error: BaseException) -> str:
-    """The text to show for `error`; logs unexpected errors with a fresh reference id."""
+def reply_for(error: BaseException, lang: str = render.EN) -> str:
+    """The text to show for `error` in `lang`; logs unexpected errors with a fresh reference id."""
     original = unwrap(error)
     if isinstance(original, Refused):
-        return render.error_text(original.error)
+        return render.error_text(original.error, lang)
     if isinstance(original, LipsyncError):
-        return render.error_text(original)
+        return render.error_text(original, lang)
     if isinstance(original, MemberHasActiveJobs):
         jobs = ", ".join(f"#{job_id}" for job_id in original.job_ids)
-        return render.describe("member_has_active_jobs", {"jobs": jobs})
+        return render.describe("member_has_active_jobs", {"jobs": jobs}, lang)
     if isinstance(original, AboveCeiling):
-        return render.describe("above_ceiling", {"ceiling": original.ceiling, "requested": original.requested})
+        data = {"ceiling": original.ceiling, "requested": original.requested}
+        return render.describe("above_ceiling", data, lang)
     if isinstance(original, app_commands.NoPrivateMessage):
-        return render.describe("no_guild", {})
+        return render.describe("no_guild", lang=lang)
     if isinstance(original, app_commands.MissingPermissions):
-        return "You need the Manage Server permission for this."
+        return render.describe("manage_permission", lang=lang)
     if isinstance(original, app_commands.CommandOnCooldown):
-        return f"Slow down a little: try again in {original.retry_after:.0f} s."
+        return render.describe("slow_down", {"wait": f"{original.retry_after:.0f}"}, lang)
     if isinstance(original, app_commands.TransformerError):
-        return f"`{original.value}` isn't a valid value for this option."
+        return render.describe("bad_option_value", {"value": str(original.value)}, lang)
     if isinstance(original, app_commands.CheckFailure):
-        return "You can't use this command here."
+        return render.describe("check_failed", lang=lang)
     reference = secrets.token_hex(4)
     log.error("unexpected error (reference %s)", reference, exc_info=original)
-    return render.apology(reference)
+    return render.apology(reference, lang)
 
 
 async def report_error(interaction: discord.Interaction, error: BaseException) -> None:
-    """Tell the member what went wrong, ephemerally, whatever state the interaction is in."""
-    message = reply_for(error)
+    """Tell the member what went wrong, ephemerally and in their language, whatever state the interaction is in."""
+    message = reply_for(error, language_of(interaction))
     try:
         if not interaction.response.is_done():
             await interaction.response.send_message(message, ephemeral=True)

@@ -1,8 +1,12 @@
-"""`/lipsync`, `/lipsync-status`, `/jobs`, `/queue` and `/cancel`: start, follow and stop lip-sync jobs."""
+"""`/lipsync`, `/lipsync-status`, `/jobs`, `/queue`, `/cancel` and the two message menus.
+
+`/lipsync` takes the files as options; the message menus ("Lip-sync: use this video", "…voice")
+take them from messages already in the channel (`cogs.picker`). Both start jobs the same way
+(`cogs.start.start_job`). Every answer is in the language of the member who asked.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from typing import TYPE_CHECKING
 
@@ -11,12 +15,27 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.config import GenerationMode
-from bot.errors import LipsyncError
+from bot.errors import InvalidInput
 from bot.jobs.engine import JobEngine
 from bot.jobs.models import InputSource, JobRequest
+from bot.services import Services
 from bot.store import Store
 from cogs import render, role_ids
 from cogs.errors import on_tree_error
+from cogs.locale import CatalogueTranslator, language_of
+from cogs.picker import (
+    MENU_VIDEO,
+    MENU_VOICE,
+    REMEMBER_FOR,
+    Kind,
+    Picker,
+    RecentPicks,
+    media_in,
+    menu_name,
+    recent_media,
+    with_remembered,
+)
+from cogs.start import COG_NAME, start_job
 from cogs.status import DEFAULT_MIN_INTERVAL, JobPresenter
 from cogs.views import DYNAMIC_ITEMS, cancel_job, panel
 
@@ -39,13 +58,33 @@ def _source(attachment: discord.Attachment) -> InputSource:
     )
 
 
-class LipsyncCog(commands.Cog, name="Lip sync"):
+class LipsyncCog(commands.Cog, name=COG_NAME):
     """Starting, following and stopping lip-sync jobs."""
 
-    def __init__(self, engine: JobEngine, store: Store, presenter: JobPresenter) -> None:
-        self.engine = engine
-        self.store = store
+    def __init__(
+        self, bot: commands.Bot | commands.AutoShardedBot, services: Services, presenter: JobPresenter
+    ) -> None:
+        self.bot = bot
+        self.services = services
+        self.engine: JobEngine = services.engine
+        self.store: Store = services.store
         self.presenter = presenter
+        self.picks = RecentPicks(services.clock)
+        self.menus = [
+            app_commands.guild_only()(app_commands.ContextMenu(name=MENU_VIDEO, callback=self.use_video)),
+            app_commands.guild_only()(app_commands.ContextMenu(name=MENU_VOICE, callback=self.use_voice)),
+        ]
+
+    async def cog_load(self) -> None:
+        """Add the message menus (discord.py keeps them outside cogs)."""
+        for menu in self.menus:
+            self.bot.tree.add_command(menu)
+
+    async def cog_unload(self) -> None:
+        """Remove the menus and stop the status messages' delayed edits: the bot is shutting down."""
+        for menu in self.menus:
+            self.bot.tree.remove_command(menu.name, type=menu.type)
+        self.presenter.close()
 
     @app_commands.command(name="lipsync", description="Lip-sync a face video (or a YouTube clip) to a voice.")
     @app_commands.guild_only()
@@ -84,21 +123,8 @@ class LipsyncCog(commands.Cog, name="Lip sync"):
             max_fps=max_fps,  # the engine applies DEFAULT_MAX_FPS when the member sets none
             name=name,
             guild_id=interaction.guild_id,
-            channel_id=interaction.channel_id,
-            role_ids=role_ids(interaction.user),
         )
-        # Cheap checks raise before anything is deferred: the error handler answers ephemerally.
-        await self.engine.precheck(request)
-        await interaction.response.defer(thinking=True)
-        status = await interaction.original_response()
-        # The status message's ids go in with the job, so a restart can always find it.
-        request = dataclasses.replace(request, status_channel_id=status.channel.id, status_message_id=status.id)
-        try:
-            await self.engine.submit(request, self.presenter.for_interaction(interaction, status.id))
-        except LipsyncError as exc:
-            # Refused between the check and now (e.g. a second job in another channel): told to the
-            # member alone, and the public reply removed.
-            await refuse_privately(interaction, render.error_text(exc))
+        await start_job(interaction, request)
 
     @app_commands.command(name="lipsync-status", description="Your credits, running jobs and the queue, in one place.")
     @app_commands.guild_only()
@@ -112,7 +138,7 @@ class LipsyncCog(commands.Cog, name="Lip sync"):
     async def jobs(self, interaction: discord.Interaction) -> None:
         """List the member's latest jobs, newest first (only they see it)."""
         recent = await self.store.jobs.recent_for_member(interaction.guild_id, interaction.user.id, RECENT_JOBS)
-        await interaction.response.send_message(render.jobs_text(recent), ephemeral=True)
+        await interaction.response.send_message(render.jobs_text(recent, language_of(interaction)), ephemeral=True)
 
     @app_commands.command(name="queue", description="How busy the bot is, and where your jobs stand.")
     @app_commands.guild_only()
@@ -120,7 +146,7 @@ class LipsyncCog(commands.Cog, name="Lip sync"):
         """Show the job slots in use, the line, and the member's running jobs with their places."""
         recent = await self.store.jobs.recent_for_member(interaction.guild_id, interaction.user.id, RECENT_JOBS)
         mine = [(job, self.engine.queue_position(job.id)) for job in recent if not job.state.terminal]
-        text = render.queue_text(self.engine.queue_snapshot(), mine)
+        text = render.queue_text(self.engine.queue_snapshot(), mine, language_of(interaction))
         await interaction.response.send_message(text, ephemeral=True)
 
     @app_commands.command(name="cancel", description="Cancel one of your running lip-sync jobs.")
@@ -130,31 +156,60 @@ class LipsyncCog(commands.Cog, name="Lip sync"):
         """Cancel a job the member started; nothing is charged unless Magic Hour already finished it."""
         await cancel_job(interaction, job_id)
 
-    async def cog_unload(self) -> None:
-        """Stop the status messages' delayed edits: the bot is shutting down."""
-        self.presenter.close()
+    # ------------------------------------------------------------------ message menus
 
+    async def use_video(self, interaction: discord.Interaction, message: discord.Message) -> None:
+        """Lip-sync this message's video (or YouTube link): pick the voice from the channel's recent messages."""
+        await self._offer(interaction, message, "video")
 
-async def refuse_privately(interaction: discord.Interaction, text: str) -> None:
-    """Answer a deferred public command with an ephemeral refusal, and remove the public reply.
+    async def use_voice(self, interaction: discord.Interaction, message: discord.Message) -> None:
+        """Lip-sync a video to this message's voice (a voice message or an audio file): pick the video."""
+        await self._offer(interaction, message, "audio")
 
-    A reply still "thinking" turns the next followup into itself, so it is first given a neutral
-    line, which is then deleted (or stays, if Discord refuses the deletion).
-    """
-    try:
-        await interaction.edit_original_response(content="⏳", view=None)
-        await interaction.followup.send(f"❌ {text}", ephemeral=True)
-        await interaction.delete_original_response()
-    except discord.HTTPException as exc:
-        log.warning("could not refuse privately: %s", exc)
+    async def _offer(self, interaction: discord.Interaction, message: discord.Message, kind: Kind) -> None:
+        lang = language_of(interaction)
+        wanted: Kind = "audio" if kind == "video" else "video"
+        own_menu, other_menu = (MENU_VIDEO, MENU_VOICE) if kind == "video" else (MENU_VOICE, MENU_VIDEO)
+        found = media_in(message, kind)
+        if not found:
+            # Checked before anything else: a message with nothing to use is answered at once, for free.
+            raise InvalidInput(f"pick_not_{kind}", menu=menu_name(own_menu, lang))
+        chosen = found[0]
+        guild_id, user_id = interaction.guild_id, interaction.user.id
+        self.picks.remember(guild_id, user_id, chosen)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        channel = self.bot.get_partial_messageable(message.channel.id, guild_id=guild_id)
+        remembered = self.picks.recall(guild_id, user_id, wanted)
+        choices = with_remembered(await recent_media(channel, wanted), remembered)
+        if not choices:
+            quoted = render.style_for(lang).quote(chosen.label)
+            data = {
+                "video": quoted,
+                "audio": quoted,
+                "menu": menu_name(other_menu, lang),
+                "minutes": int(REMEMBER_FOR // 60),
+            }
+            await interaction.edit_original_response(content=render.describe(f"pick_no_{wanted}", data, lang))
+            return
+        admitted = await self.engine.admission.read(guild_id, user_id, role_ids(interaction.user))
+        picker = Picker(
+            origin=interaction,
+            chosen=chosen,
+            choices=choices,
+            modes=admitted.rules.allowed_modes,
+            remembered=remembered,
+        )
+        await interaction.edit_original_response(content=picker.summary(), view=picker)
 
 
 async def setup(bot: LipsyncBot) -> None:
     """Add the cog, built from the bot's services, and register what presents jobs in Discord:
-    the hooks resumed jobs use, the restart-proof buttons, and the one error handler."""
+    the hooks resumed jobs use, the restart-proof buttons, the one error handler, and the translator
+    that gives Discord the commands' names and descriptions in every language."""
     interval = bot.status_interval if bot.status_interval is not None else DEFAULT_MIN_INTERVAL
     presenter = JobPresenter(bot, bot.services, min_interval=interval)
     bot.hooks_factory = presenter.for_record
     bot.add_dynamic_items(*DYNAMIC_ITEMS)
     bot.tree.error(on_tree_error)
-    await bot.add_cog(LipsyncCog(bot.services.engine, bot.services.store, presenter))
+    await bot.tree.set_translator(CatalogueTranslator())
+    await bot.add_cog(LipsyncCog(bot, bot.services, presenter))

@@ -18,6 +18,7 @@ from bot.config import GenerationMode, Settings
 from bot.errors import InvalidInput, NotAllowed
 from bot.store import Store
 from cogs import render, role_ids
+from cogs.locale import language_of
 
 if TYPE_CHECKING:
     from bot.app import LipsyncBot
@@ -34,8 +35,13 @@ def _guild_id(interaction: discord.Interaction) -> int:
     return interaction.guild_id
 
 
-def _per(settings: Settings) -> str:
-    return render.per_window(settings.quota_window)
+def _per(settings: Settings, interaction: discord.Interaction) -> str:
+    return render.per_window(settings.quota_window, language_of(interaction))
+
+
+def _say(interaction: discord.Interaction, code: str, data: dict[str, object] | None = None) -> str:
+    """The catalogue's sentence for `code`, in the language of the manager who asked."""
+    return render.describe(code, data, language_of(interaction))
 
 
 @app_commands.guild_only()
@@ -68,11 +74,13 @@ class ManageCog(commands.GroupCog, group_name="lipsync-admin", group_description
         guild_id = _guild_id(interaction)
         if credits is None:
             cleared = await self.store.limits.clear_member_limit(guild_id, member.id)
-            text = render.describe("member_limit_cleared" if cleared else "member_limit_none", {"member": member.id})
+            text = _say(interaction, "member_limit_cleared" if cleared else "member_limit_none", {"member": member.id})
         else:
             await self.store.limits.set_member_limit(guild_id, member.id, credits, by_user_id=interaction.user.id)
-            text = render.describe(
-                "member_limit_set", {"member": member.id, "credits": credits, "per": _per(self.settings)}
+            text = _say(
+                interaction,
+                "member_limit_set",
+                {"member": member.id, "credits": credits, "per": _per(self.settings, interaction)},
             )
         await self._reply(interaction, text)
 
@@ -85,11 +93,13 @@ class ManageCog(commands.GroupCog, group_name="lipsync-admin", group_description
         guild_id = _guild_id(interaction)
         if credits is None:
             cleared = await self.store.limits.clear_role_limit(guild_id, role.id)
-            text = render.describe("role_limit_cleared" if cleared else "role_limit_none", {"role": role.mention})
+            text = _say(interaction, "role_limit_cleared" if cleared else "role_limit_none", {"role": role.mention})
         else:
             await self.store.limits.set_role_limit(guild_id, role.id, credits, by_user_id=interaction.user.id)
-            text = render.describe(
-                "role_limit_set", {"role": role.mention, "credits": credits, "per": _per(self.settings)}
+            text = _say(
+                interaction,
+                "role_limit_set",
+                {"role": role.mention, "credits": credits, "per": _per(self.settings, interaction)},
             )
         await self._reply(interaction, text)
 
@@ -100,7 +110,9 @@ class ManageCog(commands.GroupCog, group_name="lipsync-admin", group_description
         await self.store.limits.set_server_default(_guild_id(interaction), credits)
         code = "server_limit_set" if credits is not None else "server_limit_default"
         value = credits if credits is not None else self.settings.default_member_credits
-        await self._reply(interaction, render.describe(code, {"credits": value, "per": _per(self.settings)}))
+        await self._reply(
+            interaction, _say(interaction, code, {"credits": value, "per": _per(self.settings, interaction)})
+        )
 
     @app_commands.command(name="server-pool", description="Cap what the whole server may use per period")
     @app_commands.describe(credits="Credits for all members together per period; empty for no cap")
@@ -108,9 +120,9 @@ class ManageCog(commands.GroupCog, group_name="lipsync-admin", group_description
         """Set (or remove) a cap on the whole server's use per period."""
         await self.store.limits.set_server_pool(_guild_id(interaction), credits)
         if credits is None:
-            text = render.describe("server_pool_cleared")
+            text = _say(interaction, "server_pool_cleared")
         else:
-            text = render.describe("server_pool_set", {"credits": credits, "per": _per(self.settings)})
+            text = _say(interaction, "server_pool_set", {"credits": credits, "per": _per(self.settings, interaction)})
         await self._reply(interaction, text)
 
     @app_commands.command(name="grant", description="Give a member extra credits for the current period")
@@ -137,7 +149,8 @@ class ManageCog(commands.GroupCog, group_name="lipsync-admin", group_description
         balance = await self.store.quota.limits(guild_id, member.id, roles)
         taken = entry.amount if entry is not None else None
         await self._reply(
-            interaction, render.grant_text(member.id, credits, taken, balance, self.settings.quota_window)
+            interaction,
+            render.grant_text(member.id, credits, taken, balance, self.settings.quota_window, language_of(interaction)),
         )
 
     @app_commands.command(name="modes", description="Choose which generation modes members may use here")
@@ -156,7 +169,7 @@ class ManageCog(commands.GroupCog, group_name="lipsync-admin", group_description
         if not chosen:
             raise InvalidInput("no_modes")
         await self.store.limits.set_allowed_modes(_guild_id(interaction), chosen)
-        await self._reply(interaction, render.describe("modes_set", {"modes": ", ".join(m.value for m in chosen)}))
+        await self._reply(interaction, _say(interaction, "modes_set", {"modes": ", ".join(m.value for m in chosen)}))
 
     @app_commands.command(name="max-clip", description="Set the longest clip members may render here")
     @app_commands.describe(seconds="Longest clip in seconds; empty for the bot's maximum")
@@ -169,7 +182,7 @@ class ManageCog(commands.GroupCog, group_name="lipsync-admin", group_description
         await self.store.limits.set_max_clip_seconds(_guild_id(interaction), seconds)
         code = "max_clip_set" if seconds is not None else "max_clip_default"
         value = seconds if seconds is not None else self.settings.max_clip_seconds
-        await self._reply(interaction, render.describe(code, {"seconds": value}))
+        await self._reply(interaction, _say(interaction, code, {"seconds": value}))
 
     @app_commands.command(name="max-jobs", description="How many jobs one member may run at once here")
     @app_commands.describe(count="Jobs at a time; empty for the bot's default")
@@ -180,13 +193,13 @@ class ManageCog(commands.GroupCog, group_name="lipsync-admin", group_description
         await self.store.limits.set_max_active_jobs(_guild_id(interaction), count)
         code = "max_jobs_set" if count is not None else "max_jobs_default"
         value = count if count is not None else self.settings.max_active_jobs_per_member
-        await self._reply(interaction, render.describe(code, {"count": value}))
+        await self._reply(interaction, _say(interaction, code, {"count": value}))
 
     @app_commands.command(name="usage", description="Credits used in this server in the current period")
     async def usage(self, interaction: discord.Interaction) -> None:
         """Show this period's usage: totals, by member and by mode, and jobs whose fate at Magic Hour is unknown."""
         report = await self.store.quota.usage(_guild_id(interaction))
-        await self._reply(interaction, render.usage_text(report))
+        await self._reply(interaction, render.usage_text(report, lang=language_of(interaction)))
 
     @app_commands.command(name="settings", description="Show the limits and modes that apply here")
     async def show_settings(self, interaction: discord.Interaction) -> None:
@@ -203,6 +216,7 @@ class ManageCog(commands.GroupCog, group_name="lipsync-admin", group_description
                 member_limits=await self.store.limits.member_limits(guild_id),
                 role_limits=await self.store.limits.role_limits(guild_id),
                 window=self.settings.quota_window,
+                lang=language_of(interaction),
             ),
         )
 

@@ -11,6 +11,7 @@ from discord.ext import commands
 from bot.config import QuotaWindow
 from bot.store import Store
 from cogs import render, role_ids
+from cogs.locale import language_of
 from cogs.views import forget_view
 
 if TYPE_CHECKING:
@@ -29,14 +30,16 @@ class QuotaCog(commands.Cog, name="Quota"):
     async def quota(self, interaction: discord.Interaction) -> None:
         """Show the member's balance, the limit that applies and the reset time (only they see it)."""
         balance = await self.store.quota.limits(interaction.guild_id, interaction.user.id, role_ids(interaction.user))
-        await interaction.response.send_message(render.quota_text(balance, self.window), ephemeral=True)
+        text = render.quota_text(balance, self.window, language_of(interaction))
+        await interaction.response.send_message(text, ephemeral=True)
 
     @app_commands.command(name="forget-me", description="Delete your lip-sync data in this server.")
     @app_commands.guild_only()
     async def forget_me(self, interaction: discord.Interaction) -> None:
         """Explain what will be deleted and ask for a confirmation click; nothing is deleted yet."""
+        lang = language_of(interaction)
         await interaction.response.send_message(
-            render.forget_prompt(), view=forget_view(interaction.user.id), ephemeral=True
+            render.forget_prompt(lang), view=forget_view(interaction.user.id, lang), ephemeral=True
         )
 
 

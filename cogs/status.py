@@ -14,7 +14,11 @@ What the channel sees is public: the status message carries what a job costs, ne
 member has left, and a job refused before it reached Magic Hour (its files, its member's credits)
 is told to the member alone, with an ephemeral followup (or a DM once the token is gone), and its
 status message is removed. A job waiting on Magic Hour has its status refreshed now and then, so
-its elapsed time and expected finish move on.
+its elapsed time and expected finish move on. Once the job has ended, its status message offers to
+run it again (`views.final_view`) while Magic Hour keeps its uploaded files.
+
+Both are written in the language of the member who started the job (`JobRecord.locale`), the same
+before and after a restart, whoever else reads the channel.
 """
 
 from __future__ import annotations
@@ -81,7 +85,8 @@ class StatusMessage:
 
     Updates arriving less than `min_interval` seconds (on `clock`) after the last edit are
     coalesced: a single delayed edit later shows the newest one. Terminal states (done, failed,
-    canceled) are shown at once and remove the Cancel button; a refusal (`render.is_refusal`) is
+    canceled) are shown at once and replace the Cancel button with the ways to run the job again
+    (`views.final_view`), if any; a refusal (`render.is_refusal`) is
     told to the member privately and the message removed. While the job waits on Magic Hour the
     message is refreshed every `tick` seconds, with the elapsed time moved on by the clock.
     """
@@ -213,7 +218,12 @@ class StatusMessage:
             if content == self._shown:
                 self._keep_ticking()
                 return
-            view = None if update.job.state.terminal else views.status_view(update.job.id)
+            job = update.job
+            if job.state.terminal:
+                # A finished job offers to run again from its uploaded files (while Magic Hour keeps them).
+                view = views.final_view(job, self._clock.now())
+            else:
+                view = views.status_view(job.id, render.job_language(job))
             try:
                 await self._show(update.job.id, content, view)
             except discord.HTTPException as exc:
@@ -470,7 +480,7 @@ def _message_parts(job: JobRecord, payload: _Payload) -> tuple[discord.File, dis
         # The name the member downloads: the engine names results "lipsync-<id>.mp4" (or "sandbox-…").
         file = discord.File(payload.file, filename=_download_name(payload.file))
     else:
-        view = views.link_view(job.id, payload.link if _has_button(payload) else None)
+        view = views.link_view(job.id, payload.link if _has_button(payload) else None, render.job_language(job))
     return file, view
 
 

@@ -4,19 +4,27 @@ Each button is a `discord.ui.DynamicItem`: everything it needs (a job id, a memb
 custom id, and discord.py rebuilds it from that id whenever it is clicked, in whichever process
 is running then. `bot.app` registers them with `add_dynamic_items` in `setup_hook`. Clicks reach
 the engine and the store through `cogs.services_of(interaction.client)`.
+
+Labels are in the language of whoever the message is for (a job's buttons: its member's); a
+rebuilt button needs no label, only its id. `AgainButton` runs a finished job again from the
+files it uploaded (`bot.jobs.rerun`), for its owner only.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any, Self
 
 import discord
 
 from bot.errors import InvalidInput, NotAllowed
-from bot.store import JobState
+from bot.jobs.rerun import Again, offers, rerun_request
+from bot.store import JobRecord, JobState
 from cogs import render, role_ids, services_of
 from cogs.errors import report_error
+from cogs.locale import language_of
+from cogs.start import WindowModal, start_job
 
 Button = discord.ui.Button[discord.ui.View]
 
@@ -25,6 +33,7 @@ class CancelButton(discord.ui.DynamicItem[Button], template=r"lipsync:cancel:(?P
     """Cancel on a job's status message; only the member who started the job may use it."""
 
     def __init__(self, job_id: int, *, label: str = "Cancel") -> None:
+        # The label is the job's language's; a click rebuilds the button from its id alone.
         super().__init__(
             discord.ui.Button(label=label, style=discord.ButtonStyle.danger, custom_id=f"lipsync:cancel:{job_id}")
         )
@@ -45,9 +54,9 @@ class CancelButton(discord.ui.DynamicItem[Button], template=r"lipsync:cancel:(?P
 class NewLinkButton(discord.ui.DynamicItem[Button], template=r"lipsync:link:(?P<job>[0-9]+)"):
     """Under a result too large to post: fetches a newly signed download link (old ones expire)."""
 
-    def __init__(self, job_id: int) -> None:
+    def __init__(self, job_id: int, *, label: str = "New link") -> None:
         super().__init__(
-            discord.ui.Button(label="New link", style=discord.ButtonStyle.secondary, custom_id=f"lipsync:link:{job_id}")
+            discord.ui.Button(label=label, style=discord.ButtonStyle.secondary, custom_id=f"lipsync:link:{job_id}")
         )
         self.job_id = job_id
 
@@ -68,9 +77,10 @@ class NewLinkButton(discord.ui.DynamicItem[Button], template=r"lipsync:link:(?P<
             await interaction.response.defer(ephemeral=True, thinking=True)
             url = await engine.fresh_download_url(job)
             button = len(url) <= render.MAX_BUTTON_URL
+            lang = language_of(interaction)
             await interaction.edit_original_response(
-                content=render.fresh_link_text(self.job_id, button=button, url=url),
-                view=download_view(url) if button else None,
+                content=render.fresh_link_text(self.job_id, button=button, url=url, lang=lang),
+                view=download_view(url, lang) if button else None,
             )
         except Exception as exc:
             await report_error(interaction, exc)
@@ -79,11 +89,9 @@ class NewLinkButton(discord.ui.DynamicItem[Button], template=r"lipsync:link:(?P<
 class ForgetButton(discord.ui.DynamicItem[Button], template=r"lipsync:forget:(?P<user>[0-9]+)"):
     """The confirmation under `/forget-me`: deletes the member's data in this server."""
 
-    def __init__(self, user_id: int) -> None:
+    def __init__(self, user_id: int, *, label: str = "Delete my data") -> None:
         super().__init__(
-            discord.ui.Button(
-                label="Delete my data", style=discord.ButtonStyle.danger, custom_id=f"lipsync:forget:{user_id}"
-            )
+            discord.ui.Button(label=label, style=discord.ButtonStyle.danger, custom_id=f"lipsync:forget:{user_id}")
         )
         self.user_id = user_id
 
@@ -100,7 +108,8 @@ class ForgetButton(discord.ui.DynamicItem[Button], template=r"lipsync:forget:(?P
             if interaction.user.id != self.user_id or interaction.guild_id is None:
                 raise NotAllowed("forget_not_owner")
             report = await services_of(interaction.client).store.delete_member_data(interaction.guild_id, self.user_id)
-            await interaction.response.edit_message(content=render.forgotten_text(report), view=None)
+            text = render.forgotten_text(report, language_of(interaction))
+            await interaction.response.edit_message(content=text, view=None)
         except Exception as exc:
             await report_error(interaction, exc)
 
@@ -108,10 +117,8 @@ class ForgetButton(discord.ui.DynamicItem[Button], template=r"lipsync:forget:(?P
 class RefreshPanelButton(discord.ui.DynamicItem[Button], template=r"lipsync:panel"):
     """Under the `/lipsync-status` panel: shows it again, as it is now."""
 
-    def __init__(self) -> None:
-        super().__init__(
-            discord.ui.Button(label="Refresh", style=discord.ButtonStyle.secondary, custom_id="lipsync:panel")
-        )
+    def __init__(self, *, label: str = "Refresh") -> None:
+        super().__init__(discord.ui.Button(label=label, style=discord.ButtonStyle.secondary, custom_id="lipsync:panel"))
 
     @classmethod
     async def from_custom_id(
@@ -129,24 +136,100 @@ class RefreshPanelButton(discord.ui.DynamicItem[Button], template=r"lipsync:pane
             await report_error(interaction, exc)
 
 
-def status_view(job_id: int) -> discord.ui.View:
+class AgainButton(discord.ui.DynamicItem[Button], template=r"lipsync:again:(?P<job>[0-9]+):(?P<how>pro|window|retry)"):
+    """On a finished job's message: run it again (in pro, on another window, or a retry), for its owner only.
+
+    The job's uploaded files are reused while Magic Hour keeps them (`bot.jobs.rerun`); after that,
+    or for anyone but the owner, the click is answered privately and costs nothing.
+    """
+
+    def __init__(self, job_id: int, how: Again, *, label: str | None = None) -> None:
+        style = discord.ButtonStyle.primary if how is not Again.WINDOW else discord.ButtonStyle.secondary
+        super().__init__(
+            discord.ui.Button(label=label or how.value, style=style, custom_id=f"lipsync:again:{job_id}:{how.value}")
+        )
+        self.job_id = job_id
+        self.how = how
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> Self:
+        """Rebuild the button from its custom id."""
+        return cls(int(match["job"]), Again(match["how"]))
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        """Start the new job (the same checks, estimate and status message as `/lipsync`), or say why not."""
+        try:
+            services = services_of(interaction.client)
+            job = await services.engine.job(self.job_id)
+            # Checked before anything else, so a refusal is instant and only the presser sees it.
+            request = rerun_request(
+                job, self.how, by_user_id=interaction.user.id, guild_id=interaction.guild_id, now=services.clock.now()
+            )
+            if self.how is Again.WINDOW:
+                modal = WindowModal(
+                    language_of(interaction),
+                    on_window=self._window_chosen,
+                    start=job.start_seconds,
+                    end=job.end_seconds,
+                )
+                await interaction.response.send_modal(modal)
+                return
+            await start_job(interaction, request)
+        except Exception as exc:
+            await report_error(interaction, exc)
+
+    async def _window_chosen(self, interaction: discord.Interaction, start: float, end: float | None) -> None:
+        # Checked again: the form may have stayed open while the files expired.
+        services = services_of(interaction.client)
+        job = await services.engine.job(self.job_id)
+        request = rerun_request(
+            job,
+            Again.WINDOW,
+            by_user_id=interaction.user.id,
+            guild_id=interaction.guild_id,
+            now=services.clock.now(),
+            start=start,
+            end=end,
+        )
+        await start_job(interaction, request)
+
+
+_AGAIN_LABELS = {Again.PRO: "button_again_pro", Again.WINDOW: "button_again_window", Again.RETRY: "button_retry"}
+
+
+def status_view(job_id: int, lang: str = render.EN) -> discord.ui.View:
     """The buttons under a running job's status message."""
     view = discord.ui.View(timeout=None)
-    view.add_item(CancelButton(job_id))
+    view.add_item(CancelButton(job_id, label=render.button_label("button_cancel", lang)))
     return view
 
 
-def link_view(job_id: int, url: str | None = None) -> discord.ui.View:
+def final_view(job: JobRecord, now: dt.datetime) -> discord.ui.View | None:
+    """The buttons under a finished job's status message: run it again, while its files are kept."""
+    ways = offers(job, now)
+    if not ways:
+        return None
+    lang = render.job_language(job)
+    view = discord.ui.View(timeout=None)
+    for how in ways:
+        view.add_item(AgainButton(job.id, how, label=render.button_label(_AGAIN_LABELS[how], lang)))
+    return view
+
+
+def link_view(job_id: int, url: str | None = None, lang: str = render.EN) -> discord.ui.View:
     """The buttons under a result that was too large to attach: Download (when given a link) and New link."""
-    view = discord.ui.View(timeout=None) if url is None else download_view(url)
-    view.add_item(NewLinkButton(job_id))
+    view = discord.ui.View(timeout=None) if url is None else download_view(url, lang)
+    view.add_item(NewLinkButton(job_id, label=render.button_label("button_new_link", lang)))
     return view
 
 
-def download_view(url: str) -> discord.ui.View:
+def download_view(url: str, lang: str = render.EN) -> discord.ui.View:
     """A Download button: the signed link stays on the button, never in the message's text."""
     view = discord.ui.View(timeout=None)
-    view.add_item(discord.ui.Button(label="Download", style=discord.ButtonStyle.link, url=url))
+    label = render.button_label("button_download", lang)
+    view.add_item(discord.ui.Button(label=label, style=discord.ButtonStyle.link, url=url))
     return view
 
 
@@ -162,6 +245,7 @@ async def panel(interaction: discord.Interaction) -> tuple[str, discord.ui.View]
     """
     services = services_of(interaction.client)
     guild_id, user = interaction.guild_id, interaction.user
+    lang = language_of(interaction)
     balance = await services.store.quota.limits(guild_id, user.id, role_ids(user))
     recent = await services.store.jobs.recent_for_member(guild_id, user.id, MAX_PANEL_BUTTONS)
     now = services.clock.now()
@@ -174,19 +258,21 @@ async def panel(interaction: discord.Interaction) -> tuple[str, discord.ui.View]
         for job in recent
         if not job.state.terminal
     ]
-    text = render.panel_text(balance, services.settings.quota_window, running, services.engine.queue_snapshot())
+    window = services.settings.quota_window
+    text = render.panel_text(balance, window, running, services.engine.queue_snapshot(), lang)
     view = discord.ui.View(timeout=None)
     for item in running:
         if item.job.state not in (JobState.DOWNLOADING, JobState.DELIVERING):  # too late to cancel those
-            view.add_item(CancelButton(item.job.id, label=f"Cancel #{item.job.id}"))
-    view.add_item(RefreshPanelButton())
+            label = render.button_label("button_cancel_job", lang, job=item.job.id)
+            view.add_item(CancelButton(item.job.id, label=label))
+    view.add_item(RefreshPanelButton(label=render.button_label("button_refresh", lang)))
     return text, view
 
 
-def forget_view(user_id: int) -> discord.ui.View:
+def forget_view(user_id: int, lang: str = render.EN) -> discord.ui.View:
     """The confirmation button for `/forget-me`."""
     view = discord.ui.View(timeout=None)
-    view.add_item(ForgetButton(user_id))
+    view.add_item(ForgetButton(user_id, label=render.button_label("button_forget", lang)))
     return view
 
 
@@ -195,6 +281,7 @@ DYNAMIC_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (
     NewLinkButton,
     ForgetButton,
     RefreshPanelButton,
+    AgainButton,
 )
 
 
@@ -210,6 +297,6 @@ async def cancel_job(interaction: discord.Interaction, job_id: int) -> None:
             raise NotAllowed("not_owner_of", owner=job.user_id, job=job_id)
         await interaction.response.defer(ephemeral=True, thinking=True)
         canceled = await engine.cancel(job_id, by_user_id=interaction.user.id)
-        await interaction.edit_original_response(content=render.canceled_text(canceled))
+        await interaction.edit_original_response(content=render.canceled_text(canceled, language_of(interaction)))
     except Exception as exc:
         await report_error(interaction, exc)

@@ -68,6 +68,7 @@ def _new_job(request: JobRequest) -> NewJob:
         name=request.name,
         status_channel_id=request.status_channel_id,
         status_message_id=request.status_message_id,
+        locale=request.locale,
     )
 
 

@@ -2,12 +2,15 @@
 
 What comes out is a `Plan`: the exact window and the credits to set aside. The price follows what
 Magic Hour bills, counted so that a crafted file can't lower it (`bot.media.billing_fps`), and
-never less than what Magic Hour holds when the job is queued (an estimate at 30 fps).
+never less than what Magic Hour holds when the job is queued (an estimate at 30 fps). The plan also
+keeps what probing found (lengths, a constant frame rate), so a re-run from the uploaded files can be
+priced without them (`plan_reuse`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +20,8 @@ from bot import media
 from bot.errors import InvalidInput
 from bot.jobs.config import EngineConfig
 from bot.jobs.fetch import fetch_input
-from bot.jobs.models import GuildRules, JobRequest
+from bot.jobs.models import GuildRules, JobRequest, ReusedFiles
+from bot.jobs.rerun import check_fresh
 from bot.jobs.validation import check_clip_length, extension_of
 
 if TYPE_CHECKING:
@@ -36,6 +40,20 @@ class Plan:
     amount: int
     video_ext: str | None
     audio_ext: str
+    # What probing found, kept with the job for re-runs (`plan_reuse`).
+    video_seconds: float | None = None
+    audio_seconds: float | None = None
+    source_fps: float | None = None  # the video's rate, only when the probe found it constant
+
+    def job_fields(self) -> dict[str, object]:
+        """The window and what probing found, as the job records them."""
+        return {
+            "start_seconds": self.start,
+            "end_seconds": self.end,
+            "video_seconds": self.video_seconds,
+            "audio_seconds": self.audio_seconds,
+            "source_fps": self.source_fps,
+        }
 
 
 async def fetch_inputs(
@@ -83,7 +101,63 @@ async def plan_job(
     estimate = media.estimate_credits(length, fps, request.mode)
     hold = media.queue_hold_credits(length, request.max_fps, request.mode)
     video_ext = extension_of(request.video.filename) if request.video is not None else None
-    return Plan(start, end, max(estimate, hold), video_ext, extension_of(request.audio.filename))
+    return Plan(
+        start,
+        end,
+        max(estimate, hold),
+        video_ext,
+        extension_of(request.audio.filename),
+        video_seconds=video_info.duration if video_info is not None else None,
+        audio_seconds=audio_info.duration,
+        source_fps=video_info.constant_fps if video_info is not None and video_info.rate_consistent else None,
+    )
+
+
+def plan_reuse(
+    config: EngineConfig, request: JobRequest, rules: GuildRules, files: ReusedFiles, *, now: dt.datetime
+) -> Plan:
+    """Settle the window and price a re-run from an earlier job's uploaded files, without the files.
+
+    The files must still be at Magic Hour (`bot.jobs.rerun.check_fresh`): the job may have waited in
+    line past their week.
+
+    The same rules as `plan_job`, on what the earlier probe found: the window ends at the voice's
+    end unless set, never past the video's; the rate is the video's own when that probe found it
+    constant (never above the cap), else the cap, and a YouTube source's is what a new YouTube job
+    gets; and never less than Magic Hour's hold at create.
+    """
+    check_fresh(files, now)
+    start = request.start
+    filename = request.video.filename if request.video is not None else ""
+    if files.video_seconds is not None and start >= files.video_seconds:
+        raise InvalidInput("start_past_end", start=start, filename=filename, duration=files.video_seconds)
+    if request.end is not None:
+        end = request.end
+    elif files.audio_seconds is not None:
+        end = start + files.audio_seconds
+    else:
+        raise InvalidInput("youtube_needs_end")  # only a YouTube source lacks a length; validation asks first
+    if files.video_seconds is not None:
+        end = min(end, files.video_seconds)
+    length = end - start
+    check_clip_length(length, rules)
+    if files.video_file_path is None:
+        fps = media.billing_fps(None, request.max_fps, config.default_max_fps)  # YouTube, as a new job
+    else:
+        cap = media.frame_cap(request.max_fps, config.default_max_fps)
+        fps = min(files.source_fps, cap) if files.source_fps else cap
+    estimate = media.estimate_credits(length, fps, request.mode)
+    hold = media.queue_hold_credits(length, request.max_fps, request.mode)
+    return Plan(
+        start,
+        end,
+        max(estimate, hold),
+        extension_of(filename) if files.video_file_path is not None else None,
+        extension_of(request.audio.filename),
+        video_seconds=files.video_seconds,
+        audio_seconds=files.audio_seconds,
+        source_fps=files.source_fps,
+    )
 
 
 async def _check_name_tells_truth(path: Path, filename: str) -> None:

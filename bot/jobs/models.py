@@ -33,6 +33,34 @@ class InputSource:
 
 
 @dataclass(frozen=True)
+class ReusedFiles:
+    """Files an earlier job uploaded to Magic Hour, and what probing them found: a re-run's inputs.
+
+    Magic Hour keeps uploaded files 7 days from `uploaded_at` (`bot.jobs.rerun`), so a re-run
+    skips fetching and uploading. Files can't be probed again from here, so the earlier probe's
+    facts price it: `source_fps` is the video's rate when that probe found it constant (None bills
+    at the cap), and the lengths bound the window.
+    """
+
+    from_job: int
+    audio_file_path: str
+    video_file_path: str | None  # None for a YouTube source
+    uploaded_at: dt.datetime
+    audio_seconds: float | None = None
+    video_seconds: float | None = None  # None for a YouTube source
+    source_fps: float | None = None
+
+    def job_fields(self) -> dict[str, object]:
+        """What a re-run records about the files it reuses (so it can be run again in turn)."""
+        return {
+            "rerun_of": self.from_job,
+            "video_file_path": self.video_file_path,
+            "audio_file_path": self.audio_file_path,
+            "files_uploaded_at": self.uploaded_at,
+        }
+
+
+@dataclass(frozen=True)
 class JobRequest:
     """A member's request for one lip-sync render, before anything is checked."""
 
@@ -51,6 +79,11 @@ class JobRequest:
     # Where the front end shows the job's status, recorded with the job so a restart finds it.
     status_channel_id: int | None = None
     status_message_id: int | None = None
+    # The Discord locale of the member who asks ("es-ES"): the job's messages are worded in it.
+    locale: str | None = None
+    # Set for a re-run: the files an earlier job uploaded, used instead of fetching and uploading
+    # `video`/`audio` (which then carry only their names and sizes).
+    reuse: ReusedFiles | None = None
 
 
 @dataclass(frozen=True)

@@ -33,8 +33,8 @@ from bot.jobs.admission import Admission, Admitted
 from bot.jobs.config import EngineConfig
 from bot.jobs.delivery import Courier
 from bot.jobs.forecast import Expectation, RenderForecast
-from bot.jobs.inputs import Plan, fetch_inputs, plan_job
-from bot.jobs.models import JobHooks, JobRequest, JobUpdate
+from bot.jobs.inputs import Plan, fetch_inputs, plan_job, plan_reuse
+from bot.jobs.models import JobHooks, JobRequest, JobUpdate, ReusedFiles
 from bot.jobs.poller import PollDeadlineExceeded, Poller
 from bot.jobs.readback import stop_render
 from bot.jobs.submit import create_project, lip_sync_body, project_name, upload_inputs
@@ -97,18 +97,42 @@ class JobRun:
 
     async def run_new(self, request: JobRequest, admitted: Admitted) -> None:
         """A new job, from its inputs to a delivered result."""
+        if request.reuse is not None:
+            await self._run_reused(request, request.reuse, admitted)
+            return
         await self.transition(JobState.FETCHING)
         self.workdir.mkdir(parents=True, exist_ok=True)
         video_path, audio_path = await fetch_inputs(self.ctx, self.workdir, request, admitted.rules, self.show)
         self._activity = None
         plan = await plan_job(self.ctx.config, request, admitted.rules, video_path, audio_path)
-        self.record = await self.ctx.store.jobs.update(self.job_id, start_seconds=plan.start, end_seconds=plan.end)
+        await self._reserve(request, plan)
+        await self.transition(JobState.UPLOADING)
+        uploaded_at = self.ctx.clock.now()  # Magic Hour's week for the files counts from about here
+        video_file, audio_file = await upload_inputs(self.ctx, plan, video_path, audio_path, self.show)
+        self._activity = None
+        # Recorded before the create, so a failed job can be retried from them too.
+        files = {"video_file_path": video_file, "audio_file_path": audio_file, "files_uploaded_at": uploaded_at}
+        self.record = await self.ctx.store.jobs.update(self.job_id, **files)
+        await self._submit(request, plan, video_file, audio_file)
+
+    async def _run_reused(self, request: JobRequest, files: ReusedFiles, admitted: Admitted) -> None:
+        """A re-run: an earlier job's uploaded files, a fresh estimate and reservation, a new render."""
+        plan = plan_reuse(self.ctx.config, request, admitted.rules, files, now=self.ctx.clock.now())
+        self.record = await self.ctx.store.jobs.update(self.job_id, **files.job_fields())
+        await self._reserve(request, plan)
+        await self.transition(JobState.UPLOADING)  # nothing to send: the state a create follows
+        await self.show("activity_reuse", job=str(files.from_job))
+        self._activity = None
+        await self._submit(request, plan, files.video_file_path, files.audio_file_path)
+
+    async def _reserve(self, request: JobRequest, plan: Plan) -> None:
+        """Record the window and what probing found, then set the estimate aside against every limit."""
+        self.record = await self.ctx.store.jobs.update(self.job_id, **plan.job_fields())
         reservation = await self.ctx.admission.reserve(self.record, request.role_ids, plan.amount)
         self._remaining, self._resets_at, self._reserved = reservation.remaining, reservation.resets_at, True
         log.info("job %s: reserved %s credits", self.job_id, reservation.amount)
-        await self.transition(JobState.UPLOADING)
-        video_file, audio_file = await upload_inputs(self.ctx, plan, video_path, audio_path, self.show)
-        self._activity = None
+
+    async def _submit(self, request: JobRequest, plan: Plan, video_file: str | None, audio_file: str) -> None:
         created = await self._create(request, plan, video_file, audio_file)
         if await self._reconcile(created):
             await self._follow(created.id, poll_now=False)

@@ -51,6 +51,7 @@ def _row_to_job(row: Row) -> JobRecord:
 
 
 def _column_value(value: object) -> object:
+    # Datetimes pass through: each backend stores them its way (SQLite as fixed-width UTC text).
     return value.value if isinstance(value, Enum) else value
 
 

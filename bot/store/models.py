@@ -127,6 +127,7 @@ class NewJob(BaseModel):
     estimated_credits: int | None = Field(default=None, ge=0)
     status_channel_id: int | None = None
     status_message_id: int | None = None
+    locale: str | None = None  # the Discord locale of the member who asked ("es-ES")
 
 
 class JobRecord(BaseModel):
@@ -167,6 +168,18 @@ class JobRecord(BaseModel):
     updated_at: dt.datetime
     claimed_by: str | None = None  # the process running the job (see `JobStore` on leases)
     lease_until: dt.datetime | None = None  # its claim holds until then unless renewed
+    # The Discord locale of the member who started the job: its messages are written in it.
+    locale: str | None = None
+    # What a re-run needs (written when the files are uploaded): Magic Hour's paths of the uploaded
+    # files, kept there 7 days from `files_uploaded_at`, and what probing found, so a re-run is
+    # priced without the files (`source_fps`: the video's rate when found constant, else None).
+    video_file_path: str | None = None
+    audio_file_path: str | None = None
+    files_uploaded_at: dt.datetime | None = None
+    video_seconds: float | None = None
+    audio_seconds: float | None = None
+    source_fps: float | None = None
+    rerun_of: int | None = None  # the job whose uploads this one reused
 
     @field_validator("error_data", mode="before")
     @classmethod
@@ -174,11 +187,11 @@ class JobRecord(BaseModel):
         # Stored as JSON object text; a dict passes through.
         return json.loads(value) if isinstance(value, str) else value
 
-    @field_validator("created_at", "updated_at", "lease_until")
+    @field_validator("created_at", "updated_at", "files_uploaded_at", "lease_until")
     @classmethod
     def _utc(cls, value: dt.datetime | None) -> dt.datetime | None:
         # Stored text carries +00:00; use the stdlib's UTC object so records compare and print alike.
-        return None if value is None else value.astimezone(dt.UTC)
+        return value.astimezone(dt.UTC) if value is not None else None
 
     @property
     def terminal(self) -> bool:
@@ -209,6 +222,14 @@ UPDATABLE_JOB_FIELDS: frozenset[str] = frozenset(
         "delivery_message_id",
         "status_channel_id",
         "status_message_id",
+        "locale",
+        "video_file_path",
+        "audio_file_path",
+        "files_uploaded_at",
+        "video_seconds",
+        "audio_seconds",
+        "source_fps",
+        "rerun_of",
     }
 )
 

@@ -1,9 +1,18 @@
-"""One catalogue of what the bot says, and how each front end writes it.
+"""One catalogue of what the bot says, in each language, and how each front end writes it.
 
-Messages are templates keyed by code in `en.toml` (plain text a translator can edit), filled in
-with an error's or a job's data. The template says *what*; a `Style` says *how*: the Discord layer
-writes times as `<t:…:R>` timestamps and commands as `/cancel`, the terminal writes local times
-and `lipsync-bot` commands. So no Discord markup and no command names live in the core.
+Messages are templates keyed by code in `<language>.toml` (plain text a translator can edit:
+`en.toml` is the source, `es.toml` and `pt-BR.toml` its translations), filled in with an error's or
+a job's data. The template says *what*; a `Style` says *how*: the Discord layer writes times as
+`<t:…:R>` timestamps and commands as `/cancel`, the terminal writes local times and `lipsync-bot`
+commands. So no Discord markup and no command names live in the core.
+
+Languages. `language_for` maps a Discord locale ("es-ES", "es-419", "pt-BR", "en-US") to the
+catalogue that speaks it, English when none does. A code a translation lacks is written in English
+at run time (a member reads something true rather than a bare code); `tests/cogs/test_languages.py`
+fails on every such gap, so none ships. Numbers, plurals and periods ("today") come from the
+catalogue too (`format_*`, `unit_*`, `period_*` entries). A catalogue's `[commands]` table holds the
+Discord command names, descriptions and choices (`commands`), read by the Discord layer's
+translator.
 
 Placeholders are `{name}` or `{name:kind}`, where kind is one of:
 
@@ -32,7 +41,9 @@ from importlib import resources
 from typing import Any, Protocol
 
 FALLBACK_CODE = "error"
+DEFAULT_LANGUAGE = "en"
 _MISSING = "…"
+_COMMANDS_TABLE = "commands"
 
 
 class Style(Protocol):
@@ -86,32 +97,136 @@ class PlainStyle:
 PLAIN = PlainStyle()
 
 
-def number(n: int) -> str:
-    """An integer with thousands separators: 10000 -> "10,000"."""
-    return f"{n:,}"
+# ---------------------------------------------------------------------------------- catalogues
 
 
-def credits(n: int) -> str:
+@functools.cache
+def _load(language: str) -> Mapping[str, Any]:
+    text = resources.files(__package__).joinpath(f"{language}.toml").read_text(encoding="utf-8")
+    return tomllib.loads(text)
+
+
+@functools.cache
+def languages() -> tuple[str, ...]:
+    """Every language with a catalogue, English first: ("en", "es", "pt-BR")."""
+    found = sorted(
+        entry.name.removesuffix(".toml")
+        for entry in resources.files(__package__).iterdir()
+        if entry.name.endswith(".toml") and entry.name != f"{DEFAULT_LANGUAGE}.toml"
+    )
+    return (DEFAULT_LANGUAGE, *found)
+
+
+def language_for(locale: str | None) -> str:
+    """The catalogue for a Discord locale: "es-ES" and "es-419" -> "es", "pt-BR" -> "pt-BR", else "en"."""
+    if not locale:
+        return DEFAULT_LANGUAGE
+    wanted = locale.replace("_", "-").lower()
+    by_name = {language.lower(): language for language in languages()}
+    if wanted in by_name:
+        return by_name[wanted]
+    return by_name.get(wanted.split("-", 1)[0], DEFAULT_LANGUAGE)
+
+
+@functools.cache
+def catalogue(language: str = DEFAULT_LANGUAGE) -> Mapping[str, str]:
+    """The templates of one language, by code, as its file has them (no fallback)."""
+    return {code: template for code, template in _load(language).items() if isinstance(template, str)}
+
+
+@functools.cache
+def commands(language: str = DEFAULT_LANGUAGE) -> Mapping[str, str]:
+    """One language's `[commands]` table: Discord command names, descriptions and choices, by key."""
+    table = _load(language).get(_COMMANDS_TABLE, {})
+    return {key: value for key, value in table.items() if isinstance(value, str)} if isinstance(table, dict) else {}
+
+
+def _known(language: str) -> str:
+    return language if language in languages() else DEFAULT_LANGUAGE
+
+
+def entry(code: str, language: str = DEFAULT_LANGUAGE) -> str | None:
+    """The template for exactly `code` in `language`, else in English; None if neither has it."""
+    own = catalogue(_known(language)).get(code)
+    return own if own is not None else catalogue(DEFAULT_LANGUAGE).get(code)
+
+
+def template_for(code: str, language: str = DEFAULT_LANGUAGE) -> str:
+    """The template for `code`; for a code the catalogue doesn't know, its family's, else the generic one.
+
+    A family is a prefix with `_error`: `magic_hour_brand_new` falls back to `magic_hour_error`.
+    A code the language lacks is taken from English (tests make sure none is lacking).
+    """
+    found = entry(code, language)
+    if found is not None:
+        return found
+    parts = code.split("_")
+    for end in range(len(parts) - 1, 0, -1):
+        family = entry("_".join(parts[:end]) + "_error", language)
+        if family is not None:
+            return family
+    return entry(FALLBACK_CODE, language) or _MISSING
+
+
+def has(code: str, language: str = DEFAULT_LANGUAGE) -> bool:
+    """Whether the language's catalogue has a template of its own for `code`."""
+    return code in catalogue(_known(language))
+
+
+# ---------------------------------------------------------------------------------- numbers
+
+
+def _separators(language: str) -> tuple[str, str]:
+    return entry("format_thousands", language) or ",", entry("format_decimal", language) or "."
+
+
+def number(n: int, language: str = DEFAULT_LANGUAGE) -> str:
+    """An integer with thousands separators: 10000 -> "10,000" (in Spanish, "10.000")."""
+    thousands, _ = _separators(language)
+    return f"{n:,}".replace(",", thousands)
+
+
+def decimal(value: float, language: str = DEFAULT_LANGUAGE, spec: str = "g") -> str:
+    """A number with the language's decimal mark: 2.5 -> "2.5" (in Spanish, "2,5")."""
+    _, mark = _separators(language)
+    return format(value, spec).replace(".", mark)
+
+
+def counted(unit: str, n: int, language: str = DEFAULT_LANGUAGE) -> str:
+    """`n` of a unit the catalogue names (`unit_<unit>_one`/`_other`): "1 job", "3 jobs"."""
+    form = "one" if n == 1 else "other"
+    template = entry(f"unit_{unit}_{form}", language) or "{n}"
+    return template.replace("{n}", number(n, language))
+
+
+def credits(n: int, language: str = DEFAULT_LANGUAGE) -> str:
     """ "1 credit", "1,234 credits"."""
-    return f"{number(n)} credit{'' if n == 1 else 's'}"
+    return counted("credits", n, language)
 
 
-def seconds(value: float) -> str:
+def jobs(n: int, language: str = DEFAULT_LANGUAGE) -> str:
+    """ "1 job", "3 jobs"."""
+    return counted("jobs", n, language)
+
+
+def seconds(value: float, language: str = DEFAULT_LANGUAGE) -> str:
     """Seconds as members read them: 2.0 -> "2 s", 2.46 -> "2.5 s"."""
-    return f"{round(value, 1):g} s"
+    return f"{decimal(round(value, 1), language)} s"
 
 
-def human_size(size: int) -> str:
+def human_size(size: int, language: str = DEFAULT_LANGUAGE) -> str:
     """Bytes as a short human-readable size: "812 bytes", "12.0 MB"."""
     value = float(size)
     for unit in ("bytes", "KB", "MB"):
         if value < 1024:
-            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+            return f"{value:.0f} {unit}" if unit == "bytes" else f"{decimal(value, language, '.1f')} {unit}"
         value /= 1024
-    return f"{value:.1f} GB"
+    return f"{decimal(value, language, '.1f')} GB"
 
 
-_PERIODS = {"daily": "today", "weekly": "this week", "monthly": "this month"}
+def period(window: object, language: str = DEFAULT_LANGUAGE) -> str:
+    """A quota window as a time: "daily" -> "today"."""
+    return entry(f"period_{window}", language) or entry("period_other", language) or _MISSING
 
 
 def _moment(value: object) -> dt.datetime | None:
@@ -148,69 +263,43 @@ class _Formatter(string.Formatter):
             return _MISSING
 
     def _field(self, value: object, kind: str) -> str:
+        language = self._language
         if kind == "when":
             moment = _moment(value)
             return self._style.when(moment) if moment is not None else _MISSING
         if kind in ("file", "code"):
             return self._style.quote(str(value))
         if kind == "period":
-            return _PERIODS.get(str(value), "this period")
+            return period(value, language)
         if kind == "kind":
-            words = catalogue(self._language).get(f"kind_{value}")
-            return words if words else fill(template_for("kind_other", self._language), {"kind": value}, self._style)
+            words = entry(f"kind_{value}", language)
+            return (
+                words if words else fill(template_for("kind_other", language), {"kind": value}, self._style, language)
+            )
         if kind == "member":
             return self._style.member(int(str(value)))
         if isinstance(value, bool) or not isinstance(value, int | float):
             return str(value) if kind == "" else _MISSING
         if kind == "credits":
-            return credits(int(value))
+            return credits(int(value), language)
         if kind == "n":
-            return number(int(value))
+            return number(int(value), language)
         if kind == "jobs":
-            return f"{number(int(value))} job{'' if int(value) == 1 else 's'}"
+            return jobs(int(value), language)
         if kind == "s":
-            return seconds(float(value)) if math.isfinite(value) else _MISSING
+            return seconds(float(value), language) if math.isfinite(value) else _MISSING
         if kind == "size":
-            return human_size(int(value))
+            return human_size(int(value), language)
         if kind == "":
-            return f"{value:g}" if isinstance(value, float) else str(value)
+            return decimal(value, language) if isinstance(value, float) else str(value)
         return format(value, kind)
 
 
-@functools.cache
-def catalogue(language: str = "en") -> Mapping[str, str]:
-    """The templates of one language, by code."""
-    text = resources.files(__package__).joinpath(f"{language}.toml").read_text(encoding="utf-8")
-    entries = tomllib.loads(text)
-    return {code: template for code, template in entries.items() if isinstance(template, str)}
-
-
-def template_for(code: str, language: str = "en") -> str:
-    """The template for `code`; for a code the catalogue doesn't know, its family's, else the generic one.
-
-    A family is a prefix with `_error`: `magic_hour_brand_new` falls back to `magic_hour_error`.
-    """
-    entries = catalogue(language)
-    if code in entries:
-        return entries[code]
-    parts = code.split("_")
-    for end in range(len(parts) - 1, 0, -1):
-        family = "_".join(parts[:end]) + "_error"
-        if family in entries:
-            return entries[family]
-    return entries[FALLBACK_CODE]
-
-
-def fill(template: str, data: Mapping[str, object], style: Style, language: str = "en") -> str:
+def fill(template: str, data: Mapping[str, object], style: Style, language: str = DEFAULT_LANGUAGE) -> str:
     """A template filled with `data` in `style`."""
     return _Formatter(style, language).vformat(template, (), {**data})
 
 
-def describe(code: str, data: Mapping[str, object], style: Style = PLAIN, language: str = "en") -> str:
-    """The message for `code` with its `data`, written in `style`."""
+def describe(code: str, data: Mapping[str, object], style: Style = PLAIN, language: str = DEFAULT_LANGUAGE) -> str:
+    """The message for `code` with its `data`, written in `style` and `language`."""
     return fill(template_for(code, language), {"code": code, **data}, style, language)
-
-
-def has(code: str, language: str = "en") -> bool:
-    """Whether the catalogue has a template of its own for `code`."""
-    return code in catalogue(language)

@@ -32,6 +32,7 @@ from bot.jobs.fetch import FetchPolicy
 from bot.jobs.models import JobUpdate
 from bot.sandbox import Sandbox, SandboxConfig
 from bot.store import JobRecord, JobState, MemberHasActiveJobs, Store
+from bot.testmedia import make_audio
 from cogs.status import StatusMessage
 from tests.conftest import SANDBOX_KEY, make_settings
 
@@ -112,6 +113,20 @@ def job_watcher(monkeypatch: pytest.MonkeyPatch) -> JobWatcher:
 
     monkeypatch.setattr(StatusMessage, "update", update)
     return watcher
+
+
+# Discord's flag on a message that is a voice message (IS_VOICE_MESSAGE), and what it sends with the
+# message's one attachment: a length in seconds and a base64 waveform (`Attachment.is_voice_message`).
+VOICE_MESSAGE_FLAG = 1 << 13
+VOICE_MESSAGE_NAME = "voice-message.ogg"
+
+
+@pytest.fixture(scope="session")
+def voice_ogg(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """What a Discord voice message holds: Opus audio in an Ogg file (1.5 s)."""
+    folder = tmp_path_factory.mktemp("voice")
+    path = asyncio.run(make_audio(folder / "voice.opus", seconds=1.5, tone_hz=660))
+    return path.read_bytes()
 
 
 @pytest.fixture
@@ -207,6 +222,7 @@ class Harness:
     manager: simcord.MemberActor
     onlooker: simcord.MemberActor  # a member who never acts: what they see is what the channel sees
     bots: list[LipsyncBot] = field(default_factory=list)
+    locales: dict[int, str] = field(default_factory=dict)  # member id -> the locale their interactions carry
 
     @property
     def engine(self) -> JobEngine:
@@ -235,6 +251,30 @@ class Harness:
             options["video"] = self.file(video) if isinstance(video, str) else video
         options["audio"] = self.file(audio) if isinstance(audio, str) else audio
         return await (member or self.alice).slash(self.channel, "lipsync", **options)
+
+    async def post(
+        self, member: simcord.MemberActor, content: str = "", *, files: list[str | tuple[str, bytes]] | None = None
+    ) -> discord.Message:
+        """A member posts a message in #lipsync, with files from the media folder or (name, bytes)."""
+        attachments = [self.file(f) if isinstance(f, str) else f for f in files or []]
+        return await member.send(self.channel, content, attachments=attachments)
+
+    async def voice_message(self, member: simcord.MemberActor, data: bytes, *, seconds: float = 1.5) -> discord.Message:
+        """A member records a Discord voice message in #lipsync.
+
+        simcord has no voice messages: it posts an ordinary attachment, and this adds what Discord
+        sends with a voice message (the message flag, the attachment's length and waveform), as a
+        real one would arrive.
+        """
+        message = await member.send(self.channel, attachments=[(VOICE_MESSAGE_NAME, data)])
+        stored = self.env.backend.get_message(self.channel.id, message.id)
+        stored.flags |= VOICE_MESSAGE_FLAG
+        stored.attachments[0].update(content_type="audio/ogg", duration_secs=seconds, waveform="AAAAAAAAAAAA")
+        return message
+
+    def speaks(self, member: simcord.MemberActor, locale: str) -> None:
+        """Make `member`'s interactions carry `locale` (their Discord client's language); simcord always sends en-US."""
+        self.locales[member.id] = locale
 
     def public(self) -> list[discord.Message]:
         """Every message in the channel that members other than the one acting can read."""
@@ -281,6 +321,7 @@ async def harness(
     engine_outside_simcord: None,
     job_watcher: JobWatcher,
     request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[Harness]:
     """The bot under test, started; unexpected bot errors fail the test at teardown."""
     marker = request.node.get_closest_marker("settings")
@@ -288,7 +329,18 @@ async def harness(
     overrides.setdefault("shard_count", 1)  # an AutoShardedBot: simcord needs to know how many shards
     settings = make_settings(tmp_path, sandbox.base_url, **overrides)
     bot = new_bot(settings)
-    env = simcord.Env(bot)
+    env_marker = request.node.get_closest_marker("env")
+    env = simcord.Env(bot, **(dict(env_marker.kwargs) if env_marker else {}))
+    locales: dict[int, str] = {}
+    original_from_data = discord.Interaction._from_data
+
+    def from_data(self: discord.Interaction, data: Any) -> None:
+        # As Discord would send it: the locale of the member's client (simcord always says en-US).
+        user = (data.get("member") or {}).get("user") or data.get("user") or {}
+        locale = locales.get(int(user.get("id", 0)))
+        original_from_data(self, {**data, "locale": locale} if locale else data)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(discord.Interaction, "_from_data", from_data)
     await env.start()
     cdn.backend = env.backend
     harness: Harness | None = None
@@ -312,6 +364,7 @@ async def harness(
             manager=guild.add_member(env.create_user("mod"), roles=[managers]),
             onlooker=guild.add_member(env.create_user("onlooker")),
             bots=[bot],
+            locales=locales,
         )
         yield harness
     finally:
@@ -336,3 +389,4 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "settings(**overrides): Settings fields for the `harness` bot")
+    config.addinivalue_line("markers", "env(**kwargs): simcord.Env arguments for the `harness` (approved_intents=...)")

@@ -69,7 +69,8 @@ async def test_happy_path_posts_the_result_video(harness: Harness) -> None:
     assert "✅ Done" in status.content and f"Cost: {final.charged_credits} credits." in status.content
     # "Done" links to the message that carries the video.
     assert f"(https://discord.com/channels/{harness.guild.id}/{harness.channel.id}/{message.id})" in status.content
-    assert button_ids(status) == []  # no Cancel button on a finished job
+    # No Cancel button on a finished job: the ways to run it again from its uploaded files instead.
+    assert button_ids(status) == [f"lipsync:again:{job.id}:pro", f"lipsync:again:{job.id}:window"]
     balance = await harness.store.quota.limits(harness.guild.id, harness.alice.id)
     assert balance.used == final.charged_credits == 45 and balance.reserved == 0
     assert final.status_message_id == status.id
@@ -345,7 +346,7 @@ async def test_status_moves_to_a_new_message_when_the_old_one_cannot_be_edited(h
 
     assert final.state is JobState.DONE
     [moved] = [m for m in harness.channel.history() if m.id not in (old.id, final.delivery_message_id)]
-    assert "✅ Done" in moved.content and button_ids(moved) == []
+    assert "✅ Done" in moved.content and "lipsync:cancel:1" not in button_ids(moved)
     assert final.status_message_id == moved.id  # a later restart edits the message members can see
 
 

@@ -46,7 +46,12 @@ SEEDS: dict[int, list[str]] = {
         f" VALUES (1, 'pro', 45, 20.0, 22.0, 21.0, '{NOW}')",
         f"INSERT INTO store_heartbeat (id, beat_at) VALUES (1, '{NOW}')",
     ],
-    5: [
+    5: [],  # a placeholder for another branch's migration (see 0006)
+    6: [
+        "UPDATE jobs SET locale = 'es-ES', video_file_path = 'api-assets/v.mp4', audio_file_path = 'api-assets/a.mp3',"
+        f" files_uploaded_at = '{NOW}', video_seconds = 2.0, audio_seconds = 1.5, source_fps = 30.0 WHERE id = 1",
+    ],
+    7: [
         "INSERT INTO jobs (id, user_id, guild_id, mode, state, created_at, updated_at, claimed_by, lease_until)"
         f" VALUES (2, 8, {GUILD}, 'lite', 'received', '{NOW}', '{NOW}', 'gone:1:abc', '{NOW}')",
         f"INSERT INTO job_events (job_id, state, at) VALUES (2, 'received', '{NOW}')",
@@ -159,7 +164,10 @@ async def test_upgrade_from_every_earlier_version(database: Target, clock: FakeC
         if version >= 4:
             [sample] = await store.renders.recent(GenerationMode.PRO, 10)
             assert (sample.frames, sample.low, sample.high, sample.job_id) == (45, 20.0, 22.0, 1)
-        if version >= 5:
+        if version >= 6:
+            assert job is not None and job.locale == "es-ES" and job.source_fps == 30.0
+            assert job.files_uploaded_at is not None and job.files_uploaded_at.isoformat() == NOW.replace(".000000", "")
+        if version >= 7:
             # Job 1 was never claimed; job 2's claim was left by a process that is gone and has expired.
             assert [j.id for j in await store.jobs.claimable()] == [1, 2]
             assert [j.claimed_by for j in await store.jobs.claim([2], 30)] == [store.owner]

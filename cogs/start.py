@@ -1,0 +1,147 @@
+"""Starting a job from any interaction: `/lipsync`, a message menu's pick, a re-run button or its form.
+
+Every way in goes through `start_job`, so each gets the same checks, quota and status message: the
+cheap checks first (a refusal is an ephemeral answer and costs nothing), then a public "thinking"
+reply that becomes the job's status message, then the engine. A refusal that comes after the reply
+(a second job started elsewhere in the meantime) is told privately and the reply removed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+import discord
+from discord.ext import commands
+
+from bot.errors import InvalidInput, LipsyncError
+from bot.jobs.models import JobRequest
+from bot.store import JobRecord
+from cogs import render, role_ids, services_of
+from cogs.errors import report_error
+from cogs.locale import language_of, locale_of
+
+if TYPE_CHECKING:
+    from cogs.status import JobPresenter
+
+log = logging.getLogger(__name__)
+
+COG_NAME = "Lip sync"  # the cog that owns the job presenter (`cogs.lipsync.LipsyncCog`)
+
+
+def presenter_of(client: discord.Client) -> JobPresenter:
+    """The presenter of the bot's jobs (status messages and results), held by the lip-sync cog."""
+    cog = client.get_cog(COG_NAME) if isinstance(client, commands.bot.BotBase) else None  # Bot or AutoShardedBot
+    presenter: JobPresenter | None = getattr(cog, "presenter", None)
+    if presenter is None:
+        raise RuntimeError("the lip-sync cog isn't loaded")
+    return presenter
+
+
+async def start_job(interaction: discord.Interaction, request: JobRequest) -> JobRecord | None:
+    """Check `request` and start it as a job with its own public status message; None if refused late.
+
+    Where it is asked from is filled in here: the channel, the member's roles, their locale (the
+    job's messages are worded in it). A refusal by the cheap checks is raised before anything is
+    answered, for the caller's error handler to tell privately.
+    """
+    services = services_of(interaction.client)
+    request = dataclasses.replace(
+        request,
+        channel_id=interaction.channel_id,
+        role_ids=role_ids(interaction.user),
+        locale=locale_of(interaction),
+    )
+    # Cheap checks raise before anything is deferred: the error handler answers ephemerally.
+    await services.engine.precheck(request)
+    await interaction.response.defer(thinking=True)
+    status = await interaction.original_response()
+    # The status message's ids go in with the job, so a restart can always find it.
+    request = dataclasses.replace(request, status_channel_id=status.channel.id, status_message_id=status.id)
+    try:
+        hooks = presenter_of(interaction.client).for_interaction(interaction, status.id)
+        return await services.engine.submit(request, hooks)
+    except LipsyncError as exc:
+        # Refused between the check and now (e.g. a second job in another channel): told to the
+        # member alone, and the public reply removed.
+        await refuse_privately(interaction, render.error_text(exc, language_of(interaction)))
+        return None
+
+
+async def refuse_privately(interaction: discord.Interaction, text: str) -> None:
+    """Answer a deferred public command with an ephemeral refusal, and remove the public reply.
+
+    A reply still "thinking" turns the next followup into itself, so it is first given a neutral
+    line, which is then deleted (or stays, if Discord refuses the deletion).
+    """
+    try:
+        await interaction.edit_original_response(content="⏳", view=None)
+        await interaction.followup.send(f"❌ {text}", ephemeral=True)
+        await interaction.delete_original_response()
+    except discord.HTTPException as exc:
+        log.warning("could not refuse privately: %s", exc)
+
+
+def parse_seconds(text: str) -> float | None:
+    """A number of seconds a member typed ("1.5", or "1,5" as Spanish and Portuguese write it); None if empty."""
+    cleaned = text.strip().removesuffix("s").strip().replace(",", ".")
+    if not cleaned:
+        return None
+    try:
+        value = float(cleaned)
+    except ValueError:
+        raise InvalidInput("bad_number", value=text.strip()[:20]) from None
+    if not math.isfinite(value):
+        raise InvalidInput("bad_number", value=text.strip()[:20])
+    return value
+
+
+def _seconds_text(value: float | None) -> str | None:
+    return None if value is None else f"{value:g}"
+
+
+WindowChosen = Callable[[discord.Interaction, float, float | None], Awaitable[None]]
+"""Called with the form's interaction, the start and the end (None: to the end of the voice)."""
+
+
+class WindowModal(discord.ui.Modal):
+    """A form for the part of the video to lip-sync: start and end, in seconds.
+
+    Checking the window is left to whoever receives it (the engine's checks, with their words);
+    only numbers that aren't numbers are refused here.
+    """
+
+    def __init__(
+        self, lang: str, *, on_window: WindowChosen, start: float | None = None, end: float | None = None
+    ) -> None:
+        super().__init__(title=render.describe("window_title", lang=lang)[:45], timeout=600, custom_id="window")
+        self._on_window = on_window
+        self.start_input: discord.ui.TextInput[WindowModal] = discord.ui.TextInput(
+            label=render.describe("window_start", lang=lang)[:45],
+            default=_seconds_text(start) or "0",
+            custom_id="window:start",
+            required=False,
+            max_length=12,
+        )
+        self.end_input: discord.ui.TextInput[WindowModal] = discord.ui.TextInput(
+            label=render.describe("window_end", lang=lang)[:45],
+            default=_seconds_text(end),
+            placeholder=render.describe("window_end_hint", lang=lang)[:100],
+            custom_id="window:end",
+            required=False,
+            max_length=12,
+        )
+        self.add_item(self.start_input)
+        self.add_item(self.end_input)
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        """Read the numbers and hand them on; anything wrong is told privately."""
+        try:
+            start = parse_seconds(self.start_input.value) or 0.0
+            end = parse_seconds(self.end_input.value)
+            await self._on_window(interaction, start, end)
+        except Exception as exc:
+            await report_error(interaction, exc)

@@ -1,0 +1,391 @@
+"""Issue 13: the slow path made short, through simcord with the real engine, store and sandbox.
+
+Message menus that take the clip and the voice from messages already in the channel (voice
+messages included), re-runs from the files a job already uploaded, and members answered in their
+own language.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import discord
+import pytest
+import simcord
+
+from bot.store import JobState
+from cogs.picker import MENU_VIDEO, MENU_VOICE, PICK_MEDIA, PICK_MODE, PICK_WINDOW
+from tests.cogs.conftest import VOICE_MESSAGE_NAME, Harness
+
+
+def select_options(message: discord.Message, custom_id: str) -> list[discord.SelectOption]:
+    """The options of one select menu on a message."""
+    for row in message.components:
+        if isinstance(row, discord.ActionRow):
+            for child in row.children:
+                if isinstance(child, discord.SelectMenu) and child.custom_id == custom_id:
+                    return child.options
+    raise AssertionError(f"no select {custom_id!r} on the message")
+
+
+def button_ids(message: discord.Message) -> list[str]:
+    return [
+        child.custom_id
+        for row in message.components
+        if isinstance(row, discord.ActionRow)
+        for child in row.children
+        if isinstance(child, discord.Button) and child.custom_id
+    ]
+
+
+def button_labels(message: discord.Message) -> list[str | None]:
+    return [
+        child.label
+        for row in message.components
+        if isinstance(row, discord.ActionRow)
+        for child in row.children
+        if isinstance(child, discord.Button)
+    ]
+
+
+def shown(result: simcord.InteractionResult) -> discord.Message:
+    """The message an interaction answered with (the picker, a refusal, a status message)."""
+    assert result.response is not None
+    return result.response.message
+
+
+async def uploads(harness: Harness) -> int:
+    """Upload requests the sandbox has seen (each job that uploads makes one)."""
+    return harness.sandbox.counters.requests["upload_urls"]
+
+
+# ---------------------------------------------------------------------------------- message menus
+
+
+async def test_right_click_a_video_pick_a_voice_message_and_get_the_result(harness: Harness, voice_ogg: bytes) -> None:
+    """The clip is in the channel already, the voice is a voice message: two clicks, one job, one result."""
+    clip = await harness.post(harness.bob, "my take", files=["face.mp4"])
+    await harness.post(harness.bob, files=["voice.mp3"])
+    await harness.voice_message(harness.alice, voice_ogg, seconds=1.5)
+
+    menu = await harness.alice.context_menu(harness.channel, MENU_VIDEO, clip)
+
+    assert menu.ephemeral  # only the member who asked sees the menu
+    picker = shown(menu)
+    assert "`face.mp4` by bob" in picker.content and "Mode: `lite`" in picker.content
+    options = select_options(picker, PICK_MEDIA)
+    # Newest first, with the file's name, its kind and who posted it.
+    assert [(o.label, o.description) for o in options] == [
+        (VOICE_MESSAGE_NAME, "Voice message (1.5 s) · by alice"),
+        ("voice.mp3", "Audio file · by bob"),
+    ]
+    assert await harness.ledger_rows() == 0  # nothing is spent by looking
+
+    started = await harness.alice.select(picker, ["0"], custom_id=PICK_MEDIA)
+
+    assert started.acknowledged and not started.ephemeral  # the status message is public, like /lipsync's
+    job = await harness.latest_job()
+    assert (job.video_filename, job.audio_filename) == ("face.mp4", VOICE_MESSAGE_NAME)
+    final = await harness.finish(job.id)
+    assert final.state is JobState.DONE, final.error_code
+    # The voice's length as probed (Opus pads it a little past 1.5 s), at 30 fps, lite.
+    assert final.audio_seconds is not None
+    assert final.charged_credits == final.estimated_credits == math.ceil(final.audio_seconds * 30)
+    [result] = started.followups
+    assert f"<@{harness.alice.id}>, your lip-sync job #{job.id} is ready." in result.message.content
+    assert result.message.attachments  # the video itself
+    assert "✅ Done" in shown(started).content
+    # The private menu says where the job went, and offers nothing more to pick.
+    picker = shown(menu)
+    assert picker.content == f"Started job #{job.id}: its status is below." and not picker.components
+
+
+async def test_a_voice_message_works_as_audio(harness: Harness, voice_ogg: bytes) -> None:
+    """Right-click a voice message: the menu offers the channel's videos, and the voice is the job's audio."""
+    await harness.post(harness.bob, "clip", files=["face.mp4"])
+    voice = await harness.voice_message(harness.alice, voice_ogg)
+
+    menu = await harness.alice.context_menu(harness.channel, MENU_VOICE, voice)
+
+    picker = shown(menu)
+    assert "Pick the video below" in picker.content
+    assert [(o.label, o.description) for o in select_options(picker, PICK_MEDIA)] == [("face.mp4", "Video · by bob")]
+    started = await harness.alice.select(picker, ["0"], custom_id=PICK_MEDIA)
+    job = await harness.latest_job()
+    final = await harness.finish(job.id)
+    assert final.state is JobState.DONE, final.error_code
+    assert final.audio_filename == VOICE_MESSAGE_NAME and final.audio_seconds is not None
+    assert abs(final.audio_seconds - 1.5) < 0.1  # probed from the Ogg/Opus file, not taken from Discord
+    assert started.followups
+
+
+async def test_mode_and_window_are_set_before_picking(harness: Harness, voice_ogg: bytes) -> None:
+    """The menu's defaults can be changed first: pro, and a part of the clip; the estimate follows them."""
+    clip = await harness.post(harness.bob, files=["long.mp4"])
+    await harness.voice_message(harness.alice, voice_ogg)
+    menu = await harness.alice.context_menu(harness.channel, MENU_VIDEO, clip)
+    picker = shown(menu)
+    assert [o.value for o in select_options(picker, PICK_MODE)] == ["lite", "standard", "pro"]
+
+    await harness.alice.select(picker, ["pro"], custom_id=PICK_MODE)
+    form = await harness.alice.click(shown(menu), custom_id=PICK_WINDOW)
+    assert form.modal is not None
+    await harness.alice.submit_modal(form, {"window:start": "2", "window:end": "3,5"})  # a decimal comma works too
+
+    picker = shown(menu)
+    assert "Mode: `pro` · Part: 2 s to 3.5 s." in picker.content
+    await harness.alice.select(picker, ["0"], custom_id=PICK_MEDIA)
+    job = await harness.latest_job()
+    final = await harness.finish(job.id)
+    assert final.state is JobState.DONE, final.error_code
+    assert (final.start_seconds, final.end_seconds, final.mode.value) == (2.0, 3.5, "pro")
+    # 1.5 s of a 25 fps clip: 38 frames, but Magic Hour holds 45 at create (30 fps), 2 credits each.
+    assert final.estimated_credits == 90
+
+
+async def test_a_message_with_no_media_gets_a_clear_answer_and_costs_nothing(harness: Harness) -> None:
+    """Right-clicking text: told at once, privately, what to post instead; nothing is fetched or stored."""
+    chat = await harness.post(harness.bob, "nice weather today")
+
+    for menu, says in ((MENU_VIDEO, "has no video or YouTube link"), (MENU_VOICE, "has no voice message")):
+        answer = await harness.alice.context_menu(harness.channel, menu, chat)
+        assert answer.ephemeral and not answer.deferred
+        assert (
+            says in shown(answer).content and "right-click it and choose **Lip-sync: use this" in shown(answer).content
+        )
+
+    assert await harness.store.jobs.recent_for_member(harness.guild.id, harness.alice.id) == []
+    assert await harness.ledger_rows() == 0 and harness.cdn.requests == 0
+
+
+async def test_nothing_to_pick_says_how_to_post_one(harness: Harness) -> None:
+    """A video with no voice anywhere near: the answer says how to add one."""
+    clip = await harness.post(harness.bob, files=["face.mp4"])
+
+    answer = await harness.alice.context_menu(harness.channel, MENU_VIDEO, clip)
+
+    assert answer.ephemeral
+    text = shown(answer).content
+    assert text.startswith("There's no voice message or audio file in this channel's recent messages")
+    assert "Record a voice message here" in text and "**Lip-sync: use this voice**" in text
+    assert await harness.ledger_rows() == 0
+
+
+async def test_a_youtube_link_in_a_message_is_a_clip(harness: Harness, voice_ogg: bytes) -> None:
+    """A message with a YouTube link offers it as the video; a YouTube clip asks for its part first."""
+    link = await harness.post(harness.bob, "watch this <https://youtu.be/dQw4w9WgXcQ>!")
+    await harness.voice_message(harness.alice, voice_ogg)
+
+    menu = await harness.alice.context_menu(harness.channel, MENU_VIDEO, link)
+
+    picker = shown(menu)
+    assert "`https://www.youtube.com/watch?v=dQw4w9WgXcQ` by bob" in picker.content
+    assert "a YouTube clip needs an end" in picker.content
+    refused = await harness.alice.select(picker, ["0"], custom_id=PICK_MEDIA)
+    assert refused.ephemeral and "With a YouTube link, set `end`" in shown(refused).content
+    assert await harness.ledger_rows() == 0
+
+
+@pytest.mark.env(approved_intents=discord.Intents(guilds=True))
+async def test_without_the_message_content_intent_the_two_clicks_meet(harness: Harness, voice_ogg: bytes) -> None:
+    """Discord hides other messages' attachments from a bot without the intent; the bot remembers the first click."""
+    clip = await harness.post(harness.bob, files=["face.mp4"])
+    voice = await harness.voice_message(harness.alice, voice_ogg)
+
+    first = await harness.alice.context_menu(harness.channel, MENU_VIDEO, clip)
+    assert "There's no voice message" in shown(first).content  # the channel's history shows no attachments
+    assert "the bot remembers `face.mp4` for 10 minutes" in shown(first).content
+
+    second = await harness.alice.context_menu(harness.channel, MENU_VOICE, voice)
+    picker = shown(second)
+    [option] = select_options(picker, PICK_MEDIA)
+    assert (option.label, option.description) == ("face.mp4", "Video · by bob · your pick from a moment ago")
+    await harness.alice.select(picker, ["0"], custom_id=PICK_MEDIA)
+    job = await harness.latest_job()
+    assert (await harness.finish(job.id)).state is JobState.DONE
+
+
+# ---------------------------------------------------------------------------------- re-runs
+
+
+async def test_again_in_pro_reuses_the_uploads_with_a_fresh_estimate(harness: Harness) -> None:
+    """ "Again in pro": a second job, no upload and no download, the same frames at 2 credits each."""
+    first_run = await harness.lipsync()
+    first = await harness.finish((await harness.latest_job()).id)
+    assert first.state is JobState.DONE and first.charged_credits == 45
+    assert first.audio_file_path and first.video_file_path and first.files_uploaded_at is not None
+    uploads_before, fetched_before = await uploads(harness), harness.cdn.requests
+
+    again = await harness.alice.click(shown(first_run), custom_id=f"lipsync:again:{first.id}:pro")
+
+    assert again.acknowledged and not again.ephemeral  # its own public status message
+    second = await harness.latest_job()
+    assert second.id != first.id and second.rerun_of == first.id
+    final = await harness.finish(second.id)
+    assert final.state is JobState.DONE, final.error_code
+    assert await uploads(harness) == uploads_before and harness.cdn.requests == fetched_before
+    assert (final.video_file_path, final.audio_file_path) == (first.video_file_path, first.audio_file_path)
+    assert final.files_uploaded_at == first.files_uploaded_at  # the week counts from the first upload
+    assert final.mode.value == "pro" and (final.start_seconds, final.end_seconds) == (0.0, 1.5)
+    assert final.estimated_credits == 90 and final.charged_credits == 90
+    status = shown(again).content
+    assert f"**Lip-sync job #{final.id}** · pro · by <@{harness.alice.id}> · again from #{first.id}" in status
+    balance = await harness.store.quota.limits(harness.guild.id, harness.alice.id)
+    assert balance.used == 45 + 90 and balance.reserved == 0
+    # A pro job offers only another window.
+    assert button_ids(shown(again)) == [f"lipsync:again:{final.id}:window"]
+
+
+async def test_again_with_another_window_is_priced_for_that_window(harness: Harness) -> None:
+    """Another window of the same upload: asked in a form, priced at the source's own rate."""
+    first_run = await harness.lipsync(video="long.mp4")  # 8 s at 25 fps
+    first = await harness.finish((await harness.latest_job()).id)
+    assert first.state is JobState.DONE and first.source_fps == 25.0
+
+    form = await harness.alice.click(shown(first_run), custom_id=f"lipsync:again:{first.id}:window")
+    assert form.modal is not None
+    again = await harness.alice.submit_modal(form, {"window:start": "4", "window:end": "8"})
+
+    second = await harness.latest_job()
+    final = await harness.finish(second.id)
+    assert final.state is JobState.DONE, final.error_code
+    assert (final.start_seconds, final.end_seconds) == (4.0, 8.0)
+    # 4 s at 25 fps is 100 frames; Magic Hour holds 120 (30 fps) at create, and that is what is reserved.
+    assert final.estimated_credits == 120
+    assert again.followups
+
+
+async def test_retry_a_failed_job_from_its_uploads(harness: Harness) -> None:
+    """A job Magic Hour failed has a Retry button for its owner; the retry uploads nothing."""
+    harness.sandbox.faults.job_error("processing_timeout")
+    first_run = await harness.lipsync()
+    first = await harness.finish((await harness.latest_job()).id)
+    assert first.state is JobState.FAILED and first.error_code == "magic_hour_processing_timeout"
+    assert button_ids(shown(first_run)) == [f"lipsync:again:{first.id}:retry"]
+    uploads_before = await uploads(harness)
+
+    retry = await harness.alice.click(shown(first_run), custom_id=f"lipsync:again:{first.id}:retry")
+
+    final = await harness.finish((await harness.latest_job()).id)
+    assert final.state is JobState.DONE and final.rerun_of == first.id and final.mode == first.mode
+    assert await uploads(harness) == uploads_before
+    assert retry.followups
+
+
+async def test_someone_elses_job_buttons_are_refused_privately(harness: Harness) -> None:
+    """Only the member who started a job can run it again; anyone else is told so, and nothing is spent."""
+    first_run = await harness.lipsync()
+    first = await harness.finish((await harness.latest_job()).id)
+    rows = await harness.ledger_rows()
+
+    for how in ("pro", "window"):
+        refused = await harness.bob.click(shown(first_run), custom_id=f"lipsync:again:{first.id}:{how}")
+        assert refused.ephemeral and refused.modal is None
+        assert shown(refused).content == f"Only <@{harness.alice.id}> can run job #{first.id} again."
+
+    assert await harness.store.jobs.recent_for_member(harness.guild.id, harness.bob.id) == []
+    assert await harness.ledger_rows() == rows
+
+
+async def test_expired_file_paths_are_told_and_cost_nothing(harness: Harness) -> None:
+    """Magic Hour keeps uploads for 7 days: after that the button says so, and no job is made."""
+    first_run = await harness.lipsync()
+    first = await harness.finish((await harness.latest_job()).id)
+    eight_days_ago = harness.bot.services.clock.now() - dt.timedelta(days=8)
+    await harness.store.jobs.update(first.id, files_uploaded_at=eight_days_ago)
+    rows, uploads_before = await harness.ledger_rows(), await uploads(harness)
+
+    for how in ("pro", "window"):
+        refused = await harness.alice.click(shown(first_run), custom_id=f"lipsync:again:{first.id}:{how}")
+        assert refused.ephemeral and refused.modal is None
+        text = shown(refused).content
+        assert text.startswith(f"Magic Hour keeps uploaded files for 7 days, and job #{first.id}'s expired <t:")
+        assert "Use `/lipsync` with the files again." in text
+
+    assert (await harness.latest_job()).id == first.id
+    assert await harness.ledger_rows() == rows and await uploads(harness) == uploads_before
+
+
+# ---------------------------------------------------------------------------------- languages
+
+
+async def test_a_spanish_member_is_answered_in_spanish(harness: Harness) -> None:
+    """Refusals, the status message and the result: in the language of the member's Discord (es-ES)."""
+    harness.speaks(harness.alice, "es-ES")
+
+    refused = await harness.lipsync(start=4.0, end=2.0)
+    assert refused.ephemeral
+    assert shown(refused).content == "`fin` (2 s) debe ser posterior a `inicio` (4 s)."
+    refused = await harness.lipsync(video=None)
+    assert "el bot necesita un clip con una cara" in shown(refused).content
+
+    result = await harness.lipsync()
+    job = await harness.latest_job()
+    assert job.locale == "es-ES"
+    final = await harness.finish(job.id)
+    assert final.state is JobState.DONE
+    status = shown(result).content
+    assert status.startswith(f"**Trabajo de lip-sync #{job.id}** · lite · de <@{harness.alice.id}>")
+    assert "✅ Hecho" in status and "Coste: 45 créditos." in status and "[ir al vídeo](" in status
+    assert button_labels(shown(result)) == ["Otra vez en pro", "Otra vez con otro fragmento"]
+    [posted] = result.followups
+    assert f"<@{harness.alice.id}>, tu trabajo de lip-sync #{job.id} está listo. Coste: 45 créditos." in (
+        posted.message.content
+    )
+    # Her private answers too; Bob's stay English.
+    jobs = await harness.alice.slash(harness.channel, "jobs")
+    assert shown(jobs).content.startswith("**Tus trabajos de lip-sync recientes**")
+    assert "`/cancelar trabajo:<número>`" in shown(jobs).content
+    theirs = await harness.bob.click(shown(result), custom_id=f"lipsync:again:{job.id}:pro")
+    assert shown(theirs).content == f"Only <@{harness.alice.id}> can run job #{job.id} again."
+
+
+async def test_a_quota_refusal_is_in_spanish_with_spanish_numbers(harness: Harness) -> None:
+    """Numbers and periods follow the language: "10.000 créditos", "hoy"."""
+    harness.speaks(harness.alice, "es-419")  # Latin American Spanish reads the same catalogue
+    await harness.store.limits.set_member_limit(harness.guild.id, harness.alice.id, 0, by_user_id=harness.manager.id)
+
+    refused = await harness.lipsync()
+
+    assert refused.ephemeral
+    assert shown(refused).content.startswith("No te quedan créditos hoy. Tu asignación se renueva <t:")
+    assert await harness.ledger_rows() == 0
+
+
+async def test_a_job_keeps_its_members_language_across_a_restart(harness: Harness) -> None:
+    """The locale is stored with the job: a status edited by the next process is still in Portuguese."""
+    harness.speaks(harness.alice, "pt-BR")
+    harness.sandbox.config.render_seconds = 120.0
+    result = await harness.lipsync()
+    job = await harness.latest_job()
+    await harness.rendering(job.id)
+    assert "Renderizando na Magic Hour" in shown(result).content
+
+    await harness.restart()
+    await harness.sandbox_clock.advance(121)
+    final = await harness.finish(job.id)
+
+    assert final.state is JobState.DONE
+    status = harness.channel.history()
+    texts = [m.content for m in status if f"#{job.id}" in m.content]
+    assert any("✅ Pronto" in text and "Custo: 45 créditos." in text for text in texts), texts
+
+
+async def test_commands_are_localised_for_discord(harness: Harness) -> None:
+    """The synced commands carry Spanish and Portuguese names, descriptions and choices."""
+    commands = {command.name: command for command in await harness.bot.tree.fetch_commands()}
+
+    cancel = commands["cancel"]
+    assert cancel.name_localizations[discord.Locale.spain_spanish] == "cancelar"
+    assert cancel.name_localizations[discord.Locale.latin_american_spanish] == "cancelar"
+    assert cancel.name_localizations[discord.Locale.brazil_portuguese] == "cancelar"
+    assert discord.Locale.french not in cancel.name_localizations  # no catalogue: Discord shows English
+    lipsync = commands["lipsync"]
+    assert lipsync.description_localizations[discord.Locale.spain_spanish].startswith("Sincroniza los labios")
+    mode = next(option for option in lipsync.options if option.name == "mode")
+    assert mode.name_localizations[discord.Locale.brazil_portuguese] == "modo"
+    pro = next(choice for choice in mode.choices if choice.value == "pro")  # type: ignore[union-attr]
+    assert pro.name_localizations[discord.Locale.spain_spanish] == "pro — 2 créditos/fotograma"
+    menu = commands[MENU_VOICE]
+    assert menu.name_localizations[discord.Locale.brazil_portuguese] == "Lip-sync: usar esta voz"
