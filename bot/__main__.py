@@ -1,4 +1,4 @@
-"""`python -m bot` / `lipsync-bot`: run, render, sandbox, check."""
+"""`python -m bot` / `lipsync-bot`: run, render, resume, sandbox, check, migrate-db."""
 
 from __future__ import annotations
 
@@ -89,6 +89,16 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--seed", type=int, default=0, help="seed for random faults and render noise (default 0)")
 
     sub.add_parser("check", help="check the configuration and that Magic Hour answers")
+
+    migrate = sub.add_parser(
+        "migrate-db",
+        help="copy the SQLite database into an empty PostgreSQL database",
+        description="Copy every job, ledger row and limit from the SQLite database (DATABASE_PATH, or "
+        "--from) into an empty PostgreSQL database, keeping ids, then check both agree. Stop the bot "
+        "first; afterwards set DATABASE_URL to the same URL. The SQLite file is left as it was.",
+    )
+    migrate.add_argument("--to", required=True, metavar="URL", help="postgresql://user:password@host/database")
+    migrate.add_argument("--from", dest="source", type=Path, help="the SQLite file (default: DATABASE_PATH)")
     return parser
 
 
@@ -133,6 +143,7 @@ def _sandboxed(settings: Settings, base_url: str) -> Settings:
             "magic_hour_base_url": base_url,
             "magic_hour_api_key": SecretStr(SANDBOX_API_KEY),
             "database_path": db.with_name(f"{db.stem}-sandbox{db.suffix}"),
+            "database_url": None,  # a trial never touches the real (PostgreSQL) ledger either
             "poll_initial_seconds": min(settings.poll_initial_seconds, 1.0),
             "poll_max_seconds": min(settings.poll_max_seconds, 2.0),
         }
@@ -248,6 +259,28 @@ async def _check(settings: Settings) -> int:
     return await run_checks(settings, Console())
 
 
+async def _migrate_db(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.store import StoreError
+    from bot.store.db import is_postgres_url
+    from bot.store.transfer import copy_to_postgres, describe
+
+    if not is_postgres_url(args.to):
+        print("--to must be a postgresql:// URL", file=sys.stderr)
+        return 2
+    source: Path = args.source or settings.database_path
+    try:
+        report = await copy_to_postgres(source, args.to)
+    except StoreError as exc:
+        print(f"Nothing was copied: {exc}", file=sys.stderr)
+        return 1
+    print(describe(report))
+    if report.problems_after != report.problems_before:
+        print("The copy does not check out the same as the original; keep using SQLite.", file=sys.stderr)
+        return 1
+    print("Done. Set DATABASE_URL to this URL and start the bot.")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `lipsync-bot` and `python -m bot`."""
     args = _parser().parse_args(argv)
@@ -269,6 +302,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_sandbox(args))
         if command == "check":
             return asyncio.run(_check(settings))
+        if command == "migrate-db":
+            return asyncio.run(_migrate_db(settings, args))
         return asyncio.run(_run(settings, args))
     except ConfigurationError as exc:
         print(exc.user_message, file=sys.stderr)

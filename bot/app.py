@@ -1,6 +1,9 @@
 """The Discord bot: its class, command tree, cogs, restart-proof buttons and command sync.
 
-`create_bot(settings)` builds the bot; nothing connects until `login`. In `setup_hook` (run by
+`create_bot(settings)` builds the bot, an `AutoShardedBot`: by default one process with as many
+shards as Discord recommends; with `SHARD_COUNT` and `SHARD_IDS`, the given shards of a bot
+split across several processes (which then share a PostgreSQL database). Nothing connects until
+`login`. In `setup_hook` (run by
 `login`) the bot opens its `Services`, loads the cogs from `EXTENSIONS` (each module's `setup`
 registers what it brings: its cog, the restart-proof buttons, the error handler, the hooks that
 resumed jobs report through), and starts resuming the jobs a previous run left unfinished. This
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import cast
 
 import discord
 from discord import app_commands
@@ -50,7 +54,7 @@ class LipsyncTree(app_commands.CommandTree["LipsyncBot"]):
         return True
 
 
-class LipsyncBot(commands.Bot):
+class LipsyncBot(commands.AutoShardedBot):
     """The lip-sync bot: slash commands only, so no privileged intents and no prefix."""
 
     def __init__(
@@ -69,6 +73,9 @@ class LipsyncBot(commands.Bot):
             tree_cls=LipsyncTree,
             allowed_mentions=discord.AllowedMentions.none(),
             help_command=None,
+            shard_count=settings.shard_count,  # None: as many as Discord recommends
+            # Without SHARD_IDS, every shard of shard_count: discord.py's default, None (its stub says list).
+            shard_ids=list(settings.shard_ids) or cast("list[int]", None),
         )
         self.settings = settings
         self.sandbox = sandbox
@@ -118,7 +125,10 @@ class LipsyncBot(commands.Bot):
             return
         try:
             # Jobs from the terminal (no server) are the terminal's: `lipsync-bot resume` takes them.
-            resumed = await self.services.engine.resume(self.hooks_factory, where=lambda job: job.guild_id is not None)
+            # Then keep this process's job leases, and take over jobs of processes that died.
+            resumed = await self.services.engine.start_leases(
+                self.hooks_factory, where=lambda job: job.guild_id is not None
+            )
         except Exception:
             log.exception("could not resume unfinished jobs")
             return
@@ -180,7 +190,9 @@ def create_bot(
     return LipsyncBot(settings, clock=clock, sandbox=sandbox, fetch_policy=fetch_policy)
 
 
-async def sync_commands(bot: commands.Bot, guild_id: int | None) -> list[app_commands.AppCommand]:
+async def sync_commands(
+    bot: commands.Bot | commands.AutoShardedBot, guild_id: int | None
+) -> list[app_commands.AppCommand]:
     """Publish the slash commands: to one server (instantly, for development) or globally.
 
     Call it deliberately (`lipsync-bot run --sync`), never on every start: command creates are

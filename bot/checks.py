@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import urllib.parse
 from dataclasses import dataclass
 
 import httpx
@@ -65,15 +66,24 @@ async def _check_magic_hour(settings: Settings) -> list[CheckResult]:
 
 
 async def _check_database(settings: Settings) -> CheckResult:
+    # A PostgreSQL URL may hold a password: only its host and database name are ever shown.
+    where = str(settings.database_path) if settings.database_url is None else _postgres_place(settings)
     try:
-        settings.database_path.parent.mkdir(parents=True, exist_ok=True)
-        async with await Store.open(settings.database_path, policy=QuotaPolicy.from_settings(settings)) as store:
+        if settings.database_url is None:
+            settings.database_path.parent.mkdir(parents=True, exist_ok=True)
+        async with await Store.open(settings.database, policy=QuotaPolicy.from_settings(settings)) as store:
             problems = await store.check_invariants()
     except Exception as exc:
-        return CheckResult("Database", False, f"{settings.database_path}: {exc}")
+        return CheckResult("Database", False, f"{where}: {exc}")
     if problems:
         return CheckResult("Database", False, "; ".join(problems[:3]))
-    return CheckResult("Database", True, str(settings.database_path))
+    return CheckResult("Database", True, where)
+
+
+def _postgres_place(settings: Settings) -> str:
+    assert settings.database_url is not None
+    url = urllib.parse.urlsplit(settings.database_url.get_secret_value())
+    return f"PostgreSQL {url.hostname or 'local socket'}{url.path}"
 
 
 async def _check_spending(settings: Settings) -> list[CheckResult]:

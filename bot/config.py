@@ -11,7 +11,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_BASE_URL = "https://api.magichour.ai"
@@ -50,7 +50,11 @@ class Settings(BaseSettings):
     # Where things live
     magic_hour_base_url: str = DEFAULT_BASE_URL
     database_path: Path = Path("data/lipsync-bot.sqlite3")
+    # PostgreSQL instead of the SQLite file, for several processes: postgresql://user:password@host/db
+    database_url: SecretStr | None = None
     work_dir: Path = Path("data/work")
+    # How long a process's claim on a job holds unless renewed; a dead process's jobs wait this long.
+    job_lease_seconds: float = Field(default=30.0, ge=3)
 
     # Discord
     dev_guild_id: int | None = None
@@ -60,6 +64,10 @@ class Settings(BaseSettings):
     allow_any_server: bool = False
     log_level: str = "INFO"
     discord_log_level: str = "WARNING"
+    # Discord sharding: the total number of shards, and which of them this process runs. Unset:
+    # one process, with as many shards as Discord recommends.
+    shard_count: int | None = Field(default=None, ge=1)
+    shard_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     # "text" (one readable line per record) or "json" (one JSON object per line, for log shippers).
     log_format: Literal["text", "json"] = "text"
 
@@ -109,12 +117,34 @@ class Settings(BaseSettings):
     # The most any one server's managers can set or grant, and what any server can spend per window.
     server_credits_ceiling: int | None = Field(default=None, ge=0)
 
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_only(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("postgresql://", "postgres://")):
+            raise ValueError("DATABASE_URL must be a postgresql:// URL (leave it empty for SQLite)")
+        return value
+
+    @model_validator(mode="after")
+    def _shards(self) -> Settings:
+        if self.shard_ids and self.shard_count is None:
+            raise ValueError("SHARD_IDS needs SHARD_COUNT (the total number of shards across every process)")
+        if self.shard_count is not None and any(not 0 <= i < self.shard_count for i in self.shard_ids):
+            raise ValueError(f"SHARD_IDS must be between 0 and SHARD_COUNT - 1 ({self.shard_count - 1})")
+        if len(set(self.shard_ids)) != len(self.shard_ids):
+            raise ValueError("SHARD_IDS lists a shard twice")
+        return self
+
+    @property
+    def database(self) -> Path | str:
+        """Where the store lives: the PostgreSQL URL if set, else the SQLite file."""
+        return self.database_url.get_secret_value() if self.database_url is not None else self.database_path
+
     @field_validator("log_format", mode="before")
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("allowed_guild_ids", "allowed_modes", mode="before")
+    @field_validator("allowed_guild_ids", "allowed_modes", "shard_ids", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         # Lets operators write `ALLOWED_GUILD_IDS=1,2,3` instead of JSON.

@@ -23,7 +23,7 @@ from bot.jobs.config import EngineConfig
 from bot.jobs.engine import JobEngine
 from bot.jobs.fetch import DISCORD_CDN, FetchPolicy
 from bot.jobs.forecast import RenderForecast
-from bot.jobs.webhooks import WebhookReceiver
+from bot.jobs.webhooks import PROJECT_CHANNEL, WebhookReceiver
 from bot.magichour import MagicHourClient
 from bot.ops.health import Health
 from bot.ops.metrics import Metrics
@@ -68,9 +68,10 @@ class Services:
         if settings.magic_hour_api_key is None:
             raise ConfigurationError("MAGIC_HOUR_API_KEY is not set. Put it in `.env` (see `.env.example`).")
         clock = clock or SystemClock()
-        settings.database_path.parent.mkdir(parents=True, exist_ok=True)
+        if settings.database_url is None:
+            settings.database_path.parent.mkdir(parents=True, exist_ok=True)
         settings.work_dir.mkdir(parents=True, exist_ok=True)
-        store = await Store.open(settings.database_path, clock=clock, policy=QuotaPolicy.from_settings(settings))
+        store = await Store.open(settings.database, clock=clock, policy=QuotaPolicy.from_settings(settings))
         metrics = Metrics(clock, store)
         client = MagicHourClient(
             settings.magic_hour_api_key, settings.magic_hour_base_url, clock=clock, observer=metrics
@@ -90,6 +91,9 @@ class Services:
         metrics.bind(states=engine.states, queue=engine.queue_snapshot, models=forecast.model)
         health = Health(store, engine.poller, metrics)
         services = cls(settings, clock, store, client, fetch_http, engine, metrics, health)
+        # A webhook may reach any process: the one that follows the project hears of it through
+        # the store (PostgreSQL's NOTIFY; on SQLite there is only this process).
+        await store.listen(PROJECT_CHANNEL, engine.poller.poke)
         if settings.webhook_secret is not None and settings.webhook_port is not None:  # webhooks_enabled
             services.webhooks = WebhookReceiver(
                 engine.poller,
@@ -98,6 +102,7 @@ class Services:
                 host=settings.webhook_host,
                 port=settings.webhook_port,
                 path=settings.webhook_path,
+                relay=lambda project_id: store.notify(PROJECT_CHANNEL, project_id),
             )
             try:
                 await services.webhooks.start()

@@ -61,7 +61,9 @@ def _source(attachment: discord.Attachment) -> InputSource:
 class LipsyncCog(commands.Cog, name=COG_NAME):
     """Starting, following and stopping lip-sync jobs."""
 
-    def __init__(self, bot: commands.Bot, services: Services, presenter: JobPresenter) -> None:
+    def __init__(
+        self, bot: commands.Bot | commands.AutoShardedBot, services: Services, presenter: JobPresenter
+    ) -> None:
         self.bot = bot
         self.services = services
         self.engine: JobEngine = services.engine

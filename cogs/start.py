@@ -34,7 +34,7 @@ COG_NAME = "Lip sync"  # the cog that owns the job presenter (`cogs.lipsync.Lips
 
 def presenter_of(client: discord.Client) -> JobPresenter:
     """The presenter of the bot's jobs (status messages and results), held by the lip-sync cog."""
-    cog = client.get_cog(COG_NAME) if isinstance(client, commands.Bot) else None
+    cog = client.get_cog(COG_NAME) if isinstance(client, commands.bot.BotBase) else None  # Bot or AutoShardedBot
     presenter: JobPresenter | None = getattr(cog, "presenter", None)
     if presenter is None:
         raise RuntimeError("the lip-sync cog isn't loaded")

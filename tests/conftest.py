@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,30 @@ from bot.jobs.models import Delivery, JobUpdate, LinkProvider
 from bot.sandbox import Sandbox, SandboxConfig
 from bot.store import JobRecord
 from bot.testmedia import make_audio, make_video
+from tests.store.pgserver import PostgresUnavailable, TempPostgres
 
 SANDBOX_KEY = "sandbox-test-key"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[TempPostgres]:
+    """A throwaway PostgreSQL server for the whole session, started on first use.
+
+    Where PostgreSQL can't start, tests that need it are skipped on a developer's machine and
+    fail in CI (`CI` set): there they must run.
+    """
+    server = TempPostgres()
+    try:
+        server.start()
+    except PostgresUnavailable as exc:
+        server.stop()
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the PostgreSQL tests, but: {exc}", pytrace=False)
+        pytest.skip(f"PostgreSQL is not available: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

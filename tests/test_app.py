@@ -10,6 +10,8 @@ import discord
 import pytest
 import simcord
 from discord import app_commands
+from discord.ext import commands
+from pydantic import ValidationError
 
 from bot.app import EXTENSIONS, LipsyncBot, LipsyncTree, create_bot, sync_commands
 from tests.cogs.conftest import expected_error
@@ -64,11 +66,40 @@ def test_create_bot_needs_only_the_guilds_intent(tmp_path: Path) -> None:
     assert EXTENSIONS == ("cogs.lipsync", "cogs.quota", "cogs.manage")
 
 
+def test_one_process_shards_automatically_by_default(tmp_path: Path) -> None:
+    """Without SHARD_COUNT the bot is an AutoShardedBot that asks Discord how many shards to run."""
+    bot = create_bot(make_settings(tmp_path, UNREACHABLE_API))
+    assert isinstance(bot, commands.AutoShardedBot)
+    assert getattr(bot, "shard_count", 0) is None and getattr(bot, "shard_ids", 0) is None
+
+
+async def test_a_process_runs_the_shards_it_is_given(tmp_path: Path) -> None:
+    """SHARD_COUNT=4 and SHARD_IDS=1,3: this process connects shards 1 and 3 of 4, and serves their servers."""
+    settings = make_settings(tmp_path, UNREACHABLE_API, shard_count=4, shard_ids="1,3")
+    bot = create_bot(settings)
+    assert (bot.shard_count, bot.shard_ids) == (4, [1, 3])
+    env = simcord.Env(bot)
+    await env.start()
+    try:
+        assert sorted(bot.shards) == [1, 3]
+    finally:
+        await bot.close()
+        await env.shutdown()
+
+
+def test_shard_settings_are_checked(tmp_path: Path) -> None:
+    """SHARD_IDS needs SHARD_COUNT, and each id must be one of its shards."""
+    with pytest.raises(ValidationError, match="SHARD_IDS needs SHARD_COUNT"):
+        make_settings(tmp_path, UNREACHABLE_API, shard_ids="0")
+    with pytest.raises(ValidationError, match="between 0 and SHARD_COUNT - 1"):
+        make_settings(tmp_path, UNREACHABLE_API, shard_count=2, shard_ids="2")
+
+
 @pytest.fixture
 async def running(tmp_path: Path) -> AsyncIterator[tuple[simcord.Env, LipsyncBot]]:
     """The real bot in simcord, allowed in the server with id `ALLOWED_GUILD` only."""
     bot = create_bot(make_settings(tmp_path, UNREACHABLE_API, allowed_guild_ids=[ALLOWED_GUILD]))
-    env = simcord.Env(bot)
+    env = simcord.Env(bot, shard_count=1)  # unset SHARD_COUNT: Discord's recommendation, one here
     await env.start()
     try:
         yield env, bot
@@ -151,7 +182,7 @@ async def test_allow_list_leaves_other_servers_and_refuses_commands(running: tup
 async def test_close_stops_the_services(tmp_path: Path) -> None:
     """Closing the bot closes the engine and store (unfinished jobs stay resumable)."""
     bot = create_bot(make_settings(tmp_path, UNREACHABLE_API))
-    async with simcord.run(bot):
+    async with simcord.run(bot, shard_count=1):
         services = bot.services
         await bot.close()
     with pytest.raises(RuntimeError, match="not open"):

@@ -98,7 +98,7 @@ async def test_healthz_turns_unhealthy_when_the_database_is_read_only(services: 
         healthy = await http.get(f"{server.url}/healthz")
         assert healthy.status_code == 200
         assert healthy.json() == {"healthy": True, "checks": {"database": "ok", "poller": "ok"}}
-        conn = services.store._db.conn  # the test's way to make the file refuse writes
+        conn = services.store._db.conn  # type: ignore[attr-defined] # the test's way to make the file refuse writes
         await conn.execute("PRAGMA query_only = ON")
         sick = await http.get(f"{server.url}/healthz")
         assert sick.status_code == 503

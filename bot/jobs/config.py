@@ -48,6 +48,9 @@ class EngineConfig:
     # True when the operator said so (`--sandbox`); a result is also labelled a sandbox render
     # when the server that made it says it is the sandbox. Never guessed from a URL.
     sandbox: bool = False
+    # How long this process's claim on a job holds unless renewed (every third of it); a job whose
+    # process died is taken over by another once its lease has run out.
+    lease_seconds: float = 30.0
 
     @classmethod
     def from_settings(
@@ -74,4 +77,5 @@ class EngineConfig:
             delivery=DeliveryPolicy(patience=settings.delivery_retry_minutes * 60),
             sandbox=sandbox,
             fetch_policy=fetch_policy,
+            lease_seconds=settings.job_lease_seconds,
         )

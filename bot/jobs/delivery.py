@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from bot.errors import JobFailed
 from bot.jobs.models import Delivery
 from bot.magichour import DownloadExpired, MagicHourClient, VideoProject
-from bot.store import JobRecord, JobState
+from bot.store import JobRecord, JobState, LeaseLost
 
 if TYPE_CHECKING:
     from bot.jobs.run import JobRun
@@ -90,8 +90,8 @@ class Courier:
             await self._delivering()
             delivery = await run.hooks.deliverer.deliver(run.record, result, sandbox=run.sandbox, link=self._link)
             await self._done(delivery)
-        except asyncio.CancelledError:
-            raise
+        except (asyncio.CancelledError, LeaseLost):
+            raise  # LeaseLost: another process has taken the job over; trying again would deliver twice
         except Exception as exc:
             return _describe(exc)
         return None

@@ -4,6 +4,17 @@ It admits requests (`admission.py`), records them, and runs each job (`run.py`) 
 FIFO queue; it cancels a job for its owner, resumes unfinished jobs after a restart, and shuts
 down without ending jobs (a new engine resumes them). Front ends talk only to this class, through
 the protocols in `models.py`; the engine never imports Discord.
+
+Several processes may share one database. Each job is claimed by the process that runs it (a
+lease in the store, `bot.store.jobs`): on submit, and on resume or takeover. While any job runs
+here, its lease is renewed every third of `lease_seconds` (on the injected clock); `start_leases`
+also takes over jobs whose process died: their lease ran out, or, on this host, their process is
+gone. A taken-
+over job carries on from the state it was in, as after a restart. A job this process finds
+claimed by another (it stalled past its lease) is let go without being ended: the store fences
+every transition (`LeaseLost`). A cancel for a job running in another process is passed to it
+through the store's notifications (PostgreSQL's NOTIFY). On shutdown the engine releases its
+claims, so another process (or the next start) takes the jobs at once.
 """
 
 from __future__ import annotations
@@ -13,7 +24,7 @@ import collections
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import httpx
 
@@ -30,9 +41,13 @@ from bot.jobs.queue import SlotQueue
 from bot.jobs.run import JobRun, RunContext, swallow_cancel
 from bot.jobs.youtube import canonical_youtube_url
 from bot.magichour import MagicHourClient
-from bot.store import JobRecord, JobState, NewJob, Store
+from bot.store import JobRecord, JobState, LeaseLost, NewJob, Store
+from bot.store.store import is_dead_here
 
 log = logging.getLogger(__name__)
+
+CANCEL_CHANNEL = "lipsync_cancel"  # payload "<job id>:<member id>": cancel it, whoever runs it
+_REMOTE_CANCEL_SECONDS = 60.0  # how long a cancel waits for the process that runs the job
 
 
 def _new_job(request: JobRequest) -> NewJob:
@@ -96,6 +111,10 @@ class JobEngine:
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._rescues: set[asyncio.Task[None]] = set()
         self._links_made: dict[int, float] = {}  # job id -> when its last fresh link was made
+        self._claiming = asyncio.Lock()  # one resume/takeover at a time
+        self._renewals: asyncio.Task[None] | None = None
+        self._takeovers: asyncio.Task[None] | None = None
+        self._listening = False
 
     @property
     def sandbox(self) -> bool:
@@ -136,7 +155,7 @@ class JobEngine:
         """Check the request, record the job and run it in the background."""
         request = self._with_defaults(request)
         admitted = await self.admission.check(request)
-        record = await self.store.jobs.create(_new_job(request))
+        record = await self.store.jobs.create(_new_job(request), lease_seconds=self.config.lease_seconds)
         log.info("job %s: received from user %s in guild %s", record.id, record.user_id, record.guild_id)
         run = self._new_run(record, hooks)
         run.know_limits(admitted)
@@ -150,11 +169,24 @@ class JobEngine:
         """After a restart: carry every unfinished job on from where it was (those `where` accepts).
 
         Submitted jobs are followed, rendered ones delivered, jobs that hadn't reached Magic Hour
-        end with a refund, and a job caught creating ends as unknown at Magic Hour.
+        end with a refund, and a job caught creating ends as unknown at Magic Hour. Only jobs this
+        process can claim are taken: unclaimed ones, its own, and those of a process that died
+        (lease expired, or gone from this host); each is claimed before it runs.
         """
+        async with self._claiming:
+            return await self._resume(hooks_for, where)
+
+    async def _resume(self, hooks_for: HooksFactory, where: Callable[[JobRecord], bool] | None) -> list[JobRecord]:
+        holders = await self.store.jobs.holders()
+        dead = [name for name in holders if name != self.store.owner and is_dead_here(name)]
+        candidates = [
+            record.id
+            for record in await self.store.jobs.claimable(also_from=dead)
+            if record.id not in self._tasks and (where is None or where(record))
+        ]
         resumed: list[JobRecord] = []
-        for record in await self.store.jobs.unfinished():
-            if record.id in self._tasks or (where is not None and not where(record)):
+        for record in await self.store.jobs.claim(candidates, self.config.lease_seconds, also_from=dead):
+            if record.id in self._tasks:
                 continue
             try:
                 run = self._new_run(record, hooks_for(record))
@@ -231,7 +263,11 @@ class JobEngine:
     # ----------------------------------------------------------------- cancel and shutdown
 
     async def cancel(self, job_id: int, *, by_user_id: int) -> JobRecord:
-        """Cancel a job for its owner: free before submission; after it, what Magic Hour charged."""
+        """Cancel a job for its owner: free before submission; after it, what Magic Hour charged.
+
+        A job another process runs is canceled there: the request goes through the store's
+        notifications, and this call waits (up to a minute) for the job to end.
+        """
         record = await self.job(job_id)
         if record.user_id != by_user_id:
             raise NotAllowed("not_owner", job=job_id)
@@ -242,6 +278,8 @@ class JobEngine:
         run = self._runs.get(job_id)
         task = self._tasks.get(job_id)
         if run is None or task is None:
+            if record.claimed_by not in (None, self.store.owner) and self._listening:
+                return await self._cancel_elsewhere(record, by_user_id)
             raise JobFailed("not_running", job=job_id)
         if not run.cancel_requested:  # a second press waits for the first cancel, not a second one
             run.cancel_requested = True
@@ -255,8 +293,99 @@ class JobEngine:
             record = await self.job(job_id)
         return record
 
+    async def _cancel_elsewhere(self, record: JobRecord, by_user_id: int) -> JobRecord:
+        log.info("job %s: runs in %s; asking it to cancel", record.id, record.claimed_by)
+        await self.store.notify(CANCEL_CHANNEL, f"{record.id}:{by_user_id}")
+        clock = self._context.clock
+        give_up_at = clock.monotonic() + _REMOTE_CANCEL_SECONDS
+        while clock.monotonic() < give_up_at:
+            current = await self.job(record.id)
+            if current.state.terminal:
+                return current
+            await clock.sleep(0.25)
+        raise JobFailed("not_running", job=record.id)
+
+    def _on_cancel_notice(self, payload: str) -> None:
+        try:
+            job_id, user_id = (int(part) for part in payload.split(":", 1))
+        except ValueError:
+            log.warning("ignored a malformed cancel notice")
+            return
+        if job_id not in self._tasks:
+            return  # not running here: the process that runs it acts on the same notice
+
+        async def cancel() -> None:
+            try:
+                await self.cancel(job_id, by_user_id=user_id)
+            except Exception:
+                log.exception("job %s: a cancel passed on from another process failed", job_id)
+
+        rescue = asyncio.get_running_loop().create_task(cancel())
+        self._rescues.add(rescue)
+        rescue.add_done_callback(self._rescues.discard)
+
+    # ----------------------------------------------------------------- leases and takeover
+
+    async def start_leases(
+        self, hooks_for: HooksFactory, *, where: Callable[[JobRecord], bool] | None = None
+    ) -> list[JobRecord]:
+        """Resume what can be claimed now, then keep leases and take over dead processes' jobs.
+
+        Every `lease_seconds / 3` on the engine's clock, in a loop of its own (so that a slow
+        takeover never delays a renewal), claim and resume the jobs `where` accepts whose process
+        died. Also listens for cancels meant for jobs running here.
+        """
+        if not self._listening:
+            await self.store.listen(CANCEL_CHANNEL, self._on_cancel_notice)
+            self._listening = True
+        resumed = await self.resume(hooks_for, where=where)
+        if self._takeovers is None:
+            self._takeovers = asyncio.get_running_loop().create_task(
+                self._every_third_of_a_lease(lambda: self._take_over(hooks_for, where)), name="job-takeover"
+            )
+        return resumed
+
+    def _keep_renewing(self) -> None:
+        """Renew the leases of the jobs running here, from the first job on (started once)."""
+        if self._renewals is None:
+            self._renewals = asyncio.get_running_loop().create_task(
+                self._every_third_of_a_lease(self.renew_leases), name="job-lease-renewal"
+            )
+
+    async def _every_third_of_a_lease(self, work: Callable[[], Awaitable[object]]) -> None:
+        interval = self.config.lease_seconds / 3
+        while True:
+            await self._context.clock.sleep(interval)
+            try:
+                await work()
+            except Exception:
+                log.exception("keeping job leases failed; trying again in %.0f s", interval)
+
+    async def _take_over(self, hooks_for: HooksFactory, where: Callable[[JobRecord], bool] | None) -> None:
+        taken = await self.resume(hooks_for, where=where)
+        if taken:
+            log.info("took over %d job(s): %s", len(taken), ", ".join(f"#{job.id}" for job in taken))
+
+    async def renew_leases(self) -> set[int]:
+        """Renew this process's leases on the jobs it runs; stop (without ending) any another process took."""
+        running = list(self._tasks)
+        kept = await self.store.jobs.renew(running, self.config.lease_seconds)
+        for job_id in running:
+            task = self._tasks.get(job_id)
+            if job_id not in kept and task is not None:
+                log.warning("job %s: another process has taken it over; stopping here", job_id)
+                task.cancel()
+        return kept
+
     async def aclose(self) -> None:
-        """Stop every job's task without ending the job: a new engine resumes them."""
+        """Stop every job's task without ending the job, and release their claims: another engine resumes them."""
+        for lease_task in (self._takeovers, self._renewals):
+            if lease_task is not None:
+                lease_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await lease_task
+        self._takeovers = self._renewals = None
+        held = list(self._tasks)
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
@@ -264,6 +393,13 @@ class JobEngine:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self._poller.aclose()
+        await self._release(held)
+
+    async def _release(self, job_ids: Sequence[int]) -> None:
+        try:
+            await self.store.jobs.release(job_ids)
+        except Exception:
+            log.exception("could not release job claims; other processes take them when their leases run out")
 
     # ----------------------------------------------------------------- running
 
@@ -274,6 +410,7 @@ class JobEngine:
 
     def _spawn(self, run: JobRun, work: Callable[[], Awaitable[None]], *, front: bool = False) -> None:
         job_id = run.job_id
+        self._keep_renewing()
         task = asyncio.get_running_loop().create_task(self._drive(run, work, front=front), name=f"job-{job_id}")
         self._tasks[job_id] = task
 
@@ -283,6 +420,9 @@ class JobEngine:
             # A task cancelled before it first ran never entered its `slot()`: free its place.
             self._queue.discard(job_id)
             if not done.cancelled() and (exc := done.exception()) is not None:
+                if isinstance(exc, LeaseLost):
+                    log.warning("job %s: %s; this process lets it go", job_id, exc)
+                    return
                 log.error("job %s: its runner crashed", job_id, exc_info=exc)
                 rescue = asyncio.get_running_loop().create_task(run.failed(exc))
                 self._rescues.add(rescue)
@@ -301,9 +441,11 @@ class JobEngine:
                 await work()
         except asyncio.CancelledError:
             if not run.cancel_requested:
-                raise  # engine shutdown: the job stays unfinished and a new engine resumes it
+                raise  # engine shutdown or a lost lease: the job stays unfinished for its next owner
             swallow_cancel()
             await run.canceled()
+        except LeaseLost:
+            raise  # another process has taken the job over: nothing here may end it
         except Exception as exc:
             self._observer.job_error(exc)
             if run.cancel_requested:

@@ -7,6 +7,11 @@ project's status at once. The status the bot acts on always comes from the API i
 forged or replayed event could at worst cause one extra status request, and polling remains the
 safety net for events that never arrive.
 
+Several processes (PostgreSQL) may share the work, and Magic Hour sends each event to one
+address: the receiving process pokes its own poller, and when it is not following that project
+it relays the event (`relay`: a NOTIFY on `PROJECT_CHANNEL`), so the process that follows it
+polls at once.
+
 Answers: 400 for a request whose signature headers are missing or malformed (the signature not
 64 hex digits, the timestamp not plain decimal Unix seconds: `nan`, `inf`, `1e9`, non-ASCII
 digits are all malformed), 401 for a well-formed but wrong signature or a timestamp more than
@@ -21,6 +26,7 @@ import hmac
 import json
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -36,6 +42,7 @@ TIMESTAMP_HEADER = "magic-hour-event-timestamp"
 MAX_SKEW_SECONDS = 300.0  # Magic Hour's guidance: reject timestamps more than ~5 minutes off
 MAX_BODY_BYTES = 1 << 20
 NUDGING_EVENTS = frozenset({"video.completed", "video.errored"})
+PROJECT_CHANNEL = "lipsync_project"  # notifications naming a project a webhook spoke of
 
 
 class Nudgeable(Protocol):
@@ -112,8 +119,10 @@ class WebhookReceiver:
         host: str,
         port: int,
         path: str,
+        relay: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self._poller = poller
+        self._relay = relay
         self._secret = secret
         self._clock = clock
         self._host = host
@@ -168,6 +177,11 @@ class WebhookReceiver:
         self.events_received += 1
         if kind in NUDGING_EVENTS:
             watched = self._poller.poke(project_id)
-            log.info("webhook %s for project %s%s", kind, project_id, "" if watched else " (not ours or done)")
+            if not watched and self._relay is not None:
+                try:
+                    await self._relay(project_id)  # another process may be following it
+                except Exception:
+                    log.exception("could not pass a webhook for project %s on to other processes", project_id)
+            log.info("webhook %s for project %s%s", kind, project_id, "" if watched else " (not followed here)")
         # Answer 2xx for anything verified: Magic Hour retries non-2xx for up to a day.
         return web.json_response({"ok": True})

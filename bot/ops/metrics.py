@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -36,7 +37,7 @@ FALLBACKS = ("compressed", "link", "channel", "dm")
 
 def is_store_error(exc: BaseException) -> bool:
     """True for an error that came from the database."""
-    return isinstance(exc, StoreError | sqlite3.Error)
+    return isinstance(exc, StoreError | sqlite3.Error | asyncpg.PostgresError | asyncpg.InterfaceError)
 
 
 def _guild(record: JobRecord) -> str:

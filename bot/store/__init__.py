@@ -1,6 +1,7 @@
-"""The bot's SQLite store: job records and the credit-quota ledger.
+"""The bot's store: job records and the credit-quota ledger, on SQLite or PostgreSQL.
 
-Open one `Store` per process with `await Store.open(path, policy=QuotaPolicy.from_settings(s))`;
+Open one `Store` per process with `await Store.open(target, policy=QuotaPolicy.from_settings(s))`,
+where `target` is a SQLite file (the default) or a `postgresql://` URL (several processes);
 it exposes `store.jobs` (`JobStore`), `store.quota` (`QuotaLedger`) and `store.limits`
 (`LimitStore`). The ledger's sign convention is documented in `bot.store.models`.
 
@@ -15,6 +16,7 @@ from bot.store.errors import (
     InvalidTransition,
     JobNotActive,
     JobNotFound,
+    LeaseLost,
     MemberHasActiveJobs,
     NoReservation,
     SchemaTooNew,
@@ -67,6 +69,7 @@ __all__ = [
     "JobRecord",
     "JobState",
     "JobStore",
+    "LeaseLost",
     "LedgerEntry",
     "LedgerKind",
     "LimitKind",

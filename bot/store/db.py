@@ -1,58 +1,178 @@
-"""The one SQLite connection, its transactions, and the numbered migrations.
+"""What both backends share: a connection's small API, a database's transactions, the migrations.
 
-Concurrency model. A store owns one aiosqlite connection; aiosqlite runs its statements in order on
-one thread, so two coroutines that both `BEGIN` on it would nest (an error) or, worse, one would
-commit the other's half-done work. Every transaction therefore holds an `asyncio.Lock` for its
-whole length. Within this process that serialises the store; across processes (a second bot, the
-`render` command) every write transaction starts with `BEGIN IMMEDIATE`, which takes SQLite's
-write lock up front, and the busy timeout makes the other side wait for it instead of failing.
-Reads start a deferred transaction so that a multi-statement read sees one snapshot.
+The store's SQL is written once, against `Connection`: `?` placeholders, `IS NOT DISTINCT FROM`
+for comparisons that may meet NULL, datetimes as parameters. Each backend adapts it:
 
-A transaction runs in its own task, shielded from the caller's cancellation: a cancelled caller
-gets `CancelledError`, but the transaction still commits or rolls back in full, so the connection
-is never left inside a half-done transaction.
+- SQLite (`bot.store.sqlite`): one aiosqlite connection per `Store`, every write transaction a
+  `BEGIN IMMEDIATE` (writers are serialised, in this process and across processes); datetimes
+  are stored as fixed-width ISO 8601 text, so text order is time order.
+- PostgreSQL (`bot.store.postgres`): a pool of asyncpg connections, write transactions at READ
+  COMMITTED with explicit locks (`Connection.lock`, `Connection.FOR_UPDATE`) wherever a check
+  and the write that depends on it must not be split by another process; `?` becomes `$n`,
+  datetimes are `timestamptz`.
 
-Migrations are `migrations/NNNN_name.sql`, applied in order, each in its own `BEGIN IMMEDIATE`
-transaction that re-reads the recorded version first (two processes opening a new file at once
-apply each migration once) and records itself in `schema_migrations` and `PRAGMA user_version`.
-A migration must not need `PRAGMA foreign_keys=OFF` (it cannot change inside a transaction);
-one that rebuilds a table should do so without breaking references.
+Anything the SQL cannot express alike lives behind a method here (`lock`, `FOR_UPDATE`, the
+integrity checks), so jobs, ledger and limits have one implementation for both.
+
+Migrations are numbered files, one folder per dialect, with the same numbers and names:
+`migrations/NNNN_name.sql` (SQLite) and `migrations/postgresql/NNNN_name.sql`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
+import hashlib
 import importlib.resources
 import re
-import sqlite3
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, TypeVar
-
-import aiosqlite
+from enum import StrEnum
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from bot.clock import Clock
-from bot.store.errors import SchemaTooNew, StoreBusy, StoreError
+from bot.store.errors import StoreError
 
 T = TypeVar("T")
 
-DEFAULT_BUSY_TIMEOUT_MS = 10_000
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
-_MIN_SQLITE = (3, 35, 0)  # RETURNING
+
+
+class Dialect(StrEnum):
+    """Which database a store runs on."""
+
+    SQLITE = "sqlite"
+    POSTGRESQL = "postgresql"
 
 
 def ts(moment: dt.datetime) -> str:
-    """A UTC datetime as stored: fixed-width ISO 8601, so text order is time order."""
+    """A UTC datetime as SQLite stores it: fixed-width ISO 8601, so text order is time order."""
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError("the store only takes timezone-aware datetimes")
     return moment.astimezone(dt.UTC).isoformat(timespec="microseconds")
 
 
-def parse_ts(text: str) -> dt.datetime:
-    """A stored timestamp back as an aware UTC datetime."""
-    return dt.datetime.fromisoformat(text).astimezone(dt.UTC)
+def parse_ts(value: str | dt.datetime) -> dt.datetime:
+    """A stored timestamp (SQLite's text, PostgreSQL's timestamptz) as an aware UTC datetime."""
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC)
+    return dt.datetime.fromisoformat(value).astimezone(dt.UTC)
+
+
+def is_postgres_url(target: object) -> bool:
+    """True for a `postgresql://` (or `postgres://`) URL: the store then runs on PostgreSQL."""
+    return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
+
+
+class Row(Protocol):
+    """A result row: by column name or position (sqlite3.Row and asyncpg.Record both are)."""
+
+    def __getitem__(self, key: int | str, /) -> Any:  # noqa: ANN401 - a column holds any value
+        """A column's value."""
+        ...
+
+    def keys(self) -> Iterable[str]:
+        """The column names, in order."""
+        ...
+
+    def __iter__(self) -> Iterator[Any]:
+        """The values, in column order."""
+        ...
+
+
+def row_dict(row: Row) -> dict[str, Any]:
+    """A row as a plain dict."""
+    return {key: row[key] for key in row.keys()}  # noqa: SIM118 - Row is not a Mapping
+
+
+def lock_key(name: str) -> int:
+    """A stable signed 64-bit key for a named lock (PostgreSQL's advisory locks take integers)."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+# Named locks. The ledger lock is taken shared by everything that reserves credits or creates jobs,
+# and exclusively by what rewrites a member's history (deleting their data); a server's lock
+# covers every limit inside that server (member allowances, active jobs, the pool); the budget
+# lock covers the bot-wide budget. Always taken in this order: ledger, server, budget.
+LEDGER_LOCK = "ledger"
+BUDGET_LOCK = "budget"
+
+
+def guild_lock(guild_id: int | None) -> str:
+    """The lock for one server's limits (`None`: the command line's jobs)."""
+    return f"guild:{'-' if guild_id is None else guild_id}"
+
+
+class Connection(ABC):
+    """One connection inside one transaction (`Database.write`/`read` hand it to a body).
+
+    SQL uses `?` placeholders; parameters may be datetimes (aware, UTC).
+    """
+
+    dialect: ClassVar[Dialect]
+    # Appended to a SELECT of rows the transaction will change, so a concurrent writer waits.
+    FOR_UPDATE: ClassVar[str]
+    # The same, but rows another transaction has locked are left out instead of waited for.
+    FOR_UPDATE_SKIP_LOCKED: ClassVar[str]
+
+    @abstractmethod
+    async def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one statement; return how many rows it changed."""
+
+    @abstractmethod
+    async def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Every row of a query."""
+
+    @abstractmethod
+    async def lock(self, *names: str, shared: Sequence[str] = ()) -> None:
+        """Hold these named locks until the transaction ends (a no-op where writers are serialised).
+
+        `shared` ones first (others may hold them too), then `names` exclusively, in the order of
+        the module's lock list: ledger, server, budget.
+        """
+
+    @abstractmethod
+    async def integrity_problems(self) -> list[str]:
+        """The database engine's own view of its integrity and references, in words."""
+
+
+class Database(ABC):
+    """A backend's transactions, and the clock the store stamps rows with."""
+
+    dialect: ClassVar[Dialect]
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self._listeners: dict[str, list[Callable[[str], object]]] = {}
+
+    def now(self) -> dt.datetime:
+        """The clock's current UTC time."""
+        return self.clock.now()
+
+    @abstractmethod
+    async def write(self, body: Callable[[Connection], Awaitable[T]]) -> T:
+        """Run `body` in one write transaction; commit if it returns, roll back if it raises.
+
+        `body` may run more than once (PostgreSQL retries a transaction it had to abort), so it
+        must not have effects outside the database that a second run would repeat.
+        """
+
+    @abstractmethod
+    async def read(self, body: Callable[[Connection], Awaitable[T]]) -> T:
+        """Run `body` in one read-only transaction that sees one snapshot."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Let running transactions finish, then close. Safe to call twice."""
+
+    async def notify(self, channel: str, payload: str) -> None:
+        """Tell every process listening on `channel` (PostgreSQL); SQLite has no other processes to tell."""
+        for callback in self._listeners.get(channel, []):
+            callback(payload)
+
+    async def listen(self, channel: str, callback: Callable[[str], object]) -> None:
+        """Call `callback(payload)` for every notification on `channel`, this process's own included."""
+        self._listeners.setdefault(channel, []).append(callback)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,29 +183,13 @@ class Migration:
     name: str
     sql: str
 
-    def statements(self) -> list[str]:
-        """The script split into statements (triggers' inner semicolons are kept together)."""
-        out: list[str] = []
-        buf = ""
-        for line in self.sql.splitlines(keepends=True):
-            buf += line
-            if sqlite3.complete_statement(buf):
-                if _strip_comments(buf):
-                    out.append(buf.strip())
-                buf = ""
-        if _strip_comments(buf):
-            raise StoreError(f"migration {self.version:04d} ends with an incomplete statement")
-        return out
 
-
-def _strip_comments(sql: str) -> str:
-    return "\n".join(line for line in sql.splitlines() if not line.strip().startswith("--")).strip()
-
-
-def load_migrations() -> list[Migration]:
-    """Every migration shipped in `bot/store/migrations/`, in version order."""
+def load_migrations(dialect: Dialect = Dialect.SQLITE) -> list[Migration]:
+    """Every migration shipped for `dialect`, in version order."""
     found: list[Migration] = []
     folder = importlib.resources.files("bot.store") / "migrations"
+    if dialect is Dialect.POSTGRESQL:
+        folder = folder / "postgresql"
     for entry in folder.iterdir():
         match = _MIGRATION_NAME.match(entry.name)
         if match:
@@ -93,185 +197,22 @@ def load_migrations() -> list[Migration]:
     found.sort(key=lambda m: m.version)
     versions = [m.version for m in found]
     if versions != list(range(1, len(found) + 1)):
-        raise StoreError(f"migrations must be numbered 0001, 0002, ... without gaps; found {versions}")
+        raise StoreError(f"{dialect} migrations must be numbered 0001, 0002, ... without gaps; found {versions}")
     return found
 
 
-async def connect(path: Path, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> aiosqlite.Connection:
-    """Open the database file with the pragmas every connection needs."""
-    if sqlite3.sqlite_version_info < _MIN_SQLITE:
-        raise StoreError(f"SQLite {sqlite3.sqlite_version} is too old; the store needs 3.35 or newer")
-    if str(path) != ":memory:":
-        path.parent.mkdir(parents=True, exist_ok=True)
-    # isolation_level=None: the store issues BEGIN/COMMIT itself; Python's implicit transactions
-    # would otherwise open deferred ones behind its back.
-    conn = await aiosqlite.connect(path, isolation_level=None)
-    try:
-        conn.row_factory = sqlite3.Row
-        # The busy timeout first, so that the journal-mode switch below also waits for others.
-        await conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-        await _enable_wal(conn, path, busy_timeout_ms)
-        # NORMAL is safe in WAL mode: a crash of the process never loses a committed transaction;
-        # only a power cut can lose the last few, and never corrupts the file.
-        await conn.execute("PRAGMA synchronous = NORMAL")
-        await conn.execute("PRAGMA foreign_keys = ON")
-    except BaseException:
-        await conn.close()
-        raise
-    return conn
+async def fetch_all(conn: Connection, sql: str, params: Iterable[Any] = ()) -> list[Row]:
+    """Every row of a query."""
+    return await conn.fetch_all(sql, tuple(params))
 
 
-async def _enable_wal(conn: aiosqlite.Connection, path: Path, busy_timeout_ms: int) -> None:
-    """Switch the file to WAL (a no-op once it is), retrying while another connection blocks it.
-
-    SQLite does not call the busy handler for this switch: when several processes open a new file
-    at once, all but one get "database is locked" immediately. So retry here, within the timeout.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + busy_timeout_ms / 1000
-    while True:
-        try:
-            rows = list(await conn.execute_fetchall("PRAGMA journal_mode = WAL"))
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or loop.time() >= deadline:
-                raise StoreBusy("could not switch the database to WAL mode: it stayed locked") from exc
-            await asyncio.sleep(0.01)  # a real wait for another process, not test synchronisation
-            continue
-        mode = str(rows[0][0]).lower()
-        if mode != "wal" and str(path) != ":memory:":
-            raise StoreError(f"the database stayed in {mode} journal mode; WAL is required")
-        return
-
-
-async def _fetch_version(conn: aiosqlite.Connection) -> int:
-    rows = list(await conn.execute_fetchall("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"))
-    return int(rows[0][0])
-
-
-async def apply_migrations(
-    conn: aiosqlite.Connection, migrations: Sequence[Migration], *, now: Callable[[], dt.datetime]
-) -> list[int]:
-    """Apply whichever of `migrations` the database lacks, in order; return the versions applied.
-
-    Safe to call again, and from two processes at once. Raises `SchemaTooNew` if the database
-    records a version this code does not know.
-    """
-    await conn.execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations ("
-        " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
-    )
-    known = max((m.version for m in migrations), default=0)
-    current = await _fetch_version(conn)
-    if current > known:
-        raise SchemaTooNew(f"the database is at schema version {current}; this bot knows up to {known}")
-    applied: list[int] = []
-    for migration in migrations:
-        if migration.version <= current:
-            continue
-        await _begin_immediate(conn)
-        try:
-            # Re-read under the write lock: another process may have applied it meanwhile.
-            current = await _fetch_version(conn)
-            if migration.version > current:
-                for statement in migration.statements():
-                    await conn.execute(statement)
-                await conn.execute(
-                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                    (migration.version, migration.name, ts(now())),
-                )
-                await conn.execute(f"PRAGMA user_version = {migration.version}")
-                applied.append(migration.version)
-                current = migration.version
-            await conn.execute("COMMIT")
-        except BaseException:
-            await conn.execute("ROLLBACK")
-            raise
-    return applied
-
-
-async def _begin_immediate(conn: aiosqlite.Connection) -> None:
-    try:
-        await conn.execute("BEGIN IMMEDIATE")
-    except sqlite3.OperationalError as exc:
-        if "locked" in str(exc) or "busy" in str(exc):
-            raise StoreBusy("the database stayed locked by another process past the busy timeout") from exc
-        raise
-
-
-class Database:
-    """One connection, serialised transactions, and a clock for timestamps."""
-
-    def __init__(self, conn: aiosqlite.Connection, clock: Clock) -> None:
-        self.conn = conn
-        self.clock = clock
-        self._lock = asyncio.Lock()
-        self._closed = False
-
-    def now(self) -> dt.datetime:
-        """The clock's current UTC time."""
-        return self.clock.now()
-
-    async def write(self, body: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
-        """Run `body` in one `BEGIN IMMEDIATE` transaction; commit if it returns, roll back if it raises."""
-        return await self._shielded(body, immediate=True)
-
-    async def read(self, body: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
-        """Run `body` in one read transaction (a consistent snapshot)."""
-        return await self._shielded(body, immediate=False)
-
-    async def _shielded(self, body: Callable[[aiosqlite.Connection], Awaitable[T]], *, immediate: bool) -> T:
-        if self._closed:
-            raise StoreError("the store is closed")
-        task = asyncio.ensure_future(self._transaction(body, immediate=immediate))
-        try:
-            return await asyncio.shield(task)
-        except asyncio.CancelledError:
-            # The transaction finishes on its own; make sure its outcome is not reported as lost.
-            task.add_done_callback(_consume_result)
-            raise
-
-    async def _transaction(self, body: Callable[[aiosqlite.Connection], Awaitable[T]], *, immediate: bool) -> T:
-        async with self._lock:
-            if immediate:
-                await _begin_immediate(self.conn)
-            else:
-                await self.conn.execute("BEGIN")
-            try:
-                result = await body(self.conn)
-                await self.conn.execute("COMMIT")
-            except BaseException:
-                if self.conn.in_transaction:
-                    await self.conn.execute("ROLLBACK")
-                raise
-            return result
-
-    async def close(self) -> None:
-        """Wait for the running transaction, then close the connection."""
-        if self._closed:
-            return
-        self._closed = True
-        async with self._lock:
-            # SQLite checkpoints the WAL itself when the last connection to the file closes.
-            await self.conn.close()
-
-
-def _consume_result(task: asyncio.Future[Any]) -> None:
-    if not task.cancelled():
-        task.exception()
-
-
-async def fetch_all(conn: aiosqlite.Connection, sql: str, params: Iterable[Any] = ()) -> list[sqlite3.Row]:
-    """Every row of a query (one round trip to the connection's thread)."""
-    return list(await conn.execute_fetchall(sql, tuple(params)))
-
-
-async def fetch_one(conn: aiosqlite.Connection, sql: str, params: Iterable[Any] = ()) -> sqlite3.Row | None:
+async def fetch_one(conn: Connection, sql: str, params: Iterable[Any] = ()) -> Row | None:
     """The first row of a query, or None."""
-    rows = await fetch_all(conn, sql, params)
+    rows = await conn.fetch_all(sql, tuple(params))
     return rows[0] if rows else None
 
 
-async def fetch_int(conn: aiosqlite.Connection, sql: str, params: Iterable[Any] = ()) -> int:
+async def fetch_int(conn: Connection, sql: str, params: Iterable[Any] = ()) -> int:
     """The first column of the first row as an int (0 if there is no row or it is NULL)."""
     row = await fetch_one(conn, sql, params)
     return 0 if row is None or row[0] is None else int(row[0])

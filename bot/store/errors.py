@@ -72,6 +72,15 @@ class MemberHasActiveJobs(StoreError):
         self.job_ids = tuple(job_ids)
 
 
+class LeaseLost(StoreError):
+    """Another process has claimed this job (its lease here had expired): this process must let it go."""
+
+    def __init__(self, job_id: int, holder: str) -> None:
+        super().__init__(f"job {job_id} is now claimed by {holder}")
+        self.job_id = job_id
+        self.holder = holder
+
+
 class StoreBusy(StoreError):
     """Another process held the database's write lock for longer than the busy timeout."""
 

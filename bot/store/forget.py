@@ -23,9 +23,7 @@ import datetime as dt
 import hashlib
 import hmac
 
-import aiosqlite
-
-from bot.store.db import fetch_all, fetch_one, ts
+from bot.store.db import Connection, fetch_all, fetch_one
 from bot.store.errors import MemberHasActiveJobs, StoreError
 from bot.store.models import TERMINAL_STATES, DeletionReport
 
@@ -33,7 +31,7 @@ _TERMINAL_SQL = "(" + ", ".join(f"'{state.value}'" for state in sorted(TERMINAL_
 _TOKEN_BYTES = 7  # 56 bits: the token lies in [-2**56, -1], well inside SQLite's 64-bit integers
 
 
-async def load_secret(conn: aiosqlite.Connection) -> bytes:
+async def load_secret(conn: Connection) -> bytes:
     """The database's token secret (written once by migration 0003)."""
     row = await fetch_one(conn, "SELECT value FROM store_secrets WHERE name = 'member_token'")
     if row is None:
@@ -48,22 +46,22 @@ def member_token(secret: bytes, guild_id: int | None, user_id: int) -> int:
     return -1 - int.from_bytes(digest[:_TOKEN_BYTES], "big")
 
 
-async def sweep(conn: aiosqlite.Connection, window_start: dt.datetime) -> int:
+async def sweep(conn: Connection, window_start: dt.datetime) -> int:
     """Anonymise token rows of windows that ended before `window_start`; return how many rows changed.
 
     Their usage rows lose the token (`user_id` NULL) and stay for server totals; their grants,
     which only ever raised that member's allowance in that window, are deleted.
     """
-    cutoff = ts(window_start)
+    cutoff = window_start
     anonymised = await conn.execute(
         "UPDATE ledger SET user_id = NULL WHERE user_id < 0 AND period_at < ? AND kind <> 'grant'", (cutoff,)
     )
     grants = await conn.execute("DELETE FROM ledger WHERE user_id < 0 AND period_at < ? AND kind = 'grant'", (cutoff,))
-    return anonymised.rowcount + grants.rowcount
+    return anonymised + grants
 
 
 async def delete_member(
-    conn: aiosqlite.Connection,
+    conn: Connection,
     secret: bytes,
     guild_id: int | None,
     user_id: int,
@@ -81,7 +79,7 @@ async def delete_member(
     if running:
         raise MemberHasActiveJobs(user_id, [int(r[0]) for r in running])
     await sweep(conn, window_start)
-    cutoff = ts(window_start)
+    cutoff = window_start
 
     # Ended windows: anonymise usage, delete grants. Before deleting jobs: ledger.job_id is
     # ON DELETE RESTRICT, so a job with attributed usage cannot be deleted by mistake.
@@ -103,12 +101,11 @@ async def delete_member(
     )
     for row in guilds:
         guild = row[0]
-        cursor = await conn.execute(
+        kept += await conn.execute(
             "UPDATE ledger SET user_id = ?, job_id = NULL, note = NULL"
-            " WHERE user_id = ? AND guild_id IS ? AND period_at >= ?",
+            " WHERE user_id = ? AND guild_id IS NOT DISTINCT FROM ? AND period_at >= ?",
             (member_token(secret, guild, user_id), user_id, guild, cutoff),
         )
-        kept += cursor.rowcount
 
     await conn.execute(f"UPDATE ledger SET by_user_id = NULL WHERE by_user_id = ?{scope}", args)  # noqa: S608
     jobs = await conn.execute(f"DELETE FROM jobs WHERE user_id = ?{scope}", args)  # noqa: S608
@@ -116,10 +113,10 @@ async def delete_member(
     await conn.execute(f"UPDATE member_limits SET set_by = NULL WHERE set_by = ?{scope}", args)  # noqa: S608
     await conn.execute(f"UPDATE role_limits SET set_by = NULL WHERE set_by = ?{scope}", args)  # noqa: S608
     return DeletionReport(
-        jobs_deleted=jobs.rowcount,
-        ledger_rows_anonymised=anonymised.rowcount,
+        jobs_deleted=jobs,
+        ledger_rows_anonymised=anonymised,
         ledger_rows_kept=kept,
-        grants_deleted=grants.rowcount,
+        grants_deleted=grants,
         limits_kept=0 if limits is None else int(limits[0]),
         usage_kept_until=window_end if kept else None,
     )

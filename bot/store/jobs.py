@@ -3,7 +3,19 @@
 `transition` is also the one place where credits close: the state a job enters decides whether its
 reservation is settled (the render completed at Magic Hour, or its outcome is unknown) or refunded
 (it never got that far), in the same transaction as the state change, so a job's state and its
-credits can never disagree.
+credits can never disagree. It reads the job's row `FOR UPDATE`, so of two processes racing to
+move one job exactly one wins.
+
+Leases. Several processes may share one database (PostgreSQL), so each unfinished job is claimed
+by the process that runs it: `claimed_by` names the process (`JobStore.owner`) and `lease_until`
+says until when the claim holds unless renewed. A process claims a job when it creates it
+(`create(lease_seconds=...)`) or takes one over (`claim`: unclaimed jobs, its own, and jobs whose
+lease has expired because their process died; PostgreSQL skips rows another process is claiming
+at that moment, `FOR UPDATE SKIP LOCKED`), keeps it with `renew`, and gives it back with
+`release` on a clean shutdown. Leases are measured on the injected `Clock`. `transition` is
+fenced: a job claimed by another process raises `LeaseLost`, so a process that stalled past its
+lease cannot change a job someone else has taken over. Jobs nobody claimed (tests, tools) are
+not fenced.
 """
 
 from __future__ import annotations
@@ -11,15 +23,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import sqlite3
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from enum import Enum
 
-import aiosqlite
-
 from bot.store import ledger
-from bot.store.db import Database, fetch_all, fetch_int, fetch_one, parse_ts, ts
-from bot.store.errors import InvalidTransition, JobNotFound, NoReservation
+from bot.store.db import LEDGER_LOCK, Connection, Database, Row, fetch_all, fetch_int, fetch_one, parse_ts, row_dict
+from bot.store.errors import InvalidTransition, JobNotFound, LeaseLost, NoReservation
 from bot.store.models import (
     TERMINAL_STATES,
     UNKNOWN_AT_MAGIC_HOUR,
@@ -37,13 +46,12 @@ _TERMINAL_SQL = "(" + ", ".join(f"'{state.value}'" for state in sorted(TERMINAL_
 _CLOSING_STATES = frozenset({JobState.DOWNLOADING, *TERMINAL_STATES})
 
 
-def _row_to_job(row: sqlite3.Row) -> JobRecord:
-    return JobRecord.model_validate(dict(row))
+def _row_to_job(row: Row) -> JobRecord:
+    return JobRecord.model_validate(row_dict(row))
 
 
 def _column_value(value: object) -> object:
-    if isinstance(value, dt.datetime):
-        return ts(value)  # stored like every other time: fixed-width UTC text
+    # Datetimes pass through: each backend stores them its way (SQLite as fixed-width UTC text).
     return value.value if isinstance(value, Enum) else value
 
 
@@ -74,67 +82,72 @@ def _checked_fields(fields: Mapping[str, object]) -> dict[str, object]:
 
 
 async def load_uncertain(
-    conn: aiosqlite.Connection, guild_id: int | None, since: dt.datetime, until: dt.datetime | None = None
+    conn: Connection, guild_id: int | None, since: dt.datetime, until: dt.datetime | None = None
 ) -> list[JobRecord]:
     """Jobs of one server (None: command line) whose create outcome is unknown, counted in `[since, until)`.
 
     A job counts in the window of its reservation (its creation time if it never reserved), like
     its credits do. Oldest first.
     """
+    before = "" if until is None else " AND COALESCE(r.period_at, j.created_at) < ?"
     rows = await fetch_all(
         conn,
-        "SELECT j.* FROM jobs AS j LEFT JOIN ledger AS r ON r.job_id = j.id AND r.kind = 'reserve'"
-        " WHERE j.state = ? AND j.error_code = ? AND j.guild_id IS ?"
-        " AND COALESCE(r.period_at, j.created_at) >= ?"
-        " AND (? IS NULL OR COALESCE(r.period_at, j.created_at) < ?)"
+        "SELECT j.* FROM jobs AS j LEFT JOIN ledger AS r ON r.job_id = j.id AND r.kind = 'reserve'"  # noqa: S608
+        " WHERE j.state = ? AND j.error_code = ? AND j.guild_id IS NOT DISTINCT FROM ?"
+        f" AND COALESCE(r.period_at, j.created_at) >= ?{before}"
         " ORDER BY j.id",
-        (
-            JobState.FAILED.value,
-            UNKNOWN_AT_MAGIC_HOUR,
-            guild_id,
-            ts(since),
-            *([None if until is None else ts(until)] * 2),
-        ),
+        (JobState.FAILED.value, UNKNOWN_AT_MAGIC_HOUR, guild_id, since, *([] if until is None else [until])),
     )
     return [_row_to_job(r) for r in rows]
 
 
-async def load_job(conn: aiosqlite.Connection, job_id: int) -> JobRecord:
-    """The job, or `JobNotFound`, inside the caller's transaction."""
-    row = await fetch_one(conn, "SELECT * FROM jobs WHERE id = ?", (job_id,))
+async def load_job(conn: Connection, job_id: int, *, for_update: bool = False) -> JobRecord:
+    """The job, or `JobNotFound`, inside the caller's transaction (`for_update`: locked until it ends)."""
+    lock = conn.FOR_UPDATE if for_update else ""
+    row = await fetch_one(conn, f"SELECT * FROM jobs WHERE id = ?{lock}", (job_id,))  # noqa: S608 - constant
     if row is None:
         raise JobNotFound(job_id)
     return _row_to_job(row)
 
 
-async def write_fields(conn: aiosqlite.Connection, job_id: int, fields: Mapping[str, object], now: dt.datetime) -> None:
+async def write_fields(conn: Connection, job_id: int, fields: Mapping[str, object], now: dt.datetime) -> None:
     """Set columns (already checked against `UPDATABLE_JOB_FIELDS` or internal) and `updated_at`."""
     # Column names come from the fixed allowlist above, never from user input.
     assignments = ", ".join(f"{name} = ?" for name in fields)
     sep = ", " if assignments else ""
     await conn.execute(
         f"UPDATE jobs SET {assignments}{sep}updated_at = ? WHERE id = ?",  # noqa: S608
-        (*fields.values(), ts(now), job_id),
+        (*fields.values(), now, job_id),
     )
 
 
+def _marks(values: Sequence[object]) -> str:
+    return ", ".join("?" for _ in values)
+
+
 class JobStore:
-    """Job records. Reach it as `store.jobs`."""
+    """Job records. Reach it as `store.jobs`; `owner` names this process in job claims."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, owner: str) -> None:
         self._db = db
+        self.owner = owner
 
-    async def create(self, job: NewJob) -> JobRecord:
-        """Record a new job in `received`, with its first event."""
+    async def create(self, job: NewJob, *, lease_seconds: float | None = None) -> JobRecord:
+        """Record a new job in `received`, with its first event; claimed by this process if `lease_seconds`."""
         now = self._db.now()
-        values = job.model_dump()
+        values: dict[str, object] = job.model_dump()
         values["mode"] = job.mode.value
         values["state"] = JobState.RECEIVED.value
-        values["created_at"] = values["updated_at"] = ts(now)
+        values["created_at"] = values["updated_at"] = now
+        if lease_seconds is not None:
+            values["claimed_by"] = self.owner
+            values["lease_until"] = now + dt.timedelta(seconds=lease_seconds)
         columns = ", ".join(values)
-        marks = ", ".join("?" for _ in values)
+        marks = _marks(list(values))
 
-        async def body(conn: aiosqlite.Connection) -> JobRecord:
+        async def body(conn: Connection) -> JobRecord:
+            # Shared: many jobs are created at once, but never while a member's data is being deleted.
+            await conn.lock(shared=[LEDGER_LOCK])
             rows = await fetch_all(
                 conn,
                 f"INSERT INTO jobs ({columns}) VALUES ({marks}) RETURNING *",  # noqa: S608 - fixed model fields
@@ -143,7 +156,7 @@ class JobStore:
             job_id = int(rows[0]["id"])
             await conn.execute(
                 "INSERT INTO job_events (job_id, state, at, detail) VALUES (?, ?, ?, NULL)",
-                (job_id, JobState.RECEIVED.value, ts(now)),
+                (job_id, JobState.RECEIVED.value, now),
             )
             return _row_to_job(rows[0])
 
@@ -176,7 +189,8 @@ class JobStore:
 
         `charged_credits` is recorded whenever a settle happens. `charged` is refused (ValueError)
         for other states and when negative; `NoReservation` when it is given for a job that never
-        reserved (a charge with nothing to settle against is a bug to surface).
+        reserved (a charge with nothing to settle against is a bug to surface). `LeaseLost` when
+        another process has claimed the job (it took the job over).
         """
         checked = _checked_fields(fields)
         if charged is not None:
@@ -188,14 +202,16 @@ class JobStore:
             raise ValueError("a job enters downloading with what Magic Hour charged for its render")
         now = self._db.now()
 
-        async def body(conn: aiosqlite.Connection) -> JobRecord:
-            job = await load_job(conn, job_id)
+        async def body(conn: Connection) -> JobRecord:
+            job = await load_job(conn, job_id, for_update=True)
+            if job.claimed_by is not None and job.claimed_by != self.owner:
+                raise LeaseLost(job_id, job.claimed_by)
             if not can_transition(job.state, to):
                 raise InvalidTransition(job_id, job.state.value, to.value)
             await write_fields(conn, job_id, {**checked, "state": to.value}, now)
             await conn.execute(
                 "INSERT INTO job_events (job_id, state, at, detail) VALUES (?, ?, ?, ?)",
-                (job_id, to.value, ts(now), detail),
+                (job_id, to.value, now, detail),
             )
             settle_to = charged
             if settle_to is None and (
@@ -216,8 +232,8 @@ class JobStore:
         checked = _checked_fields(fields)
         now = self._db.now()
 
-        async def body(conn: aiosqlite.Connection) -> JobRecord:
-            await load_job(conn, job_id)
+        async def body(conn: Connection) -> JobRecord:
+            await load_job(conn, job_id, for_update=True)
             await write_fields(conn, job_id, checked, now)
             return await load_job(conn, job_id)
 
@@ -233,7 +249,7 @@ class JobStore:
         rows = await self._db.read(
             lambda conn: fetch_all(
                 conn,
-                "SELECT * FROM jobs WHERE guild_id IS ? AND user_id = ? ORDER BY id DESC LIMIT ?",
+                "SELECT * FROM jobs WHERE guild_id IS NOT DISTINCT FROM ? AND user_id = ? ORDER BY id DESC LIMIT ?",
                 (guild_id, user_id, limit),
             )
         )
@@ -253,19 +269,22 @@ class JobStore:
         self, guild_id: int | None, since: dt.datetime | None = None, limit: int = 100
     ) -> list[JobRecord]:
         """A server's jobs created at or after `since`, newest first."""
-        since_text = ts(since) if since is not None else ""
+        after = "" if since is None else " AND created_at >= ?"
         rows = await self._db.read(
             lambda conn: fetch_all(
                 conn,
-                "SELECT * FROM jobs WHERE guild_id IS ? AND created_at >= ? ORDER BY id DESC LIMIT ?",
-                (guild_id, since_text, limit),
+                f"SELECT * FROM jobs WHERE guild_id IS NOT DISTINCT FROM ?{after} ORDER BY id DESC LIMIT ?",  # noqa: S608
+                (guild_id, *([] if since is None else [since]), limit),
             )
         )
         return [_row_to_job(r) for r in rows]
 
     async def active_count(self, guild_id: int | None, user_id: int) -> int:
         """How many of a member's jobs in this server are not yet finished."""
-        sql = f"SELECT COUNT(*) FROM jobs WHERE guild_id IS ? AND user_id = ? AND state NOT IN {_TERMINAL_SQL}"  # noqa: S608
+        sql = (
+            "SELECT COUNT(*) FROM jobs WHERE guild_id IS NOT DISTINCT FROM ? AND user_id = ?"  # noqa: S608 - constants
+            f" AND state NOT IN {_TERMINAL_SQL}"
+        )
         return await self._db.read(lambda conn: fetch_int(conn, sql, (guild_id, user_id)))
 
     async def unknown_at_magic_hour(self, guild_id: int | None, since: dt.datetime) -> list[JobRecord]:
@@ -284,3 +303,96 @@ class JobStore:
             )
         )
         return [JobEvent(int(r["job_id"]), JobState(r["state"]), parse_ts(r["at"]), r["detail"]) for r in rows]
+
+    # ------------------------------------------------------------------ leases
+
+    async def holders(self) -> list[str]:
+        """The processes holding claims on unfinished jobs (live or not)."""
+        rows = await self._db.read(
+            lambda conn: fetch_all(
+                conn,
+                f"SELECT DISTINCT claimed_by FROM jobs WHERE state NOT IN {_TERMINAL_SQL}"  # noqa: S608 - constant
+                " AND claimed_by IS NOT NULL ORDER BY claimed_by",
+            )
+        )
+        return [str(r[0]) for r in rows]
+
+    def _claimable_sql(self, also_from: Sequence[str]) -> tuple[str, tuple[object, ...]]:
+        others = list(also_from)
+        dead = f" OR claimed_by IN ({_marks(others)})" if others else ""
+        sql = f"(claimed_by IS NULL OR claimed_by = ? OR lease_until < ?{dead})"
+        return sql, (self.owner, self._db.now(), *others)
+
+    async def claimable(self, *, also_from: Sequence[str] = ()) -> list[JobRecord]:
+        """Unfinished jobs this process could claim now: unclaimed, its own, with an expired lease,
+        or held by one of `also_from` (processes known to be dead)."""
+        condition, params = self._claimable_sql(also_from)
+        rows = await self._db.read(
+            lambda conn: fetch_all(
+                conn,
+                f"SELECT * FROM jobs WHERE state NOT IN {_TERMINAL_SQL} AND {condition} ORDER BY id",  # noqa: S608
+                params,
+            )
+        )
+        return [_row_to_job(r) for r in rows]
+
+    async def claim(
+        self, job_ids: Sequence[int], lease_seconds: float, *, also_from: Sequence[str] = ()
+    ) -> list[JobRecord]:
+        """Claim those of `job_ids` that are still claimable, for `lease_seconds`; return them, oldest first.
+
+        Two processes claiming at once never both get a job: each reads the rows `FOR UPDATE SKIP
+        LOCKED` (PostgreSQL), so a row the other is claiming is skipped, and re-checks the lease.
+        """
+        if not job_ids:
+            return []
+        until = self._db.now() + dt.timedelta(seconds=lease_seconds)
+        ids = list(job_ids)
+
+        async def body(conn: Connection) -> list[JobRecord]:
+            condition, params = self._claimable_sql(also_from)
+            rows = await fetch_all(
+                conn,
+                f"SELECT id FROM jobs WHERE id IN ({_marks(ids)}) AND state NOT IN {_TERMINAL_SQL}"  # noqa: S608
+                f" AND {condition} ORDER BY id{conn.FOR_UPDATE_SKIP_LOCKED}",
+                (*ids, *params),
+            )
+            won = [int(r[0]) for r in rows]
+            if not won:
+                return []
+            claimed = await fetch_all(
+                conn,
+                f"UPDATE jobs SET claimed_by = ?, lease_until = ? WHERE id IN ({_marks(won)}) RETURNING *",  # noqa: S608
+                (self.owner, until, *won),
+            )
+            return sorted((_row_to_job(r) for r in claimed), key=lambda job: job.id)
+
+        return await self._db.write(body)
+
+    async def renew(self, job_ids: Sequence[int], lease_seconds: float) -> set[int]:
+        """Extend this process's leases on `job_ids`; return the ids it still holds (the rest were taken over)."""
+        if not job_ids:
+            return set()
+        until = self._db.now() + dt.timedelta(seconds=lease_seconds)
+        ids = list(job_ids)
+        rows = await self._db.write(
+            lambda conn: fetch_all(
+                conn,
+                f"UPDATE jobs SET lease_until = ? WHERE claimed_by = ? AND id IN ({_marks(ids)}) RETURNING id",  # noqa: S608
+                (until, self.owner, *ids),
+            )
+        )
+        return {int(r[0]) for r in rows}
+
+    async def release(self, job_ids: Sequence[int]) -> int:
+        """Give up this process's claims on `job_ids` (a clean shutdown): another process may take them at once."""
+        if not job_ids:
+            return 0
+        ids = list(job_ids)
+        return await self._db.write(
+            lambda conn: conn.execute(
+                f"UPDATE jobs SET claimed_by = NULL, lease_until = NULL"  # noqa: S608
+                f" WHERE claimed_by = ? AND id IN ({_marks(ids)})",
+                (self.owner, *ids),
+            )
+        )

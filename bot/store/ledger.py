@@ -10,18 +10,16 @@ running window is kept under it and must keep counting against them.
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
+from dataclasses import dataclass
 from enum import Enum
 
-import aiosqlite
-
-from bot.store.db import fetch_all, fetch_int, fetch_one, ts
+from bot.store.db import Connection, Row, fetch_all, fetch_int, fetch_one
 from bot.store.models import TERMINAL_STATES, LedgerKind
 
 _TERMINAL_SQL = "(" + ", ".join(f"'{state.value}'" for state in sorted(TERMINAL_STATES)) + ")"
 _ACTIVE_JOBS_SQL = (
     f"SELECT COUNT(*) FROM jobs AS j WHERE j.state NOT IN {_TERMINAL_SQL}"  # noqa: S608 - constants only
-    " AND j.guild_id IS ? AND j.user_id = ? AND j.id <> ?"
+    " AND j.guild_id IS NOT DISTINCT FROM ? AND j.user_id = ? AND j.id <> ?"
     " AND EXISTS (SELECT 1 FROM ledger AS r WHERE r.job_id = j.id AND r.kind = 'reserve')"
 )
 
@@ -34,17 +32,17 @@ class CloseOutcome(Enum):
     NO_RESERVATION = "no_reservation"  # the job never reserved; nothing changed
 
 
-async def reservation_row(conn: aiosqlite.Connection, job_id: int) -> sqlite3.Row | None:
+async def reservation_row(conn: Connection, job_id: int) -> Row | None:
     """The job's reserve row, if it has one."""
     return await fetch_one(conn, "SELECT * FROM ledger WHERE job_id = ? AND kind = 'reserve'", (job_id,))
 
 
-async def closing_row(conn: aiosqlite.Connection, job_id: int) -> sqlite3.Row | None:
+async def closing_row(conn: Connection, job_id: int) -> Row | None:
     """The job's settle or refund row, if it has one."""
     return await fetch_one(conn, "SELECT * FROM ledger WHERE job_id = ? AND kind IN ('settle', 'refund')", (job_id,))
 
 
-async def held(conn: aiosqlite.Connection, job_id: int) -> int:
+async def held(conn: Connection, job_id: int) -> int:
     """What the job holds in total: its reservation plus its top-ups (as a positive number)."""
     return await fetch_int(
         conn,
@@ -54,7 +52,7 @@ async def held(conn: aiosqlite.Connection, job_id: int) -> int:
 
 
 async def close_reservation(
-    conn: aiosqlite.Connection,
+    conn: Connection,
     job_id: int,
     *,
     charged: int | None,
@@ -93,65 +91,82 @@ async def close_reservation(
             amount,
             charged,
             reserve["period_at"],  # counts in the window where the reservation was made
-            ts(now),
+            now,
             note,
         ),
     )
     if charged is not None:
-        await conn.execute(
-            "UPDATE jobs SET charged_credits = ?, updated_at = ? WHERE id = ?", (charged, ts(now), job_id)
-        )
+        await conn.execute("UPDATE jobs SET charged_credits = ?, updated_at = ? WHERE id = ?", (charged, now, job_id))
     return CloseOutcome.CLOSED
 
 
-async def member_sums(
-    conn: aiosqlite.Connection,
+_MEMBER_SUMS_SQL = (
+    "SELECT COALESCE(-SUM(CASE WHEN l.kind <> 'grant' THEN l.amount END), 0) AS used,"
+    " COALESCE(SUM(CASE WHEN l.kind = 'grant' THEN l.amount END), 0) AS granted,"
+    " COALESCE(-SUM(CASE WHEN l.kind IN ('reserve', 'topup') AND l.job_id IS NOT NULL AND NOT EXISTS"
+    "   (SELECT 1 FROM ledger AS c WHERE c.job_id = l.job_id AND c.kind IN ('settle', 'refund'))"
+    "   THEN l.amount END), 0) AS reserved"
+    " FROM ledger AS l WHERE l.guild_id IS NOT DISTINCT FROM ? AND l.user_id IN (?, ?)"
+    " AND l.period_at >= ? AND l.period_at < ?"
+)
+_GUILD_USED_SQL = (
+    "SELECT COALESCE(-SUM(amount), 0) FROM ledger"
+    " WHERE guild_id = ? AND period_at >= ? AND period_at < ? AND kind <> 'grant'"
+)
+_BOT_USED_SQL = (
+    "SELECT COALESCE(-SUM(amount), 0) FROM ledger WHERE period_at >= ? AND period_at < ? AND kind <> 'grant'"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class WindowSums:
+    """What the ledger says about one member's window, read in one statement."""
+
+    used: int  # the member's usage (their id and their token), grants aside
+    granted: int  # the member's grants
+    reserved: int  # what their open reservations and top-ups hold
+    active: int  # their unfinished jobs holding a reservation (one job left out, see `window_sums`)
+    guild_used: int | None  # the server's usage, every member; None when not asked for
+    bot_used: int | None  # usage across every server and the command line; None when not asked for
+
+
+async def window_sums(
+    conn: Connection,
     guild_id: int | None,
     user_ids: tuple[int, int],
     start: dt.datetime,
     end: dt.datetime,
-) -> tuple[int, int, int]:
-    """(used, granted, reserved) for one member (their id and their token) in one server in `[start, end)`.
+    *,
+    exclude_job_id: int,
+    pool_of: int | None,
+    bot: bool,
+) -> WindowSums:
+    """Every sum a member's limits need in `[start, end)`, in one round trip.
 
-    `reserved` is what their open reservations and top-ups hold.
+    A member's sums take their id and their token (`bot.store.forget`). `active` counts only jobs
+    that reserved: jobs still being validated do not, so two requests made at once do not refuse
+    each other (the reservation takes the slot). `exclude_job_id` leaves one job out of it.
+    `pool_of` asks for that server's usage (its pool), `bot` for the bot's (its budget).
     """
+    columns = [f"({_ACTIVE_JOBS_SQL}) AS active"]
+    params: list[object] = [guild_id, user_ids[0], exclude_job_id]
+    if pool_of is not None:
+        columns.append(f"({_GUILD_USED_SQL}) AS guild_used")
+        params += [pool_of, start, end]
+    if bot:
+        columns.append(f"({_BOT_USED_SQL}) AS bot_used")
+        params += [start, end]
     rows = await fetch_all(
         conn,
-        "SELECT COALESCE(-SUM(CASE WHEN l.kind <> 'grant' THEN l.amount END), 0),"
-        " COALESCE(SUM(CASE WHEN l.kind = 'grant' THEN l.amount END), 0),"
-        " COALESCE(-SUM(CASE WHEN l.kind IN ('reserve', 'topup') AND l.job_id IS NOT NULL AND NOT EXISTS"
-        "   (SELECT 1 FROM ledger AS c WHERE c.job_id = l.job_id AND c.kind IN ('settle', 'refund'))"
-        "   THEN l.amount END), 0)"
-        " FROM ledger AS l WHERE l.guild_id IS ? AND l.user_id IN (?, ?) AND l.period_at >= ? AND l.period_at < ?",
-        (guild_id, *user_ids, ts(start), ts(end)),
+        f"SELECT m.used, m.granted, m.reserved, {', '.join(columns)} FROM ({_MEMBER_SUMS_SQL}) AS m",  # noqa: S608
+        (*params, guild_id, *user_ids, start, end),
     )
     row = rows[0]  # an aggregate always returns a row
-    return int(row[0]), int(row[1]), int(row[2])
-
-
-async def guild_used(conn: aiosqlite.Connection, guild_id: int, start: dt.datetime, end: dt.datetime) -> int:
-    """Credits used in one server in `[start, end)` (every member, deleted ones included)."""
-    return await fetch_int(
-        conn,
-        "SELECT COALESCE(-SUM(amount), 0) FROM ledger"
-        " WHERE guild_id = ? AND period_at >= ? AND period_at < ? AND kind <> 'grant'",
-        (guild_id, ts(start), ts(end)),
+    return WindowSums(
+        used=int(row["used"]),
+        granted=int(row["granted"]),
+        reserved=int(row["reserved"]),
+        active=int(row["active"]),
+        guild_used=None if pool_of is None else int(row["guild_used"]),
+        bot_used=int(row["bot_used"]) if bot else None,
     )
-
-
-async def bot_used(conn: aiosqlite.Connection, start: dt.datetime, end: dt.datetime) -> int:
-    """Credits used across every server and the command line in `[start, end)`."""
-    return await fetch_int(
-        conn,
-        "SELECT COALESCE(-SUM(amount), 0) FROM ledger WHERE period_at >= ? AND period_at < ? AND kind <> 'grant'",
-        (ts(start), ts(end)),
-    )
-
-
-async def active_jobs(conn: aiosqlite.Connection, guild_id: int | None, user_id: int, exclude_job_id: int) -> int:
-    """A member's unfinished jobs in this server that have reserved credits, other than one.
-
-    Jobs still being validated (no reservation yet) do not count, so two requests made at once do
-    not refuse each other; the reservation itself is what takes an active-job slot.
-    """
-    return await fetch_int(conn, _ACTIVE_JOBS_SQL, (guild_id, user_id, exclude_job_id))

@@ -11,20 +11,17 @@ server default or pool may be set above it (`AboveCeiling`): managers spend the 
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 
-import aiosqlite
-
 from bot.config import GenerationMode
-from bot.store.db import Database, fetch_all, fetch_one, ts
+from bot.store.db import Connection, Database, Row, fetch_all, fetch_one
 from bot.store.errors import AboveCeiling
 from bot.store.models import GuildSettings, LimitKind, QuotaPolicy
 
 _GUILD_COLUMNS = ("default_member_credits", "pool_credits", "allowed_modes", "max_clip_seconds", "max_active_jobs")
 
 
-def _settings_from_row(guild_id: int, row: sqlite3.Row | None) -> GuildSettings:
+def _settings_from_row(guild_id: int, row: Row | None) -> GuildSettings:
     if row is None:
         return GuildSettings(guild_id)
     modes = row["allowed_modes"]
@@ -38,7 +35,7 @@ def _settings_from_row(guild_id: int, row: sqlite3.Row | None) -> GuildSettings:
     )
 
 
-async def load_guild_settings(conn: aiosqlite.Connection, guild_id: int | None) -> GuildSettings | None:
+async def load_guild_settings(conn: Connection, guild_id: int | None) -> GuildSettings | None:
     """A server's settings inside the caller's transaction (None for command-line jobs)."""
     if guild_id is None:
         return None
@@ -47,7 +44,7 @@ async def load_guild_settings(conn: aiosqlite.Connection, guild_id: int | None) 
 
 
 async def resolve_allowance(
-    conn: aiosqlite.Connection,
+    conn: Connection,
     policy: QuotaPolicy,
     guild_id: int | None,
     user_id: int,
@@ -104,9 +101,9 @@ class LimitStore:
         """
         _non_negative(credits, "a limit")
         _within(self._policy, credits)
-        now = ts(self._db.now())
+        now = self._db.now()
 
-        async def body(conn: aiosqlite.Connection) -> None:
+        async def body(conn: Connection) -> None:
             await conn.execute(
                 "INSERT INTO member_limits (guild_id, user_id, credits, set_by, set_at) VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT (guild_id, user_id) DO UPDATE SET"
@@ -119,11 +116,11 @@ class LimitStore:
     async def clear_member_limit(self, guild_id: int, user_id: int) -> bool:
         """Remove a member's own allowance; returns whether there was one."""
 
-        async def body(conn: aiosqlite.Connection) -> bool:
-            cursor = await conn.execute(
-                "DELETE FROM member_limits WHERE guild_id = ? AND user_id = ?", (guild_id, user_id)
+        async def body(conn: Connection) -> bool:
+            return (
+                await conn.execute("DELETE FROM member_limits WHERE guild_id = ? AND user_id = ?", (guild_id, user_id))
+                > 0
             )
-            return cursor.rowcount > 0
 
         return await self._db.write(body)
 
@@ -131,9 +128,9 @@ class LimitStore:
         """Give members with this role this allowance (the highest of a member's roles applies)."""
         _non_negative(credits, "a limit")
         _within(self._policy, credits)
-        now = ts(self._db.now())
+        now = self._db.now()
 
-        async def body(conn: aiosqlite.Connection) -> None:
+        async def body(conn: Connection) -> None:
             await conn.execute(
                 "INSERT INTO role_limits (guild_id, role_id, credits, set_by, set_at) VALUES (?, ?, ?, ?, ?)"
                 " ON CONFLICT (guild_id, role_id) DO UPDATE SET"
@@ -146,11 +143,11 @@ class LimitStore:
     async def clear_role_limit(self, guild_id: int, role_id: int) -> bool:
         """Remove a role's allowance; returns whether there was one."""
 
-        async def body(conn: aiosqlite.Connection) -> bool:
-            cursor = await conn.execute(
-                "DELETE FROM role_limits WHERE guild_id = ? AND role_id = ?", (guild_id, role_id)
+        async def body(conn: Connection) -> bool:
+            return (
+                await conn.execute("DELETE FROM role_limits WHERE guild_id = ? AND role_id = ?", (guild_id, role_id))
+                > 0
             )
-            return cursor.rowcount > 0
 
         return await self._db.write(body)
 
@@ -173,7 +170,7 @@ class LimitStore:
     ) -> tuple[int, LimitKind]:
         """The member's allowance per window (before grants) and which limit set it."""
 
-        async def body(conn: aiosqlite.Connection) -> tuple[int, LimitKind]:
+        async def body(conn: Connection) -> tuple[int, LimitKind]:
             settings = await load_guild_settings(conn, guild_id)
             return await resolve_allowance(conn, self._policy, guild_id, user_id, role_ids, settings)
 
@@ -184,7 +181,7 @@ class LimitStore:
     async def guild_settings(self, guild_id: int) -> GuildSettings:
         """The server's own settings (every field None when it has set nothing)."""
 
-        async def body(conn: aiosqlite.Connection) -> GuildSettings:
+        async def body(conn: Connection) -> GuildSettings:
             settings = await load_guild_settings(conn, guild_id)
             assert settings is not None
             return settings
@@ -228,17 +225,16 @@ class LimitStore:
     async def clear_guild_settings(self, guild_id: int) -> bool:
         """Forget every server setting (limits for members and roles stay); returns whether any existed."""
 
-        async def body(conn: aiosqlite.Connection) -> bool:
-            cursor = await conn.execute("DELETE FROM guild_settings WHERE guild_id = ?", (guild_id,))
-            return cursor.rowcount > 0
+        async def body(conn: Connection) -> bool:
+            return await conn.execute("DELETE FROM guild_settings WHERE guild_id = ?", (guild_id,)) > 0
 
         return await self._db.write(body)
 
     async def _set(self, guild_id: int, column: str, value: object) -> GuildSettings:
         assert column in _GUILD_COLUMNS  # the column name is interpolated below
-        now = ts(self._db.now())
+        now = self._db.now()
 
-        async def body(conn: aiosqlite.Connection) -> GuildSettings:
+        async def body(conn: Connection) -> GuildSettings:
             await conn.execute(
                 f"INSERT INTO guild_settings (guild_id, {column}, updated_at) VALUES (?, ?, ?)"  # noqa: S608
                 f" ON CONFLICT (guild_id) DO UPDATE SET {column} = excluded.{column}, updated_at = excluded.updated_at",

@@ -166,6 +166,8 @@ class JobRecord(BaseModel):
     status_message_id: int | None
     created_at: dt.datetime
     updated_at: dt.datetime
+    claimed_by: str | None = None  # the process running the job (see `JobStore` on leases)
+    lease_until: dt.datetime | None = None  # its claim holds until then unless renewed
     # The Discord locale of the member who started the job: its messages are written in it.
     locale: str | None = None
     # What a re-run needs (written when the files are uploaded): Magic Hour's paths of the uploaded
@@ -185,7 +187,7 @@ class JobRecord(BaseModel):
         # Stored as JSON object text; a dict passes through.
         return json.loads(value) if isinstance(value, str) else value
 
-    @field_validator("created_at", "updated_at", "files_uploaded_at")
+    @field_validator("created_at", "updated_at", "files_uploaded_at", "lease_until")
     @classmethod
     def _utc(cls, value: dt.datetime | None) -> dt.datetime | None:
         # Stored text carries +00:00; use the stdlib's UTC object so records compare and print alike.

@@ -11,10 +11,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-import aiosqlite
-
 from bot.config import GenerationMode
-from bot.store.db import Database, fetch_all, parse_ts, ts
+from bot.store.db import Connection, Database, fetch_all, parse_ts
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +54,11 @@ class RenderHistory:
         """Add one finished render, and drop the oldest of its mode beyond the newest `keep`."""
         at = sample.finished_at or self._db.now()
 
-        async def body(conn: aiosqlite.Connection) -> None:
+        async def body(conn: Connection) -> None:
             await conn.execute(
                 "INSERT INTO render_times (job_id, mode, frames, low_seconds, high_seconds, seconds, finished_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (sample.job_id, sample.mode.value, sample.frames, sample.low, sample.high, sample.seconds, ts(at)),
+                (sample.job_id, sample.mode.value, sample.frames, sample.low, sample.high, sample.seconds, at),
             )
             await conn.execute(
                 "DELETE FROM render_times WHERE mode = ? AND id NOT IN"
@@ -73,7 +71,7 @@ class RenderHistory:
     async def recent(self, mode: GenerationMode, limit: int) -> list[RenderSample]:
         """The newest `limit` renders of one mode, oldest first."""
 
-        async def body(conn: aiosqlite.Connection) -> list[RenderSample]:
+        async def body(conn: Connection) -> list[RenderSample]:
             rows = await fetch_all(
                 conn,
                 "SELECT job_id, frames, low_seconds, high_seconds, finished_at FROM render_times"
@@ -105,11 +103,11 @@ class Heartbeat:
         """Write the time into the one-row heartbeat table and commit; raise if the database refuses."""
         now = self._db.now()
 
-        async def body(conn: aiosqlite.Connection) -> None:
+        async def body(conn: Connection) -> None:
             await conn.execute(
                 "INSERT INTO store_heartbeat (id, beat_at) VALUES (1, ?)"
                 " ON CONFLICT (id) DO UPDATE SET beat_at = excluded.beat_at",
-                (ts(now),),
+                (now,),
             )
 
         await self._db.write(body)

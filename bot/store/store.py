@@ -1,5 +1,10 @@
 """`Store`: open the database, reach jobs, quota and limits, check invariants, delete a member's data.
 
+One implementation over two backends: `Store.open(path)` opens a SQLite file (the default, for one
+process), `Store.open("postgresql://…")` a PostgreSQL database that several processes share. Jobs,
+ledger and limits are written once against `bot.store.db.Connection`; the backends differ only
+in how they run a transaction (`bot.store.sqlite`, `bot.store.postgres`).
+
 `check_invariants` restates the ledger's rules as queries, independently of the code that writes
 it, so a bug or a crash that breaks one is named rather than silently summed.
 """
@@ -7,21 +12,24 @@ it, so a bug or a crash that breaks one is named rather than silently summed.
 from __future__ import annotations
 
 import itertools
+import os
+import secrets
+import socket
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-import aiosqlite
-
 from bot.clock import Clock, SystemClock
 from bot.store import forget
 from bot.store.db import (
-    DEFAULT_BUSY_TIMEOUT_MS,
+    LEDGER_LOCK,
+    Connection,
     Database,
-    apply_migrations,
-    connect,
+    Dialect,
     fetch_all,
     fetch_int,
+    is_postgres_url,
     load_migrations,
 )
 from bot.store.jobs import JobStore
@@ -37,6 +45,7 @@ from bot.store.models import (
 )
 from bot.store.quota import QuotaLedger
 from bot.store.renders import Heartbeat, RenderHistory
+from bot.store.sqlite import DEFAULT_BUSY_TIMEOUT_MS
 from bot.store.windows import window_bounds
 
 _TERMINAL_SQL = "(" + ", ".join(f"'{state.value}'" for state in sorted(TERMINAL_STATES)) + ")"
@@ -44,49 +53,128 @@ _SETTLED_SQL = "(" + ", ".join(f"'{state.value}'" for state in sorted(SETTLED_ST
 _STATES = {state.value for state in JobState}
 
 
-class Store:
-    """The bot's SQLite store: `jobs`, `quota` (the ledger), `limits`, and `renders` (render times).
+def process_name() -> str:
+    """A name for this process in job claims: host, process id, and a random part (pids are reused)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
-    Open with `await Store.open(path, policy=...)` and close with `await store.close()`, or use
-    `async with await Store.open(...) as store`. Several `Store`s (in this process or others) may
-    share one file; every write is a serialised, `BEGIN IMMEDIATE` transaction.
+
+# The names of the stores open in this process (normally one; tests open several).
+_OPEN_HERE: set[str] = set()
+
+
+def is_dead_here(name: str) -> bool:
+    """True when `name` (from `process_name`) is a process of this host that no longer runs.
+
+    Lets a restarted process take its predecessor's jobs at once instead of waiting for their
+    leases to expire. In doubt (another host, a name of another form, a process that exists), False.
+    A name with our own pid that no store of ours has is a predecessor (a container restarts as pid 1).
+    """
+    host, _, rest = name.partition(":")
+    pid_text, _, _ = rest.partition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return name not in _OPEN_HERE
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # it exists (perhaps another user's)
+    return False
+
+
+class Store:
+    """The bot's store: `jobs`, `quota` (the ledger), `limits`, and `renders` (render times), on SQLite or PostgreSQL.
+
+    Open with `await Store.open(path_or_url, policy=...)` and close with `await store.close()`, or
+    use `async with await Store.open(...) as store`. Several `Store`s (in this process or others)
+    may share one database: SQLite serialises every write (`BEGIN IMMEDIATE`); PostgreSQL runs
+    them concurrently under the locks described in `bot.store.postgres`. `owner` names this store's
+    process in job claims (`bot.store.jobs` on leases).
     """
 
-    def __init__(self, db: Database, policy: QuotaPolicy, path: Path, *, secret: bytes) -> None:
+    def __init__(self, db: Database, policy: QuotaPolicy, target: Path | str, *, secret: bytes, owner: str) -> None:
         self._db = db
         self._secret = secret
-        self.path = path
+        self.target = target
         self.policy = policy
-        self.jobs = JobStore(db)
+        self.jobs = JobStore(db, owner)
         self.quota = QuotaLedger(db, policy, db.clock, secret)
         self.limits = LimitStore(db, policy)
         self.renders = RenderHistory(db)
         self.heartbeat = Heartbeat(db)
 
+    @property
+    def dialect(self) -> Dialect:
+        """Which database this store runs on."""
+        return self._db.dialect
+
+    @property
+    def owner(self) -> str:
+        """This process's name in job claims."""
+        return self.jobs.owner
+
+    @property
+    def path(self) -> Path:
+        """The SQLite file (a PostgreSQL store has none)."""
+        if not isinstance(self.target, Path):
+            raise AttributeError("a PostgreSQL store has no file path")
+        return self.target
+
     @classmethod
     async def open(
         cls,
-        path: Path,
+        target: Path | str,
         *,
         clock: Clock | None = None,
         policy: QuotaPolicy,
         busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+        pool_size: int | None = None,
+        owner: str | None = None,
     ) -> Store:
-        """Open (creating if needed) the database at `path` and bring its schema up to date."""
+        """Open the database and bring its schema up to date.
+
+        `target` is a SQLite file (created if needed; `busy_timeout_ms` applies) or a
+        `postgresql://` URL (the database must exist; `pool_size` connections at most).
+        """
         clock = clock or SystemClock()
-        conn = await connect(path, busy_timeout_ms=busy_timeout_ms)
+        db: Database
+        if is_postgres_url(target):
+            from bot.store.postgres import DEFAULT_POOL_SIZE
+            from bot.store.postgres import open_database as open_postgres
+
+            url = str(target)
+            db = await open_postgres(
+                url, clock, load_migrations(Dialect.POSTGRESQL), pool_size=pool_size or DEFAULT_POOL_SIZE
+            )
+        else:
+            from bot.store.sqlite import open_database as open_sqlite
+
+            target = Path(target)
+            db = await open_sqlite(target, clock, load_migrations(Dialect.SQLITE), busy_timeout_ms=busy_timeout_ms)
         try:
-            await apply_migrations(conn, load_migrations(), now=clock.now)
-            db = Database(conn, clock)
             secret = await db.read(forget.load_secret)
         except BaseException:
-            await conn.close()
+            await db.close()
             raise
-        return cls(db, policy, path, secret=secret)
+        store = cls(db, policy, target, secret=secret, owner=owner or process_name())
+        _OPEN_HERE.add(store.owner)
+        return store
 
     async def close(self) -> None:
-        """Let the running transaction finish, then close the connection. Safe to call twice."""
+        """Let running transactions finish, then close the connections. Safe to call twice."""
+        _OPEN_HERE.discard(self.owner)
         await self._db.close()
+
+    async def notify(self, channel: str, payload: str) -> None:
+        """Tell every process listening on `channel`, this one included (PostgreSQL's NOTIFY)."""
+        await self._db.notify(channel, payload)
+
+    async def listen(self, channel: str, callback: Callable[[str], object]) -> None:
+        """Call `callback(payload)` for every notification on `channel`, from any process sharing the database."""
+        await self._db.listen(channel, callback)
 
     async def __aenter__(self) -> Self:
         return self
@@ -114,7 +202,9 @@ class Store:
         """
         policy = self.policy
 
-        async def body(conn: aiosqlite.Connection) -> DeletionReport:
+        async def body(conn: Connection) -> DeletionReport:
+            # Exclusive: no job is created or reserved for anyone while a member's history is rewritten.
+            await conn.lock(LEDGER_LOCK)
             start, end = window_bounds(self._db.now(), policy.window, policy.reset_time)
             return await forget.delete_member(conn, self._secret, guild_id, user_id, start, end)
 
@@ -127,7 +217,8 @@ class Store:
         """
         policy = self.policy
 
-        async def body(conn: aiosqlite.Connection) -> int:
+        async def body(conn: Connection) -> int:
+            await conn.lock(shared=[LEDGER_LOCK])
             return await forget.sweep(conn, window_bounds(self._db.now(), policy.window, policy.reset_time)[0])
 
         return await self._db.write(body)
@@ -142,17 +233,12 @@ class Store:
         credits, a completed render settled (never refunded), deleted members' tokens never tied
         to a job. Meant for tests and for operators after a crash.
         """
-        latest = len(load_migrations())
+        latest = len(load_migrations(self.dialect))
         return await self._db.read(lambda conn: _check(conn, latest))
 
 
-async def _check(conn: aiosqlite.Connection, latest: int) -> list[str]:
-    problems: list[str] = []
-    integrity = [str(r[0]) for r in await fetch_all(conn, "PRAGMA integrity_check")]
-    if integrity != ["ok"]:
-        problems.extend(f"integrity: {line}" for line in integrity)
-    for row in await fetch_all(conn, "PRAGMA foreign_key_check"):
-        problems.append(f"foreign key: {row[0]} row {row[1]} points at a missing {row[2]} row")
+async def _check(conn: Connection, latest: int) -> list[str]:
+    problems = await conn.integrity_problems()
     version = await fetch_int(conn, "SELECT MAX(version) FROM schema_migrations")
     if version != latest:
         problems.append(f"schema is at version {version}, expected {latest}")
@@ -191,7 +277,7 @@ async def _check(conn: aiosqlite.Connection, latest: int) -> list[str]:
         (
             "SELECT c.job_id, c.kind FROM ledger AS c JOIN ledger AS r ON r.job_id = c.job_id AND r.kind = 'reserve'"
             " WHERE c.kind IN ('topup', 'settle', 'refund') AND (c.period_at <> r.period_at"
-            " OR c.guild_id IS NOT r.guild_id OR c.user_id IS NOT r.user_id)",
+            " OR c.guild_id IS DISTINCT FROM r.guild_id OR c.user_id IS DISTINCT FROM r.user_id)",
             "job {0}: its {1} does not count in its reservation's window or member",
         ),
         (
@@ -209,12 +295,12 @@ async def _check(conn: aiosqlite.Connection, latest: int) -> list[str]:
         (
             "SELECT j.id, j.charged_credits, c.charged FROM jobs AS j"
             " JOIN ledger AS c ON c.job_id = j.id AND c.kind = 'settle'"
-            " WHERE j.charged_credits IS NOT c.charged",
+            " WHERE j.charged_credits IS DISTINCT FROM c.charged",
             "job {0} records {1} credits charged but was settled at {2}",
         ),
         (
             "SELECT l.id, l.job_id FROM ledger AS l JOIN jobs AS j ON j.id = l.job_id"
-            " WHERE l.user_id IS NOT j.user_id OR l.guild_id IS NOT j.guild_id",
+            " WHERE l.user_id IS DISTINCT FROM j.user_id OR l.guild_id IS DISTINCT FROM j.guild_id",
             "ledger row {0} is attributed to a different member than its job {1}",
         ),
         (
@@ -232,7 +318,7 @@ async def _check(conn: aiosqlite.Connection, latest: int) -> list[str]:
     return problems
 
 
-async def _check_jobs(conn: aiosqlite.Connection) -> list[str]:
+async def _check_jobs(conn: Connection) -> list[str]:
     problems: list[str] = []
     for row in await fetch_all(conn, "SELECT id, state, mode FROM jobs"):
         if row["state"] not in _STATES:

@@ -72,7 +72,7 @@ def new_bot(settings: Settings) -> LipsyncBot:
 @pytest.fixture
 def engine_outside_simcord(monkeypatch: pytest.MonkeyPatch) -> None:
     """Start the engine's background work (jobs, poller) outside simcord's bookkeeping."""
-    for name in ("submit", "resume"):
+    for name in ("submit", "resume", "start_leases"):
         original: Callable[..., Coroutine[Any, Any, Any]] = getattr(JobEngine, name)
 
         async def detached(self: JobEngine, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
@@ -326,6 +326,7 @@ async def harness(
     """The bot under test, started; unexpected bot errors fail the test at teardown."""
     marker = request.node.get_closest_marker("settings")
     overrides: dict[str, Any] = dict(marker.kwargs) if marker else {}
+    overrides.setdefault("shard_count", 1)  # an AutoShardedBot: simcord needs to know how many shards
     settings = make_settings(tmp_path, sandbox.base_url, **overrides)
     bot = new_bot(settings)
     env_marker = request.node.get_closest_marker("env")

@@ -1,6 +1,7 @@
 """Hammer a store with writes until killed; run by `test_crash.py` as a real subprocess.
 
-Usage: `python -m tests.store.crash_worker DB_PATH`. Prints one line per committed write,
+Usage: `python -m tests.store.crash_worker DATABASE` (a SQLite file or a PostgreSQL URL). Prints one
+line per committed write,
 `<count> <job_id> <what>`, flushed, so the parent knows how far it got before it kills us.
 """
 
@@ -18,8 +19,8 @@ GUILDS = (1111, 2222, None)
 POLICY = QuotaPolicy(default_member_credits=10**9, bot_budget_credits=10**12, max_active_jobs_per_member=10_000)
 
 
-async def main(path: Path, workers: int = 8) -> None:
-    store = await Store.open(path, policy=POLICY)
+async def main(target: Path | str, workers: int = 8) -> None:
+    store = await Store.open(target, policy=POLICY)
     count = 0
 
     def done(job_id: int, what: str) -> None:
@@ -74,4 +75,4 @@ async def main(path: Path, workers: int = 8) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(Path(sys.argv[1])))
+    asyncio.run(main(sys.argv[1] if sys.argv[1].startswith("postgresql://") else Path(sys.argv[1])))

@@ -4,23 +4,22 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from bot.clock import FakeClock
 from bot.store import AboveCeiling, LimitKind, QuotaPolicy, Refusal, Reservation, Store, StoreError
 
-from .conftest import GUILD, OTHER_GUILD, new_job, reserved_job
+from .conftest import GUILD, OTHER_GUILD, Target, new_job, reserved_job
 
 MIDNIGHT_AFTER_START = dt.datetime(2026, 3, 11, tzinfo=dt.UTC)
 CEILING = 500
 
 
 @pytest.fixture
-async def capped(db_path: Path, clock: FakeClock) -> AsyncIterator[Store]:
+async def capped(database: Target, clock: FakeClock) -> AsyncIterator[Store]:
     policy = QuotaPolicy(default_member_credits=300, max_active_jobs_per_member=5, server_credits_ceiling=CEILING)
-    async with await Store.open(db_path, clock=clock, policy=policy) as store:
+    async with await Store.open(database, clock=clock, policy=policy) as store:
         yield store
         assert await store.check_invariants() == []
 

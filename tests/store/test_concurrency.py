@@ -21,7 +21,7 @@ from bot.store import (
     StoreBusy,
 )
 
-from .conftest import GUILD, new_job
+from .conftest import GUILD, Target, new_job, no_open_transaction
 
 ALLOWANCE = 1000
 AMOUNT = 7  # 1000 // 7 = 142 reservations fit, with 6 credits left over
@@ -49,9 +49,9 @@ def many_active() -> QuotaPolicy:
     return QuotaPolicy(default_member_credits=ALLOWANCE, max_active_jobs_per_member=10_000)
 
 
-async def test_200_tasks_on_one_store_never_overspend(db_path: Path, clock: FakeClock, many_active: QuotaPolicy):
+async def test_200_tasks_on_one_store_never_overspend(database: Target, clock: FakeClock, many_active: QuotaPolicy):
     """200 concurrent reservations grant exactly what fits, and the ledger agrees."""
-    async with await Store.open(db_path, clock=clock, policy=many_active) as store:
+    async with await Store.open(database, clock=clock, policy=many_active) as store:
         results = await _race([store], 200)
         granted = [r for r in results if isinstance(r, Reservation)]
         refused = [r for r in results if isinstance(r, Refusal)]
@@ -64,9 +64,11 @@ async def test_200_tasks_on_one_store_never_overspend(db_path: Path, clock: Fake
         assert await store.check_invariants() == []
 
 
-async def test_200_tasks_on_four_connections_never_overspend(db_path: Path, clock: FakeClock, many_active: QuotaPolicy):
+async def test_200_tasks_on_four_connections_never_overspend(
+    database: Target, clock: FakeClock, many_active: QuotaPolicy
+):
     """The same race across four stores (four SQLite connections) on one file."""
-    stores = [await Store.open(db_path, clock=clock, policy=many_active) for _ in range(4)]
+    stores = [await Store.open(database, clock=clock, policy=many_active) for _ in range(4)]
     try:
         results = await _race(stores, 200)
         granted = [r for r in results if isinstance(r, Reservation)]
@@ -79,10 +81,10 @@ async def test_200_tasks_on_four_connections_never_overspend(db_path: Path, cloc
             await store.close()
 
 
-async def test_active_job_limit_holds_under_a_race(db_path: Path, clock: FakeClock):
+async def test_active_job_limit_holds_under_a_race(database: Target, clock: FakeClock):
     """With three active jobs allowed, exactly three of 200 simultaneous requests get in."""
     policy = QuotaPolicy(default_member_credits=100_000, max_active_jobs_per_member=3)
-    stores = [await Store.open(db_path, clock=clock, policy=policy) for _ in range(2)]
+    stores = [await Store.open(database, clock=clock, policy=policy) for _ in range(2)]
     try:
         results = await _race(stores, 200)
         assert sum(isinstance(r, Reservation) for r in results) == 3
@@ -92,10 +94,10 @@ async def test_active_job_limit_holds_under_a_race(db_path: Path, clock: FakeClo
             await store.close()
 
 
-async def test_racing_transitions_close_credits_once(db_path: Path, clock: FakeClock):
+async def test_racing_transitions_close_credits_once(database: Target, clock: FakeClock):
     """Completing, failing and canceling one job from two connections at once: exactly one wins."""
     policy = QuotaPolicy(default_member_credits=1000)
-    stores = [await Store.open(db_path, clock=clock, policy=policy) for _ in range(2)]
+    stores = [await Store.open(database, clock=clock, policy=policy) for _ in range(2)]
     try:
         job = await new_job(stores[0])
         await stores[0].quota.reserve(job.id, guild_id=GUILD, user_id=1, role_ids=[], amount=100)
@@ -124,10 +126,10 @@ async def test_racing_transitions_close_credits_once(db_path: Path, clock: FakeC
             await store.close()
 
 
-async def test_racing_top_ups_never_overspend(db_path: Path, clock: FakeClock):
+async def test_racing_top_ups_never_overspend(database: Target, clock: FakeClock):
     """Top-ups of many jobs racing over two connections stay within the member's allowance."""
     policy = QuotaPolicy(default_member_credits=ALLOWANCE, max_active_jobs_per_member=10_000)
-    stores = [await Store.open(db_path, clock=clock, policy=policy) for _ in range(2)]
+    stores = [await Store.open(database, clock=clock, policy=policy) for _ in range(2)]
     try:
         results = await _race(stores, 50)
         held = [r for r in results if isinstance(r, Reservation)]
@@ -165,15 +167,15 @@ async def test_cancelled_callers_never_leave_a_transaction_open(store: Store):
         assert len(entries) in (0, 1)
         await store.jobs.transition(job.id, JobState.CANCELED)
     assert await store.check_invariants() == []
-    assert not store._db.conn.in_transaction
+    assert no_open_transaction(store)
 
 
-async def test_a_writer_holding_the_lock_too_long_gives_store_busy(db_path: Path, clock: FakeClock):
-    """Past the busy timeout a write fails with StoreBusy and leaves the store usable."""
+async def test_a_writer_holding_the_lock_too_long_gives_store_busy(sqlite_path: Path, clock: FakeClock):
+    """SQLite: past the busy timeout a write fails with StoreBusy and leaves the store usable."""
     policy = QuotaPolicy()
-    async with await Store.open(db_path, clock=clock, policy=policy, busy_timeout_ms=50) as store:
+    async with await Store.open(sqlite_path, clock=clock, policy=policy, busy_timeout_ms=50) as store:
         job = await new_job(store)
-        other = sqlite3.connect(db_path, isolation_level=None)
+        other = sqlite3.connect(sqlite_path, isolation_level=None)
         try:
             other.execute("BEGIN IMMEDIATE")  # another process's write transaction, never finishing
             with pytest.raises(StoreBusy):

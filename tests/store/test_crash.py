@@ -10,17 +10,19 @@ from pathlib import Path
 
 from bot.store import JobState, QuotaPolicy, Store
 
+from .conftest import Target
+
 ROOT = Path(__file__).resolve().parents[2]
 KILL_AFTER = 400  # committed writes reported before the kill
 
 
-async def _run_and_kill(db_path: Path) -> dict[int, str]:
+async def _run_and_kill(database: Target) -> dict[int, str]:
     """Start the worker, read its reports until enough writes are done, SIGKILL it."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "tests.store.crash_worker",
-        str(db_path),
+        str(database),
         cwd=ROOT,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -52,17 +54,17 @@ def _raw_integrity(db_path: Path) -> list[str]:
         conn.close()
 
 
-async def test_sigkill_mid_burst_leaves_every_invariant_intact(tmp_path: Path):
+async def test_sigkill_mid_burst_leaves_every_invariant_intact(database: Target):
     """Two kill-and-reopen rounds; every reported write survives and every invariant holds."""
-    db_path = tmp_path / "crash.sqlite3"
     policy = QuotaPolicy()
     reported: dict[int, str] = {}
     for _ in range(2):
-        reported.update(await _run_and_kill(db_path))
-        # The kill came mid-burst: the write-ahead log was still in use.
-        assert Path(f"{db_path}-wal").exists()
-        assert _raw_integrity(db_path) == ["ok"]
-        async with await Store.open(db_path, policy=policy) as store:
+        reported.update(await _run_and_kill(database))
+        if isinstance(database, Path):
+            # The kill came mid-burst: the write-ahead log was still in use.
+            assert Path(f"{database}-wal").exists()
+            assert _raw_integrity(database) == ["ok"]
+        async with await Store.open(database, policy=policy) as store:
             assert await store.check_invariants() == []
             for job_id, what in reported.items():
                 job = await store.jobs.get(job_id)

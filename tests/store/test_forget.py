@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
@@ -12,16 +11,16 @@ from bot.clock import FakeClock
 from bot.store import JobState, LimitKind, QuotaPolicy, Refusal, Reservation, Store
 from bot.store.forget import member_token
 
-from .conftest import GUILD, OTHER_GUILD, START, complete, new_job, reserved_job
+from .conftest import GUILD, OTHER_GUILD, START, Target, complete, new_job, raw_read, reserved_job
 
 MIDNIGHT_AFTER_START = dt.datetime(2026, 3, 11, tzinfo=dt.UTC)
 
 
 @pytest.fixture
-async def small(db_path: Path, clock: FakeClock) -> AsyncIterator[Store]:
+async def small(database: Target, clock: FakeClock) -> AsyncIterator[Store]:
     """Allowance 50, a server pool and a budget, so every limit's sums are exercised."""
     policy = QuotaPolicy(default_member_credits=50, bot_budget_credits=10_000, max_active_jobs_per_member=3)
-    async with await Store.open(db_path, clock=clock, policy=policy) as store:
+    async with await Store.open(database, clock=clock, policy=policy) as store:
         await store.limits.set_server_pool(GUILD, 1000)
         yield store
         assert await store.check_invariants() == []
@@ -34,7 +33,7 @@ async def spend(store: Store, amount: int, *, user_id: int = 1, guild_id: int | 
 
 
 async def ledger_users(store: Store) -> list[int | None]:
-    rows = await store._db.conn.execute_fetchall("SELECT user_id FROM ledger ORDER BY id")
+    rows = await raw_read(store, "SELECT user_id FROM ledger ORDER BY id")
     return [r[0] for r in rows]
 
 
@@ -130,7 +129,9 @@ async def test_old_windows_are_anonymised_at_once(small: Store, clock: FakeClock
     assert (await small.quota.limits(GUILD, 1)).used == 5
 
 
-async def test_tokens_are_one_way_per_server_and_never_discord_ids(tmp_path: Path, clock: FakeClock):
+async def test_tokens_are_one_way_per_server_and_never_discord_ids(
+    database: Target, second_database: Target, clock: FakeClock
+):
     """Negative, different per server and per database, stable within one."""
     secret_a, secret_b = b"a" * 32, b"b" * 32
     token = member_token(secret_a, GUILD, 1)
@@ -140,9 +141,9 @@ async def test_tokens_are_one_way_per_server_and_never_discord_ids(tmp_path: Pat
     assert member_token(secret_a, GUILD, 2**63 - 1) >= -(2**56)
     policy = QuotaPolicy()
     async with (
-        await Store.open(tmp_path / "a.db", clock=clock, policy=policy) as a,
-        await Store.open(tmp_path / "b.db", clock=clock, policy=policy) as b,
-        await Store.open(tmp_path / "a.db", clock=clock, policy=policy) as a_again,
+        await Store.open(database, clock=clock, policy=policy) as a,
+        await Store.open(second_database, clock=clock, policy=policy) as b,
+        await Store.open(database, clock=clock, policy=policy) as a_again,
     ):
         assert a._secret != b._secret and a._secret == a_again._secret and len(a._secret) == 32
 

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
+import datetime as dt
 
-import aiosqlite
 import pytest
 
 from bot.clock import FakeClock
 from bot.store import JobState, QuotaPolicy, Store
 
-from .conftest import GUILD, new_job
+from .conftest import GUILD, INTEGRITY_ERRORS, Target, new_job, raw_write
 
-NOW = "2026-03-10T09:30:00.000000+00:00"
+NOW = dt.datetime(2026, 3, 10, 9, 30, tzinfo=dt.UTC)
 
 
 async def test_a_sound_database_has_no_problems(store: Store):
@@ -24,10 +22,10 @@ async def test_a_sound_database_has_no_problems(store: Store):
     assert await store.check_invariants() == []
 
 
-async def test_damage_is_reported(db_path: Path, clock: FakeClock):
+async def test_damage_is_reported(database: Target, clock: FakeClock):
     """Rows written behind the store's back are each reported in words."""
     policy = QuotaPolicy()
-    async with await Store.open(db_path, clock=clock, policy=policy) as store:
+    async with await Store.open(database, clock=clock, policy=policy) as store:
         held = await new_job(store, user_id=1)
         await store.quota.reserve(held.id, guild_id=GUILD, user_id=1, role_ids=[], amount=100)
         bad_settle = await new_job(store, user_id=2)
@@ -42,45 +40,44 @@ async def test_damage_is_reported(db_path: Path, clock: FakeClock):
         for state in (JobState.UPLOADING, JobState.CREATING, JobState.SUBMITTED):
             await store.jobs.transition(refunded_render.id, state)
 
-    # Damage the file directly, as a bug or a hand edit could.
-    async with aiosqlite.connect(db_path) as conn:
-        await conn.execute("UPDATE jobs SET state = 'done' WHERE id = ?", (held.id,))
-        await conn.execute("INSERT INTO job_events (job_id, state, at) VALUES (?, 'done', ?)", (held.id, NOW))
-        await conn.execute(
-            "INSERT INTO ledger (kind, job_id, guild_id, user_id, amount, charged, period_at, at)"
-            " SELECT 'settle', job_id, guild_id, user_id, 5, 30, period_at, at FROM ledger WHERE job_id = ?",
-            (bad_settle.id,),
+        # Damage the database directly, as a bug or a hand edit could.
+        await raw_write(
+            store,
+            ("UPDATE jobs SET state = 'done' WHERE id = ?", (held.id,)),
+            ("INSERT INTO job_events (job_id, state, at) VALUES (?, 'done', ?)", (held.id, NOW)),
+            (
+                "INSERT INTO ledger (kind, job_id, guild_id, user_id, amount, charged, period_at, at)"
+                " SELECT 'settle', job_id, guild_id, user_id, 5, 30, period_at, at FROM ledger WHERE job_id = ?",
+                (bad_settle.id,),
+            ),
+            (
+                "INSERT INTO ledger (kind, job_id, guild_id, user_id, amount, period_at, at)"
+                " VALUES ('refund', ?, ?, 3, 50, ?, ?)",
+                (orphan.id, GUILD, NOW, NOW),
+            ),
+            ("UPDATE jobs SET state = 'submitted' WHERE id = ?", (skipped.id,)),
+            ("INSERT INTO job_events (job_id, state, at) VALUES (?, 'submitted', ?)", (skipped.id, NOW)),
+            (
+                "INSERT INTO ledger (kind, job_id, guild_id, user_id, amount, period_at, at)"
+                " SELECT 'topup', job_id, guild_id, user_id, -7, period_at, at FROM ledger WHERE job_id = ?"
+                " AND kind = 'reserve'",
+                (late_topup.id,),
+            ),
+            (
+                "INSERT INTO ledger (kind, job_id, guild_id, user_id, amount, period_at, at)"
+                " SELECT 'refund', job_id, guild_id, user_id, 100, period_at, at FROM ledger WHERE job_id = ?",
+                (refunded_render.id,),
+            ),
+            ("UPDATE jobs SET state = 'downloading' WHERE id = ?", (refunded_render.id,)),
+            ("INSERT INTO job_events (job_id, state, at) VALUES (?, 'downloading', ?)", (refunded_render.id, NOW)),
+            (
+                "INSERT INTO ledger (kind, job_id, guild_id, user_id, amount, period_at, at)"
+                " VALUES ('adjust', ?, ?, -12345, -1, ?, ?)",
+                (skipped.id, GUILD, NOW, NOW),
+            ),
         )
-        await conn.execute(
-            "INSERT INTO ledger (kind, job_id, guild_id, user_id, amount, period_at, at)"
-            " VALUES ('refund', ?, ?, 3, 50, ?, ?)",
-            (orphan.id, GUILD, NOW, NOW),
-        )
-        await conn.execute("UPDATE jobs SET state = 'submitted' WHERE id = ?", (skipped.id,))
-        await conn.execute("INSERT INTO job_events (job_id, state, at) VALUES (?, 'submitted', ?)", (skipped.id, NOW))
-        await conn.execute(
-            "INSERT INTO ledger (kind, job_id, guild_id, user_id, amount, period_at, at)"
-            " SELECT 'topup', job_id, guild_id, user_id, -7, period_at, at FROM ledger WHERE job_id = ?"
-            " AND kind = 'reserve'",
-            (late_topup.id,),
-        )
-        await conn.execute(
-            "INSERT INTO ledger (kind, job_id, guild_id, user_id, amount, period_at, at)"
-            " SELECT 'refund', job_id, guild_id, user_id, 100, period_at, at FROM ledger WHERE job_id = ?",
-            (refunded_render.id,),
-        )
-        await conn.execute("UPDATE jobs SET state = 'downloading' WHERE id = ?", (refunded_render.id,))
-        await conn.execute(
-            "INSERT INTO job_events (job_id, state, at) VALUES (?, 'downloading', ?)", (refunded_render.id, NOW)
-        )
-        await conn.execute(
-            "INSERT INTO ledger (kind, job_id, guild_id, user_id, amount, period_at, at)"
-            " VALUES ('adjust', ?, ?, -12345, -1, ?, ?)",
-            (skipped.id, GUILD, NOW, NOW),
-        )
-        await conn.commit()
 
-    async with await Store.open(db_path, clock=clock, policy=policy) as store:
+    async with await Store.open(database, clock=clock, policy=policy) as store:
         problems = await store.check_invariants()
     assert f"job {held.id} is done but still holds its reservation" in problems
     assert f"job {held.id} went from received to done, which is not allowed" in problems
@@ -105,5 +102,5 @@ async def test_the_ledger_is_append_only(store: Store):
     """An UPDATE of a row's amount is refused by the schema itself."""
     job = await new_job(store)
     await store.quota.reserve(job.id, guild_id=GUILD, user_id=1, role_ids=[], amount=10)
-    with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-        await store._db.conn.execute("UPDATE ledger SET amount = 0")
+    with pytest.raises(INTEGRITY_ERRORS, match="append-only"):
+        await raw_write(store, ("UPDATE ledger SET amount = 0", ()))

@@ -21,7 +21,7 @@ from bot.store import (
     can_transition,
 )
 
-from .conftest import GUILD, OTHER_GUILD, START, TO_RENDERED, complete, new_job, reserved_job, walk
+from .conftest import GUILD, OTHER_GUILD, START, TO_RENDERED, complete, new_job, raw_write, reserved_job, walk
 
 S = JobState
 EXPECTED = {
@@ -243,13 +243,16 @@ async def test_done_settles_a_reservation_left_open(store: Store):
     Only a database written outside the store can hold such a job; the rule still holds for it.
     """
     held, charged = await reserved_job(store, 100, user_id=1), await reserved_job(store, 100, user_id=2)
-    conn = store._db.conn
+    at = dt.datetime(2026, 3, 10, 9, 30, tzinfo=dt.UTC)
     for job in (held, charged):
-        await conn.execute("UPDATE jobs SET state = 'delivering' WHERE id = ?", (job.id,))
-        for state in ("uploading", "creating", "submitted", "downloading", "delivering"):
-            await conn.execute(
-                "INSERT INTO job_events (job_id, state, at) VALUES (?, ?, ?)", (job.id, state, "2026-03-10T09:30:00")
-            )
+        await raw_write(
+            store,
+            ("UPDATE jobs SET state = 'delivering' WHERE id = ?", (job.id,)),
+            *(
+                ("INSERT INTO job_events (job_id, state, at) VALUES (?, ?, ?)", (job.id, state, at))
+                for state in ("uploading", "creating", "submitted", "downloading", "delivering")
+            ),
+        )
     assert (await store.jobs.transition(held.id, S.DONE)).charged_credits == 100
     assert (await store.jobs.transition(charged.id, S.DONE, charged=70)).charged_credits == 70
     assert (await store.quota.limits(GUILD, 1)).used == 100

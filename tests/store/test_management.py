@@ -98,12 +98,12 @@ async def test_usage_report_by_member_and_mode(store: Store):
     assert later.total == UsageLine()
 
 
-async def test_delete_member_data_keeps_server_totals(db_path, clock):
+async def test_delete_member_data_keeps_server_totals(database, clock):
     """Deleting a member removes their jobs but not their usage: totals and their own limits stand."""
     from bot.store import QuotaPolicy
 
     policy = QuotaPolicy(default_member_credits=1000, bot_budget_credits=100_000)
-    async with await Store.open(db_path, clock=clock, policy=policy) as store:
+    async with await Store.open(database, clock=clock, policy=policy) as store:
         await store.limits.set_server_pool(GUILD, 5000)
         await store.limits.set_member_limit(GUILD, 1, 800)
         await store.limits.set_member_limit(GUILD, 2, 700, by_user_id=1)

@@ -1,4 +1,7 @@
-"""Migrations: fresh databases, every earlier schema version, re-runs, failures, pragmas."""
+"""Migrations on both backends: fresh databases, every earlier schema version, re-runs, failures.
+
+Both dialects ship the same numbered migrations; each test runs on SQLite and on PostgreSQL.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +9,16 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
-import aiosqlite
+import asyncpg
 import pytest
 
 from bot.clock import FakeClock
 from bot.config import GenerationMode
 from bot.store import JobState, NewJob, QuotaPolicy, Reservation, SchemaTooNew, Store
-from bot.store.db import Migration, apply_migrations, connect, load_migrations
+from bot.store.db import Dialect, Migration, load_migrations
+from bot.store.sqlite import statements
 
-from .conftest import GUILD
+from .conftest import GUILD, INTEGRITY_ERRORS, RawDatabase, Target
 
 NOW = "2026-03-10T09:00:00.000000+00:00"
 
@@ -47,7 +51,16 @@ SEEDS: dict[int, list[str]] = {
         "UPDATE jobs SET locale = 'es-ES', video_file_path = 'api-assets/v.mp4', audio_file_path = 'api-assets/a.mp3',"
         f" files_uploaded_at = '{NOW}', video_seconds = 2.0, audio_seconds = 1.5, source_fps = 30.0 WHERE id = 1",
     ],
+    7: [
+        "INSERT INTO jobs (id, user_id, guild_id, mode, state, created_at, updated_at, claimed_by, lease_until)"
+        f" VALUES (2, 8, {GUILD}, 'lite', 'received', '{NOW}', '{NOW}', 'gone:1:abc', '{NOW}')",
+        f"INSERT INTO job_events (job_id, state, at) VALUES (2, 'received', '{NOW}')",
+    ],
 }
+
+
+def dialect_of(target: Target) -> Dialect:
+    return Dialect.SQLITE if isinstance(target, Path) else Dialect.POSTGRESQL
 
 
 def policy() -> QuotaPolicy:
@@ -62,57 +75,77 @@ def test_there_are_at_least_two_numbered_migrations():
     assert set(SEEDS) == {m.version for m in migrations}, "add a seed for the new schema version"
 
 
+def test_both_dialects_ship_the_same_migrations():
+    """Every SQLite migration has its PostgreSQL counterpart, with the same number and name."""
+    sqlite = [(m.version, m.name) for m in load_migrations(Dialect.SQLITE)]
+    postgres = [(m.version, m.name) for m in load_migrations(Dialect.POSTGRESQL)]
+    assert sqlite == postgres
+
+
 def test_statement_splitting_keeps_triggers_whole():
-    """A trigger body's semicolons do not split it."""
+    """SQLite: a trigger body's semicolons do not split it."""
     quota = load_migrations()[1]
-    statements = quota.statements()
-    trigger = [s for s in statements if "CREATE TRIGGER" in s]
+    split = statements(quota)
+    trigger = [s for s in split if "CREATE TRIGGER" in s]
     assert len(trigger) == 1 and trigger[0].rstrip().endswith("END;")
-    assert all(sqlite3.complete_statement(s) for s in statements)
+    assert all(sqlite3.complete_statement(s) for s in split)
 
 
-async def test_fresh_database_gets_every_migration_and_the_pragmas(db_path: Path, clock: FakeClock):
-    """An empty file is migrated to the latest version, in WAL mode with foreign keys on."""
-    async with await Store.open(db_path, clock=clock, policy=policy(), busy_timeout_ms=4321) as store:
+async def test_fresh_database_gets_every_migration(database: Target, clock: FakeClock):
+    """An empty database is migrated to the latest version, with every migration recorded."""
+    async with await Store.open(database, clock=clock, policy=policy()) as store:
+        migrations = load_migrations(dialect_of(database))
+        assert await store.schema_version() == len(migrations)
+        raw = await RawDatabase.open(database)
+        try:
+            rows = await raw.fetch("SELECT version, name FROM schema_migrations ORDER BY version")
+        finally:
+            await raw.close()
+        assert rows == [(m.version, m.name) for m in migrations]
+        assert await store.check_invariants() == []
+
+
+async def test_a_fresh_sqlite_file_gets_the_pragmas(sqlite_path: Path, clock: FakeClock):
+    """SQLite: WAL mode, foreign keys on, the busy timeout, and `user_version`."""
+    async with await Store.open(sqlite_path, clock=clock, policy=policy(), busy_timeout_ms=4321) as store:
         latest = len(load_migrations())
         assert await store.schema_version() == latest
-        conn = store._db.conn
+        latest = len(load_migrations())
+        conn = store._db.conn  # type: ignore[attr-defined]
         assert [tuple(r) for r in await conn.execute_fetchall("PRAGMA journal_mode")] == [("wal",)]
         assert [tuple(r) for r in await conn.execute_fetchall("PRAGMA foreign_keys")] == [(1,)]
         assert [tuple(r) for r in await conn.execute_fetchall("PRAGMA busy_timeout")] == [(4321,)]
         assert [tuple(r) for r in await conn.execute_fetchall("PRAGMA user_version")] == [(latest,)]
-        rows = await conn.execute_fetchall("SELECT version, name FROM schema_migrations ORDER BY version")
-        assert [tuple(r) for r in rows] == [(m.version, m.name) for m in load_migrations()]
-        assert await store.check_invariants() == []
 
 
-async def test_opening_again_applies_nothing_and_keeps_data(db_path: Path, clock: FakeClock):
+async def test_opening_again_applies_nothing_and_keeps_data(database: Target, clock: FakeClock):
     """Running the migrations again is a no-op."""
-    async with await Store.open(db_path, clock=clock, policy=policy()) as store:
+    async with await Store.open(database, clock=clock, policy=policy()) as store:
         job = await store.jobs.create(_job())
-    conn = await connect(db_path)
+    raw = await RawDatabase.open(database)
     try:
-        assert await apply_migrations(conn, load_migrations(), now=clock.now) == []
+        assert await raw.migrate(load_migrations(dialect_of(database)), clock.now) == []
     finally:
-        await conn.close()
-    async with await Store.open(db_path, clock=clock, policy=policy()) as store:
+        await raw.close()
+    async with await Store.open(database, clock=clock, policy=policy()) as store:
         assert await store.jobs.get(job.id) == job
 
 
 @pytest.mark.parametrize("version", range(len(load_migrations()) + 1))
-async def test_upgrade_from_every_earlier_version(db_path: Path, clock: FakeClock, version: int):
+async def test_upgrade_from_every_earlier_version(database: Target, clock: FakeClock, version: int):
     """A database created by schema version N, with data in it, upgrades and keeps working."""
-    migrations = load_migrations()
-    conn = await connect(db_path)
+    migrations = load_migrations(dialect_of(database))
+    raw = await RawDatabase.open(database)
     try:
-        assert await apply_migrations(conn, migrations[:version], now=clock.now) == list(range(1, version + 1))
+        assert await raw.migrate(migrations[:version], clock.now) == list(range(1, version + 1))
         for seed_version in range(1, version + 1):
             for sql in SEEDS[seed_version]:
-                await conn.execute(sql)
+                await raw.execute(sql)
+        await raw.advance_ids()
     finally:
-        await conn.close()
+        await raw.close()
 
-    async with await Store.open(db_path, clock=clock, policy=policy()) as store:
+    async with await Store.open(database, clock=clock, policy=policy()) as store:
         assert await store.schema_version() == len(migrations)
         assert await store.check_invariants() == []
         if version >= 1:
@@ -128,9 +161,16 @@ async def test_upgrade_from_every_earlier_version(db_path: Path, clock: FakeCloc
             assert (await store.quota.limits(GUILD, 7)).used == 100
         if version >= 3:
             assert job is not None and job.error_data == {"status": 503}
+        if version >= 4:
+            [sample] = await store.renders.recent(GenerationMode.PRO, 10)
+            assert (sample.frames, sample.low, sample.high, sample.job_id) == (45, 20.0, 22.0, 1)
         if version >= 6:
             assert job is not None and job.locale == "es-ES" and job.source_fps == 30.0
             assert job.files_uploaded_at is not None and job.files_uploaded_at.isoformat() == NOW.replace(".000000", "")
+        if version >= 7:
+            # Job 1 was never claimed; job 2's claim was left by a process that is gone and has expired.
+            assert [j.id for j in await store.jobs.claimable()] == [1, 2]
+            assert [j.claimed_by for j in await store.jobs.claim([2], 30)] == [store.owner]
         # The upgraded database does everything a fresh one does.
         fresh = await store.jobs.create(_job(user_id=8))
         assert isinstance(
@@ -140,41 +180,48 @@ async def test_upgrade_from_every_earlier_version(db_path: Path, clock: FakeCloc
         assert await store.check_invariants() == []
 
 
-async def test_a_failing_migration_rolls_back_whole(db_path: Path, clock: FakeClock):
+async def test_a_failing_migration_rolls_back_whole(database: Target, clock: FakeClock):
     """A migration that fails part-way leaves no trace and the version unchanged."""
     broken = Migration(99, "broken", "CREATE TABLE half_done (x INTEGER);\nINSERT INTO no_such_table VALUES (1);\n")
-    conn = await connect(db_path)
+    migrations = load_migrations(dialect_of(database))
+    raw = await RawDatabase.open(database)
     try:
-        await apply_migrations(conn, load_migrations(), now=clock.now)
-        with pytest.raises(sqlite3.OperationalError, match="no_such_table"):
-            await apply_migrations(conn, [*load_migrations(), broken], now=clock.now)
-        assert not conn.in_transaction
-        tables = {r[0] for r in await conn.execute_fetchall("SELECT name FROM sqlite_master WHERE type = 'table'")}
-        assert "half_done" not in tables
-        assert [tuple(r) for r in await conn.execute_fetchall("SELECT MAX(version) FROM schema_migrations")] == [
-            (len(load_migrations()),)
-        ]
+        await raw.migrate(migrations, clock.now)
+        with pytest.raises((sqlite3.OperationalError, asyncpg.UndefinedTableError), match="no_such_table"):
+            await raw.migrate([*migrations, broken], clock.now)
+        if raw.sqlite:
+            assert not raw.conn.in_transaction
+        else:
+            assert not raw.conn.is_in_transaction()
+        assert "half_done" not in await raw.names("table")
+        assert await raw.fetch("SELECT MAX(version) FROM schema_migrations") == [(len(migrations),)]
     finally:
-        await conn.close()
+        await raw.close()
 
 
-async def test_a_newer_database_is_refused(db_path: Path, clock: FakeClock):
+async def test_a_newer_database_is_refused(database: Target, clock: FakeClock):
     """A database migrated by a newer bot is not silently used."""
-    async with await Store.open(db_path, clock=clock, policy=policy()):
+    async with await Store.open(database, clock=clock, policy=policy()):
         pass
-    async with aiosqlite.connect(db_path) as conn:
-        await conn.execute("INSERT INTO schema_migrations VALUES (999, 'future', ?)", (NOW,))
-        await conn.commit()
-    with pytest.raises(SchemaTooNew):
-        await Store.open(db_path, clock=clock, policy=policy())
-
-
-async def test_several_stores_opening_a_new_file_at_once(db_path: Path, clock: FakeClock):
-    """Concurrent first opens apply each migration exactly once."""
-    stores = await asyncio.gather(*(Store.open(db_path, clock=clock, policy=policy()) for _ in range(8)))
+    raw = await RawDatabase.open(database)
     try:
-        rows = await stores[0]._db.conn.execute_fetchall("SELECT version FROM schema_migrations")
-        assert sorted(r[0] for r in rows) == [m.version for m in load_migrations()]
+        await raw.execute(f"INSERT INTO schema_migrations VALUES (999, 'future', '{NOW}')")
+    finally:
+        await raw.close()
+    with pytest.raises(SchemaTooNew):
+        await Store.open(database, clock=clock, policy=policy())
+
+
+async def test_several_stores_opening_a_new_database_at_once(database: Target, clock: FakeClock):
+    """Concurrent first opens apply each migration exactly once."""
+    stores = await asyncio.gather(*(Store.open(database, clock=clock, policy=policy()) for _ in range(8)))
+    try:
+        raw = await RawDatabase.open(database)
+        try:
+            rows = await raw.fetch("SELECT version FROM schema_migrations")
+        finally:
+            await raw.close()
+        assert sorted(r[0] for r in rows) == [m.version for m in load_migrations(dialect_of(database))]
     finally:
         for store in stores:
             await store.close()
@@ -184,27 +231,27 @@ def _job(user_id: int = 7) -> NewJob:
     return NewJob(user_id=user_id, guild_id=GUILD, mode=GenerationMode.LITE)
 
 
-async def test_0003_keeps_ledger_ids_and_settles_jobs_past_their_render(db_path: Path, clock: FakeClock):
-    """Rebuilding the ledger keeps ids (and never reuses a deleted one); live rendered jobs get settled."""
-    migrations = load_migrations()
-    conn = await connect(db_path)
+async def test_0003_keeps_ledger_ids_and_settles_jobs_past_their_render(database: Target, clock: FakeClock):
+    """The ledger keeps its ids (SQLite rebuilds it; a deleted id is never reused); live rendered jobs get settled."""
+    migrations = load_migrations(dialect_of(database))
+    conn = await RawDatabase.open(database)
     try:
-        await apply_migrations(conn, migrations[:2], now=clock.now)
+        await conn.migrate(migrations[:2], clock.now)
         for job_id, state, charged in ((1, "delivering", 90), (2, "downloading", None), (3, "done", 50)):
             await conn.execute(
                 "INSERT INTO jobs (id, user_id, guild_id, mode, state, charged_credits, created_at, updated_at)"
                 f" VALUES (?, 7, {GUILD}, 'lite', ?, ?, '{NOW}', '{NOW}')",
-                (job_id, state, charged),
+                job_id,
+                state,
+                charged,
             )
             path = ["received", "uploading", "submitted", "downloading", "delivering", "done"]
             for event in path[: path.index(state) + 1]:
-                await conn.execute(
-                    f"INSERT INTO job_events (job_id, state, at) VALUES (?, ?, '{NOW}')", (job_id, event)
-                )
+                await conn.execute(f"INSERT INTO job_events (job_id, state, at) VALUES (?, ?, '{NOW}')", job_id, event)
             await conn.execute(
                 "INSERT INTO ledger (kind, job_id, guild_id, user_id, mode, amount, period_at, at)"
                 f" VALUES ('reserve', ?, {GUILD}, 7, 'lite', -100, '{NOW}', '{NOW}')",
-                (job_id,),
+                job_id,
             )
         await conn.execute(
             "INSERT INTO ledger (kind, job_id, guild_id, user_id, mode, amount, charged, period_at, at)"
@@ -215,10 +262,11 @@ async def test_0003_keeps_ledger_ids_and_settles_jobs_past_their_render(db_path:
             f" VALUES ('grant', {GUILD}, 8, 5, '{NOW}', '{NOW}')"
         )
         await conn.execute("DELETE FROM ledger WHERE kind = 'grant'")  # id 5 existed once
+        await conn.advance_ids()
     finally:
         await conn.close()
 
-    async with await Store.open(db_path, clock=clock, policy=policy()) as store:
+    async with await Store.open(database, clock=clock, policy=policy()) as store:
         assert await store.check_invariants() == []
         assert [(e.id, e.kind.value, e.charged) for e in await store.quota.entries(1)] == [
             (1, "reserve", None),
@@ -232,13 +280,16 @@ async def test_0003_keeps_ledger_ids_and_settles_jobs_past_their_render(db_path:
         assert len(await store.quota.entries(3)) == 2  # already settled: untouched
         entry = await store.quota.adjust(GUILD, 7, -1)
         assert entry.id == 8  # after the migration's two settles; 5 is never reused
-        conn = store._db.conn
-        index_names = {r[0] for r in await conn.execute_fetchall("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    raw = await RawDatabase.open(database)
+    try:
+        index_names = await raw.names("index")
         assert {"ledger_one_reserve", "ledger_one_close", "ledger_by_member", "ledger_forgotten"} <= index_names
-        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
-            await conn.execute("UPDATE ledger SET amount = 0")
-        with pytest.raises(sqlite3.IntegrityError):
-            await conn.execute(
+        with pytest.raises(INTEGRITY_ERRORS, match="append-only"):
+            await raw.execute("UPDATE ledger SET amount = 0")
+        with pytest.raises(INTEGRITY_ERRORS):
+            await raw.execute(
                 "INSERT INTO ledger (kind, job_id, guild_id, user_id, amount, period_at, at)"
                 f" VALUES ('topup', 1, {GUILD}, 7, 5, '{NOW}', '{NOW}')"
             )
+    finally:
+        await raw.close()

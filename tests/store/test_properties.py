@@ -15,9 +15,10 @@ plain Python; after every step the store must agree with it:
   passed in (0 when refunded, what was held when the outcome is unknown);
 - every member's `EffectiveLimits` matches the model, and `check_invariants()` is empty.
 
-The same machine runs on one `Store` and on two `Store`s opened on one file (each step through
-either). Settings come from a profile: `store-ci` (derandomized, modest) when `CI` is set,
-`store-dev` otherwise; `STORE_HYPOTHESIS_PROFILE=store-thorough` runs many more examples.
+The same machine runs on one `Store` and on two `Store`s opened on one database (each step through
+either), on SQLite and on PostgreSQL (a fresh database of the session's server per example).
+Settings come from a profile: `store-ci` (derandomized, modest) when `CI` is set, `store-dev`
+otherwise; `STORE_HYPOTHESIS_PROFILE=store-thorough` runs many more examples.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -52,6 +54,9 @@ from bot.store import (
     Reservation,
     Store,
 )
+from tests.store.pgserver import TempPostgres, create_database, drop_database
+
+from .conftest import raw_read
 
 T = TypeVar("T")
 S = JobState
@@ -198,18 +203,33 @@ def reset_after(window: int) -> dt.datetime:
     return dt.datetime.combine(dt.date.fromordinal(window + 1), dt.time(0), tzinfo=dt.UTC)
 
 
+# The session's PostgreSQL server, handed over by `_postgres_for_machines` for the PostgreSQL cases.
+_SERVER: list[TempPostgres] = []
+
+
+@pytest.fixture(autouse=True)
+def _postgres_for_machines(request: pytest.FixtureRequest) -> None:
+    if getattr(request.cls, "backend", None) == "postgresql" and not _SERVER:
+        _SERVER.append(request.getfixturevalue("postgres_server"))
+
+
 class LedgerMachine(RuleBasedStateMachine):
     """Random store histories, checked against `Model` after every step."""
 
     stores_count = 1
+    backend = "sqlite"
 
     def __init__(self) -> None:
         super().__init__()
         self.loop = asyncio.new_event_loop()
         self.folder = Path(tempfile.mkdtemp(prefix="store-properties-"))
         self.clock = FakeClock(START)
-        path = self.folder / "store.sqlite3"
-        self.stores = [self.run(Store.open(path, clock=self.clock, policy=POLICY)) for _ in range(self.stores_count)]
+        self.target: Path | str = self.folder / "store.sqlite3"
+        if self.backend == "postgresql":
+            self.target = self.run(create_database(_SERVER[0]))
+        self.stores = [
+            self.run(Store.open(self.target, clock=self.clock, policy=POLICY)) for _ in range(self.stores_count)
+        ]
         self.model = Model()
         self.run(self.stores[0].limits.set_server_pool(G1, POOL[G1]))
         for (guild, role), credits in ROLE_LIMITS.items():
@@ -220,6 +240,8 @@ class LedgerMachine(RuleBasedStateMachine):
         try:
             for store in self.stores:
                 self.run(store.close())
+            if isinstance(self.target, str):
+                self.run(drop_database(_SERVER[0], self.target))
         finally:
             self.loop.close()
             shutil.rmtree(self.folder, ignore_errors=True)
@@ -501,14 +523,11 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def check_job_ledgers(self, store: Store) -> None:
         async def read() -> tuple[dict[int, list[tuple[str, int]]], dict[int, str]]:
-            conn = store._db.conn
-            rows = await conn.execute_fetchall(
-                "SELECT job_id, kind, amount FROM ledger WHERE job_id IS NOT NULL ORDER BY id"
-            )
+            rows = await raw_read(store, "SELECT job_id, kind, amount FROM ledger WHERE job_id IS NOT NULL ORDER BY id")
             out: dict[int, list[tuple[str, int]]] = {}
             for job_id, kind, amount in rows:
                 out.setdefault(int(job_id), []).append((str(kind), int(amount)))
-            states = {int(r[0]): str(r[1]) for r in await conn.execute_fetchall("SELECT id, state FROM jobs")}
+            states = {int(r[0]): str(r[1]) for r in await raw_read(store, "SELECT id, state FROM jobs")}
             return out, states
 
         ledger, states = self.run(read())
@@ -533,12 +552,31 @@ class LedgerMachine(RuleBasedStateMachine):
 
 
 class TwoStoresMachine(LedgerMachine):
-    """The same histories with each step going through one of two `Store`s on one file."""
+    """The same histories with each step going through one of two `Store`s on one database."""
 
     stores_count = 2
+
+
+class PostgresMachine(LedgerMachine):
+    """The histories on PostgreSQL."""
+
+    backend = "postgresql"
+
+
+class PostgresTwoStoresMachine(LedgerMachine):
+    """Two `Store`s (two connection pools, as two processes would have) on one PostgreSQL database."""
+
+    stores_count = 2
+    backend = "postgresql"
 
 
 TestOneStore = LedgerMachine.TestCase
 TestOneStore.settings = settings.get_profile(PROFILE)
 TestTwoStores = TwoStoresMachine.TestCase
 TestTwoStores.settings = settings.get_profile(PROFILE)
+TestOneStorePostgres = PostgresMachine.TestCase
+TestOneStorePostgres.settings = settings.get_profile(PROFILE)
+TestOneStorePostgres.backend = "postgresql"  # type: ignore[attr-defined]
+TestTwoStoresPostgres = PostgresTwoStoresMachine.TestCase
+TestTwoStoresPostgres.settings = settings.get_profile(PROFILE)
+TestTwoStoresPostgres.backend = "postgresql"  # type: ignore[attr-defined]

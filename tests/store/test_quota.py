@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from pathlib import Path
 
 import pytest
 
@@ -22,7 +21,7 @@ from bot.store import (
     Store,
 )
 
-from .conftest import GUILD, OTHER_GUILD, START, complete, new_job, reserved_job
+from .conftest import GUILD, OTHER_GUILD, START, Target, complete, new_job, reserved_job
 
 MIDNIGHT_AFTER_START = dt.datetime(2026, 3, 11, tzinfo=dt.UTC)
 
@@ -178,10 +177,10 @@ async def test_server_pool_caps_all_members_together(store: Store):
     assert (limits.pool_limit, limits.pool_available, limits.member_available, limits.remaining) == (500, 50, 1000, 50)
 
 
-async def test_bot_budget_caps_every_server(db_path: Path, clock: FakeClock):
+async def test_bot_budget_caps_every_server(database: Target, clock: FakeClock):
     """The bot-wide budget refuses across servers and command-line jobs."""
     policy = QuotaPolicy(default_member_credits=1000, bot_budget_credits=400)
-    async with await Store.open(db_path, clock=clock, policy=policy) as store:
+    async with await Store.open(database, clock=clock, policy=policy) as store:
         a = await new_job(store, user_id=1)
         b = await new_job(store, user_id=2, guild_id=OTHER_GUILD)
         c = await new_job(store, user_id=3, guild_id=None)
@@ -193,10 +192,10 @@ async def test_bot_budget_caps_every_server(db_path: Path, clock: FakeClock):
         assert (limits.budget_limit, limits.budget_available, limits.remaining) == (400, 0, 0)
 
 
-async def test_the_tightest_failing_limit_is_reported(db_path: Path, clock: FakeClock):
+async def test_the_tightest_failing_limit_is_reported(database: Target, clock: FakeClock):
     """When several limits refuse, the one with the least left is named."""
     policy = QuotaPolicy(default_member_credits=100, bot_budget_credits=1000)
-    async with await Store.open(db_path, clock=clock, policy=policy) as store:
+    async with await Store.open(database, clock=clock, policy=policy) as store:
         await store.limits.set_server_pool(GUILD, 60)
         job = await new_job(store)
         refused = await reserve(store, job.id, 200)
@@ -370,10 +369,10 @@ async def test_a_reservation_counts_in_the_window_where_it_was_made(store: Store
     assert yesterday.total.used == 100
 
 
-async def test_weekly_window(db_path: Path, clock: FakeClock):
+async def test_weekly_window(database: Target, clock: FakeClock):
     """Refusals carry the configured window's reset."""
     policy = QuotaPolicy(window=QuotaWindow.WEEKLY, default_member_credits=10)
-    async with await Store.open(db_path, clock=clock, policy=policy) as store:
+    async with await Store.open(database, clock=clock, policy=policy) as store:
         job = await new_job(store)
         refused = await reserve(store, job.id, 20)
         assert isinstance(refused, Refusal)
