@@ -49,6 +49,12 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument("--out", type=Path, help="where to save results (file or folder)")
     resume.add_argument("--sandbox", action="store_true", help="use the sandbox's database (as `render --sandbox`)")
 
+    reconcile = sub.add_parser(
+        "reconcile", help="record what Magic Hour charged for a job whose fate there was unknown"
+    )
+    reconcile.add_argument("job", type=int, help="the job's number (its project is named '#<number> · ...')")
+    reconcile.add_argument("--charged", type=int, required=True, help="the credits the Magic Hour dashboard shows")
+
     sandbox = sub.add_parser(
         "sandbox",
         help="serve a local Magic Hour for trials and tests",
@@ -187,6 +193,12 @@ async def _resume(settings: Settings, args: argparse.Namespace) -> int:
         return await resume(effective, out=args.out, console=Console(), sandbox=args.sandbox)
 
 
+async def _reconcile(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.terminal import reconcile
+
+    return await reconcile(settings, args.job, args.charged, console=Console())
+
+
 async def _run(settings: Settings, args: argparse.Namespace) -> int:
     from bot.app import create_bot, sync_commands
     from bot.safety import is_sandbox, money_risks
@@ -298,6 +310,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_render(settings, args))
         if command == "resume":
             return asyncio.run(_resume(settings, args))
+        if command == "reconcile":
+            return asyncio.run(_reconcile(settings, args))
         if command == "sandbox":
             return asyncio.run(_sandbox(args))
         if command == "check":

@@ -174,3 +174,19 @@ async def test_render_killed_mid_job_is_finished_by_resume(tmp_path: Path, sandb
     assert sandbox.counters.jobs_created == 1
     code, out = await acli(["resume"], cwd=tmp_path, **env)
     assert code == 0 and "No unfinished jobs from the terminal." in out
+
+
+async def test_reconcile_an_unknown_job_to_what_magic_hour_charged(
+    tmp_path: Path, sandbox: Sandbox, media_dir: Path
+) -> None:
+    """The operator looks an unknown job up at Magic Hour and records its real charge, once."""
+    sandbox.faults.disconnect("create", after_effect=True)  # made and billed, but the answer is lost
+    env = {"MAGIC_HOUR_API_KEY": SANDBOX_KEY, "MAGIC_HOUR_BASE_URL": sandbox.base_url, "POLL_INITIAL_SECONDS": "0.05"}
+    code, out = await acli(["render", str(media_dir / "face.mp4"), str(media_dir / "voice.mp3")], cwd=tmp_path, **env)
+    assert code == 1 and "can't tell whether Magic Hour made it" in out
+    code, out = await acli(["reconcile", "1", "--charged", "0"], cwd=tmp_path, **env)
+    assert code == 0 and "Job #1: Magic Hour charged 0 credits; 45 credits given back." in out, out
+    code, out = await acli(["reconcile", "1", "--charged", "0"], cwd=tmp_path, **env)
+    assert code == 2 and "already reconciled" in out
+    code, out = await acli(["reconcile", "7", "--charged", "0"], cwd=tmp_path, **env)
+    assert code == 2 and "isn't a job whose fate at Magic Hour was unknown" in out

@@ -175,7 +175,7 @@ def test_status_text_for_each_kind_of_ending() -> None:
     canceled = render.status_text(update(JobState.CANCELED, charged_credits=12))
     assert "Cost: 12 credits, what Magic Hour charged for it." in canceled
     unknown = render.status_text(update(JobState.FAILED, error_code="unknown_at_magic_hour", charged_credits=45))
-    assert "Cost: 45 credits, counted as spent until a server manager checks it with Magic Hour." in unknown
+    assert "Cost: 45 credits, counted as spent until the bot's operator checks it with Magic Hour." in unknown
     quick = render.status_text(update(JobState.DONE, charged_credits=1234, elapsed=0.2))
     assert quick.splitlines()[1] == "✅ Done" and "Cost: 1,234 credits." in quick  # no "took 0 s"
     reset = NOW + dt.timedelta(hours=12)

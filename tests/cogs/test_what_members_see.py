@@ -310,7 +310,7 @@ async def test_usage_lists_jobs_whose_fate_at_magic_hour_is_unknown(harness: Har
     final = await harness.finish(job.id)
     assert final.state is JobState.FAILED and final.error_code == "unknown_at_magic_hour"
     assert result.response is not None
-    assert "Cost: 45 credits, counted as spent until a server manager checks it with Magic Hour." in (
+    assert "Cost: 45 credits, counted as spent until the bot's operator checks it with Magic Hour." in (
         result.response.content
     )
 
