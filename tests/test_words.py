@@ -15,7 +15,7 @@ from bot.config import QuotaWindow
 from bot.magichour import _errors as client_errors
 from bot.store import LimitKind
 from bot.terminal import TERMINAL
-from cogs.render import DISCORD
+from cogs.render import DISCORD, style_for
 
 ROOT = Path(__file__).resolve().parents[1]
 _RAISERS = {"InvalidInput", "JobFailed", "QuotaExceeded", "NotAllowed", "MediaError", "LipsyncError"}
@@ -71,9 +71,11 @@ def test_unknown_magic_hour_errors_fall_back_to_their_family() -> None:
     assert text == "Magic Hour couldn't render this job (Out of cheese.). Please try again later."
 
 
-@pytest.mark.parametrize("style", [words.PLAIN, DISCORD, TERMINAL], ids=["plain", "discord", "terminal"])
-def test_every_template_fills_in_every_style(style: words.Style) -> None:
+@pytest.mark.parametrize("language", words.languages())
+@pytest.mark.parametrize("style", ["plain", "discord", "terminal"])
+def test_every_template_fills_in_every_style_and_language(style: str, language: str) -> None:
     """No template breaks a formatter; placeholders it has no data for read "…", never raise."""
+    styles: dict[str, words.Style] = {"plain": words.PLAIN, "discord": style_for(language), "terminal": TERMINAL}
     sample = {
         "filename": "clip`.mp4",
         "resets_at": dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
@@ -84,8 +86,8 @@ def test_every_template_fills_in_every_style(style: words.Style) -> None:
         "owner": 42,
         "kind": "png",
     }
-    for code, template in words.catalogue().items():
-        text = words.fill(template, sample, style)
+    for code, template in words.catalogue(language).items():
+        text = words.fill(template, sample, styles[style], language)
         assert "{" not in text and "}" not in text, (code, text)
 
 
