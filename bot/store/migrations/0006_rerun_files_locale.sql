@@ -1,8 +1,5 @@
 -- Re-runs without re-uploading, and the language of a job's messages (issue 13).
 --
--- Numbered 0006 because 0005 is being added on another branch; until it is merged,
--- 0005_placeholder.sql stands in for it (it changes nothing) and goes away at the merge.
---
 -- 1. locale: the Discord locale of the member who started the job ("es-ES"), so its status and
 --    result are written in their language, after a restart too.
 -- 2. What a re-run needs, written when the job uploads its files: Magic Hour's file paths (kept
