@@ -5,16 +5,11 @@ FIFO queue; it cancels a job for its owner, resumes unfinished jobs after a rest
 down without ending jobs (a new engine resumes them). Front ends talk only to this class, through
 the protocols in `models.py`; the engine never imports Discord.
 
-Several processes may share one database. Each job is claimed by the process that runs it (a
-lease in the store, `bot.store.jobs`): on submit, and on resume or takeover. While any job runs
-here, its lease is renewed every third of `lease_seconds` (on the injected clock); `start_leases`
-also takes over jobs whose process died: their lease ran out, or, on this host, their process is
-gone. A taken-
-over job carries on from the state it was in, as after a restart. A job this process finds
-claimed by another (it stalled past its lease) is let go without being ended: the store fences
-every transition (`LeaseLost`). A cancel for a job running in another process is passed to it
-through the store's notifications (PostgreSQL's NOTIFY). On shutdown the engine releases its
-claims, so another process (or the next start) takes the jobs at once.
+Several processes may share one database: each job is claimed by the process that runs it, and
+the claims are kept and dead processes' jobs taken over as `leases.py` describes. A taken-over
+job carries on from the state it was in, as after a restart; a job another process took is let
+go without being ended (the store fences every transition: `LeaseLost`). A cancel for a job
+running elsewhere is passed on through the store's notifications (PostgreSQL's NOTIFY).
 """
 
 from __future__ import annotations
@@ -24,7 +19,7 @@ import collections
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 
 import httpx
 
@@ -34,6 +29,7 @@ from bot.jobs.admission import Admission, Admitted
 from bot.jobs.config import EngineConfig
 from bot.jobs.delivery import fresh_link
 from bot.jobs.forecast import RenderForecast
+from bot.jobs.leases import Leases
 from bot.jobs.models import HooksFactory, JobHooks, JobRequest, QueueSnapshot
 from bot.jobs.observe import NO_OBSERVER, EngineObserver, current_job
 from bot.jobs.poller import Poller
@@ -41,35 +37,13 @@ from bot.jobs.queue import SlotQueue
 from bot.jobs.run import JobRun, RunContext, swallow_cancel
 from bot.jobs.youtube import canonical_youtube_url
 from bot.magichour import MagicHourClient
-from bot.store import JobRecord, JobState, LeaseLost, NewJob, Store
+from bot.store import JobRecord, JobState, LeaseLost, Store
 from bot.store.store import is_dead_here
 
 log = logging.getLogger(__name__)
 
 CANCEL_CHANNEL = "lipsync_cancel"  # payload "<job id>:<member id>": cancel it, whoever runs it
 _REMOTE_CANCEL_SECONDS = 60.0  # how long a cancel waits for the process that runs the job
-
-
-def _new_job(request: JobRequest) -> NewJob:
-    video = request.video
-    return NewJob(
-        guild_id=request.guild_id,
-        channel_id=request.channel_id,
-        user_id=request.user_id,
-        video_filename=video.filename if video else None,
-        video_size=video.size if video else None,
-        audio_filename=request.audio.filename,
-        audio_size=request.audio.size,
-        youtube_url=request.youtube_url,
-        start_seconds=request.start,
-        end_seconds=request.end,
-        mode=request.mode,
-        max_fps=request.max_fps,
-        name=request.name,
-        status_channel_id=request.status_channel_id,
-        status_message_id=request.status_message_id,
-        locale=request.locale,
-    )
 
 
 class JobEngine:
@@ -112,8 +86,7 @@ class JobEngine:
         self._rescues: set[asyncio.Task[None]] = set()
         self._links_made: dict[int, float] = {}  # job id -> when its last fresh link was made
         self._claiming = asyncio.Lock()  # one resume/takeover at a time
-        self._renewals: asyncio.Task[None] | None = None
-        self._takeovers: asyncio.Task[None] | None = None
+        self._leases = Leases(store, clock, config.lease_seconds)
         self._listening = False
 
     @property
@@ -155,7 +128,7 @@ class JobEngine:
         """Check the request, record the job and run it in the background."""
         request = self._with_defaults(request)
         admitted = await self.admission.check(request)
-        record = await self.store.jobs.create(_new_job(request), lease_seconds=self.config.lease_seconds)
+        record = await self.store.jobs.create(request.new_job(), lease_seconds=self.config.lease_seconds)
         log.info("job %s: received from user %s in guild %s", record.id, record.user_id, record.guild_id)
         run = self._new_run(record, hooks)
         run.know_limits(admitted)
@@ -339,27 +312,8 @@ class JobEngine:
             await self.store.listen(CANCEL_CHANNEL, self._on_cancel_notice)
             self._listening = True
         resumed = await self.resume(hooks_for, where=where)
-        if self._takeovers is None:
-            self._takeovers = asyncio.get_running_loop().create_task(
-                self._every_third_of_a_lease(lambda: self._take_over(hooks_for, where)), name="job-takeover"
-            )
+        self._leases.keep_taking_over(lambda: self._take_over(hooks_for, where))
         return resumed
-
-    def _keep_renewing(self) -> None:
-        """Renew the leases of the jobs running here, from the first job on (started once)."""
-        if self._renewals is None:
-            self._renewals = asyncio.get_running_loop().create_task(
-                self._every_third_of_a_lease(self.renew_leases), name="job-lease-renewal"
-            )
-
-    async def _every_third_of_a_lease(self, work: Callable[[], Awaitable[object]]) -> None:
-        interval = self.config.lease_seconds / 3
-        while True:
-            await self._context.clock.sleep(interval)
-            try:
-                await work()
-            except Exception:
-                log.exception("keeping job leases failed; trying again in %.0f s", interval)
 
     async def _take_over(self, hooks_for: HooksFactory, where: Callable[[JobRecord], bool] | None) -> None:
         taken = await self.resume(hooks_for, where=where)
@@ -368,23 +322,17 @@ class JobEngine:
 
     async def renew_leases(self) -> set[int]:
         """Renew this process's leases on the jobs it runs; stop (without ending) any another process took."""
-        running = list(self._tasks)
-        kept = await self.store.jobs.renew(running, self.config.lease_seconds)
-        for job_id in running:
-            task = self._tasks.get(job_id)
-            if job_id not in kept and task is not None:
-                log.warning("job %s: another process has taken it over; stopping here", job_id)
-                task.cancel()
-        return kept
+        return await self._leases.renew(list(self._tasks), self._lost)
+
+    def _lost(self, job_id: int) -> None:
+        task = self._tasks.get(job_id)
+        if task is not None:
+            log.warning("job %s: another process has taken it over; stopping here", job_id)
+            task.cancel()
 
     async def aclose(self) -> None:
         """Stop every job's task without ending the job, and release their claims: another engine resumes them."""
-        for lease_task in (self._takeovers, self._renewals):
-            if lease_task is not None:
-                lease_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await lease_task
-        self._takeovers = self._renewals = None
+        await self._leases.aclose()
         held = list(self._tasks)
         tasks = list(self._tasks.values())
         for task in tasks:
@@ -393,13 +341,7 @@ class JobEngine:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self._poller.aclose()
-        await self._release(held)
-
-    async def _release(self, job_ids: Sequence[int]) -> None:
-        try:
-            await self.store.jobs.release(job_ids)
-        except Exception:
-            log.exception("could not release job claims; other processes take them when their leases run out")
+        await self._leases.release(held)
 
     # ----------------------------------------------------------------- running
 
@@ -410,7 +352,7 @@ class JobEngine:
 
     def _spawn(self, run: JobRun, work: Callable[[], Awaitable[None]], *, front: bool = False) -> None:
         job_id = run.job_id
-        self._keep_renewing()
+        self._leases.keep_renewing(lambda: list(self._tasks), self._lost)
         task = asyncio.get_running_loop().create_task(self._drive(run, work, front=front), name=f"job-{job_id}")
         self._tasks[job_id] = task
 

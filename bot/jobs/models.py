@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from bot.config import GenerationMode
-from bot.store import JobRecord
+from bot.store import JobRecord, NewJob
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,28 @@ class JobRequest:
     # Set for a re-run: the files an earlier job uploaded, used instead of fetching and uploading
     # `video`/`audio` (which then carry only their names and sizes).
     reuse: ReusedFiles | None = None
+
+    def new_job(self) -> NewJob:
+        """What the store records of this request when the job is accepted."""
+        video = self.video
+        return NewJob(
+            guild_id=self.guild_id,
+            channel_id=self.channel_id,
+            user_id=self.user_id,
+            video_filename=video.filename if video else None,
+            video_size=video.size if video else None,
+            audio_filename=self.audio.filename,
+            audio_size=self.audio.size,
+            youtube_url=self.youtube_url,
+            start_seconds=self.start,
+            end_seconds=self.end,
+            mode=self.mode,
+            max_fps=self.max_fps,
+            name=self.name,
+            status_channel_id=self.status_channel_id,
+            status_message_id=self.status_message_id,
+            locale=self.locale,
+        )
 
 
 @dataclass(frozen=True)

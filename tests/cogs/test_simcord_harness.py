@@ -189,7 +189,9 @@ async def test_which_background_waits_simcord_can_settle(kind: str, settles: boo
         if settles:
             await alice.slash(channel, "wait")
         else:
-            with pytest.raises(TimeoutError, match="unknown wait"):
+            # simcord names the wait ("unknown wait") once the task reached it; on a loaded
+            # machine it may still be "runnable" at the timeout. Either way the action can't settle.
+            with pytest.raises(TimeoutError, match="did not settle"):
                 await alice.slash(channel, "wait")
 
 

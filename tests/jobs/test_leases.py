@@ -128,8 +128,8 @@ async def test_a_process_that_missed_its_renewals_is_fenced(processes, media_dir
     keep_a, keep_b = KeepFile(tmp_path / "a"), KeepFile(tmp_path / "b")
     sandbox.config.render_seconds = 600
     record = await a.engine.submit(file_request(media_dir), JobHooks(sink=RecordingSink(), deliverer=keep_a))
-    assert a.engine._renewals is not None
-    a.engine._renewals.cancel()  # A stalls renewing (a starved loop, a frozen VM) but keeps working
+    assert a.engine._leases._renewals is not None
+    a.engine._leases._renewals.cancel()  # A stalls renewing (a starved loop, a frozen VM) but keeps working
     await until(lambda: _in(a, record.id, JobState.SUBMITTED))
     await b.engine.start_leases(hooks_into(keep_b))
     await sandbox.clock.advance(601)
