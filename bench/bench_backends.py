@@ -68,6 +68,20 @@ async def reserve_child(target: str, policy: str, offset: int, per_task: int) ->
         print(json.dumps({"began": began, "ended": time.time(), "count": len(work)}), flush=True)
 
 
+async def _race(procs: list[asyncio.subprocess.Process]) -> tuple[int, float]:
+    """Wait until every child is ready, start them together; return what they did and in how long."""
+    for proc in procs:
+        assert proc.stdout is not None
+        assert (await proc.stdout.readline()).strip() == b"ready"
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write(b"go\n")
+        await proc.stdin.drain()
+    reports = [json.loads((await proc.communicate())[0]) for proc in procs]
+    seconds = max(r["ended"] for r in reports) - min(r["began"] for r in reports)
+    return sum(int(r["count"]) for r in reports), float(seconds)
+
+
 async def reservations(target: str, policy: str, processes: int, per_task: int) -> float:
     """Reservations per second across `processes` processes on `target`."""
     async with await Store.open(target, policy=_policy(policy)) as store:
@@ -89,19 +103,8 @@ async def reservations(target: str, policy: str, processes: int, per_task: int) 
         )
         for i in range(processes)
     ]
-    for proc in procs:
-        assert proc.stdout is not None
-        assert (await proc.stdout.readline()).strip() == b"ready"
-    for proc in procs:
-        assert proc.stdin is not None
-        proc.stdin.write(b"go\n")
-        await proc.stdin.drain()
-    reports = []
-    for proc in procs:
-        out, _ = await proc.communicate()
-        reports.append(json.loads(out))
-    seconds = max(r["ended"] for r in reports) - min(r["began"] for r in reports)
-    return float(sum(r["count"] for r in reports) / seconds)
+    count, seconds = await _race(procs)
+    return count / seconds
 
 
 # ---------------------------------------------------------------------------- jobs
@@ -174,19 +177,8 @@ async def jobs_per_minute(url: str, sandbox_url: str, media: Path, processes: in
         )
         for i in range(processes)
     ]
-    for proc in procs:
-        assert proc.stdout is not None
-        assert (await proc.stdout.readline()).strip() == b"ready"
-    for proc in procs:
-        assert proc.stdin is not None
-        proc.stdin.write(b"go\n")
-        await proc.stdin.drain()
-    reports = []
-    for proc in procs:
-        out, _ = await proc.communicate()
-        reports.append(json.loads(out))
-    seconds = max(r["ended"] for r in reports) - min(r["began"] for r in reports)
-    return float(sum(r["count"] for r in reports) / seconds * 60)
+    count, seconds = await _race(procs)
+    return count / seconds * 60
 
 
 # ---------------------------------------------------------------------------- main
