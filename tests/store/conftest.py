@@ -6,6 +6,7 @@ once on a fresh PostgreSQL database of the session's throwaway server (`postgres
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import sqlite3
 from collections.abc import AsyncIterator, Callable
@@ -63,22 +64,21 @@ def sqlite_path(tmp_path: Path) -> Path:
 @pytest.fixture
 async def database(backend: str, sqlite_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Target]:
     """A fresh, empty database: a SQLite file, or a new database on the session's PostgreSQL server."""
-    if backend == "sqlite":
-        yield sqlite_path
-        return
-    server = request.getfixturevalue("postgres_server")
-    url = await create_database(server)
-    try:
-        yield url
-    finally:
-        await drop_database(server, url)
+    async with _fresh(backend, sqlite_path, request) as target:
+        yield target
 
 
 @pytest.fixture
 async def second_database(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Target]:
     """Another fresh database on the same backend."""
+    async with _fresh(backend, tmp_path / "other" / "store.sqlite3", request) as target:
+        yield target
+
+
+@contextlib.asynccontextmanager
+async def _fresh(backend: str, sqlite_file: Path, request: pytest.FixtureRequest) -> AsyncIterator[Target]:
     if backend == "sqlite":
-        yield tmp_path / "other" / "store.sqlite3"
+        yield sqlite_file
         return
     server = request.getfixturevalue("postgres_server")
     url = await create_database(server)
