@@ -24,9 +24,12 @@ if TYPE_CHECKING:
 # Hour dashboard to its job even when the bot never learnt the project's id.
 _NAME_LIMIT = 100
 # Rounds of create attempts after 429s (each round is the client's own retries), and the pause
-# that grows between rounds.
+# that grows between rounds. A server's Retry-After may lengthen a pause up to the cap, never
+# beyond: a member's job holds a slot and a reservation while it waits, and a cancel between
+# rounds is free, so a day-long Retry-After must not hold them for a day.
 _CREATE_ROUNDS = 5
 _CREATE_ROUND_PAUSE = 10.0
+_CREATE_ROUND_MAX_PAUSE = 60.0
 
 
 def project_name(job_id: int, member_name: str | None) -> str:
@@ -88,7 +91,12 @@ async def create_project(
                 raise asyncio.CancelledError from exc  # nothing was made: the cancel is free
             if round_ >= _CREATE_ROUNDS:
                 raise
-            await ctx.clock.sleep(max(exc.retry_after or 0.0, _CREATE_ROUND_PAUSE * round_))
+            await ctx.clock.sleep(create_round_pause(round_, exc.retry_after))
+
+
+def create_round_pause(round_: int, retry_after: float | None) -> float:
+    """How long to wait before the next round of create attempts (see `_CREATE_ROUND_MAX_PAUSE`)."""
+    return min(max(retry_after or 0.0, _CREATE_ROUND_PAUSE * round_), _CREATE_ROUND_MAX_PAUSE)
 
 
 async def _create_once(ctx: RunContext, body: LipSyncRequest) -> tuple[CreatedJob, bool]:

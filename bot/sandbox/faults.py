@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import itertools
 import random
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -86,6 +87,7 @@ class RequestFault:
 
     `after_effect`: the request is handled first (for "create" the project exists and is billed)
     and only the answer is spoiled. `value` is the status an UNKNOWN_STATUS fault reports.
+    `retry_after` is a FAIL answer's `Retry-After` header (seconds or an HTTP date), if any.
     """
 
     kind: FaultKind
@@ -93,6 +95,7 @@ class RequestFault:
     message: str = ""
     after_effect: bool = False
     value: str = ""
+    retry_after: str | None = None
 
     @property
     def label(self) -> str:
@@ -226,18 +229,20 @@ class Faults:
         times: int = 1,
         message: str | None = None,
         after_effect: bool = False,
+        retry_after: str | None = None,
     ) -> None:
         """Answer the next `times` requests to `route` with `status` and `{"message": ...}`.
 
         Nothing changes server-side unless `after_effect`: then the request is handled first (a
         "create" makes and bills its project) and its answer is replaced by the error, as when a
         gateway gives up on a request the API went on to finish. Not for "download", which streams.
+        `retry_after` is sent as the answer's `Retry-After` header, as given.
         """
         _check_route(route)
         _check_times(times)
         if after_effect and route == "download":
             raise ValueError("download streams its answer: use disconnect(after_effect=True) to cut it")
-        fault = _fail(status, message, after_effect)
+        fault = dataclasses.replace(_fail(status, message, after_effect), retry_after=retry_after)
         self._queue(route, itertools.repeat(fault, times))
 
     def disconnect(self, route: Route, times: int = 1, after_effect: bool = False) -> None:

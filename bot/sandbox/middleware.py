@@ -77,7 +77,10 @@ async def _apply(
     if fault.kind is FaultKind.FAIL:
         if fault.after_effect:
             await handler(request)
-        return error_json(fault.status, fault.message)
+        answer = error_json(fault.status, fault.message)
+        if fault.retry_after is not None:
+            answer.headers["Retry-After"] = fault.retry_after
+        return answer
     if fault.kind is FaultKind.DISCONNECT:
         if fault.after_effect:
             if route == "download":

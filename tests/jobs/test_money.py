@@ -133,3 +133,22 @@ async def test_a_spent_pool_refuses_even_the_smallest_job(open_services, media_d
         await services.engine.precheck(file_request(media_dir))
     assert refused.value.code == "quota_server_pool_spent"
     assert sandbox.counters.requests["upload_urls"] == 0
+
+
+async def test_a_cancel_that_cant_read_the_project_charges_what_was_held(
+    open_services, media_dir, tmp_path, sandbox
+) -> None:
+    """Cancel when Magic Hour can't be read: nothing is deleted blind, and the job costs its reservation, not 0."""
+    services = await open_services()
+    sandbox.config.render_seconds = 3600
+    sink, keeper = StateWaiter(), KeepFile(tmp_path / "out")
+    record = await services.engine.submit(file_request(media_dir), JobHooks(sink=sink, deliverer=keeper))
+    await sink.reached(JobState.SUBMITTED)
+    held = sum(-e.amount for e in await services.store.quota.entries(record.id))
+    assert held == 45
+    sandbox.faults.storm("get_project", times=1000)
+    final = await services.engine.cancel(record.id, by_user_id=USER)
+    assert final.state is JobState.CANCELED and final.charged_credits == held
+    assert sandbox.counters.requests["delete_project"] == 0 and keeper.delivered == []
+    assert (await services.store.quota.limits(GUILD, USER, ())).used == held
+    assert await services.store.check_invariants() == []

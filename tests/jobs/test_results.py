@@ -63,16 +63,20 @@ async def test_odd_status_answers_are_temporary(open_services, media_dir, tmp_pa
 
 async def _create_project(client: MagicHourClient, media: Path) -> str:
     """A real project at the sandbox, made the way the engine makes one."""
+    return (await client.create_lip_sync(await lip_sync_request(client, media))).id
+
+
+async def lip_sync_request(client: MagicHourClient, media: Path) -> LipSyncRequest:
+    """A create body for a one-second clip whose files are uploaded to the sandbox."""
     video, audio = await client.create_upload_urls(
         [UploadItem(type="video", extension="mp4"), UploadItem(type="audio", extension="mp3")]
     )
     await client.upload_file(video.upload_url, media / "face.mp4")
     await client.upload_file(audio.upload_url, media / "voice.mp3")
     assets = LipSyncAssets(video_source="file", video_file_path=video.file_path, audio_file_path=audio.file_path)
-    body = LipSyncRequest(
+    return LipSyncRequest(
         start_seconds=0.0, end_seconds=1.0, assets=assets, style=LipSyncStyle(generation_mode=GenerationMode.LITE)
     )
-    return (await client.create_lip_sync(body)).id
 
 
 async def test_stop_render_never_deletes_what_it_couldnt_read(sandbox: Sandbox, media_dir: Path) -> None:

@@ -1,0 +1,75 @@
+"""How long the bot waits on Magic Hour, and which layer retries, against the sandbox over HTTP.
+
+A 429 with a far `Retry-After` must not hold a member's slot and reservation for a day; the poller
+asks once per poll (its own schedule decides when to ask again), never retrying inside its gate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from bot.clock import FakeClock
+from bot.jobs.submit import create_project, create_round_pause
+from bot.magichour import MagicHourClient, RateLimited, RetryPolicy
+from bot.sandbox import Sandbox
+from bot.store import JobState
+from tests.conftest import SANDBOX_KEY
+from tests.jobs.test_engine import file_request, run_job
+from tests.jobs.test_results import lip_sync_request
+
+
+@dataclass
+class _Context:
+    """The two things `create_project` uses of a job's run context."""
+
+    client: MagicHourClient
+    clock: FakeClock
+
+
+@pytest.mark.parametrize(("retry_after", "pause"), [(None, 10.0), (5.0, 10.0), (45.0, 45.0), (86_400.0, 60.0)])
+def test_a_create_round_pause_honours_retry_after_up_to_a_minute(retry_after: float | None, pause: float) -> None:
+    """The pause between create rounds grows, follows Retry-After, and never exceeds the cap."""
+    assert create_round_pause(1, retry_after) == pause
+
+
+async def test_a_day_long_retry_after_on_create_holds_the_job_minutes_not_a_day(
+    sandbox: Sandbox, media_dir: Path
+) -> None:
+    """Magic Hour says "come back tomorrow" to every create: the job gives up after a few capped pauses."""
+    clock = FakeClock()
+    policy = RetryPolicy(max_attempts=2, base_delay=1.0, max_delay=1.0, jitter=0.0, max_retry_after=1.0)
+    async with MagicHourClient(SecretStr(SANDBOX_KEY), sandbox.base_url, retry=policy, clock=clock) as client:
+        body = await lip_sync_request(client, media_dir)
+        sandbox.faults.fail("create", status=429, times=1000, retry_after="86400")
+        task = asyncio.ensure_future(create_project(_Context(client, clock), body, lambda: False))  # type: ignore[arg-type]
+        async with asyncio.timeout(60):  # real HTTP in between: move the fake clock whenever it waits
+            while not task.done():
+                deadline = clock.next_deadline()
+                if deadline is None:
+                    await asyncio.sleep(0.005)
+                else:
+                    await clock.advance(deadline - clock.monotonic())
+        with pytest.raises(RateLimited):
+            await task
+    assert sandbox.counters.jobs_created == 0
+    assert sandbox.counters.requests["create"] == 5 * 2  # five rounds of the client's two attempts
+    assert max(clock.sleep_calls) == 60.0
+    assert sum(clock.sleep_calls) < 600
+
+
+async def test_the_poller_asks_once_per_poll(open_services, media_dir: Path, tmp_path: Path, sandbox: Sandbox) -> None:
+    """A 429 with Retry-After while polling is one request: the poller backs off itself, outside its gate."""
+    services = await open_services()
+    sandbox.faults.fail("get_project", status=429, times=3, retry_after="1")
+    _, keeper, job_id = await run_job(services, file_request(media_dir), tmp_path / "out")
+    assert (await services.engine.job(job_id)).state is JobState.DONE and len(keeper.delivered) == 1
+    polls = services.metrics.polls_per_job.collect()[0]
+    total_polls = next(s.value for s in polls.samples if s.name.endswith("_sum"))
+    # Every get_project the sandbox saw was one of the poller's polls (the 3 refused ones included).
+    assert sandbox.counters.requests["get_project"] == total_polls
+    assert sandbox.counters.faults_injected["get_project:429"] == 3
