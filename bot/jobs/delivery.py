@@ -42,6 +42,7 @@ class Courier:
 
     def __init__(self, run: JobRun) -> None:
         self._run = run
+        self._delivered: Delivery | None = None  # what the member got, once they got it
 
     async def complete(self, project: VideoProject) -> None:
         """The render is complete: settle the job to Magic Hour's charge, then deliver it."""
@@ -86,10 +87,14 @@ class Courier:
         """One try at getting the result (or, without the file, a link) to its owner; why it failed."""
         run = self._run
         try:
-            result = await self._download(project) if with_file else None
-            await self._delivering()
-            delivery = await run.hooks.deliverer.deliver(run.record, result, sandbox=run.sandbox, link=self._link)
-            await self._done(delivery)
+            if self._delivered is None:
+                result = await self._download(project) if with_file else None
+                await self._delivering()
+                self._delivered = await run.hooks.deliverer.deliver(
+                    run.record, result, sandbox=run.sandbox, link=self._link
+                )
+            # Once posted, only the record is retried: posting again would deliver twice.
+            await self._done(self._delivered)
         except (asyncio.CancelledError, LeaseLost):
             raise  # LeaseLost: another process has taken the job over; trying again would deliver twice
         except Exception as exc:

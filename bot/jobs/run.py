@@ -76,6 +76,7 @@ class JobRun:
         self.hooks = hooks
         self.workdir = ctx.config.work_dir / f"job-{record.id}"
         self.cancel_requested = False
+        self._created_id: str | None = None
         self.sandbox = ctx.config.sandbox
         self._activity: tuple[str, dict[str, str]] | None = None
         self._remaining: int | None = None
@@ -162,6 +163,7 @@ class JobRun:
         # Persisted first: if the process dies during the call, a restart knows a project may exist.
         await self.transition(JobState.CREATING)
         created, cancelled = await create_project(self.ctx, body, lambda: self.cancel_requested)
+        self._created_id = created.id  # known here even if recording it fails
         self.sandbox = self.sandbox or created.sandbox
         await self.transition(JobState.SUBMITTED, project_id=created.id)
         if cancelled:
@@ -305,11 +307,22 @@ class JobRun:
             await self.end_unknown(reason="no_answer")
             return
         current = await self.ctx.store.jobs.get(self.job_id)
+        if current is not None:
+            if current.state.terminal:
+                return
+            self.record = current
         project_id = current.project_id if current is not None else None
-        if project_id is None and isinstance(exc, LipsyncError):
+        if current is not None and current.state is JobState.CREATING and self._created_id is not None:
+            # Magic Hour made the project but recording it failed: record it now, or the job
+            # could only end "unknown" (if this fails too, a restart says exactly that).
+            log.error("job %s: recording project %s failed", self.job_id, self._created_id, exc_info=exc)
+            await self.transition(JobState.SUBMITTED, project_id=self._created_id)
+            project_id = self._created_id
+        elif project_id is None and isinstance(exc, LipsyncError):
             await self.end(JobState.FAILED, exc.code, exc.data)
             return
-        log.error("job %s: unexpected failure", self.job_id, exc_info=exc)
+        else:
+            log.error("job %s: unexpected failure", self.job_id, exc_info=exc)
         if project_id is None:
             await self.end(JobState.FAILED, "internal_error")
             return
@@ -317,6 +330,9 @@ class JobRun:
         project = await self.stop_render(project_id)
         if project is None:
             await self.end_unknown(reason="internal_error")
+        elif project.is_complete:
+            log.info("job %s: the render is complete and paid for; delivering it after the failure", self.job_id)
+            await self._courier.complete(project)
         else:
             await self.end(JobState.FAILED, "internal_error", charged=project.credits_charged)
 

@@ -553,3 +553,15 @@ async def test_only_a_canonical_youtube_link_reaches_magic_hour(open_services, m
     assert job.state is JobState.DONE and job.project_id is not None
     assert job.youtube_url == "https://www.youtube.com/watch?v=dQw4w9WgXcQ"
     assert sandbox.projects[job.project_id].youtube_url == "https://www.youtube.com/watch?v=dQw4w9WgXcQ"
+
+
+@pytest.mark.parametrize(("name", "expected"), [(None, "#{id} · lipsync-bot"), ("My clip", "#{id} · My clip")])
+async def test_the_project_at_magic_hour_is_named_for_its_job(
+    open_services, media_dir: Path, tmp_path: Path, sandbox, name: str | None, expected: str
+) -> None:
+    """The operator can match any project in Magic Hour's dashboard to its job, even one whose id was never recorded."""
+    services = await open_services()
+    _, _, job_id = await run_job(services, file_request(media_dir, name=name), tmp_path / "out")
+    job = await services.engine.job(job_id)
+    assert job.project_id is not None
+    assert sandbox.projects[job.project_id].name == expected.format(id=job_id)

@@ -7,6 +7,7 @@ asks once per poll (its own schedule decides when to ask again), never retrying 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,11 +15,13 @@ import pytest
 from pydantic import SecretStr
 
 from bot.clock import FakeClock
+from bot.jobs.models import Delivery, JobHooks, LinkProvider
 from bot.jobs.submit import create_project, create_round_pause
 from bot.magichour import MagicHourClient, RateLimited, RetryPolicy
 from bot.sandbox import Sandbox
-from bot.store import JobState
-from tests.conftest import SANDBOX_KEY
+from bot.services import Services
+from bot.store import JobRecord, JobState
+from tests.conftest import SANDBOX_KEY, KeepFile, RecordingSink, make_settings
 from tests.jobs.test_engine import file_request, run_job
 from tests.jobs.test_results import lip_sync_request
 
@@ -29,6 +32,32 @@ class _Context:
 
     client: MagicHourClient
     clock: FakeClock
+
+
+async def move_clock_until(clock: FakeClock, done: Callable[[], bool]) -> None:
+    """Real HTTP runs in between: whenever everything waits on the fake clock, move it to the next wake-up."""
+    async with asyncio.timeout(60):
+        while not done():
+            deadline = clock.next_deadline()
+            if deadline is None:
+                await asyncio.sleep(0.005)
+            else:
+                await clock.advance(deadline - clock.monotonic())
+
+
+class FailsTwice(KeepFile):
+    """A deliverer whose first two deliveries fail (Discord down for a while), then work."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(folder)
+        self.attempts = 0
+
+    async def deliver(self, job: JobRecord, result: Path | None, *, sandbox: bool, link: LinkProvider) -> Delivery:
+        """Fail the first two calls, then deliver as `KeepFile` does."""
+        self.attempts += 1
+        if self.attempts <= 2:
+            raise ConnectionError("Discord is unreachable")
+        return await super().deliver(job, result, sandbox=sandbox, link=link)
 
 
 @pytest.mark.parametrize(("retry_after", "pause"), [(None, 10.0), (5.0, 10.0), (45.0, 45.0), (86_400.0, 60.0)])
@@ -47,13 +76,7 @@ async def test_a_day_long_retry_after_on_create_holds_the_job_minutes_not_a_day(
         body = await lip_sync_request(client, media_dir)
         sandbox.faults.fail("create", status=429, times=1000, retry_after="86400")
         task = asyncio.ensure_future(create_project(_Context(client, clock), body, lambda: False))  # type: ignore[arg-type]
-        async with asyncio.timeout(60):  # real HTTP in between: move the fake clock whenever it waits
-            while not task.done():
-                deadline = clock.next_deadline()
-                if deadline is None:
-                    await asyncio.sleep(0.005)
-                else:
-                    await clock.advance(deadline - clock.monotonic())
+        await move_clock_until(clock, task.done)
         with pytest.raises(RateLimited):
             await task
     assert sandbox.counters.jobs_created == 0
@@ -73,3 +96,30 @@ async def test_the_poller_asks_once_per_poll(open_services, media_dir: Path, tmp
     # Every get_project the sandbox saw was one of the poller's polls (the 3 refused ones included).
     assert sandbox.counters.requests["get_project"] == total_polls
     assert sandbox.counters.faults_injected["get_project:429"] == 3
+
+
+async def test_a_delivery_that_fails_twice_is_retried_and_the_file_arrives(
+    tmp_path: Path, sandbox: Sandbox, media_dir: Path
+) -> None:
+    """With the default patience, a paid render is retried with backoff and delivered as the file, not a link."""
+    clock = FakeClock()
+    settings = make_settings(tmp_path, sandbox.base_url, delivery_retry_minutes=30)
+    services = await Services.open(settings, clock=clock)
+    try:
+        keeper = FailsTwice(tmp_path / "out")
+        record = await services.engine.submit(file_request(media_dir), JobHooks(sink=RecordingSink(), deliverer=keeper))
+        final: list[JobRecord] = []
+
+        async def ended() -> None:
+            while not (job := await services.engine.job(record.id)).state.terminal:
+                await asyncio.sleep(0.005)
+            final.append(job)
+
+        waiter = asyncio.ensure_future(ended())
+        await move_clock_until(clock, waiter.done)
+        job = final[0]
+        assert job.state is JobState.DONE and job.delivery_kind == "local"  # KeepFile: the file itself
+        assert keeper.attempts == 3 and len(keeper.delivered) == 1 and keeper.links == []
+        assert sandbox.counters.jobs_created == 1
+    finally:
+        await services.aclose()

@@ -1,0 +1,79 @@
+"""A database hiccup at any step of a job never loses a paid result nor delivers it twice.
+
+The store refuses one write (as a locked SQLite file or a dropped PostgreSQL connection would)
+on the transition into each state in turn, against the sandbox over HTTP. Whatever the step, the
+job ends; its charge is what Magic Hour charged; a render Magic Hour completed is delivered
+exactly once; a render it didn't complete was never left running.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bot.jobs.models import JobHooks
+from bot.sandbox import Sandbox
+from bot.services import Services
+from bot.store import JobState
+from tests.conftest import KeepFile, RecordingSink
+from tests.jobs.test_engine import file_request
+
+AFTER_ACCEPTED = [
+    JobState.FETCHING,
+    JobState.UPLOADING,
+    JobState.CREATING,
+    JobState.SUBMITTED,
+    # RENDERING is left out: it is recorded from the poller's progress listener, whose failures
+    # are logged and never end a wait (the sandbox here renders before a poll sees it running).
+    JobState.DOWNLOADING,
+    JobState.DELIVERING,
+    JobState.DONE,
+]
+
+
+def refuse_once(services: Services, state: JobState) -> list[JobState]:
+    """Make the store refuse the first transition into `state`; returns the list of refusals made."""
+    jobs = services.store.jobs
+    real = jobs.transition
+    refused: list[JobState] = []
+
+    async def transition(job_id: int, to: JobState, *args: Any, **kwargs: Any) -> Any:
+        if to is state and not refused:
+            refused.append(to)
+            raise sqlite3.OperationalError("database is locked")
+        return await real(job_id, to, *args, **kwargs)
+
+    jobs.transition = transition  # type: ignore[method-assign]
+    return refused
+
+
+@pytest.mark.parametrize("state", AFTER_ACCEPTED, ids=lambda s: s.value)
+async def test_one_refused_write_at_any_step_loses_nothing(
+    open_services, media_dir: Path, tmp_path: Path, sandbox: Sandbox, state: JobState
+) -> None:
+    """The family: recording any step fails once; money and result still follow Magic Hour."""
+    services = await open_services()
+    refused = refuse_once(services, state)
+    keeper = KeepFile(tmp_path / "out")
+    record = await services.engine.submit(file_request(media_dir), JobHooks(sink=RecordingSink(), deliverer=keeper))
+    final = await services.engine.wait(record.id)
+    assert refused == [state]
+    assert final.state.terminal
+    if final.project_id is None:
+        # Nothing reached Magic Hour (or nothing could be recorded of it): nothing made, nothing kept.
+        assert sandbox.counters.jobs_created == 0 and not final.charged_credits
+        assert keeper.delivered == [] and keeper.links == []
+    else:
+        project = sandbox.projects[final.project_id]
+        assert final.charged_credits == sandbox.charged(final.project_id)
+        if project.status == "complete":
+            # Once: as the file, or (this test's settings give delivery no patience) as a link.
+            assert final.state is JobState.DONE and len(keeper.delivered) + len(keeper.links) == 1
+        else:
+            assert project.status == "canceled" and keeper.delivered == [] and keeper.links == []
+    assert sandbox.counters.jobs_created <= 1
+    assert (await services.store.quota.limits(final.guild_id, final.user_id, ())).used == (final.charged_credits or 0)
+    assert await services.store.check_invariants() == []
