@@ -15,6 +15,7 @@ from bot.config import QuotaWindow
 from bot.magichour import _errors as client_errors
 from bot.store import LimitKind
 from bot.terminal import TERMINAL
+from bot.terminal import describe as terminal_describe
 from cogs.render import DISCORD, style_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,3 +111,26 @@ def test_discord_names_cant_break_out_of_their_code_span() -> None:
     """A file named with backticks stays inside one code span (no markdown or mention injection)."""
     text = words.describe("empty_file", {"filename": "a`<@1>`b.mp4"}, DISCORD)
     assert re.fullmatch(r"`[^`]*` is empty \(0 bytes\)\. Try uploading it again\.", text), text
+
+
+# Discord's slash commands by their English names; a message template must name them through a
+# `{…:command}` placeholder, so each edge writes them its own way (`/cancel`, `lipsync-bot …`).
+_SLASH = re.compile(r"(?<![\w/.])/(lipsync|cancel|jobs|quota|queue|forget-me|usage|lipsync-admin|lipsync-status)\b")
+
+
+@pytest.mark.parametrize("language", words.languages())
+def test_no_template_carries_discord_markup_of_its_own(language: str) -> None:
+    """Discord's timestamps and command names come from its style, never from the catalogue's text."""
+    for code, template in words.catalogue(language).items():
+        assert "<t:" not in template and "<@" not in template and "<#" not in template, (code, template)
+        assert not _SLASH.search(template), (code, template)
+
+
+def test_the_terminal_writes_a_reset_time_as_a_local_clock_time() -> None:
+    """`lipsync-bot render` prints when an allowance resets as a time a person reads, not `<t:…:R>`."""
+    resets = dt.datetime(2026, 3, 4, 5, 6, tzinfo=dt.UTC)
+    data = {"available": 10, "requested": 45, "window": QuotaWindow.DAILY.value, "resets_at": resets}
+    text = terminal_describe("quota_member", data)
+    assert "<t:" not in text and "/" not in text
+    assert resets.astimezone().strftime("%Y-%m-%d %H:%M") in text
+    assert "<t:" in words.describe("quota_member", data, DISCORD)
