@@ -222,6 +222,9 @@ class JobEngine:
         last = self._links_made.get(job_id)
         if last is not None and now - last < self.config.link_cooldown_seconds:
             raise NotAllowed("link_cooldown", job=job_id, wait=self.config.link_cooldown_seconds - (now - last))
+        # Forget links older than the cooldown, so the map stays as small as the recent clicks.
+        cooldown = self.config.link_cooldown_seconds
+        self._links_made = {j: at for j, at in self._links_made.items() if now - at < cooldown}
         self._links_made[job_id] = now
         return record
 

@@ -405,3 +405,18 @@ async def test_queue_shows_slots_and_each_members_place(harness: Harness) -> Non
     for job, member in ((bobs, harness.bob), (alices, harness.alice)):
         await harness.engine.cancel(job.id, by_user_id=member.id)
         await harness.finish(job.id)
+
+
+async def test_a_manager_can_ask_for_a_fresh_link_to_a_members_result(harness: Harness, upload_limit: Any) -> None:
+    """A server manager (Manage Server) may fetch a fresh link to any member's result in their server."""
+    upload_limit(5_000)
+    result = await harness.lipsync()
+    job = await harness.latest_job()
+    assert (await harness.finish(job.id)).delivery_kind == "link"
+    [posted] = result.followups
+    reads = harness.sandbox.counters.requests["get_project"]
+    fresh = await harness.manager.click(posted.message, label="New link")
+    assert fresh.ephemeral and fresh.response is not None
+    assert fresh.response.content.startswith(f"A fresh download link for job #{job.id}")
+    assert link_urls(fresh.response.message)[0].startswith("http://127.0.0.1:")
+    assert harness.sandbox.counters.requests["get_project"] == reads + 1
