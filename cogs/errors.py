@@ -66,12 +66,31 @@ async def report_error(interaction: discord.Interaction, error: BaseException) -
         if not interaction.response.is_done():
             await interaction.response.send_message(message, ephemeral=True)
         elif interaction.response.type is discord.InteractionResponseType.deferred_channel_message:
-            # A deferred reply shows "thinking…" until edited: the error replaces it.
-            await interaction.edit_original_response(content=message, view=None, attachments=[])
+            # A deferred reply shows "thinking…" until edited. A private one is replaced by the
+            # error; a public one (a job's status message to be) is removed, the error told privately.
+            original = await interaction.original_response()
+            if original.flags.ephemeral:
+                await interaction.edit_original_response(content=message, view=None, attachments=[])
+            else:
+                await refuse_privately(interaction, message)
         else:
             await interaction.followup.send(message, ephemeral=True)
     except discord.HTTPException as exc:
         log.warning("could not tell the member about an error: %s", exc)
+
+
+async def refuse_privately(interaction: discord.Interaction, text: str) -> None:
+    """Answer a deferred public command with an ephemeral refusal, and remove the public reply.
+
+    A reply still "thinking" turns the next followup into itself, so it is first given a neutral
+    line, which is then deleted (or stays, if Discord refuses the deletion).
+    """
+    try:
+        await interaction.edit_original_response(content="⏳", view=None)
+        await interaction.followup.send(f"❌ {text}", ephemeral=True)
+        await interaction.delete_original_response()
+    except discord.HTTPException as exc:
+        log.warning("could not refuse privately: %s", exc)
 
 
 async def on_tree_error(interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:

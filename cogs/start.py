@@ -21,7 +21,7 @@ from bot.errors import InvalidInput, LipsyncError
 from bot.jobs.models import JobRequest
 from bot.store import JobRecord
 from cogs import render, role_ids, services_of
-from cogs.errors import report_error
+from cogs.errors import refuse_privately, report_error
 from cogs.locale import language_of, locale_of
 
 if TYPE_CHECKING:
@@ -69,20 +69,6 @@ async def start_job(interaction: discord.Interaction, request: JobRequest) -> Jo
         # member alone, and the public reply removed.
         await refuse_privately(interaction, render.error_text(exc, language_of(interaction)))
         return None
-
-
-async def refuse_privately(interaction: discord.Interaction, text: str) -> None:
-    """Answer a deferred public command with an ephemeral refusal, and remove the public reply.
-
-    A reply still "thinking" turns the next followup into itself, so it is first given a neutral
-    line, which is then deleted (or stays, if Discord refuses the deletion).
-    """
-    try:
-        await interaction.edit_original_response(content="⏳", view=None)
-        await interaction.followup.send(f"❌ {text}", ephemeral=True)
-        await interaction.delete_original_response()
-    except discord.HTTPException as exc:
-        log.warning("could not refuse privately: %s", exc)
 
 
 def parse_seconds(text: str) -> float | None:

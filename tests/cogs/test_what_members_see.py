@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import re
+import sqlite3
 from collections.abc import Callable
 from typing import Any
 
@@ -336,4 +337,20 @@ async def test_a_refusal_between_the_check_and_the_start_is_private_too(
     assert result.response is None
     [told] = result.followups
     assert told.ephemeral and told.content.startswith("❌ You can have 1 job running at a time")
+    assert harness.public() == []
+
+
+async def test_an_unexpected_error_after_the_public_reply_is_private_too(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a refusal but a fault (the database was locked) after deferring: the apology is private, reply removed."""
+
+    async def fail(*_: Any, **__: Any) -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(JobEngine, "submit", fail)
+    result = await harness.lipsync()
+    [told] = result.followups
+    assert told.ephemeral and "something went wrong" in told.content and "reference" in told.content
+    assert "database" not in told.content
     assert harness.public() == []
