@@ -148,3 +148,23 @@ async def test_probe_exits_1_when_nothing_answers(
     monkeypatch.setenv("METRICS_PORT", str(port))  # the port the server just stopped listening on
     assert await asyncio.to_thread(probe.main) == 1
     assert capsys.readouterr().out.startswith(f"no answer from http://127.0.0.1:{port}/healthz")
+
+
+@pytest.mark.parametrize(
+    ("host", "url"),
+    [
+        (None, "http://127.0.0.1:9108/healthz"),
+        ("0.0.0.0", "http://127.0.0.1:9108/healthz"),
+        ("::", "http://127.0.0.1:9108/healthz"),
+        ("10.1.2.3", "http://10.1.2.3:9108/healthz"),
+        ("fd00::7", "http://[fd00::7]:9108/healthz"),
+    ],
+)
+def test_probe_asks_where_the_bot_listens(monkeypatch: pytest.MonkeyPatch, host: str | None, url: str) -> None:
+    """An operator who binds METRICS_HOST to one address gets a probe that asks that address, not 127.0.0.1."""
+    monkeypatch.delenv("METRICS_PORT", raising=False)
+    if host is None:
+        monkeypatch.delenv("METRICS_HOST", raising=False)
+    else:
+        monkeypatch.setenv("METRICS_HOST", host)
+    assert probe.healthz_url() == url
