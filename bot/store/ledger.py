@@ -51,6 +51,34 @@ async def held(conn: Connection, job_id: int) -> int:
     )
 
 
+async def hold(
+    conn: Connection,
+    kind: LedgerKind,
+    job_id: int,
+    *,
+    guild_id: int | None,
+    user_id: int,
+    mode: str | None,
+    credits: int,
+    period_at: dt.datetime,
+    now: dt.datetime,
+) -> None:
+    """Write a `reserve` or `topup` row: `credits` set aside for the job, counting in `period_at`'s window.
+
+    The one place hold rows are written; the caller (`QuotaLedger.reserve`, `top_up`) has checked
+    every limit in the same transaction.
+    """
+    if kind not in (LedgerKind.RESERVE, LedgerKind.TOPUP):
+        raise ValueError(f"a {kind.value} row holds nothing")
+    if credits < 0:
+        raise ValueError("a hold cannot be negative")
+    await conn.execute(
+        "INSERT INTO ledger (kind, job_id, guild_id, user_id, mode, amount, period_at, at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (kind.value, job_id, guild_id, user_id, mode, -credits, period_at, now),
+    )
+
+
 async def close_reservation(
     conn: Connection,
     job_id: int,

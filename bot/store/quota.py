@@ -236,10 +236,16 @@ class QuotaLedger:
             refusal = limits.refusal_for(amount, new_job=True)
             if refusal is not None:
                 return refusal
-            await conn.execute(
-                "INSERT INTO ledger (kind, job_id, guild_id, user_id, mode, amount, period_at, at)"
-                " VALUES ('reserve', ?, ?, ?, ?, ?, ?, ?)",
-                (job_id, guild_id, user_id, job.mode.value, -amount, now, now),
+            await ledger.hold(
+                conn,
+                LedgerKind.RESERVE,
+                job_id,
+                guild_id=guild_id,
+                user_id=user_id,
+                mode=job.mode.value,
+                credits=amount,
+                period_at=now,
+                now=now,
             )
             await conn.execute(
                 "UPDATE jobs SET estimated_credits = ?, role_ids = ?, updated_at = ? WHERE id = ?",
@@ -304,18 +310,16 @@ class QuotaLedger:
             refusal = limits.refusal_for(increase, new_job=False)
             if refusal is not None:
                 return refusal
-            await conn.execute(
-                "INSERT INTO ledger (kind, job_id, guild_id, user_id, mode, amount, period_at, at)"
-                " VALUES ('topup', ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    job_id,
-                    reserve["guild_id"],
-                    reserve["user_id"],
-                    reserve["mode"],
-                    -increase,
-                    reserve["period_at"],
-                    now,
-                ),
+            await ledger.hold(
+                conn,
+                LedgerKind.TOPUP,
+                job_id,
+                guild_id=reserve["guild_id"],
+                user_id=reserve["user_id"],
+                mode=reserve["mode"],
+                credits=increase,
+                period_at=period,  # counts in the reservation's window
+                now=now,
             )
             await conn.execute(
                 "UPDATE jobs SET estimated_credits = ?, updated_at = ? WHERE id = ?", (to_amount, now, job_id)
