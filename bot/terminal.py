@@ -26,7 +26,7 @@ from bot.config import Settings
 from bot.errors import LipsyncError
 from bot.jobs.models import Delivery, InputSource, JobHooks, JobRequest, JobUpdate, LinkProvider
 from bot.services import Services
-from bot.store import UNKNOWN_AT_MAGIC_HOUR, JobRecord, JobState
+from bot.store import AlreadyReconciled, JobNotFound, JobRecord, JobState, NotReconcilable
 from bot.testmedia import make_audio, make_video
 
 log = logging.getLogger(__name__)
@@ -273,29 +273,24 @@ async def reconcile(settings: Settings, job_id: int, charged: int, *, console: C
     """Record what Magic Hour really charged for a job that ended unknown at Magic Hour.
 
     The operator looked the project up (by its name, `#<job> · …`) in the Magic Hour dashboard. The
-    job counted what it had set aside; the difference to the real charge is written as one
-    adjustment tied to the job (giving credits back to the member, the server and the budget, or
-    counting more), once.
+    job counted what it had set aside; `QuotaLedger.reconcile` writes the difference to the real
+    charge (giving credits back to the member, the server and the budget, or counting more) and the
+    job's charge in one transaction, once: a second run is refused and changes nothing.
     """
     if charged < 0:
         console.print("[red]--charged must be 0 or more (what the Magic Hour dashboard shows).[/red]")
         return 2
     services = await Services.open(settings)
     async with services:
-        job = await services.store.jobs.get(job_id)
-        data = dict(job.error_data or {}) if job is not None else {}
-        if job is None or job.error_code != UNKNOWN_AT_MAGIC_HOUR:
+        try:
+            done = await services.store.quota.reconcile(job_id, charged)
+        except (JobNotFound, NotReconcilable):
             console.print(f"[red]Job #{job_id} isn't a job whose fate at Magic Hour was unknown.[/red]")
             return 2
-        if "reconciled_charge" in data:
-            console.print(f"[red]Job #{job_id} was already reconciled at {data['reconciled_charge']} credits.[/red]")
+        except AlreadyReconciled as exc:
+            console.print(f"[red]Job #{job_id} was already reconciled at {words.credits(exc.charged)}.[/red]")
             return 2
-        counted = job.charged_credits or 0
-        if charged != counted:
-            note = f"job {job_id}: Magic Hour charged {charged}, {counted} had been counted"
-            await services.store.quota.adjust(job.guild_id, job.user_id, counted - charged, note=note, job_id=job_id)
-        await services.store.jobs.update(job_id, error_data={**data, "reconciled_charge": charged})
-        change = counted - charged
+        change = done.given_back
         what = f"{words.credits(change)} given back" if change > 0 else f"{words.credits(-change)} more counted"
         console.print(f"Job #{job_id}: Magic Hour charged {words.credits(charged)}; {what if change else 'no change'}.")
         return 0

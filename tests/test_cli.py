@@ -66,6 +66,14 @@ def _job_state(database: Path) -> str | None:
     return None if row is None else str(row[0])
 
 
+def _job_money(database: Path) -> tuple[int | None, list[tuple[str, int, int | None]]]:
+    """Job #1's recorded charge and its ledger rows (kind, amount, charged), read-only."""
+    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as conn:
+        [(charged,)] = conn.execute("SELECT charged_credits FROM jobs WHERE id = 1").fetchall()
+        rows = conn.execute("SELECT kind, amount, charged FROM ledger WHERE job_id = 1 ORDER BY id").fetchall()
+    return charged, [tuple(row) for row in rows]
+
+
 def test_render_sandbox_demo_from_scratch(tmp_path: Path) -> None:
     """`lipsync-bot render --sandbox --demo` works in an empty folder with no configuration."""
     result = cli(["render", "--sandbox", "--demo", "--out", str(tmp_path / "out.mp4")], cwd=tmp_path)
@@ -186,7 +194,10 @@ async def test_reconcile_an_unknown_job_to_what_magic_hour_charged(
     assert code == 1 and "can't tell whether Magic Hour made it" in out
     code, out = await acli(["reconcile", "1", "--charged", "0"], cwd=tmp_path, **env)
     assert code == 0 and "Job #1: Magic Hour charged 0 credits; 45 credits given back." in out, out
-    code, out = await acli(["reconcile", "1", "--charged", "0"], cwd=tmp_path, **env)
-    assert code == 2 and "already reconciled" in out
+    money = _job_money(tmp_path / "data" / "lipsync-bot.sqlite3")
+    assert money == (0, [("reserve", -45, None), ("settle", 0, 45), ("reconcile", 45, 0)]), money
+    code, out = await acli(["reconcile", "1", "--charged", "30"], cwd=tmp_path, **env)
+    assert code == 2 and "Job #1 was already reconciled at 0 credits." in out, out
+    assert _job_money(tmp_path / "data" / "lipsync-bot.sqlite3") == money  # the refusal changed nothing
     code, out = await acli(["reconcile", "7", "--charged", "0"], cwd=tmp_path, **env)
     assert code == 2 and "isn't a job whose fate at Magic Hour was unknown" in out

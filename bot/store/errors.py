@@ -50,6 +50,25 @@ class NoReservation(StoreError):
         self.job_id = job_id
 
 
+class NotReconcilable(StoreError):
+    """Only a job that failed with its outcome at Magic Hour unknown can be reconciled with Magic Hour's charge."""
+
+    def __init__(self, job_id: int, state: str, error_code: str | None) -> None:
+        super().__init__(f"job {job_id} is {state} ({error_code or 'no error'}), not unknown at Magic Hour")
+        self.job_id = job_id
+        self.state = state
+        self.error_code = error_code
+
+
+class AlreadyReconciled(StoreError):
+    """A job is reconciled with Magic Hour's charge once; `charged` is what was recorded then."""
+
+    def __init__(self, job_id: int, charged: int) -> None:
+        super().__init__(f"job {job_id} was already reconciled at {charged} credits")
+        self.job_id = job_id
+        self.charged = charged
+
+
 class AboveCeiling(StoreError):
     """A limit, pool or grant above the operator's per-server ceiling (`server_credits_ceiling`).
 

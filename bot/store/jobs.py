@@ -55,7 +55,7 @@ def _column_value(value: object) -> object:
     return value.value if isinstance(value, Enum) else value
 
 
-def _error_data_text(value: object) -> str | None:
+def error_data_text(value: object) -> str | None:
     """`error_data` as stored: a flat JSON object of scalars, or NULL."""
     if value is None:
         return None
@@ -77,7 +77,7 @@ def _checked_fields(fields: Mapping[str, object]) -> dict[str, object]:
         raise TypeError(f"these job fields cannot be updated: {', '.join(sorted(unknown))}")
     checked = {name: _column_value(value) for name, value in fields.items()}
     if "error_data" in checked:
-        checked["error_data"] = _error_data_text(checked["error_data"])
+        checked["error_data"] = error_data_text(checked["error_data"])
     return checked
 
 

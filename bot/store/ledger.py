@@ -1,4 +1,4 @@
-"""Ledger SQL used inside other transactions: holding, closing, and a window's sums.
+"""Ledger SQL used inside other transactions: holding, closing, reconciling, and a window's sums.
 
 Every function here runs on a connection the caller has already put in a transaction (see
 `Database.write`/`read`); none of them begins or commits. Signs: see `bot.store.models`.
@@ -126,6 +126,16 @@ async def close_reservation(
     if charged is not None:
         await conn.execute("UPDATE jobs SET charged_credits = ?, updated_at = ? WHERE id = ?", (charged, now, job_id))
     return CloseOutcome.CLOSED
+
+
+async def reconcile_row(conn: Connection, job_id: int) -> Row | None:
+    """The job's reconcile row, if it has one."""
+    return await fetch_one(conn, "SELECT * FROM ledger WHERE job_id = ? AND kind = 'reconcile'", (job_id,))
+
+
+async def net_charge(conn: Connection, job_id: int) -> int:
+    """What the job's rows add up to as usage: held while open, its charge once closed (and reconciled)."""
+    return await fetch_int(conn, "SELECT COALESCE(-SUM(amount), 0) FROM ledger WHERE job_id = ?", (job_id,))
 
 
 _MEMBER_SUMS_SQL = (

@@ -14,6 +14,9 @@ Ledger sign convention (one signed `amount` per row, from the member's point of 
 - `refund`:  `+held` (the job failed or was canceled before anything was charged)
 - `adjust`:  an operator's correction of usage, `+n` gives credits back, `-n` takes them
 - `grant`:   `+n` extra allowance for one member in one window; never counts as usage
+- `reconcile`: `+(counted - charged)` for a job whose outcome at Magic Hour was unknown, once the
+  operator has looked up what Magic Hour really `charged`: `counted` is what the job's rows added
+  up to before, so afterwards they add up to `charged` (at most one per job)
 
 So a window's usage (against member, server pool and bot budget alike) is
 `used = -SUM(amount) over every row except grants`: an open reservation counts in full, a settled
@@ -21,7 +24,8 @@ job counts what it was charged, a refunded job counts nothing. Every row carries
 moment that decides which window it counts in; top-up, settle and refund rows copy their
 reservation's, so a job reserved before a reset and settled after it still counts in the window
 where it was made. Each job has at most one reservation and at most one closing row (settle or
-refund); only `JobStore.transition` writes closing rows.
+refund); only `JobStore.transition` writes closing rows. A `reconcile` row counts in the window
+running when it is written (it gives back, or counts, credits now), like an `adjust`.
 """
 
 from __future__ import annotations
@@ -201,7 +205,8 @@ class JobRecord(BaseModel):
 
 # Fields `JobStore.update` and `JobStore.transition` may change. Identity (id, owner, created_at),
 # mode (the reservation was priced for it), state (only through `transition`) and charged_credits
-# (written only when `transition` settles the reservation) are not here.
+# (written only when `transition` settles the reservation or `QuotaLedger.reconcile` records
+# Magic Hour's real charge, each with its ledger row) are not here.
 UPDATABLE_JOB_FIELDS: frozenset[str] = frozenset(
     {
         "channel_id",
@@ -253,6 +258,7 @@ class LedgerKind(StrEnum):
     REFUND = "refund"
     GRANT = "grant"
     ADJUST = "adjust"
+    RECONCILE = "reconcile"
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,6 +378,21 @@ class EffectiveLimits:
         return Refusal(limit=limit, available=max(0, available), requested=amount, resets_at=self.resets_at)
 
 
+@dataclass(frozen=True, slots=True)
+class Reconciliation:
+    """What `QuotaLedger.reconcile` recorded for a job whose outcome at Magic Hour was unknown."""
+
+    job_id: int
+    counted: int  # what the job's ledger rows added up to before (what it had reserved, as a rule)
+    charged: int  # what Magic Hour really charged: the job's rows now add up to this
+    entry: LedgerEntry  # the `reconcile` row
+
+    @property
+    def given_back(self) -> int:
+        """Credits given back to the member, the server and the budget; negative when more were counted."""
+        return self.counted - self.charged
+
+
 @dataclass(slots=True)
 class UsageLine:
     """Totals for one member, one mode, or a whole server over a period."""
@@ -379,7 +400,7 @@ class UsageLine:
     jobs: int = 0  # jobs that reserved credits
     settled: int = 0  # of which finished and charged
     refunded: int = 0  # of which refunded
-    charged: int = 0  # credits Magic Hour charged for settled jobs
+    charged: int = 0  # credits Magic Hour charged for settled jobs (as reconciled, for unknown ones)
     in_flight: int = 0  # credits held by jobs still running
     adjusted: int = 0  # net credits added to usage by operator adjustments
     used: int = 0  # charged + in_flight + adjusted: what counts against limits

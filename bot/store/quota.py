@@ -5,8 +5,9 @@ usage, pool, budget, active jobs) into an `EffectiveLimits`, whose `refusal_for`
 rule. `QuotaLedger.limits` shows it to members and managers; `reserve` and `top_up` load the same
 thing inside their `BEGIN IMMEDIATE` transaction and apply the same rule, so concurrent requests
 can never overspend and what is shown is what is enforced. Credits are closed (settled or
-refunded) only by `JobStore.transition`. Sign convention and window rules: `bot.store.models`.
-Reach this as `store.quota`.
+refunded) only by `JobStore.transition`; a job whose outcome at Magic Hour was unknown is later
+brought to Magic Hour's real charge, once, by `reconcile`. Sign convention and window rules:
+`bot.store.models`. Reach this as `store.quota`.
 
 Across processes (PostgreSQL), a reservation or top-up first takes the locks of every limit it
 checks (`Connection.lock`: the server's, which covers its members, active jobs and pool, and the
@@ -38,14 +39,17 @@ from bot.store.db import (
     guild_lock,
     parse_ts,
 )
-from bot.store.errors import AboveCeiling, JobNotActive, NoReservation
-from bot.store.jobs import load_job, load_uncertain
+from bot.store.errors import AboveCeiling, AlreadyReconciled, JobNotActive, JobNotFound, NoReservation, NotReconcilable
+from bot.store.jobs import error_data_text, load_job, load_uncertain, write_fields
 from bot.store.limits import load_guild_settings, resolve_allowance
 from bot.store.models import (
+    UNKNOWN_AT_MAGIC_HOUR,
     EffectiveLimits,
+    JobState,
     LedgerEntry,
     LedgerKind,
     QuotaPolicy,
+    Reconciliation,
     Refusal,
     Reservation,
     UsageLine,
@@ -156,7 +160,7 @@ async def load_limits(
 
 
 class QuotaLedger:
-    """Reservations, top-ups, grants and adjustments, as ledger rows; limits and usage, as sums."""
+    """Reservations, top-ups, grants, adjustments and reconciliations, as ledger rows; limits and usage, as sums."""
 
     def __init__(self, db: Database, policy: QuotaPolicy, clock: Clock, secret: bytes) -> None:
         self._db = db
@@ -388,8 +392,9 @@ class QuotaLedger:
     ) -> LedgerEntry:
         """Correct usage by hand: `+n` gives credits back, `-n` counts `n` more as used.
 
-        Unlike a grant this counts against (or for) the server pool and bot budget too, e.g. to
-        reconcile with Magic Hour's own account. Counts in the current window.
+        Unlike a grant this counts against (or for) the server pool and bot budget too. Counts in
+        the current window. A job whose outcome at Magic Hour was unknown is corrected with
+        `reconcile`, not here.
         """
         if amount == 0:
             raise ValueError("an adjustment of 0 credits changes nothing")
@@ -399,6 +404,49 @@ class QuotaLedger:
             return await _insert(
                 conn, LedgerKind.ADJUST, guild_id, user_id, amount, by_user_id, note, job_id, self._clock.now(), mode
             )
+
+        return await self._db.write(body)
+
+    async def reconcile(self, job_id: int, charged: int, *, by_user_id: int | None = None) -> Reconciliation:
+        """Record what Magic Hour really charged for a job whose outcome there was unknown, once.
+
+        Such a job failed with `UNKNOWN_AT_MAGIC_HOUR` and was settled to what it held; the operator
+        has since looked its project up. One write transaction locks the job and its limits, writes
+        a `reconcile` row of `counted - charged` (`counted`: what the job's rows added up to), so
+        the job's rows now add up to `charged`, and sets the job's `charged_credits` to `charged` and
+        `error_data["reconciled_charge"]`. The row counts in the current window, like an
+        adjustment: the difference goes back to (or is counted against) the member, the server
+        and the budget now, never refused. Raises `JobNotFound`, `NotReconcilable` for any other
+        job, and `AlreadyReconciled` on a second call, which changes nothing; the unique index
+        `ledger_one_reconcile` backs that up.
+        """
+        if charged < 0:
+            raise ValueError("charged credits cannot be negative")
+        policy = self._policy
+
+        async def body(conn: Connection) -> Reconciliation:
+            # A job's server never changes: read it to know which limits to lock, then lock the job.
+            row = await fetch_one(conn, "SELECT guild_id FROM jobs WHERE id = ?", (job_id,))
+            if row is None:
+                raise JobNotFound(job_id)
+            await lock_limits(conn, policy, row[0])
+            now = self._clock.now()
+            job = await load_job(conn, job_id, for_update=True)
+            if job.state is not JobState.FAILED or job.error_code != UNKNOWN_AT_MAGIC_HOUR:
+                raise NotReconcilable(job_id, job.state.value, job.error_code)
+            done = await ledger.reconcile_row(conn, job_id)
+            if done is not None:
+                raise AlreadyReconciled(job_id, int(done["charged"]))
+            counted = await ledger.net_charge(conn, job_id)
+            rows = await fetch_all(
+                conn,
+                "INSERT INTO ledger (kind, job_id, guild_id, user_id, mode, amount, charged, period_at, at, by_user_id)"
+                " VALUES ('reconcile', ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+                (job_id, job.guild_id, job.user_id, job.mode.value, counted - charged, charged, now, now, by_user_id),
+            )
+            data = error_data_text({**(job.error_data or {}), "reconciled_charge": charged})
+            await write_fields(conn, job_id, {"charged_credits": charged, "error_data": data}, now)
+            return Reconciliation(job_id=job_id, counted=counted, charged=charged, entry=_entry(rows[0]))
 
         return await self._db.write(body)
 
@@ -506,3 +554,5 @@ def _add(line: UsageLine, row: Row) -> None:
         line.refunded += 1
     elif kind is LedgerKind.ADJUST:
         line.adjusted -= amount
+    elif kind is LedgerKind.RECONCILE:
+        line.charged -= amount  # corrects the settle (what the job held) to what Magic Hour charged

@@ -38,6 +38,7 @@ from bot.store.models import (
     LEGACY_TRANSITIONS,
     SETTLED_STATES,
     TERMINAL_STATES,
+    UNKNOWN_AT_MAGIC_HOUR,
     DeletionReport,
     JobState,
     QuotaPolicy,
@@ -230,8 +231,10 @@ class Store:
         matches its last event and its events follow allowed transitions, and the ledger rules: one
         reservation and at most one settle/refund per job, top-ups only on an open reservation and
         in its window, closing amounts that agree with what was held, no finished job still holding
-        credits, a completed render settled (never refunded), deleted members' tokens never tied
-        to a job. Meant for tests and for operators after a crash.
+        credits, a completed render settled (never refunded), a job's recorded charge equal to its
+        settle (or, once reconciled, to Magic Hour's charge, which its rows then add up to; at
+        most one reconciliation, only of a job unknown at Magic Hour), deleted members' tokens
+        never tied to a job. Meant for tests and for operators after a crash.
         """
         latest = len(load_migrations(self.dialect))
         return await self._db.read(lambda conn: _check(conn, latest))
@@ -246,6 +249,8 @@ async def _check(conn: Connection, latest: int) -> list[str]:
     problems.extend(await _check_jobs(conn))
 
     held = "(SELECT -SUM(h.amount) FROM ledger AS h WHERE h.job_id = c.job_id AND h.kind IN ('reserve', 'topup'))"
+    # A job's usage up to and including its reconcile row: what Magic Hour charged, once reconciled.
+    reconciled = "(SELECT -SUM(n.amount) FROM ledger AS n WHERE n.job_id = x.job_id AND n.id <= x.id)"
     simple_checks: list[tuple[str, str]] = [
         (
             "SELECT job_id, COUNT(*) FROM ledger WHERE kind = 'reserve' AND job_id IS NOT NULL"
@@ -295,8 +300,31 @@ async def _check(conn: Connection, latest: int) -> list[str]:
         (
             "SELECT j.id, j.charged_credits, c.charged FROM jobs AS j"
             " JOIN ledger AS c ON c.job_id = j.id AND c.kind = 'settle'"
-            " WHERE j.charged_credits IS DISTINCT FROM c.charged",
+            " WHERE j.charged_credits IS DISTINCT FROM c.charged"
+            " AND NOT EXISTS (SELECT 1 FROM ledger AS x WHERE x.job_id = j.id AND x.kind = 'reconcile')",
             "job {0} records {1} credits charged but was settled at {2}",
+        ),
+        (
+            "SELECT job_id, COUNT(*) FROM ledger WHERE kind = 'reconcile' AND job_id IS NOT NULL"
+            " GROUP BY job_id HAVING COUNT(*) > 1",
+            "job {0} was reconciled {1} times",
+        ),
+        (
+            f"SELECT x.job_id, j.state, j.error_code FROM ledger AS x JOIN jobs AS j ON j.id = x.job_id"  # noqa: S608
+            f" WHERE x.kind = 'reconcile' AND (j.state <> '{JobState.FAILED.value}'"
+            f" OR j.error_code IS DISTINCT FROM '{UNKNOWN_AT_MAGIC_HOUR}')",
+            "job {0} was reconciled but is {1} ({2}), not unknown at Magic Hour",
+        ),
+        (
+            "SELECT j.id, j.charged_credits, x.charged FROM jobs AS j"
+            " JOIN ledger AS x ON x.job_id = j.id AND x.kind = 'reconcile'"
+            " WHERE j.charged_credits IS DISTINCT FROM x.charged",
+            "job {0} records {1} credits charged but was reconciled at {2}",
+        ),
+        (
+            f"SELECT x.job_id, x.charged, {reconciled} FROM ledger AS x"  # noqa: S608 - constant subquery
+            f" WHERE x.kind = 'reconcile' AND x.job_id IS NOT NULL AND x.charged IS DISTINCT FROM {reconciled}",
+            "job {0} was reconciled at {1} credits but its ledger rows add up to {2}",
         ),
         (
             "SELECT l.id, l.job_id FROM ledger AS l JOIN jobs AS j ON j.id = l.job_id"

@@ -14,7 +14,7 @@ import pytest
 
 from bot.clock import FakeClock
 from bot.config import GenerationMode
-from bot.store import JobState, NewJob, QuotaPolicy, Reservation, SchemaTooNew, Store
+from bot.store import AlreadyReconciled, JobState, NewJob, QuotaPolicy, Reservation, SchemaTooNew, Store
 from bot.store.db import Dialect, Migration, load_migrations
 from bot.store.sqlite import statements
 
@@ -55,6 +55,18 @@ SEEDS: dict[int, list[str]] = {
         "INSERT INTO jobs (id, user_id, guild_id, mode, state, created_at, updated_at, claimed_by, lease_until)"
         f" VALUES (2, 8, {GUILD}, 'lite', 'received', '{NOW}', '{NOW}', 'gone:1:abc', '{NOW}')",
         f"INSERT INTO job_events (job_id, state, at) VALUES (2, 'received', '{NOW}')",
+    ],
+    8: [  # job 3: unknown at Magic Hour, settled to the 40 it held, then reconciled: Magic Hour charged 0
+        "INSERT INTO jobs (id, user_id, guild_id, mode, state, error_code, error_data, charged_credits,"
+        " created_at, updated_at)"
+        f" VALUES (3, 9, {GUILD}, 'lite', 'failed', 'unknown_at_magic_hour', '{{\"reconciled_charge\":0}}', 0,"
+        f" '{NOW}', '{NOW}')",
+        f"INSERT INTO job_events (job_id, state, at) VALUES (3, 'received', '{NOW}')",
+        f"INSERT INTO job_events (job_id, state, at) VALUES (3, 'failed', '{NOW}')",
+        "INSERT INTO ledger (kind, job_id, guild_id, user_id, mode, amount, charged, period_at, at) VALUES"
+        f" ('reserve', 3, {GUILD}, 9, 'lite', -40, NULL, '{NOW}', '{NOW}'),"
+        f" ('settle', 3, {GUILD}, 9, 'lite', 0, 40, '{NOW}', '{NOW}'),"
+        f" ('reconcile', 3, {GUILD}, 9, 'lite', 40, 0, '{NOW}', '{NOW}')",
     ],
 }
 
@@ -171,6 +183,10 @@ async def test_upgrade_from_every_earlier_version(database: Target, clock: FakeC
             # Job 1 was never claimed; job 2's claim was left by a process that is gone and has expired.
             assert [j.id for j in await store.jobs.claimable()] == [1, 2]
             assert [j.claimed_by for j in await store.jobs.claim([2], 30)] == [store.owner]
+        if version >= 8:
+            with pytest.raises(AlreadyReconciled):
+                await store.quota.reconcile(3, 40)
+            assert (await store.quota.limits(GUILD, 9)).used == 0
         # The upgraded database does everything a fresh one does.
         fresh = await store.jobs.create(_job(user_id=8))
         assert isinstance(
@@ -291,5 +307,72 @@ async def test_0003_keeps_ledger_ids_and_settles_jobs_past_their_render(database
                 "INSERT INTO ledger (kind, job_id, guild_id, user_id, amount, period_at, at)"
                 f" VALUES ('topup', 1, {GUILD}, 7, 5, '{NOW}', '{NOW}')"
             )
+    finally:
+        await raw.close()
+
+
+async def test_0008_gives_earlier_reconciliations_their_row(database: Target, clock: FakeClock):
+    """Jobs the old command reconciled (an adjustment, a note in error_data) get their reconcile row and charge."""
+    migrations = load_migrations(dialect_of(database))
+    conn = await RawDatabase.open(database)
+    try:
+        await conn.migrate(migrations[:7], clock.now)
+        # Job 1: reconciled to 0 (45 given back). Job 2: reconciled at what it held (no adjustment).
+        # Job 3: reconciled to 10, but two runs raced and gave back 35 twice. Job 4: never reconciled.
+        cases = ((1, 0, [35 + 10]), (2, 45, []), (3, 10, [35, 35]), (4, None, []))
+        for job_id, reconciled, adjustments in cases:
+            data = "NULL" if reconciled is None else f"'{{\"reconciled_charge\":{reconciled}}}'"
+            await conn.execute(
+                "INSERT INTO jobs (id, user_id, guild_id, mode, state, error_code, error_data, charged_credits,"
+                f" created_at, updated_at) VALUES (?, 7, {GUILD}, 'lite', 'failed', 'unknown_at_magic_hour',"
+                f" {data}, 45, '{NOW}', '{NOW}')",
+                job_id,
+            )
+            for event in ("received", "uploading", "creating", "failed"):
+                await conn.execute(f"INSERT INTO job_events (job_id, state, at) VALUES (?, ?, '{NOW}')", job_id, event)
+            for kind, amount, charged in (("reserve", -45, None), ("settle", 0, 45)):
+                await conn.execute(
+                    "INSERT INTO ledger (kind, job_id, guild_id, user_id, mode, amount, charged, period_at, at)"
+                    f" VALUES (?, ?, {GUILD}, 7, 'lite', ?, ?, '{NOW}', '{NOW}')",
+                    kind,
+                    job_id,
+                    amount,
+                    charged,
+                )
+            for amount in adjustments:
+                await conn.execute(
+                    "INSERT INTO ledger (kind, job_id, guild_id, user_id, mode, amount, period_at, at)"
+                    f" VALUES ('adjust', ?, {GUILD}, 7, 'lite', ?, '{NOW}', '{NOW}')",
+                    job_id,
+                    amount,
+                )
+        await conn.advance_ids()
+    finally:
+        await conn.close()
+
+    async with await Store.open(database, clock=clock, policy=policy()) as store:
+        assert await store.check_invariants() == []
+        for job_id, reconciled, _ in cases:
+            job = await store.jobs.get(job_id)
+            assert job is not None
+            entries = await store.quota.entries(job_id)
+            reconciles = [e for e in entries if e.kind.value == "reconcile"]
+            if reconciled is None:
+                assert reconciles == [] and job.charged_credits == 45
+                await store.quota.reconcile(job_id, 45)  # the new command takes it from here
+                continue
+            [row] = reconciles
+            assert (row.charged, job.charged_credits) == (reconciled, reconciled)
+            assert -sum(e.amount for e in entries) == reconciled  # the rows add up to Magic Hour's charge
+            with pytest.raises(AlreadyReconciled):
+                await store.quota.reconcile(job_id, reconciled)
+        assert [e.amount for e in await store.quota.entries(3) if e.kind.value == "reconcile"] == [-35]
+        assert (await store.quota.limits(GUILD, 7)).used == 0 + 45 + 10 + 45
+        assert await store.check_invariants() == []
+    raw = await RawDatabase.open(database)
+    try:
+        assert "ledger_one_reconcile" in await raw.names("index")
+        with pytest.raises(INTEGRITY_ERRORS, match="append-only"):
+            await raw.execute("UPDATE ledger SET amount = 0")
     finally:
         await raw.close()

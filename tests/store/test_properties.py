@@ -2,7 +2,8 @@
 
 A hypothesis state machine drives the store through random interleavings of reservations,
 top-ups, transitions that settle or refund (a completed render with a charge, failures, cancels
-with and without a charge, creates whose outcome is unknown), grants either way, adjustments,
+with and without a charge, creates whose outcome is unknown), the operator's reconciliations of
+those with Magic Hour's real charge (and repeats, refused), grants either way, adjustments,
 member limits, deletions of members' data and window roll-overs on a fake clock, for several
 members with different roles in two servers (one with a pool, one capped only by the operator's
 ceiling) and on the command line, under a bot budget. The model is a list of ledger rows kept in
@@ -12,7 +13,8 @@ plain Python; after every step the store must agree with it:
   and refused naming the limit and numbers the model names, so none ever pushes an `available`
   below 0 (a settle above what was held may: it mirrors Magic Hour);
 - each job is closed at most once, and its ledger rows add up to the Magic Hour charge the test
-  passed in (0 when refunded, what was held when the outcome is unknown);
+  passed in (0 when refunded, what was held when the outcome is unknown, until the operator
+  reconciles it to the charge the test passes then);
 - every member's `EffectiveLimits` matches the model, and `check_invariants()` is empty.
 
 The same machine runs on one `Store` and on two `Store`s opened on one database (each step through
@@ -43,6 +45,7 @@ from bot.config import GenerationMode
 from bot.store import (
     UNKNOWN_AT_MAGIC_HOUR,
     AboveCeiling,
+    AlreadyReconciled,
     JobState,
     LedgerKind,
     LimitKind,
@@ -112,6 +115,8 @@ class Job:
     closed: LedgerKind | None = None
     charge: int = 0  # what Magic Hour charged, as the test told the store
     forgotten: bool = False
+    unknown: bool = False  # failed with its outcome at Magic Hour unknown
+    reconciled: bool = False  # the operator has since recorded what Magic Hour charged
 
 
 @dataclass
@@ -389,7 +394,7 @@ class LedgerMachine(RuleBasedStateMachine):
         if how == "unknown" and to is S.FAILED:
             fields["error_code"] = UNKNOWN_AT_MAGIC_HOUR
         record = self.run(store.jobs.transition(job.id, to, charged=charge if how == "charged" else None, **fields))
-        job.state = to
+        job.state, job.unknown = to, bool(fields)
         if job.window is not None and job.closed is None:
             if how == "charged":
                 self.close(job, LedgerKind.SETTLE, charge)
@@ -399,6 +404,30 @@ class LedgerMachine(RuleBasedStateMachine):
                 self.close(job, LedgerKind.REFUND, 0)
         expected_charged = job.charge if job.closed is LedgerKind.SETTLE else None
         assert record.charged_credits == expected_charged
+
+    @precondition(lambda self: self.unknown_jobs())
+    @rule(data=st.data(), charge=st.integers(0, 200), via=st.integers(0, 1))
+    def reconcile(self, data: st.DataObject, charge: int, via: int) -> None:
+        """The operator records what Magic Hour charged for a job whose outcome was unknown: once."""
+        job = data.draw(st.sampled_from(self.unknown_jobs()))
+        store = self.store(via)
+        if job.reconciled:
+            with pytest.raises(AlreadyReconciled) as refused:
+                self.run(store.quota.reconcile(job.id, charge))
+            assert refused.value.charged == job.charge
+            event("reconcile refused: already reconciled")
+            return
+        counted = -sum(r.amount for r in self.model.rows if r.job == job.id)
+        done = self.run(store.quota.reconcile(job.id, charge))
+        assert (done.counted, done.charged, done.entry.amount) == (counted, charge, counted - charge)
+        self.model.rows.append(
+            Row(LedgerKind.RECONCILE, job.guild, (job.guild, job.user), counted - charge, self.window, job.id)
+        )
+        job.charge, job.reconciled = charge, True
+        event("reconciled" + (" without a reservation" if job.window is None else ""))
+
+    def unknown_jobs(self) -> list[Job]:
+        return [j for j in self.model.jobs.values() if j.unknown and not j.forgotten]
 
     @rule(member=st.sampled_from(MEMBERS), amount=st.integers(-200, 200).filter(bool), via=st.integers(0, 1))
     def grant(self, member: tuple[int | None, int], amount: int, via: int) -> None:
@@ -534,14 +563,15 @@ class LedgerMachine(RuleBasedStateMachine):
         for job in self.model.jobs.values():
             rows = ledger.get(job.id, [])
             assert states.get(job.id) == (None if job.forgotten else job.state.value), job
-            if job.forgotten or job.window is None:
+            if job.forgotten or (job.window is None and not job.reconciled):
                 assert rows == [], (job, rows)
                 continue
             closes = [kind for kind, _ in rows if kind in ("settle", "refund")]
             assert len(closes) == (0 if job.closed is None else 1), (job, rows)
+            assert sum(1 for kind, _ in rows if kind == "reconcile") == job.reconciled, (job, rows)
             total = -sum(amount for _, amount in rows)
-            # Open: what is held. Closed: exactly what Magic Hour charged (0 for a refund).
-            assert total == (job.held if job.closed is None else job.charge), (job, rows)
+            # Open: what is held. Closed or reconciled: exactly what Magic Hour charged (0 for a refund).
+            assert total == (job.held if job.closed is None and not job.reconciled else job.charge), (job, rows)
 
     def assert_nothing_overdrawn(self, job: Job) -> None:
         """Right after a reservation or top-up, no limit of its window is below zero."""
