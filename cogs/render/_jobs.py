@@ -1,0 +1,188 @@
+"""A job's status message, its result, and the answers about one job."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import discord
+
+from bot import words
+from bot.jobs.models import JobUpdate
+from bot.store import UNKNOWN_AT_MAGIC_HOUR, JobRecord, JobState
+from cogs.render._credits import cost_text
+from cogs.render._style import (
+    _STATE_EMOJI,
+    EN,
+    TIMED_STATES,
+    _clip,
+    bold,
+    button_label,
+    coarse_duration,
+    describe,
+    duration,
+    failure_text,
+    jump_url,
+    sandbox_note,
+    state_label,
+    style_for,
+)
+
+
+def _name(job: JobRecord) -> str:
+    # A member's name for the job: markdown can't restyle the message, mentions are never allowed.
+    return f" “{discord.utils.escape_markdown(job.name)}”" if job.name else ""
+
+
+def _title(job: JobRecord, lang: str) -> str:
+    title = bold(describe("job_title", {"job": job.id}, lang))
+    by = describe("job_by", {"member": job.user_id}, lang)
+    line = f"{title}{_name(job)} · {job.mode.value} · {by}"
+    if job.rerun_of is not None:
+        line += f" · {describe('job_again_of', {'job': job.rerun_of}, lang)}"
+    return line
+
+
+def _inputs(job: JobRecord, lang: str) -> str:
+    style = style_for(lang)
+    video = style.quote(job.video_filename) if job.video_filename else f"<{job.youtube_url}>"
+    audio = style.quote(job.audio_filename or describe("audio_fallback", lang=lang))
+    line = f"{video} + {audio}"
+    if job.start_seconds is not None and job.end_seconds is not None:
+        # A probed end (the voice's length) can carry more digits than anyone reads.
+        window = {"start": round(job.start_seconds, 2), "end": round(job.end_seconds, 2)}
+        line += f" · {describe('job_window', window, lang)}"
+    return line
+
+
+def _timing(update: JobUpdate, now: dt.datetime, lang: str) -> str:
+    """Elapsed time, and the expected finish (or that it is late), for a job waiting on Magic Hour."""
+    parts = [describe("progress_so_far", {"elapsed": coarse_duration(update.elapsed, lang)}, lang)]
+    expected = update.expected_at
+    if expected is not None:
+        if expected.tzinfo is None:  # documented as UTC; a naive one is read as UTC, never a crash
+            expected = expected.replace(tzinfo=dt.UTC)
+        if expected > now:
+            parts.append(describe("progress_eta", {"expected_at": expected}, lang))
+        else:
+            parts.append(describe("progress_late", lang=lang))
+    return " · ".join(parts)
+
+
+def _done_line(job: JobRecord, elapsed: float, lang: str) -> str:
+    line = state_label(JobState.DONE, lang)
+    if elapsed >= 1:
+        line = f"{line} · {describe('done_in', {'elapsed': duration(elapsed, lang)}, lang)}"
+    if job.delivery_kind == "dm":
+        return f"{line} · {describe('delivered_by_dm', lang=lang)}"
+    if job.delivery_message_id is not None and job.channel_id is not None:
+        link = jump_url(job.guild_id, job.channel_id, job.delivery_message_id)
+        return f"{line} · [{describe('jump_to_video', lang=lang)}]({link})"
+    return line
+
+
+def job_language(job: JobRecord) -> str:
+    """The language of a job's own messages: that of the member who started it."""
+    return words.language_for(job.locale)
+
+
+def status_text(update: JobUpdate, lang: str | None = None) -> str:
+    """The live status message of one job: what it is, where it is, what it costs. Public: no balance.
+
+    Written in the language of the member who started the job, unless `lang` says otherwise.
+    """
+    job = update.job
+    lang = lang or job_language(job)
+    now = job.created_at + dt.timedelta(seconds=update.elapsed)
+    if job.state is JobState.DONE:
+        state = _done_line(job, update.elapsed, lang)
+    elif job.state is JobState.RECEIVED and update.queue_position is not None:
+        waiting = describe("queue_waiting", {"position": update.queue_position}, lang)
+        state = f"{_STATE_EMOJI[JobState.RECEIVED]} {waiting}"
+    elif job.state is JobState.FAILED and job.error_code:
+        state = f"{state_label(job.state, lang)}: {failure_text(job, lang)}"
+    else:
+        state = state_label(job.state, lang)
+        if job.state in TIMED_STATES:
+            state = f"{state} · {_timing(update, now, lang)}"
+        if update.activity and not job.state.terminal:
+            state = f"{state} · {describe(update.activity, update.activity_data, lang)}"
+    lines = [_title(job, lang), state, _inputs(job, lang), cost_text(job, lang)]
+    if not job.state.terminal:
+        lines.append(describe("job_started", {"at": job.created_at}, lang))
+    if update.sandbox:
+        lines.append(sandbox_note(lang))
+    return _clip("\n".join(lines))
+
+
+def is_refusal(job: JobRecord) -> bool:
+    """A job refused before it reached Magic Hour, for a reason that is the member's own business.
+
+    Their files (a name that lies, a start past the video's end), or their credits: told to them
+    alone, not to the channel. Failures on the bot's or Magic Hour's side stay public.
+    """
+    if job.state is not JobState.FAILED or job.project_id is not None or not job.error_code:
+        return False
+    code = job.error_code
+    bot_side = code in ("error", "internal_error", "interrupted", UNKNOWN_AT_MAGIC_HOUR) or code.startswith(
+        ("magichour_", "magic_hour_")
+    )
+    return not bot_side
+
+
+def not_started_text(job: JobRecord, lang: str | None = None) -> str:
+    """The private answer for a job refused after its files were fetched: why, and that it cost nothing."""
+    lang = lang or job_language(job)
+    return _clip(f"❌ {describe('not_started', {'job': job.id}, lang)}\n{failure_text(job, lang)}")
+
+
+def not_started_public(job: JobRecord, lang: str | None = None) -> str:
+    """What stays in the channel when a refusal could not be told privately: no reason, no numbers."""
+    return describe("not_started_public", {"job": job.id, "member": job.user_id}, lang or job_language(job))
+
+
+def result_text(
+    job: JobRecord, *, sandbox: bool, kind: str, linked: bool = False, mention: bool = True, lang: str | None = None
+) -> str:
+    """The message that carries a finished video, or that offers it through buttons.
+
+    `linked`: the video was too large to attach; a **Download** button carries the signed link.
+    """
+    lang = lang or job_language(job)
+    data = {"job": job.id, "member": job.user_id, "name": _name(job)}
+    ready = describe("result_ready" if mention else "result_ready_private", data, lang)
+    lines = [f"{ready} {cost_text(job, lang)}"]
+    if kind == "compressed":
+        lines.append(describe("result_compressed", lang=lang))
+    if kind == "link":
+        buttons = {
+            "download": bold(button_label("button_download", lang)),
+            "new_link": bold(button_label("button_new_link", lang)),
+        }
+        lines.append(describe("result_too_large_linked" if linked else "result_too_large", buttons, lang))
+    if sandbox:
+        lines.append(sandbox_note(lang))
+    return _clip("\n".join(lines))
+
+
+def fresh_link_text(job_id: int, *, button: bool, url: str, lang: str = EN) -> str:
+    """The private answer to the **New link** button; the link itself is on a button when it fits one."""
+    if button:
+        return describe(
+            "fresh_link_button", {"job": job_id, "download": bold(button_label("button_download", lang))}, lang
+        )
+    # The link's words come from the catalogue; the markdown link around them is Discord's.
+    link = f"[{describe('download_the_video', lang=lang)}](<{url}>)"
+    return describe("fresh_link", {"job": job_id, "link": link}, lang)
+
+
+def canceled_text(job: JobRecord, lang: str = EN) -> str:
+    """The answer to Cancel and `/cancel`."""
+    if job.state is JobState.CANCELED:
+        return f"{describe('canceled_job', {'job': job.id}, lang)} {cost_text(job, lang)}"
+    ended = describe("job_had_ended", {"job": job.id, "state": state_label(job.state, lang)}, lang)
+    return f"{ended} {cost_text(job, lang)}"
+
+
+def started_text(job: JobRecord, lang: str = EN) -> str:
+    """The private note under a picker once its job started."""
+    return describe("pick_started", {"job": job.id}, lang)

@@ -1,0 +1,198 @@
+"""How Discord writes the catalogue's words: its style, the shared helpers, and labels."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Mapping
+
+from bot import words
+from bot.config import GenerationMode, QuotaWindow
+from bot.errors import LipsyncError
+from bot.store import JobRecord, JobState
+
+EN = words.DEFAULT_LANGUAGE
+
+
+def discord_timestamp(moment: dt.datetime, style: str = "R") -> str:
+    """Discord's timestamp markup, e.g. `<t:1764115200:R>` ("in 3 hours" in the viewer's locale)."""
+    return f"<t:{int(moment.timestamp())}:{style}>"
+
+
+def command_name(name: str, lang: str = EN) -> str:
+    """A command's name as members of this language see it in Discord (`cancel` -> `cancelar`)."""
+    return words.commands(lang).get(name) or name
+
+
+def option_name(name: str, lang: str = EN, command: str = "lipsync") -> str:
+    """One of a command's options as members of this language see it (`end` -> `fin`)."""
+    return words.commands(lang).get(f"{command}.{name}") or name
+
+
+class DiscordStyle:
+    """How the catalogue's sentences are written in Discord, for readers of one language."""
+
+    def __init__(self, language: str = EN) -> None:
+        self.language = language
+
+    def when(self, moment: dt.datetime) -> str:
+        """A relative Discord timestamp."""
+        return discord_timestamp(moment)
+
+    def command(self, name: str) -> str:
+        """A slash command, as a code span, by the name this language's members see."""
+        return f"`/{command_name(name, self.language)}`"
+
+    def quote(self, text: str) -> str:
+        """A member's name for something, in a code span it can't close early."""
+        return f"`{text.replace('`', 'ˋ')}`"
+
+    def member(self, user_id: int) -> str:
+        """A mention (messages that carry one allow only the intended member to be pinged)."""
+        return f"<@{user_id}>"
+
+    def option(self, name: str) -> str:
+        """A `/lipsync` option, as a code span, by the name this language's members see."""
+        return f"`{option_name(name, self.language)}`"
+
+
+DISCORD = DiscordStyle()
+
+
+@functools.cache
+def style_for(lang: str) -> DiscordStyle:
+    """The Discord style for one language."""
+    return DiscordStyle(lang)
+
+
+# Discord rejects message content over 2000 characters, and link buttons whose URL is longer than 512.
+MAX_CONTENT = 2000
+MAX_BUTTON_URL = 512
+
+
+def _clip(text: str) -> str:
+    # Long error messages or many limits must never make Discord refuse the whole message.
+    return text if len(text) <= MAX_CONTENT else text[: MAX_CONTENT - 1] + "…"
+
+
+def describe(code: str, data: Mapping[str, object] | None = None, lang: str = EN) -> str:
+    """The catalogue's sentence for `code`, written for Discord in `lang`.
+
+    Clipped to what Discord accepts: a sentence quoting a member's 1,000-character file name must
+    still reach them (a message over the limit is refused whole).
+    """
+    return _clip(words.describe(code, data or {}, style_for(lang), lang))
+
+
+def error_text(error: LipsyncError, lang: str = EN) -> str:
+    """What a member reads for one of the bot's errors."""
+    return describe(error.code, error.data, lang)
+
+
+def failure_text(job: JobRecord, lang: str = EN) -> str:
+    """Why a job failed, from the code and data stored with it."""
+    return describe(job.error_code or "error", job.error_data or {}, lang)
+
+
+def sandbox_note(lang: str = EN) -> str:
+    """How a sandbox render counts, under every sandbox job's messages."""
+    return f"🧪 {describe('sandbox_note', lang=lang)}"
+
+
+SANDBOX_NOTE = sandbox_note()
+
+
+_STATE_EMOJI: dict[JobState, str] = {
+    JobState.RECEIVED: "⏳",
+    JobState.FETCHING: "📥",
+    JobState.UPLOADING: "📤",
+    JobState.CREATING: "📨",
+    JobState.SUBMITTED: "🕒",
+    JobState.RENDERING: "🎬",
+    JobState.DOWNLOADING: "📥",
+    JobState.DELIVERING: "📨",
+    JobState.DONE: "✅",
+    JobState.FAILED: "❌",
+    JobState.CANCELED: "🛑",
+}
+
+# States whose line counts the time spent in them (and shows the expected finish, when known).
+TIMED_STATES: frozenset[JobState] = frozenset({JobState.SUBMITTED, JobState.RENDERING})
+
+_MODE_COSTS: dict[GenerationMode, str] = {
+    mode: f"{mode.credits_per_frame} credit{'s' if mode.credits_per_frame > 1 else ''}/frame" for mode in GenerationMode
+}
+
+
+def state_label(state: JobState, lang: str = EN) -> str:
+    """A state as members read it: "🎬 Rendering at Magic Hour", never the raw state name."""
+    return f"{_STATE_EMOJI[state]} {describe(f'state_{state.value}', lang=lang)}"
+
+
+def per_window(window: QuotaWindow, lang: str = EN) -> str:
+    """How often an allowance renews: "per day"."""
+    return describe(f"per_{window.value}", lang=lang)
+
+
+def mode_label(mode: GenerationMode) -> str:
+    """A mode with its price, for the `/lipsync` choices: "lite — 1 credit/frame".
+
+    The English default Discord is sent; other languages' labels are the catalogue's `[commands]`
+    `choice.<mode>` entries, which the translator gives Discord.
+    """
+    return f"{mode.value} — {_MODE_COSTS[mode]}"
+
+
+def credits(n: int, lang: str = EN) -> str:
+    """ "1 credit", "1,234 credits" in `lang`."""
+    return words.credits(n, lang)
+
+
+def duration(seconds: float, lang: str = EN) -> str:
+    """A short elapsed time: "8 s", "2 min 5 s", "1 h 4 min"."""
+    total = max(0, round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return describe("duration_h_min", {"h": hours, "min": minutes}, lang)
+    if minutes:
+        return describe("duration_min_s", {"min": minutes, "s": secs}, lang)
+    return describe("duration_s", {"s": secs}, lang)
+
+
+def coarse_duration(seconds: float, lang: str = EN) -> str:
+    """A running time that changes about once a minute: "40 s", "3 min", "1 h 4 min".
+
+    Under a minute it moves in 10-second steps; so a status message refreshed every few seconds is
+    edited only when the words change.
+    """
+    total = max(0, int(seconds))
+    if total < 60:
+        if total < 10:
+            return describe("duration_few", lang=lang)
+        return describe("duration_s", {"s": total // 10 * 10}, lang)
+    hours, rest = divmod(total, 3600)
+    minutes = rest // 60
+    if hours:
+        return describe("duration_h_min", {"h": hours, "min": minutes}, lang)
+    return describe("duration_min", {"min": minutes}, lang)
+
+
+def jump_url(guild_id: int | None, channel_id: int, message_id: int) -> str:
+    """A link that opens a message in Discord."""
+    return f"https://discord.com/channels/{guild_id if guild_id is not None else '@me'}/{channel_id}/{message_id}"
+
+
+def bold(text: str) -> str:
+    """Discord's bold markup."""
+    return f"**{text}**"
+
+
+def button_label(code: str, lang: str = EN, **data: object) -> str:
+    """A button's label in `lang` (Discord allows 80 characters)."""
+    return describe(code, data, lang)[:80]
+
+
+def apology(reference: str, lang: str = EN) -> str:
+    """The reply to an error nobody planned for."""
+    return describe("apology", {"reference": f"`{reference}`"}, lang)
