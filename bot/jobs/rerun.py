@@ -23,7 +23,7 @@ from pathlib import PurePosixPath
 from bot.config import GenerationMode
 from bot.errors import InvalidInput, NotAllowed
 from bot.jobs.models import InputSource, JobRequest, ReusedFiles
-from bot.store import UNKNOWN_AT_MAGIC_HOUR, JobRecord, JobState
+from bot.store import JobRecord, JobState
 
 FILES_KEPT = dt.timedelta(days=7)  # how long Magic Hour keeps an uploaded file (`file_path`)
 REUSE_MARGIN = dt.timedelta(hours=1)
@@ -72,7 +72,7 @@ def reusable(job: JobRecord, now: dt.datetime) -> ReusedFiles:
     """The files a run of `job` again would use; `InvalidInput` saying why there are none to use."""
     if not job.state.terminal:
         raise InvalidInput("rerun_not_ended", job=job.id)
-    if job.error_code == UNKNOWN_AT_MAGIC_HOUR:
+    if job.fate_unknown:  # it may still exist at Magic Hour: running it again could pay twice
         raise InvalidInput("rerun_uncertain", job=job.id)
     if job.error_code in _FILES_GONE:
         raise InvalidInput("rerun_files_gone", job=job.id)

@@ -86,6 +86,8 @@ async def load_uncertain(
 ) -> list[JobRecord]:
     """Jobs of one server (None: command line) whose create outcome is unknown, counted in `[since, until)`.
 
+    A job the operator has reconciled with Magic Hour's charge is known again and left out.
+
     A job counts in the window of its reservation (its creation time if it never reserved), like
     its credits do. Oldest first.
     """
@@ -94,6 +96,7 @@ async def load_uncertain(
         conn,
         "SELECT j.* FROM jobs AS j LEFT JOIN ledger AS r ON r.job_id = j.id AND r.kind = 'reserve'"  # noqa: S608
         " WHERE j.state = ? AND j.error_code = ? AND j.guild_id IS NOT DISTINCT FROM ?"
+        " AND NOT EXISTS (SELECT 1 FROM ledger AS c WHERE c.job_id = j.id AND c.kind = 'reconcile')"
         f" AND COALESCE(r.period_at, j.created_at) >= ?{before}"
         " ORDER BY j.id",
         (JobState.FAILED.value, UNKNOWN_AT_MAGIC_HOUR, guild_id, since, *([] if until is None else [until])),

@@ -202,6 +202,11 @@ class JobRecord(BaseModel):
         """True once the job is done, failed or canceled."""
         return self.state.terminal
 
+    @property
+    def fate_unknown(self) -> bool:
+        """True for a job whose outcome at Magic Hour is unknown and the operator hasn't yet reconciled."""
+        return self.error_code == UNKNOWN_AT_MAGIC_HOUR and "reconciled_charge" not in (self.error_data or {})
+
 
 # Fields `JobStore.update` and `JobStore.transition` may change. Identity (id, owner, created_at),
 # mode (the reservation was priced for it), state (only through `transition`) and charged_credits

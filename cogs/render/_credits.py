@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.config import QuotaWindow
-from bot.store import SETTLED_STATES, UNKNOWN_AT_MAGIC_HOUR, EffectiveLimits, JobRecord, LimitKind
+from bot.store import SETTLED_STATES, EffectiveLimits, JobRecord, LimitKind
 from cogs.render._style import EN, describe
 
 
@@ -11,7 +11,8 @@ def cost_text(job: JobRecord, lang: str = EN) -> str:
     """What a job costs, as a sentence: an estimate while it runs, then what the ledger settled.
 
     Done: the charge. Failed or canceled: 0 with "refunded" when it cost nothing, else Magic Hour's
-    charge, or (fate unknown at Magic Hour) what is counted as spent until a manager checks.
+    charge, or (fate unknown at Magic Hour) what is counted as spent until the operator checks;
+    once they have (`lipsync-bot reconcile`), the charge Magic Hour reported.
     """
     charged = job.charged_credits or 0
     if job.state in SETTLED_STATES:  # rendered: settled to Magic Hour's charge, being delivered or done
@@ -22,7 +23,7 @@ def cost_text(job: JobRecord, lang: str = EN) -> str:
         return describe("cost_estimate", {"estimate": job.estimated_credits}, lang)
     if not charged:
         return describe("cost_refunded", lang=lang)
-    if job.error_code == UNKNOWN_AT_MAGIC_HOUR:
+    if job.fate_unknown:
         return describe("cost_uncertain", {"charged": charged}, lang)
     return describe("cost_kept", {"charged": charged}, lang)
 

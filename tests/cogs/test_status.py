@@ -466,3 +466,17 @@ def test_a_failure_reason_never_contradicts_what_the_job_cost(code: str) -> None
     assert "nothing was charged" not in charged.lower() and "no credits" not in charged.lower()
     free = render.status_text(update(JobState.FAILED, error_code=code, error_data={"minutes": 30}))
     assert "Cost: 0 credits (refunded)." in free
+
+
+def test_a_job_unknown_at_magic_hour_says_so_until_the_operator_reconciles_it() -> None:
+    """Counted as spent while unknown; once reconciled, it costs what Magic Hour charged, said plainly."""
+    unknown = job(
+        state=JobState.FAILED, error_code="unknown_at_magic_hour", error_data={"reserved": 45}, charged_credits=45
+    )
+    assert render.cost_text(unknown) == (
+        "Cost: 45 credits, counted as spent until the bot's operator checks it with Magic Hour."
+    )
+    reconciled = unknown.model_copy(
+        update={"error_data": {"reserved": 45, "reconciled_charge": 30}, "charged_credits": 30}
+    )
+    assert render.cost_text(reconciled) == "Cost: 30 credits, what Magic Hour charged for it."

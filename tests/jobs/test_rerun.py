@@ -198,3 +198,9 @@ def test_a_new_window_follows_the_videos_and_the_voices_lengths() -> None:
     with pytest.raises(InvalidInput) as long_clip:
         plan_reuse(config(), request(start=0.0, end=5.0), short, files(), now=NOW)
     assert long_clip.value.code == "clip_too_long"
+
+
+def test_a_job_the_operator_reconciled_can_be_retried() -> None:
+    """Once Magic Hour's charge is recorded, the job's fate is known: retrying it can't pay twice unknowingly."""
+    record = job(state=JobState.FAILED, error_code=UNKNOWN_AT_MAGIC_HOUR, error_data={"reconciled_charge": 0})
+    assert reusable(record, NOW).from_job == record.id

@@ -202,3 +202,16 @@ async def test_check_invariants_names_a_reconciliation_that_does_not_add_up(data
     assert f"job {wrong_charge} records 7 credits charged but was reconciled at 40" in problems
     assert f"job {not_unknown.id} was reconciled but is failed (None), not unknown at Magic Hour" in problems
     assert f"job {not_unknown.id} was reconciled at 0 credits but its ledger rows add up to 0" not in problems
+
+
+async def test_a_reconciled_job_is_known_again(store: Store):
+    """Once reconciled it leaves the managers' "unknown at Magic Hour" list, and its record says so."""
+    job_id = await unknown_job(store)
+    since = (await store.jobs.get(job_id)).created_at  # type: ignore[union-attr]
+    [listed] = await store.jobs.unknown_at_magic_hour(GUILD, since)
+    assert listed.id == job_id and listed.fate_unknown
+    await store.quota.reconcile(job_id, 30)
+    assert await store.jobs.unknown_at_magic_hour(GUILD, since) == []
+    job = await store.jobs.get(job_id)
+    assert job is not None and not job.fate_unknown
+    assert (await store.quota.usage(GUILD)).uncertain == []
