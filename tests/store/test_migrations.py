@@ -319,7 +319,12 @@ async def test_0008_gives_earlier_reconciliations_their_row(database: Target, cl
         await conn.migrate(migrations[:7], clock.now)
         # Job 1: reconciled to 0 (45 given back). Job 2: reconciled at what it held (no adjustment).
         # Job 3: reconciled to 10, but two runs raced and gave back 35 twice. Job 4: never reconciled.
-        cases = ((1, 0, [35 + 10]), (2, 45, []), (3, 10, [35, 35]), (4, None, []))
+        cases: tuple[tuple[int, int | None, list[int]], ...] = (
+            (1, 0, [35 + 10]),
+            (2, 45, []),
+            (3, 10, [35, 35]),
+            (4, None, []),
+        )
         for job_id, reconciled, adjustments in cases:
             data = "NULL" if reconciled is None else f"'{{\"reconciled_charge\":{reconciled}}}'"
             await conn.execute(
