@@ -14,6 +14,9 @@ the message a menu was used on. So the bot also remembers each member's last use
 without the intent. The attachments' URLs it holds are Discord's signed links (valid for a day);
 they are never stored.
 
+A forwarded message carries the original's attachments and text in a snapshot; they are offered
+as if posted in the forward (Discord's own signed links, like any attachment's).
+
 Voice messages are OGG/Opus audio attachments that Discord marks (a length and a waveform:
 `Attachment.is_voice_message`); they are accepted wherever audio is. Discord's length is shown in the
 menu but never trusted: the engine probes the file like any other.
@@ -107,8 +110,16 @@ def youtube_links(text: str) -> list[str]:
     return found
 
 
+def _carried(message: discord.Message) -> list[tuple[list[discord.Attachment], str]]:
+    """The attachments and text a message carries: its own, then those of any message it forwards."""
+    return [
+        (message.attachments, message.content),
+        *((snapshot.attachments, snapshot.content) for snapshot in message.message_snapshots),
+    ]
+
+
 def media_in(message: discord.Message, kind: Kind) -> list[Media]:
-    """The clips (or voices) one message carries, in order."""
+    """The clips (or voices) one message carries, in order; a forwarded message's count as its own."""
     author = message.author
 
     def media(label: str, **more: Any) -> Media:  # noqa: ANN401 - Media's own fields
@@ -126,12 +137,18 @@ def media_in(message: discord.Message, kind: Kind) -> list[Media]:
             voice=attachment.is_voice_message(),
             seconds=attachment.duration if attachment.is_voice_message() else None,
         )
-        for attachment in message.attachments
+        for attachments, _ in _carried(message)
+        for attachment in attachments
         if attachment_kind(attachment) == kind
     ]
     if kind == "video":
-        found += [media(url, youtube_url=url) for url in youtube_links(message.content)]
+        for _, text in _carried(message):
+            found += [media(url, youtube_url=url) for url in youtube_links(text) if url not in _urls(found)]
     return found
+
+
+def _urls(found: list[Media]) -> set[str]:
+    return {m.youtube_url for m in found if m.youtube_url}
 
 
 async def recent_media(channel: discord.abc.Messageable, kind: Kind) -> list[Media]:

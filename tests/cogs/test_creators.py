@@ -101,6 +101,27 @@ async def test_right_click_a_video_pick_a_voice_message_and_get_the_result(harne
     assert picker.content == f"Started job #{job.id}: its status is below." and not picker.components
 
 
+async def test_a_forwarded_clip_can_be_lip_synced(harness: Harness) -> None:
+    """A clip forwarded from another channel carries its file in a snapshot: the menu finds it, the job uses it."""
+    elsewhere = harness.guild.create_text_channel("clips")
+    original = await harness.bob.send(elsewhere, "take 2", attachments=[harness.file("face.mp4")])
+    forwarded = await harness.alice.forward(original, harness.channel)
+    assert forwarded.attachments == [] and forwarded.message_snapshots  # Discord's shape of a forward
+    await harness.post(harness.alice, files=["voice.mp3"])
+
+    menu = await harness.alice.context_menu(harness.channel, MENU_VIDEO, forwarded)
+    picker = shown(menu)
+    assert "`face.mp4` by alice" in picker.content
+    assert [o.label for o in select_options(picker, PICK_MEDIA)] == ["voice.mp3"]
+
+    started = await harness.alice.select(picker, ["0"], custom_id=PICK_MEDIA)
+    job = await harness.latest_job()
+    assert (job.video_filename, job.audio_filename) == ("face.mp4", "voice.mp3")
+    final = await harness.finish(job.id)
+    assert final.state is JobState.DONE, final.error_code
+    assert started.followups[0].message.attachments
+
+
 async def test_a_voice_message_works_as_audio(harness: Harness, voice_ogg: bytes) -> None:
     """Right-click a voice message: the menu offers the channel's videos, and the voice is the job's audio."""
     await harness.post(harness.bob, "clip", files=["face.mp4"])
