@@ -35,8 +35,9 @@ from cogs.picker import (
     recent_media,
     with_remembered,
 )
+from cogs.presenter import JobPresenter
 from cogs.start import COG_NAME, start_job
-from cogs.status import DEFAULT_MIN_INTERVAL, JobPresenter
+from cogs.status import DEFAULT_MIN_INTERVAL
 from cogs.views import DYNAMIC_ITEMS, cancel_job, panel
 
 if TYPE_CHECKING:

@@ -25,7 +25,7 @@ from cogs.errors import refuse_privately, report_error
 from cogs.locale import language_of, locale_of
 
 if TYPE_CHECKING:
-    from cogs.status import JobPresenter
+    from cogs.presenter import JobPresenter
 
 log = logging.getLogger(__name__)
 

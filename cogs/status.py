@@ -1,8 +1,8 @@
-"""How a job shows up in Discord: its live status message and the message with the result.
+"""How a job shows up in Discord: its live status message (`StatusMessage`, a `ProgressSink`).
 
-`StatusMessage` is the engine's `ProgressSink` and `ResultPoster` its `Deliverer`;
-`JobPresenter` builds both, for a job started by a slash command (with its interaction) or for
-one resumed after a restart (from the ids stored in its record).
+The result goes out through `cogs.results.ResultPoster`; `cogs.presenter.JobPresenter` builds both,
+for a job started by a slash command (with its interaction) or for one resumed after a restart
+(from the ids stored in its record).
 
 Interaction tokens live 15 minutes. While one lives (with a minute to spare) the status message is
 edited through it and the result is sent as a followup. After that, the bot's own token is used:
@@ -27,18 +27,12 @@ import asyncio
 import dataclasses
 import datetime as dt
 import logging
-import weakref
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from pathlib import Path
 
 import discord
 
-from bot import media
 from bot.clock import Clock
-from bot.jobs.models import Delivery, JobHooks, JobUpdate, LinkProvider
-from bot.ops.metrics import metrics_of
-from bot.services import Services
+from bot.jobs.models import JobUpdate
 from bot.store import JobRecord
 from cogs import render, views
 
@@ -53,12 +47,7 @@ DEFAULT_TICK = 15.0
 # Stop using an interaction token this long before Discord's 15 minutes run out.
 TOKEN_MARGIN = dt.timedelta(seconds=60)
 
-_NO_MENTIONS = discord.AllowedMentions.none()
-
-
-def _only(user_id: int) -> discord.AllowedMentions:
-    """Mentions allowed in a message that carries member text (a job's name): its owner, no one else."""
-    return discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(user_id)], replied_user=False)
+NO_MENTIONS = discord.AllowedMentions.none()
 
 
 StatusMoved = Callable[[int, int, int], Awaitable[None]]
@@ -246,9 +235,7 @@ class StatusMessage:
         # `view=None` on an edit removes the buttons; on a new message there are none either way.
         if self._interaction is not None and token_alive(self._interaction):
             try:
-                await self._interaction.edit_original_response(
-                    content=content, view=view, allowed_mentions=_NO_MENTIONS
-                )
+                await self._interaction.edit_original_response(content=content, view=view, allowed_mentions=NO_MENTIONS)
                 return
             except discord.HTTPException as exc:
                 if not token_gone(exc):
@@ -258,16 +245,16 @@ class StatusMessage:
         if self._message_id is not None:
             try:
                 await channel.get_partial_message(self._message_id).edit(
-                    content=content, view=view, allowed_mentions=_NO_MENTIONS
+                    content=content, view=view, allowed_mentions=NO_MENTIONS
                 )
                 return
             except (discord.NotFound, discord.Forbidden) as exc:
                 # Deleted, or an interaction reply the bot token may not edit: post a new one.
                 log.info("job %s: status message %s not editable (%s); posting anew", job_id, self._message_id, exc)
         if view is None:
-            message = await channel.send(content, allowed_mentions=_NO_MENTIONS)
+            message = await channel.send(content, allowed_mentions=NO_MENTIONS)
         else:
-            message = await channel.send(content, view=view, allowed_mentions=_NO_MENTIONS)
+            message = await channel.send(content, view=view, allowed_mentions=NO_MENTIONS)
         self._message_id = message.id
         if self._on_moved is not None:
             await self._on_moved(job_id, self._channel_id, message.id)
@@ -301,9 +288,9 @@ class StatusMessage:
             if self._shown is None:
                 # A reply still "thinking" would turn the next followup into itself, in public.
                 await interaction.edit_original_response(
-                    content=render.not_started_public(job), view=None, allowed_mentions=_NO_MENTIONS
+                    content=render.not_started_public(job), view=None, allowed_mentions=NO_MENTIONS
                 )
-            await interaction.followup.send(text, ephemeral=True, allowed_mentions=_NO_MENTIONS)
+            await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
         except discord.HTTPException as exc:
             log.info("job %s: could not answer privately through the interaction: %s", job.id, exc)
             return False
@@ -312,7 +299,7 @@ class StatusMessage:
     async def _tell_by_dm(self, job: JobRecord, text: str) -> bool:
         try:
             user = self._client.get_user(job.user_id) or await self._client.fetch_user(job.user_id)
-            await user.send(text, allowed_mentions=_NO_MENTIONS)
+            await user.send(text, allowed_mentions=NO_MENTIONS)
         except discord.HTTPException as exc:
             log.info("job %s: could not send the member a DM: %s", job.id, exc)
             return False
@@ -339,242 +326,3 @@ class StatusMessage:
             return False
         self._message_id = None
         return True
-
-
-@dataclass(frozen=True)
-class _Payload:
-    """What to send for one upload limit."""
-
-    kind: str  # "file", "compressed" or "link"
-    file: Path | None
-    link: str | None
-
-
-class ResultPoster:
-    """Hands a finished video to its owner: a `Deliverer`.
-
-    Tries, in order: a followup on the interaction while its token lives; a new message in the
-    job's channel that mentions the member and replies to the job's status message; a DM. Each
-    place has its own upload limit: the file is attached if it fits, else re-encoded to fit, else
-    replaced by a **Download** button (the signed link is never written out) and a **New link**
-    button.
-    """
-
-    def __init__(
-        self,
-        client: discord.Client,
-        *,
-        user_id: int,
-        channel_id: int | None,
-        guild_id: int | None,
-        interaction: discord.Interaction | None = None,
-        status: StatusMessage | None = None,
-    ) -> None:
-        self._client = client
-        self._user_id = user_id
-        self._channel_id = channel_id
-        self._guild_id = guild_id
-        self._interaction = interaction
-        self._status = status
-        self._fitted: dict[int, Path | None] = {}
-        self._link: LinkProvider = _no_link
-
-    async def deliver(self, job: JobRecord, result: Path | None, *, sandbox: bool, link: LinkProvider) -> Delivery:
-        """Post the result (or only a link to it); raise only if it could not reach the member anywhere."""
-        self._link = link
-        interaction = self._interaction
-        if interaction is not None and token_alive(interaction):
-            try:
-                return await self._send_followup(interaction, job, result, sandbox=sandbox)
-            except discord.HTTPException as exc:
-                log.info("job %s: followup failed (%s); posting in the channel instead", job.id, exc)
-        if self._channel_id is not None:
-            metrics_of(self._client).delivery_fallback("channel")
-            try:
-                return await self._send_to_channel(job, result, sandbox=sandbox)
-            except (discord.Forbidden, discord.NotFound) as exc:
-                log.info("job %s: can't post in channel %s (%s); sending a DM", job.id, self._channel_id, exc)
-        metrics_of(self._client).delivery_fallback("dm")
-        return await self._send_dm(job, result, sandbox=sandbox)
-
-    async def _send_followup(
-        self, interaction: discord.Interaction, job: JobRecord, result: Path | None, *, sandbox: bool
-    ) -> Delivery:
-        payload = await self._payload(job, result, interaction.filesize_limit)
-        file, view = _message_parts(job, payload)
-        content = render.result_text(job, sandbox=sandbox, kind=payload.kind, linked=_has_button(payload))
-        message = await interaction.followup.send(
-            content, file=file, view=view, wait=True, allowed_mentions=_only(job.user_id)
-        )
-        return Delivery(kind=payload.kind, message_id=message.id)
-
-    async def _send_to_channel(self, job: JobRecord, result: Path | None, *, sandbox: bool) -> Delivery:
-        assert self._channel_id is not None
-        guild = self._client.get_guild(self._guild_id) if self._guild_id is not None else None
-        limit = guild.filesize_limit if guild is not None else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
-        payload = await self._payload(job, result, limit)
-        content = render.result_text(job, sandbox=sandbox, kind=payload.kind, linked=_has_button(payload))
-        channel = self._client.get_partial_messageable(self._channel_id, guild_id=self._guild_id)
-        file, view = _message_parts(job, payload)
-        message = await channel.send(
-            content,
-            file=file,
-            view=view,
-            allowed_mentions=_only(job.user_id),
-            reference=self._reply_to() or discord.utils.MISSING,
-        )
-        return Delivery(kind=payload.kind, message_id=message.id)
-
-    def _reply_to(self) -> discord.MessageReference | None:
-        """The job's status message, when it is in the channel the result goes to."""
-        status = self._status
-        if status is None or status.message_id is None or status.channel_id != self._channel_id:
-            return None
-        return discord.MessageReference(
-            message_id=status.message_id,
-            channel_id=status.channel_id,
-            guild_id=self._guild_id,
-            fail_if_not_exists=False,
-        )
-
-    async def _send_dm(self, job: JobRecord, result: Path | None, *, sandbox: bool) -> Delivery:
-        user = self._client.get_user(self._user_id) or await self._client.fetch_user(self._user_id)
-        payload = await self._payload(job, result, discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES)
-        content = render.result_text(
-            job, sandbox=sandbox, kind=payload.kind, linked=_has_button(payload), mention=False
-        )
-        file, view = _message_parts(job, payload)
-        message = await user.send(content, file=file, view=view, allowed_mentions=_NO_MENTIONS)
-        return Delivery(kind="dm", message_id=message.id, detail=payload.kind)
-
-    async def _payload(self, job: JobRecord, result: Path | None, limit: int) -> _Payload:
-        if result is not None:
-            size = await asyncio.to_thread(lambda: result.stat().st_size)
-            if size <= limit:
-                return _Payload("file", result, None)
-            fitted = await self._fit(result, limit)
-            if fitted is not None:
-                metrics_of(self._client).delivery_fallback("compressed")
-                return _Payload("compressed", fitted, None)
-        metrics_of(self._client).delivery_fallback("link")
-        return _Payload("link", None, await self._link())
-
-    async def _fit(self, result: Path, limit: int) -> Path | None:
-        # Each limit is tried once: a followup that failed and a channel post share the work.
-        if limit not in self._fitted:
-            dest = result.with_name(f"{result.stem}-fit-{limit}{result.suffix}")
-            self._fitted[limit] = await media.compress_to_fit(result, dest, limit)
-        return self._fitted[limit]
-
-
-def _has_button(payload: _Payload) -> bool:
-    # Discord refuses link buttons with URLs over 512 characters: then only New link is offered.
-    return payload.link is not None and len(payload.link) <= render.MAX_BUTTON_URL
-
-
-def _message_parts(job: JobRecord, payload: _Payload) -> tuple[discord.File, discord.ui.View]:
-    """The file to attach, or the Download and New link buttons; `MISSING` stands for "none" in discord.py."""
-    file: discord.File = discord.utils.MISSING
-    view: discord.ui.View = discord.utils.MISSING
-    if payload.file is not None:
-        # The name the member downloads: the engine names results "lipsync-<id>.mp4" (or "sandbox-…").
-        file = discord.File(payload.file, filename=_download_name(payload.file))
-    else:
-        view = views.link_view(job.id, payload.link if _has_button(payload) else None, render.job_language(job))
-    return file, view
-
-
-def _download_name(path: Path) -> str:
-    # A re-encoded copy keeps the original's name: "lipsync-12-fit-10485760.mp4" -> "lipsync-12.mp4".
-    stem = path.stem.split("-fit-", 1)[0]
-    return f"{stem}.mp4"
-
-
-async def _no_link() -> str:
-    raise RuntimeError("deliver() sets the link provider before any payload is made")
-
-
-class JobPresenter:
-    """Builds a job's `JobHooks`: its status message and its result poster."""
-
-    def __init__(
-        self, client: discord.Client, services: Services, *, min_interval: float = DEFAULT_MIN_INTERVAL
-    ) -> None:
-        self._client = client
-        self._services = services
-        self._min_interval = min_interval
-        self._sinks: weakref.WeakSet[StatusMessage] = weakref.WeakSet()
-
-    def close(self) -> None:
-        """Stop every status message's delayed edits and refreshes (the bot is shutting down)."""
-        for sink in list(self._sinks):
-            sink.close()
-
-    def _track(self, sink: StatusMessage) -> StatusMessage:
-        self._sinks.add(sink)
-        return sink
-
-    def for_interaction(self, interaction: discord.Interaction, status_message_id: int) -> JobHooks:
-        """Hooks for a job started by `/lipsync`: both use the interaction while its token lives."""
-        assert interaction.channel_id is not None
-        sink = self._track(
-            StatusMessage(
-                self._client,
-                self._services.clock,
-                channel_id=interaction.channel_id,
-                guild_id=interaction.guild_id,
-                message_id=status_message_id,
-                interaction=interaction,
-                min_interval=self._min_interval,
-                on_moved=self._remember,
-            )
-        )
-        poster = ResultPoster(
-            self._client,
-            user_id=interaction.user.id,
-            channel_id=interaction.channel_id,
-            guild_id=interaction.guild_id,
-            interaction=interaction,
-            status=sink,
-        )
-        return JobHooks(sink=sink, deliverer=poster)
-
-    def for_record(self, record: JobRecord) -> JobHooks:
-        """Hooks for a job resumed after a restart, from the ids in its record (a `HooksFactory`)."""
-        channel_id = record.status_channel_id or record.channel_id
-        status: StatusMessage | None = None
-        if channel_id is not None:
-            status = self._track(
-                StatusMessage(
-                    self._client,
-                    self._services.clock,
-                    channel_id=channel_id,
-                    guild_id=record.guild_id,
-                    message_id=record.status_message_id,
-                    min_interval=self._min_interval,
-                    on_moved=self._remember,
-                )
-            )
-        poster = ResultPoster(
-            self._client,
-            user_id=record.user_id,
-            channel_id=record.channel_id,
-            guild_id=record.guild_id,
-            status=status,
-        )
-        sink: StatusMessage | _NoStatus = status if status is not None else _NoStatus()
-        return JobHooks(sink=sink, deliverer=poster)
-
-    async def _remember(self, job_id: int, channel_id: int, message_id: int) -> None:
-        # So that a later restart edits the message members can actually see (the engine records it).
-        try:
-            await self._services.engine.status_moved(job_id, channel_id, message_id)
-        except Exception:
-            log.exception("job %s: could not record the moved status message", job_id)
-
-
-class _NoStatus:
-    """A sink for a job with no channel to show it in (e.g. started from the command line)."""
-
-    async def update(self, update: JobUpdate) -> None:
-        """Nothing to show."""

@@ -1,0 +1,106 @@
+"""Builds each job's Discord hooks: its `StatusMessage` and its `ResultPoster`.
+
+For a job started by a command (with its interaction) or resumed after a restart (from the ids
+stored in its record).
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+
+import discord
+
+from bot.jobs.models import JobHooks, JobUpdate
+from bot.services import Services
+from bot.store import JobRecord
+from cogs.results import ResultPoster
+from cogs.status import DEFAULT_MIN_INTERVAL, StatusMessage
+
+log = logging.getLogger(__name__)
+
+
+class JobPresenter:
+    """Builds a job's `JobHooks`: its status message and its result poster."""
+
+    def __init__(
+        self, client: discord.Client, services: Services, *, min_interval: float = DEFAULT_MIN_INTERVAL
+    ) -> None:
+        self._client = client
+        self._services = services
+        self._min_interval = min_interval
+        self._sinks: weakref.WeakSet[StatusMessage] = weakref.WeakSet()
+
+    def close(self) -> None:
+        """Stop every status message's delayed edits and refreshes (the bot is shutting down)."""
+        for sink in list(self._sinks):
+            sink.close()
+
+    def _track(self, sink: StatusMessage) -> StatusMessage:
+        self._sinks.add(sink)
+        return sink
+
+    def for_interaction(self, interaction: discord.Interaction, status_message_id: int) -> JobHooks:
+        """Hooks for a job started by `/lipsync`: both use the interaction while its token lives."""
+        assert interaction.channel_id is not None
+        sink = self._track(
+            StatusMessage(
+                self._client,
+                self._services.clock,
+                channel_id=interaction.channel_id,
+                guild_id=interaction.guild_id,
+                message_id=status_message_id,
+                interaction=interaction,
+                min_interval=self._min_interval,
+                on_moved=self._remember,
+            )
+        )
+        poster = ResultPoster(
+            self._client,
+            user_id=interaction.user.id,
+            channel_id=interaction.channel_id,
+            guild_id=interaction.guild_id,
+            interaction=interaction,
+            status=sink,
+        )
+        return JobHooks(sink=sink, deliverer=poster)
+
+    def for_record(self, record: JobRecord) -> JobHooks:
+        """Hooks for a job resumed after a restart, from the ids in its record (a `HooksFactory`)."""
+        channel_id = record.status_channel_id or record.channel_id
+        status: StatusMessage | None = None
+        if channel_id is not None:
+            status = self._track(
+                StatusMessage(
+                    self._client,
+                    self._services.clock,
+                    channel_id=channel_id,
+                    guild_id=record.guild_id,
+                    message_id=record.status_message_id,
+                    min_interval=self._min_interval,
+                    on_moved=self._remember,
+                )
+            )
+        poster = ResultPoster(
+            self._client,
+            user_id=record.user_id,
+            channel_id=record.channel_id,
+            guild_id=record.guild_id,
+            status=status,
+        )
+        sink: StatusMessage | _NoStatus = status if status is not None else _NoStatus()
+        return JobHooks(sink=sink, deliverer=poster)
+
+    async def _remember(self, job_id: int, channel_id: int, message_id: int) -> None:
+        # So that a later restart edits the message members can actually see (the engine records it).
+        try:
+            await self._services.engine.status_moved(job_id, channel_id, message_id)
+        except Exception:
+            log.exception("job %s: could not record the moved status message", job_id)
+
+
+class _NoStatus:
+    """A sink for a job with no channel to show it in (e.g. started from the command line)."""
+
+    async def update(self, update: JobUpdate) -> None:
+        """Nothing to show."""
