@@ -141,6 +141,9 @@ def _configure_logging(settings: Settings, *, interactive: bool) -> None:
     install()
 
 
+SANDBOX_DEADLINE_MINUTES = 5.0
+
+
 def _sandboxed(settings: Settings, base_url: str) -> Settings:
     """Settings pointed at a local sandbox, with a database of its own so trials never touch real quotas."""
     db = settings.database_path
@@ -152,6 +155,9 @@ def _sandboxed(settings: Settings, base_url: str) -> Settings:
             "database_url": None,  # a trial never touches the real (PostgreSQL) ledger either
             "poll_initial_seconds": min(settings.poll_initial_seconds, 1.0),
             "poll_max_seconds": min(settings.poll_max_seconds, 2.0),
+            # A sandbox render takes seconds. A sandbox started anew (`resume --sandbox`) doesn't know
+            # the projects of the one before, so their jobs end within minutes, not after an hour.
+            "job_deadline_minutes": min(settings.job_deadline_minutes, SANDBOX_DEADLINE_MINUTES),
         }
     )
 

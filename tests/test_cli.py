@@ -13,9 +13,10 @@ from pathlib import Path
 import av
 import httpx
 
+from bot.__main__ import SANDBOX_DEADLINE_MINUTES, _sandboxed
 from bot.clock import FakeClock
 from bot.sandbox import Sandbox
-from tests.conftest import SANDBOX_KEY
+from tests.conftest import SANDBOX_KEY, make_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -201,3 +202,14 @@ async def test_reconcile_an_unknown_job_to_what_magic_hour_charged(
     assert _job_money(tmp_path / "data" / "lipsync-bot.sqlite3") == money  # the refusal changed nothing
     code, out = await acli(["reconcile", "7", "--charged", "0"], cwd=tmp_path, **env)
     assert code == 2 and "isn't a job whose fate at Magic Hour was unknown" in out
+
+
+def test_a_sandbox_trial_gives_up_on_lost_projects_in_minutes(tmp_path: Path) -> None:
+    """Sandbox trials have their own database and a short deadline: a restarted sandbox forgets old projects."""
+    real = make_settings(tmp_path, "https://api.magichour.ai", job_deadline_minutes=60)
+    trial = _sandboxed(real, "http://127.0.0.1:1")
+    assert trial.job_deadline_minutes == SANDBOX_DEADLINE_MINUTES == 5
+    assert trial.database_path != real.database_path and trial.database_url is None
+    assert (
+        _sandboxed(make_settings(tmp_path, "x", job_deadline_minutes=1), "http://127.0.0.1:1").job_deadline_minutes == 1
+    )
