@@ -88,6 +88,8 @@ class JobEngine:
         self._claiming = asyncio.Lock()  # one resume/takeover at a time
         self._leases = Leases(store, clock, config.lease_seconds)
         self._listening = False
+        # What `start_leases` was given, so a cancel can take over a dead process's job at once.
+        self._takeover: tuple[HooksFactory, Callable[[JobRecord], bool] | None] | None = None
 
     @property
     def sandbox(self) -> bool:
@@ -242,7 +244,8 @@ class JobEngine:
         """Cancel a job for its owner: free before submission; after it, what Magic Hour charged.
 
         A job another process runs is canceled there: the request goes through the store's
-        notifications, and this call waits (up to a minute) for the job to end.
+        notifications, and this call waits (up to a minute) for the job to end. If that process
+        is gone (dead on this host, or its lease ran out), the job is taken over and canceled here.
         """
         record = await self.job(job_id)
         if record.user_id != by_user_id:
@@ -278,8 +281,21 @@ class JobEngine:
             current = await self.job(record.id)
             if current.state.terminal:
                 return current
+            if record.id not in self._tasks and self._holder_gone(current) and self._takeover is not None:
+                # Its process died and can't hear the cancel: take the job over, as the takeover
+                # loop would a little later, and cancel it here.
+                await self._take_over(*self._takeover)
+            if record.id in self._tasks:
+                return await self.cancel(record.id, by_user_id=by_user_id)
             await clock.sleep(0.25)
         raise JobFailed("not_running", job=record.id)
+
+    def _holder_gone(self, record: JobRecord) -> bool:
+        """True when the process holding the job's claim is gone: dead on this host, or its lease ran out."""
+        holder, until = record.claimed_by, record.lease_until
+        if holder is None or holder == self.store.owner:
+            return False
+        return is_dead_here(holder) or (until is not None and until <= self._context.clock.now())
 
     def _on_cancel_notice(self, payload: str) -> None:
         try:
@@ -314,6 +330,7 @@ class JobEngine:
         if not self._listening:
             await self.store.listen(CANCEL_CHANNEL, self._on_cancel_notice)
             self._listening = True
+        self._takeover = (hooks_for, where)
         resumed = await self.resume(hooks_for, where=where)
         self._leases.keep_taking_over(lambda: self._take_over(hooks_for, where))
         return resumed

@@ -158,6 +158,29 @@ async def test_a_cancel_reaches_the_process_that_runs_the_job(processes, media_d
     assert keep.delivered == []
 
 
+async def test_a_cancel_for_a_dead_process_s_job_takes_it_over_at_once(processes, media_dir, tmp_path, sandbox):
+    """A dies with the job claimed; the member's Cancel lands on B: B takes the job and cancels it now, not in a minute."""
+    clock = FakeClock()
+    a, b = await processes(clock), await processes(clock)
+    sandbox.config.render_seconds = 600
+    keep = KeepFile(tmp_path / "k")
+    await b.engine.start_leases(hooks_into(keep))
+    record = await a.engine.submit(file_request(media_dir), JobHooks(sink=RecordingSink(), deliverer=keep))
+    await until(lambda: _in(a, record.id, JobState.SUBMITTED))
+    # A dies as a killed process would: its work stops, its claim stays, it hears no notices.
+    await a.engine._leases.aclose()
+    a.engine._tasks[record.id].cancel()
+    await until(lambda: _true(record.id not in a.engine._tasks))
+    await a.store.close()
+    assert (await job_state(b, record.id)).claimed_by == a.store.owner
+    async with asyncio.timeout(20):  # fake time stands still: only a takeover can end it
+        canceled = await b.engine.cancel(record.id, by_user_id=USER)
+    assert canceled.state is JobState.CANCELED and canceled.claimed_by == b.store.owner
+    assert sandbox.projects[str(canceled.project_id)].status == "canceled"
+    assert canceled.charged_credits == sandbox.charged(str(canceled.project_id))
+    assert keep.delivered == [] and await b.store.check_invariants() == []
+
+
 async def test_a_webhook_received_by_another_process_reaches_the_job_s_owner(processes, media_dir, tmp_path, sandbox):
     """B receives `video.completed` for A's project and relays it; A polls at once instead of in 1,000 s."""
     a = await processes(poll_initial_seconds=1000, poll_max_seconds=1000)
