@@ -386,9 +386,37 @@ class JobEngine:
                     log.warning("job %s: %s; this process lets it go", job_id, exc)
                     return
                 log.error("job %s: its runner crashed", job_id, exc_info=exc)
-                rescue = asyncio.get_running_loop().create_task(run.failed(exc))
-                self._rescues.add(rescue)
-                rescue.add_done_callback(self._rescues.discard)
+                self._rescue(run, exc)
+
+        task.add_done_callback(_done)
+
+    def _rescue(self, run: JobRun, exc: BaseException) -> None:
+        """End a job whose runner crashed (`JobRun.failed`), as one of this process's running jobs.
+
+        It stays in `_tasks` meanwhile: its lease is renewed, a takeover or resume leaves it alone
+        (it may be delivering a paid render: a second runner would deliver it twice), and a cancel
+        or shutdown reaches it. If ending it fails too, the job stays unfinished for a later resume.
+        """
+        job_id = run.job_id
+
+        async def rescue() -> None:
+            current_job.set(job_id)
+            try:
+                await run.failed(exc)
+            except LeaseLost as lost:
+                log.warning("job %s: %s; this process lets it go", job_id, lost)
+            except Exception:
+                log.exception("job %s: could not be ended after its runner crashed; it is resumed later", job_id)
+            finally:
+                await run.cleanup()
+
+        task = asyncio.get_running_loop().create_task(rescue(), name=f"job-{job_id}-rescue")
+        self._tasks[job_id], self._runs[job_id] = task, run
+
+        def _done(done: asyncio.Task[None]) -> None:
+            if self._tasks.get(job_id) is done:
+                del self._tasks[job_id]
+                self._runs.pop(job_id, None)
 
         task.add_done_callback(_done)
 

@@ -159,7 +159,7 @@ async def test_a_cancel_reaches_the_process_that_runs_the_job(processes, media_d
 
 
 async def test_a_cancel_for_a_dead_process_s_job_takes_it_over_at_once(processes, media_dir, tmp_path, sandbox):
-    """A dies with the job claimed; the member's Cancel lands on B: B takes the job and cancels it now, not in a minute."""
+    """A dies with the job claimed; a Cancel landing on B takes the job over and cancels it now, not in a minute."""
     clock = FakeClock()
     a, b = await processes(clock), await processes(clock)
     sandbox.config.render_seconds = 600

@@ -8,16 +8,17 @@ exactly once; a render it didn't complete was never left running.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bot.jobs.models import JobHooks
+from bot.jobs.models import Delivery, JobHooks, LinkProvider
 from bot.sandbox import Sandbox
 from bot.services import Services
-from bot.store import JobState
+from bot.store import JobRecord, JobState
 from tests.conftest import KeepFile, RecordingSink
 from tests.jobs.test_engine import file_request
 
@@ -34,14 +35,14 @@ AFTER_ACCEPTED = [
 ]
 
 
-def refuse_once(services: Services, state: JobState) -> list[JobState]:
-    """Make the store refuse the first transition into `state`; returns the list of refusals made."""
+def refuse_once(services: Services, state: JobState, times: int = 1) -> list[JobState]:
+    """Make the store refuse the first `times` transitions into `state`; returns the refusals made."""
     jobs = services.store.jobs
     real = jobs.transition
     refused: list[JobState] = []
 
     async def transition(job_id: int, to: JobState, *args: Any, **kwargs: Any) -> Any:
-        if to is state and not refused:
+        if to is state and len(refused) < times:
             refused.append(to)
             raise sqlite3.OperationalError("database is locked")
         return await real(job_id, to, *args, **kwargs)
@@ -76,4 +77,40 @@ async def test_one_refused_write_at_any_step_loses_nothing(
             assert project.status == "canceled" and keeper.delivered == [] and keeper.links == []
     assert sandbox.counters.jobs_created <= 1
     assert (await services.store.quota.limits(final.guild_id, final.user_id, ())).used == (final.charged_credits or 0)
+    assert await services.store.check_invariants() == []
+
+
+class HeldOpen(KeepFile):
+    """A deliverer that waits, once it is called, until the test lets it go on."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(folder)
+        self.called = asyncio.Event()
+        self.go_on = asyncio.Event()
+
+    async def deliver(self, job: JobRecord, result: Path | None, *, sandbox: bool, link: LinkProvider) -> Delivery:
+        """Say it was called, wait for the test, then deliver as `KeepFile` does."""
+        self.called.set()
+        await self.go_on.wait()
+        return await super().deliver(job, result, sandbox=sandbox, link=link)
+
+
+async def test_a_job_ended_after_its_runner_crashed_is_not_resumed_twice(
+    open_services, media_dir: Path, tmp_path: Path, sandbox: Sandbox
+) -> None:
+    """Two refused writes make the runner and its first rescue crash; while the rescue delivers, a
+    takeover round (or a resume) must leave the job alone, or the render would be posted twice."""
+    services = await open_services()
+    refused = refuse_once(services, JobState.DOWNLOADING, times=2)
+    keeper = HeldOpen(tmp_path / "out")
+    record = await services.engine.submit(file_request(media_dir), JobHooks(sink=RecordingSink(), deliverer=keeper))
+    async with asyncio.timeout(30):
+        await keeper.called.wait()
+    assert refused == [JobState.DOWNLOADING, JobState.DOWNLOADING]
+    # The takeover loop's round: this process's own unfinished job, but one it is still ending.
+    assert await services.engine.resume(lambda r: JobHooks(sink=RecordingSink(), deliverer=keeper)) == []
+    keeper.go_on.set()
+    final = await services.engine.wait(record.id)
+    assert final.state is JobState.DONE and len(keeper.delivered) == 1
+    assert final.charged_credits == sandbox.charged(str(final.project_id))
     assert await services.store.check_invariants() == []
