@@ -108,4 +108,6 @@ async def _create_once(ctx: RunContext, body: LipSyncRequest) -> tuple[CreatedJo
         except asyncio.CancelledError:
             cancelled = True
             if create.done():
-                raise
+                # The cancel came in the turn the create finished: its outcome still counts (a
+                # project made is a project paid for), and so does the cancel.
+                return create.result(), cancelled

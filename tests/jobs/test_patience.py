@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from bot.clock import FakeClock
 from bot.jobs.models import Delivery, JobHooks, LinkProvider
 from bot.jobs.submit import create_project, create_round_pause
-from bot.magichour import MagicHourClient, RateLimited, RetryPolicy
+from bot.magichour import CreatedJob, MagicHourClient, RateLimited, RetryPolicy
 from bot.sandbox import Sandbox
 from bot.services import Services
 from bot.store import JobRecord, JobState
@@ -123,3 +123,30 @@ async def test_a_delivery_that_fails_twice_is_retried_and_the_file_arrives(
         assert sandbox.counters.jobs_created == 1
     finally:
         await services.aclose()
+
+
+class _CancelsAsItAnswers:
+    """A stand-in for the client whose create answers in the very turn the job is cancelled.
+
+    The race can't be timed against a real server: the cancel has to land between the answer and
+    the job seeing it. Everything else about creating is tested against the sandbox.
+    """
+
+    def __init__(self) -> None:
+        self.job: asyncio.Task[object] | None = None
+
+    async def create_lip_sync(self, body: object) -> CreatedJob:
+        """Cancel the job's task, then answer: both land in the same turn."""
+        await asyncio.sleep(0)
+        assert self.job is not None
+        self.job.cancel()
+        return CreatedJob(id="made-and-billed", credits_charged=45)
+
+
+async def test_a_cancel_in_the_turn_the_create_answers_keeps_the_project() -> None:
+    """The project Magic Hour made is returned (and the cancel reported), never dropped as if nothing was made."""
+    client = _CancelsAsItAnswers()
+    task = asyncio.ensure_future(create_project(_Context(client, FakeClock()), None, lambda: False))  # type: ignore[arg-type]
+    client.job = task
+    created, cancelled = await task
+    assert created.id == "made-and-billed" and cancelled
