@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -134,3 +134,18 @@ class KeepFile:
         shutil.move(str(result), target)
         self.delivered.append(target)
         return Delivery(kind="local", detail=str(target))
+
+
+async def move_clock_until(clock: FakeClock, done: Callable[[], bool]) -> None:
+    """Move fake time on while `done()` is false: toward the next wake-up, a second at a time.
+
+    Real HTTP runs in between, and a request in flight isn't a sleeper the clock can see; moving a
+    second per step (with a moment of real time for I/O after each) keeps what happens during one
+    request to about a second of fake time, however far the next wake-up is.
+    """
+    async with asyncio.timeout(60):
+        while not done():
+            deadline = clock.next_deadline()
+            if deadline is not None:
+                await clock.advance(min(1.0, max(0.0, deadline - clock.monotonic())))
+            await asyncio.sleep(0.002)

@@ -50,6 +50,9 @@ from bot.store import JobRecord, JobState, LedgerKind, Refusal, Store
 
 log = logging.getLogger(__name__)
 
+# How long a cancel keeps trying to read a project it can't (a member waits on the answer).
+_CANCEL_PATIENCE = 60.0
+
 
 @dataclass(frozen=True)
 class RunContext:
@@ -231,20 +234,29 @@ class JobRun:
             await self.on_final(project)
 
     async def _stop_at_deadline(self, project_id: str) -> VideoProject | None:
-        """Past the deadline: stop the render, but only on a successful read of it.
+        """Past the deadline: stop the render, but only on a successful read of it (see `_stop_when_read`)."""
+        config = self.ctx.config
+        return await self._stop_when_read(
+            project_id,
+            within=config.deadline_grace_seconds,
+            every=config.deadline_grace_interval,
+            why="past its deadline",
+        )
 
-        If the project can't be read (a 5xx storm), nothing is deleted: keep asking, every
-        `deadline_grace_interval` seconds for `deadline_grace_seconds`, because the render may be
-        complete and paid for. None if it never could be read.
+    async def _stop_when_read(self, project_id: str, *, within: float, every: float, why: str) -> VideoProject | None:
+        """Stop the render once a read shows it still going; the project as last read, None if never.
+
+        If the project can't be read (a 5xx storm), nothing is deleted: keep asking, every `every`
+        seconds for `within`, because the render may be complete and paid for.
         """
-        config, clock = self.ctx.config, self.ctx.clock
-        give_up_at = clock.monotonic() + config.deadline_grace_seconds
+        clock = self.ctx.clock
+        give_up_at = clock.monotonic() + within
         while True:
             project = await self.stop_render(project_id)
-            if project is not None or clock.monotonic() + config.deadline_grace_interval > give_up_at:
+            if project is not None or clock.monotonic() + every > give_up_at:
                 return project
-            log.warning("job %s: past its deadline and project %s can't be read; asking again", self.job_id, project_id)
-            await clock.sleep(config.deadline_grace_interval)
+            log.warning("job %s: %s and project %s can't be read; asking again", self.job_id, why, project_id)
+            await clock.sleep(every)
 
     async def on_final(self, project: VideoProject) -> None:
         """End the job on a project Magic Hour reported as complete, errored or canceled."""
@@ -280,7 +292,9 @@ class JobRun:
     async def canceled(self) -> None:
         """The owner canceled: stop the render if there is one, and charge what Magic Hour did.
 
-        A render that had already finished is delivered instead: it is paid for.
+        A render that had already finished is delivered instead: it is paid for. If Magic Hour
+        can't be read for `_CANCEL_PATIENCE` seconds, the job ends unknown at Magic Hour (what it
+        held counts as spent, and the operator can reconcile it), never canceled on a guess.
         """
         current = await self.ctx.store.jobs.get(self.job_id)
         if current is None or current.state.terminal:
@@ -290,15 +304,24 @@ class JobRun:
             await self.end(JobState.CANCELED)
             log.info("job %s: canceled by its owner", self.job_id)
             return
-        project = await self.stop_render(current.project_id)
-        if project is not None and project.is_complete:
+        config = self.ctx.config
+        project = await self._stop_when_read(
+            current.project_id,
+            within=min(_CANCEL_PATIENCE, config.deadline_grace_seconds),
+            every=min(_CANCEL_PATIENCE / 6, config.deadline_grace_interval),
+            why="canceled",
+        )
+        if project is None:
+            # Nothing deleted blind, nothing refunded blind: the render may finish and be billed.
+            await self.end_unknown(reason="canceled_unreadable")
+            return
+        if project.is_complete:
             log.info("job %s: cancel came after the render finished; delivering it", self.job_id)
             self._activity = ("activity_already_rendered", {})
             await self._courier.complete(project)
             return
-        charged = project.credits_charged if project is not None else await self.held()
-        await self.end(JobState.CANCELED, charged=charged)
-        log.info("job %s: canceled by its owner, %s credits charged", self.job_id, charged)
+        await self.end(JobState.CANCELED, charged=project.credits_charged)
+        log.info("job %s: canceled by its owner, %s credits charged", self.job_id, project.credits_charged)
 
     async def failed(self, exc: BaseException) -> None:
         """End the job after an error; what it costs depends on how far it got."""

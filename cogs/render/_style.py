@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from bot import words
 from bot.config import GenerationMode, QuotaWindow
 from bot.errors import LipsyncError
-from bot.store import JobRecord, JobState
+from bot.store import UNKNOWN_AT_MAGIC_HOUR, JobRecord, JobState
 
 EN = words.DEFAULT_LANGUAGE
 
@@ -90,8 +90,24 @@ def error_text(error: LipsyncError, lang: str = EN) -> str:
 
 
 def failure_text(job: JobRecord, lang: str = EN) -> str:
-    """Why a job failed, from the code and data stored with it."""
-    return describe(job.error_code or "error", job.error_data or {}, lang)
+    """Why a job failed, from the code and data stored with it.
+
+    A job whose fate at Magic Hour is unknown says why it is (lost while starting, or Magic Hour
+    couldn't be read afterwards), and once the operator has reconciled it, that it was checked.
+    """
+    code = job.error_code or "error"
+    if code == UNKNOWN_AT_MAGIC_HOUR:
+        if not job.fate_unknown:
+            code = "unknown_reconciled"
+        elif (job.error_data or {}).get("reason") in _UNREAD_REASONS:
+            code = "unknown_at_magic_hour_unread"
+    return describe(code, job.error_data or {}, lang)
+
+
+# Why a submitted job's fate can be unknown after it was made (`JobRun.end_unknown`): Magic Hour
+# couldn't be read. The other reasons (no answer to the create, a stop while creating) are about
+# starting it, as is every such job recorded before reasons were.
+_UNREAD_REASONS = frozenset({"unreadable", "internal_error", "canceled_unreadable"})
 
 
 def sandbox_note(lang: str = EN) -> str:

@@ -480,3 +480,24 @@ def test_a_job_unknown_at_magic_hour_says_so_until_the_operator_reconciles_it() 
         update={"error_data": {"reserved": 45, "reconciled_charge": 30}, "charged_credits": 30}
     )
     assert render.cost_text(reconciled) == "Cost: 30 credits, what Magic Hour charged for it."
+
+
+@pytest.mark.parametrize(
+    ("data", "says", "cost"),
+    [
+        ({"reserved": 45, "reason": "no_answer"}, "lost contact with Magic Hour while starting", "counted as spent"),
+        ({"reserved": 45}, "while starting", "counted as spent"),  # recorded before reasons were
+        ({"reserved": 45, "reason": "canceled_unreadable"}, "couldn't be reached to learn how", "counted as spent"),
+        ({"reserved": 45, "reason": "unreadable"}, "couldn't be reached to learn how", "counted as spent"),
+        ({"reserved": 45, "reason": "no_answer", "reconciled_charge": 30}, "has since checked", "Cost: 30 credits"),
+    ],
+)
+def test_a_job_unknown_at_magic_hour_gives_the_right_reason(data: dict[str, Any], says: str, cost: str) -> None:
+    """Why its fate is unknown (starting it, or reading it later), and once reconciled, that it was checked."""
+    charged = data.get("reconciled_charge", 45)
+    text = render.status_text(
+        update(JobState.FAILED, error_code="unknown_at_magic_hour", error_data=data, charged_credits=charged)
+    )
+    assert says in text and cost in text, text
+    if "reconciled_charge" in data:
+        assert "stay counted" not in text and "counted as spent" not in text

@@ -317,7 +317,7 @@ async def test_usage_lists_jobs_whose_fate_at_magic_hour_is_unknown(harness: Har
 
     report = await admin(harness, "usage")
     assert (
-        "Unknown at Magic Hour (1 job, counted as spent): the bot lost contact while starting them. "
+        "Unknown at Magic Hour (1 job, counted as spent): the bot lost contact with Magic Hour while running them. "
         "Look each one up in the Magic Hour dashboard by its project name." in report
     )
     assert f"• `{project_name(job.id, 'intro')}`: job #{job.id} by <@{harness.alice.id}>, 45 credits counted" in report

@@ -7,10 +7,12 @@ store's invariants hold.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
 
+from bot.clock import FakeClock
 from bot.config import GenerationMode
 from bot.errors import QuotaExceeded
 from bot.jobs.models import JobHooks
@@ -18,7 +20,7 @@ from bot.sandbox import Sandbox
 from bot.services import Services
 from bot.store import JobState, LedgerKind
 from bot.testmedia import make_audio, make_sparse_video, make_vfr_video
-from tests.conftest import KeepFile, RecordingSink
+from tests.conftest import KeepFile, RecordingSink, make_settings, move_clock_until
 from tests.jobs.test_engine import GUILD, USER, StateWaiter, file_request, run_job
 
 
@@ -135,20 +137,46 @@ async def test_a_spent_pool_refuses_even_the_smallest_job(open_services, media_d
     assert sandbox.counters.requests["upload_urls"] == 0
 
 
-async def test_a_cancel_that_cant_read_the_project_charges_what_was_held(
-    open_services, media_dir, tmp_path, sandbox
-) -> None:
-    """Cancel when Magic Hour can't be read: nothing is deleted blind, and the job costs its reservation, not 0."""
-    services = await open_services()
-    sandbox.config.render_seconds = 3600
-    sink, keeper = StateWaiter(), KeepFile(tmp_path / "out")
-    record = await services.engine.submit(file_request(media_dir), JobHooks(sink=sink, deliverer=keeper))
-    await sink.reached(JobState.SUBMITTED)
-    held = sum(-e.amount for e in await services.store.quota.entries(record.id))
-    assert held == 45
-    sandbox.faults.storm("get_project", times=1000)
-    final = await services.engine.cancel(record.id, by_user_id=USER)
-    assert final.state is JobState.CANCELED and final.charged_credits == held
-    assert sandbox.counters.requests["delete_project"] == 0 and keeper.delivered == []
-    assert (await services.store.quota.limits(GUILD, USER, ())).used == held
-    assert await services.store.check_invariants() == []
+async def test_a_cancel_that_cant_read_the_project_ends_unknown_not_canceled(media_dir, tmp_path, sandbox) -> None:
+    """Cancel while Magic Hour can't be read: nothing deleted blind, nothing refunded blind; after a
+    minute of trying, the job is unknown at Magic Hour (its reservation counted) for the operator to reconcile."""
+    clock = FakeClock()
+    services = await Services.open(make_settings(tmp_path, sandbox.base_url), clock=clock)
+    try:
+        sandbox.config.render_seconds = 3600
+        sink, keeper = RecordingSink(), KeepFile(tmp_path / "out")
+        record = await services.engine.submit(file_request(media_dir), JobHooks(sink=sink, deliverer=keeper))
+        await move_clock_until(clock, lambda: any(u.job.state is JobState.SUBMITTED for u in sink.updates))
+        sandbox.faults.storm("get_project", times=10_000)
+        canceling = asyncio.ensure_future(services.engine.cancel(record.id, by_user_id=USER))
+        await move_clock_until(clock, canceling.done)
+        final = canceling.result()
+        assert final.state is JobState.FAILED and final.error_code == "unknown_at_magic_hour"
+        assert final.error_data == {"reserved": 45, "reason": "canceled_unreadable"} and final.charged_credits == 45
+        assert sandbox.counters.requests["delete_project"] == 0 and keeper.delivered == []
+        assert [j.id for j in await services.store.jobs.unknown_at_magic_hour(GUILD, record.created_at)] == [record.id]
+        # The operator looks it up: Magic Hour rendered it and charged 45 (the render went on).
+        await services.store.quota.reconcile(record.id, 45)
+        assert await services.store.check_invariants() == []
+    finally:
+        await services.aclose()
+
+
+async def test_a_cancel_waits_out_a_short_storm_and_stops_the_render(media_dir, tmp_path, sandbox) -> None:
+    """Magic Hour can't be read for a few tries, then can: the render is stopped and the job costs what it charged."""
+    clock = FakeClock()
+    services = await Services.open(make_settings(tmp_path, sandbox.base_url), clock=clock)
+    try:
+        sandbox.config.render_seconds = 3600
+        sink, keeper = RecordingSink(), KeepFile(tmp_path / "out")
+        record = await services.engine.submit(file_request(media_dir), JobHooks(sink=sink, deliverer=keeper))
+        await move_clock_until(clock, lambda: any(u.job.state is JobState.SUBMITTED for u in sink.updates))
+        sandbox.faults.storm("get_project", times=8)  # two reads' worth of the client's retries
+        canceling = asyncio.ensure_future(services.engine.cancel(record.id, by_user_id=USER))
+        await move_clock_until(clock, canceling.done)
+        final = canceling.result()
+        assert final.state is JobState.CANCELED, (final.error_code, sandbox.counters.faults_injected)
+        assert sandbox.counters.requests["delete_project"] == 1
+        assert await ledger_matches_sandbox(services, sandbox, record.id) == 0
+    finally:
+        await services.aclose()

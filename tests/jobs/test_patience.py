@@ -7,7 +7,6 @@ asks once per poll (its own schedule decides when to ask again), never retrying 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from bot.magichour import CreatedJob, MagicHourClient, RateLimited, RetryPolicy
 from bot.sandbox import Sandbox
 from bot.services import Services
 from bot.store import JobRecord, JobState
-from tests.conftest import SANDBOX_KEY, KeepFile, RecordingSink, make_settings
+from tests.conftest import SANDBOX_KEY, KeepFile, RecordingSink, make_settings, move_clock_until
 from tests.jobs.test_engine import file_request, run_job
 from tests.jobs.test_results import lip_sync_request
 
@@ -32,17 +31,6 @@ class _Context:
 
     client: MagicHourClient
     clock: FakeClock
-
-
-async def move_clock_until(clock: FakeClock, done: Callable[[], bool]) -> None:
-    """Real HTTP runs in between: whenever everything waits on the fake clock, move it to the next wake-up."""
-    async with asyncio.timeout(60):
-        while not done():
-            deadline = clock.next_deadline()
-            if deadline is None:
-                await asyncio.sleep(0.005)
-            else:
-                await clock.advance(deadline - clock.monotonic())
 
 
 class FailsTwice(KeepFile):
