@@ -180,6 +180,8 @@ def canceled_text(job: JobRecord, lang: str = EN) -> str:
     if job.state is JobState.CANCELED:
         return f"{describe('canceled_job', {'job': job.id}, lang)} {cost_text(job, lang)}"
     ended = describe("job_had_ended", {"job": job.id, "state": state_label(job.state, lang)}, lang)
+    if job.state is JobState.FAILED:  # e.g. Magic Hour couldn't be read to stop it: say so
+        ended = f"{ended} {failure_text(job, lang)}"
     return f"{ended} {cost_text(job, lang)}"
 
 

@@ -501,3 +501,15 @@ def test_a_job_unknown_at_magic_hour_gives_the_right_reason(data: dict[str, Any]
     assert says in text and cost in text, text
     if "reconciled_charge" in data:
         assert "stay counted" not in text and "counted as spent" not in text
+
+
+def test_a_cancel_that_ended_unknown_says_why() -> None:
+    """Cancel couldn't reach Magic Hour: the answer says the job ended, why, and what stays counted."""
+    ended = job(
+        state=JobState.FAILED,
+        error_code="unknown_at_magic_hour",
+        error_data={"reserved": 45, "reason": "canceled_unreadable"},
+        charged_credits=45,
+    )
+    text = render.canceled_text(ended)
+    assert "couldn't be reached to learn how this job ended" in text and "counted as spent" in text

@@ -10,6 +10,7 @@ import av
 import pytest
 
 from bot import words
+from bot.clock import FakeClock
 from bot.config import GenerationMode, Settings
 from bot.errors import InvalidInput, NotAllowed, QuotaExceeded
 from bot.jobs.models import InputSource, JobHooks, JobRequest, JobUpdate
@@ -565,3 +566,22 @@ async def test_the_project_at_magic_hour_is_named_for_its_job(
     job = await services.engine.job(job_id)
     assert job.project_id is not None
     assert sandbox.projects[job.project_id].name == expected.format(id=job_id)
+
+
+async def test_the_link_cooldown_remembers_only_recent_clicks(tmp_path: Path, media_dir: Path, sandbox) -> None:
+    """Each fresh link is remembered for the cooldown, then forgotten: the memory stays as small as recent clicks."""
+    clock = FakeClock()
+    services = await Services.open(make_settings(tmp_path, sandbox.base_url), clock=clock)
+    try:
+        engine = services.engine
+        jobs = [await services.store.jobs.create(file_request(media_dir).new_job()) for _ in range(3)]
+        for record in jobs[:2]:
+            await engine.allow_link(record.id, by_user_id=USER)
+        with pytest.raises(NotAllowed):
+            await engine.allow_link(jobs[0].id, by_user_id=USER)  # within the cooldown
+        await clock.advance(engine.config.link_cooldown_seconds + 1)
+        await engine.allow_link(jobs[2].id, by_user_id=USER)
+        assert set(engine._links_made) == {jobs[2].id}
+        await engine.allow_link(jobs[0].id, by_user_id=USER)  # its cooldown is over
+    finally:
+        await services.aclose()
