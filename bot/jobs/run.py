@@ -50,7 +50,8 @@ from bot.store import JobRecord, JobState, LedgerKind, Refusal, Store
 
 log = logging.getLogger(__name__)
 
-# How long a cancel keeps trying to read a project it can't (a member waits on the answer).
+# How long a cancel (or a stop for going over budget) keeps trying to read a project it can't; a
+# member waits on the answer.
 _CANCEL_PATIENCE = 60.0
 
 
@@ -191,16 +192,19 @@ class JobRun:
             outcome.limit.value,
             created.id,
         )
-        project = await self.stop_render(created.id)
-        if project is not None and project.is_complete:
+        project = await self._stop_soon(created.id, why="over budget")
+        if project is None:
+            # Stopped or not, nobody knows; Magic Hour's create answer is the least it charged.
+            await self.end_unknown(reason="over_budget_unreadable", at_least=created.credits_charged)
+            return False
+        if project.is_complete:
             await self._courier.complete(project)  # already rendered and paid for: deliver it
             return False
-        charged = project.credits_charged if project is not None else created.credits_charged
         await self.end(
             JobState.FAILED,
             "over_budget_at_create",
             {"charged": created.credits_charged, "reserved": held},
-            charged=charged,
+            charged=project.credits_charged,
         )
         return False
 
@@ -241,6 +245,16 @@ class JobRun:
             within=config.deadline_grace_seconds,
             every=config.deadline_grace_interval,
             why="past its deadline",
+        )
+
+    async def _stop_soon(self, project_id: str, *, why: str) -> VideoProject | None:
+        """Stop a render nobody will wait for, trying to read it for `_CANCEL_PATIENCE` seconds at most."""
+        config = self.ctx.config
+        return await self._stop_when_read(
+            project_id,
+            within=min(_CANCEL_PATIENCE, config.deadline_grace_seconds),
+            every=min(_CANCEL_PATIENCE / 6, config.deadline_grace_interval),
+            why=why,
         )
 
     async def _stop_when_read(self, project_id: str, *, within: float, every: float, why: str) -> VideoProject | None:
@@ -304,13 +318,7 @@ class JobRun:
             await self.end(JobState.CANCELED)
             log.info("job %s: canceled by its owner", self.job_id)
             return
-        config = self.ctx.config
-        project = await self._stop_when_read(
-            current.project_id,
-            within=min(_CANCEL_PATIENCE, config.deadline_grace_seconds),
-            every=min(_CANCEL_PATIENCE / 6, config.deadline_grace_interval),
-            why="canceled",
-        )
+        project = await self._stop_soon(current.project_id, why="canceled")
         if project is None:
             # Nothing deleted blind, nothing refunded blind: the render may finish and be billed.
             await self.end_unknown(reason="canceled_unreadable")
@@ -359,11 +367,14 @@ class JobRun:
         else:
             await self.end(JobState.FAILED, "internal_error", charged=project.credits_charged)
 
-    async def end_unknown(self, *, reason: str) -> None:
-        """End a job whose fate at Magic Hour can't be known: what was set aside counts as spent."""
-        held = await self.held()
+    async def end_unknown(self, *, reason: str, at_least: int = 0) -> None:
+        """End a job whose fate at Magic Hour can't be known: what was set aside counts as spent.
+
+        `at_least`: what Magic Hour is known to have charged, when that is more (its create answer).
+        """
+        counted = max(await self.held(), at_least)
         await self.end(
-            JobState.FAILED, "unknown_at_magic_hour", {"reserved": held, "reason": reason}, charged=held or None
+            JobState.FAILED, "unknown_at_magic_hour", {"reserved": counted, "reason": reason}, charged=counted or None
         )
 
     async def end(

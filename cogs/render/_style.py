@@ -107,7 +107,7 @@ def failure_text(job: JobRecord, lang: str = EN) -> str:
 # Why a submitted job's fate can be unknown after it was made (`JobRun.end_unknown`): Magic Hour
 # couldn't be read. The other reasons (no answer to the create, a stop while creating) are about
 # starting it, as is every such job recorded before reasons were.
-_UNREAD_REASONS = frozenset({"unreadable", "internal_error", "canceled_unreadable"})
+_UNREAD_REASONS = frozenset({"unreadable", "internal_error", "canceled_unreadable", "over_budget_unreadable"})
 
 
 def sandbox_note(lang: str = EN) -> str:

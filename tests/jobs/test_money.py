@@ -180,3 +180,26 @@ async def test_a_cancel_waits_out_a_short_storm_and_stops_the_render(media_dir, 
         assert await ledger_matches_sandbox(services, sandbox, record.id) == 0
     finally:
         await services.aclose()
+
+
+async def test_an_over_budget_render_that_cant_be_read_ends_unknown_at_its_create_charge(
+    media_dir, tmp_path, sandbox
+) -> None:
+    """Over the limits at create and Magic Hour unreadable: nothing deleted blind; counted at Magic Hour's charge."""
+    clock = FakeClock()
+    services = await Services.open(make_settings(tmp_path, sandbox.base_url), clock=clock)
+    try:
+        await services.store.limits.set_member_limit(GUILD, USER, 60)  # 45 fits; 90 doesn't
+        sandbox.config.create_surcharge = 2.0
+        sandbox.config.render_seconds = 3600
+        sandbox.faults.storm("get_project", times=10_000)
+        sink, keeper = RecordingSink(), KeepFile(tmp_path / "out")
+        record = await services.engine.submit(file_request(media_dir), JobHooks(sink=sink, deliverer=keeper))
+        await move_clock_until(clock, lambda: any(u.job.state.terminal for u in sink.updates))
+        final = await services.engine.job(record.id)
+        assert final.state is JobState.FAILED and final.error_code == "unknown_at_magic_hour"
+        assert final.error_data == {"reserved": 90, "reason": "over_budget_unreadable"}
+        assert final.charged_credits == 90 and sandbox.counters.requests["delete_project"] == 0
+        assert await services.store.check_invariants() == []
+    finally:
+        await services.aclose()
