@@ -46,6 +46,12 @@ CANCEL_CHANNEL = "lipsync_cancel"  # payload "<job id>:<member id>": cancel it, 
 _REMOTE_CANCEL_SECONDS = 60.0  # how long a cancel waits for the process that runs the job
 
 
+async def _ended(task: asyncio.Task[None]) -> None:
+    """Wait for a job's task to end, however it ends (its own callbacks log and rescue failures)."""
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await asyncio.shield(task)
+
+
 class JobEngine:
     """Runs lip-sync jobs against Magic Hour; the front ends only talk to this class."""
 
@@ -263,11 +269,15 @@ class JobEngine:
         if not run.cancel_requested:  # a second press waits for the first cancel, not a second one
             run.cancel_requested = True
             task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.shield(task)
+        await _ended(task)
+        successor = self._tasks.get(job_id)
+        if successor is not None and successor is not task:  # ending it crashed: its rescue ends it
+            await _ended(successor)
         record = await self.job(job_id)
-        if not record.state.terminal:  # cancelled before its task ever ran
-            await run.canceled()
+        if not record.state.terminal:
+            if record.project_id is not None or job_id in self._tasks:
+                raise JobFailed("not_running", job=job_id)  # left unfinished: a resume carries it on
+            await run.canceled()  # cancelled before its task ever ran: nothing at Magic Hour
             await run.cleanup()
             record = await self.job(job_id)
         return record
@@ -277,14 +287,20 @@ class JobEngine:
         await self.store.notify(CANCEL_CHANNEL, f"{record.id}:{by_user_id}")
         clock = self._context.clock
         give_up_at = clock.monotonic() + _REMOTE_CANCEL_SECONDS
+        tried: tuple[str | None, object] | None = None  # the claim a takeover was last tried for
         while clock.monotonic() < give_up_at:
             current = await self.job(record.id)
             if current.state.terminal:
                 return current
-            if record.id not in self._tasks and self._holder_gone(current) and self._takeover is not None:
+            claim = (current.claimed_by, current.lease_until)
+            if record.id not in self._tasks and claim != tried and self._holder_gone(current) and self._takeover:
                 # Its process died and can't hear the cancel: take the job over, as the takeover
-                # loop would a little later, and cancel it here.
-                await self._take_over(*self._takeover)
+                # loop would a little later, and cancel it here (once per claim seen, not per read).
+                tried = claim
+                try:
+                    await self._take_over(*self._takeover)
+                except Exception:
+                    log.exception("job %s: could not take it over to cancel it", record.id)
             if record.id in self._tasks:
                 return await self.cancel(record.id, by_user_id=by_user_id)
             await clock.sleep(0.25)
@@ -402,7 +418,13 @@ class JobEngine:
         async def rescue() -> None:
             current_job.set(job_id)
             try:
-                await run.failed(exc)
+                try:
+                    await run.failed(exc)
+                except asyncio.CancelledError:
+                    if not run.cancel_requested:
+                        raise  # shutdown or a lost lease: left for the next owner
+                    swallow_cancel()
+                    await run.canceled()  # still one of this engine's jobs while it ends
             except LeaseLost as lost:
                 log.warning("job %s: %s; this process lets it go", job_id, lost)
             except Exception:

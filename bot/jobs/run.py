@@ -81,6 +81,7 @@ class JobRun:
         self.workdir = ctx.config.work_dir / f"job-{record.id}"
         self.cancel_requested = False
         self._created_id: str | None = None
+        self._created_charge = 0  # what Magic Hour's create answer charged: the least the job costs
         self.sandbox = ctx.config.sandbox
         self._activity: tuple[str, dict[str, str]] | None = None
         self._remaining: int | None = None
@@ -168,6 +169,7 @@ class JobRun:
         await self.transition(JobState.CREATING)
         created, cancelled = await create_project(self.ctx, body, lambda: self.cancel_requested)
         self._created_id = created.id  # known here even if recording it fails
+        self._created_charge = created.credits_charged
         self.sandbox = self.sandbox or created.sandbox
         await self.transition(JobState.SUBMITTED, project_id=created.id)
         if cancelled:
@@ -372,7 +374,7 @@ class JobRun:
 
         `at_least`: what Magic Hour is known to have charged, when that is more (its create answer).
         """
-        counted = max(await self.held(), at_least)
+        counted = max(await self.held(), at_least, self._created_charge)
         await self.end(
             JobState.FAILED, "unknown_at_magic_hour", {"reserved": counted, "reason": reason}, charged=counted or None
         )

@@ -87,8 +87,10 @@ async def create_project(
             # A 429 means no job was made: wait and ask again (the job keeps its slot), rather
             # than fail a member's job for a busy minute.
             round_ += 1
-            if cancel_requested():
-                raise asyncio.CancelledError from exc  # nothing was made: the cancel is free
+            task = asyncio.current_task()
+            if cancel_requested() or (task is not None and task.cancelling()):
+                # nothing was made: the cancel (or a shutdown, or a lost lease) goes on, free
+                raise asyncio.CancelledError from exc
             if round_ >= _CREATE_ROUNDS:
                 raise
             await ctx.clock.sleep(create_round_pause(round_, exc.retry_after))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import re
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -20,6 +22,7 @@ from bot.jobs.models import JobUpdate
 from bot.store import EffectiveLimits, JobRecord, JobState, LimitKind, MemberHasActiveJobs
 from cogs import render
 from cogs.errors import reply_for
+from cogs.render._style import _UNREAD_REASONS
 from cogs.status import StatusMessage, token_gone
 
 NOW = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
@@ -489,12 +492,14 @@ def test_a_job_unknown_at_magic_hour_says_so_until_the_operator_reconciles_it() 
         ({"reserved": 45}, "while starting", "counted as spent"),  # recorded before reasons were
         ({"reserved": 45, "reason": "canceled_unreadable"}, "couldn't be reached to learn how", "counted as spent"),
         ({"reserved": 45, "reason": "unreadable"}, "couldn't be reached to learn how", "counted as spent"),
+        ({"reserved": 45, "reason": "internal_error"}, "couldn't be reached to learn how", "counted as spent"),
+        ({"reserved": 90, "reason": "over_budget_unreadable"}, "couldn't be reached to learn how", "counted as spent"),
         ({"reserved": 45, "reason": "no_answer", "reconciled_charge": 30}, "has since checked", "Cost: 30 credits"),
     ],
 )
 def test_a_job_unknown_at_magic_hour_gives_the_right_reason(data: dict[str, Any], says: str, cost: str) -> None:
     """Why its fate is unknown (starting it, or reading it later), and once reconciled, that it was checked."""
-    charged = data.get("reconciled_charge", 45)
+    charged = data.get("reconciled_charge", data["reserved"])
     text = render.status_text(
         update(JobState.FAILED, error_code="unknown_at_magic_hour", error_data=data, charged_credits=charged)
     )
@@ -513,3 +518,11 @@ def test_a_cancel_that_ended_unknown_says_why() -> None:
     )
     text = render.canceled_text(ended)
     assert "couldn't be reached to learn how this job ended" in text and "counted as spent" in text
+
+
+def test_every_reason_a_job_ends_unknown_for_is_worded() -> None:
+    """Each `end_unknown(reason=...)` in the engine is either about starting the job or about reading it later."""
+    source = (Path(__file__).resolve().parents[2] / "bot" / "jobs" / "run.py").read_text()
+    reasons = set(re.findall(r'end_unknown\(reason="(\w+)"', source))
+    starting = {"no_answer", "interrupted_while_creating"}
+    assert reasons >= starting and reasons - starting == set(_UNREAD_REASONS), reasons

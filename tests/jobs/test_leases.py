@@ -181,6 +181,31 @@ async def test_a_cancel_for_a_dead_process_s_job_takes_it_over_at_once(processes
     assert keep.delivered == [] and await b.store.check_invariants() == []
 
 
+async def test_a_cancel_for_a_frozen_process_s_job_takes_it_over_once_its_lease_ran_out(
+    processes, media_dir, tmp_path, sandbox
+):
+    """A is alive but frozen (no work, no renewals); once its lease ran out, a Cancel landing on B takes over."""
+    clock = FakeClock()
+    a, b = await processes(clock), await processes(clock)
+    sandbox.config.render_seconds = 600
+    keep = KeepFile(tmp_path / "k")
+    await b.engine.start_leases(hooks_into(keep))
+    b_takeovers = b.engine._leases._takeovers
+    assert b_takeovers is not None
+    b_takeovers.cancel()  # only the cancel may take the job over in this test, not B's own rounds
+    record = await a.engine.submit(file_request(media_dir), JobHooks(sink=RecordingSink(), deliverer=keep))
+    await until(lambda: _in(a, record.id, JobState.SUBMITTED))
+    await a.engine._leases.aclose()
+    a.engine._tasks[record.id].cancel()
+    await until(lambda: _true(record.id not in a.engine._tasks))
+    await clock.advance(31)  # A's 30 s lease runs out; A's process is still here (not dead on this host)
+    async with asyncio.timeout(20):
+        canceled = await b.engine.cancel(record.id, by_user_id=USER)
+    assert canceled.state is JobState.CANCELED and canceled.claimed_by == b.store.owner
+    assert sandbox.projects[str(canceled.project_id)].status == "canceled"
+    assert keep.delivered == [] and await b.store.check_invariants() == []
+
+
 async def test_a_webhook_received_by_another_process_reaches_the_job_s_owner(processes, media_dir, tmp_path, sandbox):
     """B receives `video.completed` for A's project and relays it; A polls at once instead of in 1,000 s."""
     a = await processes(poll_initial_seconds=1000, poll_max_seconds=1000)

@@ -203,3 +203,28 @@ async def test_an_over_budget_render_that_cant_be_read_ends_unknown_at_its_creat
         assert await services.store.check_invariants() == []
     finally:
         await services.aclose()
+
+
+async def test_a_cancel_during_the_create_counts_at_least_the_create_charge(media_dir, tmp_path, sandbox) -> None:
+    """Cancel while the create is in flight; it charges 90 against 45 held; then nothing can be read:
+    the job ends unknown at what Magic Hour's create answer said, not at the smaller reservation."""
+    clock = FakeClock()
+    services = await Services.open(make_settings(tmp_path, sandbox.base_url), clock=clock)
+    try:
+        sandbox.config.render_seconds = 3600
+        sandbox.config.create_surcharge = 2.0
+        sandbox.faults.hang("create")  # made and billed at Magic Hour; its answer held back
+        sink, keeper = RecordingSink(), KeepFile(tmp_path / "out")
+        record = await services.engine.submit(file_request(media_dir), JobHooks(sink=sink, deliverer=keeper))
+        await move_clock_until(clock, lambda: sandbox.counters.jobs_created == 1)
+        canceling = asyncio.ensure_future(services.engine.cancel(record.id, by_user_id=USER))
+        await move_clock_until(clock, lambda: services.engine._runs[record.id].cancel_requested)
+        sandbox.faults.storm("get_project", times=10_000)
+        sandbox.faults.release()
+        await move_clock_until(clock, canceling.done)
+        final = canceling.result()
+        assert final.state is JobState.FAILED and final.error_code == "unknown_at_magic_hour"
+        assert final.charged_credits == 90 and final.error_data == {"reserved": 90, "reason": "canceled_unreadable"}
+        assert await services.store.check_invariants() == []
+    finally:
+        await services.aclose()

@@ -138,3 +138,36 @@ async def test_a_cancel_in_the_turn_the_create_answers_keeps_the_project() -> No
     client.job = task
     created, cancelled = await task
     assert created.id == "made-and-billed" and cancelled
+
+
+class _StoppedWhileBusy:
+    """A stand-in client whose first create answers 429 while the job's task is being stopped
+    (a shutdown, or a lost lease: not the owner's cancel); a second create would succeed."""
+
+    def __init__(self, *, in_flight: bool) -> None:
+        self.in_flight = in_flight
+        self.job: asyncio.Task[object] | None = None
+        self.calls = 0
+
+    async def create_lip_sync(self, body: object) -> CreatedJob:
+        """Stop the job, answer 429 (at once, or a moment later); any later call succeeds."""
+        self.calls += 1
+        if self.calls > 1:
+            return CreatedJob(id="made-after-the-stop", credits_charged=45)
+        await asyncio.sleep(0)
+        assert self.job is not None
+        self.job.cancel()
+        if self.in_flight:
+            await asyncio.sleep(0)  # the answer comes a turn after the stop
+        raise RateLimited("busy")
+
+
+@pytest.mark.parametrize("in_flight", [False, True], ids=["same-turn", "in-flight"])
+async def test_a_job_stopped_during_a_busy_create_makes_no_second_project(in_flight: bool) -> None:
+    """A shutdown or a lost lease during a 429 ends the attempts: no project nobody would record."""
+    client = _StoppedWhileBusy(in_flight=in_flight)
+    task = asyncio.ensure_future(create_project(_Context(client, FakeClock()), None, lambda: False))  # type: ignore[arg-type]
+    client.job = task
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert client.calls == 1

@@ -15,12 +15,14 @@ from typing import Any
 
 import pytest
 
+from bot.clock import FakeClock
 from bot.jobs.models import Delivery, JobHooks, LinkProvider
+from bot.jobs.run import JobRun
 from bot.sandbox import Sandbox
 from bot.services import Services
 from bot.store import JobRecord, JobState
-from tests.conftest import KeepFile, RecordingSink
-from tests.jobs.test_engine import file_request
+from tests.conftest import KeepFile, RecordingSink, make_settings, move_clock_until
+from tests.jobs.test_engine import USER, file_request
 
 AFTER_ACCEPTED = [
     JobState.FETCHING,
@@ -114,3 +116,46 @@ async def test_a_job_ended_after_its_runner_crashed_is_not_resumed_twice(
     assert final.state is JobState.DONE and len(keeper.delivered) == 1
     assert final.charged_credits == sandbox.charged(str(final.project_id))
     assert await services.store.check_invariants() == []
+
+
+async def test_a_cancel_while_a_crashed_job_is_being_ended_keeps_it_the_engine_s(
+    media_dir: Path, tmp_path: Path, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The runner crashed and its rescue is reading Magic Hour; the member cancels: the job stays one of
+    the engine's running jobs until the cancel has ended it, so no takeover round starts a second runner."""
+    clock = FakeClock()
+    services = await Services.open(make_settings(tmp_path, sandbox.base_url), clock=clock)
+    try:
+        engine = services.engine
+        sandbox.config.render_seconds = 3600
+        real_failed = JobRun.failed
+        calls: list[BaseException] = []
+
+        async def failed(self: JobRun, exc: BaseException) -> None:
+            calls.append(exc)
+            if len(calls) == 1:
+                raise sqlite3.OperationalError("database is locked")  # ending it crashed too
+            await real_failed(self, exc)  # the rescue
+
+        async def broken_top_up(*_: Any, **__: Any) -> Any:
+            raise RuntimeError("the runner's first failure")
+
+        sandbox.config.create_surcharge = 2.0  # so the create is topped up, and that fails
+        monkeypatch.setattr(engine.admission, "top_up", broken_top_up)
+        monkeypatch.setattr(JobRun, "failed", failed)
+        sandbox.faults.storm("get_project", times=10_000)  # the rescue's and the cancel's reads take a while
+        keeper = KeepFile(tmp_path / "out")
+        record = await engine.submit(file_request(media_dir), JobHooks(sink=RecordingSink(), deliverer=keeper))
+        await move_clock_until(clock, lambda: len(calls) == 2)
+        canceling = asyncio.ensure_future(engine.cancel(record.id, by_user_id=USER))
+        await move_clock_until(clock, lambda: engine._runs[record.id].cancel_requested)
+        await clock.advance(5)  # the cancel is reading Magic Hour now
+        assert record.id in engine._tasks
+        assert await engine.resume(lambda r: JobHooks(sink=RecordingSink(), deliverer=keeper)) == []
+        await move_clock_until(clock, canceling.done)
+        final = canceling.result()
+        assert final.state is JobState.FAILED and final.error_code == "unknown_at_magic_hour"
+        assert final.error_data is not None and final.error_data["reason"] == "canceled_unreadable"
+        assert keeper.delivered == [] and await services.store.check_invariants() == []
+    finally:
+        await services.aclose()
