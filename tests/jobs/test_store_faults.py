@@ -159,3 +159,22 @@ async def test_a_cancel_while_a_crashed_job_is_being_ended_keeps_it_the_engine_s
         assert keeper.delivered == [] and await services.store.check_invariants() == []
     finally:
         await services.aclose()
+
+
+async def test_a_cancel_whose_ending_write_fails_answers_with_how_the_job_ended(
+    open_services, media_dir: Path, tmp_path: Path, sandbox: Sandbox
+) -> None:
+    """Recording the cancel fails once: the member still gets the job's ending (from its rescue), not the error."""
+    services = await open_services()
+    sandbox.config.render_seconds = 3600
+    refused = refuse_once(services, JobState.CANCELED)
+    sink, keeper = RecordingSink(), KeepFile(tmp_path / "out")
+    record = await services.engine.submit(file_request(media_dir), JobHooks(sink=sink, deliverer=keeper))
+    async with asyncio.timeout(30):
+        while not any(u.job.state is JobState.SUBMITTED for u in sink.updates):
+            await asyncio.sleep(0.01)  # real time: the job is at the sandbox
+    final = await services.engine.cancel(record.id, by_user_id=USER)
+    assert refused == [JobState.CANCELED]
+    assert final.state.terminal and keeper.delivered == []
+    assert final.project_id is not None and sandbox.projects[final.project_id].status == "canceled"
+    assert final.charged_credits in (0, None) and await services.store.check_invariants() == []
