@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.clock import FakeClock
 from bot.sandbox import Sandbox
 from bot.services import Services
 from tests.conftest import make_settings
@@ -25,4 +26,20 @@ async def open_services(tmp_path: Path, sandbox: Sandbox) -> AsyncIterator[Calla
 
     yield factory
     for services in opened:
+        await services.aclose()
+
+
+@pytest.fixture
+def fake_clock() -> FakeClock:
+    """The clock `on_fake_clock`'s services run on: time moves only when a test moves it."""
+    return FakeClock()
+
+
+@pytest.fixture
+async def on_fake_clock(tmp_path: Path, sandbox: Sandbox, fake_clock: FakeClock) -> AsyncIterator[Services]:
+    """The bot's services against this test's sandbox, on `fake_clock` (see `move_clock_until`)."""
+    services = await Services.open(make_settings(tmp_path, sandbox.base_url), clock=fake_clock)
+    try:
+        yield services
+    finally:
         await services.aclose()

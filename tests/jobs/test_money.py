@@ -12,7 +12,6 @@ import logging
 
 import pytest
 
-from bot.clock import FakeClock
 from bot.config import GenerationMode
 from bot.errors import QuotaExceeded
 from bot.jobs.models import JobHooks
@@ -20,7 +19,7 @@ from bot.sandbox import Sandbox
 from bot.services import Services
 from bot.store import JobState, LedgerKind
 from bot.testmedia import make_audio, make_sparse_video, make_vfr_video
-from tests.conftest import KeepFile, RecordingSink, make_settings, move_clock_until
+from tests.conftest import KeepFile, RecordingSink, move_clock_until
 from tests.jobs.test_engine import GUILD, USER, StateWaiter, file_request, run_job
 
 
@@ -137,94 +136,84 @@ async def test_a_spent_pool_refuses_even_the_smallest_job(open_services, media_d
     assert sandbox.counters.requests["upload_urls"] == 0
 
 
-async def test_a_cancel_that_cant_read_the_project_ends_unknown_not_canceled(media_dir, tmp_path, sandbox) -> None:
+async def test_a_cancel_that_cant_read_the_project_ends_unknown_not_canceled(
+    on_fake_clock, fake_clock, media_dir, tmp_path, sandbox
+) -> None:
     """Cancel while Magic Hour can't be read: nothing deleted blind, nothing refunded blind; after a
     minute of trying, the job is unknown at Magic Hour (its reservation counted) for the operator to reconcile."""
-    clock = FakeClock()
-    services = await Services.open(make_settings(tmp_path, sandbox.base_url), clock=clock)
-    try:
-        sandbox.config.render_seconds = 3600
-        sink, keeper = RecordingSink(), KeepFile(tmp_path / "out")
-        record = await services.engine.submit(file_request(media_dir), JobHooks(sink=sink, deliverer=keeper))
-        await move_clock_until(clock, lambda: any(u.job.state is JobState.SUBMITTED for u in sink.updates))
-        sandbox.faults.storm("get_project", times=10_000)
-        canceling = asyncio.ensure_future(services.engine.cancel(record.id, by_user_id=USER))
-        await move_clock_until(clock, canceling.done)
-        final = canceling.result()
-        assert final.state is JobState.FAILED and final.error_code == "unknown_at_magic_hour"
-        assert final.error_data == {"reserved": 45, "reason": "canceled_unreadable"} and final.charged_credits == 45
-        assert sandbox.counters.requests["delete_project"] == 0 and keeper.delivered == []
-        assert [j.id for j in await services.store.jobs.unknown_at_magic_hour(GUILD, record.created_at)] == [record.id]
-        # The operator looks it up: Magic Hour rendered it and charged 45 (the render went on).
-        await services.store.quota.reconcile(record.id, 45)
-        assert await services.store.check_invariants() == []
-    finally:
-        await services.aclose()
+    services, clock = on_fake_clock, fake_clock
+    sandbox.config.render_seconds = 3600
+    sink, keeper = RecordingSink(), KeepFile(tmp_path / "out")
+    record = await services.engine.submit(file_request(media_dir), JobHooks(sink=sink, deliverer=keeper))
+    await move_clock_until(clock, lambda: any(u.job.state is JobState.SUBMITTED for u in sink.updates))
+    sandbox.faults.storm("get_project", times=10_000)
+    canceling = asyncio.ensure_future(services.engine.cancel(record.id, by_user_id=USER))
+    await move_clock_until(clock, canceling.done)
+    final = canceling.result()
+    assert final.state is JobState.FAILED and final.error_code == "unknown_at_magic_hour"
+    assert final.error_data == {"reserved": 45, "reason": "canceled_unreadable"} and final.charged_credits == 45
+    assert sandbox.counters.requests["delete_project"] == 0 and keeper.delivered == []
+    assert [j.id for j in await services.store.jobs.unknown_at_magic_hour(GUILD, record.created_at)] == [record.id]
+    # The operator looks it up: Magic Hour rendered it and charged 45 (the render went on).
+    await services.store.quota.reconcile(record.id, 45)
+    assert await services.store.check_invariants() == []
 
 
-async def test_a_cancel_waits_out_a_short_storm_and_stops_the_render(media_dir, tmp_path, sandbox) -> None:
+async def test_a_cancel_waits_out_a_short_storm_and_stops_the_render(
+    on_fake_clock, fake_clock, media_dir, tmp_path, sandbox
+) -> None:
     """Magic Hour can't be read for a few tries, then can: the render is stopped and the job costs what it charged."""
-    clock = FakeClock()
-    services = await Services.open(make_settings(tmp_path, sandbox.base_url), clock=clock)
-    try:
-        sandbox.config.render_seconds = 3600
-        sink, keeper = RecordingSink(), KeepFile(tmp_path / "out")
-        record = await services.engine.submit(file_request(media_dir), JobHooks(sink=sink, deliverer=keeper))
-        await move_clock_until(clock, lambda: any(u.job.state is JobState.SUBMITTED for u in sink.updates))
-        sandbox.faults.storm("get_project", times=8)  # two reads' worth of the client's retries
-        canceling = asyncio.ensure_future(services.engine.cancel(record.id, by_user_id=USER))
-        await move_clock_until(clock, canceling.done)
-        final = canceling.result()
-        assert final.state is JobState.CANCELED, (final.error_code, sandbox.counters.faults_injected)
-        assert sandbox.counters.requests["delete_project"] == 1
-        assert await ledger_matches_sandbox(services, sandbox, record.id) == 0
-    finally:
-        await services.aclose()
+    services, clock = on_fake_clock, fake_clock
+    sandbox.config.render_seconds = 3600
+    sink, keeper = RecordingSink(), KeepFile(tmp_path / "out")
+    record = await services.engine.submit(file_request(media_dir), JobHooks(sink=sink, deliverer=keeper))
+    await move_clock_until(clock, lambda: any(u.job.state is JobState.SUBMITTED for u in sink.updates))
+    sandbox.faults.storm("get_project", times=8)  # two reads' worth of the client's retries
+    canceling = asyncio.ensure_future(services.engine.cancel(record.id, by_user_id=USER))
+    await move_clock_until(clock, canceling.done)
+    final = canceling.result()
+    assert final.state is JobState.CANCELED, (final.error_code, sandbox.counters.faults_injected)
+    assert sandbox.counters.requests["delete_project"] == 1
+    assert await ledger_matches_sandbox(services, sandbox, record.id) == 0
 
 
 async def test_an_over_budget_render_that_cant_be_read_ends_unknown_at_its_create_charge(
-    media_dir, tmp_path, sandbox
+    on_fake_clock, fake_clock, media_dir, tmp_path, sandbox
 ) -> None:
     """Over the limits at create and Magic Hour unreadable: nothing deleted blind; counted at Magic Hour's charge."""
-    clock = FakeClock()
-    services = await Services.open(make_settings(tmp_path, sandbox.base_url), clock=clock)
-    try:
-        await services.store.limits.set_member_limit(GUILD, USER, 60)  # 45 fits; 90 doesn't
-        sandbox.config.create_surcharge = 2.0
-        sandbox.config.render_seconds = 3600
-        sandbox.faults.storm("get_project", times=10_000)
-        sink, keeper = RecordingSink(), KeepFile(tmp_path / "out")
-        record = await services.engine.submit(file_request(media_dir), JobHooks(sink=sink, deliverer=keeper))
-        await move_clock_until(clock, lambda: any(u.job.state.terminal for u in sink.updates))
-        final = await services.engine.job(record.id)
-        assert final.state is JobState.FAILED and final.error_code == "unknown_at_magic_hour"
-        assert final.error_data == {"reserved": 90, "reason": "over_budget_unreadable"}
-        assert final.charged_credits == 90 and sandbox.counters.requests["delete_project"] == 0
-        assert await services.store.check_invariants() == []
-    finally:
-        await services.aclose()
+    services, clock = on_fake_clock, fake_clock
+    await services.store.limits.set_member_limit(GUILD, USER, 60)  # 45 fits; 90 doesn't
+    sandbox.config.create_surcharge = 2.0
+    sandbox.config.render_seconds = 3600
+    sandbox.faults.storm("get_project", times=10_000)
+    sink, keeper = RecordingSink(), KeepFile(tmp_path / "out")
+    record = await services.engine.submit(file_request(media_dir), JobHooks(sink=sink, deliverer=keeper))
+    await move_clock_until(clock, lambda: any(u.job.state.terminal for u in sink.updates))
+    final = await services.engine.job(record.id)
+    assert final.state is JobState.FAILED and final.error_code == "unknown_at_magic_hour"
+    assert final.error_data == {"reserved": 90, "reason": "over_budget_unreadable"}
+    assert final.charged_credits == 90 and sandbox.counters.requests["delete_project"] == 0
+    assert await services.store.check_invariants() == []
 
 
-async def test_a_cancel_during_the_create_counts_at_least_the_create_charge(media_dir, tmp_path, sandbox) -> None:
+async def test_a_cancel_during_the_create_counts_at_least_the_create_charge(
+    on_fake_clock, fake_clock, media_dir, tmp_path, sandbox
+) -> None:
     """Cancel while the create is in flight; it charges 90 against 45 held; then nothing can be read:
     the job ends unknown at what Magic Hour's create answer said, not at the smaller reservation."""
-    clock = FakeClock()
-    services = await Services.open(make_settings(tmp_path, sandbox.base_url), clock=clock)
-    try:
-        sandbox.config.render_seconds = 3600
-        sandbox.config.create_surcharge = 2.0
-        sandbox.faults.hang("create")  # made and billed at Magic Hour; its answer held back
-        sink, keeper = RecordingSink(), KeepFile(tmp_path / "out")
-        record = await services.engine.submit(file_request(media_dir), JobHooks(sink=sink, deliverer=keeper))
-        await move_clock_until(clock, lambda: sandbox.counters.jobs_created == 1)
-        canceling = asyncio.ensure_future(services.engine.cancel(record.id, by_user_id=USER))
-        await move_clock_until(clock, lambda: services.engine._runs[record.id].cancel_requested)
-        sandbox.faults.storm("get_project", times=10_000)
-        sandbox.faults.release()
-        await move_clock_until(clock, canceling.done)
-        final = canceling.result()
-        assert final.state is JobState.FAILED and final.error_code == "unknown_at_magic_hour"
-        assert final.charged_credits == 90 and final.error_data == {"reserved": 90, "reason": "canceled_unreadable"}
-        assert await services.store.check_invariants() == []
-    finally:
-        await services.aclose()
+    services, clock = on_fake_clock, fake_clock
+    sandbox.config.render_seconds = 3600
+    sandbox.config.create_surcharge = 2.0
+    sandbox.faults.hang("create")  # made and billed at Magic Hour; its answer held back
+    sink, keeper = RecordingSink(), KeepFile(tmp_path / "out")
+    record = await services.engine.submit(file_request(media_dir), JobHooks(sink=sink, deliverer=keeper))
+    await move_clock_until(clock, lambda: sandbox.counters.jobs_created == 1)
+    canceling = asyncio.ensure_future(services.engine.cancel(record.id, by_user_id=USER))
+    await move_clock_until(clock, lambda: services.engine._runs[record.id].cancel_requested)
+    sandbox.faults.storm("get_project", times=10_000)
+    sandbox.faults.release()
+    await move_clock_until(clock, canceling.done)
+    final = canceling.result()
+    assert final.state is JobState.FAILED and final.error_code == "unknown_at_magic_hour"
+    assert final.charged_credits == 90 and final.error_data == {"reserved": 90, "reason": "canceled_unreadable"}
+    assert await services.store.check_invariants() == []
