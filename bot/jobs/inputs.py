@@ -25,7 +25,7 @@ from bot.jobs.rerun import check_fresh
 from bot.jobs.validation import check_clip_length, extension_of
 
 if TYPE_CHECKING:
-    from bot.jobs.run import RunContext
+    from bot.jobs.context import RunContext
 
 Show = Callable[..., Awaitable[None]]
 """Says what the job is doing: `show("activity_fetch", filename=...)`."""

@@ -177,6 +177,8 @@ def fresh_link_text(job_id: int, *, button: bool, url: str, lang: str = EN) -> s
 
 def canceled_text(job: JobRecord, lang: str = EN) -> str:
     """The answer to Cancel and `/cancel`."""
+    if not job.state.terminal:  # Magic Hour hasn't confirmed the stop within the answer's minute
+        return describe("cancel_pending", {"job": job.id}, lang)
     if job.state is JobState.CANCELED:
         return f"{describe('canceled_job', {'job': job.id}, lang)} {cost_text(job, lang)}"
     ended = describe("job_had_ended", {"job": job.id, "state": state_label(job.state, lang)}, lang)
