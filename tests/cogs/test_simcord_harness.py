@@ -181,7 +181,9 @@ class WaitsBot(commands.Bot):
 async def test_which_background_waits_simcord_can_settle(kind: str, settles: bool) -> None:
     """Timers are virtual and park; a wait on a future simcord can't classify blocks every action."""
     bot = WaitsBot(kind)
-    async with simcord.run(bot, settle_timeout=0.3, check_errors=False) as env:
+    # A wait that settles gets ample time (a loaded machine can take a while to park the task);
+    # one that can't settle would use it all up, so it gets a short one.
+    async with simcord.run(bot, settle_timeout=10.0 if settles else 0.3, check_errors=False) as env:
         await bot.tree.sync()
         guild = env.create_guild()
         channel = guild.create_text_channel("c")
