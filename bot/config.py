@@ -73,7 +73,7 @@ class Settings(BaseSettings):
 
     # Job limits
     max_clip_seconds: float = Field(default=60.0, gt=0)
-    max_input_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
+    max_input_bytes: int = Field(default=200_000_000, gt=0)  # 200 MB, Magic Hour's Free plan limit
     default_max_fps: float = Field(default=30.0, ge=1)
     allowed_modes: Annotated[list[GenerationMode], NoDecode] = Field(
         default_factory=lambda: [GenerationMode.LITE, GenerationMode.STANDARD, GenerationMode.PRO]
