@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     quota_window: QuotaWindow = QuotaWindow.DAILY
     quota_reset_time: dt.time = dt.time(0, 0)
     default_member_credits: int = Field(default=600, ge=0)
+    # What a `render --sandbox` trial may spend per window, in the trial's own database (no Magic
+    # Hour credits): generous, so trying things out doesn't run dry after a few clips.
+    trial_credits: int = Field(default=100_000, ge=0)
     # Credits per window across every server. Against the real API it must be set: a number, or
     # "unlimited" when the operator accepts no cap.
     bot_budget_credits: int | Literal["unlimited"] | None = None
