@@ -1,4 +1,4 @@
-"""Issue 12's health check, beyond the database: the poller's liveness on `/healthz`, and the
+"""The health check, beyond the database: the poller's liveness on `/healthz`, and the
 container's probe (`python -m bot.ops.probe`, the Dockerfile's HEALTHCHECK) against a served `/healthz`.
 
 The engine runs on a `FakeClock` here, so a poll falls due only when a test moves the clock.

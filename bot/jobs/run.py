@@ -5,7 +5,7 @@ a state before the work it names, so a restart can tell how far a job got. `JobR
 job's record while it runs: it is the only writer of the job's state, and every state change
 goes through `JobStore.transition`, which is also the one place credits close.
 
-The rules for money and results (DESIGN.md):
+The rules for money and results (docs/design-notes.md):
 - Credits are reserved after probing and before anything is sent; a create answer that charges
   more is topped up within the limits, or the render is stopped at once.
 - A submitted job ends only on a successful read of its project: `complete` is delivered and
