@@ -35,6 +35,16 @@ def _settings_source() -> str:
     )
 
 
+def _modes_help() -> str:
+    """`--mode`'s help, from what the bot knows of each mode: "lite: 1 credit per frame; ..."."""
+    parts = [
+        f"{mode.value}: {mode.credits_per_frame} credit{'s' if mode.credits_per_frame > 1 else ''} per frame"
+        + (" (a paid Magic Hour plan)" if mode.needs_paid_plan else "")
+        for mode in GenerationMode
+    ]
+    return f"{'; '.join(parts)}. Default: {GenerationMode.LITE.value}"
+
+
 _RENDER_USAGE = """lipsync-bot render [options] VIDEO AUDIO
        lipsync-bot render [options] --youtube URL AUDIO
        lipsync-bot render --sandbox --demo"""
@@ -68,8 +78,8 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument(
         "--mode",
         choices=[m.value for m in GenerationMode],
-        default="lite",
-        help="lite (default) and standard: 1 credit per frame; pro: 2. standard and pro need a paid Magic Hour plan",
+        default=GenerationMode.LITE.value,
+        help=_modes_help(),
     )
     render.add_argument("--max-fps", type=float, help="cap the output frame rate (fewer credits)")
     render.add_argument("--name", help="a name for the job at Magic Hour")

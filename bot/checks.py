@@ -56,11 +56,12 @@ async def _check_magic_hour(settings: Settings) -> list[CheckResult]:
     except MagicHourError as exc:
         return [CheckResult("Magic Hour", False, f"{settings.magic_hour_base_url} failed: {exc.user_message}")]
     results = [CheckResult("Magic Hour", True, f"{account.credits} credits, {account.tier} tier")]
-    paid_modes = {GenerationMode.STANDARD, GenerationMode.PRO} & set(settings.allowed_modes)
+    paid_modes = {mode for mode in settings.allowed_modes if mode.needs_paid_plan}
     if account.tier == "free" and paid_modes:
         names = ", ".join(sorted(m.value for m in paid_modes))
+        free = ",".join(m.value for m in GenerationMode if not m.needs_paid_plan)
         results.append(
-            CheckResult("Modes", False, f"{names} need a Creator plan or better; set ALLOWED_MODES=lite or upgrade.")
+            CheckResult("Modes", False, f"{names} need a Creator plan or better; set ALLOWED_MODES={free} or upgrade.")
         )
     return results
 

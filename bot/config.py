@@ -26,7 +26,11 @@ class QuotaWindow(StrEnum):
 
 
 class GenerationMode(StrEnum):
-    """Magic Hour lip-sync generation modes; `pro` costs twice as much per frame."""
+    """Magic Hour lip-sync generation modes; `pro` costs twice as much per frame.
+
+    What the bot knows of each mode is in `_MODE_FACTS` below, and nowhere else in the bot (the
+    sandbox keeps its own table, to check the bot's); CONTRIBUTING.md lists what else a new mode needs.
+    """
 
     LITE = "lite"
     STANDARD = "standard"
@@ -35,7 +39,20 @@ class GenerationMode(StrEnum):
     @property
     def credits_per_frame(self) -> int:
         """Credits Magic Hour charges for each rendered frame in this mode."""
-        return 2 if self is GenerationMode.PRO else 1
+        return _MODE_FACTS[self][0]
+
+    @property
+    def needs_paid_plan(self) -> bool:
+        """Whether Magic Hour refuses this mode on its Free plan."""
+        return _MODE_FACTS[self][1]
+
+
+# Per mode: (credits per rendered frame, needs a paid Magic Hour plan).
+_MODE_FACTS: dict[GenerationMode, tuple[int, bool]] = {
+    GenerationMode.LITE: (1, False),
+    GenerationMode.STANDARD: (1, True),
+    GenerationMode.PRO: (2, True),
+}
 
 
 class Settings(BaseSettings):
@@ -75,9 +92,7 @@ class Settings(BaseSettings):
     max_clip_seconds: float = Field(default=60.0, gt=0)
     max_input_bytes: int = Field(default=200_000_000, gt=0)  # 200 MB, Magic Hour's Free plan limit
     default_max_fps: float = Field(default=30.0, ge=1)
-    allowed_modes: Annotated[list[GenerationMode], NoDecode] = Field(
-        default_factory=lambda: [GenerationMode.LITE, GenerationMode.STANDARD, GenerationMode.PRO]
-    )
+    allowed_modes: Annotated[list[GenerationMode], NoDecode] = Field(default_factory=lambda: list(GenerationMode))
     max_jobs_in_flight: int = Field(default=4, ge=1)
     max_concurrent_transfers: int = Field(default=4, ge=1)
     max_active_jobs_per_member: int = Field(default=1, ge=1)

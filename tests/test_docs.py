@@ -242,3 +242,13 @@ def test_the_design_notes_carry_the_design() -> None:
     text = (ROOT / "docs" / "design-notes.md").read_text()
     for heading in ("## Rules that hold everywhere", "## Layers", "## A job's life", "## Quota"):
         assert heading in text
+
+
+def test_contributing_names_only_files_that_exist() -> None:
+    """CONTRIBUTING.md's layout and worked example point at real files and folders."""
+    text = (ROOT / "CONTRIBUTING.md").read_text()
+    paths = set(re.findall(r"\b((?:bot|cogs|tests|docs|bench)/[\w./-]*[\w/])", text))
+    assert len(paths) > 15
+    missing = sorted(p for p in paths if not (ROOT / p).exists())
+    assert missing == []
+    assert "tests/test_modes.py" in paths  # the worked example's checklist is a test

@@ -91,6 +91,7 @@ class StdinAnswers:
 
         # A daemon thread: a question nobody answers must not keep the program from ending.
         threading.Thread(target=read, name="answer", daemon=True).start()
+
         async def again() -> str | None:
             await self._interrupts.pressed.wait()
             return None

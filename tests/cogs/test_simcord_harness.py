@@ -218,8 +218,8 @@ class MenuBot(commands.Bot):
 
 @pytest.mark.parametrize("content_intent", [True, False], ids=["message-content", "no-message-content"])
 async def test_locale_voice_messages_and_the_message_content_intent(content_intent: bool) -> None:
-    """simcord sends every interaction as en-US and has no voice messages (README: "Interaction locale", "Voice messages");
-    the menu's own target is always readable, other messages' attachments only with the intent."""
+    """simcord sends every interaction as en-US and has no voice messages (README: "Interaction locale",
+    "Voice messages"); the menu's own target is always readable, other messages' attachments only with the intent."""
     bot = MenuBot()
     approved = discord.Intents(guilds=True, message_content=content_intent)
     async with simcord.run(bot, approved_intents=approved) as env:
