@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import httpx
 from rich.console import Console
 
-from bot.config import GenerationMode, Settings
+from bot.config import GenerationMode, Settings, env_file_path
 from bot.magichour import MagicHourClient, MagicHourError, Unauthorized
 from bot.safety import is_sandbox, money_risks
 from bot.store import QuotaPolicy, Store
@@ -106,6 +106,14 @@ async def _check_spending(settings: Settings) -> list[CheckResult]:
     return [CheckResult("Spending", True, f"{servers}; {cap}{per_server}")]
 
 
+def _settings_file() -> CheckResult:
+    """Where the settings were read from: the environment, then the `.env` of the working folder."""
+    found = env_file_path()
+    if found.is_file():
+        return CheckResult("Settings", True, f"the environment, then {found}")
+    return CheckResult("Settings", True, f"the environment only: there is no {found} (copy .env.example there)")
+
+
 def _check_ffmpeg() -> CheckResult:
     try:
         exe = ffmpeg_exe()
@@ -116,7 +124,7 @@ def _check_ffmpeg() -> CheckResult:
 
 async def run_checks(settings: Settings, console: Console) -> int:
     """Print one line per check; exit code 0 only when everything passed."""
-    results = [await _check_discord(settings), *await _check_magic_hour(settings)]
+    results = [_settings_file(), await _check_discord(settings), *await _check_magic_hour(settings)]
     results += [await _check_database(settings), _check_ffmpeg()]
     if settings.webhooks_enabled:
         results.append(

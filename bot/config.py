@@ -190,3 +190,8 @@ class Settings(BaseSettings):
     def budget_credits(self) -> int | None:
         """The bot-wide budget per window; None when unlimited (or not set)."""
         return None if self.bot_budget_credits in (None, "unlimited") else int(self.bot_budget_credits)
+
+
+def env_file_path() -> Path:
+    """The `.env` file `Settings` reads: the one in the folder the program runs in."""
+    return Path.cwd() / str(Settings.model_config.get("env_file") or ".env")

@@ -105,6 +105,7 @@ async def test_check_says_what_is_missing(tmp_path: Path, sandbox: Sandbox) -> N
         ["check"], cwd=tmp_path, MAGIC_HOUR_API_KEY=SANDBOX_KEY, MAGIC_HOUR_BASE_URL=sandbox.base_url
     )
     assert code == 1
+    assert f"ok   Settings: the environment only: there is no {tmp_path / '.env'}" in out
     assert "DISCORD_TOKEN is not set" in out
     assert "ok   Magic Hour: 1000000 credits, creator tier" in out
     assert SANDBOX_KEY not in out

@@ -192,6 +192,10 @@ def test_the_cog_tests_readme_names_a_command_that_exists() -> None:
     [command] = re.findall(r"`\.venv/bin/pytest ([^`]+)`", text)
     for target in command.split():
         assert (ROOT / target).exists(), target
+    joined = " ".join(text.split())
+    assert "`--ignore tests/cogs/test_fuzz.py`" in joined and (ROOT / "tests/cogs/test_fuzz.py").exists()
+    fuzz = (ROOT / "tests/cogs/test_fuzz.py").read_text()  # the numbers of examples it quotes
+    assert '"150" if IN_CI else "300"' in fuzz and "FUZZ_EXAMPLES" in fuzz
 
 
 # --------------------------------------------------------------------------------- the project explains itself

@@ -9,7 +9,7 @@ from pathlib import Path
 from rich.markup import escape
 
 from bot import words
-from bot.config import Settings
+from bot.config import env_file_path
 from bot.store import JobState
 
 TERMINAL_USER_ID = 0  # jobs from the command line belong to "the operator at the terminal"
@@ -98,4 +98,4 @@ def setting_to_raise(code: str, *, trial: bool) -> str | None:
 
 def env_file() -> Path:
     """The `.env` the settings are read from: the one in the folder `lipsync-bot` runs in."""
-    return Path.cwd() / str(Settings.model_config.get("env_file") or ".env")
+    return env_file_path()
