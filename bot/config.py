@@ -26,7 +26,11 @@ class QuotaWindow(StrEnum):
 
 
 class GenerationMode(StrEnum):
-    """Magic Hour lip-sync generation modes; `pro` costs twice as much per frame."""
+    """Magic Hour lip-sync generation modes; `pro` costs twice as much per frame.
+
+    What the bot knows of each mode is in `_MODE_FACTS` below, and nowhere else in the bot (the
+    sandbox keeps its own table, to check the bot's); CONTRIBUTING.md lists what else a new mode needs.
+    """
 
     LITE = "lite"
     STANDARD = "standard"
@@ -35,7 +39,20 @@ class GenerationMode(StrEnum):
     @property
     def credits_per_frame(self) -> int:
         """Credits Magic Hour charges for each rendered frame in this mode."""
-        return 2 if self is GenerationMode.PRO else 1
+        return _MODE_FACTS[self][0]
+
+    @property
+    def needs_paid_plan(self) -> bool:
+        """Whether Magic Hour refuses this mode on its Free plan."""
+        return _MODE_FACTS[self][1]
+
+
+# Per mode: (credits per rendered frame, needs a paid Magic Hour plan).
+_MODE_FACTS: dict[GenerationMode, tuple[int, bool]] = {
+    GenerationMode.LITE: (1, False),
+    GenerationMode.STANDARD: (1, True),
+    GenerationMode.PRO: (2, True),
+}
 
 
 class Settings(BaseSettings):
@@ -73,11 +90,9 @@ class Settings(BaseSettings):
 
     # Job limits
     max_clip_seconds: float = Field(default=60.0, gt=0)
-    max_input_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
+    max_input_bytes: int = Field(default=200_000_000, gt=0)  # 200 MB, Magic Hour's Free plan limit
     default_max_fps: float = Field(default=30.0, ge=1)
-    allowed_modes: Annotated[list[GenerationMode], NoDecode] = Field(
-        default_factory=lambda: [GenerationMode.LITE, GenerationMode.STANDARD, GenerationMode.PRO]
-    )
+    allowed_modes: Annotated[list[GenerationMode], NoDecode] = Field(default_factory=lambda: list(GenerationMode))
     max_jobs_in_flight: int = Field(default=4, ge=1)
     max_concurrent_transfers: int = Field(default=4, ge=1)
     max_active_jobs_per_member: int = Field(default=1, ge=1)
@@ -111,6 +126,9 @@ class Settings(BaseSettings):
     quota_window: QuotaWindow = QuotaWindow.DAILY
     quota_reset_time: dt.time = dt.time(0, 0)
     default_member_credits: int = Field(default=600, ge=0)
+    # What a `render --sandbox` trial may spend per window, in the trial's own database (no Magic
+    # Hour credits): generous, so trying things out doesn't run dry after a few clips.
+    trial_credits: int = Field(default=100_000, ge=0)
     # Credits per window across every server. Against the real API it must be set: a number, or
     # "unlimited" when the operator accepts no cap.
     bot_budget_credits: int | Literal["unlimited"] | None = None
@@ -172,3 +190,8 @@ class Settings(BaseSettings):
     def budget_credits(self) -> int | None:
         """The bot-wide budget per window; None when unlimited (or not set)."""
         return None if self.bot_budget_credits in (None, "unlimited") else int(self.bot_budget_credits)
+
+
+def env_file_path() -> Path:
+    """The `.env` file `Settings` reads: the one in the folder the program runs in."""
+    return Path.cwd() / str(Settings.model_config.get("env_file") or ".env")

@@ -59,6 +59,9 @@ def _check_content_type(source: InputSource, allowed_prefixes: tuple[str, ...], 
 
 
 def _check_size(source: InputSource, rules: GuildRules) -> None:
+    if source.path is not None and not source.path.is_file():
+        # A local file (the terminal) that isn't there: refused before any job exists, like an empty one.
+        raise InvalidInput("missing_file", filename=source.filename)
     if source.size is None:
         return
     if source.size == 0:

@@ -220,8 +220,8 @@ class MenuBot(commands.Bot):
 
 @pytest.mark.parametrize("content_intent", [True, False], ids=["message-content", "no-message-content"])
 async def test_locale_voice_messages_and_the_message_content_intent(content_intent: bool) -> None:
-    """simcord sends every interaction as en-US and has no voice messages (README gaps 8 and 9);
-    the menu's own target is always readable, other messages' attachments only with the intent."""
+    """simcord sends every interaction as en-US and has no voice messages (README: "Interaction locale",
+    "Voice messages"); the menu's own target is always readable, other messages' attachments only with the intent."""
     bot = MenuBot()
     approved = discord.Intents(guilds=True, message_content=content_intent)
     async with simcord.run(bot, approved_intents=approved) as env:
@@ -232,8 +232,8 @@ async def test_locale_voice_messages_and_the_message_content_intent(content_inte
         message = await alice.send(channel, attachments=[("voice-message.ogg", b"OggS")])
         await alice.context_menu(channel, "Look", message)
     assert bot.seen == {
-        "locale": "en-US",  # gap 8: the harness sets a member's locale itself
-        "voice": False,  # gap 9: the harness marks voice messages itself
+        "locale": "en-US",  # the harness sets a member's locale itself
+        "voice": False,  # the harness marks voice messages itself
         "content_type": "audio/ogg",
         "history_attachments": 1 if content_intent else 0,
     }

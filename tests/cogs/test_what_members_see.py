@@ -1,4 +1,4 @@
-"""Issue 15, "What members see": each contradiction and exposure a walk-through found, as a test.
+"""What members see: each contradiction and exposure a walk-through found, as a test.
 
 Every test reads the texts a member, a manager, or the rest of the channel (`harness.public()`, as
 a member who never acts sees it) are shown through simcord.
