@@ -84,6 +84,10 @@ class Settings(BaseSettings):
     job_deadline_minutes: float = Field(default=60.0, gt=0)
     # How long a rendered (paid) result's download and delivery are retried before a link is sent.
     delivery_retry_minutes: float = Field(default=60.0, ge=0)
+    # Each member's file is probed in a child process with this much address space and time; a
+    # file that needs more is refused (free). The defaults fit 4K phone videos.
+    probe_memory_mib: int = Field(default=384, ge=64)
+    probe_timeout_seconds: float = Field(default=30.0, gt=0)
 
     # Polling
     poll_initial_seconds: float = Field(default=5.0, gt=0)

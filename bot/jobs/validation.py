@@ -18,6 +18,9 @@ VIDEO_EXTENSIONS = frozenset({"mp4", "m4v", "mov", "webm"})
 AUDIO_EXTENSIONS = frozenset({"mp3", "wav", "aac", "flac", "webm", "weba", "m4a", "opus", "ogg", "oga", "aiff", "amr"})
 MAX_NAME_LENGTH = 100
 MAX_FPS_LIMIT = 60.0
+# Magic Hour renders nothing shorter (its API reference: `end_seconds >= 0.1`); a shorter clip
+# would be uploaded and then fail at Magic Hour, so it is refused before anything is sent.
+MIN_CLIP_SECONDS = 0.1
 
 
 def extension_of(filename: str) -> str:
@@ -71,6 +74,13 @@ def check_clip_length(length: float, rules: GuildRules) -> None:
     """The one rule on a clip's length, applied to the asked window and again to the probed one."""
     if length > rules.max_clip_seconds + 1e-6:
         raise InvalidInput("clip_too_long", length=length, limit=rules.max_clip_seconds)
+    check_renderable(length)
+
+
+def check_renderable(seconds: float) -> None:
+    """Refuse what Magic Hour can't render: under `MIN_CLIP_SECONDS` of clip, or of voice."""
+    if seconds < MIN_CLIP_SECONDS - 1e-9:
+        raise InvalidInput("clip_too_short", length=seconds, minimum=MIN_CLIP_SECONDS)
 
 
 def check_window(request: JobRequest, rules: GuildRules) -> None:
