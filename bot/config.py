@@ -102,7 +102,8 @@ class Settings(BaseSettings):
 
     # Webhooks (optional): Magic Hour tells the bot when a render ends, so it needn't wait for a poll.
     webhook_secret: SecretStr | None = None
-    webhook_host: str = "0.0.0.0"  # noqa: S104 - a webhook receiver must listen beyond loopback
+    # Loopback by default: put a TLS proxy in front (docs/operators.md), or set 0.0.0.0 on purpose.
+    webhook_host: str = "127.0.0.1"
     webhook_port: int | None = Field(default=None, ge=0, le=65535)
     webhook_path: str = "/magic-hour/webhook"
 

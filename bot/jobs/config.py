@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.config import Settings
-from bot.media.bounded import ProbeLimits
 from bot.jobs.fetch import DISCORD_CDN, FetchPolicy
 from bot.jobs.forecast import ForecastPolicy
 from bot.jobs.models import GuildRules
 from bot.jobs.poller import PollPolicy
+from bot.media.bounded import ProbeLimits
 
 
 @dataclass(frozen=True)

@@ -97,7 +97,7 @@ async def plan_job(
         assert request.end is not None  # validation requires `end` with a YouTube link
         end = request.end
     length = end - start
-    check_clip_length(length, rules)
+    check_clip_length(start, end, rules)
     check_renderable(audio_info.duration)  # the voice drives the output: it can't be shorter either
     fps = media.billing_fps(video_info, request.max_fps, config.default_max_fps)
     estimate = media.estimate_credits(length, fps, request.mode)
@@ -142,7 +142,7 @@ def plan_reuse(
     if files.video_seconds is not None:
         end = min(end, files.video_seconds)
     length = end - start
-    check_clip_length(length, rules)
+    check_clip_length(start, end, rules)
     if files.audio_seconds is not None:
         check_renderable(files.audio_seconds)
     if files.video_file_path is None:

@@ -75,9 +75,8 @@ async def test_a_probe_stopped_at_its_limit_is_a_free_refusal(open_services, san
     assert error_code == "media_too_complex" and data["filename"] == "voice.mp3"
 
 
-@pytest.mark.parametrize(("start", "end"), [(1.0, 1.05), (0.0, 0.0999), (5.0, 5.0 + 1e-9)])
-def test_a_window_under_a_tenth_of_a_second_is_refused_at_once(start: float, end: float) -> None:
-    request = JobRequest(
+def youtube_request(start: float, end: float) -> JobRequest:
+    return JobRequest(
         user_id=USER,
         guild_id=GUILD,
         youtube_url="https://www.youtube.com/watch?v=dQw4w9WgXcQ",
@@ -85,6 +84,28 @@ def test_a_window_under_a_tenth_of_a_second_is_refused_at_once(start: float, end
         start=start,
         end=end,
     )
+
+
+RULES = GuildRules(allowed_modes=(), max_clip_seconds=60.0, max_input_bytes=1 << 20)
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        (1.0, 1.05),
+        (0.0, 0.0999),
+        (5.0, 5.0 + 1e-9),
+        # 0.1 s apart in binary, a hair under it in the decimals Magic Hour reads (found by fuzzing).
+        (0.49562010768697695, 0.5956201076869769),
+    ],
+)
+def test_a_window_under_a_tenth_of_a_second_is_refused_at_once(start: float, end: float) -> None:
     with pytest.raises(InvalidInput) as refused:
-        check_window(request, GuildRules(allowed_modes=(), max_clip_seconds=60.0, max_input_bytes=1 << 20))
+        check_window(youtube_request(start, end), RULES)
     assert refused.value.code == ("bad_end" if end < 0.1 else "clip_too_short")
+
+
+@pytest.mark.parametrize(("start", "end"), [(0.2, 0.3), (0.0, 0.1), (59.9, 60.0)])
+def test_a_tenth_of_a_second_as_written_is_enough(start: float, end: float) -> None:
+    """0.3 - 0.2 is 0.0999... in binary; Magic Hour reads the decimals, which are 0.1 apart."""
+    check_window(youtube_request(start, end), RULES)
