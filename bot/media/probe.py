@@ -1,5 +1,11 @@
 """Read what is really inside a media file with PyAV, and refuse what a slot cannot use.
 
+The reading itself runs in a child process with capped memory, CPU and time (`bot.media.bounded`),
+opens only the containers and codecs the slot accepts, and judges stream counts and frame sizes
+from the headers before anything is decoded (`bot.media.opening`, `bot.media.accept`). This
+module holds what the reading finds (`MediaInfo`, `describe`, the frame-rate judgement) and the
+async `probe*` functions the bot calls.
+
 Decision on the audio slot: Magic Hour's `audio_file_path` takes an audio file, so the audio slot
 accepts a file with an audio stream and no real video. A video stream flagged as cover art
 (`attached_pic`, as in an MP3 with album art) is not real video and is fine; a video with sound is
