@@ -128,7 +128,7 @@ class Listener:
         self._name = name
         self._server: _BoundedServer | None = None
         self._runner: web.ServerRunner | None = None
-        self.port: int | None = None
+        self.port: int | None = port or None  # the bound port once started (port 0 picks one)
 
     @property
     def open_connections(self) -> int:

@@ -9,6 +9,8 @@ it, so the reading (`bot.media.opening.read_media`) runs in a child process inst
   allocation past the cap fails inside FFmpeg instead of growing anything;
 - **CPU**: the kernel stops the child past `cpu_seconds` of CPU time (`RLIMIT_CPU`);
 - **time**: the parent kills the child past `wall_seconds`, and when the job is cancelled;
+- **environment**: the child gets only what an interpreter needs (`PATH`, `PYTHONPATH`, locale),
+  never the bot's settings: a decoder subverted by a file finds no token or key in its environment;
 - **answers**: the child prints one JSON object (never a pickle: a child subverted by a file must
   not be able to run code in the bot), read with a size cap and checked before use; what FFmpeg
   writes to stderr is discarded unread.
@@ -24,6 +26,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import resource
 import sys
 from dataclasses import dataclass
@@ -32,6 +35,8 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 MAX_ANSWER_BYTES = 1 << 16
+# The environment variables a child keeps; everything else (tokens, keys, URLs) stays with the bot.
+CHILD_ENVIRONMENT = ("PATH", "PYTHONPATH", "PYTHONHOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "SYSTEMROOT")
 
 
 @dataclass(frozen=True)
@@ -58,6 +63,7 @@ async def run_bounded(request: dict[str, Any], limits: ProbeLimits) -> dict[str,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
+        env=child_environment(),
     )
     assert child.stdout is not None
     try:
@@ -80,6 +86,11 @@ async def run_bounded(request: dict[str, Any], limits: ProbeLimits) -> dict[str,
     except ValueError:
         return None
     return answer if isinstance(answer, dict) else None
+
+
+def child_environment() -> dict[str, str]:
+    """The probe child's environment: `CHILD_ENVIRONMENT`'s variables, nothing else."""
+    return {name: os.environ[name] for name in CHILD_ENVIRONMENT if name in os.environ}
 
 
 def _cap(kind: int, value: int) -> None:

@@ -20,7 +20,7 @@ import pytest
 from bot import words
 from bot.media import MediaError, probe_audio, probe_video
 from bot.media.accept import MAX_FRAME_SIDE, MAX_STREAMS, MAX_VIDEO_STREAMS, StreamHeader, judge_headers
-from bot.media.bounded import ProbeLimits
+from bot.media.bounded import ProbeLimits, child_environment
 from bot.testmedia_hostile import CORPUS
 
 # What each file gets: the refusal code and its data (the file name aside), or None if it is read.
@@ -164,3 +164,12 @@ AAC = StreamHeader("audio", "aac")
 def test_header_rules(streams: list[StreamHeader], slot, refusal: str | None) -> None:
     verdict = judge_headers(streams, slot)
     assert (verdict.code if verdict is not None else None) == refusal
+
+
+def test_the_probe_child_gets_no_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A decoder subverted by a file finds none of the bot's settings in its environment."""
+    for name in ("DISCORD_TOKEN", "MAGIC_HOUR_API_KEY", "DATABASE_URL", "WEBHOOK_SECRET"):
+        monkeypatch.setenv(name, "hunter2")
+    monkeypatch.setenv("PATH", "/usr/bin")
+    environment = child_environment()
+    assert "hunter2" not in environment.values() and environment["PATH"] == "/usr/bin"
