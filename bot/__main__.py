@@ -12,10 +12,11 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from pydantic import SecretStr, ValidationError
+from pydantic_settings import SettingsError
 from rich.console import Console
 
 from bot.clock import Clock
-from bot.config import GenerationMode, Settings
+from bot.config import GenerationMode, Settings, settings_problems
 from bot.errors import ConfigurationError
 from bot.terminal.output import DEFAULT_FOLDER
 from bot.terminal.style import env_file
@@ -401,7 +402,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings()
     except ValidationError as exc:
-        print(f"Configuration error:\n{exc}", file=sys.stderr)
+        print("Configuration error:\n" + "\n".join(settings_problems(exc)), file=sys.stderr)
+        return 2
+    except SettingsError as exc:  # a list setting that isn't a list: its message names the setting only
+        print(f"Configuration error: {exc}", file=sys.stderr)
         return 2
     _configure_logging(settings, interactive=command in ("render", "resume"))
     try:

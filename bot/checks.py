@@ -75,7 +75,8 @@ async def _check_database(settings: Settings) -> CheckResult:
         async with await Store.open(settings.database, policy=QuotaPolicy.from_settings(settings)) as store:
             problems = await store.check_invariants()
     except Exception as exc:
-        return CheckResult("Database", False, f"{where}: {exc}")
+        # A driver's message may quote the URL it was given; the password never reaches the screen.
+        return CheckResult("Database", False, settings.without_secrets(f"{where}: {exc}"))
     if problems:
         return CheckResult("Database", False, "; ".join(problems[:3]))
     return CheckResult("Database", True, where)

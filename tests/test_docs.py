@@ -135,8 +135,11 @@ def test_env_example_shows_the_defaults(tmp_path: Path, monkeypatch: pytest.Monk
 
 def test_the_input_size_limit_is_stated_in_the_units_it_is_shown_in() -> None:
     """MAX_INPUT_BYTES: 200 MB, Magic Hour's own unit, and members see it as 200.0 MB."""
-    text = (ROOT / ".env.example").read_text()
-    assert "MAX_INPUT_BYTES=200000000" in text and "200 MB" in text and "MiB" not in text
+    lines = (ROOT / ".env.example").read_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("MAX_INPUT_BYTES="))
+    start = max(i for i in range(at) if not lines[i].startswith("#")) + 1  # its comment block
+    block = "\n".join(lines[start : at + 1])
+    assert "MAX_INPUT_BYTES=200000000" in block and "200 MB" in block and "MiB" not in block
     assert human_size(Settings.model_fields["max_input_bytes"].default) == "200.0 MB"
 
 

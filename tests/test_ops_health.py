@@ -18,6 +18,7 @@ import pytest
 
 from bot.clock import FakeClock
 from bot.ops import probe
+from bot.ops.health import DATABASE_CHECK_SECONDS
 from bot.ops.server import OpsServer
 from bot.sandbox import Sandbox
 from bot.services import Services
@@ -130,6 +131,8 @@ async def test_probe_exits_0_when_healthy_and_1_once_the_database_refuses_writes
         assert await run_probe(server.port) == (0, '{"healthy": true, "checks": {"database": "ok", "poller": "ok"}}\n')
         conn = services.store._db.conn  # type: ignore[attr-defined] # the test's way to make the file refuse writes
         await conn.execute("PRAGMA query_only = ON")
+        assert isinstance(services.clock, FakeClock)
+        await services.clock.advance(DATABASE_CHECK_SECONDS)  # the last database verdict has expired
         try:
             code, output = await run_probe(server.port)
         finally:
