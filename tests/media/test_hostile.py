@@ -89,7 +89,10 @@ async def main():
             answers[Path(path).name] = None
         except Exception as exc:
             answers[Path(path).name] = getattr(exc, "code", type(exc).__name__)
-    bot_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across execve, so a fresh interpreter started
+    # by a big test worker would report the worker's peak as its own.
+    status = Path("/proc/self/status").read_text()
+    bot_mib = int(status.split("VmHWM:")[1].split()[0]) / 1024
     probes_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(json.dumps({"answers": answers, "bot_mib": bot_mib, "probes_mib": probes_mib}))
 
