@@ -221,7 +221,8 @@ async def resume(
             savers[record.id] = SaveToFile(out, console)
             return JobHooks(sink=_Quiet(), deliverer=savers[record.id])
 
-        records = await services.engine.resume(hooks_for, where=_is_terminal_job)
+        # A crashed run's jobs are held until its heartbeat is found stopped: wait for that first.
+        records = await services.engine.resume(hooks_for, where=_is_terminal_job, settle=True)
         if not records:
             console.print("No unfinished jobs from the terminal.")
             return 0

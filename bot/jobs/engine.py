@@ -8,8 +8,12 @@ the protocols in `models.py`; the engine never imports Discord.
 Several processes may share one database: each job is claimed by the process that runs it, and
 the claims are kept and dead processes' jobs taken over as `leases.py` describes. A taken-over
 job carries on from the state it was in, as after a restart; a job another process took is let
-go without being ended (the store fences every transition: `LeaseLost`). A cancel for a job
-running elsewhere is passed on through the store's notifications (PostgreSQL's NOTIFY).
+go without being ended (the store fences every transition: `LeaseLost`). A job that waits for a
+slot is left unclaimed, with its request in the store, so whichever process has a free slot runs
+it (`stored.py`). A cancel for a job running elsewhere is recorded with the job, read by the
+process that runs it with its heartbeat (PostgreSQL's NOTIFY makes that immediate). A clean stop
+(`aclose`) lets jobs that have started reach Magic Hour or finish delivering, within
+`stop_grace_seconds`, while its heartbeat keeps them here; jobs that only wait go at once.
 """
 
 from __future__ import annotations
@@ -35,15 +39,18 @@ from bot.jobs.observe import NO_OBSERVER, EngineObserver, current_job
 from bot.jobs.poller import Poller
 from bot.jobs.queue import SlotQueue
 from bot.jobs.run import JobRun, RunContext, swallow_cancel
+from bot.jobs.stopping import Watched, may_stop_now, wait_for_any
+from bot.jobs.stored import BadStoredRequest, dump_request, load_request
 from bot.jobs.youtube import canonical_youtube_url
 from bot.magichour import MagicHourClient
 from bot.store import JobRecord, JobState, LeaseLost, Store
-from bot.store.store import is_dead_here
+from bot.store.db import patient
 
 log = logging.getLogger(__name__)
 
 CANCEL_CHANNEL = "lipsync_cancel"  # payload "<job id>:<member id>": cancel it, whoever runs it
 _REMOTE_CANCEL_SECONDS = 60.0  # how long a cancel waits for the process that runs the job
+_ABANDON_SECONDS = 5.0  # after the stop deadline, how long stopped tasks get to wind up
 
 
 async def _ended(task: asyncio.Task[None]) -> None:
@@ -92,10 +99,15 @@ class JobEngine:
         self._rescues: set[asyncio.Task[None]] = set()
         self._links_made: dict[int, float] = {}  # job id -> when its last fresh link was made
         self._claiming = asyncio.Lock()  # one resume/takeover at a time
-        self._leases = Leases(store, clock, config.lease_seconds)
+        self._leases = Leases(store, clock, config.lease_seconds, patience=config.lease_seconds)
+        self._leases.watch(lambda: list(self._tasks), self._lost, self._on_cancel_request)
         self._listening = False
+        self._stopping = False  # a clean stop has begun: no new work here
+        self._changed = asyncio.Event()  # a job here changed state (a clean stop waits on it)
+        self._held: set[int] = set()  # jobs this process ran (their claims are released on a clean stop)
         # What `start_leases` was given, so a cancel can take over a dead process's job at once.
         self._takeover: tuple[HooksFactory, Callable[[JobRecord], bool] | None] | None = None
+        self._cancelling: set[int] = set()  # jobs a cancel passed on from another process is ending
 
     @property
     def sandbox(self) -> bool:
@@ -133,63 +145,141 @@ class JobEngine:
         return await self.admission.check(self._with_defaults(request))
 
     async def submit(self, request: JobRequest, hooks: JobHooks) -> JobRecord:
-        """Check the request, record the job and run it in the background."""
+        """Check the request, record the job and run it in the background.
+
+        With no free slot here the job waits in this process's queue unclaimed, so a process with
+        a free slot may take it first; during a clean stop it is left for another process entirely.
+        """
         request = self._with_defaults(request)
         admitted = await self.admission.check(request)
-        record = await self.store.jobs.create(request.new_job(), lease_seconds=self.config.lease_seconds)
+        await self._leases.start()
+        here = not self._stopping and self._free_slots() > 0
+        record = await self.store.jobs.create(request.new_job(), claimed=here, request=dump_request(request))
         log.info("job %s: received from user %s in guild %s", record.id, record.user_id, record.guild_id)
+        if self._stopping:
+            log.info("job %s: this process is stopping; another one (or the next start) runs it", record.id)
+            return record
         run = self._new_run(record, hooks)
         run.know_limits(admitted)
         self._queue.enqueue(record.id)
         self._spawn(run, lambda: run.run_new(request, admitted))
         return record
 
+    def _free_slots(self) -> int:
+        return max(0, self._queue.capacity - self._queue.in_flight - self._queue.waiting)
+
     async def resume(
-        self, hooks_for: HooksFactory, *, where: Callable[[JobRecord], bool] | None = None
+        self, hooks_for: HooksFactory, *, where: Callable[[JobRecord], bool] | None = None, settle: bool = False
     ) -> list[JobRecord]:
         """After a restart: carry every unfinished job on from where it was (those `where` accepts).
 
-        Submitted jobs are followed, rendered ones delivered, jobs that hadn't reached Magic Hour
-        end with a refund, and a job caught creating ends as unknown at Magic Hour. Only jobs this
-        process can claim are taken: unclaimed ones, its own, and those of a process that died
-        (lease expired, or gone from this host); each is claimed before it runs.
+        Queued jobs run (as many as there are free slots here; the rest wait for one, here or in
+        another process), submitted ones are followed, rendered ones delivered, jobs that had
+        started but not reached Magic Hour end with a refund, and a job caught creating ends as
+        unknown at Magic Hour. Only jobs this process can claim are taken: unclaimed ones, its
+        own, and those of a process found dead; each is claimed before it runs.
+
+        `settle`: first wait until each process holding one of those jobs has either beaten (it
+        is alive: its jobs stay its own) or been found dead, at most a lease and a few heartbeats:
+        a command run after a crash finishes the crashed run's jobs rather than find them held.
         """
+        if settle:
+            await self._settle(where)
         async with self._claiming:
             return await self._resume(hooks_for, where)
 
+    async def _settle(self, where: Callable[[JobRecord], bool] | None) -> None:
+        me = self.store.owner
+        holders = {
+            record.claimed_by
+            for record in await self.store.jobs.unfinished()
+            if record.claimed_by not in (None, me) and (where is None or where(record))
+        }
+        if not holders:
+            return
+        await self._leases.start()
+        clock = self._context.clock
+        give_up_at = clock.monotonic() + self._leases.seconds + 4 * self._leases.interval
+        while holders and clock.monotonic() < give_up_at:
+            await self._leases.beat()
+            holders = {
+                holder
+                for holder in holders
+                if holder is not None
+                and not self._leases.alive(holder)
+                and await self.store.instances.registered(holder)
+            }
+            if holders:
+                await clock.sleep(self._leases.interval)
+
     async def _resume(self, hooks_for: HooksFactory, where: Callable[[JobRecord], bool] | None) -> list[JobRecord]:
-        holders = await self.store.jobs.holders()
-        dead = [name for name in holders if name != self.store.owner and is_dead_here(name)]
-        candidates = [
-            record.id
-            for record in await self.store.jobs.claimable(also_from=dead)
+        if self._stopping:
+            return []
+        await self._leases.start()
+        found = [
+            record
+            for record in await self.store.jobs.claimable()
             if record.id not in self._tasks and (where is None or where(record))
         ]
+        # Jobs under way are taken whatever this process's load (they are being paid for); queued
+        # ones only into free slots, oldest first.
+        queued = [record.id for record in found if record.state is JobState.RECEIVED]
+        wanted = [record.id for record in found if record.state is not JobState.RECEIVED]
+        wanted += queued[: self._free_slots()]
         resumed: list[JobRecord] = []
-        for record in await self.store.jobs.claim(candidates, self.config.lease_seconds, also_from=dead):
-            if record.id in self._tasks:
-                continue
-            try:
-                run = self._new_run(record, hooks_for(record))
-            except Exception:
-                # One bad record must not keep the others from resuming.
-                log.exception("job %s: could not be resumed", record.id)
-                continue
-            log.info("job %s: resuming from %s", record.id, record.state.value)
-            resumed.append(record)
-            if record.project_id is None:
-                # Nothing at Magic Hour to follow: it ends now, without waiting for a slot.
+        for record in await self.store.jobs.claim(wanted):
+            if record.id not in self._tasks and await self._carry_on(record, hooks_for):
+                resumed.append(record)
+        return resumed
+
+    async def _carry_on(self, record: JobRecord, hooks_for: HooksFactory) -> bool:
+        """Run a job this process has just claimed from the state it is in; False if it can't be."""
+        try:
+            run = self._new_run(record, hooks_for(record))
+        except Exception:
+            # One bad record must not keep the others from resuming.
+            log.exception("job %s: could not be resumed", record.id)
+            return False
+        log.info("job %s: resuming from %s", record.id, record.state.value)
+        if record.state is JobState.RECEIVED and await self._start_queued(run):
+            return True
+        if record.project_id is None:
+            # Nothing at Magic Hour to follow: it ends now, without waiting for a slot.
+            with patient(self.config.store_patience):
                 try:
                     await run.run_resumed()
                 except Exception as exc:
-                    await run.failed(exc)
+                    try:
+                        await run.failed(exc)
+                    except Exception:
+                        log.exception("job %s: could not be ended; it is resumed later", record.id)
                 finally:
                     self._runs.pop(record.id, None)
                     await run.cleanup()
-                continue
-            # A resumed job that is already rendering (and being paid for) goes to the front.
-            self._spawn(run, run.run_resumed, front=True)
-        return resumed
+            return True
+        # A resumed job that is already rendering (and being paid for) goes to the front.
+        self._spawn(run, run.run_resumed, front=True)
+        return True
+
+    async def _start_queued(self, run: JobRun) -> bool:
+        """Run a queued job from its stored request, as the process that accepted it would have."""
+        try:
+            text = await self.store.jobs.stored_request(run.job_id)
+            request = None if text is None else load_request(text, run.record)
+            if request is None:
+                return False  # from before requests were stored: it ends as interrupted
+            admitted = await self.admission.read(request.guild_id, request.user_id, request.role_ids)
+        except BadStoredRequest as exc:
+            log.warning("job %s: its stored request can't be run (%s); it ends as interrupted", run.job_id, exc)
+            return False
+        except Exception:
+            log.exception("job %s: could not start it here; it is tried again later", run.job_id)
+            self._runs.pop(run.job_id, None)
+            raise
+        run.know_limits(admitted)
+        self._queue.enqueue(run.job_id)
+        self._spawn(run, lambda: run.run_new(request, admitted))
+        return True
 
     # ----------------------------------------------------------------- queries
 
@@ -249,9 +339,9 @@ class JobEngine:
     async def cancel(self, job_id: int, *, by_user_id: int) -> JobRecord:
         """Cancel a job for its owner: free before submission; after it, what Magic Hour charged.
 
-        A job another process runs is canceled there: the request goes through the store's
-        notifications, and this call waits (up to a minute) for the job to end. If that process
-        is gone (dead on this host, or its lease ran out), the job is taken over and canceled here.
+        A job another process runs is canceled there: the request is recorded with the job (and
+        announced), and this call waits (up to a minute) for the job to end. If that process is
+        gone (found dead), or the job was only waiting in a queue, it is taken and canceled here.
         """
         record = await self.job(job_id)
         if record.user_id != by_user_id:
@@ -263,9 +353,15 @@ class JobEngine:
         run = self._runs.get(job_id)
         task = self._tasks.get(job_id)
         if run is None or task is None:
-            if record.claimed_by not in (None, self.store.owner) and self._listening:
-                return await self._cancel_elsewhere(record, by_user_id)
-            raise JobFailed("not_running", job=job_id)
+            if self._takeover is None and not self._listening:
+                raise JobFailed("not_running", job=job_id)
+            return await self._cancel_elsewhere(record, by_user_id)
+        if record.claimed_by != self.store.owner:
+            # Waiting in this process's queue, unclaimed: claim it first, unless another process has.
+            claimed = await self.store.jobs.claim([job_id])
+            if not claimed:
+                return await self._cancel_elsewhere(await self.job(job_id), by_user_id)
+            run.record = claimed[0]
         if not run.cancel_requested:  # a second press waits for the first cancel, not a second one
             run.cancel_requested = True
             task.cancel()
@@ -283,35 +379,46 @@ class JobEngine:
         return record
 
     async def _cancel_elsewhere(self, record: JobRecord, by_user_id: int) -> JobRecord:
-        log.info("job %s: runs in %s; asking it to cancel", record.id, record.claimed_by)
-        await self.store.notify(CANCEL_CHANNEL, f"{record.id}:{by_user_id}")
+        log.info("job %s: runs in %s; asking it to cancel", record.id, record.claimed_by or "no process")
+        await self.store.jobs.request_cancel(record.id, by_user_id)
+        await self.store.notify(CANCEL_CHANNEL, f"{record.id}:{by_user_id}")  # at once; heartbeats carry it too
         clock = self._context.clock
         give_up_at = clock.monotonic() + _REMOTE_CANCEL_SECONDS
-        tried: tuple[str | None, object] | None = None  # the claim a takeover was last tried for
         while clock.monotonic() < give_up_at:
             current = await self.job(record.id)
             if current.state.terminal:
                 return current
-            claim = (current.claimed_by, current.lease_until)
-            if record.id not in self._tasks and claim != tried and self._holder_gone(current) and self._takeover:
-                # Its process died and can't hear the cancel: take the job over, as the takeover
-                # loop would a little later, and cancel it here (once per claim seen, not per read).
-                tried = claim
-                try:
-                    await self._take_over(*self._takeover)
-                except Exception:
-                    log.exception("job %s: could not take it over to cancel it", record.id)
             if record.id in self._tasks:
                 return await self.cancel(record.id, by_user_id=by_user_id)
+            if self._takeover is not None and await self._nobody_runs(current):
+                # Its process is gone (or it only waited in a queue): take it and cancel it here,
+                # rather than wait for a takeover round.
+                try:
+                    await self._adopt(current.id)
+                except Exception:
+                    log.exception("job %s: could not take it over to cancel it", record.id)
+                if record.id in self._tasks:
+                    continue
             await clock.sleep(0.25)
         raise JobFailed("not_running", job=record.id)
 
-    def _holder_gone(self, record: JobRecord) -> bool:
-        """True when the process holding the job's claim is gone: dead on this host, or its lease ran out."""
-        holder, until = record.claimed_by, record.lease_until
-        if holder is None or holder == self.store.owner:
+    async def _nobody_runs(self, record: JobRecord) -> bool:
+        """True when the job's claim is void: unclaimed, or its process is no longer registered."""
+        holder = record.claimed_by
+        if holder is None:
+            return True
+        if holder == self.store.owner:
             return False
-        return is_dead_here(holder) or (until is not None and until <= self._context.clock.now())
+        stale = record.lease_until is None or record.lease_until <= self._context.clock.now()
+        return stale and not await self.store.instances.registered(holder)
+
+    async def _adopt(self, job_id: int) -> None:
+        assert self._takeover is not None
+        hooks_for = self._takeover[0]
+        async with self._claiming:
+            for record in await self.store.jobs.claim([job_id]):
+                if record.id not in self._tasks:
+                    await self._carry_on(record, hooks_for)
 
     def _on_cancel_notice(self, payload: str) -> None:
         try:
@@ -319,14 +426,24 @@ class JobEngine:
         except ValueError:
             log.warning("ignored a malformed cancel notice")
             return
-        if job_id not in self._tasks:
-            return  # not running here: the process that runs it acts on the same notice
+        self._on_cancel_request(job_id, user_id)
+
+    def _on_cancel_request(self, job_id: int, user_id: int) -> None:
+        """A member asked another process to cancel a job running here (a notice, or seen by the heartbeat)."""
+        run = self._runs.get(job_id)
+        if job_id not in self._tasks or run is None or run.cancel_requested or job_id in self._cancelling:
+            return  # not running here (the process that runs it acts), or already being canceled
+        self._cancelling.add(job_id)
 
         async def cancel() -> None:
             try:
                 await self.cancel(job_id, by_user_id=user_id)
+            except (InvalidInput, JobFailed) as exc:
+                log.info("job %s: a cancel passed on from another process was refused (%s)", job_id, exc)
             except Exception:
                 log.exception("job %s: a cancel passed on from another process failed", job_id)
+            finally:
+                self._cancelling.discard(job_id)
 
         rescue = asyncio.get_running_loop().create_task(cancel())
         self._rescues.add(rescue)
@@ -337,11 +454,11 @@ class JobEngine:
     async def start_leases(
         self, hooks_for: HooksFactory, *, where: Callable[[JobRecord], bool] | None = None
     ) -> list[JobRecord]:
-        """Resume what can be claimed now, then keep leases and take over dead processes' jobs.
+        """Resume what can be claimed now, then keep beating and take over what this process may run.
 
-        Every `lease_seconds / 3` on the engine's clock, in a loop of its own (so that a slow
-        takeover never delays a renewal), claim and resume the jobs `where` accepts whose process
-        died. Also listens for cancels meant for jobs running here.
+        Every heartbeat interval (`lease_seconds / 5`), in a loop of its own, claim and run the
+        jobs `where` accepts that nobody runs: those of a process found dead, and queued ones while
+        this process has a free slot. Also listens for cancels meant for jobs running here.
         """
         if not self._listening:
             await self.store.listen(CANCEL_CHANNEL, self._on_cancel_notice)
@@ -356,39 +473,72 @@ class JobEngine:
         if taken:
             log.info("took over %d job(s): %s", len(taken), ", ".join(f"#{job.id}" for job in taken))
 
-    async def renew_leases(self) -> set[int]:
-        """Renew this process's leases on the jobs it runs; stop (without ending) any another process took."""
-        return await self._leases.renew(list(self._tasks), self._lost)
+    async def heartbeat(self) -> None:
+        """One heartbeat now (the loop beats on its own): let go of jobs others took, act on cancels, judge others."""
+        await self._leases.start()
+        await self._leases.beat()
 
     def _lost(self, job_id: int) -> None:
         task = self._tasks.get(job_id)
-        if task is not None:
+        if task is None:
+            return
+        if self._queue.position(job_id) is not None:
+            log.info("job %s: another process with a free slot runs it", job_id)
+        else:
             log.warning("job %s: another process has taken it over; stopping here", job_id)
-            task.cancel()
+        task.cancel()
 
     async def aclose(self) -> None:
-        """Stop every job's task without ending the job, and release their claims: another engine resumes them."""
-        await self._leases.aclose()
-        held = list(self._tasks)
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """A clean stop: hand every job over without ending it, once the ones that started can be.
+
+        No new work starts here. Jobs that only wait (queued, or rendering at Magic Hour) are
+        stopped at once; jobs that are being fetched, uploaded, created or delivered go on until
+        they reach Magic Hour (or are delivered), for at most `stop_grace_seconds`, while the
+        heartbeat keeps them here: a create in flight is never abandoned to another process.
+        Then the claims are released and this process unregistered: another engine takes them.
+        """
+        self._stopping = True
+        await self._leases.stop_taking_over()
+        await self._wind_down()
         await self._poller.aclose()
-        await self._leases.release(held)
+        await self._leases.release(sorted(self._held))
+        await self._leases.aclose()
+
+    async def _wind_down(self) -> None:
+        clock = self._context.clock
+        give_up_at = clock.monotonic() + self.config.stop_grace_seconds
+        stopped: set[asyncio.Task[None]] = set()
+        while self._tasks:
+            for job_id, task in list(self._tasks.items()):
+                run = self._runs.get(job_id)
+                if task not in stopped and (run is None or may_stop_now(run, self._queue.position(job_id))):
+                    stopped.add(task)
+                    task.cancel()
+            remaining = give_up_at - clock.monotonic()
+            if remaining <= 0:
+                break
+            self._changed.clear()
+            await wait_for_any(list(self._tasks.values()), self._changed, clock, remaining)
+        if self._tasks:
+            log.warning("stopping with %d job(s) still under way; another process takes them", len(self._tasks))
+            tasks = list(self._tasks.values())
+            for task in tasks:
+                task.cancel()
+            await asyncio.wait(tasks, timeout=_ABANDON_SECONDS)
 
     # ----------------------------------------------------------------- running
 
     def _new_run(self, record: JobRecord, hooks: JobHooks) -> JobRun:
-        run = JobRun(self._context, record, self._observer.hooks(hooks))
+        watched = self._observer.hooks(hooks)
+        run = JobRun(
+            self._context, record, JobHooks(sink=Watched(watched.sink, self._changed), deliverer=watched.deliverer)
+        )
         self._runs[record.id] = run
         return run
 
     def _spawn(self, run: JobRun, work: Callable[[], Awaitable[None]], *, front: bool = False) -> None:
         job_id = run.job_id
-        self._leases.keep_renewing(lambda: list(self._tasks), self._lost)
+        self._held.add(job_id)
         task = asyncio.get_running_loop().create_task(self._drive(run, work, front=front), name=f"job-{job_id}")
         self._tasks[job_id] = task
 
@@ -417,6 +567,10 @@ class JobEngine:
 
         async def rescue() -> None:
             current_job.set(job_id)
+            with patient(self.config.store_patience):
+                await rescue_it()
+
+        async def rescue_it() -> None:
             try:
                 try:
                     await run.failed(exc)
@@ -444,12 +598,27 @@ class JobEngine:
 
     async def _drive(self, run: JobRun, work: Callable[[], Awaitable[None]], *, front: bool) -> None:
         """Run a job's work in its slot; turn every way it can end into a final state."""
+        with patient(self.config.store_patience):  # nobody waits on a job's steps: ride out a database restart
+            await self._run_in_slot(run, work, front=front)
+
+    async def _claimed_for_run(self, run: JobRun) -> None:
+        """A job that waited unclaimed is claimed when its slot comes, unless another process ran it first."""
+        if run.record.claimed_by == self.store.owner:
+            return
+        claimed = await self.store.jobs.claim([run.job_id])
+        if not claimed:
+            current = await self.store.jobs.get(run.job_id)
+            raise LeaseLost(run.job_id, (current.claimed_by if current else None) or "another process")
+        run.record = claimed[0]
+
+    async def _run_in_slot(self, run: JobRun, work: Callable[[], Awaitable[None]], *, front: bool) -> None:
         current_job.set(run.job_id)  # this task's log lines carry the job's number
         queued_at = self._context.clock.monotonic()
         try:
             await run.emit()
             async with self._queue.slot(run.job_id, front=front):
                 self._observer.queue_waited(self._context.clock.monotonic() - queued_at)
+                await self._claimed_for_run(run)
                 await work()
         except asyncio.CancelledError:
             if not run.cancel_requested:

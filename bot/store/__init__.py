@@ -14,6 +14,7 @@ from __future__ import annotations
 from bot.store.errors import (
     AboveCeiling,
     AlreadyReconciled,
+    CommitUncertain,
     InvalidTransition,
     JobNotActive,
     JobNotFound,
@@ -24,6 +25,7 @@ from bot.store.errors import (
     SchemaTooNew,
     StoreBusy,
     StoreError,
+    StoreUnavailable,
 )
 from bot.store.jobs import JobStore
 from bot.store.limits import LimitStore
@@ -62,6 +64,7 @@ __all__ = [
     "UNKNOWN_AT_MAGIC_HOUR",
     "AboveCeiling",
     "AlreadyReconciled",
+    "CommitUncertain",
     "DeletionReport",
     "EffectiveLimits",
     "ErrorData",
@@ -91,6 +94,7 @@ __all__ = [
     "Store",
     "StoreBusy",
     "StoreError",
+    "StoreUnavailable",
     "UsageLine",
     "UsageReport",
     "can_transition",

@@ -100,7 +100,23 @@ class LeaseLost(StoreError):
         self.holder = holder
 
 
-class StoreBusy(StoreError):
+class StoreUnavailable(StoreError):
+    """The database could not be reached (or stayed locked) for as long as the caller was willing to wait.
+
+    Nothing the call meant to write was written, unless it is a `CommitUncertain`. Front ends tell
+    a member to try again in a minute; a job's run treats it like any other failed step.
+    """
+
+
+class CommitUncertain(StoreUnavailable):
+    """The connection was lost while PostgreSQL committed a write, and whether it did can't be learnt.
+
+    Rare: the store asks the server afterwards (by the transaction's id) and retries a write that
+    provably did not commit; only when that question can't be answered either is this raised.
+    """
+
+
+class StoreBusy(StoreUnavailable):
     """Another process held the database's write lock for longer than the busy timeout."""
 
 

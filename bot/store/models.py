@@ -170,8 +170,9 @@ class JobRecord(BaseModel):
     status_message_id: int | None
     created_at: dt.datetime
     updated_at: dt.datetime
-    claimed_by: str | None = None  # the process running the job (see `JobStore` on leases)
-    lease_until: dt.datetime | None = None  # its claim holds until then unless renewed
+    claimed_by: str | None = None  # the instance id of the process running the job (see `JobStore` on claims)
+    lease_until: dt.datetime | None = None  # a previous version's claim holds until then (NULL for new claims)
+    cancel_requested_by: int | None = None  # a member asked to cancel (the running process acts on it)
     # The Discord locale of the member who started the job: its messages are written in it.
     locale: str | None = None
     # What a re-run needs (written when the files are uploaded): Magic Hour's paths of the uploaded
