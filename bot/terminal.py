@@ -26,7 +26,7 @@ from bot.config import Settings
 from bot.errors import LipsyncError
 from bot.jobs.models import Delivery, InputSource, JobHooks, JobRequest, JobUpdate, LinkProvider
 from bot.services import Services
-from bot.store import AlreadyReconciled, JobNotFound, JobRecord, JobState, NotReconcilable
+from bot.store import AlreadyReconciled, JobNotFound, JobRecord, JobState, NotReconcilable, StoreUnavailable
 from bot.testmedia import make_audio, make_video
 
 log = logging.getLogger(__name__)
@@ -206,6 +206,9 @@ async def render(
             except LipsyncError as exc:
                 console.print(f"[red]{describe(exc.code, exc.data)}[/red]")
                 return 2
+            except StoreUnavailable:
+                console.print(f"[red]{describe('database_unavailable', {})}[/red]")
+                return 1
             return _report(console, final, saver)
 
 

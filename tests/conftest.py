@@ -118,6 +118,9 @@ def make_settings(tmp_path: Path, base_url: str, **overrides: object) -> Setting
         "poll_max_seconds": 0.1,
         "default_member_credits": 10_000,
         "delivery_retry_minutes": 0.001,  # a failed delivery falls back to a link at once
+        # A test that stops services mid-upload or mid-delivery (a deliverer that never returns)
+        # waits this long for it; the clean stop's own tests say how long they give it.
+        "stop_grace_seconds": 1.0,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg, arg-type]

@@ -23,7 +23,7 @@ import collections
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import httpx
 
@@ -35,22 +35,21 @@ from bot.jobs.delivery import fresh_link
 from bot.jobs.forecast import RenderForecast
 from bot.jobs.leases import Leases
 from bot.jobs.models import HooksFactory, JobHooks, JobRequest, QueueSnapshot
-from bot.jobs.observe import NO_OBSERVER, EngineObserver, current_job
+from bot.jobs.observe import NO_OBSERVER, EngineObserver
 from bot.jobs.poller import Poller
 from bot.jobs.queue import SlotQueue
-from bot.jobs.run import JobRun, RunContext, swallow_cancel
-from bot.jobs.stopping import Watched, may_stop_now, wait_for_any
-from bot.jobs.stored import BadStoredRequest, dump_request, load_request
+from bot.jobs.run import RunContext
+from bot.jobs.runner import Runs
+from bot.jobs.stored import dump_request
+from bot.jobs.takeover import Takeover
 from bot.jobs.youtube import canonical_youtube_url
 from bot.magichour import MagicHourClient
-from bot.store import JobRecord, JobState, LeaseLost, Store
-from bot.store.db import patient
+from bot.store import JobRecord, JobState, Store
 
 log = logging.getLogger(__name__)
 
 CANCEL_CHANNEL = "lipsync_cancel"  # payload "<job id>:<member id>": cancel it, whoever runs it
 _REMOTE_CANCEL_SECONDS = 60.0  # how long a cancel waits for the process that runs the job
-_ABANDON_SECONDS = 5.0  # after the stop deadline, how long stopped tasks get to wind up
 
 
 async def _ended(task: asyncio.Task[None]) -> None:
@@ -94,17 +93,25 @@ class JobEngine:
             queue_position=self._queue.position,
             forecast=self._forecast,
         )
-        self._runs: dict[int, JobRun] = {}
-        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._running = Runs(self._context, self._queue, self._observer, store, config)
+        self._runs = self._running.runs  # by job id: the runs and tasks of the jobs running here
+        self._tasks = self._running.tasks
         self._rescues: set[asyncio.Task[None]] = set()
         self._links_made: dict[int, float] = {}  # job id -> when its last fresh link was made
-        self._claiming = asyncio.Lock()  # one resume/takeover at a time
         self._leases = Leases(store, clock, config.lease_seconds, patience=config.lease_seconds)
-        self._leases.watch(lambda: list(self._tasks), self._lost, self._on_cancel_request)
-        self._listening = False
+        self._leases.watch(lambda: list(self._tasks), self._running.lost, self._on_cancel_request)
         self._stopping = False  # a clean stop has begun: no new work here
-        self._changed = asyncio.Event()  # a job here changed state (a clean stop waits on it)
-        self._held: set[int] = set()  # jobs this process ran (their claims are released on a clean stop)
+        self._takeovers = Takeover(
+            store=store,
+            runs=self._running,
+            queue=self._queue,
+            admission=self.admission,
+            leases=self._leases,
+            config=config,
+            clock=clock,
+            stopping=lambda: self._stopping,
+        )
+        self._listening = False
         # What `start_leases` was given, so a cancel can take over a dead process's job at once.
         self._takeover: tuple[HooksFactory, Callable[[JobRecord], bool] | None] | None = None
         self._cancelling: set[int] = set()  # jobs a cancel passed on from another process is ending
@@ -153,20 +160,17 @@ class JobEngine:
         request = self._with_defaults(request)
         admitted = await self.admission.check(request)
         await self._leases.start()
-        here = not self._stopping and self._free_slots() > 0
+        here = not self._stopping and self._takeovers.free_slots() > 0
         record = await self.store.jobs.create(request.new_job(), claimed=here, request=dump_request(request))
         log.info("job %s: received from user %s in guild %s", record.id, record.user_id, record.guild_id)
         if self._stopping:
             log.info("job %s: this process is stopping; another one (or the next start) runs it", record.id)
             return record
-        run = self._new_run(record, hooks)
+        run = self._running.new_run(record, hooks)
         run.know_limits(admitted)
         self._queue.enqueue(record.id)
-        self._spawn(run, lambda: run.run_new(request, admitted))
+        self._running.spawn(run, lambda: run.run_new(request, admitted))
         return record
-
-    def _free_slots(self) -> int:
-        return max(0, self._queue.capacity - self._queue.in_flight - self._queue.waiting)
 
     async def resume(
         self, hooks_for: HooksFactory, *, where: Callable[[JobRecord], bool] | None = None, settle: bool = False
@@ -184,102 +188,8 @@ class JobEngine:
         a command run after a crash finishes the crashed run's jobs rather than find them held.
         """
         if settle:
-            await self._settle(where)
-        async with self._claiming:
-            return await self._resume(hooks_for, where)
-
-    async def _settle(self, where: Callable[[JobRecord], bool] | None) -> None:
-        me = self.store.owner
-        holders = {
-            record.claimed_by
-            for record in await self.store.jobs.unfinished()
-            if record.claimed_by not in (None, me) and (where is None or where(record))
-        }
-        if not holders:
-            return
-        await self._leases.start()
-        clock = self._context.clock
-        give_up_at = clock.monotonic() + self._leases.seconds + 4 * self._leases.interval
-        while holders and clock.monotonic() < give_up_at:
-            await self._leases.beat()
-            holders = {
-                holder
-                for holder in holders
-                if holder is not None
-                and not self._leases.alive(holder)
-                and await self.store.instances.registered(holder)
-            }
-            if holders:
-                await clock.sleep(self._leases.interval)
-
-    async def _resume(self, hooks_for: HooksFactory, where: Callable[[JobRecord], bool] | None) -> list[JobRecord]:
-        if self._stopping:
-            return []
-        await self._leases.start()
-        found = [
-            record
-            for record in await self.store.jobs.claimable()
-            if record.id not in self._tasks and (where is None or where(record))
-        ]
-        # Jobs under way are taken whatever this process's load (they are being paid for); queued
-        # ones only into free slots, oldest first.
-        queued = [record.id for record in found if record.state is JobState.RECEIVED]
-        wanted = [record.id for record in found if record.state is not JobState.RECEIVED]
-        wanted += queued[: self._free_slots()]
-        resumed: list[JobRecord] = []
-        for record in await self.store.jobs.claim(wanted):
-            if record.id not in self._tasks and await self._carry_on(record, hooks_for):
-                resumed.append(record)
-        return resumed
-
-    async def _carry_on(self, record: JobRecord, hooks_for: HooksFactory) -> bool:
-        """Run a job this process has just claimed from the state it is in; False if it can't be."""
-        try:
-            run = self._new_run(record, hooks_for(record))
-        except Exception:
-            # One bad record must not keep the others from resuming.
-            log.exception("job %s: could not be resumed", record.id)
-            return False
-        log.info("job %s: resuming from %s", record.id, record.state.value)
-        if record.state is JobState.RECEIVED and await self._start_queued(run):
-            return True
-        if record.project_id is None:
-            # Nothing at Magic Hour to follow: it ends now, without waiting for a slot.
-            with patient(self.config.store_patience):
-                try:
-                    await run.run_resumed()
-                except Exception as exc:
-                    try:
-                        await run.failed(exc)
-                    except Exception:
-                        log.exception("job %s: could not be ended; it is resumed later", record.id)
-                finally:
-                    self._runs.pop(record.id, None)
-                    await run.cleanup()
-            return True
-        # A resumed job that is already rendering (and being paid for) goes to the front.
-        self._spawn(run, run.run_resumed, front=True)
-        return True
-
-    async def _start_queued(self, run: JobRun) -> bool:
-        """Run a queued job from its stored request, as the process that accepted it would have."""
-        try:
-            text = await self.store.jobs.stored_request(run.job_id)
-            request = None if text is None else load_request(text, run.record)
-            if request is None:
-                return False  # from before requests were stored: it ends as interrupted
-            admitted = await self.admission.read(request.guild_id, request.user_id, request.role_ids)
-        except BadStoredRequest as exc:
-            log.warning("job %s: its stored request can't be run (%s); it ends as interrupted", run.job_id, exc)
-            return False
-        except Exception:
-            log.exception("job %s: could not start it here; it is tried again later", run.job_id)
-            self._runs.pop(run.job_id, None)
-            raise
-        run.know_limits(admitted)
-        self._queue.enqueue(run.job_id)
-        self._spawn(run, lambda: run.run_new(request, admitted))
-        return True
+            await self._takeovers.settle(where)
+        return await self._takeovers.round(hooks_for, where)
 
     # ----------------------------------------------------------------- queries
 
@@ -414,11 +324,7 @@ class JobEngine:
 
     async def _adopt(self, job_id: int) -> None:
         assert self._takeover is not None
-        hooks_for = self._takeover[0]
-        async with self._claiming:
-            for record in await self.store.jobs.claim([job_id]):
-                if record.id not in self._tasks:
-                    await self._carry_on(record, hooks_for)
+        await self._takeovers.one(job_id, self._takeover[0])
 
     def _on_cancel_notice(self, payload: str) -> None:
         try:
@@ -478,16 +384,6 @@ class JobEngine:
         await self._leases.start()
         await self._leases.beat()
 
-    def _lost(self, job_id: int) -> None:
-        task = self._tasks.get(job_id)
-        if task is None:
-            return
-        if self._queue.position(job_id) is not None:
-            log.info("job %s: another process with a free slot runs it", job_id)
-        else:
-            log.warning("job %s: another process has taken it over; stopping here", job_id)
-        task.cancel()
-
     async def aclose(self) -> None:
         """A clean stop: hand every job over without ending it, once the ones that started can be.
 
@@ -499,141 +395,10 @@ class JobEngine:
         """
         self._stopping = True
         await self._leases.stop_taking_over()
-        await self._wind_down()
+        await self._running.wind_down(self.config.stop_grace_seconds)
         await self._poller.aclose()
-        await self._leases.release(sorted(self._held))
+        await self._leases.release(sorted(self._running.held))
         await self._leases.aclose()
-
-    async def _wind_down(self) -> None:
-        clock = self._context.clock
-        give_up_at = clock.monotonic() + self.config.stop_grace_seconds
-        stopped: set[asyncio.Task[None]] = set()
-        while self._tasks:
-            for job_id, task in list(self._tasks.items()):
-                run = self._runs.get(job_id)
-                if task not in stopped and (run is None or may_stop_now(run, self._queue.position(job_id))):
-                    stopped.add(task)
-                    task.cancel()
-            remaining = give_up_at - clock.monotonic()
-            if remaining <= 0:
-                break
-            self._changed.clear()
-            await wait_for_any(list(self._tasks.values()), self._changed, clock, remaining)
-        if self._tasks:
-            log.warning("stopping with %d job(s) still under way; another process takes them", len(self._tasks))
-            tasks = list(self._tasks.values())
-            for task in tasks:
-                task.cancel()
-            await asyncio.wait(tasks, timeout=_ABANDON_SECONDS)
-
-    # ----------------------------------------------------------------- running
-
-    def _new_run(self, record: JobRecord, hooks: JobHooks) -> JobRun:
-        watched = self._observer.hooks(hooks)
-        run = JobRun(
-            self._context, record, JobHooks(sink=Watched(watched.sink, self._changed), deliverer=watched.deliverer)
-        )
-        self._runs[record.id] = run
-        return run
-
-    def _spawn(self, run: JobRun, work: Callable[[], Awaitable[None]], *, front: bool = False) -> None:
-        job_id = run.job_id
-        self._held.add(job_id)
-        task = asyncio.get_running_loop().create_task(self._drive(run, work, front=front), name=f"job-{job_id}")
-        self._tasks[job_id] = task
-
-        def _done(done: asyncio.Task[None]) -> None:
-            self._tasks.pop(job_id, None)
-            self._runs.pop(job_id, None)
-            # A task cancelled before it first ran never entered its `slot()`: free its place.
-            self._queue.discard(job_id)
-            if not done.cancelled() and (exc := done.exception()) is not None:
-                if isinstance(exc, LeaseLost):
-                    log.warning("job %s: %s; this process lets it go", job_id, exc)
-                    return
-                log.error("job %s: its runner crashed", job_id, exc_info=exc)
-                self._rescue(run, exc)
-
-        task.add_done_callback(_done)
-
-    def _rescue(self, run: JobRun, exc: BaseException) -> None:
-        """End a job whose runner crashed (`JobRun.failed`), as one of this process's running jobs.
-
-        It stays in `_tasks` meanwhile: its lease is renewed, a takeover or resume leaves it alone
-        (it may be delivering a paid render: a second runner would deliver it twice), and a cancel
-        or shutdown reaches it. If ending it fails too, the job stays unfinished for a later resume.
-        """
-        job_id = run.job_id
-
-        async def rescue() -> None:
-            current_job.set(job_id)
-            with patient(self.config.store_patience):
-                await rescue_it()
-
-        async def rescue_it() -> None:
-            try:
-                try:
-                    await run.failed(exc)
-                except asyncio.CancelledError:
-                    if not run.cancel_requested:
-                        raise  # shutdown or a lost lease: left for the next owner
-                    swallow_cancel()
-                    await run.canceled()  # still one of this engine's jobs while it ends
-            except LeaseLost as lost:
-                log.warning("job %s: %s; this process lets it go", job_id, lost)
-            except Exception:
-                log.exception("job %s: could not be ended after its runner crashed; it is resumed later", job_id)
-            finally:
-                await run.cleanup()
-
-        task = asyncio.get_running_loop().create_task(rescue(), name=f"job-{job_id}-rescue")
-        self._tasks[job_id], self._runs[job_id] = task, run
-
-        def _done(done: asyncio.Task[None]) -> None:
-            if self._tasks.get(job_id) is done:
-                del self._tasks[job_id]
-                self._runs.pop(job_id, None)
-
-        task.add_done_callback(_done)
-
-    async def _drive(self, run: JobRun, work: Callable[[], Awaitable[None]], *, front: bool) -> None:
-        """Run a job's work in its slot; turn every way it can end into a final state."""
-        with patient(self.config.store_patience):  # nobody waits on a job's steps: ride out a database restart
-            await self._run_in_slot(run, work, front=front)
-
-    async def _claimed_for_run(self, run: JobRun) -> None:
-        """A job that waited unclaimed is claimed when its slot comes, unless another process ran it first."""
-        if run.record.claimed_by == self.store.owner:
-            return
-        claimed = await self.store.jobs.claim([run.job_id])
-        if not claimed:
-            current = await self.store.jobs.get(run.job_id)
-            raise LeaseLost(run.job_id, (current.claimed_by if current else None) or "another process")
-        run.record = claimed[0]
-
-    async def _run_in_slot(self, run: JobRun, work: Callable[[], Awaitable[None]], *, front: bool) -> None:
-        current_job.set(run.job_id)  # this task's log lines carry the job's number
-        queued_at = self._context.clock.monotonic()
-        try:
-            await run.emit()
-            async with self._queue.slot(run.job_id, front=front):
-                self._observer.queue_waited(self._context.clock.monotonic() - queued_at)
-                await self._claimed_for_run(run)
-                await work()
-        except asyncio.CancelledError:
-            if not run.cancel_requested:
-                raise  # engine shutdown or a lost lease: the job stays unfinished for its next owner
-            swallow_cancel()
-            await run.canceled()
-        except LeaseLost:
-            raise  # another process has taken the job over: nothing here may end it
-        except Exception as exc:
-            self._observer.job_error(exc)
-            if run.cancel_requested:
-                swallow_cancel()
-            await run.failed(exc)
-        finally:
-            await run.cleanup()
 
     async def _on_queue_position(self, job_id: int, position: int) -> None:
         run = self._runs.get(job_id)

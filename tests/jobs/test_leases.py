@@ -279,6 +279,7 @@ async def test_queued_jobs_run_in_whichever_process_has_a_free_slot(processes, m
     assert (await job_state(a, third)).state is JobState.RECEIVED  # no free slot anywhere yet
     await sandbox.clock.advance(601)
     sandbox.config.render_seconds = 0  # the third job, started in the first slot freed, renders at once
+
     async def all_done() -> bool:
         return [(await job_state(a, j)).state for j in (first, second, third)] == [JobState.DONE] * 3
 
@@ -317,14 +318,15 @@ async def test_a_clean_stop_keeps_a_job_whose_create_is_in_flight(processes, med
     """A stops while its create waits for Magic Hour's answer: it keeps beating (B can't take the job)
     until the answer is recorded, then hands the submitted job over; B delivers it. Nothing is unknown."""
     clock = FakeClock()
-    a, b = await processes(clock), await processes(clock)
+    a, b = await processes(clock, stop_grace_seconds=20), await processes(clock)
     keep = KeepFile(tmp_path / "k")
     await b.engine.start_leases(hooks_into(keep))
     sandbox.faults.hang("create")  # Magic Hour makes the project but holds its answer
     record = await a.engine.submit(url_request(media_url, user_id=USER), JobHooks(sink=RecordingSink(), deliverer=keep))
     await until(lambda: _true(sandbox.counters.jobs_created == 1))
     stopping = asyncio.create_task(a.engine.aclose())
-    await advance_until(clock, lambda: _true(False) if clock.monotonic() < 3 * LEASE else _true(True), most=60)
+    stop_began = clock.monotonic()
+    await advance_until(clock, lambda: _true(clock.monotonic() - stop_began >= 3 * LEASE), most=60)
     current = await job_state(b, record.id)
     assert (current.state, current.claimed_by) == (JobState.CREATING, a.store.owner)  # still A's, 18 s later
     sandbox.faults.release()

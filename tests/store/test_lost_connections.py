@@ -11,16 +11,23 @@ waited, and `Pool.close()` never returned).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import asyncpg
 import pytest
+from pydantic import SecretStr
 
 from bot.clock import SystemClock
 from bot.config import GenerationMode
+from bot.jobs.models import InputSource, JobRequest
+from bot.sandbox import Sandbox
+from bot.services import Services
 from bot.store import JobState, NewJob, QuotaPolicy, Store, StoreUnavailable
-from bot.store.db import patient
+from bot.store.db import DEFAULT_PATIENCE, patient
 from bot.store.postgres import PostgresDatabase
+from tests.conftest import make_settings
 from tests.store.pgserver import PostgresUnavailable, TempPostgres, create_database
 
 pytestmark = pytest.mark.slow
@@ -106,6 +113,30 @@ async def test_an_outage_past_the_caller_s_patience_fails_fast_then_the_store_re
     finally:
         async with asyncio.timeout(15):
             await store.close()
+
+
+async def test_a_member_s_request_during_an_outage_is_refused_within_seconds(
+    own_server: TempPostgres, url: str, tmp_path: Path, sandbox: Sandbox, media_dir: Path
+):
+    """With the database down, `/lipsync`'s checks give up after the default patience (2 s): a member is told
+    to try again at once, within Discord's 3 s, instead of waiting or seeing a raw connection error."""
+    services = await Services.open(make_settings(tmp_path, sandbox.base_url, database_url=SecretStr(url)))
+    request = JobRequest(
+        user_id=1, guild_id=1, audio=InputSource(filename="voice.mp3", path=media_dir / "voice.mp3", size=1)
+    )
+    try:
+        await asyncio.to_thread(own_server.stop_server)
+        try:
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            with pytest.raises(StoreUnavailable):
+                await services.engine.precheck(dataclasses.replace(request, video=request.audio))
+            assert loop.time() - started < DEFAULT_PATIENCE + 1
+        finally:
+            await asyncio.to_thread(own_server.start_server)
+    finally:
+        async with asyncio.timeout(30):
+            await services.aclose()
 
 
 async def test_a_commit_whose_answer_is_lost_is_neither_lost_nor_applied_twice(
