@@ -53,7 +53,7 @@ class Fleet:
         self.env = env
         self.media_url = media_url
         self.deliveries = folder / "deliveries"
-        self.deliveries.mkdir(exist_ok=True)
+        self.deliveries.mkdir(parents=True, exist_ok=True)
         self._users = 1000
         self._names = 0
 
@@ -222,7 +222,6 @@ async def _takeover_part(server: TempPostgres, folder: Path, env: dict[str, str]
     sandbox_env = {**env, "DATABASE_URL": url}
     async with await Store.open(url, clock=SystemClock(), policy=QuotaPolicy()) as store:
         fleet = Fleet(folder / "takeover", sandbox_env, media_url)
-        (folder / "takeover").mkdir()
         # Renders long enough to be taken over while they run.
         times = await takeover_times(fleet, store, rounds)
     ordered = sorted(times)
@@ -244,7 +243,6 @@ async def _jobs_part(server: TempPostgres, folder: Path, env: dict[str, str], me
     for processes in (1, 2, 3):
         url = await create_database(server)
         work = folder / f"jobs-{processes}"
-        work.mkdir()
         async with await Store.open(url, clock=SystemClock(), policy=QuotaPolicy()) as store:
             fleet = Fleet(work, {**env, "DATABASE_URL": url}, media_url)
             rate, per_job, beats = await jobs_per_minute(fleet, store, url, processes, jobs)

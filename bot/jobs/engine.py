@@ -159,13 +159,14 @@ class JobEngine:
         """
         request = self._with_defaults(request)
         admitted = await self.admission.check(request)
-        await self._leases.start()
-        here = not self._stopping and self._takeovers.free_slots() > 0
+        if self._stopping:
+            record = await self.store.jobs.create(request.new_job(), request=dump_request(request))
+            log.info("job %s: received while stopping; another process (or the next start) runs it", record.id)
+            return record
+        await self._leases.start()  # registered before any claim of this process is written
+        here = self._takeovers.free_slots() > 0
         record = await self.store.jobs.create(request.new_job(), claimed=here, request=dump_request(request))
         log.info("job %s: received from user %s in guild %s", record.id, record.user_id, record.guild_id)
-        if self._stopping:
-            log.info("job %s: this process is stopping; another one (or the next start) runs it", record.id)
-            return record
         run = self._running.new_run(record, hooks)
         run.know_limits(admitted)
         self._queue.enqueue(record.id)
@@ -313,12 +314,10 @@ class JobEngine:
         raise JobFailed("not_running", job=record.id)
 
     async def _nobody_runs(self, record: JobRecord) -> bool:
-        """True when the job's claim is void: unclaimed, or its process is no longer registered."""
+        """True when no process runs the job: unclaimed, this process's own (not running here), or its process gone."""
         holder = record.claimed_by
-        if holder is None:
+        if holder is None or holder == self.store.owner:
             return True
-        if holder == self.store.owner:
-            return False
         stale = record.lease_until is None or record.lease_until <= self._context.clock.now()
         return stale and not await self.store.instances.registered(holder)
 
@@ -339,6 +338,8 @@ class JobEngine:
         run = self._runs.get(job_id)
         if job_id not in self._tasks or run is None or run.cancel_requested or job_id in self._cancelling:
             return  # not running here (the process that runs it acts), or already being canceled
+        if run.record.state in (JobState.DOWNLOADING, JobState.DELIVERING):
+            return  # too late: the result is on its way (the asker was told so, or sees it delivered)
         self._cancelling.add(job_id)
 
         async def cancel() -> None:

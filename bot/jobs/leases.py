@@ -7,9 +7,10 @@ about its own jobs: the ones another process has claimed (stopped here without b
 the ones a member asked, through another process, to cancel.
 
 A process is dead when its counter has stood still for `lease_seconds` by this process's clock,
-across at least `_ROUNDS` heartbeats of this one's own that succeeded: nothing else (no host names,
-no pids, no comparison of clocks written by different machines). Counting only this process's
-successful heartbeats means a database outage, during which nobody can beat, makes nobody dead.
+across at least `_ROUNDS` heartbeats of this one's own that succeeded, with no long gap between
+them: nothing else (no host names, no pids, no comparison of clocks written by different
+machines). Counting only time during which this process could beat means a database outage, during
+which nobody can beat, makes nobody dead, even if others reach the database again a little later.
 Its row is then deleted, only if the counter is still the one seen (it may have woken), which
 voids its claims, and the takeover loop, every heartbeat interval in a loop of its own (so a slow
 takeover never delays a heartbeat), claims what it may run.
@@ -42,15 +43,26 @@ class _Seen:
 
 
 class Liveness:
-    """Which other processes are dead, judged from their heartbeat counters as this process sees them."""
+    """Which other processes are dead, judged from their heartbeat counters as this process sees them.
+
+    Only time during which this process itself was beating counts: after a gap in its own
+    heartbeats longer than half the lease (an outage, or this process frozen), everyone is watched
+    afresh, so a process that simply hasn't reached the database again yet is never judged on the
+    outage's time.
+    """
 
     def __init__(self, dead_after: float, *, rounds: int = _ROUNDS) -> None:
         self._dead_after = dead_after
         self._rounds = rounds
         self._seen: dict[str, _Seen] = {}
+        self._last: float | None = None  # this process's last successful heartbeat
 
     def observe(self, beats: Mapping[str, int], now: float) -> dict[str, int]:
         """One heartbeat's reading of the others' counters; those now judged dead, with the count seen."""
+        if self._last is not None and now - self._last > self._dead_after / 2:
+            for watched in self._seen.values():
+                watched.since, watched.rounds = now, 0
+        self._last = now
         stale: dict[str, int] = {}
         for instance_id, count in beats.items():
             seen = self._seen.get(instance_id)

@@ -137,9 +137,10 @@ class NewJob(BaseModel):
 class JobRecord(BaseModel):
     """One job as stored: who asked, from what, with which options, and how far it got.
 
-    Discord CDN URLs and interaction tokens are never stored (they expire, and the tokens are
-    secrets); `status_channel_id`/`status_message_id` are enough to find the status message after a
-    restart.
+    Interaction tokens are never stored (they are secrets), and the record never carries Discord
+    CDN links: a queued job's links wait in the row's `request` (read with
+    `JobStore.stored_request`, dropped when the job leaves the queue) so another process can run it;
+    `status_channel_id`/`status_message_id` are enough to find the status message after a restart.
     """
 
     model_config = ConfigDict(frozen=True)
