@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from bot.jobs.fetch import DISCORD_CDN, FetchPolicy
 from bot.jobs.forecast import ForecastPolicy
 from bot.jobs.models import GuildRules
 from bot.jobs.poller import PollPolicy
+from bot.media.bounded import ProbeLimits
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,8 @@ class EngineConfig:
     # How long a job's steps (and the lease loops) keep retrying a database that went away before
     # the step fails; a member's own requests wait less (`bot.store.db.DEFAULT_PATIENCE`).
     store_patience: float = 60.0
+    # What probing one member's file may use (a child process: memory, CPU and wall time).
+    probe_limits: ProbeLimits = field(default_factory=ProbeLimits)
 
     @classmethod
     def from_settings(
@@ -85,4 +89,9 @@ class EngineConfig:
             fetch_policy=fetch_policy,
             lease_seconds=settings.job_lease_seconds,
             stop_grace_seconds=settings.stop_grace_seconds,
+            probe_limits=ProbeLimits(
+                memory_bytes=settings.probe_memory_mib << 20,
+                cpu_seconds=math.ceil(settings.probe_timeout_seconds),
+                wall_seconds=settings.probe_timeout_seconds,
+            ),
         )

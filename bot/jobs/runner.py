@@ -15,10 +15,11 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from bot.jobs.config import EngineConfig
+from bot.jobs.context import RunContext
 from bot.jobs.models import JobHooks
 from bot.jobs.observe import EngineObserver, current_job
 from bot.jobs.queue import SlotQueue
-from bot.jobs.run import JobRun, RunContext, swallow_cancel
+from bot.jobs.run import JobRun, swallow_cancel
 from bot.jobs.stopping import Watched, may_stop_now, wait_for_any
 from bot.store import JobRecord, LeaseLost, Store
 from bot.store.db import patient
@@ -138,7 +139,8 @@ class Runs:
                 await work()
         except asyncio.CancelledError:
             if not run.cancel_requested:
-                raise  # engine shutdown or a lost claim: the job stays unfinished for its next owner
+                # A shutdown or a lost claim: `endings` leaves the job as it is, for its next owner.
+                raise
             swallow_cancel()
             await run.canceled()
         except LeaseLost:

@@ -12,11 +12,12 @@ from types import TracebackType
 from aiohttp import web
 
 from bot.clock import Clock, SystemClock
+from bot.sandbox import jobs, persist
 from bot.sandbox.api import make_api_app
 from bot.sandbox.config import SandboxConfig
 from bot.sandbox.counters import Counters
 from bot.sandbox.faults import Faults, FaultSpec
-from bot.sandbox.projects import Project
+from bot.sandbox.projects import DeleteNote, Project
 from bot.sandbox.state import SandboxState
 from bot.sandbox.storage import make_storage_app
 
@@ -33,6 +34,8 @@ class Sandbox:
     The API listens on `port` and storage (upload and download URLs) on `storage_port`, a
     separate host as far as clients are concerned; 0 picks a free port. Statuses follow `clock`
     (a `SystemClock` unless given), so a `FakeClock` drives every transition in tests.
+    `persistent` keeps its account, uploads and projects in `data_dir` for the next sandbox
+    there (`bot.sandbox.persist`): what a terminal trial needs to leave a job running.
     """
 
     def __init__(
@@ -44,8 +47,10 @@ class Sandbox:
         host: str = "127.0.0.1",
         port: int = 0,
         storage_port: int = 0,
+        persistent: bool = False,
     ) -> None:
         self._state = SandboxState(config=config or SandboxConfig(), clock=clock or SystemClock(), data_dir=data_dir)
+        self._persistent = persistent
         self._host = host
         self._port = port
         self._storage_port = storage_port
@@ -91,6 +96,19 @@ class Sandbox:
         return sum(project.credits_charged for project in self._state.projects.values())
 
     @property
+    def deletes(self) -> list[DeleteNote]:
+        """Every DELETE that reached a project, in order: what it found, and what its client last read."""
+        return self._state.deletes
+
+    async def finish_due(self) -> None:
+        """Finalise every project the clock says has finished (as a read of each would), so that
+        `charged` and `status` show where each render ended without a client asking."""
+        now = self._state.clock.monotonic()
+        for project in list(self._state.projects.values()):
+            if project.is_due(now):
+                await jobs.finalise(self._state, project)
+
+    @property
     def uploads(self) -> dict[str, Path]:
         """Every completed upload: `file_path` -> file on disk."""
         return self._state.uploads
@@ -126,6 +144,10 @@ class Sandbox:
         for folder in (state.uploads_dir, state.outputs_dir):
             await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
         state.render_slots = asyncio.Semaphore(state.config.max_concurrent_renders)
+        if self._persistent:
+            for project in await asyncio.to_thread(persist.load, state):
+                jobs.start_render(state, project)
+            state.on_change = lambda: persist.save(state)
         try:
             storage_port = await self._start_site(make_storage_app(state), self._storage_port)
             self.storage_url = f"http://{_url_host(self._host)}:{storage_port}"
