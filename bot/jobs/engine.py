@@ -11,7 +11,8 @@ job carries on from the state it was in, as after a restart; a job another proce
 go without being ended (the store fences every transition: `LeaseLost`). A job that waits for a
 slot is left unclaimed, with its request in the store, so whichever process has a free slot runs
 it (`stored.py`). A cancel for a job running elsewhere is recorded with the job, read by the
-process that runs it with its heartbeat (PostgreSQL's NOTIFY makes that immediate). A clean stop
+process that runs it with its heartbeat (PostgreSQL's NOTIFY makes that immediate; `cancels.py`
+has every way a cancel goes). A clean stop
 (`aclose`) lets jobs that have started reach Magic Hour or finish delivering, within
 `stop_grace_seconds`, while its heartbeat keeps them here; jobs that only wait go at once.
 """
@@ -28,8 +29,9 @@ from collections.abc import Callable
 import httpx
 
 from bot.clock import Clock
-from bot.errors import InvalidInput, JobFailed, NotAllowed
+from bot.errors import InvalidInput, NotAllowed
 from bot.jobs.admission import Admission, Admitted
+from bot.jobs.cancels import CANCEL_CHANNEL, Cancels
 from bot.jobs.config import EngineConfig
 from bot.jobs.context import RunContext
 from bot.jobs.delivery import fresh_link
@@ -44,25 +46,9 @@ from bot.jobs.stored import dump_request
 from bot.jobs.takeover import Takeover
 from bot.jobs.youtube import canonical_youtube_url
 from bot.magichour import MagicHourClient
-from bot.store import JobRecord, JobState, Store
+from bot.store import JobRecord, Store
 
 log = logging.getLogger(__name__)
-
-CANCEL_CHANNEL = "lipsync_cancel"  # payload "<job id>:<member id>": cancel it, whoever runs it
-_REMOTE_CANCEL_SECONDS = 60.0  # how long a cancel waits for the process that runs the job
-# How long a member waits for the answer to a cancel; a render Magic Hour hasn't confirmed stopped
-# by then goes on being followed, and the job's own message says how it ended.
-_CANCEL_ANSWER_SECONDS = 60.0
-
-
-async def _ended(task: asyncio.Task[None], clock: Clock, within: float) -> None:
-    """Wait for a job's task to end, however it ends (its own callbacks log and rescue failures),
-    for at most `within` seconds on `clock`."""
-    timer = asyncio.ensure_future(clock.sleep(within))
-    try:
-        await asyncio.wait({task, timer}, return_when=asyncio.FIRST_COMPLETED)  # never cancels `task`
-    finally:
-        timer.cancel()
 
 
 class JobEngine:
@@ -109,10 +95,11 @@ class JobEngine:
         self._running = Runs(self._context, self._queue, self._observer, store, config)
         self._runs = self._running.runs  # by job id: the runs and tasks of the jobs running here
         self._tasks = self._running.tasks
-        self._rescues: set[asyncio.Task[None]] = set()
         self._links_made: dict[int, float] = {}  # job id -> when its last fresh link was made
         self._leases = Leases(store, clock, config.lease_seconds, patience=config.lease_seconds)
-        self._leases.watch(lambda: list(self._tasks), self._running.lost, self._on_cancel_request)
+        self._leases.watch(
+            lambda: list(self._tasks), self._running.lost, lambda job, member: self._cancels.on_request(job, member)
+        )
         self._stopping = False  # a clean stop has begun: no new work here
         self._takeovers = Takeover(
             store=store,
@@ -124,10 +111,7 @@ class JobEngine:
             clock=clock,
             stopping=lambda: self._stopping,
         )
-        self._listening = False
-        # What `start_leases` was given, so a cancel can take over a dead process's job at once.
-        self._takeover: tuple[HooksFactory, Callable[[JobRecord], bool] | None] | None = None
-        self._cancelling: set[int] = set()  # jobs a cancel passed on from another process is ending
+        self._cancels = Cancels(store=store, runs=self._running, takeover=self._takeovers, clock=clock)
 
     @property
     def sandbox(self) -> bool:
@@ -264,116 +248,12 @@ class JobEngine:
     async def cancel(self, job_id: int, *, by_user_id: int) -> JobRecord:
         """Cancel a job for its owner: free before submission; after it, what Magic Hour charged.
 
-        A job another process runs is canceled there: the request is recorded with the job (and
-        announced), and this call waits (up to a minute) for the job to end. If that process is
-        gone (found dead), or the job was only waiting in a queue, it is taken and canceled here.
+        The answer comes within about a minute: how the job ended, or the job still being stopped
+        at Magic Hour. A job another process runs is canceled there; if that process is gone
+        (found dead), or the job was only waiting in a queue, it is taken and canceled here
+        (`cancels.py`).
         """
-        record = await self.job(job_id)
-        if record.user_id != by_user_id:
-            raise NotAllowed("not_owner", job=job_id)
-        if record.state.terminal:
-            raise InvalidInput("already_ended", job=job_id)
-        if record.state in (JobState.DOWNLOADING, JobState.DELIVERING):
-            raise InvalidInput("too_late", job=job_id)
-        run = self._runs.get(job_id)
-        task = self._tasks.get(job_id)
-        if run is None or task is None:
-            if self._takeover is None and not self._listening:
-                raise JobFailed("not_running", job=job_id)
-            return await self._cancel_elsewhere(record, by_user_id)
-        if record.claimed_by != self.store.owner:
-            # Waiting in this process's queue, unclaimed: claim it first, unless another process has.
-            claimed = await self.store.jobs.claim([job_id])
-            if not claimed:
-                return await self._cancel_elsewhere(await self.job(job_id), by_user_id)
-            run.record = claimed[0]
-        if not run.cancel_requested:  # a second press waits for the first cancel, not a second one
-            run.cancel_requested = True
-            task.cancel()
-        clock = self._context.clock
-        answer_by = clock.monotonic() + _CANCEL_ANSWER_SECONDS
-        await _ended(task, clock, _CANCEL_ANSWER_SECONDS)
-        successor = self._tasks.get(job_id)
-        if task.done() and successor is not None and successor is not task:  # its rescue ends it
-            await _ended(successor, clock, max(0.0, answer_by - clock.monotonic()))
-        record = await self.job(job_id)
-        if record.state.terminal:
-            return record
-        current = self._tasks.get(job_id)
-        if current is not None and not current.done():
-            return record  # still stopping at Magic Hour: the job goes on being followed until it says
-        if record.project_id is not None:
-            raise JobFailed("not_running", job=job_id)  # left unfinished: a resume carries it on
-        await run.canceled()  # cancelled before its task ever ran: nothing at Magic Hour
-        await run.cleanup()
-        return await self.job(job_id)
-
-    async def _cancel_elsewhere(self, record: JobRecord, by_user_id: int) -> JobRecord:
-        log.info("job %s: runs in %s; asking it to cancel", record.id, record.claimed_by or "no process")
-        await self.store.jobs.request_cancel(record.id, by_user_id)
-        await self.store.notify(CANCEL_CHANNEL, f"{record.id}:{by_user_id}")  # at once; heartbeats carry it too
-        clock = self._context.clock
-        give_up_at = clock.monotonic() + _REMOTE_CANCEL_SECONDS
-        while clock.monotonic() < give_up_at:
-            current = await self.job(record.id)
-            if current.state.terminal:
-                return current
-            if record.id in self._tasks:
-                return await self.cancel(record.id, by_user_id=by_user_id)
-            if self._takeover is not None and await self._nobody_runs(current):
-                # Its process is gone (or it only waited in a queue): take it and cancel it here,
-                # rather than wait for a takeover round.
-                try:
-                    await self._adopt(current.id)
-                except Exception:
-                    log.exception("job %s: could not take it over to cancel it", record.id)
-                if record.id in self._tasks:
-                    continue
-            await clock.sleep(0.25)
-        raise JobFailed("not_running", job=record.id)
-
-    async def _nobody_runs(self, record: JobRecord) -> bool:
-        """True when no process runs the job: unclaimed, this process's own (not running here), or its process gone."""
-        holder = record.claimed_by
-        if holder is None or holder == self.store.owner:
-            return True
-        stale = record.lease_until is None or record.lease_until <= self._context.clock.now()
-        return stale and not await self.store.instances.registered(holder)
-
-    async def _adopt(self, job_id: int) -> None:
-        assert self._takeover is not None
-        await self._takeovers.one(job_id, self._takeover[0])
-
-    def _on_cancel_notice(self, payload: str) -> None:
-        try:
-            job_id, user_id = (int(part) for part in payload.split(":", 1))
-        except ValueError:
-            log.warning("ignored a malformed cancel notice")
-            return
-        self._on_cancel_request(job_id, user_id)
-
-    def _on_cancel_request(self, job_id: int, user_id: int) -> None:
-        """A member asked another process to cancel a job running here (a notice, or seen by the heartbeat)."""
-        run = self._runs.get(job_id)
-        if job_id not in self._tasks or run is None or run.cancel_requested or job_id in self._cancelling:
-            return  # not running here (the process that runs it acts), or already being canceled
-        if run.record.state in (JobState.DOWNLOADING, JobState.DELIVERING):
-            return  # too late: the result is on its way (the asker was told so, or sees it delivered)
-        self._cancelling.add(job_id)
-
-        async def cancel() -> None:
-            try:
-                await self.cancel(job_id, by_user_id=user_id)
-            except (InvalidInput, JobFailed) as exc:
-                log.info("job %s: a cancel passed on from another process was refused (%s)", job_id, exc)
-            except Exception:
-                log.exception("job %s: a cancel passed on from another process failed", job_id)
-            finally:
-                self._cancelling.discard(job_id)
-
-        rescue = asyncio.get_running_loop().create_task(cancel())
-        self._rescues.add(rescue)
-        rescue.add_done_callback(self._rescues.discard)
+        return await self._cancels.cancel(job_id, by_user_id=by_user_id)
 
     # ----------------------------------------------------------------- leases and takeover
 
@@ -386,10 +266,10 @@ class JobEngine:
         jobs `where` accepts that nobody runs: those of a process found dead, and queued ones while
         this process has a free slot. Also listens for cancels meant for jobs running here.
         """
-        if not self._listening:
-            await self.store.listen(CANCEL_CHANNEL, self._on_cancel_notice)
-            self._listening = True
-        self._takeover = (hooks_for, where)
+        if not self._cancels.listening:
+            await self.store.listen(CANCEL_CHANNEL, self._cancels.on_notice)
+            self._cancels.listening = True
+        self._cancels.hooks_for = hooks_for
         resumed = await self.resume(hooks_for, where=where)
         self._leases.keep_taking_over(lambda: self._take_over(hooks_for, where))
         return resumed

@@ -92,7 +92,8 @@ class MemberHasActiveJobs(StoreError):
 
 
 class LeaseLost(StoreError):
-    """Another process has claimed this job (its lease here had expired): this process must let it go."""
+    """Another process has claimed this job, or this process's claim is void (it was taken for dead,
+    its heartbeat having stood still): this process must let the job go."""
 
     def __init__(self, job_id: int, holder: str) -> None:
         super().__init__(f"job {job_id} is now claimed by {holder}")

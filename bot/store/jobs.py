@@ -15,8 +15,10 @@ process is claiming at that moment, `FOR UPDATE SKIP LOCKED`), and gives it back
 on a clean stop. No write per job keeps a claim alive: the process's heartbeat does, once for all.
 A claim written by the previous version (with `lease_until` set) holds until that time, so the
 two can run side by side during an upgrade. `transition` is fenced: a job claimed by another
-process raises `LeaseLost`, so a process that stalled past its heartbeat cannot change a job
-someone else has taken over. Jobs nobody claimed (queued, tests, tools) are not fenced.
+process, or claimed in vain by this one (found dead, its row deleted), raises `LeaseLost`, so a
+process that stalled past its heartbeat cannot change a job someone else has taken over or is
+about to; `fence` is the same check as a write, right before posting a result. Jobs nobody
+claimed (queued, tests, tools) are not fenced.
 
 Queued jobs. A job that waits for a slot stays unclaimed, with what it needs to run (`request`,
 JSON, written at `create`), so whichever process has a free slot may claim and run it. The request
@@ -236,8 +238,9 @@ class JobStore:
 
         Returns the job as written. Raises `InvalidTransition` for a move the state machine does
         not allow (including staying in the same state, and leaving a terminal one), `JobNotFound`,
-        and `LeaseLost` when another process has claimed the job (it took the job over). `fields`
-        are set at the same time (the names `update` accepts).
+        and `LeaseLost` when another process has claimed the job (it took the job over) or this
+        process's claim is void (others found it dead). `fields` are set at the same time (the
+        names `update` accepts).
 
         Credits close here and nowhere else, at the charge the caller gives (`bot.jobs.endings`
         decides it):
@@ -266,8 +269,7 @@ class JobStore:
 
         async def body(conn: Connection) -> JobRecord:
             job = await load_job(conn, job_id, for_update=True)
-            if job.claimed_by is not None and job.claimed_by != self.owner:
-                raise LeaseLost(job_id, job.claimed_by)
+            await self._check_claim(conn, job, beat=False)
             if not can_transition(job.state, to):
                 raise InvalidTransition(job_id, job.state.value, to.value)
             # A job leaving the queue no longer needs its stored request (attachment links): drop it.
@@ -318,19 +320,34 @@ class JobStore:
         or nobody may take the job over for another lease. Jobs nobody claimed (queued, tests,
         tools) pass while unfinished.
         """
-        now = self._db.now()
-
         async def body(conn: Connection) -> JobRecord:
             job = await load_job(conn, job_id, for_update=True)
-            if job.state.terminal or (job.claimed_by is not None and job.claimed_by != self.owner):
-                raise LeaseLost(job_id, job.claimed_by or "nobody: it has ended")
-            if job.claimed_by is not None and not await conn.execute(
-                "UPDATE instances SET beats = beats + 1, beat_at = ? WHERE id = ?", (now, self.owner)
-            ):
-                raise LeaseLost(job_id, "nobody: this process was taken for dead")
+            if job.state.terminal:
+                raise LeaseLost(job_id, job.claimed_by or "no process: it has ended")
+            await self._check_claim(conn, job, beat=True)
             return job
 
         return await self._db.write(body)
+
+    async def _check_claim(self, conn: Connection, job: JobRecord, *, beat: bool) -> None:
+        """Raise `LeaseLost` unless this process may act on `job`: nobody's, or this process's while
+        its row in `instances` exists (a claim is void once others found it dead and deleted it).
+        `beat`: also bump this process's heartbeat counter, so that nobody finds it dead on a count
+        read before now."""
+        if job.claimed_by is None:
+            return
+        if job.claimed_by != self.owner:
+            raise LeaseLost(job.id, job.claimed_by)
+        if beat:
+            registered = bool(
+                await conn.execute(
+                    "UPDATE instances SET beats = beats + 1, beat_at = ? WHERE id = ?", (self._db.now(), self.owner)
+                )
+            )
+        else:
+            registered = bool(await fetch_all(conn, "SELECT 1 FROM instances WHERE id = ?", (self.owner,)))
+        if not registered:
+            raise LeaseLost(job.id, "no process (this one was taken for dead)")
 
     async def get(self, job_id: int) -> JobRecord | None:
         """The job, or None if there is none with this id."""

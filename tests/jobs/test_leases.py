@@ -226,6 +226,40 @@ async def test_a_process_that_stopped_beating_but_kept_working_is_fenced_and_let
     assert await b.store.check_invariants() == []
 
 
+async def test_a_process_found_dead_while_downloading_a_result_never_posts_it(processes, media_url, tmp_path, sandbox):
+    """A is downloading a rendered result when B finds it dead (before B takes the job): A posts nothing; B delivers once."""
+    clock = FakeClock()
+    a, b = await processes(clock), await processes(clock)
+    keep_a, keep_b = KeepFile(tmp_path / "a"), KeepFile(tmp_path / "b")
+    sandbox.faults.hang("download")
+    record = await a.engine.submit(
+        url_request(media_url, user_id=USER), JobHooks(sink=RecordingSink(), deliverer=keep_a)
+    )
+
+    async def download_held() -> bool:
+        return sandbox.counters.held == 1
+
+    await advance_until(clock, download_held, most=60)
+    assert (await job_state(a, record.id)).state is JobState.DOWNLOADING
+    await stop_heartbeat(a)
+    await b.engine.heartbeat()  # B beats (no takeovers yet) and judges A
+
+    async def a_found_dead() -> bool:
+        return not await b.store.instances.registered(a.store.owner)
+
+    await advance_until(clock, a_found_dead, most=30)
+    assert (await job_state(b, record.id)).claimed_by == a.store.owner  # nobody has taken it yet
+    sandbox.faults.release()  # A's download finishes: it must not post what B may post too
+    await until(lambda: _true(record.id not in a.engine._tasks))
+    assert keep_a.delivered == []
+    await b.engine.start_leases(hooks_into(keep_b))
+    await advance_until(clock, lambda: _in(b, record.id, JobState.DONE), most=60)
+    assert keep_a.delivered == [] and len(keep_b.delivered) == 1
+    entries = await b.store.quota.entries(record.id)
+    assert [e.kind.value for e in entries] == ["reserve", "settle"]
+    assert await b.store.check_invariants() == []
+
+
 @pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
 async def test_a_cancel_reaches_the_process_that_runs_the_job(processes, media_url, tmp_path, sandbox, backend):
     """The member's Cancel lands on B; A runs the job, hears of it (NOTIFY, or its next heartbeat) and cancels it."""

@@ -65,6 +65,57 @@ async def test_a_process_found_dead_loses_its_claims_and_is_fenced(two: tuple[St
     assert (await b.jobs.transition(job.id, JobState.FAILED)).state is JobState.FAILED
 
 
+async def test_a_process_found_dead_changes_and_posts_nothing_even_before_its_jobs_are_taken(
+    two: tuple[Store, Store],
+):
+    """Its claims are void the moment its row is deleted: a transition and the fence raise LeaseLost
+    though nobody has claimed the job yet (the takeover comes a moment later)."""
+    a, b = two
+    job = await a.jobs.create(NewJob(user_id=1, guild_id=1, mode=GenerationMode.LITE), claimed=True)
+    await a.jobs.transition(job.id, JobState.FETCHING)
+    seen = (await b.instances.beat()).beats["a"]
+    assert await b.instances.forget({"a": seen}) == ["a"]
+    with pytest.raises(LeaseLost):
+        await a.jobs.fence(job.id)
+    with pytest.raises(LeaseLost):
+        await a.jobs.transition(job.id, JobState.FAILED)
+    after = await a.jobs.get(job.id)
+    assert after is not None and (after.state, after.claimed_by) == (JobState.FETCHING, "a")
+    assert not await a.instances.registered("a")  # the fence didn't register it again
+    [taken] = await b.jobs.claim([job.id])
+    assert taken.claimed_by == "b"
+
+
+async def test_the_fence_is_a_heartbeat_a_process_that_fenced_is_not_found_dead_on_an_older_count(
+    two: tuple[Store, Store],
+):
+    """The fence bumps its process's counter in its own transaction: a count read before it can't void the claim."""
+    a, b = two
+    job = await a.jobs.create(NewJob(user_id=1, guild_id=1, mode=GenerationMode.LITE), claimed=True)
+    seen = (await b.instances.beat()).beats["a"]
+    fenced = await a.jobs.fence(job.id)
+    assert (fenced.id, fenced.claimed_by) == (job.id, "a")
+    assert await b.instances.forget({"a": seen}) == []
+    assert await b.jobs.claim([job.id]) == []
+
+
+async def test_the_fence_refuses_a_job_that_ended_or_another_process_holds_and_passes_an_unclaimed_one(
+    two: tuple[Store, Store],
+):
+    """Posting is for the job's holder only, and never after the job ended."""
+    a, b = two
+    mine = await a.jobs.create(NewJob(user_id=1, guild_id=1, mode=GenerationMode.LITE), claimed=True)
+    theirs = await b.jobs.create(NewJob(user_id=2, guild_id=1, mode=GenerationMode.LITE), claimed=True)
+    nobodys = await a.jobs.create(NewJob(user_id=3, guild_id=1, mode=GenerationMode.LITE))
+    with pytest.raises(LeaseLost) as held:
+        await a.jobs.fence(theirs.id)
+    assert held.value.holder == "b"
+    assert (await a.jobs.fence(nobodys.id)).id == nobodys.id
+    await a.jobs.transition(mine.id, JobState.CANCELED)
+    with pytest.raises(LeaseLost):
+        await a.jobs.fence(mine.id)
+
+
 async def test_a_process_that_beat_since_it_was_seen_is_not_forgotten(two: tuple[Store, Store]):
     """Forgetting is compare-and-delete: a counter that moved means the process is alive after all."""
     a, b = two
