@@ -278,6 +278,34 @@ async def test_a_cancel_reaches_the_process_that_runs_the_job(processes, media_u
     assert keep.delivered == []
 
 
+async def test_a_cancel_passed_to_another_process_answers_within_a_minute_when_the_stop_is_unconfirmed(
+    processes, media_url, tmp_path, sandbox
+):
+    """A's DELETE fails, so Magic Hour hasn't confirmed the stop: B's Cancel answers after its minute
+    with the job still being stopped (not "not running"), and the render, finished anyway, is delivered."""
+    clock = FakeClock()
+    a, b = await processes(clock), await processes(clock)
+    sandbox.config.render_seconds = 600
+    keep = KeepFile(tmp_path / "k")
+    await a.engine.start_leases(hooks_into(keep))
+    await b.engine.start_leases(hooks_into(keep))
+    record = await a.engine.submit(url_request(media_url, user_id=USER), JobHooks(sink=RecordingSink(), deliverer=keep))
+    await advance_until(clock, lambda: _in(a, record.id, JobState.SUBMITTED), most=30)
+    sandbox.faults.fail("delete_project", 500, times=10_000)
+    cancel = asyncio.create_task(b.engine.cancel(record.id, by_user_id=USER))
+    moved = await advance_until(clock, lambda: _true(cancel.done()), most=90)
+    assert moved <= 63  # its minute, give or take the half-second steps of fake time
+    answer = cancel.result()
+    assert not answer.state.terminal and answer.claimed_by == a.store.owner
+    assert record.id in a.engine._tasks  # A goes on following it
+    sandbox.faults.clear()
+    await sandbox.clock.advance(601)
+    await advance_until(clock, lambda: _in(a, record.id, JobState.DONE), most=180)
+    done = await job_state(a, record.id)
+    assert done.charged_credits == sandbox.charged(str(done.project_id)) and len(keep.delivered) == 1
+    assert await a.store.check_invariants() == []
+
+
 async def test_a_cancel_for_a_dead_process_s_job_takes_it_over_as_soon_as_it_is_found_dead(
     processes, media_url, tmp_path, sandbox
 ):
