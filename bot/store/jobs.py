@@ -320,6 +320,7 @@ class JobStore:
         or nobody may take the job over for another lease. Jobs nobody claimed (queued, tests,
         tools) pass while unfinished.
         """
+
         async def body(conn: Connection) -> JobRecord:
             job = await load_job(conn, job_id, for_update=True)
             if job.state.terminal:

@@ -227,7 +227,7 @@ async def test_a_process_that_stopped_beating_but_kept_working_is_fenced_and_let
 
 
 async def test_a_process_found_dead_while_downloading_a_result_never_posts_it(processes, media_url, tmp_path, sandbox):
-    """A is downloading a rendered result when B finds it dead (before B takes the job): A posts nothing; B delivers once."""
+    """A is downloading a rendered result when B finds it dead (before B takes the job): A posts nothing, B once."""
     clock = FakeClock()
     a, b = await processes(clock), await processes(clock)
     keep_a, keep_b = KeepFile(tmp_path / "a"), KeepFile(tmp_path / "b")
