@@ -237,7 +237,7 @@ async def test_a_process_found_dead_while_downloading_a_result_never_posts_it(pr
     )
 
     async def download_held() -> bool:
-        return sandbox.counters.held == 1
+        return bool(sandbox.counters.held == 1)
 
     await advance_until(clock, download_held, most=60)
     assert (await job_state(a, record.id)).state is JobState.DOWNLOADING
