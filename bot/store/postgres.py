@@ -25,19 +25,18 @@ cannot apply it twice: a read, or a write that failed before COMMIT or whose tra
 reports as aborted (its id, read just before COMMIT, is asked about with `txid_status`). After
 that the call raises `StoreUnavailable` (`CommitUncertain` when a COMMIT's fate stays unknown).
 
-Migrations are `migrations/postgresql/NNNN_name.sql`, with the numbers and names of SQLite's.
-Each is applied in its own transaction that first takes an advisory lock and re-reads the
-recorded version, so processes starting together apply each migration once.
+Migrations are `migrations/postgresql/NNNN_name.sql`, with the numbers and names of SQLite's,
+applied by `bot.store.pgmigrate` when the store opens.
 
 Notifications: `notify` is `pg_notify` (delivered to every listening process, this one too, when
-the transaction commits); `listen` keeps one dedicated connection that reconnects if it drops.
+the transaction commits); `listen` keeps one dedicated connection that reconnects if it drops
+(`bot.store.pglisten`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import functools
 import logging
 import random
@@ -48,7 +47,9 @@ import asyncpg
 
 from bot.clock import Clock
 from bot.store.db import Connection, Database, Dialect, Migration, Row, lock_key, patience
-from bot.store.errors import CommitUncertain, SchemaTooNew, StoreError, StoreUnavailable
+from bot.store.errors import CommitUncertain, StoreError, StoreUnavailable
+from bot.store.pglisten import Listener
+from bot.store.pgmigrate import apply_migrations
 from bot.store.sqlite import consume_result
 
 log = logging.getLogger(__name__)
@@ -69,10 +70,11 @@ _CONNECTION_ERRORS = (
     asyncpg.exceptions.CrashShutdownError,
     asyncpg.exceptions.TooManyConnectionsError,
 )
-_MIGRATION_LOCK = lock_key("schema_migrations")
-_RECONNECT_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0)
 _CONNECT_SECONDS = 5.0  # to open one connection (a server that doesn't answer at all)
-_ACQUIRE_SECONDS = 10.0  # at most, to get a connection from the pool (less if the caller is in a hurry)
+_ACQUIRE_SECONDS = 10.0  # at most, to get a free connection ready (less if the caller is in a hurry)
+# At most, to wait for a connection while every one is busy with other calls: a queue, not an
+# outage, so it doesn't count against the caller's patience (a busy pool refused members' requests).
+_QUEUE_SECONDS = 30.0
 _MIN_WAIT = 0.5  # however little patience is left, a try gets this long for a connection
 _RELEASE_SECONDS = 5.0
 _CLOSE_SECONDS = 5.0  # for running transactions to finish, then for the pool to close, at shutdown
@@ -171,8 +173,9 @@ class PostgresDatabase(Database):
     `patience` allows, when that is safe: a read always; a write when it provably did not commit
     (it failed before COMMIT, or the server says afterwards that its transaction id aborted). Only
     a write whose COMMIT was cut and whose outcome the server can't tell raises `CommitUncertain`.
-    Waiting for a connection and closing the pool are bounded too, and the first failure and the
-    recovery of an outage are logged.
+    Getting a connection and closing the pool are bounded too, and the first failure and the
+    recovery of an outage are logged. Waiting while every connection is busy is queueing, bounded
+    on its own (`_QUEUE_SECONDS`): a busy pool is not an outage.
     """
 
     dialect: ClassVar[Dialect] = Dialect.POSTGRESQL
@@ -183,10 +186,12 @@ class PostgresDatabase(Database):
         self._url = url
         self._closed = False
         self._inflight: set[asyncio.Future[Any]] = set()
-        self._listen_conn: Any = None
-        self._listen_task: asyncio.Task[None] | None = None
+        self._listener = Listener(url, connect_seconds=_CONNECT_SECONDS, close_seconds=_CLOSE_SECONDS)
         self._rng = random.Random()  # noqa: S311 - retry jitter, not cryptography
         self._down_since: float | None = None  # when the current outage was first seen (loop time)
+        # One per pool connection: a call waits here, however long its queue, before it asks the
+        # pool for a connection with its patience.
+        self._slots = asyncio.Semaphore(pool.get_max_size())
 
     async def write(self, body: Callable[[Connection], Awaitable[T]]) -> T:
         """Run `body` in one READ COMMITTED transaction, again if PostgreSQL aborts it as a deadlock."""
@@ -252,7 +257,7 @@ class PostgresDatabase(Database):
 
     async def _attempt(self, body: Callable[[Connection], Awaitable[T]], *, readonly: bool, wait: float) -> T:
         """One try: a connection, the transaction, and the connection given back (or dropped if it broke)."""
-        conn = await self.pool.acquire(timeout=min(wait, _ACQUIRE_SECONDS))
+        conn = await self._acquire(wait)
         clean = False  # the transaction ended (committed or rolled back) and the connection still works
         try:
             options = {"isolation": "repeatable_read", "readonly": True} if readonly else {}
@@ -276,8 +281,28 @@ class PostgresDatabase(Database):
         finally:
             await self._give_back(conn, clean)
 
+    async def _acquire(self, wait: float) -> asyncpg.Connection:
+        """A connection: a free slot first (queueing behind busy ones, up to `_QUEUE_SECONDS`), then
+        at most `wait` to have it (a new connection may have to be made). `_give_back` frees the slot."""
+        try:
+            await asyncio.wait_for(self._slots.acquire(), _QUEUE_SECONDS)
+        except TimeoutError as exc:
+            raise StoreUnavailable(f"every connection to PostgreSQL stayed busy for {_QUEUE_SECONDS:.0f} s") from exc
+        try:
+            conn: asyncpg.Connection = await self.pool.acquire(timeout=min(wait, _ACQUIRE_SECONDS))
+        except BaseException:
+            self._slots.release()
+            raise
+        return conn
+
     async def _give_back(self, conn: asyncpg.Connection, clean: bool) -> None:
-        """Return the connection to the pool, or drop it if it broke. Never raises: the outcome is decided."""
+        """Return the connection to the pool, or drop it if it broke, and free its slot. Never raises."""
+        try:
+            await self._return(conn, clean)
+        finally:
+            self._slots.release()
+
+    async def _return(self, conn: asyncpg.Connection, clean: bool) -> None:
         if clean and not conn.is_closed():
             try:
                 await self.pool.release(conn, timeout=_RELEASE_SECONDS)
@@ -313,7 +338,7 @@ class PostgresDatabase(Database):
             await asyncio.sleep(_BACKOFF_FIRST)  # "in progress": the server is still finishing it
 
     async def _ask_status(self, xid: int, *, wait: float) -> str:
-        conn = await self.pool.acquire(timeout=min(wait, _ACQUIRE_SECONDS))
+        conn = await self._acquire(wait)
         clean = False
         try:
             try:
@@ -345,59 +370,14 @@ class PostgresDatabase(Database):
 
     async def listen(self, channel: str, callback: Callable[[str], object]) -> None:
         """Call `callback(payload)` for each notification on `channel`, on a dedicated connection."""
-        self._listeners.setdefault(channel, []).append(callback)
-        if self._listen_conn is None:
-            await self._connect_listener()
-        else:
-            await self._listen_conn.add_listener(channel, self._dispatch)
-
-    def _dispatch(self, conn: object, pid: int, channel: str, payload: str) -> None:
-        for callback in self._listeners.get(channel, []):
-            try:
-                callback(payload)
-            except Exception:
-                log.exception("a notification handler for %s failed", channel)
-
-    async def _connect_listener(self) -> None:
-        conn = await asyncpg.connect(self._url, timeout=_CONNECT_SECONDS)
-        conn.add_termination_listener(self._listener_lost)
-        for channel in self._listeners:
-            await conn.add_listener(channel, self._dispatch)
-        self._listen_conn = conn
-
-    def _listener_lost(self, conn: object) -> None:
-        if self._closed or conn is not self._listen_conn:
-            return
-        log.warning("lost the PostgreSQL connection that listens for notifications; reconnecting")
-        self._listen_conn = None
-        self._listen_task = asyncio.get_running_loop().create_task(self._reconnect(), name="pg-listen-reconnect")
-
-    async def _reconnect(self) -> None:
-        attempt = 0
-        while not self._closed and self._listen_conn is None:
-            try:
-                await self._connect_listener()
-                log.info("listening for notifications again")
-                return
-            except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-                pause = _RECONNECT_SECONDS[min(attempt, len(_RECONNECT_SECONDS) - 1)]
-                log.warning("could not reconnect the notification listener (%s); again in %.1f s", exc, pause)
-                attempt += 1
-                await asyncio.sleep(pause)  # real time: waiting for the server to come back
+        await self._listener.listen(channel, callback)
 
     async def close(self) -> None:
         """Let running transactions finish (for a bounded time), then close the pool and the listener."""
         if self._closed:
             return
         self._closed = True
-        if self._listen_task is not None:
-            self._listen_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listen_task
-        if self._listen_conn is not None:
-            conn, self._listen_conn = self._listen_conn, None
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.close(), _CLOSE_SECONDS)
+        await self._listener.aclose()
         if self._inflight:
             _, pending = await asyncio.wait(list(self._inflight), timeout=_CLOSE_SECONDS)
             if pending:
@@ -423,44 +403,6 @@ async def _rolled_back(transaction: Any, conn: asyncpg.Connection) -> bool:  # n
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text[:120]}" if text else type(exc).__name__
-
-
-async def _version(conn: asyncpg.Connection) -> int:
-    value = await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
-    return int(value)
-
-
-async def apply_migrations(
-    conn: asyncpg.Connection, migrations: Sequence[Migration], *, now: Callable[[], dt.datetime]
-) -> list[int]:
-    """Apply whichever of `migrations` the database lacks, in order; return the versions applied.
-
-    Safe to call again, and from several processes at once (an advisory lock orders them).
-    Raises `SchemaTooNew` if the database records a version this code does not know.
-    """
-    known = max((m.version for m in migrations), default=0)
-    applied: list[int] = []
-    for migration in [None, *migrations]:
-        async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
-            await conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
-            )
-            current = await _version(conn)
-            if current > known:
-                raise SchemaTooNew(f"the database is at schema version {current}; this bot knows up to {known}")
-            if migration is None or migration.version <= current:
-                continue
-            await conn.execute(migration.sql)  # a whole script: the simple query protocol runs it all
-            await conn.execute(
-                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
-                migration.version,
-                migration.name,
-                now(),
-            )
-            applied.append(migration.version)
-    return applied
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:

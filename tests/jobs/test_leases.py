@@ -94,10 +94,23 @@ async def advance_until(clock: FakeClock, check: Callable[[], Awaitable[bool]], 
     moved = 0.0
     while not await check():
         assert moved < most, "the state never came"
+        asleep = clock.sleepers
         await clock.advance(0.5)
         moved += 0.5
-        await asyncio.sleep(0.02)  # let woken loops finish their database round trips
+        await _settled(clock, asleep)
     return moved
+
+
+async def _settled(clock: FakeClock, asleep: int) -> None:
+    """Wait until the loops a step woke are asleep again (their database round trips done), at most 5 s.
+
+    On a loaded machine a heartbeat's write can take longer than any fixed pause: moving fake time
+    on meanwhile would show the heartbeat a gap it never had.
+    """
+    deadline = time.monotonic() + 5.0
+    await asyncio.sleep(0.02)
+    while clock.sleepers < asleep and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)  # re-read the clock's sleepers; not synchronisation by time
 
 
 async def job_state(services: Services, job_id: int) -> JobRecord:
