@@ -6,10 +6,12 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import signal
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import SecretStr, ValidationError
 from pydantic_settings import SettingsError
@@ -20,6 +22,9 @@ from bot.config import GenerationMode, Settings, settings_problems
 from bot.errors import ConfigurationError
 from bot.terminal.output import DEFAULT_FOLDER
 from bot.terminal.style import env_file
+
+if TYPE_CHECKING:
+    import discord
 
 log = logging.getLogger("bot")
 
@@ -315,6 +320,8 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
         if risks:
             raise ConfigurationError("Not starting against real Magic Hour credits:\n- " + "\n- ".join(risks))
         bot = create_bot(effective, sandbox=sandbox)
+        # SIGTERM (docker stop, systemd) is a clean stop: jobs are handed over, not dropped.
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, _close_soon, bot)
         async with bot:
             try:
                 await bot.login(effective.discord_token.get_secret_value())
@@ -328,6 +335,16 @@ async def _run(settings: Settings, args: argparse.Namespace) -> int:
             async with bot.services.serve_ops():  # /metrics and /healthz, when METRICS_PORT is set
                 await bot.connect()
     return 0
+
+
+_closing: set[asyncio.Task[None]] = set()
+
+
+def _close_soon(bot: discord.Client) -> None:
+    log.info("SIGTERM: stopping cleanly")
+    task = asyncio.get_running_loop().create_task(bot.close())
+    _closing.add(task)  # keep a reference until it is done
+    task.add_done_callback(_closing.discard)
 
 
 async def _sandbox(args: argparse.Namespace) -> int:

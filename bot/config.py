@@ -71,8 +71,14 @@ class Settings(BaseSettings):
     # PostgreSQL instead of the SQLite file, for several processes: postgresql://user:password@host/db
     database_url: SecretStr | None = None
     work_dir: Path = Path("data/work")
-    # How long a process's claim on a job holds unless renewed; a dead process's jobs wait this long.
-    job_lease_seconds: float = Field(default=30.0, ge=3)
+    # Several processes on one database: a process whose heartbeat (every fifth of this) stands
+    # still this long is taken for dead, and its jobs are taken over.
+    job_lease_seconds: float = Field(default=6.0, ge=3)
+    # On SIGTERM, how long jobs that have started may go on reaching Magic Hour or delivering
+    # before they are handed over; keep it under the container's stop grace period.
+    stop_grace_seconds: float = Field(default=20.0, ge=0)
+    # How this process is named to people (logs, the instances table); its id is random anyway.
+    instance_name: str | None = None
 
     # Discord
     dev_guild_id: int | None = None

@@ -71,7 +71,9 @@ class Services:
         if settings.database_url is None:
             settings.database_path.parent.mkdir(parents=True, exist_ok=True)
         settings.work_dir.mkdir(parents=True, exist_ok=True)
-        store = await Store.open(settings.database, clock=clock, policy=QuotaPolicy.from_settings(settings))
+        store = await Store.open(
+            settings.database, clock=clock, policy=QuotaPolicy.from_settings(settings), name=settings.instance_name
+        )
         metrics = Metrics(clock, store)
         client = MagicHourClient(
             settings.magic_hour_api_key, settings.magic_hour_base_url, clock=clock, observer=metrics

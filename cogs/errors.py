@@ -17,7 +17,7 @@ from discord import app_commands
 
 from bot.app import Refused
 from bot.errors import LipsyncError
-from bot.store import AboveCeiling, MemberHasActiveJobs
+from bot.store import AboveCeiling, MemberHasActiveJobs, StoreUnavailable
 from cogs import render
 from cogs.locale import language_of
 
@@ -41,6 +41,10 @@ def reply_for(error: BaseException, lang: str = render.EN) -> str:
     if isinstance(original, MemberHasActiveJobs):
         jobs = ", ".join(f"#{job_id}" for job_id in original.job_ids)
         return render.describe("member_has_active_jobs", {"jobs": jobs}, lang)
+    if isinstance(original, StoreUnavailable):
+        # A restart or a failover of the database: the member can only wait, so say that plainly.
+        log.warning("told a member to try again: %s", original)
+        return render.describe("database_unavailable", lang=lang)
     if isinstance(original, AboveCeiling):
         data = {"ceiling": original.ceiling, "requested": original.requested}
         return render.describe("above_ceiling", data, lang)

@@ -9,11 +9,13 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 from pydantic import SecretStr
 
 from bot.clock import FakeClock
 from bot.config import Settings
-from bot.jobs.models import Delivery, JobUpdate, LinkProvider
+from bot.jobs.fetch import FetchPolicy
+from bot.jobs.models import Delivery, InputSource, JobRequest, JobUpdate, LinkProvider
 from bot.sandbox import Sandbox, SandboxConfig
 from bot.store import JobRecord
 from bot.testmedia import make_audio, make_video
@@ -64,6 +66,36 @@ def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+# Fetching inputs from this machine's loopback, as tests' stand-ins for Discord's CDN are served.
+LOOPBACK = FetchPolicy(hosts=frozenset({"127.0.0.1"}), allow_http=True, any_port=True)
+
+
+@pytest.fixture
+async def media_url(media_dir: Path) -> AsyncIterator[str]:
+    """`media_dir` served over HTTP on 127.0.0.1 (a stand-in for Discord's CDN); the base URL."""
+    app = web.Application()
+    app.router.add_static("/", media_dir)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    await runner.cleanup()
+
+
+def url_request(
+    media_url: str, *, user_id: int, guild_id: int | None = 1, video: str = "face.mp4", audio: str = "voice.mp3"
+) -> JobRequest:
+    """A member's request whose files are links (as Discord's attachments are), served by `media_url`."""
+    return JobRequest(
+        user_id=user_id,
+        guild_id=guild_id,
+        channel_id=7,
+        video=InputSource(filename=video, url=f"{media_url}/{video}"),
+        audio=InputSource(filename=audio, url=f"{media_url}/{audio}"),
+    )
+
+
 @pytest.fixture(scope="session")
 def hostile_media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The hostile corpus (`bot.testmedia_hostile.CORPUS`), generated once per test session."""
@@ -93,6 +125,9 @@ def make_settings(tmp_path: Path, base_url: str, **overrides: object) -> Setting
         "poll_max_seconds": 0.1,
         "default_member_credits": 10_000,
         "delivery_retry_minutes": 0.001,  # a failed delivery falls back to a link at once
+        # A test that stops services mid-upload or mid-delivery (a deliverer that never returns)
+        # waits this long for it; the clean stop's own tests say how long they give it.
+        "stop_grace_seconds": 1.0,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg, arg-type]

@@ -156,7 +156,12 @@ def test_render_youtube_demo(tmp_path: Path) -> None:
 async def test_render_killed_mid_job_is_finished_by_resume(tmp_path: Path, sandbox: Sandbox, media_dir: Path) -> None:
     """`render` killed while Magic Hour renders leaves a resumable job; `resume` delivers it and frees the member."""
     sandbox.config.render_seconds = 3600
-    env = {"MAGIC_HOUR_API_KEY": SANDBOX_KEY, "MAGIC_HOUR_BASE_URL": sandbox.base_url, "POLL_INITIAL_SECONDS": "0.05"}
+    env = {
+        "MAGIC_HOUR_API_KEY": SANDBOX_KEY,
+        "MAGIC_HOUR_BASE_URL": sandbox.base_url,
+        "POLL_INITIAL_SECONDS": "0.05",
+        "JOB_LEASE_SECONDS": "3",  # `resume` waits this long for the killed run's heartbeat to be found stopped
+    }
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bot", "render", str(media_dir / "face.mp4"), str(media_dir / "voice.mp3"),
         cwd=tmp_path, env=_env(**env), stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,

@@ -21,7 +21,8 @@ from bot.clock import FakeClock
 from bot.config import Settings
 from bot.jobs.models import JobUpdate
 from bot.sandbox import Sandbox
-from bot.store import JobRecord, JobState
+from bot.store import JobRecord, JobState, StoreUnavailable
+from bot.store.quota import QuotaLedger
 from bot.terminal import TERMINAL, TRIAL, Output, RenderOptions, render, resume
 from bot.terminal.progress import ProgressDisplay, progress_bar
 from tests.conftest import SANDBOX_KEY, make_settings
@@ -249,6 +250,26 @@ def test_a_missing_file_is_refused_before_any_job_exists(tmp_path: Path, media_d
     result = cli(["render", "--sandbox", str(tmp_path / "nope.mp4"), str(media_dir / "voice.mp3")], tmp_path)
     assert result.returncode == 2 and "'nope.mp4' doesn't exist or isn't a file." in result.stdout
     assert _rows(tmp_path / "data" / "lipsync-bot-sandbox.sqlite3", "SELECT id FROM jobs") == []
+
+
+async def test_a_database_outage_is_told_plainly_and_costs_nothing(
+    tmp_path: Path, media_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database can't be reached (past the store's own retries): try again in a minute, exit 1, no job."""
+
+    async def unreachable(*args: object, **kwargs: object) -> None:
+        raise StoreUnavailable("PostgreSQL could not be reached (ConnectionRefusedError)")
+
+    monkeypatch.setattr(QuotaLedger, "limits", unreachable)
+    console, out = _console()
+    options = RenderOptions(video=media_dir / "face.mp4", audio=media_dir / "voice.mp3", out=Output(tmp_path / "r"))
+    async with _maybe_sandbox(make_settings(tmp_path, "unused"), True, trial=True) as trial:
+        code = await render(trial, options, console=console, sandbox=True, interrupts=Keys(), answers=Keys())
+    text = out.getvalue()
+    assert code == 1, text
+    assert "can't reach its database right now" in text and "try again in a minute" in text
+    assert "Traceback" not in text and "ConnectionRefusedError" not in text
+    assert _rows(trial.database_path, "SELECT id FROM jobs") == []
 
 
 # --------------------------------------------------------------------------------- where results go

@@ -97,15 +97,18 @@ class Admission:
             raise refused(refusal, self.window, before_estimate=refusal.limit is not LimitKind.ACTIVE_JOBS)
         return admitted
 
-    async def record(self, request: JobRequest, admitted: Admitted, *, lease_seconds: float | None) -> JobRecord:
+    async def record(
+        self, request: JobRequest, admitted: Admitted, *, claimed: bool = False, stored: str | None = None
+    ) -> JobRecord:
         """Record the admitted job, checking the active-job limit again in the same transaction.
 
         `check` reads the count before anything is fetched; requests racing each other all read
         the same count, so the job's insert counts once more, under the server's lock, and refuses
-        (`active_jobs`) all but the ones that fit.
+        (`active_jobs`) all but the ones that fit. `claimed` and `stored` are `JobStore.create`'s
+        `claimed` and `request`.
         """
         outcome = await self._store.jobs.create_within(
-            request.new_job(), max_unfinished=admitted.limits.max_active_jobs, lease_seconds=lease_seconds
+            request.new_job(), max_unfinished=admitted.limits.max_active_jobs, claimed=claimed, request=stored
         )
         if isinstance(outcome, Refusal):
             raise refused(outcome, self.window)

@@ -50,9 +50,15 @@ class EngineConfig:
     # True when the operator said so (`--sandbox`); a result is also labelled a sandbox render
     # when the server that made it says it is the sandbox. Never guessed from a URL.
     sandbox: bool = False
-    # How long this process's claim on a job holds unless renewed (every third of it); a job whose
-    # process died is taken over by another once its lease has run out.
-    lease_seconds: float = 30.0
+    # How long another process's heartbeat may stand still (it beats every fifth of this) before
+    # this one takes it for dead and takes its jobs over.
+    lease_seconds: float = 6.0
+    # How long a clean stop lets jobs that have started reach Magic Hour (or finish delivering)
+    # before it hands them to another process; jobs that wait (queued, rendering) go at once.
+    stop_grace_seconds: float = 20.0
+    # How long a job's steps (and the lease loops) keep retrying a database that went away before
+    # the step fails; a member's own requests wait less (`bot.store.db.DEFAULT_PATIENCE`).
+    store_patience: float = 60.0
     # What probing one member's file may use (a child process: memory, CPU and wall time).
     probe_limits: ProbeLimits = field(default_factory=ProbeLimits)
 
@@ -82,6 +88,7 @@ class EngineConfig:
             sandbox=sandbox,
             fetch_policy=fetch_policy,
             lease_seconds=settings.job_lease_seconds,
+            stop_grace_seconds=settings.stop_grace_seconds,
             probe_limits=ProbeLimits(
                 memory_bytes=settings.probe_memory_mib << 20,
                 cpu_seconds=math.ceil(settings.probe_timeout_seconds),

@@ -96,7 +96,7 @@ class Courier:
                 await self._delivering()
                 # Fenced right before posting: a process that stalled past its lease (another one
                 # has taken the job over, and may have posted it) must not post it again.
-                run.record = await run.ctx.store.jobs.fence(run.job_id, run.ctx.config.lease_seconds)
+                run.record = await run.ctx.store.jobs.fence(run.job_id)
                 self._delivered = await run.hooks.deliverer.deliver(
                     run.record, result, sandbox=run.sandbox, link=self._link
                 )

@@ -8,8 +8,13 @@ the protocols in `models.py`; the engine never imports Discord.
 Several processes may share one database: each job is claimed by the process that runs it, and
 the claims are kept and dead processes' jobs taken over as `leases.py` describes. A taken-over
 job carries on from the state it was in, as after a restart; a job another process took is let
-go without being ended (the store fences every transition: `LeaseLost`). A cancel for a job
-running elsewhere is passed on through the store's notifications (PostgreSQL's NOTIFY).
+go without being ended (the store fences every transition: `LeaseLost`). A job that waits for a
+slot is left unclaimed, with its request in the store, so whichever process has a free slot runs
+it (`stored.py`). A cancel for a job running elsewhere is recorded with the job, read by the
+process that runs it with its heartbeat (PostgreSQL's NOTIFY makes that immediate; `cancels.py`
+has every way a cancel goes). A clean stop
+(`aclose`) lets jobs that have started reach Magic Hour or finish delivering, within
+`stop_grace_seconds`, while its heartbeat keeps them here; jobs that only wait go at once.
 """
 
 from __future__ import annotations
@@ -19,45 +24,31 @@ import collections
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 import httpx
 
 from bot.clock import Clock
-from bot.errors import InvalidInput, JobFailed, NotAllowed
+from bot.errors import InvalidInput, NotAllowed
 from bot.jobs.admission import Admission, Admitted
+from bot.jobs.cancels import CANCEL_CHANNEL, Cancels
 from bot.jobs.config import EngineConfig
 from bot.jobs.context import RunContext
 from bot.jobs.delivery import fresh_link
 from bot.jobs.forecast import RenderForecast
 from bot.jobs.leases import Leases
 from bot.jobs.models import HooksFactory, JobHooks, JobRequest, QueueSnapshot
-from bot.jobs.observe import NO_OBSERVER, EngineObserver, current_job
+from bot.jobs.observe import NO_OBSERVER, EngineObserver
 from bot.jobs.poller import Poller
 from bot.jobs.queue import SlotQueue
-from bot.jobs.run import JobRun, swallow_cancel
+from bot.jobs.runner import Runs
+from bot.jobs.stored import dump_request
+from bot.jobs.takeover import Takeover
 from bot.jobs.youtube import canonical_youtube_url
 from bot.magichour import MagicHourClient
-from bot.store import JobRecord, JobState, LeaseLost, Store
-from bot.store.store import is_dead_here
+from bot.store import JobRecord, Store
 
 log = logging.getLogger(__name__)
-
-CANCEL_CHANNEL = "lipsync_cancel"  # payload "<job id>:<member id>": cancel it, whoever runs it
-_REMOTE_CANCEL_SECONDS = 60.0  # how long a cancel waits for the process that runs the job
-# How long a member waits for the answer to a cancel; a render Magic Hour hasn't confirmed stopped
-# by then goes on being followed, and the job's own message says how it ended.
-_CANCEL_ANSWER_SECONDS = 60.0
-
-
-async def _ended(task: asyncio.Task[None], clock: Clock, within: float) -> None:
-    """Wait for a job's task to end, however it ends (its own callbacks log and rescue failures),
-    for at most `within` seconds on `clock`."""
-    timer = asyncio.ensure_future(clock.sleep(within))
-    try:
-        await asyncio.wait({task, timer}, return_when=asyncio.FIRST_COMPLETED)  # never cancels `task`
-    finally:
-        timer.cancel()
 
 
 class JobEngine:
@@ -101,15 +92,26 @@ class JobEngine:
             queue_position=self._queue.position,
             forecast=self._forecast,
         )
-        self._runs: dict[int, JobRun] = {}
-        self._tasks: dict[int, asyncio.Task[None]] = {}
-        self._rescues: set[asyncio.Task[None]] = set()
+        self._running = Runs(self._context, self._queue, self._observer, store, config)
+        self._runs = self._running.runs  # by job id: the runs and tasks of the jobs running here
+        self._tasks = self._running.tasks
         self._links_made: dict[int, float] = {}  # job id -> when its last fresh link was made
-        self._claiming = asyncio.Lock()  # one resume/takeover at a time
-        self._leases = Leases(store, clock, config.lease_seconds)
-        self._listening = False
-        # What `start_leases` was given, so a cancel can take over a dead process's job at once.
-        self._takeover: tuple[HooksFactory, Callable[[JobRecord], bool] | None] | None = None
+        self._leases = Leases(store, clock, config.lease_seconds, patience=config.lease_seconds)
+        self._leases.watch(
+            lambda: list(self._tasks), self._running.lost, lambda job, member: self._cancels.on_request(job, member)
+        )
+        self._stopping = False  # a clean stop has begun: no new work here
+        self._takeovers = Takeover(
+            store=store,
+            runs=self._running,
+            queue=self._queue,
+            admission=self.admission,
+            leases=self._leases,
+            config=config,
+            clock=clock,
+            stopping=lambda: self._stopping,
+        )
+        self._cancels = Cancels(store=store, runs=self._running, takeover=self._takeovers, clock=clock)
 
     @property
     def sandbox(self) -> bool:
@@ -147,63 +149,46 @@ class JobEngine:
         return await self.admission.check(self._with_defaults(request))
 
     async def submit(self, request: JobRequest, hooks: JobHooks) -> JobRecord:
-        """Check the request, record the job and run it in the background."""
+        """Check the request, record the job and run it in the background.
+
+        With no free slot here the job waits in this process's queue unclaimed, so a process with
+        a free slot may take it first; during a clean stop it is left for another process entirely.
+        """
         request = self._with_defaults(request)
         admitted = await self.admission.check(request)
-        record = await self.admission.record(request, admitted, lease_seconds=self.config.lease_seconds)
+        stored = dump_request(request)
+        if self._stopping:
+            record = await self.admission.record(request, admitted, stored=stored)
+            log.info("job %s: received while stopping; another process (or the next start) runs it", record.id)
+            return record
+        await self._leases.start()  # registered before any claim of this process is written
+        here = self._takeovers.free_slots() > 0
+        record = await self.admission.record(request, admitted, claimed=here, stored=stored)
         log.info("job %s: received from user %s in guild %s", record.id, record.user_id, record.guild_id)
-        run = self._new_run(record, hooks)
+        run = self._running.new_run(record, hooks)
         run.know_limits(admitted)
         self._queue.enqueue(record.id)
-        self._spawn(run, lambda: run.run_new(request, admitted))
+        self._running.spawn(run, lambda: run.run_new(request, admitted))
         return record
 
     async def resume(
-        self, hooks_for: HooksFactory, *, where: Callable[[JobRecord], bool] | None = None
+        self, hooks_for: HooksFactory, *, where: Callable[[JobRecord], bool] | None = None, settle: bool = False
     ) -> list[JobRecord]:
         """After a restart: carry every unfinished job on from where it was (those `where` accepts).
 
-        Submitted jobs are followed, rendered ones delivered, jobs that hadn't reached Magic Hour
-        end with a refund, and a job caught creating ends as unknown at Magic Hour. Only jobs this
-        process can claim are taken: unclaimed ones, its own, and those of a process that died
-        (lease expired, or gone from this host); each is claimed before it runs.
-        """
-        async with self._claiming:
-            return await self._resume(hooks_for, where)
+        Queued jobs run (as many as there are free slots here; the rest wait for one, here or in
+        another process), submitted ones are followed, rendered ones delivered, jobs that had
+        started but not reached Magic Hour end with a refund, and a job caught creating ends as
+        unknown at Magic Hour. Only jobs this process can claim are taken: unclaimed ones, its
+        own, and those of a process found dead; each is claimed before it runs.
 
-    async def _resume(self, hooks_for: HooksFactory, where: Callable[[JobRecord], bool] | None) -> list[JobRecord]:
-        holders = await self.store.jobs.holders()
-        dead = [name for name in holders if name != self.store.owner and is_dead_here(name)]
-        candidates = [
-            record.id
-            for record in await self.store.jobs.claimable(also_from=dead)
-            if record.id not in self._tasks and (where is None or where(record))
-        ]
-        resumed: list[JobRecord] = []
-        for record in await self.store.jobs.claim(candidates, self.config.lease_seconds, also_from=dead):
-            if record.id in self._tasks:
-                continue
-            try:
-                run = self._new_run(record, hooks_for(record))
-            except Exception:
-                # One bad record must not keep the others from resuming.
-                log.exception("job %s: could not be resumed", record.id)
-                continue
-            log.info("job %s: resuming from %s", record.id, record.state.value)
-            resumed.append(record)
-            if record.project_id is None:
-                # Nothing at Magic Hour to follow: it ends now, without waiting for a slot.
-                try:
-                    await run.run_resumed()
-                except Exception as exc:
-                    await run.failed(exc)
-                finally:
-                    self._runs.pop(record.id, None)
-                    await run.cleanup()
-                continue
-            # A resumed job that is already rendering (and being paid for) goes to the front.
-            self._spawn(run, run.run_resumed, front=True)
-        return resumed
+        `settle`: first wait until each process holding one of those jobs has either beaten (it
+        is alive: its jobs stay its own) or been found dead, at most a lease and a few heartbeats:
+        a command run after a crash finishes the crashed run's jobs rather than find them held.
+        """
+        if settle:
+            await self._takeovers.settle(where)
+        return await self._takeovers.round(hooks_for, where)
 
     # ----------------------------------------------------------------- queries
 
@@ -263,109 +248,28 @@ class JobEngine:
     async def cancel(self, job_id: int, *, by_user_id: int) -> JobRecord:
         """Cancel a job for its owner: free before submission; after it, what Magic Hour charged.
 
-        A job another process runs is canceled there: the request goes through the store's
-        notifications, and this call waits (up to a minute) for the job to end. If that process
-        is gone (dead on this host, or its lease ran out), the job is taken over and canceled here.
+        The answer comes within about a minute: how the job ended, or the job still being stopped
+        at Magic Hour. A job another process runs is canceled there; if that process is gone
+        (found dead), or the job was only waiting in a queue, it is taken and canceled here
+        (`cancels.py`).
         """
-        record = await self.job(job_id)
-        if record.user_id != by_user_id:
-            raise NotAllowed("not_owner", job=job_id)
-        if record.state.terminal:
-            raise InvalidInput("already_ended", job=job_id)
-        if record.state in (JobState.DOWNLOADING, JobState.DELIVERING):
-            raise InvalidInput("too_late", job=job_id)
-        run = self._runs.get(job_id)
-        task = self._tasks.get(job_id)
-        if run is None or task is None:
-            if record.claimed_by not in (None, self.store.owner) and self._listening:
-                return await self._cancel_elsewhere(record, by_user_id)
-            raise JobFailed("not_running", job=job_id)
-        if not run.cancel_requested:  # a second press waits for the first cancel, not a second one
-            run.cancel_requested = True
-            task.cancel()
-        clock = self._context.clock
-        answer_by = clock.monotonic() + _CANCEL_ANSWER_SECONDS
-        await _ended(task, clock, _CANCEL_ANSWER_SECONDS)
-        successor = self._tasks.get(job_id)
-        if task.done() and successor is not None and successor is not task:  # its rescue ends it
-            await _ended(successor, clock, max(0.0, answer_by - clock.monotonic()))
-        record = await self.job(job_id)
-        if record.state.terminal:
-            return record
-        current = self._tasks.get(job_id)
-        if current is not None and not current.done():
-            return record  # still stopping at Magic Hour: the job goes on being followed until it says
-        if record.project_id is not None:
-            raise JobFailed("not_running", job=job_id)  # left unfinished: a resume carries it on
-        await run.canceled()  # cancelled before its task ever ran: nothing at Magic Hour
-        await run.cleanup()
-        return await self.job(job_id)
-
-    async def _cancel_elsewhere(self, record: JobRecord, by_user_id: int) -> JobRecord:
-        log.info("job %s: runs in %s; asking it to cancel", record.id, record.claimed_by)
-        await self.store.notify(CANCEL_CHANNEL, f"{record.id}:{by_user_id}")
-        clock = self._context.clock
-        give_up_at = clock.monotonic() + _REMOTE_CANCEL_SECONDS
-        tried: tuple[str | None, object] | None = None  # the claim a takeover was last tried for
-        while clock.monotonic() < give_up_at:
-            current = await self.job(record.id)
-            if current.state.terminal:
-                return current
-            claim = (current.claimed_by, current.lease_until)
-            if record.id not in self._tasks and claim != tried and self._holder_gone(current) and self._takeover:
-                # Its process died and can't hear the cancel: take the job over, as the takeover
-                # loop would a little later, and cancel it here (once per claim seen, not per read).
-                tried = claim
-                try:
-                    await self._take_over(*self._takeover)
-                except Exception:
-                    log.exception("job %s: could not take it over to cancel it", record.id)
-            if record.id in self._tasks:
-                return await self.cancel(record.id, by_user_id=by_user_id)
-            await clock.sleep(0.25)
-        raise JobFailed("not_running", job=record.id)
-
-    def _holder_gone(self, record: JobRecord) -> bool:
-        """True when the process holding the job's claim is gone: dead on this host, or its lease ran out."""
-        holder, until = record.claimed_by, record.lease_until
-        if holder is None or holder == self.store.owner:
-            return False
-        return is_dead_here(holder) or (until is not None and until <= self._context.clock.now())
-
-    def _on_cancel_notice(self, payload: str) -> None:
-        try:
-            job_id, user_id = (int(part) for part in payload.split(":", 1))
-        except ValueError:
-            log.warning("ignored a malformed cancel notice")
-            return
-        if job_id not in self._tasks:
-            return  # not running here: the process that runs it acts on the same notice
-
-        async def cancel() -> None:
-            try:
-                await self.cancel(job_id, by_user_id=user_id)
-            except Exception:
-                log.exception("job %s: a cancel passed on from another process failed", job_id)
-
-        rescue = asyncio.get_running_loop().create_task(cancel())
-        self._rescues.add(rescue)
-        rescue.add_done_callback(self._rescues.discard)
+        return await self._cancels.cancel(job_id, by_user_id=by_user_id)
 
     # ----------------------------------------------------------------- leases and takeover
 
     async def start_leases(
         self, hooks_for: HooksFactory, *, where: Callable[[JobRecord], bool] | None = None
     ) -> list[JobRecord]:
-        """Resume what can be claimed now, then keep leases and take over dead processes' jobs.
+        """Resume what can be claimed now, then keep beating and take over what this process may run.
 
-        Every `lease_seconds / 3` on the engine's clock, in a loop of its own (so that a slow
-        takeover never delays a renewal), claim and resume the jobs `where` accepts whose process
-        died. Also listens for cancels meant for jobs running here.
+        Every heartbeat interval (`lease_seconds / 5`), in a loop of its own, claim and run the
+        jobs `where` accepts that nobody runs: those of a process found dead, and queued ones while
+        this process has a free slot. Also listens for cancels meant for jobs running here.
         """
-        if not self._listening:
-            await self.store.listen(CANCEL_CHANNEL, self._on_cancel_notice)
-            self._listening = True
-        self._takeover = (hooks_for, where)
+        if not self._cancels.listening:
+            await self.store.listen(CANCEL_CHANNEL, self._cancels.on_notice)
+            self._cancels.listening = True
+        self._cancels.hooks_for = hooks_for
         resumed = await self.resume(hooks_for, where=where)
         self._leases.keep_taking_over(lambda: self._take_over(hooks_for, where))
         return resumed
@@ -375,116 +279,26 @@ class JobEngine:
         if taken:
             log.info("took over %d job(s): %s", len(taken), ", ".join(f"#{job.id}" for job in taken))
 
-    async def renew_leases(self) -> set[int]:
-        """Renew this process's leases on the jobs it runs; stop (without ending) any another process took."""
-        return await self._leases.renew(list(self._tasks), self._lost)
-
-    def _lost(self, job_id: int) -> None:
-        task = self._tasks.get(job_id)
-        if task is not None:
-            log.warning("job %s: another process has taken it over; stopping here", job_id)
-            task.cancel()
+    async def heartbeat(self) -> None:
+        """One heartbeat now (the loop beats on its own): let go of jobs others took, act on cancels, judge others."""
+        await self._leases.start()
+        await self._leases.beat()
 
     async def aclose(self) -> None:
-        """Stop every job's task without ending the job, and release their claims: another engine resumes them."""
-        await self._leases.aclose()
-        held = list(self._tasks)
-        tasks = list(self._tasks.values())
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        await self._poller.aclose()
-        await self._leases.release(held)
+        """A clean stop: hand every job over without ending it, once the ones that started can be.
 
-    # ----------------------------------------------------------------- running
-
-    def _new_run(self, record: JobRecord, hooks: JobHooks) -> JobRun:
-        run = JobRun(self._context, record, self._observer.hooks(hooks))
-        self._runs[record.id] = run
-        return run
-
-    def _spawn(self, run: JobRun, work: Callable[[], Awaitable[None]], *, front: bool = False) -> None:
-        job_id = run.job_id
-        self._leases.keep_renewing(lambda: list(self._tasks), self._lost)
-        task = asyncio.get_running_loop().create_task(self._drive(run, work, front=front), name=f"job-{job_id}")
-        self._tasks[job_id] = task
-
-        def _done(done: asyncio.Task[None]) -> None:
-            self._tasks.pop(job_id, None)
-            self._runs.pop(job_id, None)
-            # A task cancelled before it first ran never entered its `slot()`: free its place.
-            self._queue.discard(job_id)
-            if not done.cancelled() and (exc := done.exception()) is not None:
-                if isinstance(exc, LeaseLost):
-                    log.warning("job %s: %s; this process lets it go", job_id, exc)
-                    return
-                log.error("job %s: its runner crashed", job_id, exc_info=exc)
-                self._rescue(run, exc)
-
-        task.add_done_callback(_done)
-
-    def _rescue(self, run: JobRun, exc: BaseException) -> None:
-        """End a job whose runner crashed (`JobRun.failed`), as one of this process's running jobs.
-
-        It stays in `_tasks` meanwhile: its lease is renewed, a takeover or resume leaves it alone
-        (it may be delivering a paid render: a second runner would deliver it twice), and a cancel
-        or shutdown reaches it. If ending it fails too, the job stays unfinished for a later resume.
+        No new work starts here. Jobs that only wait (queued, or rendering at Magic Hour) are
+        stopped at once; jobs that are being fetched, uploaded, created or delivered go on until
+        they reach Magic Hour (or are delivered), for at most `stop_grace_seconds`, while the
+        heartbeat keeps them here: a create in flight is never abandoned to another process.
+        Then the claims are released and this process unregistered: another engine takes them.
         """
-        job_id = run.job_id
-
-        async def rescue() -> None:
-            current_job.set(job_id)
-            try:
-                try:
-                    await run.failed(exc)
-                except asyncio.CancelledError:
-                    if not run.cancel_requested:
-                        raise  # shutdown or a lost lease: left for the next owner
-                    swallow_cancel()
-                    await run.canceled()  # still one of this engine's jobs while it ends
-            except LeaseLost as lost:
-                log.warning("job %s: %s; this process lets it go", job_id, lost)
-            except Exception:
-                log.exception("job %s: could not be ended after its runner crashed; it is resumed later", job_id)
-            finally:
-                await run.cleanup()
-
-        task = asyncio.get_running_loop().create_task(rescue(), name=f"job-{job_id}-rescue")
-        self._tasks[job_id], self._runs[job_id] = task, run
-
-        def _done(done: asyncio.Task[None]) -> None:
-            if self._tasks.get(job_id) is done:
-                del self._tasks[job_id]
-                self._runs.pop(job_id, None)
-
-        task.add_done_callback(_done)
-
-    async def _drive(self, run: JobRun, work: Callable[[], Awaitable[None]], *, front: bool) -> None:
-        """Run a job's work in its slot; turn every way it can end into a final state."""
-        current_job.set(run.job_id)  # this task's log lines carry the job's number
-        queued_at = self._context.clock.monotonic()
-        try:
-            await run.emit()
-            async with self._queue.slot(run.job_id, front=front):
-                self._observer.queue_waited(self._context.clock.monotonic() - queued_at)
-                await work()
-        except asyncio.CancelledError:
-            if not run.cancel_requested:
-                # A shutdown or a lost lease: `endings` leaves the job as it is, for its next owner.
-                raise
-            swallow_cancel()
-            await run.canceled()
-        except LeaseLost:
-            raise  # another process has taken the job over: nothing here may end it
-        except Exception as exc:
-            self._observer.job_error(exc)
-            if run.cancel_requested:
-                swallow_cancel()
-            await run.failed(exc)
-        finally:
-            await run.cleanup()
+        self._stopping = True
+        await self._leases.stop_taking_over()
+        await self._running.wind_down(self.config.stop_grace_seconds)
+        await self._poller.aclose()
+        await self._leases.release(sorted(self._running.held))
+        await self._leases.aclose()
 
     async def _on_queue_position(self, job_id: int, position: int) -> None:
         run = self._runs.get(job_id)

@@ -1,9 +1,19 @@
-"""Leases: this process's claims on the jobs it runs, kept alive; dead processes' jobs taken over.
+"""Liveness by heartbeat: this process's claims kept alive, dead processes found and their jobs taken.
 
-Several processes may share one database. Each job is claimed by the process that runs it, for
-`lease_seconds`; every third of that the claims are renewed, in a loop of their own (so a slow
-takeover never delays a renewal). A job whose claim another process took is stopped here without
-being ended. Another loop, as often, takes over the jobs whose process died.
+Several processes may share one database. Each registers under a random id and beats every
+`lease_seconds / 5`: one small write that bumps its counter (`bot.store.instances`), however many
+jobs it runs. The same heartbeat reads every process's counter, and what this process must act on
+about its own jobs: the ones another process has claimed (stopped here without being ended) and
+the ones a member asked, through another process, to cancel.
+
+A process is dead when its counter has stood still for `lease_seconds` by this process's clock,
+across at least `_ROUNDS` heartbeats of this one's own that succeeded, with no long gap between
+them: nothing else (no host names, no pids, no comparison of clocks written by different
+machines). Counting only time during which this process could beat means a database outage, during
+which nobody can beat, makes nobody dead, even if others reach the database again a little later.
+Its row is then deleted, only if the counter is still the one seen (it may have woken), which
+voids its claims, and the takeover loop, every heartbeat interval in a loop of its own (so a slow
+takeover never delays a heartbeat), claims what it may run.
 """
 
 from __future__ import annotations
@@ -11,70 +21,210 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from bot.clock import Clock
 from bot.store import Store
+from bot.store.db import patient
 
 log = logging.getLogger(__name__)
 
+_ROUNDS = 3  # own successful heartbeats that must see another's counter stand still
+_BEATS_PER_LEASE = 5
+
+
+@dataclass
+class _Seen:
+    beats: int
+    since: float  # when this process first saw that count (its monotonic clock)
+    rounds: int = 0  # its own successful heartbeats since
+    moved: bool = False  # the count has changed while this process watched: it was alive then
+
+
+class Liveness:
+    """Which other processes are dead, judged from their heartbeat counters as this process sees them.
+
+    Only time during which this process itself was beating counts: after a gap in its own
+    heartbeats longer than half the lease (an outage, or this process frozen), everyone is watched
+    afresh, so a process that simply hasn't reached the database again yet is never judged on the
+    outage's time.
+    """
+
+    def __init__(self, dead_after: float, *, rounds: int = _ROUNDS) -> None:
+        self._dead_after = dead_after
+        self._rounds = rounds
+        self._seen: dict[str, _Seen] = {}
+        self._last: float | None = None  # this process's last successful heartbeat
+
+    def observe(self, beats: Mapping[str, int], now: float) -> dict[str, int]:
+        """One heartbeat's reading of the others' counters; those now judged dead, with the count seen."""
+        if self._last is not None and now - self._last > self._dead_after / 2:
+            for watched in self._seen.values():
+                watched.since, watched.rounds = now, 0
+        self._last = now
+        stale: dict[str, int] = {}
+        for instance_id, count in beats.items():
+            seen = self._seen.get(instance_id)
+            if seen is None or seen.beats != count:
+                self._seen[instance_id] = _Seen(count, now, moved=seen is not None)
+                continue
+            seen.rounds += 1
+            if now - seen.since >= self._dead_after and seen.rounds >= self._rounds:
+                stale[instance_id] = count
+        for gone in set(self._seen) - set(beats):
+            del self._seen[gone]
+        return stale
+
+    def moved(self, instance_id: str) -> bool:
+        """Whether `instance_id`'s counter has changed while this process watched it (it was alive)."""
+        seen = self._seen.get(instance_id)
+        return seen is not None and seen.moved
+
 
 class Leases:
-    """The two loops that keep one engine's leases, and its release of them on shutdown."""
+    """One engine's heartbeat and takeover loops, and its release of its claims on a clean stop."""
 
-    def __init__(self, store: Store, clock: Clock, lease_seconds: float) -> None:
+    def __init__(self, store: Store, clock: Clock, lease_seconds: float, *, patience: float) -> None:
         self._store = store
         self._clock = clock
         self._lease_seconds = lease_seconds
-        self._renewals: asyncio.Task[None] | None = None
+        self._patience = patience
+        self._liveness = Liveness(lease_seconds)
+        self._registered = False
+        self._heartbeat: asyncio.Task[None] | None = None
         self._takeovers: asyncio.Task[None] | None = None
+        self._take_over: Callable[[], Awaitable[object]] | None = None
+        self._soon: asyncio.Task[None] | None = None
+        self._running: Callable[[], Sequence[int]] = list
+        self._lost: Callable[[int], None] = lambda job_id: None
+        self._cancel: Callable[[int, int], None] = lambda job_id, user_id: None
+        self._failing = False
 
     @property
     def seconds(self) -> float:
-        """How long a claim lasts unless renewed."""
+        """How long another process's heartbeat may stand still before its jobs are taken over."""
         return self._lease_seconds
 
-    def keep_renewing(self, running: Callable[[], Sequence[int]], lost: Callable[[int], None]) -> None:
-        """Renew the claims on the jobs `running()` names, from now on (started once)."""
-        if self._renewals is None:
-            self._renewals = asyncio.get_running_loop().create_task(
-                self._every_third(lambda: self.renew(running(), lost)), name="job-lease-renewal"
-            )
+    @property
+    def interval(self) -> float:
+        """How often this process beats (and looks for jobs to take over)."""
+        return self._lease_seconds / _BEATS_PER_LEASE
+
+    def watch(
+        self,
+        running: Callable[[], Sequence[int]],
+        lost: Callable[[int], None],
+        cancel: Callable[[int, int], None],
+    ) -> None:
+        """Each heartbeat, about the jobs `running()` names: `lost(job)` for each another process
+        claimed, `cancel(job, member)` for each a member asked to cancel."""
+        self._running, self._lost, self._cancel = running, lost, cancel
+
+    async def start(self) -> None:
+        """Register this process (its claims hold from now on) and start beating; once."""
+        if not self._registered:
+            await self._store.instances.register()
+            self._registered = True
+        if self._heartbeat is None:
+            self._heartbeat = asyncio.get_running_loop().create_task(self._every(self.beat), name="heartbeat")
+
+    def alive(self, instance_id: str) -> bool:
+        """True once this process has seen `instance_id`'s heartbeat move."""
+        return self._liveness.moved(instance_id)
 
     def keep_taking_over(self, take_over: Callable[[], Awaitable[object]]) -> None:
-        """Run `take_over` every third of a lease, from now on (started once)."""
+        """Run `take_over` every heartbeat interval, and at once when a process is found dead (started once)."""
+        self._take_over = take_over
         if self._takeovers is None:
-            self._takeovers = asyncio.get_running_loop().create_task(self._every_third(take_over), name="job-takeover")
+            self._takeovers = asyncio.get_running_loop().create_task(self._every(take_over), name="job-takeover")
 
-    async def renew(self, running: Sequence[int], lost: Callable[[int], None]) -> set[int]:
-        """Renew this process's claims on `running`; call `lost` for each one another process took."""
-        kept = await self._store.jobs.renew(list(running), self._lease_seconds)
-        for job_id in running:
-            if job_id not in kept:
-                lost(job_id)
-        return kept
+    async def beat(self) -> None:
+        """One heartbeat: write it, act on this process's jobs, and judge the others."""
+        beat = await self._store.instances.beat(self._running())
+        me = self._store.owner
+        if beat.registered_again:
+            log.warning(
+                "this process was taken for dead (no heartbeat for %.0f s: frozen, or cut off from the database); "
+                "jobs another process took over are let go",
+                self._lease_seconds,
+            )
+        for job_id, holder in beat.claims.items():
+            if holder is not None and holder != me:
+                self._lost(job_id)
+        for job_id, user_id in beat.cancels.items():
+            self._cancel(job_id, user_id)
+        now = self._clock.monotonic()
+        stale = self._liveness.observe({k: v for k, v in beat.beats.items() if k != me}, now)
+        if not stale:
+            return
+        gone = await self._store.instances.forget(stale)
+        if gone:
+            log.warning(
+                "process(es) %s stopped beating (nothing for %.0f s): taken for dead; their jobs are taken over",
+                ", ".join(gone),
+                self._lease_seconds,
+            )
+            self._take_over_soon()
+
+    def _take_over_soon(self) -> None:
+        if self._take_over is None or (self._soon is not None and not self._soon.done()):
+            return
+        take_over = self._take_over
+
+        async def now() -> None:
+            with patient(self._patience):
+                try:
+                    await take_over()
+                except Exception:
+                    log.exception("taking over a dead process's jobs failed; trying again at the next round")
+
+        self._soon = asyncio.get_running_loop().create_task(now(), name="job-takeover-now")
+
+    async def stop_taking_over(self) -> None:
+        """Take no more jobs (a clean stop begins); the heartbeat goes on, so jobs still here stay here."""
+        for task in (self._takeovers, self._soon):
+            await _stopped(task)
+        self._takeovers = self._soon = None
+        self._take_over = None
 
     async def release(self, job_ids: Sequence[int]) -> None:
-        """Give up the claims (a clean shutdown): another process may take the jobs at once."""
+        """Give up the claims (a clean stop): another process may take the jobs at once."""
         try:
             await self._store.jobs.release(job_ids)
         except Exception:
-            log.exception("could not release job claims; other processes take them when their leases run out")
+            log.exception("could not release job claims; other processes take them when this one is found dead")
 
     async def aclose(self) -> None:
-        """Stop both loops."""
-        for task in (self._takeovers, self._renewals):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        self._takeovers = self._renewals = None
-
-    async def _every_third(self, work: Callable[[], Awaitable[object]]) -> None:
-        interval = self._lease_seconds / 3
-        while True:
-            await self._clock.sleep(interval)
+        """Stop both loops and unregister: whatever this process still claims is void from now on."""
+        await self.stop_taking_over()
+        await _stopped(self._heartbeat)
+        self._heartbeat = None
+        if self._registered:
+            self._registered = False
             try:
-                await work()
+                await self._store.instances.unregister()
             except Exception:
-                log.exception("keeping job leases failed; trying again in %.0f s", interval)
+                log.exception(
+                    "could not unregister this process; others find it dead after %.0f s", self._lease_seconds
+                )
+
+    async def _every(self, work: Callable[[], Awaitable[object]]) -> None:
+        with patient(self._patience):
+            while True:
+                await self._clock.sleep(self.interval)
+                try:
+                    await work()
+                except Exception as exc:
+                    if not self._failing:  # once per run of failures, not every second
+                        log.warning("keeping this process's heartbeat and jobs failed (%s); trying every round", exc)
+                    self._failing = True
+                else:
+                    self._failing = False
+
+
+async def _stopped(task: asyncio.Task[None] | None) -> None:
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

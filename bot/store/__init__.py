@@ -2,8 +2,9 @@
 
 Open one `Store` per process with `await Store.open(target, policy=QuotaPolicy.from_settings(s))`,
 where `target` is a SQLite file (the default) or a `postgresql://` URL (several processes);
-it exposes `store.jobs` (`JobStore`), `store.quota` (`QuotaLedger`) and `store.limits`
-(`LimitStore`). The ledger's sign convention is documented in `bot.store.models`.
+it exposes `store.jobs` (`JobStore`), `store.quota` (`QuotaLedger`), `store.limits`
+(`LimitStore`) and `store.instances` (the processes sharing the database, with their heartbeats).
+The ledger's sign convention is documented in `bot.store.models`.
 
 The store holds codes and numbers, never sentences: a refusal is a `Refusal`, a job's error is
 `error_code` plus `error_data`, and the front ends put them into words (and Discord markup).
@@ -14,6 +15,7 @@ from __future__ import annotations
 from bot.store.errors import (
     AboveCeiling,
     AlreadyReconciled,
+    CommitUncertain,
     InvalidTransition,
     JobNotActive,
     JobNotFound,
@@ -24,6 +26,7 @@ from bot.store.errors import (
     SchemaTooNew,
     StoreBusy,
     StoreError,
+    StoreUnavailable,
 )
 from bot.store.jobs import JobStore
 from bot.store.limits import LimitStore
@@ -62,6 +65,7 @@ __all__ = [
     "UNKNOWN_AT_MAGIC_HOUR",
     "AboveCeiling",
     "AlreadyReconciled",
+    "CommitUncertain",
     "DeletionReport",
     "EffectiveLimits",
     "ErrorData",
@@ -91,6 +95,7 @@ __all__ = [
     "Store",
     "StoreBusy",
     "StoreError",
+    "StoreUnavailable",
     "UsageLine",
     "UsageReport",
     "can_transition",

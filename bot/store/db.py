@@ -20,12 +20,14 @@ Migrations are numbered files, one folder per dialect, with the same numbers and
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import importlib.resources
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ClassVar, Protocol, TypeVar
@@ -36,6 +38,28 @@ from bot.store.errors import StoreError
 T = TypeVar("T")
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+# How long a store call keeps retrying a database it lost (a restart, a failover) before it gives up
+# with `StoreUnavailable`. Short by default because a member usually waits on the answer (Discord
+# wants one within 3 s); work nobody waits on (a job's steps, the lease loops) asks for longer.
+DEFAULT_PATIENCE = 2.0
+_patience: ContextVar[float] = ContextVar("store_patience", default=DEFAULT_PATIENCE)
+
+
+def patience() -> float:
+    """How long store calls made here retry a lost database (`patient` changes it)."""
+    return _patience.get()
+
+
+@contextlib.contextmanager
+def patient(seconds: float) -> Iterator[None]:
+    """Inside, store calls (and those of tasks started inside) retry a lost database for `seconds`."""
+    token = _patience.set(seconds)
+    try:
+        yield
+    finally:
+        _patience.reset(token)
 
 
 class Dialect(StrEnum):

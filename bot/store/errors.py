@@ -92,7 +92,8 @@ class MemberHasActiveJobs(StoreError):
 
 
 class LeaseLost(StoreError):
-    """Another process has claimed this job (its lease here had expired): this process must let it go."""
+    """Another process has claimed this job, or this process's claim is void (it was taken for dead,
+    its heartbeat having stood still): this process must let the job go."""
 
     def __init__(self, job_id: int, holder: str) -> None:
         super().__init__(f"job {job_id} is now claimed by {holder}")
@@ -100,7 +101,23 @@ class LeaseLost(StoreError):
         self.holder = holder
 
 
-class StoreBusy(StoreError):
+class StoreUnavailable(StoreError):
+    """The database could not be reached (or stayed locked) for as long as the caller was willing to wait.
+
+    Nothing the call meant to write was written, unless it is a `CommitUncertain`. Front ends tell
+    a member to try again in a minute; a job's run treats it like any other failed step.
+    """
+
+
+class CommitUncertain(StoreUnavailable):
+    """The connection was lost while PostgreSQL committed a write, and whether it did can't be learnt.
+
+    Rare: the store asks the server afterwards (by the transaction's id) and retries a write that
+    provably did not commit; only when that question can't be answered either is this raised.
+    """
+
+
+class StoreBusy(StoreUnavailable):
     """Another process held the database's write lock for longer than the busy timeout."""
 
 

@@ -5,16 +5,25 @@
 a job's state and its credits can never disagree. It reads the job's row `FOR UPDATE`, so of two
 processes racing to move one job exactly one wins.
 
-Leases. Several processes may share one database (PostgreSQL), so each unfinished job is claimed
-by the process that runs it: `claimed_by` names the process (`JobStore.owner`) and `lease_until`
-says until when the claim holds unless renewed. A process claims a job when it creates it
-(`create(lease_seconds=...)`) or takes one over (`claim`: unclaimed jobs, its own, and jobs whose
-lease has expired because their process died; PostgreSQL skips rows another process is claiming
-at that moment, `FOR UPDATE SKIP LOCKED`), keeps it with `renew`, and gives it back with
-`release` on a clean shutdown. Leases are measured on the injected `Clock`. `transition` is
-fenced: a job claimed by another process raises `LeaseLost`, so a process that stalled past its
-lease cannot change a job someone else has taken over. Jobs nobody claimed (tests, tools) are
-not fenced.
+Claims. Several processes may share one database, so each unfinished job that runs is claimed by
+the process that runs it: `claimed_by` names the process (`JobStore.owner`, a random instance id
+registered in `instances`, see `bot.store.instances`). A claim holds as long as its process's row
+exists; a process whose heartbeat stopped has its row deleted by another, which voids its claims.
+A process claims a job when it creates it with a free slot (`create(claimed=True)`) or takes one
+(`claim`: unclaimed jobs, its own, and those whose claim is void; PostgreSQL skips rows another
+process is claiming at that moment, `FOR UPDATE SKIP LOCKED`), and gives it back with `release`
+on a clean stop. No write per job keeps a claim alive: the process's heartbeat does, once for all.
+A claim written by the previous version (with `lease_until` set) holds until that time, so the
+two can run side by side during an upgrade. `transition` is fenced: a job claimed by another
+process, or claimed in vain by this one (found dead, its row deleted), raises `LeaseLost`, so a
+process that stalled past its heartbeat cannot change a job someone else has taken over or is
+about to; `fence` is the same check as a write, right before posting a result. Jobs nobody
+claimed (queued, tests, tools) are not fenced.
+
+Queued jobs. A job that waits for a slot stays unclaimed, with what it needs to run (`request`,
+JSON, written at `create`), so whichever process has a free slot may claim and run it. The request
+is cleared when the job leaves `received`. A cancel pressed in any process is recorded with
+`request_cancel`; the process running the job reads it with its heartbeat.
 """
 
 from __future__ import annotations
@@ -163,10 +172,14 @@ class JobStore:
         self._db = db
         self.owner = owner
 
-    async def create(self, job: NewJob, *, lease_seconds: float | None = None) -> JobRecord:
-        """Record a new job in `received`, with its first event; claimed by this process if `lease_seconds`."""
+    async def create(self, job: NewJob, *, claimed: bool = False, request: str | None = None) -> JobRecord:
+        """Record a new job in `received`, with its first event; claimed by this process if `claimed`.
+
+        `request` (JSON) is what the job needs to run, for whichever process runs it (kept until
+        the job leaves `received`).
+        """
         now = self._db.now()
-        values = self._new_row(job, now, lease_seconds)
+        values = self._new_row(job, now, claimed=claimed, request=request)
 
         async def body(conn: Connection) -> JobRecord:
             # Shared: many jobs are created at once, but never while a member's data is being deleted.
@@ -176,7 +189,7 @@ class JobStore:
         return await self._db.write(body)
 
     async def create_within(
-        self, job: NewJob, *, max_unfinished: int, lease_seconds: float | None = None
+        self, job: NewJob, *, max_unfinished: int, claimed: bool = False, request: str | None = None
     ) -> JobRecord | Refusal:
         """`create`, unless the member already has `max_unfinished` unfinished jobs in this server.
 
@@ -185,7 +198,7 @@ class JobStore:
         millisecond with a limit of one, one is recorded and five are refused.
         """
         now = self._db.now()
-        values = self._new_row(job, now, lease_seconds)
+        values = self._new_row(job, now, claimed=claimed, request=request)
         sql = (
             "SELECT COUNT(*) FROM jobs WHERE guild_id IS NOT DISTINCT FROM ? AND user_id = ?"  # noqa: S608 - constants
             f" AND state NOT IN {_TERMINAL_SQL}"
@@ -201,14 +214,15 @@ class JobStore:
 
         return await self._db.write(body)
 
-    def _new_row(self, job: NewJob, now: dt.datetime, lease_seconds: float | None) -> dict[str, object]:
+    def _new_row(self, job: NewJob, now: dt.datetime, *, claimed: bool, request: str | None) -> dict[str, object]:
         values: dict[str, object] = job.model_dump()
         values["mode"] = job.mode.value
         values["state"] = JobState.RECEIVED.value
         values["created_at"] = values["updated_at"] = now
-        if lease_seconds is not None:
+        if claimed:
             values["claimed_by"] = self.owner
-            values["lease_until"] = now + dt.timedelta(seconds=lease_seconds)
+        if request is not None:
+            values["request"] = request
         return values
 
     async def transition(
@@ -224,8 +238,9 @@ class JobStore:
 
         Returns the job as written. Raises `InvalidTransition` for a move the state machine does
         not allow (including staying in the same state, and leaving a terminal one), `JobNotFound`,
-        and `LeaseLost` when another process has claimed the job (it took the job over). `fields`
-        are set at the same time (the names `update` accepts).
+        and `LeaseLost` when another process has claimed the job (it took the job over) or this
+        process's claim is void (others found it dead). `fields` are set at the same time (the
+        names `update` accepts).
 
         Credits close here and nowhere else, at the charge the caller gives (`bot.jobs.endings`
         decides it):
@@ -254,11 +269,12 @@ class JobStore:
 
         async def body(conn: Connection) -> JobRecord:
             job = await load_job(conn, job_id, for_update=True)
-            if job.claimed_by is not None and job.claimed_by != self.owner:
-                raise LeaseLost(job_id, job.claimed_by)
+            await self._check_claim(conn, job, beat=False)
             if not can_transition(job.state, to):
                 raise InvalidTransition(job_id, job.state.value, to.value)
-            await write_fields(conn, job_id, {**checked, "state": to.value}, now)
+            # A job leaving the queue no longer needs its stored request (attachment links): drop it.
+            dropped = {"request": None} if job.state is JobState.RECEIVED else {}
+            await write_fields(conn, job_id, {**checked, **dropped, "state": to.value}, now)
             await conn.execute(
                 "INSERT INTO job_events (job_id, state, at, detail) VALUES (?, ?, ?, ?)",
                 (job_id, to.value, now, detail),
@@ -293,26 +309,46 @@ class JobStore:
 
         return await self._db.write(body)
 
-    async def fence(self, job_id: int, lease_seconds: float) -> JobRecord:
-        """Check, with a write, that this process still holds the job, and extend its lease; return the job.
+    async def fence(self, job_id: int) -> JobRecord:
+        """Check, with a write, that this process still holds the job, and beat for it; return the job.
 
         A process about to do something that must happen once (post a result) calls this right
-        before: it raises `LeaseLost` if another process has claimed the job or it has ended, so a
-        process that stalled past its lease never acts on a job someone else has taken over. Jobs
-        nobody claimed (tests, tools) pass while unfinished.
+        before: it raises `LeaseLost` if another process has claimed the job, the job has ended, or
+        this process was taken for dead (its row in `instances` is gone, so its claims are void). In
+        the same transaction it bumps its own heartbeat counter: a process that has just found it
+        dead deletes its row only if the counter is still the one it saw, so either the fence fails
+        or nobody may take the job over for another lease. Jobs nobody claimed (queued, tests,
+        tools) pass while unfinished.
         """
-        now = self._db.now()
-        until = now + dt.timedelta(seconds=lease_seconds)
 
         async def body(conn: Connection) -> JobRecord:
             job = await load_job(conn, job_id, for_update=True)
-            if job.state.terminal or (job.claimed_by is not None and job.claimed_by != self.owner):
-                raise LeaseLost(job_id, job.claimed_by or "nobody: it has ended")
-            if job.claimed_by is not None:
-                await conn.execute("UPDATE jobs SET lease_until = ? WHERE id = ?", (until, job_id))
-            return await load_job(conn, job_id)
+            if job.state.terminal:
+                raise LeaseLost(job_id, job.claimed_by or "no process: it has ended")
+            await self._check_claim(conn, job, beat=True)
+            return job
 
         return await self._db.write(body)
+
+    async def _check_claim(self, conn: Connection, job: JobRecord, *, beat: bool) -> None:
+        """Raise `LeaseLost` unless this process may act on `job`: nobody's, or this process's while
+        its row in `instances` exists (a claim is void once others found it dead and deleted it).
+        `beat`: also bump this process's heartbeat counter, so that nobody finds it dead on a count
+        read before now."""
+        if job.claimed_by is None:
+            return
+        if job.claimed_by != self.owner:
+            raise LeaseLost(job.id, job.claimed_by)
+        if beat:
+            registered = bool(
+                await conn.execute(
+                    "UPDATE instances SET beats = beats + 1, beat_at = ? WHERE id = ?", (self._db.now(), self.owner)
+                )
+            )
+        else:
+            registered = bool(await fetch_all(conn, "SELECT 1 FROM instances WHERE id = ?", (self.owner,)))
+        if not registered:
+            raise LeaseLost(job.id, "no process (this one was taken for dead)")
 
     async def get(self, job_id: int) -> JobRecord | None:
         """The job, or None if there is none with this id."""
@@ -379,85 +415,55 @@ class JobStore:
         )
         return [JobEvent(int(r["job_id"]), JobState(r["state"]), parse_ts(r["at"]), r["detail"]) for r in rows]
 
-    # ------------------------------------------------------------------ leases
+    # ------------------------------------------------------------------ claims
 
-    async def holders(self) -> list[str]:
-        """The processes holding claims on unfinished jobs (live or not)."""
+    # Claimable: nobody's, this process's, or a void claim: its process has no row in `instances`
+    # (found dead, or stopped), unless it is a previous version's claim whose lease still runs.
+    _CLAIMABLE = (
+        "(claimed_by IS NULL OR claimed_by = ? OR (NOT EXISTS (SELECT 1 FROM instances AS i"
+        " WHERE i.id = jobs.claimed_by) AND (lease_until IS NULL OR lease_until < ?)))"
+    )
+
+    async def claimable(self) -> list[JobRecord]:
+        """Unfinished jobs this process could claim now (unclaimed, its own, or claimed in vain), oldest first."""
+        params = (self.owner, self._db.now())
         rows = await self._db.read(
             lambda conn: fetch_all(
                 conn,
-                f"SELECT DISTINCT claimed_by FROM jobs WHERE state NOT IN {_TERMINAL_SQL}"  # noqa: S608 - constant
-                " AND claimed_by IS NOT NULL ORDER BY claimed_by",
-            )
-        )
-        return [str(r[0]) for r in rows]
-
-    def _claimable_sql(self, also_from: Sequence[str]) -> tuple[str, tuple[object, ...]]:
-        others = list(also_from)
-        dead = f" OR claimed_by IN ({_marks(others)})" if others else ""
-        sql = f"(claimed_by IS NULL OR claimed_by = ? OR lease_until < ?{dead})"
-        return sql, (self.owner, self._db.now(), *others)
-
-    async def claimable(self, *, also_from: Sequence[str] = ()) -> list[JobRecord]:
-        """Unfinished jobs this process could claim now: unclaimed, its own, with an expired lease,
-        or held by one of `also_from` (processes known to be dead)."""
-        condition, params = self._claimable_sql(also_from)
-        rows = await self._db.read(
-            lambda conn: fetch_all(
-                conn,
-                f"SELECT * FROM jobs WHERE state NOT IN {_TERMINAL_SQL} AND {condition} ORDER BY id",  # noqa: S608
+                f"SELECT * FROM jobs WHERE state NOT IN {_TERMINAL_SQL} AND {self._CLAIMABLE} ORDER BY id",  # noqa: S608
                 params,
             )
         )
         return [_row_to_job(r) for r in rows]
 
-    async def claim(
-        self, job_ids: Sequence[int], lease_seconds: float, *, also_from: Sequence[str] = ()
-    ) -> list[JobRecord]:
-        """Claim those of `job_ids` that are still claimable, for `lease_seconds`; return them, oldest first.
+    async def claim(self, job_ids: Sequence[int]) -> list[JobRecord]:
+        """Claim those of `job_ids` that are still claimable; return them, oldest first.
 
         Two processes claiming at once never both get a job: each reads the rows `FOR UPDATE SKIP
-        LOCKED` (PostgreSQL), so a row the other is claiming is skipped, and re-checks the lease.
+        LOCKED` (PostgreSQL), so a row the other is claiming is skipped, and re-checks the claim.
         """
         if not job_ids:
             return []
-        until = self._db.now() + dt.timedelta(seconds=lease_seconds)
         ids = list(job_ids)
 
         async def body(conn: Connection) -> list[JobRecord]:
-            condition, params = self._claimable_sql(also_from)
             rows = await fetch_all(
                 conn,
                 f"SELECT id FROM jobs WHERE id IN ({_marks(ids)}) AND state NOT IN {_TERMINAL_SQL}"  # noqa: S608
-                f" AND {condition} ORDER BY id{conn.FOR_UPDATE_SKIP_LOCKED}",
-                (*ids, *params),
+                f" AND {self._CLAIMABLE} ORDER BY id{conn.FOR_UPDATE_SKIP_LOCKED}",
+                (*ids, self.owner, self._db.now()),
             )
             won = [int(r[0]) for r in rows]
             if not won:
                 return []
             claimed = await fetch_all(
                 conn,
-                f"UPDATE jobs SET claimed_by = ?, lease_until = ? WHERE id IN ({_marks(won)}) RETURNING *",  # noqa: S608
-                (self.owner, until, *won),
+                f"UPDATE jobs SET claimed_by = ?, lease_until = NULL WHERE id IN ({_marks(won)}) RETURNING *",  # noqa: S608
+                (self.owner, *won),
             )
             return sorted((_row_to_job(r) for r in claimed), key=lambda job: job.id)
 
         return await self._db.write(body)
-
-    async def renew(self, job_ids: Sequence[int], lease_seconds: float) -> set[int]:
-        """Extend this process's leases on `job_ids`; return the ids it still holds (the rest were taken over)."""
-        if not job_ids:
-            return set()
-        until = self._db.now() + dt.timedelta(seconds=lease_seconds)
-        ids = list(job_ids)
-        rows = await self._db.write(
-            lambda conn: fetch_all(
-                conn,
-                f"UPDATE jobs SET lease_until = ? WHERE claimed_by = ? AND id IN ({_marks(ids)}) RETURNING id",  # noqa: S608
-                (until, self.owner, *ids),
-            )
-        )
-        return {int(r[0]) for r in rows}
 
     async def release(self, job_ids: Sequence[int]) -> int:
         """Give up this process's claims on `job_ids` (a clean shutdown): another process may take them at once."""
@@ -469,5 +475,28 @@ class JobStore:
                 f"UPDATE jobs SET claimed_by = NULL, lease_until = NULL"  # noqa: S608
                 f" WHERE claimed_by = ? AND id IN ({_marks(ids)})",
                 (self.owner, *ids),
+            )
+        )
+
+    async def stored_request(self, job_id: int) -> str | None:
+        """What a queued job needs to run (JSON, as `create` stored it); None once it has left the queue."""
+        rows = await self._db.read(
+            lambda conn: fetch_all(
+                conn, "SELECT request FROM jobs WHERE id = ? AND state = ?", (job_id, JobState.RECEIVED.value)
+            )
+        )
+        if not rows or rows[0][0] is None:
+            return None
+        value = rows[0][0]
+        return value if isinstance(value, str) else json.dumps(value)
+
+    async def request_cancel(self, job_id: int, by_user_id: int) -> bool:
+        """Record that a member asked to cancel an unfinished job; the process running it acts on it."""
+        return bool(
+            await self._db.write(
+                lambda conn: conn.execute(
+                    f"UPDATE jobs SET cancel_requested_by = ? WHERE id = ? AND state NOT IN {_TERMINAL_SQL}",  # noqa: S608
+                    (by_user_id, job_id),
+                )
             )
         )

@@ -137,9 +137,10 @@ class NewJob(BaseModel):
 class JobRecord(BaseModel):
     """One job as stored: who asked, from what, with which options, and how far it got.
 
-    Discord CDN URLs and interaction tokens are never stored (they expire, and the tokens are
-    secrets); `status_channel_id`/`status_message_id` are enough to find the status message after a
-    restart.
+    Interaction tokens are never stored (they are secrets), and the record never carries Discord
+    CDN links: a queued job's links wait in the row's `request` (read with
+    `JobStore.stored_request`, dropped when the job leaves the queue) so another process can run it;
+    `status_channel_id`/`status_message_id` are enough to find the status message after a restart.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -170,8 +171,9 @@ class JobRecord(BaseModel):
     status_message_id: int | None
     created_at: dt.datetime
     updated_at: dt.datetime
-    claimed_by: str | None = None  # the process running the job (see `JobStore` on leases)
-    lease_until: dt.datetime | None = None  # its claim holds until then unless renewed
+    claimed_by: str | None = None  # the instance id of the process running the job (see `JobStore` on claims)
+    lease_until: dt.datetime | None = None  # a previous version's claim holds until then (NULL for new claims)
+    cancel_requested_by: int | None = None  # a member asked to cancel (the running process acts on it)
     # The Discord locale of the member who started the job: its messages are written in it.
     locale: str | None = None
     # What a re-run needs (written when the files are uploaded): Magic Hour's paths of the uploaded

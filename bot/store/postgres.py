@@ -18,30 +18,38 @@ read-only: one snapshot, like a SQLite read transaction.
 Like the SQLite backend, a transaction runs in its own task, shielded from the caller's
 cancellation, so it always commits or rolls back in full.
 
-Migrations are `migrations/postgresql/NNNN_name.sql`, with the numbers and names of SQLite's.
-Each is applied in its own transaction that first takes an advisory lock and re-reads the
-recorded version, so processes starting together apply each migration once.
+Lost connections. PostgreSQL restarts, fails over, or drops a connection; the store carries on
+(`PostgresDatabase`): a broken connection is dropped, not pooled again, and the transaction runs
+again on a new one while the caller's patience lasts (`bot.store.db.patient`), but only when that
+cannot apply it twice: a read, or a write that failed before COMMIT or whose transaction the server
+reports as aborted (its id, read just before COMMIT, is asked about with `txid_status`). After
+that the call raises `StoreUnavailable` (`CommitUncertain` when a COMMIT's fate stays unknown).
+
+Migrations are `migrations/postgresql/NNNN_name.sql`, with the numbers and names of SQLite's,
+applied by `bot.store.pgmigrate` when the store opens.
 
 Notifications: `notify` is `pg_notify` (delivered to every listening process, this one too, when
-the transaction commits); `listen` keeps one dedicated connection that reconnects if it drops.
+the transaction commits); `listen` keeps one dedicated connection that reconnects if it drops
+(`bot.store.pglisten`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import functools
 import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 
 import asyncpg
 
 from bot.clock import Clock
-from bot.store.db import Connection, Database, Dialect, Migration, Row, lock_key
-from bot.store.errors import SchemaTooNew, StoreError
+from bot.store.db import Connection, Database, Dialect, Migration, Row, lock_key, patience
+from bot.store.errors import CommitUncertain, StoreError, StoreUnavailable
+from bot.store.pglisten import Listener
+from bot.store.pgmigrate import apply_migrations
 from bot.store.sqlite import consume_result
 
 log = logging.getLogger(__name__)
@@ -51,8 +59,27 @@ T = TypeVar("T")
 DEFAULT_POOL_SIZE = 10
 _ATTEMPTS = 5
 _RETRYABLE = (asyncpg.exceptions.SerializationError, asyncpg.exceptions.DeadlockDetectedError)
-_MIGRATION_LOCK = lock_key("schema_migrations")
-_RECONNECT_SECONDS = (0.5, 1.0, 2.0, 5.0, 10.0)
+# The server went away or refused to take the connection: a restart, a failover, a cut link, too
+# many clients. Worth trying again on a fresh connection, unlike an error in the SQL itself.
+_CONNECTION_ERRORS = (
+    OSError,  # refused, reset, the socket file gone
+    TimeoutError,  # no connection within the wait
+    asyncpg.exceptions.PostgresConnectionError,  # 08xxx: the connection is gone
+    asyncpg.exceptions.CannotConnectNowError,  # starting up, shutting down
+    asyncpg.exceptions.AdminShutdownError,  # terminated by a restart
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.TooManyConnectionsError,
+)
+_CONNECT_SECONDS = 5.0  # to open one connection (a server that doesn't answer at all)
+_ACQUIRE_SECONDS = 10.0  # at most, to get a free connection ready (less if the caller is in a hurry)
+# At most, to wait for a connection while every one is busy with other calls: a queue, not an
+# outage, so it doesn't count against the caller's patience (a busy pool refused members' requests).
+_QUEUE_SECONDS = 30.0
+_MIN_WAIT = 0.5  # however little patience is left, a try gets this long for a connection
+_RELEASE_SECONDS = 5.0
+_CLOSE_SECONDS = 5.0  # for running transactions to finish, then for the pool to close, at shutdown
+_BACKOFF_FIRST = 0.1  # between tries on a lost server: 0.1 s, doubling, up to 2 s
+_BACKOFF_MAX = 2.0
 
 
 @functools.lru_cache(maxsize=1024)
@@ -117,8 +144,39 @@ class PostgresConnection(Connection):
         return [f"constraint {r[1]} on {r[0]} is not validated" for r in rows]
 
 
+class _CommitLost(Exception):
+    """The connection was lost while the server committed: `xid` says which transaction to ask about."""
+
+    def __init__(self, xid: int | None, result: object) -> None:
+        super().__init__("the connection was lost during COMMIT")
+        self.xid = xid
+        self.result = result
+
+
+def lost_connection(exc: BaseException, conn: asyncpg.Connection | None = None) -> bool:
+    """True when `exc` means the connection (or the server) went away, not that the SQL was refused."""
+    if isinstance(exc, _CONNECTION_ERRORS):
+        return True
+    # What asyncpg raises when a connection was cut under a running query: "cannot switch to state
+    # 15; another operation is in progress", "the underlying connection is closed".
+    if isinstance(exc, asyncpg.exceptions.InternalClientError):
+        return True
+    return isinstance(exc, asyncpg.exceptions.InterfaceError) and (conn is None or conn.is_closed())
+
+
 class PostgresDatabase(Database):
-    """A connection pool; each transaction takes one connection from it."""
+    """A connection pool; each transaction takes one connection from it.
+
+    It survives the server going away (a restart, a failover, a cut connection): a connection that
+    was lost is terminated rather than given back (asyncpg would otherwise keep its pool slot in
+    use for ever), and the transaction is run again on a fresh one for as long as the caller's
+    `patience` allows, when that is safe: a read always; a write when it provably did not commit
+    (it failed before COMMIT, or the server says afterwards that its transaction id aborted). Only
+    a write whose COMMIT was cut and whose outcome the server can't tell raises `CommitUncertain`.
+    Getting a connection and closing the pool are bounded too, and the first failure and the
+    recovery of an outage are logged. Waiting while every connection is busy is queueing, bounded
+    on its own (`_QUEUE_SECONDS`): a busy pool is not an outage.
+    """
 
     dialect: ClassVar[Dialect] = Dialect.POSTGRESQL
 
@@ -128,9 +186,12 @@ class PostgresDatabase(Database):
         self._url = url
         self._closed = False
         self._inflight: set[asyncio.Future[Any]] = set()
-        self._listen_conn: Any = None
-        self._listen_task: asyncio.Task[None] | None = None
+        self._listener = Listener(url, connect_seconds=_CONNECT_SECONDS, close_seconds=_CLOSE_SECONDS)
         self._rng = random.Random()  # noqa: S311 - retry jitter, not cryptography
+        self._down_since: float | None = None  # when the current outage was first seen (loop time)
+        # One per pool connection: a call waits here, however long its queue, before it asks the
+        # pool for a connection with its patience.
+        self._slots = asyncio.Semaphore(pool.get_max_size())
 
     async def write(self, body: Callable[[Connection], Awaitable[T]]) -> T:
         """Run `body` in one READ COMMITTED transaction, again if PostgreSQL aborts it as a deadlock."""
@@ -143,7 +204,7 @@ class PostgresDatabase(Database):
     async def _shielded(self, body: Callable[[Connection], Awaitable[T]], *, readonly: bool) -> T:
         if self._closed:
             raise StoreError("the store is closed")
-        task = asyncio.ensure_future(self._transaction(body, readonly=readonly))
+        task = asyncio.ensure_future(self._transaction(body, readonly=readonly, patience=patience()))
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
         try:
@@ -152,123 +213,196 @@ class PostgresDatabase(Database):
             task.add_done_callback(consume_result)
             raise
 
-    async def _transaction(self, body: Callable[[Connection], Awaitable[T]], *, readonly: bool) -> T:
-        for attempt in range(1, _ATTEMPTS + 1):
+    async def _transaction(self, body: Callable[[Connection], Awaitable[T]], *, readonly: bool, patience: float) -> T:
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + patience
+        aborted = 0  # deadlocks and serialisation failures PostgreSQL aborted
+        lost = 0  # connections lost
+        while True:
+            failure: BaseException
             try:
-                async with self.pool.acquire() as conn:
-                    options = {"isolation": "repeatable_read", "readonly": True} if readonly else {}
-                    async with conn.transaction(**options):
-                        return await body(PostgresConnection(conn))
+                result = await self._attempt(body, readonly=readonly, wait=max(give_up_at - loop.time(), _MIN_WAIT))
             except _RETRYABLE as exc:
-                if attempt == _ATTEMPTS:
+                aborted += 1
+                if aborted == _ATTEMPTS:
                     raise
                 log.info("retrying a transaction PostgreSQL aborted (%s)", type(exc).__name__)
-                await asyncio.sleep(self._rng.uniform(0, 0.01 * 2**attempt))  # real back-off between processes
-        raise AssertionError("unreachable")
+                await asyncio.sleep(self._rng.uniform(0, 0.01 * 2**aborted))  # real back-off between processes
+                continue
+            except _CommitLost as cut:
+                committed = await self._committed(cut.xid, give_up_at)
+                if committed is None:
+                    raise CommitUncertain(
+                        "the connection to PostgreSQL was lost while a write committed, and whether it did is unknown"
+                    ) from cut.__cause__
+                if committed:
+                    self._recovered()
+                    return cast("T", cut.result)
+                failure = cut.__cause__ or cut  # it provably did not commit: run it again
+            except Exception as exc:
+                if not lost_connection(exc):
+                    raise
+                failure = exc
+            else:
+                self._recovered()
+                return result
+            lost += 1
+            self._trouble(failure)
+            if self._closed:
+                raise StoreUnavailable("the store was closed while PostgreSQL could not be reached") from failure
+            pause = min(_BACKOFF_FIRST * 2 ** (lost - 1), _BACKOFF_MAX) * self._rng.uniform(0.5, 1.0)
+            if loop.time() + pause > give_up_at:
+                raise StoreUnavailable(f"PostgreSQL could not be reached ({_describe(failure)})") from failure
+            await asyncio.sleep(pause)  # real time: waiting for the server to come back
+
+    async def _attempt(self, body: Callable[[Connection], Awaitable[T]], *, readonly: bool, wait: float) -> T:
+        """One try: a connection, the transaction, and the connection given back (or dropped if it broke)."""
+        conn = await self._acquire(wait)
+        clean = False  # the transaction ended (committed or rolled back) and the connection still works
+        try:
+            options = {"isolation": "repeatable_read", "readonly": True} if readonly else {}
+            transaction = conn.transaction(**options)
+            await transaction.start()
+            try:
+                result = await body(PostgresConnection(conn))
+                # A write's transaction id, to ask about if COMMIT's answer is lost; None if it wrote nothing.
+                xid = None if readonly else await conn.fetchval("SELECT txid_current_if_assigned()")
+            except BaseException:
+                clean = await _rolled_back(transaction, conn)
+                raise
+            try:
+                await transaction.commit()
+            except Exception as exc:
+                if lost_connection(exc, conn):
+                    raise _CommitLost(xid, result) from exc
+                raise
+            clean = True
+            return result
+        finally:
+            await self._give_back(conn, clean)
+
+    async def _acquire(self, wait: float) -> asyncpg.Connection:
+        """A connection: a free slot first (queueing behind busy ones, up to `_QUEUE_SECONDS`), then
+        at most `wait` to have it (a new connection may have to be made). `_give_back` frees the slot."""
+        try:
+            await asyncio.wait_for(self._slots.acquire(), _QUEUE_SECONDS)
+        except TimeoutError as exc:
+            raise StoreUnavailable(f"every connection to PostgreSQL stayed busy for {_QUEUE_SECONDS:.0f} s") from exc
+        try:
+            conn: asyncpg.Connection = await self.pool.acquire(timeout=min(wait, _ACQUIRE_SECONDS))
+        except BaseException:
+            self._slots.release()
+            raise
+        return conn
+
+    async def _give_back(self, conn: asyncpg.Connection, clean: bool) -> None:
+        """Return the connection to the pool, or drop it if it broke, and free its slot. Never raises."""
+        try:
+            await self._return(conn, clean)
+        finally:
+            self._slots.release()
+
+    async def _return(self, conn: asyncpg.Connection, clean: bool) -> None:
+        if clean and not conn.is_closed():
+            try:
+                await self.pool.release(conn, timeout=_RELEASE_SECONDS)
+                return
+            except Exception as exc:  # asyncpg has dropped the connection itself
+                log.warning("could not return a connection to the pool (%s); dropped it", _describe(exc))
+                return
+        # asyncpg frees the pool slot of a connection it lost only when the connection is terminated:
+        # released as it is, the slot would stay in use for ever (and `Pool.close` would wait on it).
+        with contextlib.suppress(Exception):
+            conn.terminate()
+
+    async def _committed(self, xid: int | None, give_up_at: float) -> bool | None:
+        """Whether the transaction `xid` committed (asked on a fresh connection); None if that can't be learnt."""
+        if xid is None:
+            return True  # it wrote nothing: what it read is its result either way
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                status = await self._ask_status(xid, wait=max(give_up_at - loop.time(), _MIN_WAIT))
+            except Exception as exc:
+                if not lost_connection(exc):
+                    log.warning("could not learn whether transaction %s committed: %s", xid, _describe(exc))
+                    return None
+                self._trouble(exc)
+                status = "unreachable"
+            if status == "committed":
+                return True
+            if status == "aborted":
+                return False
+            if self._closed or loop.time() + _BACKOFF_FIRST > give_up_at:
+                return None
+            await asyncio.sleep(_BACKOFF_FIRST)  # "in progress": the server is still finishing it
+
+    async def _ask_status(self, xid: int, *, wait: float) -> str:
+        conn = await self._acquire(wait)
+        clean = False
+        try:
+            try:
+                status = await conn.fetchval("SELECT txid_status($1)", xid)
+            except asyncpg.exceptions.InvalidParameterValueError:
+                # "transaction ID is in the future": the server restarted without ever recording it.
+                status = "aborted"
+            clean = True
+            return str(status)
+        finally:
+            await self._give_back(conn, clean)
+
+    def _trouble(self, exc: BaseException) -> None:
+        if self._down_since is None:
+            self._down_since = asyncio.get_running_loop().time()
+            log.warning("lost the connection to PostgreSQL (%s); retrying", _describe(exc))
+
+    def _recovered(self) -> None:
+        if self._down_since is not None:
+            seconds = asyncio.get_running_loop().time() - self._down_since
+            self._down_since = None
+            log.info("PostgreSQL answers again, after %.1f s", seconds)
 
     async def notify(self, channel: str, payload: str) -> None:
         """`pg_notify`: every process listening on `channel` hears it, this one included."""
         if self._closed:
             return
-        async with self.pool.acquire() as conn:
-            await conn.execute("SELECT pg_notify($1, $2)", channel, payload)
+        await self.write(lambda conn: conn.execute("SELECT pg_notify(?, ?)", (channel, payload)))
 
     async def listen(self, channel: str, callback: Callable[[str], object]) -> None:
         """Call `callback(payload)` for each notification on `channel`, on a dedicated connection."""
-        self._listeners.setdefault(channel, []).append(callback)
-        if self._listen_conn is None:
-            await self._connect_listener()
-        else:
-            await self._listen_conn.add_listener(channel, self._dispatch)
-
-    def _dispatch(self, conn: object, pid: int, channel: str, payload: str) -> None:
-        for callback in self._listeners.get(channel, []):
-            try:
-                callback(payload)
-            except Exception:
-                log.exception("a notification handler for %s failed", channel)
-
-    async def _connect_listener(self) -> None:
-        conn = await asyncpg.connect(self._url)
-        conn.add_termination_listener(self._listener_lost)
-        for channel in self._listeners:
-            await conn.add_listener(channel, self._dispatch)
-        self._listen_conn = conn
-
-    def _listener_lost(self, conn: object) -> None:
-        if self._closed or conn is not self._listen_conn:
-            return
-        log.warning("lost the PostgreSQL connection that listens for notifications; reconnecting")
-        self._listen_conn = None
-        self._listen_task = asyncio.get_running_loop().create_task(self._reconnect(), name="pg-listen-reconnect")
-
-    async def _reconnect(self) -> None:
-        attempt = 0
-        while not self._closed and self._listen_conn is None:
-            try:
-                await self._connect_listener()
-                log.info("listening for notifications again")
-                return
-            except (OSError, asyncpg.PostgresError) as exc:
-                pause = _RECONNECT_SECONDS[min(attempt, len(_RECONNECT_SECONDS) - 1)]
-                log.warning("could not reconnect the notification listener (%s); again in %.1f s", exc, pause)
-                attempt += 1
-                await asyncio.sleep(pause)  # real time: waiting for the server to come back
+        await self._listener.listen(channel, callback)
 
     async def close(self) -> None:
-        """Let running transactions finish, then close the pool and the listener."""
+        """Let running transactions finish (for a bounded time), then close the pool and the listener."""
         if self._closed:
             return
         self._closed = True
-        if self._listen_task is not None:
-            self._listen_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listen_task
-        if self._listen_conn is not None:
-            conn, self._listen_conn = self._listen_conn, None
-            with contextlib.suppress(Exception):
-                await conn.close()
+        await self._listener.aclose()
         if self._inflight:
-            await asyncio.wait(list(self._inflight))
-        await self.pool.close()
+            _, pending = await asyncio.wait(list(self._inflight), timeout=_CLOSE_SECONDS)
+            if pending:
+                log.warning("closing the store with %d transaction(s) still waiting for PostgreSQL", len(pending))
+        try:
+            await asyncio.wait_for(self.pool.close(), _CLOSE_SECONDS)
+        except Exception as exc:  # a timeout, or a connection that broke while closing
+            log.warning("could not close the PostgreSQL pool cleanly (%s); terminating it", _describe(exc))
+            self.pool.terminate()
 
 
-async def _version(conn: asyncpg.Connection) -> int:
-    value = await conn.fetchval("SELECT COALESCE(MAX(version), 0) FROM schema_migrations")
-    return int(value)
+async def _rolled_back(transaction: Any, conn: asyncpg.Connection) -> bool:  # noqa: ANN401 - asyncpg's Transaction
+    """Roll back after a failed body; False when the connection can't be trusted any more."""
+    if conn.is_closed():
+        return False
+    try:
+        await transaction.rollback()
+    except Exception:
+        return False
+    return True
 
 
-async def apply_migrations(
-    conn: asyncpg.Connection, migrations: Sequence[Migration], *, now: Callable[[], dt.datetime]
-) -> list[int]:
-    """Apply whichever of `migrations` the database lacks, in order; return the versions applied.
-
-    Safe to call again, and from several processes at once (an advisory lock orders them).
-    Raises `SchemaTooNew` if the database records a version this code does not know.
-    """
-    known = max((m.version for m in migrations), default=0)
-    applied: list[int] = []
-    for migration in [None, *migrations]:
-        async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
-            await conn.execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
-            )
-            current = await _version(conn)
-            if current > known:
-                raise SchemaTooNew(f"the database is at schema version {current}; this bot knows up to {known}")
-            if migration is None or migration.version <= current:
-                continue
-            await conn.execute(migration.sql)  # a whole script: the simple query protocol runs it all
-            await conn.execute(
-                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
-                migration.version,
-                migration.name,
-                now(),
-            )
-            applied.append(migration.version)
-    return applied
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text[:120]}" if text else type(exc).__name__
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
@@ -284,10 +418,15 @@ async def open_database(url: str, clock: Clock, migrations: Sequence[Migration],
     """Connect to the database at `url` and bring its schema up to date."""
     try:
         pool = await asyncpg.create_pool(
-            url, min_size=1, max_size=pool_size, server_settings={"timezone": "UTC"}, reset=_keep_session
+            url,
+            min_size=1,
+            max_size=pool_size,
+            server_settings={"timezone": "UTC"},
+            reset=_keep_session,
+            timeout=_CONNECT_SECONDS,
         )
-    except (OSError, asyncpg.PostgresError) as exc:
-        raise StoreError(f"could not connect to PostgreSQL: {exc}") from exc
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        raise StoreUnavailable(f"could not connect to PostgreSQL: {exc}") from exc
     try:
         async with pool.acquire() as conn:
             await apply_migrations(conn, migrations, now=clock.now)

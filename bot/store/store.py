@@ -12,9 +12,6 @@ it, so a bug or a crash that breaks one is named rather than silently summed.
 from __future__ import annotations
 
 import itertools
-import os
-import secrets
-import socket
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -32,6 +29,7 @@ from bot.store.db import (
     is_postgres_url,
     load_migrations,
 )
+from bot.store.instances import InstanceStore, new_instance_id
 from bot.store.jobs import JobStore
 from bot.store.limits import LimitStore
 from bot.store.models import (
@@ -54,38 +52,6 @@ _SETTLED_SQL = "(" + ", ".join(f"'{state.value}'" for state in sorted(SETTLED_ST
 _STATES = {state.value for state in JobState}
 
 
-def process_name() -> str:
-    """A name for this process in job claims: host, process id, and a random part (pids are reused)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-
-
-# The names of the stores open in this process (normally one; tests open several).
-_OPEN_HERE: set[str] = set()
-
-
-def is_dead_here(name: str) -> bool:
-    """True when `name` (from `process_name`) is a process of this host that no longer runs.
-
-    Lets a restarted process take its predecessor's jobs at once instead of waiting for their
-    leases to expire. In doubt (another host, a name of another form, a process that exists), False.
-    A name with our own pid that no store of ours has is a predecessor (a container restarts as pid 1).
-    """
-    host, _, rest = name.partition(":")
-    pid_text, _, _ = rest.partition(":")
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return name not in _OPEN_HERE
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:
-        return False  # it exists (perhaps another user's)
-    return False
-
-
 class Store:
     """The bot's store: `jobs`, `quota` (the ledger), `limits`, and `renders` (render times), on SQLite or PostgreSQL.
 
@@ -93,15 +59,26 @@ class Store:
     use `async with await Store.open(...) as store`. Several `Store`s (in this process or others)
     may share one database: SQLite serialises every write (`BEGIN IMMEDIATE`); PostgreSQL runs
     them concurrently under the locks described in `bot.store.postgres`. `owner` names this store's
-    process in job claims (`bot.store.jobs` on leases).
+    process in job claims: a random instance id (`bot.store.instances`), and `name` is how people
+    see it (the host name unless given).
     """
 
-    def __init__(self, db: Database, policy: QuotaPolicy, target: Path | str, *, secret: bytes, owner: str) -> None:
+    def __init__(
+        self,
+        db: Database,
+        policy: QuotaPolicy,
+        target: Path | str,
+        *,
+        secret: bytes,
+        owner: str,
+        name: str | None = None,
+    ) -> None:
         self._db = db
         self._secret = secret
         self.target = target
         self.policy = policy
         self.jobs = JobStore(db, owner)
+        self.instances = InstanceStore(db, owner, name)
         self.quota = QuotaLedger(db, policy, db.clock, secret)
         self.limits = LimitStore(db, policy)
         self.renders = RenderHistory(db)
@@ -134,11 +111,13 @@ class Store:
         busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
         pool_size: int | None = None,
         owner: str | None = None,
+        name: str | None = None,
     ) -> Store:
         """Open the database and bring its schema up to date.
 
         `target` is a SQLite file (created if needed; `busy_timeout_ms` applies) or a
-        `postgresql://` URL (the database must exist; `pool_size` connections at most).
+        `postgresql://` URL (the database must exist; `pool_size` connections at most). `owner`
+        is this process's instance id (random unless given), `name` its name for people.
         """
         clock = clock or SystemClock()
         db: Database
@@ -160,13 +139,10 @@ class Store:
         except BaseException:
             await db.close()
             raise
-        store = cls(db, policy, target, secret=secret, owner=owner or process_name())
-        _OPEN_HERE.add(store.owner)
-        return store
+        return cls(db, policy, target, secret=secret, owner=owner or new_instance_id(), name=name)
 
     async def close(self) -> None:
         """Let running transactions finish, then close the connections. Safe to call twice."""
-        _OPEN_HERE.discard(self.owner)
         await self._db.close()
 
     async def notify(self, channel: str, payload: str) -> None:
@@ -330,6 +306,10 @@ async def _check(conn: Connection, latest: int) -> list[str]:
             "SELECT l.id, l.job_id FROM ledger AS l JOIN jobs AS j ON j.id = l.job_id"
             " WHERE l.user_id IS DISTINCT FROM j.user_id OR l.guild_id IS DISTINCT FROM j.guild_id",
             "ledger row {0} is attributed to a different member than its job {1}",
+        ),
+        (
+            f"SELECT id, state FROM jobs WHERE state <> '{JobState.RECEIVED.value}' AND request IS NOT NULL",  # noqa: S608
+            "job {0} is {1} but still keeps its queued request (attachment links)",
         ),
         (
             "SELECT id FROM ledger WHERE kind = 'grant' AND job_id IS NOT NULL",

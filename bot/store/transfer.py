@@ -33,7 +33,8 @@ from bot.store.store import Store
 
 # Tables that others reference come first; tables added by later migrations follow in name order.
 _ORDER = ("jobs", "job_events", "ledger", "member_limits", "role_limits", "guild_settings", "store_secrets")
-_BOOKKEEPING = ("schema_migrations", "sqlite_sequence")
+# Liveness of the processes that used the SQLite file means nothing to the new database.
+_BOOKKEEPING = ("schema_migrations", "sqlite_sequence", "instances")
 _MUST_BE_EMPTY = ("jobs", "ledger", "member_limits", "role_limits", "guild_settings")
 
 

@@ -19,7 +19,7 @@ from bot.config import Settings
 from bot.errors import LipsyncError
 from bot.jobs.models import InputSource, JobHooks, JobRequest
 from bot.services import Services
-from bot.store import AlreadyReconciled, JobNotFound, JobRecord, JobState, NotReconcilable
+from bot.store import AlreadyReconciled, JobNotFound, JobRecord, JobState, NotReconcilable, StoreUnavailable
 from bot.terminal.interrupt import Answers, CtrlC, Interrupts, StdinAnswers
 from bot.terminal.output import Output, SaveToFile
 from bot.terminal.progress import ProgressDisplay, progress_bar
@@ -128,6 +128,9 @@ async def render(
             except LipsyncError as exc:
                 _refusal(console, exc.code, exc.data, style)
                 return 2
+            except StoreUnavailable:
+                console.print(f"[red]{describe('database_unavailable', {}, style)}[/red]")
+                return 1
             if final is None:
                 console.print(describe("terminal_left", {"job": record.id}, style))
                 return EXIT_INTERRUPTED
@@ -208,7 +211,8 @@ async def resume(
                 savers[record.id] = SaveToFile(out, console)
                 return JobHooks(sink=ProgressDisplay(progress, f"#{record.id} "), deliverer=savers[record.id])
 
-            records = await services.engine.resume(hooks_for, where=_is_terminal_job)
+            # A crashed run's jobs are held until its heartbeat is found stopped: wait for that first.
+            records = await services.engine.resume(hooks_for, where=_is_terminal_job, settle=True)
             if records:
                 listed = ", ".join(f"#{r.id} ({r.state.value})" for r in records)
                 console.print(f"Resuming {len(records)} job(s): {listed}")

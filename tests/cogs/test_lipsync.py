@@ -9,7 +9,7 @@ import pytest
 import simcord
 
 from bot.config import GenerationMode
-from bot.store import JobState
+from bot.store import JobState, StoreUnavailable
 from cogs.render import SANDBOX_NOTE
 from tests.cogs.conftest import Harness
 
@@ -166,6 +166,25 @@ async def test_quota_refusal_names_the_limit_and_the_reset(harness: Harness) -> 
     assert harness.public() == []
     balance = await harness.store.quota.limits(harness.guild.id, harness.alice.id)
     assert balance.used == 0
+
+
+async def test_a_database_outage_is_told_plainly_and_costs_nothing(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database can't be reached (past the store's own retries): the member is told to try again, privately."""
+
+    async def unreachable(*args: object, **kwargs: object) -> None:
+        raise StoreUnavailable("PostgreSQL could not be reached (ConnectionRefusedError)")
+
+    monkeypatch.setattr(harness.store.quota, "limits", unreachable)
+    result = await harness.lipsync()
+    assert result.ephemeral and result.response is not None
+    assert result.response.content == (
+        "The bot can't reach its database right now (it may be restarting). Please try again in a minute."
+    )
+    assert harness.public() == []
+    monkeypatch.undo()
+    assert await harness.store.jobs.recent_for_member(harness.guild.id, harness.alice.id) == []
 
 
 async def test_active_job_limit(harness: Harness) -> None:

@@ -1,13 +1,15 @@
-"""One engine process of `test_two_processes.py`: submit jobs, take over others', deliver to files.
+"""One engine process of the multi-process tests: submit jobs, take over others', deliver to files.
 
 Usage: `python -m tests.jobs.engine_worker FIRST_USER COUNT VIDEO AUDIO DELIVERIES BLOCK_AFTER`, with
 the settings in the environment (DATABASE_URL, the sandbox's URL, ...). It starts its leases
-(taking over jobs of dead processes), submits COUNT jobs for members FIRST_USER, FIRST_USER+1, …,
-prints `SUBMITTED`, and runs until SIGTERM (a clean shutdown) or SIGKILL.
+(taking over jobs of dead processes, and queued jobs while it has a free slot), submits COUNT
+jobs for members FIRST_USER, FIRST_USER+1, …, prints `SUBMITTED`, and runs until SIGTERM (a clean
+stop, after which it exits 0) or SIGKILL. VIDEO and AUDIO are links (as a member's attachments
+are: fetched from this machine's loopback, a stand-in for Discord's CDN) or local files.
 
 Each delivery writes a file `DELIVERIES/<job id>.<pid>.<n>`, so the test counts who delivered
 what. With BLOCK_AFTER >= 0, deliveries after that many never return and do nothing (they wait
-before any effect): the test kills this process while some of its jobs wait there.
+before any effect): a test can kill this process while some of its jobs wait there.
 """
 
 from __future__ import annotations
@@ -20,9 +22,12 @@ import sys
 from pathlib import Path
 
 from bot.config import Settings
+from bot.jobs.fetch import FetchPolicy
 from bot.jobs.models import Delivery, InputSource, JobHooks, JobRequest, JobUpdate, LinkProvider
 from bot.services import Services
 from bot.store import JobRecord
+
+LOOPBACK = FetchPolicy(hosts=frozenset({"127.0.0.1"}), allow_http=True, any_port=True)
 
 
 class Quiet:
@@ -49,21 +54,23 @@ class ToFiles:
         return Delivery(kind="local")
 
 
-async def main(first_user: int, count: int, video: Path, audio: Path, deliveries: Path, block_after: int) -> None:
-    services = await Services.open(Settings(_env_file=None))  # type: ignore[call-arg]
+def _source(where: str) -> InputSource:
+    name = where.rsplit("/", 1)[-1]
+    if where.startswith("http://"):
+        return InputSource(filename=name, url=where)
+    path = Path(where)
+    return InputSource(filename=name, path=path, size=path.stat().st_size)
+
+
+async def main(first_user: int, count: int, video: str, audio: str, deliveries: Path, block_after: int) -> None:
+    services = await Services.open(Settings(_env_file=None), fetch_policy=LOOPBACK)  # type: ignore[call-arg]
     deliverer = ToFiles(deliveries, block_after)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     try:
         await services.engine.start_leases(lambda record: JobHooks(sink=Quiet(), deliverer=deliverer))
         for user in range(first_user, first_user + count):
-            request = JobRequest(
-                user_id=user,
-                guild_id=1,
-                channel_id=7,
-                video=InputSource(filename=video.name, path=video, size=video.stat().st_size),
-                audio=InputSource(filename=audio.name, path=audio, size=audio.stat().st_size),
-            )
+            request = JobRequest(user_id=user, guild_id=1, channel_id=7, video=_source(video), audio=_source(audio))
             await services.engine.submit(request, JobHooks(sink=Quiet(), deliverer=deliverer))
         print("SUBMITTED", flush=True)
         await stop.wait()
@@ -74,5 +81,5 @@ async def main(first_user: int, count: int, video: Path, audio: Path, deliveries
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    first, n, video_path, audio_path, out, block = sys.argv[1:7]
-    asyncio.run(main(int(first), int(n), Path(video_path), Path(audio_path), Path(out), int(block)))
+    first, n, video_where, audio_where, out, block = sys.argv[1:7]
+    asyncio.run(main(int(first), int(n), video_where, audio_where, Path(out), int(block)))

@@ -125,7 +125,7 @@ async def test_killed_in_each_state_ends_right_after_restart(
     case: Case, tmp_path: Path, sandbox: Sandbox, media_dir: Path, hanging_host: str
 ) -> None:
     """SIGKILL in this state, restart: delivered once, or refunded truly, or counted as unknown."""
-    settings = make_settings(tmp_path, sandbox.base_url)
+    settings = make_settings(tmp_path, sandbox.base_url, job_lease_seconds=3)
     env = {
         **os.environ,
         "MAGIC_HOUR_API_KEY": SANDBOX_KEY,
@@ -150,7 +150,10 @@ async def test_killed_in_each_state_ends_right_after_restart(
     services = await Services.open(settings)
     try:
         keeper = KeepFile(tmp_path / "delivered")
-        resumed = await services.engine.resume(lambda job: JobHooks(sink=RecordingSink(), deliverer=keeper))
+        # The killed process's claim holds until its heartbeat is found stopped (3 s here).
+        resumed = await services.engine.resume(
+            lambda job: JobHooks(sink=RecordingSink(), deliverer=keeper), settle=True
+        )
         assert [job.id for job in resumed] == [job_id]
         final = await services.engine.wait(job_id)
         assert final.state is case.ends, final

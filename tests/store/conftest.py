@@ -22,6 +22,7 @@ from bot.store import JobRecord, JobState, NewJob, QuotaPolicy, Reservation, Sto
 from bot.store import postgres as postgres_backend
 from bot.store import sqlite as sqlite_backend
 from bot.store.db import Connection, Migration
+from bot.store.pgmigrate import apply_migrations as apply_postgres_migrations
 from bot.store.postgres import PostgresDatabase
 from bot.store.sqlite import SqliteDatabase
 from tests.store.pgserver import create_database, drop_database
@@ -119,7 +120,7 @@ class RawDatabase:
         """The backend's own migration runner."""
         if self.sqlite:
             return await sqlite_backend.apply_migrations(self.conn, migrations, now=now)
-        return await postgres_backend.apply_migrations(self.conn, migrations, now=now)
+        return await apply_postgres_migrations(self.conn, migrations, now=now)
 
     async def execute(self, sql: str, *params: object) -> None:
         """One statement (`?` placeholders), committed at once."""

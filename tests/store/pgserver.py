@@ -90,10 +90,30 @@ class TempPostgres:
             [str(self.bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"],
             "initdb",
         )
-        options = f"-k {self.base} -p {_PORT} {_SETTINGS}"
-        log = self.base / "server.log"
-        self._run([str(self.bindir / "pg_ctl"), "-D", str(data), "-l", str(log), "-o", options, "-w", "start"], "start")
+        self.start_server()
         return self
+
+    def _pg_ctl(self, *args: str) -> list[str]:
+        assert self.bindir is not None and self.base is not None, "start() first"
+        return [str(self.bindir / "pg_ctl"), "-D", str(self.base / "data"), *args]
+
+    def _started(self, action: str, *args: str) -> None:
+        assert self.base is not None
+        options = f"-k {self.base} -p {_PORT} {_SETTINGS}"
+        # The server's output goes to its log file: a pipe would keep `_run` waiting for its end.
+        self._run(self._pg_ctl("-l", str(self.base / "server.log"), "-o", options, "-w", *args, action), action)
+
+    def start_server(self) -> None:
+        """Start the cluster's server (again): `start()` does it once; an outage test calls it after `stop_server`."""
+        self._started("start")
+
+    def stop_server(self, mode: str = "fast") -> None:
+        """Stop the server but keep its data (an outage until `start_server`); `mode` as pg_ctl's `-m`."""
+        self._run(self._pg_ctl("-m", mode, "-w", "stop"), "stop")
+
+    def restart(self, mode: str = "fast") -> None:
+        """Restart the server: every connection is cut (`fast`: as an operator's restart; `immediate`: a crash)."""
+        self._started("restart", "-m", mode)
 
     def _run(self, command: list[str], what: str) -> None:
         env = {**os.environ, "LC_ALL": "C.UTF-8", "LANG": "C.UTF-8"}

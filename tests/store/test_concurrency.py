@@ -20,6 +20,7 @@ from bot.store import (
     Store,
     StoreBusy,
 )
+from bot.store.db import Connection, patient
 
 from .conftest import GUILD, Target, new_job, no_open_transaction
 
@@ -187,3 +188,33 @@ async def test_a_writer_holding_the_lock_too_long_gives_store_busy(sqlite_path: 
         assert isinstance(
             await store.quota.reserve(job.id, guild_id=GUILD, user_id=1, role_ids=[], amount=10), Reservation
         )
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_a_busy_pool_is_a_queue_not_an_outage(database: Target, clock: FakeClock):
+    """Every connection busy for longer than a caller's patience: the caller waits its turn.
+
+    Its patience is for a database that went away; many calls at once (a burst of members) only
+    queue for a connection, and must not be told the database is unavailable.
+    """
+    store = await Store.open(database, clock=clock, policy=QuotaPolicy(), pool_size=1)
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def hold(conn: Connection) -> None:
+        holding.set()
+        await release.wait()
+
+    try:
+        holder = asyncio.create_task(store._db.read(hold))
+        await holding.wait()
+        with patient(0.1):
+            waiting = asyncio.create_task(store.jobs.unfinished())
+        # Real time, on purpose: past the caller's patience and the shortest try for a connection.
+        await asyncio.sleep(1.5)
+        assert not waiting.done()
+        release.set()
+        await holder
+        assert await waiting == []
+    finally:
+        release.set()
+        await store.close()

@@ -68,6 +68,14 @@ SEEDS: dict[int, list[str]] = {
         f" ('settle', 3, {GUILD}, 9, 'lite', 0, 40, '{NOW}', '{NOW}'),"
         f" ('reconcile', 3, {GUILD}, 9, 'lite', 40, 0, '{NOW}', '{NOW}')",
     ],
+    9: [  # job 4: queued, its request kept, claimed by a registered process, a cancel asked for
+        "INSERT INTO instances (id, name, host, pid, started_at, beats, beat_at)"
+        f" VALUES ('i-9', 'bot-9', 'host-9', 1, '{NOW}', 5, '{NOW}')",
+        "INSERT INTO jobs (id, user_id, guild_id, mode, state, created_at, updated_at, claimed_by, request,"
+        f" cancel_requested_by) VALUES (4, 10, {GUILD}, 'lite', 'received', '{NOW}', '{NOW}', 'i-9',"
+        """ '{"version": 1}', 10)""",
+        f"INSERT INTO job_events (job_id, state, at) VALUES (4, 'received', '{NOW}')",
+    ],
 }
 
 
@@ -182,11 +190,18 @@ async def test_upgrade_from_every_earlier_version(database: Target, clock: FakeC
         if version >= 7:
             # Job 1 was never claimed; job 2's claim was left by a process that is gone and has expired.
             assert [j.id for j in await store.jobs.claimable()] == [1, 2]
-            assert [j.claimed_by for j in await store.jobs.claim([2], 30)] == [store.owner]
+            assert [j.claimed_by for j in await store.jobs.claim([2])] == [store.owner]
         if version >= 8:
             with pytest.raises(AlreadyReconciled):
                 await store.quota.reconcile(3, 40)
             assert (await store.quota.limits(GUILD, 9)).used == 0
+        if version >= 9:
+            # Job 4's process is registered: its claim holds; its request and the cancel asked for are there.
+            assert await store.jobs.claim([4]) == []
+            assert [i.name for i in await store.instances.all()] == ["bot-9"]
+            queued = await store.jobs.get(4)
+            assert queued is not None and queued.cancel_requested_by == 10
+            assert await store.jobs.stored_request(4) is not None
         # The upgraded database does everything a fresh one does.
         fresh = await store.jobs.create(_job(user_id=8))
         assert isinstance(
