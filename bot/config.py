@@ -14,6 +14,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot import bounds
+
 DEFAULT_BASE_URL = "https://api.magichour.ai"
 
 
@@ -41,7 +43,10 @@ class GenerationMode(StrEnum):
 class Settings(BaseSettings):
     """Everything an operator can configure. Secrets are `SecretStr` and never printed."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True)
+    # No setting may be NaN or infinite (`bot.bounds`); every number has its bound below.
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True, allow_inf_nan=False
+    )
 
     # Secrets
     discord_token: SecretStr | None = None
@@ -54,7 +59,7 @@ class Settings(BaseSettings):
     database_url: SecretStr | None = None
     work_dir: Path = Path("data/work")
     # How long a process's claim on a job holds unless renewed; a dead process's jobs wait this long.
-    job_lease_seconds: float = Field(default=30.0, ge=3)
+    job_lease_seconds: float = Field(default=30.0, ge=3, le=bounds.MAX_WAIT_SECONDS)
 
     # Discord
     dev_guild_id: int | None = None
@@ -72,25 +77,25 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
 
     # Job limits
-    max_clip_seconds: float = Field(default=60.0, gt=0)
-    max_input_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
-    default_max_fps: float = Field(default=30.0, ge=1)
+    max_clip_seconds: float = Field(default=60.0, ge=bounds.MIN_CLIP_SECONDS, le=bounds.MAX_CLIP_SECONDS)
+    max_input_bytes: int = Field(default=200 * 1024 * 1024, gt=0, le=bounds.MAX_INPUT_BYTES)
+    default_max_fps: float = Field(default=30.0, ge=bounds.MIN_FPS, le=bounds.MAX_FPS)
     allowed_modes: Annotated[list[GenerationMode], NoDecode] = Field(
         default_factory=lambda: [GenerationMode.LITE, GenerationMode.STANDARD, GenerationMode.PRO]
     )
-    max_jobs_in_flight: int = Field(default=4, ge=1)
-    max_concurrent_transfers: int = Field(default=4, ge=1)
-    max_active_jobs_per_member: int = Field(default=1, ge=1)
-    job_deadline_minutes: float = Field(default=60.0, gt=0)
+    max_jobs_in_flight: int = Field(default=4, ge=1, le=bounds.MAX_COUNT)
+    max_concurrent_transfers: int = Field(default=4, ge=1, le=bounds.MAX_COUNT)
+    max_active_jobs_per_member: int = Field(default=1, ge=1, le=bounds.MAX_COUNT)
+    job_deadline_minutes: float = Field(default=60.0, gt=0, le=bounds.MAX_WAIT_SECONDS / 60)
     # How long a rendered (paid) result's download and delivery are retried before a link is sent.
-    delivery_retry_minutes: float = Field(default=60.0, ge=0)
+    delivery_retry_minutes: float = Field(default=60.0, ge=0, le=bounds.MAX_WAIT_SECONDS / 60)
 
     # Polling
-    poll_initial_seconds: float = Field(default=5.0, gt=0)
-    poll_max_seconds: float = Field(default=20.0, gt=0)
+    poll_initial_seconds: float = Field(default=5.0, gt=0, le=bounds.MAX_WAIT_SECONDS)
+    poll_max_seconds: float = Field(default=20.0, gt=0, le=bounds.MAX_WAIT_SECONDS)
     # Poll near each render's forecast finish, learnt from the bot's own finished renders.
     poll_forecast: bool = True
-    forecast_min_renders: int = Field(default=5, ge=2)
+    forecast_min_renders: int = Field(default=5, ge=2, le=bounds.MAX_COUNT)
 
     # Metrics and health (optional): Prometheus metrics on /metrics and /healthz, on this port.
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
@@ -110,12 +115,12 @@ class Settings(BaseSettings):
     # Quota
     quota_window: QuotaWindow = QuotaWindow.DAILY
     quota_reset_time: dt.time = dt.time(0, 0)
-    default_member_credits: int = Field(default=600, ge=0)
+    default_member_credits: int = Field(default=600, ge=0, le=bounds.MAX_CREDITS)
     # Credits per window across every server. Against the real API it must be set: a number, or
     # "unlimited" when the operator accepts no cap.
     bot_budget_credits: int | Literal["unlimited"] | None = None
     # The most any one server's managers can set or grant, and what any server can spend per window.
-    server_credits_ceiling: int | None = Field(default=None, ge=0)
+    server_credits_ceiling: int | None = Field(default=None, ge=0, le=bounds.MAX_CREDITS)
 
     @field_validator("database_url")
     @classmethod
@@ -164,8 +169,8 @@ class Settings(BaseSettings):
     @field_validator("bot_budget_credits")
     @classmethod
     def _budget_not_negative(cls, value: int | str | None) -> int | str | None:
-        if isinstance(value, int) and value < 0:
-            raise ValueError("BOT_BUDGET_CREDITS must be 0 or more, or 'unlimited'")
+        if isinstance(value, int) and not bounds.CREDITS.contains(value):
+            raise ValueError(f"BOT_BUDGET_CREDITS must be 0 to {bounds.MAX_CREDITS:,}, or 'unlimited'")
         return value
 
     @property

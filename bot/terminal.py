@@ -290,6 +290,9 @@ async def reconcile(settings: Settings, job_id: int, charged: int, *, console: C
         except AlreadyReconciled as exc:
             console.print(f"[red]Job #{job_id} was already reconciled at {words.credits(exc.charged)}.[/red]")
             return 2
+        except LipsyncError as exc:  # a charge no job can cost (`bot.bounds.OutOfBounds`)
+            console.print(f"[red]{describe(exc.code, exc.data)}[/red]")
+            return 2
         change = done.given_back
         what = f"{words.credits(change)} given back" if change > 0 else f"{words.credits(-change)} more counted"
         console.print(f"Job #{job_id}: Magic Hour charged {words.credits(charged)}; {what if change else 'no change'}.")

@@ -14,6 +14,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot import bounds
 from bot.config import GenerationMode
 from bot.errors import InvalidInput
 from bot.jobs.engine import JobEngine
@@ -106,10 +107,10 @@ class LipsyncCog(commands.Cog, name=COG_NAME):
         audio: discord.Attachment,
         video: discord.Attachment | None = None,
         youtube_url: app_commands.Range[str, 1, 300] | None = None,
-        start: app_commands.Range[float, 0.0] = 0.0,
-        end: app_commands.Range[float, 0.0] | None = None,
+        start: app_commands.Range[float, 0.0, bounds.MAX_SOURCE_SECONDS] = 0.0,
+        end: app_commands.Range[float, 0.0, bounds.MAX_SOURCE_SECONDS] | None = None,
         mode: str = GenerationMode.LITE.value,
-        max_fps: app_commands.Range[float, 1.0, 60.0] | None = None,
+        max_fps: app_commands.Range[float, bounds.MIN_FPS, bounds.MAX_FPS] | None = None,
         name: app_commands.Range[str, 1, 100] | None = None,
     ) -> None:
         """Check the request at once (an ephemeral answer if it's wrong), then start the job."""

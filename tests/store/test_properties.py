@@ -33,7 +33,7 @@ import tempfile
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import pytest
 from hypothesis import HealthCheck, event, settings
@@ -111,12 +111,31 @@ class Job:
     user: int
     state: JobState = JobState.RECEIVED
     window: int | None = None  # the reservation's window
+    created: int = 0  # the window the job was made in
     held: int = 0
     closed: LedgerKind | None = None
     charge: int = 0  # what Magic Hour charged, as the test told the store
     forgotten: bool = False
     unknown: bool = False  # failed with its outcome at Magic Hour unknown
     reconciled: bool = False  # the operator has since recorded what Magic Hour charged
+
+    @property
+    def counts_in(self) -> int:
+        """The window whose spend this job is: its reservation's, else the one it was made in."""
+        return self.window if self.window is not None else self.created
+
+    @property
+    def spent(self) -> int:
+        """What this job really costs, from the job's side alone (no ledger rows).
+
+        Magic Hour's charge once known (settled, or reconciled by the operator); what it holds
+        while open, or while its outcome is unknown and not yet reconciled; nothing once refunded.
+        """
+        if self.reconciled or self.closed is LedgerKind.SETTLE:
+            return self.charge
+        if self.closed is LedgerKind.REFUND:
+            return 0
+        return self.held if self.window is not None else 0
 
 
 @dataclass
@@ -157,7 +176,8 @@ class Model:
             "limit_kind": kind,
             "granted": granted,
             "used": used,
-            "member_available": allowance + granted - used,
+            # Allowance plus grants stop at the operator's ceiling, whatever managers set in between.
+            "member_available": (allowance + granted if guild is None else min(allowance + granted, CEILING)) - used,
             "pool_limit": pool_limit,
             "pool_available": pool,
             "budget_available": budget,
@@ -295,7 +315,7 @@ class LedgerMachine(RuleBasedStateMachine):
         """A member asks for a job: it is recorded, then reserves (as the engine does)."""
         guild, user = member
         record = self.run(self.store(via).jobs.create(NewJob(user_id=user, guild_id=guild, mode=GenerationMode.LITE)))
-        job = self.model.jobs[record.id] = Job(record.id, guild, user)
+        job = self.model.jobs[record.id] = Job(record.id, guild, user, created=self.window)
         self.reserve_for(job, amount, via)
 
     @precondition(lambda self: self.jobs_in([S.RECEIVED], reserved=False))
@@ -420,8 +440,9 @@ class LedgerMachine(RuleBasedStateMachine):
         counted = -sum(r.amount for r in self.model.rows if r.job == job.id)
         done = self.run(store.quota.reconcile(job.id, charge))
         assert (done.counted, done.charged, done.entry.amount) == (counted, charge, counted - charge)
+        # It counts in the job's own window, whenever it is written (`test_budgets_hold_in_real_spend`).
         self.model.rows.append(
-            Row(LedgerKind.RECONCILE, job.guild, (job.guild, job.user), counted - charge, self.window, job.id)
+            Row(LedgerKind.RECONCILE, job.guild, (job.guild, job.user), counted - charge, job.counts_in, job.id)
         )
         job.charge, job.reconciled = charge, True
         event("reconciled" + (" without a reservation" if job.window is None else ""))
@@ -574,11 +595,45 @@ class LedgerMachine(RuleBasedStateMachine):
             assert total == (job.held if job.closed is None and not job.reconciled else job.charge), (job, rows)
 
     def assert_nothing_overdrawn(self, job: Job) -> None:
-        """Right after a reservation or top-up, no limit of its window is below zero."""
+        """Right after a reservation or top-up, no limit of its window is below zero.
+
+        Counted twice: from the model's ledger rows, and from the jobs' real spend alone (what
+        each job of the window really cost, reconciliations included), so a rule that moved spend
+        to another window, or let anything give it back, fails here even if the rows agreed.
+        """
         assert job.window is not None
         a = self.model.availables(job.guild, job.user, job.window)
         for name in ("member_available", "pool_available", "budget_available"):
             assert a[name] is None or a[name] >= 0, (name, a)
+        assert self.real_spend(job.window) <= BUDGET
+        if job.guild is not None:
+            assert self.real_spend(job.window, job.guild) <= min(POOL.get(job.guild, CEILING), CEILING)
+
+    def real_spend(self, window: int, guild: int | Literal["all"] | None = "all") -> int:
+        """A window's spend from the jobs' side: each job's real cost in its window, plus adjustments."""
+        jobs = sum(
+            j.spent for j in self.model.jobs.values() if j.counts_in == window and (guild == "all" or j.guild == guild)
+        )
+        adjusted = -sum(
+            r.amount
+            for r in self.model.rows
+            if r.kind is LedgerKind.ADJUST and r.window == window and (guild == "all" or r.guild == guild)
+        )
+        return jobs + adjusted
+
+    @invariant()
+    def budgets_hold_in_real_spend(self) -> None:
+        """What the store says the budget and each pool have left is the limit less real spend.
+
+        Real spend is counted from the jobs alone: settles above what was held and reconciliations
+        count in their job's window; grants, limits and deleted members' data change nothing.
+        """
+        store = self.stores[-1]
+        limits = self.run(store.quota.limits(G1, 1, ROLES[1]))
+        assert limits.budget_available == BUDGET - self.real_spend(self.window)
+        assert limits.pool_available == min(POOL[G1], CEILING) - self.real_spend(self.window, G1)
+        g2 = self.run(store.quota.limits(G2, 1, ROLES[1]))
+        assert g2.pool_available == CEILING - self.real_spend(self.window, G2)
 
 
 class TwoStoresMachine(LedgerMachine):
