@@ -47,6 +47,9 @@ MAX_CREDITS = 10**12
 MAX_COUNT = 1_000
 MAX_ID = 2**63 - 1  # a job's number: SQLite's INTEGER and PostgreSQL's BIGINT
 MAX_INPUT_BYTES = 10_000_000_000  # Magic Hour's largest upload (10 GB, its Business plan)
+# The address space a probe child may have: a terabyte, more than any machine the bot runs on, and
+# far below where the byte count (MiB << 20) overflows the 64-bit limit the kernel takes.
+MAX_PROBE_MEMORY_MIB = 1 << 20
 # Any wait a setting asks for (deadline, lease, retries, polls): a week is more than any job needs,
 # and far from where a datetime overflows.
 MAX_WAIT_SECONDS = 7 * 86_400.0
