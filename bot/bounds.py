@@ -46,6 +46,7 @@ MAX_CREDITS = 10**12
 # Jobs at once (in flight, transfers, per member) and render counts: far above what one process runs.
 MAX_COUNT = 1_000
 MAX_ID = 2**63 - 1  # a job's number: SQLite's INTEGER and PostgreSQL's BIGINT
+MAX_DISCORD_INTEGER = 2**53 - 1  # the most an INTEGER or NUMBER option of a slash command may be
 MAX_INPUT_BYTES = 10_000_000_000  # Magic Hour's largest upload (10 GB, its Business plan)
 # The address space a probe child may have: a terabyte, more than any machine the bot runs on, and
 # far below where the byte count (MiB << 20) overflows the 64-bit limit the kernel takes.

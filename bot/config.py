@@ -89,7 +89,7 @@ class Settings(BaseSettings):
     discord_log_level: str = "WARNING"
     # Discord sharding: the total number of shards, and which of them this process runs. Unset:
     # one process, with as many shards as Discord recommends.
-    shard_count: int | None = Field(default=None, ge=1)
+    shard_count: int | None = Field(default=None, ge=1, le=bounds.MAX_COUNT)
     shard_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     # "text" (one readable line per record) or "json" (one JSON object per line, for log shippers).
     log_format: Literal["text", "json"] = "text"

@@ -154,7 +154,9 @@ class LipsyncCog(commands.Cog, name=COG_NAME):
     @app_commands.command(name="cancel", description="Cancel one of your running lip-sync jobs.")
     @app_commands.guild_only()
     @app_commands.describe(job_id="The job's number, as shown in its status message or in /jobs")
-    async def cancel(self, interaction: discord.Interaction, job_id: app_commands.Range[int, 1]) -> None:
+    async def cancel(
+        self, interaction: discord.Interaction, job_id: app_commands.Range[int, 1, bounds.MAX_DISCORD_INTEGER]
+    ) -> None:
         """Cancel a job the member started; nothing is charged unless Magic Hour already finished it."""
         await cancel_job(interaction, job_id)
 
