@@ -145,6 +145,10 @@ class Model:
     rows: list[Row] = field(default_factory=list)
     jobs: dict[int, Job] = field(default_factory=dict)
     member_limits: dict[tuple[int, int], int] = field(default_factory=dict)
+    # Windows where Magic Hour charged more than was set aside (a settle above what a job held, a
+    # reconciliation above what it counted) or the operator counted more by hand: the ledger
+    # mirrors those, so only there may real spend pass a limit.
+    overcharged: set[int] = field(default_factory=set)
 
     def allowance(self, guild: int | None, user: int) -> tuple[int, LimitKind]:
         if guild is not None:
@@ -296,6 +300,8 @@ class LedgerMachine(RuleBasedStateMachine):
     def close(self, job: Job, kind: LedgerKind, charge: int) -> None:
         assert job.window is not None and job.closed is None
         amount = job.held - charge if kind is LedgerKind.SETTLE else job.held
+        if amount < 0:
+            self.model.overcharged.add(job.window)
         self.model.rows.append(Row(kind, job.guild, (job.guild, job.user), amount, job.window, job.id))
         job.closed, job.charge = kind, charge if kind is LedgerKind.SETTLE else 0
 
@@ -448,6 +454,8 @@ class LedgerMachine(RuleBasedStateMachine):
             Row(LedgerKind.RECONCILE, job.guild, (job.guild, job.user), counted - charge, job.counts_in, job.id)
         )
         job.charge, job.reconciled = charge, True
+        if charge > counted:
+            self.model.overcharged.add(job.counts_in)
         event("reconciled" + (" without a reservation" if job.window is None else ""))
 
     def unknown_jobs(self) -> list[Job]:
@@ -480,6 +488,8 @@ class LedgerMachine(RuleBasedStateMachine):
         guild, user = member
         self.run(self.store(via).quota.adjust(guild, user, amount, by_user_id=99))
         self.model.rows.append(Row(LedgerKind.ADJUST, guild, member, amount, self.window))
+        if amount < 0:
+            self.model.overcharged.add(self.window)
 
     @rule(member=st.sampled_from([m for m in MEMBERS if m[0] is not None]), credits=st.integers(0, 400))
     def set_member_limit(self, member: tuple[int, int], credits: int) -> None:
@@ -637,6 +647,22 @@ class LedgerMachine(RuleBasedStateMachine):
         assert limits.pool_available == min(POOL[G1], CEILING) - self.real_spend(self.window, G1)
         g2 = self.run(store.quota.limits(G2, 1, ROLES[1]))
         assert g2.pool_available == CEILING - self.real_spend(self.window, G2)
+
+
+    @invariant()
+    def no_window_spends_past_its_budget(self) -> None:
+        """Every window's real spend, counted from its jobs, is within the budget and each pool.
+
+        Past windows too: a reconciliation written days later counts in its job's window, so
+        credits it gives back never become spendable again in another. Jobs whose outcome is
+        unknown count what they hold until reconciled. Only where Magic Hour charged more than was
+        set aside (the ledger mirrors it) may a window pass a limit.
+        """
+        windows = {j.counts_in for j in self.model.jobs.values()} | {r.window for r in self.model.rows}
+        for window in windows - self.model.overcharged:
+            assert self.real_spend(window) <= BUDGET, window
+            for guild in (G1, G2):
+                assert self.real_spend(window, guild) <= min(POOL.get(guild, CEILING), CEILING), (window, guild)
 
 
 class TwoStoresMachine(LedgerMachine):
