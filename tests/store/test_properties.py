@@ -648,7 +648,6 @@ class LedgerMachine(RuleBasedStateMachine):
         g2 = self.run(store.quota.limits(G2, 1, ROLES[1]))
         assert g2.pool_available == CEILING - self.real_spend(self.window, G2)
 
-
     @invariant()
     def no_window_spends_past_its_budget(self) -> None:
         """Every window's real spend, counted from its jobs, is within the budget and each pool.
