@@ -15,6 +15,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot import bounds
+
 DEFAULT_BASE_URL = "https://api.magichour.ai"
 
 
@@ -59,7 +61,10 @@ _MODE_FACTS: dict[GenerationMode, tuple[int, bool]] = {
 class Settings(BaseSettings):
     """Everything an operator can configure. Secrets are `SecretStr` and never printed."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True)
+    # No setting may be NaN or infinite (`bot.bounds`); every number has its bound below.
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True, allow_inf_nan=False
+    )
 
     # Secrets
     discord_token: SecretStr | None = None
@@ -73,10 +78,10 @@ class Settings(BaseSettings):
     work_dir: Path = Path("data/work")
     # Several processes on one database: a process whose heartbeat (every fifth of this) stands
     # still this long is taken for dead, and its jobs are taken over.
-    job_lease_seconds: float = Field(default=6.0, ge=3)
+    job_lease_seconds: float = Field(default=6.0, ge=3, le=bounds.MAX_WAIT_SECONDS)
     # On SIGTERM, how long jobs that have started may go on reaching Magic Hour or delivering
     # before they are handed over; keep it under the container's stop grace period.
-    stop_grace_seconds: float = Field(default=20.0, ge=0)
+    stop_grace_seconds: float = Field(default=20.0, ge=0, le=bounds.MAX_WAIT_SECONDS)
     # How this process is named to people (logs, the instances table); its id is random anyway.
     instance_name: str | None = None
 
@@ -90,33 +95,34 @@ class Settings(BaseSettings):
     discord_log_level: str = "WARNING"
     # Discord sharding: the total number of shards, and which of them this process runs. Unset:
     # one process, with as many shards as Discord recommends.
-    shard_count: int | None = Field(default=None, ge=1)
+    shard_count: int | None = Field(default=None, ge=1, le=bounds.MAX_COUNT)
     shard_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
     # "text" (one readable line per record) or "json" (one JSON object per line, for log shippers).
     log_format: Literal["text", "json"] = "text"
 
     # Job limits
-    max_clip_seconds: float = Field(default=60.0, gt=0)
-    max_input_bytes: int = Field(default=200_000_000, gt=0)  # 200 MB, Magic Hour's Free plan limit
-    default_max_fps: float = Field(default=30.0, ge=1)
+    max_clip_seconds: float = Field(default=60.0, ge=bounds.MIN_CLIP_SECONDS, le=bounds.MAX_CLIP_SECONDS)
+    # 200 MB, Magic Hour's Free plan limit
+    max_input_bytes: int = Field(default=200_000_000, gt=0, le=bounds.MAX_INPUT_BYTES)
+    default_max_fps: float = Field(default=30.0, ge=bounds.MIN_FPS, le=bounds.MAX_FPS)
     allowed_modes: Annotated[list[GenerationMode], NoDecode] = Field(default_factory=lambda: list(GenerationMode))
-    max_jobs_in_flight: int = Field(default=4, ge=1)
-    max_concurrent_transfers: int = Field(default=4, ge=1)
-    max_active_jobs_per_member: int = Field(default=1, ge=1)
-    job_deadline_minutes: float = Field(default=60.0, gt=0)
+    max_jobs_in_flight: int = Field(default=4, ge=1, le=bounds.MAX_COUNT)
+    max_concurrent_transfers: int = Field(default=4, ge=1, le=bounds.MAX_COUNT)
+    max_active_jobs_per_member: int = Field(default=1, ge=1, le=bounds.MAX_COUNT)
+    job_deadline_minutes: float = Field(default=60.0, gt=0, le=bounds.MAX_WAIT_SECONDS / 60)
     # How long a rendered (paid) result's download and delivery are retried before a link is sent.
-    delivery_retry_minutes: float = Field(default=60.0, ge=0)
+    delivery_retry_minutes: float = Field(default=60.0, ge=0, le=bounds.MAX_WAIT_SECONDS / 60)
     # Each member's file is probed in a child process with this much address space and time; a
     # file that needs more is refused (free). The defaults fit 4K phone videos.
-    probe_memory_mib: int = Field(default=384, ge=64)
-    probe_timeout_seconds: float = Field(default=30.0, gt=0)
+    probe_memory_mib: int = Field(default=384, ge=64, le=bounds.MAX_PROBE_MEMORY_MIB)
+    probe_timeout_seconds: float = Field(default=30.0, gt=0, le=bounds.MAX_WAIT_SECONDS)
 
     # Polling
-    poll_initial_seconds: float = Field(default=5.0, gt=0)
-    poll_max_seconds: float = Field(default=20.0, gt=0)
+    poll_initial_seconds: float = Field(default=5.0, gt=0, le=bounds.MAX_WAIT_SECONDS)
+    poll_max_seconds: float = Field(default=20.0, gt=0, le=bounds.MAX_WAIT_SECONDS)
     # Poll near each render's forecast finish, learnt from the bot's own finished renders.
     poll_forecast: bool = True
-    forecast_min_renders: int = Field(default=5, ge=2)
+    forecast_min_renders: int = Field(default=5, ge=2, le=bounds.MAX_COUNT)
 
     # Metrics and health (optional): Prometheus metrics on /metrics and /healthz, on this port.
     metrics_port: int | None = Field(default=None, ge=0, le=65535)
@@ -137,15 +143,15 @@ class Settings(BaseSettings):
     # Quota
     quota_window: QuotaWindow = QuotaWindow.DAILY
     quota_reset_time: dt.time = dt.time(0, 0)
-    default_member_credits: int = Field(default=600, ge=0)
+    default_member_credits: int = Field(default=600, ge=0, le=bounds.MAX_CREDITS)
     # What a `render --sandbox` trial may spend per window, in the trial's own database (no Magic
     # Hour credits): generous, so trying things out doesn't run dry after a few clips.
-    trial_credits: int = Field(default=100_000, ge=0)
+    trial_credits: int = Field(default=100_000, ge=0, le=bounds.MAX_CREDITS)
     # Credits per window across every server. Against the real API it must be set: a number, or
     # "unlimited" when the operator accepts no cap.
     bot_budget_credits: int | Literal["unlimited"] | None = None
     # The most any one server's managers can set or grant, and what any server can spend per window.
-    server_credits_ceiling: int | None = Field(default=None, ge=0)
+    server_credits_ceiling: int | None = Field(default=None, ge=0, le=bounds.MAX_CREDITS)
 
     @field_validator("database_url")
     @classmethod
@@ -202,8 +208,8 @@ class Settings(BaseSettings):
     @field_validator("bot_budget_credits")
     @classmethod
     def _budget_not_negative(cls, value: int | str | None) -> int | str | None:
-        if isinstance(value, int) and value < 0:
-            raise ValueError("BOT_BUDGET_CREDITS must be 0 or more, or 'unlimited'")
+        if isinstance(value, int) and not bounds.CREDITS.contains(value):
+            raise ValueError(f"BOT_BUDGET_CREDITS must be 0 to {bounds.MAX_CREDITS:,}, or 'unlimited'")
         return value
 
     def without_secrets(self, text: str) -> str:

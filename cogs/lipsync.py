@@ -14,6 +14,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot import bounds
 from bot.config import GenerationMode
 from bot.errors import InvalidInput
 from bot.jobs.engine import JobEngine
@@ -106,10 +107,10 @@ class LipsyncCog(commands.Cog, name=COG_NAME):
         audio: discord.Attachment,
         video: discord.Attachment | None = None,
         youtube_url: app_commands.Range[str, 1, 300] | None = None,
-        start: app_commands.Range[float, 0.0] = 0.0,
-        end: app_commands.Range[float, 0.0] | None = None,
+        start: app_commands.Range[float, 0.0, bounds.MAX_SOURCE_SECONDS] = 0.0,
+        end: app_commands.Range[float, 0.0, bounds.MAX_SOURCE_SECONDS] | None = None,
         mode: str = GenerationMode.LITE.value,
-        max_fps: app_commands.Range[float, 1.0, 60.0] | None = None,
+        max_fps: app_commands.Range[float, bounds.MIN_FPS, bounds.MAX_FPS] | None = None,
         name: app_commands.Range[str, 1, 100] | None = None,
     ) -> None:
         """Check the request at once (an ephemeral answer if it's wrong), then start the job."""
@@ -153,7 +154,9 @@ class LipsyncCog(commands.Cog, name=COG_NAME):
     @app_commands.command(name="cancel", description="Cancel one of your running lip-sync jobs.")
     @app_commands.guild_only()
     @app_commands.describe(job_id="The job's number, as shown in its status message or in /jobs")
-    async def cancel(self, interaction: discord.Interaction, job_id: app_commands.Range[int, 1]) -> None:
+    async def cancel(
+        self, interaction: discord.Interaction, job_id: app_commands.Range[int, 1, bounds.MAX_DISCORD_INTEGER]
+    ) -> None:
         """Cancel a job the member started; nothing is charged unless Magic Hour already finished it."""
         await cancel_job(interaction, job_id)
 

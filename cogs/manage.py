@@ -13,6 +13,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot import bounds
 from bot.app import Refused
 from bot.config import GenerationMode, Settings
 from bot.errors import InvalidInput, NotAllowed
@@ -23,7 +24,8 @@ from cogs.locale import language_of
 if TYPE_CHECKING:
     from bot.app import LipsyncBot
 
-Credits = app_commands.Range[int, 0, 10_000_000]
+# Discord refuses numbers outside these before the bot sees them; the store checks them again.
+Credits = app_commands.Range[int, 0, bounds.MAX_CREDITS]
 
 # Subcommands that only show things: a member without the permission is told they can't *see* them.
 READ_ONLY = frozenset({"usage", "settings"})
@@ -131,7 +133,7 @@ class ManageCog(commands.GroupCog, group_name="lipsync-admin", group_description
         self,
         interaction: discord.Interaction,
         member: discord.Member,
-        credits: app_commands.Range[int, -10_000_000, 10_000_000],
+        credits: app_commands.Range[int, -bounds.MAX_CREDITS, bounds.MAX_CREDITS],
         note: app_commands.Range[str, 1, 200] | None = None,
     ) -> None:
         """Add credits to one member's allowance until the period resets, or take some back.
@@ -156,7 +158,7 @@ class ManageCog(commands.GroupCog, group_name="lipsync-admin", group_description
     @app_commands.command(name="modes", description="Choose which generation modes members may use here")
     @app_commands.describe(lite="Allow lite", standard="Allow standard", pro="Allow pro (2 credits per frame)")
     async def modes(self, interaction: discord.Interaction, lite: bool, standard: bool, pro: bool) -> None:
-        """Allow exactly the chosen modes in this server."""
+        """Allow exactly the chosen modes in this server (only modes the bot offers: the store refuses others)."""
         chosen = [
             mode
             for mode, on in (
@@ -174,11 +176,11 @@ class ManageCog(commands.GroupCog, group_name="lipsync-admin", group_description
     @app_commands.command(name="max-clip", description="Set the longest clip members may render here")
     @app_commands.describe(seconds="Longest clip in seconds; empty for the bot's maximum")
     async def max_clip(
-        self, interaction: discord.Interaction, seconds: app_commands.Range[float, 0.5, 3600.0] | None = None
+        self,
+        interaction: discord.Interaction,
+        seconds: app_commands.Range[float, bounds.MIN_CLIP_SECONDS, bounds.MAX_CLIP_SECONDS] | None = None,
     ) -> None:
-        """Limit the clip length (up to the bot's own maximum)."""
-        if seconds is not None and seconds > self.settings.max_clip_seconds:
-            raise InvalidInput("clip_cap", limit=self.settings.max_clip_seconds)
+        """Limit the clip length (up to the bot's own maximum: the store refuses more)."""
         await self.store.limits.set_max_clip_seconds(_guild_id(interaction), seconds)
         code = "max_clip_set" if seconds is not None else "max_clip_default"
         value = seconds if seconds is not None else self.settings.max_clip_seconds
@@ -187,9 +189,9 @@ class ManageCog(commands.GroupCog, group_name="lipsync-admin", group_description
     @app_commands.command(name="max-jobs", description="How many jobs one member may run at once here")
     @app_commands.describe(count="Jobs at a time; empty for the bot's default")
     async def max_jobs(
-        self, interaction: discord.Interaction, count: app_commands.Range[int, 1, 10] | None = None
+        self, interaction: discord.Interaction, count: app_commands.Range[int, 1, bounds.MAX_COUNT] | None = None
     ) -> None:
-        """Set how many jobs one member may have running at the same time."""
+        """Set how many jobs one member may have running at the same time (up to the bot's own default)."""
         await self.store.limits.set_max_active_jobs(_guild_id(interaction), count)
         code = "max_jobs_set" if count is not None else "max_jobs_default"
         value = count if count is not None else self.settings.max_active_jobs_per_member

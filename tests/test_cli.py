@@ -219,3 +219,15 @@ def test_a_sandbox_trial_gives_up_on_lost_projects_in_minutes(tmp_path: Path) ->
     assert (
         _sandboxed(make_settings(tmp_path, "x", job_deadline_minutes=1), "http://127.0.0.1:1").job_deadline_minutes == 1
     )
+
+
+def test_reconcile_refuses_numbers_no_job_can_have(tmp_path: Path) -> None:
+    """A charge above what any job costs, or a job number no database holds: refused, nothing opened."""
+    result = cli(["reconcile", "1", "--charged", "240001"], tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "One lip-sync job costs 0 to 240,000 credits at Magic Hour" in result.stdout
+    result = cli(["reconcile", "1", "--charged", "-1"], tmp_path)
+    assert result.returncode == 2 and "not -1" in result.stdout, result.stdout
+    result = cli(["reconcile", str(2**63), "--charged", "0"], tmp_path)
+    assert result.returncode == 2 and "There is no job #" in result.stdout, result.stdout
+    assert not (tmp_path / "data").exists()  # refused before any database was opened

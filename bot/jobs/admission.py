@@ -37,14 +37,21 @@ class Admitted:
 
 
 def rules_for(defaults: GuildRules, guild: GuildSettings | None) -> GuildRules:
-    """The bot's defaults with a server's own settings applied over them."""
+    """The operator's rules, narrowed by a server's own settings: never wider than the operator's.
+
+    The server's modes count only where the operator offers them too (in the operator's order; none
+    when the two no longer share one), and its longest clip only up to the operator's: a server
+    setting stored before the operator narrowed theirs is narrowed here, at every use.
+    """
     if guild is None:
         return defaults
-    return GuildRules(
-        allowed_modes=guild.allowed_modes if guild.allowed_modes is not None else defaults.allowed_modes,
-        max_clip_seconds=guild.max_clip_seconds if guild.max_clip_seconds is not None else defaults.max_clip_seconds,
-        max_input_bytes=defaults.max_input_bytes,
-    )
+    modes = defaults.allowed_modes
+    if guild.allowed_modes is not None:
+        modes = tuple(m for m in defaults.allowed_modes if m in guild.allowed_modes)
+    clip = defaults.max_clip_seconds
+    if guild.max_clip_seconds is not None:
+        clip = min(clip, guild.max_clip_seconds)
+    return GuildRules(allowed_modes=modes, max_clip_seconds=clip, max_input_bytes=defaults.max_input_bytes)
 
 
 def refused(refusal: Refusal, window: QuotaWindow, *, before_estimate: bool = False) -> QuotaExceeded:

@@ -10,6 +10,7 @@ import math
 from fractions import Fraction
 from pathlib import PurePosixPath
 
+from bot import bounds
 from bot.errors import InvalidInput
 from bot.jobs.models import GuildRules, InputSource, JobRequest
 from bot.jobs.youtube import canonical_youtube_url
@@ -18,10 +19,9 @@ from bot.jobs.youtube import canonical_youtube_url
 VIDEO_EXTENSIONS = frozenset({"mp4", "m4v", "mov", "webm"})
 AUDIO_EXTENSIONS = frozenset({"mp3", "wav", "aac", "flac", "webm", "weba", "m4a", "opus", "ogg", "oga", "aiff", "amr"})
 MAX_NAME_LENGTH = 100
-MAX_FPS_LIMIT = 60.0
 # Magic Hour renders nothing shorter (its API reference: `end_seconds >= 0.1`); a shorter clip
 # would be uploaded and then fail at Magic Hour, so it is refused before anything is sent.
-MIN_CLIP_SECONDS = 0.1
+MIN_CLIP_SECONDS = bounds.MIN_CLIP_SECONDS
 _MIN_CLIP = Fraction(1, 10)
 
 
@@ -102,11 +102,13 @@ def check_window(request: JobRequest, rules: GuildRules) -> None:
     start, end = request.start, request.end
     if not math.isfinite(start) or start < 0:
         raise InvalidInput("bad_start")
+    bounds.SOURCE_SECONDS.check(start)
     if end is not None:
         if not math.isfinite(end) or end <= start:
             raise InvalidInput("end_before_start", start=start, end=end)
-        if end < 0.1:
+        if end < bounds.MIN_CLIP_SECONDS:
             raise InvalidInput("bad_end")
+        bounds.SOURCE_SECONDS.check(end)
         check_clip_length(start, end, rules)
     elif request.youtube_url is not None:
         raise InvalidInput("youtube_needs_end")
@@ -124,10 +126,12 @@ def check_request(request: JobRequest, rules: GuildRules) -> None:
         canonical_youtube_url(request.youtube_url)
     check_audio_source(request.audio, rules)
     check_window(request, rules)
+    if not rules.allowed_modes:
+        raise InvalidInput("no_modes_here")  # the server's choice and the operator's no longer meet
     if request.mode not in rules.allowed_modes:
-        allowed = ", ".join(m.value for m in rules.allowed_modes) or "none"
+        allowed = ", ".join(m.value for m in rules.allowed_modes)
         raise InvalidInput("mode_not_allowed", mode=request.mode.value, allowed=allowed)
-    if request.max_fps is not None and not (1 <= request.max_fps <= MAX_FPS_LIMIT):
-        raise InvalidInput("bad_max_fps", limit=MAX_FPS_LIMIT)
+    if request.max_fps is not None:
+        bounds.FPS.check(request.max_fps)
     if request.name is not None and len(request.name) > MAX_NAME_LENGTH:
         raise InvalidInput("name_too_long", limit=MAX_NAME_LENGTH)

@@ -34,6 +34,7 @@ import math
 from collections.abc import Mapping, Sequence
 from enum import Enum
 
+from bot.bounds import JOB_ID
 from bot.store import ledger
 from bot.store.db import (
     LEDGER_LOCK,
@@ -127,6 +128,8 @@ async def load_uncertain(
 
 async def load_job(conn: Connection, job_id: int, *, for_update: bool = False) -> JobRecord:
     """The job, or `JobNotFound`, inside the caller's transaction (`for_update`: locked until it ends)."""
+    if not JOB_ID.contains(job_id):
+        raise JobNotFound(job_id)  # no such id can be stored
     lock = conn.FOR_UPDATE if for_update else ""
     row = await fetch_one(conn, f"SELECT * FROM jobs WHERE id = ?{lock}", (job_id,))  # noqa: S608 - constant
     if row is None:
@@ -352,6 +355,8 @@ class JobStore:
 
     async def get(self, job_id: int) -> JobRecord | None:
         """The job, or None if there is none with this id."""
+        if not JOB_ID.contains(job_id):
+            return None  # no such id can be stored
         row = await self._db.read(lambda conn: fetch_one(conn, "SELECT * FROM jobs WHERE id = ?", (job_id,)))
         return None if row is None else _row_to_job(row)
 

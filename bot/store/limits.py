@@ -5,18 +5,29 @@ member limit in this server > the highest limit among their roles > the server's
 allowance > the bot's `default_member_credits`. A member limit wins even when it is lower than a
 role's: it is the manager's explicit word about this member.
 
-With an operator ceiling (`QuotaPolicy.server_credits_ceiling`), no member limit, role limit,
-server default or pool may be set above it (`AboveCeiling`): managers spend the operator's credits.
+Managers narrow the operator's settings, never widen them (`QuotaPolicy`). With an operator
+ceiling (`QuotaPolicy.server_credits_ceiling`), no member limit, role limit, server default or pool
+may be set above it (`AboveCeiling`): managers spend the operator's credits. A server's modes must
+be among the operator's (`modes_not_offered`), its longest clip and its jobs at a time at most the
+operator's (`clip_cap`, `jobs_cap`). Every number is also held to its `bot.bounds` bound
+(`OutOfBounds`). What was stored before the operator narrowed their settings is narrowed when read
+(`within_operator`), so the operator's word holds at every use, not only when a manager types.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
+from typing import TypeVar
 
+from bot import bounds
 from bot.config import GenerationMode
+from bot.errors import InvalidInput
 from bot.store.db import Connection, Database, Row, fetch_all, fetch_one
 from bot.store.errors import AboveCeiling
 from bot.store.models import GuildSettings, LimitKind, QuotaPolicy
+
+_N = TypeVar("_N", int, float)
 
 _GUILD_COLUMNS = ("default_member_credits", "pool_credits", "allowed_modes", "max_clip_seconds", "max_active_jobs")
 
@@ -35,12 +46,36 @@ def _settings_from_row(guild_id: int, row: Row | None) -> GuildSettings:
     )
 
 
-async def load_guild_settings(conn: Connection, guild_id: int | None) -> GuildSettings | None:
-    """A server's settings inside the caller's transaction (None for command-line jobs)."""
+def _at_most(value: _N | None, bound: _N | None) -> _N | None:
+    return bound if value is not None and bound is not None and value > bound else value
+
+
+def within_operator(settings: GuildSettings, policy: QuotaPolicy) -> GuildSettings:
+    """A server's settings as they apply under the operator's: narrowed, never wider.
+
+    Modes are those of the server's that the operator offers, in the operator's order (none, if
+    the operator has since dropped every one the server chose: the server's choice is never
+    widened back); the longest clip, jobs at a time, default allowance and pool are at most the
+    operator's.
+    """
+    modes = settings.allowed_modes
+    ceiling = policy.server_credits_ceiling
+    return dataclasses.replace(
+        settings,
+        allowed_modes=None if modes is None else tuple(m for m in policy.allowed_modes if m in modes),
+        max_clip_seconds=_at_most(settings.max_clip_seconds, policy.max_clip_seconds),
+        max_active_jobs=_at_most(settings.max_active_jobs, policy.max_active_jobs_per_member),
+        default_member_credits=_at_most(settings.default_member_credits, ceiling),
+        pool_credits=_at_most(settings.pool_credits, ceiling),
+    )
+
+
+async def load_guild_settings(conn: Connection, policy: QuotaPolicy, guild_id: int | None) -> GuildSettings | None:
+    """A server's settings as they apply now, inside the caller's transaction (None for command-line jobs)."""
     if guild_id is None:
         return None
     row = await fetch_one(conn, "SELECT * FROM guild_settings WHERE guild_id = ?", (guild_id,))
-    return _settings_from_row(guild_id, row)
+    return within_operator(_settings_from_row(guild_id, row), policy)
 
 
 async def resolve_allowance(
@@ -57,7 +92,7 @@ async def resolve_allowance(
             conn, "SELECT credits FROM member_limits WHERE guild_id = ? AND user_id = ?", (guild_id, user_id)
         )
         if row is not None:
-            return int(row[0]), LimitKind.MEMBER
+            return _capped(policy, int(row[0])), LimitKind.MEMBER
         if role_ids:
             marks = ", ".join("?" for _ in role_ids)
             row = await fetch_one(
@@ -66,20 +101,24 @@ async def resolve_allowance(
                 (guild_id, *role_ids),
             )
             if row is not None and row[0] is not None:
-                return int(row[0]), LimitKind.ROLE
+                return _capped(policy, int(row[0])), LimitKind.ROLE
         if settings is not None and settings.default_member_credits is not None:
             return settings.default_member_credits, LimitKind.SERVER_DEFAULT
     return policy.default_member_credits, LimitKind.GLOBAL_DEFAULT
 
 
-def _non_negative(value: int | None, what: str) -> None:
-    if value is not None and value < 0:
-        raise ValueError(f"{what} cannot be negative")
+def _capped(policy: QuotaPolicy, credits: int) -> int:
+    """A member's or role's allowance as it applies: at most the operator's ceiling."""
+    return _at_most(credits, policy.server_credits_ceiling) or 0
 
 
 def _within(policy: QuotaPolicy, credits: int | None) -> None:
+    """Refuse credits outside their bound, or above the operator's ceiling."""
+    if credits is None:
+        return
+    bounds.CREDITS.check(credits)
     ceiling = policy.server_credits_ceiling
-    if credits is not None and ceiling is not None and credits > ceiling:
+    if ceiling is not None and credits > ceiling:
         raise AboveCeiling(ceiling, credits)
 
 
@@ -99,7 +138,6 @@ class LimitStore:
 
         It survives the member's request to delete their data; `clear_member_limit` removes it.
         """
-        _non_negative(credits, "a limit")
         _within(self._policy, credits)
         now = self._db.now()
 
@@ -126,7 +164,6 @@ class LimitStore:
 
     async def set_role_limit(self, guild_id: int, role_id: int, credits: int, *, by_user_id: int | None = None) -> None:
         """Give members with this role this allowance (the highest of a member's roles applies)."""
-        _non_negative(credits, "a limit")
         _within(self._policy, credits)
         now = self._db.now()
 
@@ -171,7 +208,7 @@ class LimitStore:
         """The member's allowance per window (before grants) and which limit set it."""
 
         async def body(conn: Connection) -> tuple[int, LimitKind]:
-            settings = await load_guild_settings(conn, guild_id)
+            settings = await load_guild_settings(conn, self._policy, guild_id)
             return await resolve_allowance(conn, self._policy, guild_id, user_id, role_ids, settings)
 
         return await self._db.read(body)
@@ -182,7 +219,7 @@ class LimitStore:
         """The server's own settings (every field None when it has set nothing)."""
 
         async def body(conn: Connection) -> GuildSettings:
-            settings = await load_guild_settings(conn, guild_id)
+            settings = await load_guild_settings(conn, self._policy, guild_id)
             assert settings is not None
             return settings
 
@@ -190,7 +227,6 @@ class LimitStore:
 
     async def set_server_default(self, guild_id: int, credits: int | None) -> GuildSettings:
         """Each member's allowance in this server unless a member or role limit applies; None clears."""
-        _non_negative(credits, "a limit")
         _within(self._policy, credits)
         return await self._set(guild_id, "default_member_credits", credits)
 
@@ -199,27 +235,38 @@ class LimitStore:
 
         The operator's ceiling, if any, caps the server whatever its pool.
         """
-        _non_negative(credits, "a pool")
         _within(self._policy, credits)
         return await self._set(guild_id, "pool_credits", credits)
 
     async def set_allowed_modes(self, guild_id: int, modes: Sequence[GenerationMode] | None) -> GuildSettings:
-        """The generation modes members may use in this server; None means the bot's list."""
+        """The generation modes members may use in this server; None means the bot's list.
+
+        Only modes the operator offers (`modes_not_offered` otherwise), and at least one.
+        """
         if modes is not None and not modes:
             raise ValueError("allow at least one mode, or pass None for the bot's default")
-        text = None if modes is None else ",".join(dict.fromkeys(GenerationMode(m).value for m in modes))
+        chosen = None if modes is None else tuple(dict.fromkeys(GenerationMode(m) for m in modes))
+        offered = self._policy.allowed_modes
+        if chosen is not None and any(m not in offered for m in chosen):
+            names = ", ".join(m.value for m in chosen if m not in offered)
+            raise InvalidInput("modes_not_offered", modes=names, allowed=", ".join(m.value for m in offered))
+        text = None if chosen is None else ",".join(m.value for m in chosen)
         return await self._set(guild_id, "allowed_modes", text)
 
     async def set_max_clip_seconds(self, guild_id: int, seconds: float | None) -> GuildSettings:
-        """The longest clip this server accepts; None means the bot's maximum."""
-        if seconds is not None and seconds <= 0:
-            raise ValueError("the longest clip must be more than 0 seconds")
+        """The longest clip this server accepts, at most the operator's (`clip_cap`); None: the operator's."""
+        if seconds is not None:
+            bounds.CLIP_SECONDS.check(seconds)
+            if seconds > self._policy.max_clip_seconds:
+                raise InvalidInput("clip_cap", limit=self._policy.max_clip_seconds)
         return await self._set(guild_id, "max_clip_seconds", seconds)
 
     async def set_max_active_jobs(self, guild_id: int, count: int | None) -> GuildSettings:
-        """How many jobs one member may have running at once in this server; None: the bot's default."""
-        if count is not None and count < 1:
-            raise ValueError("allow at least one active job")
+        """Jobs one member may run at once here, at most the operator's (`jobs_cap`); None: the operator's."""
+        if count is not None:
+            bounds.JOBS_AT_ONCE.check(count)
+            if count > self._policy.max_active_jobs_per_member:
+                raise InvalidInput("jobs_cap", limit=self._policy.max_active_jobs_per_member)
         return await self._set(guild_id, "max_active_jobs", count)
 
     async def clear_guild_settings(self, guild_id: int) -> bool:
@@ -240,7 +287,7 @@ class LimitStore:
                 f" ON CONFLICT (guild_id) DO UPDATE SET {column} = excluded.{column}, updated_at = excluded.updated_at",
                 (guild_id, value, now),
             )
-            settings = await load_guild_settings(conn, guild_id)
+            settings = await load_guild_settings(conn, self._policy, guild_id)
             assert settings is not None
             return settings
 

@@ -24,8 +24,11 @@ job counts what it was charged, a refunded job counts nothing. Every row carries
 moment that decides which window it counts in; top-up, settle and refund rows copy their
 reservation's, so a job reserved before a reset and settled after it still counts in the window
 where it was made. Each job has at most one reservation and at most one closing row (settle or
-refund); only `JobStore.transition` writes closing rows. A `reconcile` row counts in the window
-running when it is written (it gives back, or counts, credits now), like an `adjust`.
+refund); only `JobStore.transition` writes closing rows. A `reconcile` row counts in its job's
+window too (the reservation's, or the job's creation's when it reserved nothing), whenever it is
+written: what Magic Hour really charged is that window's spend, so credits given back for a job of
+an ended window never become spendable in a later one. An `adjust`, the operator's own
+correction, counts in the window running when it is written.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from bot.bounds import MAX_CLIP_SECONDS
 from bot.config import GenerationMode, QuotaWindow
 
 if TYPE_CHECKING:
@@ -457,7 +461,14 @@ class DeletionReport:
 
 @dataclass(frozen=True, slots=True)
 class QuotaPolicy:
-    """The bot-wide quota defaults; servers override some of them in the database."""
+    """The operator's quota defaults, and the bounds on what a server's managers may set.
+
+    Managers narrow, never widen: a server's modes are at most `allowed_modes`, its longest clip
+    at most `max_clip_seconds`, its jobs at a time at most `max_active_jobs_per_member`, and its
+    credits at most `server_credits_ceiling`. `LimitStore` refuses wider settings when they are
+    set, and `within_operator` narrows stored ones when they are used (the operator may have
+    narrowed since).
+    """
 
     window: QuotaWindow = QuotaWindow.DAILY
     reset_time: dt.time = dt.time(0, 0)  # UTC
@@ -467,6 +478,8 @@ class QuotaPolicy:
     # The most any one server may spend per window, and the most any limit, pool or member's
     # allowance plus grants may be set to; None = no ceiling. Command-line jobs have no server.
     server_credits_ceiling: int | None = None
+    allowed_modes: tuple[GenerationMode, ...] = tuple(GenerationMode)
+    max_clip_seconds: float = MAX_CLIP_SECONDS
 
     def __post_init__(self) -> None:
         if self.default_member_credits < 0:
@@ -488,4 +501,6 @@ class QuotaPolicy:
             bot_budget_credits=settings.budget_credits,
             max_active_jobs_per_member=settings.max_active_jobs_per_member,
             server_credits_ceiling=settings.server_credits_ceiling,
+            allowed_modes=tuple(settings.allowed_modes),
+            max_clip_seconds=settings.max_clip_seconds,
         )

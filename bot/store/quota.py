@@ -25,6 +25,7 @@ import asyncio
 import datetime as dt
 from collections.abc import Sequence
 
+from bot import bounds
 from bot.clock import Clock
 from bot.config import GenerationMode
 from bot.store import forget, ledger
@@ -75,6 +76,10 @@ def _entry(row: Row) -> LedgerEntry:
     )
 
 
+def _at_most(value: int, bound: int | None) -> int:
+    return value if bound is None else min(value, bound)
+
+
 def _role_text(role_ids: Sequence[int]) -> str:
     return ",".join(str(int(r)) for r in role_ids)
 
@@ -108,7 +113,7 @@ async def load_limits(
     leaves one job out of the active-job count.
     """
     start, end = window_bounds(at, policy.window, policy.reset_time)
-    settings = await load_guild_settings(conn, guild_id)
+    settings = await load_guild_settings(conn, policy, guild_id)
     allowance, source = await resolve_allowance(conn, policy, guild_id, user_id, role_ids, settings)
     token = forget.member_token(secret, guild_id, user_id)
     pool_limit: int | None = None
@@ -133,7 +138,10 @@ async def load_limits(
         else policy.bot_budget_credits - sums.bot_used
     )
 
-    member_available = allowance + granted - used
+    # A member's allowance plus grants never passes the operator's ceiling, whatever managers set
+    # and in whichever order (a grant, then a higher limit), or whenever the operator lowered it.
+    ceiling = policy.server_credits_ceiling if guild_id is not None else None
+    member_available = _at_most(allowance + granted, ceiling) - used
     availables = [a for a in (member_available, pool_available, budget_available) if a is not None]
     return EffectiveLimits(
         allowance=allowance,
@@ -150,7 +158,7 @@ async def load_limits(
         window_start=start,
         resets_at=end,
         active_jobs=active,
-        max_active_jobs=(
+        max_active_jobs=(  # the server's own is at most the operator's (`within_operator`)
             settings.max_active_jobs
             if settings is not None and settings.max_active_jobs is not None
             else policy.max_active_jobs_per_member
@@ -360,6 +368,7 @@ class QuotaLedger:
         """
         if amount == 0:
             raise ValueError("a grant of 0 credits changes nothing")
+        bounds.GRANT.check(amount)
         policy = self._policy
 
         async def body(conn: Connection) -> LedgerEntry | None:
@@ -371,6 +380,7 @@ class QuotaLedger:
             if amount > 0:
                 if guild_id is not None and ceiling is not None and base + amount > ceiling:
                     raise AboveCeiling(ceiling, base + amount)
+                bounds.GRANT_TOTAL.check(base + amount)  # keeps every window's sums far from overflowing
                 taken = amount
             else:
                 taken = -min(-amount, max(0, base))
@@ -398,6 +408,7 @@ class QuotaLedger:
         """
         if amount == 0:
             raise ValueError("an adjustment of 0 credits changes nothing")
+        bounds.CREDITS.check(abs(amount))
 
         async def body(conn: Connection) -> LedgerEntry:
             mode = None if job_id is None else (await load_job(conn, job_id)).mode.value
@@ -414,14 +425,20 @@ class QuotaLedger:
         has since looked its project up. One write transaction locks the job and its limits, writes
         a `reconcile` row of `counted - charged` (`counted`: what the job's rows added up to), so
         the job's rows now add up to `charged`, and sets the job's `charged_credits` to `charged` and
-        `error_data["reconciled_charge"]`. The row counts in the current window, like an
-        adjustment: the difference goes back to (or is counted against) the member, the server
-        and the budget now, never refused. Raises `JobNotFound`, `NotReconcilable` for any other
-        job, and `AlreadyReconciled` on a second call, which changes nothing; the unique index
+        `error_data["reconciled_charge"]`. The row counts in the job's own window (its
+        reservation's, else the window it was made in), like a settle: the difference goes back to
+        (or is counted against) the member, the server and the budget of the window the job spent
+        in, never refused. Credits given back for a job of an ended window are not spendable now:
+        that window's real spend was lower, not this one's budget higher. Raises `JobNotFound`,
+        `NotReconcilable` for any other job, `OutOfBounds` for a charge no job can cost, and
+        `AlreadyReconciled` on a second call, which changes nothing; the unique index
         `ledger_one_reconcile` backs that up.
         """
         if charged < 0:
             raise ValueError("charged credits cannot be negative")
+        bounds.JOB_CHARGE.check(charged)
+        if not bounds.JOB_ID.contains(job_id):
+            raise JobNotFound(job_id)
         policy = self._policy
 
         async def body(conn: Connection) -> Reconciliation:
@@ -438,11 +455,23 @@ class QuotaLedger:
             if done is not None:
                 raise AlreadyReconciled(job_id, int(done["charged"]))
             counted = await ledger.net_charge(conn, job_id)
+            reserve = await ledger.reservation_row(conn, job_id)
+            period = parse_ts(reserve["period_at"]) if reserve is not None else job.created_at
             rows = await fetch_all(
                 conn,
                 "INSERT INTO ledger (kind, job_id, guild_id, user_id, mode, amount, charged, period_at, at, by_user_id)"
                 " VALUES ('reconcile', ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
-                (job_id, job.guild_id, job.user_id, job.mode.value, counted - charged, charged, now, now, by_user_id),
+                (
+                    job_id,
+                    job.guild_id,
+                    job.user_id,
+                    job.mode.value,
+                    counted - charged,
+                    charged,
+                    period,
+                    now,
+                    by_user_id,
+                ),
             )
             data = error_data_text({**(job.error_data or {}), "reconciled_charge": charged})
             await write_fields(conn, job_id, {"charged_credits": charged, "error_data": data}, now)

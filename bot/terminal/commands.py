@@ -13,7 +13,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import Progress
 
-from bot import words
+from bot import bounds, words
+from bot.bounds import OutOfBounds
 from bot.clock import Clock
 from bot.config import Settings
 from bot.errors import LipsyncError
@@ -263,8 +264,11 @@ async def reconcile(settings: Settings, job_id: int, charged: int, *, console: C
     charge (giving credits back to the member, the server and the budget, or counting more) and the
     job's charge in one transaction, once: a second run is refused and changes nothing.
     """
-    if charged < 0:
-        console.print("[red]--charged must be 0 or more (what the Magic Hour dashboard shows).[/red]")
+    try:  # refused before anything opens: a charge no job can cost, or a job number none can have
+        bounds.JOB_ID.check(job_id)
+        bounds.JOB_CHARGE.check(charged)
+    except OutOfBounds as exc:
+        console.print(f"[red]{describe(exc.code, exc.data)}[/red]")
         return 2
     services = await Services.open(settings)
     async with services:
@@ -275,6 +279,9 @@ async def reconcile(settings: Settings, job_id: int, charged: int, *, console: C
             return 2
         except AlreadyReconciled as exc:
             console.print(f"[red]Job #{job_id} was already reconciled at {words.credits(exc.charged)}.[/red]")
+            return 2
+        except LipsyncError as exc:  # any other refusal the store words (`bot.bounds.OutOfBounds`)
+            console.print(f"[red]{describe(exc.code, exc.data)}[/red]")
             return 2
         change = done.given_back
         what = f"{words.credits(change)} given back" if change > 0 else f"{words.credits(-change)} more counted"

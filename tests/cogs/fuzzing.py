@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 from hypothesis import strategies as st
 
+from bot import bounds
 from bot.config import GenerationMode
 from bot.jobs.validation import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS
 
@@ -401,13 +402,13 @@ EDGE = 0.1
 CLIP_LIMIT = 60.0  # the default `max_clip_seconds`
 CLIP_EDGE = 1e-5
 MIN_CLIP = 0.1  # Magic Hour renders nothing shorter
-MAX_NUMBER = 2.0**53  # Discord's bound on NUMBER options
+MAX_NUMBER = bounds.MAX_SOURCE_SECONDS  # the bound `/lipsync` declares on start and end: Discord enforces it
 START_EDGES = [0.0, -0.0, 5e-324, 1e-9, 0.05, 0.1, 0.5, 1.0, 1.5, 1.9, 1.99, 2.0, 2.01, 2.1, 3.0, 59.9, 60.0,
-               1e6, 1e15, MAX_NUMBER]  # fmt: skip
+               1e4, MAX_NUMBER - 60.0, MAX_NUMBER - 0.1, MAX_NUMBER]  # fmt: skip
 END_DELTAS = [-1.0, -5e-324, 0.0, 5e-324, 1e-9, 0.05, 0.0999, 0.1, 0.5, 1.0, 1.5, 2.0, 59.999999, 60.0,
               60.0 + 1e-7, 60.000001, 60.00001, 60.001, 61.0, 1e9]  # fmt: skip
 HONEST_LENGTHS = [0.1, 0.5, 1.0, 1.5, 2.0, 59.999999, 60.0]
-END_EDGES = [0.0, 5e-324, 0.05, 0.0999, 0.1, 1.0, 2.0, 60.0, 60.1, MAX_NUMBER]
+END_EDGES = [0.0, 5e-324, 0.05, 0.0999, 0.1, 1.0, 2.0, 60.0, 60.1, MAX_NUMBER - 0.05, MAX_NUMBER]
 MAX_FPS_EDGES = [1.0, 1.0000001, 5.0, 23.976, 29.97, 30.0, 30.000001, 59.999, 60.0]
 
 numbers = st.floats(0.0, MAX_NUMBER, allow_nan=False, allow_infinity=False)
@@ -421,7 +422,7 @@ def windows(draw: st.DrawFn, *, honest: bool, link: bool) -> tuple[float | None,
     long; any other may be anything Discord lets through.
     """
     if honest:
-        top = 1e9 if link else VIDEO_SECONDS - 2 * EDGE
+        top = MAX_NUMBER - CLIP_LIMIT if link else VIDEO_SECONDS - 2 * EDGE
         start = draw(st.one_of(st.none(), st.sampled_from([e for e in START_EDGES if e <= top]), st.floats(0.0, top)))
         if not link and draw(st.booleans()):
             return start, None

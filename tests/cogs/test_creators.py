@@ -410,3 +410,15 @@ async def test_commands_are_localised_for_discord(harness: Harness) -> None:
     assert pro.name_localizations[discord.Locale.spain_spanish] == "pro — 2 créditos/fotograma"
     menu = commands[MENU_VOICE]
     assert menu.name_localizations[discord.Locale.brazil_portuguese] == "Lip-sync: usar esta voz"
+
+
+async def test_a_window_typed_past_its_bound_is_refused_clearly(harness: Harness) -> None:
+    """The form takes any text: a start a week into the video is refused with the bound, and costs nothing."""
+    first_run = await harness.lipsync(video="long.mp4")
+    first = await harness.finish((await harness.latest_job()).id)
+    form = await harness.alice.click(shown(first_run), custom_id=f"lipsync:again:{first.id}:window")
+    assert form.modal is not None
+    again = await harness.alice.submit_modal(form, {"window:start": "604800", "window:end": "604801"})
+    assert again.response is not None and again.ephemeral
+    assert "can be at most 86400 s into the video" in again.response.content, again.response.content
+    assert (await harness.latest_job()).id == first.id  # no job was made

@@ -133,11 +133,37 @@ async def test_usage_report(harness: Harness) -> None:
     assert "Unknown at Magic Hour" not in report
 
 
+@pytest.mark.settings(max_active_jobs_per_member=3)
 async def test_max_jobs(harness: Harness) -> None:
-    """A manager can let members run more than one job at a time."""
+    """A manager can let members run fewer jobs at a time than the operator does, never more."""
+    more = await admin(harness, harness.manager, "max-jobs", count=4)
+    assert more == "The bot allows at most 3 jobs per member at a time; choose that or less."
     said = await admin(harness, harness.manager, "max-jobs", count=2)
     assert said == "Each member may now run 2 jobs at a time."
     harness.sandbox.config.render_seconds = 120
     first = await harness.lipsync()
     second = await harness.lipsync()
     assert not first.ephemeral and not second.ephemeral
+
+
+@pytest.mark.settings(allowed_modes=[GenerationMode.LITE, GenerationMode.STANDARD])
+async def test_modes_the_operator_does_not_offer_are_refused(harness: Harness) -> None:
+    """A manager chooses among the operator's modes: pro, which the operator left out, is refused."""
+    said = await admin(harness, harness.manager, "modes", lite=True, standard=False, pro=True)
+    assert said == "The bot's operator offers only lite, standard, so pro can't be allowed here."
+    pro = await harness.lipsync(mode=GenerationMode.PRO.value)
+    assert pro.response is not None and "Allowed here: lite, standard." in pro.response.content
+
+
+async def test_numbers_past_their_bounds_never_reach_the_bot(harness: Harness) -> None:
+    """Every number option declares its bound: Discord refuses beyond it, before the bot is asked."""
+    too_many = 10**12 + 1
+    for sub, options in (
+        ("server-pool", {"credits": too_many}),
+        ("grant", {"member": harness.alice, "credits": -too_many}),
+        ("max-clip", {"seconds": 2000.5}),
+        ("max-jobs", {"count": 1001}),
+    ):
+        with pytest.raises(simcord.OptionError):
+            await harness.manager.slash(harness.channel, f"lipsync-admin {sub}", **options)
+    assert (await harness.store.limits.guild_settings(harness.guild.id)).pool_credits is None

@@ -13,7 +13,9 @@ import discord
 import pytest
 from discord import app_commands
 
+from bot import bounds
 from bot.app import Refused
+from bot.bounds import OutOfBounds
 from bot.clock import FakeClock
 from bot.config import GenerationMode, QuotaWindow
 from bot.errors import InvalidInput, QuotaExceeded
@@ -421,7 +423,7 @@ def test_long_texts_are_clipped_to_discords_limit() -> None:
 def test_error_replies(caplog: pytest.LogCaptureFixture) -> None:
     """Members' mistakes show their own message; anything else an apology with a logged reference."""
     command: Any = SimpleNamespace(name="lipsync")
-    assert reply_for(InvalidInput("bad_max_fps", limit=60)) == "`max_fps` must be between 1 and 60."
+    assert reply_for(OutOfBounds(bounds.FPS, 61.0)) == "`max_fps` must be between 1 and 60."
     wrapped = app_commands.CommandInvokeError(command, QuotaExceeded("active_jobs", limit=2))
     assert reply_for(wrapped).startswith("You can have 2 jobs running at a time")
     assert "`/cancel`" in reply_for(wrapped)

@@ -36,8 +36,8 @@ async def test_guild_settings_set_and_clear(store: Store):
     await store.limits.set_server_pool(GUILD, 5000)
     await store.limits.set_allowed_modes(GUILD, [LITE, STANDARD, LITE])
     await store.limits.set_max_clip_seconds(GUILD, 30.0)
-    settings = await store.limits.set_max_active_jobs(GUILD, 3)
-    assert settings == GuildSettings(GUILD, 300, 5000, (LITE, STANDARD), 30.0, 3)
+    settings = await store.limits.set_max_active_jobs(GUILD, 1)
+    assert settings == GuildSettings(GUILD, 300, 5000, (LITE, STANDARD), 30.0, 1)
     assert await store.limits.guild_settings(OTHER_GUILD) == GuildSettings(OTHER_GUILD)
     settings = await store.limits.set_allowed_modes(GUILD, None)
     assert settings.allowed_modes is None and settings.pool_credits == 5000

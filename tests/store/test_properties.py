@@ -33,7 +33,7 @@ import tempfile
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import pytest
 from hypothesis import HealthCheck, event, settings
@@ -111,12 +111,31 @@ class Job:
     user: int
     state: JobState = JobState.RECEIVED
     window: int | None = None  # the reservation's window
+    created: int = 0  # the window the job was made in
     held: int = 0
     closed: LedgerKind | None = None
     charge: int = 0  # what Magic Hour charged, as the test told the store
     forgotten: bool = False
     unknown: bool = False  # failed with its outcome at Magic Hour unknown
     reconciled: bool = False  # the operator has since recorded what Magic Hour charged
+
+    @property
+    def counts_in(self) -> int:
+        """The window whose spend this job is: its reservation's, else the one it was made in."""
+        return self.window if self.window is not None else self.created
+
+    @property
+    def spent(self) -> int:
+        """What this job really costs, from the job's side alone (no ledger rows).
+
+        Magic Hour's charge once known (settled, or reconciled by the operator); what it holds
+        while open, or while its outcome is unknown and not yet reconciled; nothing once refunded.
+        """
+        if self.reconciled or self.closed is LedgerKind.SETTLE:
+            return self.charge
+        if self.closed is LedgerKind.REFUND:
+            return 0
+        return self.held if self.window is not None else 0
 
 
 @dataclass
@@ -126,6 +145,10 @@ class Model:
     rows: list[Row] = field(default_factory=list)
     jobs: dict[int, Job] = field(default_factory=dict)
     member_limits: dict[tuple[int, int], int] = field(default_factory=dict)
+    # Windows where Magic Hour charged more than was set aside (a settle above what a job held, a
+    # reconciliation above what it counted) or the operator counted more by hand: the ledger
+    # mirrors those, so only there may real spend pass a limit.
+    overcharged: set[int] = field(default_factory=set)
 
     def allowance(self, guild: int | None, user: int) -> tuple[int, LimitKind]:
         if guild is not None:
@@ -157,7 +180,8 @@ class Model:
             "limit_kind": kind,
             "granted": granted,
             "used": used,
-            "member_available": allowance + granted - used,
+            # Allowance plus grants stop at the operator's ceiling, whatever managers set in between.
+            "member_available": (allowance + granted if guild is None else min(allowance + granted, CEILING)) - used,
             "pool_limit": pool_limit,
             "pool_available": pool,
             "budget_available": budget,
@@ -276,6 +300,8 @@ class LedgerMachine(RuleBasedStateMachine):
     def close(self, job: Job, kind: LedgerKind, charge: int) -> None:
         assert job.window is not None and job.closed is None
         amount = job.held - charge if kind is LedgerKind.SETTLE else job.held
+        if amount < 0:
+            self.model.overcharged.add(job.window)
         self.model.rows.append(Row(kind, job.guild, (job.guild, job.user), amount, job.window, job.id))
         job.closed, job.charge = kind, charge if kind is LedgerKind.SETTLE else 0
 
@@ -295,7 +321,7 @@ class LedgerMachine(RuleBasedStateMachine):
         """A member asks for a job: it is recorded, then reserves (as the engine does)."""
         guild, user = member
         record = self.run(self.store(via).jobs.create(NewJob(user_id=user, guild_id=guild, mode=GenerationMode.LITE)))
-        job = self.model.jobs[record.id] = Job(record.id, guild, user)
+        job = self.model.jobs[record.id] = Job(record.id, guild, user, created=self.window)
         self.reserve_for(job, amount, via)
 
     @precondition(lambda self: self.jobs_in([S.RECEIVED], reserved=False))
@@ -423,10 +449,13 @@ class LedgerMachine(RuleBasedStateMachine):
         counted = -sum(r.amount for r in self.model.rows if r.job == job.id)
         done = self.run(store.quota.reconcile(job.id, charge))
         assert (done.counted, done.charged, done.entry.amount) == (counted, charge, counted - charge)
+        # It counts in the job's own window, whenever it is written (`test_budgets_hold_in_real_spend`).
         self.model.rows.append(
-            Row(LedgerKind.RECONCILE, job.guild, (job.guild, job.user), counted - charge, self.window, job.id)
+            Row(LedgerKind.RECONCILE, job.guild, (job.guild, job.user), counted - charge, job.counts_in, job.id)
         )
         job.charge, job.reconciled = charge, True
+        if charge > counted:
+            self.model.overcharged.add(job.counts_in)
         event("reconciled" + (" without a reservation" if job.window is None else ""))
 
     def unknown_jobs(self) -> list[Job]:
@@ -459,6 +488,8 @@ class LedgerMachine(RuleBasedStateMachine):
         guild, user = member
         self.run(self.store(via).quota.adjust(guild, user, amount, by_user_id=99))
         self.model.rows.append(Row(LedgerKind.ADJUST, guild, member, amount, self.window))
+        if amount < 0:
+            self.model.overcharged.add(self.window)
 
     @rule(member=st.sampled_from([m for m in MEMBERS if m[0] is not None]), credits=st.integers(0, 400))
     def set_member_limit(self, member: tuple[int, int], credits: int) -> None:
@@ -577,11 +608,60 @@ class LedgerMachine(RuleBasedStateMachine):
             assert total == (job.held if job.closed is None and not job.reconciled else job.charge), (job, rows)
 
     def assert_nothing_overdrawn(self, job: Job) -> None:
-        """Right after a reservation or top-up, no limit of its window is below zero."""
+        """Right after a reservation or top-up, no limit of its window is below zero.
+
+        Counted twice: from the model's ledger rows, and from the jobs' real spend alone (what
+        each job of the window really cost, reconciliations included), so a rule that moved spend
+        to another window, or let anything give it back, fails here even if the rows agreed.
+        """
         assert job.window is not None
         a = self.model.availables(job.guild, job.user, job.window)
         for name in ("member_available", "pool_available", "budget_available"):
             assert a[name] is None or a[name] >= 0, (name, a)
+        assert self.real_spend(job.window) <= BUDGET
+        if job.guild is not None:
+            assert self.real_spend(job.window, job.guild) <= min(POOL.get(job.guild, CEILING), CEILING)
+
+    def real_spend(self, window: int, guild: int | Literal["all"] | None = "all") -> int:
+        """A window's spend from the jobs' side: each job's real cost in its window, plus adjustments."""
+        jobs = sum(
+            j.spent for j in self.model.jobs.values() if j.counts_in == window and (guild == "all" or j.guild == guild)
+        )
+        adjusted = -sum(
+            r.amount
+            for r in self.model.rows
+            if r.kind is LedgerKind.ADJUST and r.window == window and (guild == "all" or r.guild == guild)
+        )
+        return jobs + adjusted
+
+    @invariant()
+    def budgets_hold_in_real_spend(self) -> None:
+        """What the store says the budget and each pool have left is the limit less real spend.
+
+        Real spend is counted from the jobs alone: settles above what was held and reconciliations
+        count in their job's window; grants, limits and deleted members' data change nothing.
+        """
+        store = self.stores[-1]
+        limits = self.run(store.quota.limits(G1, 1, ROLES[1]))
+        assert limits.budget_available == BUDGET - self.real_spend(self.window)
+        assert limits.pool_available == min(POOL[G1], CEILING) - self.real_spend(self.window, G1)
+        g2 = self.run(store.quota.limits(G2, 1, ROLES[1]))
+        assert g2.pool_available == CEILING - self.real_spend(self.window, G2)
+
+    @invariant()
+    def no_window_spends_past_its_budget(self) -> None:
+        """Every window's real spend, counted from its jobs, is within the budget and each pool.
+
+        Past windows too: a reconciliation written days later counts in its job's window, so
+        credits it gives back never become spendable again in another. Jobs whose outcome is
+        unknown count what they hold until reconciled. Only where Magic Hour charged more than was
+        set aside (the ledger mirrors it) may a window pass a limit.
+        """
+        windows = {j.counts_in for j in self.model.jobs.values()} | {r.window for r in self.model.rows}
+        for window in windows - self.model.overcharged:
+            assert self.real_spend(window) <= BUDGET, window
+            for guild in (G1, G2):
+                assert self.real_spend(window, guild) <= min(POOL.get(guild, CEILING), CEILING), (window, guild)
 
 
 class TwoStoresMachine(LedgerMachine):

@@ -8,7 +8,7 @@ import datetime as dt
 import pytest
 
 from bot.clock import FakeClock
-from bot.config import QuotaWindow, Settings
+from bot.config import GenerationMode, QuotaWindow, Settings
 from bot.store import (
     EffectiveLimits,
     JobNotActive,
@@ -202,23 +202,29 @@ async def test_the_tightest_failing_limit_is_reported(database: Target, clock: F
         assert isinstance(refused, Refusal) and (refused.limit, refused.available) == (LimitKind.SERVER_POOL, 60)
 
 
-async def test_active_job_limit_and_its_server_override(store: Store):
-    """A member may hold only so many running reservations; finishing one frees a slot."""
-    first, second, third = [await new_job(store) for _ in range(3)]
-    assert isinstance(await reserve(store, first.id, 10), Reservation)
-    refused = await reserve(store, second.id, 10)
-    assert refused == Refusal(LimitKind.ACTIVE_JOBS, 0, 1, None, max_active=1)
-    # Settled but not finished (still downloading or delivering) still takes the slot.
-    await complete(store, first.id, 10)
-    assert isinstance(await reserve(store, second.id, 10), Refusal)
-    await store.limits.set_max_active_jobs(GUILD, 2)
-    assert isinstance(await reserve(store, second.id, 10), Reservation)
-    assert await reserve(store, third.id, 10) == Refusal(LimitKind.ACTIVE_JOBS, 0, 1, None, max_active=2)
-    await store.jobs.transition(first.id, JobState.CANCELED)
-    assert isinstance(await reserve(store, third.id, 10), Reservation)
-    # Unreserved jobs (still being validated) do not count.
-    assert await store.jobs.active_count(GUILD, 1) == 2
-    assert (await store.quota.limits(GUILD, 1)).max_active_jobs == 2
+async def test_active_job_limit_and_its_server_override(database: Target, clock: FakeClock):
+    """A member may hold only so many running reservations; finishing one frees a slot.
+
+    A server may narrow the operator's number of jobs at a time, and clearing its own restores it.
+    """
+    policy = QuotaPolicy(default_member_credits=1000, max_active_jobs_per_member=2)
+    async with await Store.open(database, clock=clock, policy=policy) as store:
+        await store.limits.set_max_active_jobs(GUILD, 1)
+        first, second, third = [await new_job(store) for _ in range(3)]
+        assert isinstance(await reserve(store, first.id, 10), Reservation)
+        refused = await reserve(store, second.id, 10)
+        assert refused == Refusal(LimitKind.ACTIVE_JOBS, 0, 1, None, max_active=1)
+        # Settled but not finished (still downloading or delivering) still takes the slot.
+        await complete(store, first.id, 10)
+        assert isinstance(await reserve(store, second.id, 10), Refusal)
+        await store.limits.set_max_active_jobs(GUILD, None)
+        assert isinstance(await reserve(store, second.id, 10), Reservation)
+        assert await reserve(store, third.id, 10) == Refusal(LimitKind.ACTIVE_JOBS, 0, 1, None, max_active=2)
+        await store.jobs.transition(first.id, JobState.CANCELED)
+        assert isinstance(await reserve(store, third.id, 10), Reservation)
+        # Unreserved jobs (still being validated) do not count.
+        assert await store.jobs.active_count(GUILD, 1) == 2
+        assert (await store.quota.limits(GUILD, 1)).max_active_jobs == 2
 
 
 async def test_ledger_rows_follow_the_sign_convention(store: Store):
@@ -388,10 +394,13 @@ def test_policy_from_settings():
         default_member_credits=250,
         bot_budget_credits=10_000,
         max_active_jobs_per_member=2,
+        server_credits_ceiling=5_000,
+        allowed_modes=[GenerationMode.PRO, GenerationMode.LITE],
+        max_clip_seconds=45.0,
     )
-    expected_ceiling = getattr(settings, "server_credits_ceiling", None)
+    # The modes and longest clip too: they bound what a server's managers may set.
     assert QuotaPolicy.from_settings(settings) == QuotaPolicy(
-        QuotaWindow.MONTHLY, dt.time(6, 0), 250, 10_000, 2, expected_ceiling
+        QuotaWindow.MONTHLY, dt.time(6, 0), 250, 10_000, 2, 5_000, (GenerationMode.PRO, GenerationMode.LITE), 45.0
     )
     with pytest.raises(ValueError):
         QuotaPolicy(max_active_jobs_per_member=0)
