@@ -32,8 +32,9 @@ Behaviour worth knowing (choices where the real API is silent are marked *):
   `ceil(L * min(fps, max_fps_limit))`; a sparse file (3 frames over 60 s) is charged 3, a still
   with a long sound 1, a variable-rate file its real frames (less those a cap drops). The
   account is debited or credited the difference, and may go below zero when a source renders
-  more frames than the 30 fps estimate.* YouTube: `ceil(min(end - start, audio) * min(30,
-  max_fps_limit))`. Errors and cancellations are refunded in full and show `credits_charged: 0`.
+  more frames than the 30 fps estimate.* YouTube: `ceil(min(end - start, audio) *
+  min(config.youtube_fps, max_fps_limit))` (the source's rate: 30 unless a test sets up to 60,
+  while the create estimate stays at 30). Errors and cancellations are refunded in full and show `credits_charged: 0`.
   A finished project's `fps` is R.
 - DELETE*: a queued/rendering job becomes `canceled` (render stopped, full refund); any job gets
   `enabled: false`, loses its download URLs and result file, and stays readable by GET. A second
@@ -57,17 +58,24 @@ Behaviour worth knowing (choices where the real API is silent are marked *):
   client leaves (storage routes are held before any work, since their responses stream);
   `malformed` handles the request and answers its status with half its JSON body (a matching
   Content-Length); `unknown_status("optimizing")` answers a project read with an undocumented
-  status, the body otherwise valid; `storm(route, times=N | seconds=D)` answers 500/502/503 in
-  turn for N requests or until the sandbox clock has moved D; `randomly(route, rate, kinds,
-  seed=0)` spoils each request with probability `rate` from a seeded RNG (kinds: HTTP statuses,
-  answered at once with no effect, so a 429 on create never makes a project; "malformed",
-  "unknown_status", "disconnect", "lost"). `job_error` ends the next jobs in `error`. From the
-  command line: `lipsync-bot sandbox --fault get_project:500:0.2 --fault create:429:0.3 --seed 1`
+  status, the body otherwise valid; `no_charge()` leaves `credits_charged` out of a project read;
+  `odd_json(route)` answers valid JSON of another shape (`{"data": <body>}`); `storm(route,
+  times=N | seconds=D)` answers 500/502/503 in turn for N requests or until the sandbox clock has
+  moved D; `randomly(route, rate, kinds, seed=0)` spoils each request with probability `rate`
+  from a seeded RNG (kinds: HTTP statuses, answered at once with no effect, so a 429 on create
+  never makes a project; "malformed", "unknown_status", "disconnect", "lost"). `job_error` ends
+  the next jobs in `error`. From the command line:
+  `lipsync-bot sandbox --fault get_project:500:0.2 --fault create:429:0.3 --seed 1`
   (`parse_fault_spec`, `Faults.apply`; rates on one route add up).
 - Counters (`sb.counters`): requests per route (`creates`, `status_reads`, `deletes`), faulted ones
   included; `jobs_created` (creates that made a project, whatever the client heard);
-  `faults_injected` by "route:kind"; bytes moved. `sb.charged(project_id)` is what the account
-  stands charged for a project now and `sb.charged_total` the sum, to hold a client's ledger to.
+  `faults_injected` by "route:kind"; bytes moved; live: `in_flight` requests and how many of
+  them a hang `held`. `sb.charged(project_id)` is what the account stands charged for a project
+  now and `sb.charged_total` the sum, to hold a client's ledger to.
+- What clients were told: `project.last_read` is the status of the last project read a client
+  received whole, and `sb.deletes` every DELETE that reached a project, with the status it found
+  and that last read (to hold a client to "never delete a project you last saw complete").
+  `await sb.finish_due()` finalises every render the clock says has finished, as a read would.
 """
 
 from __future__ import annotations
@@ -76,7 +84,7 @@ from bot.sandbox.config import SandboxConfig
 from bot.sandbox.counters import Counters
 from bot.sandbox.faults import ROUTES, Faults, FaultSpec, Route, parse_fault_spec
 from bot.sandbox.middleware import SANDBOX_HEADER
-from bot.sandbox.projects import Project, Status
+from bot.sandbox.projects import DeleteNote, Project, ReadNote, Status
 from bot.sandbox.render import SANDBOX_LABEL
 from bot.sandbox.server import Sandbox, serve_forever
 
@@ -85,9 +93,11 @@ __all__ = [
     "SANDBOX_HEADER",
     "SANDBOX_LABEL",
     "Counters",
+    "DeleteNote",
     "FaultSpec",
     "Faults",
     "Project",
+    "ReadNote",
     "Route",
     "Sandbox",
     "SandboxConfig",

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from bot.sandbox import jobs
 from bot.sandbox.middleware import api_middleware, error_json, fault_middleware, mark_sandbox_responses
-from bot.sandbox.projects import Project
+from bot.sandbox.projects import DeleteNote, Project
 from bot.sandbox.state import SandboxState
 from bot.sandbox.timefmt import iso, iso_from_unix
 from bot.sandbox.validation import MAX_FRAMES, ApiError, parse_body, parse_lip_sync, parse_upload_items
@@ -96,6 +96,8 @@ async def delete_project(request: web.Request) -> web.Response:
     if project.is_due(state.clock.monotonic()):
         # The clock says it already finished: settle it rather than cancel it.
         await jobs.finalise(state, project)
+    found = project.status.value
+    state.deletes.append(DeleteNote(project.id, state.clock.monotonic(), found, project.last_read))
     jobs.delete(state, project)
     return web.Response(status=204)
 

@@ -25,8 +25,10 @@ and count the different frames on screen at those instants. So:
 - a file whose header claims a frame rate its frames do not have is charged by its frames;
 - never more than the frames on screen in the window, nor than `ceil(L·R)`.
 
-A job with a single frame on screen and no cap is charged 1. YouTube sources (never fetched) keep
-the rule they had: `ceil(min(end - start, audio_seconds) × min(30, max_fps_limit))`.
+A job with a single frame on screen and no cap is charged 1. YouTube sources (never fetched) are
+charged `ceil(min(end - start, audio_seconds) × min(source, max_fps_limit))`, where the source's
+rate is the sandbox's `youtube_fps` setting (30 unless a test says otherwise: Magic Hour renders a
+YouTube video at its own rate, up to 60, while its create estimate stays at 30).
 """
 
 from __future__ import annotations
@@ -69,9 +71,12 @@ def estimate_credits(start: float, end: float, max_fps: float | None, mode: Gene
     return estimate_frames(start, end, max_fps) * credits_per_frame(mode)
 
 
-def youtube_frames(seconds: Fraction, max_fps: float | None) -> tuple[int, Fraction]:
-    """Frames and rate of a YouTube job's output of `seconds`."""
-    rate = capped(YOUTUBE_FPS, max_fps)
+def youtube_frames(
+    seconds: Fraction, max_fps: float | None, source_fps: float | Fraction = YOUTUBE_FPS
+) -> tuple[int, Fraction]:
+    """Frames and rate of a YouTube job's output of `seconds`, from a source at `source_fps`."""
+    source = source_fps if isinstance(source_fps, Fraction) else exact(source_fps)
+    rate = capped(source, max_fps)
     return max(0, math.ceil(seconds * rate)), rate
 
 

@@ -44,3 +44,6 @@ class SandboxConfig(BaseModel):
     # Above 1: the create answer charges this much more than Magic Hour documents (an API that
     # holds more at queue time), to test how a client reconciles. Settles to the real frames.
     create_surcharge: float = Field(default=1.0, ge=1.0)
+    # The frame rate a YouTube source has (the sandbox never fetches one): its render and final
+    # charge follow min(youtube_fps, max_fps_limit); the create estimate stays at 30 fps.
+    youtube_fps: float = Field(default=30.0, gt=0, le=240)

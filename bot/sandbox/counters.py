@@ -21,6 +21,10 @@ class Counters:
     faults_injected: collections.Counter[str] = field(default_factory=collections.Counter)
     bytes_uploaded: int = 0
     bytes_downloaded: int = 0
+    # Live figures, not history (`reset` leaves them): requests being handled now, and how many of
+    # them a `hang` fault holds. A test waits for `in_flight == held` before it moves a fake clock.
+    in_flight: int = 0
+    held: int = 0
 
     @property
     def creates(self) -> int:
@@ -38,7 +42,7 @@ class Counters:
         return self.requests["delete_project"]
 
     def reset(self) -> None:
-        """Zero everything."""
+        """Zero the history (the live `in_flight` and `held` stay as they are)."""
         self.requests.clear()
         self.jobs_created = 0
         self.faults_injected.clear()

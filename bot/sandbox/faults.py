@@ -4,8 +4,8 @@ that end in error.
 
 For each request to a route, the first of these that applies decides its fault:
 
-1. a fault queued by `fail`, `disconnect`, `hang`, `malformed`, `unknown_status` or
-   `storm(times=...)`, consumed in the order injected, one per request;
+1. a fault queued by `fail`, `disconnect`, `hang`, `malformed`, `unknown_status`, `no_charge`,
+   `odd_json` or `storm(times=...)`, consumed in the order injected, one per request;
 2. a storm over a stretch of the sandbox clock (`storm(seconds=...)`);
 3. a random rule (`randomly`), drawn from its own seeded RNG, so the same sequence of requests
    to a route meets the same faults on every run.
@@ -26,6 +26,7 @@ from enum import Enum
 from typing import Literal, cast, get_args
 
 from bot.clock import Clock
+from bot.sandbox.messages import JOB_ERROR_MESSAGES, STATUS_MESSAGES
 
 Route = Literal["upload_urls", "create", "get_project", "delete_project", "account", "storage_put", "download"]
 ROUTES: tuple[str, ...] = get_args(Route)
@@ -38,38 +39,6 @@ KIND_NAMES = ("malformed", "unknown_status", "disconnect", "lost")
 UNKNOWN_STATUS = "optimizing"
 STORM_STATUSES = (500, 502, 503)
 
-# Messages the sandbox puts on a failed job when a job_error fault gives none.
-JOB_ERROR_MESSAGES: dict[str, str] = {
-    "invalid_audio_file": "The audio file could not be read.",
-    "invalid_video_file": "The video file could not be read.",
-    "invalid_image_file": "The image file could not be read.",
-    "invalid_youtube_url": "The YouTube video could not be downloaded.",
-    "invalid_audio_path": "The audio file could not be found.",
-    "invalid_video_path": "The video file could not be found.",
-    "no_source_face": "No face was detected in the video.",
-    "file_too_large": "The file is too large.",
-    "insufficient_credits": "Not enough credits to render the video.",
-    "invalid_parameters": "The parameters are invalid.",
-    "processing_timeout": "Rendering took too long.",
-    "unknown_error": "An unknown error occurred.",
-}
-
-_DEFAULT_STATUS_MESSAGES: dict[int, str] = {
-    400: "Bad Request",
-    401: "Unauthorized",
-    402: "Payment required",
-    403: "Forbidden",
-    404: "Not Found",
-    408: "Request Timeout",
-    409: "Conflict",
-    422: "Unable to create video",
-    429: "Too Many Requests",
-    500: "Internal Server Error",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-    504: "Gateway Timeout",
-}
-
 
 class FaultKind(Enum):
     """What a request fault does."""
@@ -79,6 +48,8 @@ class FaultKind(Enum):
     HANG = "hang"
     MALFORMED = "malformed"
     UNKNOWN_STATUS = "unknown_status"
+    NO_CHARGE = "no_charge"
+    ODD_JSON = "odd_json"
 
 
 @dataclass(frozen=True)
@@ -160,7 +131,7 @@ def _check_status(status: int) -> None:
 
 def _fail(status: int, message: str | None = None, after_effect: bool = False) -> RequestFault:
     _check_status(status)
-    text = message if message is not None else _DEFAULT_STATUS_MESSAGES.get(status, "Error")
+    text = message if message is not None else STATUS_MESSAGES.get(status, "Error")
     return RequestFault(FaultKind.FAIL, status=status, message=text, after_effect=after_effect)
 
 
@@ -286,6 +257,23 @@ class Faults:
         _check_times(times)
         fault = RequestFault(FaultKind.UNKNOWN_STATUS, after_effect=True, value=value)
         self._queue("get_project", itertools.repeat(fault, times))
+
+    def no_charge(self, times: int = 1) -> None:
+        """Leave `credits_charged` out of the next `times` project reads (a 200, the body otherwise valid).
+
+        The read is handled as usual (a due job is finalised); only the money field is missing, as
+        from an API that changed its shape or a proxy that trimmed it.
+        """
+        _check_times(times)
+        self._queue("get_project", itertools.repeat(RequestFault(FaultKind.NO_CHARGE, after_effect=True), times))
+
+    def odd_json(self, route: Route = "get_project", times: int = 1) -> None:
+        """Answer the next `times` requests to `route` with their real status and a valid JSON body
+        of another shape: the real body wrapped as `{"data": ...}`. The request is handled first."""
+        _check_route(route)
+        _check_times(times)
+        _check_malformed(route)
+        self._queue(route, itertools.repeat(RequestFault(FaultKind.ODD_JSON, after_effect=True), times))
 
     def storm(
         self,

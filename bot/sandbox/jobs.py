@@ -76,7 +76,12 @@ async def _render(state: SandboxState, project: Project) -> RenderResult:
         if host not in _YOUTUBE_HOSTS:
             raise RenderError("invalid_youtube_url", f"Not a YouTube URL: {project.youtube_url}")
         return await render_youtube_source(
-            audio, out, start=project.start_seconds, end=project.end_seconds, max_fps=project.max_fps_limit
+            audio,
+            out,
+            start=project.start_seconds,
+            end=project.end_seconds,
+            max_fps=project.max_fps_limit,
+            source_fps=state.config.youtube_fps,
         )
     video = _resolve(state, project.video_file_path or "", "video")
     return await render_file_source(

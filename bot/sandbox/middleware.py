@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import hmac
 import json
+from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from bot.sandbox.faults import STREAMING_ROUTES, FaultKind, RequestFault
+from bot.sandbox.projects import ReadNote
 from bot.sandbox.state import SandboxState
 
 TRUNCATE_KEY = web.RequestKey("sandbox_truncate_download", bool)
@@ -60,14 +63,46 @@ def malformed(response: web.StreamResponse) -> web.StreamResponse:
     return web.Response(status=response.status, body=cut, content_type="application/json")
 
 
-def with_status(response: web.StreamResponse, value: str) -> web.StreamResponse:
-    """A 200 project body reporting `status: value`; any other answer unchanged."""
+def _rewritten(response: web.StreamResponse, change: Callable[[Any], Any]) -> web.StreamResponse:
+    """A 200 JSON answer with its body passed through `change`; any other answer unchanged."""
     body = _body(response)
     if response.status != 200 or body is None:
         return response
-    project = json.loads(body)
-    project["status"] = value
-    return web.json_response(project)
+    return web.json_response(change(json.loads(body)))
+
+
+def with_status(response: web.StreamResponse, value: str) -> web.StreamResponse:
+    """A 200 project body reporting `status: value`; any other answer unchanged."""
+    return _rewritten(response, lambda project: {**project, "status": value})
+
+
+def without_charge(response: web.StreamResponse) -> web.StreamResponse:
+    """A 200 project body without its `credits_charged`; any other answer unchanged."""
+    return _rewritten(response, lambda project: {k: v for k, v in project.items() if k != "credits_charged"})
+
+
+def odd_json(response: web.StreamResponse) -> web.StreamResponse:
+    """A 200 body as valid JSON of another shape (`{"data": <body>}`); any other answer unchanged."""
+    return _rewritten(response, lambda body: {"data": body})
+
+
+def note_read(state: SandboxState, request: web.Request, response: web.StreamResponse) -> None:
+    """Remember what a client was told about a project: the status of a 200 body that parses.
+
+    Called for answers that reach the client (a dropped connection is never noted), so a test can
+    hold a client to "never delete a project whose last read said complete".
+    """
+    project = state.projects.get(request.match_info.get("id", ""))
+    body = _body(response)
+    if project is None or response.status != 200 or body is None:
+        return
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return  # cut short: the client learnt nothing
+    status = answer.get("status") if isinstance(answer, dict) else None
+    if isinstance(status, str):
+        project.last_read = ReadNote(status=status, at=state.clock.monotonic())
 
 
 async def _apply(
@@ -93,13 +128,21 @@ async def _apply(
         return malformed(await handler(request))
     if fault.kind is FaultKind.UNKNOWN_STATUS:
         return with_status(await handler(request), fault.value)
+    if fault.kind is FaultKind.NO_CHARGE:
+        return without_charge(await handler(request))
+    if fault.kind is FaultKind.ODD_JSON:
+        return odd_json(await handler(request))
     # HANG: ends on release, or by cancellation when the client disconnects.
-    if route in STREAMING_ROUTES:
+    state.counters.held += 1
+    try:
+        if route in STREAMING_ROUTES:
+            await state.faults.wait_released()
+            return await handler(request)
+        response = await handler(request)
         await state.faults.wait_released()
-        return await handler(request)
-    response = await handler(request)
-    await state.faults.wait_released()
-    return response
+        return response
+    finally:
+        state.counters.held -= 1
 
 
 def fault_middleware(state: SandboxState) -> Middleware:
@@ -111,11 +154,19 @@ def fault_middleware(state: SandboxState) -> Middleware:
         if route is None:
             return await handler(request)
         state.counters.requests[route] += 1
-        fault = state.faults.take(route)
-        if fault is None:
-            return await handler(request)
-        state.counters.faults_injected[f"{route}:{fault.label}"] += 1
-        return await _apply(state, request, handler, fault)
+        state.counters.in_flight += 1
+        try:
+            fault = state.faults.take(route)
+            if fault is None:
+                response = await handler(request)
+            else:
+                state.counters.faults_injected[f"{route}:{fault.label}"] += 1
+                response = await _apply(state, request, handler, fault)
+            if route == "get_project" and (fault is None or fault.kind is not FaultKind.DISCONNECT):
+                note_read(state, request, response)
+            return response
+        finally:
+            state.counters.in_flight -= 1
 
     return middleware
 

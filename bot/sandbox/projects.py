@@ -36,6 +36,29 @@ class Status(StrEnum):
 TERMINAL = frozenset({Status.COMPLETE, Status.ERROR, Status.CANCELED})
 
 
+@dataclass(frozen=True)
+class ReadNote:
+    """What a client was last told about a project (`Project.last_read`): its status, and when (sandbox clock)."""
+
+    status: str
+    at: float
+
+
+@dataclass(frozen=True)
+class DeleteNote:
+    """One DELETE that reached a project (`Sandbox.deletes`), for tests to hold a client to.
+
+    `found`: the project's status when the DELETE arrived (a render the clock says has finished
+    counts as `complete`: the DELETE destroyed a paid result). `last_read`: what the client had
+    last been told about it before sending the DELETE (None: it never read it).
+    """
+
+    project_id: str
+    at: float
+    found: str
+    last_read: ReadNote | None
+
+
 @dataclass
 class Project:
     """One lip-sync job held by the sandbox (`sb.projects[id]`)."""
@@ -63,6 +86,7 @@ class Project:
     error: dict[str, str] | None = None
     result: RenderResult | None = None
     enabled: bool = True
+    last_read: ReadNote | None = None
     finalise_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     def status_at(self, now_mono: float) -> Status:

@@ -140,11 +140,11 @@ async def render_file_source(
 
 
 async def render_youtube_source(
-    audio: Path, out: Path, *, start: float, end: float, max_fps: float | None
+    audio: Path, out: Path, *, start: float, end: float, max_fps: float | None, source_fps: float = 30.0
 ) -> RenderResult:
-    """A test pattern of the window's length at min(30, max_fps) fps with `audio`, written to `out`."""
+    """A test pattern of the window's length at min(source_fps, max_fps) fps with `audio`, written to `out`."""
     seconds = min(exact(end) - exact(start), await _audio_seconds(audio))
-    frames, fps = youtube_frames(seconds, max_fps)
+    frames, fps = youtube_frames(seconds, max_fps, source_fps)
     width, height = YOUTUBE_SIZE
     tmp = out.with_name(out.name + ".part")
     args = [

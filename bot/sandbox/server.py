@@ -12,11 +12,12 @@ from types import TracebackType
 from aiohttp import web
 
 from bot.clock import Clock, SystemClock
+from bot.sandbox import jobs
 from bot.sandbox.api import make_api_app
 from bot.sandbox.config import SandboxConfig
 from bot.sandbox.counters import Counters
 from bot.sandbox.faults import Faults, FaultSpec
-from bot.sandbox.projects import Project
+from bot.sandbox.projects import DeleteNote, Project
 from bot.sandbox.state import SandboxState
 from bot.sandbox.storage import make_storage_app
 
@@ -89,6 +90,19 @@ class Sandbox:
     def charged_total(self) -> int:
         """Credits charged for every project together (the account's spending, grants aside)."""
         return sum(project.credits_charged for project in self._state.projects.values())
+
+    @property
+    def deletes(self) -> list[DeleteNote]:
+        """Every DELETE that reached a project, in order: what it found, and what its client last read."""
+        return self._state.deletes
+
+    async def finish_due(self) -> None:
+        """Finalise every project the clock says has finished (as a read of each would), so that
+        `charged` and `status` show where each render ended without a client asking."""
+        now = self._state.clock.monotonic()
+        for project in list(self._state.projects.values()):
+            if project.is_due(now):
+                await jobs.finalise(self._state, project)
 
     @property
     def uploads(self) -> dict[str, Path]:

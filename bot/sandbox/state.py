@@ -12,7 +12,7 @@ from bot.clock import Clock
 from bot.sandbox.config import SandboxConfig
 from bot.sandbox.counters import Counters
 from bot.sandbox.faults import Faults
-from bot.sandbox.projects import Project
+from bot.sandbox.projects import DeleteNote, Project
 from bot.sandbox.signing import UrlSigner
 from bot.sandbox.timefmt import new_id
 
@@ -31,6 +31,7 @@ class SandboxState:
     # file_path ("api-assets/...") -> where the uploaded bytes are on disk.
     uploads: dict[str, Path] = field(default_factory=dict)
     projects: dict[str, Project] = field(default_factory=dict)
+    deletes: list[DeleteNote] = field(default_factory=list)
     storage_url: str = ""
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     render_slots: asyncio.Semaphore | None = None
