@@ -89,7 +89,7 @@ class Services:
             observer=metrics,
         )
         metrics.bind(states=engine.states, queue=engine.queue_snapshot, models=forecast.model)
-        health = Health(store, engine.poller, metrics)
+        health = Health(store, engine.poller, metrics, clock=clock)
         services = cls(settings, clock, store, client, fetch_http, engine, metrics, health)
         # A webhook may reach any process: the one that follows the project hears of it through
         # the store (PostgreSQL's NOTIFY; on SQLite there is only this process).
@@ -120,7 +120,7 @@ class Services:
         if port is None:
             yield None
             return
-        server = OpsServer(self.metrics, self.health, host=self.settings.metrics_host, port=port)
+        server = OpsServer(self.metrics, self.health, host=self.settings.metrics_host, port=port, clock=self.clock)
         try:
             await server.start()
         except OSError:

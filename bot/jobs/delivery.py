@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.errors import JobFailed
+from bot.jobs.endings import Why
 from bot.jobs.models import Delivery
 from bot.magichour import DownloadExpired, MagicHourClient, VideoProject
 from bot.store import JobRecord, JobState, LeaseLost
@@ -44,12 +45,15 @@ class Courier:
         self._run = run
         self._delivered: Delivery | None = None  # what the member got, once they got it
 
-    async def complete(self, project: VideoProject) -> None:
-        """The render is complete: settle the job to Magic Hour's charge, then deliver it."""
+    async def complete(self, project: VideoProject | None, charge: int | None) -> None:
+        """The render is complete: settle the job to `charge` (Magic Hour's, as `endings.decide`
+        read it; None when it was settled before), then deliver it."""
         run = self._run
         if run.record.state in (JobState.CREATING, JobState.SUBMITTED, JobState.RENDERING):
-            await run.transition(JobState.DOWNLOADING, charged=project.credits_charged)
-        log.info("job %s: rendered, %s credits charged", run.job_id, project.credits_charged)
+            if charge is None:
+                raise ValueError(f"job {run.job_id}: a render is settled to what Magic Hour charged for it")
+            await run.transition(JobState.DOWNLOADING, charged=charge)
+            log.info("job %s: rendered, %s credits charged", run.job_id, charge)
         await self.deliver(project)
 
     async def deliver(self, project: VideoProject | None) -> None:
@@ -81,7 +85,7 @@ class Courier:
             run.record.project_id,
             failure,
         )
-        await run.end(JobState.FAILED, "delivery_failed")
+        await run.close(Why.UNDELIVERABLE)
 
     async def _attempt(self, project: VideoProject | None, *, with_file: bool) -> str | None:
         """One try at getting the result (or, without the file, a link) to its owner; why it failed."""
@@ -90,6 +94,9 @@ class Courier:
             if self._delivered is None:
                 result = await self._download(project) if with_file else None
                 await self._delivering()
+                # Fenced right before posting: a process that stalled past its lease (another one
+                # has taken the job over, and may have posted it) must not post it again.
+                run.record = await run.ctx.store.jobs.fence(run.job_id, run.ctx.config.lease_seconds)
                 self._delivered = await run.hooks.deliverer.deliver(
                     run.record, result, sandbox=run.sandbox, link=self._link
                 )

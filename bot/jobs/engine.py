@@ -27,6 +27,7 @@ from bot.clock import Clock
 from bot.errors import InvalidInput, JobFailed, NotAllowed
 from bot.jobs.admission import Admission, Admitted
 from bot.jobs.config import EngineConfig
+from bot.jobs.context import RunContext
 from bot.jobs.delivery import fresh_link
 from bot.jobs.forecast import RenderForecast
 from bot.jobs.leases import Leases
@@ -34,7 +35,7 @@ from bot.jobs.models import HooksFactory, JobHooks, JobRequest, QueueSnapshot
 from bot.jobs.observe import NO_OBSERVER, EngineObserver, current_job
 from bot.jobs.poller import Poller
 from bot.jobs.queue import SlotQueue
-from bot.jobs.run import JobRun, RunContext, swallow_cancel
+from bot.jobs.run import JobRun, swallow_cancel
 from bot.jobs.youtube import canonical_youtube_url
 from bot.magichour import MagicHourClient
 from bot.store import JobRecord, JobState, LeaseLost, Store
@@ -44,12 +45,19 @@ log = logging.getLogger(__name__)
 
 CANCEL_CHANNEL = "lipsync_cancel"  # payload "<job id>:<member id>": cancel it, whoever runs it
 _REMOTE_CANCEL_SECONDS = 60.0  # how long a cancel waits for the process that runs the job
+# How long a member waits for the answer to a cancel; a render Magic Hour hasn't confirmed stopped
+# by then goes on being followed, and the job's own message says how it ended.
+_CANCEL_ANSWER_SECONDS = 60.0
 
 
-async def _ended(task: asyncio.Task[None]) -> None:
-    """Wait for a job's task to end, however it ends (its own callbacks log and rescue failures)."""
-    with contextlib.suppress(asyncio.CancelledError, Exception):
-        await asyncio.shield(task)
+async def _ended(task: asyncio.Task[None], clock: Clock, within: float) -> None:
+    """Wait for a job's task to end, however it ends (its own callbacks log and rescue failures),
+    for at most `within` seconds on `clock`."""
+    timer = asyncio.ensure_future(clock.sleep(within))
+    try:
+        await asyncio.wait({task, timer}, return_when=asyncio.FIRST_COMPLETED)  # never cancels `task`
+    finally:
+        timer.cancel()
 
 
 class JobEngine:
@@ -71,7 +79,13 @@ class JobEngine:
         self.store = store
         self._client = client
         self._observer = observer or NO_OBSERVER
-        self._poller = poller or Poller(client.without_retries(), clock, config.poll, on_wait_end=self._observer.polls)
+        self._poller = poller or Poller(
+            client.without_retries(),
+            clock,
+            config.poll,
+            on_wait_end=self._observer.polls,
+            on_key_refused=self._observer.key_refused,
+        )
         self._forecast = forecast or RenderForecast(store.renders, clock, config.forecast)
         self._queue = SlotQueue(config.max_jobs_in_flight, on_position=self._on_queue_position)
         self.admission = Admission(store, config.default_rules)
@@ -136,7 +150,7 @@ class JobEngine:
         """Check the request, record the job and run it in the background."""
         request = self._with_defaults(request)
         admitted = await self.admission.check(request)
-        record = await self.store.jobs.create(request.new_job(), lease_seconds=self.config.lease_seconds)
+        record = await self.admission.record(request, admitted, lease_seconds=self.config.lease_seconds)
         log.info("job %s: received from user %s in guild %s", record.id, record.user_id, record.guild_id)
         run = self._new_run(record, hooks)
         run.know_limits(admitted)
@@ -269,18 +283,23 @@ class JobEngine:
         if not run.cancel_requested:  # a second press waits for the first cancel, not a second one
             run.cancel_requested = True
             task.cancel()
-        await _ended(task)
+        clock = self._context.clock
+        answer_by = clock.monotonic() + _CANCEL_ANSWER_SECONDS
+        await _ended(task, clock, _CANCEL_ANSWER_SECONDS)
         successor = self._tasks.get(job_id)
-        if successor is not None and successor is not task:  # ending it crashed: its rescue ends it
-            await _ended(successor)
+        if task.done() and successor is not None and successor is not task:  # its rescue ends it
+            await _ended(successor, clock, max(0.0, answer_by - clock.monotonic()))
         record = await self.job(job_id)
-        if not record.state.terminal:
-            if record.project_id is not None or job_id in self._tasks:
-                raise JobFailed("not_running", job=job_id)  # left unfinished: a resume carries it on
-            await run.canceled()  # cancelled before its task ever ran: nothing at Magic Hour
-            await run.cleanup()
-            record = await self.job(job_id)
-        return record
+        if record.state.terminal:
+            return record
+        current = self._tasks.get(job_id)
+        if current is not None and not current.done():
+            return record  # still stopping at Magic Hour: the job goes on being followed until it says
+        if record.project_id is not None:
+            raise JobFailed("not_running", job=job_id)  # left unfinished: a resume carries it on
+        await run.canceled()  # cancelled before its task ever ran: nothing at Magic Hour
+        await run.cleanup()
+        return await self.job(job_id)
 
     async def _cancel_elsewhere(self, record: JobRecord, by_user_id: int) -> JobRecord:
         log.info("job %s: runs in %s; asking it to cancel", record.id, record.claimed_by)
@@ -453,7 +472,8 @@ class JobEngine:
                 await work()
         except asyncio.CancelledError:
             if not run.cancel_requested:
-                raise  # engine shutdown or a lost lease: the job stays unfinished for its next owner
+                # A shutdown or a lost lease: `endings` leaves the job as it is, for its next owner.
+                raise
             swallow_cancel()
             await run.canceled()
         except LeaseLost:

@@ -2,7 +2,7 @@
 
 The engine calls these at the few places only it can see: a job's hooks when its run is made (an
 observer may wrap them to watch progress and deliveries), the time a job waited for a slot, a
-job step that failed on the database, and each finished poll wait. `NO_OBSERVER` ignores all.
+job step that failed on the database, each finished poll wait, and the API key refused. `NO_OBSERVER` ignores all.
 """
 
 from __future__ import annotations
@@ -32,6 +32,10 @@ class EngineObserver(Protocol):
         """A render's wait ended after this many status requests."""
         ...
 
+    def key_refused(self) -> None:
+        """Magic Hour refused the bot's key (401/403) on a status read; the wait goes on."""
+        ...
+
 
 class _NoObserver:
     def hooks(self, hooks: JobHooks) -> JobHooks:
@@ -44,6 +48,9 @@ class _NoObserver:
         return None
 
     def polls(self, count: int) -> None:
+        return None
+
+    def key_refused(self) -> None:
         return None
 
 

@@ -8,11 +8,13 @@ backoff takes over from `initial`. A 429 or 5xx pushes every job back further
 (the API is telling us to slow down, not one job), up to `error_maximum`, and never sooner than a
 429's Retry-After. Each job has a deadline.
 
-A wait ends only on a successful read that shows the project complete, errored or canceled. Every
-other answer is temporary until the deadline: an odd status code (404, 409), a body that doesn't
-parse, a status value the bot doesn't know. Each kind is logged once per project. Only 401 and
-403 end a wait early: the bot's key itself is refused, and asking again can't help. The poller's
-client must not retry on its own (`MagicHourClient.without_retries()`): this backoff governs.
+A wait ends only on a successful read that shows the project complete, errored or canceled, with
+what it charged. Every other answer is temporary until the deadline: an odd status code (404,
+409), a body that doesn't parse, a status value the bot doesn't know, a final status without its
+charge, and 401/403 too (the key is refused: the operator is alerted, in the log at error level
+and in metrics, and the render, paid for, is waited for while they fix it). Each kind is logged
+once per project. The poller's client must not retry on its own
+(`MagicHourClient.without_retries()`): this backoff governs.
 """
 
 from __future__ import annotations
@@ -91,9 +93,11 @@ class Poller:
         *,
         rng: random.Random | None = None,
         on_wait_end: WaitObserver | None = None,
+        on_key_refused: Callable[[], None] | None = None,
     ) -> None:
         self._source = source
         self._on_wait_end = on_wait_end
+        self._on_key_refused = on_key_refused
         self._clock = clock
         self._policy = policy or PollPolicy()
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not cryptography
@@ -262,9 +266,11 @@ class Poller:
             try:
                 project = await self._source.get_video_project(watch.project_id)
             except (Unauthorized, NotOnPlan) as exc:
-                # 401/403: the key is refused, for every job; waiting can't make it work.
-                if not watch.future.done():
-                    watch.future.set_exception(exc)
+                # 401/403: the key is refused. Only the operator can fix it, so say so loudly; the
+                # render goes on at Magic Hour (and is billed), so its job waits, as for any odd answer.
+                if self._on_key_refused is not None:
+                    self._on_key_refused()
+                self._odd(watch, exc, level=logging.ERROR, note="Magic Hour refuses the bot's API key")
                 return
             except (RateLimited, Unavailable) as exc:
                 # The API wants us to slow down: back off every job, not just this one.
@@ -277,11 +283,7 @@ class Poller:
             except MagicHourError as exc:
                 # 404, 409, a body that doesn't parse, a status we don't know: temporary until the
                 # deadline. The render may well be going on; failing here would lose a paid result.
-                kind = f"{type(exc).__name__}:{exc.status_code}"
-                if kind not in watch.oddities:
-                    watch.oddities.add(kind)
-                    log.warning("status poll for %s: odd answer (%s); still waiting", watch.project_id, exc)
-                self._schedule_next(watch)
+                self._odd(watch, exc)
                 return
             except Exception as exc:
                 # A bug, not an answer: end this job's wait (its runner decides); the loop itself
@@ -297,10 +299,21 @@ class Poller:
                 await watch.listener(project)
             except Exception:
                 log.exception("progress listener failed for project %s", watch.project_id)
-        if project.is_terminal:
+        if project.is_settled:
             if not watch.future.done():
                 watch.future.set_result(project)
             return
+        if project.is_terminal:  # ended, but without what it charged: a missing charge is not zero
+            self._odd(watch, f"{project.status.value} without credits_charged")
+            return
+        self._schedule_next(watch)
+
+    def _odd(self, watch: _Watch, what: object, *, level: int = logging.WARNING, note: str = "odd answer") -> None:
+        """An answer that can't end the wait: log its kind once per project, and ask again later."""
+        kind = f"{type(what).__name__}:{getattr(what, 'status_code', what)}"
+        if kind not in watch.oddities:
+            watch.oddities.add(kind)
+            log.log(level, "status poll for %s: %s (%s); still waiting", watch.project_id, note, what)
         self._schedule_next(watch)
 
     def _schedule_next(self, watch: _Watch, *, first: bool = False) -> None:

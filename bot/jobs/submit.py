@@ -18,7 +18,7 @@ from bot.jobs.models import JobRequest
 from bot.magichour import CreatedJob, LipSyncAssets, LipSyncRequest, LipSyncStyle, RateLimited, UploadItem
 
 if TYPE_CHECKING:
-    from bot.jobs.run import RunContext
+    from bot.jobs.context import RunContext
 
 # Project names carry the job's number first, so the operator can match a project in the Magic
 # Hour dashboard to its job even when the bot never learnt the project's id.

@@ -11,7 +11,7 @@ each call kind differs only in its classify function, which says what an outcome
   505) and transport errors are retried.
 - `POST /v1/lip-sync` has no idempotency key, so a second request can be a second paid job. It is
   retried only when the request provably never left (connect error, connect or pool timeout) or
-  the API documents that no job was made (429, 502, 503). Anything else that leaves the outcome
+  the API documents that no job was made (429, 502). Anything else that leaves the outcome
   open (read timeout, connection dropped after sending, 500, 504, an unreadable 2xx body) raises
   `SubmissionUncertain` at once.
 """
@@ -94,7 +94,7 @@ UNKNOWN_SIZE_DEADLINE = 4 * 3600.0
 
 _USER_AGENT = f"lipsync-bot/{__version__}"
 # Statuses after which Magic Hour has certainly not created a job: refusals of the request itself,
-# plus the statuses it documents as "no job" (429, 502, 503).
+# plus the statuses it documents as "no job" (429, 502).
 _CREATE_NO_JOB_STATUSES = frozenset({400, 401, 402, 403, 404, 422}) | CREATE_RETRYABLE_STATUSES
 
 _ModelT = TypeVar("_ModelT", bound=BaseModel)
@@ -279,7 +279,7 @@ class MagicHourClient:
                 status_code=response.status_code,
                 route=route,
             ) from None
-        logger.info("Magic Hour job %s created (%d credits estimated)", job.id, job.credits_charged)
+        logger.info("Magic Hour job %s created (%s credits estimated)", job.id, job.credits_charged)
         return job
 
     async def get_video_project(self, project_id: str) -> VideoProject:

@@ -167,7 +167,7 @@ class CreatedJob(_SandboxAware):
     """What `POST /v1/lip-sync` returns: the project id and the credits charged (an estimate)."""
 
     id: str = Field(min_length=1)
-    credits_charged: int
+    credits_charged: int | None = None  # missing is an odd answer, never zero
 
 
 # --- Video projects ------------------------------------------------------------------------------
@@ -224,7 +224,7 @@ class VideoProject(_SandboxAware):
     start_seconds: float | None = None
     end_seconds: float | None = None
     fps: float | None = None
-    credits_charged: int = 0
+    credits_charged: int | None = None  # missing is an odd answer, never zero
     error: ProjectError | None = None
     downloads: list[Download] = Field(default_factory=list)
 
@@ -232,6 +232,11 @@ class VideoProject(_SandboxAware):
     def is_terminal(self) -> bool:
         """True once the project is complete, failed or canceled."""
         return self.status.is_terminal
+
+    @property
+    def is_settled(self) -> bool:
+        """True once the project ended *and* says what it charged: only such a read can end a job."""
+        return self.is_terminal and self.credits_charged is not None
 
     @property
     def is_complete(self) -> bool:

@@ -50,9 +50,10 @@ def is_retryable_status(status_code: int) -> bool:
     return status_code in (408, 429) or (500 <= status_code < 600 and status_code not in (501, 505))
 
 
-#: Statuses after which `POST /v1/lip-sync` may be retried: Magic Hour documents that a 502 or 503
-#: means no job was made, and a 429 is refused before any work.
-CREATE_RETRYABLE_STATUSES = frozenset({429, 502, 503})
+#: Statuses after which `POST /v1/lip-sync` may be retried: only where Magic Hour's reference says
+#: no job was made, a 429 (refused before any work) and a 502 (it failed before returning an id).
+#: A 503 or 500 may come after the job was made: an uncertain submission, never resent.
+CREATE_RETRYABLE_STATUSES = frozenset({429, 502})
 
 
 @dataclass(frozen=True)

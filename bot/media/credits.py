@@ -24,9 +24,11 @@ import math
 from bot.config import GenerationMode
 from bot.media.probe import MediaInfo
 
-# What Magic Hour holds at create, and the rate of sources it cannot see (YouTube) or of jobs
-# with no cap at all.
+# What Magic Hour holds at create.
 DEFAULT_FPS = 30.0
+# The fastest rate a source can render at for a job with no cap at all: a YouTube video's highest,
+# and the highest cap a member may choose. A source the bot can't see is priced at the cap.
+HIGHEST_FPS = 60.0
 
 
 def _positive(value: float | None) -> float | None:
@@ -34,8 +36,9 @@ def _positive(value: float | None) -> float | None:
 
 
 def frame_cap(max_fps: float | None, default_max_fps: float | None) -> float:
-    """The job's output-rate cap: `max_fps`, else `default_max_fps`, else 30 (unusable values skipped)."""
-    return _positive(max_fps) or _positive(default_max_fps) or DEFAULT_FPS
+    """The job's output-rate cap: `max_fps`, else `default_max_fps`, else the highest rate a source
+    can render at, 60 (unusable values skipped)."""
+    return _positive(max_fps) or _positive(default_max_fps) or HIGHEST_FPS
 
 
 def billing_fps(info: MediaInfo | None, max_fps: float | None, default_max_fps: float | None) -> float:
@@ -43,11 +46,12 @@ def billing_fps(info: MediaInfo | None, max_fps: float | None, default_max_fps: 
 
     `info` is the probed video (None for a YouTube source); `max_fps` the job's `max_fps_limit`,
     `default_max_fps` the bot's default for it. A constant source rate gives `min(rate, cap)`; an
-    unknown, variable or inconsistent one gives the cap; YouTube gives `min(30, cap)`.
+    unknown, variable or inconsistent one gives the cap; so does YouTube: the bot never sees the
+    video, and Magic Hour renders it at its own rate (up to 60) under the cap.
     """
     cap = frame_cap(max_fps, default_max_fps)
     if info is None:
-        return min(DEFAULT_FPS, cap)
+        return cap
     source = _positive(info.constant_fps) if info.rate_consistent else None
     return min(source, cap) if source is not None else cap
 

@@ -1,5 +1,11 @@
 """Read what is really inside a media file with PyAV, and refuse what a slot cannot use.
 
+The reading itself runs in a child process with capped memory, CPU and time (`bot.media.bounded`),
+opens only the containers and codecs the slot accepts, and judges stream counts and frame sizes
+from the headers before anything is decoded (`bot.media.opening`, `bot.media.accept`). This
+module holds what the reading finds (`MediaInfo`, `describe`, the frame-rate judgement) and the
+async `probe*` functions the bot calls.
+
 Decision on the audio slot: Magic Hour's `audio_file_path` takes an audio file, so the audio slot
 accepts a file with an audio stream and no real video. A video stream flagged as cover art
 (`attached_pic`, as in an MP3 with album art) is not real video and is fine; a video with sound is
@@ -38,6 +44,7 @@ whatever its codec; one with no frames at all is no video.
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -45,7 +52,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from itertools import pairwise
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import av
 import av.error
@@ -54,6 +61,13 @@ from av.stream import Discard, Disposition
 from av.video.stream import VideoStream
 
 from bot.errors import InvalidInput
+from bot.media.accept import Slot
+from bot.media.bounded import ProbeLimits, run_bounded
+
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
+
+DEFAULT_LIMITS = ProbeLimits()
 
 # Demuxers for still pictures (png_pipe, jpeg_pipe, webp_pipe, ... and the image2 sequence reader).
 _IMAGE_FORMATS = frozenset({"image2", "gif", "apng"})
@@ -248,77 +262,95 @@ def judge_rate(claims: list[float | None], timing: FrameTiming) -> tuple[float |
     return max(declared or figures), "constant"
 
 
-def _read(path: Path, size: int) -> MediaInfo | None:
-    """Open the file with PyAV (blocking; run in a thread). None if it is not media at all."""
-    try:
-        container = av.open(str(path), mode="r")
-    except (av.error.FFmpegError, UnicodeDecodeError):
-        return None
-    with container:
-        videos = [s for s in container.streams.video if not s.disposition & Disposition.attached_pic]
-        covers = [s for s in container.streams.video if s.disposition & Disposition.attached_pic]
-        audio = container.streams.audio[0] if container.streams.audio else None
-        video = videos[0] if videos else None
-        container_seconds = float(container.duration) / av.time_base if container.duration else None
-        audio_seconds = _seconds(audio.duration, audio.time_base) if audio is not None else None
-        video_seconds = _seconds(video.duration, video.time_base) if video is not None else None
-        duration = video_seconds or audio_seconds or container_seconds or 0.0
-        still = False
-        claims: list[float | None] = [None, None, None, None]
-        counted: FrameTiming | None = None
-        constant_fps: float | None = None
-        verdict: RateVerdict = "no_video"
-        if video is not None:
-            claims = [
-                _rate(video.average_rate),
-                _rate(video.base_rate),
-                _rate(video.guessed_rate),
-                _rate(video.codec_context.framerate),
-            ]
-            timing = count_frames(container, video, max_frames=MAX_COUNTED_FRAMES, max_seconds=MAX_COUNT_SECONDS)
-            if isinstance(timing, FrameTiming):
-                counted = timing
-                constant_fps, verdict = judge_rate(claims, timing)
-            else:
-                verdict = timing
-            codec = video.codec_context.name
-            single_picture = codec in _IMAGE_CODECS and video.frames <= 1 and duration <= _STILL_MAX_SECONDS
-            still = container.format.name.endswith("_pipe") or container.format.name in _IMAGE_FORMATS
-            still = still or single_picture or (counted is not None and counted.frames == 1)
-            if counted is not None and counted.frames == 0:
-                video, verdict, claims = None, "no_video", [None, None, None, None]  # a video stream with no frames
-        return MediaInfo(
-            format_name=container.format.name,
-            duration=duration,
-            has_video=video is not None,
-            has_audio=audio is not None,
-            video_codec=video.codec_context.name if video is not None else None,
-            audio_codec=audio.codec_context.name if audio is not None else None,
-            width=video.codec_context.width or None if video is not None else None,
-            height=video.codec_context.height or None if video is not None else None,
-            fps=_frame_rate(video) if video is not None else None,
-            frame_count=(video.frames or None) if video is not None else None,
-            size_bytes=size,
-            has_cover_art=bool(covers),
-            is_still_image=still,
-            average_rate=claims[0],
-            nominal_rate=claims[1],
-            guessed_rate=claims[2],
-            codec_rate=claims[3],
-            counted_frames=counted.frames if counted is not None and video is not None else None,
-            counted_seconds=counted.seconds if counted is not None and video is not None else None,
-            constant_fps=constant_fps,
-            rate_verdict=verdict,
-        )
+def describe(container: InputContainer, size: int, *, max_frames: int, max_seconds: float) -> MediaInfo:
+    """What an opened container holds (its first real video and first audio stream)."""
+    videos = [s for s in container.streams.video if not s.disposition & Disposition.attached_pic]
+    covers = [s for s in container.streams.video if s.disposition & Disposition.attached_pic]
+    audio = container.streams.audio[0] if container.streams.audio else None
+    video = videos[0] if videos else None
+    container_seconds = float(container.duration) / av.time_base if container.duration else None
+    audio_seconds = _seconds(audio.duration, audio.time_base) if audio is not None else None
+    video_seconds = _seconds(video.duration, video.time_base) if video is not None else None
+    duration = video_seconds or audio_seconds or container_seconds or 0.0
+    still = False
+    claims: list[float | None] = [None, None, None, None]
+    counted: FrameTiming | None = None
+    constant_fps: float | None = None
+    verdict: RateVerdict = "no_video"
+    if video is not None:
+        claims = [
+            _rate(video.average_rate),
+            _rate(video.base_rate),
+            _rate(video.guessed_rate),
+            _rate(video.codec_context.framerate),
+        ]
+        timing = count_frames(container, video, max_frames=max_frames, max_seconds=max_seconds)
+        if isinstance(timing, FrameTiming):
+            counted = timing
+            constant_fps, verdict = judge_rate(claims, timing)
+        else:
+            verdict = timing
+        codec = video.codec_context.name
+        single_picture = codec in _IMAGE_CODECS and video.frames <= 1 and duration <= _STILL_MAX_SECONDS
+        still = container.format.name.endswith("_pipe") or container.format.name in _IMAGE_FORMATS
+        still = still or single_picture or (counted is not None and counted.frames == 1)
+        if counted is not None and counted.frames == 0:
+            video, verdict, claims = None, "no_video", [None, None, None, None]  # a video stream with no frames
+    return MediaInfo(
+        format_name=container.format.name,
+        duration=duration,
+        has_video=video is not None,
+        has_audio=audio is not None,
+        video_codec=video.codec_context.name if video is not None else None,
+        audio_codec=audio.codec_context.name if audio is not None else None,
+        width=video.codec_context.width or None if video is not None else None,
+        height=video.codec_context.height or None if video is not None else None,
+        fps=_frame_rate(video) if video is not None else None,
+        frame_count=(video.frames or None) if video is not None else None,
+        size_bytes=size,
+        has_cover_art=bool(covers),
+        is_still_image=still,
+        average_rate=claims[0],
+        nominal_rate=claims[1],
+        guessed_rate=claims[2],
+        codec_rate=claims[3],
+        counted_frames=counted.frames if counted is not None and video is not None else None,
+        counted_seconds=counted.seconds if counted is not None and video is not None else None,
+        constant_fps=constant_fps,
+        rate_verdict=verdict,
+    )
 
 
-async def _probe(path: Path, label: str, slot: str) -> MediaInfo:
-    """Probe and refuse what no slot can use; `slot` ("", "_video", "_audio") picks the wording."""
+# Refusal codes worded per slot ("not_media" becomes "not_media_video" for the video slot).
+_SLOT_WORDED = frozenset({"not_media", "still_image", "unsupported_format", "unsupported_codec"})
+
+
+@functools.cache
+def _answers() -> TypeAdapter[MediaInfo]:
+    # pydantic is imported by the bot only: the probe's child starts faster without it.
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(MediaInfo)
+
+
+async def _probe(path: Path, label: str, slot: Slot, limits: ProbeLimits) -> MediaInfo:
+    """Probe in a bounded child and refuse what no slot can use; `slot` picks the wording."""
     size = (await asyncio.to_thread(path.stat)).st_size
     if size == 0:
         raise MediaError("empty_file", filename=label)
-    info = await asyncio.to_thread(_read, path, size)
-    if info is None or not (info.has_video or info.has_audio):
+    request = {"path": str(path), "slot": slot, "max_frames": MAX_COUNTED_FRAMES, "max_seconds": MAX_COUNT_SECONDS}
+    answer = await run_bounded(request, limits)
+    if answer is not None and "refused" in answer:
+        code, data = str(answer["refused"]), answer.get("data")
+        data = {k: v for k, v in data.items() if isinstance(v, str | int)} if isinstance(data, dict) else {}
+        raise MediaError(f"{code}{slot}" if code in _SLOT_WORDED else code, filename=label, **data)
+    try:
+        info = _answers().validate_python(answer["info"]) if answer is not None else None
+    except (KeyError, ValueError):  # pydantic's ValidationError is a ValueError
+        info = None
+    if info is None:  # killed at a limit, crashed, or an answer that makes no sense
+        raise MediaError("media_too_complex", filename=label)
+    if not (info.has_video or info.has_audio):
         raise MediaError(f"not_media{slot}", filename=label)
     if info.is_still_image:
         raise MediaError(f"still_image{slot}", filename=label)
@@ -327,28 +359,31 @@ async def _probe(path: Path, label: str, slot: str) -> MediaInfo:
     return info
 
 
-async def probe(path: Path, *, label: str = "file") -> MediaInfo:
-    """Probe a media file in a worker thread; raise `MediaError` if it isn't usable media.
+async def probe(path: Path, *, label: str = "file", limits: ProbeLimits = DEFAULT_LIMITS) -> MediaInfo:
+    """Probe a media file in a bounded child process; raise `MediaError` if it isn't usable media.
 
     Refuses an empty file (`empty_file`), a file that is not audio or video at all (`not_media`),
-    a still image (`still_image`) and media with no duration (`no_duration`). `label` names the
-    file in the error's data (the member's file name, never the temporary path).
+    a container or codec neither slot accepts (`unsupported_format`, `unsupported_codec`), a file
+    past the stream or frame-size limits (`too_many_streams`, `frame_too_large`), one whose
+    reading went past the child's limits (`media_too_complex`), a still image (`still_image`) and
+    media with no duration (`no_duration`). `label` names the file in the error's data (the
+    member's file name, never the temporary path).
     """
-    return await _probe(path, label, "")
+    return await _probe(path, label, "", limits)
 
 
-async def probe_video(path: Path, *, filename: str) -> MediaInfo:
+async def probe_video(path: Path, *, filename: str, limits: ProbeLimits = DEFAULT_LIMITS) -> MediaInfo:
     """Probe the video slot's file: it must hold real video with a duration (`not_a_video`)."""
-    info = await _probe(path, filename, "_video")
+    info = await _probe(path, filename, "_video", limits)
     if not info.has_video:
         raise MediaError("not_a_video", filename=filename)
     return info
 
 
-async def probe_audio(path: Path, *, filename: str) -> MediaInfo:
+async def probe_audio(path: Path, *, filename: str, limits: ProbeLimits = DEFAULT_LIMITS) -> MediaInfo:
     """Probe the audio slot's file: an audio stream (`no_sound`) and no video but cover art
     (`audio_has_video`)."""
-    info = await _probe(path, filename, "_audio")
+    info = await _probe(path, filename, "_audio", limits)
     if not info.has_audio:
         raise MediaError("no_sound", filename=filename)
     if info.has_video:

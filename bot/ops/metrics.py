@@ -101,6 +101,11 @@ class Metrics:
             buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
             registry=r,
         )
+        self.key_refusals = Counter(
+            "lipsync_api_key_refusals",
+            "Status reads Magic Hour answered 401/403: the bot's key is refused, and renders can't be followed.",
+            registry=r,
+        )
         self.polls_per_job = Histogram(
             "lipsync_polls_per_job",
             "Status requests each render's wait took.",
@@ -220,6 +225,10 @@ class Metrics:
     def polls(self, count: int) -> None:
         """A render's wait ended after `count` status requests."""
         self.polls_per_job.observe(count)
+
+    def key_refused(self) -> None:
+        """Magic Hour refused the bot's key on a status read (the operator must act)."""
+        self.key_refusals.inc()
 
     # --------------------------------------------------------------- the forecast
 

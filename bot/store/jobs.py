@@ -1,10 +1,9 @@
 """Job records: create, move through states (checked), update, and the queries the bot needs.
 
-`transition` is also the one place where credits close: the state a job enters decides whether its
-reservation is settled (the render completed at Magic Hour, or its outcome is unknown) or refunded
-(it never got that far), in the same transaction as the state change, so a job's state and its
-credits can never disagree. It reads the job's row `FOR UPDATE`, so of two processes racing to
-move one job exactly one wins.
+`transition` is also the one place where credits close: at the charge it is given (the engine's
+`bot.jobs.endings` decides it), settled or refunded in the same transaction as the state change, so
+a job's state and its credits can never disagree. It reads the job's row `FOR UPDATE`, so of two
+processes racing to move one job exactly one wins.
 
 Leases. Several processes may share one database (PostgreSQL), so each unfinished job is claimed
 by the process that runs it: `claimed_by` names the process (`JobStore.owner`) and `lease_until`
@@ -27,7 +26,18 @@ from collections.abc import Mapping, Sequence
 from enum import Enum
 
 from bot.store import ledger
-from bot.store.db import LEDGER_LOCK, Connection, Database, Row, fetch_all, fetch_int, fetch_one, parse_ts, row_dict
+from bot.store.db import (
+    LEDGER_LOCK,
+    Connection,
+    Database,
+    Row,
+    fetch_all,
+    fetch_int,
+    fetch_one,
+    guild_lock,
+    parse_ts,
+    row_dict,
+)
 from bot.store.errors import InvalidTransition, JobNotFound, LeaseLost, NoReservation
 from bot.store.models import (
     TERMINAL_STATES,
@@ -36,7 +46,9 @@ from bot.store.models import (
     JobEvent,
     JobRecord,
     JobState,
+    LimitKind,
     NewJob,
+    Refusal,
     can_transition,
 )
 
@@ -128,6 +140,22 @@ def _marks(values: Sequence[object]) -> str:
     return ", ".join("?" for _ in values)
 
 
+async def _insert_job(conn: Connection, values: Mapping[str, object], now: dt.datetime) -> JobRecord:
+    """Insert a new job row and its first event, inside the caller's transaction."""
+    columns = ", ".join(values)
+    rows = await fetch_all(
+        conn,
+        f"INSERT INTO jobs ({columns}) VALUES ({_marks(list(values))}) RETURNING *",  # noqa: S608 - model fields
+        tuple(values.values()),
+    )
+    job_id = int(rows[0]["id"])
+    await conn.execute(
+        "INSERT INTO job_events (job_id, state, at, detail) VALUES (?, ?, ?, NULL)",
+        (job_id, JobState.RECEIVED.value, now),
+    )
+    return _row_to_job(rows[0])
+
+
 class JobStore:
     """Job records. Reach it as `store.jobs`; `owner` names this process in job claims."""
 
@@ -138,6 +166,42 @@ class JobStore:
     async def create(self, job: NewJob, *, lease_seconds: float | None = None) -> JobRecord:
         """Record a new job in `received`, with its first event; claimed by this process if `lease_seconds`."""
         now = self._db.now()
+        values = self._new_row(job, now, lease_seconds)
+
+        async def body(conn: Connection) -> JobRecord:
+            # Shared: many jobs are created at once, but never while a member's data is being deleted.
+            await conn.lock(shared=[LEDGER_LOCK])
+            return await _insert_job(conn, values, now)
+
+        return await self._db.write(body)
+
+    async def create_within(
+        self, job: NewJob, *, max_unfinished: int, lease_seconds: float | None = None
+    ) -> JobRecord | Refusal:
+        """`create`, unless the member already has `max_unfinished` unfinished jobs in this server.
+
+        The count and the insert are one transaction under the server's lock (the one reservations
+        take), so requests racing each other are counted one after another: of six sent in the same
+        millisecond with a limit of one, one is recorded and five are refused.
+        """
+        now = self._db.now()
+        values = self._new_row(job, now, lease_seconds)
+        sql = (
+            "SELECT COUNT(*) FROM jobs WHERE guild_id IS NOT DISTINCT FROM ? AND user_id = ?"  # noqa: S608 - constants
+            f" AND state NOT IN {_TERMINAL_SQL}"
+        )
+
+        async def body(conn: Connection) -> JobRecord | Refusal:
+            await conn.lock(guild_lock(job.guild_id), shared=[LEDGER_LOCK])
+            unfinished = await fetch_int(conn, sql, (job.guild_id, job.user_id))
+            if unfinished >= max_unfinished:
+                available = max(0, max_unfinished - unfinished)
+                return Refusal(LimitKind.ACTIVE_JOBS, available, 1, None, max_active=max_unfinished)
+            return await _insert_job(conn, values, now)
+
+        return await self._db.write(body)
+
+    def _new_row(self, job: NewJob, now: dt.datetime, lease_seconds: float | None) -> dict[str, object]:
         values: dict[str, object] = job.model_dump()
         values["mode"] = job.mode.value
         values["state"] = JobState.RECEIVED.value
@@ -145,25 +209,7 @@ class JobStore:
         if lease_seconds is not None:
             values["claimed_by"] = self.owner
             values["lease_until"] = now + dt.timedelta(seconds=lease_seconds)
-        columns = ", ".join(values)
-        marks = _marks(list(values))
-
-        async def body(conn: Connection) -> JobRecord:
-            # Shared: many jobs are created at once, but never while a member's data is being deleted.
-            await conn.lock(shared=[LEDGER_LOCK])
-            rows = await fetch_all(
-                conn,
-                f"INSERT INTO jobs ({columns}) VALUES ({marks}) RETURNING *",  # noqa: S608 - fixed model fields
-                tuple(values.values()),
-            )
-            job_id = int(rows[0]["id"])
-            await conn.execute(
-                "INSERT INTO job_events (job_id, state, at, detail) VALUES (?, ?, ?, NULL)",
-                (job_id, JobState.RECEIVED.value, now),
-            )
-            return _row_to_job(rows[0])
-
-        return await self._db.write(body)
+        return values
 
     async def transition(
         self,
@@ -176,24 +222,25 @@ class JobStore:
     ) -> JobRecord:
         """Move a job to `to`, checked against its current state, and close its credits, in one transaction.
 
-        Raises `InvalidTransition` for a move the state machine does not allow (including staying
-        in the same state, and leaving a terminal one) and `JobNotFound`. `fields` are set at the
-        same time (the names `update` accepts). Credits close here and nowhere else:
+        Returns the job as written. Raises `InvalidTransition` for a move the state machine does
+        not allow (including staying in the same state, and leaving a terminal one), `JobNotFound`,
+        and `LeaseLost` when another process has claimed the job (it took the job over). `fields`
+        are set at the same time (the names `update` accepts).
 
-        - `downloading` (the render completed at Magic Hour): `charged` is required and the
-          reservation is settled to it. A charge above what was held is recorded, never refused.
-        - `done`: settles a still-open reservation to `charged` (to what was held if None);
-          a settled one stays as it is.
-        - `failed`/`canceled`: with `charged`, settles a still-open reservation to it (a cancel
-          after submission costs what Magic Hour charged). Without, a job failing with
-          `error_code=UNKNOWN_AT_MAGIC_HOUR` is settled to what it held (the operator may have
-          been charged); any other is refunded. An already settled job stays settled (a completed
-          render whose delivery was given up was still paid for).
-
-        `charged_credits` is recorded whenever a settle happens. `charged` is refused (ValueError)
-        for other states and when negative; `NoReservation` when it is given for a job that never
-        reserved (a charge with nothing to settle against is a bug to surface). `LeaseLost` when
-        another process has claimed the job (it took the job over).
+        Credits close here and nowhere else, at the charge the caller gives (`bot.jobs.endings`
+        decides it):
+        - `downloading` (the render completed) requires `charged` and settles the reservation to it;
+        - `failed`/`canceled` settle a still-open reservation to `charged`, or refund it when
+          `charged` is None (only a job that sent nothing to Magic Hour ends so); an ending unknown
+          at Magic Hour needs its count (`ValueError` without: a refund would give back what
+          Magic Hour may have billed);
+        - `done` follows a settled `downloading` and closes nothing (`ValueError` if the
+          reservation is somehow still open).
+        A charge above what was held is recorded, never refused; a job already closed stays as it
+        is (a rendered job whose delivery was given up stays charged). `charged_credits` is
+        recorded whenever a settle happens. `charged` is refused (ValueError) for other states and
+        when negative; `NoReservation` when it is given for a job that never reserved (a charge
+        with nothing to settle against is a bug to surface).
         """
         checked = _checked_fields(fields)
         if charged is not None:
@@ -216,14 +263,18 @@ class JobStore:
                 "INSERT INTO job_events (job_id, state, at, detail) VALUES (?, ?, ?, ?)",
                 (job_id, to.value, now, detail),
             )
-            settle_to = charged
-            if settle_to is None and (
-                to is JobState.DONE
-                or (to is JobState.FAILED and checked.get("error_code", job.error_code) == UNKNOWN_AT_MAGIC_HOUR)
+            if (
+                to is JobState.FAILED
+                and charged is None
+                and checked.get("error_code", job.error_code) == UNKNOWN_AT_MAGIC_HOUR
+                and await ledger.reservation_row(conn, job_id)
             ):
-                settle_to = await ledger.held(conn, job_id)
-            if to in _CLOSING_STATES:
-                outcome = await ledger.close_reservation(conn, job_id, charged=settle_to, now=now, note=to.value)
+                raise ValueError(f"job {job_id}: an unknown ending counts what the job held; give it as the charge")
+            if to is JobState.DONE and charged is None:
+                if await ledger.reservation_row(conn, job_id) and not await ledger.closing_row(conn, job_id):
+                    raise ValueError(f"job {job_id} can only be done once its render was settled")
+            elif to in _CLOSING_STATES:
+                outcome = await ledger.close_reservation(conn, job_id, charged=charged, now=now, note=to.value)
                 if outcome is ledger.CloseOutcome.NO_RESERVATION and charged is not None:
                     raise NoReservation(job_id)
             return await load_job(conn, job_id)
@@ -238,6 +289,27 @@ class JobStore:
         async def body(conn: Connection) -> JobRecord:
             await load_job(conn, job_id, for_update=True)
             await write_fields(conn, job_id, checked, now)
+            return await load_job(conn, job_id)
+
+        return await self._db.write(body)
+
+    async def fence(self, job_id: int, lease_seconds: float) -> JobRecord:
+        """Check, with a write, that this process still holds the job, and extend its lease; return the job.
+
+        A process about to do something that must happen once (post a result) calls this right
+        before: it raises `LeaseLost` if another process has claimed the job or it has ended, so a
+        process that stalled past its lease never acts on a job someone else has taken over. Jobs
+        nobody claimed (tests, tools) pass while unfinished.
+        """
+        now = self._db.now()
+        until = now + dt.timedelta(seconds=lease_seconds)
+
+        async def body(conn: Connection) -> JobRecord:
+            job = await load_job(conn, job_id, for_update=True)
+            if job.state.terminal or (job.claimed_by is not None and job.claimed_by != self.owner):
+                raise LeaseLost(job_id, job.claimed_by or "nobody: it has ended")
+            if job.claimed_by is not None:
+                await conn.execute("UPDATE jobs SET lease_until = ? WHERE id = ?", (until, job_id))
             return await load_job(conn, job_id)
 
         return await self._db.write(body)

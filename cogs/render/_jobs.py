@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-import discord
-
 from bot import words
 from bot.jobs.models import JobUpdate
 from bot.store import UNKNOWN_AT_MAGIC_HOUR, JobRecord, JobState
 from cogs.render._credits import cost_text
 from cogs.render._style import (
     _STATE_EMOJI,
+    DISCORD,
     EN,
     TIMED_STATES,
     _clip,
@@ -29,8 +28,9 @@ from cogs.render._style import (
 
 
 def _name(job: JobRecord) -> str:
-    # A member's name for the job: markdown can't restyle the message, mentions are never allowed.
-    return f" “{discord.utils.escape_markdown(job.name)}”" if job.name else ""
+    # A member's name for the job, shown as plain text: in a code span Discord makes no link, mention
+    # or formatting of it (escaping markdown alone left a name that is a URL a clickable link).
+    return f" {DISCORD.quote(job.name)}" if job.name else ""
 
 
 def _title(job: JobRecord, lang: str) -> str:
@@ -177,6 +177,8 @@ def fresh_link_text(job_id: int, *, button: bool, url: str, lang: str = EN) -> s
 
 def canceled_text(job: JobRecord, lang: str = EN) -> str:
     """The answer to Cancel and `/cancel`."""
+    if not job.state.terminal:  # Magic Hour hasn't confirmed the stop within the answer's minute
+        return describe("cancel_pending", {"job": job.id}, lang)
     if job.state is JobState.CANCELED:
         return f"{describe('canceled_job', {'job': job.id}, lang)} {cost_text(job, lang)}"
     ended = describe("job_had_ended", {"job": job.id, "state": state_label(job.state, lang)}, lang)

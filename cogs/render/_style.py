@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from bot import words
 from bot.config import GenerationMode, QuotaWindow
 from bot.errors import LipsyncError
+from bot.jobs.endings import UNREAD_REASONS
 from bot.store import UNKNOWN_AT_MAGIC_HOUR, JobRecord, JobState
 
 EN = words.DEFAULT_LANGUAGE
@@ -104,10 +105,10 @@ def failure_text(job: JobRecord, lang: str = EN) -> str:
     return describe(code, job.error_data or {}, lang)
 
 
-# Why a submitted job's fate can be unknown after it was made (`JobRun.end_unknown`): Magic Hour
-# couldn't be read. The other reasons (no answer to the create, a stop while creating) are about
-# starting it, as is every such job recorded before reasons were.
-_UNREAD_REASONS = frozenset({"unreadable", "internal_error", "canceled_unreadable", "over_budget_unreadable"})
+# Why a submitted job's fate can be unknown after it was made: Magic Hour couldn't be read. The
+# other reasons (no answer to the create, a stop while creating) are about starting it, as is
+# every such job recorded before reasons were.
+_UNREAD_REASONS = UNREAD_REASONS
 
 
 def sandbox_note(lang: str = EN) -> str:

@@ -6,7 +6,6 @@ import asyncio
 import datetime as dt
 import logging
 import re
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -18,12 +17,14 @@ from bot.app import Refused
 from bot.clock import FakeClock
 from bot.config import GenerationMode, QuotaWindow
 from bot.errors import InvalidInput, QuotaExceeded
+from bot.jobs.endings import STARTING_REASONS, UNREAD_REASONS
 from bot.jobs.models import JobUpdate
 from bot.store import EffectiveLimits, JobRecord, JobState, LimitKind, MemberHasActiveJobs
 from cogs import render
 from cogs.errors import reply_for
 from cogs.render._style import _UNREAD_REASONS
 from cogs.status import StatusMessage, token_gone
+from tests.jobs.test_endings import every_decision
 
 NOW = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -194,7 +195,7 @@ def test_status_text_for_each_kind_of_ending() -> None:
             activity_data={"filename": "a`b.mp4"},
         )
     )
-    assert running.startswith("**Lip-sync job #7** “intro” · lite · by <@42>")
+    assert running.startswith("**Lip-sync job #7** `intro` · lite · by <@42>")
     assert "fetching `aˋb.mp4`" in running  # a name can't close its code span
     assert "Estimate: 45 credits." in running
     assert "555" not in running and "left" not in running  # the channel never sees a balance
@@ -520,9 +521,50 @@ def test_a_cancel_that_ended_unknown_says_why() -> None:
     assert "couldn't be reached to learn how this job ended" in text and "counted as spent" in text
 
 
+def test_a_cancel_magic_hour_has_not_confirmed_says_so_in_every_language() -> None:
+    """The member hears the stop is asked for, not yet confirmed, and that a finished render still reaches them."""
+    stopping = job(state=JobState.RENDERING, project_id="p1")
+    assert "hasn't confirmed yet" in render.canceled_text(stopping)
+    for lang in ("es", "pt-BR"):
+        text = render.canceled_text(stopping, lang)
+        assert f"#{stopping.id}" in text and "Magic Hour" in text and "hasn't" not in text
+
+
 def test_every_reason_a_job_ends_unknown_for_is_worded() -> None:
-    """Each `end_unknown(reason=...)` in the engine is either about starting the job or about reading it later."""
-    source = (Path(__file__).resolve().parents[2] / "bot" / "jobs" / "run.py").read_text()
-    reasons = set(re.findall(r'end_unknown\(reason="(\w+)"', source))
-    starting = {"no_answer", "interrupted_while_creating"}
-    assert reasons >= starting and reasons - starting == set(_UNREAD_REASONS), reasons
+    """Each reason an unknown ending is decided for is about starting the job or about reading it later."""
+    reasons = {
+        str((ending.data or {})["reason"]) for _, ending in every_decision() if ending.code == "unknown_at_magic_hour"
+    }
+    assert reasons == STARTING_REASONS | UNREAD_REASONS and not STARTING_REASONS & UNREAD_REASONS
+    assert _UNREAD_REASONS == UNREAD_REASONS
+    for reason in reasons:
+        unread = job(
+            state=JobState.FAILED, error_code="unknown_at_magic_hour", error_data={"reason": reason, "reserved": 45}
+        )
+        worded = render.failure_text(unread)
+        assert ("couldn't be reached" in worded) is (reason in UNREAD_REASONS), (reason, worded)
+
+
+def outside_code_spans(text: str) -> str:
+    """What Discord renders as markdown: the message without its code spans."""
+    return re.sub(r"`[^`]*`", "", text)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "https://evil.example/claim-your-credits",
+        "[free credits](https://evil.example)",
+        "www.evil.example",
+        "**URGENT** <@&1> @everyone ||spoiler|| # Heading",
+        "a`b `https://evil.example`",
+    ],
+)
+def test_a_job_name_is_plain_text_in_the_bots_public_messages(name: str) -> None:
+    """A member's name for a job never becomes a link, a mention or formatting in the bot's own words."""
+    rendering = render.status_text(update(JobState.RENDERING, name=name))
+    done = render.result_text(job(state=JobState.DONE, name=name, charged_credits=45), sandbox=False, kind="file")
+    for text in (rendering, done):
+        rest = outside_code_spans(text)
+        assert "evil" not in rest and "://" not in rest and "@everyone" not in rest and "<@&" not in rest, text
+        assert name.replace("`", "ˋ") in text  # shown whole, in its code span

@@ -14,12 +14,12 @@ import pytest
 
 from bot.config import GenerationMode
 from bot.errors import QuotaExceeded
-from bot.jobs.models import JobHooks
+from bot.jobs.models import InputSource, JobHooks, JobRequest
 from bot.sandbox import Sandbox
 from bot.services import Services
 from bot.store import JobState, LedgerKind
 from bot.testmedia import make_audio, make_sparse_video, make_vfr_video
-from tests.conftest import KeepFile, RecordingSink, move_clock_until
+from tests.conftest import KeepFile, RecordingSink, make_settings, move_clock_until
 from tests.jobs.test_engine import GUILD, USER, StateWaiter, file_request, run_job
 
 
@@ -136,12 +136,14 @@ async def test_a_spent_pool_refuses_even_the_smallest_job(open_services, media_d
     assert sandbox.counters.requests["upload_urls"] == 0
 
 
-async def test_a_cancel_that_cant_read_the_project_ends_unknown_not_canceled(
-    on_fake_clock, fake_clock, media_dir, tmp_path, sandbox
+async def test_a_cancel_that_cant_read_the_project_follows_it_then_ends_unknown_not_canceled(
+    fake_clock, media_dir, tmp_path, sandbox
 ) -> None:
-    """Cancel while Magic Hour can't be read: nothing deleted blind, nothing refunded blind; after a
-    minute of trying, the job is unknown at Magic Hour (its reservation counted) for the operator to reconcile."""
-    services, clock = on_fake_clock, fake_clock
+    """Cancel while Magic Hour can't be read: nothing deleted blind, nothing refunded blind; the member
+    hears it is still stopping, and once the job is out of time (its deadline and a grace) it is
+    unknown at Magic Hour (its reservation counted) for the operator to reconcile."""
+    clock = fake_clock
+    services = await Services.open(make_settings(tmp_path, sandbox.base_url, job_deadline_minutes=2), clock=clock)
     sandbox.config.render_seconds = 3600
     sink, keeper = RecordingSink(), KeepFile(tmp_path / "out")
     record = await services.engine.submit(file_request(media_dir), JobHooks(sink=sink, deliverer=keeper))
@@ -149,14 +151,20 @@ async def test_a_cancel_that_cant_read_the_project_ends_unknown_not_canceled(
     sandbox.faults.storm("get_project", times=10_000)
     canceling = asyncio.ensure_future(services.engine.cancel(record.id, by_user_id=USER))
     await move_clock_until(clock, canceling.done)
-    final = canceling.result()
-    assert final.state is JobState.FAILED and final.error_code == "unknown_at_magic_hour"
-    assert final.error_data == {"reserved": 45, "reason": "canceled_unreadable"} and final.charged_credits == 45
-    assert sandbox.counters.requests["delete_project"] == 0 and keeper.delivered == []
-    assert [j.id for j in await services.store.jobs.unknown_at_magic_hour(GUILD, record.created_at)] == [record.id]
-    # The operator looks it up: Magic Hour rendered it and charged 45 (the render went on).
-    await services.store.quota.reconcile(record.id, 45)
-    assert await services.store.check_invariants() == []
+    assert not canceling.result().state.terminal  # a minute on, Magic Hour still can't say: still stopping
+    ending = asyncio.ensure_future(services.engine.wait(record.id))
+    try:
+        await move_clock_until(clock, ending.done)
+        final = ending.result()
+        assert final.state is JobState.FAILED and final.error_code == "unknown_at_magic_hour"
+        assert final.error_data == {"reserved": 45, "reason": "canceled_unreadable"} and final.charged_credits == 45
+        assert sandbox.counters.requests["delete_project"] == 0 and keeper.delivered == []
+        assert [j.id for j in await services.store.jobs.unknown_at_magic_hour(GUILD, record.created_at)] == [record.id]
+        # The operator looks it up: Magic Hour rendered it and charged 45 (the render went on).
+        await services.store.quota.reconcile(record.id, 45)
+        assert await services.store.check_invariants() == []
+    finally:
+        await services.aclose()
 
 
 async def test_a_cancel_waits_out_a_short_storm_and_stops_the_render(
@@ -197,11 +205,13 @@ async def test_an_over_budget_render_that_cant_be_read_ends_unknown_at_its_creat
 
 
 async def test_a_cancel_during_the_create_counts_at_least_the_create_charge(
-    on_fake_clock, fake_clock, media_dir, tmp_path, sandbox
+    fake_clock, media_dir, tmp_path, sandbox
 ) -> None:
-    """Cancel while the create is in flight; it charges 90 against 45 held; then nothing can be read:
-    the job ends unknown at what Magic Hour's create answer said, not at the smaller reservation."""
-    services, clock = on_fake_clock, fake_clock
+    """Cancel while the create is in flight; it charges 90 against 45 held; then nothing can be read
+    until the job is out of time: it ends unknown at what Magic Hour's create answer said, not at
+    the smaller reservation."""
+    clock = fake_clock
+    services = await Services.open(make_settings(tmp_path, sandbox.base_url, job_deadline_minutes=2), clock=clock)
     sandbox.config.render_seconds = 3600
     sandbox.config.create_surcharge = 2.0
     sandbox.faults.hang("create")  # made and billed at Magic Hour; its answer held back
@@ -212,8 +222,31 @@ async def test_a_cancel_during_the_create_counts_at_least_the_create_charge(
     await move_clock_until(clock, lambda: services.engine._runs[record.id].cancel_requested)
     sandbox.faults.storm("get_project", times=10_000)
     sandbox.faults.release()
-    await move_clock_until(clock, canceling.done)
-    final = canceling.result()
-    assert final.state is JobState.FAILED and final.error_code == "unknown_at_magic_hour"
-    assert final.charged_credits == 90 and final.error_data == {"reserved": 90, "reason": "canceled_unreadable"}
-    assert await services.store.check_invariants() == []
+    try:
+        await move_clock_until(clock, canceling.done)
+        ending = asyncio.ensure_future(services.engine.wait(record.id))
+        await move_clock_until(clock, ending.done)
+        final = ending.result()
+        assert final.state is JobState.FAILED and final.error_code == "unknown_at_magic_hour"
+        assert final.charged_credits == 90 and final.error_data == {"reserved": 90, "reason": "canceled_unreadable"}
+        assert await services.store.check_invariants() == []
+    finally:
+        await services.aclose()
+
+
+async def test_a_60_fps_youtube_video_under_a_60_cap_is_reserved_what_it_renders(
+    open_services, media_dir, tmp_path, sandbox
+) -> None:
+    """The bot can't see a YouTube video's rate; Magic Hour renders it at its own (60 here) under the cap:
+    the reservation covers that, and the job settles to what was charged."""
+    services = await open_services()
+    sandbox.config.youtube_fps = 60.0
+    audio = InputSource(filename="voice.mp3", path=media_dir / "voice.mp3")
+    request = JobRequest(
+        user_id=USER, guild_id=GUILD, audio=audio, youtube_url="https://youtu.be/dQw4w9WgXcQ", end=1.0, max_fps=60.0
+    )
+    _, _, job_id = await run_job(services, request, tmp_path / "out")
+    job = await services.engine.job(job_id)
+    assert job.state is JobState.DONE
+    assert await ledger_matches_sandbox(services, sandbox, job_id) == 60  # 1 s at 60 fps
+    assert job.estimated_credits is not None and job.estimated_credits >= 60  # reserved, not 30

@@ -182,7 +182,8 @@ def test_a_new_window_is_priced_at_the_sources_own_rate_or_the_cap() -> None:
     )
     youtube = files(video_file_path=None, video_seconds=None, source_fps=None)
     clip = request(video=None, youtube_url="https://www.youtube.com/watch?v=dQw4w9WgXcQ", start=10.0, end=12.0)
-    assert plan_reuse(config(default_max_fps=60.0), clip, RULES, youtube, now=NOW).amount == 60  # as a new YouTube job
+    # As a new YouTube job: at the cap (the video may run at 60 fps), never below the 30 fps hold.
+    assert plan_reuse(config(default_max_fps=60.0), clip, RULES, youtube, now=NOW).amount == 120
 
 
 def test_a_new_window_follows_the_videos_and_the_voices_lengths() -> None:

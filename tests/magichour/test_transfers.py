@@ -326,7 +326,7 @@ async def test_logs_hold_no_key_and_no_signature(
     caplog.set_level(logging.DEBUG, logger="bot.magichour")
     sandbox.faults.fail("upload_urls", status=429)
     sandbox.faults.fail("storage_put", status=503)
-    sandbox.faults.fail("create", status=503)
+    sandbox.faults.fail("create", status=502)
     sandbox.faults.fail("get_project", status=502)
     sandbox.faults.disconnect("download", after_effect=True)
     video_path, audio_path = await upload_inputs(client, media)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
 import pytest
@@ -13,10 +14,13 @@ from bot.store import (
     UNKNOWN_AT_MAGIC_HOUR,
     InvalidTransition,
     JobNotFound,
+    JobRecord,
     JobState,
     LedgerKind,
+    LimitKind,
     NewJob,
     NoReservation,
+    Refusal,
     Store,
     can_transition,
 )
@@ -237,10 +241,10 @@ async def test_credits_close_with_the_transition(store: Store):
     assert (await store.quota.limits(GUILD, 1)).used == 0
 
 
-async def test_done_settles_a_reservation_left_open(store: Store):
-    """A job reaching done with its reservation still open settles it: to `charged`, else to what was held.
+async def test_done_settles_a_reservation_left_open_only_to_a_charge_given(store: Store):
+    """A job reaching done with its reservation still open settles it to `charged`; without one it is refused.
 
-    Only a database written outside the store can hold such a job; the rule still holds for it.
+    Only a database written outside the store can hold such a job; the store guesses no charge for it.
     """
     held, charged = await reserved_job(store, 100, user_id=1), await reserved_job(store, 100, user_id=2)
     at = dt.datetime(2026, 3, 10, 9, 30, tzinfo=dt.UTC)
@@ -253,9 +257,12 @@ async def test_done_settles_a_reservation_left_open(store: Store):
                 for state in ("uploading", "creating", "submitted", "downloading", "delivering")
             ),
         )
-    assert (await store.jobs.transition(held.id, S.DONE)).charged_credits == 100
+    with pytest.raises(ValueError, match="settled"):
+        await store.jobs.transition(held.id, S.DONE)
+    assert (await store.jobs.get(held.id)).state is S.DELIVERING  # type: ignore[union-attr]
+    assert (await store.quota.limits(GUILD, 1)).used == 100  # still held, not refunded
+    assert (await store.jobs.transition(held.id, S.DONE, charged=100)).charged_credits == 100
     assert (await store.jobs.transition(charged.id, S.DONE, charged=70)).charged_credits == 70
-    assert (await store.quota.limits(GUILD, 1)).used == 100
     assert (await store.quota.limits(GUILD, 2)).used == 70
 
 
@@ -306,17 +313,24 @@ async def test_a_settled_job_that_fails_stays_settled(store: Store):
         assert (await store.quota.limits(GUILD, user_id)).used == 90
 
 
-async def test_unknown_at_magic_hour_is_settled_to_what_was_held(store: Store, clock: FakeClock):
-    """A create whose outcome is unknown counts as charged in full and is listed for managers."""
+async def test_unknown_at_magic_hour_is_settled_to_the_count_given(store: Store, clock: FakeClock):
+    """A create whose outcome is unknown counts as charged what the engine counts, and is listed for managers.
+
+    The store guesses no charge for it: an unknown ending without one is refused, never refunded.
+    """
     job = await reserved_job(store, 100)
     await walk(store, job.id, S.UPLOADING, S.CREATING)
     await store.quota.top_up(job.id, 120)
-    record = await store.jobs.transition(job.id, S.FAILED, error_code=UNKNOWN_AT_MAGIC_HOUR, error_data={"attempts": 1})
+    with pytest.raises(ValueError, match="unknown"):
+        await store.jobs.transition(job.id, S.FAILED, error_code=UNKNOWN_AT_MAGIC_HOUR)
+    record = await store.jobs.transition(
+        job.id, S.FAILED, charged=120, error_code=UNKNOWN_AT_MAGIC_HOUR, error_data={"attempts": 1}
+    )
     assert record.charged_credits == 120
     assert [(e.kind, e.amount) for e in await store.quota.entries(job.id)][-1] == (LedgerKind.SETTLE, 0)
     assert (await store.quota.limits(GUILD, 1)).used == 120
     other = await reserved_job(store, 10, user_id=2, guild_id=OTHER_GUILD)
-    await store.jobs.transition(other.id, S.FAILED, error_code=UNKNOWN_AT_MAGIC_HOUR)
+    await store.jobs.transition(other.id, S.FAILED, charged=10, error_code=UNKNOWN_AT_MAGIC_HOUR)
     plain = await reserved_job(store, 10, user_id=3)
     await store.jobs.transition(plain.id, S.FAILED, error_code="render_failed")
 
@@ -329,3 +343,29 @@ async def test_unknown_at_magic_hour_is_settled_to_what_was_held(store: Store, c
     assert report.total.charged == 120
     await clock.advance(24 * 3600)
     assert (await store.quota.usage(GUILD)).uncertain == []
+
+
+async def test_create_within_counts_and_inserts_in_one_transaction(database, clock: FakeClock, policy) -> None:
+    """Six requests at once from two processes' stores, limit one: one job recorded, five refused."""
+    async with (
+        await Store.open(database, clock=clock, policy=policy) as first,
+        await Store.open(database, clock=clock, policy=policy) as second,
+    ):
+        job = NewJob(user_id=7, guild_id=GUILD, channel_id=5, mode=GenerationMode.LITE)
+        outcomes = await asyncio.gather(
+            *(store.jobs.create_within(job, max_unfinished=1) for store in (first, second) * 3)
+        )
+        recorded = [o for o in outcomes if isinstance(o, JobRecord)]
+        refused = [o for o in outcomes if isinstance(o, Refusal)]
+        assert len(recorded) == 1 and len(refused) == 5
+        assert {(r.limit, r.available, r.max_active) for r in refused} == {(LimitKind.ACTIVE_JOBS, 0, 1)}
+        assert await first.jobs.active_count(GUILD, 7) == 1
+        # Other members, and the same member in another server, are not held back by it.
+        assert isinstance(
+            await second.jobs.create_within(job.model_copy(update={"user_id": 8}), max_unfinished=1), JobRecord
+        )
+        other = job.model_copy(update={"guild_id": OTHER_GUILD})
+        assert isinstance(await second.jobs.create_within(other, max_unfinished=1), JobRecord)
+        # Once the job ends, the member may start another.
+        await first.jobs.transition(recorded[0].id, JobState.FAILED)
+        assert isinstance(await first.jobs.create_within(job, max_unfinished=1), JobRecord)

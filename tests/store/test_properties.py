@@ -391,9 +391,12 @@ class LedgerMachine(RuleBasedStateMachine):
                 return  # a charge with nothing to settle is refused, and nothing changed
             raise AssertionError("a charge for a job that never reserved was accepted")
         fields: dict[str, Any] = {}
+        given = charge if how == "charged" else None
         if how == "unknown" and to is S.FAILED:
             fields["error_code"] = UNKNOWN_AT_MAGIC_HOUR
-        record = self.run(store.jobs.transition(job.id, to, charged=charge if how == "charged" else None, **fields))
+            if job.window is not None:
+                given = job.held  # the engine counts what the job held (the store guesses no charge)
+        record = self.run(store.jobs.transition(job.id, to, charged=given, **fields))
         job.state, job.unknown = to, bool(fields)
         if job.window is not None and job.closed is None:
             if how == "charged":

@@ -28,7 +28,7 @@ async def unknown_job(store: Store, held: int = HELD, *, user_id: int = 1) -> in
     """A job that held `held` credits and failed with its create outcome unknown (settled to what it held)."""
     job = await reserved_job(store, held, user_id=user_id)
     await walk(store, job.id, JobState.UPLOADING, JobState.CREATING)
-    await store.jobs.transition(job.id, JobState.FAILED, error_code=UNKNOWN_AT_MAGIC_HOUR)
+    await store.jobs.transition(job.id, JobState.FAILED, charged=held, error_code=UNKNOWN_AT_MAGIC_HOUR)
     return job.id
 
 

@@ -42,7 +42,7 @@ async def _use(store: Store, clock: FakeClock) -> None:
     await store.jobs.transition(refunded.id, JobState.FAILED, error_code="bad_video", error_data={"seconds": 1.5})
     unknown = await reserved_job(store, 60, user_id=3, guild_id=OTHER_GUILD)
     await walk(store, unknown.id, JobState.UPLOADING, JobState.CREATING)
-    await store.jobs.transition(unknown.id, JobState.FAILED, error_code="unknown_at_magic_hour")
+    await store.jobs.transition(unknown.id, JobState.FAILED, charged=60, error_code="unknown_at_magic_hour")
     running = await reserved_job(store, 70, user_id=1, guild_id=None)
     await store.jobs.claim([running.id], 30)
     await store.quota.grant(GUILD, 3, 25, by_user_id=9, note="welcome")
