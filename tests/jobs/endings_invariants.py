@@ -7,7 +7,9 @@ store (jobs and ledger rows) and from the `Recorder` (what members got).
 
 - (a) The ledger equals what Magic Hour charged, job by job, for every job that has ended whose
   projects have all ended at Magic Hour. A job that ended `unknown_at_magic_hour` counts as spent
-  until the operator reconciles it: it must count *at least* what Magic Hour charged.
+  until the operator reconciles it: it gives back nothing it set aside, and counts *at least* what
+  Magic Hour charged once its projects have ended. (A hold Magic Hour takes while it renders isn't
+  spend: a create that holds more than it documents charges what was rendered.)
 - (b) Every project Magic Hour completed (and charged) whose job has ended reached its member:
   delivered exactly once as a file, or offered as a link. Twice only across a restart between
   the delivery and its record (the documented window: a duplicate, never a loss). Exempt: a
@@ -100,6 +102,9 @@ async def check(world: World, *, final: bool) -> list[Violation]:
             if final:
                 found.append(Violation("e", f"never ended: {said}"))
             continue
+        if job.fate_unknown and counted < held:
+            # Counted as spent until the operator reconciles it: nothing it set aside is given back.
+            found.append(Violation("a-unknown", f"counts {counted}, less than it held ({held}): {said}"))
         if not ended_there:
             continue  # Magic Hour is still rendering it: its charge isn't known yet
         if job.fate_unknown:
