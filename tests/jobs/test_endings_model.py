@@ -23,7 +23,8 @@ must hold in full, with every job ended.
 
 Examples: a fixed, derandomized set (`EXAMPLES`, 30 by default, about a minute on two cores);
 `LIPSYNC_MODEL_EXAMPLES=2000` explores that many random ones instead, `LIPSYNC_MODEL_STEPS`
-lengthens each, and `LIPSYNC_MODEL_VERBOSE=1` prints every example's steps. A failure prints the
+lengthens each, `LIPSYNC_MODEL_WITHOUT` leaves families of steps out (see `FAMILIES`), and
+`LIPSYNC_MODEL_VERBOSE=1` prints every example's steps. A failure prints the
 shortest sequence of steps hypothesis could find.
 """
 
