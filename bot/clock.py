@@ -100,6 +100,25 @@ class FakeClock:
         self._mono = target
         await asyncio.sleep(0)
 
+    async def wake_next(self, *, until: float | None = None) -> bool:
+        """Move to the earliest pending sleep's deadline and wake that one sleeper, unless it is due
+        after `until`; whether one woke. Sleepers due at the same moment wake one per call, in the
+        order they went to sleep: a test can let everything settle between two wake-ups."""
+        while self._sleepers:
+            deadline, _, future = self._sleepers[0]
+            if future.done():
+                heapq.heappop(self._sleepers)
+                continue
+            if until is not None and deadline > until:
+                return False
+            heapq.heappop(self._sleepers)
+            self._mono = max(self._mono, deadline)
+            future.set_result(None)
+            for _ in range(5):
+                await asyncio.sleep(0)
+            return True
+        return False
+
     async def run_until_idle(self, *, max_seconds: float = 3600.0) -> None:
         """Advance to each next deadline until nothing sleeps or `max_seconds` have passed."""
         limit = self._mono + max_seconds

@@ -20,7 +20,8 @@ class DeliveryPolicy:
 
     A completed render is paid for, so download and delivery are retried with backoff
     (`first_delay`, doubling up to `max_delay`) for `patience` seconds; then the member gets a link
-    to the result instead; only if that fails too is the delivery given up (and logged).
+    to the result instead, retried the same way; only if that fails too is the delivery given up
+    (and logged).
     """
 
     patience: float = 3600.0

@@ -4,7 +4,7 @@ A completed render is paid for, so it is settled to Magic Hour's charge before a
 (the job moves to `downloading` with the charge) and is never refunded after that. Download and
 delivery are retried with backoff (network errors, 5xx and 429 from either side, an expired
 download link) for `DeliveryPolicy.patience` seconds; then the member gets a link to the result
-with a button for a fresh one; only if that fails too is the delivery given up, the job ended as
+with a button for a fresh one, retried the same way; only if that fails too is the delivery given up, the job ended as
 `delivery_failed` with its charge kept, and the project logged for the operator. A restart in
 `downloading` or `delivering` comes back here and starts again.
 """
@@ -57,7 +57,26 @@ class Courier:
         await self.deliver(project)
 
     async def deliver(self, project: VideoProject | None) -> None:
-        """Download and deliver, retrying with backoff; then a link; then give up (charge kept)."""
+        """Download and deliver, retrying with backoff; then a link, retried the same way; then
+        give up (charge kept)."""
+        failure = await self._retrying(project, with_file=True)
+        if failure is None:
+            return
+        # A link is retried too: one failed read of the project (a 5xx, a refused key) or a moment
+        # of Discord being down must not give up a render that was paid for.
+        failure = await self._retrying(None, with_file=False)
+        if failure is None:
+            return
+        log.error(
+            "job %s: gave up delivering Magic Hour project %s (%s); it stays charged",
+            self._run.job_id,
+            self._run.record.project_id,
+            failure,
+        )
+        await self._run.close(Why.UNDELIVERABLE)
+
+    async def _retrying(self, project: VideoProject | None, *, with_file: bool) -> str | None:
+        """Attempts with backoff for `DeliveryPolicy.patience` seconds; why the last one failed, or None."""
         run = self._run
         policy = run.ctx.config.delivery
         clock = run.ctx.clock
@@ -66,26 +85,17 @@ class Courier:
         attempt = 0
         while True:
             attempt += 1
-            failure = await self._attempt(project, with_file=True)
+            failure = await self._attempt(project, with_file=with_file)
             if failure is None:
-                return
-            log.warning("job %s: delivery attempt %d failed: %s", run.job_id, attempt, failure)
+                return None
+            what = "delivery" if with_file else "link"
+            log.warning("job %s: %s attempt %d failed: %s", run.job_id, what, attempt, failure)
             project = None  # read the project afresh: its download link may have expired
             if clock.monotonic() + delay > give_up_at:
-                break
+                return failure
             await run.show("activity_retrying_delivery")
             await clock.sleep(delay)
             delay = min(delay * 2, policy.max_delay)
-        failure = await self._attempt(None, with_file=False)  # a link to the result instead
-        if failure is None:
-            return
-        log.error(
-            "job %s: gave up delivering Magic Hour project %s (%s); it stays charged",
-            run.job_id,
-            run.record.project_id,
-            failure,
-        )
-        await run.close(Why.UNDELIVERABLE)
 
     async def _attempt(self, project: VideoProject | None, *, with_file: bool) -> str | None:
         """One try at getting the result (or, without the file, a link) to its owner; why it failed."""

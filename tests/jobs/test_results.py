@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.clock import FakeClock
 from bot.config import GenerationMode
-from bot.jobs.models import JobHooks
+from bot.jobs.models import Delivery, JobHooks, LinkProvider
 from bot.magichour import (
     LipSyncAssets,
     LipSyncRequest,
@@ -24,8 +25,8 @@ from bot.magichour import (
 )
 from bot.sandbox import Sandbox
 from bot.services import Services
-from bot.store import JobState
-from tests.conftest import KeepFile, RecordingSink
+from bot.store import JobRecord, JobState
+from tests.conftest import KeepFile, RecordingSink, make_settings, move_clock_until
 from tests.jobs.test_engine import StateWaiter, file_request, run_job
 from tests.jobs.test_money import ledger_matches_sandbox
 
@@ -156,3 +157,40 @@ async def test_a_read_without_its_charge_is_an_odd_answer_not_zero(open_services
     assert final.state is JobState.DONE and len(keeper.delivered) == 1
     assert await ledger_matches_sandbox(services, sandbox, job_id) == 45
     assert sandbox.counters.faults_injected["get_project:no_charge"] == 3
+
+
+class LinkAfterARefusedRead(KeepFile):
+    """Discord refuses every file; the first link is asked for while Magic Hour refuses one read."""
+
+    def __init__(self, folder: Path, sandbox: Sandbox, refusal: int, times: int) -> None:
+        super().__init__(folder)
+        self.sandbox, self.refusal, self.times, self.link_tries = sandbox, refusal, times, 0
+
+    async def deliver(self, job: JobRecord, result: Path | None, *, sandbox: bool, link: LinkProvider) -> Delivery:
+        if result is not None:
+            raise ConnectionError("Discord refused the file")
+        self.link_tries += 1
+        if self.link_tries == 1:
+            self.sandbox.faults.fail("get_project", status=self.refusal, times=self.times)
+        return await super().deliver(job, result, sandbox=sandbox, link=link)
+
+
+@pytest.mark.parametrize(("refusal", "times"), [(403, 1), (503, 10)])  # 10: past the client's own retries
+async def test_a_link_is_retried_when_a_read_of_the_project_fails(
+    tmp_path: Path, sandbox: Sandbox, fake_clock: FakeClock, media_dir: Path, refusal: int, times: int
+) -> None:
+    """Files keep failing, then the read behind the link is refused: the link is asked for again
+    (a paid render is never given up on one failed attempt), and the job is done, charged 45."""
+    settings = make_settings(tmp_path, sandbox.base_url, delivery_retry_minutes=1.0)
+    services = await Services.open(settings, clock=fake_clock)
+    try:
+        keeper = LinkAfterARefusedRead(tmp_path / "out", sandbox, refusal, times)
+        record = await services.engine.submit(file_request(media_dir), JobHooks(sink=RecordingSink(), deliverer=keeper))
+        waiter = asyncio.ensure_future(services.engine.wait(record.id))
+        await move_clock_until(fake_clock, waiter.done)
+        job = waiter.result()
+        assert job.state is JobState.DONE and job.delivery_kind == "link"
+        assert keeper.link_tries >= 2 and len(keeper.links) == 1
+        assert await ledger_matches_sandbox(services, sandbox, record.id) == 45
+    finally:
+        await services.aclose()
