@@ -11,10 +11,7 @@ import tempfile
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
-import aiohttp
-import discord
 from pydantic import SecretStr, ValidationError
-from rich.console import Console
 
 from bot.config import GenerationMode, Settings
 from bot.errors import ConfigurationError
@@ -177,6 +174,8 @@ async def _maybe_sandbox(settings: Settings, enabled: bool, render_seconds: floa
 
 
 async def _render(settings: Settings, args: argparse.Namespace) -> int:
+    from rich.console import Console
+
     from bot.terminal import RenderOptions, render
 
     fields = {
@@ -193,6 +192,8 @@ async def _render(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _resume(settings: Settings, args: argparse.Namespace) -> int:
+    from rich.console import Console
+
     from bot.terminal import resume
 
     async with _maybe_sandbox(settings, args.sandbox) as effective:
@@ -200,12 +201,18 @@ async def _resume(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _reconcile(settings: Settings, args: argparse.Namespace) -> int:
+    from rich.console import Console
+
     from bot.terminal import reconcile
 
     return await reconcile(settings, args.job, args.charged, console=Console())
 
 
 async def _run(settings: Settings, args: argparse.Namespace) -> int:
+    # Only `run` needs discord.py (and its aiohttp): the other commands start without them.
+    import aiohttp
+    import discord
+
     from bot.app import create_bot, sync_commands
     from bot.safety import is_sandbox, money_risks
 
@@ -272,6 +279,8 @@ async def _sandbox(args: argparse.Namespace) -> int:
 
 
 async def _check(settings: Settings) -> int:
+    from rich.console import Console
+
     from bot.checks import run_checks
 
     return await run_checks(settings, Console())
