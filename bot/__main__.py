@@ -12,39 +12,93 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from pydantic import SecretStr, ValidationError
+from pydantic_settings import SettingsError
+from rich.console import Console
 
-from bot.config import GenerationMode, Settings
+from bot.clock import Clock
+from bot.config import GenerationMode, Settings, settings_problems
 from bot.errors import ConfigurationError
+from bot.terminal.output import DEFAULT_FOLDER
+from bot.terminal.style import env_file
 
 log = logging.getLogger("bot")
 
 SANDBOX_API_KEY = "sandbox-key"
 
 
+def _settings_source() -> str:
+    """Where settings come from, for `--help`: the environment, then the `.env` of this folder."""
+    found = env_file()
+    there = "" if found.is_file() else " (there is none yet: copy .env.example)"
+    return (
+        f"Settings come from the environment, then from {found}{there}: the .env of the folder "
+        "lipsync-bot runs in. Every setting is described in .env.example."
+    )
+
+
+def _modes_help() -> str:
+    """`--mode`'s help, from what the bot knows of each mode: "lite: 1 credit per frame; ..."."""
+    parts = [
+        f"{mode.value}: {mode.credits_per_frame} credit{'s' if mode.credits_per_frame > 1 else ''} per frame"
+        + (" (a paid Magic Hour plan)" if mode.needs_paid_plan else "")
+        for mode in GenerationMode
+    ]
+    return f"{'; '.join(parts)}. Default: {GenerationMode.LITE.value}"
+
+
+_RENDER_USAGE = """lipsync-bot render [options] VIDEO AUDIO
+       lipsync-bot render [options] --youtube URL AUDIO
+       lipsync-bot render --sandbox --demo"""
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lipsync-bot", description="Magic Hour lip sync for Discord servers.")
+    source = _settings_source()
+    parser = argparse.ArgumentParser(
+        prog="lipsync-bot", description="Magic Hour lip sync for Discord servers.", epilog=source
+    )
     sub = parser.add_subparsers(dest="command")
 
     run = sub.add_parser("run", help="run the Discord bot (the default)")
     run.add_argument("--sandbox", action="store_true", help="use a built-in local Magic Hour: no credits spent")
     run.add_argument("--sync", action="store_true", help="sync slash commands (globally, or to DEV_GUILD_ID)")
 
-    render = sub.add_parser("render", help="render one job from the terminal")
-    render.add_argument("video", nargs="?", type=Path, help="the video of a face")
-    render.add_argument("audio", nargs="?", type=Path, help="the voice to sync to")
-    render.add_argument("--youtube", metavar="URL", help="a YouTube link instead of a video file")
+    render = sub.add_parser(
+        "render",
+        help="render one job from the terminal",
+        usage=_RENDER_USAGE,
+        description="One lip-sync job from the terminal, through the same engine, ledger and database as the "
+        "bot. Ctrl+C while it runs asks whether to cancel the job or leave it running for `resume`.",
+        epilog=source,
+    )
+    # Both optional, so that `--youtube URL AUDIO` works: `_inputs_from` moves a lone file to AUDIO.
+    render.add_argument("video", nargs="?", metavar="VIDEO", help="the video of a face (not with --youtube)")
+    render.add_argument("audio", nargs="?", metavar="AUDIO", help="the voice to sync to")
+    render.add_argument("--youtube", metavar="URL", help="a YouTube link instead of a video file (then set --end)")
     render.add_argument("--start", type=float, default=0.0, help="clip start, seconds (default 0)")
     render.add_argument("--end", type=float, help="clip end, seconds (default: the audio's length)")
-    render.add_argument("--mode", choices=[m.value for m in GenerationMode], default="lite")
+    render.add_argument(
+        "--mode",
+        choices=[m.value for m in GenerationMode],
+        default=GenerationMode.LITE.value,
+        help=_modes_help(),
+    )
     render.add_argument("--max-fps", type=float, help="cap the output frame rate (fewer credits)")
     render.add_argument("--name", help="a name for the job at Magic Hour")
-    render.add_argument("--out", type=Path, help="where to save the result (file or folder)")
-    render.add_argument("--sandbox", action="store_true", help="use a built-in local Magic Hour: no credits spent")
+    render.add_argument(
+        "--out",
+        metavar="PATH",
+        help=f"where to save the result: a file, or a folder (ending in /). Default: {DEFAULT_FOLDER}/",
+    )
+    render.add_argument(
+        "--sandbox", action="store_true", help="a trial on a built-in local Magic Hour: no Magic Hour credits spent"
+    )
     render.add_argument("--demo", action="store_true", help="generate sample media for any input not given")
 
-    resume = sub.add_parser("resume", help="finish the terminal's jobs that a crash or Ctrl+C interrupted")
-    resume.add_argument("--out", type=Path, help="where to save results (file or folder)")
-    resume.add_argument("--sandbox", action="store_true", help="use the sandbox's database (as `render --sandbox`)")
+    resume = sub.add_parser(
+        "resume", help="finish the terminal's jobs that a crash or Ctrl+C interrupted", epilog=source
+    )
+    resume.add_argument("--out", metavar="FOLDER", help=f"the folder for results (default: {DEFAULT_FOLDER}/)")
+    resume.add_argument("--sandbox", action="store_true", help="finish a `render --sandbox` trial's jobs")
 
     reconcile = sub.add_parser(
         "reconcile", help="record what Magic Hour charged for a job whose fate there was unknown"
@@ -91,7 +145,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     sandbox.add_argument("--seed", type=int, default=0, help="seed for random faults and render noise (default 0)")
 
-    sub.add_parser("check", help="check the configuration and that Magic Hour answers")
+    sub.add_parser(
+        "check",
+        help="check the configuration, and that Discord and Magic Hour accept the credentials",
+        description="Check the configuration, and that Discord accepts DISCORD_TOKEN and Magic Hour accepts "
+        "MAGIC_HOUR_API_KEY; say exactly what is missing, and what real money still depends on.",
+        epilog=source,
+    )
 
     migrate = sub.add_parser(
         "migrate-db",
@@ -141,42 +201,71 @@ def _configure_logging(settings: Settings, *, interactive: bool) -> None:
 SANDBOX_DEADLINE_MINUTES = 5.0
 
 
-def _sandboxed(settings: Settings, base_url: str) -> Settings:
-    """Settings pointed at a local sandbox, with a database of its own so trials never touch real quotas."""
+def _sandbox_database(settings: Settings) -> Path:
     db = settings.database_path
-    return settings.model_copy(
-        update={
-            "magic_hour_base_url": base_url,
-            "magic_hour_api_key": SecretStr(SANDBOX_API_KEY),
-            "database_path": db.with_name(f"{db.stem}-sandbox{db.suffix}"),
-            "database_url": None,  # a trial never touches the real (PostgreSQL) ledger either
-            "poll_initial_seconds": min(settings.poll_initial_seconds, 1.0),
-            "poll_max_seconds": min(settings.poll_max_seconds, 2.0),
-            # A sandbox render takes seconds. A sandbox started anew (`resume --sandbox`) doesn't know
-            # the projects of the one before, so their jobs end within minutes, not after an hour.
-            "job_deadline_minutes": min(settings.job_deadline_minutes, SANDBOX_DEADLINE_MINUTES),
-        }
-    )
+    return db.with_name(f"{db.stem}-sandbox{db.suffix}")
+
+
+def sandbox_folder(settings: Settings) -> Path:
+    """Where a trial's sandbox keeps its account, uploads and projects: beside the trial's database."""
+    db = _sandbox_database(settings)
+    return db.with_name(db.stem)
+
+
+def _sandboxed(settings: Settings, base_url: str, *, trial: bool = False) -> Settings:
+    """Settings pointed at a local sandbox, with a database of its own so trials never touch real quotas.
+
+    `trial` (`render --sandbox`, the operator at the terminal): its own allowance, TRIAL_CREDITS,
+    instead of a member's and the bot's budget, so trying things out doesn't run dry after a few
+    clips. `run --sandbox` keeps the operator's limits: it rehearses what members will meet.
+    """
+    update: dict[str, object] = {
+        "magic_hour_base_url": base_url,
+        "magic_hour_api_key": SecretStr(SANDBOX_API_KEY),
+        "database_path": _sandbox_database(settings),
+        "database_url": None,  # a trial never touches the real (PostgreSQL) ledger either
+        "poll_initial_seconds": min(settings.poll_initial_seconds, 1.0),
+        "poll_max_seconds": min(settings.poll_max_seconds, 2.0),
+        # A sandbox render takes seconds: a job still unfinished after minutes has gone wrong.
+        "job_deadline_minutes": min(settings.job_deadline_minutes, SANDBOX_DEADLINE_MINUTES),
+    }
+    if trial:
+        update |= {"default_member_credits": settings.trial_credits, "bot_budget_credits": "unlimited"}
+    return settings.model_copy(update=update)
 
 
 @contextlib.asynccontextmanager
-async def _maybe_sandbox(settings: Settings, enabled: bool, render_seconds: float = 3.0) -> AsyncIterator[Settings]:
+async def _maybe_sandbox(
+    settings: Settings, enabled: bool, render_seconds: float = 3.0, *, trial: bool = False, clock: Clock | None = None
+) -> AsyncIterator[Settings]:
+    """A local Magic Hour for the command's lifetime, if `enabled`, and the settings that use it.
+
+    Persistent (its folder beside the trial database): a job left running when the command ends
+    is still known to the next trial's sandbox, so `resume --sandbox` finishes it.
+    """
     if not enabled:
         yield settings
         return
     from bot.sandbox import Sandbox, SandboxConfig
 
-    with tempfile.TemporaryDirectory(prefix="lipsync-sandbox-") as tmp:
-        config = SandboxConfig(api_key=SANDBOX_API_KEY, queue_seconds=1.0, render_seconds=render_seconds)
-        async with Sandbox(config, data_dir=Path(tmp)) as sandbox:
-            log.info("sandbox Magic Hour at %s", sandbox.base_url)
-            yield _sandboxed(settings, sandbox.base_url)
+    config = SandboxConfig(api_key=SANDBOX_API_KEY, queue_seconds=1.0, render_seconds=render_seconds)
+    folder = sandbox_folder(settings)
+    async with Sandbox(config, data_dir=folder, clock=clock, persistent=True) as sandbox:
+        log.info("sandbox Magic Hour at %s (its files in %s)", sandbox.base_url, folder)
+        yield _sandboxed(settings, sandbox.base_url, trial=trial)
+
+
+def _inputs_from(args: argparse.Namespace) -> tuple[Path | None, Path | None]:
+    """VIDEO and AUDIO as meant: with --youtube, a lone file is the AUDIO (argparse fills VIDEO first)."""
+    video = None if args.video is None else Path(args.video)
+    audio = None if args.audio is None else Path(args.audio)
+    if args.youtube is not None and audio is None:
+        return None, video
+    return video, audio
 
 
 async def _render(settings: Settings, args: argparse.Namespace) -> int:
-    from rich.console import Console
-
-    from bot.terminal import RenderOptions, render
+    from bot.terminal import Output, RenderOptions, render
 
     fields = {
         "youtube_url": args.youtube,
@@ -186,30 +275,28 @@ async def _render(settings: Settings, args: argparse.Namespace) -> int:
         "max_fps": args.max_fps,
         "name": args.name,
     }
-    options = RenderOptions(video=args.video, audio=args.audio, fields=fields, out=args.out, demo=args.demo)
-    async with _maybe_sandbox(settings, args.sandbox) as effective:
+    video, audio = _inputs_from(args)
+    options = RenderOptions(video=video, audio=audio, fields=fields, out=Output.parse(args.out), demo=args.demo)
+    async with _maybe_sandbox(settings, args.sandbox, trial=True) as effective:
         return await render(effective, options, console=Console(), sandbox=args.sandbox)
 
 
 async def _resume(settings: Settings, args: argparse.Namespace) -> int:
-    from rich.console import Console
+    from bot.terminal import Output, resume
 
-    from bot.terminal import resume
-
-    async with _maybe_sandbox(settings, args.sandbox) as effective:
-        return await resume(effective, out=args.out, console=Console(), sandbox=args.sandbox)
+    out = Output.parse(args.out, folder_only=True)
+    async with _maybe_sandbox(settings, args.sandbox, trial=True) as effective:
+        return await resume(effective, out=out, console=Console(), sandbox=args.sandbox)
 
 
 async def _reconcile(settings: Settings, args: argparse.Namespace) -> int:
-    from rich.console import Console
-
     from bot.terminal import reconcile
 
     return await reconcile(settings, args.job, args.charged, console=Console())
 
 
 async def _run(settings: Settings, args: argparse.Namespace) -> int:
-    # Only `run` needs discord.py (and its aiohttp): the other commands start without them.
+    # discord.py only here: the terminal's commands start faster without it.
     import aiohttp
     import discord
 
@@ -279,8 +366,6 @@ async def _sandbox(args: argparse.Namespace) -> int:
 
 
 async def _check(settings: Settings) -> int:
-    from rich.console import Console
-
     from bot.checks import run_checks
 
     return await run_checks(settings, Console())
@@ -317,7 +402,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings()
     except ValidationError as exc:
-        print(f"Configuration error:\n{exc}", file=sys.stderr)
+        print("Configuration error:\n" + "\n".join(settings_problems(exc)), file=sys.stderr)
+        return 2
+    except SettingsError as exc:  # a list setting that isn't a list: its message names the setting only
+        print(f"Configuration error: {exc}", file=sys.stderr)
         return 2
     _configure_logging(settings, interactive=command in ("render", "resume"))
     try:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import httpx
 from rich.console import Console
 
-from bot.config import GenerationMode, Settings
+from bot.config import GenerationMode, Settings, env_file_path
 from bot.magichour import MagicHourClient, MagicHourError, Unauthorized
 from bot.safety import is_sandbox, money_risks
 from bot.store import QuotaPolicy, Store
@@ -56,11 +56,12 @@ async def _check_magic_hour(settings: Settings) -> list[CheckResult]:
     except MagicHourError as exc:
         return [CheckResult("Magic Hour", False, f"{settings.magic_hour_base_url} failed: {exc.user_message}")]
     results = [CheckResult("Magic Hour", True, f"{account.credits} credits, {account.tier} tier")]
-    paid_modes = {GenerationMode.STANDARD, GenerationMode.PRO} & set(settings.allowed_modes)
+    paid_modes = {mode for mode in settings.allowed_modes if mode.needs_paid_plan}
     if account.tier == "free" and paid_modes:
         names = ", ".join(sorted(m.value for m in paid_modes))
+        free = ",".join(m.value for m in GenerationMode if not m.needs_paid_plan)
         results.append(
-            CheckResult("Modes", False, f"{names} need a Creator plan or better; set ALLOWED_MODES=lite or upgrade.")
+            CheckResult("Modes", False, f"{names} need a Creator plan or better; set ALLOWED_MODES={free} or upgrade.")
         )
     return results
 
@@ -74,7 +75,8 @@ async def _check_database(settings: Settings) -> CheckResult:
         async with await Store.open(settings.database, policy=QuotaPolicy.from_settings(settings)) as store:
             problems = await store.check_invariants()
     except Exception as exc:
-        return CheckResult("Database", False, f"{where}: {exc}")
+        # A driver's message may quote the URL it was given; the password never reaches the screen.
+        return CheckResult("Database", False, settings.without_secrets(f"{where}: {exc}"))
     if problems:
         return CheckResult("Database", False, "; ".join(problems[:3]))
     return CheckResult("Database", True, where)
@@ -105,6 +107,14 @@ async def _check_spending(settings: Settings) -> list[CheckResult]:
     return [CheckResult("Spending", True, f"{servers}; {cap}{per_server}")]
 
 
+def _settings_file() -> CheckResult:
+    """Where the settings were read from: the environment, then the `.env` of the working folder."""
+    found = env_file_path()
+    if found.is_file():
+        return CheckResult("Settings", True, f"the environment, then {found}")
+    return CheckResult("Settings", True, f"the environment only: there is no {found} (copy .env.example there)")
+
+
 def _check_ffmpeg() -> CheckResult:
     try:
         exe = ffmpeg_exe()
@@ -115,7 +125,7 @@ def _check_ffmpeg() -> CheckResult:
 
 async def run_checks(settings: Settings, console: Console) -> int:
     """Print one line per check; exit code 0 only when everything passed."""
-    results = [await _check_discord(settings), *await _check_magic_hour(settings)]
+    results = [_settings_file(), await _check_discord(settings), *await _check_magic_hour(settings)]
     results += [await _check_database(settings), _check_ffmpeg()]
     if settings.webhooks_enabled:
         results.append(

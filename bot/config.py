@@ -7,11 +7,12 @@ Every field is documented in `.env.example`.
 from __future__ import annotations
 
 import datetime as dt
+import urllib.parse
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_BASE_URL = "https://api.magichour.ai"
@@ -26,7 +27,11 @@ class QuotaWindow(StrEnum):
 
 
 class GenerationMode(StrEnum):
-    """Magic Hour lip-sync generation modes; `pro` costs twice as much per frame."""
+    """Magic Hour lip-sync generation modes; `pro` costs twice as much per frame.
+
+    What the bot knows of each mode is in `_MODE_FACTS` below, and nowhere else in the bot (the
+    sandbox keeps its own table, to check the bot's); CONTRIBUTING.md lists what else a new mode needs.
+    """
 
     LITE = "lite"
     STANDARD = "standard"
@@ -35,7 +40,20 @@ class GenerationMode(StrEnum):
     @property
     def credits_per_frame(self) -> int:
         """Credits Magic Hour charges for each rendered frame in this mode."""
-        return 2 if self is GenerationMode.PRO else 1
+        return _MODE_FACTS[self][0]
+
+    @property
+    def needs_paid_plan(self) -> bool:
+        """Whether Magic Hour refuses this mode on its Free plan."""
+        return _MODE_FACTS[self][1]
+
+
+# Per mode: (credits per rendered frame, needs a paid Magic Hour plan).
+_MODE_FACTS: dict[GenerationMode, tuple[int, bool]] = {
+    GenerationMode.LITE: (1, False),
+    GenerationMode.STANDARD: (1, True),
+    GenerationMode.PRO: (2, True),
+}
 
 
 class Settings(BaseSettings):
@@ -73,17 +91,19 @@ class Settings(BaseSettings):
 
     # Job limits
     max_clip_seconds: float = Field(default=60.0, gt=0)
-    max_input_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
+    max_input_bytes: int = Field(default=200_000_000, gt=0)  # 200 MB, Magic Hour's Free plan limit
     default_max_fps: float = Field(default=30.0, ge=1)
-    allowed_modes: Annotated[list[GenerationMode], NoDecode] = Field(
-        default_factory=lambda: [GenerationMode.LITE, GenerationMode.STANDARD, GenerationMode.PRO]
-    )
+    allowed_modes: Annotated[list[GenerationMode], NoDecode] = Field(default_factory=lambda: list(GenerationMode))
     max_jobs_in_flight: int = Field(default=4, ge=1)
     max_concurrent_transfers: int = Field(default=4, ge=1)
     max_active_jobs_per_member: int = Field(default=1, ge=1)
     job_deadline_minutes: float = Field(default=60.0, gt=0)
     # How long a rendered (paid) result's download and delivery are retried before a link is sent.
     delivery_retry_minutes: float = Field(default=60.0, ge=0)
+    # Each member's file is probed in a child process with this much address space and time; a
+    # file that needs more is refused (free). The defaults fit 4K phone videos.
+    probe_memory_mib: int = Field(default=384, ge=64)
+    probe_timeout_seconds: float = Field(default=30.0, gt=0)
 
     # Polling
     poll_initial_seconds: float = Field(default=5.0, gt=0)
@@ -98,7 +118,8 @@ class Settings(BaseSettings):
 
     # Webhooks (optional): Magic Hour tells the bot when a render ends, so it needn't wait for a poll.
     webhook_secret: SecretStr | None = None
-    webhook_host: str = "0.0.0.0"  # noqa: S104 - a webhook receiver must listen beyond loopback
+    # Loopback by default: put a TLS proxy in front (docs/operators.md), or set 0.0.0.0 on purpose.
+    webhook_host: str = "127.0.0.1"
     webhook_port: int | None = Field(default=None, ge=0, le=65535)
     webhook_path: str = "/magic-hour/webhook"
 
@@ -111,6 +132,9 @@ class Settings(BaseSettings):
     quota_window: QuotaWindow = QuotaWindow.DAILY
     quota_reset_time: dt.time = dt.time(0, 0)
     default_member_credits: int = Field(default=600, ge=0)
+    # What a `render --sandbox` trial may spend per window, in the trial's own database (no Magic
+    # Hour credits): generous, so trying things out doesn't run dry after a few clips.
+    trial_credits: int = Field(default=100_000, ge=0)
     # Credits per window across every server. Against the real API it must be set: a number, or
     # "unlimited" when the operator accepts no cap.
     bot_budget_credits: int | Literal["unlimited"] | None = None
@@ -120,8 +144,16 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _postgres_only(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not value.get_secret_value().startswith(("postgresql://", "postgres://")):
+        # The URL holds a password: the messages below say what is wrong, never what was written.
+        if value is None:
+            return value
+        url = urllib.parse.urlsplit(value.get_secret_value())
+        if url.scheme not in ("postgresql", "postgres"):
             raise ValueError("DATABASE_URL must be a postgresql:// URL (leave it empty for SQLite)")
+        try:
+            url.port  # noqa: B018 - parsing it is the check
+        except ValueError:
+            raise ValueError("DATABASE_URL's port must be a number from 0 to 65535") from None
         return value
 
     @model_validator(mode="after")
@@ -129,7 +161,7 @@ class Settings(BaseSettings):
         if self.shard_ids and self.shard_count is None:
             raise ValueError("SHARD_IDS needs SHARD_COUNT (the total number of shards across every process)")
         if self.shard_count is not None and any(not 0 <= i < self.shard_count for i in self.shard_ids):
-            raise ValueError(f"SHARD_IDS must be between 0 and SHARD_COUNT - 1 ({self.shard_count - 1})")
+            raise ValueError("SHARD_IDS must each be between 0 and SHARD_COUNT - 1")
         if len(set(self.shard_ids)) != len(self.shard_ids):
             raise ValueError("SHARD_IDS lists a shard twice")
         return self
@@ -168,7 +200,42 @@ class Settings(BaseSettings):
             raise ValueError("BOT_BUDGET_CREDITS must be 0 or more, or 'unlimited'")
         return value
 
+    def without_secrets(self, text: str) -> str:
+        """`text` with every secret setting's value (and the database URL's password) hidden."""
+        held = (self.discord_token, self.magic_hour_api_key, self.webhook_secret)
+        secrets = [value.get_secret_value() for value in held if value is not None]
+        if self.database_url is not None:
+            url = self.database_url.get_secret_value()
+            password = urllib.parse.urlsplit(url).password
+            secrets += [url, *([password, urllib.parse.unquote(password)] if password else [])]
+        for secret in sorted(filter(None, secrets), key=len, reverse=True):
+            text = text.replace(secret, "[hidden]")
+        return text
+
     @property
     def budget_credits(self) -> int | None:
         """The bot-wide budget per window; None when unlimited (or not set)."""
         return None if self.bot_budget_credits in (None, "unlimited") else int(self.bot_budget_credits)
+
+
+def env_file_path() -> Path:
+    """The `.env` file `Settings` reads: the one in the folder the program runs in."""
+    return Path.cwd() / str(Settings.model_config.get("env_file") or ".env")
+
+
+def settings_problems(error: ValidationError) -> list[str]:
+    """One line per invalid setting, named as the operator writes it (`DATABASE_URL: ...`).
+
+    Never the value: pydantic's own text quotes it (`input_value='pg://user:password@...'`), and a
+    mistyped secret is still a secret.
+    """
+    lines = []
+    for problem in error.errors(include_url=False, include_context=False, include_input=False):
+        message = problem["msg"].removeprefix("Value error, ")
+        if not problem["loc"]:  # a rule across settings: its message names them
+            lines.append(message)
+            continue
+        field, *within = problem["loc"]
+        name = str(field).upper() + "".join(f" (item {part + 1})" for part in within if isinstance(part, int))
+        lines.append(f"{name}: {message}")
+    return lines

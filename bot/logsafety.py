@@ -17,6 +17,12 @@ What it removes (each replaced by `[REDACTED]`):
 - the query string and fragment of every http(s) and ws(s) URL, where signed URLs (Discord's
   CDN, presigned storage) carry their signatures.
 
+Log lines are also kept to one line each and to a sane length, whatever a value in them holds
+(a project id, a file name or a header sent by someone else): control characters in a message
+(newlines, carriage returns, terminal escapes) are written as escapes (`\\n`, `\\x1b`), so no
+value can forge a line of its own, and a message past `MAX_MESSAGE_CHARS` is cut, saying how much
+was cut, so no value can flood the log.
+
 The record's message is rendered (`msg % args`), redacted, and stored back with no args, but only
 when something had to go; a record with an exception gets its traceback rendered and redacted
 into `exc_text`, and `exc_info` dropped, so no handler can render the raw traceback again.
@@ -28,6 +34,9 @@ import logging
 import re
 
 REDACTED = "[REDACTED]"
+MAX_MESSAGE_CHARS = 2000
+# Every control character but tab: each would let a value start a line of its own or rewrite one.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 
 _URL_STOP = r"""\s'"<>`\\"""  # characters that end a URL inside a log line
 # Names of fields that hold secrets (names, not secrets: hence the noqa).
@@ -68,6 +77,14 @@ def redact(text: str) -> str:
     return text
 
 
+def one_line(text: str) -> str:
+    """`text` as one log line: control characters escaped, and cut at `MAX_MESSAGE_CHARS`."""
+    text = _CONTROL.sub(lambda match: match.group().encode("unicode_escape").decode("ascii"), text)
+    if len(text) > MAX_MESSAGE_CHARS:
+        text = f"{text[:MAX_MESSAGE_CHARS]}… [{len(text) - MAX_MESSAGE_CHARS:,} more characters cut]"
+    return text
+
+
 class RedactingFilter(logging.Filter):
     """A handler filter that redacts secrets from each record's message, args and traceback.
 
@@ -83,7 +100,7 @@ class RedactingFilter(logging.Filter):
         except Exception:  # a broken format: the handler's error report would print msg and args raw
             message = f"{record.msg!s} (arguments that did not fit: {record.args!r})"
             broken = True
-        redacted = redact(message)
+        redacted = one_line(redact(message))
         if broken or redacted != message:
             record.msg = redacted
             record.args = None

@@ -94,7 +94,7 @@ class Services:
             observer=metrics,
         )
         metrics.bind(states=engine.states, queue=engine.queue_snapshot, models=forecast.model)
-        health = Health(store, engine.poller, metrics)
+        health = Health(store, engine.poller, metrics, clock=clock)
         services = cls(settings, clock, store, client, fetch_http, engine, metrics, health)
         # A webhook may reach any process: the one that follows the project hears of it through
         # the store (PostgreSQL's NOTIFY; on SQLite only this process's receiver relays, so a
@@ -135,7 +135,7 @@ class Services:
             return
         from bot.ops.server import OpsServer
 
-        server = OpsServer(self.metrics, self.health, host=self.settings.metrics_host, port=port)
+        server = OpsServer(self.metrics, self.health, host=self.settings.metrics_host, port=port, clock=self.clock)
         try:
             await server.start()
         except OSError:

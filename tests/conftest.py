@@ -17,6 +17,7 @@ from bot.jobs.models import Delivery, JobUpdate, LinkProvider
 from bot.sandbox import Sandbox, SandboxConfig
 from bot.store import JobRecord
 from bot.testmedia import make_audio, make_video
+from bot.testmedia_hostile import make_corpus
 from tests.store.pgserver import PostgresUnavailable, TempPostgres
 
 SANDBOX_KEY = "sandbox-test-key"
@@ -61,6 +62,12 @@ def media_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     asyncio.run(make())
     return folder
+
+
+@pytest.fixture(scope="session")
+def hostile_media(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The hostile corpus (`bot.testmedia_hostile.CORPUS`), generated once per test session."""
+    return asyncio.run(make_corpus(tmp_path_factory.mktemp("hostile")))
 
 
 @pytest.fixture

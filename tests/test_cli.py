@@ -105,6 +105,7 @@ async def test_check_says_what_is_missing(tmp_path: Path, sandbox: Sandbox) -> N
         ["check"], cwd=tmp_path, MAGIC_HOUR_API_KEY=SANDBOX_KEY, MAGIC_HOUR_BASE_URL=sandbox.base_url
     )
     assert code == 1
+    assert f"ok   Settings: the environment only: there is no {tmp_path / '.env'}" in out
     assert "DISCORD_TOKEN is not set" in out
     assert "ok   Magic Hour: 1000000 credits, creator tier" in out
     assert SANDBOX_KEY not in out
@@ -170,7 +171,7 @@ async def test_render_killed_mid_job_is_finished_by_resume(tmp_path: Path, sandb
 
     # Until resumed, the terminal's one running job blocks another, and `render` says what to do.
     code, out = await acli(["render", str(media_dir / "face.mp4"), str(media_dir / "voice.mp3")], cwd=tmp_path, **env)
-    assert code == 2 and "1 earlier job(s) didn't finish; `lipsync-bot resume` finishes them" in out
+    assert code == 2 and "Unfinished from an earlier run: 1 job; `lipsync-bot resume` finishes each one." in out
 
     assert isinstance(sandbox.clock, FakeClock)
     await sandbox.clock.advance(3601)  # the render finished while nothing ran

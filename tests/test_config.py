@@ -6,9 +6,11 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
+from pydantic_settings import SettingsError
 
-from bot.config import GenerationMode, QuotaWindow, Settings
+from bot.__main__ import main
+from bot.config import GenerationMode, QuotaWindow, Settings, settings_problems
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,3 +61,45 @@ def test_budget_is_a_number_or_unlimited() -> None:
         Settings(_env_file=None, bot_budget_credits="-1")  # type: ignore[call-arg, arg-type]
     with pytest.raises(ValidationError):
         Settings(_env_file=None, bot_budget_credits="lots")  # type: ignore[call-arg, arg-type]
+
+
+@pytest.mark.parametrize("command", ["check", "run"])
+def test_a_mistyped_database_url_never_prints_its_password(
+    command: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """`pg://` for `postgresql://` is a common slip: the error names the setting, never its value."""
+    monkeypatch.chdir(tmp_path)  # no `.env` here
+    for value in ("pg://user:hunter2@host/db", "postgresql://user:hunter2@host:5432x/db"):
+        monkeypatch.setenv("DATABASE_URL", value)
+        assert main([command]) == 2
+        err = capsys.readouterr().err
+        assert "DATABASE_URL" in err and "hunter2" not in err and "user" not in err, err
+
+
+MARKER = "§hunter2§"
+
+
+@pytest.mark.parametrize("name", sorted(Settings.model_fields))
+def test_no_setting_is_quoted_in_an_error_about_it(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every setting given a value it refuses: the words name the setting and never the value."""
+    monkeypatch.setenv(name.upper(), f"1,{MARKER}" if name.endswith("_ids") else MARKER)
+    try:
+        Settings(_env_file=None)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        problems = "\n".join(settings_problems(exc))
+        assert name.upper() in problems and MARKER not in problems and "hunter2" not in problems, problems
+    except SettingsError as exc:
+        assert MARKER not in str(exc)
+
+
+def test_driver_messages_lose_the_secrets() -> None:
+    """What `check` prints of a database driver's error: the URL's password hidden, however quoted."""
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None,
+        database_url=SecretStr("postgresql://lipsync:p%40ss@db:5432/lipsync"),
+        discord_token=SecretStr("a.b.c"),
+    )
+    text = "cannot connect to postgresql://lipsync:p%40ss@db:5432/lipsync (password p@ss) with a.b.c"
+    hidden = settings.without_secrets(text)
+    assert "p%40ss" not in hidden and "p@ss" not in hidden and "a.b.c" not in hidden
+    assert hidden == "cannot connect to [hidden] (password [hidden]) with [hidden]"

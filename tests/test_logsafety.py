@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot.__main__ import _configure_logging
-from bot.logsafety import REDACTED, RedactingFilter, install, redact
+from bot.logsafety import MAX_MESSAGE_CHARS, REDACTED, RedactingFilter, install, redact
 from tests.conftest import make_settings
 
 APP_ID = "1234567890123456789"
@@ -233,3 +233,14 @@ def test_configured_logging_redacts_discord_debug_output(
     if log_format == "json":
         lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
         assert lines and all(line["level"] == "DEBUG" and line["logger"].startswith("discord") for line in lines)
+
+
+def test_no_value_can_forge_or_flood_a_log_line(stream_logger: tuple[logging.Logger, io.StringIO]) -> None:
+    """Whatever a logged value holds, each record is one line of bounded length."""
+    logger, stream = stream_logger
+    logger.warning("webhook for project %s", "p1\nINFO bot: job 1: done\r\x1b[2K\u2028more")
+    logger.warning("file %s", "x" * 900_000)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2
+    assert lines[0].endswith("webhook for project p1\\nINFO bot: job 1: done\\r\\x1b[2K\\u2028more")
+    assert len(lines[1]) < MAX_MESSAGE_CHARS + 200 and "[898,005 more characters cut]" in lines[1]

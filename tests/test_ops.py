@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -12,12 +13,15 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from bot.clock import FakeClock
 from bot.jobs.models import InputSource, JobHooks, JobRequest
 from bot.jobs.observe import current_job
 from bot.logsafety import RedactingFilter
 from bot.magichour._client import _endpoint
+from bot.ops.health import DATABASE_CHECK_SECONDS
 from bot.ops.logs import JsonFormatter
 from bot.ops.metrics import Metrics, metrics_of
+from bot.ops.server import METRICS_REFRESH_SECONDS
 from bot.sandbox import Sandbox
 from bot.services import Services
 from tests.conftest import KeepFile, RecordingSink, make_settings
@@ -42,6 +46,14 @@ def value(scrape: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: st
 async def services(tmp_path: Path, sandbox: Sandbox) -> AsyncIterator[Services]:
     settings = make_settings(tmp_path, sandbox.base_url, metrics_port=0, bot_budget_credits=5000)
     async with await Services.open(settings) as opened:
+        yield opened
+
+
+@pytest.fixture
+async def still_services(tmp_path: Path, sandbox: Sandbox) -> AsyncIterator[Services]:
+    """Services on a `FakeClock`: cached checks expire only when a test moves the clock."""
+    settings = make_settings(tmp_path, sandbox.base_url, metrics_port=0, bot_budget_credits=5000)
+    async with await Services.open(settings, clock=FakeClock()) as opened:
         yield opened
 
 
@@ -91,8 +103,12 @@ async def test_metrics_after_a_sandbox_job(services: Services, media_dir: Path, 
     assert "video-projects/{id}" in response.text and "http" not in response.text.replace("# HELP", "")
 
 
-async def test_healthz_turns_unhealthy_when_the_database_is_read_only(services: Services) -> None:
-    """200 while the database takes writes; 503 naming the database once it refuses them."""
+async def test_healthz_turns_unhealthy_when_the_database_is_read_only(still_services: Services) -> None:
+    """200 while the database takes writes; 503 naming the database once it refuses them (at the
+    next database check: one verdict stands for `DATABASE_CHECK_SECONDS`)."""
+    services = still_services
+    clock = services.clock
+    assert isinstance(clock, FakeClock)
     async with services.serve_ops() as server, httpx.AsyncClient() as http:
         assert server is not None
         healthy = await http.get(f"{server.url}/healthz")
@@ -100,15 +116,55 @@ async def test_healthz_turns_unhealthy_when_the_database_is_read_only(services: 
         assert healthy.json() == {"healthy": True, "checks": {"database": "ok", "poller": "ok"}}
         conn = services.store._db.conn  # type: ignore[attr-defined] # the test's way to make the file refuse writes
         await conn.execute("PRAGMA query_only = ON")
+        assert (await http.get(f"{server.url}/healthz")).status_code == 200  # the last verdict still stands
+        await clock.advance(DATABASE_CHECK_SECONDS)
         sick = await http.get(f"{server.url}/healthz")
         assert sick.status_code == 503
         body = sick.json()
         assert body["healthy"] is False and body["checks"]["poller"] == "ok"
         assert body["checks"]["database"].startswith("write refused")
         await conn.execute("PRAGMA query_only = OFF")
+        await clock.advance(DATABASE_CHECK_SECONDS)
         assert (await http.get(f"{server.url}/healthz")).status_code == 200
         scrape = samples((await http.get(f"{server.url}/metrics")).text)
     assert value(scrape, "lipsync_store_errors_total", where="health") == 1
+
+
+async def test_a_flood_of_requests_is_not_a_flood_of_database_work(
+    still_services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fifty `/healthz` and fifty `/metrics` requests at once: one heartbeat write and one budget
+    read; the next of each only once the cached answers are old."""
+    services = still_services
+    clock = services.clock
+    assert isinstance(clock, FakeClock)
+    calls = {"beat": 0, "limits": 0}
+    beat, limits = services.store.heartbeat.beat, services.store.quota.limits
+
+    async def counted_beat() -> None:
+        calls["beat"] += 1
+        await beat()
+
+    async def counted_limits(*args: object) -> object:
+        calls["limits"] += 1
+        return await limits(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(services.store.heartbeat, "beat", counted_beat)
+    monkeypatch.setattr(services.store.quota, "limits", counted_limits)
+    # Ten connections at a time: within the port's connection limit (that limit has its own tests).
+    client = httpx.AsyncClient(limits=httpx.Limits(max_connections=10))
+    async with services.serve_ops() as server, client as http:
+        assert server is not None
+        answers = await asyncio.gather(
+            *(http.get(f"{server.url}/healthz") for _ in range(50)),
+            *(http.get(f"{server.url}/metrics") for _ in range(50)),
+        )
+        assert {a.status_code for a in answers} == {200}
+        assert calls == {"beat": 1, "limits": 1}
+        await clock.advance(max(DATABASE_CHECK_SECONDS, METRICS_REFRESH_SECONDS))
+        await http.get(f"{server.url}/healthz")
+        await http.get(f"{server.url}/metrics")
+        assert calls == {"beat": 2, "limits": 2}
 
 
 async def test_healthz_reports_a_disconnected_gateway(services: Services) -> None:

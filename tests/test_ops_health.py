@@ -1,4 +1,4 @@
-"""Issue 12's health check, beyond the database: the poller's liveness on `/healthz`, and the
+"""The health check, beyond the database: the poller's liveness on `/healthz`, and the
 container's probe (`python -m bot.ops.probe`, the Dockerfile's HEALTHCHECK) against a served `/healthz`.
 
 The engine runs on a `FakeClock` here, so a poll falls due only when a test moves the clock.
@@ -18,6 +18,7 @@ import pytest
 
 from bot.clock import FakeClock
 from bot.ops import probe
+from bot.ops.health import DATABASE_CHECK_SECONDS
 from bot.ops.server import OpsServer
 from bot.sandbox import Sandbox
 from bot.services import Services
@@ -130,6 +131,8 @@ async def test_probe_exits_0_when_healthy_and_1_once_the_database_refuses_writes
         assert await run_probe(server.port) == (0, '{"healthy": true, "checks": {"database": "ok", "poller": "ok"}}\n')
         conn = services.store._db.conn  # type: ignore[attr-defined] # the test's way to make the file refuse writes
         await conn.execute("PRAGMA query_only = ON")
+        assert isinstance(services.clock, FakeClock)
+        await services.clock.advance(DATABASE_CHECK_SECONDS)  # the last database verdict has expired
         try:
             code, output = await run_probe(server.port)
         finally:
@@ -162,9 +165,24 @@ async def test_probe_exits_1_when_nothing_answers(
 )
 def test_probe_asks_where_the_bot_listens(monkeypatch: pytest.MonkeyPatch, host: str | None, url: str) -> None:
     """An operator who binds METRICS_HOST to one address gets a probe that asks that address, not 127.0.0.1."""
-    monkeypatch.delenv("METRICS_PORT", raising=False)
+    monkeypatch.setenv("METRICS_PORT", "9108")
     if host is None:
         monkeypatch.delenv("METRICS_HOST", raising=False)
     else:
         monkeypatch.setenv("METRICS_HOST", host)
     assert probe.healthz_url() == url
+
+
+@pytest.mark.parametrize("port", [None, ""])
+def test_probe_with_metrics_off_says_so(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str], port: str | None
+) -> None:
+    """Unset or empty METRICS_PORT turns metrics off for the bot, and so for the probe: no port is guessed."""
+    monkeypatch.chdir(tmp_path)  # no .env here
+    if port is None:
+        monkeypatch.delenv("METRICS_PORT", raising=False)
+    else:
+        monkeypatch.setenv("METRICS_PORT", port)  # what `METRICS_PORT=` in an --env-file gives
+    assert probe.healthz_url() is None
+    assert probe.main() == 1
+    assert capsys.readouterr().out.startswith("METRICS_PORT is empty, so the bot serves no /healthz")

@@ -1,4 +1,4 @@
-"""Issue 12's signals from a real job through the sandbox: a database error counted where it hit a
+"""The operator's signals from a real job through the sandbox: a database error counted where it hit a
 job (`lipsync_store_errors_total{where="job"}`), and JSON log lines that carry the job's number.
 """
 

@@ -110,7 +110,8 @@ def test_numbers_have_thousands_separators() -> None:
 def test_discord_names_cant_break_out_of_their_code_span() -> None:
     """A file named with backticks stays inside one code span (no markdown or mention injection)."""
     text = words.describe("empty_file", {"filename": "a`<@1>`b.mp4"}, DISCORD)
-    assert re.fullmatch(r"`[^`]*` is empty \(0 bytes\)\. Try uploading it again\.", text), text
+    empty = r"`[^`]*` is empty \(0 bytes\): there's nothing in it to lip-sync\. Check the file and give it again\."
+    assert re.fullmatch(empty, text), text
 
 
 # Discord's slash commands by their English names; a message template must name them through a

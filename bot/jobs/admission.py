@@ -3,7 +3,9 @@
 A request is admitted in two steps. Before anything is fetched, `Admission.check` applies the
 cheap rules: the request's shape (`validation.check_request`, under the server's rules) and the
 member's limits, read once as an `EffectiveLimits` from the store and asked whether the smallest
-possible job (one credit) still fits. After probing, `Admission.reserve` sets the exact estimate
+possible job (one credit) still fits; `Admission.record` then inserts the job only if the member's
+unfinished jobs are still under the limit, counted in the insert's own transaction (requests made
+in the same instant all pass `check`). After probing, `Admission.reserve` sets the exact estimate
 aside; the store applies the same `EffectiveLimits.refusal_for` rule inside its transaction, so
 the precheck and the reservation can never disagree about what a limit means.
 
@@ -94,6 +96,20 @@ class Admission:
         if refusal is not None:
             raise refused(refusal, self.window, before_estimate=refusal.limit is not LimitKind.ACTIVE_JOBS)
         return admitted
+
+    async def record(self, request: JobRequest, admitted: Admitted, *, lease_seconds: float | None) -> JobRecord:
+        """Record the admitted job, checking the active-job limit again in the same transaction.
+
+        `check` reads the count before anything is fetched; requests racing each other all read
+        the same count, so the job's insert counts once more, under the server's lock, and refuses
+        (`active_jobs`) all but the ones that fit.
+        """
+        outcome = await self._store.jobs.create_within(
+            request.new_job(), max_unfinished=admitted.limits.max_active_jobs, lease_seconds=lease_seconds
+        )
+        if isinstance(outcome, Refusal):
+            raise refused(outcome, self.window)
+        return outcome
 
     async def reserve(self, job: JobRecord, role_ids: tuple[int, ...], amount: int) -> Reservation:
         """Set `amount` credits aside for `job` against every limit at once, or raise `QuotaExceeded`."""

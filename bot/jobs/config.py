@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from bot.jobs.fetch import DISCORD_CDN, FetchPolicy
 from bot.jobs.forecast import ForecastPolicy
 from bot.jobs.models import GuildRules
 from bot.jobs.poller import PollPolicy
+from bot.media.bounded import ProbeLimits
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,8 @@ class EngineConfig:
     # How long this process's claim on a job holds unless renewed (every third of it); a job whose
     # process died is taken over by another once its lease has run out.
     lease_seconds: float = 30.0
+    # What probing one member's file may use (a child process: memory, CPU and wall time).
+    probe_limits: ProbeLimits = field(default_factory=ProbeLimits)
 
     @classmethod
     def from_settings(
@@ -78,4 +82,9 @@ class EngineConfig:
             sandbox=sandbox,
             fetch_policy=fetch_policy,
             lease_seconds=settings.job_lease_seconds,
+            probe_limits=ProbeLimits(
+                memory_bytes=settings.probe_memory_mib << 20,
+                cpu_seconds=math.ceil(settings.probe_timeout_seconds),
+                wall_seconds=settings.probe_timeout_seconds,
+            ),
         )

@@ -150,7 +150,7 @@ class JobEngine:
         """Check the request, record the job and run it in the background."""
         request = self._with_defaults(request)
         admitted = await self.admission.check(request)
-        record = await self.store.jobs.create(request.new_job(), lease_seconds=self.config.lease_seconds)
+        record = await self.admission.record(request, admitted, lease_seconds=self.config.lease_seconds)
         log.info("job %s: received from user %s in guild %s", record.id, record.user_id, record.guild_id)
         run = self._new_run(record, hooks)
         run.know_limits(admitted)

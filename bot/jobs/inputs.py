@@ -22,7 +22,7 @@ from bot.jobs.config import EngineConfig
 from bot.jobs.fetch import fetch_input
 from bot.jobs.models import GuildRules, JobRequest, ReusedFiles
 from bot.jobs.rerun import check_fresh
-from bot.jobs.validation import check_clip_length, extension_of
+from bot.jobs.validation import check_clip_length, check_renderable, extension_of
 
 if TYPE_CHECKING:
     from bot.jobs.context import RunContext
@@ -81,11 +81,12 @@ async def plan_job(
     if request.video is not None and video_path is not None:
         await _check_name_tells_truth(video_path, request.video.filename)
     await _check_name_tells_truth(audio_path, request.audio.filename)
-    audio_info = await media.probe_audio(audio_path, filename=request.audio.filename)
+    limits = config.probe_limits
+    audio_info = await media.probe_audio(audio_path, filename=request.audio.filename, limits=limits)
     start = request.start
     video_info = None
     if request.video is not None and video_path is not None:
-        video_info = await media.probe_video(video_path, filename=request.video.filename)
+        video_info = await media.probe_video(video_path, filename=request.video.filename, limits=limits)
         if start >= video_info.duration:
             raise InvalidInput(
                 "start_past_end", start=start, filename=request.video.filename, duration=video_info.duration
@@ -96,7 +97,8 @@ async def plan_job(
         assert request.end is not None  # validation requires `end` with a YouTube link
         end = request.end
     length = end - start
-    check_clip_length(length, rules)
+    check_clip_length(start, end, rules)
+    check_renderable(audio_info.duration)  # the voice drives the output: it can't be shorter either
     fps = media.billing_fps(video_info, request.max_fps, config.default_max_fps)
     estimate = media.estimate_credits(length, fps, request.mode)
     hold = media.queue_hold_credits(length, request.max_fps, request.mode)
@@ -140,7 +142,9 @@ def plan_reuse(
     if files.video_seconds is not None:
         end = min(end, files.video_seconds)
     length = end - start
-    check_clip_length(length, rules)
+    check_clip_length(start, end, rules)
+    if files.audio_seconds is not None:
+        check_renderable(files.audio_seconds)
     if files.video_file_path is None:
         fps = media.billing_fps(None, request.max_fps, config.default_max_fps)  # YouTube, as a new job
     else:

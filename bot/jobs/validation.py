@@ -7,6 +7,7 @@ member exactly what to fix.
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from pathlib import PurePosixPath
 
 from bot.errors import InvalidInput
@@ -18,6 +19,10 @@ VIDEO_EXTENSIONS = frozenset({"mp4", "m4v", "mov", "webm"})
 AUDIO_EXTENSIONS = frozenset({"mp3", "wav", "aac", "flac", "webm", "weba", "m4a", "opus", "ogg", "oga", "aiff", "amr"})
 MAX_NAME_LENGTH = 100
 MAX_FPS_LIMIT = 60.0
+# Magic Hour renders nothing shorter (its API reference: `end_seconds >= 0.1`); a shorter clip
+# would be uploaded and then fail at Magic Hour, so it is refused before anything is sent.
+MIN_CLIP_SECONDS = 0.1
+_MIN_CLIP = Fraction(1, 10)
 
 
 def extension_of(filename: str) -> str:
@@ -59,6 +64,9 @@ def _check_content_type(source: InputSource, allowed_prefixes: tuple[str, ...], 
 
 
 def _check_size(source: InputSource, rules: GuildRules) -> None:
+    if source.path is not None and not source.path.is_file():
+        # A local file (the terminal) that isn't there: refused before any job exists, like an empty one.
+        raise InvalidInput("missing_file", filename=source.filename)
     if source.size is None:
         return
     if source.size == 0:
@@ -67,10 +75,26 @@ def _check_size(source: InputSource, rules: GuildRules) -> None:
         raise InvalidInput("file_too_large", filename=source.filename, size=source.size, limit=rules.max_input_bytes)
 
 
-def check_clip_length(length: float, rules: GuildRules) -> None:
-    """The one rule on a clip's length, applied to the asked window and again to the probed one."""
+def _as_sent(seconds: float) -> Fraction:
+    # The decimal Magic Hour reads: JSON writes a float's shortest repr, and it is that number
+    # (not the binary float) whose difference must reach 0.1 s.
+    return Fraction(repr(seconds))
+
+
+def check_clip_length(start: float, end: float, rules: GuildRules) -> None:
+    """The one rule on a clip's length, applied to the asked window and again to the probed one:
+    at most the server's longest clip, and at least what Magic Hour renders (to the digit sent)."""
+    length = end - start
     if length > rules.max_clip_seconds + 1e-6:
         raise InvalidInput("clip_too_long", length=length, limit=rules.max_clip_seconds)
+    if _as_sent(end) - _as_sent(start) < _MIN_CLIP:
+        raise InvalidInput("clip_too_short", length=length, minimum=MIN_CLIP_SECONDS)
+
+
+def check_renderable(seconds: float) -> None:
+    """Refuse a voice Magic Hour can't render: under `MIN_CLIP_SECONDS` (it drives the output)."""
+    if _as_sent(seconds) < _MIN_CLIP:
+        raise InvalidInput("clip_too_short", length=seconds, minimum=MIN_CLIP_SECONDS)
 
 
 def check_window(request: JobRequest, rules: GuildRules) -> None:
@@ -83,7 +107,7 @@ def check_window(request: JobRequest, rules: GuildRules) -> None:
             raise InvalidInput("end_before_start", start=start, end=end)
         if end < 0.1:
             raise InvalidInput("bad_end")
-        check_clip_length(end - start, rules)
+        check_clip_length(start, end, rules)
     elif request.youtube_url is not None:
         raise InvalidInput("youtube_needs_end")
 

@@ -15,8 +15,11 @@ polls at once.
 Answers: 400 for a request whose signature headers are missing or malformed (the signature not
 64 hex digits, the timestamp not plain decimal Unix seconds: `nan`, `inf`, `1e9`, non-ASCII
 digits are all malformed), 401 for a well-formed but wrong signature or a timestamp more than
-`MAX_SKEW_SECONDS` away, 400 for a verified body that is not an event, 2xx otherwise. Every
-refusal is one log line, never a traceback, and never quotes what the sender sent.
+`MAX_SKEW_SECONDS` away, 400 for a verified body that is not an event (a body nested too deep to
+parse included, and a project id that isn't a short run of letters, digits, `-` and `_`), 2xx
+otherwise. Every refusal is one log line, never a traceback, and never quotes what the sender
+sent; a project id is logged only once its shape is checked, so it can't forge or flood a line.
+The port itself (loopback by default, bounded connections and read times) is `bot.listening`'s.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from bot.clock import Clock
+from bot.listening import Listener, ListenLimits, answer
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +46,8 @@ TIMESTAMP_HEADER = "magic-hour-event-timestamp"
 MAX_SKEW_SECONDS = 300.0  # Magic Hour's guidance: reject timestamps more than ~5 minutes off
 MAX_BODY_BYTES = 1 << 20
 NUDGING_EVENTS = frozenset({"video.completed", "video.errored"})
+KNOWN_EVENTS = NUDGING_EVENTS | {"video.started"}
+_PROJECT_ID = re.compile(r"[A-Za-z0-9_-]{1,128}", re.ASCII)
 PROJECT_CHANNEL = "lipsync_project"  # notifications naming a project a webhook spoke of
 
 
@@ -108,7 +114,7 @@ def signature_is_valid(secret: str, timestamp: str | None, signature: str | None
 
 
 class WebhookReceiver:
-    """A small aiohttp server that turns verified events into poller nudges."""
+    """A small HTTP server (`bot.listening`) that turns verified events into poller nudges."""
 
     def __init__(
         self,
@@ -120,41 +126,40 @@ class WebhookReceiver:
         port: int,
         path: str,
         relay: Callable[[str], Awaitable[None]] | None = None,
+        limits: ListenLimits | None = None,
     ) -> None:
         self._poller = poller
         self._relay = relay
         self._secret = secret
         self._clock = clock
         self._host = host
-        self._port = port
         self._path = path
-        self._runner: web.AppRunner | None = None
+        limits = limits or ListenLimits(max_body_bytes=MAX_BODY_BYTES)
+        self._listener = Listener(
+            {("POST", path): self._handle}, host=host, port=port, clock=clock, limits=limits, name="webhooks"
+        )
         self.events_received = 0
 
     @property
     def url(self) -> str:
         """Where the receiver listens (the bound port, once started)."""
-        port = self._port
-        if self._runner is not None and self._runner.addresses:
-            port = self._runner.addresses[0][1]
-        return f"http://{self._host}:{port}{self._path}"
+        return f"http://{self._host}:{self._listener.port}{self._path}"
+
+    @property
+    def listener(self) -> Listener:
+        """The listening port, with its limits and open connections."""
+        return self._listener
 
     async def start(self) -> None:
         """Start listening."""
-        app = web.Application(client_max_size=MAX_BODY_BYTES)
-        app.router.add_post(self._path, self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self._host, self._port).start()
-        log.info("receiving Magic Hour webhooks on port %s", self.url.rsplit(":", 1)[-1])
+        await self._listener.start()
+        log.info("receiving Magic Hour webhooks on port %s", self._listener.port)
 
     async def aclose(self) -> None:
         """Stop listening."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await self._listener.aclose()
 
-    async def _handle(self, request: web.Request) -> web.Response:
+    async def _handle(self, request: web.BaseRequest) -> web.Response:
         try:
             headers = parse_signature_headers(
                 request.headers.get(TIMESTAMP_HEADER), request.headers.get(SIGNATURE_HEADER)
@@ -162,18 +167,16 @@ class WebhookReceiver:
         except MalformedSignature as exc:
             # The reason is ours; the sender's bytes are never written to the log.
             log.warning("refused a webhook: %s", exc)
-            return web.json_response({"message": "malformed signature headers"}, status=400)
-        body = await request.read()
+            return answer(400, "malformed signature headers")
+        body = await self._listener.read_body(request)
         if not signature_matches(self._secret.get_secret_value(), headers, body, self._clock.now().timestamp()):
             log.warning("refused a webhook with a wrong or stale signature")
-            return web.json_response({"message": "invalid signature"}, status=401)
-        try:
-            event = json.loads(body)
-            kind = str(event["type"])
-            project_id = str(event["payload"]["id"])
-        except (ValueError, KeyError, TypeError):
+            return answer(401, "invalid signature")
+        event = parse_event(body)
+        if event is None:
             log.warning("refused a signed webhook whose body is not an event")
-            return web.json_response({"message": "malformed event"}, status=400)
+            return answer(400, "malformed event")
+        kind, project_id = event
         self.events_received += 1
         if kind in NUDGING_EVENTS:
             watched = self._poller.poke(project_id)
@@ -185,3 +188,21 @@ class WebhookReceiver:
             log.info("webhook %s for project %s%s", kind, project_id, "" if watched else " (not followed here)")
         # Answer 2xx for anything verified: Magic Hour retries non-2xx for up to a day.
         return web.json_response({"ok": True})
+
+
+def parse_event(body: bytes) -> tuple[str, str] | None:
+    """(kind, project id) of a verified body, or None if it isn't an event this receiver can name.
+
+    Both end up in log lines and a project id in a database notification, so they are checked
+    for shape: the kind is one Magic Hour sends (else "other"), the id is a short run of letters,
+    digits, `-` and `_`. A body nested too deep for the parser is simply not an event.
+    """
+    try:
+        event = json.loads(body)
+        kind = event["type"]
+        project_id = event["payload"]["id"]
+    except (ValueError, KeyError, TypeError, RecursionError):
+        return None
+    if not isinstance(project_id, str) or not _PROJECT_ID.fullmatch(project_id):
+        return None
+    return (kind if kind in KNOWN_EVENTS else "other"), project_id

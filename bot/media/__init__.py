@@ -7,16 +7,38 @@ claims (a crafted sparse or variable-rate mp4 once reserved 0 credits for a job 
 constant; `billing_fps` uses that rate only then, and the job's cap otherwise; every estimate is at
 least one frame. The rules and their reasons: `bot.media.credits` and `bot.media.probe`.
 
-Everything that touches a file runs off the event loop (a worker thread for PyAV, a subprocess for
-ffmpeg), and nothing reads a whole file into memory.
+Everything that touches a member's file runs off the event loop, and FFmpeg's reading of it runs
+in a child process with bounded memory, CPU and time (`bot.media.bounded`), on an allow-list of
+formats and codecs (`bot.media.accept`); nothing reads a whole file into memory.
+
+Compressing and pricing are imported on first use, so the probe's child process, which needs only
+the reading modules, starts without the rest (ffmpeg helpers, the settings' pydantic models).
 """
 
 from __future__ import annotations
 
-from bot.media.compress import compress_to_fit
-from bot.media.credits import DEFAULT_FPS, billing_fps, estimate_credits, frame_cap, queue_hold_credits
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from bot.media.probe import MediaError, MediaInfo, RateVerdict, probe, probe_audio, probe_video
 from bot.media.sniff import extension_matches, sniff_kind
+
+if TYPE_CHECKING:
+    from bot.media.compress import compress_to_fit
+    from bot.media.credits import DEFAULT_FPS, billing_fps, estimate_credits, frame_cap, queue_hold_credits
+
+_HOMES = {
+    "compress_to_fit": "compress",
+    **dict.fromkeys(("DEFAULT_FPS", "billing_fps", "estimate_credits", "frame_cap", "queue_hold_credits"), "credits"),
+}
+
+
+def __getattr__(name: str) -> Any:  # noqa: ANN401 - whatever the named module exports
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{home}"), name)
+
 
 __all__ = [
     "DEFAULT_FPS",

@@ -1,59 +1,39 @@
 """Read what is really inside a media file with PyAV, and refuse what a slot cannot use.
 
-Decision on the audio slot: Magic Hour's `audio_file_path` takes an audio file, so the audio slot
-accepts a file with an audio stream and no real video. A video stream flagged as cover art
-(`attached_pic`, as in an MP3 with album art) is not real video and is fine; a video with sound is
-refused with a message saying to send the audio on its own. (Accepting it would upload the whole
-video for its sound, and the API may refuse it.)
-
-Messages name the file by the label the caller gives (the member's filename), never by its path:
-paths are in the bot's temporary directory and mean nothing to a member.
-
-Frame rates are claims, and members write the files. Magic Hour bills the frames it renders, so
-the credit estimate (`bot.media.credits`) may use a file's own rate only when the file backs it
-up. Besides the file's claims (the stream's `average_rate`, its nominal `r_frame_rate`, FFmpeg's
-`guessed_rate`, and the codec's own timing such as H.264's VUI) the probe reads the video
-stream's packets, without decoding them: how many frames are really there and when. The rate is
-*constant* (`rate_verdict == "constant"`, `constant_fps` set) only when
-
-- there are at least two frames with timestamps,
-- every claim, frames ÷ their real duration, and the spacing of the frames agree within
-  `RATE_TOLERANCE` (2 %),
-- every one of those figures lies between `MIN_PLAUSIBLE_FPS` (1) and `MAX_PLAUSIBLE_FPS` (240),
-- and each frame sits on the even grid from the first frame to the last, within one tick of the
-  time base plus 2 % of a frame interval (a burst of frames between long gaps is not 10 fps
-  because it averages 10).
-
-Anything else (variable, sparse, absurd, unreadable, or not counted) leaves `constant_fps` None,
-and the estimate bills at the job's frame cap instead. Counting is bounded: it stops after
-`MAX_COUNTED_FRAMES` packets (about a second of demuxing) or `MAX_COUNT_SECONDS` of wall time, and
-the rate is then unknown (`"uncounted"`). Stopping early only ever makes the estimate higher, so
-a slow disk costs a member a larger reservation (settled to the real bill later), never the
-operator an unbudgeted render.
-
-A video stream with a single frame (a still image muxed with audio into an mp4) is a still image,
-whatever its codec; one with no frames at all is no video.
+The reading runs in a bounded child process (`bot.media.bounded`); this module holds what it
+finds (`MediaInfo`, `describe`), the frame-rate judgement billing relies on (`judge_rate`: a rate
+is believed only when the file's claims and its counted frames agree), and the async `probe*`
+functions the bot calls. docs/design-notes.md, "Media", gives the reasons.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from itertools import pairwise
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import av
 import av.error
+from av.audio.stream import AudioStream
 from av.container import InputContainer
 from av.stream import Discard, Disposition
 from av.video.stream import VideoStream
 
 from bot.errors import InvalidInput
+from bot.media.accept import Slot
+from bot.media.bounded import ProbeLimits, run_bounded
+
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
+
+DEFAULT_LIMITS = ProbeLimits()
 
 # Demuxers for still pictures (png_pipe, jpeg_pipe, webp_pipe, ... and the image2 sequence reader).
 _IMAGE_FORMATS = frozenset({"image2", "gif", "apng"})
@@ -225,13 +205,35 @@ def count_frames(
     return frame_timing(stamps, latest_duration, float(time_base) if time_base else 0.0)
 
 
-def judge_rate(claims: list[float | None], timing: FrameTiming) -> tuple[float | None, RateVerdict]:
-    """The constant frame rate and "constant", or None and why not (module docstring).
+@dataclass(frozen=True)
+class RateClaims:
+    """The frame rates a video stream declares about itself (None where it declares none)."""
 
-    `claims` are the file's declared rates (average, nominal, guessed, codec; None or 0 where
-    absent).
-    The rate given is the highest claim (they agree within the tolerance), so an ordinary 24, 25,
-    29.97 or 30 fps file keeps its exact rate.
+    average: float | None = None  # the stream's `average_rate`
+    nominal: float | None = None  # `r_frame_rate`
+    guessed: float | None = None  # FFmpeg's `guessed_rate`
+    codec: float | None = None  # the codec's own timing (H.264's VUI, say)
+
+    @classmethod
+    def of(cls, video: VideoStream) -> RateClaims:
+        """The claims `video`'s headers make."""
+        return cls(
+            _rate(video.average_rate),
+            _rate(video.base_rate),
+            _rate(video.guessed_rate),
+            _rate(video.codec_context.framerate),
+        )
+
+    def declared(self) -> list[float]:
+        """The claims that were made (non-zero), in a fixed order."""
+        return [c for c in (self.average, self.nominal, self.guessed, self.codec) if c]
+
+
+def judge_rate(claims: Sequence[float | None], timing: FrameTiming) -> tuple[float | None, RateVerdict]:
+    """The constant frame rate and "constant", or None and why not (docs/design-notes.md, frame rates).
+
+    `claims` are the file's declared rates (None or 0 where absent). The rate given is the highest
+    claim (they agree within the tolerance), so a 24, 25, 29.97 or 30 fps file keeps its exact rate.
     """
     if timing.frames < 2:
         return None, "too_few_frames"
@@ -248,77 +250,131 @@ def judge_rate(claims: list[float | None], timing: FrameTiming) -> tuple[float |
     return max(declared or figures), "constant"
 
 
-def _read(path: Path, size: int) -> MediaInfo | None:
-    """Open the file with PyAV (blocking; run in a thread). None if it is not media at all."""
-    try:
-        container = av.open(str(path), mode="r")
-    except (av.error.FFmpegError, UnicodeDecodeError):
-        return None
-    with container:
-        videos = [s for s in container.streams.video if not s.disposition & Disposition.attached_pic]
-        covers = [s for s in container.streams.video if s.disposition & Disposition.attached_pic]
-        audio = container.streams.audio[0] if container.streams.audio else None
-        video = videos[0] if videos else None
-        container_seconds = float(container.duration) / av.time_base if container.duration else None
-        audio_seconds = _seconds(audio.duration, audio.time_base) if audio is not None else None
-        video_seconds = _seconds(video.duration, video.time_base) if video is not None else None
-        duration = video_seconds or audio_seconds or container_seconds or 0.0
-        still = False
-        claims: list[float | None] = [None, None, None, None]
-        counted: FrameTiming | None = None
-        constant_fps: float | None = None
-        verdict: RateVerdict = "no_video"
-        if video is not None:
-            claims = [
-                _rate(video.average_rate),
-                _rate(video.base_rate),
-                _rate(video.guessed_rate),
-                _rate(video.codec_context.framerate),
-            ]
-            timing = count_frames(container, video, max_frames=MAX_COUNTED_FRAMES, max_seconds=MAX_COUNT_SECONDS)
-            if isinstance(timing, FrameTiming):
-                counted = timing
-                constant_fps, verdict = judge_rate(claims, timing)
-            else:
-                verdict = timing
-            codec = video.codec_context.name
-            single_picture = codec in _IMAGE_CODECS and video.frames <= 1 and duration <= _STILL_MAX_SECONDS
-            still = container.format.name.endswith("_pipe") or container.format.name in _IMAGE_FORMATS
-            still = still or single_picture or (counted is not None and counted.frames == 1)
-            if counted is not None and counted.frames == 0:
-                video, verdict, claims = None, "no_video", [None, None, None, None]  # a video stream with no frames
-        return MediaInfo(
-            format_name=container.format.name,
-            duration=duration,
-            has_video=video is not None,
-            has_audio=audio is not None,
-            video_codec=video.codec_context.name if video is not None else None,
-            audio_codec=audio.codec_context.name if audio is not None else None,
-            width=video.codec_context.width or None if video is not None else None,
-            height=video.codec_context.height or None if video is not None else None,
-            fps=_frame_rate(video) if video is not None else None,
-            frame_count=(video.frames or None) if video is not None else None,
-            size_bytes=size,
-            has_cover_art=bool(covers),
-            is_still_image=still,
-            average_rate=claims[0],
-            nominal_rate=claims[1],
-            guessed_rate=claims[2],
-            codec_rate=claims[3],
-            counted_frames=counted.frames if counted is not None and video is not None else None,
-            counted_seconds=counted.seconds if counted is not None and video is not None else None,
-            constant_fps=constant_fps,
-            rate_verdict=verdict,
-        )
+@dataclass(frozen=True)
+class _VideoReading:
+    """What the first real video stream holds, once its packets were counted."""
+
+    present: bool = False  # a real video stream with frames
+    codec: str | None = None
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    header_frames: int | None = None
+    claims: RateClaims = RateClaims()
+    counted: FrameTiming | None = None
+    constant_fps: float | None = None
+    verdict: RateVerdict = "no_video"
+    still: bool = False
 
 
-async def _probe(path: Path, label: str, slot: str) -> MediaInfo:
-    """Probe and refuse what no slot can use; `slot` ("", "_video", "_audio") picks the wording."""
+def _read_video(
+    container: InputContainer, video: VideoStream, duration: float, *, max_frames: int, max_seconds: float
+) -> _VideoReading:
+    """Count and judge `video`'s frames. A stream without a single frame is no video."""
+    timing = count_frames(container, video, max_frames=max_frames, max_seconds=max_seconds)
+    codec = video.codec_context.name
+    single_picture = codec in _IMAGE_CODECS and video.frames <= 1 and duration <= _STILL_MAX_SECONDS
+    image_format = container.format.name.endswith("_pipe") or container.format.name in _IMAGE_FORMATS
+    one_frame = isinstance(timing, FrameTiming) and timing.frames == 1
+    still = image_format or single_picture or one_frame
+    if isinstance(timing, FrameTiming) and timing.frames == 0:
+        return _VideoReading(still=still)
+    claims = RateClaims.of(video)
+    constant_fps: float | None = None
+    verdict: RateVerdict
+    if isinstance(timing, FrameTiming):
+        constant_fps, verdict = judge_rate(claims.declared(), timing)
+    else:
+        verdict = timing  # the count stopped at a bound, or the demuxer failed
+    return _VideoReading(
+        present=True,
+        codec=codec,
+        width=video.codec_context.width or None,
+        height=video.codec_context.height or None,
+        fps=_frame_rate(video),
+        header_frames=video.frames or None,
+        claims=claims,
+        counted=timing if isinstance(timing, FrameTiming) else None,
+        constant_fps=constant_fps,
+        verdict=verdict,
+        still=still,
+    )
+
+
+def _duration(container: InputContainer, video: VideoStream | None, audio: AudioStream | None) -> float:
+    """The video stream's length if it has one, else the audio's, else the container's (0 if none)."""
+    container_seconds = float(container.duration) / av.time_base if container.duration else None
+    audio_seconds = _seconds(audio.duration, audio.time_base) if audio is not None else None
+    video_seconds = _seconds(video.duration, video.time_base) if video is not None else None
+    return video_seconds or audio_seconds or container_seconds or 0.0
+
+
+def describe(container: InputContainer, size: int, *, max_frames: int, max_seconds: float) -> MediaInfo:
+    """What an opened container holds (its first real video and first audio stream)."""
+    videos = [s for s in container.streams.video if not s.disposition & Disposition.attached_pic]
+    has_covers = any(s.disposition & Disposition.attached_pic for s in container.streams.video)
+    audio = container.streams.audio[0] if container.streams.audio else None
+    video = videos[0] if videos else None
+    duration = _duration(container, video, audio)
+    reading = _VideoReading()
+    if video is not None:
+        reading = _read_video(container, video, duration, max_frames=max_frames, max_seconds=max_seconds)
+    counted = reading.counted
+    return MediaInfo(
+        format_name=container.format.name,
+        duration=duration,
+        has_video=reading.present,
+        has_audio=audio is not None,
+        video_codec=reading.codec,
+        audio_codec=audio.codec_context.name if audio is not None else None,
+        width=reading.width,
+        height=reading.height,
+        fps=reading.fps,
+        frame_count=reading.header_frames,
+        size_bytes=size,
+        has_cover_art=has_covers,
+        is_still_image=reading.still,
+        average_rate=reading.claims.average,
+        nominal_rate=reading.claims.nominal,
+        guessed_rate=reading.claims.guessed,
+        codec_rate=reading.claims.codec,
+        counted_frames=counted.frames if counted is not None else None,
+        counted_seconds=counted.seconds if counted is not None else None,
+        constant_fps=reading.constant_fps,
+        rate_verdict=reading.verdict,
+    )
+
+
+# Refusal codes worded per slot ("not_media" becomes "not_media_video" for the video slot).
+_SLOT_WORDED = frozenset({"not_media", "still_image", "unsupported_format", "unsupported_codec"})
+
+
+@functools.cache
+def _answers() -> TypeAdapter[MediaInfo]:
+    # pydantic is imported by the bot only: the probe's child starts faster without it.
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(MediaInfo)
+
+
+async def _probe(path: Path, label: str, slot: Slot, limits: ProbeLimits) -> MediaInfo:
+    """Probe in a bounded child and refuse what no slot can use; `slot` picks the wording."""
     size = (await asyncio.to_thread(path.stat)).st_size
     if size == 0:
         raise MediaError("empty_file", filename=label)
-    info = await asyncio.to_thread(_read, path, size)
-    if info is None or not (info.has_video or info.has_audio):
+    request = {"path": str(path), "slot": slot, "max_frames": MAX_COUNTED_FRAMES, "max_seconds": MAX_COUNT_SECONDS}
+    answer = await run_bounded(request, limits)
+    if answer is not None and "refused" in answer:
+        code, data = str(answer["refused"]), answer.get("data")
+        data = {k: v for k, v in data.items() if isinstance(v, str | int)} if isinstance(data, dict) else {}
+        raise MediaError(f"{code}{slot}" if code in _SLOT_WORDED else code, filename=label, **data)
+    try:
+        info = _answers().validate_python(answer["info"]) if answer is not None else None
+    except (KeyError, ValueError):  # pydantic's ValidationError is a ValueError
+        info = None
+    if info is None:  # killed at a limit, crashed, or an answer that makes no sense
+        raise MediaError("media_too_complex", filename=label)
+    if not (info.has_video or info.has_audio):
         raise MediaError(f"not_media{slot}", filename=label)
     if info.is_still_image:
         raise MediaError(f"still_image{slot}", filename=label)
@@ -327,28 +383,31 @@ async def _probe(path: Path, label: str, slot: str) -> MediaInfo:
     return info
 
 
-async def probe(path: Path, *, label: str = "file") -> MediaInfo:
-    """Probe a media file in a worker thread; raise `MediaError` if it isn't usable media.
+async def probe(path: Path, *, label: str = "file", limits: ProbeLimits = DEFAULT_LIMITS) -> MediaInfo:
+    """Probe a media file in a bounded child process; raise `MediaError` if it isn't usable media.
 
     Refuses an empty file (`empty_file`), a file that is not audio or video at all (`not_media`),
-    a still image (`still_image`) and media with no duration (`no_duration`). `label` names the
-    file in the error's data (the member's file name, never the temporary path).
+    a container or codec neither slot accepts (`unsupported_format`, `unsupported_codec`), a file
+    past the stream or frame-size limits (`too_many_streams`, `frame_too_large`), one whose
+    reading went past the child's limits (`media_too_complex`), a still image (`still_image`) and
+    media with no duration (`no_duration`). `label` names the file in the error's data (the
+    member's file name, never the temporary path).
     """
-    return await _probe(path, label, "")
+    return await _probe(path, label, "", limits)
 
 
-async def probe_video(path: Path, *, filename: str) -> MediaInfo:
+async def probe_video(path: Path, *, filename: str, limits: ProbeLimits = DEFAULT_LIMITS) -> MediaInfo:
     """Probe the video slot's file: it must hold real video with a duration (`not_a_video`)."""
-    info = await _probe(path, filename, "_video")
+    info = await _probe(path, filename, "_video", limits)
     if not info.has_video:
         raise MediaError("not_a_video", filename=filename)
     return info
 
 
-async def probe_audio(path: Path, *, filename: str) -> MediaInfo:
+async def probe_audio(path: Path, *, filename: str, limits: ProbeLimits = DEFAULT_LIMITS) -> MediaInfo:
     """Probe the audio slot's file: an audio stream (`no_sound`) and no video but cover art
     (`audio_has_video`)."""
-    info = await _probe(path, filename, "_audio")
+    info = await _probe(path, filename, "_audio", limits)
     if not info.has_audio:
         raise MediaError("no_sound", filename=filename)
     if info.has_video:

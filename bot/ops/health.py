@@ -4,6 +4,10 @@
 `/healthz` (200 when healthy, 503 when not), and the container's `HEALTHCHECK` asks it. The
 gateway check applies only where a gateway was registered (`watch_gateway`, by the Discord bot):
 the command line has none.
+
+The database check writes a row, so it runs at most once per `DATABASE_CHECK_SECONDS` (on the
+injected clock), shared by every request meanwhile: a flood of `/healthz` requests is never a
+flood of database writes. The gateway and poller checks read memory and are always current.
 """
 
 from __future__ import annotations
@@ -12,12 +16,16 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from bot.clock import Clock, SystemClock
 from bot.jobs.poller import Poller
+from bot.ops.fresh import Fresh
 from bot.ops.metrics import Metrics
 from bot.store import Store
 
 #: A database that hasn't answered a one-row write in this long is not healthy.
 DATABASE_TIMEOUT = 5.0
+#: How long one database verdict stands before the next `/healthz` writes again.
+DATABASE_CHECK_SECONDS = 15.0
 
 
 @dataclass(frozen=True)
@@ -39,11 +47,20 @@ class HealthReport:
 class Health:
     """Checks the parts a running bot can't do without."""
 
-    def __init__(self, store: Store, poller: Poller, metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        poller: Poller,
+        metrics: Metrics | None = None,
+        *,
+        clock: Clock | None = None,
+        database_every: float = DATABASE_CHECK_SECONDS,
+    ) -> None:
         self._store = store
         self._poller = poller
         self._metrics = metrics
         self._gateway: Callable[[], bool] | None = None
+        self._database_verdict = Fresh(self._database, clock or SystemClock(), database_every)
 
     def watch_gateway(self, connected: Callable[[], bool]) -> None:
         """Include the Discord gateway: `connected()` says whether it is connected now."""
@@ -54,7 +71,7 @@ class Health:
         checks: dict[str, str] = {}
         if self._gateway is not None:
             checks["gateway"] = "ok" if self._gateway() else "disconnected"
-        checks["database"] = await self._database()
+        checks["database"] = await self._database_verdict.get()
         checks["poller"] = "ok" if self._poller.alive() else "stalled"
         return HealthReport(checks)
 

@@ -42,7 +42,7 @@ Behaviour worth knowing (choices where the real API is silent are marked *):
 - Job errors: unknown `file_path` -> invalid_video_path / invalid_audio_path; any http(s) URL
   (never fetched) -> the same codes; no video stream -> invalid_video_file; no audio stream ->
   invalid_audio_file; non-YouTube `youtube_url` -> invalid_youtube_url; start past the video's
-  end -> invalid_parameters.
+  end, or an output under 0.1 s (a shorter video or voice) -> invalid_parameters.
 - Validation: schema problems are 400s with a message naming the field; an extension not
   allowed for its type is 422 listing the valid ones; standard/pro on the free tier is 403*;
   more than 120,000 estimated frames is 422*.

@@ -9,6 +9,7 @@ import uuid
 from aiohttp import web
 
 from bot.sandbox import jobs
+from bot.sandbox.billing import PAID_PLAN_MODES
 from bot.sandbox.middleware import api_middleware, error_json, fault_middleware, mark_sandbox_responses
 from bot.sandbox.projects import DeleteNote, Project
 from bot.sandbox.state import SandboxState
@@ -61,7 +62,7 @@ async def create_lip_sync(request: web.Request) -> web.Response:
         job = parse_lip_sync(await _json_body(request))
     except ApiError as exc:
         return error_json(exc.status, exc.message)
-    if state.config.tier == "free" and job.mode.value in ("standard", "pro"):
+    if state.config.tier == "free" and job.mode.value in PAID_PLAN_MODES:
         return error_json(403, f"The {job.mode.value} generation mode is not available on the free tier")
     estimate = math.ceil(job.estimate * state.config.create_surcharge)
     if job.estimate_frames > MAX_FRAMES:

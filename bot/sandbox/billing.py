@@ -42,8 +42,10 @@ from bot.sandbox.media import VideoTimeline
 
 ESTIMATE_FPS = Fraction(30)
 YOUTUBE_FPS = Fraction(30)
-# The sandbox's own table, not the bot's: credits per rendered frame by generation mode.
+# The sandbox's own tables, not the bot's (so they check it): credits per rendered frame by
+# generation mode, and the modes Magic Hour refuses on its Free plan.
 CREDITS_PER_FRAME = {"lite": 1, "standard": 1, "pro": 2}
+PAID_PLAN_MODES = frozenset({"standard", "pro"})
 
 
 def exact(value: float) -> Fraction:

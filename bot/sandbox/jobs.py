@@ -144,11 +144,17 @@ def create_project(state: SandboxState, request: JobRequest) -> Project:
     state.config.credits -= estimate
     state.projects[project.id] = project
     state.counters.jobs_created += 1
+    start_render(state, project)
+    state.changed()
+    return project
+
+
+def start_render(state: SandboxState, project: Project) -> None:
+    """Render the project in the background (its status still follows the clock, not the task)."""
     task: asyncio.Task[RenderResult | RenderError] = asyncio.create_task(_run(state, project))
     project.task = task
     state.tasks.add(task)
     task.add_done_callback(state.tasks.discard)
-    return project
 
 
 def _refund(state: SandboxState, project: Project) -> None:
@@ -176,12 +182,13 @@ async def finalise(state: SandboxState, project: Project) -> None:
             _refund(state, project)
             project.error = {"code": outcome.code, "message": outcome.message}
             project.final_status = Status.ERROR
-            return
-        settled = project.settled_credits(outcome)
-        state.config.credits -= settled - project.credits_charged
-        project.credits_charged = settled
-        project.result = outcome
-        project.final_status = Status.COMPLETE
+        else:
+            settled = project.settled_credits(outcome)
+            state.config.credits -= settled - project.credits_charged
+            project.credits_charged = settled
+            project.result = outcome
+            project.final_status = Status.COMPLETE
+        state.changed()
 
 
 def cancel(state: SandboxState, project: Project) -> None:
@@ -192,6 +199,7 @@ def cancel(state: SandboxState, project: Project) -> None:
         project.task.cancel()
     _refund(state, project)
     project.final_status = Status.CANCELED
+    state.changed()
 
 
 def delete(state: SandboxState, project: Project) -> None:
@@ -200,3 +208,4 @@ def delete(state: SandboxState, project: Project) -> None:
     project.enabled = False
     if project.result is not None:
         project.result.path.unlink(missing_ok=True)
+    state.changed()

@@ -6,7 +6,8 @@ which the sandbox cannot fetch, become a generated test pattern of the window's 
 
 Output length rule: the window clipped to the video, `min(end_seconds, video_end) -
 start_seconds`, then cut to the audio's length if the audio is shorter (the audio starts at 0 and
-drives the output, as in a real lip sync). For YouTube the window is `end_seconds - start_seconds`,
+drives the output, as in a real lip sync). An output shorter than 0.1 s fails the job with
+`invalid_parameters`, as Magic Hour renders nothing shorter. For YouTube the window is `end_seconds - start_seconds`,
 cut the same way by the audio. The frames a render is charged are counted from the source by
 `bot.sandbox.billing` (the sandbox's own PyAV reading, `bot.sandbox.media`), not from the output.
 Without a cap (or with one above the source's rate) the source's frames pass through with their
@@ -30,6 +31,16 @@ __all__ = ["SANDBOX_LABEL", "RenderError", "RenderResult", "render_file_source",
 
 SANDBOX_LABEL = "Magic Hour SANDBOX result - not lip-synced"
 YOUTUBE_SIZE = (640, 360)
+# Magic Hour renders nothing shorter than a tenth of a second (`end_seconds >= 0.1`).
+MIN_SECONDS = Fraction(1, 10)
+
+
+def _check_long_enough(seconds: Fraction) -> None:
+    if seconds < MIN_SECONDS:
+        raise RenderError(
+            "invalid_parameters",
+            f"The output would last {float(seconds):.3f} s; at least {float(MIN_SECONDS):g} s is needed.",
+        )
 
 
 @dataclass(frozen=True)
@@ -108,6 +119,7 @@ async def render_file_source(
             f"start_seconds ({start:g}) is at or past the end of the video ({float(timeline.end):.3f} s).",
         )
     seconds = min(window, audio_seconds)
+    _check_long_enough(seconds)
     count = await asyncio.to_thread(count_frames, timeline, first, seconds, max_fps)
     cap = exact(max_fps) if max_fps is not None else None
     lowered = cap is not None and (count.peak is None or cap < count.peak)
@@ -144,6 +156,7 @@ async def render_youtube_source(
 ) -> RenderResult:
     """A test pattern of the window's length at min(source_fps, max_fps) fps with `audio`, written to `out`."""
     seconds = min(exact(end) - exact(start), await _audio_seconds(audio))
+    _check_long_enough(seconds)
     frames, fps = youtube_frames(seconds, max_fps, source_fps)
     width, height = YOUTUBE_SIZE
     tmp = out.with_name(out.name + ".part")

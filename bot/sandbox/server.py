@@ -12,7 +12,7 @@ from types import TracebackType
 from aiohttp import web
 
 from bot.clock import Clock, SystemClock
-from bot.sandbox import jobs
+from bot.sandbox import jobs, persist
 from bot.sandbox.api import make_api_app
 from bot.sandbox.config import SandboxConfig
 from bot.sandbox.counters import Counters
@@ -34,6 +34,8 @@ class Sandbox:
     The API listens on `port` and storage (upload and download URLs) on `storage_port`, a
     separate host as far as clients are concerned; 0 picks a free port. Statuses follow `clock`
     (a `SystemClock` unless given), so a `FakeClock` drives every transition in tests.
+    `persistent` keeps its account, uploads and projects in `data_dir` for the next sandbox
+    there (`bot.sandbox.persist`): what a terminal trial needs to leave a job running.
     """
 
     def __init__(
@@ -45,8 +47,10 @@ class Sandbox:
         host: str = "127.0.0.1",
         port: int = 0,
         storage_port: int = 0,
+        persistent: bool = False,
     ) -> None:
         self._state = SandboxState(config=config or SandboxConfig(), clock=clock or SystemClock(), data_dir=data_dir)
+        self._persistent = persistent
         self._host = host
         self._port = port
         self._storage_port = storage_port
@@ -140,6 +144,10 @@ class Sandbox:
         for folder in (state.uploads_dir, state.outputs_dir):
             await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
         state.render_slots = asyncio.Semaphore(state.config.max_concurrent_renders)
+        if self._persistent:
+            for project in await asyncio.to_thread(persist.load, state):
+                jobs.start_render(state, project)
+            state.on_change = lambda: persist.save(state)
         try:
             storage_port = await self._start_site(make_storage_app(state), self._storage_port)
             self.storage_url = f"http://{_url_host(self._host)}:{storage_port}"

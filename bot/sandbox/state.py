@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,8 @@ class SandboxState:
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     render_slots: asyncio.Semaphore | None = None
     render_rng: random.Random = field(init=False)
+    # Called after every change a later sandbox on the same folder needs (`bot.sandbox.persist`).
+    on_change: Callable[[], None] | None = None
 
     def __post_init__(self) -> None:
         # Storms over time end by the sandbox clock.
@@ -52,6 +55,11 @@ class SandboxState:
     def outputs_dir(self) -> Path:
         """Where rendered results are stored."""
         return self.data_dir / "outputs"
+
+    def changed(self) -> None:
+        """Something worth keeping changed (an upload, a project made or ended): tell the journal, if any."""
+        if self.on_change is not None:
+            self.on_change()
 
     def now_unix(self) -> float:
         """The sandbox clock's wall time as Unix seconds (URL expiry follows the sandbox clock)."""

@@ -111,6 +111,7 @@ async def put_upload(request: web.Request) -> web.Response:
         )
     await asyncio.to_thread(part.replace, target)
     state.uploads[file_path] = target
+    state.changed()
     return web.Response(status=200, headers={"ETag": f'"{received:x}"'})
 
 

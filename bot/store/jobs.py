@@ -26,7 +26,18 @@ from collections.abc import Mapping, Sequence
 from enum import Enum
 
 from bot.store import ledger
-from bot.store.db import LEDGER_LOCK, Connection, Database, Row, fetch_all, fetch_int, fetch_one, parse_ts, row_dict
+from bot.store.db import (
+    LEDGER_LOCK,
+    Connection,
+    Database,
+    Row,
+    fetch_all,
+    fetch_int,
+    fetch_one,
+    guild_lock,
+    parse_ts,
+    row_dict,
+)
 from bot.store.errors import InvalidTransition, JobNotFound, LeaseLost, NoReservation
 from bot.store.models import (
     TERMINAL_STATES,
@@ -35,7 +46,9 @@ from bot.store.models import (
     JobEvent,
     JobRecord,
     JobState,
+    LimitKind,
     NewJob,
+    Refusal,
     can_transition,
 )
 
@@ -127,6 +140,22 @@ def _marks(values: Sequence[object]) -> str:
     return ", ".join("?" for _ in values)
 
 
+async def _insert_job(conn: Connection, values: Mapping[str, object], now: dt.datetime) -> JobRecord:
+    """Insert a new job row and its first event, inside the caller's transaction."""
+    columns = ", ".join(values)
+    rows = await fetch_all(
+        conn,
+        f"INSERT INTO jobs ({columns}) VALUES ({_marks(list(values))}) RETURNING *",  # noqa: S608 - model fields
+        tuple(values.values()),
+    )
+    job_id = int(rows[0]["id"])
+    await conn.execute(
+        "INSERT INTO job_events (job_id, state, at, detail) VALUES (?, ?, ?, NULL)",
+        (job_id, JobState.RECEIVED.value, now),
+    )
+    return _row_to_job(rows[0])
+
+
 class JobStore:
     """Job records. Reach it as `store.jobs`; `owner` names this process in job claims."""
 
@@ -137,6 +166,42 @@ class JobStore:
     async def create(self, job: NewJob, *, lease_seconds: float | None = None) -> JobRecord:
         """Record a new job in `received`, with its first event; claimed by this process if `lease_seconds`."""
         now = self._db.now()
+        values = self._new_row(job, now, lease_seconds)
+
+        async def body(conn: Connection) -> JobRecord:
+            # Shared: many jobs are created at once, but never while a member's data is being deleted.
+            await conn.lock(shared=[LEDGER_LOCK])
+            return await _insert_job(conn, values, now)
+
+        return await self._db.write(body)
+
+    async def create_within(
+        self, job: NewJob, *, max_unfinished: int, lease_seconds: float | None = None
+    ) -> JobRecord | Refusal:
+        """`create`, unless the member already has `max_unfinished` unfinished jobs in this server.
+
+        The count and the insert are one transaction under the server's lock (the one reservations
+        take), so requests racing each other are counted one after another: of six sent in the same
+        millisecond with a limit of one, one is recorded and five are refused.
+        """
+        now = self._db.now()
+        values = self._new_row(job, now, lease_seconds)
+        sql = (
+            "SELECT COUNT(*) FROM jobs WHERE guild_id IS NOT DISTINCT FROM ? AND user_id = ?"  # noqa: S608 - constants
+            f" AND state NOT IN {_TERMINAL_SQL}"
+        )
+
+        async def body(conn: Connection) -> JobRecord | Refusal:
+            await conn.lock(guild_lock(job.guild_id), shared=[LEDGER_LOCK])
+            unfinished = await fetch_int(conn, sql, (job.guild_id, job.user_id))
+            if unfinished >= max_unfinished:
+                available = max(0, max_unfinished - unfinished)
+                return Refusal(LimitKind.ACTIVE_JOBS, available, 1, None, max_active=max_unfinished)
+            return await _insert_job(conn, values, now)
+
+        return await self._db.write(body)
+
+    def _new_row(self, job: NewJob, now: dt.datetime, lease_seconds: float | None) -> dict[str, object]:
         values: dict[str, object] = job.model_dump()
         values["mode"] = job.mode.value
         values["state"] = JobState.RECEIVED.value
@@ -144,25 +209,7 @@ class JobStore:
         if lease_seconds is not None:
             values["claimed_by"] = self.owner
             values["lease_until"] = now + dt.timedelta(seconds=lease_seconds)
-        columns = ", ".join(values)
-        marks = _marks(list(values))
-
-        async def body(conn: Connection) -> JobRecord:
-            # Shared: many jobs are created at once, but never while a member's data is being deleted.
-            await conn.lock(shared=[LEDGER_LOCK])
-            rows = await fetch_all(
-                conn,
-                f"INSERT INTO jobs ({columns}) VALUES ({marks}) RETURNING *",  # noqa: S608 - fixed model fields
-                tuple(values.values()),
-            )
-            job_id = int(rows[0]["id"])
-            await conn.execute(
-                "INSERT INTO job_events (job_id, state, at, detail) VALUES (?, ?, ?, NULL)",
-                (job_id, JobState.RECEIVED.value, now),
-            )
-            return _row_to_job(rows[0])
-
-        return await self._db.write(body)
+        return values
 
     async def transition(
         self,

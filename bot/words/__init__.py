@@ -215,12 +215,16 @@ def seconds(value: float, language: str = DEFAULT_LANGUAGE) -> str:
 
 
 def human_size(size: int, language: str = DEFAULT_LANGUAGE) -> str:
-    """Bytes as a short human-readable size: "812 bytes", "12.0 MB"."""
+    """Bytes as a short human-readable size: "812 bytes", "12.0 MB".
+
+    Decimal units (1 MB = 1,000,000 bytes), as Magic Hour states its plans' file limits, so a
+    limit set to Magic Hour's "200 MB" reads as 200.0 MB.
+    """
     value = float(size)
     for unit in ("bytes", "KB", "MB"):
-        if value < 1024:
+        if value < 1000:
             return f"{value:.0f} {unit}" if unit == "bytes" else f"{decimal(value, language, '.1f')} {unit}"
-        value /= 1024
+        value /= 1000
     return f"{decimal(value, language, '.1f')} GB"
 
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-import discord
-
 from bot import words
 from bot.jobs.models import JobUpdate
 from bot.store import UNKNOWN_AT_MAGIC_HOUR, JobRecord, JobState
 from cogs.render._credits import cost_text
 from cogs.render._style import (
     _STATE_EMOJI,
+    DISCORD,
     EN,
     TIMED_STATES,
     _clip,
@@ -29,8 +28,9 @@ from cogs.render._style import (
 
 
 def _name(job: JobRecord) -> str:
-    # A member's name for the job: markdown can't restyle the message, mentions are never allowed.
-    return f" “{discord.utils.escape_markdown(job.name)}”" if job.name else ""
+    # A member's name for the job, shown as plain text: in a code span Discord makes no link, mention
+    # or formatting of it (escaping markdown alone left a name that is a URL a clickable link).
+    return f" {DISCORD.quote(job.name)}" if job.name else ""
 
 
 def _title(job: JobRecord, lang: str) -> str:

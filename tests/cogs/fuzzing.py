@@ -338,6 +338,12 @@ MEDIA_CODES = frozenset(
         "not_a_video",
         "no_sound",
         "audio_has_video",
+        "unsupported_format",
+        "unsupported_format_video",
+        "unsupported_format_audio",
+        "unsupported_codec",
+        "unsupported_codec_video",
+        "unsupported_codec_audio",
     }
 )
 
@@ -394,6 +400,7 @@ VIDEO_SECONDS = 2.0
 EDGE = 0.1
 CLIP_LIMIT = 60.0  # the default `max_clip_seconds`
 CLIP_EDGE = 1e-5
+MIN_CLIP = 0.1  # Magic Hour renders nothing shorter
 MAX_NUMBER = 2.0**53  # Discord's bound on NUMBER options
 START_EDGES = [0.0, -0.0, 5e-324, 1e-9, 0.05, 0.1, 0.5, 1.0, 1.5, 1.9, 1.99, 2.0, 2.01, 2.1, 3.0, 59.9, 60.0,
                1e6, 1e15, MAX_NUMBER]  # fmt: skip
@@ -517,6 +524,10 @@ class Case:
         if self.end < 0.1:
             return [Defect("now", {"bad_end"})]
         length = self.end - start
+        if length < MIN_CLIP - CLIP_EDGE:
+            return [Defect("now", {"clip_too_short"})]
+        if length < MIN_CLIP + CLIP_EDGE:
+            return [Defect("maybe-now", {"clip_too_short"}), *self._start_defects(start)]
         if length > CLIP_LIMIT + CLIP_EDGE:
             return [Defect("now", {"clip_too_long"})]
         if length > CLIP_LIMIT:
@@ -530,7 +541,8 @@ class Case:
         if start > VIDEO_SECONDS + EDGE:
             return [Defect("later", {"start_past_end"})]
         if start >= VIDEO_SECONDS - EDGE:
-            return [Defect("maybe-later", {"start_past_end"})]
+            # Within 0.1 s of the video's end, what is left of it is too short to render.
+            return [Defect("maybe-later", {"start_past_end", "clip_too_short"})]
         return []
 
     def expect(self) -> Expectation:

@@ -1,4 +1,4 @@
-"""Issue 13: the slow path made short, through simcord with the real engine, store and sandbox.
+"""Creators' features: the slow path made short, through simcord with the real engine, store and sandbox.
 
 Message menus that take the clip and the voice from messages already in the channel (voice
 messages included), re-runs from the files a job already uploaded, and members answered in their

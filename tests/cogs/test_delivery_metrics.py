@@ -1,4 +1,4 @@
-"""Issue 12: each Discord delivery fallback is counted in `lipsync_delivery_fallbacks_total`.
+"""Each Discord delivery fallback is counted in `lipsync_delivery_fallbacks_total`.
 
 `ResultPoster` tries a followup, then a channel message, then a DM, and at each place attaches the
 file, a re-encoded copy, or a link. These tests force a followup failure (and, in the second, a

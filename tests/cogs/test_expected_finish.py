@@ -1,4 +1,4 @@
-"""Issue 15, "Progress that tells time": the expected finish, end to end.
+"""Progress that tells time: the expected finish, end to end.
 
 The real bot in simcord, its engine and store, the sandbox over HTTP. Render history is put in the
 running bot's store (`store.renders`, as the bot's own finished renders would have left it); the

@@ -107,7 +107,7 @@ async def test_oversized_file_is_refused_before_download(harness: Harness) -> No
     """Discord reports the size, so a file over the limit is refused without fetching it."""
     result = await harness.lipsync()
     assert result.ephemeral and result.response is not None
-    assert "the largest file this bot accepts is 19.5 KB" in result.response.content
+    assert "the largest file this bot accepts is 20.0 KB" in result.response.content
     assert harness.cdn.requests == 0 and await harness.ledger_rows() == 0
 
 

@@ -181,7 +181,9 @@ class WaitsBot(commands.Bot):
 async def test_which_background_waits_simcord_can_settle(kind: str, settles: bool) -> None:
     """Timers are virtual and park; a wait on a future simcord can't classify blocks every action."""
     bot = WaitsBot(kind)
-    async with simcord.run(bot, settle_timeout=0.3, check_errors=False) as env:
+    # A wait that settles gets ample time (a loaded machine can take a while to park the task);
+    # one that can't settle would use it all up, so it gets a short one.
+    async with simcord.run(bot, settle_timeout=10.0 if settles else 0.3, check_errors=False) as env:
         await bot.tree.sync()
         guild = env.create_guild()
         channel = guild.create_text_channel("c")
@@ -218,8 +220,8 @@ class MenuBot(commands.Bot):
 
 @pytest.mark.parametrize("content_intent", [True, False], ids=["message-content", "no-message-content"])
 async def test_locale_voice_messages_and_the_message_content_intent(content_intent: bool) -> None:
-    """simcord sends every interaction as en-US and has no voice messages (README gaps 8 and 9);
-    the menu's own target is always readable, other messages' attachments only with the intent."""
+    """simcord sends every interaction as en-US and has no voice messages (README: "Interaction locale",
+    "Voice messages"); the menu's own target is always readable, other messages' attachments only with the intent."""
     bot = MenuBot()
     approved = discord.Intents(guilds=True, message_content=content_intent)
     async with simcord.run(bot, approved_intents=approved) as env:
@@ -230,8 +232,8 @@ async def test_locale_voice_messages_and_the_message_content_intent(content_inte
         message = await alice.send(channel, attachments=[("voice-message.ogg", b"OggS")])
         await alice.context_menu(channel, "Look", message)
     assert bot.seen == {
-        "locale": "en-US",  # gap 8: the harness sets a member's locale itself
-        "voice": False,  # gap 9: the harness marks voice messages itself
+        "locale": "en-US",  # the harness sets a member's locale itself
+        "voice": False,  # the harness marks voice messages itself
         "content_type": "audio/ogg",
         "history_attachments": 1 if content_intent else 0,
     }

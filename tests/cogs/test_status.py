@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import re
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -194,7 +195,7 @@ def test_status_text_for_each_kind_of_ending() -> None:
             activity_data={"filename": "a`b.mp4"},
         )
     )
-    assert running.startswith("**Lip-sync job #7** “intro” · lite · by <@42>")
+    assert running.startswith("**Lip-sync job #7** `intro` · lite · by <@42>")
     assert "fetching `aˋb.mp4`" in running  # a name can't close its code span
     assert "Estimate: 45 credits." in running
     assert "555" not in running and "left" not in running  # the channel never sees a balance
@@ -542,3 +543,28 @@ def test_every_reason_a_job_ends_unknown_for_is_worded() -> None:
         )
         worded = render.failure_text(unread)
         assert ("couldn't be reached" in worded) is (reason in UNREAD_REASONS), (reason, worded)
+
+
+def outside_code_spans(text: str) -> str:
+    """What Discord renders as markdown: the message without its code spans."""
+    return re.sub(r"`[^`]*`", "", text)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "https://evil.example/claim-your-credits",
+        "[free credits](https://evil.example)",
+        "www.evil.example",
+        "**URGENT** <@&1> @everyone ||spoiler|| # Heading",
+        "a`b `https://evil.example`",
+    ],
+)
+def test_a_job_name_is_plain_text_in_the_bots_public_messages(name: str) -> None:
+    """A member's name for a job never becomes a link, a mention or formatting in the bot's own words."""
+    rendering = render.status_text(update(JobState.RENDERING, name=name))
+    done = render.result_text(job(state=JobState.DONE, name=name, charged_credits=45), sandbox=False, kind="file")
+    for text in (rendering, done):
+        rest = outside_code_spans(text)
+        assert "evil" not in rest and "://" not in rest and "@everyone" not in rest and "<@&" not in rest, text
+        assert name.replace("`", "ˋ") in text  # shown whole, in its code span

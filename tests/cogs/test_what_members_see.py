@@ -1,4 +1,4 @@
-"""Issue 15, "What members see": each contradiction and exposure a walk-through found, as a test.
+"""What members see: each contradiction and exposure a walk-through found, as a test.
 
 Every test reads the texts a member, a manager, or the rest of the channel (`harness.public()`, as
 a member who never acts sees it) are shown through simcord.
@@ -285,7 +285,7 @@ async def test_lipsync_status_shows_credits_running_jobs_and_the_queue(harness: 
     lines = answer(panel).splitlines()
     assert re.fullmatch(r"Credits: \*\*9,955 credits left today, resets <t:\d+:R>\*\*\.", lines[1])
     assert lines[2] == "Running jobs (1 of 1 at a time):"
-    assert lines[3].startswith(f"• `#{job.id}` “intro” 🎬 Rendering at Magic Hour · ")
+    assert lines[3].startswith(f"• `#{job.id}` `intro` 🎬 Rendering at Magic Hour · ")
     assert lines[3].endswith(" so far · about 45 credits")
     assert lines[4] == f"Queue: 1 of {harness.settings.max_jobs_in_flight} job slots in use, nobody is waiting."
     assert panel.response is not None

@@ -254,3 +254,53 @@ def test_default_path_is_documented() -> None:
     """The path operators configure at Magic Hour is the one `.env.example` shows."""
     text = (Path(__file__).resolve().parents[2] / ".env.example").read_text()
     assert f"WEBHOOK_PATH={make_settings(Path(), 'http://x').webhook_path}" in text
+
+
+async def test_a_body_nested_too_deep_is_a_400_not_a_500(receiver, caplog: pytest.LogCaptureFixture) -> None:
+    """A verified body of 100,000 nested lists is not an event; the parser's recursion is no crash."""
+    running, clock, pokes = receiver
+    deep = b"[" * 100_000 + b"]" * 100_000
+    nested = b'{"type": "video.completed", "payload": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    async with httpx.AsyncClient() as http:
+        for body in (deep, nested):
+            answer = await http.post(running.url, content=body, headers=signed(body, clock.now().timestamp()))
+            assert answer.status_code == 400 and answer.json() == {"message": "malformed event"}
+    assert pokes.poked == [] and "Traceback" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "project_id",
+    [
+        "p1\nINFO bot.jobs.engine: job 1: done (forged)",
+        "p1\r\x1b[2K",
+        "x" * 900_000,
+        "p 1",
+        "",
+        12345,
+        None,
+        ["p1"],
+    ],
+    ids=["newline", "escapes", "900kB", "space", "empty", "number", "null", "list"],
+)
+async def test_an_odd_project_id_never_reaches_a_log_line(receiver, caplog, project_id: object) -> None:
+    """A verified event whose project id isn't a short plain id is refused, and never logged or relayed."""
+    running, clock, pokes = receiver
+    caplog.set_level(logging.DEBUG)
+    body = json.dumps({"type": "video.completed", "payload": {"id": project_id}}).encode()
+    async with httpx.AsyncClient() as http:
+        answer = await http.post(running.url, content=body, headers=signed(body, clock.now().timestamp()))
+    assert answer.status_code == 400
+    assert pokes.poked == []
+    for record in caplog.records:
+        line = record.getMessage()
+        assert "\n" not in line and "forged" not in line and len(line) < 300, line
+
+
+async def test_an_unknown_event_kind_is_logged_by_name_only_when_known(receiver, caplog) -> None:
+    running, clock, pokes = receiver
+    caplog.set_level(logging.INFO)
+    body = json.dumps({"type": "video.completed\nforged line" + "k" * 10_000, "payload": {"id": "p9"}}).encode()
+    async with httpx.AsyncClient() as http:
+        answer = await http.post(running.url, content=body, headers=signed(body, clock.now().timestamp()))
+    assert answer.status_code == 200 and pokes.poked == []  # verified, but not an event that nudges
+    assert "forged" not in caplog.text and max(len(r.getMessage()) for r in caplog.records) < 300

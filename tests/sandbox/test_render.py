@@ -10,6 +10,7 @@ import pytest
 from bot.clock import FakeClock
 from bot.sandbox import SANDBOX_LABEL
 from bot.sandbox.render import RenderError, render_file_source, render_youtube_source
+from bot.testmedia import make_audio
 from tests.sandbox.helpers import Media, create_job, dominant_hz, lip_sync_body, probe_output, run_to_end, upload
 
 TOLERANCE = 0.15
@@ -95,3 +96,25 @@ async def test_downloaded_result_through_the_api(
     assert abs(probe.video_seconds - 1.25) <= TOLERANCE
     assert probe.fps <= 20
     assert probe.metadata["title"] == SANDBOX_LABEL
+
+
+async def test_an_output_under_a_tenth_of_a_second_is_invalid_parameters(media: Media, tmp_path: Path) -> None:
+    """Magic Hour renders nothing shorter than 0.1 s: a short voice, a window cut short by the
+    video's end, or a short YouTube window fail the job, and leave no output behind."""
+    short_voice = await make_audio(tmp_path / "short.wav", seconds=0.05)
+    out = tmp_path / "out" / "sandbox-short.mp4"
+    out.parent.mkdir()
+    attempts = [
+        render_file_source(media.video, short_voice, out, start=0, end=1, max_fps=None),
+        render_file_source(media.video, media.audio_wav, out, start=1.95, end=5, max_fps=None),  # 2 s video
+        render_youtube_source(media.audio_wav, out, start=1.0, end=1.05, max_fps=None),
+    ]
+    for attempt in attempts:
+        with pytest.raises(RenderError) as caught:
+            await attempt
+        assert caught.value.code == "invalid_parameters"
+        assert "at least 0.1 s" in caught.value.message
+    assert list(out.parent.iterdir()) == []
+    # A tenth of a second exactly is enough.
+    result = await render_youtube_source(media.audio_wav, out, start=1.0, end=1.1, max_fps=None)
+    assert result.seconds == pytest.approx(0.1)

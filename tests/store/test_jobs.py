@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
 import pytest
@@ -13,10 +14,13 @@ from bot.store import (
     UNKNOWN_AT_MAGIC_HOUR,
     InvalidTransition,
     JobNotFound,
+    JobRecord,
     JobState,
     LedgerKind,
+    LimitKind,
     NewJob,
     NoReservation,
+    Refusal,
     Store,
     can_transition,
 )
@@ -339,3 +343,29 @@ async def test_unknown_at_magic_hour_is_settled_to_the_count_given(store: Store,
     assert report.total.charged == 120
     await clock.advance(24 * 3600)
     assert (await store.quota.usage(GUILD)).uncertain == []
+
+
+async def test_create_within_counts_and_inserts_in_one_transaction(database, clock: FakeClock, policy) -> None:
+    """Six requests at once from two processes' stores, limit one: one job recorded, five refused."""
+    async with (
+        await Store.open(database, clock=clock, policy=policy) as first,
+        await Store.open(database, clock=clock, policy=policy) as second,
+    ):
+        job = NewJob(user_id=7, guild_id=GUILD, channel_id=5, mode=GenerationMode.LITE)
+        outcomes = await asyncio.gather(
+            *(store.jobs.create_within(job, max_unfinished=1) for store in (first, second) * 3)
+        )
+        recorded = [o for o in outcomes if isinstance(o, JobRecord)]
+        refused = [o for o in outcomes if isinstance(o, Refusal)]
+        assert len(recorded) == 1 and len(refused) == 5
+        assert {(r.limit, r.available, r.max_active) for r in refused} == {(LimitKind.ACTIVE_JOBS, 0, 1)}
+        assert await first.jobs.active_count(GUILD, 7) == 1
+        # Other members, and the same member in another server, are not held back by it.
+        assert isinstance(
+            await second.jobs.create_within(job.model_copy(update={"user_id": 8}), max_unfinished=1), JobRecord
+        )
+        other = job.model_copy(update={"guild_id": OTHER_GUILD})
+        assert isinstance(await second.jobs.create_within(other, max_unfinished=1), JobRecord)
+        # Once the job ends, the member may start another.
+        await first.jobs.transition(recorded[0].id, JobState.FAILED)
+        assert isinstance(await first.jobs.create_within(job, max_unfinished=1), JobRecord)

@@ -1,4 +1,4 @@
--- Re-runs without re-uploading, and the language of a job's messages (issue 13).
+-- Re-runs without re-uploading, and the language of a job's messages.
 --
 -- 1. locale: the Discord locale of the member who started the job ("es-ES"), so its status and
 --    result are written in their language, after a restart too.
