@@ -233,6 +233,7 @@ def plan(prediction: Prediction, policy: ForecastPolicy) -> list[float]:
     return moments
 
 
+WEBHOOK_SLACK = 5.0  # seconds a webhook may take from a render's end to the bot (Magic Hour sends it at once)
 _PLAN_STEPS = 600  # integration steps over a plan
 _SQRT2 = math.sqrt(2.0)
 
@@ -297,6 +298,7 @@ class Expectation:
     polls: list[float] = field(default_factory=list)  # planned poll times, monotonic
     running_at: float | None = None
     ended_at: float | None = None
+    heard_at: float | None = None  # when a verified webhook said the render ended, monotonic
 
     @property
     def expected_at(self) -> dt.datetime | None:
@@ -313,6 +315,11 @@ class Expectation:
         else:
             self.running_at = sent if self.running_at is None else max(self.running_at, sent)
 
+    def heard(self, at: float) -> None:
+        """A verified webhook said, at `at`, that the render ended (Magic Hour sends it as it ends)."""
+        if self.heard_at is None:
+            self.heard_at = at
+
     def sample(self) -> RenderSample | None:
         """What this render teaches, once it ended; None when it can't be placed in time."""
         if self.ended_at is None or self.frames is None:
@@ -321,6 +328,11 @@ class Expectation:
             return None  # resumed and already done: it ended at some unknown time while the bot was away
         high = max(0.0, self.ended_at - self.submitted)
         low = 0.0 if self.running_at is None else min(high, max(0.0, self.running_at - self.submitted))
+        if self.heard_at is not None and self.heard_at <= self.ended_at:
+            # With webhooks nothing reads the render while it runs, so the read alone would place
+            # its end anywhere since submission (and teach the forecast half its length). The event
+            # left as the render ended: it ended at most `WEBHOOK_SLACK` before the event came.
+            low = min(high, max(low, self.heard_at - WEBHOOK_SLACK - self.submitted))
         if high <= 0:
             return None
         return RenderSample(mode=self.mode, frames=self.frames, low=low, high=high, job_id=self.job_id)

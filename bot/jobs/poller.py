@@ -211,6 +211,8 @@ class Poller:
             self._early[project_id] = now
             return False
         watch.next_at = self._clock.monotonic()
+        if watch.expect is not None:
+            watch.expect.heard(watch.next_at)
         self._wakeup.set()
         return True
 
