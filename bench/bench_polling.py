@@ -127,7 +127,7 @@ def policies() -> list[Policy]:
         out.append(Policy(f"fixed {every:g} s", "fixed", poll, NO_FORECAST))
     for maximum in (7.5, 10.0, 20.0, 30.0, 45.0, 60.0):
         out.append(Policy(f"backoff ..{maximum:g} s", "backoff", PollPolicy(maximum=maximum), NO_FORECAST))
-    for worth in (0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0):
+    for worth in (0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0):
         forecast = dataclasses.replace(DEFAULT_FORECAST, seconds_per_request=worth)
         mark = " (default)" if worth == DEFAULT_FORECAST.seconds_per_request else ""
         out.append(Policy(f"forecast λ={worth:g}{mark}", "forecast", PollPolicy(), forecast))
@@ -323,6 +323,30 @@ def same_budget(outcomes: list[Outcome], chosen: Outcome) -> list[str]:
     return lines
 
 
+def on_their_budget(outcomes: list[Outcome], workload: str) -> list[str]:
+    """Lines comparing the forecast's curve with fixed 2 s polling and the default backoff, each at
+    the comparator's own requests per job."""
+    mine = [(o.requests_per_job, o) for o in outcomes if o.workload == workload and o.policy.family == "forecast"]
+    lines = []
+    for label in ("fixed 2 s", "backoff ..20 s"):
+        theirs = next(o for o in outcomes if o.workload == workload and o.policy.label == label)
+        budget = theirs.requests_per_job
+        parts = []
+        for quantile, name in ((0.5, "p50"), (0.95, "p95")):
+            curve = interpolate([(x, o.late_at(quantile)) for x, o in mine], budget)
+            if curve is None:
+                cheapest = min((o for _, o in mine), key=lambda o: o.late_at(quantile))
+                parts.append(
+                    f"{name}: outside the curve ({cheapest.policy.label}: {cheapest.requests_per_job:.1f} "
+                    f"requests, {cheapest.late_at(quantile):.2f} s against {theirs.late_at(quantile):.2f} s)"
+                )
+            else:
+                verdict = "beats" if curve < theirs.late_at(quantile) else "LOSES TO"
+                parts.append(f"{name} {curve:.2f} s {verdict} {theirs.late_at(quantile):.2f} s")
+        lines.append(f"  {workload}: the curve at {label}'s {budget:.1f} requests: " + "; ".join(parts))
+    return lines
+
+
 def print_table(outcomes: list[Outcome]) -> None:
     """Every outcome as Markdown rows, one table per workload."""
     for workload in WORKLOADS:
@@ -407,6 +431,9 @@ def main() -> int:
     for o in outcomes:
         if "default" in o.policy.label:
             print("\n".join(same_budget(outcomes, o)))
+    print("\nThe curve against fixed 2 s polling and the default backoff, each on its own request budget:")
+    for workload in WORKLOADS:
+        print("\n".join(on_their_budget(outcomes, workload)))
     if draw(outcomes, args.chart):
         print(f"\nChart: {args.chart}")
     else:
