@@ -1,8 +1,9 @@
-"""Peak memory and speed of moving a 1 GiB file: our `MagicHourClient` beside the official SDK.
+"""Peak memory and speed of moving a 1 GiB file: our `MagicHourClient` beside the official SDK and curl.
 
 Run from the repository root:
 
-    .venv/bin/python -m bench.bench_transfer [--size-mib 1024] [--dir /tmp]
+    .venv/bin/python -m bench.bench_transfer [--size-mib 1024] [--dir /tmp] [--repeat 1]
+        [--sides ours-download,curl-download] [--before DIR]
 
 What it does:
 - starts the sandbox in its own process (`--serve`), so its memory is not counted;
@@ -15,7 +16,12 @@ What it does:
 Sides: `ours-upload` (create_upload_urls + upload_file), `ours-download` (get_video_project +
 download), `sdk-upload` (`client.v1.files.upload_file(path)`), `sdk-download`
 (`client.v1.video_projects.check_result(..., download_outputs=True)`, i.e. the SDK's own
-`helpers.download.download_files_sync`).
+`helpers.download.download_files_sync`), `curl-download` (`curl -s -o FILE URL` of the same
+signed download URL: the speed the machine allows). `--before DIR` adds `before-download`:
+`ours-download` run from another checkout of the project (say, the commit before a change), in
+the same run against the same sandbox. `--repeat N` runs the chosen sides N times, in turn, and
+the table shows each side's median (and every run's seconds); "CPU" is the side's own user +
+system time, steadier than wall time on a shared machine.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import platform
 import resource
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,7 +45,8 @@ from pathlib import Path
 
 API_KEY = "bench-sandbox-key"
 MiB = 1024 * 1024
-SIDES = ("ours-upload", "ours-download", "sdk-upload", "sdk-download")
+SIDES = ("ours-upload", "ours-download", "sdk-upload", "sdk-download", "curl-download", "before-download")
+DEFAULT_SIDES = SIDES[:5]
 OUR_PEAK_LIMIT_MIB = 100
 
 
@@ -58,13 +66,19 @@ def _proc_status_kib(field: str) -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def _report(side: str, started_rss_kib: int, seconds: float, size: int, detail: str) -> None:
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _report(side: str, started_rss_kib: int, seconds: float, cpu: float, size: int, detail: str) -> None:
     peak_kib = _proc_status_kib("VmHWM")
     result = {
         "side": side,
         "peak_rss_mib": peak_kib / 1024,
         "start_rss_mib": started_rss_kib / 1024,
         "seconds": seconds,
+        "cpu_seconds": cpu,
         "bytes": size,
         "detail": detail,
     }
@@ -127,6 +141,7 @@ def run_side(args: argparse.Namespace) -> None:
     else:
         import magic_hour  # noqa: F401
     start_kib = _proc_status_kib("VmRSS")
+    cpu_before = _cpu_seconds()
     source = Path(args.file)
     out_dir = Path(args.out_dir)
     if side == "ours-upload":
@@ -137,7 +152,7 @@ def run_side(args: argparse.Namespace) -> None:
         seconds, detail = _sdk_upload(args.base_url, source)
     else:
         seconds, detail = _sdk_download(args.base_url, args.project_id, out_dir)
-    _report(side, start_kib, seconds, source.stat().st_size, detail)
+    _report(side, start_kib, seconds, _cpu_seconds() - cpu_before, source.stat().st_size, detail)
 
 
 # --- the sandbox, in its own process ------------------------------------------------------------
@@ -224,14 +239,19 @@ async def _prepare_download(base_url: str, data_dir: Path, work: Path, size: int
     return job.id
 
 
-def _run_measured(side: str, base_url: str, source: Path, project_id: str, out_dir: Path) -> dict[str, object]:
+def _run_measured(
+    side: str, base_url: str, source: Path, project_id: str, out_dir: Path, before: Path | None
+) -> dict[str, object]:
+    if side == "curl-download":
+        return _run_curl(base_url, project_id, out_dir, source.stat().st_size)
+    where = before if side == "before-download" else None
     completed = subprocess.run(
         [
             sys.executable,
             "-m",
             "bench.bench_transfer",
             "--side",
-            side,
+            "ours-download" if side == "before-download" else side,
             "--base-url",
             base_url,
             "--file",
@@ -244,16 +264,69 @@ def _run_measured(side: str, base_url: str, source: Path, project_id: str, out_d
         capture_output=True,
         text=True,
         check=False,
+        # Another checkout's `bot` and `bench`: its cwd and its path come first.
+        cwd=where,
+        env={**os.environ, "PYTHONPATH": str(where)} if where is not None else None,
     )
     if completed.returncode != 0:
         raise RuntimeError(f"{side} failed:\n{completed.stderr[-3000:]}")
     result: dict[str, object] = json.loads(completed.stdout.strip().splitlines()[-1])
+    result["side"] = side
     return result
 
 
+def _run_curl(base_url: str, project_id: str, out_dir: Path, size: int) -> dict[str, object]:
+    """curl fetching the same signed URL (fresh from a project read), timed and measured from outside."""
+    curl = shutil.which("curl")
+    if curl is None:
+        raise RuntimeError("curl is not installed (Debian: apt-get install curl)")
+    url = asyncio.run(_download_url(base_url, project_id))
+    dest = out_dir / "curl-result.mp4"
+    # GNU time reports curl's own peak RSS (a child forked from this process would count ours).
+    gnu_time = shutil.which("time") or ("/usr/bin/time" if Path("/usr/bin/time").exists() else None)
+    peak_file = out_dir / "curl-peak.txt"
+    prefix = [gnu_time, "--format=%M", f"--output={peak_file}"] if gnu_time else []
+    started = time.perf_counter()
+    proc = subprocess.Popen([*prefix, curl, "--silent", "--show-error", "--fail", "--output", str(dest), url])
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - started
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"curl failed ({os.waitstatus_to_exitcode(status)})")
+    peak = int(peak_file.read_text().split()[-1]) / 1024 if gnu_time else float("nan")
+    return {
+        "side": "curl-download",
+        "peak_rss_mib": peak,
+        "start_rss_mib": float("nan"),
+        "seconds": seconds,
+        "cpu_seconds": usage.ru_utime + usage.ru_stime,
+        "bytes": size,
+        "detail": str(dest),
+    }
+
+
+async def _download_url(base_url: str, project_id: str) -> str:
+    from pydantic import SecretStr
+
+    from bot.magichour import MagicHourClient
+
+    async with MagicHourClient(SecretStr(API_KEY), base_url) as mh:
+        project = await mh.get_video_project(project_id)
+    assert project.download_url is not None
+    return project.download_url
+
+
 def orchestrate(args: argparse.Namespace) -> int:
-    """Run every side against one sandbox process and print the table."""
+    """Run every chosen side (`--repeat` times, in turn) against one sandbox process and print the table."""
     size = args.size_mib * MiB
+    chosen = [side for side in args.sides.split(",") if side]
+    unknown = [side for side in chosen if side not in SIDES]
+    if unknown:
+        raise SystemExit(f"unknown sides: {unknown}; choose from {SIDES}")
+    before = Path(args.before).resolve() if args.before else None
+    if before is not None and "before-download" not in chosen:
+        chosen.insert(0, "before-download")
+    if before is None and "before-download" in chosen:
+        raise SystemExit("before-download needs --before DIR")
     with tempfile.TemporaryDirectory(prefix="bench-transfer-", dir=args.dir) as tmp_name:
         tmp = Path(tmp_name)
         data_dir, out_dir, work = tmp / "sandbox", tmp / "out", tmp / "work"
@@ -266,49 +339,66 @@ def orchestrate(args: argparse.Namespace) -> int:
         results: list[dict[str, object]] = []
         try:
             project_id = asyncio.run(_prepare_download(base_url, data_dir, work, size))
-            for side in SIDES:
-                result = _run_measured(side, base_url, source, project_id, out_dir)
-                detail = str(result["detail"])
-                # Check the work was really done, then free the disk space it used.
-                if side.endswith("upload"):
-                    stored = data_dir / "uploads" / detail
-                    assert stored.stat().st_size == size, f"{side}: stored {stored.stat().st_size} bytes"
-                    stored.unlink()
-                else:
-                    got = Path(detail)
-                    assert got.stat().st_size == size, f"{side}: downloaded {got.stat().st_size} bytes"
-                    got.unlink()
-                results.append(result)
-                print(f"  {side}: done", file=sys.stderr)
+            for _ in range(args.repeat):
+                for side in chosen:
+                    result = _run_measured(side, base_url, source, project_id, out_dir, before)
+                    detail = str(result["detail"])
+                    # Check the work was really done, then free the disk space it used.
+                    if side.endswith("upload"):
+                        stored = data_dir / "uploads" / detail
+                        assert stored.stat().st_size == size, f"{side}: stored {stored.stat().st_size} bytes"
+                        stored.unlink()
+                    else:
+                        got = Path(detail)
+                        assert got.stat().st_size == size, f"{side}: downloaded {got.stat().st_size} bytes"
+                        got.unlink()
+                    results.append(result)
+                    print(f"  {side}: {float(str(result['seconds'])):.2f} s", file=sys.stderr)
             sandbox_peak = _peak_of(proc.pid)
         finally:
             _stop_sandbox(proc)
             shutil.rmtree(data_dir, ignore_errors=True)
 
-    print_table(results, size, sandbox_peak)
+    print_table(results, chosen, size, sandbox_peak, args.repeat)
     ours = [float(str(r["peak_rss_mib"])) for r in results if str(r["side"]).startswith("ours")]
-    if max(ours) >= OUR_PEAK_LIMIT_MIB:
+    if ours and max(ours) >= OUR_PEAK_LIMIT_MIB:
         print(f"FAIL: our client peaked at {max(ours):.0f} MiB (limit {OUR_PEAK_LIMIT_MIB} MiB)")
         return 1
     return 0
 
 
-def print_table(results: list[dict[str, object]], size: int, sandbox_peak: float) -> None:
-    """The figures as a Markdown table, with the machine they were measured on."""
+def _figure(result: dict[str, object], key: str) -> float:
+    # An older checkout's side may not report every figure (before-download has no CPU time).
+    return float(str(result.get(key, "nan")))
+
+
+def print_table(
+    results: list[dict[str, object]], sides: list[str], size: int, sandbox_peak: float, repeat: int
+) -> None:
+    """The figures as a Markdown table (medians over the runs), with the machine they were measured on."""
     print(
         f"\nTransfer of {size / MiB:.0f} MiB through the sandbox on {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, {platform.system()} {platform.release()}, "
-        f"{dt.datetime.now(dt.UTC):%Y-%m-%d}\n"
+        f"load average {os.getloadavg()[0]:.1f}, {dt.datetime.now(dt.UTC):%Y-%m-%d}; "
+        f"medians of {repeat} run(s)\n"
     )
-    print("| Side | Peak RSS (MiB) | RSS after imports (MiB) | Growth (MiB) | Seconds | MiB/s |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for r in results:
-        peak = float(str(r["peak_rss_mib"]))
-        start = float(str(r["start_rss_mib"]))
-        seconds = float(str(r["seconds"]))
+    curl = [_figure(r, "seconds") for r in results if r["side"] == "curl-download"]
+    curl_median = statistics.median(curl) if curl else None
+    print(
+        "| Side | Peak RSS (MiB) | After imports (MiB) | Growth (MiB) | Seconds | CPU s | MiB/s | × curl | Runs (s) |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    for side in sides:
+        mine = [r for r in results if r["side"] == side]
+        peak = statistics.median(_figure(r, "peak_rss_mib") for r in mine)
+        start = statistics.median(_figure(r, "start_rss_mib") for r in mine)
+        seconds = statistics.median(_figure(r, "seconds") for r in mine)
+        cpu = statistics.median(_figure(r, "cpu_seconds") for r in mine)
+        ratio = f"{seconds / curl_median:.2f}" if curl_median and side.endswith("download") else ""
+        runs = ", ".join(f"{_figure(r, 'seconds'):.2f}" for r in mine)
         print(
-            f"| {r['side']} | {peak:.1f} | {start:.1f} | {peak - start:.1f} | {seconds:.2f} | "
-            f"{size / MiB / seconds:.0f} |"
+            f"| {side} | {peak:.1f} | {start:.1f} | {peak - start:.1f} | {seconds:.2f} | {cpu:.2f} | "
+            f"{size / MiB / seconds:.0f} | {ratio} | {runs} |"
         )
     print(f"\nSandbox process peak RSS over the whole run: {sandbox_peak:.1f} MiB")
 
@@ -318,6 +408,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size-mib", type=int, default=1024, help="file size in MiB (default 1024)")
     parser.add_argument("--dir", default=None, help="where to put temporary files (default: system temp)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per side, in turn (default 1); medians shown")
+    parser.add_argument(
+        "--sides", default=",".join(DEFAULT_SIDES), help=f"comma-separated, from {', '.join(SIDES)} (default: all)"
+    )
+    parser.add_argument("--before", metavar="DIR", help="another checkout: adds before-download, its ours-download")
     parser.add_argument("--serve", metavar="DATA_DIR", help=argparse.SUPPRESS)
     parser.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)

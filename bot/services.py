@@ -13,6 +13,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -23,12 +24,16 @@ from bot.jobs.config import EngineConfig
 from bot.jobs.engine import JobEngine
 from bot.jobs.fetch import DISCORD_CDN, FetchPolicy
 from bot.jobs.forecast import RenderForecast
-from bot.jobs.webhooks import PROJECT_CHANNEL, WebhookReceiver
 from bot.magichour import MagicHourClient
 from bot.ops.health import Health
 from bot.ops.metrics import Metrics
-from bot.ops.server import OpsServer
 from bot.store import QuotaPolicy, Store
+
+if TYPE_CHECKING:
+    # Both serve HTTP with aiohttp, which only `run` and a process receiving webhooks need: the
+    # terminal's commands start without it.
+    from bot.jobs.webhooks import WebhookReceiver
+    from bot.ops.server import OpsServer
 
 log = logging.getLogger(__name__)
 
@@ -94,26 +99,34 @@ class Services:
         health = Health(store, engine.poller, metrics, clock=clock)
         services = cls(settings, clock, store, client, fetch_http, engine, metrics, health)
         # A webhook may reach any process: the one that follows the project hears of it through
-        # the store (PostgreSQL's NOTIFY; on SQLite there is only this process).
-        await store.listen(PROJECT_CHANNEL, engine.poller.poke)
+        # the store (PostgreSQL's NOTIFY; on SQLite only this process's receiver relays, so a
+        # process without one has nothing to listen for).
+        if settings.webhooks_enabled or settings.database_url is not None:
+            await services._hear_webhooks()
+        return services
+
+    async def _hear_webhooks(self) -> None:
+        from bot.jobs.webhooks import PROJECT_CHANNEL, WebhookReceiver
+
+        settings, store, poller = self.settings, self.store, self.engine.poller
+        await store.listen(PROJECT_CHANNEL, poller.poke)
         if settings.webhook_secret is not None and settings.webhook_port is not None:  # webhooks_enabled
-            services.webhooks = WebhookReceiver(
-                engine.poller,
+            self.webhooks = WebhookReceiver(
+                poller,
                 settings.webhook_secret,
-                clock,
+                self.clock,
                 host=settings.webhook_host,
                 port=settings.webhook_port,
                 path=settings.webhook_path,
                 relay=lambda project_id: store.notify(PROJECT_CHANNEL, project_id),
             )
             try:
-                await services.webhooks.start()
+                await self.webhooks.start()
             except OSError:
-                await services.aclose()
+                await self.aclose()
                 raise ConfigurationError(
                     f"Can't listen for webhooks on port {settings.webhook_port}: is it in use?"
                 ) from None
-        return services
 
     @contextlib.asynccontextmanager
     async def serve_ops(self) -> AsyncIterator[OpsServer | None]:
@@ -122,6 +135,8 @@ class Services:
         if port is None:
             yield None
             return
+        from bot.ops.server import OpsServer
+
         server = OpsServer(self.metrics, self.health, host=self.settings.metrics_host, port=port, clock=self.clock)
         try:
             await server.start()

@@ -83,8 +83,17 @@ class EngineConfig:
             # Half the deadline at most, so a short deadline (tests, impatient operators) stays short.
             deadline_grace_seconds=min(1800.0, deadline / 2),
             deadline_grace_interval=min(60.0, deadline / 20),
-            poll=PollPolicy(initial=settings.poll_initial_seconds, maximum=settings.poll_max_seconds),
-            forecast=ForecastPolicy(enabled=settings.poll_forecast, min_samples=settings.forecast_min_renders),
+            # With webhooks on, Magic Hour says when a render ends: polls are only a safety net.
+            poll=PollPolicy(
+                initial=settings.poll_initial_seconds,
+                maximum=settings.poll_max_seconds,
+                webhooks=settings.webhooks_enabled,
+            ),
+            forecast=ForecastPolicy(
+                enabled=settings.poll_forecast,
+                min_samples=settings.forecast_min_renders,
+                webhooks=settings.webhooks_enabled,
+            ),
             delivery=DeliveryPolicy(patience=settings.delivery_retry_minutes * 60),
             sandbox=sandbox,
             fetch_policy=fetch_policy,

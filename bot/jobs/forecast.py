@@ -18,15 +18,27 @@ per_frame` with robust, weighted estimators:
   known within 5-20 s) count, but those the forecast followed closely (within a second or two)
   soon lead.
 
-A forecast (`Prediction`) is the expected duration and a window around it (`z` spreads each
-side). The poll plan (`plan`): one poll half a window before the window (so a render that ends
-early is still placed precisely), then `close_polls` polls spread evenly from the window's start
-to its end (never closer than `min_gap`, never further apart than `max_gap`), and a poll at least
-every `max_quiet` seconds before all that, so a failed render is not noticed unreasonably late.
-After the plan the poller's usual backoff takes over (a render that runs late). With fewer than
-`min_samples` renders of a mode there is no forecast: the poller's usual schedule applies. The
-spread has a floor (`min_relative_spread`, ±5 %): a prior, because a few renders that happen to
-agree closely say little about the next one.
+A forecast (`Prediction`) is the expected duration, its relative spread, and a window around it
+(`z` spreads each side: what members are shown as the likely range). Renders scatter about
+log-normally around the fit, so the poll plan (`plan`) treats the end as log-normal with that
+median and spread, and spaces polls by its hazard (how likely the render is to end in the next
+second, given it hasn't yet): a gap of `(1.5 × seconds_per_request² / hazard)^(1/3)`. That
+spacing minimises the mean squared lateness plus `seconds_per_request²` per request (squared, so
+a render that is noticed very late costs more than several a little late): few polls while a
+render can't be done yet, close ones where it is most likely to end. Gaps are never shorter than
+`min_gap` nor longer than `max_quiet` (a failed render is noticed in reasonable time). The end
+model keeps a small share of stalled renders (`stall_share`, up to `stall_span` times the
+forecast), so polls thin out after the likely finish instead of stopping; the plan ends at its
+`horizon`, and a render that outlasts it gets the poller's usual backoff.
+`bench/bench_polling.py` measures the trade-off on short, long and outlier renders.
+
+With webhooks (`webhooks`), Magic Hour says when a render ends, so the plan is only a safety net
+for a lost event: no poll before the expected finish; the first is at the window's end, then
+the poller's `safety_interval`.
+
+With fewer than `min_samples` renders of a mode there is no forecast: the poller's usual schedule
+applies. The spread has a floor (`min_relative_spread`, ±5 %): a prior, because a few renders
+that happen to agree closely say little about the next one.
 
 `RenderForecast` is shared by every job's run: `expect` when a job is submitted (or resumed),
 `record` when its render completed. It never fails a job: a store error while learning is logged
@@ -58,7 +70,7 @@ _MIN_SHARP = 4  # ... given at least this many of them
 
 @dataclass(frozen=True)
 class ForecastPolicy:
-    """How much history a forecast needs, how wide its window is, and how polls cover it."""
+    """How much history a forecast needs, how wide its window is, and how polls are spread."""
 
     enabled: bool = True
     min_samples: int = 5  # renders of a mode before its forecast replaces the usual schedule
@@ -66,10 +78,15 @@ class ForecastPolicy:
     z: float = 2.0  # window half-width, in (small-sample widened) robust standard deviations
     min_relative_spread: float = 0.05  # a prior: renders vary by at least ±5 % (one sd), whatever few samples say
     min_half_window: float = 1.0  # seconds: the narrowest half window
-    close_polls: int = 4  # polls spread over the window, its start and end included
-    min_gap: float = 1.0  # seconds between close polls, at least
-    max_gap: float = 10.0  # and at most (a wide window gets more polls instead)
-    max_quiet: float = 120.0  # before the window, a poll at least this often
+    # The trade-off: the plan minimises the mean squared lateness plus this many seconds,
+    # squared, per status request (chosen on the simulator, `bench/bench_polling.py`: less late
+    # than backoff or fixed polling on the same number of requests).
+    seconds_per_request: float = 2.0
+    min_gap: float = 1.0  # seconds between planned polls, at least
+    max_quiet: float = 120.0  # and at most (before the render could be done, too)
+    stall_share: float = 0.05  # the plan's prior: this share of renders stall ...
+    stall_span: float = 5.0  # ... and end anywhere up to this many times their forecast
+    webhooks: bool = False  # Magic Hour's webhooks say when a render ends: the plan is a safety net
     reload_seconds: float = 600.0  # re-read a mode's history this often (other processes learn too)
 
 
@@ -91,11 +108,15 @@ class RenderModel:
 
 @dataclass(frozen=True)
 class Prediction:
-    """When a render should end, in seconds after its submission: most likely, earliest and latest."""
+    """When a render should end, in seconds after its submission: most likely, earliest and latest.
+
+    `spread` is the relative standard deviation renders show around `expected` (0: unknown).
+    """
 
     expected: float
     early: float
     late: float
+    spread: float = 0.0
 
 
 def weighted_median(values: Sequence[float], weights: Sequence[float]) -> float:
@@ -169,40 +190,86 @@ def predict(model: RenderModel, frames: int, policy: ForecastPolicy) -> Predicti
     base = max(0.0, model.overhead + model.per_frame * frames)
     expected = base * (1 + model.bias)
     half = max(base * policy.z * model.spread, policy.min_half_window)
-    return Prediction(expected=expected, early=max(0.0, expected - half), late=expected + half)
+    return Prediction(expected=expected, early=max(0.0, expected - half), late=expected + half, spread=model.spread)
 
 
 def plan(prediction: Prediction, policy: ForecastPolicy) -> list[float]:
     """Poll times, in seconds after submission, for a render with this forecast (ascending).
 
-    One poll half a window before the window (a render that ends early is then still placed within
-    half a window, so the history stays sharp), then `close_polls` over the window, and before
-    all that a poll at least every `max_quiet` seconds.
+    Polls are spaced by the hazard of the render's end (`EndModel`): `(1.5 × seconds_per_request² /
+    hazard)^(1/3)` apart, within `min_gap`..`max_quiet`, up to the model's horizon. With webhooks,
+    one poll at the window's end (a safety net for a lost event).
     """
-    width = prediction.late - prediction.early
-    count = max(policy.close_polls, 1)
-    gap = width / (count - 1) if count > 1 else 0.0
-    if count > 1 and gap < policy.min_gap:
-        count = max(1, math.floor(width / policy.min_gap) + 1)
-        gap = policy.min_gap
-    elif gap > policy.max_gap:
-        count = math.ceil(width / policy.max_gap) + 1
-        gap = width / (count - 1)
-    window = [prediction.early + k * gap for k in range(count)]
-    lead = prediction.early - max(width / 2, policy.min_gap)
-    ahead = [lead] if lead > policy.min_gap else []
-    first = ahead[0] if ahead else prediction.early
-    quiet = [t for t in _range(policy.max_quiet, first, policy.max_quiet) if t < first - policy.min_gap]
-    return quiet + ahead + window
+    median = prediction.expected
+    if median <= 0:
+        return [prediction.late] if prediction.late > 0 else []
+    if policy.webhooks:
+        return [max(prediction.late, median + policy.min_gap)]
+    model = EndModel(median, max(prediction.spread, policy.min_relative_spread), policy)
+    weight = 1.5 * max(policy.seconds_per_request, 1e-3) ** 2
+    end = model.horizon
+    step = end / _PLAN_STEPS
+    moments: list[float] = []
+    last = 0.0
+    owed = 0.0  # polls the density has called for since the last one
+    for index in range(_PLAN_STEPS):
+        start = index * step
+        density = (model.hazard(start + step / 2) / weight) ** (1 / 3)
+        gained = density * step
+        if owed + gained >= 1.0:
+            # The poll falls inside this step, where the running total reaches one.
+            moment = max(start + (1.0 - owed) / density, last + policy.min_gap)
+            if moment <= start + step:
+                moments.append(moment)
+                last, owed = moment, (start + step - moment) * density
+                continue
+        owed += gained
+        while start + step - last >= policy.max_quiet:
+            last += policy.max_quiet
+            moments.append(last)
+            owed = 0.0
+    if end - last >= policy.min_gap:
+        moments.append(end)
+    return moments
 
 
-def _range(start: float, stop: float, step: float) -> list[float]:
-    out: list[float] = []
-    moment = start
-    while moment < stop and step > 0:
-        out.append(moment)
-        moment += step
-    return out
+WEBHOOK_SLACK = 5.0  # seconds a webhook may take from a render's end to the bot (Magic Hour sends it at once)
+_PLAN_STEPS = 600  # integration steps over a plan
+_SQRT2 = math.sqrt(2.0)
+
+
+@dataclass(frozen=True)
+class EndModel:
+    """When a render ends, as the plan sees it: log-normal around the forecast (median `median`,
+    log-spread `sigma`), except a share `policy.stall_share` of renders that stall and end anywhere
+    up to `policy.stall_span` times the median (log-uniformly). The stalls keep the plan polling,
+    sparsely, for renders that outlast the log-normal part, whose tail is too thin to trust."""
+
+    median: float
+    sigma: float
+    policy: ForecastPolicy
+
+    @property
+    def horizon(self) -> float:
+        """Where the plan ends, shortly before the longest a stall runs (then the poller's backoff)."""
+        return 0.9 * self.median * self.policy.stall_span
+
+    def hazard(self, t: float) -> float:
+        """How likely the render is to end in the next second, given it hasn't by `t` (per second)."""
+        if t <= 0:
+            return 0.0
+        share, span = self.policy.stall_share, self.policy.stall_span
+        x = math.log(t / self.median) / self.sigma
+        survival = (1 - share) * 0.5 * math.erfc(x / _SQRT2)
+        density = (1 - share) * math.exp(-0.5 * x * x) / (math.sqrt(2 * math.pi) * self.sigma * t)
+        if self.median <= t < self.median * span:
+            survival += share * math.log(self.median * span / t) / math.log(span)
+            density += share / (t * math.log(span))
+        elif t < self.median:
+            survival += share
+        if survival <= 1e-12:
+            return 1.0 / max(self.policy.min_gap, 1e-3)  # nothing left: poll as closely as allowed
+        return density / survival
 
 
 def frames_of(record: JobRecord) -> int | None:
@@ -231,6 +298,7 @@ class Expectation:
     polls: list[float] = field(default_factory=list)  # planned poll times, monotonic
     running_at: float | None = None
     ended_at: float | None = None
+    heard_at: float | None = None  # when a verified webhook said the render ended, monotonic
 
     @property
     def expected_at(self) -> dt.datetime | None:
@@ -247,6 +315,11 @@ class Expectation:
         else:
             self.running_at = sent if self.running_at is None else max(self.running_at, sent)
 
+    def heard(self, at: float) -> None:
+        """A verified webhook said, at `at`, that the render ended (Magic Hour sends it as it ends)."""
+        if self.heard_at is None:
+            self.heard_at = at
+
     def sample(self) -> RenderSample | None:
         """What this render teaches, once it ended; None when it can't be placed in time."""
         if self.ended_at is None or self.frames is None:
@@ -255,6 +328,11 @@ class Expectation:
             return None  # resumed and already done: it ended at some unknown time while the bot was away
         high = max(0.0, self.ended_at - self.submitted)
         low = 0.0 if self.running_at is None else min(high, max(0.0, self.running_at - self.submitted))
+        if self.heard_at is not None and self.heard_at <= self.ended_at:
+            # With webhooks nothing reads the render while it runs, so the read alone would place
+            # its end anywhere since submission (and teach the forecast half its length). The event
+            # left as the render ended: it ended at most `WEBHOOK_SLACK` before the event came.
+            low = min(high, max(low, self.heard_at - WEBHOOK_SLACK - self.submitted))
         if high <= 0:
             return None
         return RenderSample(mode=self.mode, frames=self.frames, low=low, high=high, job_id=self.job_id)

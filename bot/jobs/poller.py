@@ -3,8 +3,9 @@
 Each job is polled about every `initial` seconds at first, backing off by `growth` to `maximum`,
 with jitter so that many jobs don't poll in lockstep. A job whose render time can be forecast
 (`bot.jobs.forecast`: its `Expectation` carries a poll plan) is polled at the plan's moments
-instead, the first shortly before the predicted finish; if the render outlasts the plan, the usual
-backoff takes over from `initial`. A 429 or 5xx pushes every job back further
+instead, closest where the render is most likely to end; if the render outlasts the plan, the
+usual backoff takes over from `initial`. With webhooks (`PollPolicy.webhooks`), a verified event
+asks at once, and polls are only a safety net every `safety_interval`. A 429 or 5xx pushes every job back further
 (the API is telling us to slow down, not one job), up to `error_maximum`, and never sooner than a
 429's Retry-After. Each job has a deadline.
 
@@ -72,7 +73,12 @@ class _Watch:
 
 @dataclass(frozen=True)
 class PollPolicy:
-    """How often to ask; see the module docstring."""
+    """How often to ask; see the module docstring.
+
+    With `webhooks`, Magic Hour says when a render ends (a verified event pokes the poller), so
+    polling is only the safety net for an event that never arrives: a job without a forecast, or
+    one that outlasted its plan, is asked about every `safety_interval` seconds instead of the backoff.
+    """
 
     initial: float = 5.0
     maximum: float = 20.0
@@ -80,6 +86,8 @@ class PollPolicy:
     jitter: float = 0.1
     error_maximum: float = 120.0
     concurrency: int = 8
+    webhooks: bool = False
+    safety_interval: float = 60.0
 
 
 class Poller:
@@ -203,6 +211,8 @@ class Poller:
             self._early[project_id] = now
             return False
         watch.next_at = self._clock.monotonic()
+        if watch.expect is not None:
+            watch.expect.heard(watch.next_at)
         self._wakeup.set()
         return True
 
@@ -323,7 +333,10 @@ class Poller:
         if watch.plan:
             watch.next_at = watch.plan.pop(0)
             return
-        if watch.planned:
+        if self._policy.webhooks:
+            watch.planned = False  # a webhook will say when it ends: ask now and then, in case it is lost
+            watch.interval = self._policy.safety_interval
+        elif watch.planned:
             watch.planned = False  # the render outlasted its forecast: back off from the start
             watch.interval = self._policy.initial
         elif not first:

@@ -8,10 +8,11 @@ import uuid
 
 from aiohttp import web
 
-from bot.sandbox import jobs
+from bot.sandbox import jobs, webhooks
 from bot.sandbox.billing import PAID_PLAN_MODES
+from bot.sandbox.downloads import download_urls
 from bot.sandbox.middleware import api_middleware, error_json, fault_middleware, mark_sandbox_responses
-from bot.sandbox.projects import DeleteNote, Project
+from bot.sandbox.projects import DeleteNote
 from bot.sandbox.state import SandboxState
 from bot.sandbox.timefmt import iso, iso_from_unix
 from bot.sandbox.validation import MAX_FRAMES, ApiError, parse_body, parse_lip_sync, parse_upload_items
@@ -27,16 +28,6 @@ def _state(request: web.Request) -> SandboxState:
 
 async def _json_body(request: web.Request) -> dict[str, object]:
     return parse_body(await request.text())
-
-
-def download_urls(state: SandboxState, project: Project) -> list[dict[str, str]]:
-    """A freshly signed download URL for a complete, enabled project; none otherwise."""
-    if project.result is None or not project.enabled or project.final_status is None:
-        return []
-    expires = math.ceil(state.now_unix() + state.config.download_url_ttl)
-    path = f"/download/{project.id}/{project.output_name}"
-    url = state.signer.sign(state.storage_url, "GET", path, expires)
-    return [{"url": url, "expires_at": iso_from_unix(expires)}]
 
 
 async def upload_urls(request: web.Request) -> web.Response:
@@ -71,6 +62,7 @@ async def create_lip_sync(request: web.Request) -> web.Response:
         return error_json(402, "Payment required")
     # No await between the credit check and creation, so concurrent creates cannot overdraw.
     project = jobs.create_project(state, job)
+    webhooks.announce(state, project)
     return web.json_response(
         {"id": project.id, "credits_charged": project.credits_charged, "estimated_frame_cost": project.estimate}
     )

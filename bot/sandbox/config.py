@@ -47,3 +47,8 @@ class SandboxConfig(BaseModel):
     # The frame rate a YouTube source has (the sandbox never fetches one): its render and final
     # charge follow min(youtube_fps, max_fps_limit); the create estimate stays at 30 fps.
     youtube_fps: float = Field(default=30.0, gt=0, le=240)
+    # Webhooks (`bot.sandbox.webhooks`): where to POST a signed event when a render ends (None:
+    # none sent), the signing secret, and a switch that loses every event.
+    webhook_url: str | None = None
+    webhook_secret: str = "sandbox-webhook-secret"  # noqa: S105 - the sandbox's own, not a real secret
+    webhooks_lost: bool = False

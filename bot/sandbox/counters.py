@@ -19,6 +19,8 @@ class Counters:
     jobs_created: int = 0
     # "<route>:<label>", e.g. "get_project:503", "create:lost", "get_project:malformed".
     faults_injected: collections.Counter[str] = field(default_factory=collections.Counter)
+    # Webhooks sent, "<event>:<answer>": "video.completed:200", "video.errored:unreachable", "...:lost".
+    webhooks: collections.Counter[str] = field(default_factory=collections.Counter)
     bytes_uploaded: int = 0
     bytes_downloaded: int = 0
     # Live figures, not history (`reset` leaves them): requests being handled now, and how many of
@@ -46,5 +48,6 @@ class Counters:
         self.requests.clear()
         self.jobs_created = 0
         self.faults_injected.clear()
+        self.webhooks.clear()
         self.bytes_uploaded = 0
         self.bytes_downloaded = 0

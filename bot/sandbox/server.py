@@ -12,7 +12,7 @@ from types import TracebackType
 from aiohttp import web
 
 from bot.clock import Clock, SystemClock
-from bot.sandbox import jobs, persist
+from bot.sandbox import jobs, persist, webhooks
 from bot.sandbox.api import make_api_app
 from bot.sandbox.config import SandboxConfig
 from bot.sandbox.counters import Counters
@@ -147,6 +147,7 @@ class Sandbox:
         if self._persistent:
             for project in await asyncio.to_thread(persist.load, state):
                 jobs.start_render(state, project)
+                webhooks.announce(state, project)
             state.on_change = lambda: persist.save(state)
         try:
             storage_port = await self._start_site(make_storage_app(state), self._storage_port)

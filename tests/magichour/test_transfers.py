@@ -357,3 +357,81 @@ async def test_retry_policy_without_retries_for_transfers(
         with pytest.raises(StorageError):
             await mh.upload_file(upload_url, source)
     assert sandbox.counters.requests["storage_put"] == 1
+
+
+# --- download speed: how the body is read and written --------------------------------------------
+
+
+async def test_storage_reads_the_socket_in_large_pieces(
+    client: MagicHourClient, sandbox: Sandbox, media: tuple[Path, Path], tmp_path: Path, monkeypatch
+) -> None:
+    """The client's own storage connections ask the socket for a megabyte at a time, not httpcore's
+    64 KiB (each read costs as much Python as it moves bytes: a download was CPU-bound on it)."""
+    import httpcore
+
+    asked: list[int] = []
+    connect = httpcore.AnyIOBackend.connect_tcp
+
+    async def counting_connect(self, *args, **kwargs):
+        stream = await connect(self, *args, **kwargs)
+        read = stream.read
+
+        async def counted(max_bytes: int, timeout: float | None = None) -> bytes:
+            asked.append(max_bytes)
+            return await read(max_bytes, timeout)
+
+        stream.read = counted  # type: ignore[method-assign]
+        return stream
+
+    monkeypatch.setattr(httpcore.AnyIOBackend, "connect_tcp", counting_connect)
+    project = await completed_project(client, media)
+    result_file = sandbox.projects[project.id].result
+    assert result_file is not None and project.download_url is not None
+    make_sparse_file(result_file.path, 8 * MiB)
+    async with MagicHourClient(SecretStr(API_KEY), sandbox.base_url) as fresh:  # its own storage client
+        asked.clear()
+        written = await fresh.download(project.download_url, tmp_path / "result.mp4")
+    assert written == 8 * MiB
+    assert asked and min(asked) >= MiB, sorted(set(asked))
+
+
+async def test_the_storage_transport_keeps_httpx_defaults() -> None:
+    """The storage transport verifies TLS against the CA bundle, as httpx's own does."""
+    import ssl
+
+    from bot.magichour._transport import StorageTransport
+
+    transport = StorageTransport()
+    context = transport._pool._ssl_context
+    assert context is not None and context.verify_mode is ssl.CERT_REQUIRED and context.check_hostname
+    await transport.aclose()
+
+
+async def test_download_decodes_a_compressed_body(tmp_path: Path) -> None:
+    """A storage host that gzips the body: the file holds the decoded bytes (the size check then
+    can't use Content-Length, which counts the compressed ones)."""
+    import gzip
+
+    from aiohttp import web
+
+    body = bytes(range(256)) * 40_000  # about 10 MiB, compresses well
+    packed = gzip.compress(body)
+
+    async def serve(request: web.Request) -> web.Response:
+        return web.Response(body=packed, headers={"Content-Encoding": "gzip", "Content-Type": "video/mp4"})
+
+    app = web.Application()
+    app.router.add_get("/result.mp4", serve)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    seen: list[int] = []
+    try:
+        async with MagicHourClient(SecretStr(API_KEY), "http://127.0.0.1:1") as mh:
+            written = await mh.download(f"http://127.0.0.1:{port}/result.mp4", tmp_path / "r.mp4", progress=seen.append)
+    finally:
+        await runner.cleanup()
+    assert written == len(body) and (tmp_path / "r.mp4").read_bytes() == body
+    assert seen == sorted(seen) and seen[-1] == len(body)
