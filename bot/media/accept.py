@@ -1,22 +1,9 @@
 """What the bot agrees to open: containers, codecs, stream counts and frame sizes, per slot.
 
-Members write the files, and FFmpeg can read hundreds of formats, each a parser an attacker can
-aim at. So only what Magic Hour takes and what phones, cameras and Discord clients really produce
-is ever opened (FFmpeg's own `format_whitelist` and `codec_whitelist` enforce it, so no other
-demuxer or decoder even runs), and every size is read from the headers before anything is decoded:
-
-- **Video slot**: MP4/MOV (ISO BMFF) or WebM/Matroska; video in H.264, HEVC, VP8, VP9, AV1 or
-  MPEG-4 Part 2; its sound (ignored) in the usual audio codecs.
-- **Audio slot**: MP3, M4A/AAC, WAV, OGG/Opus, FLAC, AIFF, AMR or WebM; MP3, AAC, Opus, Vorbis,
-  FLAC, ALAC, AMR or PCM. Cover art (a JPEG or PNG picture flagged `attached_pic`) may come along.
-
-Limits. Magic Hour documents no largest frame (its free plan renders at most 576 px, higher plans
-"HD and larger"), so the bot takes what a phone records: at most `MAX_FRAME_SIDE` (4096) pixels a
-side, which covers 4K in either orientation. At most `MAX_STREAMS` streams in a file (a phone's MOV
-carries a handful: video, sound, timecode and metadata tracks) and at most `MAX_VIDEO_STREAMS`
-real video streams (cinematic modes add a depth track). A file past any of them is refused with a
-message saying which limit, before anything is decoded. The catalogue's words tell the member
-what each slot takes (`unsupported_format_video`, `unsupported_codec_audio`, ...).
+Only what Magic Hour takes and what phones, cameras and Discord clients produce is ever opened
+(FFmpeg's `format_whitelist` and `codec_whitelist` enforce it), and every size is judged from the
+headers (`judge_headers`) before anything is decoded. docs/design-notes.md, "Media", says what each
+slot takes and why the limits are where they are.
 """
 
 from __future__ import annotations

@@ -1,32 +1,9 @@
 """One catalogue of what the bot says, in each language, and how each front end writes it.
 
-Messages are templates keyed by code in `<language>.toml` (plain text a translator can edit:
-`en.toml` is the source, `es.toml` and `pt-BR.toml` its translations), filled in with an error's or
-a job's data. The template says *what*; a `Style` says *how*: the Discord layer writes times as
-`<t:…:R>` timestamps and commands as `/cancel`, the terminal writes local times and `lipsync-bot`
-commands. So no Discord markup and no command names live in the core.
-
-Languages. `language_for` maps a Discord locale ("es-ES", "es-419", "pt-BR", "en-US") to the
-catalogue that speaks it, English when none does. A code a translation lacks is written in English
-at run time (a member reads something true rather than a bare code); `tests/cogs/test_languages.py`
-fails on every such gap, so none ships. Numbers, plurals and periods ("today") come from the
-catalogue too (`format_*`, `unit_*`, `period_*` entries). A catalogue's `[commands]` table holds the
-Discord command names, descriptions and choices (`commands`), read by the Discord layer's
-translator.
-
-Placeholders are `{name}` or `{name:kind}`, where kind is one of:
-
-- `credits`: "1 credit", "1,234 credits"      - `n`: "1,234"
-- `when`: a moment (datetime or ISO text)     - `s`: seconds, "2.5 s"
-- `file`: a member-supplied name, quoted       - `size`: bytes, "12.0 MB"
-- `period`: a quota window, "today"            - `jobs`: "1 job", "3 jobs"
-- `member`: a member's id, as a mention        - `kind`: a sniffed file kind, "a PNG image"
-- `cmd_<name>` (no kind): how to run a command at this front end, e.g. `{cmd_cancel}`.
-- `opt_<name>` (no kind): how an option is written at this front end, e.g. `{opt_end}`.
-- `code`: a fixed identifier (a mode's name), set apart like a name.
-
-Missing data never breaks a message: the placeholder becomes "…" (and a test checks that every
-code the code raises has a template).
+Messages are templates keyed by code in `<language>.toml` (`en.toml` is the source), filled in with
+an error's or a job's data; a `Style` says how a front end writes times, commands and names.
+`language_for` maps a Discord locale to a catalogue. The placeholder kinds are listed on
+`_Formatter`; docs/design-notes.md, "Words and languages", gives the reasons.
 """
 
 from __future__ import annotations
@@ -245,6 +222,22 @@ def _moment(value: object) -> dt.datetime | None:
 
 
 class _Formatter(string.Formatter):
+    """Fills a template's placeholders, `{name}` or `{name:kind}`, in one style and language.
+
+    The kinds:
+
+    - `credits`: "1 credit", "1,234 credits"      - `n`: "1,234"
+    - `when`: a moment (datetime or ISO text)     - `s`: seconds, "2.5 s"
+    - `file`: a member-supplied name, quoted       - `size`: bytes, "12.0 MB"
+    - `period`: a quota window, "today"            - `jobs`: "1 job", "3 jobs"
+    - `member`: a member's id, as a mention        - `kind`: a sniffed file kind, "a PNG image"
+    - `cmd_<name>` (no kind): how to run a command at this front end, e.g. `{cmd_cancel}`.
+    - `opt_<name>` (no kind): how an option is written at this front end, e.g. `{opt_end}`.
+    - `code`: a fixed identifier (a mode's name), set apart like a name.
+
+    Missing or unfit data never breaks a message: the placeholder becomes "…".
+    """
+
     def __init__(self, style: Style, language: str) -> None:
         self._style = style
         self._language = language
