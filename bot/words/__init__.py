@@ -13,7 +13,7 @@ import functools
 import math
 import string
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from importlib import resources
 from typing import Any, Protocol
 
@@ -241,6 +241,15 @@ class _Formatter(string.Formatter):
     def __init__(self, style: Style, language: str) -> None:
         self._style = style
         self._language = language
+        # Kinds written from any value; the rest take a number (`_NUMBER_KINDS`).
+        self._any_value_kinds: dict[str, Callable[[object], str]] = {
+            "when": self._when,
+            "file": lambda value: style.quote(str(value)),
+            "code": lambda value: style.quote(str(value)),
+            "period": lambda value: period(value, language),
+            "kind": self._kind,
+            "member": lambda value: style.member(int(str(value))),
+        }
 
     def get_value(self, key: int | str, args: Any, kwargs: Any) -> Any:  # noqa: ANN401 - Formatter's signature
         if isinstance(key, str) and key.startswith("cmd_"):
@@ -260,36 +269,40 @@ class _Formatter(string.Formatter):
             return _MISSING
 
     def _field(self, value: object, kind: str) -> str:
-        language = self._language
-        if kind == "when":
-            moment = _moment(value)
-            return self._style.when(moment) if moment is not None else _MISSING
-        if kind in ("file", "code"):
-            return self._style.quote(str(value))
-        if kind == "period":
-            return period(value, language)
-        if kind == "kind":
-            words = entry(f"kind_{value}", language)
-            return (
-                words if words else fill(template_for("kind_other", language), {"kind": value}, self._style, language)
-            )
-        if kind == "member":
-            return self._style.member(int(str(value)))
+        for_any = self._any_value_kinds.get(kind)
+        if for_any is not None:
+            return for_any(value)
         if isinstance(value, bool) or not isinstance(value, int | float):
             return str(value) if kind == "" else _MISSING
-        if kind == "credits":
-            return credits(int(value), language)
-        if kind == "n":
-            return number(int(value), language)
-        if kind == "jobs":
-            return jobs(int(value), language)
-        if kind == "s":
-            return seconds(float(value), language) if math.isfinite(value) else _MISSING
-        if kind == "size":
-            return human_size(int(value), language)
-        if kind == "":
-            return decimal(value, language) if isinstance(value, float) else str(value)
-        return format(value, kind)
+        for_number = _NUMBER_KINDS.get(kind)
+        return for_number(value, self._language) if for_number is not None else format(value, kind)
+
+    def _kind(self, value: object) -> str:
+        words = entry(f"kind_{value}", self._language)
+        return words or fill(template_for("kind_other", self._language), {"kind": value}, self._style, self._language)
+
+    def _when(self, value: object) -> str:
+        moment = _moment(value)
+        return self._style.when(moment) if moment is not None else _MISSING
+
+
+def _seconds_kind(value: float, language: str) -> str:
+    return seconds(float(value), language) if math.isfinite(value) else _MISSING
+
+
+def _plain_number(value: float, language: str) -> str:
+    return decimal(value, language) if isinstance(value, float) else str(value)
+
+
+# Kinds written from a number; any other value leaves the placeholder "…".
+_NUMBER_KINDS: dict[str, Callable[[float, str], str]] = {
+    "credits": lambda value, language: credits(int(value), language),
+    "n": lambda value, language: number(int(value), language),
+    "jobs": lambda value, language: jobs(int(value), language),
+    "s": _seconds_kind,
+    "size": lambda value, language: human_size(int(value), language),
+    "": _plain_number,
+}
 
 
 def fill(template: str, data: Mapping[str, object], style: Style, language: str = DEFAULT_LANGUAGE) -> str:
