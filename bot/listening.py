@@ -1,20 +1,9 @@
 """The bot's listening ports (webhooks, metrics and health), held to bounds the network can't stretch.
 
-Both ports speak plain HTTP through aiohttp's low-level server, and each connection is bounded:
-
-- **Connections**: at most `max_connections` at once; one more is answered 503 and closed at once,
-  so a crowd of idle sockets can't use up the bot's open files (which it needs for temporary files
-  and its own outbound connections).
-- **Headers**: a connection whose request headers haven't all arrived `header_seconds` after it
-  opened is closed (a client trickling a byte every few seconds holds nothing for long).
-- **Body**: a body must be whole within `body_seconds` (else 408) and at most `max_body_bytes`
-  (else 413); compressed bodies are not inflated (nothing here takes them).
-- **One request per connection**: every answer closes its connection, so the header bound is the
-  whole of a connection's idle time.
-
-Answers are JSON, an unknown path is 404 and a wrong method 405; a handler that fails answers 500
-with a one-line log, never the sender's bytes. Timers run on the injected `Clock`, so tests move
-them by hand.
+Both ports speak plain HTTP through aiohttp's low-level server. Each `Listener` bounds its
+connections, the time to send headers and body, and the body's size (`ListenLimits`), and answers
+one request per connection; its timers run on the injected `Clock`. docs/design-notes.md, "Hostile
+input", says what each bound guards against.
 """
 
 from __future__ import annotations

@@ -1,31 +1,8 @@
 """Keeping secrets out of log lines, whatever a library decides to log.
 
-At DEBUG, discord.py logs every request URL, and interaction follow-ups and callbacks carry a live
-interaction token in theirs (`/webhooks/<application id>/<token>/…`,
-`/interactions/<id>/<token>/callback`); its gateway events include the same token as
-`'token': '…'`. Exceptions quote URLs too (aiohttp's `ClientResponseError` does). So the bot does
-not rely on every logger being careful: `RedactingFilter` rewrites every record that passes a
-handler, and `install` puts it on every handler of the root logger.
-
-What it removes (each replaced by `[REDACTED]`):
-
-- the token segment of Discord webhook and interaction URLs;
-- interaction tokens anywhere (they start with the base64 of `interaction:`);
-- Discord bot tokens (three base64url parts joined by dots; JWTs have the same shape);
-- `Bearer …` values, and the value of any `Authorization` header or `token`/`secret`/`password`/
-  `api_key` field in `key: value`, `key=value`, JSON or Python-repr form;
-- the query string and fragment of every http(s) and ws(s) URL, where signed URLs (Discord's
-  CDN, presigned storage) carry their signatures.
-
-Log lines are also kept to one line each and to a sane length, whatever a value in them holds
-(a project id, a file name or a header sent by someone else): control characters in a message
-(newlines, carriage returns, terminal escapes) are written as escapes (`\\n`, `\\x1b`), so no
-value can forge a line of its own, and a message past `MAX_MESSAGE_CHARS` is cut, saying how much
-was cut, so no value can flood the log.
-
-The record's message is rendered (`msg % args`), redacted, and stored back with no args, but only
-when something had to go; a record with an exception gets its traceback rendered and redacted
-into `exc_text`, and `exc_info` dropped, so no handler can render the raw traceback again.
+`RedactingFilter` rewrites every record that passes a handler (what it removes is listed on it),
+and `install` puts it on every handler of the root logger. It also keeps each record to one line
+and at most `MAX_MESSAGE_CHARS`. docs/design-notes.md, "Logging", says why.
 """
 
 from __future__ import annotations
@@ -87,6 +64,21 @@ def one_line(text: str) -> str:
 
 class RedactingFilter(logging.Filter):
     """A handler filter that redacts secrets from each record's message, args and traceback.
+
+    What it removes (each replaced by `[REDACTED]`):
+
+    - the token segment of Discord webhook and interaction URLs;
+    - interaction tokens anywhere (they start with the base64 of `interaction:`);
+    - Discord bot tokens (three base64url parts joined by dots; JWTs have the same shape);
+    - `Bearer …` values, and the value of any `Authorization` header or `token`/`secret`/
+      `password`/`api_key` field in `key: value`, `key=value`, JSON or Python-repr form;
+    - the query string and fragment of every http(s) and ws(s) URL.
+
+    Control characters in a message (newlines, carriage returns, terminal escapes) are written as
+    escapes, and a message past `MAX_MESSAGE_CHARS` is cut, saying how much was cut. The record's
+    message is rendered (`msg % args`), redacted, and stored back with no args, but only when
+    something had to go; a record with an exception gets its traceback rendered and redacted into
+    `exc_text`, and `exc_info` dropped, so no handler can render the raw traceback again.
 
     It never drops a record. It is idempotent, so a record that passes several handlers (each
     with the filter) comes out the same.

@@ -1,20 +1,8 @@
 """Generate hostile media: files a member could craft to hurt the bot, made on demand, never stored.
 
 For the tests and `bench/bench_hostile_media.py`, which check that each is refused (or read) within
-the probe's bounds (`bot.media.bounded`, `bot.media.accept`):
-
-- **PNG bombs** (`make_png_bomb`): a small MOV holding a few PNG video streams whose pictures
-  really are 8000×8000 or 16000×16000 at 16 bits a channel: each compresses a run of zeros to a
-  couple of MB and decodes to 0.5-2 GiB. Built byte by byte (the deflate stream repeats one flushed
-  block), and muxed without decoding, so making one costs nothing.
-- **A lying H.264** (`make_lying_h264`): its container says 64×64, its own stream 4200 wide.
-- **A cover-art bomb** (`make_cover_art_bomb`): an MP3 whose cover picture is a PNG bomb.
-- **Wrong containers under media names** (`make_wrong_container`): MPEG-TS, NUT with FFV1 or
-  MagicYUV, CAF, and FFV1 inside an ordinary Matroska/WebM.
-- **Too many streams** (`make_many_streams`): an M4A with dozens of audio tracks.
-- **Too-short clips**: a 0.08 s video and a 0.05 s voice.
-
-`CORPUS` lists them all under the names a member would send them by; `make_corpus` writes them.
+the probe's bounds (`bot.media.bounded`, `bot.media.accept`). `CORPUS` lists them all, each under
+the name a member would send it by and with what it is; `make_corpus` writes them.
 """
 
 from __future__ import annotations
@@ -78,7 +66,12 @@ def _mux_png_streams(path: Path, picture: bytes, side: int, streams: int) -> Pat
 
 
 async def make_png_bomb(path: Path, *, side: int = 16000, streams: int = 2) -> Path:
-    """A MOV of `streams` one-frame PNG video streams, each `side`×`side` at 16 bits (no decoding)."""
+    """A MOV of `streams` one-frame PNG video streams, each `side`×`side` at 16 bits (no decoding).
+
+    Each picture compresses a run of zeros to a couple of MB and decodes to 0.5-2 GiB; it is built
+    byte by byte (`png_bomb`: the deflate stream repeats one flushed block) and muxed without
+    decoding, so making one costs nothing.
+    """
     picture = await asyncio.to_thread(png_bomb, side)
     return await asyncio.to_thread(_mux_png_streams, path, picture, side, streams)
 

@@ -1,16 +1,9 @@
 """Languages in Discord: which catalogue speaks to whom, and the command names and descriptions.
 
-Members' words: an answer to an interaction is in the language of the member who acted
-(`interaction.locale`, which Discord sets from their client); a job's later messages are in the
-language of the member who started it (`JobRecord.locale`). `bot.words.language_for` maps a Discord
-locale to a catalogue, English when none speaks it.
-
-Commands: `CatalogueTranslator` gives Discord each command's name, description, options and
-choices in every language with a catalogue, from its `[commands]` table, when commands are synced.
-Keys are the command's qualified name (`"lipsync"`, `"lipsync-admin grant"`, a message menu's name),
-with `.description`, `.<option>` and `.<option>.description` after it, and `choice.<value>` for
-choices. English is what the code says; `en.toml` repeats it so a translator sees every key, and a
-test keeps the two equal.
+`language_of` picks the catalogue of the member who acted (`interaction.locale`);
+`CatalogueTranslator` gives Discord every command's names, descriptions and choices from each
+catalogue's `[commands]` table when commands are synced. docs/design-notes.md, "Words and
+languages", says who reads which language.
 """
 
 from __future__ import annotations
@@ -50,7 +43,13 @@ def command_key(context: app_commands.TranslationContextTypes) -> str | None:
 
 
 class CatalogueTranslator(app_commands.Translator):
-    """Command names, descriptions and choices from each language's catalogue (`[commands]`)."""
+    """Command names, descriptions and choices from each language's catalogue (`[commands]`).
+
+    Keys are the command's qualified name (`"lipsync"`, `"lipsync-admin grant"`, a message menu's
+    name), with `.description`, `.<option>` and `.<option>.description` after it, and
+    `choice.<value>` for choices. English is what the code says; `en.toml` repeats it so a
+    translator sees every key, and a test keeps the two equal.
+    """
 
     async def translate(
         self,

@@ -1,25 +1,9 @@
 """The message menus: "Lip-sync: use this video" and "Lip-sync: use this voice".
 
-A member right-clicks a message that carries a clip (a video attachment or a YouTube link) or a
-voice (an audio attachment or a Discord voice message) and picks, in a private menu, the other half
-from the channel's recent messages, newest first; picking starts the same job as `/lipsync`, with
-the same checks, quota and status message (`cogs.start.start_job`). A mode menu and a Window form
-come first, with defaults (lite, or the first mode the server allows; from the start to the end of
-the voice).
-
-What the bot can see of recent messages: Discord blanks their attachments and text for bots without
-the Message Content intent (enabled in the Developer Portal; REST reads follow that switch), except
-the message a menu was used on. So the bot also remembers each member's last use of a menu for
-`REMEMBER_FOR` seconds, in memory: right-click the video, then the voice, and the two meet, with or
-without the intent. The attachments' URLs it holds are Discord's signed links (valid for a day);
-they are never stored.
-
-A forwarded message carries the original's attachments and text in a snapshot; they are offered
-as if posted in the forward (Discord's own signed links, like any attachment's).
-
-Voice messages are OGG/Opus audio attachments that Discord marks (a length and a waveform:
-`Attachment.is_voice_message`); they are accepted wherever audio is. Discord's length is shown in the
-menu but never trusted: the engine probes the file like any other.
+A member right-clicks a message that carries a clip or a voice and picks, in a private menu, the
+other half from the channel's recent messages; after a mode menu and a Window form, picking starts
+the same job as `/lipsync` (`cogs.start.start_job`). docs/design-notes.md, "Creators' features",
+says what the bot can see of a channel and why it remembers a member's last pick.
 """
 
 from __future__ import annotations

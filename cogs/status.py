@@ -2,23 +2,8 @@
 
 The result goes out through `cogs.results.ResultPoster`; `cogs.presenter.JobPresenter` builds both,
 for a job started by a slash command (with its interaction) or for one resumed after a restart
-(from the ids stored in its record).
-
-Interaction tokens live 15 minutes. While one lives (with a minute to spare) the status message is
-edited through it and the result is sent as a followup. After that, the bot's own token is used:
-the status message is edited as a channel message (or a new one is posted when that is refused),
-and the result goes out as a new channel message that mentions the member, or by DM where the bot
-cannot post in the channel; that late message replies to the status message.
-
-What the channel sees is public: the status message carries what a job costs, never what its
-member has left, and a job refused before it reached Magic Hour (its files, its member's credits)
-is told to the member alone, with an ephemeral followup (or a DM once the token is gone), and its
-status message is removed. A job waiting on Magic Hour has its status refreshed now and then, so
-its elapsed time and expected finish move on. Once the job has ended, its status message offers to
-run it again (`views.final_view`) while Magic Hour keeps its uploaded files.
-
-Both are written in the language of the member who started the job (`JobRecord.locale`), the same
-before and after a restart, whoever else reads the channel.
+(from the ids stored in its record). docs/design-notes.md, "The status message", says which token
+edits it when, and what the channel may see.
 """
 
 from __future__ import annotations

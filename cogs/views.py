@@ -1,8 +1,8 @@
 """Buttons that keep working after a restart.
 
-Each button is a `discord.ui.DynamicItem`: everything it needs (a job id, a member id) is in its
-custom id, and discord.py rebuilds it from that id whenever it is clicked, in whichever process
-is running then. `bot.app` registers them with `add_dynamic_items` in `setup_hook`. Clicks reach
+Each button is an `IdButton`, a `discord.ui.DynamicItem`: everything it needs (a job id, a member
+id) is in its custom id, and discord.py rebuilds it from that id whenever it is clicked, in
+whichever process is running then. `bot.app` registers them with `add_dynamic_items` in `setup_hook`. Clicks reach
 the engine and the store through `cogs.services_of(interaction.client)`.
 
 Labels are in the language of whoever the message is for (a job's buttons: its member's); a
@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any, Self
+from collections.abc import Callable, Mapping
+from enum import StrEnum
+from typing import Any, ClassVar, Self
 
 import discord
 
@@ -27,45 +29,67 @@ from cogs.locale import language_of
 from cogs.start import WindowModal, start_job
 
 Button = discord.ui.Button[discord.ui.View]
+# How a part of a custom id is read back: a number, or one of a set of words.
+Part = type[int] | type[StrEnum]
 
 
-class CancelButton(discord.ui.DynamicItem[Button], template=r"lipsync:cancel:(?P<job>[0-9]+)"):
-    """Cancel on a job's status message; only the member who started the job may use it."""
+def _pattern(part: Part) -> str:
+    if issubclass(part, StrEnum):
+        return "|".join(re.escape(word) for word in part)
+    return "[0-9]+"
 
-    def __init__(self, job_id: int, *, label: str = "Cancel") -> None:
-        # The label is the job's language's; a click rebuilds the button from its id alone.
-        super().__init__(
-            discord.ui.Button(label=label, style=discord.ButtonStyle.danger, custom_id=f"lipsync:cancel:{job_id}")
-        )
-        self.job_id = job_id
+
+class IdButton(discord.ui.DynamicItem[Button], template=r"lipsync:[a-z]+(?::[0-9a-z]+)*"):
+    """A button whose custom id, `lipsync:<action>:<part>…`, carries everything it needs.
+
+    A subclass names its action and its parts (`action="cancel", parts={"job": int}`); the
+    template, the custom id and the rebuilding from a click follow from them. Its constructor takes
+    the parts in that order (then its label), so a click rebuilds it from its id alone.
+    """
+
+    # This base is never registered: its template is only the shape every subclass's id has.
+    _action: ClassVar[str]
+    _parts: ClassVar[tuple[tuple[str, Part], ...]]
+
+    def __init_subclass__(cls, *, action: str, parts: Mapping[str, Part] | None = None) -> None:
+        cls._action = action
+        cls._parts = tuple((parts or {}).items())
+        groups = (f"(?P<{name}>{_pattern(part)})" for name, part in cls._parts)
+        super().__init_subclass__(template=":".join(("lipsync", action, *groups)))
+
+    def __init__(self, *parts: int | str, label: str, style: discord.ButtonStyle) -> None:
+        custom_id = ":".join(("lipsync", self._action, *(str(part) for part in parts)))
+        super().__init__(discord.ui.Button(label=label, style=style, custom_id=custom_id))
 
     @classmethod
     async def from_custom_id(
         cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
     ) -> Self:
-        """Rebuild the button from its custom id."""
-        return cls(int(match["job"]))
+        """Rebuild the button from its custom id: each part read back as its type."""
+        # The subclass's constructor, not this base's: it takes the parts, with a default label.
+        rebuild: Callable[..., Self] = cls
+        return rebuild(*(part(match[name]) for name, part in cls._parts))
+
+
+class CancelButton(IdButton, action="cancel", parts={"job": int}):
+    """Cancel on a job's status message; only the member who started the job may use it."""
+
+    def __init__(self, job_id: int, *, label: str = "Cancel") -> None:
+        # The label is the job's language's; a click rebuilds the button from its id alone.
+        super().__init__(job_id, label=label, style=discord.ButtonStyle.danger)
+        self.job_id = job_id
 
     async def callback(self, interaction: discord.Interaction) -> None:
         """Cancel the job for its owner; anyone else gets a polite ephemeral no."""
         await cancel_job(interaction, self.job_id)
 
 
-class NewLinkButton(discord.ui.DynamicItem[Button], template=r"lipsync:link:(?P<job>[0-9]+)"):
+class NewLinkButton(IdButton, action="link", parts={"job": int}):
     """Under a result too large to post: fetches a newly signed download link (old ones expire)."""
 
     def __init__(self, job_id: int, *, label: str = "New link") -> None:
-        super().__init__(
-            discord.ui.Button(label=label, style=discord.ButtonStyle.secondary, custom_id=f"lipsync:link:{job_id}")
-        )
+        super().__init__(job_id, label=label, style=discord.ButtonStyle.secondary)
         self.job_id = job_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> Self:
-        """Rebuild the button from its custom id."""
-        return cls(int(match["job"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
         """Answer the job's owner (or a server manager), only them, with a fresh link."""
@@ -86,21 +110,12 @@ class NewLinkButton(discord.ui.DynamicItem[Button], template=r"lipsync:link:(?P<
             await report_error(interaction, exc)
 
 
-class ForgetButton(discord.ui.DynamicItem[Button], template=r"lipsync:forget:(?P<user>[0-9]+)"):
+class ForgetButton(IdButton, action="forget", parts={"user": int}):
     """The confirmation under `/forget-me`: deletes the member's data in this server."""
 
     def __init__(self, user_id: int, *, label: str = "Delete my data") -> None:
-        super().__init__(
-            discord.ui.Button(label=label, style=discord.ButtonStyle.danger, custom_id=f"lipsync:forget:{user_id}")
-        )
+        super().__init__(user_id, label=label, style=discord.ButtonStyle.danger)
         self.user_id = user_id
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> Self:
-        """Rebuild the button from its custom id."""
-        return cls(int(match["user"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
         """Delete the data of the member named in the button, if they are the one pressing it."""
@@ -114,18 +129,11 @@ class ForgetButton(discord.ui.DynamicItem[Button], template=r"lipsync:forget:(?P
             await report_error(interaction, exc)
 
 
-class RefreshPanelButton(discord.ui.DynamicItem[Button], template=r"lipsync:panel"):
+class RefreshPanelButton(IdButton, action="panel"):
     """Under the `/lipsync-status` panel: shows it again, as it is now."""
 
     def __init__(self, *, label: str = "Refresh") -> None:
-        super().__init__(discord.ui.Button(label=label, style=discord.ButtonStyle.secondary, custom_id="lipsync:panel"))
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> Self:
-        """Rebuild the button from its custom id."""
-        return cls()
+        super().__init__(label=label, style=discord.ButtonStyle.secondary)
 
     async def callback(self, interaction: discord.Interaction) -> None:
         """Redraw the panel of whoever pressed it (only they can see it: it is ephemeral)."""
@@ -136,7 +144,7 @@ class RefreshPanelButton(discord.ui.DynamicItem[Button], template=r"lipsync:pane
             await report_error(interaction, exc)
 
 
-class AgainButton(discord.ui.DynamicItem[Button], template=r"lipsync:again:(?P<job>[0-9]+):(?P<how>pro|window|retry)"):
+class AgainButton(IdButton, action="again", parts={"job": int, "how": Again}):
     """On a finished job's message: run it again (in pro, on another window, or a retry), for its owner only.
 
     The job's uploaded files are reused while Magic Hour keeps them (`bot.jobs.rerun`); after that,
@@ -145,18 +153,9 @@ class AgainButton(discord.ui.DynamicItem[Button], template=r"lipsync:again:(?P<j
 
     def __init__(self, job_id: int, how: Again, *, label: str | None = None) -> None:
         style = discord.ButtonStyle.primary if how is not Again.WINDOW else discord.ButtonStyle.secondary
-        super().__init__(
-            discord.ui.Button(label=label or how.value, style=style, custom_id=f"lipsync:again:{job_id}:{how.value}")
-        )
+        super().__init__(job_id, how.value, label=label or how.value, style=style)
         self.job_id = job_id
         self.how = how
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> Self:
-        """Rebuild the button from its custom id."""
-        return cls(int(match["job"]), Again(match["how"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:
         """Start the new job (the same checks, estimate and status message as `/lipsync`), or say why not."""

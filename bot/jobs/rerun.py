@@ -1,17 +1,8 @@
 """Running a job again from the files it already uploaded to Magic Hour.
 
-A finished job can run again in pro, or on another part of its video; a failed one can be retried;
-all without fetching or uploading anything: Magic Hour keeps uploaded files for 7 days, and a job
-records their paths (`JobRecord.video_file_path`, `audio_file_path`, `files_uploaded_at`). The files
-can't be probed again from here, so a re-run is priced from what the first run's probe found
-(`bot.jobs.inputs.plan_reuse`): the same window in pro is the same frames at 2 credits each, and a
-new window is priced at the video's own rate when the probe found it constant, else at the cap.
-
-Everything else is a new job like any other: the same checks, a fresh estimate and reservation
-against every limit, its own status message. A re-run's files count from the first upload, so a
-re-run of a re-run expires when the original files do; a job is offered again only while its files
-have at least `REUSE_MARGIN` left (a render that starts near the end of the week must still find
-them).
+A finished job can run again in pro or on another part of its video, and a failed one can be
+retried, without fetching or uploading anything; otherwise a re-run is a new job like any other.
+docs/design-notes.md, "Creators' features", says how a re-run is priced and how long it is offered.
 """
 
 from __future__ import annotations

@@ -1,28 +1,7 @@
 """YouTube links, strictly: one video id out of a few known link shapes, or a refusal.
 
-Magic Hour fetches a YouTube video itself, so whatever string the bot sends is read by someone
-else's URL parser. Parsers disagree about odd URLs (`https://youtube.com@evil.example/`,
-`https://youtube.com\\@evil.example/`, ports, percent-escapes), so the bot never forwards what the
-member typed: it reads a video id from exactly these forms and sends a URL it built itself.
-
-Accepted (scheme and host in any case; surrounding whitespace ignored):
-
-- `https://youtube.com/watch?v=<id>`, with other query parameters (dropped)
-- `https://youtube.com/shorts/<id>`, `/embed/<id>`, `/live/<id>`
-- each of those on `www.youtube.com`, `m.youtube.com` and `music.youtube.com` too
-- `https://youtu.be/<id>`
-
-where `<id>` is 11 characters of `A-Z a-z 0-9 _ -`. A query string (`?si=…`, `&t=…`) and a
-fragment are allowed and dropped on every form, as the Share button adds them. The answer is
-always `https://www.youtube.com/watch?v=<id>`.
-
-Refused with `InvalidInput`:
-
-- `youtube_host`: not `https://` followed directly by one of those hosts: another scheme or host,
-  user info, a port, or anything but letters, digits, dots and hyphens before the path.
-- `youtube_shape`: one of those hosts, but not one of the forms: playlists, channels, extra or
-  missing path segments, a trailing slash, a malformed or repeated id, whitespace, backslashes
-  or non-ASCII characters anywhere in the rest.
+The bot never forwards what a member typed: `canonical_youtube_url` reads a video id from the
+forms it lists and answers a URL built here. docs/design-notes.md, "Hostile input", says why.
 """
 
 from __future__ import annotations
@@ -48,7 +27,23 @@ _WATCH_HOST_PATH = re.compile(rf"/(?:shorts|embed|live)/({_ID})", re.ASCII)
 def canonical_youtube_url(url: str) -> str:
     """The video's canonical URL, `https://www.youtube.com/watch?v=<id>`, or `InvalidInput`.
 
-    See the module docstring for the forms accepted and the two refusal codes.
+    Accepted (scheme and host in any case; surrounding whitespace ignored):
+
+    - `https://youtube.com/watch?v=<id>`, with other query parameters (dropped)
+    - `https://youtube.com/shorts/<id>`, `/embed/<id>`, `/live/<id>`
+    - each of those on `www.youtube.com`, `m.youtube.com` and `music.youtube.com` too
+    - `https://youtu.be/<id>`
+
+    where `<id>` is 11 characters of `A-Z a-z 0-9 _ -`. A query string (`?si=…`, `&t=…`) and a
+    fragment are allowed and dropped on every form, as the Share button adds them.
+
+    Refused with `InvalidInput`:
+
+    - `youtube_host`: not `https://` followed directly by one of those hosts: another scheme or
+      host, user info, a port, or anything but letters, digits, dots and hyphens before the path.
+    - `youtube_shape`: one of those hosts, but not one of the forms: playlists, channels, extra or
+      missing path segments, a trailing slash, a malformed or repeated id, whitespace, backslashes
+      or non-ASCII characters anywhere in the rest.
     """
     text = url.strip()
     scheme, separator, rest = text.partition("://")

@@ -1,24 +1,8 @@
-"""Errors raised by the Magic Hour client.
+"""Errors raised by the Magic Hour client: one small hierarchy under `MagicHourError`.
 
-Every error derives from `MagicHourError`, itself a `bot.errors.LipsyncError`, so a front end that
-renders an error's code shows something sensible even for an error the engine did not translate.
-`str(error)` is the technical description for logs (route, status, the API's own `message`); the
-catalogue's text for `code` (`bot.words`) is what a member may read. Neither ever holds the API key or a
-signed URL's query string.
-
-    MagicHourError
-    ├── InvalidRequest        400, 422
-    ├── Unauthorized          401
-    ├── InsufficientCredits   402
-    ├── NotOnPlan             403
-    ├── NotFound              404
-    ├── RateLimited           429
-    ├── Unavailable           5xx, 408, transport errors, timeouts
-    │   └── SubmissionUncertain   a create that may have made (and billed) a job
-    ├── UnexpectedResponse    any other status, or a body that does not match the schema
-    └── StorageError          upload PUT / result download failures
-        ├── UploadUrlExpired      the presigned upload URL was refused (403) or has expired
-        └── DownloadExpired       the download URL was refused (403/404/410): GET the project again
+`str(error)` is the technical description for logs; the catalogue's text for `code` is what a
+member may read; neither holds the API key or a signed URL's query string. `error_for_status` maps
+a status to its class. docs/design-notes.md, "The Magic Hour client", draws the tree.
 """
 
 from __future__ import annotations

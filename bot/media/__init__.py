@@ -1,18 +1,11 @@
 """Media files: what is in them (PyAV), whether their names lie, what they cost, and fitting them
 under an upload limit (ffmpeg).
 
-What they cost: the estimate bills at a frame rate the file has to back up, never at one it merely
-claims (a crafted sparse or variable-rate mp4 once reserved 0 credits for a job Magic Hour charged
-3,600 for). `probe` counts the video's frames from its packets and judges whether the rate is
-constant; `billing_fps` uses that rate only then, and the job's cap otherwise; every estimate is at
-least one frame. The rules and their reasons: `bot.media.credits` and `bot.media.probe`.
-
-Everything that touches a member's file runs off the event loop, and FFmpeg's reading of it runs
-in a child process with bounded memory, CPU and time (`bot.media.bounded`), on an allow-list of
-formats and codecs (`bot.media.accept`); nothing reads a whole file into memory.
-
-Compressing and pricing are imported on first use, so the probe's child process, which needs only
-the reading modules, starts without the rest (ffmpeg helpers, the settings' pydantic models).
+Everything that touches a member's file runs off the event loop, FFmpeg's reading of it in a
+bounded child on an allow-list (`bot.media.bounded`, `bot.media.accept`); nothing reads a whole
+file into memory. Compressing and pricing are imported on first use, so the probe's child process,
+which needs only the reading modules, starts without the rest (ffmpeg helpers, pydantic settings).
+docs/design-notes.md, "Media", gives the reasons.
 """
 
 from __future__ import annotations

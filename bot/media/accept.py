@@ -1,22 +1,9 @@
 """What the bot agrees to open: containers, codecs, stream counts and frame sizes, per slot.
 
-Members write the files, and FFmpeg can read hundreds of formats, each a parser an attacker can
-aim at. So only what Magic Hour takes and what phones, cameras and Discord clients really produce
-is ever opened (FFmpeg's own `format_whitelist` and `codec_whitelist` enforce it, so no other
-demuxer or decoder even runs), and every size is read from the headers before anything is decoded:
-
-- **Video slot**: MP4/MOV (ISO BMFF) or WebM/Matroska; video in H.264, HEVC, VP8, VP9, AV1 or
-  MPEG-4 Part 2; its sound (ignored) in the usual audio codecs.
-- **Audio slot**: MP3, M4A/AAC, WAV, OGG/Opus, FLAC, AIFF, AMR or WebM; MP3, AAC, Opus, Vorbis,
-  FLAC, ALAC, AMR or PCM. Cover art (a JPEG or PNG picture flagged `attached_pic`) may come along.
-
-Limits. Magic Hour documents no largest frame (its free plan renders at most 576 px, higher plans
-"HD and larger"), so the bot takes what a phone records: at most `MAX_FRAME_SIDE` (4096) pixels a
-side, which covers 4K in either orientation. At most `MAX_STREAMS` streams in a file (a phone's MOV
-carries a handful: video, sound, timecode and metadata tracks) and at most `MAX_VIDEO_STREAMS`
-real video streams (cinematic modes add a depth track). A file past any of them is refused with a
-message saying which limit, before anything is decoded. The catalogue's words tell the member
-what each slot takes (`unsupported_format_video`, `unsupported_codec_audio`, ...).
+Only what Magic Hour takes and what phones, cameras and Discord clients produce is ever opened
+(FFmpeg's `format_whitelist` and `codec_whitelist` enforce it), and every size is judged from the
+headers (`judge_headers`) before anything is decoded. docs/design-notes.md, "Media", says what each
+slot takes and why the limits are where they are.
 """
 
 from __future__ import annotations
@@ -99,28 +86,54 @@ class HeaderRefusal:
 
 def judge_headers(streams: list[StreamHeader], slot: Slot) -> HeaderRefusal | None:
     """The first limit or allow-list the headers break, or None when the file may be decoded."""
-    rules = rules_for(slot)
+    counted = _count_refusal(streams)
+    if counted is not None:
+        return counted
+    for stream in streams:
+        refusal = _picture_refusal(stream) or _codec_refusal(stream, slot)
+        if refusal is not None:
+            return refusal
+    return None
+
+
+def _count_refusal(streams: list[StreamHeader]) -> HeaderRefusal | None:
+    """Too many streams, or too many real video streams."""
     if len(streams) > MAX_STREAMS:
         return HeaderRefusal("too_many_streams", {"streams": len(streams), "limit": MAX_STREAMS})
     videos = [s for s in streams if s.kind == "video" and not s.cover_art]
     if len(videos) > MAX_VIDEO_STREAMS:
         return HeaderRefusal("too_many_video_streams", {"streams": len(videos), "limit": MAX_VIDEO_STREAMS})
-    for stream in streams:
-        if stream.kind == "video":
-            if max(stream.width, stream.height) > MAX_FRAME_SIDE:
-                return HeaderRefusal(
-                    "frame_too_large", {"width": stream.width, "height": stream.height, "limit": MAX_FRAME_SIDE}
-                )
-            if not stream.cover_art and stream.codec in _PICTURE_CODECS and stream.frames <= 1:
-                return HeaderRefusal("still_image", {})
-            allowed = COVER_ART_CODECS if stream.cover_art else rules.video_codecs
-            # A real video in the audio slot is refused later, with its own message.
-            if slot == "_audio" and not stream.cover_art:
-                allowed = VIDEO_CODECS
-        elif stream.kind == "audio":
-            allowed = rules.audio_codecs
-        else:
-            continue  # timecode, metadata and subtitle tracks are never decoded
-        if stream.codec not in allowed:
-            return HeaderRefusal("unsupported_codec", {"codec": stream.codec or "unknown"})
     return None
+
+
+def _picture_refusal(stream: StreamHeader) -> HeaderRefusal | None:
+    """A video stream's frames too large, or a still picture posing as a video."""
+    if stream.kind != "video":
+        return None
+    if max(stream.width, stream.height) > MAX_FRAME_SIDE:
+        return HeaderRefusal(
+            "frame_too_large", {"width": stream.width, "height": stream.height, "limit": MAX_FRAME_SIDE}
+        )
+    if not stream.cover_art and stream.codec in _PICTURE_CODECS and stream.frames <= 1:
+        return HeaderRefusal("still_image", {})
+    return None
+
+
+def _codec_refusal(stream: StreamHeader, slot: Slot) -> HeaderRefusal | None:
+    """A stream whose codec the slot doesn't decode."""
+    allowed = _allowed_codecs(stream, slot)
+    if allowed is None or stream.codec in allowed:
+        return None
+    return HeaderRefusal("unsupported_codec", {"codec": stream.codec or "unknown"})
+
+
+def _allowed_codecs(stream: StreamHeader, slot: Slot) -> frozenset[str] | None:
+    """The codecs a stream of this kind may have in this slot; None for a stream never decoded."""
+    if stream.kind == "audio":
+        return rules_for(slot).audio_codecs
+    if stream.kind != "video":
+        return None  # timecode, metadata and subtitle tracks
+    if stream.cover_art:
+        return COVER_ART_CODECS
+    # A real video in the audio slot is refused later, with its own message.
+    return VIDEO_CODECS if slot == "_audio" else rules_for(slot).video_codecs

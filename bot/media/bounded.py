@@ -1,23 +1,10 @@
 """Running the probe in a child process with bounded memory, CPU time and wall time.
 
-A member's file is read by FFmpeg, and a crafted file can make a demuxer or decoder take gigabytes
-of memory, spin, or crash. In the bot's own process that would take every running job down with
-it, so the reading (`bot.media.opening.read_media`) runs in a child process instead
-(`python -m bot.media.bounded`, a fresh interpreter: nothing of the bot's state is inherited):
-
-- **memory**: the child caps its own address space (`RLIMIT_AS`) before it opens the file, so an
-  allocation past the cap fails inside FFmpeg instead of growing anything;
-- **CPU**: the kernel stops the child past `cpu_seconds` of CPU time (`RLIMIT_CPU`);
-- **time**: the parent kills the child past `wall_seconds`, and when the job is cancelled;
-- **environment**: the child gets only what an interpreter needs (`PATH`, `PYTHONPATH`, locale),
-  never the bot's settings: a decoder subverted by a file finds no token or key in its environment;
-- **answers**: the child prints one JSON object (never a pickle: a child subverted by a file must
-  not be able to run code in the bot), read with a size cap and checked before use; what FFmpeg
-  writes to stderr is discarded unread.
-
-Whatever goes wrong in the child (killed, out of memory, crashed) is one outcome, `None`, which
-the caller turns into a friendly refusal: the file is refused before anything was reserved, so it
-costs the member nothing. A probe costs about a tenth of a second of interpreter start-up.
+The reading (`bot.media.opening.read_media`) runs in a fresh interpreter (`python -m
+bot.media.bounded`) that caps its own address space and CPU time, gets no environment but what an
+interpreter needs, and answers with one JSON object; the parent kills it past its wall time or when
+the job is cancelled. Whatever goes wrong there is one outcome, `None`, which the caller turns into
+a free refusal. docs/design-notes.md, "Media", gives the reasons.
 """
 
 from __future__ import annotations

@@ -1,20 +1,9 @@
 """The Magic Hour lip-sync credit rules, applied before anything is spent.
 
-Magic Hour bills rendered frames: `frames × (2 for pro, else 1)`, where frames are the clip's
-seconds at the output rate, `min(source fps, max_fps_limit)`. It charges twice: at create it holds
-an estimate at 30 fps (`queue_hold_credits`), and it settles to the frames it really rendered
-(`estimate_credits` at `billing_fps`). The engine reserves the larger of the two.
-
-Why the source's rate is not simply read from the file: a member writes the file. A sparse mp4
-(3 frames over a long duration) once claimed an average rate near 0 fps and reserved 0 credits for
-a 60 s pro job that Magic Hour charged 3,600 for; a variable-frame-rate mp4 reserved 89 against
-1,713. So:
-
-- `billing_fps` uses the file's rate only when the probe found it *constant* (claims, frame count,
-  duration and frame spacing agree, 1-240 fps: `bot.media.probe`), and never above the job's cap.
-  A variable, sparse, absurd or uncounted rate bills at the cap: never a lower figure from the file.
-- Every estimate is at least one frame, so no input (0 s, NaN) reserves nothing and slips past
-  every limit.
+Magic Hour holds an estimate at 30 fps at create (`queue_hold_credits`) and settles to the frames it
+rendered (`estimate_credits` at `billing_fps`); the engine reserves the larger. `billing_fps` takes a
+file's own rate only when the probe found it constant, and every estimate is at least one frame.
+docs/design-notes.md, "Media", gives the reasons.
 """
 
 from __future__ import annotations

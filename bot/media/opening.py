@@ -1,19 +1,8 @@
 """Opening a member's file safely: the headers first, with every decoder off, then only what's needed.
 
-This is what the probe's child process runs (`bot.media.bounded`), never the bot itself. Two
-passes over the file:
-
-1. **Headers.** Only the slot's demuxers may open it (FFmpeg's `format_whitelist`), and no decoder
-   at all (`codec_whitelist` naming none), so nothing is decoded: the streams' count, codecs and
-   frame sizes come from the container's headers, and `bot.media.accept` judges them.
-2. **Facts.** Opened again with exactly two decoders switched on, the first real video's and the
-   first audio's (each stream gets its own `codec_whitelist`), both told to refuse frames past
-   `MAX_FRAME_SIDE` squared (`max_pixels`) before allocating them; then `bot.media.probe.describe`
-   reads the facts and counts the frames. A codec whose own header claims a larger frame than the
-   container did is refused too.
-
-A refusal is a catalogue code without its slot suffix, and its data; the caller adds the member's
-file name and the slot's wording.
+This is what the probe's child process runs (`bot.media.bounded`), never the bot itself. A refusal
+is a catalogue code without its slot suffix, and its data; the caller adds the member's file name
+and the slot's wording. docs/design-notes.md, "Media", describes the two passes and why.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ honestly carry that family. Unknown content (None) is not evidence either way: l
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 _HEAD_BYTES = 512
@@ -59,37 +60,56 @@ def _looks_like_text(head: bytes) -> bool:
     return printable >= 0.95 * max(len(text), 1)
 
 
-def _kind_of(head: bytes) -> str | None:
-    if len(head) >= 12 and head[4:8] == b"ftyp":
-        brand = head[8:12]
-        if brand == b"qt  ":
-            return "mov"
-        return "m4a" if brand in (b"M4A ", b"M4B ", b"M4P ") else "mp4"
-    if head[:4] == b"\x1a\x45\xdf\xa3":
-        # The EBML header names its DocType within the first few dozen bytes.
-        return "webm" if b"webm" in head[:64] else "mkv"
-    if head[:4] == b"RIFF" and len(head) >= 12:
-        return {b"WAVE": "wav", b"AVI ": "avi", b"WEBP": "webp"}.get(head[8:12])
-    if head[:4] == b"FORM" and head[8:12] in (b"AIFF", b"AIFC"):
-        return "aiff"
-    signatures = {
-        b"OggS": "ogg",
-        b"fLaC": "flac",
-        b"#!AMR": "amr",
-        b"\x89PNG\r\n\x1a\n": "png",
-        b"\xff\xd8\xff": "jpeg",
-        b"GIF87a": "gif",
-        b"GIF89a": "gif",
-    }
-    for magic, kind in signatures.items():
-        if head.startswith(magic):
-            return kind
+def _matroska_kind(head: bytes) -> str:
+    # The EBML header names its DocType within the first few dozen bytes.
+    return "webm" if b"webm" in head[:64] else "mkv"
+
+
+def _mpeg_audio_kind(head: bytes) -> str | None:
+    """MPEG audio frame sync: layer bits 00 are ADTS (AAC), anything else MPEG-1/2 audio."""
     if len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0:
-        # MPEG audio frame sync: layer bits 00 are ADTS (AAC), anything else MPEG-1/2 audio.
         return "aac" if head[1] & 0x06 == 0 else "mp3"
-    if _looks_like_text(head):
-        return "text"
     return None
+
+
+_ANY = ord("?")
+# How files start, first match wins: `?` stands for any byte, and a pattern needs the head to be
+# at least as long as itself. A kind of None is a family recognised but not one the bot knows.
+_SIGNATURES: tuple[tuple[bytes, str | Callable[[bytes], str] | None], ...] = (
+    (b"????ftypqt  ", "mov"),
+    (b"????ftypM4A ", "m4a"),
+    (b"????ftypM4B ", "m4a"),
+    (b"????ftypM4P ", "m4a"),
+    (b"????ftyp????", "mp4"),
+    (b"\x1a\x45\xdf\xa3", _matroska_kind),
+    (b"RIFF????WAVE", "wav"),
+    (b"RIFF????AVI ", "avi"),
+    (b"RIFF????WEBP", "webp"),
+    (b"RIFF????????", None),
+    (b"FORM????AIFF", "aiff"),
+    (b"FORM????AIFC", "aiff"),
+    (b"OggS", "ogg"),
+    (b"fLaC", "flac"),
+    (b"#!AMR", "amr"),
+    (b"\x89PNG\r\n\x1a\n", "png"),
+    (b"\xff\xd8\xff", "jpeg"),
+    (b"GIF87a", "gif"),
+    (b"GIF89a", "gif"),
+)
+
+
+def _starts_like(head: bytes, pattern: bytes) -> bool:
+    return len(head) >= len(pattern) and all(want in (_ANY, got) for got, want in zip(head, pattern, strict=False))
+
+
+def _kind_of(head: bytes) -> str | None:
+    for pattern, kind in _SIGNATURES:
+        if _starts_like(head, pattern):
+            return kind(head) if callable(kind) else kind
+    mpeg = _mpeg_audio_kind(head)
+    if mpeg is not None:
+        return mpeg
+    return "text" if _looks_like_text(head) else None
 
 
 def sniff_kind(path: Path) -> str | None:

@@ -1,34 +1,9 @@
 """What a lip-sync job costs in the sandbox: the estimate charged at create, and the frames a
 finished render settles to, counted from the source's own frames.
 
-Both are exact (fractions, no float rounding); times the client sends are taken as the decimals
-it wrote, so `end_seconds: 1.1` is 11/10. Nothing here comes from the bot (`bot.media`), so the
-sandbox can tell when the bot's estimate is wrong.
-
-**At create** (what Magic Hour documents): `ceil((end - start) × min(30, max_fps_limit)) × rate`,
-rate 1 credit per frame for lite and standard, 2 for pro.
-
-**At completion** (file sources): the output covers the window `[start, start + L)` with
-`L = min(min(end, video_end) - start, audio_seconds)` (the audio drives the length and cannot
-stretch the video). The output frame rate is `R = min(max_fps_limit, peak)`, where `peak` is
-1 / the shortest gap between consecutive source frames on screen in the window (the source's
-fastest real rate there; no cap means just `peak`). The frames charged are the *distinct* source
-frames a sample-and-hold render at `R` shows: sample at `start + k/R` for `k = 0 .. ceil(L·R) - 1`
-and count the different frames on screen at those instants. So:
-
-- a constant-frame-rate source is charged exactly `ceil(L × min(fps, max_fps_limit))`, the
-  documented rule (60 fps × 10 s = 600 frames, 240 with `max_fps_limit: 24`);
-- a sparse file (3 frames over 60 s) is charged 3, since only 3 pictures ever render, and a
-  still picture with a long sound is charged 1;
-- a variable-frame-rate file is charged its real frames in the window, less those a cap drops
-  (frames closer together than 1/max_fps_limit cannot all be shown);
-- a file whose header claims a frame rate its frames do not have is charged by its frames;
-- never more than the frames on screen in the window, nor than `ceil(L·R)`.
-
-A job with a single frame on screen and no cap is charged 1. YouTube sources (never fetched) are
-charged `ceil(min(end - start, audio_seconds) × min(source, max_fps_limit))`, where the source's
-rate is the sandbox's `youtube_fps` setting (30 unless a test says otherwise: Magic Hour renders a
-YouTube video at its own rate, up to 60, while its create estimate stays at 30).
+Both are exact (fractions; times are taken as the decimals the client wrote), and nothing here
+comes from the bot's `bot.media`, so the sandbox can tell when the bot's estimate is wrong.
+docs/design-notes.md, "The sandbox", gives the rules and their reasons.
 """
 
 from __future__ import annotations

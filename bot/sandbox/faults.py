@@ -2,15 +2,7 @@
 requests held open, bodies that are not what they should be, storms, random faults, and jobs
 that end in error.
 
-For each request to a route, the first of these that applies decides its fault:
-
-1. a fault queued by `fail`, `disconnect`, `hang`, `malformed`, `unknown_status`, `no_charge`,
-   `odd_json` or `storm(times=...)`, consumed in the order injected, one per request;
-2. a storm over a stretch of the sandbox clock (`storm(seconds=...)`);
-3. a random rule (`randomly`), drawn from its own seeded RNG, so the same sequence of requests
-   to a route meets the same faults on every run.
-
-Job-error faults are consumed by the next jobs created, in order.
+`Faults` holds one sandbox's switches; the order in which they apply to a request is on it.
 """
 
 from __future__ import annotations
@@ -180,7 +172,18 @@ def parse_fault_spec(text: str) -> FaultSpec:
 
 
 class Faults:
-    """The fault switches of one sandbox (`sb.faults`). `clock` is needed by `storm(seconds=...)` only."""
+    """The fault switches of one sandbox (`sb.faults`). `clock` is needed by `storm(seconds=...)` only.
+
+    For each request to a route, the first of these that applies decides its fault:
+
+    1. a fault queued by `fail`, `disconnect`, `hang`, `malformed`, `unknown_status`, `no_charge`,
+       `odd_json` or `storm(times=...)`, consumed in the order injected, one per request;
+    2. a storm over a stretch of the sandbox clock (`storm(seconds=...)`);
+    3. a random rule (`randomly`), drawn from its own seeded RNG, so the same sequence of requests
+       to a route meets the same faults on every run.
+
+    Job-error faults are consumed by the next jobs created, in order.
+    """
 
     def __init__(self, clock: Clock | None = None) -> None:
         self._clock = clock

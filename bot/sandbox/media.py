@@ -20,6 +20,7 @@ from pathlib import Path
 
 import av
 import av.error
+from av.audio.stream import AudioStream
 from av.container import InputContainer
 from av.stream import Disposition
 from av.video.stream import VideoStream
@@ -163,26 +164,44 @@ def read_audio_seconds(path: Path) -> Fraction:
         if not container.streams.audio:
             raise RenderError("invalid_audio_file", "The audio file has no audio stream.")
         stream = container.streams.audio[0]
-        if stream.duration and stream.time_base is not None:
-            return Fraction(stream.duration) * stream.time_base
-        if container.duration:
-            return Fraction(container.duration, av.time_base)
-        first: int | None = None
-        last: int | None = None
-        try:
-            for packet in container.demux(stream):
-                if packet.pts is None or packet.size == 0:
-                    continue
-                stop = packet.pts + (packet.duration or 0)
-                first = packet.pts if first is None else min(first, packet.pts)
-                last = stop if last is None else max(last, stop)
-        except av.error.FFmpegError as exc:
-            raise RenderError(
-                "invalid_audio_file", f"The audio file could not be read ({type(exc).__name__})."
-            ) from exc
-        if first is None or last is None or last <= first or stream.time_base is None:
-            raise RenderError("invalid_audio_file", "The audio file has no length that can be read.")
-        return (last - first) * stream.time_base
+        stated = _stated_seconds(container, stream)
+        return stated if stated is not None else _packet_seconds(container, stream)
+
+
+def _stated_seconds(container: InputContainer, stream: AudioStream) -> Fraction | None:
+    """The length the stream states, else the one the container states; None when neither does."""
+    if stream.duration and stream.time_base is not None:
+        return Fraction(stream.duration) * stream.time_base
+    if container.duration:
+        return Fraction(container.duration, av.time_base)
+    return None
+
+
+def _packet_seconds(container: InputContainer, stream: AudioStream) -> Fraction:
+    """From the first packet's start to the last packet's end, demuxing the whole stream."""
+    try:
+        span = _packet_span(container, stream)
+    except av.error.FFmpegError as exc:
+        raise RenderError("invalid_audio_file", f"The audio file could not be read ({type(exc).__name__}).") from exc
+    if span is None or stream.time_base is None:
+        raise RenderError("invalid_audio_file", "The audio file has no length that can be read.")
+    first, last = span
+    return (last - first) * stream.time_base
+
+
+def _packet_span(container: InputContainer, stream: AudioStream) -> tuple[int, int] | None:
+    """The earliest pts and the latest `pts + duration` of the stream's packets; None for no length."""
+    first: int | None = None
+    last: int | None = None
+    for packet in container.demux(stream):
+        if packet.pts is None or packet.size == 0:
+            continue
+        stop = packet.pts + (packet.duration or 0)
+        first = packet.pts if first is None else min(first, packet.pts)
+        last = stop if last is None else max(last, stop)
+    if first is None or last is None or last <= first:
+        return None
+    return first, last
 
 
 def picture_size(path: Path) -> tuple[int, int]:

@@ -1,18 +1,9 @@
 """The sandbox's "render": real media, no lip sync.
 
 The video is trimmed to the window, its frame rate capped, its audio replaced by the given audio,
-and the result is an H.264/AAC MP4 labelled as a sandbox result in its metadata. YouTube sources,
-which the sandbox cannot fetch, become a generated test pattern of the window's length.
-
-Output length rule: the window clipped to the video, `min(end_seconds, video_end) -
-start_seconds`, then cut to the audio's length if the audio is shorter (the audio starts at 0 and
-drives the output, as in a real lip sync). An output shorter than 0.1 s fails the job with
-`invalid_parameters`, as Magic Hour renders nothing shorter. For YouTube the window is `end_seconds - start_seconds`,
-cut the same way by the audio. The frames a render is charged are counted from the source by
-`bot.sandbox.billing` (the sandbox's own PyAV reading, `bot.sandbox.media`), not from the output.
-Without a cap (or with one above the source's rate) the source's frames pass through with their
-own timing, so a sparse or variable-rate source stays so; with a cap below it the output is
-constant-rate at the cap.
+and the result is an H.264/AAC MP4 labelled as a sandbox result in its metadata; YouTube sources,
+which the sandbox cannot fetch, become a generated test pattern. docs/design-notes.md, "The
+sandbox", gives the output's length and timing rules.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 from bot.config import GenerationMode
 from bot.sandbox.jobs import JobRequest
@@ -22,6 +22,10 @@ EXTENSIONS: dict[str, tuple[str, ...]] = {
     "gif": ("gif", "webp", "webm"),
 }
 VIDEO_SOURCES = ("file", "youtube")
+_REQUIRED_FIELDS = ("start_seconds", "end_seconds", "assets")
+# The asset fields, in the order their types are checked; and the field each video source needs.
+_ASSET_FIELDS = ("audio_file_path", "video_source", "video_file_path", "youtube_url")
+_SOURCE_FIELD = {"file": "video_file_path", "youtube": "youtube_url"}
 MAX_FRAMES = 120_000
 
 
@@ -116,54 +120,76 @@ def parse_upload_items(body: dict[str, Any]) -> list[tuple[str, str]]:
     return parsed
 
 
+class _Assets(NamedTuple):
+    """The files of a lip-sync request: the voice, and the video from one source."""
+
+    audio: str
+    source: str
+    video_file_path: str | None
+    youtube_url: str | None
+
+
+def _parse_assets(assets: dict[str, Any]) -> _Assets:
+    """The request's `assets`, with the field its video source needs, or the 400 the API gives."""
+    fields = {key: _string(assets, key, "assets.") for key in _ASSET_FIELDS}
+    audio, source = fields["audio_file_path"], fields["video_source"]
+    if not audio:
+        raise ApiError(400, "Missing required field: assets.audio_file_path")
+    if source is None:
+        raise ApiError(400, "Missing required field: assets.video_source")
+    needed = _SOURCE_FIELD[_enum(source, "assets.video_source", VIDEO_SOURCES)]
+    if not fields[needed]:
+        raise ApiError(400, f"assets.{needed} is required when assets.video_source is '{source}'")
+    # Only the chosen source's field is kept: the other may be sent, and is ignored.
+    video, youtube = fields["video_file_path"], fields["youtube_url"]
+    return _Assets(audio, source, video if source == "file" else None, youtube if source == "youtube" else None)
+
+
+def _parse_mode(style: dict[str, Any]) -> GenerationMode:
+    """The request's `style.generation_mode`, lite when absent."""
+    text = _string(style, "generation_mode", "style.") or GenerationMode.LITE.value
+    return GenerationMode(_enum(text, "style.generation_mode", tuple(m.value for m in GenerationMode)))
+
+
+def _check_window(start: float, end: float, max_fps: float | None) -> None:
+    """The 400 for the first number out of its range, in the order the API checks them."""
+    ranges = (
+        (start < 0, "start_seconds must be greater than or equal to 0"),
+        (end < 0.1, "end_seconds must be greater than or equal to 0.1"),
+        (end <= start, "end_seconds must be greater than start_seconds"),
+        (max_fps is not None and max_fps < 1, "max_fps_limit must be greater than or equal to 1"),
+    )
+    for broken, message in ranges:
+        if broken:
+            raise ApiError(400, message)
+
+
 def parse_lip_sync(body: dict[str, Any]) -> JobRequest:
-    """A `JobRequest` from a `POST /v1/lip-sync` body, or the 400 the API gives."""
-    for key in ("start_seconds", "end_seconds", "assets"):
+    """A `JobRequest` from a `POST /v1/lip-sync` body, or the 400 the API gives.
+
+    Checked in the API's order: required fields, types, the assets, the mode, then the ranges.
+    """
+    for key in _REQUIRED_FIELDS:
         if body.get(key) is None:
             raise ApiError(400, f"Missing required field: {key}")
-    start = _number(body, "start_seconds")
-    end = _number(body, "end_seconds")
+    start, end = _number(body, "start_seconds"), _number(body, "end_seconds")
     assert start is not None and end is not None  # checked present just above
     max_fps = _number(body, "max_fps_limit")
     name = _string(body, "name")
     assets = _object(body, "assets")
     assert assets is not None
     style = _object(body, "style") or {}
-
-    audio = _string(assets, "audio_file_path", "assets.")
-    source = _string(assets, "video_source", "assets.")
-    video = _string(assets, "video_file_path", "assets.")
-    youtube = _string(assets, "youtube_url", "assets.")
-    if not audio:
-        raise ApiError(400, "Missing required field: assets.audio_file_path")
-    if source is None:
-        raise ApiError(400, "Missing required field: assets.video_source")
-    _enum(source, "assets.video_source", VIDEO_SOURCES)
-    if source == "file" and not video:
-        raise ApiError(400, "assets.video_file_path is required when assets.video_source is 'file'")
-    if source == "youtube" and not youtube:
-        raise ApiError(400, "assets.youtube_url is required when assets.video_source is 'youtube'")
-
-    mode_text = _string(style, "generation_mode", "style.") or GenerationMode.LITE.value
-    _enum(mode_text, "style.generation_mode", tuple(m.value for m in GenerationMode))
-
-    if start < 0:
-        raise ApiError(400, "start_seconds must be greater than or equal to 0")
-    if end < 0.1:
-        raise ApiError(400, "end_seconds must be greater than or equal to 0.1")
-    if end <= start:
-        raise ApiError(400, "end_seconds must be greater than start_seconds")
-    if max_fps is not None and max_fps < 1:
-        raise ApiError(400, "max_fps_limit must be greater than or equal to 1")
-
+    files = _parse_assets(assets)
+    mode = _parse_mode(style)
+    _check_window(start, end, max_fps)
     return JobRequest(
         name=name,
         start_seconds=start,
         end_seconds=end,
         max_fps_limit=max_fps,
-        mode=GenerationMode(mode_text),
-        video_source=source,
-        video_file_path=video if source == "file" else None,
-        youtube_url=youtube if source == "youtube" else None,
-        audio_file_path=audio,
+        mode=mode,
+        video_source=files.source,
+        video_file_path=files.video_file_path,
+        youtube_url=files.youtube_url,
+        audio_file_path=files.audio,
     )

@@ -1,32 +1,9 @@
 """One catalogue of what the bot says, in each language, and how each front end writes it.
 
-Messages are templates keyed by code in `<language>.toml` (plain text a translator can edit:
-`en.toml` is the source, `es.toml` and `pt-BR.toml` its translations), filled in with an error's or
-a job's data. The template says *what*; a `Style` says *how*: the Discord layer writes times as
-`<t:…:R>` timestamps and commands as `/cancel`, the terminal writes local times and `lipsync-bot`
-commands. So no Discord markup and no command names live in the core.
-
-Languages. `language_for` maps a Discord locale ("es-ES", "es-419", "pt-BR", "en-US") to the
-catalogue that speaks it, English when none does. A code a translation lacks is written in English
-at run time (a member reads something true rather than a bare code); `tests/cogs/test_languages.py`
-fails on every such gap, so none ships. Numbers, plurals and periods ("today") come from the
-catalogue too (`format_*`, `unit_*`, `period_*` entries). A catalogue's `[commands]` table holds the
-Discord command names, descriptions and choices (`commands`), read by the Discord layer's
-translator.
-
-Placeholders are `{name}` or `{name:kind}`, where kind is one of:
-
-- `credits`: "1 credit", "1,234 credits"      - `n`: "1,234"
-- `when`: a moment (datetime or ISO text)     - `s`: seconds, "2.5 s"
-- `file`: a member-supplied name, quoted       - `size`: bytes, "12.0 MB"
-- `period`: a quota window, "today"            - `jobs`: "1 job", "3 jobs"
-- `member`: a member's id, as a mention        - `kind`: a sniffed file kind, "a PNG image"
-- `cmd_<name>` (no kind): how to run a command at this front end, e.g. `{cmd_cancel}`.
-- `opt_<name>` (no kind): how an option is written at this front end, e.g. `{opt_end}`.
-- `code`: a fixed identifier (a mode's name), set apart like a name.
-
-Missing data never breaks a message: the placeholder becomes "…" (and a test checks that every
-code the code raises has a template).
+Messages are templates keyed by code in `<language>.toml` (`en.toml` is the source), filled in with
+an error's or a job's data; a `Style` says how a front end writes times, commands and names.
+`language_for` maps a Discord locale to a catalogue. The placeholder kinds are listed on
+`_Formatter`; docs/design-notes.md, "Words and languages", gives the reasons.
 """
 
 from __future__ import annotations
@@ -36,7 +13,7 @@ import functools
 import math
 import string
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from importlib import resources
 from typing import Any, Protocol
 
@@ -245,9 +222,34 @@ def _moment(value: object) -> dt.datetime | None:
 
 
 class _Formatter(string.Formatter):
+    """Fills a template's placeholders, `{name}` or `{name:kind}`, in one style and language.
+
+    The kinds:
+
+    - `credits`: "1 credit", "1,234 credits"      - `n`: "1,234"
+    - `when`: a moment (datetime or ISO text)     - `s`: seconds, "2.5 s"
+    - `file`: a member-supplied name, quoted       - `size`: bytes, "12.0 MB"
+    - `period`: a quota window, "today"            - `jobs`: "1 job", "3 jobs"
+    - `member`: a member's id, as a mention        - `kind`: a sniffed file kind, "a PNG image"
+    - `cmd_<name>` (no kind): how to run a command at this front end, e.g. `{cmd_cancel}`.
+    - `opt_<name>` (no kind): how an option is written at this front end, e.g. `{opt_end}`.
+    - `code`: a fixed identifier (a mode's name), set apart like a name.
+
+    Missing or unfit data never breaks a message: the placeholder becomes "…".
+    """
+
     def __init__(self, style: Style, language: str) -> None:
         self._style = style
         self._language = language
+        # Kinds written from any value; the rest take a number (`_NUMBER_KINDS`).
+        self._any_value_kinds: dict[str, Callable[[object], str]] = {
+            "when": self._when,
+            "file": lambda value: style.quote(str(value)),
+            "code": lambda value: style.quote(str(value)),
+            "period": lambda value: period(value, language),
+            "kind": self._kind,
+            "member": lambda value: style.member(int(str(value))),
+        }
 
     def get_value(self, key: int | str, args: Any, kwargs: Any) -> Any:  # noqa: ANN401 - Formatter's signature
         if isinstance(key, str) and key.startswith("cmd_"):
@@ -267,36 +269,40 @@ class _Formatter(string.Formatter):
             return _MISSING
 
     def _field(self, value: object, kind: str) -> str:
-        language = self._language
-        if kind == "when":
-            moment = _moment(value)
-            return self._style.when(moment) if moment is not None else _MISSING
-        if kind in ("file", "code"):
-            return self._style.quote(str(value))
-        if kind == "period":
-            return period(value, language)
-        if kind == "kind":
-            words = entry(f"kind_{value}", language)
-            return (
-                words if words else fill(template_for("kind_other", language), {"kind": value}, self._style, language)
-            )
-        if kind == "member":
-            return self._style.member(int(str(value)))
+        for_any = self._any_value_kinds.get(kind)
+        if for_any is not None:
+            return for_any(value)
         if isinstance(value, bool) or not isinstance(value, int | float):
             return str(value) if kind == "" else _MISSING
-        if kind == "credits":
-            return credits(int(value), language)
-        if kind == "n":
-            return number(int(value), language)
-        if kind == "jobs":
-            return jobs(int(value), language)
-        if kind == "s":
-            return seconds(float(value), language) if math.isfinite(value) else _MISSING
-        if kind == "size":
-            return human_size(int(value), language)
-        if kind == "":
-            return decimal(value, language) if isinstance(value, float) else str(value)
-        return format(value, kind)
+        for_number = _NUMBER_KINDS.get(kind)
+        return for_number(value, self._language) if for_number is not None else format(value, kind)
+
+    def _kind(self, value: object) -> str:
+        words = entry(f"kind_{value}", self._language)
+        return words or fill(template_for("kind_other", self._language), {"kind": value}, self._style, self._language)
+
+    def _when(self, value: object) -> str:
+        moment = _moment(value)
+        return self._style.when(moment) if moment is not None else _MISSING
+
+
+def _seconds_kind(value: float, language: str) -> str:
+    return seconds(float(value), language) if math.isfinite(value) else _MISSING
+
+
+def _plain_number(value: float, language: str) -> str:
+    return decimal(value, language) if isinstance(value, float) else str(value)
+
+
+# Kinds written from a number; any other value leaves the placeholder "…".
+_NUMBER_KINDS: dict[str, Callable[[float, str], str]] = {
+    "credits": lambda value, language: credits(int(value), language),
+    "n": lambda value, language: number(int(value), language),
+    "jobs": lambda value, language: jobs(int(value), language),
+    "s": _seconds_kind,
+    "size": lambda value, language: human_size(int(value), language),
+    "": _plain_number,
+}
 
 
 def fill(template: str, data: Mapping[str, object], style: Style, language: str = DEFAULT_LANGUAGE) -> str:

@@ -99,7 +99,7 @@ def tricky_text(targets: Targets, *, max_size: int) -> st.SearchStrategy[str]:
 ID_ALPHABET = string.ascii_letters + string.digits + "_-"
 CANONICAL_PREFIX = "https://www.youtube.com/watch?v="
 
-# (text, allowed) for each part; "allowed" per the module docstring of bot/jobs/youtube.py.
+# (text, allowed) for each part; "allowed" per the docstring of bot.jobs.youtube.canonical_youtube_url.
 _SCHEMES = {True: ["https", "HTTPS", "Https"], False: ["http", "ftp", "javascript", "", "https ", "hxxps"]}
 _SEPARATORS = {True: ["://"], False: [":/", ":", ":\\\\", ":///", "//"]}
 _USERINFO = {True: [""], False: ["user@", "youtube.com@", "@", "user:pass@"]}
