@@ -33,7 +33,7 @@ from bot.services import Services
 log = logging.getLogger(__name__)
 
 # Loaded in this order by `setup_hook`; each module's `setup` builds its cog from the services.
-EXTENSIONS: tuple[str, ...] = ("cogs.lipsync", "cogs.quota", "cogs.manage")
+EXTENSIONS: tuple[str, ...] = ("cogs.lipsync", "cogs.manage")
 
 
 class Refused(app_commands.CheckFailure):

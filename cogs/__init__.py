@@ -1,7 +1,9 @@
 """The Discord layer: slash commands, buttons and the messages that follow a job.
 
-Cogs stay thin: they parse options, run the engine's cheap checks, defer, call the engine or the
-store, and render replies with `cogs.render`. Only this package and `bot/app.py` import discord.
+One package per feature, each an extension whose `__init__` only wires it: `cogs.lipsync` (the
+command and everything that follows a job) and `cogs.manage` (credits, managers, a member's data).
+Shared here: errors to replies (`errors`), languages (`locale`), the words every text uses
+(`texts`) and restart-proof buttons (`buttons`). Only this package and `bot/app.py` import discord.
 """
 
 from __future__ import annotations

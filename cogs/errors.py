@@ -1,7 +1,7 @@
 """The one place that turns an exception into a reply.
 
 Errors a member caused or can act on (`bot.errors.LipsyncError` and its subclasses) are shown as
-the catalogue's sentence for their code, in Discord style (`render.error_text`); anything else
+the catalogue's sentence for their code, in Discord style (`texts.error_text`); anything else
 gets a short apology with a reference id that is also logged with the traceback, so an operator
 can find it. Replies are ephemeral: only the member who acted
 sees them.
@@ -18,7 +18,7 @@ from discord import app_commands
 from bot.app import Refused
 from bot.errors import LipsyncError
 from bot.store import AboveCeiling, MemberHasActiveJobs, StoreUnavailable
-from cogs import render
+from cogs import texts
 from cogs.locale import language_of
 
 log = logging.getLogger(__name__)
@@ -31,36 +31,36 @@ def unwrap(error: BaseException) -> BaseException:
     return error
 
 
-def reply_for(error: BaseException, lang: str = render.EN) -> str:
+def reply_for(error: BaseException, lang: str = texts.EN) -> str:
     """The text to show for `error` in `lang`; logs unexpected errors with a fresh reference id."""
     original = unwrap(error)
     if isinstance(original, Refused):
-        return render.error_text(original.error, lang)
+        return texts.error_text(original.error, lang)
     if isinstance(original, LipsyncError):
-        return render.error_text(original, lang)
+        return texts.error_text(original, lang)
     if isinstance(original, MemberHasActiveJobs):
         jobs = ", ".join(f"#{job_id}" for job_id in original.job_ids)
-        return render.describe("member_has_active_jobs", {"jobs": jobs}, lang)
+        return texts.describe("member_has_active_jobs", {"jobs": jobs}, lang)
     if isinstance(original, StoreUnavailable):
         # A restart or a failover of the database: the member can only wait, so say that plainly.
         log.warning("told a member to try again: %s", original)
-        return render.describe("database_unavailable", lang=lang)
+        return texts.describe("database_unavailable", lang=lang)
     if isinstance(original, AboveCeiling):
         data = {"ceiling": original.ceiling, "requested": original.requested}
-        return render.describe("above_ceiling", data, lang)
+        return texts.describe("above_ceiling", data, lang)
     if isinstance(original, app_commands.NoPrivateMessage):
-        return render.describe("no_guild", lang=lang)
+        return texts.describe("no_guild", lang=lang)
     if isinstance(original, app_commands.MissingPermissions):
-        return render.describe("manage_permission", lang=lang)
+        return texts.describe("manage_permission", lang=lang)
     if isinstance(original, app_commands.CommandOnCooldown):
-        return render.describe("slow_down", {"wait": f"{original.retry_after:.0f}"}, lang)
+        return texts.describe("slow_down", {"wait": f"{original.retry_after:.0f}"}, lang)
     if isinstance(original, app_commands.TransformerError):
-        return render.describe("bad_option_value", {"value": str(original.value)}, lang)
+        return texts.describe("bad_option_value", {"value": str(original.value)}, lang)
     if isinstance(original, app_commands.CheckFailure):
-        return render.describe("check_failed", lang=lang)
+        return texts.describe("check_failed", lang=lang)
     reference = secrets.token_hex(4)
     log.error("unexpected error (reference %s)", reference, exc_info=original)
-    return render.apology(reference, lang)
+    return texts.apology(reference, lang)
 
 
 async def report_error(interaction: discord.Interaction, error: BaseException) -> None:

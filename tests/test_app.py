@@ -63,7 +63,7 @@ def test_create_bot_needs_only_the_guilds_intent(tmp_path: Path) -> None:
     assert bot.intents.value == discord.Intents(guilds=True).value
     assert not bot.intents.message_content and not bot.intents.members
     assert bot.allowed_mentions is not None and bot.allowed_mentions.everyone is False
-    assert EXTENSIONS == ("cogs.lipsync", "cogs.quota", "cogs.manage")
+    assert EXTENSIONS == ("cogs.lipsync", "cogs.manage")
 
 
 def test_one_process_shards_automatically_by_default(tmp_path: Path) -> None:

@@ -41,7 +41,7 @@ def test_every_catalogue_names_the_mode_in_discord(mode: GenerationMode, languag
 
 
 def test_managers_can_allow_each_mode() -> None:
-    """`/lipsync-admin modes` (cogs/manage.py) has one switch per mode."""
+    """`/lipsync-admin modes` (cogs/manage/_cog.py) has one switch per mode."""
     names = [parameter.name for parameter in ManageCog.modes.parameters]
     assert names == [mode.value for mode in MODES]
 

@@ -16,7 +16,7 @@ from bot.magichour import _errors as client_errors
 from bot.store import LimitKind
 from bot.terminal import TERMINAL
 from bot.terminal import describe as terminal_describe
-from cogs.render import DISCORD, style_for
+from cogs.texts import DISCORD, style_for
 
 ROOT = Path(__file__).resolve().parents[1]
 _RAISERS = {"InvalidInput", "JobFailed", "QuotaExceeded", "NotAllowed", "MediaError", "LipsyncError"}

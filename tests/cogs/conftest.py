@@ -33,7 +33,7 @@ from bot.jobs.models import JobUpdate
 from bot.sandbox import Sandbox, SandboxConfig
 from bot.store import JobRecord, JobState, MemberHasActiveJobs, Store
 from bot.testmedia import make_audio
-from cogs.status import StatusMessage
+from cogs.lipsync._status import StatusMessage
 from tests.conftest import SANDBOX_KEY, make_settings
 
 T = TypeVar("T")
@@ -62,7 +62,7 @@ def new_bot(settings: Settings) -> LipsyncBot:
 
     Unthrottled, every update the engine gives a status message is shown before the update
     returns, so a test that saw a state (`JobWatcher`) reads it on the message without waiting.
-    The throttle itself is tested on a fake clock in `test_status.py`.
+    The throttle itself is tested on a fake clock in `lipsync/test_status.py`.
     """
     bot = create_bot(settings, fetch_policy=LOCAL_CDN)
     bot.status_interval = 0.0

@@ -49,8 +49,9 @@ from bot import words
 from bot.errors import LipsyncError
 from bot.jobs.models import JobUpdate
 from bot.store import JobRecord, JobState
-from cogs import render
-from cogs.status import StatusMessage
+from cogs import texts
+from cogs.lipsync._status import StatusMessage
+from cogs.lipsync._texts import is_refusal, not_started_public, not_started_text
 from tests.cogs.conftest import Harness
 from tests.cogs.fuzzing import MADE_BYTES, MEDIA_FILES, Case, Targets, Upload, cases
 
@@ -130,7 +131,7 @@ def forged(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> Uploads:
     def from_data(self: discord.Interaction, data: Any) -> None:
         original_from_data(self, uploads.rewrite(data))
 
-    def reply_for(error: BaseException, lang: str = render.EN) -> str:
+    def reply_for(error: BaseException, lang: str = texts.EN) -> str:
         uploads.errors.append(cogs.errors.unwrap(error))
         return original_reply_for(error, lang)
 
@@ -345,7 +346,7 @@ def check_answer(
     expect = case.expect()
     assert result.acknowledged, "the bot never answered"
     response = result.response
-    if final is not None and render.is_refusal(final):
+    if final is not None and is_refusal(final):
         # Refused after fetching, for the member's own reasons: told to them alone, taken off the channel.
         note(f"refused after fetching: {final.error_code}: {final.error_data}")
         event("refused privately", final.error_code or "")
@@ -353,8 +354,8 @@ def check_answer(
         assert final.error_code in expect.fail_codes, f"failed with {final.error_code}, expected {expect}"
         assert words.has(final.error_code or ""), f"no words for {final.error_code}"
         [private] = result.followups
-        assert private.ephemeral and private.content == render.not_started_text(final)
-        assert response is None or response.content in ("", render.not_started_public(final))
+        assert private.ephemeral and private.content == not_started_text(final)
+        assert response is None or response.content in ("", not_started_public(final))
         return
     assert response is not None and response.content.strip(), "an empty answer"
     if final is None:
@@ -466,4 +467,4 @@ async def test_a_file_name_stays_inside_its_code_span_in_the_status_message(harn
     await harness.finish((await harness.latest_job()).id)
     assert result.response is not None
     # (simcord doesn't model code spans, so its `mentions` can't tell the difference: compare the text.)
-    assert render.DISCORD.quote(name) in result.response.content
+    assert texts.DISCORD.quote(name) in result.response.content

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from bot import words
-from cogs import render
+from cogs import texts
 from cogs.locale import command_texts
 from tests.cogs.conftest import Harness
 
@@ -127,6 +127,6 @@ def test_translated_command_texts_are_valid_for_discord(language: str) -> None:
 def test_messages_name_commands_as_members_see_them() -> None:
     """`{cmd_cancel}` and `{opt_end}` use the member's language's names, as their Discord shows them."""
     data: dict[str, Any] = {"limit": 2}
-    assert "`/cancelar`" in render.describe("active_jobs", data, "es")
-    assert "`/cancel`" in render.describe("active_jobs", data, "en")
-    assert render.describe("bad_end", lang="pt-BR") == "`fim` precisa ser de pelo menos 0,1 segundo."
+    assert "`/cancelar`" in texts.describe("active_jobs", data, "es")
+    assert "`/cancel`" in texts.describe("active_jobs", data, "en")
+    assert texts.describe("bad_end", lang="pt-BR") == "`fim` precisa ser de pelo menos 0,1 segundo."

@@ -22,8 +22,8 @@ from bot.jobs.engine import JobEngine
 from bot.jobs.models import JobUpdate
 from bot.jobs.submit import project_name
 from bot.store import JobState
-from cogs import render
-from cogs.status import StatusMessage
+from cogs import texts
+from cogs.lipsync._status import StatusMessage
 from tests.cogs.conftest import Harness
 
 LONG_RENDER = 120.0
@@ -249,7 +249,7 @@ async def test_the_expected_finish_appears_when_the_engine_knows_it(
     shown = StatusMessage.update
 
     async def with_eta(self: StatusMessage, update: JobUpdate) -> None:
-        if update.job.state in render.TIMED_STATES:
+        if update.job.state in texts.TIMED_STATES:
             update = dataclasses.replace(update, expected_at=eta)
         await shown(self, update)
 

@@ -1,7 +1,7 @@
 """Re-runs from uploaded files: which jobs may run again, for whom, until when, and at what price.
 
 The flows through Discord (buttons, no upload at the sandbox, the ledger) are in
-`tests/cogs/test_creators.py`; here are the rules on their own.
+`tests/cogs/lipsync/test_creators.py`; here are the rules on their own.
 """
 
 from __future__ import annotations

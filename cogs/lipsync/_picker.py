@@ -2,7 +2,7 @@
 
 A member right-clicks a message that carries a clip or a voice and picks, in a private menu, the
 other half from the channel's recent messages; after a mode menu and a Window form, picking starts
-the same job as `/lipsync` (`cogs.start.start_job`). docs/design-notes.md, "Creators' features",
+the same job as `/lipsync` (`cogs.lipsync._start.start_job`). docs/design-notes.md, "Creators' features",
 says what the bot can see of a channel and why it remembers a member's last pick.
 """
 
@@ -21,10 +21,11 @@ from bot.errors import InvalidInput
 from bot.jobs.models import InputSource, JobRequest
 from bot.jobs.validation import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, extension_of
 from bot.jobs.youtube import canonical_youtube_url
-from cogs import render
+from cogs import texts
 from cogs.errors import report_error
+from cogs.lipsync._start import WindowModal, start_job
+from cogs.lipsync._texts import started_text
 from cogs.locale import language_of
-from cogs.start import WindowModal, start_job
 
 log = logging.getLogger(__name__)
 
@@ -172,18 +173,18 @@ class RecentPicks:
 
 def menu_name(name: str, lang: str) -> str:
     """A message menu's name as members of this language see it, in bold."""
-    return render.bold(render.command_name(name, lang))
+    return texts.bold(texts.command_name(name, lang))
 
 
 def media_label(media: Media, lang: str) -> str:
     """What kind of media it is: "Voice message (5 s)", "Audio file", "Video", "YouTube link"."""
     if media.voice:
         if media.seconds is not None:
-            return render.describe("media_voice_seconds", {"seconds": media.seconds}, lang)
-        return render.describe("media_voice", lang=lang)
+            return texts.describe("media_voice_seconds", {"seconds": media.seconds}, lang)
+        return texts.describe("media_voice", lang=lang)
     if media.youtube_url is not None:
-        return render.describe("media_youtube", lang=lang)
-    return render.describe("media_audio" if media.kind == "audio" else "media_video", lang=lang)
+        return texts.describe("media_youtube", lang=lang)
+    return texts.describe("media_audio" if media.kind == "audio" else "media_video", lang=lang)
 
 
 def _author(media: Media) -> str:
@@ -236,7 +237,7 @@ class Picker(discord.ui.View):
         self.start = 0.0
         self.end: float | None = None
         self._media_select = _MediaSelect(
-            placeholder=render.describe(f"pick_placeholder_{self.wanted}", lang=self._lang)[:150],
+            placeholder=texts.describe(f"pick_placeholder_{self.wanted}", lang=self._lang)[:150],
             options=[self._option(index, media) for index, media in enumerate(self.choices)],
             custom_id=PICK_MEDIA,
             row=0,
@@ -245,7 +246,7 @@ class Picker(discord.ui.View):
         self.add_item(self._media_select)
         self.add_item(self._mode_select)
         self.add_item(
-            _WindowButton(label=render.button_label("button_window", self._lang), custom_id=PICK_WINDOW, row=2)
+            _WindowButton(label=texts.button_label("button_window", self._lang), custom_id=PICK_WINDOW, row=2)
         )
 
     @property
@@ -263,13 +264,13 @@ class Picker(discord.ui.View):
         return discord.SelectOption(
             label=_truncate(media.label, 100),
             value=str(index),
-            description=_truncate(render.describe(code, data, self._lang), 100),
+            description=_truncate(texts.describe(code, data, self._lang), 100),
         )
 
     def _mode_options(self) -> list[discord.SelectOption]:
         return [
             discord.SelectOption(
-                label=render.describe(
+                label=texts.describe(
                     "pick_option_mode", {"mode": mode.value, "price": mode.credits_per_frame}, self._lang
                 )[:100],
                 value=mode.value,
@@ -282,26 +283,26 @@ class Picker(discord.ui.View):
         lang = self._lang
         youtube = (self.chosen.youtube_url is not None) or all(m.youtube_url is not None for m in self.choices)
         if self.end is not None:
-            return render.describe("pick_window", {"start": self.start, "end": self.end}, lang)
+            return texts.describe("pick_window", {"start": self.start, "end": self.end}, lang)
         if youtube:
-            return render.describe(
-                "pick_window_needed", {"button": render.bold(render.button_label("button_window", lang))}, lang
+            return texts.describe(
+                "pick_window_needed", {"button": texts.bold(texts.button_label("button_window", lang))}, lang
             )
         if self.start:
-            return render.describe("pick_window_from", {"start": self.start}, lang)
-        return render.describe("pick_window_default", lang=lang)
+            return texts.describe("pick_window_from", {"start": self.start}, lang)
+        return texts.describe("pick_window_default", lang=lang)
 
     def summary(self) -> str:
         """The menu's text: what was right-clicked, what to pick, and the settings it will use."""
         lang = self._lang
-        quoted = render.style_for(lang).quote(self.chosen.label)
+        quoted = texts.style_for(lang).quote(self.chosen.label)
         data = {"video": quoted, "audio": quoted, "author": _author(self.chosen)}
-        heading = render.describe("pick_heading_audio" if self.wanted == "audio" else "pick_heading_video", data, lang)
+        heading = texts.describe("pick_heading_audio" if self.wanted == "audio" else "pick_heading_video", data, lang)
         return "\n".join(
             [
-                render.bold(heading),
-                render.describe(f"pick_choose_{self.wanted}", lang=lang),
-                render.describe("pick_settings", {"mode": self.mode.value, "window": self._window_text()}, lang),
+                texts.bold(heading),
+                texts.describe(f"pick_choose_{self.wanted}", lang=lang),
+                texts.describe("pick_settings", {"mode": self.mode.value, "window": self._window_text()}, lang),
             ]
         )
 
@@ -349,7 +350,7 @@ class Picker(discord.ui.View):
             return
         self.stop()
         try:
-            await self._origin.edit_original_response(content=render.started_text(job, self._lang), view=None)
+            await self._origin.edit_original_response(content=started_text(job, self._lang), view=None)
         except discord.HTTPException as exc:
             log.info("could not close the media menu: %s", exc)
 
@@ -358,7 +359,7 @@ class Picker(discord.ui.View):
         menu = menu_name(MENU_VIDEO if self.chosen.kind == "video" else MENU_VOICE, self._lang)
         try:
             await self._origin.edit_original_response(
-                content=render.describe("pick_expired", {"menu": menu}, self._lang), view=None
+                content=texts.describe("pick_expired", {"menu": menu}, self._lang), view=None
             )
         except discord.HTTPException as exc:
             log.info("could not mark the media menu expired: %s", exc)

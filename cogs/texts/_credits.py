@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.config import QuotaWindow
 from bot.store import SETTLED_STATES, EffectiveLimits, JobRecord, LimitKind
-from cogs.render._style import EN, describe
+from cogs.texts._style import EN, describe
 
 
 def cost_text(job: JobRecord, lang: str = EN) -> str:

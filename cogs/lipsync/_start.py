@@ -12,30 +12,37 @@ import dataclasses
 import logging
 import math
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import discord
 from discord.ext import commands
 
 from bot.errors import InvalidInput, LipsyncError
-from bot.jobs.models import JobRequest
+from bot.jobs.models import JobHooks, JobRequest
 from bot.store import JobRecord
-from cogs import render, role_ids, services_of
+from cogs import role_ids, services_of, texts
 from cogs.errors import refuse_privately, report_error
 from cogs.locale import language_of, locale_of
-
-if TYPE_CHECKING:
-    from cogs.presenter import JobPresenter
 
 log = logging.getLogger(__name__)
 
 COG_NAME = "Lip sync"  # the cog that owns the job presenter (`cogs.lipsync.LipsyncCog`)
 
 
-def presenter_of(client: discord.Client) -> JobPresenter:
+class HooksFor(Protocol):
+    """What starting a job needs of the presenter (`_presenter.JobPresenter`): a new job's hooks.
+
+    A protocol, so starting a job doesn't import the presenter (which imports the status message,
+    which imports the buttons, which start jobs again).
+    """
+
+    def for_interaction(self, interaction: discord.Interaction, status_message_id: int) -> JobHooks: ...
+
+
+def presenter_of(client: discord.Client) -> HooksFor:
     """The presenter of the bot's jobs (status messages and results), held by the lip-sync cog."""
     cog = client.get_cog(COG_NAME) if isinstance(client, commands.bot.BotBase) else None  # Bot or AutoShardedBot
-    presenter: JobPresenter | None = getattr(cog, "presenter", None)
+    presenter: HooksFor | None = getattr(cog, "presenter", None)
     if presenter is None:
         raise RuntimeError("the lip-sync cog isn't loaded")
     return presenter
@@ -67,7 +74,7 @@ async def start_job(interaction: discord.Interaction, request: JobRequest) -> Jo
     except LipsyncError as exc:
         # Refused between the check and now (e.g. a second job in another channel): told to the
         # member alone, and the public reply removed.
-        await refuse_privately(interaction, render.error_text(exc, language_of(interaction)))
+        await refuse_privately(interaction, texts.error_text(exc, language_of(interaction)))
         return None
 
 
@@ -103,19 +110,19 @@ class WindowModal(discord.ui.Modal):
     def __init__(
         self, lang: str, *, on_window: WindowChosen, start: float | None = None, end: float | None = None
     ) -> None:
-        super().__init__(title=render.describe("window_title", lang=lang)[:45], timeout=600, custom_id="window")
+        super().__init__(title=texts.describe("window_title", lang=lang)[:45], timeout=600, custom_id="window")
         self._on_window = on_window
         self.start_input: discord.ui.TextInput[WindowModal] = discord.ui.TextInput(
-            label=render.describe("window_start", lang=lang)[:45],
+            label=texts.describe("window_start", lang=lang)[:45],
             default=_seconds_text(start) or "0",
             custom_id="window:start",
             required=False,
             max_length=12,
         )
         self.end_input: discord.ui.TextInput[WindowModal] = discord.ui.TextInput(
-            label=render.describe("window_end", lang=lang)[:45],
+            label=texts.describe("window_end", lang=lang)[:45],
             default=_seconds_text(end),
-            placeholder=render.describe("window_end_hint", lang=lang)[:100],
+            placeholder=texts.describe("window_end_hint", lang=lang)[:100],
             custom_id="window:end",
             required=False,
             max_length=12,

@@ -8,9 +8,15 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
+import discord
 import pytest
 
-from cogs.views import DYNAMIC_ITEMS, IdButton, Part
+from cogs.buttons import IdButton, Part
+from cogs.lipsync._views import DYNAMIC_ITEMS
+from cogs.manage._forget import ForgetButton
+
+# Every button the bot registers: the job's (`cogs.lipsync`) and `/forget-me`'s (`cogs.manage`).
+ALL_BUTTONS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (*DYNAMIC_ITEMS, ForgetButton)
 
 
 def _samples(part: Part) -> list[int | str]:
@@ -19,7 +25,7 @@ def _samples(part: Part) -> list[int | str]:
 
 def _every_button() -> list[IdButton]:
     buttons: list[IdButton] = []
-    for kind in DYNAMIC_ITEMS:
+    for kind in ALL_BUTTONS:
         assert issubclass(kind, IdButton), f"{kind.__name__} should derive from IdButton"
         values = [_samples(part) for _, part in kind._parts]
         make: Callable[..., IdButton] = kind  # each kind's constructor takes its parts in order
@@ -41,6 +47,6 @@ def test_every_button_is_rebuilt_from_its_own_id(button: IdButton) -> None:
 def test_no_two_kinds_of_button_claim_the_same_id() -> None:
     for button in _every_button():
         claimants: list[Any] = [
-            kind for kind in DYNAMIC_ITEMS if kind.__discord_ui_compiled_template__.fullmatch(button.custom_id)
+            kind for kind in ALL_BUTTONS if kind.__discord_ui_compiled_template__.fullmatch(button.custom_id)
         ]
         assert claimants == [type(button)], button.custom_id

@@ -22,10 +22,12 @@ from bot.errors import InvalidInput, QuotaExceeded
 from bot.jobs.endings import STARTING_REASONS, UNREAD_REASONS
 from bot.jobs.models import JobUpdate
 from bot.store import EffectiveLimits, JobRecord, JobState, LimitKind, MemberHasActiveJobs
-from cogs import render
+from cogs import texts
 from cogs.errors import reply_for
-from cogs.render._style import _UNREAD_REASONS
-from cogs.status import StatusMessage, token_gone
+from cogs.lipsync._status import StatusMessage, token_gone
+from cogs.lipsync._texts import canceled_text, result_text, status_text
+from cogs.manage._texts import grant_text, quota_text
+from cogs.texts._style import _UNREAD_REASONS
 from tests.jobs.test_endings import every_decision
 
 NOW = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
@@ -172,20 +174,20 @@ async def test_terminal_state_is_shown_at_once_and_removes_the_button(clock: Fak
 
 def test_status_text_for_each_kind_of_ending() -> None:
     """Failure says why and what it cost (0, refunded); cancel states the charge; sandbox says how it counts."""
-    failed = render.status_text(update(JobState.FAILED, error_code="magic_hour_no_source_face", sandbox=True))
+    failed = status_text(update(JobState.FAILED, error_code="magic_hour_no_source_face", sandbox=True))
     assert "❌ Failed: Magic Hour couldn't find a face in the video." in failed
     assert "Cost: 0 credits (refunded)." in failed
     assert "Took" not in failed and "took" not in failed  # how long a failure took is noise
-    assert failed.endswith(render.SANDBOX_NOTE)
-    assert "charged to your allowance here; no Magic Hour credits spent" in render.SANDBOX_NOTE
-    canceled = render.status_text(update(JobState.CANCELED, charged_credits=12))
+    assert failed.endswith(texts.SANDBOX_NOTE)
+    assert "charged to your allowance here; no Magic Hour credits spent" in texts.SANDBOX_NOTE
+    canceled = status_text(update(JobState.CANCELED, charged_credits=12))
     assert "Cost: 12 credits, what Magic Hour charged for it." in canceled
-    unknown = render.status_text(update(JobState.FAILED, error_code="unknown_at_magic_hour", charged_credits=45))
+    unknown = status_text(update(JobState.FAILED, error_code="unknown_at_magic_hour", charged_credits=45))
     assert "Cost: 45 credits, counted as spent until the bot's operator checks it with Magic Hour." in unknown
-    quick = render.status_text(update(JobState.DONE, charged_credits=1234, elapsed=0.2))
+    quick = status_text(update(JobState.DONE, charged_credits=1234, elapsed=0.2))
     assert quick.splitlines()[1] == "✅ Done" and "Cost: 1,234 credits." in quick  # no "took 0 s"
     reset = NOW + dt.timedelta(hours=12)
-    running = render.status_text(
+    running = status_text(
         update(
             JobState.RENDERING,
             estimated_credits=45,
@@ -202,29 +204,29 @@ def test_status_text_for_each_kind_of_ending() -> None:
     assert "Estimate: 45 credits." in running
     assert "555" not in running and "left" not in running  # the channel never sees a balance
     assert f"Started <t:{int(NOW.timestamp())}:R>." in running
-    fetching = render.status_text(update(JobState.FETCHING, remaining_credits=600))
+    fetching = status_text(update(JobState.FETCHING, remaining_credits=600))
     assert "Estimate: worked out once the files are checked." in fetching and "600" not in fetching
 
 
 def test_rendering_tells_elapsed_time_and_the_expected_finish() -> None:
     """While Magic Hour renders: how long so far, and when it should be done (or that it is late)."""
     eta = NOW + dt.timedelta(minutes=5)
-    early = render.status_text(update(JobState.RENDERING, elapsed=4.0))
+    early = status_text(update(JobState.RENDERING, elapsed=4.0))
     assert early.splitlines()[1] == "🎬 Rendering at Magic Hour · a few seconds so far"  # no estimate yet: None
-    timed = render.status_text(update(JobState.RENDERING, elapsed=185.0, expected_at=eta))
+    timed = status_text(update(JobState.RENDERING, elapsed=185.0, expected_at=eta))
     assert timed.splitlines()[1] == (
         f"🎬 Rendering at Magic Hour · 3 min so far · should be done <t:{int(eta.timestamp())}:R>"
     )
-    waiting = render.status_text(update(JobState.SUBMITTED, elapsed=40.0, expected_at=eta))
+    waiting = status_text(update(JobState.SUBMITTED, elapsed=40.0, expected_at=eta))
     assert (
         waiting.splitlines()[1]
         == f"🕒 Waiting at Magic Hour · 40 s so far · should be done <t:{int(eta.timestamp())}:R>"
     )
-    late = render.status_text(update(JobState.RENDERING, elapsed=301.0, expected_at=eta))
+    late = status_text(update(JobState.RENDERING, elapsed=301.0, expected_at=eta))
     assert late.splitlines()[1] == "🎬 Rendering at Magic Hour · 5 min so far · taking longer than expected"
-    naive = render.status_text(update(JobState.RENDERING, elapsed=185.0, expected_at=eta.replace(tzinfo=None)))
+    naive = status_text(update(JobState.RENDERING, elapsed=185.0, expected_at=eta.replace(tzinfo=None)))
     assert naive.splitlines()[1] == timed.splitlines()[1]
-    uploading = render.status_text(update(JobState.UPLOADING, elapsed=185.0, expected_at=eta))
+    uploading = status_text(update(JobState.UPLOADING, elapsed=185.0, expected_at=eta))
     assert "so far" not in uploading and "should be done" not in uploading
 
 
@@ -308,19 +310,17 @@ class PrivateInteraction(FakeInteraction):
 def test_result_text() -> None:
     """Re-encodes, links (on buttons, never in the text) and sandbox renders are each called out."""
     done = job(state=JobState.DONE, charged_credits=45)
-    linked = render.result_text(done, sandbox=False, kind="link", linked=True)
+    linked = result_text(done, sandbox=False, kind="link", linked=True)
     assert linked.startswith("<@42>, your lip-sync job #7 is ready. Cost: 45 credits.")
     assert "**Download** button" in linked and "**New link**" in linked and "http" not in linked
-    assert render.SANDBOX_NOTE not in linked
-    unlinked = render.result_text(done, sandbox=False, kind="link", linked=False)
+    assert texts.SANDBOX_NOTE not in linked
+    unlinked = result_text(done, sandbox=False, kind="link", linked=False)
     assert "press **New link** for a download link" in unlinked
     delivering = job(state=JobState.DELIVERING, estimated_credits=50, charged_credits=45)
-    assert "Cost: 45 credits." in render.result_text(
-        delivering, sandbox=False, kind="file"
-    )  # the charge, not the estimate
-    squeezed = render.result_text(done, sandbox=True, kind="compressed", mention=False)
+    assert "Cost: 45 credits." in result_text(delivering, sandbox=False, kind="file")  # the charge, not the estimate
+    squeezed = result_text(done, sandbox=True, kind="compressed", mention=False)
     assert squeezed.startswith("Your lip-sync job #7") and "re-encoded" in squeezed
-    assert squeezed.endswith(render.SANDBOX_NOTE)
+    assert squeezed.endswith(texts.SANDBOX_NOTE)
     assert "no credits spent" not in squeezed  # the sandbox charges the allowance: it says so
 
 
@@ -344,7 +344,7 @@ def test_quota_text_names_source_and_reset() -> None:
         max_active_jobs=1,
         guild=None,
     )
-    text = render.quota_text(balance, QuotaWindow.DAILY)
+    text = quota_text(balance, QuotaWindow.DAILY)
     assert f"Left: **550 credits** · resets <t:{int((NOW + dt.timedelta(days=1)).timestamp())}:R>" in text
     assert "Allowance: 600 credits per day, from the limit for one of your roles." in text
     assert "Extra granted this period: 50 credits." in text
@@ -378,37 +378,37 @@ def limits(**fields: Any) -> EffectiveLimits:
 def test_what_is_left_names_the_pool_or_budget_that_limits_it() -> None:
     """ "Left" is what can really be spent; when a pool or budget is the reason, the member is told which."""
     empty_pool = limits(pool_limit=500, pool_available=-20, remaining=0)
-    text = render.quota_text(empty_pool, QuotaWindow.DAILY)
+    text = quota_text(empty_pool, QuotaWindow.DAILY)
     assert "Left: **0 credits**" in text
     assert "Less than your allowance says: this server's shared pool has 0 credits left." in text
     budget = limits(
         budget_limit=10_000, budget_available=1_500, member_available=12_000, allowance=12_000, remaining=1_500
     )
-    assert "(the bot's overall budget has 1,500 credits left)" in render.left_text(budget, QuotaWindow.WEEKLY)
-    assert "1,500 credits left this week" in render.left_text(budget, QuotaWindow.WEEKLY)
+    assert "(the bot's overall budget has 1,500 credits left)" in texts.left_text(budget, QuotaWindow.WEEKLY)
+    assert "1,500 credits left this week" in texts.left_text(budget, QuotaWindow.WEEKLY)
     taken = limits(granted=-100, member_available=500, remaining=500)
-    assert "Taken back this period: 100 credits." in render.quota_text(taken, QuotaWindow.DAILY)
-    assert "-100" not in render.quota_text(taken, QuotaWindow.DAILY)
+    assert "Taken back this period: 100 credits." in quota_text(taken, QuotaWindow.DAILY)
+    assert "-100" not in quota_text(taken, QuotaWindow.DAILY)
 
 
 def test_grant_answers_say_what_really_happened() -> None:
     """Grants, take-backs clamped to what could be taken, and nothing to take: each in its own words."""
     after = limits(remaining=0, granted=-100, member_available=0)
-    clamped = render.grant_text(42, -500, -100, after, QuotaWindow.DAILY)
+    clamped = grant_text(42, -500, -100, after, QuotaWindow.DAILY)
     assert clamped.startswith("Took back 100 credits from <@42>, all that could be taken (you asked for 500 credits)")
     assert clamped.endswith("they have 0 credits left.")
-    exact = render.grant_text(42, -100, -100, after, QuotaWindow.DAILY)
+    exact = grant_text(42, -100, -100, after, QuotaWindow.DAILY)
     assert exact.startswith("Took back 100 credits from <@42> for this period")
-    nothing = render.grant_text(42, -10, None, after, QuotaWindow.DAILY)
+    nothing = grant_text(42, -10, None, after, QuotaWindow.DAILY)
     assert nothing == "<@42> has no credits that can be taken back today: their allowance and grants are already at 0."
     pooled = limits(remaining=5, granted=1_000, member_available=1_600, pool_available=5, pool_limit=100)
-    given = render.grant_text(42, 1_000, 1_000, pooled, QuotaWindow.DAILY)
+    given = grant_text(42, 1_000, 1_000, pooled, QuotaWindow.DAILY)
     assert given.startswith("Granted 1,000 credits to <@42> for this period (it resets <t:")
     assert given.endswith("they have 5 credits left (this server's shared pool has 5 credits left).")
 
 
 def test_mode_labels_carry_the_price() -> None:
-    assert [render.mode_label(m) for m in GenerationMode] == [
+    assert [texts.mode_label(m) for m in GenerationMode] == [
         "lite — 1 credit/frame",
         "standard — 1 credit/frame",
         "pro — 2 credits/frame",
@@ -416,8 +416,8 @@ def test_mode_labels_carry_the_price() -> None:
 
 
 def test_long_texts_are_clipped_to_discords_limit() -> None:
-    text = render.status_text(update(JobState.FAILED, error_code="magic_hour_error", error_data={"detail": "x" * 5000}))
-    assert len(text) == render.MAX_CONTENT and text.endswith("…")
+    text = status_text(update(JobState.FAILED, error_code="magic_hour_error", error_data={"detail": "x" * 5000}))
+    assert len(text) == texts.MAX_CONTENT and text.endswith("…")
 
 
 def test_error_replies(caplog: pytest.LogCaptureFixture) -> None:
@@ -465,12 +465,10 @@ def test_token_gone(status: int, code: int, gone: bool) -> None:
 )
 def test_a_failure_reason_never_contradicts_what_the_job_cost(code: str) -> None:
     """Magic Hour may charge for a render it stopped: the reason says why, the cost line alone says what it cost."""
-    charged = render.status_text(
-        update(JobState.FAILED, error_code=code, error_data={"minutes": 30}, charged_credits=12)
-    )
+    charged = status_text(update(JobState.FAILED, error_code=code, error_data={"minutes": 30}, charged_credits=12))
     assert "Cost: 12 credits, what Magic Hour charged for it." in charged
     assert "nothing was charged" not in charged.lower() and "no credits" not in charged.lower()
-    free = render.status_text(update(JobState.FAILED, error_code=code, error_data={"minutes": 30}))
+    free = status_text(update(JobState.FAILED, error_code=code, error_data={"minutes": 30}))
     assert "Cost: 0 credits (refunded)." in free
 
 
@@ -479,13 +477,13 @@ def test_a_job_unknown_at_magic_hour_says_so_until_the_operator_reconciles_it() 
     unknown = job(
         state=JobState.FAILED, error_code="unknown_at_magic_hour", error_data={"reserved": 45}, charged_credits=45
     )
-    assert render.cost_text(unknown) == (
+    assert texts.cost_text(unknown) == (
         "Cost: 45 credits, counted as spent until the bot's operator checks it with Magic Hour."
     )
     reconciled = unknown.model_copy(
         update={"error_data": {"reserved": 45, "reconciled_charge": 30}, "charged_credits": 30}
     )
-    assert render.cost_text(reconciled) == "Cost: 30 credits, what Magic Hour charged for it."
+    assert texts.cost_text(reconciled) == "Cost: 30 credits, what Magic Hour charged for it."
 
 
 @pytest.mark.parametrize(
@@ -503,7 +501,7 @@ def test_a_job_unknown_at_magic_hour_says_so_until_the_operator_reconciles_it() 
 def test_a_job_unknown_at_magic_hour_gives_the_right_reason(data: dict[str, Any], says: str, cost: str) -> None:
     """Why its fate is unknown (starting it, or reading it later), and once reconciled, that it was checked."""
     charged = data.get("reconciled_charge", data["reserved"])
-    text = render.status_text(
+    text = status_text(
         update(JobState.FAILED, error_code="unknown_at_magic_hour", error_data=data, charged_credits=charged)
     )
     assert says in text and cost in text, text
@@ -519,16 +517,16 @@ def test_a_cancel_that_ended_unknown_says_why() -> None:
         error_data={"reserved": 45, "reason": "canceled_unreadable"},
         charged_credits=45,
     )
-    text = render.canceled_text(ended)
+    text = canceled_text(ended)
     assert "couldn't be reached to learn how this job ended" in text and "counted as spent" in text
 
 
 def test_a_cancel_magic_hour_has_not_confirmed_says_so_in_every_language() -> None:
     """The member hears the stop is asked for, not yet confirmed, and that a finished render still reaches them."""
     stopping = job(state=JobState.RENDERING, project_id="p1")
-    assert "hasn't confirmed yet" in render.canceled_text(stopping)
+    assert "hasn't confirmed yet" in canceled_text(stopping)
     for lang in ("es", "pt-BR"):
-        text = render.canceled_text(stopping, lang)
+        text = canceled_text(stopping, lang)
         assert f"#{stopping.id}" in text and "Magic Hour" in text and "hasn't" not in text
 
 
@@ -543,7 +541,7 @@ def test_every_reason_a_job_ends_unknown_for_is_worded() -> None:
         unread = job(
             state=JobState.FAILED, error_code="unknown_at_magic_hour", error_data={"reason": reason, "reserved": 45}
         )
-        worded = render.failure_text(unread)
+        worded = texts.failure_text(unread)
         assert ("couldn't be reached" in worded) is (reason in UNREAD_REASONS), (reason, worded)
 
 
@@ -564,8 +562,8 @@ def outside_code_spans(text: str) -> str:
 )
 def test_a_job_name_is_plain_text_in_the_bots_public_messages(name: str) -> None:
     """A member's name for a job never becomes a link, a mention or formatting in the bot's own words."""
-    rendering = render.status_text(update(JobState.RENDERING, name=name))
-    done = render.result_text(job(state=JobState.DONE, name=name, charged_credits=45), sandbox=False, kind="file")
+    rendering = status_text(update(JobState.RENDERING, name=name))
+    done = result_text(job(state=JobState.DONE, name=name, charged_credits=45), sandbox=False, kind="file")
     for text in (rendering, done):
         rest = outside_code_spans(text)
         assert "evil" not in rest and "://" not in rest and "@everyone" not in rest and "<@&" not in rest, text

@@ -15,7 +15,7 @@ import pytest
 import simcord
 
 from bot.store import JobState
-from cogs.picker import MENU_VIDEO, MENU_VOICE, PICK_MEDIA, PICK_MODE, PICK_WINDOW
+from cogs.lipsync._picker import MENU_VIDEO, MENU_VOICE, PICK_MEDIA, PICK_MODE, PICK_WINDOW
 from tests.cogs.conftest import VOICE_MESSAGE_NAME, Harness
 
 

@@ -34,7 +34,7 @@ from bot.jobs.models import JobUpdate
 from bot.jobs.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from bot.store import JobState
 from bot.store.renders import RenderSample
-from cogs.status import StatusMessage
+from cogs.lipsync._status import StatusMessage
 from tests.cogs.conftest import Harness
 
 LITE = GenerationMode.LITE

@@ -14,8 +14,8 @@ import discord
 from bot.jobs.models import JobHooks, JobUpdate
 from bot.services import Services
 from bot.store import JobRecord
-from cogs.results import ResultPoster
-from cogs.status import DEFAULT_MIN_INTERVAL, StatusMessage
+from cogs.lipsync._results import ResultPoster
+from cogs.lipsync._status import DEFAULT_MIN_INTERVAL, StatusMessage
 
 log = logging.getLogger(__name__)
 

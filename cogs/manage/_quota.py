@@ -10,12 +10,13 @@ from discord.ext import commands
 
 from bot.config import QuotaWindow
 from bot.store import Store
-from cogs import render, role_ids
+from cogs import role_ids
 from cogs.locale import language_of
-from cogs.views import forget_view
+from cogs.manage._forget import forget_view
+from cogs.manage._texts import forget_prompt, quota_text
 
 if TYPE_CHECKING:
-    from bot.app import LipsyncBot
+    pass
 
 
 class QuotaCog(commands.Cog, name="Quota"):
@@ -30,7 +31,7 @@ class QuotaCog(commands.Cog, name="Quota"):
     async def quota(self, interaction: discord.Interaction) -> None:
         """Show the member's balance, the limit that applies and the reset time (only they see it)."""
         balance = await self.store.quota.limits(interaction.guild_id, interaction.user.id, role_ids(interaction.user))
-        text = render.quota_text(balance, self.window, language_of(interaction))
+        text = quota_text(balance, self.window, language_of(interaction))
         await interaction.response.send_message(text, ephemeral=True)
 
     @app_commands.command(name="forget-me", description="Delete your lip-sync data in this server.")
@@ -39,10 +40,5 @@ class QuotaCog(commands.Cog, name="Quota"):
         """Explain what will be deleted and ask for a confirmation click; nothing is deleted yet."""
         lang = language_of(interaction)
         await interaction.response.send_message(
-            render.forget_prompt(lang), view=forget_view(interaction.user.id, lang), ephemeral=True
+            forget_prompt(lang), view=forget_view(interaction.user.id, lang), ephemeral=True
         )
-
-
-async def setup(bot: LipsyncBot) -> None:
-    """Add the cog, built from the bot's services."""
-    await bot.add_cog(QuotaCog(bot.services.store, bot.settings.quota_window))

@@ -1,6 +1,6 @@
 """How a job shows up in Discord: its live status message (`StatusMessage`, a `ProgressSink`).
 
-The result goes out through `cogs.results.ResultPoster`; `cogs.presenter.JobPresenter` builds both,
+The result goes out through `cogs.lipsync._results.ResultPoster`; `cogs.lipsync._presenter.JobPresenter` builds both,
 for a job started by a slash command (with its interaction) or for one resumed after a restart
 (from the ids stored in its record). docs/design-notes.md, "The status message", says which token
 edits it when, and what the channel may see.
@@ -19,7 +19,9 @@ import discord
 from bot.clock import Clock
 from bot.jobs.models import JobUpdate
 from bot.store import JobRecord
-from cogs import render, views
+from cogs import texts
+from cogs.lipsync import _views as views
+from cogs.lipsync._texts import is_refusal, job_language, not_started_public, not_started_text, status_text
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +29,7 @@ log = logging.getLogger(__name__)
 DEFAULT_MIN_INTERVAL = 3.0
 # Refresh the status of a job waiting on Magic Hour this often (never more often than the edit
 # interval), so its elapsed time and expected finish move on. An edit is made only when the words
-# change, which, with `render.coarse_duration`, is about once a minute.
+# change, which, with `texts.coarse_duration`, is about once a minute.
 DEFAULT_TICK = 15.0
 # Stop using an interaction token this long before Discord's 15 minutes run out.
 TOKEN_MARGIN = dt.timedelta(seconds=60)
@@ -60,7 +62,7 @@ class StatusMessage:
     Updates arriving less than `min_interval` seconds (on `clock`) after the last edit are
     coalesced: a single delayed edit later shows the newest one. Terminal states (done, failed,
     canceled) are shown at once and replace the Cancel button with the ways to run the job again
-    (`views.final_view`), if any; a refusal (`render.is_refusal`) is
+    (`views.final_view`), if any; a refusal (`is_refusal`) is
     told to the member privately and the message removed. While the job waits on Magic Hour the
     message is refreshed every `tick` seconds, with the elapsed time moved on by the clock.
     """
@@ -118,7 +120,7 @@ class StatusMessage:
         self._stop_ticking()
         if update.job.state.terminal:
             self._cancel_pending()
-            if render.is_refusal(update.job):
+            if is_refusal(update.job):
                 await self._end_privately(update.job)
             else:
                 await self._flush()
@@ -168,7 +170,7 @@ class StatusMessage:
 
     def _keep_ticking(self) -> None:
         update = self._latest
-        if self._closed or update is None or update.job.state not in render.TIMED_STATES:
+        if self._closed or update is None or update.job.state not in texts.TIMED_STATES:
             return
         self._stop_ticking()
         due = self._clock.monotonic() + self._tick_every
@@ -188,7 +190,7 @@ class StatusMessage:
             update = self._now_showing()
             if update is None or self._ended_privately:
                 return
-            content = render.status_text(update)
+            content = status_text(update)
             if content == self._shown:
                 self._keep_ticking()
                 return
@@ -197,7 +199,7 @@ class StatusMessage:
                 # A finished job offers to run again from its uploaded files (while Magic Hour keeps them).
                 view = views.final_view(job, self._clock.now())
             else:
-                view = views.status_view(job.id, render.job_language(job))
+                view = views.status_view(job.id, job_language(job))
             try:
                 await self._show(update.job.id, content, view)
             except discord.HTTPException as exc:
@@ -256,12 +258,12 @@ class StatusMessage:
         async with self._lock:
             # Set first: an edit already waiting for the lock (a refresh) must not write the refusal out.
             self._ended_privately = True
-            text = render.not_started_text(job)
+            text = not_started_text(job)
             told = await self._tell_ephemerally(job, text) or await self._tell_by_dm(job, text)
             if told and await self._remove(job.id):
                 return
             try:
-                await self._show(job.id, render.not_started_public(job), None)
+                await self._show(job.id, not_started_public(job), None)
             except discord.HTTPException as exc:
                 log.warning("job %s: could not update the status message: %s", job.id, exc)
 
@@ -273,7 +275,7 @@ class StatusMessage:
             if self._shown is None:
                 # A reply still "thinking" would turn the next followup into itself, in public.
                 await interaction.edit_original_response(
-                    content=render.not_started_public(job), view=None, allowed_mentions=NO_MENTIONS
+                    content=not_started_public(job), view=None, allowed_mentions=NO_MENTIONS
                 )
             await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
         except discord.HTTPException as exc:

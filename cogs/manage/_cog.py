@@ -18,11 +18,12 @@ from bot.app import Refused
 from bot.config import GenerationMode, Settings
 from bot.errors import InvalidInput, NotAllowed
 from bot.store import Store
-from cogs import render, role_ids
+from cogs import role_ids, texts
 from cogs.locale import language_of
+from cogs.manage._texts import grant_text, settings_text, usage_text
 
 if TYPE_CHECKING:
-    from bot.app import LipsyncBot
+    pass
 
 # Discord refuses numbers outside these before the bot sees them; the store checks them again.
 Credits = app_commands.Range[int, 0, bounds.MAX_CREDITS]
@@ -38,12 +39,12 @@ def _guild_id(interaction: discord.Interaction) -> int:
 
 
 def _per(settings: Settings, interaction: discord.Interaction) -> str:
-    return render.per_window(settings.quota_window, language_of(interaction))
+    return texts.per_window(settings.quota_window, language_of(interaction))
 
 
 def _say(interaction: discord.Interaction, code: str, data: dict[str, object] | None = None) -> str:
     """The catalogue's sentence for `code`, in the language of the manager who asked."""
-    return render.describe(code, data, language_of(interaction))
+    return texts.describe(code, data, language_of(interaction))
 
 
 @app_commands.guild_only()
@@ -152,7 +153,7 @@ class ManageCog(commands.GroupCog, group_name="lipsync-admin", group_description
         taken = entry.amount if entry is not None else None
         await self._reply(
             interaction,
-            render.grant_text(member.id, credits, taken, balance, self.settings.quota_window, language_of(interaction)),
+            grant_text(member.id, credits, taken, balance, self.settings.quota_window, language_of(interaction)),
         )
 
     @app_commands.command(name="modes", description="Choose which generation modes members may use here")
@@ -201,7 +202,7 @@ class ManageCog(commands.GroupCog, group_name="lipsync-admin", group_description
     async def usage(self, interaction: discord.Interaction) -> None:
         """Show this period's usage: totals, by member and by mode, and jobs whose fate at Magic Hour is unknown."""
         report = await self.store.quota.usage(_guild_id(interaction))
-        await self._reply(interaction, render.usage_text(report, lang=language_of(interaction)))
+        await self._reply(interaction, usage_text(report, lang=language_of(interaction)))
 
     @app_commands.command(name="settings", description="Show the limits and modes that apply here")
     async def show_settings(self, interaction: discord.Interaction) -> None:
@@ -209,7 +210,7 @@ class ManageCog(commands.GroupCog, group_name="lipsync-admin", group_description
         guild_id = _guild_id(interaction)
         await self._reply(
             interaction,
-            render.settings_text(
+            settings_text(
                 await self.store.limits.guild_settings(guild_id),
                 default_member_credits=self.settings.default_member_credits,
                 allowed_modes=self.settings.allowed_modes,
@@ -221,8 +222,3 @@ class ManageCog(commands.GroupCog, group_name="lipsync-admin", group_description
                 lang=language_of(interaction),
             ),
         )
-
-
-async def setup(bot: LipsyncBot) -> None:
-    """Add the cog, built from the bot's services."""
-    await bot.add_cog(ManageCog(bot.services.store, bot.settings))

@@ -19,8 +19,10 @@ from bot import media
 from bot.jobs.models import Delivery, LinkProvider
 from bot.ops.metrics import metrics_of
 from bot.store import JobRecord
-from cogs import render, views
-from cogs.status import NO_MENTIONS, StatusMessage, token_alive
+from cogs import texts
+from cogs.lipsync import _views as views
+from cogs.lipsync._status import NO_MENTIONS, StatusMessage, token_alive
+from cogs.lipsync._texts import job_language, result_text
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +93,7 @@ class ResultPoster:
     ) -> Delivery:
         payload = await self._payload(job, result, interaction.filesize_limit)
         file, view = _message_parts(job, payload)
-        content = render.result_text(job, sandbox=sandbox, kind=payload.kind, linked=_has_button(payload))
+        content = result_text(job, sandbox=sandbox, kind=payload.kind, linked=_has_button(payload))
         message = await interaction.followup.send(
             content, file=file, view=view, wait=True, allowed_mentions=only_mentioning(job.user_id)
         )
@@ -102,7 +104,7 @@ class ResultPoster:
         guild = self._client.get_guild(self._guild_id) if self._guild_id is not None else None
         limit = guild.filesize_limit if guild is not None else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
         payload = await self._payload(job, result, limit)
-        content = render.result_text(job, sandbox=sandbox, kind=payload.kind, linked=_has_button(payload))
+        content = result_text(job, sandbox=sandbox, kind=payload.kind, linked=_has_button(payload))
         channel = self._client.get_partial_messageable(self._channel_id, guild_id=self._guild_id)
         file, view = _message_parts(job, payload)
         message = await channel.send(
@@ -129,9 +131,7 @@ class ResultPoster:
     async def _send_dm(self, job: JobRecord, result: Path | None, *, sandbox: bool) -> Delivery:
         user = self._client.get_user(self._user_id) or await self._client.fetch_user(self._user_id)
         payload = await self._payload(job, result, discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES)
-        content = render.result_text(
-            job, sandbox=sandbox, kind=payload.kind, linked=_has_button(payload), mention=False
-        )
+        content = result_text(job, sandbox=sandbox, kind=payload.kind, linked=_has_button(payload), mention=False)
         file, view = _message_parts(job, payload)
         message = await user.send(content, file=file, view=view, allowed_mentions=NO_MENTIONS)
         return Delivery(kind="dm", message_id=message.id, detail=payload.kind)
@@ -158,7 +158,7 @@ class ResultPoster:
 
 def _has_button(payload: _Payload) -> bool:
     # Discord refuses link buttons with URLs over 512 characters: then only New link is offered.
-    return payload.link is not None and len(payload.link) <= render.MAX_BUTTON_URL
+    return payload.link is not None and len(payload.link) <= texts.MAX_BUTTON_URL
 
 
 def _message_parts(job: JobRecord, payload: _Payload) -> tuple[discord.File, discord.ui.View]:
@@ -169,7 +169,7 @@ def _message_parts(job: JobRecord, payload: _Payload) -> tuple[discord.File, dis
         # The name the member downloads: the engine names results "lipsync-<id>.mp4" (or "sandbox-…").
         file = discord.File(payload.file, filename=_download_name(payload.file))
     else:
-        view = views.link_view(job.id, payload.link if _has_button(payload) else None, render.job_language(job))
+        view = views.link_view(job.id, payload.link if _has_button(payload) else None, job_language(job))
     return file, view
 
 

@@ -1,14 +1,17 @@
-"""A job's status message, its result, and the answers about one job."""
+"""Texts of a job's life in Discord: status, result, refusal, cancel, the member's jobs, queue and panel."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from bot import words
-from bot.jobs.models import JobUpdate
-from bot.store import UNKNOWN_AT_MAGIC_HOUR, JobRecord, JobState
-from cogs.render._credits import cost_text
-from cogs.render._style import (
+from bot.config import QuotaWindow
+from bot.jobs.models import JobUpdate, QueueSnapshot
+from bot.store import UNKNOWN_AT_MAGIC_HOUR, EffectiveLimits, JobRecord, JobState
+from cogs.texts._credits import cost_short, cost_text, grant_line, left_text
+from cogs.texts._style import (
     _STATE_EMOJI,
     DISCORD,
     EN,
@@ -17,10 +20,13 @@ from cogs.render._style import (
     bold,
     button_label,
     coarse_duration,
+    command_name,
     describe,
+    discord_timestamp,
     duration,
     failure_text,
     jump_url,
+    option_name,
     sandbox_note,
     state_label,
     style_for,
@@ -190,3 +196,97 @@ def canceled_text(job: JobRecord, lang: str = EN) -> str:
 def started_text(job: JobRecord, lang: str = EN) -> str:
     """The private note under a picker once its job started."""
     return describe("pick_started", {"job": job.id}, lang)
+
+
+def _job_line(job: JobRecord, lang: str) -> str:
+    style = style_for(lang)
+    source = style.quote(job.video_filename) if job.video_filename else "YouTube"
+    audio = style.quote(job.audio_filename or describe("audio_fallback", lang=lang))
+    cost = cost_short(job, lang)
+    price = f" · {cost}" if cost else ""
+    return (
+        f"`#{job.id}` {state_label(job.state, lang)} · {job.mode.value}{price} · "
+        f"{discord_timestamp(job.created_at)} · {source} + {audio}"
+    )
+
+
+def jobs_text(jobs: Sequence[JobRecord], lang: str = EN) -> str:
+    """A member's recent jobs, newest first, one line each (private)."""
+    if not jobs:
+        return describe("jobs_none", lang=lang)
+    lines = [bold(describe("jobs_heading", lang=lang))]
+    for job in jobs:
+        line = _job_line(job, lang)
+        if job.state is JobState.FAILED and job.error_code:
+            line += f"\n  ↳ {failure_text(job, lang)}"
+        lines.append(line)
+    number = describe("jobs_number", lang=lang)
+    cancel = f"`/{command_name('cancel', lang)} {option_name('job_id', lang, 'cancel')}:<{number}>`"
+    lines.append(describe("jobs_cancel_hint", {"cancel": cancel}, lang))
+    return _clip("\n".join(lines))
+
+
+def _queue_summary(snapshot: QueueSnapshot, lang: str) -> str:
+    busy = describe("queue_slots", {"in_flight": snapshot.in_flight, "capacity": snapshot.capacity}, lang)
+    if snapshot.waiting == 0:
+        return f"{busy}, {describe('queue_nobody_waiting', lang=lang)}"
+    return f"{busy}, {describe('queue_some_waiting', {'waiting': snapshot.waiting}, lang)}"
+
+
+def _where(job: JobRecord, position: int | None, lang: str) -> str:
+    if position is not None:
+        return describe("queue_position", {"position": position}, lang)
+    return state_label(job.state, lang)
+
+
+def queue_text(snapshot: QueueSnapshot, mine: Sequence[tuple[JobRecord, int | None]], lang: str = EN) -> str:
+    """`/queue`: how busy the bot is, and where each of the member's running jobs stands."""
+    lines = [f"{bold(describe('queue_heading', lang=lang))}: {_queue_summary(snapshot, lang)}."]
+    if not mine:
+        lines.append(describe("queue_none_running", lang=lang))
+    for job, position in mine:
+        lines.append(f"`#{job.id}` {_where(job, position, lang)}")
+    return _clip("\n".join(lines))
+
+
+@dataclass(frozen=True)
+class RunningJob:
+    """One of the member's running jobs, as the panel shows it."""
+
+    job: JobRecord
+    position: int | None  # place in the bot's queue; None once it holds a slot
+    elapsed: float  # seconds since it was asked for
+
+
+def panel_text(
+    balance: EffectiveLimits,
+    window: QuotaWindow,
+    running: Sequence[RunningJob],
+    snapshot: QueueSnapshot,
+    lang: str = EN,
+) -> str:
+    """`/lipsync-status`: the member's credits, running jobs and the queue, in one private panel."""
+    lines = [
+        bold(describe("panel_heading", lang=lang)),
+        describe("panel_credits", {"left": bold(left_text(balance, window, lang))}, lang),
+    ]
+    grants = grant_line(balance, lang)
+    if grants:
+        lines.append(grants)
+    if not running:
+        lines.append(describe("panel_none_running", {"max": balance.max_active_jobs}, lang))
+    else:
+        lines.append(describe("panel_running", {"count": len(running), "max": balance.max_active_jobs}, lang))
+        for item in running:
+            job = item.job
+            cost = cost_short(job, lang)
+            parts = [
+                f"`#{job.id}`{_name(job)} {_where(job, item.position, lang)}",
+                describe("progress_so_far", {"elapsed": coarse_duration(item.elapsed, lang)}, lang),
+            ]
+            if cost:
+                parts.append(cost)
+            lines.append("• " + " · ".join(parts))
+    lines.append(describe("panel_queue", {"queue": _queue_summary(snapshot, lang)}, lang))
+    lines.append(describe("panel_more", lang=lang))
+    return _clip("\n".join(lines))

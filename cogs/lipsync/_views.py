@@ -1,9 +1,8 @@
-"""Buttons that keep working after a restart.
+"""A job's buttons (cancel, new link, again, the panel's refresh), which keep working after a restart.
 
-Each button is an `IdButton`, a `discord.ui.DynamicItem`: everything it needs (a job id, a member
-id) is in its custom id, and discord.py rebuilds it from that id whenever it is clicked, in
-whichever process is running then. `bot.app` registers them with `add_dynamic_items` in `setup_hook`. Clicks reach
-the engine and the store through `cogs.services_of(interaction.client)`.
+Each is an `IdButton` (`cogs.buttons`): discord.py rebuilds it from its custom id whenever it is
+clicked, in whichever process is running then. Clicks reach the engine and the store through
+`cogs.services_of(interaction.client)`.
 
 Labels are in the language of whoever the message is for (a job's buttons: its member's); a
 rebuilt button needs no label, only its id. `AgainButton` runs a finished job again from the
@@ -13,62 +12,19 @@ files it uploaded (`bot.jobs.rerun`), for its owner only.
 from __future__ import annotations
 
 import datetime as dt
-import re
-from collections.abc import Callable, Mapping
-from enum import StrEnum
-from typing import Any, ClassVar, Self
+from typing import Any
 
 import discord
 
 from bot.errors import InvalidInput, NotAllowed
 from bot.jobs.rerun import Again, offers, rerun_request
 from bot.store import JobRecord, JobState
-from cogs import render, role_ids, services_of
+from cogs import role_ids, services_of, texts
+from cogs.buttons import IdButton
 from cogs.errors import report_error
+from cogs.lipsync._start import WindowModal, start_job
+from cogs.lipsync._texts import RunningJob, canceled_text, fresh_link_text, job_language, panel_text
 from cogs.locale import language_of
-from cogs.start import WindowModal, start_job
-
-Button = discord.ui.Button[discord.ui.View]
-# How a part of a custom id is read back: a number, or one of a set of words.
-Part = type[int] | type[StrEnum]
-
-
-def _pattern(part: Part) -> str:
-    if issubclass(part, StrEnum):
-        return "|".join(re.escape(word) for word in part)
-    return "[0-9]+"
-
-
-class IdButton(discord.ui.DynamicItem[Button], template=r"lipsync:[a-z]+(?::[0-9a-z]+)*"):
-    """A button whose custom id, `lipsync:<action>:<part>…`, carries everything it needs.
-
-    A subclass names its action and its parts (`action="cancel", parts={"job": int}`); the
-    template, the custom id and the rebuilding from a click follow from them. Its constructor takes
-    the parts in that order (then its label), so a click rebuilds it from its id alone.
-    """
-
-    # This base is never registered: its template is only the shape every subclass's id has.
-    _action: ClassVar[str]
-    _parts: ClassVar[tuple[tuple[str, Part], ...]]
-
-    def __init_subclass__(cls, *, action: str, parts: Mapping[str, Part] | None = None) -> None:
-        cls._action = action
-        cls._parts = tuple((parts or {}).items())
-        groups = (f"(?P<{name}>{_pattern(part)})" for name, part in cls._parts)
-        super().__init_subclass__(template=":".join(("lipsync", action, *groups)))
-
-    def __init__(self, *parts: int | str, label: str, style: discord.ButtonStyle) -> None:
-        custom_id = ":".join(("lipsync", self._action, *(str(part) for part in parts)))
-        super().__init__(discord.ui.Button(label=label, style=style, custom_id=custom_id))
-
-    @classmethod
-    async def from_custom_id(
-        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str], /
-    ) -> Self:
-        """Rebuild the button from its custom id: each part read back as its type."""
-        # The subclass's constructor, not this base's: it takes the parts, with a default label.
-        rebuild: Callable[..., Self] = cls
-        return rebuild(*(part(match[name]) for name, part in cls._parts))
 
 
 class CancelButton(IdButton, action="cancel", parts={"job": int}):
@@ -100,31 +56,12 @@ class NewLinkButton(IdButton, action="link", parts={"job": int}):
             job = await engine.allow_link(self.job_id, by_user_id=interaction.user.id, manager_of=manages)
             await interaction.response.defer(ephemeral=True, thinking=True)
             url = await engine.fresh_download_url(job)
-            button = len(url) <= render.MAX_BUTTON_URL
+            button = len(url) <= texts.MAX_BUTTON_URL
             lang = language_of(interaction)
             await interaction.edit_original_response(
-                content=render.fresh_link_text(self.job_id, button=button, url=url, lang=lang),
+                content=fresh_link_text(self.job_id, button=button, url=url, lang=lang),
                 view=download_view(url, lang) if button else None,
             )
-        except Exception as exc:
-            await report_error(interaction, exc)
-
-
-class ForgetButton(IdButton, action="forget", parts={"user": int}):
-    """The confirmation under `/forget-me`: deletes the member's data in this server."""
-
-    def __init__(self, user_id: int, *, label: str = "Delete my data") -> None:
-        super().__init__(user_id, label=label, style=discord.ButtonStyle.danger)
-        self.user_id = user_id
-
-    async def callback(self, interaction: discord.Interaction) -> None:
-        """Delete the data of the member named in the button, if they are the one pressing it."""
-        try:
-            if interaction.user.id != self.user_id or interaction.guild_id is None:
-                raise NotAllowed("forget_not_owner")
-            report = await services_of(interaction.client).store.delete_member_data(interaction.guild_id, self.user_id)
-            text = render.forgotten_text(report, language_of(interaction))
-            await interaction.response.edit_message(content=text, view=None)
         except Exception as exc:
             await report_error(interaction, exc)
 
@@ -198,10 +135,10 @@ class AgainButton(IdButton, action="again", parts={"job": int, "how": Again}):
 _AGAIN_LABELS = {Again.PRO: "button_again_pro", Again.WINDOW: "button_again_window", Again.RETRY: "button_retry"}
 
 
-def status_view(job_id: int, lang: str = render.EN) -> discord.ui.View:
+def status_view(job_id: int, lang: str = texts.EN) -> discord.ui.View:
     """The buttons under a running job's status message."""
     view = discord.ui.View(timeout=None)
-    view.add_item(CancelButton(job_id, label=render.button_label("button_cancel", lang)))
+    view.add_item(CancelButton(job_id, label=texts.button_label("button_cancel", lang)))
     return view
 
 
@@ -210,24 +147,24 @@ def final_view(job: JobRecord, now: dt.datetime) -> discord.ui.View | None:
     ways = offers(job, now)
     if not ways:
         return None
-    lang = render.job_language(job)
+    lang = job_language(job)
     view = discord.ui.View(timeout=None)
     for how in ways:
-        view.add_item(AgainButton(job.id, how, label=render.button_label(_AGAIN_LABELS[how], lang)))
+        view.add_item(AgainButton(job.id, how, label=texts.button_label(_AGAIN_LABELS[how], lang)))
     return view
 
 
-def link_view(job_id: int, url: str | None = None, lang: str = render.EN) -> discord.ui.View:
+def link_view(job_id: int, url: str | None = None, lang: str = texts.EN) -> discord.ui.View:
     """The buttons under a result that was too large to attach: Download (when given a link) and New link."""
     view = discord.ui.View(timeout=None) if url is None else download_view(url, lang)
-    view.add_item(NewLinkButton(job_id, label=render.button_label("button_new_link", lang)))
+    view.add_item(NewLinkButton(job_id, label=texts.button_label("button_new_link", lang)))
     return view
 
 
-def download_view(url: str, lang: str = render.EN) -> discord.ui.View:
+def download_view(url: str, lang: str = texts.EN) -> discord.ui.View:
     """A Download button: the signed link stays on the button, never in the message's text."""
     view = discord.ui.View(timeout=None)
-    label = render.button_label("button_download", lang)
+    label = texts.button_label("button_download", lang)
     view.add_item(discord.ui.Button(label=label, style=discord.ButtonStyle.link, url=url))
     return view
 
@@ -249,7 +186,7 @@ async def panel(interaction: discord.Interaction) -> tuple[str, discord.ui.View]
     recent = await services.store.jobs.recent_for_member(guild_id, user.id, MAX_PANEL_BUTTONS)
     now = services.clock.now()
     running = [
-        render.RunningJob(
+        RunningJob(
             job=job,
             position=services.engine.queue_position(job.id),
             elapsed=max(0.0, (now - job.created_at).total_seconds()),
@@ -258,27 +195,19 @@ async def panel(interaction: discord.Interaction) -> tuple[str, discord.ui.View]
         if not job.state.terminal
     ]
     window = services.settings.quota_window
-    text = render.panel_text(balance, window, running, services.engine.queue_snapshot(), lang)
+    text = panel_text(balance, window, running, services.engine.queue_snapshot(), lang)
     view = discord.ui.View(timeout=None)
     for item in running:
         if item.job.state not in (JobState.DOWNLOADING, JobState.DELIVERING):  # too late to cancel those
-            label = render.button_label("button_cancel_job", lang, job=item.job.id)
+            label = texts.button_label("button_cancel_job", lang, job=item.job.id)
             view.add_item(CancelButton(item.job.id, label=label))
-    view.add_item(RefreshPanelButton(label=render.button_label("button_refresh", lang)))
+    view.add_item(RefreshPanelButton(label=texts.button_label("button_refresh", lang)))
     return text, view
-
-
-def forget_view(user_id: int, lang: str = render.EN) -> discord.ui.View:
-    """The confirmation button for `/forget-me`."""
-    view = discord.ui.View(timeout=None)
-    view.add_item(ForgetButton(user_id, label=render.button_label("button_forget", lang)))
-    return view
 
 
 DYNAMIC_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (
     CancelButton,
     NewLinkButton,
-    ForgetButton,
     RefreshPanelButton,
     AgainButton,
 )
@@ -296,6 +225,6 @@ async def cancel_job(interaction: discord.Interaction, job_id: int) -> None:
             raise NotAllowed("not_owner_of", owner=job.user_id, job=job_id)
         await interaction.response.defer(ephemeral=True, thinking=True)
         canceled = await engine.cancel(job_id, by_user_id=interaction.user.id)
-        await interaction.edit_original_response(content=render.canceled_text(canceled, language_of(interaction)))
+        await interaction.edit_original_response(content=canceled_text(canceled, language_of(interaction)))
     except Exception as exc:
         await report_error(interaction, exc)

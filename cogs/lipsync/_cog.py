@@ -1,8 +1,8 @@
 """`/lipsync`, `/lipsync-status`, `/jobs`, `/queue`, `/cancel` and the two message menus.
 
 `/lipsync` takes the files as options; the message menus ("Lip-sync: use this video", "…voice")
-take them from messages already in the channel (`cogs.picker`). Both start jobs the same way
-(`cogs.start.start_job`). Every answer is in the language of the member who asked.
+take them from messages already in the channel (`cogs.lipsync._picker`). Both start jobs the same way
+(`cogs.lipsync._start.start_job`). Every answer is in the language of the member who asked.
 """
 
 from __future__ import annotations
@@ -21,10 +21,8 @@ from bot.jobs.engine import JobEngine
 from bot.jobs.models import InputSource, JobRequest
 from bot.services import Services
 from bot.store import Store
-from cogs import render, role_ids
-from cogs.errors import on_tree_error
-from cogs.locale import CatalogueTranslator, language_of
-from cogs.picker import (
+from cogs import role_ids, texts
+from cogs.lipsync._picker import (
     MENU_VIDEO,
     MENU_VOICE,
     REMEMBER_FOR,
@@ -36,17 +34,18 @@ from cogs.picker import (
     recent_media,
     with_remembered,
 )
-from cogs.presenter import JobPresenter
-from cogs.start import COG_NAME, start_job
-from cogs.status import DEFAULT_MIN_INTERVAL
-from cogs.views import DYNAMIC_ITEMS, cancel_job, panel
+from cogs.lipsync._presenter import JobPresenter
+from cogs.lipsync._start import COG_NAME, start_job
+from cogs.lipsync._texts import jobs_text, queue_text
+from cogs.lipsync._views import cancel_job, panel
+from cogs.locale import language_of
 
 if TYPE_CHECKING:
-    from bot.app import LipsyncBot
+    pass
 
 log = logging.getLogger(__name__)
 
-MODE_CHOICES = [app_commands.Choice(name=render.mode_label(mode), value=mode.value) for mode in GenerationMode]
+MODE_CHOICES = [app_commands.Choice(name=texts.mode_label(mode), value=mode.value) for mode in GenerationMode]
 RECENT_JOBS = 10
 
 
@@ -140,7 +139,7 @@ class LipsyncCog(commands.Cog, name=COG_NAME):
     async def jobs(self, interaction: discord.Interaction) -> None:
         """List the member's latest jobs, newest first (only they see it)."""
         recent = await self.store.jobs.recent_for_member(interaction.guild_id, interaction.user.id, RECENT_JOBS)
-        await interaction.response.send_message(render.jobs_text(recent, language_of(interaction)), ephemeral=True)
+        await interaction.response.send_message(jobs_text(recent, language_of(interaction)), ephemeral=True)
 
     @app_commands.command(name="queue", description="How busy the bot is, and where your jobs stand.")
     @app_commands.guild_only()
@@ -148,7 +147,7 @@ class LipsyncCog(commands.Cog, name=COG_NAME):
         """Show the job slots in use, the line, and the member's running jobs with their places."""
         recent = await self.store.jobs.recent_for_member(interaction.guild_id, interaction.user.id, RECENT_JOBS)
         mine = [(job, self.engine.queue_position(job.id)) for job in recent if not job.state.terminal]
-        text = render.queue_text(self.engine.queue_snapshot(), mine, language_of(interaction))
+        text = queue_text(self.engine.queue_snapshot(), mine, language_of(interaction))
         await interaction.response.send_message(text, ephemeral=True)
 
     @app_commands.command(name="cancel", description="Cancel one of your running lip-sync jobs.")
@@ -186,14 +185,14 @@ class LipsyncCog(commands.Cog, name=COG_NAME):
         remembered = self.picks.recall(guild_id, user_id, wanted)
         choices = with_remembered(await recent_media(channel, wanted), remembered)
         if not choices:
-            quoted = render.style_for(lang).quote(chosen.label)
+            quoted = texts.style_for(lang).quote(chosen.label)
             data = {
                 "video": quoted,
                 "audio": quoted,
                 "menu": menu_name(other_menu, lang),
                 "minutes": int(REMEMBER_FOR // 60),
             }
-            await interaction.edit_original_response(content=render.describe(f"pick_no_{wanted}", data, lang))
+            await interaction.edit_original_response(content=texts.describe(f"pick_no_{wanted}", data, lang))
             return
         admitted = await self.engine.admission.read(guild_id, user_id, role_ids(interaction.user))
         picker = Picker(
@@ -204,16 +203,3 @@ class LipsyncCog(commands.Cog, name=COG_NAME):
             remembered=remembered,
         )
         await interaction.edit_original_response(content=picker.summary(), view=picker)
-
-
-async def setup(bot: LipsyncBot) -> None:
-    """Add the cog, built from the bot's services, and register what presents jobs in Discord:
-    the hooks resumed jobs use, the restart-proof buttons, the one error handler, and the translator
-    that gives Discord the commands' names and descriptions in every language."""
-    interval = bot.status_interval if bot.status_interval is not None else DEFAULT_MIN_INTERVAL
-    presenter = JobPresenter(bot, bot.services, min_interval=interval)
-    bot.hooks_factory = presenter.for_record
-    bot.add_dynamic_items(*DYNAMIC_ITEMS)
-    bot.tree.error(on_tree_error)
-    await bot.tree.set_translator(CatalogueTranslator())
-    await bot.add_cog(LipsyncCog(bot, bot.services, presenter))

@@ -10,7 +10,7 @@ import simcord
 
 from bot.config import GenerationMode
 from bot.store import JobState, StoreUnavailable
-from cogs.render import SANDBOX_NOTE
+from cogs.texts import SANDBOX_NOTE
 from tests.cogs.conftest import Harness
 
 LONG_RENDER = 120.0  # sandbox seconds: long enough that a job is still rendering while a test acts

@@ -1,4 +1,4 @@
-"""The managers' texts: usage report, settings and grants."""
+"""Texts for managers (usage, settings, grants) and for a member's own credits and data (`/quota`, `/forget-me`)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,25 @@ from collections.abc import Iterable, Mapping
 from bot import words
 from bot.config import GenerationMode, QuotaWindow
 from bot.jobs.submit import project_name
-from bot.store import EffectiveLimits, GuildSettings, JobRecord, UsageLine, UsageReport
-from cogs.render._credits import limited_by
-from cogs.render._style import EN, _clip, bold, credits, describe, discord_timestamp, per_window
+from bot.store import (
+    DeletionReport,
+    EffectiveLimits,
+    GuildSettings,
+    JobRecord,
+    LimitKind,
+    UsageLine,
+    UsageReport,
+)
+from cogs.texts._credits import binding_limit, grant_line, limited_by
+from cogs.texts._style import (
+    EN,
+    _clip,
+    bold,
+    credits,
+    describe,
+    discord_timestamp,
+    per_window,
+)
 
 
 def _usage_numbers(line: UsageLine, lang: str) -> str:
@@ -137,3 +153,62 @@ def grant_text(
         text = describe("took_back", {**data, "taken": -taken}, lang)
     reason = limited_by(balance, lang)
     return f"{text[:-1]} ({reason})." if reason and text.endswith(".") else text
+
+
+def forgotten_text(report: DeletionReport, lang: str = EN) -> str:
+    """The answer once a member's data is deleted: what went, and what had to stay (and until when)."""
+    lines = [describe("forgotten", {"records": words.counted("records", report.jobs_deleted, lang)}, lang)]
+    if report.usage_kept_until is not None:
+        lines.append(describe("forgotten_usage_kept", {"until": report.usage_kept_until}, lang))
+    if report.limits_kept:
+        lines.append(describe("forgotten_limits_kept", lang=lang))
+    return "\n".join(lines)
+
+
+def forget_prompt(lang: str = EN) -> str:
+    """What `/forget-me` asks before deleting anything."""
+    return f"{describe('forget_prompt', lang=lang)}\n{describe('forget_prompt_running', lang=lang)}"
+
+
+def _limit_source(kind: LimitKind, lang: str) -> str:
+    code = f"limit_source_{kind.value}"
+    return describe(code if words.has(code) else "limit_source_bot", lang=lang)
+
+
+def quota_text(balance: EffectiveLimits, window: QuotaWindow, lang: str = EN) -> str:
+    """A member's credits (private): what is left across every limit, what applies, when it resets."""
+    left = bold(credits(balance.remaining, lang))
+    lines = [
+        bold(describe("quota_heading", lang=lang)),
+        describe("quota_left", {"left": left, "resets_at": balance.resets_at}, lang),
+    ]
+    reason = limited_by(balance, lang)
+    if reason:
+        lines.append(describe("quota_less_than_allowance", {"reason": reason}, lang))
+    lines.append(
+        describe(
+            "quota_allowance",
+            {
+                "allowance": balance.allowance,
+                "per": per_window(window, lang),
+                "source": _limit_source(balance.limit_kind, lang),
+            },
+            lang,
+        )
+    )
+    grants = grant_line(balance, lang)
+    if grants:
+        lines.append(grants)
+    if balance.reserved:
+        lines.append(describe("quota_used_held", {"used": balance.used, "reserved": balance.reserved}, lang))
+    else:
+        lines.append(describe("quota_used", {"used": balance.used}, lang))
+    running = {"active": balance.active_jobs, "max": balance.max_active_jobs}
+    lines.append(describe("quota_running", running, lang))
+    binding = binding_limit(balance)  # already named above
+    if balance.pool_available is not None and binding is not LimitKind.SERVER_POOL:
+        lines.append(describe("quota_pool_left", {"available": max(0, balance.pool_available)}, lang))
+    if balance.budget_available is not None and binding is not LimitKind.BOT_BUDGET:
+        lines.append(describe("quota_budget_left", {"available": max(0, balance.budget_available)}, lang))
+    lines.append(describe("quota_prices", lang=lang))
+    return _clip("\n".join(lines))
