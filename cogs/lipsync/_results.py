@@ -20,9 +20,9 @@ from bot.jobs.models import Delivery, LinkProvider
 from bot.ops.metrics import metrics_of
 from bot.store import JobRecord
 from cogs import texts
-from cogs.lipsync import _views as views
 from cogs.lipsync._status import NO_MENTIONS, StatusMessage, token_alive
 from cogs.lipsync._texts import job_language, result_text
+from cogs.lipsync._views import link_view
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +169,7 @@ def _message_parts(job: JobRecord, payload: _Payload) -> tuple[discord.File, dis
         # The name the member downloads: the engine names results "lipsync-<id>.mp4" (or "sandbox-…").
         file = discord.File(payload.file, filename=_download_name(payload.file))
     else:
-        view = views.link_view(job.id, payload.link if _has_button(payload) else None, job_language(job))
+        view = link_view(job.id, payload.link if _has_button(payload) else None, job_language(job))
     return file, view
 
 

@@ -20,8 +20,8 @@ from bot.clock import Clock
 from bot.jobs.models import JobUpdate
 from bot.store import JobRecord
 from cogs import texts
-from cogs.lipsync import _views as views
 from cogs.lipsync._texts import is_refusal, job_language, not_started_public, not_started_text, status_text
+from cogs.lipsync._views import final_view, status_view
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class StatusMessage:
     Updates arriving less than `min_interval` seconds (on `clock`) after the last edit are
     coalesced: a single delayed edit later shows the newest one. Terminal states (done, failed,
     canceled) are shown at once and replace the Cancel button with the ways to run the job again
-    (`views.final_view`), if any; a refusal (`is_refusal`) is
+    (`final_view`), if any; a refusal (`is_refusal`) is
     told to the member privately and the message removed. While the job waits on Magic Hour the
     message is refreshed every `tick` seconds, with the elapsed time moved on by the clock.
     """
@@ -197,9 +197,9 @@ class StatusMessage:
             job = update.job
             if job.state.terminal:
                 # A finished job offers to run again from its uploaded files (while Magic Hour keeps them).
-                view = views.final_view(job, self._clock.now())
+                view = final_view(job, self._clock.now())
             else:
-                view = views.status_view(job.id, job_language(job))
+                view = status_view(job.id, job_language(job))
             try:
                 await self._show(update.job.id, content, view)
             except discord.HTTPException as exc:
