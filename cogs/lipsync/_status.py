@@ -195,11 +195,8 @@ class StatusMessage:
                 self._keep_ticking()
                 return
             job = update.job
-            if job.state.terminal:
-                # A finished job offers to run again from its uploaded files (while Magic Hour keeps them).
-                view = final_view(job, self._clock.now())
-            else:
-                view = status_view(job.id, job_language(job))
+            # A finished job offers to run again from its uploaded files (while Magic Hour keeps them).
+            view = final_view(job, self._clock.now()) if job.state.terminal else status_view(job.id, job_language(job))
             try:
                 await self._show(update.job.id, content, view)
             except discord.HTTPException as exc:
