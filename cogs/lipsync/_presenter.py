@@ -14,6 +14,7 @@ import discord
 from bot.jobs.models import JobHooks, JobUpdate
 from bot.services import Services
 from bot.store import JobRecord
+from cogs.lipsync._pacing import EditPacer
 from cogs.lipsync._results import ResultPoster
 from cogs.lipsync._status import DEFAULT_MIN_INTERVAL, StatusMessage
 
@@ -30,6 +31,7 @@ class JobPresenter:
         self._services = services
         self._min_interval = min_interval
         self._sinks: weakref.WeakSet[StatusMessage] = weakref.WeakSet()
+        self._pacer = EditPacer(services.clock)  # one pace for every job's status edits
 
     def close(self) -> None:
         """Stop every status message's delayed edits and refreshes (the bot is shutting down)."""
@@ -53,6 +55,7 @@ class JobPresenter:
                 interaction=interaction,
                 min_interval=self._min_interval,
                 on_moved=self._remember,
+                pacer=self._pacer,
             )
         )
         poster = ResultPoster(
@@ -79,6 +82,7 @@ class JobPresenter:
                     message_id=record.status_message_id,
                     min_interval=self._min_interval,
                     on_moved=self._remember,
+                    pacer=self._pacer,
                 )
             )
         poster = ResultPoster(

@@ -20,6 +20,7 @@ from bot.clock import Clock
 from bot.jobs.models import JobUpdate
 from bot.store import JobRecord
 from cogs import texts
+from cogs.lipsync._pacing import EditPacer
 from cogs.lipsync._texts import is_refusal, job_language, not_started_public, not_started_text, status_text
 from cogs.lipsync._views import final_view, status_view
 
@@ -79,8 +80,10 @@ class StatusMessage:
         min_interval: float = DEFAULT_MIN_INTERVAL,
         tick: float = DEFAULT_TICK,
         on_moved: StatusMoved | None = None,
+        pacer: EditPacer | None = None,
     ) -> None:
         self._client = client
+        self._pacer = pacer
         self._clock = clock
         self._channel_id = channel_id
         self._guild_id = guild_id
@@ -194,6 +197,11 @@ class StatusMessage:
             if content == self._shown:
                 self._keep_ticking()
                 return
+            if self._pacer is not None:
+                # Every status message shares one pace; the text is read again after the wait.
+                await self._pacer.turn(urgent=update.job.state.terminal)
+                update = self._now_showing() or update
+                content = status_text(update)
             job = update.job
             # A finished job offers to run again from its uploaded files (while Magic Hour keeps them).
             view = final_view(job, self._clock.now()) if job.state.terminal else status_view(job.id, job_language(job))

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from bot import words
 from bot.config import QuotaWindow
 from bot.jobs.models import JobUpdate, QueueSnapshot
+from bot.jobs.queue import EXACT_POSITIONS
 from bot.store import UNKNOWN_AT_MAGIC_HOUR, EffectiveLimits, JobRecord, JobState
 from cogs.texts._credits import cost_short, cost_text, grant_line, left_text
 from cogs.texts._style import (
@@ -102,7 +103,11 @@ def status_text(update: JobUpdate, lang: str | None = None) -> str:
     if job.state is JobState.DONE:
         state = _done_line(job, update.elapsed, lang)
     elif job.state is JobState.RECEIVED and update.queue_position is not None:
-        waiting = describe("queue_waiting", {"position": update.queue_position}, lang)
+        # Behind the first few a place isn't followed edit by edit (`bot.jobs.queue`): say so, not a stale number.
+        if update.queue_position > EXACT_POSITIONS:
+            waiting = describe("queue_waiting_far", {"front": EXACT_POSITIONS}, lang)
+        else:
+            waiting = describe("queue_waiting", {"position": update.queue_position}, lang)
         state = f"{_STATE_EMOJI[JobState.RECEIVED]} {waiting}"
     elif job.state is JobState.FAILED and job.error_code:
         state = f"{state_label(job.state, lang)}: {failure_text(job, lang)}"
