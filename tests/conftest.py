@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -20,7 +19,7 @@ from bot.sandbox import Sandbox, SandboxConfig
 from bot.store import JobRecord
 from bot.testmedia import make_audio, make_video
 from bot.testmedia_hostile import make_corpus
-from tests.store.pgserver import PostgresUnavailable, TempPostgres
+from tests.store.pgserver import TempPostgres, running_postgres
 
 SANDBOX_KEY = "sandbox-test-key"
 
@@ -32,18 +31,8 @@ def postgres_server() -> Iterator[TempPostgres]:
     Where PostgreSQL can't start, tests that need it are skipped on a developer's machine and
     fail in CI (`CI` set): there they must run.
     """
-    server = TempPostgres()
-    try:
-        server.start()
-    except PostgresUnavailable as exc:
-        server.stop()
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the PostgreSQL tests, but: {exc}", pytrace=False)
-        pytest.skip(f"PostgreSQL is not available: {exc}")
-    try:
+    with running_postgres() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")

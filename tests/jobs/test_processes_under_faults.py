@@ -41,7 +41,7 @@ from bot.sandbox import Sandbox
 from bot.store import JobRecord, JobState, LedgerKind, QuotaPolicy, Store
 from bot.store.db import patient
 from tests.conftest import SANDBOX_KEY
-from tests.store.pgserver import PostgresUnavailable, TempPostgres, create_database
+from tests.store.pgserver import TempPostgres, create_database, running_postgres
 
 pytestmark = pytest.mark.slow
 
@@ -54,18 +54,8 @@ LEASE = 4.0  # seconds; a heartbeat every 0.8 s
 @pytest.fixture
 def own_server() -> Iterator[TempPostgres]:
     """A PostgreSQL server this test may restart and stop (the session's is shared with other tests)."""
-    server = TempPostgres()
-    try:
-        server.start()
-    except PostgresUnavailable as exc:
-        server.stop()
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the PostgreSQL tests, but: {exc}", pytrace=False)
-        pytest.skip(f"PostgreSQL is not available: {exc}")
-    try:
+    with running_postgres() as server:
         yield server
-    finally:
-        server.stop()
 
 
 class Processes:

@@ -19,6 +19,7 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 _PORT = 5432  # only names the socket file: the server listens on no TCP port
@@ -138,6 +139,26 @@ class TempPostgres:
         if self.base is not None:
             shutil.rmtree(self.base, ignore_errors=True)
             self.base = None
+
+
+@contextlib.contextmanager
+def running_postgres() -> Iterator[TempPostgres]:
+    """A started server for a test, stopped after it. Where PostgreSQL can't start, the test is
+    skipped on a developer's machine and fails in CI (`CI` set): there it must run."""
+    import pytest
+
+    server = TempPostgres()
+    try:
+        server.start()
+    except PostgresUnavailable as exc:
+        server.stop()
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the PostgreSQL tests, but: {exc}", pytrace=False)
+        pytest.skip(f"PostgreSQL is not available: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 async def create_database(server: TempPostgres, name: str | None = None) -> str:

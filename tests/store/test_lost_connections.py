@@ -28,7 +28,7 @@ from bot.store import JobState, NewJob, QuotaPolicy, Store, StoreUnavailable
 from bot.store.db import DEFAULT_PATIENCE, patient
 from bot.store.postgres import PostgresDatabase
 from tests.conftest import make_settings
-from tests.store.pgserver import PostgresUnavailable, TempPostgres, create_database
+from tests.store.pgserver import TempPostgres, create_database, running_postgres
 
 pytestmark = pytest.mark.slow
 
@@ -36,16 +36,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def own_server() -> Iterator[TempPostgres]:
     """A PostgreSQL server these tests may restart and stop."""
-    server = TempPostgres()
-    try:
-        server.start()
-    except PostgresUnavailable as exc:
-        server.stop()
-        pytest.skip(f"PostgreSQL is not available: {exc}")
-    try:
+    with running_postgres() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from typing import cast
-
-import discord
 
 from bot.clock import FakeClock
 from bot.jobs.queue import EXACT_POSITIONS
 from bot.store import JobState
 from cogs.lipsync._pacing import BURST, EDITS_PER_SECOND, EditPacer
-from cogs.lipsync._status import StatusMessage
 from cogs.lipsync._texts import status_text
-from tests.cogs.lipsync.test_status import FakeInteraction, update
+from tests.cogs.lipsync.test_status import FakeInteraction, sink_for, update
 
 
 async def _settle() -> None:
@@ -65,18 +61,7 @@ async def test_two_hundred_status_messages_share_one_pace() -> None:
     clock = FakeClock()
     pacer = EditPacer(clock)
     interactions = [FakeInteraction() for _ in range(200)]
-    sinks = [
-        StatusMessage(
-            cast(discord.Client, None),
-            clock,
-            channel_id=2,
-            message_id=3,
-            interaction=cast(discord.Interaction, interaction),
-            min_interval=3.0,
-            pacer=pacer,
-        )
-        for interaction in interactions
-    ]
+    sinks = [sink_for(clock, interaction, pacer) for interaction in interactions]
     updates = [asyncio.create_task(sink.update(update(JobState.RENDERING, id=n))) for n, sink in enumerate(sinks)]
     await _settle()
     assert sum(len(i.edits) for i in interactions) == BURST

@@ -24,6 +24,7 @@ from bot.jobs.models import JobUpdate
 from bot.store import EffectiveLimits, JobRecord, JobState, LimitKind, MemberHasActiveJobs
 from cogs import texts
 from cogs.errors import reply_for
+from cogs.lipsync._pacing import EditPacer
 from cogs.lipsync._status import StatusMessage, token_gone
 from cogs.lipsync._texts import canceled_text, result_text, status_text
 from cogs.manage._texts import grant_text, quota_text
@@ -97,7 +98,7 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-def sink_for(clock: FakeClock, interaction: FakeInteraction) -> StatusMessage:
+def sink_for(clock: FakeClock, interaction: FakeInteraction, pacer: EditPacer | None = None) -> StatusMessage:
     return StatusMessage(
         cast(discord.Client, None),
         clock,
@@ -105,6 +106,7 @@ def sink_for(clock: FakeClock, interaction: FakeInteraction) -> StatusMessage:
         message_id=3,
         interaction=cast(discord.Interaction, interaction),
         min_interval=3.0,
+        pacer=pacer,
     )
 
 
