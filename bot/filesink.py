@@ -9,9 +9,8 @@ Measured on a 2-core machine (1 GiB downloads, see docs/benchmarks.md):
   a time, which the C allocator handed back to the system each batch: every byte downloaded then
   cost a fresh page fault (about 260,000 per GiB), half the download's CPU time.
 - Filling a second buffer while the first was being written (double buffering) cost 3-6 times
-  the kernel time of writing one buffer and waiting: the writes then copy from memory that is
-  no longer in the CPU's cache, while the other core is busy receiving. Waiting costs nothing
-  measurable, since the socket's buffer holds what arrives meanwhile.
+  the kernel time of writing one buffer and waiting. Waiting costs nothing measurable: the
+  socket's buffer holds what arrives meanwhile.
 Memory stays at one buffer, whatever the file size.
 """
 
@@ -26,10 +25,10 @@ from pathlib import Path
 WRITE_BATCH = 4 * 1024 * 1024
 
 
-#: Each batch reaches the kernel in writes of at most this size. Linux sizes the page cache's
-#: pages after the write: one 4 MiB write asks for 2 MiB pages, which on a busy machine whose
-#: memory is fragmented cost several times the CPU of small ones (1 GiB in 4 MiB writes: 1.2-2.6 s
-#: of kernel time; in 16-128 KiB writes: 0.2-1.1 s, measured on a 2-core virtual machine).
+#: Each batch reaches the kernel in writes of at most this size: 1 GiB written in 4 MiB calls
+#: cost 1.2-2.6 s of kernel time, in 16-128 KiB calls 0.2-1.1 s (2-core virtual machine; most
+#: likely because Linux sizes page-cache pages after the write, and large ones are dear when
+#: memory is fragmented).
 WRITE_SLICE = 64 * 1024
 
 

@@ -4,7 +4,7 @@ httpcore asks its network stream for at most 64 KiB at a time, and each read cos
 Python as it moves bytes: a 1 GiB download made 16,000-32,000 trips through anyio, httpcore and
 h11, which kept the download CPU-bound at a third of curl's speed. The stream below asks for up to
 `READ_SIZE` instead, and lets asyncio take that much from the socket in one go (it takes at most
-256 KiB otherwise: a third less of the client's own CPU per GiB, measured). A read still returns
+256 KiB otherwise; fewer, larger reads took about a third off the client's user CPU per GiB). A read still returns
 whatever the socket has, never waits for more, so nothing about timing changes, only the number
 of trips; memory grows by a few pieces of `READ_SIZE` at most. h11 and h2 take data of any size.
 

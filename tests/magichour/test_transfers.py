@@ -439,7 +439,7 @@ async def test_download_decodes_a_compressed_body(tmp_path: Path) -> None:
 
 async def test_the_storage_transport_lets_asyncio_read_a_megabyte_at_a_time() -> None:
     """asyncio takes at most 256 KiB from a socket per read unless told otherwise; the storage
-    connections take up to `READ_SIZE`, a third less of the client's CPU per GiB downloaded."""
+    connections take up to `READ_SIZE` (fewer trips through anyio, httpcore and h11 per GiB)."""
     import asyncio
 
     from aiohttp import web
