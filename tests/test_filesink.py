@@ -192,7 +192,7 @@ async def test_the_kernel_gets_small_writes(tmp_path: Path, monkeypatch: pytest.
         sizes.append(len(data))
         return real_write(fd, data)
 
-    monkeypatch.setattr(filesink.os, "write", recording_write)
+    monkeypatch.setattr(os, "write", recording_write)  # the one `bot.filesink` calls
     sink = await FileSink.create(tmp_path / "out.bin", batch=4 * MiB)
     try:
         await sink.write(b"\1" * (4 * MiB + 5))
