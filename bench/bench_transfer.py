@@ -11,17 +11,21 @@ What it does:
 - prepares a finished sandbox project and swaps its result for a sparse file of the same size,
   so the download side fetches that many bytes through the sandbox's signed download URL;
 - runs each side in a fresh interpreter (`--side`), which reports its own peak RSS (VmHWM);
-- prints a table: peak RSS, RSS after imports, seconds and MiB/s per side.
+- reads the result file once first, so every side is served from the page cache;
+- prints a table: peak RSS, RSS after imports, seconds, CPU seconds, page faults and MiB/s per
+  side, and the sandbox's own CPU seconds while it served that side (it serves curl too, so it
+  bounds every side: a side can't be faster than the sandbox can send).
 
 Sides: `ours-upload` (create_upload_urls + upload_file), `ours-download` (get_video_project +
 download), `sdk-upload` (`client.v1.files.upload_file(path)`), `sdk-download`
 (`client.v1.video_projects.check_result(..., download_outputs=True)`, i.e. the SDK's own
 `helpers.download.download_files_sync`), `curl-download` (`curl -s -o FILE URL` of the same
 signed download URL: the speed the machine allows). `--before DIR` adds `before-download`:
-`ours-download` run from another checkout of the project (say, the commit before a change), in
-the same run against the same sandbox. `--repeat N` runs the chosen sides N times, in turn, and
+`ours-download` with another checkout's `bot` (say, the commit before a change), measured by
+this file, in the same run against the same sandbox. `--repeat N` runs the chosen sides N times, in turn, and
 the table shows each side's median (and every run's seconds); "CPU" is the side's own user +
-system time, steadier than wall time on a shared machine.
+system time, steadier than wall time on a shared machine; "page faults" are its minor faults
+(pages of memory the kernel had to map: a sign of buffers allocated and given back over and over).
 """
 
 from __future__ import annotations
@@ -71,7 +75,12 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _report(side: str, started_rss_kib: int, seconds: float, cpu: float, size: int, detail: str) -> None:
+def _page_faults() -> int:
+    """Minor page faults of this process so far: each is a page of memory the kernel had to map."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def _report(side: str, started_rss_kib: int, seconds: float, cpu: float, faults: int, size: int, detail: str) -> None:
     peak_kib = _proc_status_kib("VmHWM")
     result = {
         "side": side,
@@ -79,6 +88,7 @@ def _report(side: str, started_rss_kib: int, seconds: float, cpu: float, size: i
         "start_rss_mib": started_rss_kib / 1024,
         "seconds": seconds,
         "cpu_seconds": cpu,
+        "page_faults": faults,
         "bytes": size,
         "detail": detail,
     }
@@ -142,6 +152,7 @@ def run_side(args: argparse.Namespace) -> None:
         import magic_hour  # noqa: F401
     start_kib = _proc_status_kib("VmRSS")
     cpu_before = _cpu_seconds()
+    faults_before = _page_faults()
     source = Path(args.file)
     out_dir = Path(args.out_dir)
     if side == "ours-upload":
@@ -152,7 +163,8 @@ def run_side(args: argparse.Namespace) -> None:
         seconds, detail = _sdk_upload(args.base_url, source)
     else:
         seconds, detail = _sdk_download(args.base_url, args.project_id, out_dir)
-    _report(side, start_kib, seconds, _cpu_seconds() - cpu_before, source.stat().st_size, detail)
+    cpu, faults = _cpu_seconds() - cpu_before, _page_faults() - faults_before
+    _report(side, start_kib, seconds, cpu, faults, source.stat().st_size, detail)
 
 
 # --- the sandbox, in its own process ------------------------------------------------------------
@@ -207,6 +219,28 @@ def _peak_of(pid: int) -> float:
     return float("nan")
 
 
+def _cpu_of(pid: int) -> float:
+    """User + system CPU seconds of another process so far (Linux; NaN elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _warm(path: Path) -> None:
+    """Read `path` once, so every side is served from the page cache.
+
+    The first read of a sparse file makes the kernel fill a gigabyte of page cache with zeros
+    (seconds of the sandbox's CPU on this kind of machine), which would land on whichever side
+    happens to run first.
+    """
+    with path.open("rb", buffering=0) as handle:
+        while handle.read(8 * MiB):
+            pass
+
+
 async def _prepare_download(base_url: str, data_dir: Path, work: Path, size: int) -> str:
     """A finished sandbox project whose result is a sparse file of `size` bytes; return its id."""
     from pydantic import SecretStr
@@ -236,6 +270,7 @@ async def _prepare_download(base_url: str, data_dir: Path, work: Path, size: int
     # The sandbox keeps results as outputs/sandbox-<id>.mp4 and serves whatever file is there.
     (result,) = (data_dir / "outputs").glob(f"*{job.id}*")
     make_sparse_file(result, size)
+    _warm(result)
     return job.id
 
 
@@ -248,8 +283,8 @@ def _run_measured(
     completed = subprocess.run(
         [
             sys.executable,
-            "-m",
-            "bench.bench_transfer",
+            # This file by path, so another checkout's side is measured by this benchmark's code.
+            str(Path(__file__).resolve()),
             "--side",
             "ours-download" if side == "before-download" else side,
             "--base-url",
@@ -264,7 +299,7 @@ def _run_measured(
         capture_output=True,
         text=True,
         check=False,
-        # Another checkout's `bot` and `bench`: its cwd and its path come first.
+        # Another checkout's `bot`: its cwd and its path come first.
         cwd=where,
         env={**os.environ, "PYTHONPATH": str(where)} if where is not None else None,
     )
@@ -299,6 +334,7 @@ def _run_curl(base_url: str, project_id: str, out_dir: Path, size: int) -> dict[
         "start_rss_mib": float("nan"),
         "seconds": seconds,
         "cpu_seconds": usage.ru_utime + usage.ru_stime,
+        "page_faults": usage.ru_minflt,
         "bytes": size,
         "detail": str(dest),
     }
@@ -341,7 +377,9 @@ def orchestrate(args: argparse.Namespace) -> int:
             project_id = asyncio.run(_prepare_download(base_url, data_dir, work, size))
             for _ in range(args.repeat):
                 for side in chosen:
+                    server_before = _cpu_of(proc.pid)
                     result = _run_measured(side, base_url, source, project_id, out_dir, before)
+                    result["server_cpu_seconds"] = _cpu_of(proc.pid) - server_before
                     detail = str(result["detail"])
                     # Check the work was really done, then free the disk space it used.
                     if side.endswith("upload"):
@@ -368,7 +406,6 @@ def orchestrate(args: argparse.Namespace) -> int:
 
 
 def _figure(result: dict[str, object], key: str) -> float:
-    # An older checkout's side may not report every figure (before-download has no CPU time).
     return float(str(result.get(key, "nan")))
 
 
@@ -385,20 +422,23 @@ def print_table(
     curl = [_figure(r, "seconds") for r in results if r["side"] == "curl-download"]
     curl_median = statistics.median(curl) if curl else None
     print(
-        "| Side | Peak RSS (MiB) | After imports (MiB) | Growth (MiB) | Seconds | CPU s | MiB/s | × curl | Runs (s) |"
+        "| Side | Peak RSS (MiB) | After imports (MiB) | Growth (MiB) | Seconds | CPU s | Page faults "
+        "| Sandbox CPU s | MiB/s | × curl | Runs (s) |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for side in sides:
         mine = [r for r in results if r["side"] == side]
         peak = statistics.median(_figure(r, "peak_rss_mib") for r in mine)
         start = statistics.median(_figure(r, "start_rss_mib") for r in mine)
         seconds = statistics.median(_figure(r, "seconds") for r in mine)
         cpu = statistics.median(_figure(r, "cpu_seconds") for r in mine)
+        faults = statistics.median(_figure(r, "page_faults") for r in mine)
+        server = statistics.median(_figure(r, "server_cpu_seconds") for r in mine)
         ratio = f"{seconds / curl_median:.2f}" if curl_median and side.endswith("download") else ""
         runs = ", ".join(f"{_figure(r, 'seconds'):.2f}" for r in mine)
         print(
             f"| {side} | {peak:.1f} | {start:.1f} | {peak - start:.1f} | {seconds:.2f} | {cpu:.2f} | "
-            f"{size / MiB / seconds:.0f} | {ratio} | {runs} |"
+            f"{faults:,.0f} | {server:.2f} | {size / MiB / seconds:.0f} | {ratio} | {runs} |"
         )
     print(f"\nSandbox process peak RSS over the whole run: {sandbox_peak:.1f} MiB")
 

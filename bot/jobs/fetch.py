@@ -18,12 +18,12 @@ from pathlib import Path
 import httpx
 
 from bot.errors import InvalidInput, JobFailed
+from bot.filesink import FileSink
 from bot.jobs.models import InputSource
 from bot.magichour import redact_url
 
 log = logging.getLogger(__name__)
 
-CHUNK_BYTES = 1 << 20
 # However slowly Discord's CDN trickles, a fetch can't hold a job slot for longer than this.
 FETCH_DEADLINE_SECONDS = 15 * 60
 #: Discord's CDN does not redirect attachment URLs today; a few hops leave room, not a loop.
@@ -90,9 +90,10 @@ async def fetch_input(
 
     A local `path` is used where it is (never copied, never deleted). A `url` must be allowed by
     `policy` (else `InvalidInput("fetch_refused")`, before anything is sent); it is streamed into
-    `dest` chunk by chunk, so memory stays flat whatever the size; the download stops as soon as
-    it passes `max_bytes`, whatever the sender claimed the size was. Redirects are followed only
-    to URLs the policy allows, whatever `http`'s own `follow_redirects` says.
+    `dest` piece by piece through a `FileSink` (memory stays flat whatever the size, and the disk
+    is written off the event loop); the download stops as soon as it passes `max_bytes`, whatever
+    the sender claimed the size was. Redirects are followed only to URLs the policy allows,
+    whatever `http`'s own `follow_redirects` says.
     """
     if source.path is not None:
         if not source.path.is_file():
@@ -116,12 +117,18 @@ async def fetch_input(
                 if response.status_code != httpx.codes.OK:
                     log.warning("fetching %s gave HTTP %s", redact_url(source.url), response.status_code)
                     raise JobFailed("fetch_failed", filename=source.filename, status=response.status_code)
-                with dest.open("wb") as handle:
-                    async for chunk in response.aiter_bytes(CHUNK_BYTES):
+                # The body's (decoded) pieces as they come, counted against the limit before they
+                # are kept; the disk is written by a worker thread, never by the event loop.
+                sink = await FileSink.create(dest, size_hint=max_bytes)
+                try:
+                    async for chunk in response.aiter_bytes():
                         written += len(chunk)
                         if written > max_bytes:
                             raise InvalidInput("file_over_limit", filename=source.filename, limit=max_bytes)
-                        handle.write(chunk)
+                        await sink.write(chunk)
+                    await sink.finish()
+                finally:
+                    sink.close()
             finally:
                 await response.aclose()
     except (httpx.HTTPError, TimeoutError) as exc:

@@ -36,6 +36,7 @@ from pydantic import BaseModel, SecretStr, ValidationError
 
 from bot import __version__
 from bot.clock import Clock, SystemClock
+from bot.filesink import FileSink
 
 from ._errors import (
     DownloadExpired,
@@ -86,9 +87,6 @@ API_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=10.0)
 STORAGE_TIMEOUT = httpx.Timeout(connect=10.0, read=120.0, write=120.0, pool=30.0)
 #: Transfers are streamed in pieces of this size, so memory stays flat whatever the file size.
 CHUNK_SIZE = 1024 * 1024
-#: A download is written to disk in batches of about this size, each in a worker thread: few enough
-#: hand-offs to cost nothing next to the bytes, small enough that memory stays flat.
-WRITE_BATCH = 4 * 1024 * 1024
 #: Per-chunk timeouts alone would let a trickling transfer run for ever, so every transfer attempt
 #: also gets an overall deadline: a grace period plus its size at this slowest acceptable rate.
 MIN_TRANSFER_RATE = 128 * 1024  # bytes per second
@@ -383,11 +381,7 @@ class MagicHourClient:
         part = Path(part_name)
 
         async def attempt() -> _Received:
-            handle = await asyncio.to_thread(part.open, "wb")  # truncates what a failed attempt left
-            try:
-                return await self._download_once(url, handle, route, progress)
-            finally:
-                await asyncio.to_thread(handle.close)
+            return await self._download_once(url, part, route, progress)
 
         def classify(outcome: Outcome[_Received], _: int) -> Verdict[int]:
             if isinstance(outcome, httpx.RequestError):
@@ -414,15 +408,15 @@ class MagicHourClient:
         logger.debug("%s -> %s (%d bytes)", route, dest.name, written)
         return written
 
-    async def _download_once(self, url: str, handle: IO[bytes], route: str, progress: Progress | None) -> _Received:
-        """One download attempt: what came back and how much of it was written to `handle`.
+    async def _download_once(self, url: str, part: Path, route: str, progress: Progress | None) -> _Received:
+        """One download attempt: what came back and how much of it was written to `part`.
 
-        Transport errors propagate (the retry loop sees them); a body slower than
-        `MIN_TRANSFER_RATE` raises `StorageError` at once.
+        `part` is truncated first (it may hold what a failed attempt left). Transport errors
+        propagate (the retry loop sees them); a body slower than `MIN_TRANSFER_RATE` raises
+        `StorageError` at once.
         """
         request = self._storage.build_request("GET", url)
         _strip_credentials(request)
-        written = 0
         started = self._clock.monotonic()
         try:
             async with self._observed(route, started), asyncio.timeout(None) as deadline:
@@ -433,23 +427,12 @@ class MagicHourClient:
                         self._observe(route, str(status), started)
                         return _Received(status, retry_after=self._retry_after(response))
                     expected = _content_length(response)
-                    if "content-encoding" in response.headers:
+                    encoded = response.headers.get("content-encoding", "identity").strip().lower() != "identity"
+                    if encoded:
                         expected = None  # the decoded size differs from Content-Length
                     loop = asyncio.get_running_loop()
                     deadline.reschedule(loop.time() + _transfer_deadline(expected))
-                    # The body's pieces as they come (re-chunking them into fixed-size pieces copied
-                    # every byte twice more), written a batch at a time so the disk is never
-                    # written from the event loop.
-                    batch: list[bytes] = []
-                    batched = 0
-                    async for piece in response.aiter_bytes():
-                        batch.append(piece)
-                        batched += len(piece)
-                        if batched >= WRITE_BATCH:
-                            written += await _write_batch(handle, batch, batched, written, progress)
-                            batch, batched = [], 0
-                    if batch:
-                        written += await _write_batch(handle, batch, batched, written, progress)
+                    written = await _save_body(response, part, expected, progress, decode=encoded)
                 finally:
                     await response.aclose()
                 self._observe(route, str(status), started)
@@ -587,14 +570,29 @@ def _content_length(response: httpx.Response) -> int | None:
     return None
 
 
-async def _write_batch(
-    handle: IO[bytes], batch: list[bytes], size: int, written: int, progress: Progress | None
+async def _save_body(
+    response: httpx.Response, part: Path, expected: int | None, progress: Progress | None, *, decode: bool
 ) -> int:
-    """Write `batch` (`size` bytes) in a worker thread; report the new total; return `size`."""
-    await asyncio.to_thread(handle.writelines, batch)
-    if progress is not None:
-        progress(written + size)
-    return size
+    """Write the body's pieces to `part` as they come; return the bytes written.
+
+    Without a content encoding the raw pieces are the file (`aiter_raw`: no decoder, no
+    re-chunking, which copied every byte twice more); `progress` hears of each batch on disk.
+    """
+    sink = await FileSink.create(part, size_hint=expected)
+    try:
+        pieces = response.aiter_bytes() if decode else response.aiter_raw()
+        reported = 0
+        async for piece in pieces:
+            await sink.write(piece)
+            if progress is not None and sink.written > reported:
+                reported = sink.written
+                progress(reported)
+        written = await sink.finish()
+        if progress is not None and written > reported:
+            progress(written)
+        return written
+    finally:
+        sink.close()
 
 
 def _strip_credentials(request: httpx.Request) -> None:

@@ -264,3 +264,60 @@ async def test_a_redirect_loop_gives_up(cdn_server: Cdn, tmp_path: Path) -> None
             )
     assert failed.value.code == "fetch_failed"
     assert cdn_server.hits["/loop.mp4"] == MAX_REDIRECTS + 1
+
+
+async def test_the_disk_is_written_off_the_event_loop(
+    cdn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the disk is stuck, the event loop keeps running: a fetch never writes from it."""
+    import bot.filesink
+    from tests.test_filesink import StuckDisk
+
+    disk = StuckDisk()
+    monkeypatch.setattr(bot.filesink, "_write_all", disk.write_all)
+    try:
+        async with httpx.AsyncClient() as http:
+            fetching = asyncio.create_task(
+                fetch_input(
+                    http, InputSource("ok.mp4", url=f"{cdn}/ok.mp4"), tmp_path / "v.mp4", max_bytes=10_000, policy=LOCAL
+                )
+            )
+            assert await asyncio.to_thread(disk.entered.wait, 10)
+            assert not fetching.done()
+            disk.release()
+            path = await fetching
+    finally:
+        disk.release()
+    assert path.read_bytes() == b"x" * 3000
+
+
+async def test_the_limit_counts_decoded_bytes(tmp_path: Path) -> None:
+    """A compressed body small on the wire but over the limit once decoded is refused: the limit
+    is on what lands on disk, not on what the sender sent."""
+    import gzip
+
+    packed = gzip.compress(b"\0" * 100_000)
+
+    async def serve(request: web.Request) -> web.Response:
+        return web.Response(body=packed, headers={"Content-Encoding": "gzip", "Content-Type": "video/mp4"})
+
+    app = web.Application()
+    app.router.add_get("/packed.mp4", serve)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with httpx.AsyncClient() as http:
+            with pytest.raises(InvalidInput) as refused:
+                await fetch_input(
+                    http,
+                    InputSource("packed.mp4", url=f"http://127.0.0.1:{port}/packed.mp4"),
+                    tmp_path / "v.mp4",
+                    max_bytes=50_000,
+                    policy=LOCAL,
+                )
+    finally:
+        await runner.cleanup()
+    assert len(packed) < 50_000 and refused.value.code == "file_over_limit"

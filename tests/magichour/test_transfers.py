@@ -435,3 +435,26 @@ async def test_download_decodes_a_compressed_body(tmp_path: Path) -> None:
         await runner.cleanup()
     assert written == len(body) and (tmp_path / "r.mp4").read_bytes() == body
     assert seen == sorted(seen) and seen[-1] == len(body)
+
+
+async def test_the_storage_transport_lets_asyncio_read_a_megabyte_at_a_time() -> None:
+    """asyncio takes at most 256 KiB from a socket per read unless told otherwise; the storage
+    connections take up to `READ_SIZE` (fewer trips through anyio, httpcore and h11 per GiB)."""
+    import asyncio
+
+    from aiohttp import web
+
+    from bot.magichour._transport import READ_SIZE, _LargeReadBackend
+
+    runner = web.AppRunner(web.Application(), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        stream = await _LargeReadBackend(READ_SIZE).connect_tcp("127.0.0.1", runner.addresses[0][1])
+        transport = stream._inner._stream._transport  # type: ignore[attr-defined]
+        assert isinstance(transport, asyncio.Transport)
+        assert transport.max_size == READ_SIZE  # type: ignore[attr-defined]
+        await stream.aclose()
+    finally:
+        await runner.cleanup()
