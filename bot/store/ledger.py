@@ -13,8 +13,10 @@ import datetime as dt
 from dataclasses import dataclass
 from enum import Enum
 
-from bot.store.db import Connection, Row, fetch_all, fetch_int, fetch_one
+from bot.store import totals
+from bot.store.db import LEDGER_LOCK, Connection, Row, fetch_all, fetch_int, fetch_one, parse_ts
 from bot.store.models import TERMINAL_STATES, LedgerKind
+from bot.store.totals import TotalsRow
 
 _TERMINAL_SQL = "(" + ", ".join(f"'{state.value}'" for state in sorted(TERMINAL_STATES)) + ")"
 _ACTIVE_JOBS_SQL = (
@@ -62,11 +64,13 @@ async def hold(
     credits: int,
     period_at: dt.datetime,
     now: dt.datetime,
+    totals_key: str | None = None,
 ) -> None:
     """Write a `reserve` or `topup` row: `credits` set aside for the job, counting in `period_at`'s window.
 
     The one place hold rows are written; the caller (`QuotaLedger.reserve`, `top_up`) has checked
-    every limit in the same transaction.
+    every limit in the same transaction, holding the ledger lock shared. `totals_key`: the totals'
+    window rule if the caller has read it in this transaction.
     """
     if kind not in (LedgerKind.RESERVE, LedgerKind.TOPUP):
         raise ValueError(f"a {kind.value} row holds nothing")
@@ -77,6 +81,7 @@ async def hold(
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (kind.value, job_id, guild_id, user_id, mode, -credits, period_at, now),
     )
+    await totals.record(conn, [TotalsRow(kind, guild_id, user_id, -credits, None, period_at)], key=totals_key)
 
 
 async def close_reservation(
@@ -97,6 +102,7 @@ async def close_reservation(
     reserve = await reservation_row(conn, job_id)
     if reserve is None:
         return CloseOutcome.NO_RESERVATION
+    await conn.lock(shared=[LEDGER_LOCK])  # the totals below must not interleave with their rebuild
     if await closing_row(conn, job_id) is not None:
         return CloseOutcome.ALREADY_CLOSED
     total = await held(conn, job_id)
@@ -123,6 +129,8 @@ async def close_reservation(
             note,
         ),
     )
+    closing = TotalsRow(kind, reserve["guild_id"], reserve["user_id"], amount, charged, parse_ts(reserve["period_at"]))
+    await totals.record(conn, [closing])
     if charged is not None:
         await conn.execute("UPDATE jobs SET charged_credits = ?, updated_at = ? WHERE id = ?", (charged, now, job_id))
     return CloseOutcome.CLOSED
@@ -166,6 +174,17 @@ class WindowSums:
     active: int  # their unfinished jobs holding a reservation (one job left out, see `window_sums`)
     guild_used: int | None  # the server's usage, every member; None when not asked for
     bot_used: int | None  # usage across every server and the command line; None when not asked for
+    totals_key: str | None = None  # the totals' window rule when read from them; None when summed
+
+
+_TOTALS_SQL = (
+    f"SELECT w.window_key, m.used, m.granted, m.reserved, ({_ACTIVE_JOBS_SQL}) AS active,"  # noqa: S608 - constants
+    " (SELECT COALESCE(SUM(g.used), 0) FROM ledger_totals AS g WHERE g.scope = ? AND g.window_start = ?) AS guild_used,"
+    " (SELECT COALESCE(SUM(b.used), 0) FROM ledger_totals AS b WHERE b.scope = ? AND b.window_start = ?) AS bot_used"
+    " FROM ledger_totals_window AS w, (SELECT COALESCE(SUM(t.used), 0) AS used,"
+    " COALESCE(SUM(t.granted), 0) AS granted, COALESCE(SUM(t.reserved), 0) AS reserved"
+    " FROM ledger_totals AS t WHERE t.scope IN (?, ?) AND t.window_start = ?) AS m"
+)
 
 
 async def window_sums(
@@ -178,14 +197,50 @@ async def window_sums(
     exclude_job_id: int,
     pool_of: int | None,
     bot: bool,
+    totals_key: str,
 ) -> WindowSums:
     """Every sum a member's limits need in `[start, end)`, in one round trip.
 
-    A member's sums take their id and their token (`bot.store.forget`). `active` counts only jobs
-    that reserved: jobs still being validated do not, so two requests made at once do not refuse
-    each other (the reservation takes the slot). `exclude_job_id` leaves one job out of it.
-    `pool_of` asks for that server's usage (its pool), `bot` for the bot's (its budget).
+    Read from the running totals (`bot.store.totals`) when they are kept for `totals_key`, the
+    caller's window rule; summed from the ledger's rows otherwise. A member's sums take their id
+    and their token (`bot.store.forget`). `active` counts only jobs that reserved: jobs still
+    being validated do not, so two requests made at once do not refuse each other (the
+    reservation takes the slot). `exclude_job_id` leaves one job out of it. `pool_of` asks for
+    that server's usage (its pool), `bot` for the bot's (its budget).
     """
+    guild = totals.guild_scope(pool_of) if pool_of is not None else ""
+    members = (totals.member_scope(guild_id, user_ids[0]), totals.member_scope(guild_id, user_ids[1]))
+    rows = await fetch_all(
+        conn,
+        _TOTALS_SQL,
+        (guild_id, user_ids[0], exclude_job_id, guild, start, totals.BOT_SCOPE, start, *members, start),
+    )
+    if not rows or rows[0]["window_key"] != totals_key:
+        return await _summed(conn, guild_id, user_ids, (start, end), exclude_job_id, pool_of=pool_of, bot=bot)
+    row = rows[0]
+    return WindowSums(
+        used=int(row["used"]),
+        granted=int(row["granted"]),
+        reserved=int(row["reserved"]),
+        active=int(row["active"]),
+        guild_used=None if pool_of is None else int(row["guild_used"]),
+        bot_used=int(row["bot_used"]) if bot else None,
+        totals_key=totals_key,
+    )
+
+
+async def _summed(
+    conn: Connection,
+    guild_id: int | None,
+    user_ids: tuple[int, int],
+    window: tuple[dt.datetime, dt.datetime],
+    exclude_job_id: int,
+    *,
+    pool_of: int | None,
+    bot: bool,
+) -> WindowSums:
+    """`window_sums` from the ledger's rows, for when the totals are kept for another window rule."""
+    start, end = window
     columns = [f"({_ACTIVE_JOBS_SQL}) AS active"]
     params: list[object] = [guild_id, user_ids[0], exclude_job_id]
     if pool_of is not None:

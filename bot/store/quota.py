@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from bot import bounds
 from bot.clock import Clock
 from bot.config import GenerationMode
-from bot.store import forget, ledger
+from bot.store import forget, ledger, totals
 from bot.store.db import (
     BUDGET_LOCK,
     LEDGER_LOCK,
@@ -129,6 +129,7 @@ async def load_limits(
         exclude_job_id=exclude_job_id,
         pool_of=settings.guild_id if settings is not None and pool_limit is not None else None,
         bot=policy.bot_budget_credits is not None,
+        totals_key=totals.window_key(policy.window, policy.reset_time),
     )
     used, granted, reserved, active = sums.used, sums.granted, sums.reserved, sums.active
     pool_available = None if pool_limit is None or sums.guild_used is None else pool_limit - sums.guild_used
@@ -179,11 +180,36 @@ class QuotaLedger:
         # per process is enough, since tokens only ever hold rows of the window running when made.
         self._swept_for: dt.datetime | None = None
         self._queues: dict[str, asyncio.Lock] = {}
+        self._totals_checked = False
 
     def _queue(self, guild_id: int | None) -> asyncio.Lock:
         """The in-process queue for the database lock a reservation in `guild_id` will wait for."""
         name = BUDGET_LOCK if self._policy.bot_budget_credits is not None else guild_lock(guild_id)
         return self._queues.setdefault(name, asyncio.Lock())
+
+    async def ensure_totals(self) -> bool:
+        """Make the running totals count this ledger's windows; return True if they were recounted.
+
+        Checked once per process, before its first reservation: a database whose totals were kept
+        for another window rule (the bot's window or reset time changed) is recounted from the
+        ledger, in one transaction that holds the ledger lock exclusively. Should another process
+        with yet another rule recount them afterwards, reads notice and sum the ledger instead.
+        """
+        key = totals.window_key(self._policy.window, self._policy.reset_time)
+
+        async def body(conn: Connection) -> bool:
+            await conn.lock(LEDGER_LOCK)
+            if await totals.current_key(conn) == key:
+                return False
+            await totals.rebuild(conn, key)
+            return True
+
+        if await self._db.read(totals.current_key) == key:
+            rebuilt = False
+        else:
+            rebuilt = await self._db.write(body)
+        self._totals_checked = True
+        return rebuilt
 
     @property
     def policy(self) -> QuotaPolicy:
@@ -220,6 +246,8 @@ class QuotaLedger:
             raise ValueError("a reservation must be at least 1 credit")
         policy = self._policy
         swept: list[dt.datetime] = []
+        if not self._totals_checked:
+            await self.ensure_totals()
 
         async def body(conn: Connection) -> Reservation | Refusal:
             await lock_limits(conn, policy, guild_id)
@@ -411,6 +439,7 @@ class QuotaLedger:
         bounds.CREDITS.check(abs(amount))
 
         async def body(conn: Connection) -> LedgerEntry:
+            await conn.lock(shared=[LEDGER_LOCK])  # the totals must not interleave with their rebuild
             mode = None if job_id is None else (await load_job(conn, job_id)).mode.value
             return await _insert(
                 conn, LedgerKind.ADJUST, guild_id, user_id, amount, by_user_id, note, job_id, self._clock.now(), mode
@@ -473,6 +502,7 @@ class QuotaLedger:
                     by_user_id,
                 ),
             )
+            await totals.record(conn, [totals.TotalsRow.of(rows[0])])
             data = error_data_text({**(job.error_data or {}), "reconciled_charge": charged})
             await write_fields(conn, job_id, {"charged_credits": charged, "error_data": data}, now)
             return Reconciliation(job_id=job_id, counted=counted, charged=charged, entry=_entry(rows[0]))
@@ -564,6 +594,7 @@ async def _insert(
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
         (kind.value, job_id, guild_id, user_id, mode, amount, now, now, by_user_id, note),
     )
+    await totals.record(conn, [totals.TotalsRow.of(rows[0])])
     return _entry(rows[0])
 
 
