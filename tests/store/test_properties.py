@@ -602,11 +602,11 @@ class LedgerMachine(RuleBasedStateMachine):
         for window in {r.window for r in self.model.rows}:
             in_window = [r for r in self.model.rows if r.window == window]
             assert total("bot", window)[0] == self.model.used(in_window), window
-            for guild in (G1, G2):
-                want = self.model.used([r for r in in_window if r.guild == guild])
-                assert total(f"guild:{guild}", window)[0] == want, (guild, window)
+            for pool_of in (G1, G2):
+                want = self.model.used([r for r in in_window if r.guild == pool_of])
+                assert total(f"guild:{pool_of}", window)[0] == want, (pool_of, window)
             for guild, user in MEMBERS:
-                scope = "-" if guild is None else guild
+                scope = "-" if guild is None else str(guild)
                 token = member_token(store._secret, guild, user)
                 mine, theirs = total(f"member:{scope}:{user}", window), total(f"member:{scope}:{token}", window)
                 got = tuple(a + b for a, b in zip(mine, theirs, strict=True))
