@@ -9,6 +9,7 @@ running window is kept under it and must keep counting against them.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from enum import Enum
@@ -53,35 +54,37 @@ async def held(conn: Connection, job_id: int) -> int:
     )
 
 
-async def hold(
-    conn: Connection,
-    kind: LedgerKind,
-    job_id: int,
-    *,
-    guild_id: int | None,
-    user_id: int,
-    mode: str | None,
-    credits: int,
-    period_at: dt.datetime,
-    now: dt.datetime,
-    totals_key: str | None = None,
-) -> None:
-    """Write a `reserve` or `topup` row: `credits` set aside for the job, counting in `period_at`'s window.
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """Credits set aside for a job: its reservation, or a top-up counting in the reservation's window."""
+
+    kind: LedgerKind  # RESERVE or TOPUP
+    job_id: int
+    guild_id: int | None
+    user_id: int
+    mode: str | None
+    credits: int  # how many, as a positive number (the row records it as usage)
+    period_at: dt.datetime  # decides the window it counts in
+
+
+async def hold(conn: Connection, hold: Hold, *, now: dt.datetime, totals_key: str | None = None) -> None:
+    """Write a `reserve` or `topup` row and add it to the running totals.
 
     The one place hold rows are written; the caller (`QuotaLedger.reserve`, `top_up`) has checked
     every limit in the same transaction, holding the ledger lock shared. `totals_key`: the totals'
     window rule if the caller has read it in this transaction.
     """
-    if kind not in (LedgerKind.RESERVE, LedgerKind.TOPUP):
-        raise ValueError(f"a {kind.value} row holds nothing")
-    if credits < 0:
+    if hold.kind not in (LedgerKind.RESERVE, LedgerKind.TOPUP):
+        raise ValueError(f"a {hold.kind.value} row holds nothing")
+    if hold.credits < 0:
         raise ValueError("a hold cannot be negative")
+    row = TotalsRow(hold.kind, hold.guild_id, hold.user_id, -hold.credits, None, hold.period_at)
     await conn.execute(
         "INSERT INTO ledger (kind, job_id, guild_id, user_id, mode, amount, period_at, at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (kind.value, job_id, guild_id, user_id, mode, -credits, period_at, now),
+        (hold.kind.value, hold.job_id, hold.guild_id, hold.user_id, hold.mode, row.amount, hold.period_at, now),
     )
-    await totals.record(conn, [TotalsRow(kind, guild_id, user_id, -credits, None, period_at)], key=totals_key)
+    await totals.record(conn, [row], key=totals_key)
 
 
 async def close_reservation(
@@ -175,10 +178,13 @@ class WindowSums:
     guild_used: int | None  # the server's usage, every member; None when not asked for
     bot_used: int | None  # usage across every server and the command line; None when not asked for
     totals_key: str | None = None  # the totals' window rule when read from them; None when summed
+    reserve_id: int | None = None  # the ledger id of `of_job`'s reservation, if it has one
 
 
+_RESERVE_ID_SQL = "SELECT r.id FROM ledger AS r WHERE r.job_id = ? AND r.kind = 'reserve'"
 _TOTALS_SQL = (
     f"SELECT w.window_key, m.used, m.granted, m.reserved, ({_ACTIVE_JOBS_SQL}) AS active,"  # noqa: S608 - constants
+    f" ({_RESERVE_ID_SQL}) AS reserve_id,"
     " (SELECT COALESCE(SUM(g.used), 0) FROM ledger_totals AS g WHERE g.scope = ? AND g.window_start = ?) AS guild_used,"
     " (SELECT COALESCE(SUM(b.used), 0) FROM ledger_totals AS b WHERE b.scope = ? AND b.window_start = ?) AS bot_used"
     " FROM ledger_totals_window AS w, (SELECT COALESCE(SUM(t.used), 0) AS used,"
@@ -198,6 +204,7 @@ async def window_sums(
     pool_of: int | None,
     bot: bool,
     totals_key: str,
+    of_job: int = -1,
 ) -> WindowSums:
     """Every sum a member's limits need in `[start, end)`, in one round trip.
 
@@ -206,17 +213,20 @@ async def window_sums(
     and their token (`bot.store.forget`). `active` counts only jobs that reserved: jobs still
     being validated do not, so two requests made at once do not refuse each other (the
     reservation takes the slot). `exclude_job_id` leaves one job out of it. `pool_of` asks for
-    that server's usage (its pool), `bot` for the bot's (its budget).
+    that server's usage (its pool), `bot` for the bot's (its budget). `of_job` asks whether that
+    job already reserved (`reserve_id`).
     """
     guild = totals.guild_scope(pool_of) if pool_of is not None else ""
     members = (totals.member_scope(guild_id, user_ids[0]), totals.member_scope(guild_id, user_ids[1]))
     rows = await fetch_all(
         conn,
         _TOTALS_SQL,
-        (guild_id, user_ids[0], exclude_job_id, guild, start, totals.BOT_SCOPE, start, *members, start),
+        (guild_id, user_ids[0], exclude_job_id, of_job, guild, start, totals.BOT_SCOPE, start, *members, start),
     )
     if not rows or rows[0]["window_key"] != totals_key:
-        return await _summed(conn, guild_id, user_ids, (start, end), exclude_job_id, pool_of=pool_of, bot=bot)
+        summed = await _summed(conn, guild_id, user_ids, (start, end), exclude_job_id, pool_of=pool_of, bot=bot)
+        reserve = await reservation_row(conn, of_job)
+        return dataclasses.replace(summed, reserve_id=None if reserve is None else int(reserve["id"]))
     row = rows[0]
     return WindowSums(
         used=int(row["used"]),
@@ -226,6 +236,7 @@ async def window_sums(
         guild_used=None if pool_of is None else int(row["guild_used"]),
         bot_used=int(row["bot_used"]) if bot else None,
         totals_key=totals_key,
+        reserve_id=None if row["reserve_id"] is None else int(row["reserve_id"]),
     )
 
 

@@ -23,6 +23,7 @@ from typing import TypeVar
 from bot import bounds
 from bot.config import GenerationMode
 from bot.errors import InvalidInput
+from bot.store import queries
 from bot.store.db import Connection, Database, Row, fetch_all, fetch_one
 from bot.store.errors import AboveCeiling
 from bot.store.models import GuildSettings, LimitKind, QuotaPolicy
@@ -105,6 +106,29 @@ async def resolve_allowance(
         if settings is not None and settings.default_member_credits is not None:
             return settings.default_member_credits, LimitKind.SERVER_DEFAULT
     return policy.default_member_credits, LimitKind.GLOBAL_DEFAULT
+
+
+async def load_member_limits(
+    conn: Connection, policy: QuotaPolicy, guild_id: int | None, user_id: int, role_ids: Sequence[int]
+) -> tuple[GuildSettings | None, int, LimitKind]:
+    """`load_guild_settings` and `resolve_allowance` together, in one round trip (a reservation's)."""
+    if guild_id is None:
+        return None, policy.default_member_credits, LimitKind.GLOBAL_DEFAULT
+    marks = ", ".join("?" for _ in role_ids) or "NULL"
+    row = await fetch_one(
+        conn,
+        queries.MEMBER_LIMITS.format(roles=marks),
+        (guild_id, user_id, guild_id, *role_ids, guild_id),
+    )
+    assert row is not None  # a LEFT JOIN from one row returns one row
+    settings = within_operator(_settings_from_row(guild_id, row), policy)
+    if row["member_credits"] is not None:
+        return settings, _capped(policy, int(row["member_credits"])), LimitKind.MEMBER
+    if row["role_credits"] is not None:
+        return settings, _capped(policy, int(row["role_credits"])), LimitKind.ROLE
+    if settings.default_member_credits is not None:
+        return settings, settings.default_member_credits, LimitKind.SERVER_DEFAULT
+    return settings, policy.default_member_credits, LimitKind.GLOBAL_DEFAULT
 
 
 def _capped(policy: QuotaPolicy, credits: int) -> int:
