@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.store import forget, ledger, totals
-from bot.store.db import BUDGET_LOCK, LEDGER_LOCK, Connection, guild_lock
+from bot.store.db import BUDGET_LOCK, LEDGER_LOCK, Connection, Row, fetch_one, guild_lock
 from bot.store.ledger import WindowSums
-from bot.store.limits import load_member_limits
+from bot.store.limits import member_limits_from_row, member_limits_query
 from bot.store.models import EffectiveLimits, GuildSettings, LimitKind, QuotaPolicy
 from bot.store.windows import window_bounds
 
@@ -67,27 +67,31 @@ class LimitsReader:
     ) -> LoadedLimits:
         """`member`'s limits in the window containing `at`; `exclude_job_id` leaves one job out of
         the active-job count, `of_job` asks whether that job has reserved."""
-        policy = self._policy
-        start, end = window_bounds(at, policy.window, policy.reset_time)
-        settings, allowance, source = await load_member_limits(
-            conn, policy, member.guild_id, member.user_id, member.role_ids
-        )
-        pool_limit = self._pool_limit(settings)
+        start, end = window_bounds(at, self._policy.window, self._policy.reset_time)
         token = forget.member_token(self._secret, member.guild_id, member.user_id)
-        sums = await ledger.window_sums(
-            conn,
-            member.guild_id,
-            (member.user_id, token),
-            start,
-            end,
-            exclude_job_id=exclude_job_id,
-            pool_of=settings.guild_id if settings is not None and pool_limit is not None else None,
-            bot=policy.bot_budget_credits is not None,
-            totals_key=self._totals_key,
-            of_job=of_job,
+        user_ids = (member.user_id, token)
+        sql, params = ledger.totals_query(
+            member.guild_id, user_ids, start, exclude_job_id=exclude_job_id, of_job=of_job
         )
-        limits = self._effective(member, (allowance, source), settings, pool_limit, sums, (start, end))
+        if member.guild_id is not None:  # the member's limits in the same round trip
+            limits_sql, limits_params = member_limits_query(member.guild_id, member.user_id, member.role_ids)
+            sql, params = f"SELECT * FROM ({limits_sql}) AS l, ({sql}) AS t", (*limits_params, *params)  # noqa: S608
+        row = await fetch_one(conn, sql, params)
+        sums = None if row is None else ledger.sums_from_totals(row, self._totals_key)
+        if row is None or sums is None:  # totals kept for another window rule: sum the ledger
+            sums = await ledger.summed_sums(
+                conn, member.guild_id, user_ids, (start, end), exclude_job_id=exclude_job_id, of_job=of_job
+            )
+            row = None if member.guild_id is None else await self._limits_row(conn, member)
+        settings, allowance, source = member_limits_from_row(self._policy, member.guild_id, row)
+        limits = self._effective(member, (allowance, source), settings, self._pool_limit(settings), sums, (start, end))
         return LoadedLimits(limits, sums.totals_key, sums.reserve_id)
+
+    @staticmethod
+    async def _limits_row(conn: Connection, member: Member) -> Row | None:
+        assert member.guild_id is not None
+        sql, params = member_limits_query(member.guild_id, member.user_id, member.role_ids)
+        return await fetch_one(conn, sql, params)
 
     def _pool_limit(self, settings: GuildSettings | None) -> int | None:
         if settings is None:

@@ -193,51 +193,52 @@ _TOTALS_SQL = (
 )
 
 
-async def window_sums(
-    conn: Connection,
-    guild_id: int | None,
-    user_ids: tuple[int, int],
-    start: dt.datetime,
-    end: dt.datetime,
-    *,
-    exclude_job_id: int,
-    pool_of: int | None,
-    bot: bool,
-    totals_key: str,
-    of_job: int = -1,
-) -> WindowSums:
-    """Every sum a member's limits need in `[start, end)`, in one round trip.
+def totals_query(
+    guild_id: int | None, user_ids: tuple[int, int], start: dt.datetime, *, exclude_job_id: int, of_job: int
+) -> tuple[str, tuple[object, ...]]:
+    """The one statement (SQL, parameters) that reads a member's window from the running totals.
 
-    Read from the running totals (`bot.store.totals`) when they are kept for `totals_key`, the
-    caller's window rule; summed from the ledger's rows otherwise. A member's sums take their id
-    and their token (`bot.store.forget`). `active` counts only jobs that reserved: jobs still
-    being validated do not, so two requests made at once do not refuse each other (the
-    reservation takes the slot). `exclude_job_id` leaves one job out of it. `pool_of` asks for
-    that server's usage (its pool), `bot` for the bot's (its budget). `of_job` asks whether that
-    job already reserved (`reserve_id`).
+    Its row: the totals' `window_key`, the member's `used`, `granted` and `reserved` (their id and
+    their token, `bot.store.forget`), `active` jobs (only jobs that reserved count, so two requests
+    made at once do not refuse each other; `exclude_job_id` leaves one out), `reserve_id` (whether
+    `of_job` reserved), and `guild_used` and `bot_used` for the pool and the budget. Read it with
+    `sums_from_totals`; `bot.store.effective` joins it to the member's limits.
     """
-    guild = totals.guild_scope(pool_of) if pool_of is not None else ""
+    guild = totals.guild_scope(guild_id) if guild_id is not None else ""
     members = (totals.member_scope(guild_id, user_ids[0]), totals.member_scope(guild_id, user_ids[1]))
-    rows = await fetch_all(
-        conn,
-        _TOTALS_SQL,
-        (guild_id, user_ids[0], exclude_job_id, of_job, guild, start, totals.BOT_SCOPE, start, *members, start),
-    )
-    if not rows or rows[0]["window_key"] != totals_key:
-        summed = await _summed(conn, guild_id, user_ids, (start, end), exclude_job_id, pool_of=pool_of, bot=bot)
-        reserve = await reservation_row(conn, of_job)
-        return dataclasses.replace(summed, reserve_id=None if reserve is None else int(reserve["id"]))
-    row = rows[0]
+    params = (guild_id, user_ids[0], exclude_job_id, of_job, guild, start, totals.BOT_SCOPE, start, *members, start)
+    return _TOTALS_SQL, params
+
+
+def sums_from_totals(row: Row, totals_key: str) -> WindowSums | None:
+    """A `totals_query` row as `WindowSums`; None when the totals are kept for another window rule."""
+    if row["window_key"] != totals_key:
+        return None
     return WindowSums(
         used=int(row["used"]),
         granted=int(row["granted"]),
         reserved=int(row["reserved"]),
         active=int(row["active"]),
-        guild_used=None if pool_of is None else int(row["guild_used"]),
-        bot_used=int(row["bot_used"]) if bot else None,
+        guild_used=int(row["guild_used"]),
+        bot_used=int(row["bot_used"]),
         totals_key=totals_key,
         reserve_id=None if row["reserve_id"] is None else int(row["reserve_id"]),
     )
+
+
+async def summed_sums(
+    conn: Connection,
+    guild_id: int | None,
+    user_ids: tuple[int, int],
+    window: tuple[dt.datetime, dt.datetime],
+    *,
+    exclude_job_id: int,
+    of_job: int,
+) -> WindowSums:
+    """What `totals_query` reads, summed from the ledger's rows instead (totals kept for another rule)."""
+    summed = await _summed(conn, guild_id, user_ids, window, exclude_job_id, pool_of=guild_id, bot=True)
+    reserve = await reservation_row(conn, of_job)
+    return dataclasses.replace(summed, reserve_id=None if reserve is None else int(reserve["id"]))
 
 
 async def _summed(

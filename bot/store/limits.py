@@ -108,19 +108,18 @@ async def resolve_allowance(
     return policy.default_member_credits, LimitKind.GLOBAL_DEFAULT
 
 
-async def load_member_limits(
-    conn: Connection, policy: QuotaPolicy, guild_id: int | None, user_id: int, role_ids: Sequence[int]
-) -> tuple[GuildSettings | None, int, LimitKind]:
-    """`load_guild_settings` and `resolve_allowance` together, in one round trip (a reservation's)."""
-    if guild_id is None:
-        return None, policy.default_member_credits, LimitKind.GLOBAL_DEFAULT
+def member_limits_query(guild_id: int, user_id: int, role_ids: Sequence[int]) -> tuple[str, tuple[object, ...]]:
+    """The one statement (SQL, parameters) that reads a server's settings and a member's allowance."""
     marks = ", ".join("?" for _ in role_ids) or "NULL"
-    row = await fetch_one(
-        conn,
-        queries.MEMBER_LIMITS.format(roles=marks),
-        (guild_id, user_id, guild_id, *role_ids, guild_id),
-    )
-    assert row is not None  # a LEFT JOIN from one row returns one row
+    return queries.MEMBER_LIMITS.format(roles=marks), (guild_id, user_id, guild_id, *role_ids, guild_id)
+
+
+def member_limits_from_row(
+    policy: QuotaPolicy, guild_id: int | None, row: Row | None
+) -> tuple[GuildSettings | None, int, LimitKind]:
+    """A `member_limits_query` row as (settings, allowance, where it came from); no row for the command line."""
+    if guild_id is None or row is None:
+        return None, policy.default_member_credits, LimitKind.GLOBAL_DEFAULT
     settings = within_operator(_settings_from_row(guild_id, row), policy)
     if row["member_credits"] is not None:
         return settings, _capped(policy, int(row["member_credits"])), LimitKind.MEMBER
@@ -129,6 +128,16 @@ async def load_member_limits(
     if settings.default_member_credits is not None:
         return settings, settings.default_member_credits, LimitKind.SERVER_DEFAULT
     return settings, policy.default_member_credits, LimitKind.GLOBAL_DEFAULT
+
+
+async def load_member_limits(
+    conn: Connection, policy: QuotaPolicy, guild_id: int | None, user_id: int, role_ids: Sequence[int]
+) -> tuple[GuildSettings | None, int, LimitKind]:
+    """`load_guild_settings` and `resolve_allowance` together, in one round trip."""
+    if guild_id is None:
+        return member_limits_from_row(policy, None, None)
+    sql, params = member_limits_query(guild_id, user_id, role_ids)
+    return member_limits_from_row(policy, guild_id, await fetch_one(conn, sql, params))
 
 
 def _capped(policy: QuotaPolicy, credits: int) -> int:

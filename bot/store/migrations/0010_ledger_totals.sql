@@ -18,6 +18,12 @@ CREATE TABLE ledger_totals (
     PRIMARY KEY (scope, window_start)
 );
 
+-- 3. `jobs_active_by_member`: a member's unfinished jobs, which every reservation counts, found
+--    without reading their history (states listed as bot/store/ledger.py lists them: SQLite
+--    uses a partial index only for the same terms).
+CREATE INDEX jobs_active_by_member ON jobs (guild_id, user_id)
+    WHERE state NOT IN ('canceled', 'done', 'failed');
+
 CREATE TABLE ledger_totals_window (
     id          INTEGER PRIMARY KEY CHECK (id = 1),
     window_key  TEXT NOT NULL             -- e.g. 'daily 00:00:00', 'weekly 06:30:00'

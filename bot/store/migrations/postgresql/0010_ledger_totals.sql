@@ -1,5 +1,6 @@
 -- SQLite's 0010_ledger_totals.sql in PostgreSQL's dialect (see it for what each part means):
--- running totals of the ledger per scope and window, back-filled for daily windows from 00:00 UTC.
+-- running totals of the ledger per scope and window, back-filled for daily windows from 00:00 UTC,
+-- and an index of members' unfinished jobs.
 
 CREATE TABLE ledger_totals (
     scope         TEXT NOT NULL,
@@ -9,6 +10,10 @@ CREATE TABLE ledger_totals (
     reserved      BIGINT NOT NULL DEFAULT 0,
     PRIMARY KEY (scope, window_start)
 );
+
+-- A member's unfinished jobs, which every reservation counts, found without reading their history.
+CREATE INDEX jobs_active_by_member ON jobs (guild_id, user_id)
+    WHERE state NOT IN ('canceled', 'done', 'failed');
 
 CREATE TABLE ledger_totals_window (
     id          INTEGER PRIMARY KEY CHECK (id = 1),
