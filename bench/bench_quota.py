@@ -8,9 +8,10 @@ Full ledger: for 0 and for 100,000 ledger rows in the running window (50,000 fin
 1,000 members of one server, each reserved and settled, written straight into the tables), one
 task makes N reservations in a row, for members of that server, with a server pool and a bot
 budget set, so every reservation checks all four limits. Printed: p50 and p95 latency and
-reservations per second. Beside it, on the same database and through the same driver and
-transactions (`Database.write`), a minimal ledger: one `UPDATE` of a balance and one `INSERT` of a
-row per operation, the least a ledger that checks anything can do.
+operations per second (one after another). Beside it, on the same database and through the same
+driver and transactions (`Database.write`), a minimal ledger: one `UPDATE` of a balance and one
+`INSERT` of a row per operation, the least a ledger that checks anything can do; each
+reservation is followed by one such operation, so both meet the same load on the machine.
 
 Contention (`--contention`), each on a fresh SQLite file:
 
@@ -259,10 +260,9 @@ async def _recount(store: Store) -> None:
     await ensure()
 
 
-async def _minimal_ledger(store: Store, count: int) -> list[float]:
-    """One UPDATE and one INSERT per operation, through the store's own transactions."""
-    postgres = store.dialect.value == "postgresql"
-    key = "BIGSERIAL" if postgres else "INTEGER"
+async def _create_minimal_ledger(store: Store) -> None:
+    """The minimal ledger's two tables, beside the store's."""
+    key = "BIGSERIAL" if store.dialect.value == "postgresql" else "INTEGER"
 
     async def create(conn: Connection) -> None:
         await conn.execute("CREATE TABLE bench_balance (member BIGINT PRIMARY KEY, used BIGINT NOT NULL)")
@@ -271,22 +271,23 @@ async def _minimal_ledger(store: Store, count: int) -> list[float]:
             await conn.execute("INSERT INTO bench_balance (member, used) VALUES (?, 0)", (member,))
 
     await store._db.write(create)
-    latencies: list[float] = []
-    for n in range(count):
-        member = n % SEEDED_MEMBERS
 
-        async def op(conn: Connection, member: int = member) -> None:
-            await conn.execute("UPDATE bench_balance SET used = used + 100 WHERE member = ?", (member,))
-            await conn.execute("INSERT INTO bench_ledger (member, amount) VALUES (?, -100)", (member,))
 
-        began = time.perf_counter()
-        await store._db.write(op)
-        latencies.append(time.perf_counter() - began)
-    return latencies
+async def _minimal_op(store: Store, member: int) -> float:
+    """One UPDATE and one INSERT, through the store's own transactions; its latency."""
+
+    async def op(conn: Connection) -> None:
+        await conn.execute("UPDATE bench_balance SET used = used + 100 WHERE member = ?", (member,))
+        await conn.execute("INSERT INTO bench_ledger (member, amount) VALUES (?, -100)", (member,))
+
+    began = time.perf_counter()
+    await store._db.write(op)
+    return time.perf_counter() - began
 
 
 async def full_ledger(target: Path | str, backend: str, rows: int, count: int) -> list[Timing]:
-    """Reservations (one task, one after another) against `rows` ledger rows, and the minimal ledger."""
+    """Reservations (one task, one after another) against `rows` ledger rows, each followed by one
+    minimal-ledger operation, so both meet the same machine load."""
     async with await Store.open(target, policy=POLICY) as store:
         now = store._db.now()
     if rows:
@@ -294,19 +295,19 @@ async def full_ledger(target: Path | str, backend: str, rows: int, count: int) -
     async with await Store.open(target, policy=POLICY) as store:
         await _recount(store)
         await store.limits.set_server_pool(GUILD, 10**12)
+        await _create_minimal_ledger(store)
         ids = []
         for n in range(count):
-            job = await store.jobs.create(
-                NewJob(user_id=n % SEEDED_MEMBERS, guild_id=GUILD, mode=GenerationMode.STANDARD)
-            )
-            ids.append((job.id, n % SEEDED_MEMBERS))
-        latencies = []
+            member = n % SEEDED_MEMBERS
+            job = await store.jobs.create(NewJob(user_id=member, guild_id=GUILD, mode=GenerationMode.STANDARD))
+            ids.append((job.id, member))
+        latencies, minimal = [], []
         for job_id, user in ids:
             began = time.perf_counter()
             result = await store.quota.reserve(job_id, guild_id=GUILD, user_id=user, role_ids=[], amount=100)
             latencies.append(time.perf_counter() - began)
             assert isinstance(result, Reservation), result
-        minimal = await _minimal_ledger(store, count)
+            minimal.append(await _minimal_op(store, user))
     return [Timing(backend, rows, "reserve", latencies), Timing(backend, rows, "minimal ledger", minimal)]
 
 

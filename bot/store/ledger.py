@@ -14,9 +14,10 @@ import datetime as dt
 from dataclasses import dataclass
 from enum import Enum
 
+from bot.config import GenerationMode
 from bot.store import totals
 from bot.store.db import LEDGER_LOCK, Connection, Row, fetch_all, fetch_int, fetch_one, parse_ts
-from bot.store.models import TERMINAL_STATES, LedgerKind
+from bot.store.models import TERMINAL_STATES, LedgerEntry, LedgerKind
 from bot.store.totals import TotalsRow
 
 _TERMINAL_SQL = "(" + ", ".join(f"'{state.value}'" for state in sorted(TERMINAL_STATES)) + ")"
@@ -25,6 +26,24 @@ _ACTIVE_JOBS_SQL = (
     " AND j.guild_id IS NOT DISTINCT FROM ? AND j.user_id = ? AND j.id <> ?"
     " AND EXISTS (SELECT 1 FROM ledger AS r WHERE r.job_id = j.id AND r.kind = 'reserve')"
 )
+
+
+def entry(row: Row) -> LedgerEntry:
+    """A ledger row as a `LedgerEntry`."""
+    return LedgerEntry(
+        id=int(row["id"]),
+        kind=LedgerKind(row["kind"]),
+        job_id=row["job_id"],
+        guild_id=row["guild_id"],
+        user_id=row["user_id"],
+        mode=GenerationMode(row["mode"]) if row["mode"] is not None else None,
+        amount=int(row["amount"]),
+        charged=row["charged"],
+        period_at=parse_ts(row["period_at"]),
+        at=parse_ts(row["at"]),
+        by_user_id=row["by_user_id"],
+        note=row["note"],
+    )
 
 
 class CloseOutcome(Enum):
@@ -95,12 +114,15 @@ async def close_reservation(
     now: dt.datetime,
     note: str | None = None,
 ) -> CloseOutcome:
-    """Settle a job's reservation to `charged`, or refund it (`charged` None), once.
+    """Settle a job's reservation to `charged`, or refund it (`charged` None), once: `JobStore.transition`'s ledger part.
 
     The amount is computed against everything the job holds (reservation plus top-ups). The check
     and the insert run in the caller's write transaction, so no other writer can slip a second
     close in between; the unique index `ledger_one_close` backs that up at the schema level. A
-    settle also records `charged_credits` on the job. Only `JobStore.transition` calls this.
+    settle also records `charged_credits` on the job, and the row is added to the running totals.
+    Returns `CLOSED` when this call wrote the row, `ALREADY_CLOSED` or `NO_RESERVATION` when
+    nothing changed; raises `ValueError` for a negative `charged`. Only `JobStore.transition`
+    calls this.
     """
     reserve = await reservation_row(conn, job_id)
     if reserve is None:

@@ -15,7 +15,6 @@ from collections.abc import Sequence
 
 from bot import bounds
 from bot.clock import Clock
-from bot.config import GenerationMode
 from bot.store import forget, ledger, queries, totals
 from bot.store.db import BUDGET_LOCK, LEDGER_LOCK, Connection, Database, Row, fetch_all, fetch_one, guild_lock, parse_ts
 from bot.store.effective import LimitsReader, LoadedLimits, Member
@@ -36,23 +35,6 @@ from bot.store.models import (
 )
 from bot.store.usage import usage_report
 from bot.store.windows import window_bounds
-
-
-def _entry(row: Row) -> LedgerEntry:
-    return LedgerEntry(
-        id=int(row["id"]),
-        kind=LedgerKind(row["kind"]),
-        job_id=row["job_id"],
-        guild_id=row["guild_id"],
-        user_id=row["user_id"],
-        mode=GenerationMode(row["mode"]) if row["mode"] is not None else None,
-        amount=int(row["amount"]),
-        charged=row["charged"],
-        period_at=parse_ts(row["period_at"]),
-        at=parse_ts(row["at"]),
-        by_user_id=row["by_user_id"],
-        note=row["note"],
-    )
 
 
 def _role_text(role_ids: Sequence[int]) -> str:
@@ -81,7 +63,7 @@ async def _write_row(
     params = (kind.value, None if job is None else job.id, member.guild_id, member.user_id, mode, amount, charged)
     rows = await fetch_all(conn, queries.INSERT_LEDGER_ROW, (*params, period_at or at, at, by_user_id, note))
     await totals.record(conn, [totals.TotalsRow.of(rows[0])])
-    return _entry(rows[0])
+    return ledger.entry(rows[0])
 
 
 class QuotaLedger:
@@ -431,7 +413,7 @@ class QuotaLedger:
     async def entries(self, job_id: int) -> list[LedgerEntry]:
         """Every ledger row of one job, oldest first."""
         rows = await self._db.read(lambda conn: fetch_all(conn, queries.JOB_ENTRIES, (job_id,)))
-        return [_entry(r) for r in rows]
+        return [ledger.entry(r) for r in rows]
 
     async def member_entries(
         self, guild_id: int | None, user_id: int, since: dt.datetime | None = None
@@ -443,7 +425,7 @@ class QuotaLedger:
         sql = queries.MEMBER_ENTRIES.format(since="" if since is None else queries.MEMBER_ENTRIES_SINCE)
         params = (guild_id, user_id, *([] if since is None else [since]))
         rows = await self._db.read(lambda conn: fetch_all(conn, sql, params))
-        return [_entry(r) for r in rows]
+        return [ledger.entry(r) for r in rows]
 
     async def usage(
         self, guild_id: int | None, since: dt.datetime | None = None, until: dt.datetime | None = None

@@ -211,8 +211,26 @@ async def problems(conn: Connection) -> list[str]:
     key = await current_key(conn)
     if key is None:
         return ["the ledger's running totals were never built"]
+    want = await _summed_from_ledger(conn, key)
+    have = {
+        (str(r["scope"]), parse_ts(r["window_start"])): [int(r["used"]), int(r["granted"]), int(r["reserved"])]
+        for r in await fetch_all(conn, "SELECT scope, window_start, used, granted, reserved FROM ledger_totals")
+    }
+    found: list[str] = []
+    for scope, start in sorted(set(want) | set(have)):
+        kept, summed = have.get((scope, start), [0, 0, 0]), want.get((scope, start), [0, 0, 0])
+        found += [
+            f"running total {name} of {scope} for the window from {start.isoformat()} is {a},"
+            f" but its ledger rows sum to {b}"
+            for name, a, b in zip(_FIELDS, kept, summed, strict=True)
+            if a != b
+        ]
+    return found
+
+
+async def _summed_from_ledger(conn: Connection, key: str) -> Deltas:
     window, reset_time = parse_key(key)
-    want: dict[tuple[str, dt.datetime], list[int]] = {}
+    want: Deltas = {}
     rows = await fetch_all(
         conn,
         f"SELECT l.kind, l.guild_id, l.user_id, l.amount, l.period_at, {_OPEN_HOLD_SQL} AS open FROM ledger AS l",  # noqa: S608
@@ -229,17 +247,4 @@ async def problems(conn: Connection) -> list[str]:
             total = want.setdefault((scope, start), [0, 0, 0])
             for i, value in enumerate(sums if scope.startswith("member:") else sums[:1]):
                 total[i] += value
-    have = {
-        (str(r["scope"]), parse_ts(r["window_start"])): [int(r["used"]), int(r["granted"]), int(r["reserved"])]
-        for r in await fetch_all(conn, "SELECT scope, window_start, used, granted, reserved FROM ledger_totals")
-    }
-    found: list[str] = []
-    for scope, start in sorted(set(want) | set(have)):
-        kept, summed = have.get((scope, start), [0, 0, 0]), want.get((scope, start), [0, 0, 0])
-        for name, a, b in zip(_FIELDS, kept, summed, strict=True):
-            if a != b:
-                found.append(
-                    f"running total {name} of {scope} for the window from {start.isoformat()} is {a},"
-                    f" but its ledger rows sum to {b}"
-                )
-    return found
+    return want
