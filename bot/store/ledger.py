@@ -114,7 +114,7 @@ async def close_reservation(
     now: dt.datetime,
     note: str | None = None,
 ) -> CloseOutcome:
-    """Settle a job's reservation to `charged`, or refund it (`charged` None), once: `JobStore.transition`'s ledger part.
+    """Settle a job's reservation to `charged`, or refund it (`charged` None), once (`transition`'s ledger part).
 
     The amount is computed against everything the job holds (reservation plus top-ups). The check
     and the insert run in the caller's write transaction, so no other writer can slip a second
