@@ -1,7 +1,7 @@
 """One reading of everything that limits a member's spending in a window: `LimitsReader.load`.
 
 It reads the server's settings and the member's allowance, then the window's running totals (or
-the ledger's sums, see `bot.store.ledger.window_sums`), and works out an `EffectiveLimits`, whose
+the ledger's sums, see `bot.store.ledger.summed_sums`), and works out an `EffectiveLimits`, whose
 `refusal_for` is the only credit rule. `QuotaLedger.limits` shows it; `reserve`, `top_up` and
 `grant` load the same thing inside their write transaction, so what is shown is what is enforced.
 """

@@ -196,7 +196,7 @@ class WindowSums:
     used: int  # the member's usage (their id and their token), grants aside
     granted: int  # the member's grants
     reserved: int  # what their open reservations and top-ups hold
-    active: int  # their unfinished jobs holding a reservation (one job left out, see `window_sums`)
+    active: int  # their unfinished jobs holding a reservation (one job left out, see `totals_query`)
     guild_used: int | None  # the server's usage, every member; None when not asked for
     bot_used: int | None  # usage across every server and the command line; None when not asked for
     totals_key: str | None = None  # the totals' window rule when read from them; None when summed
@@ -273,7 +273,7 @@ async def _summed(
     pool_of: int | None,
     bot: bool,
 ) -> WindowSums:
-    """`window_sums` from the ledger's rows, for when the totals are kept for another window rule."""
+    """`totals_query`'s figures summed from the ledger's rows, for when the totals are kept for another rule."""
     start, end = window
     columns = [f"({_ACTIVE_JOBS_SQL}) AS active"]
     params: list[object] = [guild_id, user_ids[0], exclude_job_id]

@@ -1,17 +1,14 @@
 """Running totals of the ledger per scope and window, written in the transaction of each ledger row.
 
-A reservation reads a member's, a server's and the bot's totals (a few rows by primary key)
-instead of summing every ledger row of the window, so it costs the same on the first day and
-after a year. Scopes: `member:<server or ->:<user>` (a deleted member's token is a user of its
-own), `guild:<server>`, `bot`. `used` follows the ledger's sign convention (grants aside),
-`granted` sums grants and `reserved` what open reservations hold (both for members only): each hold row adds what it
-holds and each settle or refund row takes away what its job held, so a closed job nets to zero.
-
-The totals are kept for one window rule, named in `ledger_totals_window` ("daily 00:00:00"). A
-total for a window that has not started yet begins absent, which reads as zero: its first ledger
-row creates it. A process whose policy differs rebuilds them once from the ledger (`rebuild`);
-until the rule matches again, readers sum the ledger as before. `problems` proves them against
-the ledger's own sums for `check_invariants`.
+A reservation reads a member's, a server's and the bot's totals (rows by primary key) instead of
+summing the window's rows, so it costs the same on the first day and after a year. Scopes:
+`member:<server or ->:<user>` (a deleted member's token is a user of its own), `guild:<server>`,
+`bot`. `used` follows the ledger's signs (grants aside); members also keep `granted` and
+`reserved` (a hold adds what it holds, a settle or refund takes away what its job held). Totals
+are kept for one window rule (`ledger_totals_window`); a window not started yet has no total
+(zero) until its first row. A process on another rule recounts them once (`rebuild`) or, until
+the rule matches, sums the ledger. `problems` proves them for `check_invariants`. See
+docs/design-notes.md, "Running totals".
 """
 
 from __future__ import annotations
