@@ -345,7 +345,7 @@ class _WatchedSink:
         if metrics.store is None:
             return
         entries = await metrics.store.quota.entries(record.id)
-        held = -sum(e.amount for e in entries if e.kind in (LedgerKind.RESERVE, LedgerKind.TOPUP))
+        held = sum(e.credits for e in entries if e.kind in (LedgerKind.RESERVE, LedgerKind.TOPUP))
         if self._reserved and held > self._reserved:  # top-ups, beyond the reservation counted above
             metrics.credits_reserved.labels(_guild(record)).inc(held - self._reserved)
         charged = sum(e.charged or 0 for e in entries if e.kind is LedgerKind.SETTLE)

@@ -23,6 +23,7 @@ import datetime as dt
 import hashlib
 import hmac
 
+from bot.store import totals
 from bot.store.db import Connection, fetch_all, fetch_one
 from bot.store.errors import MemberHasActiveJobs, StoreError
 from bot.store.models import TERMINAL_STATES, DeletionReport
@@ -53,10 +54,14 @@ async def sweep(conn: Connection, window_start: dt.datetime) -> int:
     which only ever raised that member's allowance in that window, are deleted.
     """
     cutoff = window_start
+    before = await totals.ledger_rows(conn, "user_id < 0 AND period_at < ?", (cutoff,))
+    if not before:
+        return 0
     anonymised = await conn.execute(
         "UPDATE ledger SET user_id = NULL WHERE user_id < 0 AND period_at < ? AND kind <> 'grant'", (cutoff,)
     )
     grants = await conn.execute("DELETE FROM ledger WHERE user_id < 0 AND period_at < ? AND kind = 'grant'", (cutoff,))
+    await totals.recount(conn, before)
     return anonymised + grants
 
 
@@ -80,6 +85,7 @@ async def delete_member(
         raise MemberHasActiveJobs(user_id, [int(r[0]) for r in running])
     await sweep(conn, window_start)
     cutoff = window_start
+    before = await totals.ledger_rows(conn, f"user_id = ?{scope}", args)
 
     # Ended windows: anonymise usage, delete grants. Before deleting jobs: ledger.job_id is
     # ON DELETE RESTRICT, so a job with attributed usage cannot be deleted by mistake.
@@ -107,6 +113,7 @@ async def delete_member(
             (member_token(secret, guild, user_id), user_id, guild, cutoff),
         )
 
+    await totals.recount(conn, before)
     await conn.execute(f"UPDATE ledger SET by_user_id = NULL WHERE by_user_id = ?{scope}", args)  # noqa: S608
     jobs = await conn.execute(f"DELETE FROM jobs WHERE user_id = ?{scope}", args)  # noqa: S608
     limits = await fetch_one(conn, f"SELECT COUNT(*) FROM member_limits WHERE user_id = ?{scope}", args)  # noqa: S608

@@ -23,6 +23,7 @@ from typing import TypeVar
 from bot import bounds
 from bot.config import GenerationMode
 from bot.errors import InvalidInput
+from bot.store import queries
 from bot.store.db import Connection, Database, Row, fetch_all, fetch_one
 from bot.store.errors import AboveCeiling
 from bot.store.models import GuildSettings, LimitKind, QuotaPolicy
@@ -78,33 +79,36 @@ async def load_guild_settings(conn: Connection, policy: QuotaPolicy, guild_id: i
     return within_operator(_settings_from_row(guild_id, row), policy)
 
 
-async def resolve_allowance(
-    conn: Connection,
-    policy: QuotaPolicy,
-    guild_id: int | None,
-    user_id: int,
-    role_ids: Sequence[int],
-    settings: GuildSettings | None,
-) -> tuple[int, LimitKind]:
-    """The member's allowance per window and which limit it came from."""
-    if guild_id is not None:
-        row = await fetch_one(
-            conn, "SELECT credits FROM member_limits WHERE guild_id = ? AND user_id = ?", (guild_id, user_id)
-        )
-        if row is not None:
-            return _capped(policy, int(row[0])), LimitKind.MEMBER
-        if role_ids:
-            marks = ", ".join("?" for _ in role_ids)
-            row = await fetch_one(
-                conn,
-                f"SELECT MAX(credits) FROM role_limits WHERE guild_id = ? AND role_id IN ({marks})",  # noqa: S608
-                (guild_id, *role_ids),
-            )
-            if row is not None and row[0] is not None:
-                return _capped(policy, int(row[0])), LimitKind.ROLE
-        if settings is not None and settings.default_member_credits is not None:
-            return settings.default_member_credits, LimitKind.SERVER_DEFAULT
-    return policy.default_member_credits, LimitKind.GLOBAL_DEFAULT
+def member_limits_query(guild_id: int, user_id: int, role_ids: Sequence[int]) -> tuple[str, tuple[object, ...]]:
+    """The one statement (SQL, parameters) that reads a server's settings and a member's allowance."""
+    marks = ", ".join("?" for _ in role_ids) or "NULL"
+    return queries.MEMBER_LIMITS.format(roles=marks), (guild_id, user_id, guild_id, *role_ids, guild_id)
+
+
+def member_limits_from_row(
+    policy: QuotaPolicy, guild_id: int | None, row: Row | None
+) -> tuple[GuildSettings | None, int, LimitKind]:
+    """A `member_limits_query` row as (settings, allowance, where it came from); no row for the command line."""
+    if guild_id is None or row is None:
+        return None, policy.default_member_credits, LimitKind.GLOBAL_DEFAULT
+    settings = within_operator(_settings_from_row(guild_id, row), policy)
+    if row["member_credits"] is not None:
+        return settings, _capped(policy, int(row["member_credits"])), LimitKind.MEMBER
+    if row["role_credits"] is not None:
+        return settings, _capped(policy, int(row["role_credits"])), LimitKind.ROLE
+    if settings.default_member_credits is not None:
+        return settings, settings.default_member_credits, LimitKind.SERVER_DEFAULT
+    return settings, policy.default_member_credits, LimitKind.GLOBAL_DEFAULT
+
+
+async def load_member_limits(
+    conn: Connection, policy: QuotaPolicy, guild_id: int | None, user_id: int, role_ids: Sequence[int]
+) -> tuple[GuildSettings | None, int, LimitKind]:
+    """A server's settings and a member's allowance per window (and where it came from), in one round trip."""
+    if guild_id is None:
+        return member_limits_from_row(policy, None, None)
+    sql, params = member_limits_query(guild_id, user_id, role_ids)
+    return member_limits_from_row(policy, guild_id, await fetch_one(conn, sql, params))
 
 
 def _capped(policy: QuotaPolicy, credits: int) -> int:
@@ -208,8 +212,8 @@ class LimitStore:
         """The member's allowance per window (before grants) and which limit set it."""
 
         async def body(conn: Connection) -> tuple[int, LimitKind]:
-            settings = await load_guild_settings(conn, self._policy, guild_id)
-            return await resolve_allowance(conn, self._policy, guild_id, user_id, role_ids, settings)
+            _, allowance, source = await load_member_limits(conn, self._policy, guild_id, user_id, role_ids)
+            return allowance, source
 
         return await self._db.read(body)
 

@@ -272,9 +272,17 @@ class LedgerKind(StrEnum):
     RECONCILE = "reconcile"
 
 
+class Direction(StrEnum):
+    """Which way a ledger row moves a member's credits, so no caller reads a sign."""
+
+    OUT = "out"  # counts as usage: a reservation, a top-up, a charge above what was held, ...
+    IN = "in"  # gives back or adds: a settle below what was held, a refund, a grant, ...
+    NONE = "none"  # a row of 0 credits (a settle at exactly what was held)
+
+
 @dataclass(frozen=True, slots=True)
 class LedgerEntry:
-    """One ledger row.
+    """One ledger row: `credits` moved in `direction` (`amount` is the same as a signed number).
 
     `job_id` is None once its member's data was deleted; `user_id` is then a negative one-way token
     while the row's window runs (it still counts against that member) and None after it.
@@ -292,6 +300,16 @@ class LedgerEntry:
     at: dt.datetime
     by_user_id: int | None
     note: str | None
+
+    @property
+    def direction(self) -> Direction:
+        """Whether this row took credits (`OUT`), gave or added them (`IN`), or neither."""
+        return Direction.OUT if self.amount < 0 else Direction.IN if self.amount > 0 else Direction.NONE
+
+    @property
+    def credits(self) -> int:
+        """How many credits this row moved, whichever way (never negative)."""
+        return abs(self.amount)
 
 
 class LimitKind(StrEnum):

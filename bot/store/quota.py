@@ -1,22 +1,10 @@
-"""The credit ledger: one reading of a member's limits, and the writes that must respect it.
+"""The credit ledger's writes and reads: `QuotaLedger`, reached as `store.quota`.
 
-`load_limits` reads everything that limits a member's spending in a window (allowance, grants,
-usage, pool, budget, active jobs) into an `EffectiveLimits`, whose `refusal_for` is the only credit
-rule. `QuotaLedger.limits` shows it to members and managers; `reserve` and `top_up` load the same
-thing inside their `BEGIN IMMEDIATE` transaction and apply the same rule, so concurrent requests
-can never overspend and what is shown is what is enforced. Credits are closed (settled or
-refunded) only by `JobStore.transition`; a job whose outcome at Magic Hour was unknown is later
-brought to Magic Hour's real charge, once, by `reconcile`. Sign convention and window rules:
-`bot.store.models`. Reach this as `store.quota`.
-
-Across processes (PostgreSQL), a reservation or top-up first takes the locks of every limit it
-checks (`Connection.lock`: the server's, which covers its members, active jobs and pool, and the
-bot budget's when there is one), then locks the job's row: so two processes reserving against one
-limit are ordered, each sums the ledger after the other's row is committed, and none overspends.
-On SQLite, `BEGIN IMMEDIATE` orders every writer anyway. Within one process, reservations that would
-wait for the same database lock first queue on an `asyncio.Lock` (per server, or one for the bot
-budget): correctness comes from the database's locks, but a queue of one waiter per process at the
-database, rather than one per task, is about three times faster under contention.
+Reservations, top-ups, grants, adjustments and reconciliations are ledger rows, each checked
+against the member's `EffectiveLimits` (`bot.store.effective`) in the same write transaction, so
+concurrent requests never overspend. Credits are closed (settled or refunded) only by
+`JobStore.transition`. Each public method runs one transaction whose steps are named methods
+below it; the SQL is in `bot.store.queries`; signs and windows are in `bot.store.models`.
 """
 
 from __future__ import annotations
@@ -27,25 +15,15 @@ from collections.abc import Sequence
 
 from bot import bounds
 from bot.clock import Clock
-from bot.config import GenerationMode
-from bot.store import forget, ledger
-from bot.store.db import (
-    BUDGET_LOCK,
-    LEDGER_LOCK,
-    Connection,
-    Database,
-    Row,
-    fetch_all,
-    fetch_one,
-    guild_lock,
-    parse_ts,
-)
+from bot.store import forget, ledger, queries, totals
+from bot.store.db import BUDGET_LOCK, LEDGER_LOCK, Connection, Database, Row, fetch_all, fetch_one, guild_lock, parse_ts
+from bot.store.effective import LimitsReader, LoadedLimits, Member
 from bot.store.errors import AboveCeiling, AlreadyReconciled, JobNotActive, JobNotFound, NoReservation, NotReconcilable
-from bot.store.jobs import error_data_text, load_job, load_uncertain, write_fields
-from bot.store.limits import load_guild_settings, resolve_allowance
+from bot.store.jobs import error_data_text, load_job, write_fields
 from bot.store.models import (
     UNKNOWN_AT_MAGIC_HOUR,
     EffectiveLimits,
+    JobRecord,
     JobState,
     LedgerEntry,
     LedgerKind,
@@ -53,31 +31,10 @@ from bot.store.models import (
     Reconciliation,
     Refusal,
     Reservation,
-    UsageLine,
     UsageReport,
 )
+from bot.store.usage import usage_report
 from bot.store.windows import window_bounds
-
-
-def _entry(row: Row) -> LedgerEntry:
-    return LedgerEntry(
-        id=int(row["id"]),
-        kind=LedgerKind(row["kind"]),
-        job_id=row["job_id"],
-        guild_id=row["guild_id"],
-        user_id=row["user_id"],
-        mode=GenerationMode(row["mode"]) if row["mode"] is not None else None,
-        amount=int(row["amount"]),
-        charged=row["charged"],
-        period_at=parse_ts(row["period_at"]),
-        at=parse_ts(row["at"]),
-        by_user_id=row["by_user_id"],
-        note=row["note"],
-    )
-
-
-def _at_most(value: int, bound: int | None) -> int:
-    return value if bound is None else min(value, bound)
 
 
 def _role_text(role_ids: Sequence[int]) -> str:
@@ -88,83 +45,25 @@ def _role_list(text: str | None) -> list[int]:
     return [int(part) for part in text.split(",") if part] if text else []
 
 
-async def lock_limits(conn: Connection, policy: QuotaPolicy, guild_id: int | None, *, budget: bool = True) -> None:
-    """Lock every limit a member of `guild_id` spends against, until the transaction ends (see above)."""
-    names = [guild_lock(guild_id)]
-    if budget and policy.bot_budget_credits is not None:
-        names.append(BUDGET_LOCK)
-    await conn.lock(*names, shared=[LEDGER_LOCK])
-
-
-async def load_limits(
+async def _write_row(
     conn: Connection,
-    policy: QuotaPolicy,
-    secret: bytes,
-    guild_id: int | None,
-    user_id: int,
-    role_ids: Sequence[int],
-    at: dt.datetime,
+    kind: LedgerKind,
+    member: Member,
+    amount: int,
     *,
-    exclude_job_id: int = -1,
-) -> EffectiveLimits:
-    """A member's `EffectiveLimits` in the window containing `at`, inside the caller's transaction.
-
-    The one loader behind `QuotaLedger.limits`, `reserve`, `top_up` and `grant`. `exclude_job_id`
-    leaves one job out of the active-job count.
-    """
-    start, end = window_bounds(at, policy.window, policy.reset_time)
-    settings = await load_guild_settings(conn, policy, guild_id)
-    allowance, source = await resolve_allowance(conn, policy, guild_id, user_id, role_ids, settings)
-    token = forget.member_token(secret, guild_id, user_id)
-    pool_limit: int | None = None
-    if settings is not None:
-        caps = [c for c in (settings.pool_credits, policy.server_credits_ceiling) if c is not None]
-        pool_limit = min(caps) if caps else None
-    sums = await ledger.window_sums(
-        conn,
-        guild_id,
-        (user_id, token),
-        start,
-        end,
-        exclude_job_id=exclude_job_id,
-        pool_of=settings.guild_id if settings is not None and pool_limit is not None else None,
-        bot=policy.bot_budget_credits is not None,
-    )
-    used, granted, reserved, active = sums.used, sums.granted, sums.reserved, sums.active
-    pool_available = None if pool_limit is None or sums.guild_used is None else pool_limit - sums.guild_used
-    budget_available = (
-        None
-        if policy.bot_budget_credits is None or sums.bot_used is None
-        else policy.bot_budget_credits - sums.bot_used
-    )
-
-    # A member's allowance plus grants never passes the operator's ceiling, whatever managers set
-    # and in whichever order (a grant, then a higher limit), or whenever the operator lowered it.
-    ceiling = policy.server_credits_ceiling if guild_id is not None else None
-    member_available = _at_most(allowance + granted, ceiling) - used
-    availables = [a for a in (member_available, pool_available, budget_available) if a is not None]
-    return EffectiveLimits(
-        allowance=allowance,
-        limit_kind=source,
-        granted=granted,
-        used=used,
-        reserved=reserved,
-        member_available=member_available,
-        pool_limit=pool_limit,
-        pool_available=pool_available,
-        budget_limit=policy.bot_budget_credits,
-        budget_available=budget_available,
-        remaining=max(0, min(availables)),
-        window_start=start,
-        resets_at=end,
-        active_jobs=active,
-        max_active_jobs=(  # the server's own is at most the operator's (`within_operator`)
-            settings.max_active_jobs
-            if settings is not None and settings.max_active_jobs is not None
-            else policy.max_active_jobs_per_member
-        ),
-        guild=settings,
-    )
+    at: dt.datetime,
+    period_at: dt.datetime | None = None,
+    job: JobRecord | None = None,
+    charged: int | None = None,
+    by_user_id: int | None = None,
+    note: str | None = None,
+) -> LedgerEntry:
+    """Insert one ledger row (grant, adjust or reconcile) and add it to the running totals."""
+    mode = None if job is None else job.mode.value
+    params = (kind.value, None if job is None else job.id, member.guild_id, member.user_id, mode, amount, charged)
+    rows = await fetch_all(conn, queries.INSERT_LEDGER_ROW, (*params, period_at or at, at, by_user_id, note))
+    await totals.record(conn, [totals.TotalsRow.of(rows[0])])
+    return ledger.entry(rows[0])
 
 
 class QuotaLedger:
@@ -174,16 +73,15 @@ class QuotaLedger:
         self._db = db
         self._policy = policy
         self._clock = clock
-        self._secret = secret
+        self._reader = LimitsReader(policy, secret)
         # The window start this ledger last swept deleted members' tokens for: one sweep per window
         # per process is enough, since tokens only ever hold rows of the window running when made.
         self._swept_for: dt.datetime | None = None
+        # Reservations that would wait for the same database lock queue here first (per server, or
+        # one for the bot budget): one waiter per process at the database is about three times
+        # faster under contention than one per task. Correctness comes from the database's locks.
         self._queues: dict[str, asyncio.Lock] = {}
-
-    def _queue(self, guild_id: int | None) -> asyncio.Lock:
-        """The in-process queue for the database lock a reservation in `guild_id` will wait for."""
-        name = BUDGET_LOCK if self._policy.bot_budget_credits is not None else guild_lock(guild_id)
-        return self._queues.setdefault(name, asyncio.Lock())
+        self._totals_checked = False
 
     @property
     def policy(self) -> QuotaPolicy:
@@ -194,82 +92,68 @@ class QuotaLedger:
         """The current window `[start, end)`; `end` is the next reset, for display."""
         return window_bounds(now or self._clock.now(), self._policy.window, self._policy.reset_time)
 
+    async def ensure_totals(self) -> bool:
+        """Make the running totals count this ledger's windows; return True if they were recounted.
+
+        Checked once per process, before its first reservation: totals kept for another window
+        rule (the bot's window or reset time changed) are recounted from the ledger, in one
+        transaction holding the ledger lock exclusively. Should another process with yet another
+        rule recount them afterwards, this one's reads notice and sum the ledger instead.
+        """
+        key = totals.window_key(self._policy.window, self._policy.reset_time)
+
+        async def recount(conn: Connection) -> bool:
+            await conn.lock(LEDGER_LOCK)
+            if await totals.current_key(conn) == key:
+                return False
+            await totals.rebuild(conn, key)
+            return True
+
+        rebuilt = await self._db.read(totals.current_key) != key and await self._db.write(recount)
+        self._totals_checked = True
+        return rebuilt
+
     async def limits(self, guild_id: int | None, user_id: int, role_ids: Sequence[int] = ()) -> EffectiveLimits:
         """The member's limits, usage and what they can spend, in the current window.
 
         `limits(...).refusal_for(estimate)` predicts `reserve`'s answer (barring a race).
         """
-        return await self._db.read(
-            lambda conn: load_limits(conn, self._policy, self._secret, guild_id, user_id, role_ids, self._clock.now())
-        )
+        member = Member(guild_id, user_id, role_ids)
+        loaded = await self._db.read(lambda conn: self._reader.load(conn, member, self._clock.now()))
+        return loaded.limits
+
+    # Reservations
 
     async def reserve(
         self, job_id: int, *, guild_id: int | None, user_id: int, role_ids: Sequence[int], amount: int
     ) -> Reservation | Refusal:
-        """Hold `amount` credits for a job if `EffectiveLimits.refusal_for(amount)` allows it.
+        """Hold `amount` credits for a job if every limit allows; return the `Reservation` or the `Refusal`.
 
-        One `BEGIN IMMEDIATE` transaction loads the member's limits and writes the reservation, so
-        concurrent reservations (in this process or others) can never overspend. `amount` must be
-        at least 1 (every job costs at least a frame). A job that already reserved gets its
-        existing reservation back (`already_reserved=True`); a finished job raises `JobNotActive`.
-        `guild_id` and `user_id` must match the job's. `role_ids` are recorded with the job, so a
-        later `top_up` is checked against the same allowance. The first reservation of each window
-        (per process) also anonymises deleted members' rows of ended windows (`bot.store.forget`).
+        One write transaction locks the member's limits, loads them and writes the reservation,
+        so concurrent reservations (in this process or others) never overspend. A job that already
+        reserved gets its reservation back (`already_reserved=True`), nothing written. `role_ids`
+        are recorded with the job, so a later `top_up` is checked against the same allowance. The
+        first reservation of each window (per process) also anonymises deleted members' rows of
+        ended windows (`bot.store.forget`). Raises `ValueError` for an `amount` below 1 (every job
+        costs at least a frame) or a member who is not the job's, `JobNotFound`, and
+        `JobNotActive` for a finished job.
         """
         if amount < 1:
             raise ValueError("a reservation must be at least 1 credit")
-        policy = self._policy
+        if not self._totals_checked:
+            await self.ensure_totals()
+        member = Member(guild_id, user_id, role_ids)
         swept: list[dt.datetime] = []
 
         async def body(conn: Connection) -> Reservation | Refusal:
-            await lock_limits(conn, policy, guild_id)
+            await self._reader.lock(conn, guild_id)
             now = self._clock.now()
-            job = await load_job(conn, job_id, for_update=True)
-            if (job.guild_id, job.user_id) != (guild_id, user_id):
-                raise ValueError(f"job {job_id} belongs to member {job.user_id} in server {job.guild_id}")
-            if job.terminal:
-                raise JobNotActive(job_id, job.state.value)
-            start = window_bounds(now, policy.window, policy.reset_time)[0]
-            if self._swept_for != start:
-                await forget.sweep(conn, start)
-                swept.append(start)
-            limits = await load_limits(conn, policy, self._secret, guild_id, user_id, role_ids, now)
-            existing = await ledger.reservation_row(conn, job_id)
-            if existing is not None:
-                period = parse_ts(existing["period_at"])
-                return Reservation(
-                    job_id=job_id,
-                    amount=await ledger.held(conn, job_id),
-                    reserved_at=parse_ts(existing["at"]),
-                    resets_at=window_bounds(period, policy.window, policy.reset_time)[1],
-                    remaining=limits.remaining,
-                    already_reserved=True,
-                )
-            refusal = limits.refusal_for(amount, new_job=True)
-            if refusal is not None:
-                return refusal
-            await ledger.hold(
-                conn,
-                LedgerKind.RESERVE,
-                job_id,
-                guild_id=guild_id,
-                user_id=user_id,
-                mode=job.mode.value,
-                credits=amount,
-                period_at=now,
-                now=now,
-            )
-            await conn.execute(
-                "UPDATE jobs SET estimated_credits = ?, role_ids = ?, updated_at = ? WHERE id = ?",
-                (amount, _role_text(role_ids), now, job_id),
-            )
-            return Reservation(
-                job_id=job_id,
-                amount=amount,
-                reserved_at=now,
-                resets_at=limits.resets_at,
-                remaining=max(0, limits.remaining - amount),
-            )
+            job = await self._active_job(conn, job_id, owner=member)
+            swept.extend(await self._sweep_once(conn, now))
+            loaded = await self._reader.load(conn, member, now, of_job=job_id)
+            if loaded.reserve_id is not None:
+                return await self._existing_reservation(conn, job_id, loaded.limits)
+            return await self._hold_new(conn, job, member, amount, loaded, now)
 
         async with self._queue(guild_id):
             result = await self._db.write(body)
@@ -277,74 +161,113 @@ class QuotaLedger:
             self._swept_for = swept[-1]
         return result
 
+    def _queue(self, guild_id: int | None) -> asyncio.Lock:
+        """The in-process queue for the database lock a reservation in `guild_id` will wait for."""
+        name = BUDGET_LOCK if self._policy.bot_budget_credits is not None else guild_lock(guild_id)
+        return self._queues.setdefault(name, asyncio.Lock())
+
+    @staticmethod
+    async def _active_job(conn: Connection, job_id: int, owner: Member | None = None) -> JobRecord:
+        """The job, locked for this transaction; `ValueError` if it is not `owner`'s, `JobNotActive` if finished."""
+        job = await load_job(conn, job_id, for_update=True)
+        if owner is not None and (job.guild_id, job.user_id) != (owner.guild_id, owner.user_id):
+            raise ValueError(f"job {job_id} belongs to member {job.user_id} in server {job.guild_id}")
+        if job.terminal:
+            raise JobNotActive(job_id, job.state.value)
+        return job
+
+    async def _sweep_once(self, conn: Connection, now: dt.datetime) -> list[dt.datetime]:
+        """Anonymise deleted members' rows of ended windows, once per window; the window swept for."""
+        start = window_bounds(now, self._policy.window, self._policy.reset_time)[0]
+        if self._swept_for == start:
+            return []
+        await forget.sweep(conn, start)
+        return [start]
+
+    async def _existing_reservation(self, conn: Connection, job_id: int, limits: EffectiveLimits) -> Reservation:
+        """A repeated `reserve`: the job's reservation as it stands (nothing written)."""
+        row = await ledger.reservation_row(conn, job_id)
+        assert row is not None  # the caller saw its id in this transaction
+        resets_at = window_bounds(parse_ts(row["period_at"]), self._policy.window, self._policy.reset_time)[1]
+        held = await ledger.held(conn, job_id)
+        return Reservation(job_id, held, parse_ts(row["at"]), resets_at, limits.remaining, already_reserved=True)
+
+    @staticmethod
+    async def _hold_new(
+        conn: Connection, job: JobRecord, member: Member, amount: int, loaded: LoadedLimits, now: dt.datetime
+    ) -> Reservation | Refusal:
+        """Write the job's reservation if the limits allow it, and record its estimate and roles."""
+        limits = loaded.limits
+        refusal = limits.refusal_for(amount, new_job=True)
+        if refusal is not None:
+            return refusal
+        hold = ledger.Hold(LedgerKind.RESERVE, job.id, member.guild_id, member.user_id, job.mode.value, amount, now)
+        await ledger.hold(conn, hold, now=now, totals_key=loaded.totals_key)
+        await conn.execute(queries.RECORD_RESERVATION, (amount, _role_text(member.role_ids), now, job.id))
+        return Reservation(job.id, amount, now, limits.resets_at, max(0, limits.remaining - amount))
+
     async def top_up(
         self, job_id: int, to_amount: int, *, role_ids: Sequence[int] | None = None
     ) -> Reservation | Refusal:
-        """Raise a job's open reservation to hold `to_amount` in total, if every credit limit allows.
+        """Raise a job's open reservation to hold `to_amount` in total; return the `Reservation` or the `Refusal`.
 
         For a create answer that costs more than the estimate: the increase is checked with
         `refusal_for(increase, new_job=False)` (the job already holds its active-job slot) against
-        the window the reservation counts in, in one `BEGIN IMMEDIATE` transaction, and written as
-        a `topup` row. `to_amount` at or below what is held changes nothing and returns the
-        reservation (`already_reserved=True`). The allowance is resolved with the roles recorded
-        at `reserve` unless `role_ids` is given. Raises `NoReservation` when the job has no open
-        reservation and `JobNotActive` for a finished job.
+        the window the reservation counts in, and written as a `topup` row, in one transaction.
+        `to_amount` at or below what is held changes nothing and returns the reservation
+        (`already_reserved=True`). The allowance is resolved with the roles recorded at `reserve`
+        unless `role_ids` is given. Raises `ValueError` for a negative `to_amount`,
+        `JobNotFound`, `NoReservation` when the job has no open reservation, and `JobNotActive`
+        for a finished job.
         """
         if to_amount < 0:
             raise ValueError("a reservation cannot be negative")
-        policy = self._policy
 
         async def body(conn: Connection) -> Reservation | Refusal:
-            # A job's server never changes: read it to know which limits to lock, then lock the job.
-            row = await fetch_one(conn, "SELECT guild_id FROM jobs WHERE id = ?", (job_id,))
-            if row is not None:
-                await lock_limits(conn, policy, row[0])
-            now = self._clock.now()
-            job = await load_job(conn, job_id, for_update=True)
-            if job.terminal:
-                raise JobNotActive(job_id, job.state.value)
+            row = await fetch_one(conn, queries.JOB_GUILD, (job_id,))
+            if row is not None:  # a job's server never changes: lock its limits, then the job
+                await self._reader.lock(conn, row[0])
+            job = await self._active_job(conn, job_id)
             reserve = await ledger.reservation_row(conn, job_id)
             if reserve is None or await ledger.closing_row(conn, job_id) is not None:
                 raise NoReservation(job_id)
-            if role_ids is None:
-                row = await fetch_one(conn, "SELECT role_ids FROM jobs WHERE id = ?", (job_id,))
-                roles: Sequence[int] = _role_list(row[0] if row is not None else None)
-            else:
-                roles = role_ids
-            period = parse_ts(reserve["period_at"])
-            limits = await load_limits(
-                conn, policy, self._secret, job.guild_id, job.user_id, roles, period, exclude_job_id=job_id
-            )
-            total = await ledger.held(conn, job_id)
-            if to_amount <= total:
-                return Reservation(job_id, total, parse_ts(reserve["at"]), limits.resets_at, limits.remaining, True)
-            increase = to_amount - total
-            refusal = limits.refusal_for(increase, new_job=False)
-            if refusal is not None:
-                return refusal
-            await ledger.hold(
-                conn,
-                LedgerKind.TOPUP,
-                job_id,
-                guild_id=reserve["guild_id"],
-                user_id=reserve["user_id"],
-                mode=reserve["mode"],
-                credits=increase,
-                period_at=period,  # counts in the reservation's window
-                now=now,
-            )
-            await conn.execute(
-                "UPDATE jobs SET estimated_credits = ?, updated_at = ? WHERE id = ?", (to_amount, now, job_id)
-            )
-            return Reservation(
-                job_id=job_id,
-                amount=to_amount,
-                reserved_at=parse_ts(reserve["at"]),
-                resets_at=limits.resets_at,
-                remaining=max(0, limits.remaining - increase),
-            )
+            member = Member(job.guild_id, job.user_id, await self._recorded_roles(conn, job_id, role_ids))
+            period = parse_ts(reserve["period_at"])  # a top-up counts in the reservation's window
+            loaded = await self._reader.load(conn, member, period, exclude_job_id=job_id)
+            return await self._hold_more(conn, job, reserve, to_amount, loaded)
 
         return await self._db.write(body)
+
+    @staticmethod
+    async def _recorded_roles(conn: Connection, job_id: int, given: Sequence[int] | None) -> Sequence[int]:
+        """`given` if the caller passed roles, else the roles recorded at `reserve`."""
+        if given is not None:
+            return given
+        row = await fetch_one(conn, queries.JOB_ROLE_IDS, (job_id,))
+        return _role_list(row[0] if row is not None else None)
+
+    async def _hold_more(
+        self, conn: Connection, job: JobRecord, reserve: Row, to_amount: int, loaded: LoadedLimits
+    ) -> Reservation | Refusal:
+        """Write a top-up to `to_amount` if the limits allow the increase, and record the estimate."""
+        limits, now = loaded.limits, self._clock.now()
+        total = await ledger.held(conn, job.id)
+        reserved_at = parse_ts(reserve["at"])
+        if to_amount <= total:
+            return Reservation(job.id, total, reserved_at, limits.resets_at, limits.remaining, already_reserved=True)
+        increase = to_amount - total
+        refusal = limits.refusal_for(increase, new_job=False)
+        if refusal is not None:
+            return refusal
+        period = parse_ts(reserve["period_at"])
+        hold = ledger.Hold(
+            LedgerKind.TOPUP, job.id, reserve["guild_id"], reserve["user_id"], reserve["mode"], increase, period
+        )
+        await ledger.hold(conn, hold, now=now, totals_key=loaded.totals_key)
+        await conn.execute(queries.RECORD_TOP_UP, (to_amount, now, job.id))
+        return Reservation(job.id, to_amount, reserved_at, limits.resets_at, max(0, limits.remaining - increase))
+
+    # Managers' and the operator's corrections
 
     async def grant(
         self,
@@ -356,7 +279,7 @@ class QuotaLedger:
         *,
         role_ids: Sequence[int] = (),
     ) -> LedgerEntry | None:
-        """Add `amount` credits to a member's allowance for the current window only.
+        """Add `amount` credits to a member's allowance for the current window only; return the entry.
 
         A grant raises what the member may use; it does not raise the server pool or bot budget.
         In a server with an operator ceiling, a grant that would take the member's allowance plus
@@ -364,31 +287,34 @@ class QuotaLedger:
         amount takes credits back, but never more than the member's allowance plus grants: it is
         clamped to what can be taken, the entry shows what was actually taken, and None means
         there was nothing left to take (nothing written). The allowance is resolved with
-        `role_ids`, so pass the member's roles.
+        `role_ids`, so pass the member's roles. Raises `ValueError` for 0, `OutOfBounds` past
+        the bounds a grant may have.
         """
         if amount == 0:
             raise ValueError("a grant of 0 credits changes nothing")
         bounds.GRANT.check(amount)
-        policy = self._policy
+        member = Member(guild_id, user_id, role_ids)
 
         async def body(conn: Connection) -> LedgerEntry | None:
-            await lock_limits(conn, policy, guild_id, budget=False)  # a grant never touches the budget
+            await self._reader.lock(conn, guild_id, budget=False)  # a grant never touches the budget
             now = self._clock.now()
-            limits = await load_limits(conn, policy, self._secret, guild_id, user_id, role_ids, now)
-            base = limits.allowance + limits.granted
-            ceiling = policy.server_credits_ceiling
-            if amount > 0:
-                if guild_id is not None and ceiling is not None and base + amount > ceiling:
-                    raise AboveCeiling(ceiling, base + amount)
-                bounds.GRANT_TOTAL.check(base + amount)  # keeps every window's sums far from overflowing
-                taken = amount
-            else:
-                taken = -min(-amount, max(0, base))
-                if taken == 0:
-                    return None
-            return await _insert(conn, LedgerKind.GRANT, guild_id, user_id, taken, by_user_id, note, None, now)
+            limits = (await self._reader.load(conn, member, now)).limits
+            taken = self._grantable(guild_id, amount, limits.allowance + limits.granted)
+            if taken == 0:
+                return None
+            return await _write_row(conn, LedgerKind.GRANT, member, taken, at=now, by_user_id=by_user_id, note=note)
 
         return await self._db.write(body)
+
+    def _grantable(self, guild_id: int | None, amount: int, base: int) -> int:
+        """What a grant of `amount` on top of `base` (allowance plus grants) may really add or take."""
+        if amount < 0:
+            return -min(-amount, max(0, base))
+        ceiling = self._policy.server_credits_ceiling
+        if guild_id is not None and ceiling is not None and base + amount > ceiling:
+            raise AboveCeiling(ceiling, base + amount)
+        bounds.GRANT_TOTAL.check(base + amount)  # keeps every window's sums far from overflowing
+        return amount
 
     async def adjust(
         self,
@@ -400,20 +326,23 @@ class QuotaLedger:
         *,
         job_id: int | None = None,
     ) -> LedgerEntry:
-        """Correct usage by hand: `+n` gives credits back, `-n` counts `n` more as used.
+        """Correct usage by hand: `+n` gives credits back, `-n` counts `n` more as used; return the entry.
 
         Unlike a grant this counts against (or for) the server pool and bot budget too. Counts in
         the current window. A job whose outcome at Magic Hour was unknown is corrected with
-        `reconcile`, not here.
+        `reconcile`, not here. Raises `ValueError` for 0, `OutOfBounds` past the credit bounds.
         """
         if amount == 0:
             raise ValueError("an adjustment of 0 credits changes nothing")
         bounds.CREDITS.check(abs(amount))
+        member = Member(guild_id, user_id)
 
         async def body(conn: Connection) -> LedgerEntry:
-            mode = None if job_id is None else (await load_job(conn, job_id)).mode.value
-            return await _insert(
-                conn, LedgerKind.ADJUST, guild_id, user_id, amount, by_user_id, note, job_id, self._clock.now(), mode
+            await conn.lock(shared=[LEDGER_LOCK])  # the totals must not interleave with their recount
+            job = None if job_id is None else await load_job(conn, job_id)
+            now = self._clock.now()
+            return await _write_row(
+                conn, LedgerKind.ADJUST, member, amount, at=now, job=job, by_user_id=by_user_id, note=note
             )
 
         return await self._db.write(body)
@@ -429,62 +358,62 @@ class QuotaLedger:
         reservation's, else the window it was made in), like a settle: the difference goes back to
         (or is counted against) the member, the server and the budget of the window the job spent
         in, never refused. Credits given back for a job of an ended window are not spendable now:
-        that window's real spend was lower, not this one's budget higher. Raises `JobNotFound`,
-        `NotReconcilable` for any other job, `OutOfBounds` for a charge no job can cost, and
-        `AlreadyReconciled` on a second call, which changes nothing; the unique index
-        `ledger_one_reconcile` backs that up.
+        that window's real spend was lower, not this one's budget higher.
+
+        Returns the `Reconciliation` (counted, charged, the row written). Raises `ValueError` for
+        a negative charge, `JobNotFound`, `NotReconcilable` for any other job, `OutOfBounds` for a
+        charge no job can cost, and `AlreadyReconciled` on a second call, which changes nothing;
+        the unique index `ledger_one_reconcile` backs that up.
         """
         if charged < 0:
             raise ValueError("charged credits cannot be negative")
         bounds.JOB_CHARGE.check(charged)
         if not bounds.JOB_ID.contains(job_id):
             raise JobNotFound(job_id)
-        policy = self._policy
 
         async def body(conn: Connection) -> Reconciliation:
-            # A job's server never changes: read it to know which limits to lock, then lock the job.
-            row = await fetch_one(conn, "SELECT guild_id FROM jobs WHERE id = ?", (job_id,))
+            row = await fetch_one(conn, queries.JOB_GUILD, (job_id,))
             if row is None:
                 raise JobNotFound(job_id)
-            await lock_limits(conn, policy, row[0])
+            await self._reader.lock(conn, row[0])  # a job's server never changes: its limits, then the job
             now = self._clock.now()
-            job = await load_job(conn, job_id, for_update=True)
-            if job.state is not JobState.FAILED or job.error_code != UNKNOWN_AT_MAGIC_HOUR:
-                raise NotReconcilable(job_id, job.state.value, job.error_code)
-            done = await ledger.reconcile_row(conn, job_id)
-            if done is not None:
-                raise AlreadyReconciled(job_id, int(done["charged"]))
+            job = await self._unknown_job(conn, job_id)
             counted = await ledger.net_charge(conn, job_id)
             reserve = await ledger.reservation_row(conn, job_id)
-            period = parse_ts(reserve["period_at"]) if reserve is not None else job.created_at
-            rows = await fetch_all(
+            entry = await _write_row(
                 conn,
-                "INSERT INTO ledger (kind, job_id, guild_id, user_id, mode, amount, charged, period_at, at, by_user_id)"
-                " VALUES ('reconcile', ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
-                (
-                    job_id,
-                    job.guild_id,
-                    job.user_id,
-                    job.mode.value,
-                    counted - charged,
-                    charged,
-                    period,
-                    now,
-                    by_user_id,
-                ),
+                LedgerKind.RECONCILE,
+                Member(job.guild_id, job.user_id),
+                counted - charged,
+                at=now,
+                period_at=parse_ts(reserve["period_at"]) if reserve is not None else job.created_at,
+                job=job,
+                charged=charged,
+                by_user_id=by_user_id,
             )
             data = error_data_text({**(job.error_data or {}), "reconciled_charge": charged})
             await write_fields(conn, job_id, {"charged_credits": charged, "error_data": data}, now)
-            return Reconciliation(job_id=job_id, counted=counted, charged=charged, entry=_entry(rows[0]))
+            return Reconciliation(job_id=job_id, counted=counted, charged=charged, entry=entry)
 
         return await self._db.write(body)
 
+    @staticmethod
+    async def _unknown_job(conn: Connection, job_id: int) -> JobRecord:
+        """The job, locked, if it failed unknown at Magic Hour and was not reconciled yet."""
+        job = await load_job(conn, job_id, for_update=True)
+        if job.state is not JobState.FAILED or job.error_code != UNKNOWN_AT_MAGIC_HOUR:
+            raise NotReconcilable(job_id, job.state.value, job.error_code)
+        done = await ledger.reconcile_row(conn, job_id)
+        if done is not None:
+            raise AlreadyReconciled(job_id, int(done["charged"]))
+        return job
+
+    # Reading
+
     async def entries(self, job_id: int) -> list[LedgerEntry]:
         """Every ledger row of one job, oldest first."""
-        rows = await self._db.read(
-            lambda conn: fetch_all(conn, "SELECT * FROM ledger WHERE job_id = ? ORDER BY id", (job_id,))
-        )
-        return [_entry(r) for r in rows]
+        rows = await self._db.read(lambda conn: fetch_all(conn, queries.JOB_ENTRIES, (job_id,)))
+        return [ledger.entry(r) for r in rows]
 
     async def member_entries(
         self, guild_id: int | None, user_id: int, since: dt.datetime | None = None
@@ -493,95 +422,19 @@ class QuotaLedger:
 
         Rows kept under a deleted member's token are not theirs any more and are not listed.
         """
-        after = "" if since is None else " AND period_at >= ?"
-        rows = await self._db.read(
-            lambda conn: fetch_all(
-                conn,
-                f"SELECT * FROM ledger WHERE guild_id IS NOT DISTINCT FROM ? AND user_id = ?{after} ORDER BY id",  # noqa: S608
-                (guild_id, user_id, *([] if since is None else [since])),
-            )
-        )
-        return [_entry(r) for r in rows]
+        sql = queries.MEMBER_ENTRIES.format(since="" if since is None else queries.MEMBER_ENTRIES_SINCE)
+        params = (guild_id, user_id, *([] if since is None else [since]))
+        rows = await self._db.read(lambda conn: fetch_all(conn, sql, params))
+        return [ledger.entry(r) for r in rows]
 
     async def usage(
         self, guild_id: int | None, since: dt.datetime | None = None, until: dt.datetime | None = None
     ) -> UsageReport:
         """A server's usage over `[since, until)` (default: the current window), by member and by mode.
 
-        Counted from the ledger, not from jobs, so it stays right after members' data is deleted
-        (their usage shows under `by_member[None]`, including rows still kept under a token).
-        `uncertain` lists the period's jobs whose create outcome is unknown at Magic Hour.
-        `guild_id=None` reports command-line jobs.
+        Counted from the ledger, not from jobs (`bot.store.usage`). `uncertain` lists the period's
+        jobs whose create outcome is unknown at Magic Hour. `guild_id=None` reports command-line jobs.
         """
-        if since is None or until is None:
-            start, end = self.window()
-            since = since or start
-            until = until or end
-        since_at, until_at = since, until
-
-        async def body(conn: Connection) -> tuple[list[Row], UsageReport]:
-            rows = await fetch_all(
-                conn,
-                "SELECT r.user_id, r.mode, r.kind, r.amount, r.charged,"
-                " (r.kind IN ('reserve', 'topup') AND r.job_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ledger AS c"
-                "   WHERE c.job_id = r.job_id AND c.kind IN ('settle', 'refund'))) AS open"
-                " FROM ledger AS r"
-                " WHERE r.guild_id IS NOT DISTINCT FROM ? AND r.period_at >= ? AND r.period_at < ?"
-                " AND r.kind <> 'grant'",
-                (guild_id, since_at, until_at),
-            )
-            uncertain = await load_uncertain(conn, guild_id, since_at, until_at)
-            return rows, UsageReport(guild_id, since_at, until_at, UsageLine(), uncertain=uncertain)
-
-        rows, report = await self._db.read(body)
-        for row in rows:
-            mode = GenerationMode(row["mode"]) if row["mode"] is not None else None
-            member = row["user_id"] if row["user_id"] is not None and row["user_id"] >= 0 else None
-            for line in (
-                report.total,
-                report.by_member.setdefault(member, UsageLine()),
-                report.by_mode.setdefault(mode, UsageLine()),
-            ):
-                _add(line, row)
-        return report
-
-
-async def _insert(
-    conn: Connection,
-    kind: LedgerKind,
-    guild_id: int | None,
-    user_id: int,
-    amount: int,
-    by_user_id: int | None,
-    note: str | None,
-    job_id: int | None,
-    now: dt.datetime,
-    mode: str | None = None,
-) -> LedgerEntry:
-    rows = await fetch_all(
-        conn,
-        "INSERT INTO ledger (kind, job_id, guild_id, user_id, mode, amount, period_at, at, by_user_id, note)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
-        (kind.value, job_id, guild_id, user_id, mode, amount, now, now, by_user_id, note),
-    )
-    return _entry(rows[0])
-
-
-def _add(line: UsageLine, row: Row) -> None:
-    kind = LedgerKind(row["kind"])
-    amount = int(row["amount"])
-    line.used -= amount
-    if kind in (LedgerKind.RESERVE, LedgerKind.TOPUP):
-        if kind is LedgerKind.RESERVE:
-            line.jobs += 1
-        if row["open"]:
-            line.in_flight -= amount
-    elif kind is LedgerKind.SETTLE:
-        line.settled += 1
-        line.charged += int(row["charged"])
-    elif kind is LedgerKind.REFUND:
-        line.refunded += 1
-    elif kind is LedgerKind.ADJUST:
-        line.adjusted -= amount
-    elif kind is LedgerKind.RECONCILE:
-        line.charged -= amount  # corrects the settle (what the job held) to what Magic Hour charged
+        start, end = self.window()
+        since_at, until_at = since or start, until or end
+        return await self._db.read(lambda conn: usage_report(conn, guild_id, since_at, until_at))

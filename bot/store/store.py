@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import Self
 
 from bot.clock import Clock, SystemClock
-from bot.store import forget
+from bot.store import forget, totals
 from bot.store.db import (
     LEDGER_LOCK,
     Connection,
@@ -323,6 +323,7 @@ async def _check(conn: Connection, latest: int) -> list[str]:
     for sql, message in simple_checks:
         for row in await fetch_all(conn, sql):
             problems.append(message.format(*tuple(row)))
+    problems.extend(await totals.problems(conn))
     return problems
 
 

@@ -87,6 +87,7 @@ async def copy_to_postgres(
                 if await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {table})"):  # noqa: S608 - constant names
                     raise StoreError(f"the PostgreSQL database already holds data (table {table}); give an empty one")
             await conn.execute("DELETE FROM store_secrets")  # the fresh database's own secret gives way
+            await conn.execute("DELETE FROM ledger_totals_window")  # the copied totals say which rule they keep
             for table in tables:
                 report.rows[table] = await _copy_table(old._db, conn, table)
             for table in tables:

@@ -33,6 +33,7 @@ def _add_months(day: dt.date, months: int) -> dt.date:
 def window_bounds(now: dt.datetime, window: QuotaWindow, reset_time: dt.time) -> tuple[dt.datetime, dt.datetime]:
     """The UTC window `[start, end)` that contains `now`."""
     now, reset_time = _check(now, reset_time)
+    window = QuotaWindow(window)  # a policy read from text carries "daily", which must not mean monthly
     today = now.date()
     if window is QuotaWindow.DAILY:
         start = _at(today, reset_time)

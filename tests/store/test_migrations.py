@@ -21,6 +21,7 @@ from bot.store.sqlite import statements
 from .conftest import GUILD, INTEGRITY_ERRORS, RawDatabase, Target
 
 NOW = "2026-03-10T09:00:00.000000+00:00"
+DAY = "2026-03-10T00:00:00.000000+00:00"  # the start of NOW's daily window
 
 # Data a database at each schema version could hold, written with that version's columns only.
 SEEDS: dict[int, list[str]] = {
@@ -75,6 +76,14 @@ SEEDS: dict[int, list[str]] = {
         f" cancel_requested_by) VALUES (4, 10, {GUILD}, 'lite', 'received', '{NOW}', '{NOW}', 'i-9',"
         """ '{"version": 1}', 10)""",
         f"INSERT INTO job_events (job_id, state, at) VALUES (4, 'received', '{NOW}')",
+    ],
+    10: [  # member 11's grant; and the running totals of every row seeded so far, as the store keeps them
+        "INSERT INTO ledger (kind, guild_id, user_id, amount, period_at, at)"
+        f" VALUES ('grant', {GUILD}, 11, 25, '{NOW}', '{NOW}')",
+        "DELETE FROM ledger_totals",
+        "INSERT INTO ledger_totals (scope, window_start, used, granted, reserved) VALUES"
+        f" ('bot', '{DAY}', 150, 0, 0), ('guild:{GUILD}', '{DAY}', 150, 0, 0),"
+        f" ('member:{GUILD}:7', '{DAY}', 150, 0, 150), ('member:{GUILD}:11', '{DAY}', 0, 25, 0)",
     ],
 }
 
@@ -202,6 +211,8 @@ async def test_upgrade_from_every_earlier_version(database: Target, clock: FakeC
             queued = await store.jobs.get(4)
             assert queued is not None and queued.cancel_requested_by == 10
             assert await store.jobs.stored_request(4) is not None
+        if version >= 10:
+            assert (await store.quota.limits(GUILD, 11)).granted == 25
         # The upgraded database does everything a fresh one does.
         fresh = await store.jobs.create(_job(user_id=8))
         assert isinstance(

@@ -15,7 +15,9 @@ plain Python; after every step the store must agree with it:
 - each job is closed at most once, and its ledger rows add up to the Magic Hour charge the test
   passed in (0 when refunded, what was held when the outcome is unknown, until the operator
   reconciles it to the charge the test passes then);
-- every member's `EffectiveLimits` matches the model, and `check_invariants()` is empty.
+- every member's `EffectiveLimits` matches the model, and `check_invariants()` is empty;
+- the running totals (every member's, both servers' and the bot's, in every window the model
+  has rows in) equal the model's sums, read from the totals table itself.
 
 The same machine runs on one `Store` and on two `Store`s opened on one database (each step through
 either), on SQLite and on PostgreSQL (a fresh database of the session's server per example).
@@ -57,6 +59,8 @@ from bot.store import (
     Reservation,
     Store,
 )
+from bot.store.db import parse_ts
+from bot.store.forget import member_token
 from tests.store.pgserver import TempPostgres, create_database, drop_database
 
 from .conftest import raw_read
@@ -583,6 +587,37 @@ class LedgerMachine(RuleBasedStateMachine):
                 and not j.forgotten
             )
         self.check_job_ledgers(store)
+
+    @invariant()
+    def running_totals_agree_with_the_model(self) -> None:
+        store = self.stores[-1]
+        rows = self.run(raw_read(store, "SELECT scope, window_start, used, granted, reserved FROM ledger_totals"))
+        kept: dict[tuple[str, int], tuple[int, int, int]] = {}
+        for scope, start, used, granted, reserved in rows:
+            kept[(str(scope), day(parse_ts(start)))] = (int(used), int(granted), int(reserved))
+
+        def total(scope: str, window: int) -> tuple[int, int, int]:
+            return kept.get((scope, window), (0, 0, 0))
+
+        for window in {r.window for r in self.model.rows}:
+            in_window = [r for r in self.model.rows if r.window == window]
+            assert total("bot", window)[0] == self.model.used(in_window), window
+            for pool_of in (G1, G2):
+                want = self.model.used([r for r in in_window if r.guild == pool_of])
+                assert total(f"guild:{pool_of}", window)[0] == want, (pool_of, window)
+            for guild, user in MEMBERS:
+                scope = "-" if guild is None else str(guild)
+                token = member_token(store._secret, guild, user)
+                mine, theirs = total(f"member:{scope}:{user}", window), total(f"member:{scope}:{token}", window)
+                got = tuple(a + b for a, b in zip(mine, theirs, strict=True))
+                member_rows = self.model.member_rows(guild, user, window)
+                held = sum(
+                    j.held
+                    for j in self.model.jobs.values()
+                    if (j.guild, j.user) == (guild, user) and j.window == window and j.closed is None
+                )
+                granted = sum(r.amount for r in member_rows if r.kind is LedgerKind.GRANT)
+                assert got == (self.model.used(member_rows), granted, held), (guild, user, window, got)
 
     def check_job_ledgers(self, store: Store) -> None:
         async def read() -> tuple[dict[int, list[tuple[str, int]]], dict[int, str]]:

@@ -92,6 +92,12 @@ async def test_migrate_db_moves_everything_and_keeps_ids(sqlite_path: Path, pg_u
         # The newest ledger row (a grant) is removed by hand: its id must never be given again.
         last = (await store.quota.grant(GUILD, 5, 1)).id  # type: ignore[union-attr]
         await store._db.write(lambda conn: conn.execute("DELETE FROM ledger WHERE id = ?", (last,)))
+        # ... and so is what it added to the member's running total, as a full deletion would.
+        await store._db.write(
+            lambda conn: conn.execute(
+                "UPDATE ledger_totals SET granted = granted - 1 WHERE scope = ?", (f"member:{GUILD}:5",)
+            )
+        )
         before = await _snapshot(store)
         assert await store.check_invariants() == []
 
