@@ -31,11 +31,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from enum import Enum
 
 from bot.bounds import JOB_ID
-from bot.store import ledger
+from bot.store import ledger, moves
 from bot.store.db import (
     LEDGER_LOCK,
     Connection,
@@ -66,6 +66,8 @@ from bot.store.models import (
 _TERMINAL_SQL = "(" + ", ".join(f"'{state.value}'" for state in sorted(TERMINAL_STATES)) + ")"
 # The states whose entry closes a reservation (see `JobStore.transition`).
 _CLOSING_STATES = frozenset({JobState.DOWNLOADING, *TERMINAL_STATES})
+# A checked write that another writer overtook is tried again this many times at most.
+_ATTEMPTS = 3
 
 
 def _row_to_job(row: Row) -> JobRecord:
@@ -152,18 +154,13 @@ def _marks(values: Sequence[object]) -> str:
     return ", ".join("?" for _ in values)
 
 
-async def _insert_job(conn: Connection, values: Mapping[str, object], now: dt.datetime) -> JobRecord:
-    """Insert a new job row and its first event, inside the caller's transaction."""
+async def _insert_job(conn: Connection, values: Mapping[str, object]) -> JobRecord:
+    """Insert a new job row (the database writes its first event), inside the caller's transaction."""
     columns = ", ".join(values)
     rows = await fetch_all(
         conn,
         f"INSERT INTO jobs ({columns}) VALUES ({_marks(list(values))}) RETURNING *",  # noqa: S608 - model fields
         tuple(values.values()),
-    )
-    job_id = int(rows[0]["id"])
-    await conn.execute(
-        "INSERT INTO job_events (job_id, state, at, detail) VALUES (?, ?, ?, NULL)",
-        (job_id, JobState.RECEIVED.value, now),
     )
     return _row_to_job(rows[0])
 
@@ -187,7 +184,7 @@ class JobStore:
         async def body(conn: Connection) -> JobRecord:
             # Shared: many jobs are created at once, but never while a member's data is being deleted.
             await conn.lock(shared=[LEDGER_LOCK])
-            return await _insert_job(conn, values, now)
+            return await _insert_job(conn, values)
 
         return await self._db.write(body)
 
@@ -213,7 +210,7 @@ class JobStore:
             if unfinished >= max_unfinished:
                 available = max(0, max_unfinished - unfinished)
                 return Refusal(LimitKind.ACTIVE_JOBS, available, 1, None, max_active=max_unfinished)
-            return await _insert_job(conn, values, now)
+            return await _insert_job(conn, values)
 
         return await self._db.write(body)
 
@@ -239,7 +236,9 @@ class JobStore:
     ) -> JobRecord:
         """Move a job to `to`, checked against its current state, and close its credits, in one transaction.
 
-        Returns the job as written. Raises `InvalidTransition` for a move the state machine does
+        Returns the job as written (the row the write returned: no read after it). The move is one
+        checked statement (`bot.store.moves`); a move that closes credits is a transaction of it and
+        the ledger's rows. Raises `InvalidTransition` for a move the state machine does
         not allow (including staying in the same state, and leaving a terminal one), `JobNotFound`,
         and `LeaseLost` when another process has claimed the job (it took the job over) or this
         process's claim is void (others found it dead). `fields` are set at the same time (the
@@ -268,49 +267,108 @@ class JobStore:
                 raise ValueError(f"a charge is recorded only when a job moves to {', '.join(sorted(_CLOSING_STATES))}")
         elif to is JobState.DOWNLOADING:
             raise ValueError("a job enters downloading with what Magic Hour charged for its render")
-        now = self._db.now()
-
-        async def body(conn: Connection) -> JobRecord:
-            job = await load_job(conn, job_id, for_update=True)
-            await self._check_claim(conn, job, beat=False)
-            if not can_transition(job.state, to):
-                raise InvalidTransition(job_id, job.state.value, to.value)
-            # A job leaving the queue no longer needs its stored request (attachment links): drop it.
-            dropped = {"request": None} if job.state is JobState.RECEIVED else {}
-            await write_fields(conn, job_id, {**checked, **dropped, "state": to.value}, now)
-            await conn.execute(
-                "INSERT INTO job_events (job_id, state, at, detail) VALUES (?, ?, ?, ?)",
-                (job_id, to.value, now, detail),
+        if not JOB_ID.contains(job_id):
+            raise JobNotFound(job_id)  # no such id can be stored
+        # `done` without a charge closes nothing: the statement itself checks the render was settled.
+        closes = to in _CLOSING_STATES and not (to is JobState.DONE and charged is None)
+        checks_unknown = to is JobState.FAILED and charged is None
+        for _ in range(_ATTEMPTS):
+            sql, params = moves.move_statement(
+                self._db.dialect,
+                job_id,
+                to,
+                checked,
+                self._db.now(),
+                self.owner,
+                require_settled=to is JobState.DONE and charged is None,
             )
+            if closes or checks_unknown or detail is not None:
+                job = await self._db.write(self._closing_body(job_id, to, sql, params, charged=charged, detail=detail))
+            else:
+                row = moves.first(await self._db.write_one(sql, params))
+                job = None if row is None else _row_to_job(row)
+            if job is not None:
+                return job
+            problem = await self._explain(job_id, to)
+            if problem is not None:
+                raise problem
+        raise InvalidTransition(job_id, "changing", to.value)
+
+    def _closing_body(
+        self, job_id: int, to: JobState, sql: str, params: Sequence[object], *, charged: int | None, detail: str | None
+    ) -> Callable[[Connection], Awaitable[JobRecord | None]]:
+        """The transaction of a move that closes credits (or checks them, or adds a detail to its event)."""
+
+        async def body(conn: Connection) -> JobRecord | None:
+            row = moves.first(await conn.fetch_all(sql, params))
+            if row is None:
+                return None
+            job = _row_to_job(row)
+            if detail is not None:
+                await conn.execute(
+                    "UPDATE job_events SET detail = ? WHERE id = (SELECT MAX(id) FROM job_events WHERE job_id = ?)",
+                    (detail, job_id),
+                )
             if (
                 to is JobState.FAILED
                 and charged is None
-                and checked.get("error_code", job.error_code) == UNKNOWN_AT_MAGIC_HOUR
+                and job.error_code == UNKNOWN_AT_MAGIC_HOUR
                 and await ledger.reservation_row(conn, job_id)
             ):
                 raise ValueError(f"job {job_id}: an unknown ending counts what the job held; give it as the charge")
-            if to is JobState.DONE and charged is None:
-                if await ledger.reservation_row(conn, job_id) and not await ledger.closing_row(conn, job_id):
-                    raise ValueError(f"job {job_id} can only be done once its render was settled")
-            elif to in _CLOSING_STATES:
-                outcome = await ledger.close_reservation(conn, job_id, charged=charged, now=now, note=to.value)
+            if to in _CLOSING_STATES and not (to is JobState.DONE and charged is None):
+                outcome = await ledger.close_reservation(
+                    conn, job_id, charged=charged, now=job.updated_at, note=to.value
+                )
                 if outcome is ledger.CloseOutcome.NO_RESERVATION and charged is not None:
                     raise NoReservation(job_id)
-            return await load_job(conn, job_id)
+                if outcome is ledger.CloseOutcome.CLOSED and charged is not None:
+                    job = job.model_copy(update={"charged_credits": charged})  # what the settle wrote
+            return job
 
-        return await self._db.write(body)
+        return body
 
     async def update(self, job_id: int, **fields: object) -> JobRecord:
-        """Set non-state fields (project id, credits, error, delivery, status message, ...)."""
+        """Set non-state fields (project id, credits, error, delivery, status message, ...); return the job as written.
+
+        Fenced like `transition`: `LeaseLost` when another process has claimed the job or this
+        process's claim is void, so a process that stalled past its heartbeat cannot write over
+        the job of whoever took it over. `JobNotFound` if there is no such job.
+        """
         checked = _checked_fields(fields)
-        now = self._db.now()
+        if not JOB_ID.contains(job_id):
+            raise JobNotFound(job_id)
+        for _ in range(_ATTEMPTS):
+            sql, params = moves.update_statement(self._db.dialect, job_id, checked, self._db.now(), self.owner)
+            row = moves.first(await self._db.write_one(sql, params))
+            if row is not None:
+                return _row_to_job(row)
+            problem = await self._explain(job_id, None)
+            if problem is not None:
+                raise problem
+        raise JobNotFound(job_id)
 
-        async def body(conn: Connection) -> JobRecord:
-            await load_job(conn, job_id, for_update=True)
-            await write_fields(conn, job_id, checked, now)
-            return await load_job(conn, job_id)
+    async def _explain(self, job_id: int, to: JobState | None) -> Exception | None:
+        """Why a checked write of the job changed nothing (see `moves.explain`); None if nothing stops it now."""
 
-        return await self._db.write(body)
+        async def body(conn: Connection) -> tuple[Row | None, bool]:
+            row = await fetch_one(conn, "SELECT * FROM jobs WHERE id = ?", (job_id,))
+            mine = await fetch_all(conn, "SELECT 1 FROM instances WHERE id = ?", (self.owner,))
+            return row, bool(mine)
+
+        row, registered = await self._db.read(body)
+        job = None if row is None else _row_to_job(row)
+        problem = moves.explain(job_id, job, self.owner, registered, to)
+        if to is None and job is not None and isinstance(problem, InvalidTransition):
+            return None  # an update someone else's write overtook: nothing forbids it, write it again
+        if (
+            isinstance(problem, InvalidTransition)
+            and job is not None
+            and to is not None
+            and can_transition(job.state, to)
+        ):
+            return None  # a move another write overtook, allowed from the state it left: try it again
+        return problem
 
     async def fence(self, job_id: int) -> JobRecord:
         """Check, with a write, that this process still holds the job, and beat for it; return the job.
@@ -357,28 +415,20 @@ class JobStore:
         """The job, or None if there is none with this id."""
         if not JOB_ID.contains(job_id):
             return None  # no such id can be stored
-        row = await self._db.read(lambda conn: fetch_one(conn, "SELECT * FROM jobs WHERE id = ?", (job_id,)))
+        row = moves.first(await self._db.fetch("SELECT * FROM jobs WHERE id = ?", (job_id,)))
         return None if row is None else _row_to_job(row)
 
     async def recent_for_member(self, guild_id: int | None, user_id: int, limit: int = 10) -> list[JobRecord]:
         """A member's latest jobs in one server (or on the command line), newest first."""
-        rows = await self._db.read(
-            lambda conn: fetch_all(
-                conn,
-                "SELECT * FROM jobs WHERE guild_id IS NOT DISTINCT FROM ? AND user_id = ? ORDER BY id DESC LIMIT ?",
-                (guild_id, user_id, limit),
-            )
+        rows = await self._db.fetch(
+            "SELECT * FROM jobs WHERE guild_id IS NOT DISTINCT FROM ? AND user_id = ? ORDER BY id DESC LIMIT ?",
+            (guild_id, user_id, limit),
         )
         return [_row_to_job(r) for r in rows]
 
     async def unfinished(self) -> list[JobRecord]:
         """Every job not yet done, failed or canceled, oldest first: what a restart reloads."""
-        rows = await self._db.read(
-            lambda conn: fetch_all(
-                conn,
-                f"SELECT * FROM jobs WHERE state NOT IN {_TERMINAL_SQL} ORDER BY id",  # noqa: S608 - constant
-            )
-        )
+        rows = await self._db.fetch(f"SELECT * FROM jobs WHERE state NOT IN {_TERMINAL_SQL} ORDER BY id")  # noqa: S608
         return [_row_to_job(r) for r in rows]
 
     async def for_guild(
@@ -386,12 +436,9 @@ class JobStore:
     ) -> list[JobRecord]:
         """A server's jobs created at or after `since`, newest first."""
         after = "" if since is None else " AND created_at >= ?"
-        rows = await self._db.read(
-            lambda conn: fetch_all(
-                conn,
-                f"SELECT * FROM jobs WHERE guild_id IS NOT DISTINCT FROM ?{after} ORDER BY id DESC LIMIT ?",  # noqa: S608
-                (guild_id, *([] if since is None else [since]), limit),
-            )
+        rows = await self._db.fetch(
+            f"SELECT * FROM jobs WHERE guild_id IS NOT DISTINCT FROM ?{after} ORDER BY id DESC LIMIT ?",  # noqa: S608
+            (guild_id, *([] if since is None else [since]), limit),
         )
         return [_row_to_job(r) for r in rows]
 
@@ -401,7 +448,8 @@ class JobStore:
             "SELECT COUNT(*) FROM jobs WHERE guild_id IS NOT DISTINCT FROM ? AND user_id = ?"  # noqa: S608 - constants
             f" AND state NOT IN {_TERMINAL_SQL}"
         )
-        return await self._db.read(lambda conn: fetch_int(conn, sql, (guild_id, user_id)))
+        rows = await self._db.fetch(sql, (guild_id, user_id))
+        return int(rows[0][0])
 
     async def unknown_at_magic_hour(self, guild_id: int | None, since: dt.datetime) -> list[JobRecord]:
         """A server's jobs (None: the command line's) since `since` whose create outcome is unknown.
@@ -413,10 +461,8 @@ class JobStore:
 
     async def events(self, job_id: int) -> list[JobEvent]:
         """Every state the job entered, with when, in order."""
-        rows = await self._db.read(
-            lambda conn: fetch_all(
-                conn, "SELECT job_id, state, at, detail FROM job_events WHERE job_id = ? ORDER BY id", (job_id,)
-            )
+        rows = await self._db.fetch(
+            "SELECT job_id, state, at, detail FROM job_events WHERE job_id = ? ORDER BY id", (job_id,)
         )
         return [JobEvent(int(r["job_id"]), JobState(r["state"]), parse_ts(r["at"]), r["detail"]) for r in rows]
 
@@ -432,12 +478,9 @@ class JobStore:
     async def claimable(self) -> list[JobRecord]:
         """Unfinished jobs this process could claim now (unclaimed, its own, or claimed in vain), oldest first."""
         params = (self.owner, self._db.now())
-        rows = await self._db.read(
-            lambda conn: fetch_all(
-                conn,
-                f"SELECT * FROM jobs WHERE state NOT IN {_TERMINAL_SQL} AND {self._CLAIMABLE} ORDER BY id",  # noqa: S608
-                params,
-            )
+        rows = await self._db.fetch(
+            f"SELECT * FROM jobs WHERE state NOT IN {_TERMINAL_SQL} AND {self._CLAIMABLE} ORDER BY id",  # noqa: S608
+            params,
         )
         return [_row_to_job(r) for r in rows]
 
@@ -485,10 +528,8 @@ class JobStore:
 
     async def stored_request(self, job_id: int) -> str | None:
         """What a queued job needs to run (JSON, as `create` stored it); None once it has left the queue."""
-        rows = await self._db.read(
-            lambda conn: fetch_all(
-                conn, "SELECT request FROM jobs WHERE id = ? AND state = ?", (job_id, JobState.RECEIVED.value)
-            )
+        rows = await self._db.fetch(
+            "SELECT request FROM jobs WHERE id = ? AND state = ?", (job_id, JobState.RECEIVED.value)
         )
         if not rows or rows[0][0] is None:
             return None
