@@ -200,14 +200,21 @@ class Database(ABC):
         `read` (whose BEGIN and COMMIT are two more trips).
         """
 
-    async def write_one(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+    async def write_one(
+        self, sql: str, params: Sequence[Any] = (), *, locks: Sequence[str] = (), shared: Sequence[str] = ()
+    ) -> list[Row]:
         """Run one write statement (its triggers included) atomically; the rows it returns (`RETURNING`).
 
         SQLite runs it on its own, without BEGIN and COMMIT (one round trip); PostgreSQL in a write
-        transaction, so that a connection lost around its COMMIT is told apart from a write that
-        failed (see `bot.store.postgres`).
+        transaction holding the named locks (`Connection.lock`), so that a connection lost around
+        its COMMIT is told apart from a write that failed (see `bot.store.postgres`).
         """
-        return await self.write(lambda conn: conn.fetch_all(sql, params))
+
+        async def body(conn: Connection) -> list[Row]:
+            await conn.lock(*locks, shared=shared)
+            return await conn.fetch_all(sql, params)
+
+        return await self.write(body)
 
     @abstractmethod
     async def close(self) -> None:

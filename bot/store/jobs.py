@@ -42,7 +42,6 @@ from bot.store.db import (
     Database,
     Row,
     fetch_all,
-    fetch_int,
     fetch_one,
     guild_lock,
     parse_ts,
@@ -154,17 +153,6 @@ def _marks(values: Sequence[object]) -> str:
     return ", ".join("?" for _ in values)
 
 
-async def _insert_job(conn: Connection, values: Mapping[str, object]) -> JobRecord:
-    """Insert a new job row (the database writes its first event), inside the caller's transaction."""
-    columns = ", ".join(values)
-    rows = await fetch_all(
-        conn,
-        f"INSERT INTO jobs ({columns}) VALUES ({_marks(list(values))}) RETURNING *",  # noqa: S608 - model fields
-        tuple(values.values()),
-    )
-    return _row_to_job(rows[0])
-
-
 class JobStore:
     """Job records. Reach it as `store.jobs`; `owner` names this process in job claims."""
 
@@ -178,41 +166,42 @@ class JobStore:
         `request` (JSON) is what the job needs to run, for whichever process runs it (kept until
         the job leaves `received`).
         """
-        now = self._db.now()
-        values = self._new_row(job, now, claimed=claimed, request=request)
-
-        async def body(conn: Connection) -> JobRecord:
-            # Shared: many jobs are created at once, but never while a member's data is being deleted.
-            await conn.lock(shared=[LEDGER_LOCK])
-            return await _insert_job(conn, values)
-
-        return await self._db.write(body)
+        values = self._new_row(job, self._db.now(), claimed=claimed, request=request)
+        columns = ", ".join(values)
+        # Shared: many jobs are created at once, but never while a member's data is being deleted.
+        rows = await self._db.write_one(
+            f"INSERT INTO jobs ({columns}) VALUES ({_marks(list(values))}) RETURNING *",  # noqa: S608 - model fields
+            tuple(values.values()),
+            shared=[LEDGER_LOCK],
+        )
+        return _row_to_job(rows[0])
 
     async def create_within(
         self, job: NewJob, *, max_unfinished: int, claimed: bool = False, request: str | None = None
     ) -> JobRecord | Refusal:
         """`create`, unless the member already has `max_unfinished` unfinished jobs in this server.
 
-        The count and the insert are one transaction under the server's lock (the one reservations
-        take), so requests racing each other are counted one after another: of six sent in the same
-        millisecond with a limit of one, one is recorded and five are refused.
+        The count and the insert are one statement, under the server's lock on PostgreSQL (the one
+        reservations take), so requests racing each other are counted one after another: of six
+        sent in the same millisecond with a limit of one, one is recorded and five are refused.
         """
-        now = self._db.now()
-        values = self._new_row(job, now, claimed=claimed, request=request)
-        sql = (
+        values = self._new_row(job, self._db.now(), claimed=claimed, request=request)
+        columns = ", ".join(values)
+        unfinished = (
             "SELECT COUNT(*) FROM jobs WHERE guild_id IS NOT DISTINCT FROM ? AND user_id = ?"  # noqa: S608 - constants
             f" AND state NOT IN {_TERMINAL_SQL}"
         )
-
-        async def body(conn: Connection) -> JobRecord | Refusal:
-            await conn.lock(guild_lock(job.guild_id), shared=[LEDGER_LOCK])
-            unfinished = await fetch_int(conn, sql, (job.guild_id, job.user_id))
-            if unfinished >= max_unfinished:
-                available = max(0, max_unfinished - unfinished)
-                return Refusal(LimitKind.ACTIVE_JOBS, available, 1, None, max_active=max_unfinished)
-            return await _insert_job(conn, values)
-
-        return await self._db.write(body)
+        rows = await self._db.write_one(
+            f"INSERT INTO jobs ({columns}) SELECT {_marks(list(values))} WHERE ({unfinished}) < ? RETURNING *",
+            (*values.values(), job.guild_id, job.user_id, max_unfinished),
+            locks=[guild_lock(job.guild_id)],
+            shared=[LEDGER_LOCK],
+        )
+        if rows:
+            return _row_to_job(rows[0])
+        count = int((await self._db.fetch(unfinished, (job.guild_id, job.user_id)))[0][0])
+        available = max(0, max_unfinished - count)
+        return Refusal(LimitKind.ACTIVE_JOBS, available, 1, None, max_active=max_unfinished)
 
     def _new_row(self, job: NewJob, now: dt.datetime, *, claimed: bool, request: str | None) -> dict[str, object]:
         values: dict[str, object] = job.model_dump()
@@ -382,34 +371,33 @@ class JobStore:
         tools) pass while unfinished.
         """
 
-        async def body(conn: Connection) -> JobRecord:
-            job = await load_job(conn, job_id, for_update=True)
-            if job.state.terminal:
-                raise LeaseLost(job_id, job.claimed_by or "no process: it has ended")
-            await self._check_claim(conn, job, beat=True)
-            return job
-
-        return await self._db.write(body)
-
-    async def _check_claim(self, conn: Connection, job: JobRecord, *, beat: bool) -> None:
-        """Raise `LeaseLost` unless this process may act on `job`: nobody's, or this process's while
-        its row in `instances` exists (a claim is void once others found it dead and deleted it).
-        `beat`: also bump this process's heartbeat counter, so that nobody finds it dead on a count
-        read before now."""
+        job = await self.get(job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        if job.state.terminal:
+            raise LeaseLost(job_id, job.claimed_by or "no process: it has ended")
         if job.claimed_by is None:
-            return
+            return job
         if job.claimed_by != self.owner:
-            raise LeaseLost(job.id, job.claimed_by)
-        if beat:
-            registered = bool(
-                await conn.execute(
-                    "UPDATE instances SET beats = beats + 1, beat_at = ? WHERE id = ?", (self._db.now(), self.owner)
-                )
-            )
-        else:
-            registered = bool(await fetch_all(conn, "SELECT 1 FROM instances WHERE id = ?", (self.owner,)))
-        if not registered:
-            raise LeaseLost(job.id, "no process (this one was taken for dead)")
+            raise LeaseLost(job_id, job.claimed_by)
+        # One statement: the beat happens only if the job is still this process's and unfinished,
+        # and this process's row still exists (a process that found it dead deletes the row only
+        # at the count it saw, so after this beat it can't; before it, the beat finds no row).
+        beaten = await self._db.write_one(
+            "UPDATE instances SET beats = beats + 1, beat_at = ? WHERE id = ? AND EXISTS"  # noqa: S608 - constant
+            f" (SELECT 1 FROM jobs WHERE id = ? AND claimed_by = ? AND state NOT IN {_TERMINAL_SQL}) RETURNING id",
+            (self._db.now(), self.owner, job_id, self.owner),
+        )
+        if beaten:
+            return job
+        current = await self.get(job_id)
+        if current is None:
+            raise JobNotFound(job_id)
+        if current.state.terminal:
+            raise LeaseLost(job_id, current.claimed_by or "no process: it has ended")
+        if current.claimed_by is not None and current.claimed_by != self.owner:
+            raise LeaseLost(job_id, current.claimed_by)
+        raise LeaseLost(job_id, "no process (this one was taken for dead)")
 
     async def get(self, job_id: int) -> JobRecord | None:
         """The job, or None if there is none with this id."""

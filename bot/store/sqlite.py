@@ -222,11 +222,14 @@ class SqliteDatabase(Database):
         """One read statement on its own (SQLite's autocommit: the statement is its own snapshot)."""
         return await self._shielded(lambda conn: conn.fetch_all(sql, params), immediate=None)
 
-    async def write_one(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+    async def write_one(
+        self, sql: str, params: Sequence[Any] = (), *, locks: Sequence[str] = (), shared: Sequence[str] = ()
+    ) -> list[Row]:
         """One write statement on its own: SQLite applies it, with its triggers, all or nothing.
 
         It takes the write lock itself (waiting for other processes up to the busy timeout), and
         being one statement it cannot hold a read lock while it waits, so it needs no BEGIN IMMEDIATE.
+        The named locks are SQLite's one write lock (see `SqliteConnection.lock`).
         """
         return await self._shielded(lambda conn: conn.fetch_all(sql, params), immediate=None)
 

@@ -80,16 +80,13 @@ class _CountingPool:
     def __init__(self, raw: Any, counter: TripCounter) -> None:  # noqa: ANN401 - asyncpg.Pool
         self._raw = raw
         self._counter = counter
-        self._watched: set[int] = set()
 
     def __getattr__(self, name: str) -> Any:  # noqa: ANN401 - everything else is the pool's
         return getattr(self._raw, name)
 
     async def acquire(self, *args: Any, **kwargs: Any) -> Any:  # noqa: ANN401
         conn = await self._raw.acquire(*args, **kwargs)
-        if id(conn) not in self._watched:
-            self._watched.add(id(conn))
-            conn.add_query_logger(lambda record: self._counter.saw(record.query))
+        conn.add_query_logger(self._counter.logged)  # a set: the same logger is added once
         return conn
 
 
@@ -116,6 +113,10 @@ class TripCounter:
         """One statement reached the driver."""
         self.sites[_site.get()] += 1
         self.statements[" ".join(sql.split())[:90]] += 1
+
+    def logged(self, record: Any) -> None:  # noqa: ANN401 - asyncpg's LoggedQuery
+        """asyncpg's query logger: one query reached the server."""
+        self.saw(str(record.query))
 
     def matching(self, part: str) -> int:
         """Trips whose call site mentions `part` (a store call such as `jobs.transition`, or a caller)."""
