@@ -27,8 +27,6 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "bench-key"
-# Call sites of the process's own loops: not caused by one job.
-BACKGROUND = ("instances.", "leases.py", "takeover.py", "stopping.py", "cancels.py:_watch", "renders.beat")
 
 
 def load_counter() -> Any:
@@ -97,13 +95,8 @@ async def run_child(backend: str, url: str | None, jobs: int) -> dict[str, Any]:
                     assert final.state is JobState.DONE, final
                     if index == 0:
                         continue
-                    mine = {
-                        s: n
-                        for s, n in counter.sites.items()
-                        if not s.startswith(BACKGROUND) and not any(b in s for b in BACKGROUND)
-                    }
-                    per_job.append(sum(mine.values()))
-                    background += counter.total - sum(mine.values())
+                    per_job.append(counter.foreground)
+                    background += counter.total - counter.foreground
                     for site, n in counter.sites.items():
                         sites[site] = sites.get(site, 0) + n
                     for sql, n in counter.statements.items():

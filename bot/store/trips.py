@@ -30,6 +30,8 @@ _STORE = Path(sys.modules[__package__ or "bot.store"].__file__ or __file__).reso
 _BOT = _STORE.parent
 # The store's own plumbing: a trip is filed under the first frame outside these.
 _PLUMBING = frozenset({"db.py", "sqlite.py", "postgres.py", "trips.py"})
+# Callers that are the process's own loops (its heartbeat, takeovers), whatever jobs it runs.
+BACKGROUND_CALLERS = ("jobs/leases.py:", "jobs/takeover.py:")
 _site: ContextVar[str] = ContextVar("trip_site", default="(outside a store call)")
 
 
@@ -53,6 +55,11 @@ def _where(frame: FrameType | None) -> str:
             break
         frame = frame.f_back
     return f"{store_call or '?'} <- {caller or '?'}"
+
+
+def is_background(site: str) -> bool:
+    """Whether a call site is one of the process's own loops (see `BACKGROUND_CALLERS`)."""
+    return any(f"<- {caller}" in site for caller in BACKGROUND_CALLERS)
 
 
 class _CountingSqlite:
@@ -113,6 +120,11 @@ class TripCounter:
         """One statement reached the driver."""
         self.sites[_site.get()] += 1
         self.statements[" ".join(sql.split())[:90]] += 1
+
+    @property
+    def foreground(self) -> int:
+        """The trips made by work rather than by the process's own loops (`BACKGROUND_CALLERS`)."""
+        return sum(count for site, count in self.sites.items() if not is_background(site))
 
     def logged(self, record: Any) -> None:  # noqa: ANN401 - asyncpg's LoggedQuery
         """asyncpg's query logger: one query reached the server."""
