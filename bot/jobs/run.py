@@ -155,7 +155,7 @@ class JobRun:
         body = lip_sync_body(self.job_id, request, plan, video_file, audio_file)
         # Persisted first: if the process dies during the call, a restart knows a project may exist.
         # `files` (the uploads) are recorded with it, so a failed job can be retried from them too.
-        await self.transition(JobState.CREATING, **files)
+        await self.transition(JobState.CREATING, fields=files)
         try:
             created, cancelled = await create_project(self.ctx, body, lambda: self.cancel_requested)
         except (MagicHourError, asyncio.CancelledError) as exc:
@@ -299,9 +299,20 @@ class JobRun:
 
     # ------------------------------------------------------------------ progress
 
-    async def transition(self, state: JobState, *, charged: int | None = None, **fields: object) -> JobRecord:
-        """Persist a state change (the store checks it and closes credits on the final ones), then show it."""
-        self.record = await self.ctx.store.jobs.transition(self.job_id, state, charged=charged, detail=None, **fields)
+    async def transition(
+        self,
+        state: JobState,
+        *,
+        charged: int | None = None,
+        fields: Mapping[str, object] | None = None,
+        **more: object,
+    ) -> JobRecord:
+        """Persist a state change (the store checks it and closes credits on the final ones), then show it.
+
+        `fields` and `more`: job fields written with it (the names `JobStore.update` accepts).
+        """
+        values = {**(fields or {}), **more}
+        self.record = await self.ctx.store.jobs.transition(self.job_id, state, charged=charged, detail=None, **values)
         project = f" (project {self.record.project_id})" if self.record.project_id else ""
         log.info("job %s: %s%s", self.job_id, state.value, project)
         await self.emit()
