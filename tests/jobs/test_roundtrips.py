@@ -60,7 +60,7 @@ async def one_job(services: Services, media_dir: Path, tmp_path: Path) -> JobSta
 async def test_a_job_costs_few_round_trips_and_reads_its_row_little(
     services: tuple[str, Services], media_dir: Path, tmp_path: Path
 ) -> None:
-    """Submit to delivery stays under the limit; the job's row is read at most four times, never locked to be read."""
+    """Submit to delivery stays under the limit; the job's row is read at most four times, once locked."""
     backend, opened = services
     assert await one_job(opened, media_dir, tmp_path) is JobState.DONE  # warm: the forecast's history, caches
     counter = TripCounter().attach(opened.store)
@@ -68,4 +68,5 @@ async def test_a_job_costs_few_round_trips_and_reads_its_row_little(
     assert 0 < counter.foreground < LIMITS[backend], dict(counter.sites)
     row_reads = {sql: n for sql, n in counter.statements.items() if sql.startswith("SELECT * FROM jobs WHERE id =")}
     assert sum(row_reads.values()) <= 4, row_reads
-    assert not any("FOR UPDATE" in sql for sql in row_reads), row_reads
+    # Locked to be read only where the reservation checks the job (the ledger's code), not by its moves.
+    assert sum(n for sql, n in row_reads.items() if "FOR UPDATE" in sql) <= 1, row_reads
