@@ -6,8 +6,8 @@ module turns `?` into `$n` and gives each transaction a pooled connection.
 
 Concurrency model. Write transactions run at READ COMMITTED, the server's default, and hold
 explicit locks wherever a check and the write that depends on it must not be split by another
-process: a job's row is read `FOR UPDATE` before its state changes (so exactly one of two racing
-transitions wins, and credits close once), and a reservation holds transaction-scoped advisory
+process: a job's state changes in one `UPDATE … WHERE` that checks it as it writes (so exactly one
+of two racing transitions wins, and credits close once), and a reservation holds transaction-scoped advisory
 locks on the limits it checks (the server's, and the bot budget's) while it sums the ledger and
 appends to it, so reservations stay exact across processes without serialisation failures to
 retry. The locks are named in `bot.store.db` and always taken in one order (ledger, server,
