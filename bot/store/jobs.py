@@ -2,8 +2,8 @@
 
 `transition` is also the one place where credits close: at the charge it is given (the engine's
 `bot.jobs.endings` decides it), settled or refunded in the same transaction as the state change, so
-a job's state and its credits can never disagree. It is one checked statement (`bot.store.moves`), so of two
-processes racing to move one job exactly one wins.
+a job's state and its credits can never disagree. The move is one statement that checks the job as
+it writes it (`bot.store.moves`), so of two processes racing to move one job exactly one wins.
 
 Claims. Several processes may share one database, so each unfinished job that runs is claimed by
 the process that runs it: `claimed_by` names the process (`JobStore.owner`, a random instance id

@@ -3,7 +3,7 @@
 A state change is one `UPDATE … RETURNING *` whose WHERE holds every check that used to be a
 read before the write: the job is in a state the move is allowed from, and this process may act on
 it (nobody claimed it, or this process did and its row in `instances` still exists). The database
-writes the move's event itself (a trigger, see migration 0010). So a move costs one statement and
+writes the move's event itself (a trigger: the migration `job_event_triggers`). So a move costs one statement and
 returns the row as written; what it changed can't be changed by another writer in between, since
 the check and the write are one statement (on PostgreSQL the UPDATE waits for a row another
 transaction is changing, then checks it again, and it keeps the process's `instances` row from
