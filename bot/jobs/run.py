@@ -62,6 +62,9 @@ class JobRun:
         self._activity: tuple[str, dict[str, str]] | None = None
         self._remaining: int | None = None
         self._reserved = False
+        # Known in memory while this process runs the job, so its steps need not read them back.
+        self._held: int | None = None  # what the job holds (reservation and top-ups)
+        self._submitted_at: dt.datetime | None = None  # when the job entered `submitted`
         self._resets_at: dt.datetime | None = None
         self._expect: Expectation | None = None  # the render's forecast and what polls saw of it
         self.courier = Courier(self)
@@ -94,9 +97,9 @@ class JobRun:
         video_file, audio_file = await upload_inputs(self.ctx, plan, video_path, audio_path, self.show)
         self._activity = None
         # Recorded before the create, so a failed job can be retried from them too.
+        # Recorded with the move to `creating`, before the create is sent.
         files = {"video_file_path": video_file, "audio_file_path": audio_file, "files_uploaded_at": uploaded_at}
-        self.record = await self.ctx.store.jobs.update(self.job_id, **files)
-        await self._submit(request, plan, video_file, audio_file)
+        await self._submit(request, plan, video_file, audio_file, files=files)
 
     async def _run_reused(self, request: JobRequest, files: ReusedFiles, admitted: Admitted) -> None:
         """A re-run: an earlier job's uploaded files, a fresh estimate and reservation, a new render."""
@@ -113,10 +116,19 @@ class JobRun:
         self.record = await self.ctx.store.jobs.update(self.job_id, **plan.job_fields())
         reservation = await self.ctx.admission.reserve(self.record, request.role_ids, plan.amount)
         self._remaining, self._resets_at, self._reserved = reservation.remaining, reservation.resets_at, True
+        self._held = reservation.amount
         log.info("job %s: reserved %s credits", self.job_id, reservation.amount)
 
-    async def _submit(self, request: JobRequest, plan: Plan, video_file: str | None, audio_file: str) -> None:
-        created = await self._create(request, plan, video_file, audio_file)
+    async def _submit(
+        self,
+        request: JobRequest,
+        plan: Plan,
+        video_file: str | None,
+        audio_file: str,
+        *,
+        files: Mapping[str, object] | None = None,
+    ) -> None:
+        created = await self._create(request, plan, video_file, audio_file, files=files or {})
         if await self._reconcile(created):
             await self._follow(created.id, poll_now=False)
 
@@ -137,10 +149,13 @@ class JobRun:
 
     # ------------------------------------------------------------------ steps
 
-    async def _create(self, request: JobRequest, plan: Plan, video_file: str | None, audio_file: str) -> CreatedJob:
+    async def _create(
+        self, request: JobRequest, plan: Plan, video_file: str | None, audio_file: str, *, files: Mapping[str, object]
+    ) -> CreatedJob:
         body = lip_sync_body(self.job_id, request, plan, video_file, audio_file)
         # Persisted first: if the process dies during the call, a restart knows a project may exist.
-        await self.transition(JobState.CREATING)
+        # `files` (the uploads) are recorded with it, so a failed job can be retried from them too.
+        await self.transition(JobState.CREATING, fields=files)
         try:
             created, cancelled = await create_project(self.ctx, body, lambda: self.cancel_requested)
         except (MagicHourError, asyncio.CancelledError) as exc:
@@ -165,6 +180,7 @@ class JobRun:
             return True
         outcome = await self.ctx.admission.top_up(self.record, created.credits_charged)
         if not isinstance(outcome, Refusal):
+            self._held = outcome.amount
             log.info("job %s: Magic Hour charged %s at create; reservation topped up", self.job_id, outcome.amount)
             return True
         log.warning(
@@ -199,6 +215,8 @@ class JobRun:
 
     async def _seconds_since_submission(self) -> float:
         # The deadline counts from submission: time spent queued or uploading isn't Magic Hour's.
+        if self._submitted_at is not None:
+            return max(0.0, (self.ctx.clock.now() - self._submitted_at).total_seconds())
         events = await self.ctx.store.jobs.events(self.job_id)
         submitted = [e.at for e in events if e.state is JobState.SUBMITTED]
         start = submitted[-1] if submitted else self.record.created_at
@@ -253,6 +271,7 @@ class JobRun:
         while True:
             try:
                 await self.transition(JobState.SUBMITTED, project_id=project_id)
+                self._submitted_at = self.record.updated_at  # the time its event records
                 return
             except (LeaseLost, JobNotFound):
                 raise  # not this process's job any more (a takeover records it from its own read)
@@ -269,6 +288,8 @@ class JobRun:
 
     async def held(self) -> int:
         """Credits this job has set aside (its reservation and top-ups); 0 if none."""
+        if self._held is not None:
+            return self._held  # reserved (and topped up) by this run: the ledger holds just this
         entries = await self.ctx.store.quota.entries(self.job_id)
         return -sum(e.amount for e in entries if e.kind in (LedgerKind.RESERVE, LedgerKind.TOPUP))
 
@@ -278,9 +299,20 @@ class JobRun:
 
     # ------------------------------------------------------------------ progress
 
-    async def transition(self, state: JobState, *, charged: int | None = None, **fields: object) -> JobRecord:
-        """Persist a state change (the store checks it and closes credits on the final ones), then show it."""
-        self.record = await self.ctx.store.jobs.transition(self.job_id, state, charged=charged, detail=None, **fields)
+    async def transition(
+        self,
+        state: JobState,
+        *,
+        charged: int | None = None,
+        fields: Mapping[str, object] | None = None,
+        **more: object,
+    ) -> JobRecord:
+        """Persist a state change (the store checks it and closes credits on the final ones), then show it.
+
+        `fields` and `more`: job fields written with it (the names `JobStore.update` accepts).
+        """
+        values = {**(fields or {}), **more}
+        self.record = await self.ctx.store.jobs.transition(self.job_id, state, charged=charged, detail=None, **values)
         project = f" (project {self.record.project_id})" if self.record.project_id else ""
         log.info("job %s: %s%s", self.job_id, state.value, project)
         await self.emit()

@@ -122,6 +122,13 @@ LEDGER_LOCK = "ledger"
 BUDGET_LOCK = "budget"
 
 
+def key_share(dialect: Dialect) -> str:
+    """Appended to a sub-SELECT of a row that must not be deleted before the statement's transaction
+    ends (PostgreSQL's `FOR KEY SHARE`: a heartbeat's UPDATE still passes); nothing on SQLite, whose
+    writers are serialised."""
+    return " FOR KEY SHARE" if dialect is Dialect.POSTGRESQL else ""
+
+
 def guild_lock(guild_id: int | None) -> str:
     """The lock for one server's limits (`None`: the command line's jobs)."""
     return f"guild:{'-' if guild_id is None else guild_id}"
@@ -184,6 +191,30 @@ class Database(ABC):
     @abstractmethod
     async def read(self, body: Callable[[Connection], Awaitable[T]]) -> T:
         """Run `body` in one read-only transaction that sees one snapshot."""
+
+    @abstractmethod
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Run one read statement on its own, with no transaction around it: one round trip.
+
+        A single statement sees one snapshot by itself, so a read that is one query needs no
+        `read` (whose BEGIN and COMMIT are two more trips).
+        """
+
+    async def write_one(
+        self, sql: str, params: Sequence[Any] = (), *, locks: Sequence[str] = (), shared: Sequence[str] = ()
+    ) -> list[Row]:
+        """Run one write statement (its triggers included) atomically; the rows it returns (`RETURNING`).
+
+        SQLite runs it on its own, without BEGIN and COMMIT (one round trip); PostgreSQL in a write
+        transaction holding the named locks (`Connection.lock`), so that a connection lost around
+        its COMMIT is told apart from a write that failed (see `bot.store.postgres`).
+        """
+
+        async def body(conn: Connection) -> list[Row]:
+            await conn.lock(*locks, shared=shared)
+            return await conn.fetch_all(sql, params)
+
+        return await self.write(body)
 
     @abstractmethod
     async def close(self) -> None:

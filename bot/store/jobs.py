@@ -2,8 +2,8 @@
 
 `transition` is also the one place where credits close: at the charge it is given (the engine's
 `bot.jobs.endings` decides it), settled or refunded in the same transaction as the state change, so
-a job's state and its credits can never disagree. It reads the job's row `FOR UPDATE`, so of two
-processes racing to move one job exactly one wins.
+a job's state and its credits can never disagree. The move is one statement that checks the job as
+it writes it (`bot.store.moves`), so of two processes racing to move one job exactly one wins.
 
 Claims. Several processes may share one database, so each unfinished job that runs is claimed by
 the process that runs it: `claimed_by` names the process (`JobStore.owner`, a random instance id
@@ -31,18 +31,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from enum import Enum
 
 from bot.bounds import JOB_ID
-from bot.store import ledger
+from bot.store import ledger, moves
+from bot.store.claims import JobClaims
 from bot.store.db import (
     LEDGER_LOCK,
     Connection,
     Database,
     Row,
     fetch_all,
-    fetch_int,
     fetch_one,
     guild_lock,
     parse_ts,
@@ -66,6 +66,8 @@ from bot.store.models import (
 _TERMINAL_SQL = "(" + ", ".join(f"'{state.value}'" for state in sorted(TERMINAL_STATES)) + ")"
 # The states whose entry closes a reservation (see `JobStore.transition`).
 _CLOSING_STATES = frozenset({JobState.DOWNLOADING, *TERMINAL_STATES})
+# A checked write that another writer overtook is tried again this many times at most.
+_ATTEMPTS = 3
 
 
 def _row_to_job(row: Row) -> JobRecord:
@@ -152,23 +154,7 @@ def _marks(values: Sequence[object]) -> str:
     return ", ".join("?" for _ in values)
 
 
-async def _insert_job(conn: Connection, values: Mapping[str, object], now: dt.datetime) -> JobRecord:
-    """Insert a new job row and its first event, inside the caller's transaction."""
-    columns = ", ".join(values)
-    rows = await fetch_all(
-        conn,
-        f"INSERT INTO jobs ({columns}) VALUES ({_marks(list(values))}) RETURNING *",  # noqa: S608 - model fields
-        tuple(values.values()),
-    )
-    job_id = int(rows[0]["id"])
-    await conn.execute(
-        "INSERT INTO job_events (job_id, state, at, detail) VALUES (?, ?, ?, NULL)",
-        (job_id, JobState.RECEIVED.value, now),
-    )
-    return _row_to_job(rows[0])
-
-
-class JobStore:
+class JobStore(JobClaims):
     """Job records. Reach it as `store.jobs`; `owner` names this process in job claims."""
 
     def __init__(self, db: Database, owner: str) -> None:
@@ -181,41 +167,42 @@ class JobStore:
         `request` (JSON) is what the job needs to run, for whichever process runs it (kept until
         the job leaves `received`).
         """
-        now = self._db.now()
-        values = self._new_row(job, now, claimed=claimed, request=request)
-
-        async def body(conn: Connection) -> JobRecord:
-            # Shared: many jobs are created at once, but never while a member's data is being deleted.
-            await conn.lock(shared=[LEDGER_LOCK])
-            return await _insert_job(conn, values, now)
-
-        return await self._db.write(body)
+        values = self._new_row(job, self._db.now(), claimed=claimed, request=request)
+        columns = ", ".join(values)
+        # Shared: many jobs are created at once, but never while a member's data is being deleted.
+        rows = await self._db.write_one(
+            f"INSERT INTO jobs ({columns}) VALUES ({_marks(list(values))}) RETURNING *",  # noqa: S608 - model fields
+            tuple(values.values()),
+            shared=[LEDGER_LOCK],
+        )
+        return _row_to_job(rows[0])
 
     async def create_within(
         self, job: NewJob, *, max_unfinished: int, claimed: bool = False, request: str | None = None
     ) -> JobRecord | Refusal:
         """`create`, unless the member already has `max_unfinished` unfinished jobs in this server.
 
-        The count and the insert are one transaction under the server's lock (the one reservations
-        take), so requests racing each other are counted one after another: of six sent in the same
-        millisecond with a limit of one, one is recorded and five are refused.
+        The count and the insert are one statement, under the server's lock on PostgreSQL (the one
+        reservations take), so requests racing each other are counted one after another: of six
+        sent in the same millisecond with a limit of one, one is recorded and five are refused.
         """
-        now = self._db.now()
-        values = self._new_row(job, now, claimed=claimed, request=request)
-        sql = (
+        values = self._new_row(job, self._db.now(), claimed=claimed, request=request)
+        columns = ", ".join(values)
+        unfinished = (
             "SELECT COUNT(*) FROM jobs WHERE guild_id IS NOT DISTINCT FROM ? AND user_id = ?"  # noqa: S608 - constants
             f" AND state NOT IN {_TERMINAL_SQL}"
         )
-
-        async def body(conn: Connection) -> JobRecord | Refusal:
-            await conn.lock(guild_lock(job.guild_id), shared=[LEDGER_LOCK])
-            unfinished = await fetch_int(conn, sql, (job.guild_id, job.user_id))
-            if unfinished >= max_unfinished:
-                available = max(0, max_unfinished - unfinished)
-                return Refusal(LimitKind.ACTIVE_JOBS, available, 1, None, max_active=max_unfinished)
-            return await _insert_job(conn, values, now)
-
-        return await self._db.write(body)
+        rows = await self._db.write_one(
+            f"INSERT INTO jobs ({columns}) SELECT {_marks(list(values))} WHERE ({unfinished}) < ? RETURNING *",
+            (*values.values(), job.guild_id, job.user_id, max_unfinished),
+            locks=[guild_lock(job.guild_id)],
+            shared=[LEDGER_LOCK],
+        )
+        if rows:
+            return _row_to_job(rows[0])
+        count = int((await self._db.fetch(unfinished, (job.guild_id, job.user_id)))[0][0])
+        available = max(0, max_unfinished - count)
+        return Refusal(LimitKind.ACTIVE_JOBS, available, 1, None, max_active=max_unfinished)
 
     def _new_row(self, job: NewJob, now: dt.datetime, *, claimed: bool, request: str | None) -> dict[str, object]:
         values: dict[str, object] = job.model_dump()
@@ -239,7 +226,9 @@ class JobStore:
     ) -> JobRecord:
         """Move a job to `to`, checked against its current state, and close its credits, in one transaction.
 
-        Returns the job as written. Raises `InvalidTransition` for a move the state machine does
+        Returns the job as written (the row the write returned: no read after it). The move is one
+        checked statement (`bot.store.moves`); a move that closes credits is a transaction of it and
+        the ledger's rows. Raises `InvalidTransition` for a move the state machine does
         not allow (including staying in the same state, and leaving a terminal one), `JobNotFound`,
         and `LeaseLost` when another process has claimed the job (it took the job over) or this
         process's claim is void (others found it dead). `fields` are set at the same time (the
@@ -268,49 +257,108 @@ class JobStore:
                 raise ValueError(f"a charge is recorded only when a job moves to {', '.join(sorted(_CLOSING_STATES))}")
         elif to is JobState.DOWNLOADING:
             raise ValueError("a job enters downloading with what Magic Hour charged for its render")
-        now = self._db.now()
-
-        async def body(conn: Connection) -> JobRecord:
-            job = await load_job(conn, job_id, for_update=True)
-            await self._check_claim(conn, job, beat=False)
-            if not can_transition(job.state, to):
-                raise InvalidTransition(job_id, job.state.value, to.value)
-            # A job leaving the queue no longer needs its stored request (attachment links): drop it.
-            dropped = {"request": None} if job.state is JobState.RECEIVED else {}
-            await write_fields(conn, job_id, {**checked, **dropped, "state": to.value}, now)
-            await conn.execute(
-                "INSERT INTO job_events (job_id, state, at, detail) VALUES (?, ?, ?, ?)",
-                (job_id, to.value, now, detail),
+        if not JOB_ID.contains(job_id):
+            raise JobNotFound(job_id)  # no such id can be stored
+        # `done` without a charge closes nothing: the statement itself checks the render was settled.
+        closes = to in _CLOSING_STATES and not (to is JobState.DONE and charged is None)
+        checks_unknown = to is JobState.FAILED and charged is None
+        for _ in range(_ATTEMPTS):
+            sql, params = moves.move_statement(
+                self._db.dialect,
+                job_id,
+                to,
+                checked,
+                self._db.now(),
+                self.owner,
+                require_settled=to is JobState.DONE and charged is None,
             )
+            if closes or checks_unknown or detail is not None:
+                job = await self._db.write(self._closing_body(job_id, to, sql, params, charged=charged, detail=detail))
+            else:
+                row = moves.first(await self._db.write_one(sql, params))
+                job = None if row is None else _row_to_job(row)
+            if job is not None:
+                return job
+            problem = await self._explain(job_id, to)
+            if problem is not None:
+                raise problem
+        raise InvalidTransition(job_id, "changing", to.value)
+
+    def _closing_body(
+        self, job_id: int, to: JobState, sql: str, params: Sequence[object], *, charged: int | None, detail: str | None
+    ) -> Callable[[Connection], Awaitable[JobRecord | None]]:
+        """The transaction of a move that closes credits (or checks them, or adds a detail to its event)."""
+
+        async def body(conn: Connection) -> JobRecord | None:
+            row = moves.first(await conn.fetch_all(sql, params))
+            if row is None:
+                return None
+            job = _row_to_job(row)
+            if detail is not None:
+                await conn.execute(
+                    "UPDATE job_events SET detail = ? WHERE id = (SELECT MAX(id) FROM job_events WHERE job_id = ?)",
+                    (detail, job_id),
+                )
             if (
                 to is JobState.FAILED
                 and charged is None
-                and checked.get("error_code", job.error_code) == UNKNOWN_AT_MAGIC_HOUR
+                and job.error_code == UNKNOWN_AT_MAGIC_HOUR
                 and await ledger.reservation_row(conn, job_id)
             ):
                 raise ValueError(f"job {job_id}: an unknown ending counts what the job held; give it as the charge")
-            if to is JobState.DONE and charged is None:
-                if await ledger.reservation_row(conn, job_id) and not await ledger.closing_row(conn, job_id):
-                    raise ValueError(f"job {job_id} can only be done once its render was settled")
-            elif to in _CLOSING_STATES:
-                outcome = await ledger.close_reservation(conn, job_id, charged=charged, now=now, note=to.value)
+            if to in _CLOSING_STATES and not (to is JobState.DONE and charged is None):
+                outcome = await ledger.close_reservation(
+                    conn, job_id, charged=charged, now=job.updated_at, note=to.value
+                )
                 if outcome is ledger.CloseOutcome.NO_RESERVATION and charged is not None:
                     raise NoReservation(job_id)
-            return await load_job(conn, job_id)
+                if outcome is ledger.CloseOutcome.CLOSED and charged is not None:
+                    job = job.model_copy(update={"charged_credits": charged})  # what the settle wrote
+            return job
 
-        return await self._db.write(body)
+        return body
 
     async def update(self, job_id: int, **fields: object) -> JobRecord:
-        """Set non-state fields (project id, credits, error, delivery, status message, ...)."""
+        """Set non-state fields (project id, credits, error, delivery, status message, ...); return the job as written.
+
+        Fenced like `transition`: `LeaseLost` when another process has claimed the job or this
+        process's claim is void, so a process that stalled past its heartbeat cannot write over
+        the job of whoever took it over. `JobNotFound` if there is no such job.
+        """
         checked = _checked_fields(fields)
-        now = self._db.now()
+        if not JOB_ID.contains(job_id):
+            raise JobNotFound(job_id)
+        for _ in range(_ATTEMPTS):
+            sql, params = moves.update_statement(self._db.dialect, job_id, checked, self._db.now(), self.owner)
+            row = moves.first(await self._db.write_one(sql, params))
+            if row is not None:
+                return _row_to_job(row)
+            problem = await self._explain(job_id, None)
+            if problem is not None:
+                raise problem
+        raise JobNotFound(job_id)
 
-        async def body(conn: Connection) -> JobRecord:
-            await load_job(conn, job_id, for_update=True)
-            await write_fields(conn, job_id, checked, now)
-            return await load_job(conn, job_id)
+    async def _explain(self, job_id: int, to: JobState | None) -> Exception | None:
+        """Why a checked write of the job changed nothing (see `moves.explain`); None if nothing stops it now."""
 
-        return await self._db.write(body)
+        async def body(conn: Connection) -> tuple[Row | None, bool]:
+            row = await fetch_one(conn, "SELECT * FROM jobs WHERE id = ?", (job_id,))
+            mine = await fetch_all(conn, "SELECT 1 FROM instances WHERE id = ?", (self.owner,))
+            return row, bool(mine)
+
+        row, registered = await self._db.read(body)
+        job = None if row is None else _row_to_job(row)
+        problem = moves.explain(job_id, job, self.owner, registered, to)
+        if to is None and job is not None and isinstance(problem, InvalidTransition):
+            return None  # an update someone else's write overtook: nothing forbids it, write it again
+        if (
+            isinstance(problem, InvalidTransition)
+            and job is not None
+            and to is not None
+            and can_transition(job.state, to)
+        ):
+            return None  # a move another write overtook, allowed from the state it left: try it again
+        return problem
 
     async def fence(self, job_id: int) -> JobRecord:
         """Check, with a write, that this process still holds the job, and beat for it; return the job.
@@ -324,61 +372,52 @@ class JobStore:
         tools) pass while unfinished.
         """
 
-        async def body(conn: Connection) -> JobRecord:
-            job = await load_job(conn, job_id, for_update=True)
-            if job.state.terminal:
-                raise LeaseLost(job_id, job.claimed_by or "no process: it has ended")
-            await self._check_claim(conn, job, beat=True)
-            return job
-
-        return await self._db.write(body)
-
-    async def _check_claim(self, conn: Connection, job: JobRecord, *, beat: bool) -> None:
-        """Raise `LeaseLost` unless this process may act on `job`: nobody's, or this process's while
-        its row in `instances` exists (a claim is void once others found it dead and deleted it).
-        `beat`: also bump this process's heartbeat counter, so that nobody finds it dead on a count
-        read before now."""
+        job = await self.get(job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        if job.state.terminal:
+            raise LeaseLost(job_id, job.claimed_by or "no process: it has ended")
         if job.claimed_by is None:
-            return
+            return job
         if job.claimed_by != self.owner:
-            raise LeaseLost(job.id, job.claimed_by)
-        if beat:
-            registered = bool(
-                await conn.execute(
-                    "UPDATE instances SET beats = beats + 1, beat_at = ? WHERE id = ?", (self._db.now(), self.owner)
-                )
-            )
-        else:
-            registered = bool(await fetch_all(conn, "SELECT 1 FROM instances WHERE id = ?", (self.owner,)))
-        if not registered:
-            raise LeaseLost(job.id, "no process (this one was taken for dead)")
+            raise LeaseLost(job_id, job.claimed_by)
+        # One statement: the beat happens only if the job is still this process's and unfinished,
+        # and this process's row still exists (a process that found it dead deletes the row only
+        # at the count it saw, so after this beat it can't; before it, the beat finds no row).
+        beaten = await self._db.write_one(
+            "UPDATE instances SET beats = beats + 1, beat_at = ? WHERE id = ? AND EXISTS"  # noqa: S608 - constant
+            f" (SELECT 1 FROM jobs WHERE id = ? AND claimed_by = ? AND state NOT IN {_TERMINAL_SQL}) RETURNING id",
+            (self._db.now(), self.owner, job_id, self.owner),
+        )
+        if beaten:
+            return job
+        current = await self.get(job_id)
+        if current is None:
+            raise JobNotFound(job_id)
+        if current.state.terminal:
+            raise LeaseLost(job_id, current.claimed_by or "no process: it has ended")
+        if current.claimed_by is not None and current.claimed_by != self.owner:
+            raise LeaseLost(job_id, current.claimed_by)
+        raise LeaseLost(job_id, "no process (this one was taken for dead)")
 
     async def get(self, job_id: int) -> JobRecord | None:
         """The job, or None if there is none with this id."""
         if not JOB_ID.contains(job_id):
             return None  # no such id can be stored
-        row = await self._db.read(lambda conn: fetch_one(conn, "SELECT * FROM jobs WHERE id = ?", (job_id,)))
+        row = moves.first(await self._db.fetch("SELECT * FROM jobs WHERE id = ?", (job_id,)))
         return None if row is None else _row_to_job(row)
 
     async def recent_for_member(self, guild_id: int | None, user_id: int, limit: int = 10) -> list[JobRecord]:
         """A member's latest jobs in one server (or on the command line), newest first."""
-        rows = await self._db.read(
-            lambda conn: fetch_all(
-                conn,
-                "SELECT * FROM jobs WHERE guild_id IS NOT DISTINCT FROM ? AND user_id = ? ORDER BY id DESC LIMIT ?",
-                (guild_id, user_id, limit),
-            )
+        rows = await self._db.fetch(
+            "SELECT * FROM jobs WHERE guild_id IS NOT DISTINCT FROM ? AND user_id = ? ORDER BY id DESC LIMIT ?",
+            (guild_id, user_id, limit),
         )
         return [_row_to_job(r) for r in rows]
 
     async def unfinished(self) -> list[JobRecord]:
         """Every job not yet done, failed or canceled, oldest first: what a restart reloads."""
-        rows = await self._db.read(
-            lambda conn: fetch_all(
-                conn,
-                f"SELECT * FROM jobs WHERE state NOT IN {_TERMINAL_SQL} ORDER BY id",  # noqa: S608 - constant
-            )
-        )
+        rows = await self._db.fetch(f"SELECT * FROM jobs WHERE state NOT IN {_TERMINAL_SQL} ORDER BY id")  # noqa: S608
         return [_row_to_job(r) for r in rows]
 
     async def for_guild(
@@ -386,12 +425,9 @@ class JobStore:
     ) -> list[JobRecord]:
         """A server's jobs created at or after `since`, newest first."""
         after = "" if since is None else " AND created_at >= ?"
-        rows = await self._db.read(
-            lambda conn: fetch_all(
-                conn,
-                f"SELECT * FROM jobs WHERE guild_id IS NOT DISTINCT FROM ?{after} ORDER BY id DESC LIMIT ?",  # noqa: S608
-                (guild_id, *([] if since is None else [since]), limit),
-            )
+        rows = await self._db.fetch(
+            f"SELECT * FROM jobs WHERE guild_id IS NOT DISTINCT FROM ?{after} ORDER BY id DESC LIMIT ?",  # noqa: S608
+            (guild_id, *([] if since is None else [since]), limit),
         )
         return [_row_to_job(r) for r in rows]
 
@@ -401,7 +437,8 @@ class JobStore:
             "SELECT COUNT(*) FROM jobs WHERE guild_id IS NOT DISTINCT FROM ? AND user_id = ?"  # noqa: S608 - constants
             f" AND state NOT IN {_TERMINAL_SQL}"
         )
-        return await self._db.read(lambda conn: fetch_int(conn, sql, (guild_id, user_id)))
+        rows = await self._db.fetch(sql, (guild_id, user_id))
+        return int(rows[0][0])
 
     async def unknown_at_magic_hour(self, guild_id: int | None, since: dt.datetime) -> list[JobRecord]:
         """A server's jobs (None: the command line's) since `since` whose create outcome is unknown.
@@ -413,95 +450,7 @@ class JobStore:
 
     async def events(self, job_id: int) -> list[JobEvent]:
         """Every state the job entered, with when, in order."""
-        rows = await self._db.read(
-            lambda conn: fetch_all(
-                conn, "SELECT job_id, state, at, detail FROM job_events WHERE job_id = ? ORDER BY id", (job_id,)
-            )
+        rows = await self._db.fetch(
+            "SELECT job_id, state, at, detail FROM job_events WHERE job_id = ? ORDER BY id", (job_id,)
         )
         return [JobEvent(int(r["job_id"]), JobState(r["state"]), parse_ts(r["at"]), r["detail"]) for r in rows]
-
-    # ------------------------------------------------------------------ claims
-
-    # Claimable: nobody's, this process's, or a void claim: its process has no row in `instances`
-    # (found dead, or stopped), unless it is a previous version's claim whose lease still runs.
-    _CLAIMABLE = (
-        "(claimed_by IS NULL OR claimed_by = ? OR (NOT EXISTS (SELECT 1 FROM instances AS i"
-        " WHERE i.id = jobs.claimed_by) AND (lease_until IS NULL OR lease_until < ?)))"
-    )
-
-    async def claimable(self) -> list[JobRecord]:
-        """Unfinished jobs this process could claim now (unclaimed, its own, or claimed in vain), oldest first."""
-        params = (self.owner, self._db.now())
-        rows = await self._db.read(
-            lambda conn: fetch_all(
-                conn,
-                f"SELECT * FROM jobs WHERE state NOT IN {_TERMINAL_SQL} AND {self._CLAIMABLE} ORDER BY id",  # noqa: S608
-                params,
-            )
-        )
-        return [_row_to_job(r) for r in rows]
-
-    async def claim(self, job_ids: Sequence[int]) -> list[JobRecord]:
-        """Claim those of `job_ids` that are still claimable; return them, oldest first.
-
-        Two processes claiming at once never both get a job: each reads the rows `FOR UPDATE SKIP
-        LOCKED` (PostgreSQL), so a row the other is claiming is skipped, and re-checks the claim.
-        """
-        if not job_ids:
-            return []
-        ids = list(job_ids)
-
-        async def body(conn: Connection) -> list[JobRecord]:
-            rows = await fetch_all(
-                conn,
-                f"SELECT id FROM jobs WHERE id IN ({_marks(ids)}) AND state NOT IN {_TERMINAL_SQL}"  # noqa: S608
-                f" AND {self._CLAIMABLE} ORDER BY id{conn.FOR_UPDATE_SKIP_LOCKED}",
-                (*ids, self.owner, self._db.now()),
-            )
-            won = [int(r[0]) for r in rows]
-            if not won:
-                return []
-            claimed = await fetch_all(
-                conn,
-                f"UPDATE jobs SET claimed_by = ?, lease_until = NULL WHERE id IN ({_marks(won)}) RETURNING *",  # noqa: S608
-                (self.owner, *won),
-            )
-            return sorted((_row_to_job(r) for r in claimed), key=lambda job: job.id)
-
-        return await self._db.write(body)
-
-    async def release(self, job_ids: Sequence[int]) -> int:
-        """Give up this process's claims on `job_ids` (a clean shutdown): another process may take them at once."""
-        if not job_ids:
-            return 0
-        ids = list(job_ids)
-        return await self._db.write(
-            lambda conn: conn.execute(
-                f"UPDATE jobs SET claimed_by = NULL, lease_until = NULL"  # noqa: S608
-                f" WHERE claimed_by = ? AND id IN ({_marks(ids)})",
-                (self.owner, *ids),
-            )
-        )
-
-    async def stored_request(self, job_id: int) -> str | None:
-        """What a queued job needs to run (JSON, as `create` stored it); None once it has left the queue."""
-        rows = await self._db.read(
-            lambda conn: fetch_all(
-                conn, "SELECT request FROM jobs WHERE id = ? AND state = ?", (job_id, JobState.RECEIVED.value)
-            )
-        )
-        if not rows or rows[0][0] is None:
-            return None
-        value = rows[0][0]
-        return value if isinstance(value, str) else json.dumps(value)
-
-    async def request_cancel(self, job_id: int, by_user_id: int) -> bool:
-        """Record that a member asked to cancel an unfinished job; the process running it acts on it."""
-        return bool(
-            await self._db.write(
-                lambda conn: conn.execute(
-                    f"UPDATE jobs SET cancel_requested_by = ? WHERE id = ? AND state NOT IN {_TERMINAL_SQL}",  # noqa: S608
-                    (by_user_id, job_id),
-                )
-            )
-        )

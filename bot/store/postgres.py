@@ -6,8 +6,8 @@ module turns `?` into `$n` and gives each transaction a pooled connection.
 
 Concurrency model. Write transactions run at READ COMMITTED, the server's default, and hold
 explicit locks wherever a check and the write that depends on it must not be split by another
-process: a job's row is read `FOR UPDATE` before its state changes (so exactly one of two racing
-transitions wins, and credits close once), and a reservation holds transaction-scoped advisory
+process: a job's state changes in one `UPDATE … WHERE` that checks it as it writes (so exactly one
+of two racing transitions wins, and credits close once), and a reservation holds transaction-scoped advisory
 locks on the limits it checks (the server's, and the bot budget's) while it sums the ledger and
 appends to it, so reservations stay exact across processes without serialisation failures to
 retry. The locks are named in `bot.store.db` and always taken in one order (ledger, server,
@@ -201,10 +201,15 @@ class PostgresDatabase(Database):
         """Run `body` in one read-only REPEATABLE READ transaction (one snapshot)."""
         return await self._shielded(body, readonly=True)
 
-    async def _shielded(self, body: Callable[[Connection], Awaitable[T]], *, readonly: bool) -> T:
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """One read statement on its own, outside any transaction (it sees one snapshot by itself)."""
+        return await self._shielded(lambda conn: conn.fetch_all(sql, params), readonly=True, bare=True)
+
+    async def _shielded(self, body: Callable[[Connection], Awaitable[T]], *, readonly: bool, bare: bool = False) -> T:
         if self._closed:
             raise StoreError("the store is closed")
-        task = asyncio.ensure_future(self._transaction(body, readonly=readonly, patience=patience()))
+        transaction = self._transaction(body, readonly=readonly, patience=patience(), bare=bare)
+        task = asyncio.ensure_future(transaction)
         self._inflight.add(task)
         task.add_done_callback(self._inflight.discard)
         try:
@@ -213,7 +218,9 @@ class PostgresDatabase(Database):
             task.add_done_callback(consume_result)
             raise
 
-    async def _transaction(self, body: Callable[[Connection], Awaitable[T]], *, readonly: bool, patience: float) -> T:
+    async def _transaction(
+        self, body: Callable[[Connection], Awaitable[T]], *, readonly: bool, patience: float, bare: bool = False
+    ) -> T:
         loop = asyncio.get_running_loop()
         give_up_at = loop.time() + patience
         aborted = 0  # deadlocks and serialisation failures PostgreSQL aborted
@@ -221,7 +228,8 @@ class PostgresDatabase(Database):
         while True:
             failure: BaseException
             try:
-                result = await self._attempt(body, readonly=readonly, wait=max(give_up_at - loop.time(), _MIN_WAIT))
+                wait = max(give_up_at - loop.time(), _MIN_WAIT)
+                result = await self._attempt(body, readonly=readonly, wait=wait, bare=bare)
             except _RETRYABLE as exc:
                 aborted += 1
                 if aborted == _ATTEMPTS:
@@ -255,11 +263,24 @@ class PostgresDatabase(Database):
                 raise StoreUnavailable(f"PostgreSQL could not be reached ({_describe(failure)})") from failure
             await asyncio.sleep(pause)  # real time: waiting for the server to come back
 
-    async def _attempt(self, body: Callable[[Connection], Awaitable[T]], *, readonly: bool, wait: float) -> T:
-        """One try: a connection, the transaction, and the connection given back (or dropped if it broke)."""
+    async def _attempt(
+        self, body: Callable[[Connection], Awaitable[T]], *, readonly: bool, wait: float, bare: bool = False
+    ) -> T:
+        """One try: a connection, the transaction, and the connection given back (or dropped if it broke).
+
+        `bare`: a read of one statement, run without a transaction (one round trip, not three).
+        """
         conn = await self._acquire(wait)
         clean = False  # the transaction ended (committed or rolled back) and the connection still works
         try:
+            if bare:
+                try:
+                    result = await body(PostgresConnection(conn))
+                except BaseException as exc:
+                    clean = not conn.is_closed() and not lost_connection(exc, conn)
+                    raise
+                clean = True
+                return result
             options = {"isolation": "repeatable_read", "readonly": True} if readonly else {}
             transaction = conn.transaction(**options)
             await transaction.start()

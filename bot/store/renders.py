@@ -43,6 +43,10 @@ class RenderSample:
         return (self.high - self.low) / 2
 
 
+# How often (in renders recorded) the history is trimmed back to `keep` per mode.
+_TRIM_EVERY = 50
+
+
 class RenderHistory:
     """Finished renders' durations. Reach it as `store.renders`."""
 
@@ -51,22 +55,23 @@ class RenderHistory:
         self._keep = keep
 
     async def record(self, sample: RenderSample) -> None:
-        """Add one finished render, and drop the oldest of its mode beyond the newest `keep`."""
+        """Add one finished render; every `_TRIM_EVERY`th one also drops each mode's oldest beyond the newest `keep`.
+
+        One statement a render (the trim, seldom, a second): a mode may hold a few more than `keep`
+        between trims, which `recent` never shows (it asks for the newest).
+        """
         at = sample.finished_at or self._db.now()
-
-        async def body(conn: Connection) -> None:
-            await conn.execute(
-                "INSERT INTO render_times (job_id, mode, frames, low_seconds, high_seconds, seconds, finished_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (sample.job_id, sample.mode.value, sample.frames, sample.low, sample.high, sample.seconds, at),
+        rows = await self._db.write_one(
+            "INSERT INTO render_times (job_id, mode, frames, low_seconds, high_seconds, seconds, finished_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            (sample.job_id, sample.mode.value, sample.frames, sample.low, sample.high, sample.seconds, at),
+        )
+        if int(rows[0][0]) % _TRIM_EVERY == 0:
+            await self._db.write_one(
+                "DELETE FROM render_times WHERE id NOT IN (SELECT r.id FROM render_times AS r"
+                " WHERE r.mode = render_times.mode ORDER BY r.id DESC LIMIT ?)",
+                (self._keep,),
             )
-            await conn.execute(
-                "DELETE FROM render_times WHERE mode = ? AND id NOT IN"
-                " (SELECT id FROM render_times WHERE mode = ? ORDER BY id DESC LIMIT ?)",
-                (sample.mode.value, sample.mode.value, self._keep),
-            )
-
-        await self._db.write(body)
 
     async def recent(self, mode: GenerationMode, limit: int) -> list[RenderSample]:
         """The newest `limit` renders of one mode, oldest first."""

@@ -218,7 +218,23 @@ class SqliteDatabase(Database):
         """Run `body` in one read transaction (a consistent snapshot)."""
         return await self._shielded(body, immediate=False)
 
-    async def _shielded(self, body: Callable[[Connection], Awaitable[T]], *, immediate: bool) -> T:
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """One read statement on its own (SQLite's autocommit: the statement is its own snapshot)."""
+        return await self._shielded(lambda conn: conn.fetch_all(sql, params), immediate=None)
+
+    async def write_one(
+        self, sql: str, params: Sequence[Any] = (), *, locks: Sequence[str] = (), shared: Sequence[str] = ()
+    ) -> list[Row]:
+        """One write statement on its own: SQLite applies it, with its triggers, all or nothing.
+
+        It takes the write lock itself (waiting for other processes up to the busy timeout), and
+        being one statement it cannot hold a read lock while it waits, so it needs no BEGIN IMMEDIATE.
+        The named locks are SQLite's one write lock (see `SqliteConnection.lock`).
+        """
+        return await self._shielded(lambda conn: conn.fetch_all(sql, params), immediate=None)
+
+    async def _shielded(self, body: Callable[[Connection], Awaitable[T]], *, immediate: bool | None) -> T:
+        """`immediate`: a write transaction, a read one (False), or one statement with none (None)."""
         if self._closed:
             raise StoreError("the store is closed")
         task = asyncio.ensure_future(self._transaction(body, immediate=immediate))
@@ -229,8 +245,15 @@ class SqliteDatabase(Database):
             task.add_done_callback(consume_result)
             raise
 
-    async def _transaction(self, body: Callable[[Connection], Awaitable[T]], *, immediate: bool) -> T:
+    async def _transaction(self, body: Callable[[Connection], Awaitable[T]], *, immediate: bool | None) -> T:
         async with self._lock:
+            if immediate is None:
+                try:
+                    return await body(self._wrapped)
+                except sqlite3.OperationalError as exc:
+                    if "locked" in str(exc) or "busy" in str(exc):
+                        raise StoreBusy("the database stayed locked by another process past the busy timeout") from exc
+                    raise
             if immediate:
                 await _begin_immediate(self.conn)
             else:

@@ -88,8 +88,11 @@ async def copy_to_postgres(
                     raise StoreError(f"the PostgreSQL database already holds data (table {table}); give an empty one")
             await conn.execute("DELETE FROM store_secrets")  # the fresh database's own secret gives way
             await conn.execute("DELETE FROM ledger_totals_window")  # the copied totals say which rule they keep
+            # The copied history is complete: the triggers that write a job's events must not add to it.
+            await conn.execute("ALTER TABLE jobs DISABLE TRIGGER USER")
             for table in tables:
                 report.rows[table] = await _copy_table(old._db, conn, table)
+            await conn.execute("ALTER TABLE jobs ENABLE TRIGGER USER")
             for table in tables:
                 await _advance_identity(conn, table, await _sqlite_sequence(old._db, table))
         report.problems_after = await new.check_invariants()

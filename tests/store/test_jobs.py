@@ -24,8 +24,20 @@ from bot.store import (
     Store,
     can_transition,
 )
+from bot.store.renders import RenderHistory, RenderSample
 
-from .conftest import GUILD, OTHER_GUILD, START, TO_RENDERED, complete, new_job, raw_write, reserved_job, walk
+from .conftest import (
+    GUILD,
+    OTHER_GUILD,
+    START,
+    TO_RENDERED,
+    complete,
+    new_job,
+    raw_read,
+    raw_write,
+    reserved_job,
+    walk,
+)
 
 S = JobState
 EXPECTED = {
@@ -251,11 +263,12 @@ async def test_done_settles_a_reservation_left_open_only_to_a_charge_given(store
     for job in (held, charged):
         await raw_write(
             store,
-            ("UPDATE jobs SET state = 'delivering' WHERE id = ?", (job.id,)),
             *(
                 ("INSERT INTO job_events (job_id, state, at) VALUES (?, ?, ?)", (job.id, state, at))
-                for state in ("uploading", "creating", "submitted", "downloading", "delivering")
+                for state in ("uploading", "creating", "submitted", "downloading")
             ),
+            # The database writes the event of the state change itself.
+            ("UPDATE jobs SET state = 'delivering', updated_at = ? WHERE id = ?", (at, job.id)),
         )
     with pytest.raises(ValueError, match="settled"):
         await store.jobs.transition(held.id, S.DONE)
@@ -369,3 +382,27 @@ async def test_create_within_counts_and_inserts_in_one_transaction(database, clo
         # Once the job ends, the member may start another.
         await first.jobs.transition(recorded[0].id, JobState.FAILED)
         assert isinstance(await first.jobs.create_within(job, max_unfinished=1), JobRecord)
+
+
+async def test_every_move_returns_the_row_it_wrote_and_the_database_writes_its_event(store: Store):
+    """A transition's answer is the stored row (no read after the write needed); each move adds one event."""
+    job = await reserved_job(store, 50)
+    for state in TO_RENDERED:
+        moved = await store.jobs.transition(job.id, state)
+        assert moved == await store.jobs.get(job.id) and moved.state is state
+    settled = await store.jobs.transition(job.id, S.DOWNLOADING, charged=40)
+    assert settled == await store.jobs.get(job.id) and settled.charged_credits == 40
+    events = await store.jobs.events(job.id)
+    assert [e.state for e in events] == [S.RECEIVED, *TO_RENDERED, S.DOWNLOADING]
+    assert events[-1].at == settled.updated_at
+
+
+async def test_the_render_history_is_trimmed_to_its_size_now_and_then(store: Store):
+    """Recording is one insert; every 50th render also trims each mode back to the newest `keep`."""
+    history = RenderHistory(store._db, keep=3)
+    for frames in range(1, 61):
+        await history.record(RenderSample(GenerationMode.LITE, frames, 1.0, 2.0))
+    await history.record(RenderSample(GenerationMode.PRO, 1, 1.0, 2.0))
+    [(lite,)] = await raw_read(store, "SELECT COUNT(*) FROM render_times WHERE mode = ?", GenerationMode.LITE.value)
+    assert 3 <= lite <= 3 + 50  # trimmed at the 50th render, and it grows again until the 100th
+    assert [s.frames for s in await history.recent(GenerationMode.LITE, 3)] == [58, 59, 60]

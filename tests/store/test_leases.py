@@ -86,6 +86,28 @@ async def test_a_process_found_dead_changes_and_posts_nothing_even_before_its_jo
     assert taken.claimed_by == "b"
 
 
+async def test_a_stale_process_cannot_write_a_job_s_fields_through_update(two: tuple[Store, Store]):
+    """`update` is fenced like a state change: found dead, and again once the job is taken over, a
+    process's update raises LeaseLost and changes nothing; the new holder's goes through."""
+    a, b = two
+    job = await a.jobs.create(NewJob(user_id=1, guild_id=1, mode=GenerationMode.LITE), claimed=True)
+    written = await a.jobs.update(job.id, name="first")
+    assert written == await a.jobs.get(job.id) and written.name == "first"  # the row as written
+    seen = (await b.instances.beat()).beats["a"]
+    assert await b.instances.forget({"a": seen}) == ["a"]
+    with pytest.raises(LeaseLost):
+        await a.jobs.update(job.id, project_id="stale", name="stale")
+    [taken] = await b.jobs.claim([job.id])
+    with pytest.raises(LeaseLost) as lost:
+        await a.jobs.update(job.id, project_id="stale")
+    assert lost.value.holder == "b"
+    after = await b.jobs.get(job.id)
+    assert after is not None and (after.project_id, after.name) == (None, "first")
+    assert (await b.jobs.update(taken.id, project_id="p-b")).project_id == "p-b"
+    nobodys = await a.jobs.create(NewJob(user_id=2, guild_id=1, mode=GenerationMode.LITE))
+    assert (await a.jobs.update(nobodys.id, name="free")).name == "free"  # unclaimed: not fenced
+
+
 async def test_the_fence_is_a_heartbeat_a_process_that_fenced_is_not_found_dead_on_an_older_count(
     two: tuple[Store, Store],
 ):

@@ -85,6 +85,11 @@ SEEDS: dict[int, list[str]] = {
         f" ('bot', '{DAY}', 150, 0, 0), ('guild:{GUILD}', '{DAY}', 150, 0, 0),"
         f" ('member:{GUILD}:7', '{DAY}', 150, 0, 150), ('member:{GUILD}:11', '{DAY}', 0, 25, 0)",
     ],
+    12: [  # job 5: its events are the database's to write (none inserted here), then it failed
+        "INSERT INTO jobs (id, user_id, guild_id, mode, state, created_at, updated_at)"
+        f" VALUES (5, 11, {GUILD}, 'lite', 'received', '{NOW}', '{NOW}')",
+        f"UPDATE jobs SET state = 'failed', updated_at = '{NOW}' WHERE id = 5",
+    ],
 }
 
 
@@ -166,10 +171,13 @@ async def test_upgrade_from_every_earlier_version(database: Target, clock: FakeC
     migrations = load_migrations(dialect_of(database))
     raw = await RawDatabase.open(database)
     try:
-        assert await raw.migrate(migrations[:version], clock.now) == list(range(1, version + 1))
+        applied: list[int] = []
+        # Each version's data is written by that version's schema (later ones may add triggers).
         for seed_version in range(1, version + 1):
+            applied += await raw.migrate(migrations[:seed_version], clock.now)
             for sql in SEEDS[seed_version]:
                 await raw.execute(sql)
+        assert applied == list(range(1, version + 1))
         await raw.advance_ids()
     finally:
         await raw.close()
