@@ -14,7 +14,17 @@ import pytest
 
 from bot.clock import FakeClock
 from bot.config import GenerationMode
-from bot.store import AlreadyReconciled, JobState, NewJob, QuotaPolicy, Reservation, SchemaTooNew, Store
+from bot.store import (
+    AlreadyReconciled,
+    JobState,
+    MemberSettings,
+    NewJob,
+    QuotaPolicy,
+    Reservation,
+    ResultPlace,
+    SchemaTooNew,
+    Store,
+)
 from bot.store.db import Dialect, Migration, load_migrations
 from bot.store.sqlite import statements
 
@@ -75,6 +85,12 @@ SEEDS: dict[int, list[str]] = {
         f" cancel_requested_by) VALUES (4, 10, {GUILD}, 'lite', 'received', '{NOW}', '{NOW}', 'i-9',"
         """ '{"version": 1}', 10)""",
         f"INSERT INTO job_events (job_id, state, at) VALUES (4, 'received', '{NOW}')",
+    ],
+    10: [],  # a placeholder for another branch's migration (see 0011)
+    11: [  # a member's own settings, and job 4's result going to a thread without a ping
+        "INSERT INTO member_settings (guild_id, user_id, mode, max_fps, results, ping, updated_at)"
+        f" VALUES ({GUILD}, 10, 'pro', 24.0, 'thread', FALSE, '{NOW}')",
+        "UPDATE jobs SET deliver_to = 'thread', ping_owner = FALSE WHERE id = 4",
     ],
 }
 
@@ -202,6 +218,12 @@ async def test_upgrade_from_every_earlier_version(database: Target, clock: FakeC
             queued = await store.jobs.get(4)
             assert queued is not None and queued.cancel_requested_by == 10
             assert await store.jobs.stored_request(4) is not None
+        if version >= 11:
+            assert await store.member_settings.get(GUILD, 10) == MemberSettings(
+                mode=GenerationMode.PRO, max_fps=24.0, results=ResultPlace.THREAD, ping=False
+            )
+            queued = await store.jobs.get(4)
+            assert queued is not None and (queued.deliver_to, queued.ping_owner) == (ResultPlace.THREAD, False)
         # The upgraded database does everything a fresh one does.
         fresh = await store.jobs.create(_job(user_id=8))
         assert isinstance(
