@@ -137,7 +137,7 @@ class JobUpdate:
 class Delivery:
     """How a result reached its owner."""
 
-    kind: str  # "file", "compressed", "link", "dm", "local"
+    kind: str  # "file", "compressed", "link", "dm", "thread", "local"
     message_id: int | None = None
     detail: str | None = None
 

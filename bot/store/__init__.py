@@ -3,7 +3,8 @@
 Open one `Store` per process with `await Store.open(target, policy=QuotaPolicy.from_settings(s))`,
 where `target` is a SQLite file (the default) or a `postgresql://` URL (several processes);
 it exposes `store.jobs` (`JobStore`), `store.quota` (`QuotaLedger`), `store.limits`
-(`LimitStore`), `store.member_settings` (`MemberSettingsStore`: members' own preferences) and `store.instances` (the processes sharing the database, with their heartbeats).
+(`LimitStore`), `store.member_settings` (`MemberSettingsStore`: members' own preferences) and
+`store.instances` (the processes sharing the database, with their heartbeats).
 The ledger's sign convention is documented in `bot.store.models`.
 
 The store holds codes and numbers, never sentences: a refusal is a `Refusal`, a job's error is

@@ -180,7 +180,7 @@ class JobRecord(BaseModel):
     charged_credits: int | None
     error_code: str | None
     error_data: ErrorData | None
-    delivery_kind: str | None  # e.g. "file", "compressed", "link", "dm", "local"
+    delivery_kind: str | None  # e.g. "file", "compressed", "link", "dm", "thread", "local"
     delivery_message_id: int | None
     status_channel_id: int | None
     status_message_id: int | None

@@ -54,7 +54,7 @@ _STATES = {state.value for state in JobState}
 
 
 class Store:
-    """The bot's store: `jobs`, `quota` (the ledger), `limits`, `member_settings`, and `renders` (render times), on SQLite or PostgreSQL.
+    """The bot's store: `jobs`, `quota` (the ledger), `limits`, `member_settings` and `renders`, on either database.
 
     Open with `await Store.open(path_or_url, policy=...)` and close with `await store.close()`, or
     use `async with await Store.open(...) as store`. Several `Store`s (in this process or others)

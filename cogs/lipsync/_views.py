@@ -1,4 +1,4 @@
-"""A job's buttons (cancel, new link, again, the panel's refresh), which keep working after a restart.
+"""A job's buttons (cancel, new link, again, delete, the panel's refresh), which keep working after a restart.
 
 Each is an `IdButton` (`cogs.buttons`): discord.py rebuilds it from its custom id whenever it is
 clicked, in whichever process is running then. Clicks reach the engine and the store through
@@ -132,6 +132,42 @@ class AgainButton(IdButton, action="again", parts={"job": int, "how": Again}):
         await start_job(interaction, request)
 
 
+class DeleteResultButton(IdButton, action="delete", parts={"job": int, "owner": int}):
+    """Under a result: deletes that message, for the member whose job it is or a server manager.
+
+    The owner is in the custom id, so the button keeps working after a restart, and after the
+    member's data (the job's record) was deleted.
+    """
+
+    def __init__(self, job_id: int, owner_id: int, *, label: str = "Delete") -> None:
+        super().__init__(job_id, owner_id, label=label, style=discord.ButtonStyle.secondary)
+        self.job_id = job_id
+        self.owner_id = owner_id
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        """Delete the result for its owner or a manager; anyone else gets a private no."""
+        try:
+            manager = interaction.guild_id is not None and (
+                interaction.permissions.manage_messages or interaction.permissions.manage_guild
+            )
+            if interaction.user.id != self.owner_id and not manager:
+                raise NotAllowed("delete_not_owner", owner=self.owner_id, job=self.job_id)
+            if interaction.message is not None:
+                await interaction.message.delete()
+            done = texts.describe("result_deleted", {"job": self.job_id}, language_of(interaction))
+            await interaction.response.send_message(done, ephemeral=True)
+        except Exception as exc:
+            await report_error(interaction, exc)
+
+
+def with_delete(view: discord.ui.View | None, job: JobRecord) -> discord.ui.View:
+    """`view` (or a new one) with the Delete button a result carries, in its job's language."""
+    view = view if view is not None else discord.ui.View(timeout=None)
+    label = texts.button_label("button_delete", job_language(job))
+    view.add_item(DeleteResultButton(job.id, job.user_id, label=label))
+    return view
+
+
 _AGAIN_LABELS = {Again.PRO: "button_again_pro", Again.WINDOW: "button_again_window", Again.RETRY: "button_retry"}
 
 
@@ -210,6 +246,7 @@ DYNAMIC_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (
     NewLinkButton,
     RefreshPanelButton,
     AgainButton,
+    DeleteResultButton,
 )
 
 
