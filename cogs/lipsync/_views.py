@@ -12,11 +12,13 @@ files it uploaded (`bot.jobs.rerun`), for its owner only.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
 
 import discord
 
 from bot.errors import InvalidInput, NotAllowed
+from bot.jobs.offers import Offer, applicable_offers
 from bot.jobs.rerun import Again, offers, rerun_request
 from bot.store import JobRecord, JobState
 from cogs import role_ids, services_of, texts
@@ -25,6 +27,8 @@ from cogs.errors import report_error
 from cogs.lipsync._start import WindowModal, start_job
 from cogs.lipsync._texts import RunningJob, canceled_text, fresh_link_text, job_language, panel_text
 from cogs.locale import language_of
+
+log = logging.getLogger(__name__)
 
 
 class CancelButton(IdButton, action="cancel", parts={"job": int}):
@@ -178,16 +182,48 @@ def status_view(job_id: int, lang: str = texts.EN) -> discord.ui.View:
     return view
 
 
-def final_view(job: JobRecord, now: dt.datetime) -> discord.ui.View | None:
-    """The buttons under a finished job's status message: run it again, while its files are kept."""
-    ways = offers(job, now)
+async def final_view(client: discord.Client, job: JobRecord, now: dt.datetime) -> discord.ui.View | None:
+    """The buttons under a finished job's status message: run it again, while its files are kept.
+
+    Only the ways that apply to its member now (`bot.jobs.offers`): "again in pro" with its price,
+    and not at all where pro isn't allowed or the member can't pay for it.
+    """
+    if not offers(job, now):
+        return None  # nothing to offer: no need to read the member's rules and credits
+    services = services_of(client)
+    try:
+        roles = await _owner_roles(client, job)
+        admitted = await services.engine.admission.read(job.guild_id, job.user_id, roles)
+        ways = applicable_offers(services.engine.config, job, admitted, now)
+    except Exception:
+        # The job's end is shown whatever happens; only a priced offer needs these reads.
+        log.exception("job %s: could not price its re-runs; offering those without a price", job.id)
+        ways = tuple(Offer(how) for how in offers(job, now) if how is not Again.PRO)
     if not ways:
         return None
     lang = job_language(job)
     view = discord.ui.View(timeout=None)
-    for how in ways:
-        view.add_item(AgainButton(job.id, how, label=texts.button_label(_AGAIN_LABELS[how], lang)))
+    for offer in ways:
+        if offer.credits is not None:
+            label = texts.button_label("button_again_pro_priced", lang, credits=offer.credits)
+        else:
+            label = texts.button_label(_AGAIN_LABELS[offer.how], lang)
+        view.add_item(AgainButton(job.id, offer.how, label=label))
     return view
+
+
+async def _owner_roles(client: discord.Client, job: JobRecord) -> tuple[int, ...]:
+    """The job's member's roles (their limits depend on them): from the cache, else asked of Discord."""
+    guild = client.get_guild(job.guild_id) if job.guild_id is not None else None
+    if guild is None:
+        return ()
+    member = guild.get_member(job.user_id)
+    if member is None:
+        try:
+            member = await guild.fetch_member(job.user_id)
+        except discord.HTTPException:
+            return ()  # gone from the server, or Discord didn't answer: the server's default applies
+    return role_ids(member)
 
 
 def link_view(job_id: int, url: str | None = None, lang: str = texts.EN) -> discord.ui.View:
