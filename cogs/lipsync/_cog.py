@@ -78,15 +78,26 @@ class LipsyncCog(commands.Cog, name=COG_NAME):
         ]
 
     async def cog_load(self) -> None:
-        """Add the message menus (discord.py keeps them outside cogs)."""
+        """Add the message menus (discord.py keeps them outside cogs), and learn the commands' ids."""
         for menu in self.menus:
             self.bot.tree.add_command(menu)
+        try:
+            texts.MENTIONS.learn(await self.bot.tree.fetch_commands())
+        except discord.HTTPException as exc:
+            # Command hints stay plain `/name` text until the next sync: nothing else depends on it.
+            log.warning("could not read the commands' ids from Discord: %s", exc)
 
     async def cog_unload(self) -> None:
         """Remove the menus and stop the status messages' delayed edits: the bot is shutting down."""
         for menu in self.menus:
             self.bot.tree.remove_command(menu.name, type=menu.type)
         self.presenter.close()
+        texts.MENTIONS.forget()
+
+    @commands.Cog.listener()
+    async def on_commands_synced(self, synced: list[app_commands.AppCommand]) -> None:
+        """The commands were just synced (`bot.app.sync_commands`): hints mention them by their new ids."""
+        texts.MENTIONS.learn(synced)
 
     @app_commands.command(name="lipsync", description="Lip-sync a face video (or a YouTube clip) to a voice.")
     @app_commands.guild_only()

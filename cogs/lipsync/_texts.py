@@ -11,6 +11,7 @@ from bot.config import QuotaWindow
 from bot.jobs.models import JobUpdate, QueueSnapshot
 from bot.store import UNKNOWN_AT_MAGIC_HOUR, EffectiveLimits, JobRecord, JobState
 from cogs.texts._credits import cost_short, cost_text, grant_line, left_text
+from cogs.texts._mentions import MENTIONS
 from cogs.texts._style import (
     _STATE_EMOJI,
     DISCORD,
@@ -224,7 +225,9 @@ def jobs_text(jobs: Sequence[JobRecord], lang: str = EN) -> str:
         lines.append(line)
     if any(not job.state.terminal for job in jobs):  # nothing to cancel otherwise: no hint
         number = describe("jobs_number", lang=lang)
-        cancel = f"`/{command_name('cancel', lang)} {option_name('job_id', lang, 'cancel')}:<{number}>`"
+        option = f"{option_name('job_id', lang, 'cancel')}:<{number}>"
+        mention = MENTIONS.mention("cancel")  # clickable once the command's id is known
+        cancel = f"{mention} `{option}`" if mention else f"`/{command_name('cancel', lang)} {option}`"
         lines.append(describe("jobs_cancel_hint", {"cancel": cancel}, lang))
     return _clip("\n".join(lines))
 

@@ -29,6 +29,7 @@ def button_ids(message: discord.Message) -> list[str]:
 async def test_settings_round_trip_privately(harness: Harness) -> None:
     """Shown, changed and shown again, only to the member; reset goes back to the defaults."""
     shown = await harness.alice.slash(harness.channel, "lipsync-settings")
+    mention = await harness.mention("lipsync-settings")  # a command hint is a clickable mention
     assert shown.ephemeral
     assert answer(shown) == (
         "**Your lip-sync settings here (only you see them)**\n"
@@ -36,7 +37,7 @@ async def test_settings_round_trip_privately(harness: Harness) -> None:
         "Frame-rate cap: the bot's, 30 fps, when you don't set one.\n"
         "Results: in the channel where you start the job.\n"
         "Ping: yes, a finished video mentions you.\n"
-        "Change them with `/lipsync-settings` and its options (reset: back to the bot's defaults)."
+        f"Change them with {mention} and its options (reset: back to the bot's defaults)."
     )
 
     changed = await harness.alice.slash(

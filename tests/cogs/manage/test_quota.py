@@ -52,7 +52,8 @@ async def test_jobs_shows_the_cancel_hint_only_while_a_job_runs(harness: Harness
     running = await harness.alice.slash(harness.channel, "jobs")
 
     assert running.response is not None
-    hint = "Cancel a running job with `/cancel job_id:<number>`, or from `/lipsync-status`."
+    cancel, status = await harness.mention("cancel"), await harness.mention("lipsync-status")
+    hint = f"Cancel a running job with {cancel} `job_id:<number>`, or from {status}."
     assert running.response.content.endswith(hint)
     await harness.sandbox_clock.advance(121)
     assert (await harness.finish(job.id)).state is JobState.DONE
