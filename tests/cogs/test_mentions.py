@@ -35,7 +35,7 @@ def test_with_ids_hints_are_mentions_discord_shows_in_the_readers_language(menti
     mentions.learn([Synced("lipsync", 11), Synced("cancel", 22), Synced("lipsync-admin", 33)])
 
     assert texts.style_for("es").command("cancel") == "</cancel:22>"
-    assert texts.describe("jobs_none", lang="en") == "You haven't started any lip-sync jobs here yet. Try </lipsync:11>."
+    assert texts.describe("jobs_none", lang="en").endswith("Try </lipsync:11>.")
     assert mentions.mention("lipsync-admin grant") == "</lipsync-admin grant:33>"  # a subcommand: its group's id
     assert mentions.mention("queue") is None  # not synced: the caller writes `/queue`
     assert texts.style_for("en").command("queue") == "`/queue`"

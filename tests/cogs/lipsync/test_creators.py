@@ -355,7 +355,7 @@ async def test_expired_file_paths_are_told_and_cost_nothing(harness: Harness) ->
         assert refused.ephemeral and refused.modal is None
         text = shown(refused).content
         assert text.startswith(f"Magic Hour keeps uploaded files for 7 days, and job #{first.id}'s expired <t:")
-        assert "Use `/lipsync` with the files again." in text
+        assert f"Use {await harness.mention('lipsync')} with the files again." in text
 
     assert (await harness.latest_job()).id == first.id
     assert await harness.ledger_rows() == rows and await uploads(harness) == uploads_before
