@@ -74,6 +74,7 @@ class ResultPoster:
         self._interaction = interaction
         self._status = status
         self._fitted: dict[int, Path | None] = {}
+        self._thread: discord.Thread | None = None  # the job's own thread, once made (members' settings)
         self._link: LinkProvider = _no_link
 
     async def deliver(self, job: JobRecord, result: Path | None, *, sandbox: bool, link: LinkProvider) -> Delivery:
@@ -137,24 +138,20 @@ class ResultPoster:
                 return await self._send_dm(job, result, sandbox=sandbox)
             if place is ResultPlace.THREAD and self._channel_id is not None:
                 return await self._send_to_thread(job, result, sandbox=sandbox)
-        except (discord.Forbidden, discord.NotFound, discord.HTTPException) as exc:
+        except discord.HTTPException as exc:  # forbidden, gone, or refused: the channel still works
             log.info("job %s: can't deliver to the member's %s (%s); using the channel", job.id, place.value, exc)
         return None
 
-    async def _send_to_thread(self, job: JobRecord, result: Path | None, *, sandbox: bool) -> Delivery:
-        """A thread of the job's own, started from its status message (or in its channel), with the result."""
-        assert self._channel_id is not None
-        name = texts.describe("result_thread_name", {"job": job.id}, job_language(job))[:100]
-        status = self._status
-        thread: discord.Thread
-        if status is not None and status.message_id is not None and status.channel_id == self._channel_id:
-            channel = self._client.get_partial_messageable(self._channel_id, guild_id=self._guild_id)
-            thread = await channel.get_partial_message(status.message_id).create_thread(name=name)
-        else:
-            parent = self._client.get_channel(self._channel_id) or await self._client.fetch_channel(self._channel_id)
-            if not isinstance(parent, discord.TextChannel):
-                raise discord.NotFound  # type: ignore[call-arg]  # handled by the caller: no thread here
-            thread = await parent.create_thread(name=name, type=discord.ChannelType.public_thread)
+    async def _send_to_thread(self, job: JobRecord, result: Path | None, *, sandbox: bool) -> Delivery | None:
+        """A thread of the job's own, started from its status message (or in its channel), with the result.
+
+        None where the channel can't hold threads. A thread made once is used again if sending fails
+        and the delivery is retried.
+        """
+        thread = self._thread or await self._new_thread(job)
+        if thread is None:
+            return None
+        self._thread = thread
         guild = self._client.get_guild(self._guild_id) if self._guild_id is not None else None
         limit = guild.filesize_limit if guild is not None else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
         payload = await self._payload(job, result, limit)
@@ -163,6 +160,18 @@ class ResultPoster:
         file, view = _message_parts(job, payload)
         message = await thread.send(content, file=file, view=view, allowed_mentions=owner_mentions(job))
         return Delivery(kind="thread", message_id=message.id, detail=payload.kind)
+
+    async def _new_thread(self, job: JobRecord) -> discord.Thread | None:
+        assert self._channel_id is not None
+        name = texts.describe("result_thread_name", {"job": job.id}, job_language(job))[:100]
+        status = self._status
+        if status is not None and status.message_id is not None and status.channel_id == self._channel_id:
+            channel = self._client.get_partial_messageable(self._channel_id, guild_id=self._guild_id)
+            return await channel.get_partial_message(status.message_id).create_thread(name=name)
+        parent = self._client.get_channel(self._channel_id) or await self._client.fetch_channel(self._channel_id)
+        if not isinstance(parent, discord.TextChannel):
+            return None  # a thread, a forum, a voice channel's chat: results go there as usual
+        return await parent.create_thread(name=name, type=discord.ChannelType.public_thread)
 
     def _reply_to(self) -> discord.MessageReference | None:
         """The job's status message, when it is in the channel the result goes to."""

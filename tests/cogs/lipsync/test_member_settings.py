@@ -138,6 +138,22 @@ async def test_results_go_to_a_thread_of_their_own_without_a_ping_when_asked(har
     assert "sent in a thread of its own" in harness.public()[0].content
 
 
+async def test_a_thread_the_bot_may_not_make_falls_back_to_the_channel(harness: Harness) -> None:
+    """Without Create Public Threads the result still arrives, in the channel, as without settings."""
+    await harness.alice.slash(harness.channel, "lipsync-settings", results="thread")
+    harness.env.inject_error(
+        "POST", f"/channels/{harness.channel.id}/messages/*/threads", status=403, code=50013, message="Missing Access"
+    )
+
+    started = await harness.lipsync()
+    job = await harness.finish((await harness.latest_job()).id)
+
+    assert job.state is JobState.DONE and job.delivery_kind == "file"
+    assert harness.channel.threads == []
+    [posted] = started.followups
+    assert posted.message.id == job.delivery_message_id and posted.message.attachments
+
+
 async def test_a_result_pings_its_member_by_default(harness: Harness) -> None:
     """No settings: the result is in the channel and pings the member (only them)."""
     started = await harness.lipsync()
