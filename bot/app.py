@@ -205,4 +205,6 @@ async def sync_commands(
         bot.tree.copy_global_to(guild=guild)
         synced = await bot.tree.sync(guild=guild)
     log.info("synced %d command(s) %s", len(synced), f"to server {guild_id}" if guild_id else "globally")
+    # Their ids are new: the Discord layer writes command hints as mentions with them.
+    bot.dispatch("commands_synced", synced)
     return synced

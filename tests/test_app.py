@@ -121,6 +121,7 @@ async def test_every_command_is_documented(running: tuple[simcord.Env, LipsyncBo
         "jobs",
         "lipsync",
         "lipsync-admin",
+        "lipsync-settings",
         "lipsync-status",
         "queue",
         "quota",
@@ -149,12 +150,13 @@ async def test_sync_to_one_dev_server(running: tuple[simcord.Env, LipsyncBot]) -
         "jobs",
         "lipsync",
         "lipsync-admin",
+        "lipsync-settings",
         "lipsync-status",
         "queue",
         "quota",
     ]
     assert await bot.tree.fetch_commands() == []
-    assert len(await bot.tree.fetch_commands(guild=discord.Object(id=guild.id))) == 10
+    assert len(await bot.tree.fetch_commands(guild=discord.Object(id=guild.id))) == 11
 
 
 async def test_allow_list_leaves_other_servers_and_refuses_commands(running: tuple[simcord.Env, LipsyncBot]) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from bot.config import GenerationMode
-from bot.store import JobRecord, NewJob
+from bot.store import JobRecord, NewJob, ResultPlace
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,9 @@ class JobRequest:
     # Set for a re-run: the files an earlier job uploaded, used instead of fetching and uploading
     # `video`/`audio` (which then carry only their names and sizes).
     reuse: ReusedFiles | None = None
+    # Where the result goes and whether it pings the member (their settings); None: the channel, with a ping.
+    deliver_to: ResultPlace | None = None
+    ping_owner: bool | None = None
 
     def new_job(self) -> NewJob:
         """What the store records of this request when the job is accepted."""
@@ -105,6 +108,8 @@ class JobRequest:
             status_channel_id=self.status_channel_id,
             status_message_id=self.status_message_id,
             locale=self.locale,
+            deliver_to=self.deliver_to,
+            ping_owner=self.ping_owner,
         )
 
 
@@ -132,7 +137,7 @@ class JobUpdate:
 class Delivery:
     """How a result reached its owner."""
 
-    kind: str  # "file", "compressed", "link", "dm", "local"
+    kind: str  # "file", "compressed", "link", "dm", "thread", "local"
     message_id: int | None = None
     detail: str | None = None
 

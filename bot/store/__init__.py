@@ -3,7 +3,8 @@
 Open one `Store` per process with `await Store.open(target, policy=QuotaPolicy.from_settings(s))`,
 where `target` is a SQLite file (the default) or a `postgresql://` URL (several processes);
 it exposes `store.jobs` (`JobStore`), `store.quota` (`QuotaLedger`), `store.limits`
-(`LimitStore`) and `store.instances` (the processes sharing the database, with their heartbeats).
+(`LimitStore`), `store.member_settings` (`MemberSettingsStore`: members' own preferences) and
+`store.instances` (the processes sharing the database, with their heartbeats).
 The ledger's sign convention is documented in `bot.store.models`.
 
 The store holds codes and numbers, never sentences: a refusal is a `Refusal`, a job's error is
@@ -30,6 +31,7 @@ from bot.store.errors import (
 )
 from bot.store.jobs import JobStore
 from bot.store.limits import LimitStore
+from bot.store.member_settings import MemberSettings, MemberSettingsStore
 from bot.store.models import (
     ALLOWED_TRANSITIONS,
     SETTLED_STATES,
@@ -51,6 +53,7 @@ from bot.store.models import (
     Reconciliation,
     Refusal,
     Reservation,
+    ResultPlace,
     UsageLine,
     UsageReport,
     can_transition,
@@ -85,6 +88,8 @@ __all__ = [
     "LimitKind",
     "LimitStore",
     "MemberHasActiveJobs",
+    "MemberSettings",
+    "MemberSettingsStore",
     "NewJob",
     "NoReservation",
     "NotReconcilable",
@@ -93,6 +98,7 @@ __all__ = [
     "Reconciliation",
     "Refusal",
     "Reservation",
+    "ResultPlace",
     "SchemaTooNew",
     "Store",
     "StoreBusy",

@@ -116,6 +116,8 @@ async def delete_member(
     await totals.recount(conn, before)
     await conn.execute(f"UPDATE ledger SET by_user_id = NULL WHERE by_user_id = ?{scope}", args)  # noqa: S608
     jobs = await conn.execute(f"DELETE FROM jobs WHERE user_id = ?{scope}", args)  # noqa: S608
+    # Their own preferences go too (unlike a manager's limits on them, below).
+    settings = await conn.execute(f"DELETE FROM member_settings WHERE user_id = ?{scope}", args)  # noqa: S608
     limits = await fetch_one(conn, f"SELECT COUNT(*) FROM member_limits WHERE user_id = ?{scope}", args)  # noqa: S608
     await conn.execute(f"UPDATE member_limits SET set_by = NULL WHERE set_by = ?{scope}", args)  # noqa: S608
     await conn.execute(f"UPDATE role_limits SET set_by = NULL WHERE set_by = ?{scope}", args)  # noqa: S608
@@ -126,4 +128,5 @@ async def delete_member(
         grants_deleted=grants,
         limits_kept=0 if limits is None else int(limits[0]),
         usage_kept_until=window_end if kept else None,
+        settings_deleted=settings,
     )

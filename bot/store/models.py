@@ -114,6 +114,14 @@ def can_transition(current: JobState, to: JobState) -> bool:
     return to in ALLOWED_TRANSITIONS[current]
 
 
+class ResultPlace(StrEnum):
+    """Where a member's finished videos go (their `/lipsync-settings`, kept with each job)."""
+
+    CHANNEL = "channel"  # the channel the job was started in
+    THREAD = "thread"  # a thread of its own, off the job's message
+    DM = "dm"  # a direct message
+
+
 class NewJob(BaseModel):
     """What is known about a job when it is accepted; the store adds id, state and times."""
 
@@ -136,6 +144,9 @@ class NewJob(BaseModel):
     status_channel_id: int | None = None
     status_message_id: int | None = None
     locale: str | None = None  # the Discord locale of the member who asked ("es-ES")
+    # Where the result goes and whether it pings its member: their settings when they asked.
+    deliver_to: ResultPlace | None = None
+    ping_owner: bool | None = None
 
 
 class JobRecord(BaseModel):
@@ -169,7 +180,7 @@ class JobRecord(BaseModel):
     charged_credits: int | None
     error_code: str | None
     error_data: ErrorData | None
-    delivery_kind: str | None  # e.g. "file", "compressed", "link", "dm", "local"
+    delivery_kind: str | None  # e.g. "file", "compressed", "link", "dm", "thread", "local"
     delivery_message_id: int | None
     status_channel_id: int | None
     status_message_id: int | None
@@ -190,6 +201,10 @@ class JobRecord(BaseModel):
     audio_seconds: float | None = None
     source_fps: float | None = None
     rerun_of: int | None = None  # the job whose uploads this one reused
+    # Where the result goes and whether it pings the member (their settings when they asked);
+    # None: the channel the job was started in, with a ping.
+    deliver_to: ResultPlace | None = None
+    ping_owner: bool | None = None
 
     @field_validator("error_data", mode="before")
     @classmethod
@@ -475,6 +490,7 @@ class DeletionReport:
     grants_deleted: int  # grants of ended windows
     limits_kept: int  # limits a manager set on this member (they survive a deletion)
     usage_kept_until: dt.datetime | None  # when the kept rows start being anonymised; None: none kept
+    settings_deleted: int = 0  # their own `/lipsync-settings` (one row per server)
 
 
 @dataclass(frozen=True, slots=True)

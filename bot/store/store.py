@@ -32,6 +32,7 @@ from bot.store.db import (
 from bot.store.instances import InstanceStore, new_instance_id
 from bot.store.jobs import JobStore
 from bot.store.limits import LimitStore
+from bot.store.member_settings import MemberSettingsStore
 from bot.store.models import (
     LEGACY_TRANSITIONS,
     SETTLED_STATES,
@@ -53,7 +54,7 @@ _STATES = {state.value for state in JobState}
 
 
 class Store:
-    """The bot's store: `jobs`, `quota` (the ledger), `limits`, and `renders` (render times), on SQLite or PostgreSQL.
+    """The bot's store: `jobs`, `quota` (the ledger), `limits`, `member_settings` and `renders`, on either database.
 
     Open with `await Store.open(path_or_url, policy=...)` and close with `await store.close()`, or
     use `async with await Store.open(...) as store`. Several `Store`s (in this process or others)
@@ -81,6 +82,7 @@ class Store:
         self.instances = InstanceStore(db, owner, name)
         self.quota = QuotaLedger(db, policy, db.clock, secret)
         self.limits = LimitStore(db, policy)
+        self.member_settings = MemberSettingsStore(db)
         self.renders = RenderHistory(db)
         self.heartbeat = Heartbeat(db)
 
@@ -168,8 +170,8 @@ class Store:
     async def delete_member_data(self, guild_id: int | None, user_id: int) -> DeletionReport:
         """Delete one member's data in one server (`guild_id=None`: everywhere), on their request.
 
-        Deleted: their jobs and job events, their name as the author of grants and limits, and
-        their grants of ended windows. Their usage of ended windows stays for server totals but is
+        Deleted: their jobs and job events, their own settings, their name as the author of grants
+        and limits, and their grants of ended windows. Their usage of ended windows stays for server totals but is
         anonymised (`user_id` NULL, no job, no note). Their usage and grants of the running window
         are kept under a one-way token and keep counting against their allowance, the pool and the
         budget until the window ends (so deleting one's data never gives back what was spent);

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from cogs.errors import on_tree_error
 from cogs.lipsync._cog import LipsyncCog
 from cogs.lipsync._presenter import JobPresenter
+from cogs.lipsync._settings import MemberSettingsCog
 from cogs.lipsync._status import DEFAULT_MIN_INTERVAL
 from cogs.lipsync._views import DYNAMIC_ITEMS
 from cogs.locale import CatalogueTranslator
@@ -20,8 +21,8 @@ __all__ = ["LipsyncCog", "setup"]
 
 async def setup(bot: LipsyncBot) -> None:
     """Add the cog, built from the bot's services, and register what presents jobs in Discord:
-    the hooks resumed jobs use, the restart-proof buttons, the one error handler, and the translator
-    that gives Discord the commands' names and descriptions in every language."""
+    the hooks resumed jobs use, the restart-proof buttons, members' own settings, the one error
+    handler, and the translator that gives Discord the commands' names and descriptions in every language."""
     interval = bot.status_interval if bot.status_interval is not None else DEFAULT_MIN_INTERVAL
     presenter = JobPresenter(bot, bot.services, min_interval=interval)
     bot.hooks_factory = presenter.for_record
@@ -29,3 +30,4 @@ async def setup(bot: LipsyncBot) -> None:
     bot.tree.error(on_tree_error)
     await bot.tree.set_translator(CatalogueTranslator())
     await bot.add_cog(LipsyncCog(bot, bot.services, presenter))
+    await bot.add_cog(MemberSettingsCog(bot.services))

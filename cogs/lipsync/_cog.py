@@ -35,6 +35,7 @@ from cogs.lipsync._picker import (
     with_remembered,
 )
 from cogs.lipsync._presenter import JobPresenter
+from cogs.lipsync._settings import with_member_defaults
 from cogs.lipsync._start import COG_NAME, start_job
 from cogs.lipsync._texts import jobs_text, queue_text
 from cogs.lipsync._views import cancel_job, panel
@@ -77,15 +78,26 @@ class LipsyncCog(commands.Cog, name=COG_NAME):
         ]
 
     async def cog_load(self) -> None:
-        """Add the message menus (discord.py keeps them outside cogs)."""
+        """Add the message menus (discord.py keeps them outside cogs), and learn the commands' ids."""
         for menu in self.menus:
             self.bot.tree.add_command(menu)
+        try:
+            texts.MENTIONS.learn(await self.bot.tree.fetch_commands())
+        except discord.HTTPException as exc:
+            # Command hints stay plain `/name` text until the next sync: nothing else depends on it.
+            log.warning("could not read the commands' ids from Discord: %s", exc)
 
     async def cog_unload(self) -> None:
         """Remove the menus and stop the status messages' delayed edits: the bot is shutting down."""
         for menu in self.menus:
             self.bot.tree.remove_command(menu.name, type=menu.type)
         self.presenter.close()
+        texts.MENTIONS.forget()
+
+    @commands.Cog.listener()
+    async def on_commands_synced(self, synced: list[app_commands.AppCommand]) -> None:
+        """The commands were just synced (`bot.app.sync_commands`): hints mention them by their new ids."""
+        texts.MENTIONS.learn(synced)
 
     @app_commands.command(name="lipsync", description="Lip-sync a face video (or a YouTube clip) to a voice.")
     @app_commands.guild_only()
@@ -108,7 +120,7 @@ class LipsyncCog(commands.Cog, name=COG_NAME):
         youtube_url: app_commands.Range[str, 1, 300] | None = None,
         start: app_commands.Range[float, 0.0, bounds.MAX_SOURCE_SECONDS] = 0.0,
         end: app_commands.Range[float, 0.0, bounds.MAX_SOURCE_SECONDS] | None = None,
-        mode: str = GenerationMode.LITE.value,
+        mode: str | None = None,
         max_fps: app_commands.Range[float, bounds.MIN_FPS, bounds.MAX_FPS] | None = None,
         name: app_commands.Range[str, 1, 100] | None = None,
     ) -> None:
@@ -120,11 +132,13 @@ class LipsyncCog(commands.Cog, name=COG_NAME):
             youtube_url=youtube_url,
             start=start,
             end=end,
-            mode=GenerationMode(mode),
-            max_fps=max_fps,  # the engine applies DEFAULT_MAX_FPS when the member sets none
+            max_fps=max_fps,  # the member's own cap, else the engine's DEFAULT_MAX_FPS, when none is given
             name=name,
             guild_id=interaction.guild_id,
+            role_ids=role_ids(interaction.user),
         )
+        # Options left empty take the member's `/lipsync-settings`, then the bot's defaults.
+        request = await with_member_defaults(self.services, request, mode=mode)
         await start_job(interaction, request)
 
     @app_commands.command(name="lipsync-status", description="Your credits, running jobs and the queue, in one place.")

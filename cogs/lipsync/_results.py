@@ -18,13 +18,19 @@ import discord
 from bot import media
 from bot.jobs.models import Delivery, LinkProvider
 from bot.ops.metrics import metrics_of
-from bot.store import JobRecord
+from bot.store import JobRecord, ResultPlace
 from cogs import texts
+from cogs.lipsync._settings import pings_owner, result_place
 from cogs.lipsync._status import NO_MENTIONS, StatusMessage, token_alive
 from cogs.lipsync._texts import job_language, result_text
-from cogs.lipsync._views import link_view
+from cogs.lipsync._views import link_view, with_delete
 
 log = logging.getLogger(__name__)
+
+
+def owner_mentions(job: JobRecord) -> discord.AllowedMentions:
+    """Mentions allowed in a job's result: its owner, if their settings ask for a ping; no one else."""
+    return only_mentioning(job.user_id) if pings_owner(job) else NO_MENTIONS
 
 
 def only_mentioning(user_id: int) -> discord.AllowedMentions:
@@ -68,11 +74,16 @@ class ResultPoster:
         self._interaction = interaction
         self._status = status
         self._fitted: dict[int, Path | None] = {}
+        self._thread: discord.Thread | None = None  # the job's own thread, once made (members' settings)
         self._link: LinkProvider = _no_link
 
     async def deliver(self, job: JobRecord, result: Path | None, *, sandbox: bool, link: LinkProvider) -> Delivery:
         """Post the result (or only a link to it); raise only if it could not reach the member anywhere."""
         self._link = link
+        # The member's choice of place (a thread, a DM), when it can be honoured; else as below.
+        chosen = await self._to_chosen_place(job, result, sandbox=sandbox)
+        if chosen is not None:
+            return chosen
         interaction = self._interaction
         if interaction is not None and token_alive(interaction):
             try:
@@ -95,7 +106,7 @@ class ResultPoster:
         file, view = _message_parts(job, payload)
         content = result_text(job, sandbox=sandbox, kind=payload.kind, linked=_has_button(payload))
         message = await interaction.followup.send(
-            content, file=file, view=view, wait=True, allowed_mentions=only_mentioning(job.user_id)
+            content, file=file, view=view, wait=True, allowed_mentions=owner_mentions(job)
         )
         return Delivery(kind=payload.kind, message_id=message.id)
 
@@ -111,10 +122,56 @@ class ResultPoster:
             content,
             file=file,
             view=view,
-            allowed_mentions=only_mentioning(job.user_id),
+            allowed_mentions=owner_mentions(job),
             reference=self._reply_to() or discord.utils.MISSING,
         )
         return Delivery(kind=payload.kind, message_id=message.id)
+
+    async def _to_chosen_place(self, job: JobRecord, result: Path | None, *, sandbox: bool) -> Delivery | None:
+        """Deliver where the member's settings send results (`result_place`); None: to the channel as usual.
+
+        A place that can't be used (DMs closed, threads not allowed here) falls back to the channel.
+        """
+        place = result_place(job)
+        try:
+            if place is ResultPlace.DM:
+                return await self._send_dm(job, result, sandbox=sandbox)
+            if place is ResultPlace.THREAD and self._channel_id is not None:
+                return await self._send_to_thread(job, result, sandbox=sandbox)
+        except discord.HTTPException as exc:  # forbidden, gone, or refused: the channel still works
+            log.info("job %s: can't deliver to the member's %s (%s); using the channel", job.id, place.value, exc)
+        return None
+
+    async def _send_to_thread(self, job: JobRecord, result: Path | None, *, sandbox: bool) -> Delivery | None:
+        """A thread of the job's own, started from its status message (or in its channel), with the result.
+
+        None where the channel can't hold threads. A thread made once is used again if sending fails
+        and the delivery is retried.
+        """
+        thread = self._thread or await self._new_thread(job)
+        if thread is None:
+            return None
+        self._thread = thread
+        guild = self._client.get_guild(self._guild_id) if self._guild_id is not None else None
+        limit = guild.filesize_limit if guild is not None else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
+        payload = await self._payload(job, result, limit)
+        # Named as in the channel; whether it pings is the mentions' business (`owner_mentions`).
+        content = result_text(job, sandbox=sandbox, kind=payload.kind, linked=_has_button(payload))
+        file, view = _message_parts(job, payload)
+        message = await thread.send(content, file=file, view=view, allowed_mentions=owner_mentions(job))
+        return Delivery(kind="thread", message_id=message.id, detail=payload.kind)
+
+    async def _new_thread(self, job: JobRecord) -> discord.Thread | None:
+        assert self._channel_id is not None
+        name = texts.describe("result_thread_name", {"job": job.id}, job_language(job))[:100]
+        status = self._status
+        if status is not None and status.message_id is not None and status.channel_id == self._channel_id:
+            channel = self._client.get_partial_messageable(self._channel_id, guild_id=self._guild_id)
+            return await channel.get_partial_message(status.message_id).create_thread(name=name)
+        parent = self._client.get_channel(self._channel_id) or await self._client.fetch_channel(self._channel_id)
+        if not isinstance(parent, discord.TextChannel):
+            return None  # a thread, a forum, a voice channel's chat: results go there as usual
+        return await parent.create_thread(name=name, type=discord.ChannelType.public_thread)
 
     def _reply_to(self) -> discord.MessageReference | None:
         """The job's status message, when it is in the channel the result goes to."""
@@ -162,15 +219,15 @@ def _has_button(payload: _Payload) -> bool:
 
 
 def _message_parts(job: JobRecord, payload: _Payload) -> tuple[discord.File, discord.ui.View]:
-    """The file to attach, or the Download and New link buttons; `MISSING` stands for "none" in discord.py."""
+    """The file to attach (`MISSING`: none, in discord.py's words), or the Download and New link buttons; and Delete."""
     file: discord.File = discord.utils.MISSING
-    view: discord.ui.View = discord.utils.MISSING
+    view: discord.ui.View | None = None
     if payload.file is not None:
         # The name the member downloads: the engine names results "lipsync-<id>.mp4" (or "sandbox-…").
         file = discord.File(payload.file, filename=_download_name(payload.file))
     else:
         view = link_view(job.id, payload.link if _has_button(payload) else None, job_language(job))
-    return file, view
+    return file, with_delete(view, job)
 
 
 def _download_name(path: Path) -> str:

@@ -22,6 +22,7 @@ from bot.jobs.models import JobHooks, JobRequest
 from bot.store import JobRecord
 from cogs import role_ids, services_of, texts
 from cogs.errors import refuse_privately, report_error
+from cogs.lipsync._settings import with_member_delivery
 from cogs.locale import language_of, locale_of
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,8 @@ async def start_job(interaction: discord.Interaction, request: JobRequest) -> Jo
         role_ids=role_ids(interaction.user),
         locale=locale_of(interaction),
     )
+    # Where the result goes and whether it pings: the member's settings now, kept with the job.
+    request = await with_member_delivery(services, request)
     # Cheap checks raise before anything is deferred: the error handler answers ephemerally.
     await services.engine.precheck(request)
     await interaction.response.defer(thinking=True)

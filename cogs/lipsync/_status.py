@@ -204,7 +204,10 @@ class StatusMessage:
                 content = status_text(update)
             job = update.job
             # A finished job offers to run again from its uploaded files (while Magic Hour keeps them).
-            view = final_view(job, self._clock.now()) if job.state.terminal else status_view(job.id, job_language(job))
+            if job.state.terminal:
+                view = await final_view(self._client, job, self._clock.now())
+            else:
+                view = status_view(job.id, job_language(job))
             try:
                 await self._show(update.job.id, content, view)
             except discord.HTTPException as exc:

@@ -12,6 +12,7 @@ from bot.jobs.models import JobUpdate, QueueSnapshot
 from bot.jobs.queue import EXACT_POSITIONS
 from bot.store import UNKNOWN_AT_MAGIC_HOUR, EffectiveLimits, JobRecord, JobState
 from cogs.texts._credits import cost_short, cost_text, grant_line, left_text
+from cogs.texts._mentions import MENTIONS
 from cogs.texts._style import (
     _STATE_EMOJI,
     DISCORD,
@@ -81,6 +82,8 @@ def _done_line(job: JobRecord, elapsed: float, lang: str) -> str:
         line = f"{line} · {describe('done_in', {'elapsed': duration(elapsed, lang)}, lang)}"
     if job.delivery_kind == "dm":
         return f"{line} · {describe('delivered_by_dm', lang=lang)}"
+    if job.delivery_kind == "thread":  # the member's settings: a thread of its own
+        return f"{line} · {describe('delivered_in_thread', lang=lang)}"
     if job.delivery_message_id is not None and job.channel_id is not None:
         link = jump_url(job.guild_id, job.channel_id, job.delivery_message_id)
         return f"{line} · [{describe('jump_to_video', lang=lang)}]({link})"
@@ -225,9 +228,12 @@ def jobs_text(jobs: Sequence[JobRecord], lang: str = EN) -> str:
         if job.state is JobState.FAILED and job.error_code:
             line += f"\n  ↳ {failure_text(job, lang)}"
         lines.append(line)
-    number = describe("jobs_number", lang=lang)
-    cancel = f"`/{command_name('cancel', lang)} {option_name('job_id', lang, 'cancel')}:<{number}>`"
-    lines.append(describe("jobs_cancel_hint", {"cancel": cancel}, lang))
+    if any(not job.state.terminal for job in jobs):  # nothing to cancel otherwise: no hint
+        number = describe("jobs_number", lang=lang)
+        option = f"{option_name('job_id', lang, 'cancel')}:<{number}>"
+        mention = MENTIONS.mention("cancel")  # clickable once the command's id is known
+        cancel = f"{mention} `{option}`" if mention else f"`/{command_name('cancel', lang)} {option}`"
+        lines.append(describe("jobs_cancel_hint", {"cancel": cancel}, lang))
     return _clip("\n".join(lines))
 
 

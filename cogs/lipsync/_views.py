@@ -1,4 +1,4 @@
-"""A job's buttons (cancel, new link, again, the panel's refresh), which keep working after a restart.
+"""A job's buttons (cancel, new link, again, delete, the panel's refresh), which keep working after a restart.
 
 Each is an `IdButton` (`cogs.buttons`): discord.py rebuilds it from its custom id whenever it is
 clicked, in whichever process is running then. Clicks reach the engine and the store through
@@ -12,11 +12,13 @@ files it uploaded (`bot.jobs.rerun`), for its owner only.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
 
 import discord
 
 from bot.errors import InvalidInput, NotAllowed
+from bot.jobs.offers import Offer, applicable_offers
 from bot.jobs.rerun import Again, offers, rerun_request
 from bot.store import JobRecord, JobState
 from cogs import role_ids, services_of, texts
@@ -25,6 +27,8 @@ from cogs.errors import report_error
 from cogs.lipsync._start import WindowModal, start_job
 from cogs.lipsync._texts import RunningJob, canceled_text, fresh_link_text, job_language, panel_text
 from cogs.locale import language_of
+
+log = logging.getLogger(__name__)
 
 
 class CancelButton(IdButton, action="cancel", parts={"job": int}):
@@ -132,6 +136,42 @@ class AgainButton(IdButton, action="again", parts={"job": int, "how": Again}):
         await start_job(interaction, request)
 
 
+class DeleteResultButton(IdButton, action="delete", parts={"job": int, "owner": int}):
+    """Under a result: deletes that message, for the member whose job it is or a server manager.
+
+    The owner is in the custom id, so the button keeps working after a restart, and after the
+    member's data (the job's record) was deleted.
+    """
+
+    def __init__(self, job_id: int, owner_id: int, *, label: str = "Delete") -> None:
+        super().__init__(job_id, owner_id, label=label, style=discord.ButtonStyle.secondary)
+        self.job_id = job_id
+        self.owner_id = owner_id
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        """Delete the result for its owner or a manager; anyone else gets a private no."""
+        try:
+            manager = interaction.guild_id is not None and (
+                interaction.permissions.manage_messages or interaction.permissions.manage_guild
+            )
+            if interaction.user.id != self.owner_id and not manager:
+                raise NotAllowed("delete_not_owner", owner=self.owner_id, job=self.job_id)
+            if interaction.message is not None:
+                await interaction.message.delete()
+            done = texts.describe("result_deleted", {"job": self.job_id}, language_of(interaction))
+            await interaction.response.send_message(done, ephemeral=True)
+        except Exception as exc:
+            await report_error(interaction, exc)
+
+
+def with_delete(view: discord.ui.View | None, job: JobRecord) -> discord.ui.View:
+    """`view` (or a new one) with the Delete button a result carries, in its job's language."""
+    view = view if view is not None else discord.ui.View(timeout=None)
+    label = texts.button_label("button_delete", job_language(job))
+    view.add_item(DeleteResultButton(job.id, job.user_id, label=label))
+    return view
+
+
 _AGAIN_LABELS = {Again.PRO: "button_again_pro", Again.WINDOW: "button_again_window", Again.RETRY: "button_retry"}
 
 
@@ -142,16 +182,48 @@ def status_view(job_id: int, lang: str = texts.EN) -> discord.ui.View:
     return view
 
 
-def final_view(job: JobRecord, now: dt.datetime) -> discord.ui.View | None:
-    """The buttons under a finished job's status message: run it again, while its files are kept."""
-    ways = offers(job, now)
+async def final_view(client: discord.Client, job: JobRecord, now: dt.datetime) -> discord.ui.View | None:
+    """The buttons under a finished job's status message: run it again, while its files are kept.
+
+    Only the ways that apply to its member now (`bot.jobs.offers`): "again in pro" with its price,
+    and not at all where pro isn't allowed or the member can't pay for it.
+    """
+    if not offers(job, now):
+        return None  # nothing to offer: no need to read the member's rules and credits
+    services = services_of(client)
+    try:
+        roles = await _owner_roles(client, job)
+        admitted = await services.engine.admission.read(job.guild_id, job.user_id, roles)
+        ways = applicable_offers(services.engine.config, job, admitted, now)
+    except Exception:
+        # The job's end is shown whatever happens; only a priced offer needs these reads.
+        log.exception("job %s: could not price its re-runs; offering those without a price", job.id)
+        ways = tuple(Offer(how) for how in offers(job, now) if how is not Again.PRO)
     if not ways:
         return None
     lang = job_language(job)
     view = discord.ui.View(timeout=None)
-    for how in ways:
-        view.add_item(AgainButton(job.id, how, label=texts.button_label(_AGAIN_LABELS[how], lang)))
+    for offer in ways:
+        if offer.credits is not None:
+            label = texts.button_label("button_again_pro_priced", lang, credits=offer.credits)
+        else:
+            label = texts.button_label(_AGAIN_LABELS[offer.how], lang)
+        view.add_item(AgainButton(job.id, offer.how, label=label))
     return view
+
+
+async def _owner_roles(client: discord.Client, job: JobRecord) -> tuple[int, ...]:
+    """The job's member's roles (their limits depend on them): from the cache, else asked of Discord."""
+    guild = client.get_guild(job.guild_id) if job.guild_id is not None else None
+    if guild is None:
+        return ()
+    member = guild.get_member(job.user_id)
+    if member is None:
+        try:
+            member = await guild.fetch_member(job.user_id)
+        except discord.HTTPException:
+            return ()  # gone from the server, or Discord didn't answer: the server's default applies
+    return role_ids(member)
 
 
 def link_view(job_id: int, url: str | None = None, lang: str = texts.EN) -> discord.ui.View:
@@ -210,6 +282,7 @@ DYNAMIC_ITEMS: tuple[type[discord.ui.DynamicItem[Any]], ...] = (
     NewLinkButton,
     RefreshPanelButton,
     AgainButton,
+    DeleteResultButton,
 )
 
 

@@ -8,6 +8,7 @@ docs/design-notes.md, "Words and languages", gives the rules every message keeps
 from __future__ import annotations
 
 from cogs.texts._credits import binding_limit, cost_short, cost_text, grant_line, left_text, limited_by
+from cogs.texts._mentions import MENTIONS, CommandMentions
 from cogs.texts._style import (
     DISCORD,
     EN,
@@ -41,8 +42,10 @@ __all__ = [
     "EN",
     "MAX_BUTTON_URL",
     "MAX_CONTENT",
+    "MENTIONS",
     "SANDBOX_NOTE",
     "TIMED_STATES",
+    "CommandMentions",
     "DiscordStyle",
     "apology",
     "binding_limit",

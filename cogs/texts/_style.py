@@ -11,6 +11,7 @@ from bot.config import GenerationMode, QuotaWindow
 from bot.errors import LipsyncError
 from bot.jobs.endings import UNREAD_REASONS
 from bot.store import UNKNOWN_AT_MAGIC_HOUR, JobRecord, JobState
+from cogs.texts._mentions import MENTIONS
 
 EN = words.DEFAULT_LANGUAGE
 
@@ -41,8 +42,9 @@ class DiscordStyle:
         return discord_timestamp(moment)
 
     def command(self, name: str) -> str:
-        """A slash command, as a code span, by the name this language's members see."""
-        return f"`/{command_name(name, self.language)}`"
+        """A slash command as a clickable mention (Discord shows it in the reader's language), or,
+        while its id isn't known, as a code span with the name this language's members see."""
+        return MENTIONS.mention(name) or f"`/{command_name(name, self.language)}`"
 
     def quote(self, text: str) -> str:
         """A member's name for something, in a code span it can't close early."""

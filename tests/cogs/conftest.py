@@ -280,6 +280,11 @@ class Harness:
         """Every message in the channel that members other than the one acting can read."""
         return self.channel.history(viewer=self.onlooker)
 
+    async def mention(self, name: str) -> str:
+        """How the bot writes a command hint once commands are synced: `</name:id>`, with Discord's id."""
+        [command] = [c for c in await self.bot.tree.fetch_commands() if c.name == name.split(" ", 1)[0]]
+        return f"</{name}:{command.id}>"
+
     async def latest_job(self, member: simcord.MemberActor | None = None) -> JobRecord:
         """The member's newest job."""
         jobs = await self.store.jobs.recent_for_member(self.guild.id, (member or self.alice).id, 1)

@@ -276,7 +276,8 @@ async def test_lipsync_status_shows_credits_running_jobs_and_the_queue(harness: 
     lines = answer(empty).splitlines()
     assert lines[0] == "**Your lip-sync status**"
     assert re.fullmatch(r"Credits: \*\*10,000 credits left today, resets <t:\d+:R>\*\*\.", lines[1])
-    assert lines[2] == "Running jobs: none (up to 1 at a time). Start one with `/lipsync`."
+    start = await harness.mention("lipsync")  # a command hint is a clickable mention
+    assert lines[2] == f"Running jobs: none (up to 1 at a time). Start one with {start}."
 
     harness.sandbox.config.render_seconds = LONG_RENDER
     await harness.lipsync(name="intro")

@@ -14,7 +14,17 @@ import pytest
 
 from bot.clock import FakeClock
 from bot.config import GenerationMode
-from bot.store import AlreadyReconciled, JobState, NewJob, QuotaPolicy, Reservation, SchemaTooNew, Store
+from bot.store import (
+    AlreadyReconciled,
+    JobState,
+    MemberSettings,
+    NewJob,
+    QuotaPolicy,
+    Reservation,
+    ResultPlace,
+    SchemaTooNew,
+    Store,
+)
 from bot.store.db import Dialect, Migration, load_migrations
 from bot.store.sqlite import statements
 
@@ -84,6 +94,11 @@ SEEDS: dict[int, list[str]] = {
         "INSERT INTO ledger_totals (scope, window_start, used, granted, reserved) VALUES"
         f" ('bot', '{DAY}', 150, 0, 0), ('guild:{GUILD}', '{DAY}', 150, 0, 0),"
         f" ('member:{GUILD}:7', '{DAY}', 150, 0, 150), ('member:{GUILD}:11', '{DAY}', 0, 25, 0)",
+    ],
+    11: [  # a member's own settings, and job 4's result going to a thread without a ping
+        "INSERT INTO member_settings (guild_id, user_id, mode, max_fps, results, ping, updated_at)"
+        f" VALUES ({GUILD}, 10, 'pro', 24.0, 'thread', FALSE, '{NOW}')",
+        "UPDATE jobs SET deliver_to = 'thread', ping_owner = FALSE WHERE id = 4",
     ],
     12: [  # job 5: its events are the database's to write (none inserted here), then it failed
         "INSERT INTO jobs (id, user_id, guild_id, mode, state, created_at, updated_at)"
@@ -221,6 +236,12 @@ async def test_upgrade_from_every_earlier_version(database: Target, clock: FakeC
             assert await store.jobs.stored_request(4) is not None
         if version >= 10:
             assert (await store.quota.limits(GUILD, 11)).granted == 25
+        if version >= 11:
+            assert await store.member_settings.get(GUILD, 10) == MemberSettings(
+                mode=GenerationMode.PRO, max_fps=24.0, results=ResultPlace.THREAD, ping=False
+            )
+            queued = await store.jobs.get(4)
+            assert queued is not None and (queued.deliver_to, queued.ping_owner) == (ResultPlace.THREAD, False)
         # The upgraded database does everything a fresh one does.
         fresh = await store.jobs.create(_job(user_id=8))
         assert isinstance(

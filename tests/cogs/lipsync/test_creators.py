@@ -14,6 +14,7 @@ import discord
 import pytest
 import simcord
 
+from bot.config import GenerationMode
 from bot.store import JobState
 from cogs.lipsync._picker import MENU_VIDEO, MENU_VOICE, PICK_MEDIA, PICK_MODE, PICK_WINDOW
 from tests.cogs.conftest import VOICE_MESSAGE_NAME, Harness
@@ -258,6 +259,38 @@ async def test_again_in_pro_reuses_the_uploads_with_a_fresh_estimate(harness: Ha
     assert button_ids(shown(again)) == [f"lipsync:again:{final.id}:window"]
 
 
+async def test_again_in_pro_shows_the_price_it_will_set_aside(harness: Harness) -> None:
+    """The button says what the pro re-run costs; a member with exactly that much left is offered it."""
+    await harness.store.limits.set_member_limit(harness.guild.id, harness.alice.id, 45 + 90)
+    first_run = await harness.lipsync()
+    first = await harness.finish((await harness.latest_job()).id)
+    assert first.state is JobState.DONE and first.charged_credits == 45
+
+    assert button_labels(shown(first_run)) == ["Again in pro · 90 credits", "Again with another window"]
+
+    await harness.alice.click(shown(first_run), custom_id=f"lipsync:again:{first.id}:pro")
+    second = await harness.finish((await harness.latest_job()).id)
+    assert second.state is JobState.DONE and second.estimated_credits == second.charged_credits == 90
+
+
+async def test_again_in_pro_is_absent_where_the_server_does_not_allow_pro(harness: Harness) -> None:
+    """A button that could only be refused is not shown."""
+    await harness.store.limits.set_allowed_modes(harness.guild.id, [GenerationMode.LITE, GenerationMode.STANDARD])
+    first_run = await harness.lipsync()
+    first = await harness.finish((await harness.latest_job()).id)
+    assert first.state is JobState.DONE
+    assert button_ids(shown(first_run)) == [f"lipsync:again:{first.id}:window"]
+
+
+async def test_again_in_pro_is_absent_when_the_member_cannot_pay_for_it(harness: Harness) -> None:
+    """89 credits left for a 90-credit re-run: no pro button, the other window is still offered."""
+    await harness.store.limits.set_member_limit(harness.guild.id, harness.alice.id, 45 + 89)
+    first_run = await harness.lipsync()
+    first = await harness.finish((await harness.latest_job()).id)
+    assert first.state is JobState.DONE and first.charged_credits == 45
+    assert button_ids(shown(first_run)) == [f"lipsync:again:{first.id}:window"]
+
+
 async def test_again_with_another_window_is_priced_for_that_window(harness: Harness) -> None:
     """Another window of the same upload: asked in a form, priced at the source's own rate."""
     first_run = await harness.lipsync(video="long.mp4")  # 8 s at 25 fps
@@ -322,7 +355,7 @@ async def test_expired_file_paths_are_told_and_cost_nothing(harness: Harness) ->
         assert refused.ephemeral and refused.modal is None
         text = shown(refused).content
         assert text.startswith(f"Magic Hour keeps uploaded files for 7 days, and job #{first.id}'s expired <t:")
-        assert "Use `/lipsync` with the files again." in text
+        assert f"Use {await harness.mention('lipsync')} with the files again." in text
 
     assert (await harness.latest_job()).id == first.id
     assert await harness.ledger_rows() == rows and await uploads(harness) == uploads_before
@@ -349,7 +382,7 @@ async def test_a_spanish_member_is_answered_in_spanish(harness: Harness) -> None
     status = shown(result).content
     assert status.startswith(f"**Trabajo de lip-sync #{job.id}** · lite · de <@{harness.alice.id}>")
     assert "✅ Hecho" in status and "Coste: 45 créditos." in status and "[ir al vídeo](" in status
-    assert button_labels(shown(result)) == ["Otra vez en pro", "Otra vez con otro fragmento"]
+    assert button_labels(shown(result)) == ["Otra vez en pro · 90 créditos", "Otra vez con otro fragmento"]
     [posted] = result.followups
     assert f"<@{harness.alice.id}>, tu trabajo de lip-sync #{job.id} está listo. Coste: 45 créditos." in (
         posted.message.content
@@ -357,7 +390,7 @@ async def test_a_spanish_member_is_answered_in_spanish(harness: Harness) -> None
     # Her private answers too; Bob's stay English.
     jobs = await harness.alice.slash(harness.channel, "jobs")
     assert shown(jobs).content.startswith("**Tus trabajos de lip-sync recientes**")
-    assert "`/cancelar trabajo:<número>`" in shown(jobs).content
+    assert "cancelar" not in shown(jobs).content  # nothing runs: no hint to cancel
     theirs = await harness.bob.click(shown(result), custom_id=f"lipsync:again:{job.id}:pro")
     assert shown(theirs).content == f"Only <@{harness.alice.id}> can run job #{job.id} again."
 

@@ -298,7 +298,7 @@ async def test_result_that_cannot_fit_is_linked_with_a_fresh_link_button(harness
     [posted] = result.followups
     assert posted.message.attachments == [] and "use the **Download** button" in posted.content
     assert "http" not in posted.content  # the signed link is on the button, never in the text
-    assert button_ids(posted.message) == [f"lipsync:link:{job.id}"]
+    assert button_ids(posted.message) == [f"lipsync:link:{job.id}", f"lipsync:delete:{job.id}:{harness.alice.id}"]
     assert link_urls(posted.message)[0].startswith("http://127.0.0.1:")
     # Each fresh link costs a Magic Hour request: only the owner (or a manager) may ask, now and then.
     refused = await harness.bob.click(posted.message, label="New link")

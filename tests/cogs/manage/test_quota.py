@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from bot.store import JobState
+from bot.store import JobState, MemberSettings
 from tests.cogs.conftest import Harness
 
 
@@ -42,9 +42,32 @@ async def test_jobs_lists_recent_jobs(harness: Harness) -> None:
     assert "named like a .mp4 file" in lines[3]
 
 
+async def test_jobs_shows_the_cancel_hint_only_while_a_job_runs(harness: Harness) -> None:
+    """A hint to cancel is noise when nothing can be canceled: shown while a job runs, gone after."""
+    harness.sandbox.config.render_seconds = 120
+    await harness.lipsync()
+    job = await harness.latest_job()
+    await harness.rendering(job.id)
+
+    running = await harness.alice.slash(harness.channel, "jobs")
+
+    assert running.response is not None
+    cancel, status = await harness.mention("cancel"), await harness.mention("lipsync-status")
+    hint = f"Cancel a running job with {cancel} `job_id:<number>`, or from {status}."
+    assert running.response.content.endswith(hint)
+    await harness.sandbox_clock.advance(121)
+    assert (await harness.finish(job.id)).state is JobState.DONE
+
+    ended = await harness.alice.slash(harness.channel, "jobs")
+
+    assert ended.response is not None and ended.response.content.startswith("**Your recent lip-sync jobs**")
+    assert "Cancel" not in ended.response.content
+
+
 async def test_forget_me_deletes_after_confirmation(harness: Harness) -> None:
     """Nothing is deleted until the member confirms; then their jobs and limits are gone."""
     await harness.store.limits.set_member_limit(harness.guild.id, harness.alice.id, 99)
+    await harness.alice.slash(harness.channel, "lipsync-settings", results="dm", ping=False)
     await harness.lipsync()
     await harness.finish((await harness.latest_job()).id)
 
@@ -59,6 +82,7 @@ async def test_forget_me_deletes_after_confirmation(harness: Harness) -> None:
     assert "still counts against your allowance" in confirmed.response.content
     assert "Limits a server manager set for you stay in place." in confirmed.response.content
     assert await harness.store.jobs.recent_for_member(harness.guild.id, harness.alice.id) == []
+    assert await harness.store.member_settings.get(harness.guild.id, harness.alice.id) == MemberSettings()
     # A manager's limit survives: forgetting must not be a way out of a restriction.
     assert await harness.store.limits.member_limits(harness.guild.id) == {harness.alice.id: 99}
     after = await harness.store.quota.limits(harness.guild.id, harness.alice.id)
