@@ -315,9 +315,8 @@ async def _download_url(base_url: str, project_id: str) -> str:
     return project.download_url
 
 
-def orchestrate(args: argparse.Namespace) -> int:
-    """Run every chosen side (`--repeat` times, in turn) against one sandbox process and print the table."""
-    size = args.size_mib * MiB
+def _chosen_sides(args: argparse.Namespace) -> tuple[list[str], Path | None]:
+    """The sides to run, in order, and the other checkout `before-download` runs from (if any)."""
     chosen = [side for side in args.sides.split(",") if side]
     unknown = [side for side in chosen if side not in SIDES]
     if unknown:
@@ -327,6 +326,26 @@ def orchestrate(args: argparse.Namespace) -> int:
         chosen.insert(0, "before-download")
     if before is None and "before-download" in chosen:
         raise SystemExit("before-download needs --before DIR")
+    return chosen, before
+
+
+def _check_and_free(side: str, result: dict[str, object], data_dir: Path, size: int) -> None:
+    """Check the work was really done, then free the disk space it used."""
+    detail = str(result["detail"])
+    if side.endswith("upload"):
+        stored = data_dir / "uploads" / detail
+        assert stored.stat().st_size == size, f"{side}: stored {stored.stat().st_size} bytes"
+        stored.unlink()
+    else:
+        got = Path(detail)
+        assert got.stat().st_size == size, f"{side}: downloaded {got.stat().st_size} bytes"
+        got.unlink()
+
+
+def orchestrate(args: argparse.Namespace) -> int:
+    """Run every chosen side (`--repeat` times, in turn) against one sandbox process and print the table."""
+    size = args.size_mib * MiB
+    chosen, before = _chosen_sides(args)
     with tempfile.TemporaryDirectory(prefix="bench-transfer-", dir=args.dir) as tmp_name:
         tmp = Path(tmp_name)
         data_dir, out_dir, work = tmp / "sandbox", tmp / "out", tmp / "work"
@@ -342,16 +361,7 @@ def orchestrate(args: argparse.Namespace) -> int:
             for _ in range(args.repeat):
                 for side in chosen:
                     result = _run_measured(side, base_url, source, project_id, out_dir, before)
-                    detail = str(result["detail"])
-                    # Check the work was really done, then free the disk space it used.
-                    if side.endswith("upload"):
-                        stored = data_dir / "uploads" / detail
-                        assert stored.stat().st_size == size, f"{side}: stored {stored.stat().st_size} bytes"
-                        stored.unlink()
-                    else:
-                        got = Path(detail)
-                        assert got.stat().st_size == size, f"{side}: downloaded {got.stat().st_size} bytes"
-                        got.unlink()
+                    _check_and_free(side, result, data_dir, size)
                     results.append(result)
                     print(f"  {side}: {float(str(result['seconds'])):.2f} s", file=sys.stderr)
             sandbox_peak = _peak_of(proc.pid)

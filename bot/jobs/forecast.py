@@ -143,46 +143,61 @@ def _weight(sample: RenderSample) -> float:
     return 1.0 / (_relative_spread(sample) + 0.15) ** 2
 
 
+def _pair_slopes(xs: Sequence[float], ys: Sequence[float], ws: Sequence[float]) -> tuple[list[float], list[float]]:
+    """The slope between every pair of renders and its weight; none unless frame counts vary enough."""
+    slopes: list[float] = []
+    pair_weights: list[float] = []
+    if max(xs) < 1.2 * min(xs):  # too alike to tell the overhead from the rate
+        return slopes, pair_weights
+    for i in range(len(xs)):
+        for j in range(i + 1, len(xs)):
+            dx = xs[j] - xs[i]
+            if dx != 0:
+                slopes.append((ys[j] - ys[i]) / dx)
+                pair_weights.append(ws[i] * ws[j] * abs(dx))
+    return slopes, pair_weights
+
+
+def _line(xs: Sequence[float], ys: Sequence[float], ws: Sequence[float]) -> tuple[float, float]:
+    """`(overhead, per_frame)`: a weighted Theil–Sen line, or a proportional fit when it can't place the overhead."""
+    slopes, pair_weights = _pair_slopes(xs, ys, ws)
+    if slopes:
+        per_frame = max(0.0, weighted_median(slopes, pair_weights))
+        overhead = weighted_median([y - per_frame * x for x, y in zip(xs, ys, strict=True)], ws)
+        if overhead >= 0:
+            return overhead, per_frame
+    return 0.0, weighted_median([y / x for x, y in zip(xs, ys, strict=True)], ws)
+
+
+def _scatter(
+    residuals: Sequence[float], samples: Sequence[RenderSample], bias: float, ws: Sequence[float]
+) -> tuple[float, int]:
+    """The residuals' median absolute deviation, and how many renders it rests on."""
+    # From the renders placed precisely when there are enough of them: a vague one's residual is
+    # mostly not knowing where in its interval it ended.
+    sharp = [r for r, s in zip(residuals, samples, strict=True) if _relative_spread(s) <= _SHARP]
+    if len(sharp) >= _MIN_SHARP:
+        centre = statistics.median(sharp)
+        return statistics.median([abs(r - centre) for r in sharp]), len(sharp)
+    return weighted_median([abs(r - bias) for r in residuals], ws), len(residuals)
+
+
 def fit(samples: Sequence[RenderSample], policy: ForecastPolicy) -> RenderModel | None:
     """A mode's model from its finished renders; None with fewer than `policy.min_samples`."""
     if len(samples) < max(policy.min_samples, 2):
         return None
-    mode = samples[0].mode
     xs = [float(s.frames) for s in samples]
     ys = [s.seconds for s in samples]
     ws = [_weight(s) for s in samples]
-    slopes: list[float] = []
-    pair_weights: list[float] = []
-    if max(xs) >= 1.2 * min(xs):  # frame counts vary enough to tell the overhead from the rate
-        for i in range(len(xs)):
-            for j in range(i + 1, len(xs)):
-                dx = xs[j] - xs[i]
-                if dx != 0:
-                    slopes.append((ys[j] - ys[i]) / dx)
-                    pair_weights.append(ws[i] * ws[j] * abs(dx))
-    if slopes:
-        per_frame = max(0.0, weighted_median(slopes, pair_weights))
-        overhead = weighted_median([y - per_frame * x for x, y in zip(xs, ys, strict=True)], ws)
-    else:
-        overhead = -1.0
-    if not slopes or overhead < 0:
-        per_frame = weighted_median([y / x for x, y in zip(xs, ys, strict=True)], ws)
-        overhead = 0.0
+    overhead, per_frame = _line(xs, ys, ws)
     fitted = [overhead + per_frame * x for x in xs]
     if min(fitted) <= 0:
         return None
     residuals = [y / f - 1 for y, f in zip(ys, fitted, strict=True)]
     bias = weighted_median(residuals, ws)
-    # The scatter, from the renders placed precisely when there are enough of them: a vague one's
-    # residual is mostly not knowing where in its interval it ended.
-    sharp = [r for r, s in zip(residuals, samples, strict=True) if _relative_spread(s) <= _SHARP]
-    if len(sharp) >= _MIN_SHARP:
-        centre = statistics.median(sharp)
-        mad, used = statistics.median([abs(r - centre) for r in sharp]), len(sharp)
-    else:
-        mad, used = weighted_median([abs(r - bias) for r in residuals], ws), len(residuals)
+    mad, used = _scatter(residuals, samples, bias, ws)
     spread = max(_MAD_TO_SD * mad, policy.min_relative_spread) * (1 + 1 / math.sqrt(used))
-    return RenderModel(mode, overhead, per_frame, bias, spread, len(samples))
+    return RenderModel(samples[0].mode, overhead, per_frame, bias, spread, len(samples))
 
 
 def predict(model: RenderModel, frames: int, policy: ForecastPolicy) -> Prediction:

@@ -269,38 +269,47 @@ class Poller:
             # Expire only after asking at least once: a resumed job may have finished meanwhile.
             watch.future.set_exception(PollDeadlineExceeded(watch.project_id))
             return
+        answer = await self._ask(watch)
+        if answer is not None:
+            await self._heard(watch, *answer)
+
+    async def _ask(self, watch: _Watch) -> tuple[VideoProject, float] | None:
+        """One status read: the project and when the read was sent, or None for an answer dealt with here."""
         async with self._gate:
             watch.polls += 1
             self.requests += 1
             sent = self._clock.monotonic()
             try:
-                project = await self._source.get_video_project(watch.project_id)
+                return await self._source.get_video_project(watch.project_id), sent
             except (Unauthorized, NotOnPlan) as exc:
                 # 401/403: the key is refused. Only the operator can fix it, so say so loudly; the
                 # render goes on at Magic Hour (and is billed), so its job waits, as for any odd answer.
                 if self._on_key_refused is not None:
                     self._on_key_refused()
                 self._odd(watch, exc, level=logging.ERROR, note="Magic Hour refuses the bot's API key")
-                return
             except (RateLimited, Unavailable) as exc:
-                # The API wants us to slow down: back off every job, not just this one.
-                self._penalty = min(max(self._penalty * 2, self._policy.maximum), self._policy.error_maximum)
-                hint = exc.retry_after if isinstance(exc, RateLimited) and exc.retry_after is not None else 0.0
-                pause = min(max(self._penalty, hint), self._policy.error_maximum)
-                log.warning("status poll for %s failed (%s); backing off %.0f s", watch.project_id, exc, pause)
-                self._push_back_all(pause)
-                return
+                self._slow_down(watch, exc)
             except MagicHourError as exc:
                 # 404, 409, a body that doesn't parse, a status we don't know: temporary until the
                 # deadline. The render may well be going on; failing here would lose a paid result.
                 self._odd(watch, exc)
-                return
             except Exception as exc:
                 # A bug, not an answer: end this job's wait (its runner decides); the loop itself
                 # must survive, or every other job would stop being polled.
                 if not watch.future.done():
                     watch.future.set_exception(exc)
-                return
+            return None
+
+    def _slow_down(self, watch: _Watch, exc: RateLimited | Unavailable) -> None:
+        """The API wants us to slow down: back off every job, not just this one."""
+        self._penalty = min(max(self._penalty * 2, self._policy.maximum), self._policy.error_maximum)
+        hint = exc.retry_after if isinstance(exc, RateLimited) and exc.retry_after is not None else 0.0
+        pause = min(max(self._penalty, hint), self._policy.error_maximum)
+        log.warning("status poll for %s failed (%s); backing off %.0f s", watch.project_id, exc, pause)
+        self._push_back_all(pause)
+
+    async def _heard(self, watch: _Watch, project: VideoProject, sent: float) -> None:
+        """A read that came back whole: end the wait on a settled project, else ask again later."""
         self._penalty = 0.0
         if watch.expect is not None:
             watch.expect.saw(sent, self._clock.monotonic(), ended=project.is_terminal)
