@@ -1,48 +1,10 @@
 """Forecasting when a render ends, from the bot's own finished renders, so polls go where the finish is.
 
-Magic Hour renders in time roughly proportional to the frames it renders. For each mode the bot
-keeps its recent finished renders (`store.renders`) and fits `seconds = overhead + frames ×
-per_frame` with robust, weighted estimators:
-
-- **Slope and intercept**: a weighted Theil–Sen fit. The slope is the weighted median of the
-  slopes between every pair of renders with different frame counts (a pair weighs more the more
-  its frame counts differ), the overhead the weighted median of what the slope leaves. A third
-  of the renders can be wild (a stalled render, a restart mid-job) without moving either. With
-  one frame count only, the overhead can't be told apart: the fit is proportional.
-- **Spread**: the median absolute deviation of the relative residuals of the precisely placed
-  renders (within ±15 %; all of them, weighted, while fewer than 4 are), as a standard deviation
-  (× 1.4826), widened for small histories (× (1 + 1/√n)).
-- **Weights**: a render's end is only known to lie between two status reads (the last that said
-  "rendering" and the first that said "complete"); the middle of that interval is the sample, and
-  a sample weighs `1 / (relative half-width + 0.15)²`. Renders followed by today's backoff (end
-  known within 5-20 s) count, but those the forecast followed closely (within a second or two)
-  soon lead.
-
-A forecast (`Prediction`) is the expected duration, its relative spread, and a window around it
-(`z` spreads each side: what members are shown as the likely range). Renders scatter about
-log-normally around the fit, so the poll plan (`plan`) treats the end as log-normal with that
-median and spread, and spaces polls by its hazard (how likely the render is to end in the next
-second, given it hasn't yet): a gap of `(1.5 × seconds_per_request² / hazard)^(1/3)`. That
-spacing minimises the mean squared lateness plus `seconds_per_request²` per request (squared, so
-a render that is noticed very late costs more than several a little late): few polls while a
-render can't be done yet, close ones where it is most likely to end. Gaps are never shorter than
-`min_gap` nor longer than `max_quiet` (a failed render is noticed in reasonable time). The end
-model keeps a small share of stalled renders (`stall_share`, up to `stall_span` times the
-forecast), so polls thin out after the likely finish instead of stopping; the plan ends at its
-`horizon`, and a render that outlasts it gets the poller's usual backoff.
-`bench/bench_polling.py` measures the trade-off on short, long and outlier renders.
-
-With webhooks (`webhooks`), Magic Hour says when a render ends, so the plan is only a safety net
-for a lost event: no poll before the expected finish; the first is at the window's end, then
-the poller's `safety_interval`.
-
-With fewer than `min_samples` renders of a mode there is no forecast: the poller's usual schedule
-applies. The spread has a floor (`min_relative_spread`, ±5 %): a prior, because a few renders
-that happen to agree closely say little about the next one.
-
-`RenderForecast` is shared by every job's run: `expect` when a job is submitted (or resumed),
-`record` when its render completed. It never fails a job: a store error while learning is logged
-and the forecast carries on with what it had.
+For each mode, `fit` learns `seconds = overhead + frames × per_frame` (a robust, weighted fit) from
+recent renders; `predict` turns it into an expected finish with a window; `plan` spaces polls by
+how likely the render is to end in the next second. `RenderForecast` is shared by every job's run
+(`expect` at submission, `record` at completion) and never fails a job. docs/design-notes.md, "The
+engine, continued", gives the estimators and the poll plan's trade-off.
 """
 
 from __future__ import annotations
@@ -357,7 +319,8 @@ Listener = Callable[[RenderSample], None]
 
 
 class RenderForecast:
-    """Learns render times per mode from finished renders and forecasts new ones (see the module docstring)."""
+    """Learns render times per mode from finished renders and forecasts new ones; a store error while learning is
+    logged, and the forecast carries on with what it had."""
 
     def __init__(
         self,

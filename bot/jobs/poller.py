@@ -1,21 +1,11 @@
 """One poller for every job that is rendering at Magic Hour.
 
-Each job is polled about every `initial` seconds at first, backing off by `growth` to `maximum`,
-with jitter so that many jobs don't poll in lockstep. A job whose render time can be forecast
-(`bot.jobs.forecast`: its `Expectation` carries a poll plan) is polled at the plan's moments
-instead, closest where the render is most likely to end; if the render outlasts the plan, the
-usual backoff takes over from `initial`. With webhooks (`PollPolicy.webhooks`), a verified event
-asks at once, and polls are only a safety net every `safety_interval`. A 429 or 5xx pushes every job back further
-(the API is telling us to slow down, not one job), up to `error_maximum`, and never sooner than a
-429's Retry-After. Each job has a deadline.
-
-A wait ends only on a successful read that shows the project complete, errored or canceled, with
-what it charged. Every other answer is temporary until the deadline: an odd status code (404,
-409), a body that doesn't parse, a status value the bot doesn't know, a final status without its
-charge, and 401/403 too (the key is refused: the operator is alerted, in the log at error level
-and in metrics, and the render, paid for, is waited for while they fix it). Each kind is logged
-once per project. The poller's client must not retry on its own
-(`MagicHourClient.without_retries()`): this backoff governs.
+Each job is polled on a backoff (`initial` seconds, growing by `growth` to `maximum`, jittered),
+or at its forecast's planned moments (`bot.jobs.forecast`) until the plan runs out; with webhooks,
+a verified event asks at once and polls are a safety net. A 429 or 5xx pushes every job back,
+never sooner than a 429's Retry-After. A wait ends only on a read that shows the project ended
+with its charge; any other answer is temporary until the job's deadline (docs/design-notes.md,
+"The engine"). The poller's client must not retry on its own: this backoff governs.
 """
 
 from __future__ import annotations
@@ -73,7 +63,8 @@ class _Watch:
 
 @dataclass(frozen=True)
 class PollPolicy:
-    """How often to ask; see the module docstring.
+    """How often to ask: from `initial` seconds, growing by `growth` to `maximum` (±`jitter`), and
+    after a 429 or 5xx at most `error_maximum`; at most `concurrency` reads at a time.
 
     With `webhooks`, Magic Hour says when a render ends (a verified event pokes the poller), so
     polling is only the safety net for an event that never arrives: a job without a forecast, or
