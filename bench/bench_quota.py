@@ -1,16 +1,10 @@
 """Quota store benchmark: reservations per second under contention, and a reservation's latency.
 
 Run from the repository root: `.venv/bin/python -m bench.bench_quota` (add `--quick` for a short
-run). Scenarios, each on a fresh database file:
-
-- `1 task`: one task reserving alone (the uncontended latency).
-- `N tasks`: N tasks of one process reserving at once through one `Store` (one connection).
-- `2 processes`: two processes, N/2 tasks each, on the same file (`BEGIN IMMEDIATE` + busy timeout).
-
-Each task is a different member of one server with a server pool and a bot budget set, so every
-reservation checks all four limits (active jobs, member allowance, pool, budget) and sums the
-window's ledger. Jobs are created beforehand; only `reserve` calls are timed. Latency is from the
-call to its return, so under contention it includes the wait for the lock.
+run). Scenarios, each on a fresh database file: `1 task` (uncontended latency), `N tasks` of one
+process through one `Store`, and `2 processes` on the same file. Every reservation checks all four
+limits; only `reserve` calls are timed, so latency under contention includes the wait for the
+lock. docs/benchmarks.md, "Quota store", describes the set-up.
 """
 
 from __future__ import annotations

@@ -1,27 +1,13 @@
 """Peak memory and speed of moving a 1 GiB file: our `MagicHourClient` beside the official SDK and curl.
 
-Run from the repository root:
-
     .venv/bin/python -m bench.bench_transfer [--size-mib 1024] [--dir /tmp] [--repeat 1]
         [--sides ours-download,curl-download] [--before DIR]
 
-What it does:
-- starts the sandbox in its own process (`--serve`), so its memory is not counted;
-- makes a sparse source file of the given size (no disk blocks, reads as zeros);
-- prepares a finished sandbox project and swaps its result for a sparse file of the same size,
-  so the download side fetches that many bytes through the sandbox's signed download URL;
-- runs each side in a fresh interpreter (`--side`), which reports its own peak RSS (VmHWM);
-- prints a table: peak RSS, RSS after imports, seconds and MiB/s per side.
-
-Sides: `ours-upload` (create_upload_urls + upload_file), `ours-download` (get_video_project +
-download), `sdk-upload` (`client.v1.files.upload_file(path)`), `sdk-download`
-(`client.v1.video_projects.check_result(..., download_outputs=True)`, i.e. the SDK's own
-`helpers.download.download_files_sync`), `curl-download` (`curl -s -o FILE URL` of the same
-signed download URL: the speed the machine allows). `--before DIR` adds `before-download`:
-`ours-download` run from another checkout of the project (say, the commit before a change), in
-the same run against the same sandbox. `--repeat N` runs the chosen sides N times, in turn, and
-the table shows each side's median (and every run's seconds); "CPU" is the side's own user +
-system time, steadier than wall time on a shared machine.
+The sandbox runs in its own process (`--serve`) and each side in a fresh interpreter (`--side`)
+that reports its own peak RSS; sides: `ours-upload`, `ours-download`, `sdk-upload`,
+`sdk-download`, `curl-download` (the speed the machine allows), and with `--before DIR`,
+`before-download` (`ours-download` from another checkout). `--repeat N` shows medians.
+docs/benchmarks.md, "Transfers" and "Downloads beside curl", describes each side.
 """
 
 from __future__ import annotations
