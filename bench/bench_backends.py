@@ -2,18 +2,10 @@
 with 1 engine process beside 2.
 
 Run from the repository root: `.venv/bin/python -m bench.bench_backends` (`--quick` for a short
-run). It starts its own throwaway PostgreSQL server (`tests/store/pgserver.py`: Debian's
-`postgresql` package, run as `nobody` when root) and, for the jobs, the sandbox in this process.
-
-Reservations: every process runs 16 tasks, each a different member, reserving 25 times (jobs are
-made beforehand; only `reserve` is timed, from the moment every process has been told to go until
-the last one finishes). Two policies: "budget" (a bot budget: every reservation in the bot checks
-it, so all of them queue for it, on either backend) and "no budget" (members spread over 4
-servers with a pool each: on PostgreSQL only reservations in the same server wait for each other).
-
-Jobs: N jobs (2 s video, 1.5 s audio) submitted at once, split over 1 or 2 engine processes on one
-PostgreSQL database, each process with `MAX_JOBS_IN_FLIGHT=8`; every render takes 8 s of sandbox
-time. Jobs per minute = N / (time from the first submit to the last job done) x 60.
+run). It starts its own throwaway PostgreSQL server (`tests/store/pgserver.py`) and, for the jobs,
+the sandbox in this process. Reservations are timed with and without a bot budget; jobs per minute
+is N jobs split over 1 or 2 engine processes, each render 8 s of sandbox time.
+docs/benchmarks.md, "SQLite beside PostgreSQL", describes both parts.
 """
 
 from __future__ import annotations

@@ -3,19 +3,11 @@
     python bench/bench_engine.py [--jobs 100] [--seconds-per-frame 0.6 --overhead 3 --noise 0.1]
     python bench/bench_engine.py --seconds-per-frame 0 --render-seconds 30   # every render 30 s
 
-The parent process runs the sandbox (so its counters can be read and its memory isn't counted);
-each side runs in a fresh child process that submits every job at once and waits for all of them.
-Jobs differ in length (0.5-1.5 s clips at 30 fps: 15-45 frames), and with `--seconds-per-frame`
-the sandbox renders each in `overhead + frames x seconds-per-frame x (1 +- noise)`.
-
-Sides: `ours-before` (today's backoff: forecast off), `ours-forecast` (polls near the forecast
-finish), `sdk-threads` (the official SDK, a thread per job), and on request `sdk-async`. The two
-`ours` sides first finish `--warmup` jobs (in waves of FORECAST_MIN_RENDERS, so the bot has a
-history, as after its first hours), then the parent resets its view and the measured jobs start.
-
-Figures per side: wall time, peak RSS of the child, event-loop lag (p50/p99/max of a 50 ms ticker),
-status requests per job as the sandbox counted them, and how late completion was noticed: from the
-moment a render was due (by the sandbox's clock) to the status read that found it complete.
+The parent runs the sandbox; each side (`ours-before`: forecast off, `ours-forecast`,
+`sdk-threads`, and on request `sdk-async`) runs in a fresh child that submits every job at once and
+waits for all of them; the `ours` sides first finish `--warmup` jobs so the forecast has a history.
+Figures: wall time, peak RSS, event-loop lag, status requests per job, and how late completion was
+noticed. docs/benchmarks.md, "100 concurrent jobs" and "Polling that knows when a render ends".
 """
 
 from __future__ import annotations

@@ -1,36 +1,13 @@
 """Polling on realistic render lengths: status requests per job against how late completion is noticed.
 
-Run from the repository root:
-
     .venv/bin/python -m bench.bench_polling [--jobs 300] [--seed 1] [--chart docs/polling-tradeoff.png]
 
-A simulator on a fake clock (`FakeClock`: nothing sleeps; a run of hundreds of jobs takes a few
-seconds), driving the bot's real `Poller` and `RenderForecast` against an in-memory Magic Hour
-whose renders end when the simulation says. Each job is submitted, followed by the poller (with
-the forecast's plan when the policy has one), and its render time is learnt by the forecast as
-the engine does. Nothing is hard-coded: every figure comes from a run.
-
-Workloads (one mode; jobs arrive about four renders apart, so several render at once):
-- `short`: 30-60 frames at `3 s + 0.6 s/frame`: 21-39 s, about 30 s;
-- `long`: 300-450 frames at `10 s + 0.6 s/frame`: 190-280 s, about 4 minutes;
-- `outliers`: half short, half long, and one render in ten stalls at 2-5 times its length.
-Every render's time is its frame time times a log-normal scatter (sigma 0.25), drawn from a
-seeded RNG: the same renders for every policy.
-
-Policies:
-- `fixed N s`: a status request every N seconds;
-- `backoff ..M s`: the poller's usual schedule, 5 s growing ×1.5 up to M s, ±10 % jitter;
-  `backoff ..20 s` is the default when there is no forecast;
-- `forecast λ`: the forecast's plan with `seconds_per_request = λ` (the default is marked);
-- `window plan (before)`: the forecast's earlier plan, a window of ±2 spreads around the
-  expected finish covered by 4 polls (gaps of 1-10 s), one poll half a window ahead, one every
-  120 s before, kept here to compare with;
-- `webhooks`: Magic Hour's signed webhooks on (delivered 0.25 s after the render ends), so the
-  plan is a safety net; `webhooks, 10 % lost`: the same when one event in ten never arrives.
-
-The first 30 jobs of each run are history (the forecast learns from them), not measured.
-"Late" is the time from a render's end to the status read that found it complete; "requests" is
-status reads per job.
+A simulator on a fake clock (nothing sleeps) drives the bot's real `Poller` and `RenderForecast`
+against an in-memory Magic Hour, on three workloads (`short`, `long`, `outliers`) and several
+policies (`fixed N s`, `backoff ..M s`, `forecast λ`, the `window plan (before)`, `webhooks`, with
+and without lost events), the same seeded renders for every policy. The first 30 jobs of each run
+are history, not measured. "Late" is from a render's end to the read that found it complete.
+docs/benchmarks.md, "Polling on real render lengths", describes the workloads and policies.
 """
 
 from __future__ import annotations

@@ -2,23 +2,11 @@
 minute with 1, 2 and 3 processes when every job arrives at the first one.
 
 Run from the repository root: `.venv/bin/python -m bench.bench_processes` (`--quick` for a short
-run). It starts its own throwaway PostgreSQL server (`tests/store/pgserver.py`: Debian's
-`postgresql` package, run as `nobody` when root), the sandbox in this process (renders take real
-time), and a local HTTP server for the inputs (a stand-in for Discord's CDN: jobs' files are
-links, as a member's attachments are, so any process can run any queued job). The engine
-processes are `tests/jobs/engine_worker.py`, with the default `JOB_LEASE_SECONDS` (6).
-
-Takeover: a survivor process runs; each round starts a victim that submits 3 jobs, waits until
-they render at the sandbox, kills it with SIGKILL, and times (reading the database every 50 ms)
-from the kill until the survivor has claimed all three. The victim's last heartbeat was at most
-one interval (1.2 s) before the kill.
-
-Jobs per minute: N jobs (2 s video, 1.5 s audio) submitted at once to the first of 1, 2 or 3
-processes, each with `MAX_JOBS_IN_FLIGHT=8`; every render takes 8 s at the sandbox. The others
-take queued jobs whenever they have a free slot. Jobs per minute = N / (first submit to last job
-done) x 60. Also counted: PostgreSQL transactions committed per job (all processes, heartbeats
-included) and writes to `instances` per minute per process: its heartbeats, and the fence before
-each result is posted (which bumps the same counter, in a transaction the post needed anyway).
+run). It starts its own throwaway PostgreSQL server (`tests/store/pgserver.py`), the sandbox in
+this process, and a local HTTP server for the inputs; the engine processes are
+`tests/jobs/engine_worker.py`. Takeover is timed from a victim's SIGKILL until the survivor has
+claimed its three jobs; jobs per minute also counts PostgreSQL transactions per job and writes to
+`instances`. docs/benchmarks.md, "Several processes", describes both parts.
 """
 
 from __future__ import annotations

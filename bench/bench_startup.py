@@ -1,24 +1,12 @@
 """Startup: how long `lipsync-bot render` takes to load, and its memory, beside the official SDK.
 
-Run from the repository root:
-
     .venv/bin/python -m bench.bench_startup [--repeat 9] [--before DIR]
 
-Each side runs in a fresh interpreter, `--repeat` times in turn with the others; the figures are
-medians. "Seconds" is the child's wall time from spawn to exit (the interpreter's own start
-included); "Peak RSS" is its `ru_maxrss` (read with `os.wait4`).
-
-Sides:
-- `python`: an empty interpreter (`python -c pass`), the floor under every other figure;
-- `render --help`: `python -m bot render --help`;
-- `render path`: importing what `render` loads before it starts work (`bot.__main__`,
-  `bot.terminal`, and so the engine, store, API client and media probe);
-- `SDK client`: `import magic_hour` and building its `Client`, the least a script using the
-  official SDK loads.
-
-`--before DIR` also runs the two `ours` sides from another checkout of the project (say, the
-commit before a change: `git worktree add /tmp/before <commit>`), labelled "before", in the same
-run, so both are measured on the same machine under the same load.
+Each side (`python`: an empty interpreter; `render --help`; `render path`: what `render` imports
+before it starts work; `SDK client`: `import magic_hour` and its `Client`) runs in a fresh
+interpreter, `--repeat` times in turn; the figures are medians of wall time from spawn to exit and
+peak RSS (`ru_maxrss`). `--before DIR` also runs our sides from another checkout (say, `git
+worktree add /tmp/before <commit>`), in the same run. docs/benchmarks.md, "Startup of `render`".
 """
 
 from __future__ import annotations

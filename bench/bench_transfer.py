@@ -1,7 +1,5 @@
 """Peak memory and speed of moving a 1 GiB file: our `MagicHourClient` beside the official SDK and curl.
 
-Run from the repository root:
-
     .venv/bin/python -m bench.bench_transfer [--size-mib 1024] [--dir /tmp] [--repeat 1]
         [--sides ours-download,curl-download] [--before DIR]
 
@@ -351,9 +349,8 @@ async def _download_url(base_url: str, project_id: str) -> str:
     return project.download_url
 
 
-def orchestrate(args: argparse.Namespace) -> int:
-    """Run every chosen side (`--repeat` times, in turn) against one sandbox process and print the table."""
-    size = args.size_mib * MiB
+def _chosen_sides(args: argparse.Namespace) -> tuple[list[str], Path | None]:
+    """The sides to run, in order, and the other checkout `before-download` runs from (if any)."""
     chosen = [side for side in args.sides.split(",") if side]
     unknown = [side for side in chosen if side not in SIDES]
     if unknown:
@@ -363,6 +360,26 @@ def orchestrate(args: argparse.Namespace) -> int:
         chosen.insert(0, "before-download")
     if before is None and "before-download" in chosen:
         raise SystemExit("before-download needs --before DIR")
+    return chosen, before
+
+
+def _check_and_free(side: str, result: dict[str, object], data_dir: Path, size: int) -> None:
+    """Check the work was really done, then free the disk space it used."""
+    detail = str(result["detail"])
+    if side.endswith("upload"):
+        stored = data_dir / "uploads" / detail
+        assert stored.stat().st_size == size, f"{side}: stored {stored.stat().st_size} bytes"
+        stored.unlink()
+    else:
+        got = Path(detail)
+        assert got.stat().st_size == size, f"{side}: downloaded {got.stat().st_size} bytes"
+        got.unlink()
+
+
+def orchestrate(args: argparse.Namespace) -> int:
+    """Run every chosen side (`--repeat` times, in turn) against one sandbox process and print the table."""
+    size = args.size_mib * MiB
+    chosen, before = _chosen_sides(args)
     with tempfile.TemporaryDirectory(prefix="bench-transfer-", dir=args.dir) as tmp_name:
         tmp = Path(tmp_name)
         data_dir, out_dir, work = tmp / "sandbox", tmp / "out", tmp / "work"
@@ -380,16 +397,7 @@ def orchestrate(args: argparse.Namespace) -> int:
                     server_before = _cpu_of(proc.pid)
                     result = _run_measured(side, base_url, source, project_id, out_dir, before)
                     result["server_cpu_seconds"] = _cpu_of(proc.pid) - server_before
-                    detail = str(result["detail"])
-                    # Check the work was really done, then free the disk space it used.
-                    if side.endswith("upload"):
-                        stored = data_dir / "uploads" / detail
-                        assert stored.stat().st_size == size, f"{side}: stored {stored.stat().st_size} bytes"
-                        stored.unlink()
-                    else:
-                        got = Path(detail)
-                        assert got.stat().st_size == size, f"{side}: downloaded {got.stat().st_size} bytes"
-                        got.unlink()
+                    _check_and_free(side, result, data_dir, size)
                     results.append(result)
                     print(f"  {side}: {float(str(result['seconds'])):.2f} s", file=sys.stderr)
             sandbox_peak = _peak_of(proc.pid)

@@ -1,16 +1,11 @@
 """The Discord bot: its class, command tree, cogs, restart-proof buttons and command sync.
 
-`create_bot(settings)` builds the bot, an `AutoShardedBot`: by default one process with as many
-shards as Discord recommends; with `SHARD_COUNT` and `SHARD_IDS`, the given shards of a bot
-split across several processes (which then share a PostgreSQL database). Nothing connects until
-`login`. In `setup_hook` (run by
-`login`) the bot opens its `Services`, loads the cogs from `EXTENSIONS` (each module's `setup`
-registers what it brings: its cog, the restart-proof buttons, the error handler, the hooks that
-resumed jobs report through), and starts resuming the jobs a previous run left unfinished. This
-module names the cogs only by their extension names: the Discord layer depends on the core, not
-the other way round. Commands are synced only on
-request (`sync_commands`, called by `lipsync-bot run --sync`): Discord allows 200 command creates
-a day per server, so syncing on every start would eventually lock the bot out.
+`create_bot(settings)` builds an `AutoShardedBot` (all recommended shards in one process, or
+`SHARD_COUNT`/`SHARD_IDS` across several). Nothing connects until `login`, whose `setup_hook`
+opens the `Services`, loads the cogs from `EXTENSIONS` (named only by extension name: the Discord
+layer depends on the core, not the other way round) and resumes unfinished jobs. Commands are
+synced only on request (`sync_commands`, `lipsync-bot run --sync`): Discord allows 200 command
+creates a day per server.
 """
 
 from __future__ import annotations

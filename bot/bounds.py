@@ -1,19 +1,11 @@
 """Bounds on every number a person types: one bound per kind of number, all of them here.
 
-A number an operator sets (`.env`), a manager types (`/lipsync-admin`), a member types (`/lipsync`,
-the Window form) or the operator passes on the command line (`reconcile`, `render`) must fit
-what the database stores and what Magic Hour accepts. The facts the bounds come from:
-
-- SQLite stores an INTEGER in 64 bits and raises on a SUM past 2**63 - 1; PostgreSQL's columns
-  are BIGINT (the same 64 bits). Discord's integer options reach 2**53 - 1. Floats must be
-  finite: SQLite stores NaN as NULL, and JSON has no infinity.
-- Magic Hour renders at most 120,000 frames in one job, takes `max_fps_limit` >= 1 and
-  `end_seconds` >= 0.1, charges `pro` 2 credits a frame, and takes uploads up to 10 GB (its
-  largest plan).
-
-Settings declare these as field bounds, slash commands as `app_commands.Range`, and the core
-checks them again with `Bound.check` (a client can send anything): a number outside its bound is
-refused with `OutOfBounds`, a specific error, before anything is stored or spent.
+A number set in `.env`, typed in a command or a form, or passed on the command line must fit what
+the database stores (64-bit integers, finite floats: SQLite stores NaN as NULL, and JSON has no
+infinity), what Discord sends (integers up to 2**53 - 1) and what Magic Hour accepts (at most
+120,000 frames, `max_fps_limit` >= 1, `end_seconds` >= 0.1, 2 credits a frame for `pro`, uploads
+up to 10 GB). Settings declare them as field bounds, slash commands as `app_commands.Range`, and
+the core checks them again with `Bound.check`, refusing with `OutOfBounds`.
 """
 
 from __future__ import annotations

@@ -118,9 +118,3 @@ class FakeClock:
                 await asyncio.sleep(0)
             return True
         return False
-
-    async def run_until_idle(self, *, max_seconds: float = 3600.0) -> None:
-        """Advance to each next deadline until nothing sleeps or `max_seconds` have passed."""
-        limit = self._mono + max_seconds
-        while (deadline := self.next_deadline()) is not None and deadline <= limit:
-            await self.advance(deadline - self._mono)

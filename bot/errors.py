@@ -7,7 +7,7 @@ happened, e.g. `clip_too_long`) and `data` (the numbers and names that go with i
 times. A job that fails stores the same code and data, so its message can be shown (or shown
 again, in another language) long after the error was raised.
 
-`user_message` is the plain-text rendering, for logs and for code that has no edge of its own.
+`user_message` is the plain-text wording, for logs and for code that has no edge of its own.
 """
 
 from __future__ import annotations

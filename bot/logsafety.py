@@ -76,9 +76,9 @@ class RedactingFilter(logging.Filter):
 
     Control characters in a message (newlines, carriage returns, terminal escapes) are written as
     escapes, and a message past `MAX_MESSAGE_CHARS` is cut, saying how much was cut. The record's
-    message is rendered (`msg % args`), redacted, and stored back with no args, but only when
-    something had to go; a record with an exception gets its traceback rendered and redacted into
-    `exc_text`, and `exc_info` dropped, so no handler can render the raw traceback again.
+    message is formatted (`msg % args`), redacted, and stored back with no args, but only when
+    something had to go; a record with an exception gets its traceback formatted and redacted into
+    `exc_text`, and `exc_info` dropped, so no handler can print the raw traceback again.
 
     It never drops a record. It is idempotent, so a record that passes several handlers (each
     with the filter) comes out the same.

@@ -1,16 +1,11 @@
 """Admission: every rule that decides whether a job may start, each written once.
 
-A request is admitted in two steps. Before anything is fetched, `Admission.check` applies the
-cheap rules: the request's shape (`validation.check_request`, under the server's rules) and the
-member's limits, read once as an `EffectiveLimits` from the store and asked whether the smallest
-possible job (one credit) still fits; `Admission.record` then inserts the job only if the member's
-unfinished jobs are still under the limit, counted in the insert's own transaction (requests made
-in the same instant all pass `check`). After probing, `Admission.reserve` sets the exact estimate
-aside; the store applies the same `EffectiveLimits.refusal_for` rule inside its transaction, so
-the precheck and the reservation can never disagree about what a limit means.
-
-Refusals are data (`bot.store.Refusal`: which limit, what is available, what was asked, when it
-resets); `refused` turns one into the `QuotaExceeded` error the front ends know how to word.
+Before anything is fetched, `Admission.check` applies the cheap rules: the request's shape
+(`validation.check_request`, under the server's rules) and the member's `EffectiveLimits`, asked
+whether one credit still fits; `Admission.record` inserts the job only if the member's unfinished
+jobs are still under the limit, counted in the insert's own transaction. After probing,
+`Admission.reserve` sets the estimate aside under the same `EffectiveLimits.refusal_for` rule.
+Refusals are data (`bot.store.Refusal`); `refused` turns one into a `QuotaExceeded`.
 """
 
 from __future__ import annotations

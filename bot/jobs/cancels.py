@@ -17,6 +17,7 @@ import logging
 from bot.clock import Clock
 from bot.errors import InvalidInput, JobFailed, NotAllowed
 from bot.jobs.models import HooksFactory
+from bot.jobs.run import JobRun
 from bot.jobs.runner import Runs
 from bot.jobs.takeover import Takeover
 from bot.store import JobRecord, JobState, Store
@@ -38,6 +39,16 @@ async def _ended(task: asyncio.Task[None], clock: Clock, within: float) -> None:
         await asyncio.wait({task, timer}, return_when=asyncio.FIRST_COMPLETED)  # never cancels `task`
     finally:
         timer.cancel()
+
+
+def _check_cancellable(record: JobRecord, by_user_id: int) -> None:
+    """Refuse a cancel by anyone but the job's owner, or of a job that ended or is being delivered."""
+    if record.user_id != by_user_id:
+        raise NotAllowed("not_owner", job=record.id)
+    if record.state.terminal:
+        raise InvalidInput("already_ended", job=record.id)
+    if record.state in (JobState.DOWNLOADING, JobState.DELIVERING):
+        raise InvalidInput("too_late", job=record.id)
 
 
 class Cancels:
@@ -68,12 +79,7 @@ class Cancels:
         stopped at Magic Hour.
         """
         record = await self._job(job_id)
-        if record.user_id != by_user_id:
-            raise NotAllowed("not_owner", job=job_id)
-        if record.state.terminal:
-            raise InvalidInput("already_ended", job=job_id)
-        if record.state in (JobState.DOWNLOADING, JobState.DELIVERING):
-            raise InvalidInput("too_late", job=job_id)
+        _check_cancellable(record, by_user_id)
         run = self._runs.runs.get(job_id)
         task = self._runs.tasks.get(job_id)
         if run is None or task is None:
@@ -89,6 +95,10 @@ class Cancels:
         if not run.cancel_requested:  # a second press waits for the first cancel, not a second one
             run.cancel_requested = True
             task.cancel()
+        return await self._answer(job_id, run, task)
+
+    async def _answer(self, job_id: int, run: JobRun, task: asyncio.Task[None]) -> JobRecord:
+        """The job a cancel was sent to, once it ended or its minute is up."""
         clock = self._clock
         answer_by = clock.monotonic() + CANCEL_ANSWER_SECONDS
         await _ended(task, clock, CANCEL_ANSWER_SECONDS)

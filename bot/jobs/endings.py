@@ -3,22 +3,8 @@
 Every path that may end a job (a cancel, the deadline, an over-budget create, a failure, a
 restart, a shutdown, a lost lease, a render that ended by itself, a delivery given up) asks
 `decide` and carries out its answer; nothing else chooses a job's final state or its charge.
-docs/design-notes.md has the table in words; tests/jobs/test_endings.py checks every row.
-
-The rules it encodes:
-- Before anything could reach Magic Hour, a job ends at once and its hold is refunded.
-- A submitted job ends only on a read of its project that says `complete`, `error` or `canceled`
-  *with* its charge: complete is delivered, the others end at what Magic Hour charged. Any other
-  answer (none, an odd one, a terminal status without its charge) is temporary: keep following,
-  until the job's last moment (`out_of_time`); then its fate is unknown and what it set aside (at
-  least the create's charge) counts as spent until the operator reconciles it.
-- A stop (cancel, deadline, over budget) may send a DELETE only right after a read that
-  says `queued` or `rendering`; it never deletes a complete project, and a DELETE that fails
-  leaves the job following its project, never ended on the stale read.
-- A create whose answer was lost may have made a paid project nobody can name: unknown at once.
-- A rendered job was settled when its render completed; it is delivered (again, after a restart
-  or a failure) and only giving up delivery ends it, charge kept.
-- A shutdown or a lost lease never ends a job: its next owner carries it on.
+docs/design-notes.md, "How a job ends", has the rules as a table; tests/jobs/test_endings.py
+checks every row.
 """
 
 from __future__ import annotations
@@ -169,7 +155,7 @@ class ImpossibleEnding(ValueError):
 
 
 def decide(facts: Facts) -> Ending:
-    """The one decision about how a job ends; see the module docstring for the rules."""
+    """The one decision about how a job ends (the table in docs/design-notes.md, "How a job ends")."""
     if facts.why in (Why.SHUTDOWN, Why.TAKEOVER):
         return LEAVE
     if facts.stage is Stage.UNSENT:

@@ -1,20 +1,10 @@
 """The job engine: a supervisor for every job's run.
 
 It admits requests (`admission.py`), records them, and runs each job (`run.py`) in a slot of a
-FIFO queue; it cancels a job for its owner, resumes unfinished jobs after a restart, and shuts
-down without ending jobs (a new engine resumes them). Front ends talk only to this class, through
-the protocols in `models.py`; the engine never imports Discord.
-
-Several processes may share one database: each job is claimed by the process that runs it, and
-the claims are kept and dead processes' jobs taken over as `leases.py` describes. A taken-over
-job carries on from the state it was in, as after a restart; a job another process took is let
-go without being ended (the store fences every transition: `LeaseLost`). A job that waits for a
-slot is left unclaimed, with its request in the store, so whichever process has a free slot runs
-it (`stored.py`). A cancel for a job running elsewhere is recorded with the job, read by the
-process that runs it with its heartbeat (PostgreSQL's NOTIFY makes that immediate; `cancels.py`
-has every way a cancel goes). A clean stop
-(`aclose`) lets jobs that have started reach Magic Hour or finish delivering, within
-`stop_grace_seconds`, while its heartbeat keeps them here; jobs that only wait go at once.
+FIFO queue; it cancels a job for its owner (`cancels.py`), resumes unfinished jobs after a restart,
+takes over dead processes' jobs (`leases.py`, `takeover.py`), and stops cleanly (`aclose`) without
+ending jobs. Front ends talk only to this class, through the protocols in `models.py`; the engine
+never imports Discord. docs/design-notes.md, "Several processes", says how processes share jobs.
 """
 
 from __future__ import annotations

@@ -1,48 +1,10 @@
 """Forecasting when a render ends, from the bot's own finished renders, so polls go where the finish is.
 
-Magic Hour renders in time roughly proportional to the frames it renders. For each mode the bot
-keeps its recent finished renders (`store.renders`) and fits `seconds = overhead + frames ×
-per_frame` with robust, weighted estimators:
-
-- **Slope and intercept**: a weighted Theil–Sen fit. The slope is the weighted median of the
-  slopes between every pair of renders with different frame counts (a pair weighs more the more
-  its frame counts differ), the overhead the weighted median of what the slope leaves. A third
-  of the renders can be wild (a stalled render, a restart mid-job) without moving either. With
-  one frame count only, the overhead can't be told apart: the fit is proportional.
-- **Spread**: the median absolute deviation of the relative residuals of the precisely placed
-  renders (within ±15 %; all of them, weighted, while fewer than 4 are), as a standard deviation
-  (× 1.4826), widened for small histories (× (1 + 1/√n)).
-- **Weights**: a render's end is only known to lie between two status reads (the last that said
-  "rendering" and the first that said "complete"); the middle of that interval is the sample, and
-  a sample weighs `1 / (relative half-width + 0.15)²`. Renders followed by today's backoff (end
-  known within 5-20 s) count, but those the forecast followed closely (within a second or two)
-  soon lead.
-
-A forecast (`Prediction`) is the expected duration, its relative spread, and a window around it
-(`z` spreads each side: what members are shown as the likely range). Renders scatter about
-log-normally around the fit, so the poll plan (`plan`) treats the end as log-normal with that
-median and spread, and spaces polls by its hazard (how likely the render is to end in the next
-second, given it hasn't yet): a gap of `(1.5 × seconds_per_request² / hazard)^(1/3)`. That
-spacing minimises the mean squared lateness plus `seconds_per_request²` per request (squared, so
-a render that is noticed very late costs more than several a little late): few polls while a
-render can't be done yet, close ones where it is most likely to end. Gaps are never shorter than
-`min_gap` nor longer than `max_quiet` (a failed render is noticed in reasonable time). The end
-model keeps a small share of stalled renders (`stall_share`, up to `stall_span` times the
-forecast), so polls thin out after the likely finish instead of stopping; the plan ends at its
-`horizon`, and a render that outlasts it gets the poller's usual backoff.
-`bench/bench_polling.py` measures the trade-off on short, long and outlier renders.
-
-With webhooks (`webhooks`), Magic Hour says when a render ends, so the plan is only a safety net
-for a lost event: no poll before the expected finish; the first is at the window's end, then
-the poller's `safety_interval`.
-
-With fewer than `min_samples` renders of a mode there is no forecast: the poller's usual schedule
-applies. The spread has a floor (`min_relative_spread`, ±5 %): a prior, because a few renders
-that happen to agree closely say little about the next one.
-
-`RenderForecast` is shared by every job's run: `expect` when a job is submitted (or resumed),
-`record` when its render completed. It never fails a job: a store error while learning is logged
-and the forecast carries on with what it had.
+For each mode, `fit` learns `seconds = overhead + frames × per_frame` (a robust, weighted fit) from
+recent renders; `predict` turns it into an expected finish with a window; `plan` spaces polls by
+how likely the render is to end in the next second. `RenderForecast` is shared by every job's run
+(`expect` at submission, `record` at completion) and never fails a job. docs/design-notes.md, "The
+engine, continued", gives the estimators and the poll plan's trade-off.
 """
 
 from __future__ import annotations
@@ -143,46 +105,61 @@ def _weight(sample: RenderSample) -> float:
     return 1.0 / (_relative_spread(sample) + 0.15) ** 2
 
 
+def _pair_slopes(xs: Sequence[float], ys: Sequence[float], ws: Sequence[float]) -> tuple[list[float], list[float]]:
+    """The slope between every pair of renders and its weight; none unless frame counts vary enough."""
+    slopes: list[float] = []
+    pair_weights: list[float] = []
+    if max(xs) < 1.2 * min(xs):  # too alike to tell the overhead from the rate
+        return slopes, pair_weights
+    for i in range(len(xs)):
+        for j in range(i + 1, len(xs)):
+            dx = xs[j] - xs[i]
+            if dx != 0:
+                slopes.append((ys[j] - ys[i]) / dx)
+                pair_weights.append(ws[i] * ws[j] * abs(dx))
+    return slopes, pair_weights
+
+
+def _line(xs: Sequence[float], ys: Sequence[float], ws: Sequence[float]) -> tuple[float, float]:
+    """`(overhead, per_frame)`: a weighted Theil–Sen line, or a proportional fit when it can't place the overhead."""
+    slopes, pair_weights = _pair_slopes(xs, ys, ws)
+    if slopes:
+        per_frame = max(0.0, weighted_median(slopes, pair_weights))
+        overhead = weighted_median([y - per_frame * x for x, y in zip(xs, ys, strict=True)], ws)
+        if overhead >= 0:
+            return overhead, per_frame
+    return 0.0, weighted_median([y / x for x, y in zip(xs, ys, strict=True)], ws)
+
+
+def _scatter(
+    residuals: Sequence[float], samples: Sequence[RenderSample], bias: float, ws: Sequence[float]
+) -> tuple[float, int]:
+    """The residuals' median absolute deviation, and how many renders it rests on."""
+    # From the renders placed precisely when there are enough of them: a vague one's residual is
+    # mostly not knowing where in its interval it ended.
+    sharp = [r for r, s in zip(residuals, samples, strict=True) if _relative_spread(s) <= _SHARP]
+    if len(sharp) >= _MIN_SHARP:
+        centre = statistics.median(sharp)
+        return statistics.median([abs(r - centre) for r in sharp]), len(sharp)
+    return weighted_median([abs(r - bias) for r in residuals], ws), len(residuals)
+
+
 def fit(samples: Sequence[RenderSample], policy: ForecastPolicy) -> RenderModel | None:
     """A mode's model from its finished renders; None with fewer than `policy.min_samples`."""
     if len(samples) < max(policy.min_samples, 2):
         return None
-    mode = samples[0].mode
     xs = [float(s.frames) for s in samples]
     ys = [s.seconds for s in samples]
     ws = [_weight(s) for s in samples]
-    slopes: list[float] = []
-    pair_weights: list[float] = []
-    if max(xs) >= 1.2 * min(xs):  # frame counts vary enough to tell the overhead from the rate
-        for i in range(len(xs)):
-            for j in range(i + 1, len(xs)):
-                dx = xs[j] - xs[i]
-                if dx != 0:
-                    slopes.append((ys[j] - ys[i]) / dx)
-                    pair_weights.append(ws[i] * ws[j] * abs(dx))
-    if slopes:
-        per_frame = max(0.0, weighted_median(slopes, pair_weights))
-        overhead = weighted_median([y - per_frame * x for x, y in zip(xs, ys, strict=True)], ws)
-    else:
-        overhead = -1.0
-    if not slopes or overhead < 0:
-        per_frame = weighted_median([y / x for x, y in zip(xs, ys, strict=True)], ws)
-        overhead = 0.0
+    overhead, per_frame = _line(xs, ys, ws)
     fitted = [overhead + per_frame * x for x in xs]
     if min(fitted) <= 0:
         return None
     residuals = [y / f - 1 for y, f in zip(ys, fitted, strict=True)]
     bias = weighted_median(residuals, ws)
-    # The scatter, from the renders placed precisely when there are enough of them: a vague one's
-    # residual is mostly not knowing where in its interval it ended.
-    sharp = [r for r, s in zip(residuals, samples, strict=True) if _relative_spread(s) <= _SHARP]
-    if len(sharp) >= _MIN_SHARP:
-        centre = statistics.median(sharp)
-        mad, used = statistics.median([abs(r - centre) for r in sharp]), len(sharp)
-    else:
-        mad, used = weighted_median([abs(r - bias) for r in residuals], ws), len(residuals)
+    mad, used = _scatter(residuals, samples, bias, ws)
     spread = max(_MAD_TO_SD * mad, policy.min_relative_spread) * (1 + 1 / math.sqrt(used))
-    return RenderModel(mode, overhead, per_frame, bias, spread, len(samples))
+    return RenderModel(samples[0].mode, overhead, per_frame, bias, spread, len(samples))
 
 
 def predict(model: RenderModel, frames: int, policy: ForecastPolicy) -> Prediction:
@@ -342,7 +319,8 @@ Listener = Callable[[RenderSample], None]
 
 
 class RenderForecast:
-    """Learns render times per mode from finished renders and forecasts new ones (see the module docstring)."""
+    """Learns render times per mode from finished renders and forecasts new ones; a store error while learning is
+    logged, and the forecast carries on with what it had."""
 
     def __init__(
         self,

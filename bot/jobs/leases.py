@@ -1,19 +1,12 @@
 """Liveness by heartbeat: this process's claims kept alive, dead processes found and their jobs taken.
 
-Several processes may share one database. Each registers under a random id and beats every
-`lease_seconds / 5`: one small write that bumps its counter (`bot.store.instances`), however many
-jobs it runs. The same heartbeat reads every process's counter, and what this process must act on
-about its own jobs: the ones another process has claimed (stopped here without being ended) and
-the ones a member asked, through another process, to cancel.
-
-A process is dead when its counter has stood still for `lease_seconds` by this process's clock,
-across at least `_ROUNDS` heartbeats of this one's own that succeeded, with no long gap between
-them: nothing else (no host names, no pids, no comparison of clocks written by different
-machines). Counting only time during which this process could beat means a database outage, during
-which nobody can beat, makes nobody dead, even if others reach the database again a little later.
-Its row is then deleted, only if the counter is still the one seen (it may have woken), which
-voids its claims, and the takeover loop, every heartbeat interval in a loop of its own (so a slow
-takeover never delays a heartbeat), claims what it may run.
+Each process registers under a random id and beats every `lease_seconds / 5`, one small write that
+bumps its counter (`bot.store.instances`). The same heartbeat reads every process's counter, and
+the jobs here that another process claimed or a member asked elsewhere to cancel. A process whose
+counter stood still for `lease_seconds`, across at least `_ROUNDS` of this one's own successful
+heartbeats, is dead: its row is deleted (only if the counter is still the one seen), and the
+takeover loop, a task of its own, claims what it may run. docs/design-notes.md, "Liveness by
+heartbeat", gives the reasons.
 """
 
 from __future__ import annotations

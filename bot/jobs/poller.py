@@ -1,21 +1,11 @@
 """One poller for every job that is rendering at Magic Hour.
 
-Each job is polled about every `initial` seconds at first, backing off by `growth` to `maximum`,
-with jitter so that many jobs don't poll in lockstep. A job whose render time can be forecast
-(`bot.jobs.forecast`: its `Expectation` carries a poll plan) is polled at the plan's moments
-instead, closest where the render is most likely to end; if the render outlasts the plan, the
-usual backoff takes over from `initial`. With webhooks (`PollPolicy.webhooks`), a verified event
-asks at once, and polls are only a safety net every `safety_interval`. A 429 or 5xx pushes every job back further
-(the API is telling us to slow down, not one job), up to `error_maximum`, and never sooner than a
-429's Retry-After. Each job has a deadline.
-
-A wait ends only on a successful read that shows the project complete, errored or canceled, with
-what it charged. Every other answer is temporary until the deadline: an odd status code (404,
-409), a body that doesn't parse, a status value the bot doesn't know, a final status without its
-charge, and 401/403 too (the key is refused: the operator is alerted, in the log at error level
-and in metrics, and the render, paid for, is waited for while they fix it). Each kind is logged
-once per project. The poller's client must not retry on its own
-(`MagicHourClient.without_retries()`): this backoff governs.
+Each job is polled on a backoff (`initial` seconds, growing by `growth` to `maximum`, jittered),
+or at its forecast's planned moments (`bot.jobs.forecast`) until the plan runs out; with webhooks,
+a verified event asks at once and polls are a safety net. A 429 or 5xx pushes every job back,
+never sooner than a 429's Retry-After. A wait ends only on a read that shows the project ended
+with its charge; any other answer is temporary until the job's deadline (docs/design-notes.md,
+"The engine"). The poller's client must not retry on its own: this backoff governs.
 """
 
 from __future__ import annotations
@@ -73,7 +63,8 @@ class _Watch:
 
 @dataclass(frozen=True)
 class PollPolicy:
-    """How often to ask; see the module docstring.
+    """How often to ask: from `initial` seconds, growing by `growth` to `maximum` (±`jitter`), and
+    after a 429 or 5xx at most `error_maximum`; at most `concurrency` reads at a time.
 
     With `webhooks`, Magic Hour says when a render ends (a verified event pokes the poller), so
     polling is only the safety net for an event that never arrives: a job without a forecast, or
@@ -269,38 +260,47 @@ class Poller:
             # Expire only after asking at least once: a resumed job may have finished meanwhile.
             watch.future.set_exception(PollDeadlineExceeded(watch.project_id))
             return
+        answer = await self._ask(watch)
+        if answer is not None:
+            await self._heard(watch, *answer)
+
+    async def _ask(self, watch: _Watch) -> tuple[VideoProject, float] | None:
+        """One status read: the project and when the read was sent, or None for an answer dealt with here."""
         async with self._gate:
             watch.polls += 1
             self.requests += 1
             sent = self._clock.monotonic()
             try:
-                project = await self._source.get_video_project(watch.project_id)
+                return await self._source.get_video_project(watch.project_id), sent
             except (Unauthorized, NotOnPlan) as exc:
                 # 401/403: the key is refused. Only the operator can fix it, so say so loudly; the
                 # render goes on at Magic Hour (and is billed), so its job waits, as for any odd answer.
                 if self._on_key_refused is not None:
                     self._on_key_refused()
                 self._odd(watch, exc, level=logging.ERROR, note="Magic Hour refuses the bot's API key")
-                return
             except (RateLimited, Unavailable) as exc:
-                # The API wants us to slow down: back off every job, not just this one.
-                self._penalty = min(max(self._penalty * 2, self._policy.maximum), self._policy.error_maximum)
-                hint = exc.retry_after if isinstance(exc, RateLimited) and exc.retry_after is not None else 0.0
-                pause = min(max(self._penalty, hint), self._policy.error_maximum)
-                log.warning("status poll for %s failed (%s); backing off %.0f s", watch.project_id, exc, pause)
-                self._push_back_all(pause)
-                return
+                self._slow_down(watch, exc)
             except MagicHourError as exc:
                 # 404, 409, a body that doesn't parse, a status we don't know: temporary until the
                 # deadline. The render may well be going on; failing here would lose a paid result.
                 self._odd(watch, exc)
-                return
             except Exception as exc:
                 # A bug, not an answer: end this job's wait (its runner decides); the loop itself
                 # must survive, or every other job would stop being polled.
                 if not watch.future.done():
                     watch.future.set_exception(exc)
-                return
+            return None
+
+    def _slow_down(self, watch: _Watch, exc: RateLimited | Unavailable) -> None:
+        """The API wants us to slow down: back off every job, not just this one."""
+        self._penalty = min(max(self._penalty * 2, self._policy.maximum), self._policy.error_maximum)
+        hint = exc.retry_after if isinstance(exc, RateLimited) and exc.retry_after is not None else 0.0
+        pause = min(max(self._penalty, hint), self._policy.error_maximum)
+        log.warning("status poll for %s failed (%s); backing off %.0f s", watch.project_id, exc, pause)
+        self._push_back_all(pause)
+
+    async def _heard(self, watch: _Watch, project: VideoProject, sent: float) -> None:
+        """A read that came back whole: end the wait on a settled project, else ask again later."""
         self._penalty = 0.0
         if watch.expect is not None:
             watch.expect.saw(sent, self._clock.monotonic(), ended=project.is_terminal)

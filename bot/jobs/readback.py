@@ -26,7 +26,8 @@ async def read_project(client: MagicHourClient, project_id: str, *, job_id: int)
 
 
 async def request_stop(client: MagicHourClient, project_id: str, *, job_id: int) -> bool:
-    """Send one DELETE for the project (no retry: see the module docstring); True if it was accepted."""
+    """Send one DELETE for the project, never retried (after a 5xx, a second one could destroy a render that
+    completed in between); True if it was accepted."""
     try:
         await client.without_retries().delete_video_project(project_id)
     except MagicHourError as exc:

@@ -3,23 +3,9 @@
 Magic Hour signs each event: header `magic-hour-event-signature` is the hex HMAC-SHA256 of
 `"{timestamp}.{raw body}"` with the endpoint's secret, and `magic-hour-event-timestamp` is Unix
 seconds. Events are only a nudge: on `video.completed` or `video.errored` the poller asks for that
-project's status at once. The status the bot acts on always comes from the API itself, so a
-forged or replayed event could at worst cause one extra status request, and polling remains the
-safety net for events that never arrive.
-
-Several processes (PostgreSQL) may share the work, and Magic Hour sends each event to one
-address: the receiving process pokes its own poller, and when it is not following that project
-it relays the event (`relay`: a NOTIFY on `PROJECT_CHANNEL`), so the process that follows it
-polls at once.
-
-Answers: 400 for a request whose signature headers are missing or malformed (the signature not
-64 hex digits, the timestamp not plain decimal Unix seconds: `nan`, `inf`, `1e9`, non-ASCII
-digits are all malformed), 401 for a well-formed but wrong signature or a timestamp more than
-`MAX_SKEW_SECONDS` away, 400 for a verified body that is not an event (a body nested too deep to
-parse included, and a project id that isn't a short run of letters, digits, `-` and `_`), 2xx
-otherwise. Every refusal is one log line, never a traceback, and never quotes what the sender
-sent; a project id is logged only once its shape is checked, so it can't forge or flood a line.
-The port itself (loopback by default, bounded connections and read times) is `bot.listening`'s.
+project's status at once (or, when another process follows it, `relay` tells that one through
+`PROJECT_CHANNEL`). The status the bot acts on always comes from the API itself, so a forged or
+replayed event could at worst cause one extra status request.
 """
 
 from __future__ import annotations
@@ -114,7 +100,16 @@ def signature_is_valid(secret: str, timestamp: str | None, signature: str | None
 
 
 class WebhookReceiver:
-    """A small HTTP server (`bot.listening`) that turns verified events into poller nudges."""
+    """A small HTTP server (`bot.listening`) that turns verified events into poller nudges.
+
+    Answers: 400 for a request whose signature headers are missing or malformed (the signature not
+    64 hex digits, the timestamp not plain decimal Unix seconds: `nan`, `inf`, `1e9`, non-ASCII
+    digits are all malformed), 401 for a well-formed but wrong signature or a timestamp more than
+    `MAX_SKEW_SECONDS` away, 400 for a verified body that is not an event (a body nested too deep to
+    parse included, and a project id that isn't a short run of letters, digits, `-` and `_`), 2xx
+    otherwise. Every refusal is one log line, never a traceback, and never quotes what the sender
+    sent; a project id is logged only once its shape is checked, so it can't forge or flood a line.
+    """
 
     def __init__(
         self,

@@ -1,19 +1,10 @@
 """`MagicHourClient`: the async client for the Magic Hour endpoints a lip-sync job needs.
 
-Two HTTP clients, on purpose: one for the API, whose requests carry the API key, and one for
-storage and CDN hosts (presigned upload URLs, result downloads), whose requests never do. The key
-is added per request, only to URLs built from the API's own base URL, so no redirect, injected
-client or stray URL can carry it anywhere else.
-
-Retry rules (see `RetryPolicy` for the delays). Every call runs through one loop, `with_retries`;
-each call kind differs only in its classify function, which says what an outcome means:
-- GET/DELETE project, account, upload URLs, storage PUT and download: 408, 429, 5xx (not 501 or
-  505) and transport errors are retried.
-- `POST /v1/lip-sync` has no idempotency key, so a second request can be a second paid job. It is
-  retried only when the request provably never left (connect error, connect or pool timeout) or
-  the API documents that no job was made (429, 502). Anything else that leaves the outcome
-  open (read timeout, connection dropped after sending, 500, 504, an unreadable 2xx body) raises
-  `SubmissionUncertain` at once.
+One HTTP client for the API (its requests carry the key, added only to URLs built from the API's
+base URL) and one for storage and CDN hosts (never the key). Every call runs through one retry
+loop, `with_retries`, with a classify function per call kind and `RetryPolicy`'s delays; a create
+is retried only when no job can have been made, else it raises `SubmissionUncertain`.
+docs/design-notes.md, "The Magic Hour client", gives the rules.
 """
 
 from __future__ import annotations

@@ -41,7 +41,8 @@ class _Response(BaseModel):
 
 
 class _SandboxAware(_Response):
-    """A response model that remembers whether a sandbox produced it (see the module docstring)."""
+    """A response model that remembers whether a sandbox produced it: set from the response's header, never from
+    its body."""
 
     sandbox: bool = False
 

@@ -43,7 +43,7 @@ _STILL_MAX_SECONDS = 0.1
 # Guessed rates above this are time-base artefacts (cover art reports 90000), not frame rates.
 _MAX_REPORTED_FPS = 1000.0
 
-# When a frame rate may be believed (see the module docstring).
+# When a frame rate may be believed: every figure within these bounds and within RATE_TOLERANCE of the others.
 MIN_PLAUSIBLE_FPS = 1.0
 MAX_PLAUSIBLE_FPS = 240.0
 RATE_TOLERANCE = 0.02
@@ -84,7 +84,7 @@ class MediaInfo:
     file claims it (for sizing, never for billing); `frame_count` is the frame count the header
     claims.
 
-    The rate fields are what billing may use (module docstring): the file's claims
+    The rate fields are what billing may use (`judge_rate`): the file's claims
     (`average_rate`, `nominal_rate` = `r_frame_rate`, `guessed_rate`, and `codec_rate`, the
     codec's own timing where it has one), the frames counted from
     packets and their real duration (None when not counted), and `constant_fps`, set only when

@@ -182,7 +182,9 @@ class Faults:
     3. a random rule (`randomly`), drawn from its own seeded RNG, so the same sequence of requests
        to a route meets the same faults on every run.
 
-    Job-error faults are consumed by the next jobs created, in order.
+    Job-error faults are consumed by the next jobs created, in order. From the command line:
+    `lipsync-bot sandbox --fault get_project:500:0.2 --fault create:429:0.3 --seed 1`
+    (`parse_fault_spec`, `apply`; rates on one route add up).
     """
 
     def __init__(self, clock: Clock | None = None) -> None:

@@ -17,8 +17,8 @@ from urllib.parse import urlparse
 from bot.config import GenerationMode
 from bot.sandbox.billing import credits_per_frame, estimate_frames
 from bot.sandbox.errors import RenderError
+from bot.sandbox.output import Output, output_from_file, output_from_youtube
 from bot.sandbox.projects import Project, Status
-from bot.sandbox.render import RenderResult, render_file_source, render_youtube_source
 from bot.sandbox.state import SandboxState
 from bot.sandbox.timefmt import iso, new_id
 
@@ -68,14 +68,14 @@ def _resolve(state: SandboxState, path: str, kind: str) -> Path:
     raise RenderError(f"invalid_{kind}_path", f"The {kind} file was not found: {path}")
 
 
-async def _render(state: SandboxState, project: Project) -> RenderResult:
+async def _render(state: SandboxState, project: Project) -> Output:
     audio = _resolve(state, project.audio_file_path, "audio")
     out = state.outputs_dir / project.output_name
     if project.video_source == "youtube":
         host = (urlparse(project.youtube_url or "").hostname or "").lower()
         if host not in _YOUTUBE_HOSTS:
             raise RenderError("invalid_youtube_url", f"Not a YouTube URL: {project.youtube_url}")
-        return await render_youtube_source(
+        return await output_from_youtube(
             audio,
             out,
             start=project.start_seconds,
@@ -84,12 +84,12 @@ async def _render(state: SandboxState, project: Project) -> RenderResult:
             source_fps=state.config.youtube_fps,
         )
     video = _resolve(state, project.video_file_path or "", "video")
-    return await render_file_source(
+    return await output_from_file(
         video, audio, out, start=project.start_seconds, end=project.end_seconds, max_fps=project.max_fps_limit
     )
 
 
-async def _run(state: SandboxState, project: Project) -> RenderResult | RenderError:
+async def _run(state: SandboxState, project: Project) -> Output | RenderError:
     """Render, turning every failure into a `RenderError` so no task exception goes unretrieved."""
     if project.job_error is not None:
         return RenderError(project.job_error.code, project.job_error.message)
@@ -151,7 +151,7 @@ def create_project(state: SandboxState, request: JobRequest) -> Project:
 
 def start_render(state: SandboxState, project: Project) -> None:
     """Render the project in the background (its status still follows the clock, not the task)."""
-    task: asyncio.Task[RenderResult | RenderError] = asyncio.create_task(_run(state, project))
+    task: asyncio.Task[Output | RenderError] = asyncio.create_task(_run(state, project))
     project.task = task
     state.tasks.add(task)
     task.add_done_callback(state.tasks.discard)

@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import GenerationMode
+from bot.sandbox.output import Output
 from bot.sandbox.projects import Project, Status
-from bot.sandbox.render import RenderResult
 from bot.sandbox.state import SandboxState
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ def _project(state: SandboxState, raw: dict[str, Any]) -> Project:
         final_status=None if raw["final_status"] is None else Status(raw["final_status"]),
         error=raw["error"],
         enabled=raw["enabled"],
-        result=None if result is None else RenderResult(**{**result, "path": state.outputs_dir / result["path"]}),
+        result=None if result is None else Output(**{**result, "path": state.outputs_dir / result["path"]}),
     )
 
 

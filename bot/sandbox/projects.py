@@ -19,7 +19,7 @@ from bot.config import GenerationMode
 from bot.sandbox.billing import ESTIMATE_FPS, capped, credits_per_frame
 from bot.sandbox.errors import RenderError
 from bot.sandbox.faults import JobErrorFault
-from bot.sandbox.render import RenderResult
+from bot.sandbox.output import Output
 from bot.sandbox.timefmt import iso
 
 
@@ -81,10 +81,10 @@ class Project:
     estimate: int = 0
     credits_charged: int = 0
     job_error: JobErrorFault | None = None
-    task: asyncio.Task[RenderResult | RenderError] | None = None
+    task: asyncio.Task[Output | RenderError] | None = None
     final_status: Status | None = None
     error: dict[str, str] | None = None
-    result: RenderResult | None = None
+    result: Output | None = None
     enabled: bool = True
     last_read: ReadNote | None = None
     finalise_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
@@ -116,7 +116,7 @@ class Project:
         """The result file's name (what the SDK saves it as)."""
         return f"sandbox-{self.id}.mp4"
 
-    def settled_credits(self, result: RenderResult) -> int:
+    def settled_credits(self, result: Output) -> int:
         """What a finished render costs: the frames actually rendered times the mode's rate."""
         return result.frames * credits_per_frame(self.mode)
 

@@ -1,16 +1,10 @@
 """Magic Hour's webhooks, as the sandbox sends them: a signed event when a render ends.
 
-With `config.webhook_url` set, each new project gets a herald: it sleeps on the sandbox clock until
-the render is due, finalises it (as a status read would) and POSTs `video.completed` or
-`video.errored`, body `{"type", "payload": <the project as a status read returns it>}`, signed as
-Magic Hour signs: `magic-hour-event-signature` is the hex HMAC-SHA256 of `"{timestamp}.{raw
-body}"` with `config.webhook_secret`, `magic-hour-event-timestamp` the sandbox clock's Unix
-seconds. A non-2xx answer or a connection error is retried after 1, 2, 4 and 8 s of sandbox time
-(Magic Hour's backoff, cut short). A canceled project sends nothing: Magic Hour has no cancel event.
-`config.webhooks_lost` drops every event (counted, never sent), to test a client's safety net.
-
-The signature is computed here on its own, not with the bot's receiver's code, so a test of the
-two together checks one against the other.
+With `config.webhook_url` set, each new project's herald sleeps on the sandbox clock until the
+render is due, finalises it and POSTs `video.completed` or `video.errored` (the project as a status
+read returns it), signed as Magic Hour signs, with its own code so a test checks the bot's receiver
+against it. Failed sends are retried after 1, 2, 4 and 8 s of sandbox time; a canceled project
+sends nothing (Magic Hour has no cancel event); `config.webhooks_lost` drops every event.
 """
 
 from __future__ import annotations

@@ -1,21 +1,12 @@
 """What both backends share: a connection's small API, a database's transactions, the migrations.
 
 The store's SQL is written once, against `Connection`: `?` placeholders, `IS NOT DISTINCT FROM`
-for comparisons that may meet NULL, datetimes as parameters. Each backend adapts it:
-
-- SQLite (`bot.store.sqlite`): one aiosqlite connection per `Store`, every write transaction a
-  `BEGIN IMMEDIATE` (writers are serialised, in this process and across processes); datetimes
-  are stored as fixed-width ISO 8601 text, so text order is time order.
-- PostgreSQL (`bot.store.postgres`): a pool of asyncpg connections, write transactions at READ
-  COMMITTED with explicit locks (`Connection.lock`, `Connection.FOR_UPDATE`) wherever a check
-  and the write that depends on it must not be split by another process; `?` becomes `$n`,
-  datetimes are `timestamptz`.
-
-Anything the SQL cannot express alike lives behind a method here (`lock`, `FOR_UPDATE`, the
-integrity checks), so jobs, ledger and limits have one implementation for both.
-
-Migrations are numbered files, one folder per dialect, with the same numbers and names:
-`migrations/NNNN_name.sql` (SQLite) and `migrations/postgresql/NNNN_name.sql`.
+for comparisons that may meet NULL, datetimes as parameters. Each backend (`bot.store.sqlite`,
+`bot.store.postgres`) adapts it, and anything the SQL cannot express alike lives behind a method
+here (`lock`, `FOR_UPDATE`, the integrity checks), so jobs, ledger and limits have one
+implementation for both. SQLite stores datetimes as fixed-width ISO 8601 text, so text order is
+time order. Migrations are `migrations/NNNN_name.sql` and `migrations/postgresql/NNNN_name.sql`,
+with the same numbers and names.
 """
 
 from __future__ import annotations

@@ -1,20 +1,11 @@
 """Deleting a member's data without giving them back what they spent.
 
-A member may ask for their data to be deleted at any time, including right after spending most of
-their allowance. If their usage rows simply lost their owner, their `used` would drop to 0 and they
-could spend the allowance again in the same window. So deletion splits the ledger in two:
-
-- rows of windows that have ended are anonymised at once (`user_id` NULL, no job, no note): server
-  and bot totals keep them, nothing ties them to the member;
-- rows of the window still running (usage and grants) are re-attributed to a one-way token, an
-  HMAC of (server, member) under a random per-database secret, mapped to a negative integer so it
-  can never collide with a Discord id. Member sums count `user_id IN (member, token)`, so the usage
-  keeps counting against their allowance, the pool and the budget until the window ends.
-
-Once that window has ended, token rows are anonymised like the rest: lazily, by `sweep` (run by
-every reservation, by every deletion, and by `Store.sweep_forgotten` for an engine at start).
-Limits a manager set on the member stay: a blocked member cannot unblock themselves by asking
-to be forgotten.
+Rows of windows that have ended are anonymised at once; rows of the window still running (usage
+and grants) move to a one-way token, an HMAC of (server, member) under a per-database secret,
+mapped to a negative integer so it never collides with a Discord id, and still count against the
+member, the pool and the budget. `sweep` anonymises token rows once their window has ended (run
+by every reservation, every deletion, and `Store.sweep_forgotten` at start). Limits a manager set
+stay. docs/design-notes.md, "Quota", gives the reasons.
 """
 
 from __future__ import annotations

@@ -1,29 +1,12 @@
 """Job records: create, move through states (checked), update, and the queries the bot needs.
 
-`transition` is also the one place where credits close: at the charge it is given (the engine's
-`bot.jobs.endings` decides it), settled or refunded in the same transaction as the state change, so
-a job's state and its credits can never disagree. The move is one statement that checks the job as
-it writes it (`bot.store.moves`), so of two processes racing to move one job exactly one wins.
-
-Claims. Several processes may share one database, so each unfinished job that runs is claimed by
-the process that runs it: `claimed_by` names the process (`JobStore.owner`, a random instance id
-registered in `instances`, see `bot.store.instances`). A claim holds as long as its process's row
-exists; a process whose heartbeat stopped has its row deleted by another, which voids its claims.
-A process claims a job when it creates it with a free slot (`create(claimed=True)`) or takes one
-(`claim`: unclaimed jobs, its own, and those whose claim is void; PostgreSQL skips rows another
-process is claiming at that moment, `FOR UPDATE SKIP LOCKED`), and gives it back with `release`
-on a clean stop. No write per job keeps a claim alive: the process's heartbeat does, once for all.
-A claim written by the previous version (with `lease_until` set) holds until that time, so the
-two can run side by side during an upgrade. `transition` is fenced: a job claimed by another
-process, or claimed in vain by this one (found dead, its row deleted), raises `LeaseLost`, so a
-process that stalled past its heartbeat cannot change a job someone else has taken over or is
-about to; `fence` is the same check as a write, right before posting a result. Jobs nobody
-claimed (queued, tests, tools) are not fenced.
-
-Queued jobs. A job that waits for a slot stays unclaimed, with what it needs to run (`request`,
-JSON, written at `create`), so whichever process has a free slot may claim and run it. The request
-is cleared when the job leaves `received`. A cancel pressed in any process is recorded with
-`request_cancel`; the process running the job reads it with its heartbeat.
+`transition` is the one place credits close: at the charge it is given, in the same transaction as
+the state change, in one statement that checks the job as it writes it (`bot.store.moves`), so of
+two racing processes exactly one wins. It is fenced: a job another process claimed, or this one
+claimed in vain, raises `LeaseLost` (`fence` is the same check as a write, right before posting a
+result). Claims (`claim`, `release`, `claimed_by`) hold while their process's row in `instances`
+exists; a queued job stays unclaimed with its `request`, so any process with a free slot may run
+it. docs/design-notes.md, "Several processes", gives the reasons.
 """
 
 from __future__ import annotations

@@ -2,33 +2,6 @@
 
 Everything here is codes and numbers: the store never builds a sentence for a member. Words are
 made at the edges (the Discord layer, the terminal), which is where language and markup belong.
-
-Ledger sign convention (one signed `amount` per row, from the member's point of view):
-
-- `reserve`: `-reserved` (credits set aside when a job is accepted)
-- `topup`:   `-n` (n more credits set aside for the same job, when Magic Hour's create answer
-  costs more than the estimate; counts exactly like the reservation it adds to)
-- `settle`:  `+(held - charged)`, where `held` is the reservation plus its top-ups (gives back
-  what the render did not use; negative when Magic Hour charged more than was held, which is
-  recorded, never refused: the ledger mirrors Magic Hour)
-- `refund`:  `+held` (the job failed or was canceled before anything was charged)
-- `adjust`:  an operator's correction of usage, `+n` gives credits back, `-n` takes them
-- `grant`:   `+n` extra allowance for one member in one window; never counts as usage
-- `reconcile`: `+(counted - charged)` for a job whose outcome at Magic Hour was unknown, once the
-  operator has looked up what Magic Hour really `charged`: `counted` is what the job's rows added
-  up to before, so afterwards they add up to `charged` (at most one per job)
-
-So a window's usage (against member, server pool and bot budget alike) is
-`used = -SUM(amount) over every row except grants`: an open reservation counts in full, a settled
-job counts what it was charged, a refunded job counts nothing. Every row carries `period_at`, the
-moment that decides which window it counts in; top-up, settle and refund rows copy their
-reservation's, so a job reserved before a reset and settled after it still counts in the window
-where it was made. Each job has at most one reservation and at most one closing row (settle or
-refund); only `JobStore.transition` writes closing rows. A `reconcile` row counts in its job's
-window too (the reservation's, or the job's creation's when it reserved nothing), whenever it is
-written: what Magic Hour really charged is that window's spend, so credits given back for a job of
-an ended window never become spendable in a later one. An `adjust`, the operator's own
-correction, counts in the window running when it is written.
 """
 
 from __future__ import annotations
@@ -276,15 +249,16 @@ class JobEvent:
 
 
 class LedgerKind(StrEnum):
-    """What a ledger row records; see the module docstring for signs."""
+    """What a ledger row records. Its `amount` is signed from the member's point of view, and a
+    window's usage is `-SUM(amount)` over every row but grants (docs/design-notes.md, "Quota")."""
 
-    RESERVE = "reserve"
-    TOPUP = "topup"
-    SETTLE = "settle"
-    REFUND = "refund"
-    GRANT = "grant"
-    ADJUST = "adjust"
-    RECONCILE = "reconcile"
+    RESERVE = "reserve"  # -reserved: set aside when the job is accepted
+    TOPUP = "topup"  # -n: more set aside when the create answer costs more than the estimate
+    SETTLE = "settle"  # +(held - charged): gives back what the render didn't use (negative if it used more)
+    REFUND = "refund"  # +held: nothing was charged
+    GRANT = "grant"  # +n extra allowance for one member in one window; never usage
+    ADJUST = "adjust"  # ±n: the operator's correction, counted in the window it is written in
+    RECONCILE = "reconcile"  # +(counted - charged): an unknown job, once its charge is known
 
 
 class Direction(StrEnum):

@@ -1,36 +1,12 @@
 """The PostgreSQL backend: a pool of asyncpg connections, locks, migrations, LISTEN/NOTIFY.
 
-Chosen by `DATABASE_URL=postgresql://…`, for several processes (shards, or two copies during an
-upgrade) sharing one database. The store's SQL is the same as on SQLite (`bot.store.db`); this
-module turns `?` into `$n` and gives each transaction a pooled connection.
-
-Concurrency model. Write transactions run at READ COMMITTED, the server's default, and hold
-explicit locks wherever a check and the write that depends on it must not be split by another
-process: a job's state changes in one `UPDATE … WHERE` that checks it as it writes (so exactly one
-of two racing transitions wins, and credits close once), and a reservation holds transaction-scoped advisory
-locks on the limits it checks (the server's, and the bot budget's) while it sums the ledger and
-appends to it, so reservations stay exact across processes without serialisation failures to
-retry. The locks are named in `bot.store.db` and always taken in one order (ledger, server,
-budget), so they cannot deadlock; should PostgreSQL still abort a transaction as a deadlock or a
-serialisation failure, it is run again, up to `_ATTEMPTS` times. Reads run at REPEATABLE READ,
-read-only: one snapshot, like a SQLite read transaction.
-
-Like the SQLite backend, a transaction runs in its own task, shielded from the caller's
-cancellation, so it always commits or rolls back in full.
-
-Lost connections. PostgreSQL restarts, fails over, or drops a connection; the store carries on
-(`PostgresDatabase`): a broken connection is dropped, not pooled again, and the transaction runs
-again on a new one while the caller's patience lasts (`bot.store.db.patient`), but only when that
-cannot apply it twice: a read, or a write that failed before COMMIT or whose transaction the server
-reports as aborted (its id, read just before COMMIT, is asked about with `txid_status`). After
-that the call raises `StoreUnavailable` (`CommitUncertain` when a COMMIT's fate stays unknown).
-
-Migrations are `migrations/postgresql/NNNN_name.sql`, with the numbers and names of SQLite's,
-applied by `bot.store.pgmigrate` when the store opens.
-
-Notifications: `notify` is `pg_notify` (delivered to every listening process, this one too, when
-the transaction commits); `listen` keeps one dedicated connection that reconnects if it drops
-(`bot.store.pglisten`).
+Chosen by `DATABASE_URL=postgresql://…`. The store's SQL is the same as on SQLite (`bot.store.db`);
+this module turns `?` into `$n` and runs each transaction on a pooled connection, in its own task
+shielded from the caller's cancellation: writes at READ COMMITTED with the advisory locks
+`bot.store.db` names (run again on a deadlock or serialisation failure, up to `_ATTEMPTS` times),
+reads at REPEATABLE READ. A broken connection is dropped and the call run again only when that
+cannot apply it twice. Migrations are `migrations/postgresql/` (`bot.store.pgmigrate`), listening
+is `bot.store.pglisten`. docs/design-notes.md, "Several processes", gives the reasons.
 """
 
 from __future__ import annotations

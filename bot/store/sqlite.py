@@ -1,23 +1,12 @@
 """The SQLite backend: one connection, its transactions, and the numbered migrations.
 
-Concurrency model. A store owns one aiosqlite connection; aiosqlite runs its statements in order on
-one thread, so two coroutines that both `BEGIN` on it would nest (an error) or, worse, one would
-commit the other's half-done work. Every transaction therefore holds an `asyncio.Lock` for its
-whole length. Within this process that serialises the store; across processes (a second bot, the
-`render` command) every write transaction starts with `BEGIN IMMEDIATE`, which takes SQLite's
-write lock up front, and the busy timeout makes the other side wait for it instead of failing.
-Reads start a deferred transaction so that a multi-statement read sees one snapshot. Since
-writers are serialised, `Connection.lock` has nothing to do here.
-
-A transaction runs in its own task, shielded from the caller's cancellation: a cancelled caller
-gets `CancelledError`, but the transaction still commits or rolls back in full, so the connection
-is never left inside a half-done transaction.
-
-Migrations are `migrations/NNNN_name.sql`, applied in order, each in its own `BEGIN IMMEDIATE`
-transaction that re-reads the recorded version first (two processes opening a new file at once
-apply each migration once) and records itself in `schema_migrations` and `PRAGMA user_version`.
-A migration must not need `PRAGMA foreign_keys=OFF` (it cannot change inside a transaction);
-one that rebuilds a table should do so without breaking references.
+Every transaction holds an `asyncio.Lock` for its whole length (aiosqlite runs one connection's
+statements in order on one thread, so two `BEGIN`s on it would nest or mix), and every write
+transaction starts with `BEGIN IMMEDIATE`, so other processes (a second bot, `render`) wait for
+SQLite's write lock; `Connection.lock` has nothing left to do. A transaction runs in its own task,
+shielded from the caller's cancellation, so it always commits or rolls back in full. Migrations
+(`migrations/NNNN_name.sql`) each run in their own `BEGIN IMMEDIATE`, re-reading the recorded
+version first, and must not need `PRAGMA foreign_keys=OFF`.
 """
 
 from __future__ import annotations

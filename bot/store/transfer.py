@@ -1,17 +1,11 @@
 """Moving a SQLite store to PostgreSQL (`lipsync-bot migrate-db --to postgresql://…`).
 
-The bot must be stopped first. Both databases are brought to the latest schema by their own
-migrations; the destination must hold no jobs, ledger rows or limits. Every table of the SQLite
-file (but the migration bookkeeping) is copied into its PostgreSQL counterpart in one
-transaction, in an order that keeps every reference valid, with the same ids: job ids are what
-members and managers quote, and ledger ids record the order of events. Values are converted to
-the column types PostgreSQL declares (ISO text to `timestamptz`, JSON text to `jsonb`), the
-database's member-token secret is copied too (deleted members' usage keeps counting against them
-under tokens made with it), and the identity sequences are moved past the copied ids.
-
-Afterwards every table's row count is compared and `check_invariants` must report on PostgreSQL
-exactly what it reported on SQLite (nothing, for a sound database); anything else rolls nothing
-back but is reported, and the SQLite file is never changed beyond its own migrations.
+With the bot stopped, both databases are migrated to the latest schema; the destination must hold
+no jobs, ledger rows or limits. Every table is copied in one transaction, references kept valid and
+ids unchanged, values converted to PostgreSQL's column types, the member-token secret included,
+and identity sequences moved past the copied ids. Row counts and `check_invariants` must then agree
+on both; a difference is reported, and the SQLite file is never changed beyond its own migrations.
+docs/design-notes.md, "Several processes", gives the reasons.
 """
 
 from __future__ import annotations

@@ -112,13 +112,33 @@ async def check(world: World, *, final: bool) -> list[Violation]:
                 found.append(Violation("a-unknown", f"counts {counted}, less than charged {charged}: {said}"))
         elif counted != charged:
             found.append(Violation("a", f"ledger {counted} != charged {charged}: {said}"))
-        for project in projects:
-            if project.status is not Status.COMPLETE or (job.fate_unknown and job.project_id is None):
-                continue
-            files, links = world.recorder.files[project.id], world.recorder.links[project.id]
-            if not (files == 1 or (files == 0 and links > 0) or (files > 1 and project.id in world.may_repeat)):
-                found.append(Violation("b", f"a completed render reached its member {files} times: {said}"))
-    for note in sandbox.deletes:
+        found.extend(_deliveries(world, job, projects, said))
+    found.extend(_deletes(world))
+    found.extend(_over_limits(world, spent))
+    if final:
+        running = [p.id[:8] for p in sandbox.projects.values() if not p.is_finalised()]
+        if running:
+            found.append(Violation("e", f"projects still rendering at the end: {running}"))
+    found.extend(Violation("store", problem) for problem in await store.check_invariants())
+    return found
+
+
+def _deliveries(world: World, job: JobRecord, projects: list[Project], said: str) -> list[Violation]:
+    """(b): each completed render of an ended job reached its member once (a file, else a link)."""
+    found = []
+    for project in projects:
+        if project.status is not Status.COMPLETE or (job.fate_unknown and job.project_id is None):
+            continue
+        files, links = world.recorder.files[project.id], world.recorder.links[project.id]
+        if not (files == 1 or (files == 0 and links > 0) or (files > 1 and project.id in world.may_repeat)):
+            found.append(Violation("b", f"a completed render reached its member {files} times: {said}"))
+    return found
+
+
+def _deletes(world: World) -> list[Violation]:
+    """(c): no DELETE went to a project a read had said complete, nor destroyed a finished render."""
+    found = []
+    for note in world.sandbox.deletes:
         read = note.last_read
         if read is not None and read.status == Status.COMPLETE:
             found.append(Violation("c", f"DELETE of {note.project_id[:8]} after a read said complete"))
@@ -127,12 +147,6 @@ async def check(world: World, *, final: bool) -> list[Violation]:
             found.append(
                 Violation("c-destroyed", f"DELETE at t={note.at:g} destroyed finished {note.project_id[:8]} ({last})")
             )
-    found.extend(_over_limits(world, spent))
-    if final:
-        running = [p.id[:8] for p in sandbox.projects.values() if not p.is_finalised()]
-        if running:
-            found.append(Violation("e", f"projects still rendering at the end: {running}"))
-    found.extend(Violation("store", problem) for problem in await store.check_invariants())
     return found
 
 

@@ -57,11 +57,6 @@ async def test_odd_status_answers_are_temporary(open_services, media_dir, tmp_pa
         assert len(odd) == 1 and odd[0].exc_info is None
 
 
-async def _create_project(client: MagicHourClient, media: Path) -> str:
-    """A real project at the sandbox, made the way the engine makes one."""
-    return (await client.create_lip_sync(await lip_sync_request(client, media))).id
-
-
 async def lip_sync_request(client: MagicHourClient, media: Path) -> LipSyncRequest:
     """A create body for a one-second clip whose files are uploaded to the sandbox."""
     video, audio = await client.create_upload_urls(

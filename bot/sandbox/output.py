@@ -1,4 +1,4 @@
-"""The sandbox's "render": real media, no lip sync.
+"""The sandbox's output for a finished project: real media, no lip sync.
 
 The video is trimmed to the window, its frame rate capped, its audio replaced by the given audio,
 and the result is an H.264/AAC MP4 labelled as a sandbox result in its metadata; YouTube sources,
@@ -18,7 +18,7 @@ from bot.sandbox.billing import count_frames, exact, youtube_frames
 from bot.sandbox.errors import RenderError
 from bot.sandbox.media import picture_size, read_audio_seconds, read_video
 
-__all__ = ["SANDBOX_LABEL", "RenderError", "RenderResult", "render_file_source", "render_youtube_source"]
+__all__ = ["SANDBOX_LABEL", "Output", "RenderError", "output_from_file", "output_from_youtube"]
 
 SANDBOX_LABEL = "Magic Hour SANDBOX result - not lip-synced"
 YOUTUBE_SIZE = (640, 360)
@@ -35,8 +35,8 @@ def _check_long_enough(seconds: Fraction) -> None:
 
 
 @dataclass(frozen=True)
-class RenderResult:
-    """A finished render: where it is, its shape, and the frames billed for it."""
+class Output:
+    """A finished project's output: where it is, its shape, and the frames billed for it."""
 
     path: Path
     width: int
@@ -78,10 +78,10 @@ def _encode_args(seconds: float) -> list[str]:
     ]
 
 
-async def _finish(tmp: Path, out: Path, fps: Fraction, seconds: Fraction, frames: int) -> RenderResult:
+async def _finish(tmp: Path, out: Path, fps: Fraction, seconds: Fraction, frames: int) -> Output:
     await asyncio.to_thread(tmp.replace, out)
     width, height = await asyncio.to_thread(picture_size, out)
-    return RenderResult(path=out, width=width, height=height, fps=float(fps), seconds=float(seconds), frames=frames)
+    return Output(path=out, width=width, height=height, fps=float(fps), seconds=float(seconds), frames=frames)
 
 
 async def _ffmpeg(args: list[str], tmp: Path) -> None:
@@ -96,9 +96,9 @@ async def _ffmpeg(args: list[str], tmp: Path) -> None:
         raise
 
 
-async def render_file_source(
+async def output_from_file(
     video: Path, audio: Path, out: Path, *, start: float, end: float, max_fps: float | None
-) -> RenderResult:
+) -> Output:
     """Trim `video` to [start, end], cap its fps, put `audio` under it, and write `out` (MP4)."""
     timeline = await asyncio.to_thread(read_video, video)
     audio_seconds = await _audio_seconds(audio)
@@ -142,9 +142,9 @@ async def render_file_source(
     return await _finish(tmp, out, count.rate, seconds, count.frames)
 
 
-async def render_youtube_source(
+async def output_from_youtube(
     audio: Path, out: Path, *, start: float, end: float, max_fps: float | None, source_fps: float = 30.0
-) -> RenderResult:
+) -> Output:
     """A test pattern of the window's length at min(source_fps, max_fps) fps with `audio`, written to `out`."""
     seconds = min(exact(end) - exact(start), await _audio_seconds(audio))
     _check_long_enough(seconds)

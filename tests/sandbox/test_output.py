@@ -1,4 +1,4 @@
-"""The render: a real, labelled MP4 of the window with the given audio; no lip sync."""
+"""The sandbox's output: a real, labelled MP4 of the window with the given audio; no lip sync."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from bot.clock import FakeClock
 from bot.sandbox import SANDBOX_LABEL
-from bot.sandbox.render import RenderError, render_file_source, render_youtube_source
+from bot.sandbox.output import RenderError, output_from_file, output_from_youtube
 from bot.testmedia import make_audio
 from tests.sandbox.helpers import Media, create_job, dominant_hz, lip_sync_body, probe_output, run_to_end, upload
 
@@ -25,7 +25,7 @@ TOLERANCE = 0.15
         pytest.param(1.0, 5.0, 24.0, "audio_wav", 1.0, 24, id="window-past-video-end"),
     ],
 )
-async def test_render_file_source(
+async def test_output_from_file(
     media: Media,
     tmp_path: Path,
     start: float,
@@ -37,7 +37,7 @@ async def test_render_file_source(
 ) -> None:
     """Trimmed to the window, fps capped, audio replaced, ended at the shorter, labelled."""
     out = tmp_path / "sandbox-x.mp4"
-    result = await render_file_source(media.video, getattr(media, audio), out, start=start, end=end, max_fps=max_fps)
+    result = await output_from_file(media.video, getattr(media, audio), out, start=start, end=end, max_fps=max_fps)
     assert result.path == out and out.exists()
     probe = probe_output(out)
     assert abs(probe.video_seconds - seconds) <= TOLERANCE
@@ -53,10 +53,10 @@ async def test_render_file_source(
     assert dominant_hz(out) == pytest.approx(880, rel=0.05)
 
 
-async def test_render_youtube_test_pattern(media: Media, tmp_path: Path) -> None:
+async def test_youtube_output_is_a_test_pattern(media: Media, tmp_path: Path) -> None:
     """YouTube sources become a test pattern of the window at min(30, max_fps) fps, labelled."""
     out = tmp_path / "sandbox-y.mp4"
-    result = await render_youtube_source(media.audio_wav, out, start=30.0, end=31.5, max_fps=15.0)
+    result = await output_from_youtube(media.audio_wav, out, start=30.0, end=31.5, max_fps=15.0)
     probe = probe_output(out)
     assert abs(probe.video_seconds - 1.5) <= TOLERANCE
     assert abs(probe.audio_seconds - 1.5) <= TOLERANCE
@@ -65,14 +65,14 @@ async def test_render_youtube_test_pattern(media: Media, tmp_path: Path) -> None
     assert result.frames == 23  # ceil(1.5 * 15)
 
 
-async def test_render_rejects_non_media(media: Media, tmp_path: Path) -> None:
+async def test_output_rejects_non_media(media: Media, tmp_path: Path) -> None:
     """Unreadable inputs raise the job error codes, and leave no output behind."""
     out = tmp_path / "sandbox-z.mp4"
     with pytest.raises(RenderError) as caught:
-        await render_file_source(media.not_media, media.audio_wav, out, start=0, end=1, max_fps=None)
+        await output_from_file(media.not_media, media.audio_wav, out, start=0, end=1, max_fps=None)
     assert caught.value.code == "invalid_video_file"
     with pytest.raises(RenderError) as caught:
-        await render_file_source(media.video, media.video_only, out, start=0, end=1, max_fps=None)
+        await output_from_file(media.video, media.video_only, out, start=0, end=1, max_fps=None)
     assert caught.value.code == "invalid_audio_file"
     assert list(tmp_path.iterdir()) == []
 
@@ -80,7 +80,7 @@ async def test_render_rejects_non_media(media: Media, tmp_path: Path) -> None:
 async def test_downloaded_result_through_the_api(
     api: httpx.AsyncClient, storage: httpx.AsyncClient, clock: FakeClock, media: Media, tmp_path: Path
 ) -> None:
-    """End to end over HTTP: the downloaded file is the labelled render of the requested window."""
+    """End to end over HTTP: the downloaded file is the labelled output of the requested window."""
     video = await upload(api, storage, media.video, "video", "mp4")
     audio = await upload(api, storage, media.audio_mp3, "audio", "mp3")
     project_id = await create_job(
@@ -105,9 +105,9 @@ async def test_an_output_under_a_tenth_of_a_second_is_invalid_parameters(media: 
     out = tmp_path / "out" / "sandbox-short.mp4"
     out.parent.mkdir()
     attempts = [
-        render_file_source(media.video, short_voice, out, start=0, end=1, max_fps=None),
-        render_file_source(media.video, media.audio_wav, out, start=1.95, end=5, max_fps=None),  # 2 s video
-        render_youtube_source(media.audio_wav, out, start=1.0, end=1.05, max_fps=None),
+        output_from_file(media.video, short_voice, out, start=0, end=1, max_fps=None),
+        output_from_file(media.video, media.audio_wav, out, start=1.95, end=5, max_fps=None),  # 2 s video
+        output_from_youtube(media.audio_wav, out, start=1.0, end=1.05, max_fps=None),
     ]
     for attempt in attempts:
         with pytest.raises(RenderError) as caught:
@@ -116,5 +116,5 @@ async def test_an_output_under_a_tenth_of_a_second_is_invalid_parameters(media: 
         assert "at least 0.1 s" in caught.value.message
     assert list(out.parent.iterdir()) == []
     # A tenth of a second exactly is enough.
-    result = await render_youtube_source(media.audio_wav, out, start=1.0, end=1.1, max_fps=None)
+    result = await output_from_youtube(media.audio_wav, out, start=1.0, end=1.1, max_fps=None)
     assert result.seconds == pytest.approx(0.1)
