@@ -51,8 +51,8 @@ def _highest(name: str) -> float:
 def _options() -> list[tuple[str, discord.app_commands.Parameter]]:
     """Every INTEGER and NUMBER option of every slash command the cogs define."""
     found = []
-    for module in pkgutil.iter_modules(cogs.__path__):
-        loaded = importlib.import_module(f"cogs.{module.name}")
+    for module in pkgutil.walk_packages(cogs.__path__, "cogs."):  # the feature packages' modules too
+        loaded = importlib.import_module(module.name)
         for _, cls in inspect.getmembers(loaded, inspect.isclass):
             if not (issubclass(cls, commands.Cog) and cls.__module__ == loaded.__name__):
                 continue
