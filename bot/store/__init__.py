@@ -3,7 +3,8 @@
 Open one `Store` per process with `await Store.open(target, policy=QuotaPolicy.from_settings(s))`,
 where `target` is a SQLite file (the default) or a `postgresql://` URL (several processes);
 it exposes `store.jobs` (`JobStore`), `store.quota` (`QuotaLedger`), `store.limits`
-(`LimitStore`) and `store.instances` (the processes sharing the database, with their heartbeats).
+(`LimitStore`), `store.usage` (`UsageQueries`: a member's `Balance`, usage by day) and
+`store.instances` (the processes sharing the database, with their heartbeats).
 The ledger's sign convention is documented in `bot.store.models`.
 
 The store holds codes and numbers, never sentences: a refusal is a `Refusal`, a job's error is
@@ -12,6 +13,8 @@ The store holds codes and numbers, never sentences: a refusal is a `Refusal`, a 
 
 from __future__ import annotations
 
+from bot.store.balance import Balance, GrantRow
+from bot.store.daily import DailyUsage
 from bot.store.errors import (
     AboveCeiling,
     AlreadyReconciled,
@@ -56,6 +59,7 @@ from bot.store.models import (
 )
 from bot.store.quota import QuotaLedger
 from bot.store.store import Store
+from bot.store.usage import GrantTotals, UsageQueries
 from bot.store.windows import next_reset, window_bounds
 
 __all__ = [
@@ -65,10 +69,14 @@ __all__ = [
     "UNKNOWN_AT_MAGIC_HOUR",
     "AboveCeiling",
     "AlreadyReconciled",
+    "Balance",
     "CommitUncertain",
+    "DailyUsage",
     "DeletionReport",
     "EffectiveLimits",
     "ErrorData",
+    "GrantRow",
+    "GrantTotals",
     "GuildSettings",
     "InvalidTransition",
     "JobEvent",
@@ -97,6 +105,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "UsageLine",
+    "UsageQueries",
     "UsageReport",
     "can_transition",
     "next_reset",

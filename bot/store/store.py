@@ -45,6 +45,7 @@ from bot.store.models import (
 from bot.store.quota import QuotaLedger
 from bot.store.renders import Heartbeat, RenderHistory
 from bot.store.sqlite import DEFAULT_BUSY_TIMEOUT_MS
+from bot.store.usage import UsageQueries
 from bot.store.windows import window_bounds
 
 _TERMINAL_SQL = "(" + ", ".join(f"'{state.value}'" for state in sorted(TERMINAL_STATES)) + ")"
@@ -53,7 +54,9 @@ _STATES = {state.value for state in JobState}
 
 
 class Store:
-    """The bot's store: `jobs`, `quota` (the ledger), `limits`, and `renders` (render times), on SQLite or PostgreSQL.
+    """The bot's store: `jobs`, `quota` (the ledger), `limits`, `usage` (balances, usage figures), `renders`.
+
+    On SQLite or PostgreSQL.
 
     Open with `await Store.open(path_or_url, policy=...)` and close with `await store.close()`, or
     use `async with await Store.open(...) as store`. Several `Store`s (in this process or others)
@@ -81,6 +84,7 @@ class Store:
         self.instances = InstanceStore(db, owner, name)
         self.quota = QuotaLedger(db, policy, db.clock, secret)
         self.limits = LimitStore(db, policy)
+        self.usage = UsageQueries(db, policy, db.clock, secret)
         self.renders = RenderHistory(db)
         self.heartbeat = Heartbeat(db)
 

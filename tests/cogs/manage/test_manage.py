@@ -8,7 +8,7 @@ import simcord
 
 from bot.config import GenerationMode
 from bot.store import JobState, LimitKind
-from tests.cogs.conftest import Harness
+from tests.cogs.conftest import CHART_ENV, Harness
 
 
 async def admin(harness: Harness, who: simcord.MemberActor, sub: str, **options: object) -> str:
@@ -121,6 +121,8 @@ async def test_modes_and_longest_clip_apply_to_lipsync(harness: Harness) -> None
     assert long_clip.response is not None and "longest clip allowed here is 1 s" in long_clip.response.content
 
 
+@CHART_ENV
+@pytest.mark.usefixtures("chart_ready")
 async def test_usage_report(harness: Harness) -> None:
     """Managers see what was used this period, by member and by mode."""
     await harness.lipsync()
