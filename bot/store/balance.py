@@ -102,6 +102,12 @@ class Balance:
         """The most a manager can take back without driving the balance below zero: what is unspent."""
         return max(0, self.own_left)
 
+    def take_back(self, asked: int) -> int:
+        """How much of `asked` (> 0) a take-back should take: at most what is unspent (`takeable`)."""
+        if asked <= 0:
+            raise ValueError("a take-back asks for a positive number of credits")
+        return min(asked, self.takeable)
+
     @property
     def limited_by(self) -> LimitKind | None:
         """The server pool or bot budget, when it (not the member's own allowance) limits what is left."""

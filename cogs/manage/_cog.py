@@ -170,7 +170,7 @@ class ManageCog(commands.GroupCog, group_name="lipsync-admin", group_description
         amount = credits
         if credits < 0:
             before = await self.store.usage.balance(guild_id, member.id, roles)
-            amount = -min(-credits, before.takeable)
+            amount = -before.take_back(-credits)
         entry = None
         if amount != 0:
             entry = await self.store.quota.grant(

@@ -14,7 +14,7 @@ from bot.config import QuotaWindow
 from bot.store import Balance, GrantRow, GuildSettings, JobRecord
 from cogs.texts._balance import balance_lines
 from cogs.texts._credits import cost_short
-from cogs.texts._style import EN, _clip, bold, credits, describe, per_window, state_label
+from cogs.texts._style import EN, _clip, bold, describe, per_window, state_label
 
 # A screen lists at most this many grants (the newest); the balance counts them all.
 MAX_GRANTS_SHOWN = 10
@@ -58,9 +58,11 @@ def _job_lines(running: Sequence[JobRecord], lang: str) -> list[str]:
 
 
 def _grant_line(row: GrantRow, lang: str) -> str:
-    amount = f"+{credits(row.amount, lang)}" if row.amount > 0 else f"−{credits(-row.amount, lang)}"
-    code = "member_grant" if row.by_user_id is not None else "member_grant_anon"
-    line = describe(code, {"amount": amount, "by": row.by_user_id, "at": row.at}, lang)
+    # In words, like the member's "Taken back this period": never a signed number.
+    code = "member_granted" if row.amount > 0 else "member_taken_back"
+    if row.by_user_id is None:
+        code += "_anon"
+    line = describe(code, {"credits": abs(row.amount), "by": row.by_user_id, "at": row.at}, lang)
     if row.note:
         line += " — " + describe("member_grant_note", {"note": row.note}, lang)
     return f"• {line}"
