@@ -21,7 +21,16 @@ from bot.config import GenerationMode, QuotaWindow
 from bot.errors import InvalidInput, QuotaExceeded
 from bot.jobs.endings import STARTING_REASONS, UNREAD_REASONS
 from bot.jobs.models import JobUpdate
-from bot.store import Balance, EffectiveLimits, JobRecord, JobState, LedgerEntry, LedgerKind, LimitKind, MemberHasActiveJobs
+from bot.store import (
+    Balance,
+    EffectiveLimits,
+    JobRecord,
+    JobState,
+    LedgerEntry,
+    LedgerKind,
+    LimitKind,
+    MemberHasActiveJobs,
+)
 from cogs import texts
 from cogs.errors import reply_for
 from cogs.lipsync._status import StatusMessage, token_gone
