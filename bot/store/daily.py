@@ -86,7 +86,9 @@ def daily_usage(
     pool_left: tuple[int, ...] | None = None
     if pool_limit is not None:
         ends = [min(_midnight(day) + DAY, now) for day in days]
-        pool_left = tuple(max(0, pool_limit - _window_use(rows, end, window, reset_time)) for end in ends)
+        pool_left = tuple(
+            max(0, pool_limit - _window_use(rows, end, window, reset_time, through=end == now)) for end in ends
+        )
     ordered = dict(sorted(by_member.items(), key=lambda item: (-sum(item[1]), item[0] is None, item[0] or 0)))
     return DailyUsage(
         days=tuple(days),
@@ -96,7 +98,16 @@ def daily_usage(
     )
 
 
-def _window_use(rows: list[UsageRow], end: dt.datetime, window: QuotaWindow, reset_time: dt.time) -> int:
-    """What the server used in the window running just before `end`, counting rows before `end`."""
+def _window_use(
+    rows: list[UsageRow], end: dt.datetime, window: QuotaWindow, reset_time: dt.time, *, through: bool
+) -> int:
+    """What the server used in the window running at `end`, up to it.
+
+    A day's end (midnight) belongs to the window before it: rows before it count. `through` (now)
+    belongs to the window running now, as every balance counts it: rows up to and at it count.
+    """
+    if through:
+        start = window_bounds(end, window, reset_time)[0]
+        return sum(row.used for row in rows if start <= row.period_at <= end)
     start = window_bounds(end - dt.timedelta(microseconds=1), window, reset_time)[0]
     return sum(row.used for row in rows if start <= row.period_at < end)
