@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass
 
 from bot.store import DailyUsage
@@ -52,9 +52,11 @@ def chart_series(daily: DailyUsage, labels: Mapping[int | None, str], lang: str 
     return series
 
 
-def _plain(label: str) -> str:
-    # A leading underscore hides a legend entry in matplotlib; a leading space keeps it shown.
+def _plain(label: str, drawable: Container[int]) -> str:
+    """A label as the chart draws it: short, a character the font lacks as "?", never hidden."""
     label = label if len(label) <= _LABEL_CHARS else label[: _LABEL_CHARS - 1] + "…"
+    label = "".join(c if ord(c) in drawable else "?" for c in label)
+    # A leading underscore hides a legend entry in matplotlib; a leading space keeps it shown.
     return f" {label}" if label.startswith("_") else label
 
 
@@ -63,16 +65,19 @@ def draw_png(daily: DailyUsage, labels: Mapping[int | None, str], lang: str = EN
     from matplotlib import rc_context
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.font_manager import FontProperties, findfont, get_font
 
     days = [day.isoformat() for day in daily.days]
     positions = list(range(len(days)))
     with rc_context({"text.parse_math": False, "text.usetex": False}):
+        # Members' names may hold emoji the font lacks: drawn as "?" rather than warned about.
+        drawable = set(get_font(findfont(FontProperties())).get_charmap())
         figure = Figure(figsize=(10, 5), dpi=100, layout="constrained")
         FigureCanvasAgg(figure)
         axes = figure.add_subplot()
         bottom = [0] * len(days)
         for item in chart_series(daily, labels, lang):
-            axes.bar(positions, item.credits, bottom=bottom, label=_plain(item.label))
+            axes.bar(positions, item.credits, bottom=bottom, label=_plain(item.label, drawable))
             bottom = [b + c for b, c in zip(bottom, item.credits, strict=True)]
         if daily.pool_left is not None:
             pool_label = describe("chart_pool_left", lang=lang)
