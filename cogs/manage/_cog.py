@@ -22,7 +22,7 @@ from bot.errors import InvalidInput, NotAllowed
 from bot.store import Store
 from cogs import role_ids, texts
 from cogs.locale import language_of
-from cogs.manage._chart import usage_files
+from cogs.manage._chart import CHART_MEMBERS, usage_files
 from cogs.manage._member import MemberLimits, member_text
 from cogs.manage._quota import allowance_role
 from cogs.manage._texts import grant_text, settings_text, usage_text
@@ -50,13 +50,23 @@ def _per(settings: Settings, interaction: discord.Interaction) -> str:
     return texts.per_window(settings.quota_window, language_of(interaction))
 
 
-def _names(guild: discord.Guild | None, members: Iterable[int | None]) -> dict[int | None, str]:
-    """Members' display names for the chart and the CSV; a member who left is named by id."""
+async def _names(guild: discord.Guild | None, members: Iterable[int | None]) -> dict[int | None, str]:
+    """Display names of the chart's named members (the busiest, `CHART_MEMBERS`), for the chart and the CSV.
+
+    The bot has no member list (no privileged intents), so each is read from Discord, at most
+    `CHART_MEMBERS` reads per chart; other members, and members who left, are named by id.
+    """
     names: dict[int | None, str] = {}
-    for member_id in members:
-        found = guild.get_member(member_id) if guild is not None and member_id is not None else None
-        if found is not None:
-            names[member_id] = found.display_name
+    if guild is None:
+        return names
+    for member_id in [m for m in members if m is not None][:CHART_MEMBERS]:
+        found = guild.get_member(member_id)
+        if found is None:
+            try:
+                found = await guild.fetch_member(member_id)
+            except discord.HTTPException:
+                continue
+        names[member_id] = found.display_name
     return names
 
 
@@ -262,7 +272,7 @@ class ManageCog(commands.GroupCog, group_name="lipsync-admin", group_description
         grants = await self.store.usage.grant_totals(guild_id, report.since, report.until)
         pool = await self.store.usage.pool_limit(guild_id)
         daily = await self.store.usage.daily(guild_id)
-        labels = _names(interaction.guild, daily.by_member)
+        labels = await _names(interaction.guild, daily.by_member)
         png, csv_bytes = await usage_files(daily, labels, lang)
         window = self.settings.quota_window
         text = usage_text(report, grants=grants, pool_limit=pool, window=window, attached=True, lang=lang)
