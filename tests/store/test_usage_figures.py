@@ -46,10 +46,10 @@ async def test_daily_figures_are_the_ledgers_sums(store: Store, clock: FakeClock
 
     daily = await store.usage.daily(GUILD)
     assert daily.days[-1] == clock.now().date() and len(daily.days) == 14
-    for member, series in daily.by_member.items():
-        assert member is not None
-        for day, credits in zip(daily.days, series, strict=True):
-            assert credits == expected.get((day, member), 0), (day, member)
+    for who, series in daily.by_member.items():
+        assert who is not None
+        for date, credits in zip(daily.days, series, strict=True):
+            assert credits == expected.get((date, who), 0), (date, who)
     assert set(daily.by_member) == {1, 2}
 
     report = await store.quota.usage(GUILD)
