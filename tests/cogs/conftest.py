@@ -190,7 +190,7 @@ def chart_ready() -> None:
     The first chart in a process imports matplotlib (and, on a fresh machine, builds its font
     cache), which can outlast simcord's settle timeout on a busy machine; later charts take a
     fraction of a second. Tests that ask for `/lipsync-admin usage` also give simcord a longer
-    settle timeout (`CHART_ENV`): drawing is real work in a worker thread, not a timer to advance.
+    settle timeout (`CHART_SETTLE_TIMEOUT`): drawing is real work in a worker thread, not a timer to advance.
     """
     import datetime as dt
 
@@ -200,8 +200,9 @@ def chart_ready() -> None:
     draw_png(DailyUsage(days=(dt.date(2026, 1, 1),), by_member={1: (5,)}, pool_limit=None, pool_left=None), {})
 
 
-# simcord's Env arguments for a test that draws the usage chart (see `chart_ready`).
-CHART_ENV = pytest.mark.env(settle_timeout=60)
+# simcord's settle timeout for a test that draws the usage chart (see `chart_ready`), given with
+# `@pytest.mark.env(settle_timeout=CHART_SETTLE_TIMEOUT)`.
+CHART_SETTLE_TIMEOUT = 60.0
 
 
 @pytest.fixture

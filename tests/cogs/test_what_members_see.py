@@ -24,7 +24,7 @@ from bot.jobs.submit import project_name
 from bot.store import JobState
 from cogs import texts
 from cogs.lipsync._status import StatusMessage
-from tests.cogs.conftest import CHART_ENV, Harness
+from tests.cogs.conftest import CHART_SETTLE_TIMEOUT, Harness
 
 LONG_RENDER = 120.0
 RAW_STATES = re.compile(r"\((" + "|".join(state.value for state in JobState) + r")\)")
@@ -310,7 +310,7 @@ async def test_lipsync_status_shows_credits_running_jobs_and_the_queue(harness: 
 # ---------------------------------------------------------------------------------- managers
 
 
-@CHART_ENV
+@pytest.mark.env(settle_timeout=CHART_SETTLE_TIMEOUT)
 @pytest.mark.usefixtures("chart_ready")
 async def test_usage_lists_jobs_whose_fate_at_magic_hour_is_unknown(harness: Harness) -> None:
     """A create whose answer was lost counts as spent; managers get its project name to look it up."""

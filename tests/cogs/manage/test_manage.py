@@ -12,7 +12,7 @@ from PIL import Image
 
 from bot.config import GenerationMode
 from bot.store import JobState, LimitKind
-from tests.cogs.conftest import CHART_ENV, Harness
+from tests.cogs.conftest import CHART_SETTLE_TIMEOUT, Harness
 
 
 async def admin(harness: Harness, who: simcord.MemberActor, sub: str, **options: object) -> str:
@@ -125,7 +125,7 @@ async def test_modes_and_longest_clip_apply_to_lipsync(harness: Harness) -> None
     assert long_clip.response is not None and "longest clip allowed here is 1 s" in long_clip.response.content
 
 
-@CHART_ENV
+@pytest.mark.env(settle_timeout=CHART_SETTLE_TIMEOUT)
 @pytest.mark.usefixtures("chart_ready")
 async def test_usage_report(harness: Harness) -> None:
     """Managers see what was used this period, by member and by mode."""
@@ -139,7 +139,7 @@ async def test_usage_report(harness: Harness) -> None:
     assert "Unknown at Magic Hour" not in report
 
 
-@CHART_ENV
+@pytest.mark.env(settle_timeout=CHART_SETTLE_TIMEOUT)
 @pytest.mark.usefixtures("chart_ready")
 async def test_usage_attaches_a_chart_and_a_csv(harness: Harness) -> None:
     """The usage answer lists grants, take-backs and the pool's remainder, with the chart and CSV attached."""
