@@ -203,7 +203,6 @@ class ManageCog(commands.GroupCog, group_name="lipsync-admin", group_description
         limits = MemberLimits(
             guild=await self.store.limits.guild_settings(guild_id),
             ceiling=self.settings.server_credits_ceiling,
-            default_max_jobs=self.settings.max_active_jobs_per_member,
         )
         text = member_text(
             member.id,

@@ -26,7 +26,6 @@ class MemberLimits:
 
     guild: GuildSettings  # the server's own settings, as they apply under the operator's
     ceiling: int | None  # the operator's ceiling on any allowance plus grants, and pools
-    default_max_jobs: int  # the operator's jobs at a time per member
 
 
 def _limit_lines(balance: Balance, limits: MemberLimits, window: QuotaWindow, lang: str) -> list[str]:

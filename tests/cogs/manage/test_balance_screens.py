@@ -172,7 +172,7 @@ async def _check(store: Store, world: World) -> None:
     pool = await store.usage.pool_limit(G)
     usage = usage_text(report, grants=grants, pool_limit=pool, window=WINDOW)
     _no_negative_numbers(usage)
-    member_limits = MemberLimits(await store.limits.guild_settings(G), world.ceiling, 5)
+    member_limits = MemberLimits(await store.limits.guild_settings(G), world.ceiling)
     for member in MEMBERS:
         balance = await store.usage.balance(G, member)
         limits = await store.quota.limits(G, member)
