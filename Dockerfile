@@ -25,6 +25,8 @@ ENV PATH="/venv/bin:$PATH" \
 RUN mkdir -p /data && chown lipsync:lipsync /data
 VOLUME ["/data"]
 USER lipsync
+# matplotlib's font cache, built once here, so the first usage chart doesn't build it.
+RUN python -c "import matplotlib.font_manager"
 WORKDIR /data
 # Prometheus metrics on /metrics and the health check on /healthz (docs/operators.md).
 EXPOSE 9108

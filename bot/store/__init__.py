@@ -3,9 +3,10 @@
 Open one `Store` per process with `await Store.open(target, policy=QuotaPolicy.from_settings(s))`,
 where `target` is a SQLite file (the default) or a `postgresql://` URL (several processes);
 it exposes `store.jobs` (`JobStore`), `store.quota` (`QuotaLedger`), `store.limits`
-(`LimitStore`), `store.member_settings` (`MemberSettingsStore`: members' own preferences) and
+(`LimitStore`), `store.member_settings` (`MemberSettingsStore`: members' own preferences),
+`store.usage` (`UsageQueries`: a member's `Balance`, usage by day) and
 `store.instances` (the processes sharing the database, with their heartbeats).
-The ledger's sign convention is documented in `bot.store.models`.
+The ledger's sign convention is in docs/design-notes.md, "Quota".
 
 The store holds codes and numbers, never sentences: a refusal is a `Refusal`, a job's error is
 `error_code` plus `error_data`, and the front ends put them into words (and Discord markup).
@@ -13,6 +14,8 @@ The store holds codes and numbers, never sentences: a refusal is a `Refusal`, a 
 
 from __future__ import annotations
 
+from bot.store.balance import Balance, GrantRow
+from bot.store.daily import DailyUsage
 from bot.store.errors import (
     AboveCeiling,
     AlreadyReconciled,
@@ -60,6 +63,7 @@ from bot.store.models import (
 )
 from bot.store.quota import QuotaLedger
 from bot.store.store import Store
+from bot.store.usage_figures import GrantTotals, UsageQueries
 from bot.store.windows import next_reset, window_bounds
 
 __all__ = [
@@ -69,11 +73,15 @@ __all__ = [
     "UNKNOWN_AT_MAGIC_HOUR",
     "AboveCeiling",
     "AlreadyReconciled",
+    "Balance",
     "CommitUncertain",
+    "DailyUsage",
     "DeletionReport",
     "Direction",
     "EffectiveLimits",
     "ErrorData",
+    "GrantRow",
+    "GrantTotals",
     "GuildSettings",
     "InvalidTransition",
     "JobEvent",
@@ -105,6 +113,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "UsageLine",
+    "UsageQueries",
     "UsageReport",
     "can_transition",
     "next_reset",

@@ -46,6 +46,7 @@ from bot.store.models import (
 from bot.store.quota import QuotaLedger
 from bot.store.renders import Heartbeat, RenderHistory
 from bot.store.sqlite import DEFAULT_BUSY_TIMEOUT_MS
+from bot.store.usage_figures import UsageQueries
 from bot.store.windows import window_bounds
 
 _TERMINAL_SQL = "(" + ", ".join(f"'{state.value}'" for state in sorted(TERMINAL_STATES)) + ")"
@@ -54,7 +55,8 @@ _STATES = {state.value for state in JobState}
 
 
 class Store:
-    """The bot's store: `jobs`, `quota` (the ledger), `limits`, `member_settings` and `renders`, on either database.
+    """The bot's store: `jobs`, `quota` (the ledger), `limits`, `member_settings`, `usage` (balances,
+    usage figures) and `renders`, on SQLite or PostgreSQL.
 
     Open with `await Store.open(path_or_url, policy=...)` and close with `await store.close()`, or
     use `async with await Store.open(...) as store`. Several `Store`s (in this process or others)
@@ -83,6 +85,7 @@ class Store:
         self.quota = QuotaLedger(db, policy, db.clock, secret)
         self.limits = LimitStore(db, policy)
         self.member_settings = MemberSettingsStore(db)
+        self.usage = UsageQueries(db, policy, db.clock, secret)
         self.renders = RenderHistory(db)
         self.heartbeat = Heartbeat(db)
 

@@ -10,8 +10,9 @@ from bot import words
 from bot.config import QuotaWindow
 from bot.jobs.models import JobUpdate, QueueSnapshot
 from bot.jobs.queue import EXACT_POSITIONS
-from bot.store import UNKNOWN_AT_MAGIC_HOUR, EffectiveLimits, JobRecord, JobState
-from cogs.texts._credits import cost_short, cost_text, grant_line, left_text
+from bot.store import UNKNOWN_AT_MAGIC_HOUR, Balance, JobRecord, JobState
+from cogs.texts._balance import grant_lines, left_text, over_line
+from cogs.texts._credits import cost_short, cost_text
 from cogs.texts._mentions import MENTIONS
 from cogs.texts._style import (
     _STATE_EMOJI,
@@ -270,7 +271,7 @@ class RunningJob:
 
 
 def panel_text(
-    balance: EffectiveLimits,
+    balance: Balance,
     window: QuotaWindow,
     running: Sequence[RunningJob],
     snapshot: QueueSnapshot,
@@ -281,9 +282,10 @@ def panel_text(
         bold(describe("panel_heading", lang=lang)),
         describe("panel_credits", {"left": bold(left_text(balance, window, lang))}, lang),
     ]
-    grants = grant_line(balance, lang)
-    if grants:
-        lines.append(grants)
+    lines.extend(grant_lines(balance, lang))
+    over = over_line(balance, lang)
+    if over:
+        lines.append(over)
     if not running:
         lines.append(describe("panel_none_running", {"max": balance.max_active_jobs}, lang))
     else:

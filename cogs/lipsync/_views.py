@@ -254,7 +254,7 @@ async def panel(interaction: discord.Interaction) -> tuple[str, discord.ui.View]
     services = services_of(interaction.client)
     guild_id, user = interaction.guild_id, interaction.user
     lang = language_of(interaction)
-    balance = await services.store.quota.limits(guild_id, user.id, role_ids(user))
+    balance = await services.store.usage.balance(guild_id, user.id, role_ids(user))
     recent = await services.store.jobs.recent_for_member(guild_id, user.id, MAX_PANEL_BUTTONS)
     now = services.clock.now()
     running = [

@@ -7,6 +7,8 @@ when it runs.
 
 from __future__ import annotations
 
+import io
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import discord
@@ -20,16 +22,22 @@ from bot.errors import InvalidInput, NotAllowed
 from bot.store import Store
 from cogs import role_ids, texts
 from cogs.locale import language_of
+from cogs.manage._chart import CHART_MEMBERS, usage_files
+from cogs.manage._member import MemberLimits, member_text
+from cogs.manage._quota import allowance_role
 from cogs.manage._texts import grant_text, settings_text, usage_text
 
 if TYPE_CHECKING:
     pass
 
+# Running jobs listed on a member's screen (a member runs at most a few at a time).
+MAX_JOBS_SHOWN = 10
+
 # Discord refuses numbers outside these before the bot sees them; the store checks them again.
 Credits = app_commands.Range[int, 0, bounds.MAX_CREDITS]
 
 # Subcommands that only show things: a member without the permission is told they can't *see* them.
-READ_ONLY = frozenset({"usage", "settings"})
+READ_ONLY = frozenset({"usage", "settings", "member"})
 
 
 def _guild_id(interaction: discord.Interaction) -> int:
@@ -40,6 +48,26 @@ def _guild_id(interaction: discord.Interaction) -> int:
 
 def _per(settings: Settings, interaction: discord.Interaction) -> str:
     return texts.per_window(settings.quota_window, language_of(interaction))
+
+
+async def _names(guild: discord.Guild | None, members: Iterable[int | None]) -> dict[int | None, str]:
+    """Display names of the chart's named members (the busiest, `CHART_MEMBERS`), for the chart and the CSV.
+
+    The bot has no member list (no privileged intents), so each is read from Discord, at most
+    `CHART_MEMBERS` reads per chart; other members, and members who left, are named by id.
+    """
+    names: dict[int | None, str] = {}
+    if guild is None:
+        return names
+    for member_id in [m for m in members if m is not None][:CHART_MEMBERS]:
+        found = guild.get_member(member_id)
+        if found is None:
+            try:
+                found = await guild.fetch_member(member_id)
+            except discord.HTTPException:
+                continue
+        names[member_id] = found.display_name
+    return names
 
 
 def _say(interaction: discord.Interaction, code: str, data: dict[str, object] | None = None) -> str:
@@ -139,22 +167,53 @@ class ManageCog(commands.GroupCog, group_name="lipsync-admin", group_description
     ) -> None:
         """Add credits to one member's allowance until the period resets, or take some back.
 
-        Taking back never goes below what can be taken (the member's allowance plus grants): the
-        store clamps it, and the answer says what was really taken.
+        Taking back takes at most what the member has not used or is not holding for a running
+        job (`Balance.takeable`), so it never drives their balance below zero; the answer says
+        what was really taken. Should a job be charged between that reading and the take-back,
+        the store still takes no more than their allowance plus grants, and the answer says by
+        how much they are now over.
         """
         if credits == 0:
             raise InvalidInput("zero_grant")
         guild_id = _guild_id(interaction)
         roles = role_ids(member)
-        entry = await self.store.quota.grant(
-            guild_id, member.id, credits, by_user_id=interaction.user.id, note=note, role_ids=roles
-        )
-        balance = await self.store.quota.limits(guild_id, member.id, roles)
+        amount = credits
+        if credits < 0:
+            before = await self.store.usage.balance(guild_id, member.id, roles)
+            amount = -before.take_back(-credits)
+        entry = None
+        if amount != 0:
+            entry = await self.store.quota.grant(
+                guild_id, member.id, amount, by_user_id=interaction.user.id, note=note, role_ids=roles
+            )
+        balance = await self.store.usage.balance(guild_id, member.id, roles)
         taken = entry.amount if entry is not None else None
         await self._reply(
             interaction,
             grant_text(member.id, credits, taken, balance, self.settings.quota_window, language_of(interaction)),
         )
+
+    @app_commands.command(name="member", description="One member's credits, limits, running jobs and grants")
+    @app_commands.describe(member="Whose figures")
+    async def member(self, interaction: discord.Interaction, member: discord.Member) -> None:
+        """Show one member's balance (as they see it), the limits that apply, running jobs and grants."""
+        guild_id = _guild_id(interaction)
+        balance = await self.store.usage.balance(guild_id, member.id, role_ids(member))
+        recent = await self.store.jobs.recent_for_member(guild_id, member.id, MAX_JOBS_SHOWN)
+        limits = MemberLimits(
+            guild=await self.store.limits.guild_settings(guild_id),
+            ceiling=self.settings.server_credits_ceiling,
+        )
+        text = member_text(
+            member.id,
+            balance,
+            limits,
+            [job for job in recent if not job.terminal],
+            self.settings.quota_window,
+            language_of(interaction),
+            role_id=await allowance_role(self.store, balance, member),
+        )
+        await self._reply(interaction, text)
 
     @app_commands.command(name="modes", description="Choose which generation modes members may use here")
     @app_commands.describe(lite="Allow lite", standard="Allow standard", pro="Allow pro (2 credits per frame)")
@@ -200,9 +259,31 @@ class ManageCog(commands.GroupCog, group_name="lipsync-admin", group_description
 
     @app_commands.command(name="usage", description="Credits used in this server in the current period")
     async def usage(self, interaction: discord.Interaction) -> None:
-        """Show this period's usage: totals, by member and by mode, and jobs whose fate at Magic Hour is unknown."""
-        report = await self.store.quota.usage(_guild_id(interaction))
-        await self._reply(interaction, usage_text(report, lang=language_of(interaction)))
+        """Show this period's usage (totals, the pool's remainder, by member with grants, by mode, jobs to check).
+
+        Attached: a chart of credits per UTC day by member with the pool's remainder, and the same
+        figures as CSV. Drawing takes a moment, so the answer is deferred first.
+        """
+        guild_id = _guild_id(interaction)
+        lang = language_of(interaction)
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        report = await self.store.quota.usage(guild_id)
+        grants = await self.store.usage.grant_totals(guild_id, report.since, report.until)
+        pool = await self.store.usage.pool_limit(guild_id)
+        daily = await self.store.usage.daily(guild_id)
+        labels = await _names(interaction.guild, daily.by_member)
+        png, csv_bytes = await usage_files(daily, labels, lang)
+        window = self.settings.quota_window
+        text = usage_text(report, grants=grants, pool_limit=pool, window=window, attached=True, lang=lang)
+        stamp = daily.days[-1].isoformat()
+        await interaction.edit_original_response(
+            content=text,
+            attachments=[
+                discord.File(io.BytesIO(png), filename=f"lipsync-usage-{stamp}.png"),
+                discord.File(io.BytesIO(csv_bytes), filename=f"lipsync-usage-{stamp}.csv"),
+            ],
+            allowed_mentions=discord.AllowedMentions.none(),
+        )
 
     @app_commands.command(name="settings", description="Show the limits and modes that apply here")
     async def show_settings(self, interaction: discord.Interaction) -> None:

@@ -8,15 +8,15 @@ from bot import words
 from bot.config import GenerationMode, QuotaWindow
 from bot.jobs.submit import project_name
 from bot.store import (
+    Balance,
     DeletionReport,
-    EffectiveLimits,
+    GrantTotals,
     GuildSettings,
     JobRecord,
-    LimitKind,
     UsageLine,
     UsageReport,
 )
-from cogs.texts._credits import binding_limit, grant_line, limited_by
+from cogs.texts._balance import balance_lines, limited_by, over_line
 from cogs.texts._style import (
     EN,
     _clip,
@@ -28,7 +28,7 @@ from cogs.texts._style import (
 )
 
 
-def _usage_numbers(line: UsageLine, lang: str) -> str:
+def _usage_numbers(line: UsageLine, lang: str, grants: GrantTotals | None = None) -> str:
     jobs = words.jobs(line.jobs, lang)
     if line.refunded:
         jobs += f" ({describe('usage_refunded', {'count': line.refunded}, lang)})"
@@ -38,7 +38,15 @@ def _usage_numbers(line: UsageLine, lang: str) -> str:
     if line.adjusted:
         sign = "+" if line.adjusted > 0 else "−"
         parts.append(describe("usage_adjusted", {"adjusted": f"{sign}{credits(abs(line.adjusted), lang)}"}, lang))
+    if grants is not None and grants.granted:
+        parts.append(describe("usage_granted", {"granted": grants.granted}, lang))
+    if grants is not None and grants.taken_back:
+        parts.append(describe("usage_taken_back", {"taken": grants.taken_back}, lang))
     return " · ".join(parts)
+
+
+def _all_grants(grants: Mapping[int | None, GrantTotals]) -> GrantTotals:
+    return GrantTotals(sum(g.granted for g in grants.values()), sum(g.taken_back for g in grants.values()))
 
 
 def _uncertain_line(job: JobRecord, lang: str) -> str:
@@ -60,19 +68,43 @@ def _more(count: int, lang: str) -> str:
     return describe("and_more", {"count": count}, lang)
 
 
-def usage_text(report: UsageReport, *, top: int = 15, lang: str = EN) -> str:
-    """A server's usage in a period, for managers: totals, by member, by mode, and jobs to check."""
+def usage_text(
+    report: UsageReport,
+    *,
+    grants: Mapping[int | None, GrantTotals] | None = None,
+    pool_limit: int | None = None,
+    window: QuotaWindow | None = None,
+    attached: bool = False,
+    top: int = 15,
+    lang: str = EN,
+) -> str:
+    """A server's usage in a period, for managers: totals, the pool's remainder, by member with grants, by mode.
+
+    `grants` are the period's grants and take-backs by member; `pool_limit`, the server's pool
+    per window (the report must cover the current window for its remainder to mean anything).
+    `attached` says the chart and CSV come with it.
+    """
+    grants = grants or {}
     since, until = discord_timestamp(report.since, "f"), discord_timestamp(report.until, "f")
     lines = [
         bold(describe("usage_heading", {"since": since, "until": until}, lang)),
-        describe("usage_total", {"numbers": _usage_numbers(report.total, lang)}, lang),
+        describe("usage_total", {"numbers": _usage_numbers(report.total, lang, _all_grants(grants))}, lang),
     ]
-    members = sorted(report.by_member.items(), key=lambda item: item[1].used, reverse=True)
+    if pool_limit is not None:
+        left = max(0, pool_limit - report.total.used)
+        period = window.value if window is not None else None
+        lines.append(describe("usage_pool", {"left": left, "pool": pool_limit, "window": period}, lang))
+    elif window is not None:
+        lines.append(describe("usage_no_pool", lang=lang))
+    by_member = dict(report.by_member)
+    for member in grants:
+        by_member.setdefault(member, UsageLine())
+    members = sorted(by_member.items(), key=lambda item: item[1].used, reverse=True)
     if members:
         lines.append(describe("usage_by_member", lang=lang))
         for user_id, line in members[:top]:
             who = f"<@{user_id}>" if user_id is not None else describe("usage_deleted_members", lang=lang)
-            lines.append(f"• {who}: {_usage_numbers(line, lang)}")
+            lines.append(f"• {who}: {_usage_numbers(line, lang, grants.get(user_id))}")
         if len(members) > top:
             lines.append(_more(len(members) - top, lang))
     modes = [(mode, line) for mode, line in report.by_mode.items() if mode is not None]
@@ -84,6 +116,8 @@ def usage_text(report: UsageReport, *, top: int = 15, lang: str = EN) -> str:
         lines.extend(_uncertain_line(job, lang) for job in report.uncertain[:top])
         if len(report.uncertain) > top:
             lines.append(_more(len(report.uncertain) - top, lang))
+    if attached:
+        lines.append(describe("usage_files", lang=lang))
     return _clip("\n".join(lines))
 
 
@@ -134,25 +168,32 @@ def settings_text(
 
 
 def grant_text(
-    member_id: int, asked: int, taken: int | None, balance: EffectiveLimits, window: QuotaWindow, lang: str = EN
+    member_id: int, asked: int, taken: int | None, balance: Balance, window: QuotaWindow, lang: str = EN
 ) -> str:
-    """A manager's grant, as it really happened: credits given, taken back (clamped), or nothing to take."""
+    """A manager's grant, as it really happened: credits given, taken back (at most what was left), or none.
+
+    `balance` is the member's after the grant. Should it be below zero (a job was charged
+    between reading the balance and taking back), the answer says by how much.
+    """
     data: dict[str, object] = {
         "member": member_id,
         "resets_at": balance.resets_at,
-        "left": balance.remaining,
+        "left": balance.left,
         "window": window.value,
     }
     if taken is None:
-        return describe("nothing_to_take_back", data, lang)
-    if asked > 0:
+        text = describe("nothing_to_take_back", {**data, "used": balance.used}, lang)
+    elif asked > 0:
         text = describe("granted", {**data, "credits": taken}, lang)
     elif -taken < -asked:
         text = describe("took_back_all", {**data, "taken": -taken, "asked": -asked}, lang)
     else:
         text = describe("took_back", {**data, "taken": -taken}, lang)
     reason = limited_by(balance, lang)
-    return f"{text[:-1]} ({reason})." if reason and text.endswith(".") else text
+    if reason and taken is not None and text.endswith("."):
+        text = f"{text[:-1]} ({reason})."
+    over = over_line(balance, lang)
+    return f"{text}\n{over}" if over else text
 
 
 def forgotten_text(report: DeletionReport, lang: str = EN) -> str:
@@ -170,45 +211,8 @@ def forget_prompt(lang: str = EN) -> str:
     return f"{describe('forget_prompt', lang=lang)}\n{describe('forget_prompt_running', lang=lang)}"
 
 
-def _limit_source(kind: LimitKind, lang: str) -> str:
-    code = f"limit_source_{kind.value}"
-    return describe(code if words.has(code) else "limit_source_bot", lang=lang)
-
-
-def quota_text(balance: EffectiveLimits, window: QuotaWindow, lang: str = EN) -> str:
-    """A member's credits (private): what is left across every limit, what applies, when it resets."""
-    left = bold(credits(balance.remaining, lang))
-    lines = [
-        bold(describe("quota_heading", lang=lang)),
-        describe("quota_left", {"left": left, "resets_at": balance.resets_at}, lang),
-    ]
-    reason = limited_by(balance, lang)
-    if reason:
-        lines.append(describe("quota_less_than_allowance", {"reason": reason}, lang))
-    lines.append(
-        describe(
-            "quota_allowance",
-            {
-                "allowance": balance.allowance,
-                "per": per_window(window, lang),
-                "source": _limit_source(balance.limit_kind, lang),
-            },
-            lang,
-        )
-    )
-    grants = grant_line(balance, lang)
-    if grants:
-        lines.append(grants)
-    if balance.reserved:
-        lines.append(describe("quota_used_held", {"used": balance.used, "reserved": balance.reserved}, lang))
-    else:
-        lines.append(describe("quota_used", {"used": balance.used}, lang))
-    running = {"active": balance.active_jobs, "max": balance.max_active_jobs}
-    lines.append(describe("quota_running", running, lang))
-    binding = binding_limit(balance)  # already named above
-    if balance.pool_available is not None and binding is not LimitKind.SERVER_POOL:
-        lines.append(describe("quota_pool_left", {"available": max(0, balance.pool_available)}, lang))
-    if balance.budget_available is not None and binding is not LimitKind.BOT_BUDGET:
-        lines.append(describe("quota_budget_left", {"available": max(0, balance.budget_available)}, lang))
+def quota_text(balance: Balance, window: QuotaWindow, lang: str = EN, *, role_id: int | None = None) -> str:
+    """A member's credits (private): the balance in the words managers read too, and the prices."""
+    lines = [bold(describe("quota_heading", lang=lang)), *balance_lines(balance, window, lang, role_id=role_id)]
     lines.append(describe("quota_prices", lang=lang))
     return _clip("\n".join(lines))

@@ -7,7 +7,8 @@ docs/design-notes.md, "Words and languages", gives the rules every message keeps
 
 from __future__ import annotations
 
-from cogs.texts._credits import binding_limit, cost_short, cost_text, grant_line, left_text, limited_by
+from cogs.texts._balance import balance_lines, grant_lines, left_text, limited_by, over_line, source_text
+from cogs.texts._credits import cost_short, cost_text
 from cogs.texts._mentions import MENTIONS, CommandMentions
 from cogs.texts._style import (
     DISCORD,
@@ -48,7 +49,7 @@ __all__ = [
     "CommandMentions",
     "DiscordStyle",
     "apology",
-    "binding_limit",
+    "balance_lines",
     "bold",
     "button_label",
     "coarse_duration",
@@ -61,14 +62,16 @@ __all__ = [
     "duration",
     "error_text",
     "failure_text",
-    "grant_line",
+    "grant_lines",
     "jump_url",
     "left_text",
     "limited_by",
     "mode_label",
     "option_name",
+    "over_line",
     "per_window",
     "sandbox_note",
+    "source_text",
     "state_label",
     "style_for",
 ]

@@ -1,9 +1,8 @@
-"""What a job cost and what a member has left, stated one way everywhere."""
+"""What a job cost, stated one way everywhere (what a member has left: `cogs.texts._balance`)."""
 
 from __future__ import annotations
 
-from bot.config import QuotaWindow
-from bot.store import SETTLED_STATES, EffectiveLimits, JobRecord, LimitKind
+from bot.store import SETTLED_STATES, JobRecord
 from cogs.texts._style import EN, describe
 
 
@@ -40,41 +39,3 @@ def cost_short(job: JobRecord, lang: str = EN) -> str:
     if not charged:
         return describe("cost_short_refunded", lang=lang)
     return describe("cost_short_charged", {"charged": charged}, lang)
-
-
-def binding_limit(balance: EffectiveLimits) -> LimitKind | None:
-    """The server pool or bot budget, when it (not the member's allowance) limits what they can spend."""
-    if balance.remaining >= max(0, balance.member_available):
-        return None
-    for kind, available in (
-        (LimitKind.SERVER_POOL, balance.pool_available),
-        (LimitKind.BOT_BUDGET, balance.budget_available),
-    ):
-        if available is not None and max(0, available) == balance.remaining:
-            return kind
-    return None
-
-
-def limited_by(balance: EffectiveLimits, lang: str = EN) -> str | None:
-    """Why a member has less than their allowance says, when the server pool or bot budget limits it."""
-    kind = binding_limit(balance)
-    if kind is None:
-        return None
-    return describe(f"left_limited_by_{kind.value}", {"available": balance.remaining}, lang)
-
-
-def left_text(balance: EffectiveLimits, window: QuotaWindow, lang: str = EN) -> str:
-    """What a member can really spend now, and when it resets: private words, never public."""
-    data = {"left": balance.remaining, "window": window.value, "resets_at": balance.resets_at}
-    text = describe("credits_left", data, lang)
-    reason = limited_by(balance, lang)
-    return f"{text} ({reason})" if reason else text
-
-
-def grant_line(balance: EffectiveLimits, lang: str = EN) -> str | None:
-    """The period's grants: extra credits, or credits a manager took back."""
-    if balance.granted > 0:
-        return describe("granted_extra", {"granted": balance.granted}, lang)
-    if balance.granted < 0:
-        return describe("taken_back", {"taken": -balance.granted}, lang)
-    return None

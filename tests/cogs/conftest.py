@@ -183,6 +183,28 @@ async def cdn(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[CdnBridge]:
     await bridge.stop()
 
 
+@pytest.fixture(scope="session")
+def chart_ready() -> None:
+    """matplotlib imported and one chart drawn, before a test's bot draws one inside simcord.
+
+    The first chart in a process imports matplotlib (and, on a fresh machine, builds its font
+    cache), which can outlast simcord's settle timeout on a busy machine; later charts take a
+    fraction of a second. Tests that ask for `/lipsync-admin usage` also give simcord a longer
+    settle timeout (`CHART_SETTLE_TIMEOUT`): drawing is real work in a worker thread, not a timer to advance.
+    """
+    import datetime as dt
+
+    from bot.store import DailyUsage
+    from cogs.manage._chart import draw_png
+
+    draw_png(DailyUsage(days=(dt.date(2026, 1, 1),), by_member={1: (5,)}, pool_limit=None, pool_left=None), {})
+
+
+# simcord's settle timeout for a test that draws the usage chart (see `chart_ready`), given with
+# `@pytest.mark.env(settle_timeout=CHART_SETTLE_TIMEOUT)`.
+CHART_SETTLE_TIMEOUT = 60.0
+
+
 @pytest.fixture
 def sandbox_clock() -> FakeClock:
     """The sandbox's clock: renders advance only when a test moves it."""

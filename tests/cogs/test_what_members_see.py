@@ -24,7 +24,7 @@ from bot.jobs.submit import project_name
 from bot.store import JobState
 from cogs import texts
 from cogs.lipsync._status import StatusMessage
-from tests.cogs.conftest import Harness
+from tests.cogs.conftest import CHART_SETTLE_TIMEOUT, Harness
 
 LONG_RENDER = 120.0
 RAW_STATES = re.compile(r"\((" + "|".join(state.value for state in JobState) + r")\)")
@@ -93,25 +93,31 @@ async def test_failed_and_canceled_jobs_cost_zero_refunded_everywhere(harness: H
 
 
 async def test_taking_credits_back_never_goes_below_what_can_be_taken(harness: Harness) -> None:
-    """Before: "Granted -500 credits", "Extra granted: -460", "used all -360 credits". After: "took back"."""
+    """Before: "Granted -500 credits", "Extra granted: -460", "used all -360 credits". After: "took back".
+
+    And before: "took back 100, they have 0 left" while the member had 55 left, so their balance
+    went 45 below zero unseen. After: what is taken back is what was left unspent, and the member
+    reads the same figure.
+    """
     await harness.store.limits.set_member_limit(harness.guild.id, harness.alice.id, 100)
     await harness.lipsync()
     assert (await harness.finish((await harness.latest_job()).id)).state is JobState.DONE
 
     said = await admin(harness, "grant", member=harness.alice, credits=-500, note="spam")
     assert said.startswith(
-        f"Took back 100 credits from <@{harness.alice.id}>, all that could be taken (you asked for 500 credits), "
+        f"Took back 55 credits from <@{harness.alice.id}>, all they had left unspent (you asked for 500 credits), "
         "for this period (it resets <t:"
     )
     assert said.endswith("they have 0 credits left.")
     again = await admin(harness, "grant", member=harness.alice, credits=-10)
     assert again == (
-        f"<@{harness.alice.id}> has no credits that can be taken back today: "
-        "their allowance and grants are already at 0."
+        f"<@{harness.alice.id}> has nothing left to take back today: "
+        "their allowance is already used or held by running jobs (45 credits used)."
     )
 
     quota = answer(await harness.alice.slash(harness.channel, "quota"))
-    assert "Left: **0 credits**" in quota and "Taken back this period: 100 credits." in quota
+    assert "Left: **0 credits**" in quota and "Taken back this period: 55 credits." in quota
+    assert "Over the allowance" not in quota
     refused = await harness.lipsync()
     assert answer(refused).startswith("You have no credits left today. Your allowance resets <t:")
     for text in (said, again, quota, answer(refused)):
@@ -127,7 +133,7 @@ async def test_what_is_left_counts_an_empty_server_pool(harness: Harness) -> Non
 
     bob = answer(await harness.bob.slash(harness.channel, "quota"))
     assert "Left: **5 credits**" in bob
-    assert "Less than your allowance says: this server's shared pool has 5 credits left." in bob
+    assert "Less than the allowance gives: this server's shared pool has 5 credits left." in bob
     assert "Allowance: 12,000 credits per day, from this server's default." in bob
     refused = await harness.lipsync(harness.bob)
     await harness.finish((await harness.latest_job(harness.bob)).id)
@@ -305,6 +311,8 @@ async def test_lipsync_status_shows_credits_running_jobs_and_the_queue(harness: 
 # ---------------------------------------------------------------------------------- managers
 
 
+@pytest.mark.env(settle_timeout=CHART_SETTLE_TIMEOUT)
+@pytest.mark.usefixtures("chart_ready")
 async def test_usage_lists_jobs_whose_fate_at_magic_hour_is_unknown(harness: Harness) -> None:
     """A create whose answer was lost counts as spent; managers get its project name to look it up."""
     harness.sandbox.faults.disconnect("create", after_effect=True)  # Magic Hour made it; the answer is lost

@@ -21,7 +21,16 @@ from bot.config import GenerationMode, QuotaWindow
 from bot.errors import InvalidInput, QuotaExceeded
 from bot.jobs.endings import STARTING_REASONS, UNREAD_REASONS
 from bot.jobs.models import JobUpdate
-from bot.store import EffectiveLimits, JobRecord, JobState, LimitKind, MemberHasActiveJobs
+from bot.store import (
+    Balance,
+    EffectiveLimits,
+    JobRecord,
+    JobState,
+    LedgerEntry,
+    LedgerKind,
+    LimitKind,
+    MemberHasActiveJobs,
+)
 from cogs import texts
 from cogs.errors import reply_for
 from cogs.lipsync._pacing import EditPacer
@@ -328,8 +337,7 @@ def test_result_text() -> None:
 
 def test_quota_text_names_source_and_reset() -> None:
     """The member sees their limit's source, what's held by running jobs, pools and the reset."""
-    balance = EffectiveLimits(
-        allowance=600,
+    balance = limits(
         limit_kind=LimitKind.ROLE,
         granted=50,
         used=100,
@@ -337,24 +345,21 @@ def test_quota_text_names_source_and_reset() -> None:
         member_available=550,
         pool_limit=5000,
         pool_available=1000,
-        budget_limit=None,
-        budget_available=None,
         remaining=550,
-        window_start=NOW,
-        resets_at=NOW + dt.timedelta(days=1),
         active_jobs=1,
-        max_active_jobs=1,
-        guild=None,
     )
     text = quota_text(balance, QuotaWindow.DAILY)
     assert f"Left: **550 credits** · resets <t:{int((NOW + dt.timedelta(days=1)).timestamp())}:R>" in text
-    assert "Allowance: 600 credits per day, from the limit for one of your roles." in text
+    assert "Allowance: 600 credits per day, from a role's limit." in text
+    named = quota_text(balance, QuotaWindow.DAILY, role_id=77)
+    assert "Allowance: 600 credits per day, from the limit of the role <@&77>." in named
     assert "Extra granted this period: 50 credits." in text
     assert "(45 credits held by running jobs" in text and "shared pool has 1,000 credits left" in text
-    assert "Less than your allowance says" not in text
+    assert "Less than the allowance gives" not in text
 
 
-def limits(**fields: Any) -> EffectiveLimits:
+def limits(**fields: Any) -> Balance:
+    """A `Balance` of these `EffectiveLimits` fields; its grants are one row of `granted`."""
     values: dict[str, Any] = {
         "allowance": 600,
         "limit_kind": LimitKind.GLOBAL_DEFAULT,
@@ -374,7 +379,9 @@ def limits(**fields: Any) -> EffectiveLimits:
         "guild": None,
     }
     values.update(fields)
-    return EffectiveLimits(**values)
+    granted = values["granted"]
+    rows = [LedgerEntry(1, LedgerKind.GRANT, None, 1, 42, None, granted, None, NOW, NOW, 5, None)] if granted else []
+    return Balance.of(EffectiveLimits(**values), rows)
 
 
 def test_what_is_left_names_the_pool_or_budget_that_limits_it() -> None:
@@ -382,7 +389,7 @@ def test_what_is_left_names_the_pool_or_budget_that_limits_it() -> None:
     empty_pool = limits(pool_limit=500, pool_available=-20, remaining=0)
     text = quota_text(empty_pool, QuotaWindow.DAILY)
     assert "Left: **0 credits**" in text
-    assert "Less than your allowance says: this server's shared pool has 0 credits left." in text
+    assert "Less than the allowance gives: this server's shared pool has 0 credits left." in text
     budget = limits(
         budget_limit=10_000, budget_available=1_500, member_available=12_000, allowance=12_000, remaining=1_500
     )
@@ -395,14 +402,23 @@ def test_what_is_left_names_the_pool_or_budget_that_limits_it() -> None:
 
 def test_grant_answers_say_what_really_happened() -> None:
     """Grants, take-backs clamped to what could be taken, and nothing to take: each in its own words."""
-    after = limits(remaining=0, granted=-100, member_available=0)
+    after = limits(remaining=0, granted=-100, used=500, member_available=0)
     clamped = grant_text(42, -500, -100, after, QuotaWindow.DAILY)
-    assert clamped.startswith("Took back 100 credits from <@42>, all that could be taken (you asked for 500 credits)")
+    assert clamped.startswith("Took back 100 credits from <@42>, all they had left unspent (you asked for 500 credits)")
     assert clamped.endswith("they have 0 credits left.")
     exact = grant_text(42, -100, -100, after, QuotaWindow.DAILY)
     assert exact.startswith("Took back 100 credits from <@42> for this period")
     nothing = grant_text(42, -10, None, after, QuotaWindow.DAILY)
-    assert nothing == "<@42> has no credits that can be taken back today: their allowance and grants are already at 0."
+    assert nothing == (
+        "<@42> has nothing left to take back today: their allowance is already used or held by running jobs"
+        " (500 credits used)."
+    )
+    raced = limits(remaining=0, granted=-100, used=545, member_available=-45)
+    told = grant_text(42, -100, -100, raced, QuotaWindow.DAILY)
+    assert told.endswith(
+        "they have 0 credits left.\nOver the allowance by 45 credits: more was charged or taken back than was"
+        " left. New jobs can start after the reset."
+    )
     pooled = limits(remaining=5, granted=1_000, member_available=1_600, pool_available=5, pool_limit=100)
     given = grant_text(42, 1_000, 1_000, pooled, QuotaWindow.DAILY)
     assert given.startswith("Granted 1,000 credits to <@42> for this period (it resets <t:")

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import csv
+import io
+
 import discord
 import pytest
 import simcord
+from PIL import Image
 
 from bot.config import GenerationMode
 from bot.store import JobState, LimitKind
-from tests.cogs.conftest import Harness
+from tests.cogs.conftest import CHART_SETTLE_TIMEOUT, Harness
 
 
 async def admin(harness: Harness, who: simcord.MemberActor, sub: str, **options: object) -> str:
@@ -121,6 +125,8 @@ async def test_modes_and_longest_clip_apply_to_lipsync(harness: Harness) -> None
     assert long_clip.response is not None and "longest clip allowed here is 1 s" in long_clip.response.content
 
 
+@pytest.mark.env(settle_timeout=CHART_SETTLE_TIMEOUT)
+@pytest.mark.usefixtures("chart_ready")
 async def test_usage_report(harness: Harness) -> None:
     """Managers see what was used this period, by member and by mode."""
     await harness.lipsync()
@@ -131,6 +137,57 @@ async def test_usage_report(harness: Harness) -> None:
     assert f"• <@{harness.alice.id}>: 45 credits used · 1 job" in report
     assert "By mode: lite: 45 credits" in report
     assert "Unknown at Magic Hour" not in report
+
+
+@pytest.mark.env(settle_timeout=CHART_SETTLE_TIMEOUT)
+@pytest.mark.usefixtures("chart_ready")
+async def test_usage_attaches_a_chart_and_a_csv(harness: Harness) -> None:
+    """The usage answer lists grants, take-backs and the pool's remainder, with the chart and CSV attached."""
+    await admin(harness, harness.manager, "server-pool", credits=1_000)
+    await admin(harness, harness.manager, "grant", member=harness.bob, credits=30)
+    await admin(harness, harness.manager, "grant", member=harness.bob, credits=-10)
+    await harness.lipsync()
+    assert (await harness.finish((await harness.latest_job()).id)).state is JobState.DONE
+
+    result = await harness.manager.slash(harness.channel, "lipsync-admin usage")
+    assert result.ephemeral and result.response is not None
+    text = result.response.content
+    assert "Total: 45 credits used · 1 job · 30 credits granted · 10 credits taken back." in text
+    assert "Server pool: 955 credits of 1,000 credits left today." in text
+    assert f"• <@{harness.bob.id}>: 0 credits used · 0 jobs · 30 credits granted · 10 credits taken back" in text
+    files = {a.filename.rsplit(".", 1)[1]: a for a in result.response.attachments}
+    assert sorted(files) == ["csv", "png"]
+    image = Image.open(io.BytesIO(await files["png"].read()))
+    assert image.format == "PNG"
+    table = list(csv.reader(io.StringIO((await files["csv"].read()).decode("utf-8-sig"))))
+    today = harness.store.quota.window()[0].date().isoformat()
+    alice = table[0].index(f"alice ({harness.alice.id})")
+    assert table[-1][0] == today and table[-1][alice] == "45" and table[-1][-1] == "955"
+    assert all(len(row) == len(table[0]) for row in table)
+
+
+async def test_a_members_figures_on_one_screen(harness: Harness) -> None:
+    """`member` shows the balance in the member's own words, the limits and their sources, jobs and grants."""
+    await admin(harness, harness.manager, "grant", member=harness.alice, credits=100, note="winner `x`")
+    await harness.lipsync()
+    assert (await harness.finish((await harness.latest_job()).id)).state is JobState.DONE
+    await admin(harness, harness.manager, "grant", member=harness.alice, credits=-20_000)
+
+    screen = await admin(harness, harness.manager, "member", member=harness.alice)
+    quota = await harness.alice.slash(harness.channel, "quota")
+    assert quota.response is not None
+    balance = quota.response.content.splitlines()[1:-1]  # between the heading and the prices
+    lines = screen.splitlines()
+    assert lines[0] == f"**Lip-sync credits of <@{harness.alice.id}>**"
+    assert lines[1 : 1 + len(balance)] == balance
+    assert "Taken back this period: 10,055 credits." in balance  # 10,000 + 100 - 45 unspent
+    assert "Extra granted this period: 100 credits." in balance
+    assert "Server pool: none." in lines and "Jobs at a time: 1, the operator's." in lines
+    assert "Running jobs: none." in lines
+    grants = lines[lines.index("Grants and take-backs this period:") + 1 :]
+    assert grants[0].startswith(f"• 10,055 credits taken back by <@{harness.manager.id}> <t:")
+    assert grants[1].startswith(f"• 100 credits granted by <@{harness.manager.id}> <t:")
+    assert grants[1].endswith(" — note: `winner ˋxˋ`")
 
 
 @pytest.mark.settings(max_active_jobs_per_member=3)
