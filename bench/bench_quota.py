@@ -1,27 +1,11 @@
 """Quota store benchmark: a reservation's latency against a full ledger, beside a minimal ledger.
 
 Run from the repository root: `.venv/bin/python -m bench.bench_quota` (`--quick` for fewer
-reservations; `--contention` for the older contention scenarios below instead). It starts its own
-throwaway PostgreSQL server (`tests/store/pgserver.py`) beside a fresh SQLite file.
-
-Full ledger: for 0 and for 100,000 ledger rows in the running window (50,000 finished jobs of
-1,000 members of one server, each reserved and settled, written straight into the tables), one
-task makes N reservations in a row, for members of that server, with a server pool and a bot
-budget set, so every reservation checks all four limits. Printed: p50 and p95 latency and
-operations per second (one after another). Beside it, on the same database and through the same
-driver and transactions (`Database.write`), a minimal ledger: one `UPDATE` of a balance and one
-`INSERT` of a row per operation, the least a ledger that checks anything can do; each
-reservation is followed by one such operation, so both meet the same load on the machine.
-
-Contention (`--contention`), each on a fresh SQLite file:
-
-- `1 task`: one task reserving alone (the uncontended latency).
-- `N tasks`: N tasks of one process reserving at once through one `Store` (one connection).
-- `2 processes`: two processes, N/2 tasks each, on the same file (`BEGIN IMMEDIATE` + busy timeout).
-
-Each task is a different member of one server with a server pool and a bot budget set. Jobs are
-created beforehand; only `reserve` calls are timed. Latency is from the call to its return, so
-under contention it includes the wait for the lock.
+reservations; `--contention` for the contention scenarios: 1 task, N tasks of one process, and 2
+processes on one SQLite file). It starts its own throwaway PostgreSQL server beside a SQLite file;
+for 0 and 100,000 ledger rows it times reservations that check all four limits, each followed by
+one UPDATE-and-INSERT of a minimal ledger on the same driver. docs/benchmarks.md, "Quota store",
+describes the set-up and records the figures.
 """
 
 from __future__ import annotations

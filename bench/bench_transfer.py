@@ -3,27 +3,11 @@
     .venv/bin/python -m bench.bench_transfer [--size-mib 1024] [--dir /tmp] [--repeat 1]
         [--sides ours-download,curl-download] [--before DIR]
 
-What it does:
-- starts the sandbox in its own process (`--serve`), so its memory is not counted;
-- makes a sparse source file of the given size (no disk blocks, reads as zeros);
-- prepares a finished sandbox project and swaps its result for a sparse file of the same size,
-  so the download side fetches that many bytes through the sandbox's signed download URL;
-- runs each side in a fresh interpreter (`--side`), which reports its own peak RSS (VmHWM);
-- reads the result file once first, so every side is served from the page cache;
-- prints a table: peak RSS, RSS after imports, seconds, CPU seconds, page faults and MiB/s per
-  side, and the sandbox's own CPU seconds while it served that side (it serves curl too, so it
-  bounds every side: a side can't be faster than the sandbox can send).
-
-Sides: `ours-upload` (create_upload_urls + upload_file), `ours-download` (get_video_project +
-download), `sdk-upload` (`client.v1.files.upload_file(path)`), `sdk-download`
-(`client.v1.video_projects.check_result(..., download_outputs=True)`, i.e. the SDK's own
-`helpers.download.download_files_sync`), `curl-download` (`curl -s -o FILE URL` of the same
-signed download URL: the speed the machine allows). `--before DIR` adds `before-download`:
-`ours-download` with another checkout's `bot` (say, the commit before a change), measured by
-this file, in the same run against the same sandbox. `--repeat N` runs the chosen sides N times, in turn, and
-the table shows each side's median (and every run's seconds); "CPU" is the side's own user +
-system time, steadier than wall time on a shared machine; "page faults" are its minor faults
-(pages of memory the kernel had to map: a sign of buffers allocated and given back over and over).
+The sandbox runs in its own process (`--serve`) and each side in a fresh interpreter (`--side`)
+that reports its own peak RSS, CPU and page faults; sides: `ours-upload`, `ours-download`,
+`sdk-upload`, `sdk-download`, `curl-download` (the speed the machine allows), and with `--before
+DIR`, `before-download` (`ours-download` from another checkout). `--repeat N` shows medians.
+docs/benchmarks.md, "Transfers" and "Downloads beside curl", describes each side.
 """
 
 from __future__ import annotations

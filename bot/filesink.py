@@ -2,16 +2,8 @@
 
 A download's body arrives in pieces of up to a few hundred KiB. Each piece is copied at once into
 one reusable buffer and let go; a full buffer is written by a worker thread, so the disk never
-blocks the event loop. Meanwhile the kernel keeps receiving into the socket's buffer.
-
-Measured on a 2-core machine (1 GiB downloads, see docs/benchmarks.md):
-- Holding the pieces themselves until a batch was written (a list of `bytes`) freed megabytes at
-  a time, which the C allocator handed back to the system each batch: every byte downloaded then
-  cost a fresh page fault (about 260,000 per GiB), half the download's CPU time.
-- Filling a second buffer while the first was being written (double buffering) cost 3-6 times
-  the kernel time of writing one buffer and waiting. Waiting costs nothing measurable: the
-  socket's buffer holds what arrives meanwhile.
-Memory stays at one buffer, whatever the file size.
+blocks the event loop, and memory stays at one buffer whatever the file size. Why not a list of
+pieces, or two buffers: docs/benchmarks.md, "Downloads beside curl".
 """
 
 from __future__ import annotations

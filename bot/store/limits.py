@@ -1,17 +1,11 @@
 """Limits server managers set: per member, per role, and a server's own settings.
 
-Resolution of a member's allowance, most specific first:
-member limit in this server > the highest limit among their roles > the server's default member
-allowance > the bot's `default_member_credits`. A member limit wins even when it is lower than a
-role's: it is the manager's explicit word about this member.
-
-Managers narrow the operator's settings, never widen them (`QuotaPolicy`). With an operator
-ceiling (`QuotaPolicy.server_credits_ceiling`), no member limit, role limit, server default or pool
-may be set above it (`AboveCeiling`): managers spend the operator's credits. A server's modes must
-be among the operator's (`modes_not_offered`), its longest clip and its jobs at a time at most the
-operator's (`clip_cap`, `jobs_cap`). Every number is also held to its `bot.bounds` bound
-(`OutOfBounds`). What was stored before the operator narrowed their settings is narrowed when read
-(`within_operator`), so the operator's word holds at every use, not only when a manager types.
+A member's allowance, most specific first: their member limit here > the highest of their roles'
+limits > the server's default > the bot's `default_member_credits` (a member limit wins even when
+lower: it is the manager's word about this member). Managers narrow the operator's settings, never
+widen them: nothing above the operator's ceiling (`AboveCeiling`), modes among the operator's,
+clip and jobs at a time within theirs, every number within its `bot.bounds` bound (`OutOfBounds`);
+what was stored before the operator narrowed is narrowed when read (`within_operator`).
 """
 
 from __future__ import annotations

@@ -1,17 +1,11 @@
 """A job's row changed in one statement that also checks it: its state moves and field updates.
 
-A state change is one `UPDATE … RETURNING *` whose WHERE holds every check that used to be a
-read before the write: the job is in a state the move is allowed from, and this process may act on
-it (nobody claimed it, or this process did and its row in `instances` still exists). The database
-writes the move's event itself (a trigger: the migration `job_event_triggers`). So a move costs one statement and
-returns the row as written; what it changed can't be changed by another writer in between, since
-the check and the write are one statement (on PostgreSQL the UPDATE waits for a row another
-transaction is changing, then checks it again, and it keeps the process's `instances` row from
-being deleted until it commits).
-
-When the statement changes nothing, `explain` reads the row once to say why, with the error the
-checks stand for, in the order they used to be made: no such job, not this process's job, not a
-move its state allows.
+A state change is one `UPDATE … RETURNING *` whose WHERE holds every check that used to be a read
+before the write: the job is in a state the move is allowed from, and this process may act on it
+(nobody claimed it, or this process did and its row in `instances` still exists). The database
+writes the move's event itself (a trigger, migration `job_event_triggers`). Check and write being
+one statement, no other writer can come in between. When the statement changes nothing, `explain`
+reads the row once to say why: no such job, not this process's job, or not a move its state allows.
 """
 
 from __future__ import annotations
