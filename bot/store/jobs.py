@@ -137,6 +137,19 @@ def _marks(values: Sequence[object]) -> str:
     return ", ".join("?" for _ in values)
 
 
+def _check_charge(job_id: int, to: JobState, charged: int | None) -> None:
+    """Refuse a charge `transition` can't record, and a job id no row can have."""
+    if charged is not None:
+        if charged < 0:
+            raise ValueError("charged credits cannot be negative")
+        if to not in _CLOSING_STATES:
+            raise ValueError(f"a charge is recorded only when a job moves to {', '.join(sorted(_CLOSING_STATES))}")
+    elif to is JobState.DOWNLOADING:
+        raise ValueError("a job enters downloading with what Magic Hour charged for its render")
+    if not JOB_ID.contains(job_id):
+        raise JobNotFound(job_id)  # no such id can be stored
+
+
 class JobStore(JobClaims):
     """Job records. Reach it as `store.jobs`; `owner` names this process in job claims."""
 
@@ -233,18 +246,10 @@ class JobStore(JobClaims):
         with nothing to settle against is a bug to surface).
         """
         checked = _checked_fields(fields)
-        if charged is not None:
-            if charged < 0:
-                raise ValueError("charged credits cannot be negative")
-            if to not in _CLOSING_STATES:
-                raise ValueError(f"a charge is recorded only when a job moves to {', '.join(sorted(_CLOSING_STATES))}")
-        elif to is JobState.DOWNLOADING:
-            raise ValueError("a job enters downloading with what Magic Hour charged for its render")
-        if not JOB_ID.contains(job_id):
-            raise JobNotFound(job_id)  # no such id can be stored
+        _check_charge(job_id, to, charged)
         # `done` without a charge closes nothing: the statement itself checks the render was settled.
         closes = to in _CLOSING_STATES and not (to is JobState.DONE and charged is None)
-        checks_unknown = to is JobState.FAILED and charged is None
+        in_transaction = closes or (to is JobState.FAILED and charged is None) or detail is not None
         for _ in range(_ATTEMPTS):
             sql, params = moves.move_statement(
                 self._db.dialect,
@@ -255,7 +260,7 @@ class JobStore(JobClaims):
                 self.owner,
                 require_settled=to is JobState.DONE and charged is None,
             )
-            if closes or checks_unknown or detail is not None:
+            if in_transaction:
                 job = await self._db.write(self._closing_body(job_id, to, sql, params, charged=charged, detail=detail))
             else:
                 row = moves.first(await self._db.write_one(sql, params))

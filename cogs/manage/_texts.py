@@ -68,6 +68,40 @@ def _more(count: int, lang: str) -> str:
     return describe("and_more", {"count": count}, lang)
 
 
+def _pool_lines(report: UsageReport, pool_limit: int | None, window: QuotaWindow | None, lang: str) -> list[str]:
+    if pool_limit is not None:
+        left = max(0, pool_limit - report.total.used)
+        period = window.value if window is not None else None
+        return [describe("usage_pool", {"left": left, "pool": pool_limit, "window": period}, lang)]
+    return [describe("usage_no_pool", lang=lang)] if window is not None else []
+
+
+def _member_lines(report: UsageReport, grants: Mapping[int | None, GrantTotals], top: int, lang: str) -> list[str]:
+    by_member = dict(report.by_member)
+    for member in grants:
+        by_member.setdefault(member, UsageLine())
+    members = sorted(by_member.items(), key=lambda item: item[1].used, reverse=True)
+    if not members:
+        return []
+    lines = [describe("usage_by_member", lang=lang)]
+    for user_id, line in members[:top]:
+        who = f"<@{user_id}>" if user_id is not None else describe("usage_deleted_members", lang=lang)
+        lines.append(f"• {who}: {_usage_numbers(line, lang, grants.get(user_id))}")
+    if len(members) > top:
+        lines.append(_more(len(members) - top, lang))
+    return lines
+
+
+def _uncertain_lines(report: UsageReport, top: int, lang: str) -> list[str]:
+    if not report.uncertain:
+        return []
+    lines = [describe("uncertain_heading", {"count": len(report.uncertain)}, lang)]
+    lines.extend(_uncertain_line(job, lang) for job in report.uncertain[:top])
+    if len(report.uncertain) > top:
+        lines.append(_more(len(report.uncertain) - top, lang))
+    return lines
+
+
 def usage_text(
     report: UsageReport,
     *,
@@ -90,32 +124,13 @@ def usage_text(
         bold(describe("usage_heading", {"since": since, "until": until}, lang)),
         describe("usage_total", {"numbers": _usage_numbers(report.total, lang, _all_grants(grants))}, lang),
     ]
-    if pool_limit is not None:
-        left = max(0, pool_limit - report.total.used)
-        period = window.value if window is not None else None
-        lines.append(describe("usage_pool", {"left": left, "pool": pool_limit, "window": period}, lang))
-    elif window is not None:
-        lines.append(describe("usage_no_pool", lang=lang))
-    by_member = dict(report.by_member)
-    for member in grants:
-        by_member.setdefault(member, UsageLine())
-    members = sorted(by_member.items(), key=lambda item: item[1].used, reverse=True)
-    if members:
-        lines.append(describe("usage_by_member", lang=lang))
-        for user_id, line in members[:top]:
-            who = f"<@{user_id}>" if user_id is not None else describe("usage_deleted_members", lang=lang)
-            lines.append(f"• {who}: {_usage_numbers(line, lang, grants.get(user_id))}")
-        if len(members) > top:
-            lines.append(_more(len(members) - top, lang))
+    lines.extend(_pool_lines(report, pool_limit, window, lang))
+    lines.extend(_member_lines(report, grants, top, lang))
     modes = [(mode, line) for mode, line in report.by_mode.items() if mode is not None]
     if modes:
         by_mode = "; ".join(f"{mode.value}: {credits(line.used, lang)}" for mode, line in modes)
         lines.append(describe("usage_by_mode", {"modes": by_mode}, lang))
-    if report.uncertain:
-        lines.append(describe("uncertain_heading", {"count": len(report.uncertain)}, lang))
-        lines.extend(_uncertain_line(job, lang) for job in report.uncertain[:top])
-        if len(report.uncertain) > top:
-            lines.append(_more(len(report.uncertain) - top, lang))
+    lines.extend(_uncertain_lines(report, top, lang))
     if attached:
         lines.append(describe("usage_files", lang=lang))
     return _clip("\n".join(lines))

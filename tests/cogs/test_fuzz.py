@@ -33,6 +33,7 @@ import copy
 import logging
 import os
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -168,15 +169,19 @@ class Progress:
 
 @pytest.fixture
 def progress(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> Progress:
-    """Spy on `StatusMessage.update` (on top of the harness's own spy; both still run)."""
+    """Spy on `StatusMessage.update` (on top of the harness's own spy; both still run).
+
+    On the class the running bot uses: each bot imports its extensions afresh.
+    """
     seen = Progress()
-    shown = StatusMessage.update
+    live: type[StatusMessage] = sys.modules["cogs.lipsync._status"].StatusMessage
+    shown = live.update
 
     async def update(self: StatusMessage, update: JobUpdate) -> None:
         await shown(self, update)
         await seen.saw(update)
 
-    monkeypatch.setattr(StatusMessage, "update", update)
+    monkeypatch.setattr(live, "update", update)
     return seen
 
 

@@ -10,6 +10,7 @@ import dataclasses
 import datetime as dt
 import re
 import sqlite3
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -252,14 +253,16 @@ async def test_the_expected_finish_appears_when_the_engine_knows_it(
 ) -> None:
     """`JobUpdate.expected_at` (filled by the engine from render history) shows as a live Discord time."""
     eta = dt.datetime(2031, 5, 4, 12, 30, tzinfo=dt.UTC)
-    shown = StatusMessage.update
+    # The class the running bot uses: each bot imports its extensions afresh.
+    live: type[StatusMessage] = sys.modules["cogs.lipsync._status"].StatusMessage
+    shown = live.update
 
     async def with_eta(self: StatusMessage, update: JobUpdate) -> None:
         if update.job.state in texts.TIMED_STATES:
             update = dataclasses.replace(update, expected_at=eta)
         await shown(self, update)
 
-    monkeypatch.setattr(StatusMessage, "update", with_eta)
+    monkeypatch.setattr(live, "update", with_eta)
     harness.sandbox.config.render_seconds = LONG_RENDER
     result = await harness.lipsync()
     job = await harness.latest_job()

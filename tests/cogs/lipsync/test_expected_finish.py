@@ -20,6 +20,7 @@ import asyncio
 import datetime as dt
 import json
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -92,13 +93,15 @@ class StatusSpy:
 @pytest.fixture
 def spy(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> StatusSpy:
     watching = StatusSpy()
-    shown = StatusMessage.update  # already `JobWatcher`'s spy: both see every update
+    # The class the running bot uses: each bot imports its extensions afresh.
+    live: type[StatusMessage] = sys.modules["cogs.lipsync._status"].StatusMessage
+    shown = live.update
 
     async def update(self: StatusMessage, update: JobUpdate) -> None:
         await shown(self, update)  # the message is edited before the test hears of it
         await watching.saw(update)
 
-    monkeypatch.setattr(StatusMessage, "update", update)
+    monkeypatch.setattr(live, "update", update)
     return watching
 
 
