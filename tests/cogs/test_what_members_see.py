@@ -185,7 +185,11 @@ async def test_no_public_message_carries_a_balance_a_signed_url_or_a_project_id(
             assert project_id and project_id not in text, text
         assert not RAW_STATES.search(text), text
     [result] = [m for m in public if "is ready" in m.content]
-    assert [b.label for b in buttons(result)] == ["Download", "New link"]  # the link is on the button
+    assert [b.label for b in buttons(result)] == [
+        "Download",
+        "New link",
+        "Delete",
+    ]  # the link is on the button; Delete for its owner
     quota = answer(await harness.alice.slash(harness.channel, "quota"))
     assert "Left: **1,189 credits**" in quota  # the member's own balance, told to them alone
 

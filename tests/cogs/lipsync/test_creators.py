@@ -243,9 +243,10 @@ async def test_again_in_pro_reuses_the_uploads_with_a_fresh_estimate(harness: Ha
 
     assert again.acknowledged and not again.ephemeral  # its own public status message
     second = await harness.latest_job()
-    assert second.id != first.id and second.rerun_of == first.id
+    assert second.id != first.id
     final = await harness.finish(second.id)
-    assert final.state is JobState.DONE, final.error_code
+    # Its run records which job's files it reuses (the click returns before the run has begun).
+    assert final.state is JobState.DONE and final.rerun_of == first.id, final.error_code
     assert await uploads(harness) == uploads_before and harness.cdn.requests == fetched_before
     assert (final.video_file_path, final.audio_file_path) == (first.video_file_path, first.audio_file_path)
     assert final.files_uploaded_at == first.files_uploaded_at  # the week counts from the first upload
