@@ -23,7 +23,6 @@ from bot.jobs.endings import STARTING_REASONS, UNREAD_REASONS
 from bot.jobs.models import JobUpdate
 from bot.store import (
     Balance,
-    EffectiveLimits,
     JobRecord,
     JobState,
     LedgerEntry,
@@ -39,6 +38,7 @@ from cogs.lipsync._texts import canceled_text, result_text, status_text
 from cogs.manage._texts import grant_text, quota_text
 from cogs.texts._style import _UNREAD_REASONS
 from tests.jobs.test_endings import every_decision
+from tests.store.test_usage_figures import limits as effective_limits
 
 NOW = dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -360,28 +360,11 @@ def test_quota_text_names_source_and_reset() -> None:
 
 def limits(**fields: Any) -> Balance:
     """A `Balance` of these `EffectiveLimits` fields; its grants are one row of `granted`."""
-    values: dict[str, Any] = {
-        "allowance": 600,
-        "limit_kind": LimitKind.GLOBAL_DEFAULT,
-        "granted": 0,
-        "used": 0,
-        "reserved": 0,
-        "member_available": 600,
-        "pool_limit": None,
-        "pool_available": None,
-        "budget_limit": None,
-        "budget_available": None,
-        "remaining": 600,
-        "window_start": NOW,
-        "resets_at": NOW + dt.timedelta(days=1),
-        "active_jobs": 0,
-        "max_active_jobs": 1,
-        "guild": None,
-    }
-    values.update(fields)
-    granted = values["granted"]
+    window = {"window_start": NOW, "resets_at": NOW + dt.timedelta(days=1)}
+    effective = effective_limits(**{**window, **fields})
+    granted = effective.granted
     rows = [LedgerEntry(1, LedgerKind.GRANT, None, 1, 42, None, granted, None, NOW, NOW, 5, None)] if granted else []
-    return Balance.of(EffectiveLimits(**values), rows)
+    return Balance.of(effective, rows)
 
 
 def test_what_is_left_names_the_pool_or_budget_that_limits_it() -> None:
