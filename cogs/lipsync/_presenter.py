@@ -6,14 +6,16 @@ stored in its record).
 
 from __future__ import annotations
 
+import functools
 import logging
 import weakref
 
 import discord
 
-from bot.jobs.models import JobHooks, JobUpdate
+from bot.jobs.models import JobHooks, JobRequest, JobUpdate
 from bot.services import Services
 from bot.store import JobRecord
+from cogs.lipsync._fixes import fixes_offer
 from cogs.lipsync._results import ResultPoster
 from cogs.lipsync._status import DEFAULT_MIN_INTERVAL, StatusMessage
 
@@ -40,8 +42,13 @@ class JobPresenter:
         self._sinks.add(sink)
         return sink
 
-    def for_interaction(self, interaction: discord.Interaction, status_message_id: int) -> JobHooks:
-        """Hooks for a job started by `/lipsync`: both use the interaction while its token lives."""
+    def for_interaction(
+        self, interaction: discord.Interaction, status_message_id: int, request: JobRequest | None = None
+    ) -> JobHooks:
+        """Hooks for a job started by `/lipsync`: both use the interaction while its token lives.
+
+        With the job's `request`, a refusal told to the member offers its fixes as buttons (`_fixes`).
+        """
         assert interaction.channel_id is not None
         sink = self._track(
             StatusMessage(
@@ -53,6 +60,7 @@ class JobPresenter:
                 interaction=interaction,
                 min_interval=self._min_interval,
                 on_moved=self._remember,
+                offer=functools.partial(fixes_offer, request) if request is not None else None,
             )
         )
         poster = ResultPoster(

@@ -7,7 +7,15 @@ docs/design-notes.md, "Words and languages", gives the rules every message keeps
 
 from __future__ import annotations
 
-from cogs.texts._credits import binding_limit, cost_short, cost_text, grant_line, left_text, limited_by
+from cogs.texts._credits import (
+    binding_limit,
+    cost_short,
+    cost_text,
+    grant_line,
+    left_text,
+    limited_by,
+    quote_text,
+)
 from cogs.texts._style import (
     DISCORD,
     EN,
@@ -65,6 +73,7 @@ __all__ = [
     "mode_label",
     "option_name",
     "per_window",
+    "quote_text",
     "sandbox_note",
     "state_label",
     "style_for",
