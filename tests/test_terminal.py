@@ -25,6 +25,7 @@ from bot.store import JobRecord, JobState, StoreUnavailable
 from bot.store.quota import QuotaLedger
 from bot.terminal import TERMINAL, TRIAL, Output, RenderOptions, render, resume
 from bot.terminal.progress import ProgressDisplay, progress_bar
+from bot.terminal.style import setting_to_raise
 from tests.conftest import SANDBOX_KEY, make_settings
 from tests.test_cli import _env, acli, cli
 
@@ -231,7 +232,8 @@ def test_a_trial_has_its_own_allowance_and_run_sandbox_keeps_the_operators(tmp_p
 def test_a_trial_refusal_names_the_setting_and_where_it_is_read(tmp_path: Path) -> None:
     result = cli(["render", "--sandbox", "--demo"], tmp_path, TRIAL_CREDITS="10")
     assert result.returncode == 1  # refused once its files were measured: the job ended, unsent
-    assert "You have 10 credits left today; this clip needs 90 credits." in result.stdout
+    told = " ".join(result.stdout.split())
+    assert "You have 10 credits left today, less than this clip's likely cost of 90 credits" in told
     assert f"raise TRIAL_CREDITS in '{tmp_path / '.env'}'" in result.stdout.replace("\n", "")
 
 
@@ -243,6 +245,15 @@ async def test_a_refusal_names_the_setting_that_refused(
     code, out = await acli(["render", str(media_dir / "face.mp4"), str(media_dir / "voice.mp3")], tmp_path, **env)
     assert code == 1 and f"raise {setting} in" in out, out
     assert sandbox.counters.jobs_created == 0
+
+
+@pytest.mark.parametrize("how", ["", "_spent", "_hold"])
+def test_every_refusal_for_credits_names_its_setting(how: str) -> None:
+    """Whether the limit is spent, the likely cost doesn't fit, or only the hold doesn't: the same setting."""
+    assert setting_to_raise(f"quota_global_default{how}", trial=False) == "DEFAULT_MEMBER_CREDITS"
+    assert setting_to_raise(f"quota_member{how}", trial=True) == "TRIAL_CREDITS"
+    assert setting_to_raise(f"quota_bot_budget{how}", trial=False) == "BOT_BUDGET_CREDITS"
+    assert setting_to_raise(f"quota_server_pool{how}", trial=False) is None
 
 
 def test_a_missing_file_is_refused_before_any_job_exists(tmp_path: Path, media_dir: Path) -> None:
