@@ -11,6 +11,7 @@ import signal
 import sqlite3
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -18,7 +19,7 @@ from rich.console import Console
 from bot import words
 from bot.__main__ import _maybe_sandbox, _parser, _sandboxed
 from bot.clock import FakeClock
-from bot.config import Settings
+from bot.config import GenerationMode, Settings
 from bot.jobs.models import JobUpdate
 from bot.sandbox import Sandbox
 from bot.store import JobRecord, JobState, StoreUnavailable
@@ -61,7 +62,8 @@ def test_render_youtube_with_an_audio_file(tmp_path: Path, media_dir: Path) -> N
     """`render --youtube URL AUDIO`: the one file is the voice (argparse would have made it the VIDEO)."""
     result = cli(["render", "--sandbox", "--youtube", YOUTUBE, str(media_dir / "voice.mp3"), "--end", "1"], tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Job #1: Done" in result.stdout and "Credits set aside: 30" in result.stdout
+    assert "Job #1: Done" in result.stdout
+    assert "Likely cost: 30 credits, held until it finishes" in " ".join(result.stdout.split())
     assert [p.name for p in (tmp_path / "results").iterdir()] == ["sandbox-lipsync-1.mp4"]
 
 
@@ -317,17 +319,20 @@ def test_the_results_folder_is_ignored_by_git() -> None:
 
 
 async def test_the_last_progress_line_says_what_was_charged(tmp_path: Path) -> None:
-    """Set aside 150, charged 125: the finished line says 125 charged, not "up to 150"."""
+    """5 s at 25 fps, held 150: the running line states the quote; the finished one what was charged."""
     console, out = _console()
-    job = JobRecord.model_construct(state=JobState.DONE, estimated_credits=150, charged_credits=125)
-    running = JobRecord.model_construct(state=JobState.RENDERING, estimated_credits=150, charged_credits=None)
+    window: dict[str, Any] = {"start_seconds": 0.0, "end_seconds": 5.0, "source_fps": 25.0, "max_fps": 30.0}
+    window["mode"] = GenerationMode.LITE
+    job = JobRecord.model_construct(state=JobState.DONE, estimated_credits=150, charged_credits=125, **window)
+    running = JobRecord.model_construct(state=JobState.RENDERING, estimated_credits=150, charged_credits=None, **window)
     with progress_bar(console) as progress:
         display = ProgressDisplay(progress)
         await display.update(JobUpdate(job=running, elapsed=1.0))
-        assert "up to 150 credits" in str(progress.tasks[0].description)
+        quoted = "Likely cost: 125 credits; 150 credits held until it finishes"
+        assert quoted in str(progress.tasks[0].description)
         await display.update(JobUpdate(job=job, elapsed=2.0))
         assert "125 credits charged" in str(progress.tasks[0].description)
-    assert "up to 150" not in out.getvalue().splitlines()[-1]
+    assert "held until" not in out.getvalue().splitlines()[-1]
 
 
 # --------------------------------------------------------------------------------- help and words

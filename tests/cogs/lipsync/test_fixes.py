@@ -6,6 +6,7 @@ member's private answer; a click starts the changed job through `start_job`, as 
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,7 @@ import pytest
 from bot.jobs.models import JobRequest
 from bot.store import JobRecord, JobState
 from bot.testmedia import make_audio
-from cogs.lipsync import _presenter
-from cogs.lipsync._fixes import FixesView, fixes_offer
+from cogs.lipsync._fixes import FixesView
 from tests.cogs.conftest import Harness
 from tests.cogs.lipsync.test_lipsync import private_refusal
 
@@ -82,15 +82,18 @@ async def test_the_fixes_say_when_they_have_expired(harness: Harness) -> None:
     """The buttons live in memory with the answer: when they time out, the answer says so and drops them."""
     await harness.store.limits.set_member_limit(harness.guild.id, harness.alice.id, 30)
     shown: list[FixesView] = []
+    # The bot's own copy: discord.py drops an extension's modules when a bot closes, and loads them afresh.
+    presenter = importlib.import_module("cogs.lipsync._presenter")
+    offer = presenter.fixes_offer
 
     def keep(request: JobRequest, job: JobRecord) -> tuple[str, FixesView] | None:
-        offered = fixes_offer(request, job)
+        offered: tuple[str, FixesView] | None = offer(request, job)
         if offered is not None:
             shown.append(offered[1])
         return offered
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_presenter, "fixes_offer", keep)
+        patch.setattr(presenter, "fixes_offer", keep)
         result = await harness.lipsync()
         await harness.finish((await harness.latest_job()).id)
     [view] = shown
