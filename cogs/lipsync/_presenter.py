@@ -15,7 +15,7 @@ import discord
 from bot.jobs.models import JobHooks, JobRequest, JobUpdate
 from bot.services import Services
 from bot.store import JobRecord
-from cogs.lipsync._fixes import fixes_offer
+from cogs.lipsync._fixes import FixesView, fixes_offer
 from cogs.lipsync._results import ResultPoster
 from cogs.lipsync._status import DEFAULT_MIN_INTERVAL, StatusMessage
 
@@ -32,11 +32,21 @@ class JobPresenter:
         self._services = services
         self._min_interval = min_interval
         self._sinks: weakref.WeakSet[StatusMessage] = weakref.WeakSet()
+        self._offered: weakref.WeakSet[FixesView] = weakref.WeakSet()
 
     def close(self) -> None:
-        """Stop every status message's delayed edits and refreshes (the bot is shutting down)."""
+        """Stop every status message's delayed edits and refreshes, and its fixes' buttons (shutting down)."""
         for sink in list(self._sinks):
             sink.close()
+        for view in list(self._offered):
+            view.stop()  # their files' links die with this process: nothing may wait on them after it
+
+    def _offer(self, request: JobRequest, job: JobRecord) -> tuple[str, FixesView] | None:
+        """The fixes under `job`'s refusal (`_fixes.fixes_offer`), kept so a shutdown can stop them."""
+        offered = fixes_offer(request, job)
+        if offered is not None:
+            self._offered.add(offered[1])
+        return offered
 
     def _track(self, sink: StatusMessage) -> StatusMessage:
         self._sinks.add(sink)
@@ -60,7 +70,7 @@ class JobPresenter:
                 interaction=interaction,
                 min_interval=self._min_interval,
                 on_moved=self._remember,
-                offer=functools.partial(fixes_offer, request) if request is not None else None,
+                offer=functools.partial(self._offer, request) if request is not None else None,
             )
         )
         poster = ResultPoster(
