@@ -80,7 +80,7 @@ def test_render_sandbox_demo_from_scratch(tmp_path: Path) -> None:
     result = cli(["render", "--sandbox", "--demo", "--out", str(tmp_path / "out.mp4")], cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Sandbox mode" in result.stdout
-    assert "Credits set aside: 90" in result.stdout
+    assert "Likely cost: 90 credits, held until it finishes" in " ".join(result.stdout.split())
     assert "Credits charged:" in result.stdout and "not lip-synced" in result.stdout
     with av.open(str(tmp_path / "out.mp4")) as container:
         assert container.streams.video and container.streams.audio
@@ -150,7 +150,7 @@ def test_render_youtube_demo(tmp_path: Path) -> None:
         ["render", "--sandbox", "--demo", "--youtube", "https://youtu.be/dQw4w9WgXcQ", "--end", "1"], cwd=tmp_path
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Credits set aside: 30" in result.stdout
+    assert "Likely cost: 30 credits, held until it finishes" in " ".join(result.stdout.split())
 
 
 async def test_render_killed_mid_job_is_finished_by_resume(tmp_path: Path, sandbox: Sandbox, media_dir: Path) -> None:

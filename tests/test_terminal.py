@@ -11,6 +11,7 @@ import signal
 import sqlite3
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -18,13 +19,14 @@ from rich.console import Console
 from bot import words
 from bot.__main__ import _maybe_sandbox, _parser, _sandboxed
 from bot.clock import FakeClock
-from bot.config import Settings
+from bot.config import GenerationMode, Settings
 from bot.jobs.models import JobUpdate
 from bot.sandbox import Sandbox
 from bot.store import JobRecord, JobState, StoreUnavailable
 from bot.store.quota import QuotaLedger
 from bot.terminal import TERMINAL, TRIAL, Output, RenderOptions, render, resume
 from bot.terminal.progress import ProgressDisplay, progress_bar
+from bot.terminal.style import setting_to_raise
 from tests.conftest import SANDBOX_KEY, make_settings
 from tests.test_cli import _env, acli, cli
 
@@ -60,7 +62,8 @@ def test_render_youtube_with_an_audio_file(tmp_path: Path, media_dir: Path) -> N
     """`render --youtube URL AUDIO`: the one file is the voice (argparse would have made it the VIDEO)."""
     result = cli(["render", "--sandbox", "--youtube", YOUTUBE, str(media_dir / "voice.mp3"), "--end", "1"], tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Job #1: Done" in result.stdout and "Credits set aside: 30" in result.stdout
+    assert "Job #1: Done" in result.stdout
+    assert "Likely cost: 30 credits, held until it finishes" in " ".join(result.stdout.split())
     assert [p.name for p in (tmp_path / "results").iterdir()] == ["sandbox-lipsync-1.mp4"]
 
 
@@ -231,7 +234,8 @@ def test_a_trial_has_its_own_allowance_and_run_sandbox_keeps_the_operators(tmp_p
 def test_a_trial_refusal_names_the_setting_and_where_it_is_read(tmp_path: Path) -> None:
     result = cli(["render", "--sandbox", "--demo"], tmp_path, TRIAL_CREDITS="10")
     assert result.returncode == 1  # refused once its files were measured: the job ended, unsent
-    assert "You have 10 credits left today; this clip needs 90 credits." in result.stdout
+    told = " ".join(result.stdout.split())
+    assert "You have 10 credits left today, less than this clip's likely cost of 90 credits" in told
     assert f"raise TRIAL_CREDITS in '{tmp_path / '.env'}'" in result.stdout.replace("\n", "")
 
 
@@ -243,6 +247,15 @@ async def test_a_refusal_names_the_setting_that_refused(
     code, out = await acli(["render", str(media_dir / "face.mp4"), str(media_dir / "voice.mp3")], tmp_path, **env)
     assert code == 1 and f"raise {setting} in" in out, out
     assert sandbox.counters.jobs_created == 0
+
+
+@pytest.mark.parametrize("how", ["", "_spent", "_hold"])
+def test_every_refusal_for_credits_names_its_setting(how: str) -> None:
+    """Whether the limit is spent, the likely cost doesn't fit, or only the hold doesn't: the same setting."""
+    assert setting_to_raise(f"quota_global_default{how}", trial=False) == "DEFAULT_MEMBER_CREDITS"
+    assert setting_to_raise(f"quota_member{how}", trial=True) == "TRIAL_CREDITS"
+    assert setting_to_raise(f"quota_bot_budget{how}", trial=False) == "BOT_BUDGET_CREDITS"
+    assert setting_to_raise(f"quota_server_pool{how}", trial=False) is None
 
 
 def test_a_missing_file_is_refused_before_any_job_exists(tmp_path: Path, media_dir: Path) -> None:
@@ -306,17 +319,20 @@ def test_the_results_folder_is_ignored_by_git() -> None:
 
 
 async def test_the_last_progress_line_says_what_was_charged(tmp_path: Path) -> None:
-    """Set aside 150, charged 125: the finished line says 125 charged, not "up to 150"."""
+    """5 s at 25 fps, held 150: the running line states the quote; the finished one what was charged."""
     console, out = _console()
-    job = JobRecord.model_construct(state=JobState.DONE, estimated_credits=150, charged_credits=125)
-    running = JobRecord.model_construct(state=JobState.RENDERING, estimated_credits=150, charged_credits=None)
+    window: dict[str, Any] = {"start_seconds": 0.0, "end_seconds": 5.0, "source_fps": 25.0, "max_fps": 30.0}
+    window["mode"] = GenerationMode.LITE
+    job = JobRecord.model_construct(state=JobState.DONE, estimated_credits=150, charged_credits=125, **window)
+    running = JobRecord.model_construct(state=JobState.RENDERING, estimated_credits=150, charged_credits=None, **window)
     with progress_bar(console) as progress:
         display = ProgressDisplay(progress)
         await display.update(JobUpdate(job=running, elapsed=1.0))
-        assert "up to 150 credits" in str(progress.tasks[0].description)
+        quoted = "Likely cost: 125 credits; 150 credits held until it finishes"
+        assert quoted in str(progress.tasks[0].description)
         await display.update(JobUpdate(job=job, elapsed=2.0))
         assert "125 credits charged" in str(progress.tasks[0].description)
-    assert "up to 150" not in out.getvalue().splitlines()[-1]
+    assert "held until" not in out.getvalue().splitlines()[-1]
 
 
 # --------------------------------------------------------------------------------- help and words

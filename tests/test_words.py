@@ -102,8 +102,9 @@ def test_placeholders_use_known_kinds() -> None:
 
 
 def test_numbers_have_thousands_separators() -> None:
-    assert words.describe("quota_member", {"available": 10000, "requested": 12345, "window": "daily"}).startswith(
-        "You have 10,000 credits left today; this clip needs 12,345 credits."
+    data = {"available": 10000, "estimate": 12345, "hold": 23456, "window": "daily"}
+    assert words.describe("quota_member", data).startswith(
+        "You have 10,000 credits left today, less than this clip's likely cost of 12,345 credits (23,456 credits held"
     )
 
 

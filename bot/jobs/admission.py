@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from bot.config import QuotaWindow
 from bot.errors import QuotaExceeded
 from bot.jobs.models import GuildRules, JobRequest
+from bot.jobs.quote import Quote, Short
 from bot.jobs.validation import check_request
 from bot.store import EffectiveLimits, GuildSettings, JobRecord, LimitKind, Refusal, Reservation, Store
 
@@ -49,21 +50,31 @@ def rules_for(defaults: GuildRules, guild: GuildSettings | None) -> GuildRules:
     return GuildRules(allowed_modes=modes, max_clip_seconds=clip, max_input_bytes=defaults.max_input_bytes)
 
 
-def refused(refusal: Refusal, window: QuotaWindow, *, before_estimate: bool = False) -> QuotaExceeded:
-    """A refusal as the error front ends word: `active_jobs`, `quota_<limit>` or `quota_<limit>_spent`.
+def refused(
+    refusal: Refusal, window: QuotaWindow, *, before_estimate: bool = False, quote: Quote | None = None
+) -> QuotaExceeded:
+    """A refusal as the error front ends word: `active_jobs`, `quota_<limit>[_hold]` or `quota_<limit>_spent`.
 
     `before_estimate` marks the precheck's refusal, where no estimate exists yet: the member is
-    told the limit is spent, not that "this clip needs 1 credit".
+    told the limit is spent, not that "this clip needs 1 credit". With the job's `quote`, the
+    refusal says which figure didn't fit: `quota_<limit>` when even the likely cost is more than is
+    left, `quota_<limit>_hold` when only what is held until the job ends is.
     """
     if refusal.limit is LimitKind.ACTIVE_JOBS:
         return QuotaExceeded("active_jobs", limit=refusal.max_active)
     suffix = "_spent" if before_estimate else ""
+    figures: dict[str, int] = {}
+    if quote is not None:
+        figures = quote.data()
+        if quote.short_of(refusal.available) is Short.HOLD:
+            suffix = "_hold"
     return QuotaExceeded(
         f"quota_{refusal.limit.value}{suffix}",
         available=refusal.available,
         requested=refusal.requested,
         resets_at=refusal.resets_at,
         window=window.value,
+        **figures,
     )
 
 
@@ -116,13 +127,16 @@ class Admission:
             raise refused(outcome, self.window)
         return outcome
 
-    async def reserve(self, job: JobRecord, role_ids: tuple[int, ...], amount: int) -> Reservation:
-        """Set `amount` credits aside for `job` against every limit at once, or raise `QuotaExceeded`."""
+    async def reserve(self, job: JobRecord, role_ids: tuple[int, ...], quote: Quote) -> Reservation:
+        """Set the quote's hold aside for `job` against every limit at once, or raise `QuotaExceeded`.
+
+        The refusal carries the quote's figures and says which of them didn't fit.
+        """
         outcome = await self._store.quota.reserve(
-            job.id, guild_id=job.guild_id, user_id=job.user_id, role_ids=role_ids, amount=amount
+            job.id, guild_id=job.guild_id, user_id=job.user_id, role_ids=role_ids, amount=quote.hold
         )
         if isinstance(outcome, Refusal):
-            raise refused(outcome, self.window)
+            raise refused(outcome, self.window, quote=quote)
         return outcome
 
     async def top_up(self, job: JobRecord, amount: int) -> Reservation | Refusal:

@@ -14,18 +14,25 @@ import datetime as dt
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from bot import media
 from bot.errors import InvalidInput
+from bot.jobs import fixes
 from bot.jobs.config import EngineConfig
 from bot.jobs.fetch import fetch_input
+from bot.jobs.fixes import Fix, FixKind
 from bot.jobs.models import GuildRules, JobRequest, ReusedFiles
+from bot.jobs.quote import Pricing, Quote
 from bot.jobs.rerun import check_fresh
 from bot.jobs.validation import check_clip_length, check_renderable, extension_of
 
 if TYPE_CHECKING:
     from bot.jobs.context import RunContext
+
+# How much longer than its files an asked part may be before the difference is announced rather
+# than taken up: containers pad their streams by a frame or two, which no member would miss.
+CUT_TOLERANCE = 0.1
 
 Show = Callable[..., Awaitable[None]]
 """Says what the job is doing: `show("activity_fetch", filename=...)`."""
@@ -33,17 +40,27 @@ Show = Callable[..., Awaitable[None]]
 
 @dataclass(frozen=True)
 class Plan:
-    """What probing decided: the exact window and what to set aside."""
+    """What probing decided: the exact window, and its price (what to set aside is the quote's hold)."""
 
     start: float
     end: float
-    amount: int
+    pricing: Pricing
     video_ext: str | None
     audio_ext: str
     # What probing found, kept with the job for re-runs (`plan_reuse`).
     video_seconds: float | None = None
     audio_seconds: float | None = None
     source_fps: float | None = None  # the video's rate, only when the probe found it constant
+
+    @property
+    def quote(self) -> Quote:
+        """The job's likely cost and what is held until it ends."""
+        return self.pricing.quote()
+
+    @property
+    def amount(self) -> int:
+        """What to set aside: the quote's hold."""
+        return self.quote.hold
 
     def job_fields(self) -> dict[str, object]:
         """The window and what probing found, as the job records them."""
@@ -83,35 +100,27 @@ async def plan_job(
     await _check_name_tells_truth(audio_path, request.audio.filename)
     limits = config.probe_limits
     audio_info = await media.probe_audio(audio_path, filename=request.audio.filename, limits=limits)
-    start = request.start
     video_info = None
     if request.video is not None and video_path is not None:
         video_info = await media.probe_video(video_path, filename=request.video.filename, limits=limits)
-        if start >= video_info.duration:
-            raise InvalidInput(
-                "start_past_end", start=start, filename=request.video.filename, duration=video_info.duration
-            )
-        end = request.end if request.end is not None else start + audio_info.duration
-        end = min(end, video_info.duration)
-    else:
-        assert request.end is not None  # validation requires `end` with a YouTube link
-        end = request.end
-    length = end - start
-    check_clip_length(start, end, rules)
-    check_renderable(audio_info.duration)  # the voice drives the output: it can't be shorter either
-    fps = media.billing_fps(video_info, request.max_fps, config.default_max_fps)
-    estimate = media.estimate_credits(length, fps, request.mode)
-    hold = media.queue_hold_credits(length, request.max_fps, request.mode)
+    source_fps = video_info.constant_fps if video_info is not None and video_info.rate_consistent else None
+
+    def pricing(seconds: float) -> Pricing:
+        return Pricing(seconds, request.mode, source_fps, request.max_fps, config.default_max_fps)
+
+    filename = request.video.filename if request.video is not None else ""
+    video_seconds = video_info.duration if video_info is not None else None
+    start, end = settle_window(request, filename, video_seconds, audio_info.duration, rules, pricing)
     video_ext = extension_of(request.video.filename) if request.video is not None else None
     return Plan(
         start,
         end,
-        max(estimate, hold),
+        pricing(end - start),
         video_ext,
         extension_of(request.audio.filename),
-        video_seconds=video_info.duration if video_info is not None else None,
+        video_seconds=video_seconds,
         audio_seconds=audio_info.duration,
-        source_fps=video_info.constant_fps if video_info is not None and video_info.rate_consistent else None,
+        source_fps=source_fps,
     )
 
 
@@ -129,38 +138,89 @@ def plan_reuse(
     gets; and never less than Magic Hour's hold at create.
     """
     check_fresh(files, now)
-    start = request.start
     filename = request.video.filename if request.video is not None else ""
-    if files.video_seconds is not None and start >= files.video_seconds:
-        raise InvalidInput("start_past_end", start=start, filename=filename, duration=files.video_seconds)
-    if request.end is not None:
-        end = request.end
-    elif files.audio_seconds is not None:
-        end = start + files.audio_seconds
-    else:
-        raise InvalidInput("youtube_needs_end")  # only a YouTube source lacks a length; validation asks first
-    if files.video_seconds is not None:
-        end = min(end, files.video_seconds)
-    length = end - start
-    check_clip_length(start, end, rules)
-    if files.audio_seconds is not None:
-        check_renderable(files.audio_seconds)
-    if files.video_file_path is None:
-        fps = media.billing_fps(None, request.max_fps, config.default_max_fps)  # YouTube, as a new job
-    else:
-        cap = media.frame_cap(request.max_fps, config.default_max_fps)
-        fps = min(files.source_fps, cap) if files.source_fps else cap
-    estimate = media.estimate_credits(length, fps, request.mode)
-    hold = media.queue_hold_credits(length, request.max_fps, request.mode)
+    # A YouTube source's rate is what a new YouTube job gets: the cap (no rate of its own).
+    source_fps = files.source_fps if files.video_file_path is not None else None
+
+    def pricing(seconds: float) -> Pricing:
+        return Pricing(seconds, request.mode, source_fps, request.max_fps, config.default_max_fps)
+
+    start, end = settle_window(request, filename, files.video_seconds, files.audio_seconds, rules, pricing)
     return Plan(
         start,
         end,
-        max(estimate, hold),
+        pricing(end - start),
         extension_of(filename) if files.video_file_path is not None else None,
         extension_of(request.audio.filename),
         video_seconds=files.video_seconds,
         audio_seconds=files.audio_seconds,
         source_fps=files.source_fps,
+    )
+
+
+def settle_window(
+    request: JobRequest,
+    filename: str,
+    video_seconds: float | None,
+    audio_seconds: float | None,
+    rules: GuildRules,
+    pricing: Callable[[float], Pricing],
+) -> tuple[float, float]:
+    """The part to render, from the request and what the files hold; never cut without a word.
+
+    The part ends at the voice's end unless the member set an end. When it would run past the
+    video (the voice is longer, or the asked end is past it) or past the voice (which drives the
+    output), nothing is cut: the job is refused for free, saying what would render and offering
+    that part (`fixes`, priced by `pricing`), before anything is held. A difference under
+    `CUT_TOLERANCE` (containers' padding) is taken up quietly.
+    """
+    start = request.start
+    if video_seconds is not None and start >= video_seconds:
+        raise InvalidInput("start_past_end", start=start, filename=filename, duration=video_seconds)
+    if request.end is not None:
+        end = request.end
+    elif audio_seconds is not None:
+        end = start + audio_seconds
+    else:
+        raise InvalidInput("youtube_needs_end")  # only a YouTube source lacks a length; validation asks first
+    fits = end
+    if video_seconds is not None:
+        fits = min(fits, video_seconds)
+    if request.end is not None and audio_seconds is not None:
+        fits = min(fits, start + audio_seconds)
+    check_clip_length(start, fits, rules)
+    if audio_seconds is not None:
+        check_renderable(audio_seconds)  # the voice drives the output: it can't be shorter either
+    if end - fits > CUT_TOLERANCE:
+        _announce_cut(request, filename, (start, end, fits), (video_seconds, audio_seconds), pricing)
+    return start, fits
+
+
+def _announce_cut(
+    request: JobRequest,
+    filename: str,
+    window: tuple[float, float, float],
+    lengths: tuple[float | None, float | None],
+    pricing: Callable[[float], Pricing],
+) -> NoReturn:
+    start, end, fits = window
+    video_seconds, audio_seconds = lengths
+    if request.end is None:
+        code = "voice_past_video"  # no end asked: the voice runs on past the video
+    elif video_seconds is not None and fits >= video_seconds - CUT_TOLERANCE:
+        code = "part_past_video"
+    else:
+        code = "part_past_voice"
+    fix = Fix(FixKind.END, fits, pricing(fits - start).quote())
+    raise InvalidInput(
+        code,
+        filename=filename,
+        start=start,
+        end=end,
+        render_end=fits,
+        video_seconds=video_seconds,
+        audio_seconds=audio_seconds,
+        **fixes.as_data([fix]),
     )
 
 

@@ -17,7 +17,8 @@ import logging
 import shutil
 from collections.abc import Mapping
 
-from bot.errors import Datum, LipsyncError
+from bot.errors import Datum, LipsyncError, QuotaExceeded
+from bot.jobs import fixes
 from bot.jobs.admission import Admitted
 from bot.jobs.closing import Closer
 from bot.jobs.context import RunContext
@@ -25,7 +26,7 @@ from bot.jobs.delivery import Courier
 from bot.jobs.endings import Why
 from bot.jobs.forecast import Expectation
 from bot.jobs.inputs import Plan, fetch_inputs, plan_job, plan_reuse
-from bot.jobs.models import JobHooks, JobRequest, JobUpdate, ReusedFiles
+from bot.jobs.models import GuildRules, JobHooks, JobRequest, JobUpdate, ReusedFiles
 from bot.jobs.poller import PollDeadlineExceeded
 from bot.jobs.submit import create_project, lip_sync_body, project_name, upload_inputs
 from bot.magichour import CreatedJob, MagicHourError, SubmissionUncertain, VideoProject
@@ -91,7 +92,7 @@ class JobRun:
         video_path, audio_path = await fetch_inputs(self.ctx, self.workdir, request, admitted.rules, self.show)
         self._activity = None
         plan = await plan_job(self.ctx.config, request, admitted.rules, video_path, audio_path)
-        await self._reserve(request, plan)
+        await self._reserve(request, plan, admitted.rules)
         await self.transition(JobState.UPLOADING)
         uploaded_at = self.ctx.clock.now()  # Magic Hour's week for the files counts from about here
         video_file, audio_file = await upload_inputs(self.ctx, plan, video_path, audio_path, self.show)
@@ -105,16 +106,25 @@ class JobRun:
         """A re-run: an earlier job's uploaded files, a fresh estimate and reservation, a new render."""
         plan = plan_reuse(self.ctx.config, request, admitted.rules, files, now=self.ctx.clock.now())
         self.record = await self.ctx.store.jobs.update(self.job_id, **files.job_fields())
-        await self._reserve(request, plan)
+        await self._reserve(request, plan, admitted.rules)
         await self.transition(JobState.UPLOADING)  # nothing to send: the state a create follows
         await self.show("activity_reuse", job=str(files.from_job))
         self._activity = None
         await self._submit(request, plan, files.video_file_path, files.audio_file_path)
 
-    async def _reserve(self, request: JobRequest, plan: Plan) -> None:
-        """Record the window and what probing found, then set the estimate aside against every limit."""
+    async def _reserve(self, request: JobRequest, plan: Plan, rules: GuildRules) -> None:
+        """Record the window and what probing found, then set the quote's hold aside against every limit.
+
+        A refusal for credits offers the changes that would fit (`bot.jobs.fixes`), each priced.
+        """
         self.record = await self.ctx.store.jobs.update(self.job_id, **plan.job_fields())
-        reservation = await self.ctx.admission.reserve(self.record, request.role_ids, plan.amount)
+        try:
+            reservation = await self.ctx.admission.reserve(self.record, request.role_ids, plan.quote)
+        except QuotaExceeded as exc:
+            available = exc.data.get("available")
+            if isinstance(available, int) and not isinstance(available, bool):
+                exc.data.update(fixes.as_data(fixes.fixes_for(plan.pricing, plan.start, rules, available)))
+            raise
         self._remaining, self._resets_at, self._reserved = reservation.remaining, reservation.resets_at, True
         self._held = reservation.amount
         log.info("job %s: reserved %s credits", self.job_id, reservation.amount)

@@ -19,6 +19,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.errors import LipsyncError
 from bot.jobs.models import InputSource, JobHooks, JobRequest
+from bot.jobs.quote import quote_of
 from bot.services import Services
 from bot.store import AlreadyReconciled, JobNotFound, JobRecord, JobState, NotReconcilable, StoreUnavailable
 from bot.terminal.interrupt import Answers, CtrlC, Interrupts, StdinAnswers
@@ -238,8 +239,9 @@ def _size(path: Path) -> int | None:
 
 def _report(console: Console, job: JobRecord, saver: SaveToFile, style: TerminalStyle, *, sandbox: bool) -> int:
     console.print(f"Job #{job.id}: {state_words(job.state)}")
-    if job.estimated_credits is not None:
-        console.print(f"Credits set aside: {words.number(job.estimated_credits)}")
+    quote = quote_of(job)
+    if quote is not None:
+        console.print(describe(*quote.sentence(), style))
     if job.charged_credits is not None:
         label = " (sandbox: charged to the local ledger; no Magic Hour credits spent)" if sandbox else ""
         console.print(f"Credits charged: {words.number(job.charged_credits)}{label}")

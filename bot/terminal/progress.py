@@ -7,6 +7,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from bot import words
 from bot.jobs.models import JobUpdate
+from bot.jobs.quote import quote_of
 from bot.terminal.style import describe, state_words
 
 COLUMNS = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
@@ -37,8 +38,8 @@ class ProgressDisplay:
             text = f"{text}: {describe(update.activity, update.activity_data)}"
         if job.charged_credits is not None:
             text = f"{text}  [dim]{words.credits(job.charged_credits)} charged[/dim]"
-        elif job.estimated_credits is not None:
-            text = f"{text}  [dim]up to {words.credits(job.estimated_credits)}[/dim]"
+        elif (quote := quote_of(job)) is not None:
+            text = f"{text}  [dim]{describe(*quote.sentence())}[/dim]"
         done = job.state.terminal
         self._progress.update(
             self._task, description=self._label + text, total=1 if done else None, completed=1 if done else 0

@@ -88,7 +88,7 @@ def setting_to_raise(code: str, *, trial: bool) -> str | None:
     """The setting that would let a refused terminal job through, or None if no setting would."""
     if not code.startswith("quota_"):  # (one job at a time: the refusal says how to end the other)
         return None
-    kind = code.removeprefix("quota_").removesuffix("_spent")
+    kind = code.removeprefix("quota_").removesuffix("_spent").removesuffix("_hold")
     if kind == "bot_budget":
         return "BOT_BUDGET_CREDITS"
     if kind in _MEMBER_LIMITS:

@@ -6,14 +6,16 @@ stored in its record).
 
 from __future__ import annotations
 
+import functools
 import logging
 import weakref
 
 import discord
 
-from bot.jobs.models import JobHooks, JobUpdate
+from bot.jobs.models import JobHooks, JobRequest, JobUpdate
 from bot.services import Services
 from bot.store import JobRecord
+from cogs.lipsync._fixes import FixesView, fixes_offer
 from cogs.lipsync._pacing import EditPacer
 from cogs.lipsync._results import ResultPoster
 from cogs.lipsync._status import DEFAULT_MIN_INTERVAL, StatusMessage
@@ -32,18 +34,33 @@ class JobPresenter:
         self._min_interval = min_interval
         self._sinks: weakref.WeakSet[StatusMessage] = weakref.WeakSet()
         self._pacer = EditPacer(services.clock)  # one pace for every job's status edits
+        self._offered: weakref.WeakSet[FixesView] = weakref.WeakSet()
 
     def close(self) -> None:
-        """Stop every status message's delayed edits and refreshes (the bot is shutting down)."""
+        """Stop every status message's delayed edits and refreshes, and its fixes' buttons (shutting down)."""
         for sink in list(self._sinks):
             sink.close()
+        for view in list(self._offered):
+            view.stop()  # their files' links die with this process: nothing may wait on them after it
+
+    def _offer(self, request: JobRequest, job: JobRecord) -> tuple[str, FixesView] | None:
+        """The fixes under `job`'s refusal (`_fixes.fixes_offer`), kept so a shutdown can stop them."""
+        offered = fixes_offer(request, job)
+        if offered is not None:
+            self._offered.add(offered[1])
+        return offered
 
     def _track(self, sink: StatusMessage) -> StatusMessage:
         self._sinks.add(sink)
         return sink
 
-    def for_interaction(self, interaction: discord.Interaction, status_message_id: int) -> JobHooks:
-        """Hooks for a job started by `/lipsync`: both use the interaction while its token lives."""
+    def for_interaction(
+        self, interaction: discord.Interaction, status_message_id: int, request: JobRequest | None = None
+    ) -> JobHooks:
+        """Hooks for a job started by `/lipsync`: both use the interaction while its token lives.
+
+        With the job's `request`, a refusal told to the member offers its fixes as buttons (`_fixes`).
+        """
         assert interaction.channel_id is not None
         sink = self._track(
             StatusMessage(
@@ -56,6 +73,7 @@ class JobPresenter:
                 min_interval=self._min_interval,
                 on_moved=self._remember,
                 pacer=self._pacer,
+                offer=functools.partial(self._offer, request) if request is not None else None,
             )
         )
         poster = ResultPoster(

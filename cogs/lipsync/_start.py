@@ -37,7 +37,9 @@ class HooksFor(Protocol):
     which imports the buttons, which start jobs again).
     """
 
-    def for_interaction(self, interaction: discord.Interaction, status_message_id: int) -> JobHooks: ...
+    def for_interaction(
+        self, interaction: discord.Interaction, status_message_id: int, request: JobRequest | None = None
+    ) -> JobHooks: ...
 
 
 def presenter_of(client: discord.Client) -> HooksFor:
@@ -72,7 +74,8 @@ async def start_job(interaction: discord.Interaction, request: JobRequest) -> Jo
     # The status message's ids go in with the job, so a restart can always find it.
     request = dataclasses.replace(request, status_channel_id=status.channel.id, status_message_id=status.id)
     try:
-        hooks = presenter_of(interaction.client).for_interaction(interaction, status.id)
+        # The request goes with the hooks: a refusal offers fixes that start it again, changed.
+        hooks = presenter_of(interaction.client).for_interaction(interaction, status.id, request)
         return await services.engine.submit(request, hooks)
     except LipsyncError as exc:
         # Refused between the check and now (e.g. a second job in another channel): told to the

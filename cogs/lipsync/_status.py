@@ -20,6 +20,7 @@ from bot.clock import Clock
 from bot.jobs.models import JobUpdate
 from bot.store import JobRecord
 from cogs import texts
+from cogs.lipsync._fixes import FixesView
 from cogs.lipsync._pacing import EditPacer
 from cogs.lipsync._texts import is_refusal, job_language, not_started_public, not_started_text, status_text
 from cogs.lipsync._views import final_view, status_view
@@ -40,6 +41,9 @@ NO_MENTIONS = discord.AllowedMentions.none()
 
 StatusMoved = Callable[[int, int, int], Awaitable[None]]
 """Called with (job id, channel id, message id) when a status message had to be posted anew."""
+
+Offer = Callable[[JobRecord], tuple[str, FixesView] | None]
+"""What a refusal offers its member, told privately with it: lines and their buttons (`_fixes.fixes_offer`)."""
 
 
 def token_alive(interaction: discord.Interaction | None) -> bool:
@@ -81,9 +85,11 @@ class StatusMessage:
         tick: float = DEFAULT_TICK,
         on_moved: StatusMoved | None = None,
         pacer: EditPacer | None = None,
+        offer: Offer | None = None,
     ) -> None:
         self._client = client
         self._pacer = pacer
+        self._offer = offer
         self._clock = clock
         self._channel_id = channel_id
         self._guild_id = guild_id
@@ -285,7 +291,15 @@ class StatusMessage:
                 await interaction.edit_original_response(
                     content=not_started_public(job), view=None, allowed_mentions=NO_MENTIONS
                 )
-            await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+            offered = self._offer(job) if self._offer is not None else None
+            if offered is None:
+                await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+            else:
+                lines, view = offered
+                content = f"{text}\n{lines}"[: texts.MAX_CONTENT]
+                view.message = await interaction.followup.send(
+                    content, ephemeral=True, allowed_mentions=NO_MENTIONS, view=view, wait=True
+                )
         except discord.HTTPException as exc:
             log.info("job %s: could not answer privately through the interaction: %s", job.id, exc)
             return False

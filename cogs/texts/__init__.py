@@ -8,7 +8,7 @@ docs/design-notes.md, "Words and languages", gives the rules every message keeps
 from __future__ import annotations
 
 from cogs.texts._balance import balance_lines, grant_lines, left_text, limited_by, over_line, source_text
-from cogs.texts._credits import cost_short, cost_text
+from cogs.texts._credits import cost_short, cost_text, quote_text
 from cogs.texts._mentions import MENTIONS, CommandMentions
 from cogs.texts._style import (
     DISCORD,
@@ -70,6 +70,7 @@ __all__ = [
     "option_name",
     "over_line",
     "per_window",
+    "quote_text",
     "sandbox_note",
     "source_text",
     "state_label",

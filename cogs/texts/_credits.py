@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from bot.jobs.quote import Quote, quote_of
 from bot.store import SETTLED_STATES, JobRecord
 from cogs.texts._style import EN, describe
 
 
+def quote_text(quote: Quote, lang: str = EN) -> str:
+    """A job's price before it ends, in the one sentence every surface uses: likely cost and hold."""
+    code, data = quote.sentence()
+    return describe(code, data, lang)
+
+
 def cost_text(job: JobRecord, lang: str = EN) -> str:
-    """What a job costs, as a sentence: an estimate while it runs, then what the ledger settled.
+    """What a job costs, as a sentence: its quote while it runs, then what the ledger settled.
 
     Done: the charge. Failed or canceled: 0 with "refunded" when it cost nothing, else Magic Hour's
     charge, or (fate unknown at Magic Hour) what is counted as spent until the operator checks;
@@ -17,9 +24,10 @@ def cost_text(job: JobRecord, lang: str = EN) -> str:
     if job.state in SETTLED_STATES:  # rendered: settled to Magic Hour's charge, being delivered or done
         return describe("cost_charged", {"charged": charged}, lang)
     if not job.state.terminal:
-        if job.estimated_credits is None:
+        quote = quote_of(job)
+        if quote is None:
             return describe("cost_estimate_pending", lang=lang)
-        return describe("cost_estimate", {"estimate": job.estimated_credits}, lang)
+        return quote_text(quote, lang)
     if not charged:
         return describe("cost_refunded", lang=lang)
     if job.fate_unknown:
@@ -28,14 +36,13 @@ def cost_text(job: JobRecord, lang: str = EN) -> str:
 
 
 def cost_short(job: JobRecord, lang: str = EN) -> str:
-    """What a job costs, for a list: "45 credits", "0 credits (refunded)", "about 45 credits"."""
+    """What a job costs, for a list: "45 credits", "0 credits (refunded)", or its quote while it runs."""
     charged = job.charged_credits or 0
     if job.state in SETTLED_STATES:
         return describe("cost_short_charged", {"charged": charged}, lang)
     if not job.state.terminal:
-        if job.estimated_credits is None:
-            return ""
-        return describe("cost_short_estimate", {"estimate": job.estimated_credits}, lang)
+        quote = quote_of(job)
+        return "" if quote is None else quote_text(quote, lang)  # the same sentence as everywhere
     if not charged:
         return describe("cost_short_refunded", lang=lang)
     return describe("cost_short_charged", {"charged": charged}, lang)

@@ -397,6 +397,8 @@ def uploads(draw: st.DrawFn, slot: Slot, targets: Targets, *, lie: Lie | None) -
 
 # How long the test media are: the video's length decides whether `start` is past its end.
 VIDEO_SECONDS = 2.0
+VOICE_SECONDS = 1.5  # and the voice's: the output's length, so a longer part is announced, not rendered short
+CUT = 0.1  # how much longer than its files a part may be before the bot announces it
 # A window this close to a limit may go either way: the bot need not agree with the test's rounding.
 EDGE = 0.1
 CLIP_LIMIT = 60.0  # the default `max_clip_seconds`
@@ -535,16 +537,32 @@ class Case:
             return [Defect("maybe-now", {"clip_too_long"}), *self._start_defects(start)]
         return self._start_defects(start)
 
+    def _cut_defects(self, start: float) -> list[Defect]:
+        """A part past the video's end or the voice's: announced after probing, never rendered short."""
+        if self.end is None and self.video is None:
+            return []
+        asked = self.end if self.end is not None else start + VOICE_SECONDS
+        fits = min(asked, start + VOICE_SECONDS) if self.end is not None else asked
+        if self.video is not None:
+            fits = min(fits, VIDEO_SECONDS)
+        cut = asked - fits
+        codes = {"voice_past_video", "part_past_video", "part_past_voice", "clip_too_short"}
+        if cut > CUT + EDGE:
+            return [Defect("later", codes)]
+        if cut > CUT - EDGE:
+            return [Defect("maybe-later", codes)]
+        return []
+
     def _start_defects(self, start: float) -> list[Defect]:
         # Only a video file has a known end; a YouTube video's length is Magic Hour's business.
         if self.video is None:
-            return []
+            return self._cut_defects(start)
         if start > VIDEO_SECONDS + EDGE:
             return [Defect("later", {"start_past_end"})]
         if start >= VIDEO_SECONDS - EDGE:
             # Within 0.1 s of the video's end, what is left of it is too short to render.
-            return [Defect("maybe-later", {"start_past_end", "clip_too_short"})]
-        return []
+            return [Defect("maybe-later", {"start_past_end", "clip_too_short"}), *self._cut_defects(start)]
+        return self._cut_defects(start)
 
     def expect(self) -> Expectation:
         """The outcomes this request allows."""

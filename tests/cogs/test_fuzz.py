@@ -359,7 +359,8 @@ def check_answer(
         assert final.error_code in expect.fail_codes, f"failed with {final.error_code}, expected {expect}"
         assert words.has(final.error_code or ""), f"no words for {final.error_code}"
         [private] = result.followups
-        assert private.ephemeral and private.content == not_started_text(final)
+        # The refusal, then the fixes it offers (a part that fits, a lower cap…), if any.
+        assert private.ephemeral and (private.content + "\n").startswith(not_started_text(final) + "\n")
         assert response is None or response.content in ("", not_started_public(final))
         return
     assert response is not None and response.content.strip(), "an empty answer"

@@ -139,7 +139,8 @@ async def test_what_is_left_counts_an_empty_server_pool(harness: Harness) -> Non
     refused = await harness.lipsync(harness.bob)
     await harness.finish((await harness.latest_job(harness.bob)).id)
     [told] = refused.followups
-    assert told.ephemeral and "This server has 5 credits left today; this clip needs 45 credits." in told.content
+    assert told.ephemeral
+    assert "This server has 5 credits left today, less than this clip's likely cost of 45 credits" in told.content
 
 
 async def test_large_numbers_have_thousands_separators(harness: Harness) -> None:
@@ -197,7 +198,9 @@ async def test_no_public_message_carries_a_balance_a_signed_url_or_a_project_id(
 REFUSED_AFTER_FETCHING: list[Any] = [
     pytest.param({"video": "liar.mp4"}, "is named like a .mp4 file, but it's really a text file", id="file-lies"),
     pytest.param({"start": 5.0}, "`start` (5 s) is past the end of `face.mp4` (2 s long).", id="start-past-end"),
-    pytest.param({"limit": 15}, "You have 15 credits left today; this clip needs 45 credits.", id="shortfall"),
+    pytest.param(
+        {"limit": 15}, "You have 15 credits left today, less than this clip's likely cost of 45 credits", id="shortfall"
+    ),
 ]
 
 
@@ -301,7 +304,8 @@ async def test_lipsync_status_shows_credits_running_jobs_and_the_queue(harness: 
     assert re.fullmatch(r"Credits: \*\*9,955 credits left today, resets <t:\d+:R>\*\*\.", lines[1])
     assert lines[2] == "Running jobs (1 of 1 at a time):"
     assert lines[3].startswith(f"• `#{job.id}` `intro` 🎬 Rendering at Magic Hour · ")
-    assert lines[3].endswith(" so far · about 45 credits")
+    quote = "Likely cost: 45 credits, held until it finishes (you pay only what Magic Hour charges)."
+    assert lines[3].endswith(f" so far · {quote}")
     assert lines[4] == f"Queue: 1 of {harness.settings.max_jobs_in_flight} job slots in use, nobody is waiting."
     assert panel.response is not None
     assert [b.label for b in buttons(panel.response.message)] == [f"Cancel #{job.id}", "Refresh"]

@@ -172,32 +172,40 @@ def test_the_same_window_in_pro_is_the_same_frames_at_two_credits() -> None:
 
 def test_a_new_window_is_priced_at_the_sources_own_rate_or_the_cap() -> None:
     """25 fps measured and trusted: 4 s is 100 frames, but Magic Hour holds 120 at create (30 fps)."""
+    voiced = files(audio_seconds=6.0)  # a voice long enough for every part asked here
     window = request(start=4.0, end=8.0, max_fps=20.0)
-    assert plan_reuse(config(), window, RULES, files(), now=NOW).amount == 80  # min(25, 20) fps; the hold is at 20 too
-    assert plan_reuse(config(), request(start=4.0, end=8.0), RULES, files(), now=NOW).amount == 120
-    unknown_rate = files(source_fps=None)
+    assert plan_reuse(config(), window, RULES, voiced, now=NOW).amount == 80  # min(25, 20) fps; the hold is at 20 too
+    four_seconds = plan_reuse(config(), request(start=4.0, end=8.0), RULES, voiced, now=NOW)
+    assert (four_seconds.amount, four_seconds.quote.estimate) == (120, 100)
+    unknown_rate = files(source_fps=None, audio_seconds=6.0)
     assert (
         plan_reuse(config(default_max_fps=60.0), request(start=4.0, end=8.0), RULES, unknown_rate, now=NOW).amount
         == 240
     )
-    youtube = files(video_file_path=None, video_seconds=None, source_fps=None)
+    youtube = files(video_file_path=None, video_seconds=None, source_fps=None, audio_seconds=6.0)
     clip = request(video=None, youtube_url="https://www.youtube.com/watch?v=dQw4w9WgXcQ", start=10.0, end=12.0)
     # As a new YouTube job: at the cap (the video may run at 60 fps), never below the 30 fps hold.
     assert plan_reuse(config(default_max_fps=60.0), clip, RULES, youtube, now=NOW).amount == 120
 
 
 def test_a_new_window_follows_the_videos_and_the_voices_lengths() -> None:
-    """No end: the voice's length; never past the video's end; a start past it is refused."""
+    """No end: the voice's length; a part past the video or voice is announced, never cut; a start past it, refused."""
     to_voice_end = plan_reuse(config(), request(start=2.0), RULES, files(), now=NOW)
     assert (to_voice_end.start, to_voice_end.end) == (2.0, 3.5)
-    capped = plan_reuse(config(), request(start=7.0, end=20.0), RULES, files(), now=NOW)
-    assert capped.end == 8.0 and capped.amount == 30
+    with pytest.raises(InvalidInput) as past_video:
+        plan_reuse(config(), request(start=7.0, end=20.0), RULES, files(audio_seconds=30.0), now=NOW)
+    data = past_video.value.data
+    assert past_video.value.code == "part_past_video" and data["render_end"] == 8.0
+    assert (data["fix_end"], data["fix_end_estimate"], data["fix_end_hold"]) == (8.0, 25, 30)
+    with pytest.raises(InvalidInput) as past_voice:
+        plan_reuse(config(), request(start=4.0, end=8.0), RULES, files(), now=NOW)
+    assert past_voice.value.code == "part_past_voice" and past_voice.value.data["render_end"] == 5.5
     with pytest.raises(InvalidInput) as past:
         plan_reuse(config(), request(start=9.0), RULES, files(), now=NOW)
     assert past.value.code == "start_past_end"
     short = GuildRules(allowed_modes=RULES.allowed_modes, max_clip_seconds=2.0, max_input_bytes=1)
     with pytest.raises(InvalidInput) as long_clip:
-        plan_reuse(config(), request(start=0.0, end=5.0), short, files(), now=NOW)
+        plan_reuse(config(), request(start=0.0, end=5.0), short, files(audio_seconds=6.0), now=NOW)
     assert long_clip.value.code == "clip_too_long"
 
 

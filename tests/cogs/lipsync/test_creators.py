@@ -300,14 +300,15 @@ async def test_again_with_another_window_is_priced_for_that_window(harness: Harn
 
     form = await harness.alice.click(shown(first_run), custom_id=f"lipsync:again:{first.id}:window")
     assert form.modal is not None
-    again = await harness.alice.submit_modal(form, {"window:start": "4", "window:end": "8"})
+    # As long as the 1.5 s voice: a longer part would be announced, not rendered short.
+    again = await harness.alice.submit_modal(form, {"window:start": "4", "window:end": "5.5"})
 
     second = await harness.latest_job()
     final = await harness.finish(second.id)
     assert final.state is JobState.DONE, final.error_code
-    assert (final.start_seconds, final.end_seconds) == (4.0, 8.0)
-    # 4 s at 25 fps is 100 frames; Magic Hour holds 120 (30 fps) at create, and that is what is reserved.
-    assert final.estimated_credits == 120
+    assert (final.start_seconds, final.end_seconds) == (4.0, 5.5)
+    # 1.5 s at 25 fps is 38 frames; Magic Hour holds 45 (30 fps) at create, and that is what is reserved.
+    assert final.estimated_credits == 45
     assert again.followups
 
 

@@ -161,7 +161,7 @@ async def test_quota_refusal_names_the_limit_and_the_reset(harness: Harness) -> 
     final = await harness.finish((await harness.latest_job()).id)
     assert final.state is JobState.FAILED and final.error_code == "quota_member"
     told = private_refusal(result)
-    assert "You have 10 credits left today; this clip needs 45 credits." in told
+    assert "You have 10 credits left today, less than this clip's likely cost of 45 credits" in told
     assert "resets <t:" in told and ":R>" in told
     assert harness.public() == []
     balance = await harness.store.quota.limits(harness.guild.id, harness.alice.id)

@@ -135,7 +135,7 @@ async def test_edits_at_most_every_interval_and_shows_the_newest(clock: FakeCloc
     await clock.advance(2)
     assert len(interaction.edits) == 2
     content, view = interaction.edits[1]
-    assert "📤 Uploading to Magic Hour" in content and "Estimate: 45 credits" in content
+    assert "📤 Uploading to Magic Hour" in content and "Likely cost: 45 credits, held until it finishes" in content
     assert view is not None and [item.custom_id for item in view.children] == ["lipsync:cancel:7"]  # type: ignore[attr-defined]
 
 
@@ -212,7 +212,7 @@ def test_status_text_for_each_kind_of_ending() -> None:
     )
     assert running.startswith("**Lip-sync job #7** `intro` · lite · by <@42>")
     assert "fetching `aˋb.mp4`" in running  # a name can't close its code span
-    assert "Estimate: 45 credits." in running
+    assert "Likely cost: 45 credits, held until it finishes (you pay only what Magic Hour charges)." in running
     assert "555" not in running and "left" not in running  # the channel never sees a balance
     assert f"Started <t:{int(NOW.timestamp())}:R>." in running
     fetching = status_text(update(JobState.FETCHING, remaining_credits=600))
@@ -278,12 +278,19 @@ async def test_a_refusal_is_told_privately_and_the_public_message_removed(clock:
     refused = update(
         JobState.FAILED,
         error_code="quota_member",
-        error_data={"available": 15, "requested": 45, "window": "daily", "resets_at": NOW.isoformat()},
+        error_data={
+            "available": 15,
+            "requested": 45,
+            "estimate": 38,
+            "hold": 45,
+            "window": "daily",
+            "resets_at": NOW.isoformat(),
+        },
     )
     await sink.update(refused)
     [(text, ephemeral)] = interaction.followups
     assert ephemeral and text.startswith("❌ Your job #7 didn't start, and nothing was charged.")
-    assert "You have 15 credits left today; this clip needs 45 credits." in text
+    assert "You have 15 credits left today, less than this clip's likely cost of 38 credits (45 credits held" in text
     assert interaction.deleted and len(interaction.edits) == 1  # the refusal was never written in public
     await sink._flush()  # e.g. a refresh that was already waiting to edit
     await sink.update(update(JobState.RENDERING))
