@@ -25,7 +25,8 @@ from bot.jobs.admission import refused
 from bot.jobs.fixes import FixKind, as_data, fixes_for, fixes_in
 from bot.jobs.models import GuildRules, InputSource, JobRequest, JobUpdate, QueueSnapshot
 from bot.jobs.quote import Pricing, Quote, Short, quote_of
-from bot.store import EffectiveLimits, JobRecord, JobState, LimitKind, Refusal
+from bot.store import JobRecord, JobState, LimitKind, Refusal
+from bot.store.balance import Balance
 from bot.terminal.commands import _report
 from bot.terminal.output import Output, SaveToFile
 from bot.terminal.progress import ProgressDisplay
@@ -34,6 +35,7 @@ from bot.terminal.style import describe as terminal_describe
 from cogs import texts
 from cogs.lipsync._fixes import fix_line
 from cogs.lipsync._texts import RunningJob, jobs_text, panel_text, status_text
+from tests.store.test_usage_figures import limits
 
 NOW = dt.datetime(2026, 5, 1, 12, 0, tzinfo=dt.UTC)
 RUNNING = (JobState.UPLOADING, JobState.CREATING, JobState.SUBMITTED, JobState.RENDERING)
@@ -83,25 +85,10 @@ def record(pricing: Pricing, start: float, state: JobState, held: int, lang: str
     )
 
 
-def balance(remaining: int) -> EffectiveLimits:
-    return EffectiveLimits(
-        allowance=remaining,
-        limit_kind=LimitKind.GLOBAL_DEFAULT,
-        granted=0,
-        used=0,
-        reserved=0,
-        member_available=remaining,
-        pool_limit=None,
-        pool_available=None,
-        budget_limit=None,
-        budget_available=None,
-        remaining=remaining,
-        window_start=NOW,
-        resets_at=NOW + dt.timedelta(days=1),
-        active_jobs=1,
-        max_active_jobs=2,
-        guild=None,
-    )
+def balance(remaining: int) -> Balance:
+    """A member with `remaining` credits and nothing else limiting them (one job running)."""
+    effective = limits(allowance=remaining, member_available=remaining, remaining=remaining, active_jobs=1)
+    return Balance.of(effective, [])
 
 
 def terminal_sentence(quote: Quote) -> str:
