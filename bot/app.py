@@ -75,7 +75,8 @@ class LipsyncBot(commands.AutoShardedBot):
         self.settings = settings
         self.sandbox = sandbox
         self._fetch_policy = fetch_policy
-        # How often a status message may be edited; None leaves it to the Discord layer's default.
+        # How often a status message may be edited; None leaves it to the Discord layer's default,
+        # 0 edits at once, without the bot-wide pace either (tests read every update as it comes).
         self.status_interval = status_interval
         # Set by the cog that presents jobs: rebuilds a resumed job's status message and poster.
         self.hooks_factory: HooksFactory | None = None

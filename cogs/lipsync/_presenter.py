@@ -24,7 +24,11 @@ log = logging.getLogger(__name__)
 
 
 class JobPresenter:
-    """Builds a job's `JobHooks`: its status message and its result poster."""
+    """Builds a job's `JobHooks`: its status message and its result poster.
+
+    Every status message it builds waits `min_interval` between its own edits and shares one
+    bot-wide `EditPacer`; `min_interval=0` turns both off (tests that read each update at once).
+    """
 
     def __init__(
         self, client: discord.Client, services: Services, *, min_interval: float = DEFAULT_MIN_INTERVAL
@@ -33,7 +37,7 @@ class JobPresenter:
         self._services = services
         self._min_interval = min_interval
         self._sinks: weakref.WeakSet[StatusMessage] = weakref.WeakSet()
-        self._pacer = EditPacer(services.clock)  # one pace for every job's status edits
+        self._pacer = EditPacer(services.clock) if min_interval > 0 else None
         self._offered: weakref.WeakSet[FixesView] = weakref.WeakSet()
 
     def close(self) -> None:

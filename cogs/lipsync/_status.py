@@ -120,6 +120,11 @@ class StatusMessage:
         """The channel the status message is in."""
         return self._channel_id
 
+    @property
+    def pacer(self) -> EditPacer | None:
+        """The bot-wide pace its edits wait for (None: unpaced)."""
+        return self._pacer
+
     async def update(self, update: JobUpdate) -> None:
         """Show this snapshot now, later (coalesced), or not at all if nothing visible changed."""
         if self._latest is not None and self._latest.job.state.terminal:

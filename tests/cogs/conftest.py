@@ -61,7 +61,8 @@ def new_bot(settings: Settings) -> LipsyncBot:
 
     Unthrottled, every update the engine gives a status message is shown before the update
     returns, so a test that saw a state (`JobWatcher`) reads it on the message without waiting.
-    The throttle itself is tested on a fake clock in `lipsync/test_status.py`.
+    The throttle and the bot-wide pace are tested on a fake clock in `lipsync/test_status.py` and
+    `lipsync/test_pacing.py`.
     """
     bot = create_bot(settings, fetch_policy=LOCAL_CDN)
     bot.status_interval = 0.0

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
+from typing import cast
+
+import discord
 
 from bot.clock import FakeClock
 from bot.jobs.queue import EXACT_POSITIONS
+from bot.services import Services
 from bot.store import JobState
 from cogs.lipsync._pacing import BURST, EDITS_PER_SECOND, EditPacer
+from cogs.lipsync._presenter import JobPresenter
+from cogs.lipsync._status import StatusMessage
 from cogs.lipsync._texts import status_text
-from tests.cogs.lipsync.test_status import FakeInteraction, sink_for, update
+from tests.cogs.lipsync.test_status import FakeInteraction, job, sink_for, update
 
 
 async def _settle() -> None:
@@ -74,6 +81,21 @@ async def test_two_hundred_status_messages_share_one_pace() -> None:
     assert all(i.edits and "Rendering" in i.edits[0][0] for i in interactions)
     for sink in sinks:
         sink.close()
+
+
+def test_one_presenter_gives_every_status_message_the_same_pace() -> None:
+    """Jobs started and jobs resumed share the bot's one pacer; an unthrottled presenter (the Discord
+    tests', which read every update as it comes) has none, so nothing waits on a turn there."""
+    services = cast(Services, SimpleNamespace(clock=FakeClock()))
+    records = [job(state=JobState.RENDERING, id=n, status_channel_id=2, status_message_id=3) for n in (1, 2)]
+
+    def pacers(presenter: JobPresenter) -> list[EditPacer | None]:
+        sinks = [presenter.for_record(record).sink for record in records]
+        return [cast(StatusMessage, sink).pacer for sink in sinks]
+
+    paced = pacers(JobPresenter(cast(discord.Client, None), services))
+    assert paced[0] is not None and paced[0] is paced[1]
+    assert pacers(JobPresenter(cast(discord.Client, None), services, min_interval=0.0)) == [None, None]
 
 
 def test_a_place_behind_the_front_is_not_shown_as_a_number() -> None:
