@@ -1,9 +1,12 @@
-"""How a job shows up in Discord: its live status message (`StatusMessage`, a `ProgressSink`).
+"""How a job shows up in Discord: its private progress, then its one public card (`StatusMessage`).
 
-The result goes out through `cogs.lipsync._results.ResultPoster`; `cogs.lipsync._presenter.JobPresenter` builds both,
-for a job started by a slash command (with its interaction) or for one resumed after a restart
-(from the ids stored in its record). docs/design-notes.md, "The status message", says which token
-edits it when, and what the channel may see.
+Until the job is admitted (its files checked and its credits reserved) only its member sees it, in
+the private reply to their command; a refusal before that is told there, and the channel never
+sees the job. Then the public card is posted, edited as the job moves on, and replaced at the end
+by the message that pings the owner: the result (`cogs.lipsync._results.ResultPoster`) or the
+failure. `cogs.lipsync._presenter.JobPresenter` builds both, for a job started by a command (with
+its interaction) or resumed after a restart (from the card's ids stored in its record).
+docs/design-notes.md, "The job card", says which token edits it when, and what the channel may see.
 """
 
 from __future__ import annotations
@@ -18,9 +21,16 @@ import discord
 
 from bot.clock import Clock
 from bot.jobs.models import JobUpdate
-from bot.store import JobRecord
+from bot.store import JobRecord, JobState
 from cogs import texts
-from cogs.lipsync._texts import is_refusal, job_language, not_started_public, not_started_text, status_text
+from cogs.lipsync._texts import (
+    admitted,
+    card_posted_text,
+    ended_privately_text,
+    job_language,
+    private_progress_text,
+    status_text,
+)
 from cogs.lipsync._views import final_view, status_view
 
 log = logging.getLogger(__name__)
@@ -38,7 +48,15 @@ NO_MENTIONS = discord.AllowedMentions.none()
 
 
 StatusMoved = Callable[[int, int, int], Awaitable[None]]
-"""Called with (job id, channel id, message id) when a status message had to be posted anew."""
+"""Called with (job id, channel id, message id) whenever the job's public message is (re)posted."""
+
+LanguageOf = Callable[[JobRecord], str]
+"""The language a job's public messages are written in (the server's)."""
+
+
+def only_mentioning(user_id: int) -> discord.AllowedMentions:
+    """Mentions allowed in a message that pings a job's owner: them, no one else."""
+    return discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(user_id)], replied_user=False)
 
 
 def token_alive(interaction: discord.Interaction | None) -> bool:
@@ -57,14 +75,15 @@ def token_gone(error: discord.HTTPException) -> bool:
 
 
 class StatusMessage:
-    """One job's live status message: a `ProgressSink` that edits only when the text changes.
+    """One job's private progress and public card: a `ProgressSink` that edits only when the text changes.
 
     Updates arriving less than `min_interval` seconds (on `clock`) after the last edit are
-    coalesced: a single delayed edit later shows the newest one. Terminal states (done, failed,
-    canceled) are shown at once and replace the Cancel button with the ways to run the job again
-    (`final_view`), if any; a refusal (`is_refusal`) is
-    told to the member privately and the message removed. While the job waits on Magic Hour the
-    message is refreshed every `tick` seconds, with the elapsed time moved on by the clock.
+    coalesced: a single delayed edit later shows the newest one. Before the job is admitted
+    (`admitted`) progress goes to the member's private reply only; a job that ends before that is
+    told there (or by DM), never in the channel. The card is posted once the job is admitted, and
+    at the end a done or failed job's message pings its owner: the result (posted by the
+    `ResultPoster`) or the failure replaces the card, so the job keeps one public message. While
+    the job waits on Magic Hour the card is refreshed every `tick` seconds (elapsed time, progress).
     """
 
     def __init__(
@@ -79,6 +98,7 @@ class StatusMessage:
         min_interval: float = DEFAULT_MIN_INTERVAL,
         tick: float = DEFAULT_TICK,
         on_moved: StatusMoved | None = None,
+        language_of: LanguageOf = job_language,
     ) -> None:
         self._client = client
         self._clock = clock
@@ -89,27 +109,32 @@ class StatusMessage:
         self._min_interval = min_interval
         self._tick_every = max(tick, min_interval)
         self._on_moved = on_moved
+        self._language_of = language_of
         self._latest: JobUpdate | None = None
         self._latest_at = 0.0  # when `_latest` arrived, on the clock's monotonic time
         self._shown: str | None = None
+        self._private_shown: str | None = None  # what the member's private reply says now
         self._last_edit: float | None = None
         self._pending: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._final_retried = False
         self._closed = False
-        self._ended_privately = False  # a refusal told to the member: the channel is shown nothing more
+        self._ended_privately = False  # ended before its card: the channel is shown nothing
         self.edits = 0
 
     @property
     def message_id(self) -> int | None:
-        """The message currently showing the status (None once it was removed)."""
+        """The job's public message (None before its card is posted)."""
         return self._message_id
 
     @property
     def channel_id(self) -> int:
-        """The channel the status message is in."""
+        """The channel the job's card is in."""
         return self._channel_id
+
+    def _public(self, update: JobUpdate) -> bool:
+        return self._message_id is not None or admitted(update)
 
     async def update(self, update: JobUpdate) -> None:
         """Show this snapshot now, later (coalesced), or not at all if nothing visible changed."""
@@ -120,10 +145,10 @@ class StatusMessage:
         self._stop_ticking()
         if update.job.state.terminal:
             self._cancel_pending()
-            if is_refusal(update.job):
-                await self._end_privately(update.job)
-            else:
+            if self._public(update):
                 await self._flush()
+            else:
+                await self._end_privately(update.job)
             return
         if self._pending is not None:
             return  # the delayed edit will show this snapshot
@@ -190,20 +215,29 @@ class StatusMessage:
             update = self._now_showing()
             if update is None or self._ended_privately:
                 return
-            content = status_text(update)
+            if not self._public(update):
+                await self._show_privately(update)
+                return
+            job = update.job
+            lang = self._language_of(job)
+            content = status_text(update, lang)
             if content == self._shown:
                 self._keep_ticking()
                 return
-            job = update.job
             # A finished job offers to run again from its uploaded files (while Magic Hour keeps them).
-            view = final_view(job, self._clock.now()) if job.state.terminal else status_view(job.id, job_language(job))
+            view = final_view(job, self._clock.now(), lang) if job.state.terminal else status_view(job.id, lang)
             try:
-                await self._show(update.job.id, content, view)
+                if job.state is JobState.DONE:
+                    await self._finish_done(job, content, view)
+                elif job.state is JobState.FAILED:
+                    await self._finish_failed(job, content, view)
+                else:
+                    await self._show(job.id, content, view)
             except discord.HTTPException as exc:
                 # A display problem must never fail the job: log it and keep going. The final
                 # state is worth one more try later (it removes the Cancel button).
-                log.warning("job %s: could not update the status message: %s", update.job.id, exc)
-                if update.job.state.terminal and not self._final_retried:
+                log.warning("job %s: could not update the status message: %s", job.id, exc)
+                if job.state.terminal and not self._final_retried:
                     self._final_retried = True
                     due = self._clock.monotonic() + self._min_interval
                     self._pending = asyncio.get_running_loop().create_task(self._flush_at(due))
@@ -215,66 +249,45 @@ class StatusMessage:
             self.edits += 1
             self._keep_ticking()
 
-    async def _show(self, job_id: int, content: str, view: discord.ui.View | None) -> None:
-        # `view=None` on an edit removes the buttons; on a new message there are none either way.
-        if self._interaction is not None and token_alive(self._interaction):
-            try:
-                await self._interaction.edit_original_response(content=content, view=view, allowed_mentions=NO_MENTIONS)
-                return
-            except discord.HTTPException as exc:
-                if not token_gone(exc):
-                    raise
-        self._interaction = None
-        channel = self._client.get_partial_messageable(self._channel_id, guild_id=self._guild_id)
-        if self._message_id is not None:
-            try:
-                await channel.get_partial_message(self._message_id).edit(
-                    content=content, view=view, allowed_mentions=NO_MENTIONS
-                )
-                return
-            except (discord.NotFound, discord.Forbidden) as exc:
-                # Deleted, or an interaction reply the bot token may not edit: post a new one.
-                log.info("job %s: status message %s not editable (%s); posting anew", job_id, self._message_id, exc)
-        if view is None:
-            message = await channel.send(content, allowed_mentions=NO_MENTIONS)
-        else:
-            message = await channel.send(content, view=view, allowed_mentions=NO_MENTIONS)
-        self._message_id = message.id
-        if self._on_moved is not None:
-            await self._on_moved(job_id, self._channel_id, message.id)
+    # ------------------------------------------------------------------ before the card: private
 
-    # ------------------------------------------------------------------ a refusal, told privately
+    async def _show_privately(self, update: JobUpdate) -> None:
+        """Progress before the job is admitted, in the member's private reply (nothing without it)."""
+        interaction = self._interaction
+        if interaction is None or not token_alive(interaction):
+            return
+        lang = job_language(update.job)
+        text = private_progress_text(update, lang)
+        if text == self._private_shown:
+            return
+        try:
+            await interaction.edit_original_response(
+                content=text, view=status_view(update.job.id, lang), allowed_mentions=NO_MENTIONS
+            )
+        except discord.HTTPException as exc:
+            log.info("job %s: could not update the private reply: %s", update.job.id, exc)
+            return
+        self._private_shown = text
+        self._last_edit = self._clock.monotonic()
 
     async def _end_privately(self, job: JobRecord) -> None:
-        """Tell the member alone why their job didn't start, and take the status off the channel.
+        """Tell the member alone how their job ended before it was admitted: the channel never saw it.
 
-        With the interaction's token: an ephemeral followup, then the reply is deleted. Without it:
-        a DM, then the message is deleted. If the member can't be told privately, or the message
-        can't be removed, the channel keeps a neutral line: no reason, no numbers.
+        In the private reply while the interaction's token lives, else by DM.
         """
         async with self._lock:
-            # Set first: an edit already waiting for the lock (a refresh) must not write the refusal out.
+            # Set first: an edit already waiting for the lock (a refresh) must not write it out.
             self._ended_privately = True
-            text = not_started_text(job)
-            told = await self._tell_ephemerally(job, text) or await self._tell_by_dm(job, text)
-            if told and await self._remove(job.id):
-                return
-            try:
-                await self._show(job.id, not_started_public(job), None)
-            except discord.HTTPException as exc:
-                log.warning("job %s: could not update the status message: %s", job.id, exc)
+            text = ended_privately_text(job)
+            if not (await self._tell_in_reply(job, text) or await self._tell_by_dm(job, text)):
+                log.warning("job %s: ended before its card, and the member could not be told", job.id)
 
-    async def _tell_ephemerally(self, job: JobRecord, text: str) -> bool:
+    async def _tell_in_reply(self, job: JobRecord, text: str) -> bool:
         interaction = self._interaction
         if interaction is None or not token_alive(interaction):
             return False
         try:
-            if self._shown is None:
-                # A reply still "thinking" would turn the next followup into itself, in public.
-                await interaction.edit_original_response(
-                    content=not_started_public(job), view=None, allowed_mentions=NO_MENTIONS
-                )
-            await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+            await interaction.edit_original_response(content=text, view=None, allowed_mentions=NO_MENTIONS)
         except discord.HTTPException as exc:
             log.info("job %s: could not answer privately through the interaction: %s", job.id, exc)
             return False
@@ -289,24 +302,131 @@ class StatusMessage:
             return False
         return True
 
-    async def _remove(self, job_id: int) -> bool:
+    # ------------------------------------------------------------------ the public card
+
+    async def _show(self, job_id: int, content: str, view: discord.ui.View | None) -> None:
+        """Edit the card (posting it the first time); `view=None` on an edit removes the buttons."""
+        if self._message_id is None:
+            await self._post_card(job_id, content, view)
+            return
         interaction = self._interaction
         if interaction is not None and token_alive(interaction):
             try:
-                await interaction.delete_original_response()
-                self._message_id = None
-                return True
+                await interaction.followup.edit_message(
+                    self._message_id, content=content, view=view, allowed_mentions=NO_MENTIONS
+                )
+                return
             except discord.HTTPException as exc:
-                log.info("job %s: could not delete the reply through the interaction: %s", job_id, exc)
-        if self._message_id is None:
-            return True
+                if not token_gone(exc):
+                    raise
+        self._interaction = None
         channel = self._client.get_partial_messageable(self._channel_id, guild_id=self._guild_id)
         try:
-            await channel.get_partial_message(self._message_id).delete()
+            await channel.get_partial_message(self._message_id).edit(
+                content=content, view=view, allowed_mentions=NO_MENTIONS
+            )
+            return
+        except (discord.NotFound, discord.Forbidden) as exc:
+            # Deleted, or an interaction reply the bot token may not edit: post a new one.
+            log.info("job %s: status message %s not editable (%s); posting anew", job_id, self._message_id, exc)
+        await self._send(job_id, content, view, NO_MENTIONS)
+
+    async def _post_card(self, job_id: int, content: str, view: discord.ui.View | None) -> None:
+        interaction = self._interaction
+        if interaction is None or not token_alive(interaction):
+            await self._send(job_id, content, view, NO_MENTIONS)
+            return
+        lang = job_language(self._latest.job) if self._latest is not None else texts.EN
+        if self._private_shown is None:
+            # A reply still "thinking" would turn the next followup into itself: private, not a card.
+            await interaction.edit_original_response(content=card_posted_text(None, None, lang), view=None)
+        message = await interaction.followup.send(
+            content, view=view or discord.utils.MISSING, wait=True, allowed_mentions=NO_MENTIONS
+        )
+        await self._moved(job_id, message.id)
+        await self._point_reply(job_id)
+
+    async def _point_reply(self, job_id: int) -> None:
+        """Point the member's private reply at the job's public message (the card, then its replacement)."""
+        interaction = self._interaction
+        if interaction is None or not token_alive(interaction) or self._message_id is None or self._latest is None:
+            return
+        link = texts.jump_url(self._guild_id, self._channel_id, self._message_id)
+        self._private_shown = card_posted_text(job_id, link, job_language(self._latest.job))
+        try:
+            await interaction.edit_original_response(content=self._private_shown, view=None)
+        except discord.HTTPException as exc:
+            log.info("job %s: could not point the private reply at the card: %s", job_id, exc)
+
+    async def _send(
+        self, job_id: int, content: str, view: discord.ui.View | None, mentions: discord.AllowedMentions
+    ) -> None:
+        """A new public message for the job: a followup while the token lives, else a channel message."""
+        interaction = self._interaction
+        message: discord.Message
+        if interaction is not None and token_alive(interaction):
+            message = await interaction.followup.send(
+                content, view=view or discord.utils.MISSING, wait=True, allowed_mentions=mentions
+            )
+        else:
+            channel = self._client.get_partial_messageable(self._channel_id, guild_id=self._guild_id)
+            if view is None:
+                message = await channel.send(content, allowed_mentions=mentions)
+            else:
+                message = await channel.send(content, view=view, allowed_mentions=mentions)
+        await self._moved(job_id, message.id)
+
+    async def _moved(self, job_id: int, message_id: int) -> None:
+        self._message_id = message_id
+        if self._on_moved is not None:
+            await self._on_moved(job_id, self._channel_id, message_id)
+
+    # ------------------------------------------------------------------ the end: one message, a ping
+
+    async def _finish_done(self, job: JobRecord, content: str, view: discord.ui.View | None) -> None:
+        """The result message (posted by the `ResultPoster`, pinging the owner) replaces the card.
+
+        A result sent by DM, or a card that can't be removed, keeps the card: it says where the
+        result went.
+        """
+        result = job.delivery_message_id
+        in_channel = result is not None and job.delivery_kind != "dm" and job.channel_id == self._channel_id
+        if result is not None and in_channel and result != self._message_id and await self._remove_card(job.id):
+            await self._moved(job.id, result)
+            await self._point_reply(job.id)
+            return
+        await self._show(job.id, content, view)
+
+    async def _finish_failed(self, job: JobRecord, content: str, view: discord.ui.View | None) -> None:
+        """A failure is a new message that pings the owner (an edit pings no one); the card goes."""
+        old = self._message_id
+        try:
+            await self._send(job.id, content, view, only_mentioning(job.user_id))
+        except (discord.Forbidden, discord.NotFound) as exc:
+            log.info("job %s: could not post the failure (%s); editing the card instead", job.id, exc)
+            await self._show(job.id, content, view)
+            return
+        if old is not None and not await self._remove_card(job.id, old):
+            log.info("job %s: the old card %s stays", job.id, old)
+        await self._point_reply(job.id)
+
+    async def _remove_card(self, job_id: int, message_id: int | None = None) -> bool:
+        message_id = message_id if message_id is not None else self._message_id
+        if message_id is None:
+            return True
+        interaction = self._interaction
+        if interaction is not None and token_alive(interaction):
+            try:
+                await interaction.followup.delete_message(message_id)
+                return True
+            except discord.HTTPException as exc:
+                log.info("job %s: could not delete the card through the interaction: %s", job_id, exc)
+        channel = self._client.get_partial_messageable(self._channel_id, guild_id=self._guild_id)
+        try:
+            await channel.get_partial_message(message_id).delete()
         except discord.NotFound:
             pass
         except discord.HTTPException as exc:
-            log.info("job %s: could not delete status message %s: %s", job_id, self._message_id, exc)
+            log.info("job %s: could not delete the card %s: %s", job_id, message_id, exc)
             return False
-        self._message_id = None
         return True

@@ -123,8 +123,7 @@ def status_text(update: JobUpdate, lang: str | None = None) -> str:
 def is_refusal(job: JobRecord) -> bool:
     """A job refused before it reached Magic Hour, for a reason that is the member's own business.
 
-    Their files (a name that lies, a start past the video's end), or their credits: told to them
-    alone, not to the channel. Failures on the bot's or Magic Hour's side stay public.
+    Their files (a name that lies, a start past the video's end), or their credits.
     """
     if job.state is not JobState.FAILED or job.project_id is not None or not job.error_code:
         return False
@@ -135,15 +134,64 @@ def is_refusal(job: JobRecord) -> bool:
     return not bot_side
 
 
-def not_started_text(job: JobRecord, lang: str | None = None) -> str:
-    """The private answer for a job refused after its files were fetched: why, and that it cost nothing."""
+# States a job reaches only once its credits are reserved: from here on it has a public card.
+_ADMITTED_STATES = frozenset(
+    {
+        JobState.UPLOADING,
+        JobState.CREATING,
+        JobState.SUBMITTED,
+        JobState.RENDERING,
+        JobState.DOWNLOADING,
+        JobState.DELIVERING,
+        JobState.DONE,
+    }
+)
+
+
+def admitted(update: JobUpdate) -> bool:
+    """Whether the job has been admitted (files checked, credits reserved): only then is it public.
+
+    Before that a job is its member's business alone: queued, being checked, or refused.
+    """
+    job = update.job
+    return update.credits_reserved or job.project_id is not None or job.state in _ADMITTED_STATES
+
+
+def private_progress_text(update: JobUpdate, lang: str) -> str:
+    """What the member's private reply says before their job is admitted: no job number yet."""
+    job = update.job
+    if job.state is JobState.RECEIVED and update.queue_position is not None:
+        data: dict[str, object] = {"position": update.queue_position}
+        if update.expected_start is not None:
+            data["expected_at"] = update.expected_start
+            line = describe("private_queued_eta", data, lang)
+        else:
+            line = describe("private_queued", data, lang)
+    elif job.state is JobState.FETCHING:
+        line = describe("private_checking", lang=lang)
+    else:
+        line = describe("private_starting", lang=lang)
+    return _clip(f"{line}\n{describe('private_only_you', lang=lang)}")
+
+
+def card_posted_text(job_id: int | None, link: str | None, lang: str) -> str:
+    """The member's private reply once their job's public card is up: where to follow it."""
+    if job_id is None or link is None:
+        return describe("private_starting", lang=lang)
+    return describe("card_posted", {"job": job_id, "link": f"[{describe('card_link', lang=lang)}]({link})"}, lang)
+
+
+def ended_privately_text(job: JobRecord, lang: str | None = None) -> str:
+    """The private answer for a job that ended before it was admitted: why, and that it cost nothing."""
     lang = lang or job_language(job)
-    return _clip(f"❌ {describe('not_started', {'job': job.id}, lang)}\n{failure_text(job, lang)}")
+    if job.state is JobState.CANCELED:
+        return describe("canceled_before_start", lang=lang)
+    return _clip(f"❌ {describe('not_started', lang=lang)}\n{failure_text(job, lang)}")
 
 
-def not_started_public(job: JobRecord, lang: str | None = None) -> str:
-    """What stays in the channel when a refusal could not be told privately: no reason, no numbers."""
-    return describe("not_started_public", {"job": job.id, "member": job.user_id}, lang or job_language(job))
+def not_started_text(job: JobRecord, lang: str | None = None) -> str:
+    """The private answer for a job refused after its files were fetched (`ended_privately_text`)."""
+    return ended_privately_text(job, lang)
 
 
 def result_text(
@@ -193,9 +241,9 @@ def canceled_text(job: JobRecord, lang: str = EN) -> str:
     return f"{ended} {cost_text(job, lang)}"
 
 
-def started_text(job: JobRecord, lang: str = EN) -> str:
-    """The private note under a picker once its job started."""
-    return describe("pick_started", {"job": job.id}, lang)
+def started_text(lang: str = EN) -> str:
+    """The private note under a picker once its job was handed on: its progress follows privately."""
+    return describe("pick_started", lang=lang)
 
 
 def _job_line(job: JobRecord, lang: str) -> str:

@@ -89,7 +89,7 @@ class AgainButton(IdButton, action="again", parts={"job": int, "how": Again}):
     """
 
     def __init__(self, job_id: int, how: Again, *, label: str | None = None) -> None:
-        style = discord.ButtonStyle.primary if how is not Again.WINDOW else discord.ButtonStyle.secondary
+        style = discord.ButtonStyle.secondary if how is Again.WINDOW else discord.ButtonStyle.primary
         super().__init__(job_id, how.value, label=label or how.value, style=style)
         self.job_id = job_id
         self.how = how
@@ -99,10 +99,24 @@ class AgainButton(IdButton, action="again", parts={"job": int, "how": Again}):
         try:
             services = services_of(interaction.client)
             job = await services.engine.job(self.job_id)
+            if self.how is Again.VIDEO and job.user_id != interaction.user.id:
+                raise NotAllowed("rerun_not_owner", owner=job.user_id, job=job.id)
             # Checked before anything else, so a refusal is instant and only the presser sees it.
-            request = rerun_request(
-                job, self.how, by_user_id=interaction.user.id, guild_id=interaction.guild_id, now=services.clock.now()
+            request = (
+                None
+                if self.how is Again.VIDEO
+                else rerun_request(
+                    job,
+                    self.how,
+                    by_user_id=interaction.user.id,
+                    guild_id=interaction.guild_id,
+                    now=services.clock.now(),
+                )
             )
+            if self.how is Again.VIDEO:
+                # Another video can't come through a button: say how to bring one, privately.
+                await interaction.response.send_message(another_video_text(job, interaction), ephemeral=True)
+                return
             if self.how is Again.WINDOW:
                 modal = WindowModal(
                     language_of(interaction),
@@ -112,6 +126,7 @@ class AgainButton(IdButton, action="again", parts={"job": int, "how": Again}):
                 )
                 await interaction.response.send_modal(modal)
                 return
+            assert request is not None
             await start_job(interaction, request)
         except Exception as exc:
             await report_error(interaction, exc)
@@ -132,7 +147,20 @@ class AgainButton(IdButton, action="again", parts={"job": int, "how": Again}):
         await start_job(interaction, request)
 
 
-_AGAIN_LABELS = {Again.PRO: "button_again_pro", Again.WINDOW: "button_again_window", Again.RETRY: "button_retry"}
+_AGAIN_LABELS = {
+    Again.PRO: "button_again_pro",
+    Again.WINDOW: "button_again_window",
+    Again.RETRY: "button_retry",
+    Again.VIDEO: "button_again_video",
+}
+
+
+def another_video_text(job: JobRecord, interaction: discord.Interaction) -> str:
+    """How to run a job again with another video (its voice kept), for its owner."""
+    lang = language_of(interaction)
+    audio = job.audio_filename or texts.describe("audio_fallback", lang=lang)
+    menu = texts.bold(texts.command_name("Lip-sync: use this video", lang))
+    return texts.describe("again_other_video", {"audio": audio, "menu": menu}, lang)
 
 
 def status_view(job_id: int, lang: str = texts.EN) -> discord.ui.View:
@@ -142,15 +170,29 @@ def status_view(job_id: int, lang: str = texts.EN) -> discord.ui.View:
     return view
 
 
-def final_view(job: JobRecord, now: dt.datetime) -> discord.ui.View | None:
-    """The buttons under a finished job's status message: run it again, while its files are kept."""
+def final_view(job: JobRecord, now: dt.datetime, lang: str | None = None) -> discord.ui.View | None:
+    """The buttons under a finished job's message: run it again, while its files are kept."""
     ways = offers(job, now)
     if not ways:
         return None
-    lang = job_language(job)
+    lang = lang or job_language(job)
     view = discord.ui.View(timeout=None)
     for how in ways:
         view.add_item(AgainButton(job.id, how, label=texts.button_label(_AGAIN_LABELS[how], lang)))
+    return view
+
+
+def result_view(
+    job: JobRecord, now: dt.datetime, lang: str, *, linked: bool, url: str | None = None
+) -> discord.ui.View | None:
+    """The buttons under a result: run it again (as a done job may), and Download/New link when not attached."""
+    done = job.model_copy(update={"state": JobState.DONE})  # delivered now: offered as the done job it becomes
+    view = final_view(done, now, lang)
+    if linked:
+        extra = link_view(job.id, url, lang)
+        view = view or discord.ui.View(timeout=None)
+        for item in extra.children:
+            view.add_item(item)
     return view
 
 

@@ -29,11 +29,10 @@ from bot.config import Settings
 from bot.errors import LipsyncError
 from bot.jobs.engine import JobEngine
 from bot.jobs.fetch import FetchPolicy
-from bot.jobs.models import JobUpdate
+from bot.jobs.run import JobRun
 from bot.sandbox import Sandbox, SandboxConfig
 from bot.store import JobRecord, JobState, MemberHasActiveJobs, Store
 from bot.testmedia import make_audio
-from cogs.lipsync._status import StatusMessage
 from tests.conftest import SANDBOX_KEY, make_settings
 
 T = TypeVar("T")
@@ -82,17 +81,17 @@ def engine_outside_simcord(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 class JobWatcher:
-    """Sees every update the engine gives a status message, so tests can wait for a state."""
+    """Sees every update the engine gives a job's display, once it is shown, so tests can wait for a state."""
 
     def __init__(self) -> None:
         self.states: dict[int, list[JobState]] = {}
         self._changed = asyncio.Condition()
 
-    async def saw(self, update: JobUpdate) -> None:
+    async def saw(self, job: JobRecord) -> None:
         async with self._changed:
-            seen = self.states.setdefault(update.job.id, [])
-            if not seen or seen[-1] is not update.job.state:
-                seen.append(update.job.state)
+            seen = self.states.setdefault(job.id, [])
+            if not seen or seen[-1] is not job.state:
+                seen.append(job.state)
             self._changed.notify_all()
 
     async def reached(self, job_id: int, state: JobState) -> None:
@@ -103,15 +102,20 @@ class JobWatcher:
 
 @pytest.fixture
 def job_watcher(monkeypatch: pytest.MonkeyPatch) -> JobWatcher:
-    """Spy on `StatusMessage.update` (the real one still runs)."""
+    """Spy on `JobRun.emit`, which returns once the job's display has shown the update.
+
+    Not on `StatusMessage.update`: a bot that closes unloads its extensions, and discord.py drops
+    their modules from `sys.modules`, so the next bot (a restart, or the next test's) imports
+    `cogs.lipsync` afresh and a spy on the class this module imported would see nothing.
+    """
     watcher = JobWatcher()
-    original = StatusMessage.update
+    original = JobRun.emit
 
-    async def update(self: StatusMessage, update: JobUpdate) -> None:
-        await original(self, update)
-        await watcher.saw(update)
+    async def emit(self: JobRun) -> None:
+        await original(self)
+        await watcher.saw(self.record)
 
-    monkeypatch.setattr(StatusMessage, "update", update)
+    monkeypatch.setattr(JobRun, "emit", emit)
     return watcher
 
 
