@@ -204,7 +204,8 @@ def result_text(
     lang = lang or job_language(job)
     data = {"job": job.id, "member": job.user_id, "name": _name(job)}
     ready = describe("result_ready" if mention else "result_ready_private", data, lang)
-    lines = [f"{ready} {cost_text(job, lang)}"]
+    # The result replaces the job's card: it says what was rendered too.
+    lines = [f"{ready} {cost_text(job, lang)}", _inputs(job, lang)]
     if kind == "compressed":
         lines.append(describe("result_compressed", lang=lang))
     if kind == "link":

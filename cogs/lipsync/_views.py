@@ -187,11 +187,11 @@ def result_view(
 ) -> discord.ui.View | None:
     """The buttons under a result: run it again (as a done job may), and Download/New link when not attached."""
     done = job.model_copy(update={"state": JobState.DONE})  # delivered now: offered as the done job it becomes
-    view = final_view(done, now, lang)
-    if linked:
-        extra = link_view(job.id, url, lang)
+    view = link_view(job.id, url, lang) if linked else None
+    again = final_view(done, now, lang)
+    if again is not None:
         view = view or discord.ui.View(timeout=None)
-        for item in extra.children:
+        for item in again.children:
             view.add_item(item)
     return view
 

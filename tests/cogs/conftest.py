@@ -284,6 +284,13 @@ class Harness:
         """Every message in the channel that members other than the one acting can read."""
         return self.channel.history(viewer=self.onlooker)
 
+    async def message_of(self, job_id: int) -> discord.Message:
+        """A job's one public message, as the channel sees it: its card, or the result or failure that replaced it."""
+        record = await self.store.jobs.get(job_id)
+        assert record is not None and record.status_message_id is not None, "the job has no public message"
+        [message] = [m for m in self.public() if m.id == record.status_message_id]
+        return message
+
     async def latest_job(self, member: simcord.MemberActor | None = None) -> JobRecord:
         """The member's newest job."""
         jobs = await self.store.jobs.recent_for_member(self.guild.id, (member or self.alice).id, 1)
@@ -350,7 +357,8 @@ async def harness(
     harness: Harness | None = None
     try:
         await sync_commands(bot, None)
-        guild = env.create_guild("Lip Sync Club")
+        guild_marker = request.node.get_closest_marker("guild")
+        guild = env.create_guild("Lip Sync Club", **(dict(guild_marker.kwargs) if guild_marker else {}))
         managers = guild.create_role("Mods", permissions=discord.Permissions(manage_guild=True))
         harness = Harness(
             env=env,
@@ -394,3 +402,4 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "settings(**overrides): Settings fields for the `harness` bot")
     config.addinivalue_line("markers", "env(**kwargs): simcord.Env arguments for the `harness` (approved_intents=...)")
+    config.addinivalue_line("markers", "guild(**kwargs): the server's settings (preferred_locale=...)")

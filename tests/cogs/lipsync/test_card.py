@@ -29,9 +29,9 @@ def button_ids(message: discord.Message) -> list[str]:
 
 
 def pinged(harness: Harness, message: discord.Message) -> list[int]:
-    """Who a message notifies: the members it mentions whom its allowed mentions let through."""
+    """Who a message notified when it was posted (an edit notifies no one)."""
     stored = harness.env.backend.get_message(message.channel.id, message.id)
-    return [user.id for user in message.mentions if stored.allowed_mentions.allows_user(user.id)]
+    return list(stored.ping_user_ids)
 
 
 def private(result: simcord.InteractionResult) -> str:
@@ -70,7 +70,10 @@ async def test_happy_path_one_card_becomes_the_pinged_result(harness: Harness) -
     assert final.state is JobState.DONE and final.delivery_kind == "file"
     [message] = harness.public()  # one public message per job, start to finish
     assert message.id == final.delivery_message_id == final.status_message_id
-    assert message.content.splitlines()[0] == f"<@{harness.alice.id}>, your lip-sync job #{job.id} is ready. Cost: 45 credits."
+    assert (
+        message.content.splitlines()[0]
+        == f"<@{harness.alice.id}>, your lip-sync job #{job.id} is ready. Cost: 45 credits."
+    )
     assert SANDBOX_NOTE in message.content
     assert [a.filename for a in message.attachments] == [f"sandbox-lipsync-{job.id}.mp4"]
     assert pinged(harness, message) == [harness.alice.id]
@@ -160,7 +163,10 @@ async def test_a_rerun_gets_its_own_single_card(harness: Harness) -> None:
     second = await harness.finish((await harness.latest_job()).id)
     assert second.id != first.id and second.state is JobState.DONE and second.rerun_of == first.id
     assert [m.id for m in harness.public()] == [first_message.id, second.delivery_message_id]
-    assert private(again) == f"▶️ Your job #{second.id} has started: [follow it here]({jump(harness, second.delivery_message_id or 0)})."
+    assert (
+        private(again)
+        == f"▶️ Your job #{second.id} has started: [follow it here]({jump(harness, second.delivery_message_id or 0)})."
+    )
     [second_message] = [m for m in harness.public() if m.id == second.delivery_message_id]
     assert pinged(harness, second_message) == [harness.alice.id]
     assert button_ids(second_message) == [f"lipsync:again:{second.id}:window"]  # already pro

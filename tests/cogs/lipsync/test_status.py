@@ -82,14 +82,41 @@ def update(state: JobState, **fields: Any) -> JobUpdate:
 
 
 class FakeInteraction:
-    """Just what `StatusMessage` uses of an interaction: its expiry and `edit_original_response`."""
+    """Just what `StatusMessage` uses of an interaction: its expiry, the private reply, and followups.
+
+    `private` lists the private reply's texts; `card` every post and edit of the public card (content
+    and view); `sent` the public messages posted (content, allowed mentions); `deleted` the ids removed.
+    """
 
     def __init__(self) -> None:
         self.expires_at = discord.utils.utcnow() + dt.timedelta(minutes=15)
-        self.edits: list[tuple[str, discord.ui.View | None]] = []
+        self.private: list[str] = []
+        self.card: list[tuple[str, discord.ui.View | None]] = []
+        self.sent: list[tuple[str, discord.AllowedMentions | None]] = []
+        self.deleted: list[int] = []
+        self.followup = self
+        self._next_id = 100
 
-    async def edit_original_response(self, *, content: str, view: discord.ui.View | None, **_: Any) -> None:
-        self.edits.append((content, view))
+    @property
+    def edits(self) -> list[tuple[str, discord.ui.View | None]]:
+        return self.card
+
+    async def edit_original_response(self, *, content: str, **_: Any) -> None:
+        self.private.append(content)
+
+    async def send(
+        self, content: str, *, view: Any = None, allowed_mentions: discord.AllowedMentions | None = None, **_: Any
+    ) -> SimpleNamespace:
+        self._next_id += 1
+        self.card.append((content, None if view is discord.utils.MISSING else view))
+        self.sent.append((content, allowed_mentions))
+        return SimpleNamespace(id=self._next_id)
+
+    async def edit_message(self, message_id: int, *, content: str, view: discord.ui.View | None, **_: Any) -> None:
+        self.card.append((content, view))
+
+    async def delete_message(self, message_id: int) -> None:
+        self.deleted.append(message_id)
 
 
 @pytest.fixture
@@ -97,57 +124,64 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-def sink_for(clock: FakeClock, interaction: FakeInteraction) -> StatusMessage:
+def sink_for(clock: FakeClock, interaction: FakeInteraction, message_id: int | None = 3) -> StatusMessage:
+    """A job's display; `message_id` None: a new job whose card isn't posted yet."""
     return StatusMessage(
         cast(discord.Client, None),
         clock,
         channel_id=2,
-        message_id=3,
+        guild_id=1,
+        message_id=message_id,
         interaction=cast(discord.Interaction, interaction),
         min_interval=3.0,
     )
 
 
 async def test_edits_at_most_every_interval_and_shows_the_newest(clock: FakeClock) -> None:
-    """Updates inside the interval are coalesced into one later edit showing the latest state."""
+    """Private progress until the credits are reserved; updates inside the interval coalesce into one later edit."""
     interaction = FakeInteraction()
-    sink = sink_for(clock, interaction)
+    sink = sink_for(clock, interaction, message_id=None)
     await sink.update(update(JobState.RECEIVED, queue_position=2))
-    assert len(interaction.edits) == 1 and "position 2" in interaction.edits[0][0]
-
+    assert interaction.private == [
+        "⏳ Queued: 2 in line.\nOnly you can see this until your job is admitted; then its card appears in the channel."
+    ]
     await sink.update(update(JobState.RECEIVED, queue_position=2))  # nothing visible changed
     await clock.advance(1)
     await sink.update(update(JobState.FETCHING))
-    await sink.update(update(JobState.UPLOADING, estimated_credits=45))
-    assert len(interaction.edits) == 1  # both wait for the interval
+    await sink.update(update(JobState.UPLOADING, estimated_credits=45, credits_reserved=True))
+    assert len(interaction.private) == 1 and interaction.card == []  # both wait for the interval
 
     await clock.advance(2)
-    assert len(interaction.edits) == 2
-    content, view = interaction.edits[1]
+    [(content, view)] = interaction.card  # the card, posted once the job is admitted
     assert "📤 Uploading to Magic Hour" in content and "Estimate: 45 credits" in content
     assert view is not None and [item.custom_id for item in view.children] == ["lipsync:cancel:7"]  # type: ignore[attr-defined]
+    assert interaction.sent == [(content, interaction.sent[0][1])] and interaction.sent[0][1] is not None
+    assert interaction.sent[0][1].users is False or interaction.sent[0][1].users == []  # the card pings no one
+    assert (
+        interaction.private[-1] == "▶️ Your job #7 has started: [follow it here](https://discord.com/channels/1/2/101)."
+    )
 
 
 class FlakyInteraction(FakeInteraction):
-    """Fails the first edit with a Discord server error."""
+    """Fails the first edit of the card with a Discord server error."""
 
     def __init__(self) -> None:
         super().__init__()
         self.failures = 1
 
-    async def edit_original_response(self, *, content: str, view: discord.ui.View | None, **_: Any) -> None:
+    async def edit_message(self, message_id: int, *, content: str, view: discord.ui.View | None, **_: Any) -> None:
         if self.failures:
             self.failures -= 1
             response = SimpleNamespace(status=500, reason="Server Error")
             raise discord.HTTPException(cast(Any, response), "try again")
-        await super().edit_original_response(content=content, view=view)
+        await super().edit_message(message_id, content=content, view=view)
 
 
 async def test_final_state_survives_a_failed_edit_and_late_updates(clock: FakeClock) -> None:
     """A failed final edit is retried once; a progress snapshot after the final one is ignored."""
     interaction = FlakyInteraction()
     sink = sink_for(clock, interaction)
-    await sink.update(update(JobState.DONE, charged_credits=45))
+    await sink.update(update(JobState.CANCELED, charged_credits=0))
     assert interaction.edits == []
     await sink.update(update(JobState.RENDERING))  # a late listener snapshot
     await asyncio.sleep(0)  # let the retry task start and wait on the clock
@@ -155,7 +189,7 @@ async def test_final_state_survives_a_failed_edit_and_late_updates(clock: FakeCl
     await clock.advance(3)
     assert len(interaction.edits) == 1
     content, view = interaction.edits[0]
-    assert "✅ Done" in content and view is None
+    assert "🛑 Canceled" in content and view is None
 
 
 async def test_terminal_state_is_shown_at_once_and_removes_the_button(clock: FakeClock) -> None:
@@ -164,12 +198,38 @@ async def test_terminal_state_is_shown_at_once_and_removes_the_button(clock: Fak
     sink = sink_for(clock, interaction)
     await sink.update(update(JobState.RENDERING))
     await sink.update(update(JobState.DOWNLOADING))
-    await sink.update(update(JobState.DONE, charged_credits=45))
+    await sink.update(update(JobState.DONE, charged_credits=45, delivery_kind="dm"))
     assert len(interaction.edits) == 2
     content, view = interaction.edits[1]
-    assert content.splitlines()[1] == "✅ Done · took 1 min 23 s" and "Cost: 45 credits." in content and view is None
+    assert content.splitlines()[1] == "✅ Done · took 1 min 23 s · sent by direct message"
+    assert "Cost: 45 credits." in content and view is None
     await clock.advance(10)
     assert len(interaction.edits) == 2 and sink.edits == 2
+
+
+async def test_a_result_in_the_channel_replaces_the_card(clock: FakeClock) -> None:
+    """The result message (posted by the deliverer) becomes the job's one message: the card is removed."""
+    interaction = FakeInteraction()
+    sink = sink_for(clock, interaction)
+    await sink.update(update(JobState.RENDERING))
+    await sink.update(update(JobState.DONE, charged_credits=45, delivery_kind="file", delivery_message_id=50))
+    assert interaction.deleted == [3] and sink.message_id == 50 and len(interaction.card) == 1
+    assert (
+        interaction.private[-1] == "▶️ Your job #7 has started: [follow it here](https://discord.com/channels/1/2/50)."
+    )
+
+
+async def test_a_failure_is_a_new_message_that_pings_only_the_owner(clock: FakeClock) -> None:
+    """An edit pings no one: a failure is posted anew, mentioning only the owner, and the card removed."""
+    interaction = FakeInteraction()
+    sink = sink_for(clock, interaction)
+    await sink.update(update(JobState.RENDERING))
+    await sink.update(update(JobState.FAILED, error_code="magic_hour_no_source_face", project_id="p1"))
+    [(content, mentions)] = interaction.sent
+    assert content.startswith("**Lip-sync job #7** · lite · by <@42>\n❌ Failed: Magic Hour couldn't find a face")
+    assert mentions is not None and mentions.everyone is False and mentions.roles is False
+    assert [user.id for user in cast(list[discord.Object], mentions.users)] == [42]
+    assert interaction.deleted == [3] and sink.message_id == 101
 
 
 def test_status_text_for_each_kind_of_ending() -> None:
@@ -259,10 +319,10 @@ async def test_a_rendering_job_is_refreshed_while_nothing_else_changes(clock: Fa
     assert sink.edits == 8 and clock.sleepers == 0  # a finished job is never refreshed
 
 
-async def test_a_refusal_is_told_privately_and_the_public_message_removed(clock: FakeClock) -> None:
-    """A job refused after its files were fetched: an ephemeral followup, and the public reply deleted."""
-    interaction = PrivateInteraction()
-    sink = sink_for(clock, interaction)
+async def test_a_refusal_is_told_privately_and_nothing_is_public(clock: FakeClock) -> None:
+    """A job refused after its files were fetched: the private reply says why; no card was ever posted."""
+    interaction = FakeInteraction()
+    sink = sink_for(clock, interaction, message_id=None)
     await sink.update(update(JobState.FETCHING))
     refused = update(
         JobState.FAILED,
@@ -270,41 +330,23 @@ async def test_a_refusal_is_told_privately_and_the_public_message_removed(clock:
         error_data={"available": 15, "requested": 45, "window": "daily", "resets_at": NOW.isoformat()},
     )
     await sink.update(refused)
-    [(text, ephemeral)] = interaction.followups
-    assert ephemeral and text.startswith("❌ Your job #7 didn't start, and nothing was charged.")
+    text = interaction.private[-1]
+    assert text.startswith("❌ Your job didn't start, and nothing was charged.\n")  # no job number
     assert "You have 15 credits left today; this clip needs 45 credits." in text
-    assert interaction.deleted and len(interaction.edits) == 1  # the refusal was never written in public
+    assert interaction.card == [] and interaction.deleted == []
     await sink._flush()  # e.g. a refresh that was already waiting to edit
     await sink.update(update(JobState.RENDERING))
-    assert len(interaction.edits) == 1 and clock.sleepers == 0
+    assert interaction.card == [] and clock.sleepers == 0
 
 
-async def test_a_refusal_before_the_first_edit_never_becomes_a_public_followup(clock: FakeClock) -> None:
-    """A reply still "thinking" would turn the next followup into itself: it gets a neutral line first."""
-    interaction = PrivateInteraction()
-    sink = sink_for(clock, interaction)
-    await sink.update(update(JobState.FAILED, error_code="start_past_end", error_data={"start": 5, "duration": 2}))
-    assert [content for content, _ in interaction.edits] == [
-        "Job #7 by <@42> didn't start; nothing was charged. `/jobs` shows why."
-    ]
-    [(text, ephemeral)] = interaction.followups
-    assert ephemeral and "is past the end of" in text and interaction.deleted
-
-
-class PrivateInteraction(FakeInteraction):
-    """Also records ephemeral followups and the deletion of the original response."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.followups: list[tuple[str, bool]] = []
-        self.deleted = False
-        self.followup = self
-
-    async def send(self, content: str, *, ephemeral: bool = False, **_: Any) -> None:
-        self.followups.append((content, ephemeral))
-
-    async def delete_original_response(self) -> None:
-        self.deleted = True
+async def test_a_cancel_before_the_card_is_private_too(clock: FakeClock) -> None:
+    """A job canceled while it waited in line never reaches the channel."""
+    interaction = FakeInteraction()
+    sink = sink_for(clock, interaction, message_id=None)
+    await sink.update(update(JobState.RECEIVED, queue_position=1))
+    await sink.update(update(JobState.CANCELED, charged_credits=0))
+    assert interaction.private[-1] == "🛑 You canceled your job before it started; nothing was charged."
+    assert interaction.card == []
 
 
 def test_result_text() -> None:
