@@ -27,7 +27,9 @@ from cogs.texts._style import (
     failure_text,
     jump_url,
     option_name,
+    progress_bar,
     sandbox_note,
+    span,
     state_label,
     style_for,
 )
@@ -54,24 +56,32 @@ def _inputs(job: JobRecord, lang: str) -> str:
     audio = style.quote(job.audio_filename or describe("audio_fallback", lang=lang))
     line = f"{video} + {audio}"
     if job.start_seconds is not None and job.end_seconds is not None:
-        # A probed end (the voice's length) can carry more digits than anyone reads.
-        window = {"start": round(job.start_seconds, 2), "end": round(job.end_seconds, 2)}
-        line += f" · {describe('job_window', window, lang)}"
+        # The part as planned from the probe (what is sent to render), not the one asked for.
+        part = {"span": span(job.start_seconds, job.end_seconds, lang)}
+        line += f" · {describe('job_window', part, lang)}"
     return line
 
 
 def _timing(update: JobUpdate, now: dt.datetime, lang: str) -> str:
     """Elapsed time, and the expected finish (or that it is late), for a job waiting on Magic Hour."""
     parts = [describe("progress_so_far", {"elapsed": coarse_duration(update.elapsed, lang)}, lang)]
-    expected = update.expected_at
+    expected = _utc(update.expected_at)
     if expected is not None:
-        if expected.tzinfo is None:  # documented as UTC; a naive one is read as UTC, never a crash
-            expected = expected.replace(tzinfo=dt.UTC)
+        started = _utc(update.render_started_at)
+        if started is not None and expected > started:
+            # How far the render should be, by the forecast: a bar that never fills before the end.
+            fraction = (now - started).total_seconds() / (expected - started).total_seconds()
+            parts.insert(0, progress_bar(fraction))
         if expected > now:
             parts.append(describe("progress_eta", {"expected_at": expected}, lang))
         else:
             parts.append(describe("progress_late", lang=lang))
     return " · ".join(parts)
+
+
+def _utc(moment: dt.datetime | None) -> dt.datetime | None:
+    # Documented as UTC; a naive one is read as UTC, never a crash.
+    return moment.replace(tzinfo=dt.UTC) if moment is not None and moment.tzinfo is None else moment
 
 
 def _done_line(job: JobRecord, elapsed: float, lang: str) -> str:

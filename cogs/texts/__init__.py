@@ -31,7 +31,9 @@ from cogs.texts._style import (
     mode_label,
     option_name,
     per_window,
+    progress_bar,
     sandbox_note,
+    span,
     state_label,
     style_for,
 )
@@ -65,7 +67,9 @@ __all__ = [
     "mode_label",
     "option_name",
     "per_window",
+    "progress_bar",
     "sandbox_note",
+    "span",
     "state_label",
     "style_for",
 ]

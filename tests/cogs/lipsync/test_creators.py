@@ -416,7 +416,7 @@ async def test_a_job_keeps_its_servers_language_across_a_restart(harness: Harnes
     await harness.lipsync()
     job = await harness.latest_job()
     await harness.rendering(job.id)
-    assert "Renderizando na Magic Hour" in (await job_message(harness, job.id)).content
+    assert "Renderizando" in (await job_message(harness, job.id)).content
 
     await harness.restart()
     await harness.sandbox_clock.advance(121)
@@ -458,5 +458,5 @@ async def test_a_window_typed_past_its_bound_is_refused_clearly(harness: Harness
     assert form.modal is not None
     again = await harness.alice.submit_modal(form, {"window:start": "604800", "window:end": "604801"})
     assert again.response is not None and again.ephemeral
-    assert "can be at most 86400 s into the video" in again.response.content, again.response.content
+    assert "can be at most 24 h into the video" in again.response.content, again.response.content
     assert (await harness.latest_job()).id == first.id  # no job was made

@@ -149,7 +149,7 @@ async def test_the_expected_finish_is_the_forecast_of_the_bots_render_history(ha
 
     status = await harness.message_of(job.id)
     state = status.content.splitlines()[1]
-    assert re.fullmatch(r"🕒 Waiting at Magic Hour · .+ so far · should be done <t:\d+:R>", state), state
+    assert re.fullmatch(r"🕒 Rendering · [▰▱]{10} \d+% · .+ so far · should be done <t:\d+:R>", state), state
     [shown] = [int(m.group(1)) for m in ETA.finditer(status.content)]
     assert finish - 1 < shown <= finish + 1, (shown, finish)  # whole seconds, as Discord's markup has them
 
@@ -187,7 +187,7 @@ async def test_without_enough_history_the_status_says_the_time_so_far(harness: H
     assert spy.of(job.id) and all(s.expected_at is None for s in spy.of(job.id))
     status = await harness.message_of(job.id)
     state = status.content.splitlines()[1]
-    assert re.fullmatch(r"🎬 Rendering at Magic Hour · [^·]+ so far", state), state
+    assert re.fullmatch(r"🎬 Rendering · [^·]+ so far", state), state
     assert "should be done" not in status.content and "<t:" not in state
 
     await harness.sandbox_clock.advance(LONG_RENDER)

@@ -84,7 +84,7 @@ BAD_INPUTS: list[Any] = [
     pytest.param({"video": None}, "the bot needs a clip with a face", id="neither"),
     pytest.param({"start": 4.0, "end": 2.0}, "must be after `start`", id="end-before-start"),
     pytest.param({"start": 2.0, "end": 2.0}, "must be after `start`", id="end-equals-start"),
-    pytest.param({"start": 0.0, "end": 90.0}, "longest clip allowed here is 60 s", id="clip-too-long"),
+    pytest.param({"start": 0.0, "end": 90.0}, "longest clip allowed here is 1:00", id="clip-too-long"),
 ]
 
 

@@ -13,7 +13,7 @@ import discord
 import pytest
 from discord import app_commands
 
-from bot import bounds
+from bot import bounds, words
 from bot.app import Refused
 from bot.bounds import OutOfBounds
 from bot.clock import FakeClock
@@ -25,7 +25,7 @@ from bot.store import EffectiveLimits, JobRecord, JobState, LimitKind, MemberHas
 from cogs import texts
 from cogs.errors import reply_for
 from cogs.lipsync._status import StatusMessage, token_gone
-from cogs.lipsync._texts import canceled_text, result_text, status_text
+from cogs.lipsync._texts import canceled_text, private_progress_text, result_text, status_text
 from cogs.manage._texts import grant_text, quota_text
 from cogs.texts._style import _UNREAD_REASONS
 from tests.jobs.test_endings import every_decision
@@ -69,6 +69,8 @@ def job(**fields: Any) -> JobRecord:
 def update(state: JobState, **fields: Any) -> JobUpdate:
     passed = (
         "queue_position",
+        "expected_start",
+        "render_started_at",
         "activity",
         "activity_data",
         "expected_at",
@@ -153,7 +155,7 @@ async def test_edits_at_most_every_interval_and_shows_the_newest(clock: FakeCloc
 
     await clock.advance(2)
     [(content, view)] = interaction.card  # the card, posted once the job is admitted
-    assert "📤 Uploading to Magic Hour" in content and "Estimate: 45 credits" in content
+    assert "📤 Uploading" in content and "Estimate: 45 credits" in content
     assert view is not None and [item.custom_id for item in view.children] == ["lipsync:cancel:7"]  # type: ignore[attr-defined]
     assert interaction.sent == [(content, interaction.sent[0][1])] and interaction.sent[0][1] is not None
     assert interaction.sent[0][1].users is False or interaction.sent[0][1].users == []  # the card pings no one
@@ -201,7 +203,7 @@ async def test_terminal_state_is_shown_at_once_and_removes_the_button(clock: Fak
     await sink.update(update(JobState.DONE, charged_credits=45, delivery_kind="dm"))
     assert len(interaction.edits) == 2
     content, view = interaction.edits[1]
-    assert content.splitlines()[1] == "✅ Done · took 1 min 23 s · sent by direct message"
+    assert content.splitlines()[1] == "✅ Done · took 1:23 · sent by direct message"
     assert "Cost: 45 credits." in content and view is None
     await clock.advance(10)
     assert len(interaction.edits) == 2 and sink.edits == 2
@@ -272,18 +274,13 @@ def test_rendering_tells_elapsed_time_and_the_expected_finish() -> None:
     """While Magic Hour renders: how long so far, and when it should be done (or that it is late)."""
     eta = NOW + dt.timedelta(minutes=5)
     early = status_text(update(JobState.RENDERING, elapsed=4.0))
-    assert early.splitlines()[1] == "🎬 Rendering at Magic Hour · a few seconds so far"  # no estimate yet: None
+    assert early.splitlines()[1] == "🎬 Rendering · a few seconds so far"  # no estimate yet: None
     timed = status_text(update(JobState.RENDERING, elapsed=185.0, expected_at=eta))
-    assert timed.splitlines()[1] == (
-        f"🎬 Rendering at Magic Hour · 3 min so far · should be done <t:{int(eta.timestamp())}:R>"
-    )
+    assert timed.splitlines()[1] == (f"🎬 Rendering · 3 min so far · should be done <t:{int(eta.timestamp())}:R>")
     waiting = status_text(update(JobState.SUBMITTED, elapsed=40.0, expected_at=eta))
-    assert (
-        waiting.splitlines()[1]
-        == f"🕒 Waiting at Magic Hour · 40 s so far · should be done <t:{int(eta.timestamp())}:R>"
-    )
+    assert waiting.splitlines()[1] == f"🕒 Rendering · 40 s so far · should be done <t:{int(eta.timestamp())}:R>"
     late = status_text(update(JobState.RENDERING, elapsed=301.0, expected_at=eta))
-    assert late.splitlines()[1] == "🎬 Rendering at Magic Hour · 5 min so far · taking longer than expected"
+    assert late.splitlines()[1] == "🎬 Rendering · 5 min so far · taking longer than expected"
     naive = status_text(update(JobState.RENDERING, elapsed=185.0, expected_at=eta.replace(tzinfo=None)))
     assert naive.splitlines()[1] == timed.splitlines()[1]
     uploading = status_text(update(JobState.UPLOADING, elapsed=185.0, expected_at=eta))
@@ -299,18 +296,18 @@ async def test_a_rendering_job_is_refreshed_while_nothing_else_changes(clock: Fa
     await asyncio.sleep(0)  # let the refresh start and wait on the clock
     assert clock.sleepers == 1
     assert [line.splitlines()[1] for line, _ in interaction.edits] == [
-        f"🎬 Rendering at Magic Hour · a few seconds so far · should be done <t:{int(eta.timestamp())}:R>"
+        f"🎬 Rendering · a few seconds so far · should be done <t:{int(eta.timestamp())}:R>"
     ]
     for _ in range(8):  # two minutes, in the refresh's own steps
         await clock.advance(15)
     shown = [line.splitlines()[1] for line, _ in interaction.edits]
     assert shown[1:] == [
-        f"🎬 Rendering at Magic Hour · 10 s so far · should be done <t:{int(eta.timestamp())}:R>",
-        f"🎬 Rendering at Magic Hour · 30 s so far · should be done <t:{int(eta.timestamp())}:R>",
-        f"🎬 Rendering at Magic Hour · 40 s so far · should be done <t:{int(eta.timestamp())}:R>",
-        f"🎬 Rendering at Magic Hour · 1 min so far · should be done <t:{int(eta.timestamp())}:R>",
-        "🎬 Rendering at Magic Hour · 1 min so far · taking longer than expected",
-        "🎬 Rendering at Magic Hour · 2 min so far · taking longer than expected",
+        f"🎬 Rendering · 10 s so far · should be done <t:{int(eta.timestamp())}:R>",
+        f"🎬 Rendering · 30 s so far · should be done <t:{int(eta.timestamp())}:R>",
+        f"🎬 Rendering · 40 s so far · should be done <t:{int(eta.timestamp())}:R>",
+        f"🎬 Rendering · 1 min so far · should be done <t:{int(eta.timestamp())}:R>",
+        "🎬 Rendering · 1 min so far · taking longer than expected",
+        "🎬 Rendering · 2 min so far · taking longer than expected",
     ]
     # Edited only when the words changed, never more often than the throttle allows.
     assert sink.edits == 7
@@ -610,3 +607,75 @@ def test_a_job_name_is_plain_text_in_the_bots_public_messages(name: str) -> None
         rest = outside_code_spans(text)
         assert "evil" not in rest and "://" not in rest and "@everyone" not in rest and "<@&" not in rest, text
         assert name.replace("`", "ˋ") in text  # shown whole, in its code span
+
+
+# ---------------------------------------------------------------------------------- progress in members' words
+
+
+@pytest.mark.parametrize(
+    ("state", "label"),
+    [
+        (JobState.UPLOADING, "📤 Uploading"),
+        (JobState.CREATING, "📨 Uploading"),
+        (JobState.SUBMITTED, "🕒 Rendering"),
+        (JobState.RENDERING, "🎬 Rendering"),
+        (JobState.DOWNLOADING, "📥 Sending"),
+        (JobState.DELIVERING, "📨 Sending"),
+    ],
+)
+def test_the_card_names_stages_in_members_words(state: JobState, label: str) -> None:
+    """Uploading, Rendering, Sending: never "creating", "submitted" or Magic Hour's internals."""
+    assert status_text(update(state, elapsed=0.0)).splitlines()[1].startswith(label)
+
+
+def test_rendering_shows_a_bar_from_submission_to_the_expected_finish() -> None:
+    """With a forecast, a bar of how far the render should be; never full before it really ends."""
+    started = NOW
+    eta = NOW + dt.timedelta(seconds=100)
+    halfway = status_text(update(JobState.RENDERING, elapsed=50.0, expected_at=eta, render_started_at=started))
+    assert halfway.splitlines()[1] == (
+        f"🎬 Rendering · ▰▰▰▰▰▱▱▱▱▱ 50% · 50 s so far · should be done <t:{int(eta.timestamp())}:R>"
+    )
+    late = status_text(update(JobState.RENDERING, elapsed=300.0, expected_at=eta, render_started_at=started))
+    assert late.splitlines()[1] == "🎬 Rendering · ▰▰▰▰▰▰▰▰▰▱ 90% · 5 min so far · taking longer than expected"
+
+
+def test_a_queued_job_tells_its_member_an_estimated_start() -> None:
+    """While queued (private), the place in line and, from the render history, when it should start."""
+    start = NOW + dt.timedelta(minutes=3)
+    text = private_progress_text(update(JobState.RECEIVED, queue_position=2, expected_start=start), "en")
+    assert text.splitlines()[0] == f"⏳ Queued: 2 in line, should start <t:{int(start.timestamp())}:R>."
+    spanish = private_progress_text(update(JobState.RECEIVED, queue_position=2), "es")
+    assert spanish.splitlines()[0] == "⏳ En cola: posición 2."
+
+
+def test_the_part_is_shown_exactly_as_planned() -> None:
+    """The part sent to render (the probed window), as members read it: seconds, then a clock."""
+    short = status_text(update(JobState.RENDERING, start_seconds=0.0, end_seconds=1.4567))
+    assert short.splitlines()[2] == "`face.mp4` + `voice.mp3` · part 0–1.46 s"
+    long = status_text(update(JobState.RENDERING, start_seconds=45.0, end_seconds=90.0), "es")
+    assert long.splitlines()[2] == "`face.mp4` + `voice.mp3` · fragmento 0:45–1:30"
+    assert texts.span(0.0, 3600.0) == "0:00–1 h"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [(2.46, "2.5 s"), (59.9, "59.9 s"), (60, "1:00"), (90, "1:30"), (3725, "1:02:05"), (10800, "3 h")],
+)
+def test_durations_read_as_a_clock_not_thousands_of_seconds(seconds: float, shown: str) -> None:
+    """ "3 h" and "1:30", never "10800 s"."""
+    assert words.seconds(seconds) == shown
+    assert words.describe("max_clip_set", {"seconds": seconds}) == f"The longest clip here is now {shown}."
+
+
+@pytest.mark.parametrize(
+    ("lang", "refunded"),
+    [
+        ("en", "Cost: 0 credits (refunded)."),
+        ("es", "Coste: 0 créditos (reembolsados)."),
+        ("pt-BR", "Custo: 0 créditos (reembolsados)."),
+    ],
+)
+def test_zero_credits_is_plural_in_every_language(lang: str, refunded: str) -> None:
+    assert words.credits(0, lang).endswith("s") and words.credits(1, lang).endswith("o" if lang != "en" else "t")
+    assert refunded in status_text(update(JobState.CANCELED, charged_credits=0), lang)

@@ -113,7 +113,7 @@ async def test_modes_and_longest_clip_apply_to_lipsync(harness: Harness) -> None
     said = await admin(harness, harness.manager, "max-clip", seconds=1.0)
     assert said == "The longest clip here is now 1 s."
     too_long = await admin(harness, harness.manager, "max-clip", seconds=600.0)
-    assert too_long == "The bot allows at most 60 s; choose that or less."
+    assert too_long == "The bot allows at most 1:00; choose that or less."
 
     standard = await harness.lipsync(mode=GenerationMode.STANDARD.value)
     assert standard.response is not None and "Allowed here: lite, pro." in standard.response.content
