@@ -263,8 +263,10 @@ def _job_line(job: JobRecord, lang: str) -> str:
     audio = style.quote(job.audio_filename or describe("audio_fallback", lang=lang))
     cost = cost_short(job, lang)
     price = f" · {cost}" if cost else ""
+    # A job refused before it was admitted never had a card: its member never sees its number.
+    number = "`—`" if is_refusal(job) else f"`#{job.id}`"
     return (
-        f"`#{job.id}` {state_label(job.state, lang)} · {job.mode.value}{price} · "
+        f"{number} {state_label(job.state, lang)} · {job.mode.value}{price} · "
         f"{discord_timestamp(job.created_at)} · {source} + {audio}"
     )
 

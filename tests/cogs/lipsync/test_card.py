@@ -93,6 +93,9 @@ async def test_a_late_refusal_is_private_and_shows_no_job_number(harness: Harnes
     ]
     assert harness.public() == []  # no public message for a refused job, at any moment
     assert final.status_message_id is None
+    listed = await harness.alice.slash(harness.channel, "jobs")
+    assert listed.response is not None and f"#{job.id}" not in listed.response.content
+    assert listed.response.content.splitlines()[1].startswith("`—` ❌ Failed · lite · ")
     balance = await harness.store.quota.limits(harness.guild.id, harness.alice.id)
     assert balance.used == 0 and balance.reserved == 0
 
