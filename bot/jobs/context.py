@@ -32,3 +32,5 @@ class RunContext:
     transfers: asyncio.Semaphore
     queue_position: Callable[[int], int | None]
     forecast: RenderForecast
+    # Seconds a queued job should wait for a slot (from its place and the render history); None: unknown.
+    expected_wait: Callable[[int], float | None] = lambda _job_id: None

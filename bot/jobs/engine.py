@@ -81,6 +81,7 @@ class JobEngine:
             transfers=asyncio.Semaphore(config.max_concurrent_transfers),
             queue_position=self._queue.position,
             forecast=self._forecast,
+            expected_wait=self._expected_wait,
         )
         self._running = Runs(self._context, self._queue, self._observer, store, config)
         self._runs = self._running.runs  # by job id: the runs and tasks of the jobs running here
@@ -289,6 +290,16 @@ class JobEngine:
         await self._poller.aclose()
         await self._leases.release(sorted(self._running.held))
         await self._leases.aclose()
+
+    def _expected_wait(self, job_id: int) -> float | None:
+        """How long a queued job should wait for a slot: the rounds of renders ahead of it, each as
+        long as a typical render here. An estimate members see as such (a time, not a countdown)."""
+        position = self._queue.position(job_id)
+        typical = self._forecast.typical_seconds()
+        if position is None or typical is None:
+            return None
+        rounds = -(-position // max(1, self._queue.capacity))  # ceiling: the slots free up together at worst
+        return rounds * typical
 
     async def _on_queue_position(self, job_id: int, position: int) -> None:
         run = self._runs.get(job_id)

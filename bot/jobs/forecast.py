@@ -339,6 +339,14 @@ class RenderForecast:
         self._lock = asyncio.Lock()
         self._on_sample = on_sample
 
+    def typical_seconds(self) -> float | None:
+        """The median length of the renders known here (any mode); None before any is known."""
+        known = sorted((sample.low + sample.high) / 2 for samples in self._samples.values() for sample in samples)
+        if not known:
+            return None
+        middle = len(known) // 2
+        return known[middle] if len(known) % 2 else (known[middle - 1] + known[middle]) / 2
+
     def model(self, mode: GenerationMode) -> RenderModel | None:
         """The mode's current model (None until it has enough history, or before it was loaded)."""
         return self._models.get(mode)

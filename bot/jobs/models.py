@@ -127,6 +127,11 @@ class JobUpdate:
     # When the render is expected to finish at Magic Hour (from the bot's own history of render
     # times); None when there is no estimate yet.
     expected_at: dt.datetime | None = None
+    # When a queued job should get a slot (from the jobs ahead of it and the bot's history of render
+    # times), and when its render was submitted (the start of the expected finish's span); None
+    # when there is no estimate yet.
+    expected_start: dt.datetime | None = None
+    render_started_at: dt.datetime | None = None
     remaining_credits: int | None = None  # the member's credits left in this window
     credits_reserved: bool = False  # whether `remaining_credits` already counts this job's estimate
     resets_at: dt.datetime | None = None  # when the member's allowance resets

@@ -20,6 +20,18 @@ FILES_KEPT = dt.timedelta(days=7)  # how long Magic Hour keeps an uploaded file 
 REUSE_MARGIN = dt.timedelta(hours=1)
 # Failures that say the uploaded files themselves are gone or unusable: retrying them can't help.
 _FILES_GONE = frozenset({"magic_hour_invalid_video_path", "magic_hour_invalid_audio_path"})
+# Failures caused by the member's own input: the same files fail the same way, so no Retry. The
+# video's faults call for another video; the part's, for another part; a bad audio file, for a new job.
+_VIDEO_FAULTS = frozenset(
+    {
+        "magic_hour_no_source_face",
+        "magic_hour_invalid_video_file",
+        "magic_hour_invalid_youtube_url",
+        "magic_hour_file_too_large",
+    }
+)
+_PART_FAULTS = frozenset({"magic_hour_processing_timeout", "magic_hour_invalid_parameters"})
+_AUDIO_FAULTS = frozenset({"magic_hour_invalid_audio_file"})
 
 
 class Again(StrEnum):
@@ -28,6 +40,7 @@ class Again(StrEnum):
     PRO = "pro"  # the same window, in pro mode
     WINDOW = "window"  # another part of the video, in the same mode
     RETRY = "retry"  # a failed job, exactly as it was
+    VIDEO = "video"  # a failed job whose video was the problem: the member brings another one
 
 
 def usable_until(uploaded_at: dt.datetime) -> dt.datetime:
@@ -77,9 +90,12 @@ def reusable(job: JobRecord, now: dt.datetime) -> ReusedFiles:
 def offers(job: JobRecord, now: dt.datetime) -> tuple[Again, ...]:
     """The ways a finished job's message offers to run it again (none once its files are unusable).
 
-    Done: in pro (unless it was pro) and on another window. Failed: retry. Canceled: nothing (its
-    member stopped it).
+    Done: in pro (unless it was pro) and on another window. Failed: retry, unless the member's input
+    was at fault (`_VIDEO_FAULTS` and the rest): then another video, another part, or nothing.
+    Canceled: nothing (its member stopped it).
     """
+    if job.state is JobState.FAILED and job.error_code in _VIDEO_FAULTS:
+        return (Again.VIDEO,)  # needs none of the uploaded files
     try:
         reusable(job, now)
     except InvalidInput:
@@ -87,7 +103,9 @@ def offers(job: JobRecord, now: dt.datetime) -> tuple[Again, ...]:
     if job.state is JobState.DONE:
         return (Again.WINDOW,) if job.mode is GenerationMode.PRO else (Again.PRO, Again.WINDOW)
     if job.state is JobState.FAILED:
-        return (Again.RETRY,)
+        if job.error_code in _PART_FAULTS:
+            return (Again.WINDOW,)
+        return () if job.error_code in _AUDIO_FAULTS else (Again.RETRY,)
     return ()
 
 

@@ -336,6 +336,8 @@ class JobRun:
     async def emit(self) -> None:
         """Give the progress sink a snapshot; a display problem never fails the job."""
         activity, data = self._activity or (None, {})
+        wait = self.ctx.expected_wait(self.job_id)
+        now = self.ctx.clock.now()
         update = JobUpdate(
             job=self.record,
             elapsed=max(0.0, (self.ctx.clock.now() - self.record.created_at).total_seconds()),
@@ -343,6 +345,8 @@ class JobRun:
             activity=activity,
             activity_data=data,
             expected_at=self._expect.expected_at if self._expect is not None else None,
+            expected_start=now + dt.timedelta(seconds=wait) if wait is not None else None,
+            render_started_at=self._expect.submitted_at if self._expect is not None else None,
             remaining_credits=self._remaining,
             credits_reserved=self._reserved,
             resets_at=self._resets_at,

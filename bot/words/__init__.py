@@ -187,8 +187,17 @@ def jobs(n: int, language: str = DEFAULT_LANGUAGE) -> str:
 
 
 def seconds(value: float, language: str = DEFAULT_LANGUAGE) -> str:
-    """Seconds as members read them: 2.0 -> "2 s", 2.46 -> "2.5 s"."""
-    return f"{decimal(round(value, 1), language)} s"
+    """Seconds as members read them: 2.46 -> "2.5 s"; from a minute on, a clock: 90 -> "1:30",
+    3725 -> "1:02:05", and whole hours 10800 -> "3 h" (never "10800 s")."""
+    if round(value, 1) < 60:
+        return f"{decimal(round(value, 1), language)} s"
+    hours, rest = divmod(round(value), 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours and not minutes and not secs:
+        return f"{number(hours, language)} h"
+    if hours:
+        return f"{number(hours, language)}:{minutes:02}:{secs:02}"
+    return f"{minutes}:{secs:02}"
 
 
 def human_size(size: int, language: str = DEFAULT_LANGUAGE) -> str:

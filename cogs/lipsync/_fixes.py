@@ -74,7 +74,8 @@ class FixesView(discord.ui.View):
         super().__init__(timeout=FIXES_TIMEOUT)
         self.request = request
         self.lang = lang
-        self.message: discord.WebhookMessage | None = None  # the answer the buttons are on
+        # The private answer the buttons are on.
+        self.message: discord.WebhookMessage | discord.InteractionMessage | None = None
         for fix in offered:
             data = {**_change_data(fix, request), **fix.quote.data()}
             self.add_item(_FixButton(texts.button_label(_LABELS[fix.kind], lang, **data), fix))
@@ -108,20 +109,24 @@ class FixesView(discord.ui.View):
             return
         if started is not None:
             self.stop()  # one job from one refusal
-            await self._edit(view=None)
+            await self._edit(None)
 
     async def on_timeout(self) -> None:
         """Say on the answer that its buttons have expired, and take them off."""
         if self.message is None:
             return
         expired = texts.describe("fixes_expired", lang=self.lang)
-        await self._edit(content=f"{self.message.content}\n{expired}", view=None)
+        await self._edit(f"{self.message.content}\n{expired}")
 
-    async def _edit(self, **changes: object) -> None:
+    async def _edit(self, content: str | None) -> None:
+        """Take the buttons off the answer (and change its text, when given)."""
         if self.message is None:
             return
         try:
-            self.message = await self.message.edit(**changes)  # type: ignore[arg-type]
+            if content is None:
+                self.message = await self.message.edit(view=None)
+            else:
+                self.message = await self.message.edit(content=content, view=None)
         except discord.HTTPException as exc:
             log.info("could not update the fixes under a refusal: %s", exc)
 

@@ -350,7 +350,7 @@ class Picker(discord.ui.View):
             return
         self.stop()
         try:
-            await self._origin.edit_original_response(content=started_text(job, self._lang), view=None)
+            await self._origin.edit_original_response(content=started_text(self._lang), view=None)
         except discord.HTTPException as exc:
             log.info("could not close the media menu: %s", exc)
 

@@ -1,7 +1,8 @@
 """Builds each job's Discord hooks: its `StatusMessage` and its `ResultPoster`.
 
-For a job started by a command (with its interaction) or resumed after a restart (from the ids
-stored in its record).
+For a job started by a command (with its interaction) or resumed after a restart (from the card's
+ids stored in its record). A job's public messages are in the server's language (its preferred
+locale), its private ones in its member's.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import weakref
 
 import discord
 
+from bot import words
 from bot.jobs.models import JobHooks, JobRequest, JobUpdate
 from bot.services import Services
 from bot.store import JobRecord
@@ -19,6 +21,7 @@ from cogs.lipsync._fixes import FixesView, fixes_offer
 from cogs.lipsync._pacing import EditPacer
 from cogs.lipsync._results import ResultPoster
 from cogs.lipsync._status import DEFAULT_MIN_INTERVAL, StatusMessage
+from cogs.lipsync._texts import job_language
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +61,14 @@ class JobPresenter:
         self._sinks.add(sink)
         return sink
 
-    def for_interaction(
-        self, interaction: discord.Interaction, status_message_id: int, request: JobRequest | None = None
-    ) -> JobHooks:
+    def server_language(self, job: JobRecord) -> str:
+        """The language of a job's public messages: its server's preferred locale (else its member's)."""
+        guild = self._client.get_guild(job.guild_id) if job.guild_id is not None else None
+        if guild is None:
+            return job_language(job)
+        return words.language_for(str(guild.preferred_locale))
+
+    def for_interaction(self, interaction: discord.Interaction, request: JobRequest | None = None) -> JobHooks:
         """Hooks for a job started by `/lipsync`: both use the interaction while its token lives.
 
         With the job's `request`, a refusal told to the member offers its fixes as buttons (`_fixes`).
@@ -72,21 +80,23 @@ class JobPresenter:
                 self._services.clock,
                 channel_id=interaction.channel_id,
                 guild_id=interaction.guild_id,
-                message_id=status_message_id,
+                message_id=None,  # the card is posted once the job is admitted
                 interaction=interaction,
                 min_interval=self._min_interval,
                 on_moved=self._remember,
                 pacer=self._pacer,
                 offer=functools.partial(self._offer, request) if request is not None else None,
+                language_of=self.server_language,
             )
         )
         poster = ResultPoster(
             self._client,
+            self._services.clock,
             user_id=interaction.user.id,
             channel_id=interaction.channel_id,
             guild_id=interaction.guild_id,
             interaction=interaction,
-            status=sink,
+            language_of=self.server_language,
         )
         return JobHooks(sink=sink, deliverer=poster)
 
@@ -105,20 +115,22 @@ class JobPresenter:
                     min_interval=self._min_interval,
                     on_moved=self._remember,
                     pacer=self._pacer,
+                    language_of=self.server_language,
                 )
             )
         poster = ResultPoster(
             self._client,
+            self._services.clock,
             user_id=record.user_id,
             channel_id=record.channel_id,
             guild_id=record.guild_id,
-            status=status,
+            language_of=self.server_language,
         )
         sink: StatusMessage | _NoStatus = status if status is not None else _NoStatus()
         return JobHooks(sink=sink, deliverer=poster)
 
     async def _remember(self, job_id: int, channel_id: int, message_id: int) -> None:
-        # So that a later restart edits the message members can actually see (the engine records it).
+        # The card's ids go in with the job, so that a later restart edits the message members see.
         try:
             await self._services.engine.status_moved(job_id, channel_id, message_id)
         except Exception:

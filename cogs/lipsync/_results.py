@@ -1,9 +1,12 @@
 """Hands a finished video to its owner in Discord: `ResultPoster`, the engine's `Deliverer`.
 
-While the interaction's token lives the result is a followup; after that, a new channel message
-that mentions the member and replies to the job's status message, or a DM where the bot can't post
-in the channel. Each place has its own upload limit: attached, re-encoded to fit, or a **Download**
-button (the signed link is never written out) with a **New link** button.
+The job's card becomes the result: the video attached to it by an edit (through the interaction's
+token while it lives, else the bot's), with the result's buttons under it; the card then pings its
+owner with a short reply (`cogs.lipsync._status`). A new message only where Discord forces it (the
+card can't be edited) or the member chose another place (a thread of its own, a DM): a followup, a
+channel message that mentions the member and replies to the card, or a DM. Each place has its own
+upload limit: attached, re-encoded to fit, or a **Download** button (the signed link is never
+written out) with a **New link** button.
 """
 
 from __future__ import annotations
@@ -16,26 +19,25 @@ from pathlib import Path
 import discord
 
 from bot import media
+from bot.clock import Clock
 from bot.jobs.models import Delivery, LinkProvider
 from bot.ops.metrics import metrics_of
 from bot.store import JobRecord, ResultPlace
 from cogs import texts
 from cogs.lipsync._settings import pings_owner, result_place
-from cogs.lipsync._status import NO_MENTIONS, StatusMessage, token_alive
+from cogs.lipsync._status import NO_MENTIONS, LanguageOf, StatusMessage, only_mentioning, token_alive
 from cogs.lipsync._texts import job_language, result_text
-from cogs.lipsync._views import link_view, with_delete
+from cogs.lipsync._views import link_view, result_view, with_delete
 
 log = logging.getLogger(__name__)
+
+
+__all__ = ["ResultPoster", "only_mentioning", "owner_mentions"]
 
 
 def owner_mentions(job: JobRecord) -> discord.AllowedMentions:
     """Mentions allowed in a job's result: its owner, if their settings ask for a ping; no one else."""
     return only_mentioning(job.user_id) if pings_owner(job) else NO_MENTIONS
-
-
-def only_mentioning(user_id: int) -> discord.AllowedMentions:
-    """Mentions allowed in a message that carries member text (a job's name): its owner, no one else."""
-    return discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(user_id)], replied_user=False)
 
 
 @dataclass(frozen=True)
@@ -50,30 +52,36 @@ class _Payload:
 class ResultPoster:
     """Hands a finished video to its owner: a `Deliverer`.
 
-    Tries, in order: a followup on the interaction while its token lives; a new message in the
-    job's channel that mentions the member and replies to the job's status message; a DM. Each
-    place has its own upload limit: the file is attached if it fits, else re-encoded to fit, else
-    replaced by a **Download** button (the signed link is never written out) and a **New link**
-    button.
+    Tries, in order: the member's chosen place (a thread, a DM); the job's card, edited into the
+    result; a followup on the interaction while its token lives; a new message in the job's channel
+    that mentions the member and replies to the card; a DM. In the channel it is written in the
+    server's language (`language_of`), in a DM in the member's. Each place has its own upload
+    limit: the file is attached if it fits, else re-encoded to fit, else replaced by a **Download**
+    button (the signed link is never written out) and a **New link** button.
     """
 
     def __init__(
         self,
         client: discord.Client,
+        clock: Clock,
         *,
         user_id: int,
         channel_id: int | None,
         guild_id: int | None,
         interaction: discord.Interaction | None = None,
         status: StatusMessage | None = None,
+        language_of: LanguageOf = job_language,
     ) -> None:
         self._client = client
+        self._clock = clock
+        self._language_of = language_of
         self._user_id = user_id
         self._channel_id = channel_id
         self._guild_id = guild_id
         self._interaction = interaction
         self._status = status
         self._fitted: dict[int, Path | None] = {}
+        self._counted: set[tuple[str, int]] = set()
         self._thread: discord.Thread | None = None  # the job's own thread, once made (members' settings)
         self._link: LinkProvider = _no_link
 
@@ -84,6 +92,9 @@ class ResultPoster:
         chosen = await self._to_chosen_place(job, result, sandbox=sandbox)
         if chosen is not None:
             return chosen
+        on_card = await self._onto_card(job, result, sandbox=sandbox)
+        if on_card is not None:
+            return on_card
         interaction = self._interaction
         if interaction is not None and token_alive(interaction):
             try:
@@ -103,8 +114,9 @@ class ResultPoster:
         self, interaction: discord.Interaction, job: JobRecord, result: Path | None, *, sandbox: bool
     ) -> Delivery:
         payload = await self._payload(job, result, interaction.filesize_limit)
-        file, view = _message_parts(job, payload)
-        content = result_text(job, sandbox=sandbox, kind=payload.kind, linked=_has_button(payload))
+        lang = self._language_of(job)
+        file, view = await self._message_parts(job, payload, lang)
+        content = result_text(job, sandbox=sandbox, kind=payload.kind, linked=_has_button(payload), lang=lang)
         message = await interaction.followup.send(
             content, file=file, view=view, wait=True, allowed_mentions=owner_mentions(job)
         )
@@ -115,15 +127,16 @@ class ResultPoster:
         guild = self._client.get_guild(self._guild_id) if self._guild_id is not None else None
         limit = guild.filesize_limit if guild is not None else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
         payload = await self._payload(job, result, limit)
-        content = result_text(job, sandbox=sandbox, kind=payload.kind, linked=_has_button(payload))
+        lang = self._language_of(job)
+        content = result_text(job, sandbox=sandbox, kind=payload.kind, linked=_has_button(payload), lang=lang)
         channel = self._client.get_partial_messageable(self._channel_id, guild_id=self._guild_id)
-        file, view = _message_parts(job, payload)
+        file, view = await self._message_parts(job, payload, lang)
         message = await channel.send(
             content,
             file=file,
             view=view,
             allowed_mentions=owner_mentions(job),
-            reference=self._reply_to() or discord.utils.MISSING,
+            reference=self._reply_to(),
         )
         return Delivery(kind=payload.kind, message_id=message.id)
 
@@ -156,14 +169,15 @@ class ResultPoster:
         limit = guild.filesize_limit if guild is not None else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
         payload = await self._payload(job, result, limit)
         # Named as in the channel; whether it pings is the mentions' business (`owner_mentions`).
-        content = result_text(job, sandbox=sandbox, kind=payload.kind, linked=_has_button(payload))
-        file, view = _message_parts(job, payload)
+        lang = self._language_of(job)
+        content = result_text(job, sandbox=sandbox, kind=payload.kind, linked=_has_button(payload), lang=lang)
+        file, view = await self._message_parts(job, payload, lang)
         message = await thread.send(content, file=file, view=view, allowed_mentions=owner_mentions(job))
         return Delivery(kind="thread", message_id=message.id, detail=payload.kind)
 
     async def _new_thread(self, job: JobRecord) -> discord.Thread | None:
         assert self._channel_id is not None
-        name = texts.describe("result_thread_name", {"job": job.id}, job_language(job))[:100]
+        name = texts.describe("result_thread_name", {"job": job.id}, self._language_of(job))[:100]
         status = self._status
         if status is not None and status.message_id is not None and status.channel_id == self._channel_id:
             channel = self._client.get_partial_messageable(self._channel_id, guild_id=self._guild_id)
@@ -188,10 +202,56 @@ class ResultPoster:
     async def _send_dm(self, job: JobRecord, result: Path | None, *, sandbox: bool) -> Delivery:
         user = self._client.get_user(self._user_id) or await self._client.fetch_user(self._user_id)
         payload = await self._payload(job, result, discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES)
-        content = result_text(job, sandbox=sandbox, kind=payload.kind, linked=_has_button(payload), mention=False)
-        file, view = _message_parts(job, payload)
+        lang = job_language(job)  # a DM is the member's own: their language
+        content = result_text(
+            job, sandbox=sandbox, kind=payload.kind, linked=_has_button(payload), mention=False, lang=lang
+        )
+        # Its re-runs stay on the card in the server: a button in a DM has no server to run in.
+        file, view = await self._message_parts(job, payload, lang, again=False)
         message = await user.send(content, file=file, view=view, allowed_mentions=NO_MENTIONS)
         return Delivery(kind="dm", message_id=message.id, detail=payload.kind)
+
+    async def _onto_card(self, job: JobRecord, result: Path | None, *, sandbox: bool) -> Delivery | None:
+        """Edit the job's card into its result; None where there is no card in this channel or Discord refuses."""
+        status = self._status
+        if status is None or status.message_id is None or status.channel_id != self._channel_id:
+            return None
+        interaction = self._interaction
+        if interaction is not None and token_alive(interaction):
+            limit = interaction.filesize_limit
+        else:
+            guild = self._client.get_guild(self._guild_id) if self._guild_id is not None else None
+            limit = guild.filesize_limit if guild is not None else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
+        payload = await self._payload(job, result, limit)
+        lang = self._language_of(job)
+        # The card names its owner (no ping: an edit notifies no one; the card's reply does).
+        content = result_text(job, sandbox=sandbox, kind=payload.kind, linked=_has_button(payload), lang=lang)
+        file, view = await self._message_parts(job, payload, lang)
+        try:
+            card = await status.become_result(job.id, content, view, file or None)
+        except discord.HTTPException as exc:
+            log.info("job %s: could not put the result on its card (%s); posting it anew", job.id, exc)
+            return None
+        return Delivery(kind=payload.kind, message_id=card) if card is not None else None
+
+    async def _message_parts(
+        self, job: JobRecord, payload: _Payload, lang: str, *, again: bool = True
+    ) -> tuple[discord.File, discord.ui.View]:
+        """The file to attach (`MISSING`: none, in discord.py's words), and the buttons under it.
+
+        Download and New link when not attached; the ways to run it again (`again`); Delete.
+        """
+        file: discord.File = discord.utils.MISSING
+        if payload.file is not None:
+            # The name the member downloads: the engine names results "lipsync-<id>.mp4" (or "sandbox-…").
+            file = discord.File(payload.file, filename=_download_name(payload.file))
+        url = payload.link if _has_button(payload) else None
+        linked = payload.file is None
+        if again:
+            view = await result_view(self._client, job, self._clock.now(), lang, linked=linked, url=url)
+        else:
+            view = with_delete(link_view(job.id, url, lang) if linked else None, job, lang)
+        return file, view
 
     async def _payload(self, job: JobRecord, result: Path | None, limit: int) -> _Payload:
         if result is not None:
@@ -200,10 +260,16 @@ class ResultPoster:
                 return _Payload("file", result, None)
             fitted = await self._fit(result, limit)
             if fitted is not None:
-                metrics_of(self._client).delivery_fallback("compressed")
+                self._count("compressed", limit)
                 return _Payload("compressed", fitted, None)
-        metrics_of(self._client).delivery_fallback("link")
+        self._count("link", limit)
         return _Payload("link", None, await self._link())
+
+    def _count(self, fallback: str, limit: int) -> None:
+        # Once per limit: the card and a followup share the interaction's limit and its copy.
+        if (fallback, limit) not in self._counted:
+            self._counted.add((fallback, limit))
+            metrics_of(self._client).delivery_fallback(fallback)
 
     async def _fit(self, result: Path, limit: int) -> Path | None:
         # Each limit is tried once: a followup that failed and a channel post share the work.
@@ -216,18 +282,6 @@ class ResultPoster:
 def _has_button(payload: _Payload) -> bool:
     # Discord refuses link buttons with URLs over 512 characters: then only New link is offered.
     return payload.link is not None and len(payload.link) <= texts.MAX_BUTTON_URL
-
-
-def _message_parts(job: JobRecord, payload: _Payload) -> tuple[discord.File, discord.ui.View]:
-    """The file to attach (`MISSING`: none, in discord.py's words), or the Download and New link buttons; and Delete."""
-    file: discord.File = discord.utils.MISSING
-    view: discord.ui.View | None = None
-    if payload.file is not None:
-        # The name the member downloads: the engine names results "lipsync-<id>.mp4" (or "sandbox-…").
-        file = discord.File(payload.file, filename=_download_name(payload.file))
-    else:
-        view = link_view(job.id, payload.link if _has_button(payload) else None, job_language(job))
-    return file, with_delete(view, job)
 
 
 def _download_name(path: Path) -> str:

@@ -1,9 +1,10 @@
 """Starting a job from any interaction: `/lipsync`, a message menu's pick, a re-run button or its form.
 
-Every way in goes through `start_job`, so each gets the same checks, quota and status message: the
-cheap checks first (a refusal is an ephemeral answer and costs nothing), then a public "thinking"
-reply that becomes the job's status message, then the engine. A refusal that comes after the reply
-(a second job started elsewhere in the meantime) is told privately and the reply removed.
+Every way in goes through `start_job`, so each gets the same checks, quota and job card: the cheap
+checks first (a refusal is an ephemeral answer and costs nothing), then a private "thinking" reply
+that shows the member their job's progress until it is admitted, then the engine. The public card
+is posted only once the job's credits are reserved (`cogs.lipsync._status`): a refusal before
+that is told in the private reply alone, and the channel never sees the job.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from bot.errors import InvalidInput, LipsyncError
 from bot.jobs.models import JobHooks, JobRequest
 from bot.store import JobRecord
 from cogs import role_ids, services_of, texts
-from cogs.errors import refuse_privately, report_error
+from cogs.errors import report_error
 from cogs.lipsync._settings import with_member_delivery
 from cogs.locale import language_of, locale_of
 
@@ -37,9 +38,7 @@ class HooksFor(Protocol):
     which imports the buttons, which start jobs again).
     """
 
-    def for_interaction(
-        self, interaction: discord.Interaction, status_message_id: int, request: JobRequest | None = None
-    ) -> JobHooks: ...
+    def for_interaction(self, interaction: discord.Interaction, request: JobRequest | None = None) -> JobHooks: ...
 
 
 def presenter_of(client: discord.Client) -> HooksFor:
@@ -52,7 +51,7 @@ def presenter_of(client: discord.Client) -> HooksFor:
 
 
 async def start_job(interaction: discord.Interaction, request: JobRequest) -> JobRecord | None:
-    """Check `request` and start it as a job with its own public status message; None if refused late.
+    """Check `request` and start it as a job (its public card comes once it is admitted); None if refused late.
 
     Where it is asked from is filled in here: the channel, the member's roles, their locale (the
     job's messages are worded in it). A refusal by the cheap checks is raised before anything is
@@ -69,18 +68,21 @@ async def start_job(interaction: discord.Interaction, request: JobRequest) -> Jo
     request = await with_member_delivery(services, request)
     # Cheap checks raise before anything is deferred: the error handler answers ephemerally.
     await services.engine.precheck(request)
-    await interaction.response.defer(thinking=True)
-    status = await interaction.original_response()
-    # The status message's ids go in with the job, so a restart can always find it.
-    request = dataclasses.replace(request, status_channel_id=status.channel.id, status_message_id=status.id)
+    # Private until the job is admitted: a refusal found while fetching never reaches the channel.
+    # The public card's ids are stored with the job once it is posted, so a restart finds it.
+    await interaction.response.defer(ephemeral=True, thinking=True)
     try:
         # The request goes with the hooks: a refusal offers fixes that start it again, changed.
-        hooks = presenter_of(interaction.client).for_interaction(interaction, status.id, request)
+        hooks = presenter_of(interaction.client).for_interaction(interaction, request)
         return await services.engine.submit(request, hooks)
     except LipsyncError as exc:
-        # Refused between the check and now (e.g. a second job in another channel): told to the
-        # member alone, and the public reply removed.
-        await refuse_privately(interaction, texts.error_text(exc, language_of(interaction)))
+        # Refused between the check and now (e.g. a second job in another channel): the private
+        # reply says why.
+        text = f"❌ {texts.error_text(exc, language_of(interaction))}"
+        try:
+            await interaction.edit_original_response(content=text, view=None)
+        except discord.HTTPException as error:
+            log.warning("could not refuse privately: %s", error)
         return None
 
 

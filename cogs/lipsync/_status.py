@@ -1,9 +1,13 @@
-"""How a job shows up in Discord: its live status message (`StatusMessage`, a `ProgressSink`).
+"""How a job shows up in Discord: its private progress, then its one public card (`StatusMessage`).
 
-The result goes out through `cogs.lipsync._results.ResultPoster`; `cogs.lipsync._presenter.JobPresenter` builds both,
-for a job started by a slash command (with its interaction) or for one resumed after a restart
-(from the ids stored in its record). docs/design-notes.md, "The status message", says which token
-edits it when, and what the channel may see.
+Until the job is admitted (its files checked and its credits reserved) only its member sees it, in
+the private reply to their command; a refusal before that is told there, and the channel never
+sees the job. Then the public card is posted, edited as the job moves on, and at the end becomes
+the result (the video attached to it by `cogs.lipsync._results.ResultPoster`) or the failure, with
+a short reply that pings the owner. `cogs.lipsync._presenter.JobPresenter` builds both, for a job
+started by a command (with its interaction) or resumed after a restart (from the card's ids stored
+in its record).
+docs/design-notes.md, "The job card", says which token edits it when, and what the channel may see.
 """
 
 from __future__ import annotations
@@ -18,11 +22,20 @@ import discord
 
 from bot.clock import Clock
 from bot.jobs.models import JobUpdate
-from bot.store import JobRecord
+from bot.store import JobRecord, JobState
 from cogs import texts
 from cogs.lipsync._fixes import FixesView
 from cogs.lipsync._pacing import EditPacer
-from cogs.lipsync._texts import is_refusal, job_language, not_started_public, not_started_text, status_text
+from cogs.lipsync._settings import pings_owner
+from cogs.lipsync._texts import (
+    admitted,
+    card_posted_text,
+    ended_privately_text,
+    job_language,
+    ping_text,
+    private_progress_text,
+    status_text,
+)
 from cogs.lipsync._views import final_view, status_view
 
 log = logging.getLogger(__name__)
@@ -40,10 +53,18 @@ NO_MENTIONS = discord.AllowedMentions.none()
 
 
 StatusMoved = Callable[[int, int, int], Awaitable[None]]
-"""Called with (job id, channel id, message id) when a status message had to be posted anew."""
+"""Called with (job id, channel id, message id) whenever the job's public message is (re)posted."""
+
+LanguageOf = Callable[[JobRecord], str]
+"""The language a job's public messages are written in (the server's)."""
 
 Offer = Callable[[JobRecord], tuple[str, FixesView] | None]
 """What a refusal offers its member, told privately with it: lines and their buttons (`_fixes.fixes_offer`)."""
+
+
+def only_mentioning(user_id: int) -> discord.AllowedMentions:
+    """Mentions allowed in a message that pings a job's owner: them, no one else."""
+    return discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(user_id)], replied_user=False)
 
 
 def token_alive(interaction: discord.Interaction | None) -> bool:
@@ -62,14 +83,15 @@ def token_gone(error: discord.HTTPException) -> bool:
 
 
 class StatusMessage:
-    """One job's live status message: a `ProgressSink` that edits only when the text changes.
+    """One job's private progress and public card: a `ProgressSink` that edits only when the text changes.
 
     Updates arriving less than `min_interval` seconds (on `clock`) after the last edit are
-    coalesced: a single delayed edit later shows the newest one. Terminal states (done, failed,
-    canceled) are shown at once and replace the Cancel button with the ways to run the job again
-    (`final_view`), if any; a refusal (`is_refusal`) is
-    told to the member privately and the message removed. While the job waits on Magic Hour the
-    message is refreshed every `tick` seconds, with the elapsed time moved on by the clock.
+    coalesced: a single delayed edit later shows the newest one. Before the job is admitted
+    (`admitted`) progress goes to the member's private reply only; a job that ends before that is
+    told there (or by DM), never in the channel. The card is posted once the job is admitted and
+    edited until the end: the `ResultPoster` turns it into the result (`become_result`), a failure
+    is written on it, and either is followed by a reply that pings the owner (an edit notifies no
+    one). While the job waits on Magic Hour the card is refreshed every `tick` seconds.
     """
 
     def __init__(
@@ -84,6 +106,7 @@ class StatusMessage:
         min_interval: float = DEFAULT_MIN_INTERVAL,
         tick: float = DEFAULT_TICK,
         on_moved: StatusMoved | None = None,
+        language_of: LanguageOf = job_language,
         pacer: EditPacer | None = None,
         offer: Offer | None = None,
     ) -> None:
@@ -98,32 +121,38 @@ class StatusMessage:
         self._min_interval = min_interval
         self._tick_every = max(tick, min_interval)
         self._on_moved = on_moved
+        self._language_of = language_of
         self._latest: JobUpdate | None = None
         self._latest_at = 0.0  # when `_latest` arrived, on the clock's monotonic time
         self._shown: str | None = None
+        self._private_shown: str | None = None  # what the member's private reply says now
         self._last_edit: float | None = None
         self._pending: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._final_retried = False
         self._closed = False
-        self._ended_privately = False  # a refusal told to the member: the channel is shown nothing more
+        self._ended_privately = False  # ended before its card: the channel is shown nothing
+        self._is_result = False  # the card carries the result now: progress never overwrites it
         self.edits = 0
 
     @property
     def message_id(self) -> int | None:
-        """The message currently showing the status (None once it was removed)."""
+        """The job's public message (None before its card is posted)."""
         return self._message_id
 
     @property
     def channel_id(self) -> int:
-        """The channel the status message is in."""
+        """The channel the job's card is in."""
         return self._channel_id
 
     @property
     def pacer(self) -> EditPacer | None:
         """The bot-wide pace its edits wait for (None: unpaced)."""
         return self._pacer
+
+    def _public(self, update: JobUpdate) -> bool:
+        return self._message_id is not None or admitted(update)
 
     async def update(self, update: JobUpdate) -> None:
         """Show this snapshot now, later (coalesced), or not at all if nothing visible changed."""
@@ -134,10 +163,10 @@ class StatusMessage:
         self._stop_ticking()
         if update.job.state.terminal:
             self._cancel_pending()
-            if is_refusal(update.job):
-                await self._end_privately(update.job)
-            else:
+            if self._public(update):
                 await self._flush()
+            else:
+                await self._end_privately(update.job)
             return
         if self._pending is not None:
             return  # the delayed edit will show this snapshot
@@ -204,7 +233,13 @@ class StatusMessage:
             update = self._now_showing()
             if update is None or self._ended_privately:
                 return
-            content = status_text(update)
+            if not self._public(update):
+                await self._show_privately(update)
+                return
+            if self._is_result and not update.job.state.terminal:
+                return  # the card carries the result: a late progress edit must not replace it
+            lang = self._language_of(update.job)
+            content = status_text(update, lang)
             if content == self._shown:
                 self._keep_ticking()
                 return
@@ -212,20 +247,18 @@ class StatusMessage:
                 # Every status message shares one pace; the text is read again after the wait.
                 await self._pacer.turn(urgent=update.job.state.terminal)
                 update = self._now_showing() or update
-                content = status_text(update)
+                content = status_text(update, lang)
             job = update.job
-            # A finished job offers to run again from its uploaded files (while Magic Hour keeps them).
-            if job.state.terminal:
-                view = await final_view(self._client, job, self._clock.now())
-            else:
-                view = status_view(job.id, job_language(job))
             try:
-                await self._show(update.job.id, content, view)
+                if job.state.terminal:
+                    await self._finish(job, content, lang)
+                else:
+                    await self._show(job.id, content, status_view(job.id, lang))
             except discord.HTTPException as exc:
                 # A display problem must never fail the job: log it and keep going. The final
                 # state is worth one more try later (it removes the Cancel button).
-                log.warning("job %s: could not update the status message: %s", update.job.id, exc)
-                if update.job.state.terminal and not self._final_retried:
+                log.warning("job %s: could not update the status message: %s", job.id, exc)
+                if job.state.terminal and not self._final_retried:
                     self._final_retried = True
                     due = self._clock.monotonic() + self._min_interval
                     self._pending = asyncio.get_running_loop().create_task(self._flush_at(due))
@@ -237,73 +270,54 @@ class StatusMessage:
             self.edits += 1
             self._keep_ticking()
 
-    async def _show(self, job_id: int, content: str, view: discord.ui.View | None) -> None:
-        # `view=None` on an edit removes the buttons; on a new message there are none either way.
-        if self._interaction is not None and token_alive(self._interaction):
-            try:
-                await self._interaction.edit_original_response(content=content, view=view, allowed_mentions=NO_MENTIONS)
-                return
-            except discord.HTTPException as exc:
-                if not token_gone(exc):
-                    raise
-        self._interaction = None
-        channel = self._client.get_partial_messageable(self._channel_id, guild_id=self._guild_id)
-        if self._message_id is not None:
-            try:
-                await channel.get_partial_message(self._message_id).edit(
-                    content=content, view=view, allowed_mentions=NO_MENTIONS
-                )
-                return
-            except (discord.NotFound, discord.Forbidden) as exc:
-                # Deleted, or an interaction reply the bot token may not edit: post a new one.
-                log.info("job %s: status message %s not editable (%s); posting anew", job_id, self._message_id, exc)
-        if view is None:
-            message = await channel.send(content, allowed_mentions=NO_MENTIONS)
-        else:
-            message = await channel.send(content, view=view, allowed_mentions=NO_MENTIONS)
-        self._message_id = message.id
-        if self._on_moved is not None:
-            await self._on_moved(job_id, self._channel_id, message.id)
+    # ------------------------------------------------------------------ before the card: private
 
-    # ------------------------------------------------------------------ a refusal, told privately
+    async def _show_privately(self, update: JobUpdate) -> None:
+        """Progress before the job is admitted, in the member's private reply (nothing without it)."""
+        interaction = self._interaction
+        if interaction is None or not token_alive(interaction):
+            return
+        lang = job_language(update.job)
+        text = private_progress_text(update, lang)
+        if text == self._private_shown:
+            return
+        if self._pacer is not None:
+            await self._pacer.turn()
+        try:
+            await interaction.edit_original_response(
+                content=text, view=status_view(update.job.id, lang), allowed_mentions=NO_MENTIONS
+            )
+        except discord.HTTPException as exc:
+            log.info("job %s: could not update the private reply: %s", update.job.id, exc)
+            return
+        self._private_shown = text
+        self._last_edit = self._clock.monotonic()
 
     async def _end_privately(self, job: JobRecord) -> None:
-        """Tell the member alone why their job didn't start, and take the status off the channel.
+        """Tell the member alone how their job ended before it was admitted: the channel never saw it.
 
-        With the interaction's token: an ephemeral followup, then the reply is deleted. Without it:
-        a DM, then the message is deleted. If the member can't be told privately, or the message
-        can't be removed, the channel keeps a neutral line: no reason, no numbers.
+        In the private reply while the interaction's token lives, else by DM.
         """
         async with self._lock:
-            # Set first: an edit already waiting for the lock (a refresh) must not write the refusal out.
+            # Set first: an edit already waiting for the lock (a refresh) must not write it out.
             self._ended_privately = True
-            text = not_started_text(job)
-            told = await self._tell_ephemerally(job, text) or await self._tell_by_dm(job, text)
-            if told and await self._remove(job.id):
-                return
-            try:
-                await self._show(job.id, not_started_public(job), None)
-            except discord.HTTPException as exc:
-                log.warning("job %s: could not update the status message: %s", job.id, exc)
+            text = ended_privately_text(job)
+            if not (await self._tell_in_reply(job, text) or await self._tell_by_dm(job, text)):
+                log.warning("job %s: ended before its card, and the member could not be told", job.id)
 
-    async def _tell_ephemerally(self, job: JobRecord, text: str) -> bool:
+    async def _tell_in_reply(self, job: JobRecord, text: str) -> bool:
+        """The private reply says how the job ended; a refusal for credits offers its fixes there."""
         interaction = self._interaction
         if interaction is None or not token_alive(interaction):
             return False
         try:
-            if self._shown is None:
-                # A reply still "thinking" would turn the next followup into itself, in public.
-                await interaction.edit_original_response(
-                    content=not_started_public(job), view=None, allowed_mentions=NO_MENTIONS
-                )
             offered = self._offer(job) if self._offer is not None else None
             if offered is None:
-                await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
+                await interaction.edit_original_response(content=text, view=None, allowed_mentions=NO_MENTIONS)
             else:
                 lines, view = offered
-                content = f"{text}\n{lines}"[: texts.MAX_CONTENT]
-                view.message = await interaction.followup.send(
-                    content, ephemeral=True, allowed_mentions=NO_MENTIONS, view=view, wait=True
+                view.message = await interaction.edit_original_response(
+                    content=f"{text}\n{lines}"[: texts.MAX_CONTENT], view=view, allowed_mentions=NO_MENTIONS
                 )
         except discord.HTTPException as exc:
             log.info("job %s: could not answer privately through the interaction: %s", job.id, exc)
@@ -319,24 +333,160 @@ class StatusMessage:
             return False
         return True
 
-    async def _remove(self, job_id: int) -> bool:
+    # ------------------------------------------------------------------ the public card
+
+    async def _show(self, job_id: int, content: str, view: discord.ui.View | None) -> None:
+        """Edit the card (posting it the first time); `view=None` on an edit removes the buttons."""
+        if self._message_id is None:
+            await self._post_card(job_id, content, view)
+            return
+        try:
+            await self._edit_card(self._message_id, content, view)
+            return
+        except (discord.NotFound, discord.Forbidden) as exc:
+            # Deleted, or an interaction reply the bot token may not edit: post a new one.
+            log.info("job %s: status message %s not editable (%s); posting anew", job_id, self._message_id, exc)
+        await self._send(job_id, content, view, NO_MENTIONS)
+
+    async def _edit_card(
+        self,
+        message_id: int,
+        content: str,
+        view: discord.ui.View | None,
+        attachments: list[discord.File] = discord.utils.MISSING,
+    ) -> None:
+        """One edit of the card: through the interaction while its token lives, else the bot's own."""
         interaction = self._interaction
         if interaction is not None and token_alive(interaction):
             try:
-                await interaction.delete_original_response()
-                self._message_id = None
-                return True
+                await interaction.followup.edit_message(
+                    message_id, content=content, view=view, attachments=attachments, allowed_mentions=NO_MENTIONS
+                )
+                return
             except discord.HTTPException as exc:
-                log.info("job %s: could not delete the reply through the interaction: %s", job_id, exc)
-        if self._message_id is None:
-            return True
+                if not token_gone(exc):
+                    raise
+        self._interaction = None
         channel = self._client.get_partial_messageable(self._channel_id, guild_id=self._guild_id)
+        await channel.get_partial_message(message_id).edit(
+            content=content, view=view, attachments=attachments, allowed_mentions=NO_MENTIONS
+        )
+
+    async def _post_card(self, job_id: int, content: str, view: discord.ui.View | None) -> None:
+        interaction = self._interaction
+        if interaction is None or not token_alive(interaction):
+            await self._send(job_id, content, view, NO_MENTIONS)
+            return
+        lang = job_language(self._latest.job) if self._latest is not None else texts.EN
+        if self._private_shown is None:
+            # A reply still "thinking" would turn the next followup into itself: private, not a card.
+            await interaction.edit_original_response(content=card_posted_text(None, None, lang), view=None)
+        message = await interaction.followup.send(
+            content, view=view or discord.utils.MISSING, wait=True, allowed_mentions=NO_MENTIONS
+        )
+        await self._moved(job_id, message.id)
+        await self._point_reply(job_id)
+
+    async def _point_reply(self, job_id: int) -> None:
+        """Point the member's private reply at the job's public message (the card, then its replacement)."""
+        interaction = self._interaction
+        if interaction is None or not token_alive(interaction) or self._message_id is None or self._latest is None:
+            return
+        link = texts.jump_url(self._guild_id, self._channel_id, self._message_id)
+        self._private_shown = card_posted_text(job_id, link, job_language(self._latest.job))
         try:
-            await channel.get_partial_message(self._message_id).delete()
-        except discord.NotFound:
-            pass
+            await interaction.edit_original_response(content=self._private_shown, view=None)
         except discord.HTTPException as exc:
-            log.info("job %s: could not delete status message %s: %s", job_id, self._message_id, exc)
+            log.info("job %s: could not point the private reply at the card: %s", job_id, exc)
+
+    async def _send(
+        self, job_id: int, content: str, view: discord.ui.View | None, mentions: discord.AllowedMentions
+    ) -> None:
+        """A new public message for the job: a followup while the token lives, else a channel message."""
+        interaction = self._interaction
+        message: discord.Message
+        if interaction is not None and token_alive(interaction):
+            message = await interaction.followup.send(
+                content, view=view or discord.utils.MISSING, wait=True, allowed_mentions=mentions
+            )
+        else:
+            channel = self._client.get_partial_messageable(self._channel_id, guild_id=self._guild_id)
+            if view is None:
+                message = await channel.send(content, allowed_mentions=mentions)
+            else:
+                message = await channel.send(content, view=view, allowed_mentions=mentions)
+        await self._moved(job_id, message.id)
+
+    async def _moved(self, job_id: int, message_id: int) -> None:
+        self._message_id = message_id
+        if self._on_moved is not None:
+            await self._on_moved(job_id, self._channel_id, message_id)
+
+    # ------------------------------------------------------------------ the end: the same card, a ping
+
+    async def become_result(
+        self, job_id: int, content: str, view: discord.ui.View, file: discord.File | None
+    ) -> int | None:
+        """Turn the card into the job's result by an edit: `content`, `view`, and the video attached.
+
+        Returns the card's id; None when there is no card to edit. Raises `discord.HTTPException`
+        when Discord refuses the edit (the `ResultPoster` then posts the result anew).
+        """
+        async with self._lock:
+            if self._message_id is None or self._ended_privately:
+                return None
+            self._cancel_pending()
+            self._stop_ticking()
+            if self._pacer is not None:
+                await self._pacer.turn(urgent=True)
+            # The video replaces whatever the card carried (its thumbnail); a link leaves none.
+            await self._edit_card(self._message_id, content, view, [file] if file is not None else [])
+            self._is_result = True
+            self._shown = content
+            self.edits += 1
+            return self._message_id
+
+    async def _finish(self, job: JobRecord, content: str, lang: str) -> None:
+        """Show how the job ended on its card, then ping its owner where the card itself is the news."""
+        on_card = job.state is JobState.DONE and job.delivery_message_id == self._message_id
+        if not on_card:
+            await self._show(job.id, content, await self._final_view(job, lang))
+        if self._message_id is not None and self._pings(job, on_card=on_card):
+            await self._ping(job, lang)
+
+    async def _final_view(self, job: JobRecord, lang: str) -> discord.ui.View | None:
+        """The ways to run a finished job again, on its card; none where its result carries them."""
+        if job.state is JobState.DONE and job.delivery_message_id is not None and job.delivery_kind != "dm":
+            return None  # the result, in the channel or its thread, has them under it
+        return await final_view(self._client, job, self._clock.now(), lang)
+
+    @staticmethod
+    def _pings(job: JobRecord, *, on_card: bool) -> bool:
+        """A failure, or a result on the card, pings its owner (if they want it): an edit notifies no
+        one. A result posted anew pinged by itself, one sent by DM notifies anyway, and a cancel is
+        the member's own act."""
+        if not pings_owner(job):
             return False
-        self._message_id = None
-        return True
+        return job.state is JobState.FAILED or on_card
+
+    async def _ping(self, job: JobRecord, lang: str) -> None:
+        """A one-line reply to the card that mentions only its owner; kept, so the mention stays readable."""
+        assert self._message_id is not None
+        text = ping_text(job, lang)
+        mentions = only_mentioning(job.user_id)
+        channel = self._client.get_partial_messageable(self._channel_id, guild_id=self._guild_id)
+        card = discord.MessageReference(
+            message_id=self._message_id, channel_id=self._channel_id, guild_id=self._guild_id, fail_if_not_exists=False
+        )
+        try:
+            await channel.send(text, reference=card, allowed_mentions=mentions)
+            return
+        except discord.HTTPException as exc:
+            log.info("job %s: could not reply to the card (%s); pinging by followup", job.id, exc)
+        interaction = self._interaction
+        if interaction is None or not token_alive(interaction):
+            return
+        try:
+            await interaction.followup.send(text, allowed_mentions=mentions)
+        except discord.HTTPException as exc:
+            log.warning("job %s: could not ping its owner: %s", job.id, exc)

@@ -30,7 +30,9 @@ from cogs.texts._style import (
     failure_text,
     jump_url,
     option_name,
+    progress_bar,
     sandbox_note,
+    span,
     state_label,
     style_for,
 )
@@ -57,24 +59,32 @@ def _inputs(job: JobRecord, lang: str) -> str:
     audio = style.quote(job.audio_filename or describe("audio_fallback", lang=lang))
     line = f"{video} + {audio}"
     if job.start_seconds is not None and job.end_seconds is not None:
-        # A probed end (the voice's length) can carry more digits than anyone reads.
-        window = {"start": round(job.start_seconds, 2), "end": round(job.end_seconds, 2)}
-        line += f" · {describe('job_window', window, lang)}"
+        # The part as planned from the probe (what is sent to render), not the one asked for.
+        part = {"span": span(job.start_seconds, job.end_seconds, lang)}
+        line += f" · {describe('job_window', part, lang)}"
     return line
 
 
 def _timing(update: JobUpdate, now: dt.datetime, lang: str) -> str:
     """Elapsed time, and the expected finish (or that it is late), for a job waiting on Magic Hour."""
     parts = [describe("progress_so_far", {"elapsed": coarse_duration(update.elapsed, lang)}, lang)]
-    expected = update.expected_at
+    expected = _utc(update.expected_at)
     if expected is not None:
-        if expected.tzinfo is None:  # documented as UTC; a naive one is read as UTC, never a crash
-            expected = expected.replace(tzinfo=dt.UTC)
+        started = _utc(update.render_started_at)
+        if started is not None and expected > started:
+            # How far the render should be, by the forecast: a bar that never fills before the end.
+            fraction = (now - started).total_seconds() / (expected - started).total_seconds()
+            parts.insert(0, progress_bar(fraction))
         if expected > now:
             parts.append(describe("progress_eta", {"expected_at": expected}, lang))
         else:
             parts.append(describe("progress_late", lang=lang))
     return " · ".join(parts)
+
+
+def _utc(moment: dt.datetime | None) -> dt.datetime | None:
+    # Documented as UTC; a naive one is read as UTC, never a crash.
+    return moment.replace(tzinfo=dt.UTC) if moment is not None and moment.tzinfo is None else moment
 
 
 def _done_line(job: JobRecord, elapsed: float, lang: str) -> str:
@@ -132,8 +142,7 @@ def status_text(update: JobUpdate, lang: str | None = None) -> str:
 def is_refusal(job: JobRecord) -> bool:
     """A job refused before it reached Magic Hour, for a reason that is the member's own business.
 
-    Their files (a name that lies, a start past the video's end), or their credits: told to them
-    alone, not to the channel. Failures on the bot's or Magic Hour's side stay public.
+    Their files (a name that lies, a start past the video's end), or their credits.
     """
     if job.state is not JobState.FAILED or job.project_id is not None or not job.error_code:
         return False
@@ -144,15 +153,70 @@ def is_refusal(job: JobRecord) -> bool:
     return not bot_side
 
 
-def not_started_text(job: JobRecord, lang: str | None = None) -> str:
-    """The private answer for a job refused after its files were fetched: why, and that it cost nothing."""
+# States a job reaches only once its credits are reserved: from here on it has a public card.
+_ADMITTED_STATES = frozenset(
+    {
+        JobState.UPLOADING,
+        JobState.CREATING,
+        JobState.SUBMITTED,
+        JobState.RENDERING,
+        JobState.DOWNLOADING,
+        JobState.DELIVERING,
+        JobState.DONE,
+    }
+)
+
+
+def admitted(update: JobUpdate) -> bool:
+    """Whether the job has been admitted (files checked, credits reserved): only then is it public.
+
+    Before that a job is its member's business alone: queued, being checked, or refused.
+    """
+    job = update.job
+    return update.credits_reserved or job.project_id is not None or job.state in _ADMITTED_STATES
+
+
+def private_progress_text(update: JobUpdate, lang: str) -> str:
+    """What the member's private reply says before their job is admitted: no job number yet."""
+    job = update.job
+    if job.state is JobState.RECEIVED and update.queue_position is not None:
+        data: dict[str, object] = {"position": update.queue_position}
+        if update.expected_start is not None:
+            data["expected_at"] = update.expected_start
+            line = describe("private_queued_eta", data, lang)
+        else:
+            line = describe("private_queued", data, lang)
+    elif job.state is JobState.FETCHING:
+        line = describe("private_checking", lang=lang)
+    else:
+        line = describe("private_starting", lang=lang)
+    return _clip(f"{line}\n{describe('private_only_you', lang=lang)}")
+
+
+def card_posted_text(job_id: int | None, link: str | None, lang: str) -> str:
+    """The member's private reply once their job's public card is up: where to follow it."""
+    if job_id is None or link is None:
+        return describe("private_starting", lang=lang)
+    return describe("card_posted", {"job": job_id, "link": f"[{describe('card_link', lang=lang)}]({link})"}, lang)
+
+
+def ended_privately_text(job: JobRecord, lang: str | None = None) -> str:
+    """The private answer for a job that ended before it was admitted: why, and that it cost nothing."""
     lang = lang or job_language(job)
-    return _clip(f"❌ {describe('not_started', {'job': job.id}, lang)}\n{failure_text(job, lang)}")
+    if job.state is JobState.CANCELED:
+        return describe("canceled_before_start", lang=lang)
+    return _clip(f"❌ {describe('not_started', lang=lang)}\n{failure_text(job, lang)}")
 
 
-def not_started_public(job: JobRecord, lang: str | None = None) -> str:
-    """What stays in the channel when a refusal could not be told privately: no reason, no numbers."""
-    return describe("not_started_public", {"job": job.id, "member": job.user_id}, lang or job_language(job))
+def ping_text(job: JobRecord, lang: str) -> str:
+    """The reply that pings a job's owner when its card shows how it ended (an edit notifies no one)."""
+    key = "ping_done" if job.state is JobState.DONE else "ping_failed"
+    return describe(key, {"member": job.user_id, "job": job.id}, lang)
+
+
+def not_started_text(job: JobRecord, lang: str | None = None) -> str:
+    """The private answer for a job refused after its files were fetched (`ended_privately_text`)."""
+    return ended_privately_text(job, lang)
 
 
 def result_text(
@@ -165,7 +229,8 @@ def result_text(
     lang = lang or job_language(job)
     data = {"job": job.id, "member": job.user_id, "name": _name(job)}
     ready = describe("result_ready" if mention else "result_ready_private", data, lang)
-    lines = [f"{ready} {cost_text(job, lang)}"]
+    # The result replaces the job's card: it says what was rendered too.
+    lines = [f"{ready} {cost_text(job, lang)}", _inputs(job, lang)]
     if kind == "compressed":
         lines.append(describe("result_compressed", lang=lang))
     if kind == "link":
@@ -202,9 +267,9 @@ def canceled_text(job: JobRecord, lang: str = EN) -> str:
     return f"{ended} {cost_text(job, lang)}"
 
 
-def started_text(job: JobRecord, lang: str = EN) -> str:
-    """The private note under a picker once its job started."""
-    return describe("pick_started", {"job": job.id}, lang)
+def started_text(lang: str = EN) -> str:
+    """The private note under a picker once its job was handed on: its progress follows privately."""
+    return describe("pick_started", lang=lang)
 
 
 def _job_line(job: JobRecord, lang: str) -> str:
@@ -213,8 +278,10 @@ def _job_line(job: JobRecord, lang: str) -> str:
     audio = style.quote(job.audio_filename or describe("audio_fallback", lang=lang))
     cost = cost_short(job, lang)
     price = f" · {cost}" if cost else ""
+    # A job refused before it was admitted never had a card: its member never sees its number.
+    number = "`—`" if is_refusal(job) else f"`#{job.id}`"
     return (
-        f"`#{job.id}` {state_label(job.state, lang)} · {job.mode.value}{price} · "
+        f"{number} {state_label(job.state, lang)} · {job.mode.value}{price} · "
         f"{discord_timestamp(job.created_at)} · {source} + {audio}"
     )
 

@@ -93,7 +93,7 @@ class AgainButton(IdButton, action="again", parts={"job": int, "how": Again}):
     """
 
     def __init__(self, job_id: int, how: Again, *, label: str | None = None) -> None:
-        style = discord.ButtonStyle.primary if how is not Again.WINDOW else discord.ButtonStyle.secondary
+        style = discord.ButtonStyle.secondary if how is Again.WINDOW else discord.ButtonStyle.primary
         super().__init__(job_id, how.value, label=label or how.value, style=style)
         self.job_id = job_id
         self.how = how
@@ -103,6 +103,12 @@ class AgainButton(IdButton, action="again", parts={"job": int, "how": Again}):
         try:
             services = services_of(interaction.client)
             job = await services.engine.job(self.job_id)
+            if self.how is Again.VIDEO:
+                # Another video can't come through a button: say how to bring one, privately.
+                if job.user_id != interaction.user.id:
+                    raise NotAllowed("rerun_not_owner", owner=job.user_id, job=job.id)
+                await interaction.response.send_message(another_video_text(job, interaction), ephemeral=True)
+                return
             # Checked before anything else, so a refusal is instant and only the presser sees it.
             request = rerun_request(
                 job, self.how, by_user_id=interaction.user.id, guild_id=interaction.guild_id, now=services.clock.now()
@@ -164,15 +170,28 @@ class DeleteResultButton(IdButton, action="delete", parts={"job": int, "owner": 
             await report_error(interaction, exc)
 
 
-def with_delete(view: discord.ui.View | None, job: JobRecord) -> discord.ui.View:
-    """`view` (or a new one) with the Delete button a result carries, in its job's language."""
+def with_delete(view: discord.ui.View | None, job: JobRecord, lang: str | None = None) -> discord.ui.View:
+    """`view` (or a new one) with the Delete button a result carries (in `lang`, else its job's language)."""
     view = view if view is not None else discord.ui.View(timeout=None)
-    label = texts.button_label("button_delete", job_language(job))
+    label = texts.button_label("button_delete", lang or job_language(job))
     view.add_item(DeleteResultButton(job.id, job.user_id, label=label))
     return view
 
 
-_AGAIN_LABELS = {Again.PRO: "button_again_pro", Again.WINDOW: "button_again_window", Again.RETRY: "button_retry"}
+_AGAIN_LABELS = {
+    Again.PRO: "button_again_pro",
+    Again.WINDOW: "button_again_window",
+    Again.RETRY: "button_retry",
+    Again.VIDEO: "button_again_video",
+}
+
+
+def another_video_text(job: JobRecord, interaction: discord.Interaction) -> str:
+    """How to run a job again with another video (its voice kept), for its owner."""
+    lang = language_of(interaction)
+    audio = job.audio_filename or texts.describe("audio_fallback", lang=lang)
+    menu = texts.bold(texts.command_name("Lip-sync: use this video", lang))
+    return texts.describe("again_other_video", {"audio": audio, "menu": menu}, lang)
 
 
 def status_view(job_id: int, lang: str = texts.EN) -> discord.ui.View:
@@ -182,26 +201,31 @@ def status_view(job_id: int, lang: str = texts.EN) -> discord.ui.View:
     return view
 
 
-async def final_view(client: discord.Client, job: JobRecord, now: dt.datetime) -> discord.ui.View | None:
-    """The buttons under a finished job's status message: run it again, while its files are kept.
+async def final_view(
+    client: discord.Client, job: JobRecord, now: dt.datetime, lang: str | None = None
+) -> discord.ui.View | None:
+    """The buttons under a finished job's message: run it again, while its files are kept.
 
     Only the ways that apply to its member now (`bot.jobs.offers`): "again in pro" with its price,
-    and not at all where pro isn't allowed or the member can't pay for it.
+    and not at all where pro isn't allowed or the member can't pay for it; after a fault in the
+    member's own input, another video or another part rather than Retry (`bot.jobs.rerun.offers`).
     """
-    if not offers(job, now):
-        return None  # nothing to offer: no need to read the member's rules and credits
-    services = services_of(client)
-    try:
-        roles = await _owner_roles(client, job)
-        admitted = await services.engine.admission.read(job.guild_id, job.user_id, roles)
-        ways = applicable_offers(services.engine.config, job, admitted, now)
-    except Exception:
-        # The job's end is shown whatever happens; only a priced offer needs these reads.
-        log.exception("job %s: could not price its re-runs; offering those without a price", job.id)
-        ways = tuple(Offer(how) for how in offers(job, now) if how is not Again.PRO)
+    possible = offers(job, now)
+    if Again.PRO not in possible:
+        ways = tuple(Offer(how) for how in possible)  # nothing to price: no need to read the member's rules
+    else:
+        try:
+            services = services_of(client)
+            roles = await _owner_roles(client, job)
+            admitted = await services.engine.admission.read(job.guild_id, job.user_id, roles)
+            ways = applicable_offers(services.engine.config, job, admitted, now)
+        except Exception:
+            # The job's end is shown whatever happens; only a priced offer needs these reads.
+            log.exception("job %s: could not price its re-runs; offering those without a price", job.id)
+            ways = tuple(Offer(how) for how in possible if how is not Again.PRO)
     if not ways:
         return None
-    lang = job_language(job)
+    lang = lang or job_language(job)
     view = discord.ui.View(timeout=None)
     for offer in ways:
         if offer.credits is not None:
@@ -224,6 +248,20 @@ async def _owner_roles(client: discord.Client, job: JobRecord) -> tuple[int, ...
         except discord.HTTPException:
             return ()  # gone from the server, or Discord didn't answer: the server's default applies
     return role_ids(member)
+
+
+async def result_view(
+    client: discord.Client, job: JobRecord, now: dt.datetime, lang: str, *, linked: bool, url: str | None = None
+) -> discord.ui.View:
+    """The buttons under a result: Download/New link when not attached, the ways to run it again, Delete."""
+    done = job.model_copy(update={"state": JobState.DONE})  # delivered now: offered as the done job it becomes
+    view = link_view(job.id, url, lang) if linked else None
+    again = await final_view(client, done, now, lang)
+    if again is not None:
+        view = view or discord.ui.View(timeout=None)
+        for item in again.children:
+            view.add_item(item)
+    return with_delete(view, job, lang)
 
 
 def link_view(job_id: int, url: str | None = None, lang: str = texts.EN) -> discord.ui.View:

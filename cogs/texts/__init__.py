@@ -33,7 +33,9 @@ from cogs.texts._style import (
     mode_label,
     option_name,
     per_window,
+    progress_bar,
     sandbox_note,
+    span,
     state_label,
     style_for,
 )
@@ -70,9 +72,11 @@ __all__ = [
     "option_name",
     "over_line",
     "per_window",
+    "progress_bar",
     "quote_text",
     "sandbox_note",
     "source_text",
+    "span",
     "state_label",
     "style_for",
 ]

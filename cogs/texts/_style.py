@@ -135,6 +135,10 @@ _STATE_EMOJI: dict[JobState, str] = {
     JobState.CANCELED: "🛑",
 }
 
+# Progress bars: this many cells, and never full before the render has really ended.
+BAR_CELLS = 10
+BAR_MOST = 0.9
+
 # States whose line counts the time spent in them (and shows the expected finish, when known).
 TIMED_STATES: frozenset[JobState] = frozenset({JobState.SUBMITTED, JobState.RENDERING})
 
@@ -168,15 +172,8 @@ def credits(n: int, lang: str = EN) -> str:
 
 
 def duration(seconds: float, lang: str = EN) -> str:
-    """A short elapsed time: "8 s", "2 min 5 s", "1 h 4 min"."""
-    total = max(0, round(seconds))
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return describe("duration_h_min", {"h": hours, "min": minutes}, lang)
-    if minutes:
-        return describe("duration_min_s", {"min": minutes, "s": secs}, lang)
-    return describe("duration_s", {"s": secs}, lang)
+    """A short elapsed time, to the second: "8 s", "2:05", "1:04:00", "3 h"."""
+    return words.seconds(max(0, round(seconds)), lang)
 
 
 def coarse_duration(seconds: float, lang: str = EN) -> str:
@@ -195,6 +192,21 @@ def coarse_duration(seconds: float, lang: str = EN) -> str:
     if hours:
         return describe("duration_h_min", {"h": hours, "min": minutes}, lang)
     return describe("duration_min", {"min": minutes}, lang)
+
+
+def progress_bar(fraction: float) -> str:
+    """A bar of `BAR_CELLS` cells and its percentage, in steps of a cell: "▰▰▰▱▱▱▱▱▱▱ 30%"."""
+    filled = int(min(max(fraction, 0.0), BAR_MOST) * BAR_CELLS)
+    return f"{'▰' * filled}{'▱' * (BAR_CELLS - filled)} {filled * 100 // BAR_CELLS}%"
+
+
+def span(start: float, end: float, lang: str = EN) -> str:
+    """A part of a clip, exactly as rendered: "0–1.5 s", "0:45–1:30"."""
+    if round(end, 1) < 60:
+        low, high = words.decimal(round(start, 2), lang), words.decimal(round(end, 2), lang)
+        return f"{low}–{high} s"
+    low = words.seconds(start, lang) if round(start) >= 60 else f"0:{round(start):02}"
+    return f"{low}–{words.seconds(end, lang)}"
 
 
 def jump_url(guild_id: int | None, channel_id: int, message_id: int) -> str:

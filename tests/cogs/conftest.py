@@ -312,6 +312,13 @@ class Harness:
         [command] = [c for c in await self.bot.tree.fetch_commands() if c.name == name.split(" ", 1)[0]]
         return f"</{name}:{command.id}>"
 
+    async def message_of(self, job_id: int) -> discord.Message:
+        """A job's one public message, as the channel sees it: its card, which becomes the result or the failure."""
+        record = await self.store.jobs.get(job_id)
+        assert record is not None and record.status_message_id is not None, "the job has no public message"
+        [message] = [m for m in self.public() if m.id == record.status_message_id]
+        return message
+
     async def latest_job(self, member: simcord.MemberActor | None = None) -> JobRecord:
         """The member's newest job."""
         jobs = await self.store.jobs.recent_for_member(self.guild.id, (member or self.alice).id, 1)
@@ -378,7 +385,8 @@ async def harness(
     harness: Harness | None = None
     try:
         await sync_commands(bot, None)
-        guild = env.create_guild("Lip Sync Club")
+        guild_marker = request.node.get_closest_marker("guild")
+        guild = env.create_guild("Lip Sync Club", **(dict(guild_marker.kwargs) if guild_marker else {}))
         managers = guild.create_role("Mods", permissions=discord.Permissions(manage_guild=True))
         harness = Harness(
             env=env,
@@ -422,3 +430,4 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "settings(**overrides): Settings fields for the `harness` bot")
     config.addinivalue_line("markers", "env(**kwargs): simcord.Env arguments for the `harness` (approved_intents=...)")
+    config.addinivalue_line("markers", "guild(**kwargs): the server's settings (preferred_locale=...)")

@@ -52,7 +52,7 @@ from bot.jobs.models import JobUpdate
 from bot.store import JobRecord, JobState
 from cogs import texts
 from cogs.lipsync._status import StatusMessage
-from cogs.lipsync._texts import is_refusal, not_started_public, not_started_text
+from cogs.lipsync._texts import is_refusal, not_started_text
 from tests.cogs.conftest import Harness
 from tests.cogs.fuzzing import MADE_BYTES, MEDIA_FILES, Case, Targets, Upload, cases
 
@@ -352,16 +352,16 @@ def check_answer(
     assert result.acknowledged, "the bot never answered"
     response = result.response
     if final is not None and is_refusal(final):
-        # Refused after fetching, for the member's own reasons: told to them alone, taken off the channel.
+        # Refused after fetching, for the member's own reasons: told to them alone, never public.
         note(f"refused after fetching: {final.error_code}: {final.error_data}")
         event("refused privately", final.error_code or "")
         assert not expect.must_refuse, f"should have been refused at once: {expect.refuse_codes}"
         assert final.error_code in expect.fail_codes, f"failed with {final.error_code}, expected {expect}"
         assert words.has(final.error_code or ""), f"no words for {final.error_code}"
-        [private] = result.followups
         # The refusal, then the fixes it offers (a part that fits, a lower cap…), if any.
-        assert private.ephemeral and (private.content + "\n").startswith(not_started_text(final) + "\n")
-        assert response is None or response.content in ("", not_started_public(final))
+        assert response is not None and result.ephemeral
+        assert (response.content + "\n").startswith(not_started_text(final) + "\n")
+        assert result.followups == [] and final.status_message_id is None
         return
     assert response is not None and response.content.strip(), "an empty answer"
     if final is None:
@@ -373,30 +373,36 @@ def check_answer(
         assert error.code in expect.refuse_codes, f"refused with {error.code}, expected one of {expect}"
         assert words.has(error.code), f"no words for {error.code}: the member reads a generic message"
         return
-    assert not result.ephemeral and forged.errors == []
+    assert result.ephemeral and forged.errors == []  # private until admitted, then one public message
     note(f"job ended {final.state.value} ({final.error_code}): {final.error_data}")
     event(f"job {final.state.value}", final.error_code or ("youtube" if case.link is not None else "file"))
     assert not expect.must_refuse, f"should have been refused at once: {expect.refuse_codes}"
-    status = response.content
-    assert status.startswith(f"**Lip-sync job #{final.id}**"), status
+    assert response.content.startswith(f"▶️ Your job #{final.id} has started: "), response.content
+    shown = bot_message(harness, final.status_message_id)
+    status = shown.content
     if final.state is JobState.DONE:
         assert not expect.must_fail, f"should have failed before Magic Hour: {expect.fail_codes}"
-        assert "✅ Done" in status
         posted = bot_message(harness, final.delivery_message_id)
         event("delivered", f"{case.delivery}: {final.delivery_kind}")
         if case.delivery == "dm":
             assert final.delivery_kind == "dm" and posted.content.startswith(f"Your lip-sync job #{final.id}")
+            assert status.startswith(f"**Lip-sync job #{final.id}**") and "✅ Done" in status, status
         else:
+            assert shown.id == posted.id, "the result replaces the card"
             assert posted.content.startswith(f"<@{harness.alice.id}>, your lip-sync job #{final.id}")
             assert posted.ping_user_ids == [harness.alice.id], "the result must ping its owner"
-        followups = [posted.id] if case.delivery == "followup" else []
+        # Through the interaction: the result while the token lived; else the card (kept when the
+        # result went by DM; removed when a channel message replaced it).
+        followups = {"followup": [posted.id], "dm": [shown.id]}.get(case.delivery, [])
         assert [m.id for m in result.followups] == followups
     else:
         assert final.state is JobState.FAILED, final.state
+        assert status.startswith(f"**Lip-sync job #{final.id}**"), status
         assert "❌ Failed: " in status
+        assert shown.ping_user_ids == [harness.alice.id], "a failure must ping its owner"
         assert final.error_code in expect.fail_codes, f"failed with {final.error_code}, expected {expect}"
         assert words.has(final.error_code), f"no words for {final.error_code}: the member reads a generic message"
-        assert result.followups == []
+        assert [m.id for m in result.followups] in ([], [shown.id])
 
 
 async def check_effects(harness: Harness, case: Case, before: Snapshot, final: JobRecord | None) -> None:
@@ -469,8 +475,10 @@ async def test_a_refusal_quoting_an_overlong_file_name_still_reaches_the_member(
 async def test_a_file_name_stays_inside_its_code_span_in_the_status_message(harness: Harness) -> None:
     """Seen while building the fuzzer: a name with backticks and a mention stays one code span."""
     name = f"a`<@{harness.bob.id}>`b.mp4"
-    result = await harness.lipsync(video=harness.file("face.mp4", as_name=name))
-    await harness.finish((await harness.latest_job()).id)
-    assert result.response is not None
+    await harness.lipsync(video=harness.file("face.mp4", as_name=name))
+    job = await harness.finish((await harness.latest_job()).id)
+    message = await harness.message_of(job.id)
     # (simcord doesn't model code spans, so its `mentions` can't tell the difference: compare the text.)
-    assert texts.DISCORD.quote(name) in result.response.content
+    assert texts.DISCORD.quote(name) in message.content
+    stored = harness.env.backend.get_message(message.channel.id, message.id)
+    assert stored.ping_user_ids == [harness.alice.id]  # the owner only, never the name's mention

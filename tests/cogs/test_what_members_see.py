@@ -31,6 +31,12 @@ LONG_RENDER = 120.0
 RAW_STATES = re.compile(r"\((" + "|".join(state.value for state in JobState) + r")\)")
 
 
+def loaded_status_message() -> type[StatusMessage]:
+    """The `StatusMessage` class the running bot uses (each bot imports its extensions afresh)."""
+    loaded: type[StatusMessage] = sys.modules["cogs.lipsync._status"].StatusMessage
+    return loaded
+
+
 def answer(result: simcord.InteractionResult) -> str:
     """The ephemeral answer to a command or a click."""
     assert result.ephemeral and result.response is not None
@@ -60,9 +66,8 @@ async def test_a_sandbox_result_states_one_charge(harness: Harness) -> None:
     final = await harness.finish((await harness.latest_job()).id)
     assert final.state is JobState.DONE
     [posted] = result.followups
-    status = result.response
-    assert status is not None
-    for text in (posted.content, status.content):
+    assert (await harness.message_of(final.id)).id == posted.message.id  # the result is the job's one message
+    for text in (posted.content,):
         assert "Cost: 45 credits." in text
         assert "charged to your allowance here; no Magic Hour credits spent" in text
         assert "no credits spent" not in text
@@ -71,20 +76,21 @@ async def test_a_sandbox_result_states_one_charge(harness: Harness) -> None:
 async def test_failed_and_canceled_jobs_cost_zero_refunded_everywhere(harness: Harness) -> None:
     """Before: `/jobs` said "45 credits" for jobs whose own message said none were used. After: 0, refunded."""
     harness.sandbox.faults.job_error("no_source_face")
-    errored = await harness.lipsync()
+    await harness.lipsync()
     failed = await harness.finish((await harness.latest_job()).id)
     assert failed.state is JobState.FAILED and failed.estimated_credits == 45
-    assert errored.response is not None and "Cost: 0 credits (refunded)." in errored.response.content
+    assert "Cost: 0 credits (refunded)." in (await harness.message_of(failed.id)).content
 
     harness.sandbox.config.render_seconds = LONG_RENDER
-    started = await harness.lipsync()
+    await harness.lipsync()
     job = await harness.latest_job()
     await harness.rendering(job.id)
-    canceled_answer = answer(await harness.alice.click(started.response, label="Cancel"))  # type: ignore[arg-type]
+    card = await harness.message_of(job.id)
+    canceled_answer = answer(await harness.alice.click(card, label="Cancel"))
     assert canceled_answer == f"Canceled job #{job.id}. Cost: 0 credits (refunded)."
     canceled = await harness.finish(job.id)
     assert canceled.state is JobState.CANCELED and canceled.estimated_credits == 45
-    assert started.response is not None and "Cost: 0 credits (refunded)." in started.response.content
+    assert "Cost: 0 credits (refunded)." in (await harness.message_of(job.id)).content
 
     lines = answer(await harness.alice.slash(harness.channel, "jobs")).splitlines()
     assert lines[1].startswith(f"`#{canceled.id}` 🛑 Canceled · lite · 0 credits (refunded) · ")
@@ -138,9 +144,8 @@ async def test_what_is_left_counts_an_empty_server_pool(harness: Harness) -> Non
     assert "Allowance: 12,000 credits per day, from this server's default." in bob
     refused = await harness.lipsync(harness.bob)
     await harness.finish((await harness.latest_job(harness.bob)).id)
-    [told] = refused.followups
-    assert told.ephemeral
-    assert "This server has 5 credits left today, less than this clip's likely cost of 45 credits" in told.content
+    told = answer(refused)
+    assert "This server has 5 credits left today, less than this clip's likely cost of 45 credits" in told
 
 
 async def test_large_numbers_have_thousands_separators(harness: Harness) -> None:
@@ -169,15 +174,14 @@ async def test_no_public_message_carries_a_balance_a_signed_url_or_a_project_id(
     linked = await harness.finish((await harness.latest_job()).id)
     assert linked.state is JobState.DONE and linked.delivery_kind == "link"
     harness.sandbox.config.render_seconds = LONG_RENDER
-    started = await harness.lipsync()
+    await harness.lipsync()
     job = await harness.latest_job()
     await harness.rendering(job.id)
-    assert started.response is not None
-    await harness.alice.click(started.response, label="Cancel")
+    await harness.alice.click(await harness.message_of(job.id), label="Cancel")
     canceled = await harness.finish(job.id)
 
     public = harness.public()
-    assert len(public) == 3  # two status messages and the linked result
+    assert len(public) == 2  # one message per job: the linked result and the canceled card
     texts = [m.content for m in public] + [str(e.to_dict()) for m in public for e in m.embeds]
     for text in texts:
         assert "1,189" not in text and "1189" not in text and not re.search(r"\bleft\b", text), text
@@ -186,11 +190,14 @@ async def test_no_public_message_carries_a_balance_a_signed_url_or_a_project_id(
             assert project_id and project_id not in text, text
         assert not RAW_STATES.search(text), text
     [result] = [m for m in public if "is ready" in m.content]
+    # The link is on the button; then the ways to run it again, and Delete for its owner.
     assert [b.label for b in buttons(result)] == [
         "Download",
         "New link",
+        "Again in pro · 90 credits",
+        "Again with another part",
         "Delete",
-    ]  # the link is on the button; Delete for its owner
+    ]
     quota = answer(await harness.alice.slash(harness.channel, "quota"))
     assert "Left: **1,189 credits**" in quota  # the member's own balance, told to them alone
 
@@ -208,36 +215,33 @@ REFUSED_AFTER_FETCHING: list[Any] = [
 async def test_a_refusal_after_fetching_is_told_only_to_the_member(
     harness: Harness, options: dict[str, Any], says: str
 ) -> None:
-    """Before: a public ❌. After: an ephemeral answer, and the public status message removed."""
+    """Before: a public ❌. After: the private reply says why; the channel never saw the job."""
     if "limit" in options:
         await harness.store.limits.set_member_limit(harness.guild.id, harness.alice.id, options.pop("limit"))
     result = await harness.lipsync(**options)
     job = await harness.latest_job()
     final = await harness.finish(job.id)
     assert final.state is JobState.FAILED and final.project_id is None
-    assert result.response is None  # the public reply is gone
-    [told] = result.followups
-    assert told.ephemeral
-    assert told.content.startswith(f"❌ Your job #{job.id} didn't start, and nothing was charged.\n")
-    assert says in told.content
+    told = answer(result)
+    assert told.startswith("❌ Your job didn't start, and nothing was charged.\n")  # no job number to see
+    assert says in told and result.followups == []
     assert harness.public() == []
     assert (await harness.store.quota.limits(harness.guild.id, harness.alice.id)).used == 0
 
 
 @pytest.mark.settings(max_jobs_in_flight=1)
 async def test_a_refusal_after_the_token_expired_goes_by_dm(harness: Harness) -> None:
-    """A job that waited in line past the 15-minute token and was then refused: told by DM, status removed."""
+    """A job that waited in line past the 15-minute token and was then refused: told by DM, never public."""
     harness.sandbox.config.render_seconds = LONG_RENDER
-    alices = await harness.lipsync()
+    await harness.lipsync()
     first = await harness.latest_job()
     await harness.rendering(first.id)
     await harness.store.limits.set_member_limit(harness.guild.id, harness.bob.id, 10)
     waiting = await harness.lipsync(harness.bob)
     bobs = await harness.latest_job(harness.bob)
-    assert alices.response is not None and waiting.response is not None
-    assert "Waiting in line: position 1" in waiting.response.content
+    assert "Queued: 1 in line." in answer(waiting)  # Bob's alone to see
     public_before = [m.id for m in harness.public()]
-    assert public_before == [alices.response.id, waiting.response.id]
+    assert public_before == [(await harness.message_of(first.id)).id]
     await harness.env.advance_time(16 * 60)
 
     await harness.engine.cancel(first.id, by_user_id=harness.alice.id)
@@ -246,10 +250,10 @@ async def test_a_refusal_after_the_token_expired_goes_by_dm(harness: Harness) ->
 
     assert final.state is JobState.FAILED and final.error_code == "quota_member"
     dm = harness.bob.user.dm_channel.last_message
-    assert dm is not None and dm.content.startswith(f"❌ Your job #{bobs.id} didn't start")
+    assert dm is not None and dm.content.startswith("❌ Your job didn't start")
     assert "You have 10 credits left today" in dm.content
     assert waiting.followups == []  # the token was gone
-    assert [m.id for m in harness.public()] == public_before[:1]  # Bob's status message was removed
+    assert [m.id for m in harness.public()] == public_before  # Bob's job never had a public message
 
 
 # ---------------------------------------------------------------------------------- progress
@@ -260,8 +264,7 @@ async def test_the_expected_finish_appears_when_the_engine_knows_it(
 ) -> None:
     """`JobUpdate.expected_at` (filled by the engine from render history) shows as a live Discord time."""
     eta = dt.datetime(2031, 5, 4, 12, 30, tzinfo=dt.UTC)
-    # The class the running bot uses: each bot imports its extensions afresh.
-    live: type[StatusMessage] = sys.modules["cogs.lipsync._status"].StatusMessage
+    live = loaded_status_message()
     shown = live.update
 
     async def with_eta(self: StatusMessage, update: JobUpdate) -> None:
@@ -271,16 +274,16 @@ async def test_the_expected_finish_appears_when_the_engine_knows_it(
 
     monkeypatch.setattr(live, "update", with_eta)
     harness.sandbox.config.render_seconds = LONG_RENDER
-    result = await harness.lipsync()
+    await harness.lipsync()
     job = await harness.latest_job()
     await harness.rendering(job.id)
-    assert result.response is not None
-    state = result.response.content.splitlines()[1]
-    assert state == f"🎬 Rendering at Magic Hour · a few seconds so far · should be done <t:{int(eta.timestamp())}:R>"
+    state = (await harness.message_of(job.id)).content.splitlines()[1]
+    # The bar runs from the render's submission to the expected finish (years away here: empty).
+    assert state == f"🎬 Rendering · ▱▱▱▱▱▱▱▱▱▱ 0% · a few seconds so far · should be done <t:{int(eta.timestamp())}:R>"
     await harness.sandbox_clock.advance(LONG_RENDER)
     final = await harness.finish(job.id)
     assert final.state is JobState.DONE
-    assert result.response is not None and "should be done" not in result.response.content
+    assert "should be done" not in (await harness.message_of(job.id)).content
 
 
 # ---------------------------------------------------------------------------------- one panel
@@ -303,7 +306,7 @@ async def test_lipsync_status_shows_credits_running_jobs_and_the_queue(harness: 
     lines = answer(panel).splitlines()
     assert re.fullmatch(r"Credits: \*\*9,955 credits left today, resets <t:\d+:R>\*\*\.", lines[1])
     assert lines[2] == "Running jobs (1 of 1 at a time):"
-    assert lines[3].startswith(f"• `#{job.id}` `intro` 🎬 Rendering at Magic Hour · ")
+    assert lines[3].startswith(f"• `#{job.id}` `intro` 🎬 Rendering · ")
     quote = "Likely cost: 45 credits, held until it finishes (you pay only what Magic Hour charges)."
     assert lines[3].endswith(f" so far · {quote}")
     assert lines[4] == f"Queue: 1 of {harness.settings.max_jobs_in_flight} job slots in use, nobody is waiting."
@@ -327,13 +330,12 @@ async def test_lipsync_status_shows_credits_running_jobs_and_the_queue(harness: 
 async def test_usage_lists_jobs_whose_fate_at_magic_hour_is_unknown(harness: Harness) -> None:
     """A create whose answer was lost counts as spent; managers get its project name to look it up."""
     harness.sandbox.faults.disconnect("create", after_effect=True)  # Magic Hour made it; the answer is lost
-    result = await harness.lipsync(name="intro")
+    await harness.lipsync(name="intro")
     job = await harness.latest_job()
     final = await harness.finish(job.id)
     assert final.state is JobState.FAILED and final.error_code == "unknown_at_magic_hour"
-    assert result.response is not None
     assert "Cost: 45 credits, counted as spent until the bot's operator checks it with Magic Hour." in (
-        result.response.content
+        (await harness.message_of(job.id)).content
     )
 
     report = await admin(harness, "usage")
@@ -348,30 +350,28 @@ async def test_usage_lists_jobs_whose_fate_at_magic_hour_is_unknown(harness: Har
 async def test_a_refusal_between_the_check_and_the_start_is_private_too(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Refused after the reply was deferred (a second job started elsewhere meanwhile): ephemeral, reply removed."""
+    """Refused after the reply was deferred (a second job started elsewhere meanwhile): in the private reply."""
 
     async def refuse(*_: Any, **__: Any) -> None:
         raise QuotaExceeded("active_jobs", limit=1)
 
     monkeypatch.setattr(JobEngine, "submit", refuse)
     result = await harness.lipsync()
-    assert result.response is None
-    [told] = result.followups
-    assert told.ephemeral and told.content.startswith("❌ You can have 1 job running at a time")
+    assert answer(result).startswith("❌ You can have 1 job running at a time") and result.followups == []
     assert harness.public() == []
 
 
 async def test_an_unexpected_error_after_the_public_reply_is_private_too(
     harness: Harness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Not a refusal but a fault (the database was locked) after deferring: the apology is private, reply removed."""
+    """Not a refusal but a fault (the database was locked) after deferring: the apology is in the private reply."""
 
     async def fail(*_: Any, **__: Any) -> None:
         raise sqlite3.OperationalError("database is locked")
 
     monkeypatch.setattr(JobEngine, "submit", fail)
     result = await harness.lipsync()
-    [told] = result.followups
-    assert told.ephemeral and "something went wrong" in told.content and "reference" in told.content
-    assert "database" not in told.content
+    told = answer(result)
+    assert "something went wrong" in told and "reference" in told and result.followups == []
+    assert "database" not in told
     assert harness.public() == []

@@ -415,3 +415,17 @@ async def test_members_see_the_expected_finish(tmp_path: Path, sandbox: Sandbox,
         assert (expected_at - submitted).total_seconds() == pytest.approx(30.0, rel=0.08)
         history = await services.store.renders.recent(LITE, 20)
         assert len(history) == 9 and history[-1].job_id == record.id and history[-1].frames == 45
+
+
+async def test_a_typical_render_time_estimates_a_queued_jobs_wait(store: Store) -> None:
+    """The median of the renders known here: what a queued job's estimated start counts per round."""
+    forecast = RenderForecast(store.renders, FakeClock())
+    assert forecast.typical_seconds() is None  # nothing known yet: no estimate is shown
+    for sample in (
+        RenderSample(LITE, 10, 9.0, 11.0),
+        RenderSample(LITE, 20, 19.0, 21.0),
+        RenderSample(LITE, 90, 99, 101),
+    ):
+        await store.renders.record(sample)
+    await forecast.expect(await job_record(store, credits=45))  # reads the mode's history
+    assert forecast.typical_seconds() == 20.0

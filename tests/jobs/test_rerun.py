@@ -101,9 +101,32 @@ def request(mode: GenerationMode = GenerationMode.LITE, **changes: Any) -> JobRe
 def test_a_finished_job_offers_pro_and_another_window_a_failed_one_a_retry() -> None:
     assert offers(job(), NOW) == (Again.PRO, Again.WINDOW)
     assert offers(job(mode=GenerationMode.PRO), NOW) == (Again.WINDOW,)
-    failed = job(state=JobState.FAILED, error_code="magic_hour_processing_timeout", charged_credits=0)
+    failed = job(state=JobState.FAILED, error_code="magic_hour_error", charged_credits=0)
     assert offers(failed, NOW) == (Again.RETRY,)
     assert offers(job(state=JobState.CANCELED), NOW) == ()
+
+
+@pytest.mark.parametrize(
+    ("code", "offered"),
+    [
+        ("magic_hour_no_source_face", (Again.VIDEO,)),
+        ("magic_hour_invalid_video_file", (Again.VIDEO,)),
+        ("magic_hour_invalid_youtube_url", (Again.VIDEO,)),
+        ("magic_hour_file_too_large", (Again.VIDEO,)),
+        ("magic_hour_processing_timeout", (Again.WINDOW,)),
+        ("magic_hour_invalid_parameters", (Again.WINDOW,)),
+        ("magic_hour_invalid_audio_file", ()),
+        ("magic_hour_error", (Again.RETRY,)),
+        ("magichour_unavailable", (Again.RETRY,)),
+    ],
+)
+def test_retry_is_offered_only_where_retrying_can_help(code: str, offered: tuple[Again, ...]) -> None:
+    """The member's own input at fault: the same files fail the same way, so another video, another part, or nothing."""
+    failed = job(state=JobState.FAILED, error_code=code, charged_credits=0)
+    assert offers(failed, NOW) == offered
+    # Another video needs none of the uploaded files: offered even once they are gone.
+    gone = failed.model_copy(update={"files_uploaded_at": NOW - FILES_KEPT})
+    assert offers(gone, NOW) == (offered if offered == (Again.VIDEO,) else ())
 
 
 @pytest.mark.parametrize(

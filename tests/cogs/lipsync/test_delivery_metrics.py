@@ -1,9 +1,10 @@
 """Each Discord delivery fallback is counted in `lipsync_delivery_fallbacks_total`.
 
-`ResultPoster` tries a followup, then a channel message, then a DM, and at each place attaches the
-file, a re-encoded copy, or a link. These tests force a followup failure (and, in the second, a
-channel that refuses the post) on a result too large for the interaction's upload limit, through
-simcord and the real bot, and read the counters from the bot's own metrics registry.
+`ResultPoster` tries the job's card (an edit), a followup, then a channel message, then a DM, and at
+each place attaches the file, a re-encoded copy, or a link. These tests refuse the card's edits and
+force a followup failure (and, in the second, a channel that refuses the post) on a result too
+large for the interaction's upload limit, through simcord and the real bot, and read the counters
+from the bot's own metrics registry.
 
 A fallback is counted when it is taken, even if the message it was for then fails: the first test's
 result is re-encoded for the followup, the followup fails, and the channel gets the original file.
@@ -27,20 +28,25 @@ def fallbacks(harness: Harness) -> dict[str, float]:
     return {f: value or 0.0 for f, value in counts.items()}
 
 
-async def rendered_with_faults(harness: Harness, *faults: tuple[str, str, int, int, str]) -> int:
+Fault = tuple[str, str, int, int, str, int | None]  # method, path, status, code, message, times (None: always)
+
+
+async def rendered_with_faults(harness: Harness, *faults: Fault) -> int:
     """Start a job, wait until it renders, arm the Discord faults, let the render finish; the job's id."""
     harness.sandbox.config.render_seconds = LONG_RENDER
     await harness.lipsync()
     job = await harness.latest_job()
     await harness.rendering(job.id)
-    for method, path, status, code, message in faults:
-        harness.env.inject_error(method, path, status=status, code=code, message=message)
+    for method, path, status, code, message, times in faults:
+        harness.env.inject_error(method, path, status=status, code=code, message=message, times=times)
     await harness.sandbox_clock.advance(LONG_RENDER)
     return job.id
 
 
 # Discord refuses an upload over the limit with 413 (40005); any failure that isn't "token gone" falls back.
-FOLLOWUP_REFUSED = ("POST", "/webhooks/*", 413, 40005, "Request entity too large")
+FOLLOWUP_REFUSED: Fault = ("POST", "/webhooks/*", 413, 40005, "Request entity too large", 1)
+# Every edit of the card through the interaction refused: the result can't be put on it.
+CARD_REFUSED: Fault = ("PATCH", "/webhooks/*", 413, 40005, "Request entity too large", None)
 
 
 async def test_compressed_then_channel_fallbacks_are_counted(
@@ -53,7 +59,7 @@ async def test_compressed_then_channel_fallbacks_are_counted(
     upload_limit(60_000)  # the 88 KB result is re-encoded to fit the interaction's limit
     assert fallbacks(harness) == dict.fromkeys(FALLBACKS, 0.0)
 
-    job_id = await rendered_with_faults(harness, FOLLOWUP_REFUSED)
+    job_id = await rendered_with_faults(harness, CARD_REFUSED, FOLLOWUP_REFUSED)
     final = await harness.finish(job_id)
 
     assert final.state is JobState.DONE and final.delivery_kind == "file", final.error_code
@@ -66,10 +72,10 @@ async def test_link_channel_and_dm_fallbacks_are_counted(harness: Harness, uploa
     """A result that can't fit the followup counts `link`; the followup failing `channel`; the channel refusing `dm`."""
     upload_limit(5_000)  # no re-encoding fits: the followup would carry a link
     channel_refused = (
-        "POST", f"/channels/{harness.channel.id}/messages", 403, 50013, "Missing Permissions"
+        "POST", f"/channels/{harness.channel.id}/messages", 403, 50013, "Missing Permissions", 1
     )  # fmt: skip
 
-    job_id = await rendered_with_faults(harness, FOLLOWUP_REFUSED, channel_refused)
+    job_id = await rendered_with_faults(harness, CARD_REFUSED, FOLLOWUP_REFUSED, channel_refused)
     final = await harness.finish(job_id)
 
     assert final.state is JobState.DONE and final.delivery_kind == "dm", final.error_code

@@ -24,7 +24,6 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import discord
 import httpx
 import pytest
 from pydantic import SecretStr
@@ -105,12 +104,6 @@ def spy(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> StatusSpy:
     return watching
 
 
-def public_status(harness: Harness, message_id: int) -> discord.Message:
-    """The job's status message as the rest of the channel sees it."""
-    [status] = [m for m in harness.public() if m.id == message_id]
-    return status
-
-
 async def announce_completed(harness: Harness, project_id: str) -> None:
     """What Magic Hour does when a render ends and webhooks are on: a signed `video.completed`."""
     receiver = harness.bot.services.webhooks
@@ -154,9 +147,9 @@ async def test_the_expected_finish_is_the_forecast_of_the_bots_render_history(ha
     submitted = [e.at for e in await harness.store.jobs.events(job.id) if e.state is JobState.SUBMITTED][-1]
     finish = (submitted + dt.timedelta(seconds=prediction.expected)).timestamp()
 
-    status = public_status(harness, result.response.id)
+    status = await harness.message_of(job.id)
     state = status.content.splitlines()[1]
-    assert re.fullmatch(r"🕒 Waiting at Magic Hour · .+ so far · should be done <t:\d+:R>", state), state
+    assert re.fullmatch(r"🕒 Rendering · [▰▱]{10} \d+% · .+ so far · should be done <t:\d+:R>", state), state
     [shown] = [int(m.group(1)) for m in ETA.finditer(status.content)]
     assert finish - 1 < shown <= finish + 1, (shown, finish)  # whole seconds, as Discord's markup has them
 
@@ -168,11 +161,9 @@ async def test_the_expected_finish_is_the_forecast_of_the_bots_render_history(ha
     [posted] = result.followups
     assert [a.filename for a in posted.message.attachments] == [f"sandbox-lipsync-{job.id}.mp4"]
     assert final.delivery_message_id == posted.message.id
-    status = public_status(harness, result.response.id)
-    assert status.content.splitlines()[1].startswith("✅ Done")
-    assert f"/{harness.channel.id}/{posted.message.id})" in status.content  # "Done" links to the video
-    assert "should be done" not in status.content and "<t:" not in status.content.splitlines()[1]
-    assert "so far" not in status.content
+    status = await harness.message_of(job.id)
+    assert status.id == posted.message.id  # the result replaced the card
+    assert "should be done" not in status.content and "so far" not in status.content
     learnt = await harness.store.renders.recent(LITE, 50)
     assert len(learnt) == len(seeded) + 1 and learnt[-1].job_id == job.id and learnt[-1].frames == JOB_FRAMES
 
@@ -194,9 +185,9 @@ async def test_without_enough_history_the_status_says_the_time_so_far(harness: H
 
     assert harness.engine.forecast.model(LITE) is None  # too little history to fit
     assert spy.of(job.id) and all(s.expected_at is None for s in spy.of(job.id))
-    status = public_status(harness, result.response.id)
+    status = await harness.message_of(job.id)
     state = status.content.splitlines()[1]
-    assert re.fullmatch(r"🎬 Rendering at Magic Hour · [^·]+ so far", state), state
+    assert re.fullmatch(r"🎬 Rendering · [^·]+ so far", state), state
     assert "should be done" not in status.content and "<t:" not in state
 
     await harness.sandbox_clock.advance(LONG_RENDER)
@@ -206,5 +197,5 @@ async def test_without_enough_history_the_status_says_the_time_so_far(harness: H
     [posted] = result.followups
     assert [a.filename for a in posted.message.attachments] == [f"sandbox-lipsync-{job.id}.mp4"]
     assert all(s.expected_at is None for s in spy.of(job.id))
-    status = public_status(harness, result.response.id)
-    assert status.content.splitlines()[1].startswith("✅ Done") and "so far" not in status.content
+    status = await harness.message_of(job.id)
+    assert status.id == posted.message.id and "so far" not in status.content

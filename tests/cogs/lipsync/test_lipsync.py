@@ -16,10 +16,10 @@ from tests.cogs.conftest import Harness
 LONG_RENDER = 120.0  # sandbox seconds: long enough that a job is still rendering while a test acts
 
 
-def status_of(result: simcord.InteractionResult) -> discord.Message:
-    """The job's status message as members see it now."""
-    assert result.response is not None
-    return result.response.message
+def card(harness: Harness) -> discord.Message:
+    """The one job's one public message as members see it now: its card, or what replaced it."""
+    [message] = harness.public()
+    return message
 
 
 def button_ids(message: discord.Message) -> list[str]:
@@ -49,31 +49,30 @@ def results_in(harness: Harness) -> list[discord.Message]:
 
 
 async def test_happy_path_posts_the_result_video(harness: Harness) -> None:
-    """Two attachments in; one live status message; a message carrying the video, pinging the owner."""
+    """Two attachments in; a private reply; the result, pinging the owner, is the job's one public message.
+
+    (It was a status message and a second message with the video: the result now replaces the card.)
+    """
     result = await harness.lipsync()
-    assert result.acknowledged and not result.ephemeral
+    assert result.acknowledged and result.ephemeral  # the reply is private until the job is admitted
     job = await harness.latest_job()
-    assert button_ids(status_of(result)) == [f"lipsync:cancel:{job.id}"]
 
     final = await harness.finish(job.id)
 
     assert final.state is JobState.DONE, final.error_code
     assert final.delivery_kind == "file"
-    [posted] = result.followups  # the token is fresh, so the result is a followup
+    [posted] = result.followups  # the token is fresh, so the result is a followup (the card it replaced is gone)
     message = posted.message
+    assert [m.id for m in harness.public()] == [message.id]
     assert [a.filename for a in message.attachments] == [f"sandbox-lipsync-{job.id}.mp4"]
     assert message.attachments[0].size > 10_000
     assert f"<@{harness.alice.id}>" in message.content and SANDBOX_NOTE in message.content
-    assert final.delivery_message_id == message.id
-    status = status_of(result)
-    assert "✅ Done" in status.content and f"Cost: {final.charged_credits} credits." in status.content
-    # "Done" links to the message that carries the video.
-    assert f"(https://discord.com/channels/{harness.guild.id}/{harness.channel.id}/{message.id})" in status.content
+    assert final.delivery_message_id == message.id == final.status_message_id
+    assert f"Cost: {final.charged_credits} credits." in message.content
     # No Cancel button on a finished job: the ways to run it again from its uploaded files instead.
-    assert button_ids(status) == [f"lipsync:again:{job.id}:pro", f"lipsync:again:{job.id}:window"]
+    assert button_ids(message) == [f"lipsync:again:{job.id}:pro", f"lipsync:again:{job.id}:window"]
     balance = await harness.store.quota.limits(harness.guild.id, harness.alice.id)
     assert balance.used == final.charged_credits == 45 and balance.reserved == 0
-    assert final.status_message_id == status.id
 
 
 BAD_INPUTS: list[Any] = [
@@ -85,7 +84,7 @@ BAD_INPUTS: list[Any] = [
     pytest.param({"video": None}, "the bot needs a clip with a face", id="neither"),
     pytest.param({"start": 4.0, "end": 2.0}, "must be after `start`", id="end-before-start"),
     pytest.param({"start": 2.0, "end": 2.0}, "must be after `start`", id="end-equals-start"),
-    pytest.param({"start": 0.0, "end": 90.0}, "longest clip allowed here is 60 s", id="clip-too-long"),
+    pytest.param({"start": 0.0, "end": 90.0}, "longest clip allowed here is 1:00", id="clip-too-long"),
 ]
 
 
@@ -130,23 +129,21 @@ async def test_mode_choices_show_their_price(harness: Harness) -> None:
 
 
 def private_refusal(result: simcord.InteractionResult) -> str:
-    """The one answer a job refused after its files were fetched gets: ephemeral, the public reply gone."""
-    assert result.response is None  # the public status message was removed
-    [answer] = result.followups
-    assert answer.ephemeral
-    return answer.content
+    """The one answer a job refused after its files were fetched gets: the private reply, nothing else."""
+    assert result.response is not None and result.response.ephemeral and result.followups == []
+    return result.response.content
 
 
 async def test_file_whose_name_lies_fails_after_fetch_with_nothing_spent(harness: Harness) -> None:
     """A text file named .mp4 passes the cheap checks, then the member alone learns why, and it costs nothing."""
     result = await harness.lipsync(video="liar.mp4")
-    assert not result.ephemeral
+    assert result.ephemeral
     job = await harness.latest_job()
     final = await harness.finish(job.id)
     assert final.state is JobState.FAILED and final.error_code == "name_mismatch"
     told = private_refusal(result)
     assert told.splitlines() == [
-        f"❌ Your job #{job.id} didn't start, and nothing was charged.",
+        "❌ Your job didn't start, and nothing was charged.",
         "`liar.mp4` is named like a .mp4 file, but it's really a text file. Please send the real media file.",
     ]
     balance = await harness.store.quota.limits(harness.guild.id, harness.alice.id)
@@ -191,7 +188,7 @@ async def test_active_job_limit(harness: Harness) -> None:
     """While one job renders, a second one is refused at once, ephemerally."""
     harness.sandbox.config.render_seconds = LONG_RENDER
     first = await harness.lipsync()
-    assert not first.ephemeral
+    assert first.ephemeral
     second = await harness.lipsync()
     assert second.ephemeral and second.response is not None
     assert "You can have 1 job running at a time" in second.response.content
@@ -201,19 +198,20 @@ async def test_active_job_limit(harness: Harness) -> None:
 async def test_cancel_by_someone_else_then_by_the_owner(harness: Harness) -> None:
     """Bob's click gets a polite no; Alice's cancels, refunds, and removes the button."""
     harness.sandbox.config.render_seconds = LONG_RENDER
-    result = await harness.lipsync()
+    await harness.lipsync()
     job = await harness.latest_job()
-    refused = await harness.bob.click(status_of(result), label="Cancel")
+    await harness.rendering(job.id)
+    refused = await harness.bob.click(card(harness), label="Cancel")
     assert refused.ephemeral and refused.response is not None
     assert refused.response.content == f"Only <@{harness.alice.id}> can cancel job #{job.id}."
     assert (await harness.store.jobs.get(job.id)) is not None
 
-    canceled = await harness.alice.click(status_of(result), label="Cancel")
+    canceled = await harness.alice.click(card(harness), label="Cancel")
     assert canceled.ephemeral and canceled.response is not None
     assert canceled.response.content.startswith(f"Canceled job #{job.id}.")
     final = await harness.finish(job.id)
     assert final.state is JobState.CANCELED
-    status = status_of(result)
+    status = card(harness)
     assert "🛑 Canceled" in status.content and button_ids(status) == []
     balance = await harness.store.quota.limits(harness.guild.id, harness.alice.id)
     assert balance.used == 0 and balance.reserved == 0
@@ -234,26 +232,27 @@ async def test_cancel_command(harness: Harness) -> None:
 
 
 async def test_result_after_the_token_expired_is_a_new_message_that_mentions_the_member(harness: Harness) -> None:
-    """A render that outlives the 15-minute token is delivered by a new channel message with a ping."""
+    """A render that outlives the 15-minute token is delivered by a new channel message with a ping.
+
+    (It used to reply to the status message, which stayed: now the card is removed, one message remains.)
+    """
     harness.sandbox.config.render_seconds = LONG_RENDER
     result = await harness.lipsync()
     job = await harness.latest_job()
     await harness.rendering(job.id)
+    old = card(harness)
     await harness.env.advance_time(16 * 60)  # Discord's clock: the interaction token is gone
     await harness.sandbox_clock.advance(LONG_RENDER)  # Magic Hour's clock: the render is done
 
     final = await harness.finish(job.id)
 
     assert final.state is JobState.DONE
-    assert result.followups == []  # not through the dead token
+    assert [f.message.id for f in result.followups] == []  # not through the dead token (the card was removed)
     [message] = results_in(harness)
-    assert message.id == final.delivery_message_id
+    assert message.id == final.delivery_message_id == final.status_message_id != old.id
     assert [m.id for m in message.mentions] == [harness.alice.id]
     assert [a.filename for a in message.attachments] == [f"sandbox-lipsync-{job.id}.mp4"]
-    status = harness.channel.history()[0]
-    assert status.id == status_of(result).id and "✅ Done" in status.content
-    # The late message answers the status message, so the two read as one conversation.
-    assert message.reference is not None and message.reference.message_id == status.id
+    assert [m.id for m in harness.public()] == [message.id]
 
 
 async def test_delivery_falls_back_to_a_dm_when_the_channel_refuses(harness: Harness) -> None:
@@ -298,7 +297,12 @@ async def test_result_that_cannot_fit_is_linked_with_a_fresh_link_button(harness
     [posted] = result.followups
     assert posted.message.attachments == [] and "use the **Download** button" in posted.content
     assert "http" not in posted.content  # the signed link is on the button, never in the text
-    assert button_ids(posted.message) == [f"lipsync:link:{job.id}", f"lipsync:delete:{job.id}:{harness.alice.id}"]
+    assert button_ids(posted.message) == [
+        f"lipsync:link:{job.id}",
+        f"lipsync:again:{job.id}:pro",
+        f"lipsync:again:{job.id}:window",
+        f"lipsync:delete:{job.id}:{harness.alice.id}",
+    ]
     assert link_urls(posted.message)[0].startswith("http://127.0.0.1:")
     # Each fresh link costs a Magic Hour request: only the owner (or a manager) may ask, now and then.
     refused = await harness.bob.click(posted.message, label="New link")
@@ -320,12 +324,12 @@ async def test_result_that_cannot_fit_is_linked_with_a_fresh_link_button(harness
 async def test_after_a_restart_the_job_is_delivered_and_its_buttons_work(harness: Harness) -> None:
     """A job rendering during a restart is resumed, delivered with a ping, and its Cancel still answers."""
     harness.sandbox.config.render_seconds = LONG_RENDER
-    result = await harness.lipsync()
+    await harness.lipsync()
     job = await harness.latest_job()
     await harness.rendering(job.id)
     await harness.restart()
 
-    refused = await harness.bob.click(status_of(result), label="Cancel")
+    refused = await harness.bob.click(card(harness), label="Cancel")
     assert refused.response is not None and refused.response.content.startswith("Only <@")
 
     await harness.sandbox_clock.advance(LONG_RENDER)
@@ -334,51 +338,52 @@ async def test_after_a_restart_the_job_is_delivered_and_its_buttons_work(harness
     [message] = results_in(harness)
     assert [m.id for m in message.mentions] == [harness.alice.id]
     assert [a.filename for a in message.attachments] == [f"sandbox-lipsync-{job.id}.mp4"]
-    assert "✅ Done" in status_of(result).content
+    assert card(harness).id == message.id  # the result replaced the card the new process found
 
 
 async def test_owner_cancels_a_resumed_job(harness: Harness) -> None:
     """The Cancel button of a job from before the restart cancels it in the new process."""
     harness.sandbox.config.render_seconds = LONG_RENDER
-    result = await harness.lipsync()
+    await harness.lipsync()
     job = await harness.latest_job()
     await harness.rendering(job.id)
     await harness.restart()
-    canceled = await harness.alice.click(status_of(result), label="Cancel")
+    canceled = await harness.alice.click(card(harness), label="Cancel")
     assert canceled.response is not None and canceled.response.content.startswith(f"Canceled job #{job.id}.")
     assert (await harness.finish(job.id)).state is JobState.CANCELED
 
 
 async def test_status_moves_to_a_new_message_when_the_old_one_cannot_be_edited(harness: Harness) -> None:
-    """After the token, if Discord refuses a bot-token edit of the reply, a new status message takes over."""
+    """After the token, if Discord refuses a bot-token edit of the card, a new card takes over."""
     harness.sandbox.config.render_seconds = LONG_RENDER
-    result = await harness.lipsync()
+    await harness.lipsync()
     job = await harness.latest_job()
     await harness.rendering(job.id)
     await harness.env.advance_time(16 * 60)
-    old = status_of(result)
+    old = card(harness)
     harness.env.inject_error(
         "PATCH", f"/channels/{harness.channel.id}/messages/{old.id}", status=403, code=50005, times=None
     )
-    await harness.sandbox_clock.advance(LONG_RENDER)
+    canceled = await harness.alice.slash(harness.channel, "cancel", job_id=job.id)
+    assert canceled.response is not None and "Canceled job" in canceled.response.content
     final = await harness.finish(job.id)
 
-    assert final.state is JobState.DONE
-    [moved] = [m for m in harness.channel.history() if m.id not in (old.id, final.delivery_message_id)]
-    assert "✅ Done" in moved.content and "lipsync:cancel:1" not in button_ids(moved)
+    assert final.state is JobState.CANCELED
+    [moved] = [m for m in harness.channel.history() if m.id != old.id]
+    assert "🛑 Canceled" in moved.content and button_ids(moved) == []
     assert final.status_message_id == moved.id  # a later restart edits the message members can see
 
 
 async def test_restart_before_submission_fails_the_job_with_nothing_spent(harness: Harness) -> None:
     """A job that hadn't reached Magic Hour when the bot stopped is failed, refunded and says so."""
     harness.sandbox.faults.hang("upload_urls")
-    result = await harness.lipsync()
+    await harness.lipsync()
     job = await harness.latest_job()
     await harness.watcher.reached(job.id, JobState.UPLOADING)
     await harness.restart()
     record = await harness.store.jobs.get(job.id)
     assert record is not None and record.state is JobState.FAILED and record.error_code == "interrupted"
-    status = status_of(result).content
+    status = card(harness).content
     assert "❌ Failed: The bot restarted before your job reached Magic Hour" in status
     balance = await harness.store.quota.limits(harness.guild.id, harness.alice.id)
     assert balance.used == 0 and balance.reserved == 0
@@ -410,7 +415,7 @@ async def test_queue_shows_slots_and_each_members_place(harness: Harness) -> Non
     await harness.rendering(alices.id)
     waiting = await harness.lipsync(harness.bob)
     bobs = await harness.latest_job(harness.bob)
-    assert "Waiting in line: position 1" in status_of(waiting).content
+    assert waiting.response is not None and "Queued: 1 in line." in waiting.response.content  # private until it starts
 
     shown = await harness.bob.slash(harness.channel, "queue")
     assert shown.ephemeral and shown.response is not None

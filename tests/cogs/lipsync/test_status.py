@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import io
 import logging
 import re
 from types import SimpleNamespace
@@ -13,7 +14,7 @@ import discord
 import pytest
 from discord import app_commands
 
-from bot import bounds
+from bot import bounds, words
 from bot.app import Refused
 from bot.bounds import OutOfBounds
 from bot.clock import FakeClock
@@ -34,7 +35,7 @@ from cogs import texts
 from cogs.errors import reply_for
 from cogs.lipsync._pacing import EditPacer
 from cogs.lipsync._status import StatusMessage, token_gone
-from cogs.lipsync._texts import canceled_text, result_text, status_text
+from cogs.lipsync._texts import canceled_text, private_progress_text, result_text, status_text
 from cogs.manage._texts import grant_text, quota_text
 from cogs.texts._style import _UNREAD_REASONS
 from tests.jobs.test_endings import every_decision
@@ -79,6 +80,8 @@ def job(**fields: Any) -> JobRecord:
 def update(state: JobState, **fields: Any) -> JobUpdate:
     passed = (
         "queue_position",
+        "expected_start",
+        "render_started_at",
         "activity",
         "activity_data",
         "expected_at",
@@ -92,14 +95,74 @@ def update(state: JobState, **fields: Any) -> JobUpdate:
 
 
 class FakeInteraction:
-    """Just what `StatusMessage` uses of an interaction: its expiry and `edit_original_response`."""
+    """Just what `StatusMessage` uses of an interaction: its expiry, the private reply, and followups.
+
+    `private` lists the private reply's texts; `card` every post and edit of the public card (content
+    and view); `sent` the public messages posted (content, allowed mentions); `deleted` the ids removed.
+    """
 
     def __init__(self) -> None:
         self.expires_at = discord.utils.utcnow() + dt.timedelta(minutes=15)
-        self.edits: list[tuple[str, discord.ui.View | None]] = []
+        self.private: list[str] = []
+        self.card: list[tuple[str, discord.ui.View | None]] = []
+        self.sent: list[tuple[str, discord.AllowedMentions | None]] = []
+        self.deleted: list[int] = []
+        self.attached: list[list[str]] = []  # the files each edit put on the card
+        self.followup = self
+        self.channel = FakeChannel()  # the bot's own posts in the job's channel
+        self._next_id = 100
 
-    async def edit_original_response(self, *, content: str, view: discord.ui.View | None, **_: Any) -> None:
-        self.edits.append((content, view))
+    @property
+    def edits(self) -> list[tuple[str, discord.ui.View | None]]:
+        return self.card
+
+    async def edit_original_response(self, *, content: str, **_: Any) -> None:
+        self.private.append(content)
+
+    async def send(
+        self, content: str, *, view: Any = None, allowed_mentions: discord.AllowedMentions | None = None, **_: Any
+    ) -> SimpleNamespace:
+        self._next_id += 1
+        self.card.append((content, None if view is discord.utils.MISSING else view))
+        self.sent.append((content, allowed_mentions))
+        return SimpleNamespace(id=self._next_id)
+
+    async def edit_message(
+        self,
+        message_id: int,
+        *,
+        content: str,
+        view: discord.ui.View | None,
+        attachments: list[discord.File] = discord.utils.MISSING,
+        **_: Any,
+    ) -> None:
+        self.card.append((content, view))
+        if attachments is not discord.utils.MISSING:
+            self.attached.append([file.filename for file in attachments])
+
+    async def delete_message(self, message_id: int) -> None:
+        self.deleted.append(message_id)
+
+
+class FakeChannel:
+    """Just what `StatusMessage` uses of the bot's own view of a channel: the replies that ping."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, discord.MessageReference | None, discord.AllowedMentions | None]] = []
+
+    def get_partial_messageable(self, channel_id: int, *, guild_id: int | None = None) -> FakeChannel:
+        return self
+
+    async def send(
+        self,
+        content: str,
+        *,
+        reference: discord.MessageReference | None = None,
+        allowed_mentions: discord.AllowedMentions | None = None,
+        **_: Any,
+    ) -> SimpleNamespace:
+        self.sent.append((content, reference, allowed_mentions))
+        return SimpleNamespace(id=900 + len(self.sent))
 
 
 @pytest.fixture
@@ -107,12 +170,16 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-def sink_for(clock: FakeClock, interaction: FakeInteraction, pacer: EditPacer | None = None) -> StatusMessage:
+def sink_for(
+    clock: FakeClock, interaction: FakeInteraction, message_id: int | None = 3, pacer: EditPacer | None = None
+) -> StatusMessage:
+    """A job's display; `message_id` None: a new job whose card isn't posted yet."""
     return StatusMessage(
-        cast(discord.Client, None),
+        cast(discord.Client, interaction.channel),
         clock,
         channel_id=2,
-        message_id=3,
+        guild_id=1,
+        message_id=message_id,
         interaction=cast(discord.Interaction, interaction),
         min_interval=3.0,
         pacer=pacer,
@@ -120,45 +187,50 @@ def sink_for(clock: FakeClock, interaction: FakeInteraction, pacer: EditPacer | 
 
 
 async def test_edits_at_most_every_interval_and_shows_the_newest(clock: FakeClock) -> None:
-    """Updates inside the interval are coalesced into one later edit showing the latest state."""
+    """Private progress until the credits are reserved; updates inside the interval coalesce into one later edit."""
     interaction = FakeInteraction()
-    sink = sink_for(clock, interaction)
+    sink = sink_for(clock, interaction, message_id=None)
     await sink.update(update(JobState.RECEIVED, queue_position=2))
-    assert len(interaction.edits) == 1 and "position 2" in interaction.edits[0][0]
-
+    assert interaction.private == [
+        "⏳ Queued: 2 in line.\nOnly you can see this until your job is admitted; then its card appears in the channel."
+    ]
     await sink.update(update(JobState.RECEIVED, queue_position=2))  # nothing visible changed
     await clock.advance(1)
     await sink.update(update(JobState.FETCHING))
-    await sink.update(update(JobState.UPLOADING, estimated_credits=45))
-    assert len(interaction.edits) == 1  # both wait for the interval
+    await sink.update(update(JobState.UPLOADING, estimated_credits=45, credits_reserved=True))
+    assert len(interaction.private) == 1 and interaction.card == []  # both wait for the interval
 
     await clock.advance(2)
-    assert len(interaction.edits) == 2
-    content, view = interaction.edits[1]
-    assert "📤 Uploading to Magic Hour" in content and "Likely cost: 45 credits, held until it finishes" in content
+    [(content, view)] = interaction.card  # the card, posted once the job is admitted
+    assert "📤 Uploading" in content and "Likely cost: 45 credits, held until it finishes" in content
     assert view is not None and [item.custom_id for item in view.children] == ["lipsync:cancel:7"]  # type: ignore[attr-defined]
+    assert interaction.sent == [(content, interaction.sent[0][1])] and interaction.sent[0][1] is not None
+    assert interaction.sent[0][1].users is False or interaction.sent[0][1].users == []  # the card pings no one
+    assert (
+        interaction.private[-1] == "▶️ Your job #7 has started: [follow it here](https://discord.com/channels/1/2/101)."
+    )
 
 
 class FlakyInteraction(FakeInteraction):
-    """Fails the first edit with a Discord server error."""
+    """Fails the first edit of the card with a Discord server error."""
 
     def __init__(self) -> None:
         super().__init__()
         self.failures = 1
 
-    async def edit_original_response(self, *, content: str, view: discord.ui.View | None, **_: Any) -> None:
+    async def edit_message(self, message_id: int, *, content: str, view: discord.ui.View | None, **_: Any) -> None:
         if self.failures:
             self.failures -= 1
             response = SimpleNamespace(status=500, reason="Server Error")
             raise discord.HTTPException(cast(Any, response), "try again")
-        await super().edit_original_response(content=content, view=view)
+        await super().edit_message(message_id, content=content, view=view)
 
 
 async def test_final_state_survives_a_failed_edit_and_late_updates(clock: FakeClock) -> None:
     """A failed final edit is retried once; a progress snapshot after the final one is ignored."""
     interaction = FlakyInteraction()
     sink = sink_for(clock, interaction)
-    await sink.update(update(JobState.DONE, charged_credits=45))
+    await sink.update(update(JobState.CANCELED, charged_credits=0))
     assert interaction.edits == []
     await sink.update(update(JobState.RENDERING))  # a late listener snapshot
     await asyncio.sleep(0)  # let the retry task start and wait on the clock
@@ -166,7 +238,7 @@ async def test_final_state_survives_a_failed_edit_and_late_updates(clock: FakeCl
     await clock.advance(3)
     assert len(interaction.edits) == 1
     content, view = interaction.edits[0]
-    assert "✅ Done" in content and view is None
+    assert "🛑 Canceled" in content and view is None
 
 
 async def test_terminal_state_is_shown_at_once_and_removes_the_button(clock: FakeClock) -> None:
@@ -175,12 +247,65 @@ async def test_terminal_state_is_shown_at_once_and_removes_the_button(clock: Fak
     sink = sink_for(clock, interaction)
     await sink.update(update(JobState.RENDERING))
     await sink.update(update(JobState.DOWNLOADING))
-    await sink.update(update(JobState.DONE, charged_credits=45))
+    await sink.update(update(JobState.DONE, charged_credits=45, delivery_kind="dm"))
     assert len(interaction.edits) == 2
     content, view = interaction.edits[1]
-    assert content.splitlines()[1] == "✅ Done · took 1 min 23 s" and "Cost: 45 credits." in content and view is None
+    assert content.splitlines()[1] == "✅ Done · took 1:23 · sent by direct message"
+    assert "Cost: 45 credits." in content and view is None
     await clock.advance(10)
     assert len(interaction.edits) == 2 and sink.edits == 2
+
+
+def only_the_owner(mentions: discord.AllowedMentions | None, owner: int = 42) -> bool:
+    """Whether a message's allowed mentions let it ping `owner` and no one else."""
+    assert mentions is not None and mentions.everyone is False and mentions.roles is False
+    return [user.id for user in cast(list[discord.Object], mentions.users)] == [owner]
+
+
+async def test_a_result_on_the_card_is_followed_by_a_reply_that_pings_only_the_owner(clock: FakeClock) -> None:
+    """The deliverer edited the card into the result: it stays as it is, and a reply to it pings its owner."""
+    interaction = FakeInteraction()
+    sink = sink_for(clock, interaction)
+    await sink.update(update(JobState.RENDERING))
+    video = discord.File(io.BytesIO(b"mp4"), filename="lipsync-7.mp4")
+    assert await sink.become_result(7, "the result", discord.ui.View(), video) == 3
+    await sink.update(update(JobState.DELIVERING))  # a late progress snapshot never replaces the result
+    await sink.update(update(JobState.DONE, charged_credits=45, delivery_kind="file", delivery_message_id=3))
+    assert [content for content, _ in interaction.card][1:] == ["the result"] and interaction.deleted == []
+    assert interaction.attached == [["lipsync-7.mp4"]]
+    [(ping, reference, mentions)] = interaction.channel.sent
+    assert ping == "<@42>, your job #7 is ready: the result is on its card above."
+    assert reference is not None and reference.message_id == 3 and only_the_owner(mentions)
+    assert sink.message_id == 3
+
+
+@pytest.mark.parametrize("ping", [True, False])
+async def test_a_failure_is_written_on_the_card_and_pings_only_the_owner(clock: FakeClock, ping: bool) -> None:
+    """An edit pings no one: the card says what failed, and a reply to it pings the owner (if they want it)."""
+    interaction = FakeInteraction()
+    sink = sink_for(clock, interaction)
+    await sink.update(update(JobState.RENDERING))
+    await sink.update(
+        update(JobState.FAILED, error_code="magic_hour_no_source_face", project_id="p1", ping_owner=ping)
+    )
+    content, _view = interaction.card[-1]
+    assert content.startswith("**Lip-sync job #7** · lite · by <@42>\n❌ Failed: Magic Hour couldn't find a face")
+    assert interaction.sent == [] and interaction.deleted == [] and sink.message_id == 3  # the same card
+    if not ping:
+        assert interaction.channel.sent == []
+        return
+    [(text, reference, mentions)] = interaction.channel.sent
+    assert text == "<@42>, your job #7 didn't work out: its card above says why and what to change."
+    assert reference is not None and reference.message_id == 3 and only_the_owner(mentions)
+
+
+async def test_a_cancel_pings_no_one(clock: FakeClock) -> None:
+    """A cancel is the member's own act: the card says so, and nobody is pinged."""
+    interaction = FakeInteraction()
+    sink = sink_for(clock, interaction)
+    await sink.update(update(JobState.RENDERING))
+    await sink.update(update(JobState.CANCELED, charged_credits=0))
+    assert "🛑 Canceled" in interaction.card[-1][0] and interaction.channel.sent == []
 
 
 def test_status_text_for_each_kind_of_ending() -> None:
@@ -223,18 +348,13 @@ def test_rendering_tells_elapsed_time_and_the_expected_finish() -> None:
     """While Magic Hour renders: how long so far, and when it should be done (or that it is late)."""
     eta = NOW + dt.timedelta(minutes=5)
     early = status_text(update(JobState.RENDERING, elapsed=4.0))
-    assert early.splitlines()[1] == "🎬 Rendering at Magic Hour · a few seconds so far"  # no estimate yet: None
+    assert early.splitlines()[1] == "🎬 Rendering · a few seconds so far"  # no estimate yet: None
     timed = status_text(update(JobState.RENDERING, elapsed=185.0, expected_at=eta))
-    assert timed.splitlines()[1] == (
-        f"🎬 Rendering at Magic Hour · 3 min so far · should be done <t:{int(eta.timestamp())}:R>"
-    )
+    assert timed.splitlines()[1] == (f"🎬 Rendering · 3 min so far · should be done <t:{int(eta.timestamp())}:R>")
     waiting = status_text(update(JobState.SUBMITTED, elapsed=40.0, expected_at=eta))
-    assert (
-        waiting.splitlines()[1]
-        == f"🕒 Waiting at Magic Hour · 40 s so far · should be done <t:{int(eta.timestamp())}:R>"
-    )
+    assert waiting.splitlines()[1] == f"🕒 Rendering · 40 s so far · should be done <t:{int(eta.timestamp())}:R>"
     late = status_text(update(JobState.RENDERING, elapsed=301.0, expected_at=eta))
-    assert late.splitlines()[1] == "🎬 Rendering at Magic Hour · 5 min so far · taking longer than expected"
+    assert late.splitlines()[1] == "🎬 Rendering · 5 min so far · taking longer than expected"
     naive = status_text(update(JobState.RENDERING, elapsed=185.0, expected_at=eta.replace(tzinfo=None)))
     assert naive.splitlines()[1] == timed.splitlines()[1]
     uploading = status_text(update(JobState.UPLOADING, elapsed=185.0, expected_at=eta))
@@ -250,18 +370,18 @@ async def test_a_rendering_job_is_refreshed_while_nothing_else_changes(clock: Fa
     await asyncio.sleep(0)  # let the refresh start and wait on the clock
     assert clock.sleepers == 1
     assert [line.splitlines()[1] for line, _ in interaction.edits] == [
-        f"🎬 Rendering at Magic Hour · a few seconds so far · should be done <t:{int(eta.timestamp())}:R>"
+        f"🎬 Rendering · a few seconds so far · should be done <t:{int(eta.timestamp())}:R>"
     ]
     for _ in range(8):  # two minutes, in the refresh's own steps
         await clock.advance(15)
     shown = [line.splitlines()[1] for line, _ in interaction.edits]
     assert shown[1:] == [
-        f"🎬 Rendering at Magic Hour · 10 s so far · should be done <t:{int(eta.timestamp())}:R>",
-        f"🎬 Rendering at Magic Hour · 30 s so far · should be done <t:{int(eta.timestamp())}:R>",
-        f"🎬 Rendering at Magic Hour · 40 s so far · should be done <t:{int(eta.timestamp())}:R>",
-        f"🎬 Rendering at Magic Hour · 1 min so far · should be done <t:{int(eta.timestamp())}:R>",
-        "🎬 Rendering at Magic Hour · 1 min so far · taking longer than expected",
-        "🎬 Rendering at Magic Hour · 2 min so far · taking longer than expected",
+        f"🎬 Rendering · 10 s so far · should be done <t:{int(eta.timestamp())}:R>",
+        f"🎬 Rendering · 30 s so far · should be done <t:{int(eta.timestamp())}:R>",
+        f"🎬 Rendering · 40 s so far · should be done <t:{int(eta.timestamp())}:R>",
+        f"🎬 Rendering · 1 min so far · should be done <t:{int(eta.timestamp())}:R>",
+        "🎬 Rendering · 1 min so far · taking longer than expected",
+        "🎬 Rendering · 2 min so far · taking longer than expected",
     ]
     # Edited only when the words changed, never more often than the throttle allows.
     assert sink.edits == 7
@@ -270,10 +390,10 @@ async def test_a_rendering_job_is_refreshed_while_nothing_else_changes(clock: Fa
     assert sink.edits == 8 and clock.sleepers == 0  # a finished job is never refreshed
 
 
-async def test_a_refusal_is_told_privately_and_the_public_message_removed(clock: FakeClock) -> None:
-    """A job refused after its files were fetched: an ephemeral followup, and the public reply deleted."""
-    interaction = PrivateInteraction()
-    sink = sink_for(clock, interaction)
+async def test_a_refusal_is_told_privately_and_nothing_is_public(clock: FakeClock) -> None:
+    """A job refused after its files were fetched: the private reply says why; no card was ever posted."""
+    interaction = FakeInteraction()
+    sink = sink_for(clock, interaction, message_id=None)
     await sink.update(update(JobState.FETCHING))
     refused = update(
         JobState.FAILED,
@@ -288,41 +408,23 @@ async def test_a_refusal_is_told_privately_and_the_public_message_removed(clock:
         },
     )
     await sink.update(refused)
-    [(text, ephemeral)] = interaction.followups
-    assert ephemeral and text.startswith("❌ Your job #7 didn't start, and nothing was charged.")
+    text = interaction.private[-1]
+    assert text.startswith("❌ Your job didn't start, and nothing was charged.\n")  # no job number
     assert "You have 15 credits left today, less than this clip's likely cost of 38 credits (45 credits held" in text
-    assert interaction.deleted and len(interaction.edits) == 1  # the refusal was never written in public
+    assert interaction.card == [] and interaction.deleted == []  # the refusal was never written in public
     await sink._flush()  # e.g. a refresh that was already waiting to edit
     await sink.update(update(JobState.RENDERING))
-    assert len(interaction.edits) == 1 and clock.sleepers == 0
+    assert interaction.card == [] and clock.sleepers == 0
 
 
-async def test_a_refusal_before_the_first_edit_never_becomes_a_public_followup(clock: FakeClock) -> None:
-    """A reply still "thinking" would turn the next followup into itself: it gets a neutral line first."""
-    interaction = PrivateInteraction()
-    sink = sink_for(clock, interaction)
-    await sink.update(update(JobState.FAILED, error_code="start_past_end", error_data={"start": 5, "duration": 2}))
-    assert [content for content, _ in interaction.edits] == [
-        "Job #7 by <@42> didn't start; nothing was charged. `/jobs` shows why."
-    ]
-    [(text, ephemeral)] = interaction.followups
-    assert ephemeral and "is past the end of" in text and interaction.deleted
-
-
-class PrivateInteraction(FakeInteraction):
-    """Also records ephemeral followups and the deletion of the original response."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.followups: list[tuple[str, bool]] = []
-        self.deleted = False
-        self.followup = self
-
-    async def send(self, content: str, *, ephemeral: bool = False, **_: Any) -> None:
-        self.followups.append((content, ephemeral))
-
-    async def delete_original_response(self) -> None:
-        self.deleted = True
+async def test_a_cancel_before_the_card_is_private_too(clock: FakeClock) -> None:
+    """A job canceled while it waited in line never reaches the channel."""
+    interaction = FakeInteraction()
+    sink = sink_for(clock, interaction, message_id=None)
+    await sink.update(update(JobState.RECEIVED, queue_position=1))
+    await sink.update(update(JobState.CANCELED, charged_credits=0))
+    assert interaction.private[-1] == "🛑 You canceled your job before it started; nothing was charged."
+    assert interaction.card == []
 
 
 def test_result_text() -> None:
@@ -576,3 +678,75 @@ def test_a_job_name_is_plain_text_in_the_bots_public_messages(name: str) -> None
         rest = outside_code_spans(text)
         assert "evil" not in rest and "://" not in rest and "@everyone" not in rest and "<@&" not in rest, text
         assert name.replace("`", "ˋ") in text  # shown whole, in its code span
+
+
+# ---------------------------------------------------------------------------------- progress in members' words
+
+
+@pytest.mark.parametrize(
+    ("state", "label"),
+    [
+        (JobState.UPLOADING, "📤 Uploading"),
+        (JobState.CREATING, "📨 Uploading"),
+        (JobState.SUBMITTED, "🕒 Rendering"),
+        (JobState.RENDERING, "🎬 Rendering"),
+        (JobState.DOWNLOADING, "📥 Sending"),
+        (JobState.DELIVERING, "📨 Sending"),
+    ],
+)
+def test_the_card_names_stages_in_members_words(state: JobState, label: str) -> None:
+    """Uploading, Rendering, Sending: never "creating", "submitted" or Magic Hour's internals."""
+    assert status_text(update(state, elapsed=0.0)).splitlines()[1].startswith(label)
+
+
+def test_rendering_shows_a_bar_from_submission_to_the_expected_finish() -> None:
+    """With a forecast, a bar of how far the render should be; never full before it really ends."""
+    started = NOW
+    eta = NOW + dt.timedelta(seconds=100)
+    halfway = status_text(update(JobState.RENDERING, elapsed=50.0, expected_at=eta, render_started_at=started))
+    assert halfway.splitlines()[1] == (
+        f"🎬 Rendering · ▰▰▰▰▰▱▱▱▱▱ 50% · 50 s so far · should be done <t:{int(eta.timestamp())}:R>"
+    )
+    late = status_text(update(JobState.RENDERING, elapsed=300.0, expected_at=eta, render_started_at=started))
+    assert late.splitlines()[1] == "🎬 Rendering · ▰▰▰▰▰▰▰▰▰▱ 90% · 5 min so far · taking longer than expected"
+
+
+def test_a_queued_job_tells_its_member_an_estimated_start() -> None:
+    """While queued (private), the place in line and, from the render history, when it should start."""
+    start = NOW + dt.timedelta(minutes=3)
+    text = private_progress_text(update(JobState.RECEIVED, queue_position=2, expected_start=start), "en")
+    assert text.splitlines()[0] == f"⏳ Queued: 2 in line, should start <t:{int(start.timestamp())}:R>."
+    spanish = private_progress_text(update(JobState.RECEIVED, queue_position=2), "es")
+    assert spanish.splitlines()[0] == "⏳ En cola: posición 2."
+
+
+def test_the_part_is_shown_exactly_as_planned() -> None:
+    """The part sent to render (the probed window), as members read it: seconds, then a clock."""
+    short = status_text(update(JobState.RENDERING, start_seconds=0.0, end_seconds=1.4567))
+    assert short.splitlines()[2] == "`face.mp4` + `voice.mp3` · part 0–1.46 s"
+    long = status_text(update(JobState.RENDERING, start_seconds=45.0, end_seconds=90.0), "es")
+    assert long.splitlines()[2] == "`face.mp4` + `voice.mp3` · fragmento 0:45–1:30"
+    assert texts.span(0.0, 3600.0) == "0:00–1 h"
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [(2.46, "2.5 s"), (59.9, "59.9 s"), (60, "1:00"), (90, "1:30"), (3725, "1:02:05"), (10800, "3 h")],
+)
+def test_durations_read_as_a_clock_not_thousands_of_seconds(seconds: float, shown: str) -> None:
+    """ "3 h" and "1:30", never "10800 s"."""
+    assert words.seconds(seconds) == shown
+    assert words.describe("max_clip_set", {"seconds": seconds}) == f"The longest clip here is now {shown}."
+
+
+@pytest.mark.parametrize(
+    ("lang", "refunded"),
+    [
+        ("en", "Cost: 0 credits (refunded)."),
+        ("es", "Coste: 0 créditos (reembolsados)."),
+        ("pt-BR", "Custo: 0 créditos (reembolsados)."),
+    ],
+)
+def test_zero_credits_is_plural_in_every_language(lang: str, refunded: str) -> None:
+    assert words.credits(0, lang).endswith("s") and words.credits(1, lang).endswith("o" if lang != "en" else "t")
+    assert refunded in status_text(update(JobState.CANCELED, charged_credits=0), lang)

@@ -1,0 +1,208 @@
+"""One live job card per job, scene by scene: what the channel and the member see, exactly.
+
+A job is private until it is admitted (its files checked, its credits reserved): its member sees
+its progress in the private reply to their command, and a refusal there. Then one public card
+follows the job, and at the end a message that pings the owner (only them) replaces it: the result,
+or the failure and what to change. `harness.public()` is the channel as an onlooker sees it.
+"""
+
+from __future__ import annotations
+
+import discord
+import simcord
+
+from bot.store import JobRecord, JobState
+from cogs.texts import SANDBOX_NOTE
+from tests.cogs.conftest import Harness
+
+LONG_RENDER = 120.0  # sandbox seconds: long enough that a job is still rendering while a test acts
+
+
+def button_ids(message: discord.Message) -> list[str]:
+    return [
+        child.custom_id
+        for row in message.components
+        if isinstance(row, discord.ActionRow)
+        for child in row.children
+        if isinstance(child, discord.Button) and child.custom_id
+    ]
+
+
+def pinged(harness: Harness, message: discord.Message) -> list[int]:
+    """Who a message notified when it was posted (an edit notifies no one)."""
+    stored = harness.env.backend.get_message(message.channel.id, message.id)
+    return list(stored.ping_user_ids)
+
+
+def private(result: simcord.InteractionResult) -> str:
+    """The member's private reply (the card, when posted through the interaction, is a public followup)."""
+    assert result.response is not None and result.response.ephemeral
+    assert not any(followup.ephemeral for followup in result.followups)
+    return result.response.content
+
+
+def jump(harness: Harness, message_id: int) -> str:
+    return f"https://discord.com/channels/{harness.guild.id}/{harness.channel.id}/{message_id}"
+
+
+async def card_while_rendering(harness: Harness) -> tuple[JobRecord, discord.Message]:
+    job = await harness.latest_job()
+    await harness.rendering(job.id)
+    [card] = harness.public()
+    return job, card
+
+
+async def test_happy_path_one_card_becomes_the_pinged_result(harness: Harness) -> None:
+    """Private until admitted; one public card while it runs; the result replaces it and pings the owner."""
+    harness.sandbox.config.render_seconds = LONG_RENDER
+    result = await harness.lipsync()
+    job, card = await card_while_rendering(harness)
+    assert card.content.startswith(f"**Lip-sync job #{job.id}** · lite · by <@{harness.alice.id}>\n")
+    assert button_ids(card) == [f"lipsync:cancel:{job.id}"] and pinged(harness, card) == []
+    started = private(result)
+    assert started == f"▶️ Your job #{job.id} has started: [follow it here]({jump(harness, card.id)})."
+    record = await harness.store.jobs.get(job.id)
+    assert record is not None and record.status_message_id == card.id  # a restart finds the card
+
+    await harness.sandbox_clock.advance(LONG_RENDER)
+    final = await harness.finish(job.id)
+
+    assert final.state is JobState.DONE and final.delivery_kind == "file"
+    [message] = harness.public()  # one public message per job, start to finish
+    assert message.id == final.delivery_message_id == final.status_message_id
+    assert (
+        message.content.splitlines()[0]
+        == f"<@{harness.alice.id}>, your lip-sync job #{job.id} is ready. Cost: 45 credits."
+    )
+    assert SANDBOX_NOTE in message.content
+    assert [a.filename for a in message.attachments] == [f"sandbox-lipsync-{job.id}.mp4"]
+    assert pinged(harness, message) == [harness.alice.id]
+    assert button_ids(message) == [f"lipsync:again:{job.id}:pro", f"lipsync:again:{job.id}:window"]
+    assert private(result) == f"▶️ Your job #{job.id} has started: [follow it here]({jump(harness, message.id)})."
+
+
+async def test_a_late_refusal_is_private_and_shows_no_job_number(harness: Harness) -> None:
+    """Refused after fetching (a file whose name lies): only the member is told, with no job number."""
+    result = await harness.lipsync(video="liar.mp4")
+    job = await harness.latest_job()
+    final = await harness.finish(job.id)
+    assert final.state is JobState.FAILED and final.error_code == "name_mismatch"
+    assert private(result).splitlines() == [
+        "❌ Your job didn't start, and nothing was charged.",
+        "`liar.mp4` is named like a .mp4 file, but it's really a text file. Please send the real media file.",
+    ]
+    assert harness.public() == []  # no public message for a refused job, at any moment
+    assert final.status_message_id is None
+    listed = await harness.alice.slash(harness.channel, "jobs")
+    assert listed.response is not None and f"#{job.id}" not in listed.response.content
+    assert listed.response.content.splitlines()[1].startswith("`—` ❌ Failed · lite · ")
+    balance = await harness.store.quota.limits(harness.guild.id, harness.alice.id)
+    assert balance.used == 0 and balance.reserved == 0
+
+
+async def test_a_failure_pings_the_owner_and_says_what_to_change(harness: Harness) -> None:
+    """No face found: one public message that pings the owner, says what to change, and offers another video."""
+    harness.sandbox.faults.job_error("no_source_face")
+    result = await harness.lipsync()
+    job = await harness.latest_job()
+    final = await harness.finish(job.id)
+    assert final.state is JobState.FAILED and final.error_code == "magic_hour_no_source_face"
+    [message] = harness.public()
+    assert message.id == final.status_message_id
+    assert pinged(harness, message) == [harness.alice.id]
+    assert (
+        "❌ Failed: Magic Hour couldn't find a face in the video. "
+        "Use a clip with one clear, front-facing, well-lit face." in message.content.splitlines()
+    )
+    assert "Cost: 0 credits (refunded)." in message.content.splitlines()
+    # Retrying the same files can't find a face: another video is offered instead.
+    assert button_ids(message) == [f"lipsync:again:{job.id}:video"]
+    assert private(result) == f"▶️ Your job #{job.id} has started: [follow it here]({jump(harness, message.id)})."
+
+    hint = await harness.alice.click(message, custom_id=f"lipsync:again:{job.id}:video")
+    assert hint.ephemeral and hint.response is not None
+    assert hint.response.content == (
+        "Post another video of one clear, front-facing, well-lit face, then run `/lipsync` with it and "
+        "`voice.mp3`, or right-click it and choose **Lip-sync: use this video**."
+    )
+    refused = await harness.bob.click(message, custom_id=f"lipsync:again:{job.id}:video")
+    assert refused.ephemeral and refused.response is not None and refused.response.content.startswith("Only <@")
+    assert len(harness.public()) == 1
+
+
+async def test_a_failure_retrying_can_fix_offers_retry(harness: Harness) -> None:
+    """A failure on Magic Hour's side (not the member's files) offers Retry."""
+    harness.sandbox.faults.job_error("internal_error")
+    await harness.lipsync()
+    job = await harness.latest_job()
+    final = await harness.finish(job.id)
+    [message] = harness.public()
+    assert final.state is JobState.FAILED and pinged(harness, message) == [harness.alice.id]
+    assert button_ids(message) == [f"lipsync:again:{job.id}:retry"]
+
+
+async def test_cancel_edits_the_card_without_a_ping(harness: Harness) -> None:
+    """The owner's own cancel is shown on the card itself: no new message, no ping, no buttons."""
+    harness.sandbox.config.render_seconds = LONG_RENDER
+    result = await harness.lipsync()
+    job, card = await card_while_rendering(harness)
+    canceled = await harness.alice.click(card, label="Cancel")
+    assert canceled.ephemeral and canceled.response is not None
+    assert canceled.response.content == f"Canceled job #{job.id}. Cost: 0 credits (refunded)."
+    final = await harness.finish(job.id)
+    assert final.state is JobState.CANCELED
+    [message] = harness.public()
+    assert message.id == card.id and "🛑 Canceled" in message.content.splitlines()
+    assert pinged(harness, message) == [] and button_ids(message) == []
+    assert private(result) == f"▶️ Your job #{job.id} has started: [follow it here]({jump(harness, card.id)})."
+
+
+async def test_a_rerun_gets_its_own_single_card(harness: Harness) -> None:
+    """Again in pro: a new job with its own private reply and one public message of its own."""
+    await harness.lipsync()
+    first = await harness.finish((await harness.latest_job()).id)
+    [first_message] = harness.public()
+    again = await harness.alice.click(first_message, custom_id=f"lipsync:again:{first.id}:pro")
+    second = await harness.finish((await harness.latest_job()).id)
+    assert second.id != first.id and second.state is JobState.DONE and second.rerun_of == first.id
+    assert [m.id for m in harness.public()] == [first_message.id, second.delivery_message_id]
+    assert (
+        private(again)
+        == f"▶️ Your job #{second.id} has started: [follow it here]({jump(harness, second.delivery_message_id or 0)})."
+    )
+    [second_message] = [m for m in harness.public() if m.id == second.delivery_message_id]
+    assert pinged(harness, second_message) == [harness.alice.id]
+    assert button_ids(second_message) == [f"lipsync:again:{second.id}:window"]  # already pro
+
+
+async def test_after_the_token_the_result_is_a_channel_message_and_the_card_goes(harness: Harness) -> None:
+    """A render that outlives the 15-minute token: the result is a new channel message with a ping; the card goes."""
+    harness.sandbox.config.render_seconds = LONG_RENDER
+    result = await harness.lipsync()
+    job, card = await card_while_rendering(harness)
+    await harness.env.advance_time(16 * 60)  # Discord's clock: the interaction token is gone
+    await harness.sandbox_clock.advance(LONG_RENDER)
+    final = await harness.finish(job.id)
+    assert final.state is JobState.DONE
+    [message] = harness.public()
+    assert message.id == final.delivery_message_id == final.status_message_id and message.id != card.id
+    assert pinged(harness, message) == [harness.alice.id]
+    assert [a.filename for a in message.attachments] == [f"sandbox-lipsync-{job.id}.mp4"]
+    # The private reply can't be edited any more: it still points at the card it knew.
+    assert private(result) == f"▶️ Your job #{job.id} has started: [follow it here]({jump(harness, card.id)})."
+
+
+async def test_when_the_card_cant_be_removed_it_says_where_the_result_went(harness: Harness) -> None:
+    """After the token, if Discord refuses to delete the card, the card links to the result instead."""
+    harness.sandbox.config.render_seconds = LONG_RENDER
+    await harness.lipsync()
+    job, card = await card_while_rendering(harness)
+    await harness.env.advance_time(16 * 60)
+    harness.env.inject_error(
+        "DELETE", f"/channels/{harness.channel.id}/messages/{card.id}", status=403, code=50013, times=None
+    )
+    await harness.sandbox_clock.advance(LONG_RENDER)
+    final = await harness.finish(job.id)
+    messages = {m.id: m for m in harness.public()}
+    assert set(messages) == {card.id, final.delivery_message_id}
+    assert f"[jump to the video]({jump(harness, final.delivery_message_id or 0)})" in messages[card.id].content
