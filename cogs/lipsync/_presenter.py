@@ -96,6 +96,7 @@ class JobPresenter:
             channel_id=interaction.channel_id,
             guild_id=interaction.guild_id,
             interaction=interaction,
+            status=sink,
             language_of=self.server_language,
         )
         return JobHooks(sink=sink, deliverer=poster)
@@ -124,6 +125,7 @@ class JobPresenter:
             user_id=record.user_id,
             channel_id=record.channel_id,
             guild_id=record.guild_id,
+            status=status,
             language_of=self.server_language,
         )
         sink: StatusMessage | _NoStatus = status if status is not None else _NoStatus()

@@ -335,8 +335,12 @@ class StatusMessage:
 
     # ------------------------------------------------------------------ the public card
 
-    async def _show(self, job_id: int, content: str, view: discord.ui.View | None) -> None:
-        """Edit the card (posting it the first time); `view=None` on an edit removes the buttons."""
+    async def _show(self, job_id: int, content: str, view: discord.ui.View | None, *, repost: bool = True) -> None:
+        """Edit the card (posting it the first time); `view=None` on an edit removes the buttons.
+
+        A card that can't be edited is posted anew, unless `repost` is False (its job's result is
+        already a message of its own: a second copy of the card would only be noise).
+        """
         if self._message_id is None:
             await self._post_card(job_id, content, view)
             return
@@ -345,7 +349,9 @@ class StatusMessage:
             return
         except (discord.NotFound, discord.Forbidden) as exc:
             # Deleted, or an interaction reply the bot token may not edit: post a new one.
-            log.info("job %s: status message %s not editable (%s); posting anew", job_id, self._message_id, exc)
+            log.info("job %s: status message %s not editable (%s)", job_id, self._message_id, exc)
+            if not repost:
+                return
         await self._send(job_id, content, view, NO_MENTIONS)
 
     async def _edit_card(
@@ -450,7 +456,8 @@ class StatusMessage:
         """Show how the job ended on its card, then ping its owner where the card itself is the news."""
         on_card = job.state is JobState.DONE and job.delivery_message_id == self._message_id
         if not on_card:
-            await self._show(job.id, content, await self._final_view(job, lang))
+            delivered = job.state is JobState.DONE and job.delivery_message_id is not None
+            await self._show(job.id, content, await self._final_view(job, lang), repost=not delivered)
         if self._message_id is not None and self._pings(job, on_card=on_card):
             await self._ping(job, lang)
 

@@ -2,8 +2,10 @@
 
 A job is private until it is admitted (its files checked, its credits reserved): its member sees
 its progress in the private reply to their command, and a refusal there. Then one public card
-follows the job, and at the end a message that pings the owner (only them) replaces it: the result,
-or the failure and what to change. `harness.public()` is the channel as an onlooker sees it.
+follows the job and becomes its result (the video attached by an edit) or its failure; a one-line
+reply to it pings the owner (only them), since an edit notifies no one. `harness.public()` is the
+channel as an onlooker sees it. The scenes: the happy path, a late refusal, failures, a cancel, a
+re-run, the token's expiry (and a card Discord won't let the bot edit), and members' settings.
 """
 
 from __future__ import annotations
@@ -52,8 +54,22 @@ async def card_while_rendering(harness: Harness) -> tuple[JobRecord, discord.Mes
     return job, card
 
 
+def reply_to(harness: Harness, message: discord.Message) -> discord.Message:
+    """The one public message that replies to `message` (the ping under a card)."""
+    [reply] = [m for m in harness.public() if m.reference is not None and m.reference.message_id == message.id]
+    return reply
+
+
+def ready_ping(harness: Harness, job_id: int) -> str:
+    return f"<@{harness.alice.id}>, your job #{job_id} is ready: the result is on its card above."
+
+
+def failed_ping(harness: Harness, job_id: int) -> str:
+    return f"<@{harness.alice.id}>, your job #{job_id} didn't work out: its card above says why and what to change."
+
+
 async def test_happy_path_one_card_becomes_the_pinged_result(harness: Harness) -> None:
-    """Private until admitted; one public card while it runs; the result replaces it and pings the owner."""
+    """Private until admitted; one public card while it runs; the video is attached to it; a reply pings the owner."""
     harness.sandbox.config.render_seconds = LONG_RENDER
     result = await harness.lipsync()
     job, card = await card_while_rendering(harness)
@@ -68,17 +84,22 @@ async def test_happy_path_one_card_becomes_the_pinged_result(harness: Harness) -
     final = await harness.finish(job.id)
 
     assert final.state is JobState.DONE and final.delivery_kind == "file"
-    [message] = harness.public()  # one public message per job, start to finish
-    assert message.id == final.delivery_message_id == final.status_message_id
+    message, ping = harness.public()  # the card, now the result, and the reply that pings
+    assert message.id == card.id == final.delivery_message_id == final.status_message_id  # the same message
     assert (
         message.content.splitlines()[0]
         == f"<@{harness.alice.id}>, your lip-sync job #{job.id} is ready. Cost: 45 credits."
     )
     assert SANDBOX_NOTE in message.content
     assert [a.filename for a in message.attachments] == [f"sandbox-lipsync-{job.id}.mp4"]
-    assert pinged(harness, message) == [harness.alice.id]
-    assert button_ids(message) == [f"lipsync:again:{job.id}:pro", f"lipsync:again:{job.id}:window"]
-    assert private(result) == f"▶️ Your job #{job.id} has started: [follow it here]({jump(harness, message.id)})."
+    assert button_ids(message) == [
+        f"lipsync:again:{job.id}:pro",
+        f"lipsync:again:{job.id}:window",
+        f"lipsync:delete:{job.id}:{harness.alice.id}",
+    ]
+    assert ping.content == ready_ping(harness, job.id) and reply_to(harness, message).id == ping.id
+    assert pinged(harness, ping) == [harness.alice.id]  # only the owner, and only by the reply
+    assert private(result) == started
 
 
 async def test_a_late_refusal_is_private_and_shows_no_job_number(harness: Harness) -> None:
@@ -107,9 +128,10 @@ async def test_a_failure_pings_the_owner_and_says_what_to_change(harness: Harnes
     job = await harness.latest_job()
     final = await harness.finish(job.id)
     assert final.state is JobState.FAILED and final.error_code == "magic_hour_no_source_face"
-    [message] = harness.public()
+    message, ping = harness.public()
     assert message.id == final.status_message_id
-    assert pinged(harness, message) == [harness.alice.id]
+    assert ping.content == failed_ping(harness, job.id) and pinged(harness, ping) == [harness.alice.id]
+    assert reply_to(harness, message).id == ping.id
     assert (
         "❌ Failed: Magic Hour couldn't find a face in the video. "
         "Use a clip with one clear, front-facing, well-lit face." in message.content.splitlines()
@@ -122,12 +144,12 @@ async def test_a_failure_pings_the_owner_and_says_what_to_change(harness: Harnes
     hint = await harness.alice.click(message, custom_id=f"lipsync:again:{job.id}:video")
     assert hint.ephemeral and hint.response is not None
     assert hint.response.content == (
-        "Post another video of one clear, front-facing, well-lit face, then run `/lipsync` with it and "
-        "`voice.mp3`, or right-click it and choose **Lip-sync: use this video**."
+        f"Post another video of one clear, front-facing, well-lit face, then run {await harness.mention('lipsync')} "
+        "with it and `voice.mp3`, or right-click it and choose **Lip-sync: use this video**."
     )
     refused = await harness.bob.click(message, custom_id=f"lipsync:again:{job.id}:video")
     assert refused.ephemeral and refused.response is not None and refused.response.content.startswith("Only <@")
-    assert len(harness.public()) == 1
+    assert len(harness.public()) == 2
 
 
 async def test_a_failure_retrying_can_fix_offers_retry(harness: Harness) -> None:
@@ -136,8 +158,8 @@ async def test_a_failure_retrying_can_fix_offers_retry(harness: Harness) -> None
     await harness.lipsync()
     job = await harness.latest_job()
     final = await harness.finish(job.id)
-    [message] = harness.public()
-    assert final.state is JobState.FAILED and pinged(harness, message) == [harness.alice.id]
+    message, ping = harness.public()
+    assert final.state is JobState.FAILED and ping.content == failed_ping(harness, job.id)
     assert button_ids(message) == [f"lipsync:again:{job.id}:retry"]
 
 
@@ -158,25 +180,26 @@ async def test_cancel_edits_the_card_without_a_ping(harness: Harness) -> None:
 
 
 async def test_a_rerun_gets_its_own_single_card(harness: Harness) -> None:
-    """Again in pro: a new job with its own private reply and one public message of its own."""
+    """Again in pro: a new job with its own private reply, its own card that becomes its result, and its own ping."""
     await harness.lipsync()
     first = await harness.finish((await harness.latest_job()).id)
-    [first_message] = harness.public()
+    first_message, first_ping = harness.public()
     again = await harness.alice.click(first_message, custom_id=f"lipsync:again:{first.id}:pro")
     second = await harness.finish((await harness.latest_job()).id)
     assert second.id != first.id and second.state is JobState.DONE and second.rerun_of == first.id
-    assert [m.id for m in harness.public()] == [first_message.id, second.delivery_message_id]
-    assert (
-        private(again)
-        == f"▶️ Your job #{second.id} has started: [follow it here]({jump(harness, second.delivery_message_id or 0)})."
-    )
-    [second_message] = [m for m in harness.public() if m.id == second.delivery_message_id]
-    assert pinged(harness, second_message) == [harness.alice.id]
-    assert button_ids(second_message) == [f"lipsync:again:{second.id}:window"]  # already pro
+    second_message, second_ping = harness.public()[2:]
+    assert [m.id for m in harness.public()] == [first_message.id, first_ping.id, second_message.id, second_ping.id]
+    assert second_message.id == second.delivery_message_id == second.status_message_id
+    assert private(again) == f"▶️ Your job #{second.id} has started: [follow it here]({jump(harness, second_message.id)})."
+    assert second_ping.content == ready_ping(harness, second.id) and pinged(harness, second_ping) == [harness.alice.id]
+    assert button_ids(second_message) == [  # already pro
+        f"lipsync:again:{second.id}:window",
+        f"lipsync:delete:{second.id}:{harness.alice.id}",
+    ]
 
 
-async def test_after_the_token_the_result_is_a_channel_message_and_the_card_goes(harness: Harness) -> None:
-    """A render that outlives the 15-minute token: the result is a new channel message with a ping; the card goes."""
+async def test_after_the_token_the_bot_attaches_the_result_to_the_card_itself(harness: Harness) -> None:
+    """A render that outlives the 15-minute token: the bot's own token edits the video onto the same card."""
     harness.sandbox.config.render_seconds = LONG_RENDER
     result = await harness.lipsync()
     job, card = await card_while_rendering(harness)
@@ -184,25 +207,51 @@ async def test_after_the_token_the_result_is_a_channel_message_and_the_card_goes
     await harness.sandbox_clock.advance(LONG_RENDER)
     final = await harness.finish(job.id)
     assert final.state is JobState.DONE
-    [message] = harness.public()
-    assert message.id == final.delivery_message_id == final.status_message_id and message.id != card.id
-    assert pinged(harness, message) == [harness.alice.id]
+    message, ping = harness.public()
+    assert message.id == card.id == final.delivery_message_id == final.status_message_id
     assert [a.filename for a in message.attachments] == [f"sandbox-lipsync-{job.id}.mp4"]
-    # The private reply can't be edited any more: it still points at the card it knew.
+    assert ping.content == ready_ping(harness, job.id) and pinged(harness, ping) == [harness.alice.id]
+    # The private reply can't be edited any more: it still points at the card, which is the result.
     assert private(result) == f"▶️ Your job #{job.id} has started: [follow it here]({jump(harness, card.id)})."
 
 
-async def test_when_the_card_cant_be_removed_it_says_where_the_result_went(harness: Harness) -> None:
-    """After the token, if Discord refuses to delete the card, the card links to the result instead."""
+async def test_a_card_deleted_meanwhile_is_posted_again_and_becomes_the_result(harness: Harness) -> None:
+    """After the token, a card a moderator deleted can't be edited: the bot posts it again (its ids stored for a
+    restart), and that new card becomes the result, with its ping. Still one card in the channel."""
     harness.sandbox.config.render_seconds = LONG_RENDER
     await harness.lipsync()
     job, card = await card_while_rendering(harness)
     await harness.env.advance_time(16 * 60)
-    harness.env.inject_error(
-        "DELETE", f"/channels/{harness.channel.id}/messages/{card.id}", status=403, code=50013, times=None
-    )
+    harness.env.backend.delete_message(harness.channel.id, card.id)  # as a moderator would
     await harness.sandbox_clock.advance(LONG_RENDER)
     final = await harness.finish(job.id)
-    messages = {m.id: m for m in harness.public()}
-    assert set(messages) == {card.id, final.delivery_message_id}
-    assert f"[jump to the video]({jump(harness, final.delivery_message_id or 0)})" in messages[card.id].content
+    assert final.state is JobState.DONE
+    message, ping = harness.public()
+    assert message.id != card.id and message.id == final.delivery_message_id == final.status_message_id
+    assert [a.filename for a in message.attachments] == [f"sandbox-lipsync-{job.id}.mp4"]
+    assert ping.content == ready_ping(harness, job.id) and pinged(harness, ping) == [harness.alice.id]
+
+
+async def test_settings_a_member_who_wants_no_ping_gets_the_card_alone(harness: Harness) -> None:
+    """`/lipsync-settings ping:False`: the card still becomes the result, and nothing pings anyone."""
+    await harness.alice.slash(harness.channel, "lipsync-settings", ping=False)
+    await harness.lipsync()
+    final = await harness.finish((await harness.latest_job()).id)
+    [message] = harness.public()
+    assert message.id == final.delivery_message_id == final.status_message_id
+    assert [a.filename for a in message.attachments] == [f"sandbox-lipsync-{final.id}.mp4"]
+    assert pinged(harness, message) == []
+
+
+async def test_settings_a_result_by_dm_leaves_the_card_saying_so(harness: Harness) -> None:
+    """Results by DM: the video goes to the member's DMs (which notify); the card says where it went, no ping."""
+    await harness.alice.slash(harness.channel, "lipsync-settings", results="dm")
+    await harness.lipsync()
+    final = await harness.finish((await harness.latest_job()).id)
+    assert final.delivery_kind == "dm"
+    [card] = harness.public()
+    assert card.id == final.status_message_id and card.attachments == []
+    assert card.content.splitlines()[1].startswith("✅ Done") and "sent by direct message" in card.content
+    dm = harness.alice.user.dm_channel.last_message
+    assert dm is not None and [a.filename for a in dm.attachments] == [f"sandbox-lipsync-{final.id}.mp4"]
+    assert pinged(harness, card) == []
