@@ -181,7 +181,8 @@ async def test_no_public_message_carries_a_balance_a_signed_url_or_a_project_id(
     canceled = await harness.finish(job.id)
 
     public = harness.public()
-    assert len(public) == 2  # one message per job: the linked result and the canceled card
+    # One card per job (the linked result, the canceled card) and the result's ping; a cancel pings no one.
+    assert len(public) == 3 and sum("is ready: the result is on its card" in m.content for m in public) == 1
     texts = [m.content for m in public] + [str(e.to_dict()) for m in public for e in m.embeds]
     for text in texts:
         assert "1,189" not in text and "1189" not in text and not re.search(r"\bleft\b", text), text
@@ -189,7 +190,7 @@ async def test_no_public_message_carries_a_balance_a_signed_url_or_a_project_id(
         for project_id in (linked.project_id, canceled.project_id):
             assert project_id and project_id not in text, text
         assert not RAW_STATES.search(text), text
-    [result] = [m for m in public if "is ready" in m.content]
+    [result] = [m for m in public if "is ready." in m.content]
     # The link is on the button; then the ways to run it again, and Delete for its owner.
     assert [b.label for b in buttons(result)] == [
         "Download",

@@ -41,13 +41,14 @@ async def test_a_member_short_of_credits_takes_a_one_click_fix(harness: Harness)
     assert "These would fit, each one click" in told
     assert "• at most 20 frames a second: likely cost 30 credits, 30 credits held until it finishes." in told
     assert "• the part from 0 s to 1 s: likely cost 30 credits, 30 credits held until it finishes." in told
-    [answer] = result.followups
+    answer = result.response  # the private reply to the command: the refusal, its fixes under it
+    assert answer is not None
     assert labels(answer.components) == ["20 fps: about 30 credits", "0 s to 1 s: about 30 credits"]
     assert harness.public() == [] and await harness.ledger_rows() == 0
 
     # Nobody else sees the answer; its owner presses the cap.
     started = await harness.alice.click(answer.message, label="20 fps: about 30 credits")
-    assert started.response is not None and not started.ephemeral  # the new job's public status message
+    assert started.response is not None and started.ephemeral  # private until the new job is admitted
     job = await harness.latest_job()
     assert job.id != refused.id and job.max_fps == 20.0
     final = await harness.finish(job.id)
@@ -67,7 +68,8 @@ async def test_a_long_voice_is_announced_with_the_part_that_would_render(harness
     assert refused.error_code == "voice_past_video"
     told = private_refusal(result)
     assert "The voice is 5 s long, but `face.mp4` has only 2 s: only 0 s to 2 s would be rendered" in told
-    [answer] = result.followups
+    answer = result.response  # the private reply to the command: the refusal, its fixes under it
+    assert answer is not None
     assert labels(answer.components) == ["0 s to 2 s: about 60 credits", "Another part…"]
     assert await harness.ledger_rows() == 0
 
@@ -98,6 +100,7 @@ async def test_the_fixes_say_when_they_have_expired(harness: Harness) -> None:
         await harness.finish((await harness.latest_job()).id)
     [view] = shown
     await view.on_timeout()  # what discord.py calls after `FIXES_TIMEOUT`
-    [answer] = result.followups
+    answer = result.response  # the private reply to the command: the refusal, its fixes under it
+    assert answer is not None
     assert answer.content.splitlines()[-1].startswith("These choices have expired; run ")
     assert labels(answer.components) == []

@@ -112,8 +112,8 @@ async def test_results_go_by_direct_message_when_asked(harness: Harness) -> None
     assert dm is not None and dm.id == job.delivery_message_id
     assert dm.content.startswith(f"Your lip-sync job #{job.id} is ready.")
     assert [a.filename for a in dm.attachments] == [f"sandbox-lipsync-{job.id}.mp4"]
-    assert started.followups == []  # nothing in the channel but the status message
-    assert [m.id for m in harness.public()] == [started.response.message.id]  # type: ignore[union-attr]
+    [card] = started.followups  # nothing in the channel but the job's card, and no ping (a DM notifies)
+    assert [m.id for m in harness.public()] == [card.message.id] == [job.status_message_id]
     assert "sent by direct message" in harness.public()[0].content
 
 
@@ -134,8 +134,11 @@ async def test_results_go_to_a_thread_of_their_own_without_a_ping_when_asked(har
     stored = harness.env.backend.get_message(thread.id, posted.id)
     assert not stored.allowed_mentions.allows_user(harness.alice.id)
     assert [a.filename for a in posted.attachments] == [f"sandbox-lipsync-{job.id}.mp4"]
-    assert started.followups == []
-    assert "sent in a thread of its own" in harness.public()[0].content
+    [card] = started.followups  # the thread starts from the job's card, which says where the result went
+    # (simcord announces every new thread with a system message; it is not the bot's)
+    posts = [m for m in harness.public() if m.type is not discord.MessageType.thread_created]
+    assert [m.id for m in posts] == [card.message.id] == [job.status_message_id]
+    assert "sent in a thread of its own" in posts[0].content
 
 
 async def test_a_thread_the_bot_may_not_make_falls_back_to_the_channel(harness: Harness) -> None:
@@ -150,17 +153,19 @@ async def test_a_thread_the_bot_may_not_make_falls_back_to_the_channel(harness: 
 
     assert job.state is JobState.DONE and job.delivery_kind == "file"
     assert harness.channel.threads == []
-    [posted] = started.followups
+    [posted] = started.followups  # the card, which became the result
     assert posted.message.id == job.delivery_message_id and posted.message.attachments
 
 
 async def test_a_result_pings_its_member_by_default(harness: Harness) -> None:
-    """No settings: the result is in the channel and pings the member (only them)."""
+    """No settings: the result is on the card in the channel, and a reply to it pings the member (only them)."""
     started = await harness.lipsync()
     job = await harness.finish((await harness.latest_job()).id)
-    [posted] = started.followups
-    assert [m.id for m in posted.message.mentions] == [harness.alice.id]
-    stored = harness.env.backend.get_message(harness.channel.id, posted.message.id)
+    [card] = started.followups
+    assert card.message.id == job.delivery_message_id
+    [ping] = [m for m in harness.public() if m.reference is not None and m.reference.message_id == card.message.id]
+    assert [m.id for m in ping.mentions] == [harness.alice.id]
+    stored = harness.env.backend.get_message(harness.channel.id, ping.id)
     assert stored.allowed_mentions.allows_user(harness.alice.id)
     assert not stored.allowed_mentions.allows_user(harness.bob.id)
     assert job.delivery_kind == "file" and (job.deliver_to, job.ping_owner) == (ResultPlace.CHANNEL, True)

@@ -68,7 +68,7 @@ async def test_two_hundred_status_messages_share_one_pace() -> None:
     clock = FakeClock()
     pacer = EditPacer(clock)
     interactions = [FakeInteraction() for _ in range(200)]
-    sinks = [sink_for(clock, interaction, pacer) for interaction in interactions]
+    sinks = [sink_for(clock, interaction, pacer=pacer) for interaction in interactions]
     updates = [asyncio.create_task(sink.update(update(JobState.RENDERING, id=n))) for n, sink in enumerate(sinks)]
     await _settle()
     assert sum(len(i.edits) for i in interactions) == BURST
