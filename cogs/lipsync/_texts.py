@@ -176,6 +176,18 @@ def admitted(update: JobUpdate) -> bool:
     return update.credits_reserved or job.project_id is not None or job.state in _ADMITTED_STATES
 
 
+def number_shown(job: JobRecord) -> str:
+    """A job's number as its member's lists show it: `#12`, or `—` for a job never admitted.
+
+    Job numbers are the store's row ids, and a job queued, being checked, refused or canceled
+    before its card took one all the same: its member never saw it, so no list shows it either.
+    """
+    before_card = job.state in (JobState.RECEIVED, JobState.FETCHING) or (
+        job.state.terminal and job.status_message_id is None and job.project_id is None
+    )
+    return "`—`" if before_card or is_refusal(job) else f"`#{job.id}`"
+
+
 def private_progress_text(update: JobUpdate, lang: str) -> str:
     """What the member's private reply says before their job is admitted: no job number yet."""
     job = update.job
@@ -279,7 +291,7 @@ def _job_line(job: JobRecord, lang: str) -> str:
     cost = cost_short(job, lang)
     price = f" · {cost}" if cost else ""
     # A job refused before it was admitted never had a card: its member never sees its number.
-    number = "`—`" if is_refusal(job) else f"`#{job.id}`"
+    number = number_shown(job)
     return (
         f"{number} {state_label(job.state, lang)} · {job.mode.value}{price} · "
         f"{discord_timestamp(job.created_at)} · {source} + {audio}"
@@ -324,7 +336,7 @@ def queue_text(snapshot: QueueSnapshot, mine: Sequence[tuple[JobRecord, int | No
     if not mine:
         lines.append(describe("queue_none_running", lang=lang))
     for job, position in mine:
-        lines.append(f"`#{job.id}` {_where(job, position, lang)}")
+        lines.append(f"{number_shown(job)} {_where(job, position, lang)}")
     return _clip("\n".join(lines))
 
 
@@ -361,7 +373,7 @@ def panel_text(
             job = item.job
             cost = cost_short(job, lang)
             parts = [
-                f"`#{job.id}`{_name(job)} {_where(job, item.position, lang)}",
+                f"{number_shown(job)}{_name(job)} {_where(job, item.position, lang)}",
                 describe("progress_so_far", {"elapsed": coarse_duration(item.elapsed, lang)}, lang),
             ]
             if cost:

@@ -269,20 +269,24 @@ async def test_again_in_pro_reuses_the_uploads_with_a_fresh_estimate(harness: Ha
     assert f"your lip-sync job #{final.id} is ready" in status
     balance = await harness.store.quota.limits(harness.guild.id, harness.alice.id)
     assert balance.used == 45 + 90 and balance.reserved == 0
-    # A pro job offers only another window.
-    assert button_ids(await job_message(harness, final.id)) == [f"lipsync:again:{final.id}:window"]
+    # A pro job offers only another part (and Delete, for its owner).
+    assert button_ids(await job_message(harness, final.id)) == [
+        f"lipsync:again:{final.id}:window",
+        f"lipsync:delete:{final.id}:{harness.alice.id}",
+    ]
 
 
 async def test_again_in_pro_shows_the_price_it_will_set_aside(harness: Harness) -> None:
     """The button says what the pro re-run costs; a member with exactly that much left is offered it."""
     await harness.store.limits.set_member_limit(harness.guild.id, harness.alice.id, 45 + 90)
-    first_run = await harness.lipsync()
+    await harness.lipsync()
     first = await harness.finish((await harness.latest_job()).id)
     assert first.state is JobState.DONE and first.charged_credits == 45
 
-    assert button_labels(shown(first_run)) == ["Again in pro · 90 credits", "Again with another window"]
+    result = await job_message(harness, first.id)  # the card, now the result
+    assert button_labels(result) == ["Again in pro · 90 credits", "Again with another part", "Delete"]
 
-    await harness.alice.click(shown(first_run), custom_id=f"lipsync:again:{first.id}:pro")
+    await harness.alice.click(result, custom_id=f"lipsync:again:{first.id}:pro")
     second = await harness.finish((await harness.latest_job()).id)
     assert second.state is JobState.DONE and second.estimated_credits == second.charged_credits == 90
 
@@ -290,19 +294,25 @@ async def test_again_in_pro_shows_the_price_it_will_set_aside(harness: Harness) 
 async def test_again_in_pro_is_absent_where_the_server_does_not_allow_pro(harness: Harness) -> None:
     """A button that could only be refused is not shown."""
     await harness.store.limits.set_allowed_modes(harness.guild.id, [GenerationMode.LITE, GenerationMode.STANDARD])
-    first_run = await harness.lipsync()
+    await harness.lipsync()
     first = await harness.finish((await harness.latest_job()).id)
     assert first.state is JobState.DONE
-    assert button_ids(shown(first_run)) == [f"lipsync:again:{first.id}:window"]
+    assert button_ids(await job_message(harness, first.id)) == [
+        f"lipsync:again:{first.id}:window",
+        f"lipsync:delete:{first.id}:{harness.alice.id}",
+    ]
 
 
 async def test_again_in_pro_is_absent_when_the_member_cannot_pay_for_it(harness: Harness) -> None:
     """89 credits left for a 90-credit re-run: no pro button, the other window is still offered."""
     await harness.store.limits.set_member_limit(harness.guild.id, harness.alice.id, 45 + 89)
-    first_run = await harness.lipsync()
+    await harness.lipsync()
     first = await harness.finish((await harness.latest_job()).id)
     assert first.state is JobState.DONE and first.charged_credits == 45
-    assert button_ids(shown(first_run)) == [f"lipsync:again:{first.id}:window"]
+    assert button_ids(await job_message(harness, first.id)) == [
+        f"lipsync:again:{first.id}:window",
+        f"lipsync:delete:{first.id}:{harness.alice.id}",
+    ]
 
 
 async def test_again_with_another_window_is_priced_for_that_window(harness: Harness) -> None:
@@ -429,7 +439,7 @@ async def test_a_spanish_server_sees_its_cards_in_spanish(harness: Harness) -> N
     final = await harness.finish(job.id)
     message = await job_message(harness, final.id)
     assert f"<@{harness.alice.id}>, tu trabajo de lip-sync #{job.id} está listo. Coste: 45 créditos." in message.content
-    assert button_labels(message) == ["Otra vez en pro", "Otra vez con otro fragmento"]
+    assert button_labels(message) == ["Otra vez en pro · 90 créditos", "Otra vez con otro fragmento", "Borrar"]
 
 
 async def test_a_quota_refusal_is_in_spanish_with_spanish_numbers(harness: Harness) -> None:
@@ -460,9 +470,10 @@ async def test_a_job_keeps_its_servers_language_across_a_restart(harness: Harnes
     assert final.state is JobState.DONE
     status = harness.channel.history()
     texts = [m.content for m in status if f"#{job.id}" in m.content]
-    assert texts == [
+    assert texts == [  # the card, now the result, and its ping: both in Portuguese
         f"<@{harness.alice.id}>, seu trabalho de lip-sync #{job.id} está pronto. Custo: 45 créditos.\n"
-        + texts[0].split("\n", 1)[1]
+        + texts[0].split("\n", 1)[1],
+        f"<@{harness.alice.id}>, seu trabalho #{job.id} está pronto: o resultado está no cartão dele, acima.",
     ], texts
 
 

@@ -16,9 +16,14 @@ from tests.cogs.conftest import Harness
 LONG_RENDER = 120.0  # sandbox seconds: long enough that a job is still rendering while a test acts
 
 
+def is_ping(message: discord.Message) -> bool:
+    """The one-line reply that pings a job's owner under its card (`ping_done`, `ping_failed`)."""
+    return message.reference is not None and "its card above" in message.content
+
+
 def card(harness: Harness) -> discord.Message:
-    """The one job's one public message as members see it now: its card, or what replaced it."""
-    [message] = harness.public()
+    """The one job's card as members see it now (which becomes its result or failure); not its ping."""
+    [message] = [m for m in harness.public() if not is_ping(m)]
     return message
 
 
@@ -45,13 +50,13 @@ def link_urls(message: discord.Message) -> list[str]:
 
 def results_in(harness: Harness) -> list[discord.Message]:
     """Channel messages that carry or link a finished video."""
-    return [m for m in harness.channel.history() if "is ready" in m.content]
+    return [m for m in harness.channel.history() if "is ready." in m.content]
 
 
 async def test_happy_path_posts_the_result_video(harness: Harness) -> None:
-    """Two attachments in; a private reply; the result, pinging the owner, is the job's one public message.
+    """Two attachments in; a private reply; the job's one card becomes the result, and a reply pings the owner.
 
-    (It was a status message and a second message with the video: the result now replaces the card.)
+    (It was a status message and a second message with the video: the video is now attached to the card.)
     """
     result = await harness.lipsync()
     assert result.acknowledged and result.ephemeral  # the reply is private until the job is admitted
@@ -61,16 +66,20 @@ async def test_happy_path_posts_the_result_video(harness: Harness) -> None:
 
     assert final.state is JobState.DONE, final.error_code
     assert final.delivery_kind == "file"
-    [posted] = result.followups  # the token is fresh, so the result is a followup (the card it replaced is gone)
+    [posted] = result.followups  # the token is fresh: the card is a followup, and the result was edited onto it
     message = posted.message
-    assert [m.id for m in harness.public()] == [message.id]
+    assert [m.id for m in harness.public() if not is_ping(m)] == [message.id]
     assert [a.filename for a in message.attachments] == [f"sandbox-lipsync-{job.id}.mp4"]
     assert message.attachments[0].size > 10_000
     assert f"<@{harness.alice.id}>" in message.content and SANDBOX_NOTE in message.content
     assert final.delivery_message_id == message.id == final.status_message_id
     assert f"Cost: {final.charged_credits} credits." in message.content
     # No Cancel button on a finished job: the ways to run it again from its uploaded files instead.
-    assert button_ids(message) == [f"lipsync:again:{job.id}:pro", f"lipsync:again:{job.id}:window"]
+    assert button_ids(message) == [
+        f"lipsync:again:{job.id}:pro",
+        f"lipsync:again:{job.id}:window",
+        f"lipsync:delete:{job.id}:{harness.alice.id}",
+    ]
     balance = await harness.store.quota.limits(harness.guild.id, harness.alice.id)
     assert balance.used == final.charged_credits == 45 and balance.reserved == 0
 
@@ -231,10 +240,11 @@ async def test_cancel_command(harness: Harness) -> None:
     assert (await harness.finish(job.id)).state is JobState.CANCELED
 
 
-async def test_result_after_the_token_expired_is_a_new_message_that_mentions_the_member(harness: Harness) -> None:
-    """A render that outlives the 15-minute token is delivered by a new channel message with a ping.
+async def test_result_after_the_token_expired_is_put_on_the_card_by_the_bot(harness: Harness) -> None:
+    """A render that outlives the 15-minute token: the bot's own token attaches the video to the same card, and
+    a reply to it pings the member.
 
-    (It used to reply to the status message, which stayed: now the card is removed, one message remains.)
+    (It used to be a new channel message replying to the status message, which stayed.)
     """
     harness.sandbox.config.render_seconds = LONG_RENDER
     result = await harness.lipsync()
@@ -247,24 +257,32 @@ async def test_result_after_the_token_expired_is_a_new_message_that_mentions_the
     final = await harness.finish(job.id)
 
     assert final.state is JobState.DONE
-    assert [f.message.id for f in result.followups] == []  # not through the dead token (the card was removed)
+    assert [f.message.id for f in result.followups] == [old.id]  # the card, posted while the token lived
     [message] = results_in(harness)
-    assert message.id == final.delivery_message_id == final.status_message_id != old.id
-    assert [m.id for m in message.mentions] == [harness.alice.id]
+    assert message.id == final.delivery_message_id == final.status_message_id == old.id
     assert [a.filename for a in message.attachments] == [f"sandbox-lipsync-{job.id}.mp4"]
-    assert [m.id for m in harness.public()] == [message.id]
+    [ping] = [m for m in harness.public() if is_ping(m)]
+    assert [m.id for m in ping.mentions] == [harness.alice.id] and ping.reference is not None
+    assert ping.reference.message_id == message.id
+    assert [m.id for m in harness.public()] == [message.id, ping.id]
 
 
 async def test_delivery_falls_back_to_a_dm_when_the_channel_refuses(harness: Harness) -> None:
-    """After the token, with posting in the channel forbidden, the member gets the video by DM."""
+    """After the token, with posting and editing in the channel forbidden, the member gets the video by DM."""
     harness.sandbox.config.render_seconds = LONG_RENDER
     await harness.lipsync()
     job = await harness.latest_job()
     await harness.rendering(job.id)
     await harness.env.advance_time(16 * 60)
-    harness.env.inject_error(
-        "POST", f"/channels/{harness.channel.id}/messages", status=403, code=50013, message="Missing Permissions"
-    )
+    for method, path in (("POST", ""), ("PATCH", "/*")):
+        harness.env.inject_error(
+            method,
+            f"/channels/{harness.channel.id}/messages{path}",
+            status=403,
+            code=50013,
+            message="Missing Permissions",
+            times=None,
+        )
     await harness.sandbox_clock.advance(LONG_RENDER)
     final = await harness.finish(job.id)
     assert final.state is JobState.DONE and final.delivery_kind == "dm"
@@ -421,7 +439,7 @@ async def test_queue_shows_slots_and_each_members_place(harness: Harness) -> Non
     assert shown.ephemeral and shown.response is not None
     assert shown.response.content.splitlines() == [
         "**Queue**: 1 of 1 job slots in use, 1 waiting in line.",
-        f"`#{bobs.id}` position 1 in line",
+        "`—` position 1 in line",  # no number before the job is admitted: its member never saw one
     ]
     alice_view = await harness.alice.slash(harness.channel, "queue")
     assert alice_view.response is not None and f"`#{alices.id}` 🎬 Rendering" in alice_view.response.content
