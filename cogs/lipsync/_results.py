@@ -131,13 +131,13 @@ class ResultPoster:
         content = result_text(job, sandbox=sandbox, kind=payload.kind, linked=_has_button(payload), lang=lang)
         channel = self._client.get_partial_messageable(self._channel_id, guild_id=self._guild_id)
         file, view = await self._message_parts(job, payload, lang)
-        message = await channel.send(
-            content,
-            file=file,
-            view=view,
-            allowed_mentions=owner_mentions(job),
-            reference=self._reply_to(),
-        )
+        card = self._reply_to()
+        if card is None:
+            message = await channel.send(content, file=file, view=view, allowed_mentions=owner_mentions(job))
+        else:  # under the card it was meant for, so the card and its result stay together
+            message = await channel.send(
+                content, file=file, view=view, allowed_mentions=owner_mentions(job), reference=card
+            )
         return Delivery(kind=payload.kind, message_id=message.id)
 
     async def _to_chosen_place(self, job: JobRecord, result: Path | None, *, sandbox: bool) -> Delivery | None:

@@ -190,7 +190,9 @@ async def test_a_rerun_gets_its_own_single_card(harness: Harness) -> None:
     second_message, second_ping = harness.public()[2:]
     assert [m.id for m in harness.public()] == [first_message.id, first_ping.id, second_message.id, second_ping.id]
     assert second_message.id == second.delivery_message_id == second.status_message_id
-    assert private(again) == f"▶️ Your job #{second.id} has started: [follow it here]({jump(harness, second_message.id)})."
+    assert (
+        private(again) == f"▶️ Your job #{second.id} has started: [follow it here]({jump(harness, second_message.id)})."
+    )
     assert second_ping.content == ready_ping(harness, second.id) and pinged(harness, second_ping) == [harness.alice.id]
     assert button_ids(second_message) == [  # already pro
         f"lipsync:again:{second.id}:window",

@@ -285,9 +285,7 @@ async def test_a_failure_is_written_on_the_card_and_pings_only_the_owner(clock: 
     interaction = FakeInteraction()
     sink = sink_for(clock, interaction)
     await sink.update(update(JobState.RENDERING))
-    await sink.update(
-        update(JobState.FAILED, error_code="magic_hour_no_source_face", project_id="p1", ping_owner=ping)
-    )
+    await sink.update(update(JobState.FAILED, error_code="magic_hour_no_source_face", project_id="p1", ping_owner=ping))
     content, _view = interaction.card[-1]
     assert content.startswith("**Lip-sync job #7** · lite · by <@42>\n❌ Failed: Magic Hour couldn't find a face")
     assert interaction.sent == [] and interaction.deleted == [] and sink.message_id == 3  # the same card
