@@ -51,6 +51,8 @@ class Plan:
     video_seconds: float | None = None
     audio_seconds: float | None = None
     source_fps: float | None = None  # the video's rate, only when the probe found it constant
+    # A first-frame JPEG of the member's video, for its card; only of a file the bot fetched itself.
+    thumbnail: bytes | None = None
 
     @property
     def quote(self) -> Quote:
@@ -112,6 +114,10 @@ async def plan_job(
     video_seconds = video_info.duration if video_info is not None else None
     start, end = settle_window(request, filename, video_seconds, audio_info.duration, rules, pricing)
     video_ext = extension_of(request.video.filename) if request.video is not None else None
+    # After every check: a refused job never costs the extra read. A failure only leaves it out.
+    thumbnail = None
+    if video_info is not None and video_path is not None:
+        thumbnail = await media.first_frame(video_path, limits=limits)
     return Plan(
         start,
         end,
@@ -121,6 +127,7 @@ async def plan_job(
         video_seconds=video_seconds,
         audio_seconds=audio_info.duration,
         source_fps=source_fps,
+        thumbnail=thumbnail,
     )
 
 

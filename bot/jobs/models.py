@@ -132,6 +132,8 @@ class JobUpdate:
     # when there is no estimate yet.
     expected_start: dt.datetime | None = None
     render_started_at: dt.datetime | None = None
+    # A first-frame JPEG of the member's video (a file the bot fetched), for the job's card; None: none.
+    thumbnail: bytes | None = None
     remaining_credits: int | None = None  # the member's credits left in this window
     credits_reserved: bool = False  # whether `remaining_credits` already counts this job's estimate
     resets_at: dt.datetime | None = None  # when the member's allowance resets

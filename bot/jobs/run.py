@@ -62,6 +62,7 @@ class JobRun:
         self.sandbox = ctx.config.sandbox
         self._activity: tuple[str, dict[str, str]] | None = None
         self._remaining: int | None = None
+        self._thumbnail: bytes | None = None  # the card's first-frame picture, once probed
         self._reserved = False
         # Known in memory while this process runs the job, so its steps need not read them back.
         self._held: int | None = None  # what the job holds (reservation and top-ups)
@@ -92,6 +93,7 @@ class JobRun:
         video_path, audio_path = await fetch_inputs(self.ctx, self.workdir, request, admitted.rules, self.show)
         self._activity = None
         plan = await plan_job(self.ctx.config, request, admitted.rules, video_path, audio_path)
+        self._thumbnail = plan.thumbnail
         await self._reserve(request, plan, admitted.rules)
         await self.transition(JobState.UPLOADING)
         uploaded_at = self.ctx.clock.now()  # Magic Hour's week for the files counts from about here
@@ -351,6 +353,7 @@ class JobRun:
             credits_reserved=self._reserved,
             resets_at=self._resets_at,
             sandbox=self.sandbox,
+            thumbnail=self._thumbnail,
         )
         try:
             await self.hooks.sink.update(update)

@@ -19,9 +19,11 @@ from bot.media.sniff import extension_matches, sniff_kind
 if TYPE_CHECKING:
     from bot.media.compress import compress_to_fit
     from bot.media.credits import DEFAULT_FPS, billing_fps, estimate_credits, frame_cap, queue_hold_credits
+    from bot.media.thumbnail import first_frame
 
 _HOMES = {
     "compress_to_fit": "compress",
+    "first_frame": "thumbnail",
     **dict.fromkeys(("DEFAULT_FPS", "billing_fps", "estimate_credits", "frame_cap", "queue_hold_credits"), "credits"),
 }
 
@@ -42,6 +44,7 @@ __all__ = [
     "compress_to_fit",
     "estimate_credits",
     "extension_matches",
+    "first_frame",
     "frame_cap",
     "probe",
     "probe_audio",

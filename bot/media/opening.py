@@ -7,7 +7,9 @@ and the slot's wording. docs/design-notes.md, "Media", describes the two passes 
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+from fractions import Fraction
 from pathlib import Path
 from typing import Any, cast
 
@@ -21,6 +23,9 @@ from bot.media.accept import DEMUXER_MAX_STREAMS, MAX_FRAME_SIDE, Slot, StreamHe
 from bot.media.probe import MediaInfo, describe
 from bot.media.sniff import sniff_kind
 
+# A thumbnail's longer side, and the most its JPEG may weigh (its base64 fits the child's one answer).
+THUMB_SIDE = 320
+MAX_THUMB_BYTES = 40_000
 # Frames past this many pixels are refused by FFmpeg's decoders before a buffer is allocated.
 _MAX_PIXELS = MAX_FRAME_SIDE * MAX_FRAME_SIDE
 _NO_DECODER = "none"  # a `codec_whitelist` that names no decoder: the stream is never decoded
@@ -120,8 +125,52 @@ def read_media(path: Path, slot: Slot, *, max_frames: int, max_seconds: float) -
     return info
 
 
+def first_frame_jpeg(path: Path) -> bytes | None:
+    """The first frame of a file the video probe accepted, as a small JPEG; None when there is none.
+
+    Opened as the probe opens it: the headers first with every decoder off, then only the first
+    video stream's decoder, refusing frames past `MAX_FRAME_SIDE` squared before allocating them.
+    """
+    headers, decoders = _headers(path, "_video")
+    if judge_headers(headers, "_video") is not None:
+        return None
+    video = next((i for i, s in enumerate(headers) if s.kind == "video" and not s.cover_art), None)
+    if video is None:
+        return None
+    stream_options = [
+        {"codec_whitelist": decoder if i == video else _NO_DECODER, "max_pixels": str(_MAX_PIXELS)}
+        for i, decoder in enumerate(decoders)
+    ]
+    with _open(path, "_video", _container_options("_video"), stream_options) as container:
+        for frame in container.decode(container.streams[video]):
+            return _jpeg(frame) if isinstance(frame, av.VideoFrame) else None
+    return None
+
+
+def _jpeg(frame: av.VideoFrame) -> bytes | None:
+    """`frame` scaled to at most `THUMB_SIDE` on its longer side, encoded by FFmpeg's own JPEG encoder."""
+    scale = min(1.0, THUMB_SIDE / max(frame.width, frame.height, 1))
+    width, height = (max(2, round(side * scale) // 2 * 2) for side in (frame.width, frame.height))
+    encoder = av.CodecContext.create("mjpeg", "w")
+    assert isinstance(encoder, VideoCodecContext)
+    encoder.width, encoder.height, encoder.pix_fmt = width, height, "yuvj420p"
+    encoder.time_base = Fraction(1, 25)
+    picture = frame.reformat(width=width, height=height, format="yuvj420p")
+    data = b"".join(bytes(packet) for packet in [*encoder.encode(picture), *encoder.encode(None)])
+    return data if 0 < len(data) <= MAX_THUMB_BYTES else None
+
+
 def answer_for(request: dict[str, Any]) -> dict[str, Any]:
-    """The child's answer to a probe request (`bot.media.bounded`): the facts, or why it's refused."""
+    """The child's answer to a probe request (`bot.media.bounded`): the facts, or why it's refused.
+
+    A request with `"thumbnail"` asks for the first frame instead (`first_frame_jpeg`), in base64.
+    """
+    if request.get("thumbnail"):
+        try:
+            jpeg = first_frame_jpeg(Path(request["path"]))
+        except (_Refused, av.error.FFmpegError, ValueError):
+            jpeg = None
+        return {"thumbnail": base64.b64encode(jpeg).decode("ascii") if jpeg is not None else None}
     try:
         info = read_media(
             Path(request["path"]),

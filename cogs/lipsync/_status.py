@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime as dt
+import io
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -24,19 +24,33 @@ from bot.clock import Clock
 from bot.jobs.models import JobUpdate
 from bot.store import JobRecord, JobState
 from cogs import texts
-from cogs.lipsync._fixes import FixesView
 from cogs.lipsync._pacing import EditPacer
-from cogs.lipsync._settings import pings_owner
-from cogs.lipsync._texts import (
-    admitted,
-    card_posted_text,
-    ended_privately_text,
-    job_language,
-    ping_text,
-    private_progress_text,
-    status_text,
+from cogs.lipsync._private import (
+    NO_MENTIONS,
+    TOKEN_MARGIN,
+    Offer,
+    PrivateReply,
+    only_mentioning,
+    token_alive,
+    token_gone,
 )
+from cogs.lipsync._settings import pings_owner
+from cogs.lipsync._texts import admitted, job_language, ping_text, status_text
 from cogs.lipsync._views import final_view, status_view
+
+__all__ = [
+    "DEFAULT_MIN_INTERVAL",
+    "DEFAULT_TICK",
+    "NO_MENTIONS",
+    "TOKEN_MARGIN",
+    "LanguageOf",
+    "Offer",
+    "StatusMessage",
+    "StatusMoved",
+    "only_mentioning",
+    "token_alive",
+    "token_gone",
+]
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +60,8 @@ DEFAULT_MIN_INTERVAL = 3.0
 # interval), so its elapsed time and expected finish move on. An edit is made only when the words
 # change, which, with `texts.coarse_duration`, is about once a minute.
 DEFAULT_TICK = 15.0
-# Stop using an interaction token this long before Discord's 15 minutes run out.
-TOKEN_MARGIN = dt.timedelta(seconds=60)
-
-NO_MENTIONS = discord.AllowedMentions.none()
+# The card's first-frame picture of the member's video (`JobUpdate.thumbnail`).
+THUMBNAIL_NAME = "first-frame.jpg"
 
 
 StatusMoved = Callable[[int, int, int], Awaitable[None]]
@@ -57,29 +69,6 @@ StatusMoved = Callable[[int, int, int], Awaitable[None]]
 
 LanguageOf = Callable[[JobRecord], str]
 """The language a job's public messages are written in (the server's)."""
-
-Offer = Callable[[JobRecord], tuple[str, FixesView] | None]
-"""What a refusal offers its member, told privately with it: lines and their buttons (`_fixes.fixes_offer`)."""
-
-
-def only_mentioning(user_id: int) -> discord.AllowedMentions:
-    """Mentions allowed in a message that pings a job's owner: them, no one else."""
-    return discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(user_id)], replied_user=False)
-
-
-def token_alive(interaction: discord.Interaction | None) -> bool:
-    """True while the interaction's token can still be used (with a margin)."""
-    return interaction is not None and discord.utils.utcnow() < interaction.expires_at - TOKEN_MARGIN
-
-
-def token_gone(error: discord.HTTPException) -> bool:
-    """True for the answers that mean an interaction token can't be used any more.
-
-    Discord says 401 (50027, Invalid Webhook Token) after 15 minutes and sometimes 404 (10062,
-    Unknown interaction; 10015, Unknown Webhook). Never retry these: invalid requests count
-    towards Discord's IP ban threshold.
-    """
-    return (error.status == 401 and error.code == 50027) or (error.status == 404 and error.code in (10015, 10062))
 
 
 class StatusMessage:
@@ -112,7 +101,7 @@ class StatusMessage:
     ) -> None:
         self._client = client
         self._pacer = pacer
-        self._offer = offer
+        self._private = PrivateReply(client, interaction, pacer=pacer, offer=offer)
         self._clock = clock
         self._channel_id = channel_id
         self._guild_id = guild_id
@@ -125,7 +114,6 @@ class StatusMessage:
         self._latest: JobUpdate | None = None
         self._latest_at = 0.0  # when `_latest` arrived, on the clock's monotonic time
         self._shown: str | None = None
-        self._private_shown: str | None = None  # what the member's private reply says now
         self._last_edit: float | None = None
         self._pending: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
@@ -234,7 +222,8 @@ class StatusMessage:
             if update is None or self._ended_privately:
                 return
             if not self._public(update):
-                await self._show_privately(update)
+                if await self._private.progress(update):
+                    self._last_edit = self._clock.monotonic()
                 return
             if self._is_result and not update.job.state.terminal:
                 return  # the card carries the result: a late progress edit must not replace it
@@ -272,27 +261,6 @@ class StatusMessage:
 
     # ------------------------------------------------------------------ before the card: private
 
-    async def _show_privately(self, update: JobUpdate) -> None:
-        """Progress before the job is admitted, in the member's private reply (nothing without it)."""
-        interaction = self._interaction
-        if interaction is None or not token_alive(interaction):
-            return
-        lang = job_language(update.job)
-        text = private_progress_text(update, lang)
-        if text == self._private_shown:
-            return
-        if self._pacer is not None:
-            await self._pacer.turn()
-        try:
-            await interaction.edit_original_response(
-                content=text, view=status_view(update.job.id, lang), allowed_mentions=NO_MENTIONS
-            )
-        except discord.HTTPException as exc:
-            log.info("job %s: could not update the private reply: %s", update.job.id, exc)
-            return
-        self._private_shown = text
-        self._last_edit = self._clock.monotonic()
-
     async def _end_privately(self, job: JobRecord) -> None:
         """Tell the member alone how their job ended before it was admitted: the channel never saw it.
 
@@ -301,37 +269,7 @@ class StatusMessage:
         async with self._lock:
             # Set first: an edit already waiting for the lock (a refresh) must not write it out.
             self._ended_privately = True
-            text = ended_privately_text(job)
-            if not (await self._tell_in_reply(job, text) or await self._tell_by_dm(job, text)):
-                log.warning("job %s: ended before its card, and the member could not be told", job.id)
-
-    async def _tell_in_reply(self, job: JobRecord, text: str) -> bool:
-        """The private reply says how the job ended; a refusal for credits offers its fixes there."""
-        interaction = self._interaction
-        if interaction is None or not token_alive(interaction):
-            return False
-        try:
-            offered = self._offer(job) if self._offer is not None else None
-            if offered is None:
-                await interaction.edit_original_response(content=text, view=None, allowed_mentions=NO_MENTIONS)
-            else:
-                lines, view = offered
-                view.message = await interaction.edit_original_response(
-                    content=f"{text}\n{lines}"[: texts.MAX_CONTENT], view=view, allowed_mentions=NO_MENTIONS
-                )
-        except discord.HTTPException as exc:
-            log.info("job %s: could not answer privately through the interaction: %s", job.id, exc)
-            return False
-        return True
-
-    async def _tell_by_dm(self, job: JobRecord, text: str) -> bool:
-        try:
-            user = self._client.get_user(job.user_id) or await self._client.fetch_user(job.user_id)
-            await user.send(text, allowed_mentions=NO_MENTIONS)
-        except discord.HTTPException as exc:
-            log.info("job %s: could not send the member a DM: %s", job.id, exc)
-            return False
-        return True
+            await self._private.ended(job)
 
     # ------------------------------------------------------------------ the public card
 
@@ -383,27 +321,34 @@ class StatusMessage:
         if interaction is None or not token_alive(interaction):
             await self._send(job_id, content, view, NO_MENTIONS)
             return
-        lang = job_language(self._latest.job) if self._latest is not None else texts.EN
-        if self._private_shown is None:
-            # A reply still "thinking" would turn the next followup into itself: private, not a card.
-            await interaction.edit_original_response(content=card_posted_text(None, None, lang), view=None)
+        await self._private.before_card(job_language(self._latest.job) if self._latest is not None else texts.EN)
         message = await interaction.followup.send(
-            content, view=view or discord.utils.MISSING, wait=True, allowed_mentions=NO_MENTIONS
+            content,
+            view=view or discord.utils.MISSING,
+            file=self._thumbnail(),
+            wait=True,
+            allowed_mentions=NO_MENTIONS,
         )
         await self._moved(job_id, message.id)
         await self._point_reply(job_id)
 
+    def _thumbnail(self) -> discord.File:
+        """The first frame of the member's video, for a card being posted (`MISSING`: none, in discord.py's words).
+
+        Posted with the card and kept by its edits; the result's video replaces it.
+        """
+        picture = self._latest.thumbnail if self._latest is not None else None
+        if picture is None:
+            missing: discord.File = discord.utils.MISSING
+            return missing
+        thumbnail: discord.File = discord.File(io.BytesIO(picture), filename=THUMBNAIL_NAME)
+        return thumbnail
+
     async def _point_reply(self, job_id: int) -> None:
-        """Point the member's private reply at the job's public message (the card, then its replacement)."""
-        interaction = self._interaction
-        if interaction is None or not token_alive(interaction) or self._message_id is None or self._latest is None:
-            return
-        link = texts.jump_url(self._guild_id, self._channel_id, self._message_id)
-        self._private_shown = card_posted_text(job_id, link, job_language(self._latest.job))
-        try:
-            await interaction.edit_original_response(content=self._private_shown, view=None)
-        except discord.HTTPException as exc:
-            log.info("job %s: could not point the private reply at the card: %s", job_id, exc)
+        """Point the member's private reply at the job's card."""
+        if self._message_id is not None and self._latest is not None:
+            link = texts.jump_url(self._guild_id, self._channel_id, self._message_id)
+            await self._private.point_at(job_id, link, job_language(self._latest.job))
 
     async def _send(
         self, job_id: int, content: str, view: discord.ui.View | None, mentions: discord.AllowedMentions
@@ -413,14 +358,17 @@ class StatusMessage:
         message: discord.Message
         if interaction is not None and token_alive(interaction):
             message = await interaction.followup.send(
-                content, view=view or discord.utils.MISSING, wait=True, allowed_mentions=mentions
+                content,
+                view=view or discord.utils.MISSING,
+                file=self._thumbnail(),
+                wait=True,
+                allowed_mentions=mentions,
             )
         else:
             channel = self._client.get_partial_messageable(self._channel_id, guild_id=self._guild_id)
-            if view is None:
-                message = await channel.send(content, allowed_mentions=mentions)
-            else:
-                message = await channel.send(content, view=view, allowed_mentions=mentions)
+            message = await channel.send(
+                content, view=view or discord.utils.MISSING, file=self._thumbnail(), allowed_mentions=mentions
+            )
         await self._moved(job_id, message.id)
 
     async def _moved(self, job_id: int, message_id: int) -> None:

@@ -10,7 +10,10 @@ re-run, the token's expiry (and a card Discord won't let the bot edit), and memb
 
 from __future__ import annotations
 
+import importlib
+
 import discord
+import pytest
 import simcord
 
 from bot.store import JobRecord, JobState
@@ -75,6 +78,8 @@ async def test_happy_path_one_card_becomes_the_pinged_result(harness: Harness) -
     job, card = await card_while_rendering(harness)
     assert card.content.startswith(f"**Lip-sync job #{job.id}** · lite · by <@{harness.alice.id}>\n")
     assert button_ids(card) == [f"lipsync:cancel:{job.id}"] and pinged(harness, card) == []
+    [thumbnail] = card.attachments  # the first frame of the member's video, read by the bot
+    assert thumbnail.filename == "first-frame.jpg" and (await thumbnail.read()).startswith(b"\xff\xd8\xff")
     started = private(result)
     assert started == f"▶️ Your job #{job.id} has started: [follow it here]({jump(harness, card.id)})."
     record = await harness.store.jobs.get(job.id)
@@ -91,7 +96,7 @@ async def test_happy_path_one_card_becomes_the_pinged_result(harness: Harness) -
         == f"<@{harness.alice.id}>, your lip-sync job #{job.id} is ready. Cost: 45 credits."
     )
     assert SANDBOX_NOTE in message.content
-    assert [a.filename for a in message.attachments] == [f"sandbox-lipsync-{job.id}.mp4"]
+    assert [a.filename for a in message.attachments] == [f"sandbox-lipsync-{job.id}.mp4"]  # the video replaced it
     assert button_ids(message) == [
         f"lipsync:again:{job.id}:pro",
         f"lipsync:again:{job.id}:window",
@@ -252,8 +257,37 @@ async def test_settings_a_result_by_dm_leaves_the_card_saying_so(harness: Harnes
     final = await harness.finish((await harness.latest_job()).id)
     assert final.delivery_kind == "dm"
     [card] = harness.public()
-    assert card.id == final.status_message_id and card.attachments == []
+    assert card.id == final.status_message_id and [a.filename for a in card.attachments] == ["first-frame.jpg"]
     assert card.content.splitlines()[1].startswith("✅ Done") and "sent by direct message" in card.content
     dm = harness.alice.user.dm_channel.last_message
     assert dm is not None and [a.filename for a in dm.attachments] == [f"sandbox-lipsync-{final.id}.mp4"]
     assert pinged(harness, card) == []
+
+
+async def test_a_youtube_card_has_no_thumbnail(harness: Harness) -> None:
+    """A link the bot never fetched gets no picture: the card is words alone, then the result."""
+    harness.sandbox.config.render_seconds = LONG_RENDER
+    await harness.lipsync(video=None, youtube_url="https://youtu.be/dQw4w9WgXcQ", end=1.5)
+    job, card = await card_while_rendering(harness)
+    assert card.attachments == [] and "<https://www.youtube.com/watch?v=dQw4w9WgXcQ>" in card.content
+    await harness.sandbox_clock.advance(LONG_RENDER)
+    final = await harness.finish(job.id)
+    assert final.state is JobState.DONE and final.delivery_message_id == card.id
+
+
+async def test_a_video_whose_first_frame_cant_be_read_in_bounds_is_carded_without_one(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The thumbnail's reading fails (here: its child answers nothing): the job runs, its card has no picture."""
+    thumbnails = importlib.import_module("bot.media.thumbnail")
+
+    async def nothing(request: dict[str, object], limits: object) -> None:
+        return None
+
+    monkeypatch.setattr(thumbnails, "run_bounded", nothing)
+    harness.sandbox.config.render_seconds = LONG_RENDER
+    await harness.lipsync()
+    job, card = await card_while_rendering(harness)
+    assert card.attachments == []
+    await harness.sandbox_clock.advance(LONG_RENDER)
+    assert (await harness.finish(job.id)).state is JobState.DONE
