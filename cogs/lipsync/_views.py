@@ -168,6 +168,28 @@ class DeleteResultButton(IdButton, action="delete", parts={"job": int, "owner": 
             await interaction.response.send_message(done, ephemeral=True)
         except Exception as exc:
             await report_error(interaction, exc)
+            return
+        if interaction.message is not None:
+            await _delete_ping_under(interaction, interaction.message)
+
+
+# How far past a card its ping is looked for: it follows the card's end, within a few messages.
+PING_SEARCH = 50
+
+
+async def _delete_ping_under(interaction: discord.Interaction, card: discord.Message) -> None:
+    """The bot's one-line reply that pinged the owner under `card` goes with it: it would point at nothing."""
+    channel, me = interaction.channel, interaction.client.user
+    if me is None or not isinstance(channel, discord.abc.Messageable):
+        return
+    try:
+        async for message in channel.history(after=card, limit=PING_SEARCH):
+            reference = message.reference
+            if message.author.id == me.id and reference is not None and reference.message_id == card.id:
+                await message.delete()
+                return
+    except discord.HTTPException as exc:  # history not readable here, or already gone
+        log.info("could not remove the ping under deleted result %s: %s", card.id, exc)
 
 
 def with_delete(view: discord.ui.View | None, job: JobRecord, lang: str | None = None) -> discord.ui.View:

@@ -185,10 +185,11 @@ async def test_delete_removes_ones_own_result_and_refuses_others(harness: Harnes
     assert answer(refused) == f"Only <@{harness.alice.id}> or a server manager can delete the result of job #{job.id}."
     assert posted.message.id in [m.id for m in harness.public()]
 
+    assert len(harness.public()) == 2  # the result on its card, and the reply that pinged its owner
     deleted = await harness.alice.click(posted.message, custom_id=delete)
 
     assert deleted.ephemeral and answer(deleted) == f"Deleted the result of job #{job.id}."
-    assert posted.message.id not in [m.id for m in harness.public()]
+    assert harness.public() == []  # the ping under it went too: it would point at nothing
     # The job itself and what it cost are untouched: deleting a message gives nothing back.
     kept = await harness.store.jobs.get(job.id)
     assert kept is not None and kept.charged_credits == 45
