@@ -176,16 +176,21 @@ def admitted(update: JobUpdate) -> bool:
     return update.credits_reserved or job.project_id is not None or job.state in _ADMITTED_STATES
 
 
-def number_shown(job: JobRecord) -> str:
-    """A job's number as its member's lists show it: `#12`, or `—` for a job never admitted.
+def shows_number(job: JobRecord) -> bool:
+    """Whether a member may see the job's number: only once it was admitted (its card posted).
 
     Job numbers are the store's row ids, and a job queued, being checked, refused or canceled
-    before its card took one all the same: its member never saw it, so no list shows it either.
+    before its card took one all the same: its member never saw it, so nothing shows it either.
     """
     before_card = job.state in (JobState.RECEIVED, JobState.FETCHING) or (
         job.state.terminal and job.status_message_id is None and job.project_id is None
     )
-    return "`—`" if before_card or is_refusal(job) else f"`#{job.id}`"
+    return not (before_card or is_refusal(job))
+
+
+def number_shown(job: JobRecord) -> str:
+    """A job's number as its member's lists show it: `#12`, or `—` for a job never admitted."""
+    return f"`#{job.id}`" if shows_number(job) else "`—`"
 
 
 def private_progress_text(update: JobUpdate, lang: str) -> str:

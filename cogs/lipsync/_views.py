@@ -25,7 +25,7 @@ from cogs import role_ids, services_of, texts
 from cogs.buttons import IdButton
 from cogs.errors import report_error
 from cogs.lipsync._start import WindowModal, start_job
-from cogs.lipsync._texts import RunningJob, canceled_text, fresh_link_text, job_language, panel_text
+from cogs.lipsync._texts import RunningJob, canceled_text, fresh_link_text, job_language, panel_text, shows_number
 from cogs.locale import language_of
 
 log = logging.getLogger(__name__)
@@ -331,7 +331,10 @@ async def panel(interaction: discord.Interaction) -> tuple[str, discord.ui.View]
     view = discord.ui.View(timeout=None)
     for item in running:
         if item.job.state not in (JobState.DOWNLOADING, JobState.DELIVERING):  # too late to cancel those
-            label = texts.button_label("button_cancel_job", lang, job=item.job.id)
+            if shows_number(item.job):
+                label = texts.button_label("button_cancel_job", lang, job=item.job.id)
+            else:  # not admitted yet: its member never saw its number
+                label = texts.button_label("button_cancel", lang)
             view.add_item(CancelButton(item.job.id, label=label))
     view.add_item(RefreshPanelButton(label=texts.button_label("button_refresh", lang)))
     return text, view

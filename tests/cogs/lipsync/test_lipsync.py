@@ -441,6 +441,17 @@ async def test_queue_shows_slots_and_each_members_place(harness: Harness) -> Non
         "**Queue**: 1 of 1 job slots in use, 1 waiting in line.",
         "`—` position 1 in line",  # no number before the job is admitted: its member never saw one
     ]
+    panel = await harness.bob.slash(harness.channel, "lipsync-status")  # the panel neither
+    assert panel.response is not None and "• `—` position 1 in line · " in panel.response.content
+    assert f"#{bobs.id}" not in panel.response.content
+    labels = [
+        child.label
+        for row in panel.response.message.components
+        if isinstance(row, discord.ActionRow)
+        for child in row.children
+        if isinstance(child, discord.Button)
+    ]
+    assert labels == ["Cancel", "Refresh"]
     alice_view = await harness.alice.slash(harness.channel, "queue")
     assert alice_view.response is not None and f"`#{alices.id}` 🎬 Rendering" in alice_view.response.content
 
