@@ -196,7 +196,10 @@ def number_shown(job: JobRecord) -> str:
 def private_progress_text(update: JobUpdate, lang: str) -> str:
     """What the member's private reply says before their job is admitted: no job number yet."""
     job = update.job
-    if job.state is JobState.RECEIVED and update.queue_position is not None:
+    if job.state is JobState.RECEIVED and update.queue_position is not None and update.queue_position > EXACT_POSITIONS:
+        # Behind the first few a place isn't followed edit by edit (`bot.jobs.queue`): say so, not a stale number.
+        line = f"{_STATE_EMOJI[JobState.RECEIVED]} {describe('queue_waiting_far', {'front': EXACT_POSITIONS}, lang)}."
+    elif job.state is JobState.RECEIVED and update.queue_position is not None:
         data: dict[str, object] = {"position": update.queue_position}
         if update.expected_start is not None:
             data["expected_at"] = update.expected_start

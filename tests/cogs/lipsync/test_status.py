@@ -306,6 +306,15 @@ async def test_a_cancel_pings_no_one(clock: FakeClock) -> None:
     assert "🛑 Canceled" in interaction.card[-1][0] and interaction.channel.sent == []
 
 
+def test_a_place_far_back_in_line_is_not_a_number_that_goes_stale() -> None:
+    """Only the first few places are followed edit by edit: behind them the private reply says so."""
+    near = private_progress_text(update(JobState.RECEIVED, queue_position=10), "en")
+    assert near.startswith("⏳ Queued: 10 in line.\n")
+    far = private_progress_text(update(JobState.RECEIVED, queue_position=11), "en")
+    assert far.startswith("⏳ Waiting in line, not yet among the first 10: your place shows here once it is.\n")
+    assert "11" not in far
+
+
 def test_status_text_for_each_kind_of_ending() -> None:
     """Failure says why and what it cost (0, refunded); cancel states the charge; sandbox says how it counts."""
     failed = status_text(update(JobState.FAILED, error_code="magic_hour_no_source_face", sandbox=True))
