@@ -22,7 +22,7 @@ from bot.store import JobRecord, ResultPlace
 from cogs import texts
 from cogs.lipsync._settings import pings_owner, result_place
 from cogs.lipsync._status import NO_MENTIONS, StatusMessage, token_alive
-from cogs.lipsync._texts import job_language, result_text
+from cogs.lipsync._texts import result_text
 from cogs.lipsync._views import link_view, with_delete
 
 log = logging.getLogger(__name__)
@@ -163,7 +163,7 @@ class ResultPoster:
 
     async def _new_thread(self, job: JobRecord) -> discord.Thread | None:
         assert self._channel_id is not None
-        name = texts.describe("result_thread_name", {"job": job.id}, job_language(job))[:100]
+        name = texts.describe("result_thread_name", {"job": job.id})[:100]
         status = self._status
         if status is not None and status.message_id is not None and status.channel_id == self._channel_id:
             channel = self._client.get_partial_messageable(self._channel_id, guild_id=self._guild_id)
@@ -226,7 +226,7 @@ def _message_parts(job: JobRecord, payload: _Payload) -> tuple[discord.File, dis
         # The name the member downloads: the engine names results "lipsync-<id>.mp4" (or "sandbox-…").
         file = discord.File(payload.file, filename=_download_name(payload.file))
     else:
-        view = link_view(job.id, payload.link if _has_button(payload) else None, job_language(job))
+        view = link_view(job.id, payload.link if _has_button(payload) else None)
     return file, with_delete(view, job)
 
 

@@ -22,7 +22,7 @@ from bot.store import JobRecord
 from cogs import texts
 from cogs.lipsync._fixes import FixesView
 from cogs.lipsync._pacing import EditPacer
-from cogs.lipsync._texts import is_refusal, job_language, not_started_public, not_started_text, status_text
+from cogs.lipsync._texts import is_refusal, not_started_public, not_started_text, status_text
 from cogs.lipsync._views import final_view, status_view
 
 log = logging.getLogger(__name__)
@@ -218,7 +218,7 @@ class StatusMessage:
             if job.state.terminal:
                 view = await final_view(self._client, job, self._clock.now())
             else:
-                view = status_view(job.id, job_language(job))
+                view = status_view(job.id)
             try:
                 await self._show(update.job.id, content, view)
             except discord.HTTPException as exc:

@@ -13,7 +13,7 @@ import discord
 import pytest
 from discord import app_commands
 
-from bot import bounds
+from bot import bounds, words
 from bot.app import Refused
 from bot.bounds import OutOfBounds
 from bot.clock import FakeClock
@@ -534,7 +534,8 @@ def test_a_cancel_magic_hour_has_not_confirmed_says_so_in_every_language() -> No
     stopping = job(state=JobState.RENDERING, project_id="p1")
     assert "hasn't confirmed yet" in canceled_text(stopping)
     for lang in ("es", "pt-BR"):
-        text = canceled_text(stopping, lang)
+        with words.using(lang):
+            text = canceled_text(stopping)
         assert f"#{stopping.id}" in text and "Magic Hour" in text and "hasn't" not in text
 
 
