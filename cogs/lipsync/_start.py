@@ -114,7 +114,9 @@ class WindowModal(MemberModal):
     """
 
     def __init__(self, *, on_window: WindowChosen, start: float | None = None, end: float | None = None) -> None:
-        super().__init__(title=texts.describe("window_title")[:45], timeout=600, custom_id="window")
+        # No fixed custom id: discord.py finds a submitted form by its id alone, so two members with
+        # the form open at once would each reach whichever form was opened last (discord.py's own is random).
+        super().__init__(title=texts.describe("window_title")[:45], timeout=600)
         self._on_window = on_window
         self.start_input: discord.ui.TextInput[WindowModal] = discord.ui.TextInput(
             label=texts.describe("window_start")[:45],
