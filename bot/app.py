@@ -18,6 +18,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot import words
 from bot.clock import Clock
 from bot.config import Settings
 from bot.errors import LipsyncError, NotAllowed
@@ -40,10 +41,18 @@ class Refused(app_commands.CheckFailure):
 
 
 class LipsyncTree(app_commands.CommandTree["LipsyncBot"]):
-    """The command tree: refuses servers off the allow-list; `cogs.errors` sets its error handler."""
+    """The command tree: speaks the member's language, refuses servers off the allow-list.
+
+    `cogs.errors` sets its error handler.
+    """
 
     async def interaction_check(self, interaction: discord.Interaction[LipsyncBot], /) -> bool:
-        """Refuse commands in servers the operator hasn't allowed (the bot leaves them too)."""
+        """Answer in the member's language; refuse commands in servers the operator hasn't allowed.
+
+        Every command (slash or menu) runs in a task of its own that starts here, so the language
+        set here is the reader's for all of the command and its error handler.
+        """
+        words.use(words.language_for(interaction.locale.value))
         if interaction.guild_id is not None and not self.client.guild_allowed(interaction.guild_id):
             raise Refused(NotAllowed("guild_not_allowed"))
         return True

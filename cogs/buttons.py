@@ -14,6 +14,8 @@ from typing import Any, ClassVar, Self
 
 import discord
 
+from cogs.locale import speak_to
+
 Button = discord.ui.Button[discord.ui.View]
 # How a part of a custom id is read back: a number, or one of a set of words.
 Part = type[int] | type[StrEnum]
@@ -46,6 +48,11 @@ class IdButton(discord.ui.DynamicItem[Button], template=r"lipsync:[a-z]+(?::[0-9
     def __init__(self, *parts: int | str, label: str, style: discord.ButtonStyle) -> None:
         custom_id = ":".join(("lipsync", self._action, *(str(part) for part in parts)))
         super().__init__(discord.ui.Button(label=label, style=style, custom_id=custom_id))
+
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        """Speak the clicking member's language (discord.py runs this before every click's callback)."""
+        speak_to(interaction)
+        return True
 
     @classmethod
     async def from_custom_id(

@@ -19,7 +19,6 @@ from bot.app import Refused
 from bot.errors import LipsyncError
 from bot.store import AboveCeiling, MemberHasActiveJobs, StoreUnavailable
 from cogs import texts
-from cogs.locale import language_of
 
 log = logging.getLogger(__name__)
 
@@ -31,41 +30,41 @@ def unwrap(error: BaseException) -> BaseException:
     return error
 
 
-def reply_for(error: BaseException, lang: str = texts.EN) -> str:
-    """The text to show for `error` in `lang`; logs unexpected errors with a fresh reference id."""
+def reply_for(error: BaseException) -> str:
+    """The text to show for `error`, in the reader's language; logs unexpected errors with a fresh reference id."""
     original = unwrap(error)
     if isinstance(original, Refused):
-        return texts.error_text(original.error, lang)
+        return texts.error_text(original.error)
     if isinstance(original, LipsyncError):
-        return texts.error_text(original, lang)
+        return texts.error_text(original)
     if isinstance(original, MemberHasActiveJobs):
         jobs = ", ".join(f"#{job_id}" for job_id in original.job_ids)
-        return texts.describe("member_has_active_jobs", {"jobs": jobs}, lang)
+        return texts.describe("member_has_active_jobs", {"jobs": jobs})
     if isinstance(original, StoreUnavailable):
         # A restart or a failover of the database: the member can only wait, so say that plainly.
         log.warning("told a member to try again: %s", original)
-        return texts.describe("database_unavailable", lang=lang)
+        return texts.describe("database_unavailable")
     if isinstance(original, AboveCeiling):
         data = {"ceiling": original.ceiling, "requested": original.requested}
-        return texts.describe("above_ceiling", data, lang)
+        return texts.describe("above_ceiling", data)
     if isinstance(original, app_commands.NoPrivateMessage):
-        return texts.describe("no_guild", lang=lang)
+        return texts.describe("no_guild")
     if isinstance(original, app_commands.MissingPermissions):
-        return texts.describe("manage_permission", lang=lang)
+        return texts.describe("manage_permission")
     if isinstance(original, app_commands.CommandOnCooldown):
-        return texts.describe("slow_down", {"wait": f"{original.retry_after:.0f}"}, lang)
+        return texts.describe("slow_down", {"wait": f"{original.retry_after:.0f}"})
     if isinstance(original, app_commands.TransformerError):
-        return texts.describe("bad_option_value", {"value": str(original.value)}, lang)
+        return texts.describe("bad_option_value", {"value": str(original.value)})
     if isinstance(original, app_commands.CheckFailure):
-        return texts.describe("check_failed", lang=lang)
+        return texts.describe("check_failed")
     reference = secrets.token_hex(4)
     log.error("unexpected error (reference %s)", reference, exc_info=original)
-    return texts.apology(reference, lang)
+    return texts.apology(reference)
 
 
 async def report_error(interaction: discord.Interaction, error: BaseException) -> None:
     """Tell the member what went wrong, ephemerally and in their language, whatever state the interaction is in."""
-    message = reply_for(error, language_of(interaction))
+    message = reply_for(error)
     try:
         if not interaction.response.is_done():
             await interaction.response.send_message(message, ephemeral=True)

@@ -1,9 +1,10 @@
 """Languages in Discord: which catalogue speaks to whom, and the command names and descriptions.
 
-`language_of` picks the catalogue of the member who acted (`interaction.locale`);
-`CatalogueTranslator` gives Discord every command's names, descriptions and choices from each
-catalogue's `[commands]` table when commands are synced. docs/design-notes.md, "Words and
-languages", says who reads which language.
+`language_of` picks the catalogue of the member who acted (`interaction.locale`); `speak_to` makes
+it the reader's language for the rest of an interaction, which the command tree and every view,
+form and button here do first (`MemberView`, `MemberModal`, `cogs.buttons.IdButton`).
+`CatalogueTranslator` gives Discord the commands' names, descriptions and choices when they are
+synced. docs/design-notes.md, "Words and languages", says who reads which language.
 """
 
 from __future__ import annotations
@@ -24,6 +25,36 @@ def locale_of(interaction: discord.Interaction) -> str:
 def language_of(interaction: discord.Interaction) -> str:
     """The catalogue language to answer the member behind `interaction` in."""
     return words.language_for(locale_of(interaction))
+
+
+def speak_to(interaction: discord.Interaction) -> None:
+    """Make the member behind `interaction` the reader, for the rest of its task.
+
+    discord.py runs each command, component click and form submission in a task of its own, whose
+    first step is the check that calls this: the language ends with the task.
+    """
+    words.use(language_of(interaction))
+
+
+class MemberView(discord.ui.View):
+    """A view whose callbacks answer in the language of the member who clicked.
+
+    A subclass's own `interaction_check` calls this one first.
+    """
+
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        """Speak the clicking member's language; every click is let through (subclasses decide more)."""
+        speak_to(interaction)
+        return True
+
+
+class MemberModal(discord.ui.Modal):
+    """A form whose submission is answered in the language of the member who sent it."""
+
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        """Speak the submitting member's language; every submission is let through."""
+        speak_to(interaction)
+        return True
 
 
 def command_key(context: app_commands.TranslationContextTypes) -> str | None:

@@ -2,8 +2,9 @@
 
 Messages are templates keyed by code in `<language>.toml` (`en.toml` is the source), filled in with
 an error's or a job's data; a `Style` says how a front end writes times, commands and names.
-`language_for` maps a Discord locale to a catalogue. The placeholder kinds are listed on
-`_Formatter`; docs/design-notes.md, "Words and languages", gives the reasons.
+`language_for` maps a Discord locale to a catalogue; `context` holds the reader's language. The
+placeholder kinds are listed on `_Formatter`; docs/design-notes.md, "Words and languages", gives
+the reasons.
 """
 
 from __future__ import annotations
@@ -17,8 +18,12 @@ from collections.abc import Callable, Mapping
 from importlib import resources
 from typing import Any, Protocol
 
+from bot.words.context import DEFAULT_LANGUAGE as DEFAULT_LANGUAGE
+from bot.words.context import current as current
+from bot.words.context import use as use
+from bot.words.context import using as using
+
 FALLBACK_CODE = "error"
-DEFAULT_LANGUAGE = "en"
 _MISSING = "…"
 _COMMANDS_TABLE = "commands"
 

@@ -39,7 +39,6 @@ from cogs.lipsync._settings import with_member_defaults
 from cogs.lipsync._start import COG_NAME, start_job
 from cogs.lipsync._texts import jobs_text, queue_text
 from cogs.lipsync._views import cancel_job, panel
-from cogs.locale import language_of
 
 if TYPE_CHECKING:
     pass
@@ -153,7 +152,7 @@ class LipsyncCog(commands.Cog, name=COG_NAME):
     async def jobs(self, interaction: discord.Interaction) -> None:
         """List the member's latest jobs, newest first (only they see it)."""
         recent = await self.store.jobs.recent_for_member(interaction.guild_id, interaction.user.id, RECENT_JOBS)
-        await interaction.response.send_message(jobs_text(recent, language_of(interaction)), ephemeral=True)
+        await interaction.response.send_message(jobs_text(recent), ephemeral=True)
 
     @app_commands.command(name="queue", description="How busy the bot is, and where your jobs stand.")
     @app_commands.guild_only()
@@ -161,7 +160,7 @@ class LipsyncCog(commands.Cog, name=COG_NAME):
         """Show the job slots in use, the line, and the member's running jobs with their places."""
         recent = await self.store.jobs.recent_for_member(interaction.guild_id, interaction.user.id, RECENT_JOBS)
         mine = [(job, self.engine.queue_position(job.id)) for job in recent if not job.state.terminal]
-        text = queue_text(self.engine.queue_snapshot(), mine, language_of(interaction))
+        text = queue_text(self.engine.queue_snapshot(), mine)
         await interaction.response.send_message(text, ephemeral=True)
 
     @app_commands.command(name="cancel", description="Cancel one of your running lip-sync jobs.")
@@ -184,13 +183,12 @@ class LipsyncCog(commands.Cog, name=COG_NAME):
         await self._offer(interaction, message, "audio")
 
     async def _offer(self, interaction: discord.Interaction, message: discord.Message, kind: Kind) -> None:
-        lang = language_of(interaction)
         wanted: Kind = "audio" if kind == "video" else "video"
         own_menu, other_menu = (MENU_VIDEO, MENU_VOICE) if kind == "video" else (MENU_VOICE, MENU_VIDEO)
         found = media_in(message, kind)
         if not found:
             # Checked before anything else: a message with nothing to use is answered at once, for free.
-            raise InvalidInput(f"pick_not_{kind}", menu=menu_name(own_menu, lang))
+            raise InvalidInput(f"pick_not_{kind}", menu=menu_name(own_menu))
         chosen = found[0]
         guild_id, user_id = interaction.guild_id, interaction.user.id
         self.picks.remember(guild_id, user_id, chosen)
@@ -199,14 +197,14 @@ class LipsyncCog(commands.Cog, name=COG_NAME):
         remembered = self.picks.recall(guild_id, user_id, wanted)
         choices = with_remembered(await recent_media(channel, wanted), remembered)
         if not choices:
-            quoted = texts.style_for(lang).quote(chosen.label)
+            quoted = texts.DISCORD.quote(chosen.label)
             data = {
                 "video": quoted,
                 "audio": quoted,
-                "menu": menu_name(other_menu, lang),
+                "menu": menu_name(other_menu),
                 "minutes": int(REMEMBER_FOR // 60),
             }
-            await interaction.edit_original_response(content=texts.describe(f"pick_no_{wanted}", data, lang))
+            await interaction.edit_original_response(content=texts.describe(f"pick_no_{wanted}", data))
             return
         admitted = await self.engine.admission.read(guild_id, user_id, role_ids(interaction.user))
         picker = Picker(

@@ -17,14 +17,14 @@ import logging
 
 import discord
 
+from bot import words
 from bot.jobs.fixes import Fix, FixKind, fixes_in
 from bot.jobs.models import JobRequest
 from bot.store import JobRecord
 from cogs import texts
 from cogs.errors import report_error
 from cogs.lipsync._start import WindowModal, start_job
-from cogs.lipsync._texts import job_language
-from cogs.locale import language_of
+from cogs.locale import MemberView
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +44,10 @@ def _change_data(fix: Fix, request: JobRequest) -> dict[str, object]:
     return {"mode": fix.value}
 
 
-def fix_line(fix: Fix, request: JobRequest, lang: str) -> str:
+def fix_line(fix: Fix, request: JobRequest) -> str:
     """One fix as a line: the change, its likely cost and its hold (the figures on its button)."""
-    change = texts.describe(_CHANGES[fix.kind], _change_data(fix, request), lang)
-    return "• " + texts.describe("fix_line", {"change": change, **fix.quote.data()}, lang)
+    change = texts.describe(_CHANGES[fix.kind], _change_data(fix, request))
+    return "• " + texts.describe("fix_line", {"change": change, **fix.quote.data()})
 
 
 class _FixButton(discord.ui.Button["FixesView"]):
@@ -67,28 +67,27 @@ class _FixButton(discord.ui.Button["FixesView"]):
             await self.view.start(interaction, self.fix.apply(self.view.request))
 
 
-class FixesView(discord.ui.View):
+class FixesView(MemberView):
     """The fixes under one refused job's private answer, for its member only."""
 
-    def __init__(self, request: JobRequest, offered: list[Fix], lang: str, *, another_part: bool) -> None:
+    def __init__(self, request: JobRequest, offered: list[Fix], *, another_part: bool) -> None:
         super().__init__(timeout=FIXES_TIMEOUT)
         self.request = request
-        self.lang = lang
+        self._language = words.current()  # for its expiry, which no member triggers
         # The private answer the buttons are on.
         self.message: discord.WebhookMessage | discord.InteractionMessage | None = None
         for fix in offered:
             data = {**_change_data(fix, request), **fix.quote.data()}
-            self.add_item(_FixButton(texts.button_label(_LABELS[fix.kind], lang, **data), fix))
+            self.add_item(_FixButton(texts.button_label(_LABELS[fix.kind], **data), fix))
         if another_part:
-            self.add_item(_FixButton(texts.button_label("button_fix_window", lang), None))
+            self.add_item(_FixButton(texts.button_label("button_fix_window"), None))
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         """Only the member whose job was refused may use its fixes."""
+        await super().interaction_check(interaction)
         if interaction.user.id == self.request.user_id:
             return True
-        await interaction.response.send_message(
-            texts.describe("fixes_not_yours", lang=language_of(interaction)), ephemeral=True
-        )
+        await interaction.response.send_message(texts.describe("fixes_not_yours"), ephemeral=True)
         return False
 
     async def ask_window(self, interaction: discord.Interaction) -> None:
@@ -97,7 +96,7 @@ class FixesView(discord.ui.View):
         async def chosen(form: discord.Interaction, start: float, end: float | None) -> None:
             await self.start(form, dataclasses.replace(self.request, start=start, end=end))
 
-        modal = WindowModal(language_of(interaction), on_window=chosen, start=self.request.start, end=self.request.end)
+        modal = WindowModal(on_window=chosen, start=self.request.start, end=self.request.end)
         await interaction.response.send_modal(modal)
 
     async def start(self, interaction: discord.Interaction, request: JobRequest) -> None:
@@ -115,7 +114,8 @@ class FixesView(discord.ui.View):
         """Say on the answer that its buttons have expired, and take them off."""
         if self.message is None:
             return
-        expired = texts.describe("fixes_expired", lang=self.lang)
+        with words.using(self._language):  # nobody acted: the refused member reads it
+            expired = texts.describe("fixes_expired")
         await self._edit(f"{self.message.content}\n{expired}")
 
     async def _edit(self, content: str | None) -> None:
@@ -136,7 +136,6 @@ def fixes_offer(request: JobRequest, job: JobRecord) -> tuple[str, FixesView] | 
     offered = fixes_in(job.error_data or {})
     if not offered:
         return None
-    lang = job_language(job)
-    lines = [texts.describe("fixes_offer", lang=lang), *(fix_line(fix, request, lang) for fix in offered)]
-    view = FixesView(request, offered, lang, another_part=job.error_code in CUT_CODES)
+    lines = [texts.describe("fixes_offer"), *(fix_line(fix, request) for fix in offered)]
+    view = FixesView(request, offered, another_part=job.error_code in CUT_CODES)
     return "\n".join(lines), view

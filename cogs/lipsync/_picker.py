@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import discord
 
+from bot import words
 from bot.clock import Clock
 from bot.config import GenerationMode
 from bot.errors import InvalidInput
@@ -25,7 +26,7 @@ from cogs import texts
 from cogs.errors import report_error
 from cogs.lipsync._start import WindowModal, start_job
 from cogs.lipsync._texts import started_text
-from cogs.locale import language_of
+from cogs.locale import MemberView
 
 log = logging.getLogger(__name__)
 
@@ -171,20 +172,20 @@ class RecentPicks:
         return found[0]
 
 
-def menu_name(name: str, lang: str) -> str:
-    """A message menu's name as members of this language see it, in bold."""
-    return texts.bold(texts.command_name(name, lang))
+def menu_name(name: str) -> str:
+    """A message menu's name as the reader sees it, in bold."""
+    return texts.bold(texts.command_name(name))
 
 
-def media_label(media: Media, lang: str) -> str:
+def media_label(media: Media) -> str:
     """What kind of media it is: "Voice message (5 s)", "Audio file", "Video", "YouTube link"."""
     if media.voice:
         if media.seconds is not None:
-            return texts.describe("media_voice_seconds", {"seconds": media.seconds}, lang)
-        return texts.describe("media_voice", lang=lang)
+            return texts.describe("media_voice_seconds", {"seconds": media.seconds})
+        return texts.describe("media_voice")
     if media.youtube_url is not None:
-        return texts.describe("media_youtube", lang=lang)
-    return texts.describe("media_audio" if media.kind == "audio" else "media_video", lang=lang)
+        return texts.describe("media_youtube")
+    return texts.describe("media_audio" if media.kind == "audio" else "media_video")
 
 
 def _author(media: Media) -> str:
@@ -213,7 +214,7 @@ class _WindowButton(discord.ui.Button["Picker"]):
         await self.view.ask_window(interaction)
 
 
-class Picker(discord.ui.View):
+class Picker(MemberView):
     """The private menu of one member: the half they right-clicked, and the other half to pick."""
 
     def __init__(
@@ -228,7 +229,7 @@ class Picker(discord.ui.View):
         super().__init__(timeout=PICKER_TIMEOUT)
         self._origin = origin
         self._owner = origin.user.id
-        self._lang = language_of(origin)
+        self._language = words.current()  # for its expiry, which no member triggers
         self.chosen = chosen
         self.choices = choices[:MAX_CHOICES]
         self._remembered = remembered
@@ -237,7 +238,7 @@ class Picker(discord.ui.View):
         self.start = 0.0
         self.end: float | None = None
         self._media_select = _MediaSelect(
-            placeholder=texts.describe(f"pick_placeholder_{self.wanted}", lang=self._lang)[:150],
+            placeholder=texts.describe(f"pick_placeholder_{self.wanted}")[:150],
             options=[self._option(index, media) for index, media in enumerate(self.choices)],
             custom_id=PICK_MEDIA,
             row=0,
@@ -245,9 +246,7 @@ class Picker(discord.ui.View):
         self._mode_select = _ModeSelect(options=self._mode_options(), custom_id=PICK_MODE, row=1)
         self.add_item(self._media_select)
         self.add_item(self._mode_select)
-        self.add_item(
-            _WindowButton(label=texts.button_label("button_window", self._lang), custom_id=PICK_WINDOW, row=2)
-        )
+        self.add_item(_WindowButton(label=texts.button_label("button_window"), custom_id=PICK_WINDOW, row=2))
 
     @property
     def wanted(self) -> Kind:
@@ -255,7 +254,7 @@ class Picker(discord.ui.View):
         return "audio" if self.chosen.kind == "video" else "video"
 
     def _option(self, index: int, media: Media) -> discord.SelectOption:
-        data = {"kind": media_label(media, self._lang), "author": media.author_name}
+        data = {"kind": media_label(media), "author": media.author_name}
         code = (
             "pick_option_remembered"
             if self._remembered is not None and media.key == self._remembered.key
@@ -264,15 +263,13 @@ class Picker(discord.ui.View):
         return discord.SelectOption(
             label=_truncate(media.label, 100),
             value=str(index),
-            description=_truncate(texts.describe(code, data, self._lang), 100),
+            description=_truncate(texts.describe(code, data), 100),
         )
 
     def _mode_options(self) -> list[discord.SelectOption]:
         return [
             discord.SelectOption(
-                label=texts.describe(
-                    "pick_option_mode", {"mode": mode.value, "price": mode.credits_per_frame}, self._lang
-                )[:100],
+                label=texts.describe("pick_option_mode", {"mode": mode.value, "price": mode.credits_per_frame})[:100],
                 value=mode.value,
                 default=mode is self.mode,
             )
@@ -280,35 +277,31 @@ class Picker(discord.ui.View):
         ]
 
     def _window_text(self) -> str:
-        lang = self._lang
         youtube = (self.chosen.youtube_url is not None) or all(m.youtube_url is not None for m in self.choices)
         if self.end is not None:
-            return texts.describe("pick_window", {"start": self.start, "end": self.end}, lang)
+            return texts.describe("pick_window", {"start": self.start, "end": self.end})
         if youtube:
-            return texts.describe(
-                "pick_window_needed", {"button": texts.bold(texts.button_label("button_window", lang))}, lang
-            )
+            return texts.describe("pick_window_needed", {"button": texts.bold(texts.button_label("button_window"))})
         if self.start:
-            return texts.describe("pick_window_from", {"start": self.start}, lang)
-        return texts.describe("pick_window_default", lang=lang)
+            return texts.describe("pick_window_from", {"start": self.start})
+        return texts.describe("pick_window_default")
 
     def summary(self) -> str:
         """The menu's text: what was right-clicked, what to pick, and the settings it will use."""
-        lang = self._lang
-        quoted = texts.style_for(lang).quote(self.chosen.label)
+        quoted = texts.DISCORD.quote(self.chosen.label)
         data = {"video": quoted, "audio": quoted, "author": _author(self.chosen)}
-        heading = texts.describe("pick_heading_audio" if self.wanted == "audio" else "pick_heading_video", data, lang)
+        heading = texts.describe("pick_heading_audio" if self.wanted == "audio" else "pick_heading_video", data)
         return "\n".join(
             [
                 texts.bold(heading),
-                texts.describe(f"pick_choose_{self.wanted}", lang=lang),
-                texts.describe("pick_settings", {"mode": self.mode.value, "window": self._window_text()}, lang),
+                texts.describe(f"pick_choose_{self.wanted}"),
+                texts.describe("pick_settings", {"mode": self.mode.value, "window": self._window_text()}),
             ]
         )
 
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
         """Only the member who opened it (the menu is private to them anyway)."""
-        return interaction.user.id == self._owner
+        return await super().interaction_check(interaction) and interaction.user.id == self._owner
 
     async def mode_chosen(self, interaction: discord.Interaction, mode: GenerationMode) -> None:
         """Remember the mode and show it."""
@@ -318,7 +311,7 @@ class Picker(discord.ui.View):
 
     async def ask_window(self, interaction: discord.Interaction) -> None:
         """Ask for the part of the clip to lip-sync."""
-        modal = WindowModal(self._lang, on_window=self._window_chosen, start=self.start, end=self.end)
+        modal = WindowModal(on_window=self._window_chosen, start=self.start, end=self.end)
         await interaction.response.send_modal(modal)
 
     async def _window_chosen(self, interaction: discord.Interaction, start: float, end: float | None) -> None:
@@ -331,7 +324,7 @@ class Picker(discord.ui.View):
             other = self.choices[index]
             video, audio = (self.chosen, other) if self.chosen.kind == "video" else (other, self.chosen)
             if audio.source is None:
-                raise InvalidInput("pick_not_audio", menu=menu_name(MENU_VOICE, self._lang))
+                raise InvalidInput("pick_not_audio", menu=menu_name(MENU_VOICE))
             request = JobRequest(
                 user_id=interaction.user.id,
                 audio=audio.source,
@@ -350,17 +343,18 @@ class Picker(discord.ui.View):
             return
         self.stop()
         try:
-            await self._origin.edit_original_response(content=started_text(self._lang), view=None)
+            await self._origin.edit_original_response(content=started_text(), view=None)
         except discord.HTTPException as exc:
             log.info("could not close the media menu: %s", exc)
 
     async def on_timeout(self) -> None:
         """Say the menu expired (its selections would reach nothing now)."""
-        menu = menu_name(MENU_VIDEO if self.chosen.kind == "video" else MENU_VOICE, self._lang)
+        # Nobody acted: the menu's member reads it, in the language they opened it in.
+        with words.using(self._language):
+            menu = menu_name(MENU_VIDEO if self.chosen.kind == "video" else MENU_VOICE)
+            content = texts.describe("pick_expired", {"menu": menu})
         try:
-            await self._origin.edit_original_response(
-                content=texts.describe("pick_expired", {"menu": menu}, self._lang), view=None
-            )
+            await self._origin.edit_original_response(content=content, view=None)
         except discord.HTTPException as exc:
             log.info("could not mark the media menu expired: %s", exc)
 

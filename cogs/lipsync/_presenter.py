@@ -1,8 +1,8 @@
 """Builds each job's Discord hooks: its `StatusMessage` and its `ResultPoster`.
 
 For a job started by a command (with its interaction) or resumed after a restart (from the card's
-ids stored in its record). A job's public messages are in the server's language (its preferred
-locale), its private ones in its member's.
+ids stored in its record). A job's public card is in the server's language (its preferred locale);
+everything else its hooks write is in the language of the member who started it.
 """
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ from __future__ import annotations
 import functools
 import logging
 import weakref
+from pathlib import Path
 
 import discord
 
 from bot import words
-from bot.jobs.models import JobHooks, JobRequest, JobUpdate
+from bot.jobs.models import Deliverer, Delivery, JobHooks, JobRequest, JobUpdate, LinkProvider, ProgressSink
 from bot.services import Services
 from bot.store import JobRecord
 from cogs.lipsync._fixes import FixesView, fixes_offer
@@ -99,7 +100,7 @@ class JobPresenter:
             status=sink,
             language_of=self.server_language,
         )
-        return JobHooks(sink=sink, deliverer=poster)
+        return in_owners_language(JobHooks(sink=sink, deliverer=poster))
 
     def for_record(self, record: JobRecord) -> JobHooks:
         """Hooks for a job resumed after a restart, from the ids in its record (a `HooksFactory`)."""
@@ -129,7 +130,7 @@ class JobPresenter:
             language_of=self.server_language,
         )
         sink: StatusMessage | _NoStatus = status if status is not None else _NoStatus()
-        return JobHooks(sink=sink, deliverer=poster)
+        return in_owners_language(JobHooks(sink=sink, deliverer=poster))
 
     async def _remember(self, job_id: int, channel_id: int, message_id: int) -> None:
         # The card's ids go in with the job, so that a later restart edits the message members see.
@@ -144,3 +145,36 @@ class _NoStatus:
 
     async def update(self, update: JobUpdate) -> None:
         """Nothing to show."""
+
+
+def in_owners_language(hooks: JobHooks) -> JobHooks:
+    """`hooks` that write in the language of the job's member, whichever task calls them.
+
+    The engine calls them from the job's own task, and sometimes from another member's (a manager
+    who cancels it); a status message's delayed edits start inside them and keep that language.
+    """
+    return JobHooks(sink=OwnersSink(hooks.sink), deliverer=OwnersDeliverer(hooks.deliverer))
+
+
+class OwnersSink:
+    """A job's progress, shown in the language of the member who started it (`JobRecord.locale`)."""
+
+    def __init__(self, inner: ProgressSink) -> None:
+        self.inner = inner
+
+    async def update(self, update: JobUpdate) -> None:
+        """Show the snapshot, in the owner's language."""
+        with words.using(job_language(update.job)):
+            await self.inner.update(update)
+
+
+class OwnersDeliverer:
+    """A job's result, handed over in the language of the member who started it."""
+
+    def __init__(self, inner: Deliverer) -> None:
+        self.inner = inner
+
+    async def deliver(self, job: JobRecord, result: Path | None, *, sandbox: bool, link: LinkProvider) -> Delivery:
+        """Deliver the result, in the owner's language."""
+        with words.using(job_language(job)):
+            return await self.inner.deliver(job, result, sandbox=sandbox, link=link)

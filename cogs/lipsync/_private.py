@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import discord
 
+from bot import words
 from bot.jobs.models import JobUpdate
 from bot.store import JobRecord
 from cogs import texts
@@ -78,16 +79,15 @@ class PrivateReply:
         interaction = self._live()
         if interaction is None:
             return False
-        lang = job_language(update.job)
-        text = private_progress_text(update, lang)
+        with words.using(job_language(update.job)):  # private: the member's language, whoever's card is shown
+            text = private_progress_text(update)
+            view = status_view(update.job.id)
         if text == self.shown:
             return False
         if self._pacer is not None:
             await self._pacer.turn()
         try:
-            await interaction.edit_original_response(
-                content=text, view=status_view(update.job.id, lang), allowed_mentions=NO_MENTIONS
-            )
+            await interaction.edit_original_response(content=text, view=view, allowed_mentions=NO_MENTIONS)
         except discord.HTTPException as exc:
             log.info("job %s: could not update the private reply: %s", update.job.id, exc)
             return False
@@ -96,7 +96,8 @@ class PrivateReply:
 
     async def ended(self, job: JobRecord) -> None:
         """Tell the member alone how their job ended before it was admitted: in the reply, else by DM."""
-        text = ended_privately_text(job)
+        with words.using(job_language(job)):
+            text = ended_privately_text(job)
         if not (await self._tell_in_reply(job, text) or await self._tell_by_dm(job, text)):
             log.warning("job %s: ended before its card, and the member could not be told", job.id)
 
@@ -132,14 +133,17 @@ class PrivateReply:
         """A reply still "thinking" would turn the next followup (the card) into itself: say something first."""
         interaction = self._live()
         if interaction is not None and self.shown is None:
-            await interaction.edit_original_response(content=card_posted_text(None, None, lang), view=None)
+            with words.using(lang):
+                text = card_posted_text(None, None)
+            await interaction.edit_original_response(content=text, view=None)
 
     async def point_at(self, job_id: int, link: str, lang: str) -> None:
         """Point the reply at the job's public card."""
         interaction = self._live()
         if interaction is None:
             return
-        self.shown = card_posted_text(job_id, link, lang)
+        with words.using(lang):
+            self.shown = card_posted_text(job_id, link)
         try:
             await interaction.edit_original_response(content=self.shown, view=None)
         except discord.HTTPException as exc:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import discord
 
-from bot import media
+from bot import media, words
 from bot.clock import Clock
 from bot.jobs.models import Delivery, LinkProvider
 from bot.ops.metrics import metrics_of
@@ -114,9 +114,7 @@ class ResultPoster:
         self, interaction: discord.Interaction, job: JobRecord, result: Path | None, *, sandbox: bool
     ) -> Delivery:
         payload = await self._payload(job, result, interaction.filesize_limit)
-        lang = self._language_of(job)
-        file, view = await self._message_parts(job, payload, lang)
-        content = result_text(job, sandbox=sandbox, kind=payload.kind, linked=_has_button(payload), lang=lang)
+        content, file, view = await self._parts(job, payload, sandbox=sandbox, lang=self._language_of(job))
         message = await interaction.followup.send(
             content, file=file, view=view, wait=True, allowed_mentions=owner_mentions(job)
         )
@@ -127,10 +125,8 @@ class ResultPoster:
         guild = self._client.get_guild(self._guild_id) if self._guild_id is not None else None
         limit = guild.filesize_limit if guild is not None else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
         payload = await self._payload(job, result, limit)
-        lang = self._language_of(job)
-        content = result_text(job, sandbox=sandbox, kind=payload.kind, linked=_has_button(payload), lang=lang)
+        content, file, view = await self._parts(job, payload, sandbox=sandbox, lang=self._language_of(job))
         channel = self._client.get_partial_messageable(self._channel_id, guild_id=self._guild_id)
-        file, view = await self._message_parts(job, payload, lang)
         card = self._reply_to()
         if card is None:
             message = await channel.send(content, file=file, view=view, allowed_mentions=owner_mentions(job))
@@ -169,9 +165,7 @@ class ResultPoster:
         limit = guild.filesize_limit if guild is not None else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
         payload = await self._payload(job, result, limit)
         # Named as in the channel; whether it pings is the mentions' business (`owner_mentions`).
-        lang = self._language_of(job)
-        content = result_text(job, sandbox=sandbox, kind=payload.kind, linked=_has_button(payload), lang=lang)
-        file, view = await self._message_parts(job, payload, lang)
+        content, file, view = await self._parts(job, payload, sandbox=sandbox, lang=self._language_of(job))
         message = await thread.send(content, file=file, view=view, allowed_mentions=owner_mentions(job))
         return Delivery(kind="thread", message_id=message.id, detail=payload.kind)
 
@@ -202,12 +196,11 @@ class ResultPoster:
     async def _send_dm(self, job: JobRecord, result: Path | None, *, sandbox: bool) -> Delivery:
         user = self._client.get_user(self._user_id) or await self._client.fetch_user(self._user_id)
         payload = await self._payload(job, result, discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES)
-        lang = job_language(job)  # a DM is the member's own: their language
-        content = result_text(
-            job, sandbox=sandbox, kind=payload.kind, linked=_has_button(payload), mention=False, lang=lang
+        # A DM is the member's own (their language); its re-runs stay on the card in the server: a
+        # button in a DM has no server to run in.
+        content, file, view = await self._parts(
+            job, payload, sandbox=sandbox, lang=job_language(job), mention=False, again=False
         )
-        # Its re-runs stay on the card in the server: a button in a DM has no server to run in.
-        file, view = await self._message_parts(job, payload, lang, again=False)
         message = await user.send(content, file=file, view=view, allowed_mentions=NO_MENTIONS)
         return Delivery(kind="dm", message_id=message.id, detail=payload.kind)
 
@@ -223,10 +216,8 @@ class ResultPoster:
             guild = self._client.get_guild(self._guild_id) if self._guild_id is not None else None
             limit = guild.filesize_limit if guild is not None else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
         payload = await self._payload(job, result, limit)
-        lang = self._language_of(job)
         # The card names its owner (no ping: an edit notifies no one; the card's reply does).
-        content = result_text(job, sandbox=sandbox, kind=payload.kind, linked=_has_button(payload), lang=lang)
-        file, view = await self._message_parts(job, payload, lang)
+        content, file, view = await self._parts(job, payload, sandbox=sandbox, lang=self._language_of(job))
         try:
             card = await status.become_result(job.id, content, view, file or None)
         except discord.HTTPException as exc:
@@ -234,8 +225,17 @@ class ResultPoster:
             return None
         return Delivery(kind=payload.kind, message_id=card) if card is not None else None
 
+    async def _parts(
+        self, job: JobRecord, payload: _Payload, *, sandbox: bool, lang: str, mention: bool = True, again: bool = True
+    ) -> tuple[str, discord.File, discord.ui.View]:
+        """The result's words, in `lang` (the card's server's, or the member's in a DM), with its file and buttons."""
+        with words.using(lang):
+            content = result_text(job, sandbox=sandbox, kind=payload.kind, linked=_has_button(payload), mention=mention)
+            file, view = await self._message_parts(job, payload, again=again)
+        return content, file, view
+
     async def _message_parts(
-        self, job: JobRecord, payload: _Payload, lang: str, *, again: bool = True
+        self, job: JobRecord, payload: _Payload, *, again: bool = True
     ) -> tuple[discord.File, discord.ui.View]:
         """The file to attach (`MISSING`: none, in discord.py's words), and the buttons under it.
 
@@ -248,9 +248,9 @@ class ResultPoster:
         url = payload.link if _has_button(payload) else None
         linked = payload.file is None
         if again:
-            view = await result_view(self._client, job, self._clock.now(), lang, linked=linked, url=url)
+            view = await result_view(self._client, job, self._clock.now(), linked=linked, url=url)
         else:
-            view = with_delete(link_view(job.id, url, lang) if linked else None, job, lang)
+            view = with_delete(link_view(job.id, url) if linked else None, job)
         return file, view
 
     async def _payload(self, job: JobRecord, result: Path | None, limit: int) -> _Payload:

@@ -24,7 +24,6 @@ from bot.store import JobRecord, ResultPlace
 from bot.store.member_settings import DEFAULTS
 from cogs import role_ids, texts
 from cogs.lipsync._settings_texts import settings_text
-from cogs.locale import language_of
 
 RESULT_CHOICES = [
     app_commands.Choice(name="This channel", value=ResultPlace.CHANNEL.value),
@@ -119,5 +118,5 @@ class MemberSettingsCog(commands.Cog, name="Member settings"):
             else:
                 await store.save(guild_id, user_id, now)
         bot_fps = self.services.settings.default_max_fps
-        text = settings_text(now, bot_fps, changed=changed, lang=language_of(interaction))
+        text = settings_text(now, bot_fps, changed=changed)
         await interaction.response.send_message(text, ephemeral=True)

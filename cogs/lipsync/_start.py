@@ -24,7 +24,7 @@ from bot.store import JobRecord
 from cogs import role_ids, services_of, texts
 from cogs.errors import report_error
 from cogs.lipsync._settings import with_member_delivery
-from cogs.locale import language_of, locale_of
+from cogs.locale import MemberModal, locale_of
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ async def start_job(interaction: discord.Interaction, request: JobRequest) -> Jo
     except LipsyncError as exc:
         # Refused between the check and now (e.g. a second job in another channel): the private
         # reply says why.
-        text = f"❌ {texts.error_text(exc, language_of(interaction))}"
+        text = f"❌ {texts.error_text(exc)}"
         try:
             await interaction.edit_original_response(content=text, view=None)
         except discord.HTTPException as error:
@@ -108,29 +108,29 @@ WindowChosen = Callable[[discord.Interaction, float, float | None], Awaitable[No
 """Called with the form's interaction, the start and the end (None: to the end of the voice)."""
 
 
-class WindowModal(discord.ui.Modal):
+class WindowModal(MemberModal):
     """A form for the part of the video to lip-sync: start and end, in seconds.
 
     Checking the window is left to whoever receives it (the engine's checks, with their words);
     only numbers that aren't numbers are refused here.
     """
 
-    def __init__(
-        self, lang: str, *, on_window: WindowChosen, start: float | None = None, end: float | None = None
-    ) -> None:
-        super().__init__(title=texts.describe("window_title", lang=lang)[:45], timeout=600, custom_id="window")
+    def __init__(self, *, on_window: WindowChosen, start: float | None = None, end: float | None = None) -> None:
+        # No fixed custom id: discord.py finds a submitted form by its id alone, so two members with
+        # the form open at once would each reach whichever form was opened last (discord.py's own is random).
+        super().__init__(title=texts.describe("window_title")[:45], timeout=600)
         self._on_window = on_window
         self.start_input: discord.ui.TextInput[WindowModal] = discord.ui.TextInput(
-            label=texts.describe("window_start", lang=lang)[:45],
+            label=texts.describe("window_start")[:45],
             default=_seconds_text(start) or "0",
             custom_id="window:start",
             required=False,
             max_length=12,
         )
         self.end_input: discord.ui.TextInput[WindowModal] = discord.ui.TextInput(
-            label=texts.describe("window_end", lang=lang)[:45],
+            label=texts.describe("window_end")[:45],
             default=_seconds_text(end),
-            placeholder=texts.describe("window_end_hint", lang=lang)[:100],
+            placeholder=texts.describe("window_end_hint")[:100],
             custom_id="window:end",
             required=False,
             max_length=12,

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 
 import discord
 
+from bot import words
 from bot.clock import Clock
 from bot.jobs.models import JobUpdate
 from bot.store import JobRecord, JobState
@@ -227,37 +228,41 @@ class StatusMessage:
                 return
             if self._is_result and not update.job.state.terminal:
                 return  # the card carries the result: a late progress edit must not replace it
-            lang = self._language_of(update.job)
-            content = status_text(update, lang)
-            if content == self._shown:
-                self._keep_ticking()
-                return
-            if self._pacer is not None:
-                # Every status message shares one pace; the text is read again after the wait.
-                await self._pacer.turn(urgent=update.job.state.terminal)
-                update = self._now_showing() or update
-                content = status_text(update, lang)
-            job = update.job
-            try:
-                if job.state.terminal:
-                    await self._finish(job, content, lang)
-                else:
-                    await self._show(job.id, content, status_view(job.id, lang))
-            except discord.HTTPException as exc:
-                # A display problem must never fail the job: log it and keep going. The final
-                # state is worth one more try later (it removes the Cancel button).
-                log.warning("job %s: could not update the status message: %s", job.id, exc)
-                if job.state.terminal and not self._final_retried:
-                    self._final_retried = True
-                    due = self._clock.monotonic() + self._min_interval
-                    self._pending = asyncio.get_running_loop().create_task(self._flush_at(due))
-                else:
-                    self._keep_ticking()
-                return
-            self._shown = content
-            self._last_edit = self._clock.monotonic()
-            self.edits += 1
+            with words.using(self._language_of(update.job)):  # the public card: the server's language
+                await self._flush_public(update)
+
+    async def _flush_public(self, update: JobUpdate) -> None:
+        """Show `update` on the public card (under the lock, in the card's language)."""
+        content = status_text(update)
+        if content == self._shown:
             self._keep_ticking()
+            return
+        if self._pacer is not None:
+            # Every status message shares one pace; the text is read again after the wait.
+            await self._pacer.turn(urgent=update.job.state.terminal)
+            update = self._now_showing() or update
+            content = status_text(update)
+        job = update.job
+        try:
+            if job.state.terminal:
+                await self._finish(job, content)
+            else:
+                await self._show(job.id, content, status_view(job.id))
+        except discord.HTTPException as exc:
+            # A display problem must never fail the job: log it and keep going. The final
+            # state is worth one more try later (it removes the Cancel button).
+            log.warning("job %s: could not update the status message: %s", job.id, exc)
+            if job.state.terminal and not self._final_retried:
+                self._final_retried = True
+                due = self._clock.monotonic() + self._min_interval
+                self._pending = asyncio.get_running_loop().create_task(self._flush_at(due))
+            else:
+                self._keep_ticking()
+            return
+        self._shown = content
+        self._last_edit = self._clock.monotonic()
+        self.edits += 1
+        self._keep_ticking()
 
     # ------------------------------------------------------------------ before the card: private
 
@@ -400,20 +405,20 @@ class StatusMessage:
             self.edits += 1
             return self._message_id
 
-    async def _finish(self, job: JobRecord, content: str, lang: str) -> None:
+    async def _finish(self, job: JobRecord, content: str) -> None:
         """Show how the job ended on its card, then ping its owner where the card itself is the news."""
         on_card = job.state is JobState.DONE and job.delivery_message_id == self._message_id
         if not on_card:
             delivered = job.state is JobState.DONE and job.delivery_message_id is not None
-            await self._show(job.id, content, await self._final_view(job, lang), repost=not delivered)
+            await self._show(job.id, content, await self._final_view(job), repost=not delivered)
         if self._message_id is not None and self._pings(job, on_card=on_card):
-            await self._ping(job, lang)
+            await self._ping(job)
 
-    async def _final_view(self, job: JobRecord, lang: str) -> discord.ui.View | None:
+    async def _final_view(self, job: JobRecord) -> discord.ui.View | None:
         """The ways to run a finished job again, on its card; none where its result carries them."""
         if job.state is JobState.DONE and job.delivery_message_id is not None and job.delivery_kind != "dm":
             return None  # the result, in the channel or its thread, has them under it
-        return await final_view(self._client, job, self._clock.now(), lang)
+        return await final_view(self._client, job, self._clock.now())
 
     @staticmethod
     def _pings(job: JobRecord, *, on_card: bool) -> bool:
@@ -424,10 +429,10 @@ class StatusMessage:
             return False
         return job.state is JobState.FAILED or on_card
 
-    async def _ping(self, job: JobRecord, lang: str) -> None:
+    async def _ping(self, job: JobRecord) -> None:
         """A one-line reply to the card that mentions only its owner; kept, so the mention stays readable."""
         assert self._message_id is not None
-        text = ping_text(job, lang)
+        text = ping_text(job)
         mentions = only_mentioning(job.user_id)
         channel = self._client.get_partial_messageable(self._channel_id, guild_id=self._guild_id)
         card = discord.MessageReference(

@@ -17,7 +17,6 @@ from cogs.texts._mentions import MENTIONS
 from cogs.texts._style import (
     _STATE_EMOJI,
     DISCORD,
-    EN,
     TIMED_STATES,
     _clip,
     bold,
@@ -34,7 +33,6 @@ from cogs.texts._style import (
     sandbox_note,
     span,
     state_label,
-    style_for,
 )
 
 
@@ -44,30 +42,30 @@ def _name(job: JobRecord) -> str:
     return f" {DISCORD.quote(job.name)}" if job.name else ""
 
 
-def _title(job: JobRecord, lang: str) -> str:
-    title = bold(describe("job_title", {"job": job.id}, lang))
-    by = describe("job_by", {"member": job.user_id}, lang)
+def _title(job: JobRecord) -> str:
+    title = bold(describe("job_title", {"job": job.id}))
+    by = describe("job_by", {"member": job.user_id})
     line = f"{title}{_name(job)} · {job.mode.value} · {by}"
     if job.rerun_of is not None:
-        line += f" · {describe('job_again_of', {'job': job.rerun_of}, lang)}"
+        line += f" · {describe('job_again_of', {'job': job.rerun_of})}"
     return line
 
 
-def _inputs(job: JobRecord, lang: str) -> str:
-    style = style_for(lang)
+def _inputs(job: JobRecord) -> str:
+    style = DISCORD
     video = style.quote(job.video_filename) if job.video_filename else f"<{job.youtube_url}>"
-    audio = style.quote(job.audio_filename or describe("audio_fallback", lang=lang))
+    audio = style.quote(job.audio_filename or describe("audio_fallback"))
     line = f"{video} + {audio}"
     if job.start_seconds is not None and job.end_seconds is not None:
         # The part as planned from the probe (what is sent to render), not the one asked for.
-        part = {"span": span(job.start_seconds, job.end_seconds, lang)}
-        line += f" · {describe('job_window', part, lang)}"
+        part = {"span": span(job.start_seconds, job.end_seconds)}
+        line += f" · {describe('job_window', part)}"
     return line
 
 
-def _timing(update: JobUpdate, now: dt.datetime, lang: str) -> str:
+def _timing(update: JobUpdate, now: dt.datetime) -> str:
     """Elapsed time, and the expected finish (or that it is late), for a job waiting on Magic Hour."""
-    parts = [describe("progress_so_far", {"elapsed": coarse_duration(update.elapsed, lang)}, lang)]
+    parts = [describe("progress_so_far", {"elapsed": coarse_duration(update.elapsed)})]
     expected = _utc(update.expected_at)
     if expected is not None:
         started = _utc(update.render_started_at)
@@ -76,9 +74,9 @@ def _timing(update: JobUpdate, now: dt.datetime, lang: str) -> str:
             fraction = (now - started).total_seconds() / (expected - started).total_seconds()
             parts.insert(0, progress_bar(fraction))
         if expected > now:
-            parts.append(describe("progress_eta", {"expected_at": expected}, lang))
+            parts.append(describe("progress_eta", {"expected_at": expected}))
         else:
-            parts.append(describe("progress_late", lang=lang))
+            parts.append(describe("progress_late"))
     return " · ".join(parts)
 
 
@@ -87,17 +85,17 @@ def _utc(moment: dt.datetime | None) -> dt.datetime | None:
     return moment.replace(tzinfo=dt.UTC) if moment is not None and moment.tzinfo is None else moment
 
 
-def _done_line(job: JobRecord, elapsed: float, lang: str) -> str:
-    line = state_label(JobState.DONE, lang)
+def _done_line(job: JobRecord, elapsed: float) -> str:
+    line = state_label(JobState.DONE)
     if elapsed >= 1:
-        line = f"{line} · {describe('done_in', {'elapsed': duration(elapsed, lang)}, lang)}"
+        line = f"{line} · {describe('done_in', {'elapsed': duration(elapsed)})}"
     if job.delivery_kind == "dm":
-        return f"{line} · {describe('delivered_by_dm', lang=lang)}"
+        return f"{line} · {describe('delivered_by_dm')}"
     if job.delivery_kind == "thread":  # the member's settings: a thread of its own
-        return f"{line} · {describe('delivered_in_thread', lang=lang)}"
+        return f"{line} · {describe('delivered_in_thread')}"
     if job.delivery_message_id is not None and job.channel_id is not None:
         link = jump_url(job.guild_id, job.channel_id, job.delivery_message_id)
-        return f"{line} · [{describe('jump_to_video', lang=lang)}]({link})"
+        return f"{line} · [{describe('jump_to_video')}]({link})"
     return line
 
 
@@ -106,36 +104,35 @@ def job_language(job: JobRecord) -> str:
     return words.language_for(job.locale)
 
 
-def status_text(update: JobUpdate, lang: str | None = None) -> str:
+def status_text(update: JobUpdate) -> str:
     """The live status message of one job: what it is, where it is, what it costs. Public: no balance.
 
-    Written in the language of the member who started the job, unless `lang` says otherwise.
+    Written in the reader's language: the job's hooks make that its owner's (`_presenter`).
     """
     job = update.job
-    lang = lang or job_language(job)
     now = job.created_at + dt.timedelta(seconds=update.elapsed)
     if job.state is JobState.DONE:
-        state = _done_line(job, update.elapsed, lang)
+        state = _done_line(job, update.elapsed)
     elif job.state is JobState.RECEIVED and update.queue_position is not None:
         # Behind the first few a place isn't followed edit by edit (`bot.jobs.queue`): say so, not a stale number.
         if update.queue_position > EXACT_POSITIONS:
-            waiting = describe("queue_waiting_far", {"front": EXACT_POSITIONS}, lang)
+            waiting = describe("queue_waiting_far", {"front": EXACT_POSITIONS})
         else:
-            waiting = describe("queue_waiting", {"position": update.queue_position}, lang)
+            waiting = describe("queue_waiting", {"position": update.queue_position})
         state = f"{_STATE_EMOJI[JobState.RECEIVED]} {waiting}"
     elif job.state is JobState.FAILED and job.error_code:
-        state = f"{state_label(job.state, lang)}: {failure_text(job, lang)}"
+        state = f"{state_label(job.state)}: {failure_text(job)}"
     else:
-        state = state_label(job.state, lang)
+        state = state_label(job.state)
         if job.state in TIMED_STATES:
-            state = f"{state} · {_timing(update, now, lang)}"
+            state = f"{state} · {_timing(update, now)}"
         if update.activity and not job.state.terminal:
-            state = f"{state} · {describe(update.activity, update.activity_data, lang)}"
-    lines = [_title(job, lang), state, _inputs(job, lang), cost_text(job, lang)]
+            state = f"{state} · {describe(update.activity, update.activity_data)}"
+    lines = [_title(job), state, _inputs(job), cost_text(job)]
     if not job.state.terminal:
-        lines.append(describe("job_started", {"at": job.created_at}, lang))
+        lines.append(describe("job_started", {"at": job.created_at}))
     if update.sandbox:
-        lines.append(sandbox_note(lang))
+        lines.append(sandbox_note())
     return _clip("\n".join(lines))
 
 
@@ -193,158 +190,152 @@ def number_shown(job: JobRecord) -> str:
     return f"`#{job.id}`" if shows_number(job) else "`—`"
 
 
-def private_progress_text(update: JobUpdate, lang: str) -> str:
+def private_progress_text(update: JobUpdate) -> str:
     """What the member's private reply says before their job is admitted: no job number yet."""
     job = update.job
     if job.state is JobState.RECEIVED and update.queue_position is not None and update.queue_position > EXACT_POSITIONS:
         # Behind the first few a place isn't followed edit by edit (`bot.jobs.queue`): say so, not a stale number.
-        line = f"{_STATE_EMOJI[JobState.RECEIVED]} {describe('queue_waiting_far', {'front': EXACT_POSITIONS}, lang)}."
+        line = f"{_STATE_EMOJI[JobState.RECEIVED]} {describe('queue_waiting_far', {'front': EXACT_POSITIONS})}."
     elif job.state is JobState.RECEIVED and update.queue_position is not None:
         data: dict[str, object] = {"position": update.queue_position}
         if update.expected_start is not None:
             data["expected_at"] = update.expected_start
-            line = describe("private_queued_eta", data, lang)
+            line = describe("private_queued_eta", data)
         else:
-            line = describe("private_queued", data, lang)
+            line = describe("private_queued", data)
     elif job.state is JobState.FETCHING:
-        line = describe("private_checking", lang=lang)
+        line = describe("private_checking")
     else:
-        line = describe("private_starting", lang=lang)
-    return _clip(f"{line}\n{describe('private_only_you', lang=lang)}")
+        line = describe("private_starting")
+    return _clip(f"{line}\n{describe('private_only_you')}")
 
 
-def card_posted_text(job_id: int | None, link: str | None, lang: str) -> str:
+def card_posted_text(job_id: int | None, link: str | None) -> str:
     """The member's private reply once their job's public card is up: where to follow it."""
     if job_id is None or link is None:
-        return describe("private_starting", lang=lang)
-    return describe("card_posted", {"job": job_id, "link": f"[{describe('card_link', lang=lang)}]({link})"}, lang)
+        return describe("private_starting")
+    return describe("card_posted", {"job": job_id, "link": f"[{describe('card_link')}]({link})"})
 
 
-def ended_privately_text(job: JobRecord, lang: str | None = None) -> str:
+def ended_privately_text(job: JobRecord) -> str:
     """The private answer for a job that ended before it was admitted: why, and that it cost nothing."""
-    lang = lang or job_language(job)
     if job.state is JobState.CANCELED:
-        return describe("canceled_before_start", lang=lang)
-    return _clip(f"❌ {describe('not_started', lang=lang)}\n{failure_text(job, lang)}")
+        return describe("canceled_before_start")
+    return _clip(f"❌ {describe('not_started')}\n{failure_text(job)}")
 
 
-def ping_text(job: JobRecord, lang: str) -> str:
+def ping_text(job: JobRecord) -> str:
     """The reply that pings a job's owner when its card shows how it ended (an edit notifies no one)."""
     key = "ping_done" if job.state is JobState.DONE else "ping_failed"
-    return describe(key, {"member": job.user_id, "job": job.id}, lang)
+    return describe(key, {"member": job.user_id, "job": job.id})
 
 
-def not_started_text(job: JobRecord, lang: str | None = None) -> str:
+def not_started_text(job: JobRecord) -> str:
     """The private answer for a job refused after its files were fetched (`ended_privately_text`)."""
-    return ended_privately_text(job, lang)
+    return ended_privately_text(job)
 
 
-def result_text(
-    job: JobRecord, *, sandbox: bool, kind: str, linked: bool = False, mention: bool = True, lang: str | None = None
-) -> str:
+def result_text(job: JobRecord, *, sandbox: bool, kind: str, linked: bool = False, mention: bool = True) -> str:
     """The message that carries a finished video, or that offers it through buttons.
 
     `linked`: the video was too large to attach; a **Download** button carries the signed link.
     """
-    lang = lang or job_language(job)
     data = {"job": job.id, "member": job.user_id, "name": _name(job)}
-    ready = describe("result_ready" if mention else "result_ready_private", data, lang)
+    ready = describe("result_ready" if mention else "result_ready_private", data)
     # The result replaces the job's card: it says what was rendered too.
-    lines = [f"{ready} {cost_text(job, lang)}", _inputs(job, lang)]
+    lines = [f"{ready} {cost_text(job)}", _inputs(job)]
     if kind == "compressed":
-        lines.append(describe("result_compressed", lang=lang))
+        lines.append(describe("result_compressed"))
     if kind == "link":
         buttons = {
-            "download": bold(button_label("button_download", lang)),
-            "new_link": bold(button_label("button_new_link", lang)),
+            "download": bold(button_label("button_download")),
+            "new_link": bold(button_label("button_new_link")),
         }
-        lines.append(describe("result_too_large_linked" if linked else "result_too_large", buttons, lang))
+        lines.append(describe("result_too_large_linked" if linked else "result_too_large", buttons))
     if sandbox:
-        lines.append(sandbox_note(lang))
+        lines.append(sandbox_note())
     return _clip("\n".join(lines))
 
 
-def fresh_link_text(job_id: int, *, button: bool, url: str, lang: str = EN) -> str:
+def fresh_link_text(job_id: int, *, button: bool, url: str) -> str:
     """The private answer to the **New link** button; the link itself is on a button when it fits one."""
     if button:
-        return describe(
-            "fresh_link_button", {"job": job_id, "download": bold(button_label("button_download", lang))}, lang
-        )
+        return describe("fresh_link_button", {"job": job_id, "download": bold(button_label("button_download"))})
     # The link's words come from the catalogue; the markdown link around them is Discord's.
-    link = f"[{describe('download_the_video', lang=lang)}](<{url}>)"
-    return describe("fresh_link", {"job": job_id, "link": link}, lang)
+    link = f"[{describe('download_the_video')}](<{url}>)"
+    return describe("fresh_link", {"job": job_id, "link": link})
 
 
-def canceled_text(job: JobRecord, lang: str = EN) -> str:
+def canceled_text(job: JobRecord) -> str:
     """The answer to Cancel and `/cancel`."""
     if not job.state.terminal:  # Magic Hour hasn't confirmed the stop within the answer's minute
-        return describe("cancel_pending", {"job": job.id}, lang)
+        return describe("cancel_pending", {"job": job.id})
     if job.state is JobState.CANCELED:
-        return f"{describe('canceled_job', {'job': job.id}, lang)} {cost_text(job, lang)}"
-    ended = describe("job_had_ended", {"job": job.id, "state": state_label(job.state, lang)}, lang)
+        return f"{describe('canceled_job', {'job': job.id})} {cost_text(job)}"
+    ended = describe("job_had_ended", {"job": job.id, "state": state_label(job.state)})
     if job.state is JobState.FAILED:  # e.g. Magic Hour couldn't be read to stop it: say so
-        ended = f"{ended} {failure_text(job, lang)}"
-    return f"{ended} {cost_text(job, lang)}"
+        ended = f"{ended} {failure_text(job)}"
+    return f"{ended} {cost_text(job)}"
 
 
-def started_text(lang: str = EN) -> str:
+def started_text() -> str:
     """The private note under a picker once its job was handed on: its progress follows privately."""
-    return describe("pick_started", lang=lang)
+    return describe("pick_started")
 
 
-def _job_line(job: JobRecord, lang: str) -> str:
-    style = style_for(lang)
+def _job_line(job: JobRecord) -> str:
+    style = DISCORD
     source = style.quote(job.video_filename) if job.video_filename else "YouTube"
-    audio = style.quote(job.audio_filename or describe("audio_fallback", lang=lang))
-    cost = cost_short(job, lang)
+    audio = style.quote(job.audio_filename or describe("audio_fallback"))
+    cost = cost_short(job)
     price = f" · {cost}" if cost else ""
     # A job refused before it was admitted never had a card: its member never sees its number.
     number = number_shown(job)
     return (
-        f"{number} {state_label(job.state, lang)} · {job.mode.value}{price} · "
+        f"{number} {state_label(job.state)} · {job.mode.value}{price} · "
         f"{discord_timestamp(job.created_at)} · {source} + {audio}"
     )
 
 
-def jobs_text(jobs: Sequence[JobRecord], lang: str = EN) -> str:
+def jobs_text(jobs: Sequence[JobRecord]) -> str:
     """A member's recent jobs, newest first, one line each (private)."""
     if not jobs:
-        return describe("jobs_none", lang=lang)
-    lines = [bold(describe("jobs_heading", lang=lang))]
+        return describe("jobs_none")
+    lines = [bold(describe("jobs_heading"))]
     for job in jobs:
-        line = _job_line(job, lang)
+        line = _job_line(job)
         if job.state is JobState.FAILED and job.error_code:
-            line += f"\n  ↳ {failure_text(job, lang)}"
+            line += f"\n  ↳ {failure_text(job)}"
         lines.append(line)
     if any(not job.state.terminal for job in jobs):  # nothing to cancel otherwise: no hint
-        number = describe("jobs_number", lang=lang)
-        option = f"{option_name('job_id', lang, 'cancel')}:<{number}>"
+        number = describe("jobs_number")
+        option = f"{option_name('job_id', 'cancel')}:<{number}>"
         mention = MENTIONS.mention("cancel")  # clickable once the command's id is known
-        cancel = f"{mention} `{option}`" if mention else f"`/{command_name('cancel', lang)} {option}`"
-        lines.append(describe("jobs_cancel_hint", {"cancel": cancel}, lang))
+        cancel = f"{mention} `{option}`" if mention else f"`/{command_name('cancel')} {option}`"
+        lines.append(describe("jobs_cancel_hint", {"cancel": cancel}))
     return _clip("\n".join(lines))
 
 
-def _queue_summary(snapshot: QueueSnapshot, lang: str) -> str:
-    busy = describe("queue_slots", {"in_flight": snapshot.in_flight, "capacity": snapshot.capacity}, lang)
+def _queue_summary(snapshot: QueueSnapshot) -> str:
+    busy = describe("queue_slots", {"in_flight": snapshot.in_flight, "capacity": snapshot.capacity})
     if snapshot.waiting == 0:
-        return f"{busy}, {describe('queue_nobody_waiting', lang=lang)}"
-    return f"{busy}, {describe('queue_some_waiting', {'waiting': snapshot.waiting}, lang)}"
+        return f"{busy}, {describe('queue_nobody_waiting')}"
+    return f"{busy}, {describe('queue_some_waiting', {'waiting': snapshot.waiting})}"
 
 
-def _where(job: JobRecord, position: int | None, lang: str) -> str:
+def _where(job: JobRecord, position: int | None) -> str:
     if position is not None:
-        return describe("queue_position", {"position": position}, lang)
-    return state_label(job.state, lang)
+        return describe("queue_position", {"position": position})
+    return state_label(job.state)
 
 
-def queue_text(snapshot: QueueSnapshot, mine: Sequence[tuple[JobRecord, int | None]], lang: str = EN) -> str:
+def queue_text(snapshot: QueueSnapshot, mine: Sequence[tuple[JobRecord, int | None]]) -> str:
     """`/queue`: how busy the bot is, and where each of the member's running jobs stands."""
-    lines = [f"{bold(describe('queue_heading', lang=lang))}: {_queue_summary(snapshot, lang)}."]
+    lines = [f"{bold(describe('queue_heading'))}: {_queue_summary(snapshot)}."]
     if not mine:
-        lines.append(describe("queue_none_running", lang=lang))
+        lines.append(describe("queue_none_running"))
     for job, position in mine:
-        lines.append(f"{number_shown(job)} {_where(job, position, lang)}")
+        lines.append(f"{number_shown(job)} {_where(job, position)}")
     return _clip("\n".join(lines))
 
 
@@ -362,31 +353,30 @@ def panel_text(
     window: QuotaWindow,
     running: Sequence[RunningJob],
     snapshot: QueueSnapshot,
-    lang: str = EN,
 ) -> str:
     """`/lipsync-status`: the member's credits, running jobs and the queue, in one private panel."""
     lines = [
-        bold(describe("panel_heading", lang=lang)),
-        describe("panel_credits", {"left": bold(left_text(balance, window, lang))}, lang),
+        bold(describe("panel_heading")),
+        describe("panel_credits", {"left": bold(left_text(balance, window))}),
     ]
-    lines.extend(grant_lines(balance, lang))
-    over = over_line(balance, lang)
+    lines.extend(grant_lines(balance))
+    over = over_line(balance)
     if over:
         lines.append(over)
     if not running:
-        lines.append(describe("panel_none_running", {"max": balance.max_active_jobs}, lang))
+        lines.append(describe("panel_none_running", {"max": balance.max_active_jobs}))
     else:
-        lines.append(describe("panel_running", {"count": len(running), "max": balance.max_active_jobs}, lang))
+        lines.append(describe("panel_running", {"count": len(running), "max": balance.max_active_jobs}))
         for item in running:
             job = item.job
-            cost = cost_short(job, lang)
+            cost = cost_short(job)
             parts = [
-                f"{number_shown(job)}{_name(job)} {_where(job, item.position, lang)}",
-                describe("progress_so_far", {"elapsed": coarse_duration(item.elapsed, lang)}, lang),
+                f"{number_shown(job)}{_name(job)} {_where(job, item.position)}",
+                describe("progress_so_far", {"elapsed": coarse_duration(item.elapsed)}),
             ]
             if cost:
                 parts.append(cost)
             lines.append("• " + " · ".join(parts))
-    lines.append(describe("panel_queue", {"queue": _queue_summary(snapshot, lang)}, lang))
-    lines.append(describe("panel_more", lang=lang))
+    lines.append(describe("panel_queue", {"queue": _queue_summary(snapshot)}))
+    lines.append(describe("panel_more"))
     return _clip("\n".join(lines))

@@ -25,8 +25,7 @@ from cogs import role_ids, services_of, texts
 from cogs.buttons import IdButton
 from cogs.errors import report_error
 from cogs.lipsync._start import WindowModal, start_job
-from cogs.lipsync._texts import RunningJob, canceled_text, fresh_link_text, job_language, panel_text, shows_number
-from cogs.locale import language_of
+from cogs.lipsync._texts import RunningJob, canceled_text, fresh_link_text, panel_text, shows_number
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +60,9 @@ class NewLinkButton(IdButton, action="link", parts={"job": int}):
             await interaction.response.defer(ephemeral=True, thinking=True)
             url = await engine.fresh_download_url(job)
             button = len(url) <= texts.MAX_BUTTON_URL
-            lang = language_of(interaction)
             await interaction.edit_original_response(
-                content=fresh_link_text(self.job_id, button=button, url=url, lang=lang),
-                view=download_view(url, lang) if button else None,
+                content=fresh_link_text(self.job_id, button=button, url=url),
+                view=download_view(url) if button else None,
             )
         except Exception as exc:
             await report_error(interaction, exc)
@@ -107,7 +105,7 @@ class AgainButton(IdButton, action="again", parts={"job": int, "how": Again}):
                 # Another video can't come through a button: say how to bring one, privately.
                 if job.user_id != interaction.user.id:
                     raise NotAllowed("rerun_not_owner", owner=job.user_id, job=job.id)
-                await interaction.response.send_message(another_video_text(job, interaction), ephemeral=True)
+                await interaction.response.send_message(another_video_text(job), ephemeral=True)
                 return
             # Checked before anything else, so a refusal is instant and only the presser sees it.
             request = rerun_request(
@@ -115,7 +113,6 @@ class AgainButton(IdButton, action="again", parts={"job": int, "how": Again}):
             )
             if self.how is Again.WINDOW:
                 modal = WindowModal(
-                    language_of(interaction),
                     on_window=self._window_chosen,
                     start=job.start_seconds,
                     end=job.end_seconds,
@@ -164,7 +161,7 @@ class DeleteResultButton(IdButton, action="delete", parts={"job": int, "owner": 
                 raise NotAllowed("delete_not_owner", owner=self.owner_id, job=self.job_id)
             if interaction.message is not None:
                 await interaction.message.delete()
-            done = texts.describe("result_deleted", {"job": self.job_id}, language_of(interaction))
+            done = texts.describe("result_deleted", {"job": self.job_id})
             await interaction.response.send_message(done, ephemeral=True)
         except Exception as exc:
             await report_error(interaction, exc)
@@ -192,10 +189,10 @@ async def _delete_ping_under(interaction: discord.Interaction, card: discord.Mes
         log.info("could not remove the ping under deleted result %s: %s", card.id, exc)
 
 
-def with_delete(view: discord.ui.View | None, job: JobRecord, lang: str | None = None) -> discord.ui.View:
-    """`view` (or a new one) with the Delete button a result carries (in `lang`, else its job's language)."""
+def with_delete(view: discord.ui.View | None, job: JobRecord) -> discord.ui.View:
+    """`view` (or a new one) with the Delete button a result carries, in the reader's language."""
     view = view if view is not None else discord.ui.View(timeout=None)
-    label = texts.button_label("button_delete", lang or job_language(job))
+    label = texts.button_label("button_delete")
     view.add_item(DeleteResultButton(job.id, job.user_id, label=label))
     return view
 
@@ -208,24 +205,21 @@ _AGAIN_LABELS = {
 }
 
 
-def another_video_text(job: JobRecord, interaction: discord.Interaction) -> str:
+def another_video_text(job: JobRecord) -> str:
     """How to run a job again with another video (its voice kept), for its owner."""
-    lang = language_of(interaction)
-    audio = job.audio_filename or texts.describe("audio_fallback", lang=lang)
-    menu = texts.bold(texts.command_name("Lip-sync: use this video", lang))
-    return texts.describe("again_other_video", {"audio": audio, "menu": menu}, lang)
+    audio = job.audio_filename or texts.describe("audio_fallback")
+    menu = texts.bold(texts.command_name("Lip-sync: use this video"))
+    return texts.describe("again_other_video", {"audio": audio, "menu": menu})
 
 
-def status_view(job_id: int, lang: str = texts.EN) -> discord.ui.View:
+def status_view(job_id: int) -> discord.ui.View:
     """The buttons under a running job's status message."""
     view = discord.ui.View(timeout=None)
-    view.add_item(CancelButton(job_id, label=texts.button_label("button_cancel", lang)))
+    view.add_item(CancelButton(job_id, label=texts.button_label("button_cancel")))
     return view
 
 
-async def final_view(
-    client: discord.Client, job: JobRecord, now: dt.datetime, lang: str | None = None
-) -> discord.ui.View | None:
+async def final_view(client: discord.Client, job: JobRecord, now: dt.datetime) -> discord.ui.View | None:
     """The buttons under a finished job's message: run it again, while its files are kept.
 
     Only the ways that apply to its member now (`bot.jobs.offers`): "again in pro" with its price,
@@ -247,13 +241,12 @@ async def final_view(
             ways = tuple(Offer(how) for how in possible if how is not Again.PRO)
     if not ways:
         return None
-    lang = lang or job_language(job)
     view = discord.ui.View(timeout=None)
     for offer in ways:
         if offer.credits is not None:
-            label = texts.button_label("button_again_pro_priced", lang, credits=offer.credits)
+            label = texts.button_label("button_again_pro_priced", credits=offer.credits)
         else:
-            label = texts.button_label(_AGAIN_LABELS[offer.how], lang)
+            label = texts.button_label(_AGAIN_LABELS[offer.how])
         view.add_item(AgainButton(job.id, offer.how, label=label))
     return view
 
@@ -273,30 +266,30 @@ async def _owner_roles(client: discord.Client, job: JobRecord) -> tuple[int, ...
 
 
 async def result_view(
-    client: discord.Client, job: JobRecord, now: dt.datetime, lang: str, *, linked: bool, url: str | None = None
+    client: discord.Client, job: JobRecord, now: dt.datetime, *, linked: bool, url: str | None = None
 ) -> discord.ui.View:
     """The buttons under a result: Download/New link when not attached, the ways to run it again, Delete."""
     done = job.model_copy(update={"state": JobState.DONE})  # delivered now: offered as the done job it becomes
-    view = link_view(job.id, url, lang) if linked else None
-    again = await final_view(client, done, now, lang)
+    view = link_view(job.id, url) if linked else None
+    again = await final_view(client, done, now)
     if again is not None:
         view = view or discord.ui.View(timeout=None)
         for item in again.children:
             view.add_item(item)
-    return with_delete(view, job, lang)
+    return with_delete(view, job)
 
 
-def link_view(job_id: int, url: str | None = None, lang: str = texts.EN) -> discord.ui.View:
+def link_view(job_id: int, url: str | None = None) -> discord.ui.View:
     """The buttons under a result that was too large to attach: Download (when given a link) and New link."""
-    view = discord.ui.View(timeout=None) if url is None else download_view(url, lang)
-    view.add_item(NewLinkButton(job_id, label=texts.button_label("button_new_link", lang)))
+    view = discord.ui.View(timeout=None) if url is None else download_view(url)
+    view.add_item(NewLinkButton(job_id, label=texts.button_label("button_new_link")))
     return view
 
 
-def download_view(url: str, lang: str = texts.EN) -> discord.ui.View:
+def download_view(url: str) -> discord.ui.View:
     """A Download button: the signed link stays on the button, never in the message's text."""
     view = discord.ui.View(timeout=None)
-    label = texts.button_label("button_download", lang)
+    label = texts.button_label("button_download")
     view.add_item(discord.ui.Button(label=label, style=discord.ButtonStyle.link, url=url))
     return view
 
@@ -313,7 +306,6 @@ async def panel(interaction: discord.Interaction) -> tuple[str, discord.ui.View]
     """
     services = services_of(interaction.client)
     guild_id, user = interaction.guild_id, interaction.user
-    lang = language_of(interaction)
     balance = await services.store.usage.balance(guild_id, user.id, role_ids(user))
     recent = await services.store.jobs.recent_for_member(guild_id, user.id, MAX_PANEL_BUTTONS)
     now = services.clock.now()
@@ -327,16 +319,16 @@ async def panel(interaction: discord.Interaction) -> tuple[str, discord.ui.View]
         if not job.state.terminal
     ]
     window = services.settings.quota_window
-    text = panel_text(balance, window, running, services.engine.queue_snapshot(), lang)
+    text = panel_text(balance, window, running, services.engine.queue_snapshot())
     view = discord.ui.View(timeout=None)
     for item in running:
         if item.job.state not in (JobState.DOWNLOADING, JobState.DELIVERING):  # too late to cancel those
             if shows_number(item.job):
-                label = texts.button_label("button_cancel_job", lang, job=item.job.id)
+                label = texts.button_label("button_cancel_job", job=item.job.id)
             else:  # not admitted yet: its member never saw its number
-                label = texts.button_label("button_cancel", lang)
+                label = texts.button_label("button_cancel")
             view.add_item(CancelButton(item.job.id, label=label))
-    view.add_item(RefreshPanelButton(label=texts.button_label("button_refresh", lang)))
+    view.add_item(RefreshPanelButton(label=texts.button_label("button_refresh")))
     return text, view
 
 
@@ -361,6 +353,6 @@ async def cancel_job(interaction: discord.Interaction, job_id: int) -> None:
             raise NotAllowed("not_owner_of", owner=job.user_id, job=job_id)
         await interaction.response.defer(ephemeral=True, thinking=True)
         canceled = await engine.cancel(job_id, by_user_id=interaction.user.id)
-        await interaction.edit_original_response(content=canceled_text(canceled, language_of(interaction)))
+        await interaction.edit_original_response(content=canceled_text(canceled))
     except Exception as exc:
         await report_error(interaction, exc)

@@ -19,7 +19,7 @@ from collections.abc import Container, Mapping
 from dataclasses import dataclass
 
 from bot.store import DailyUsage
-from cogs.texts._style import EN, describe
+from cogs.texts._style import describe
 
 # The chart stacks this many members by name; the rest share one bar ("others").
 CHART_MEMBERS = 8
@@ -35,7 +35,7 @@ class Series:
     credits: tuple[int, ...]
 
 
-def chart_series(daily: DailyUsage, labels: Mapping[int | None, str], lang: str = EN) -> list[Series]:
+def chart_series(daily: DailyUsage, labels: Mapping[int | None, str]) -> list[Series]:
     """The chart's bars: the top members by credits, then everyone else as one series.
 
     Every member's credits are in exactly one series, so each day's stack is that day's total.
@@ -48,7 +48,7 @@ def chart_series(daily: DailyUsage, labels: Mapping[int | None, str], lang: str 
         others = tuple(sum(values) for values in zip(*rest, strict=True))
         only_deleted = len(rest) == 1 and None in daily.by_member and len(named) <= CHART_MEMBERS
         code = "usage_deleted_members" if only_deleted else "chart_others"
-        series.append(Series(describe(code, lang=lang), others))
+        series.append(Series(describe(code), others))
     return series
 
 
@@ -60,7 +60,7 @@ def _plain(label: str, drawable: Container[int]) -> str:
     return f" {label}" if label.startswith("_") else label
 
 
-def draw_png(daily: DailyUsage, labels: Mapping[int | None, str], lang: str = EN) -> bytes:
+def draw_png(daily: DailyUsage, labels: Mapping[int | None, str]) -> bytes:
     """The chart as PNG bytes: credits per UTC day, stacked by member, and the pool's remainder as a line."""
     from matplotlib import rc_context
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -76,14 +76,14 @@ def draw_png(daily: DailyUsage, labels: Mapping[int | None, str], lang: str = EN
         FigureCanvasAgg(figure)
         axes = figure.add_subplot()
         bottom = [0] * len(days)
-        for item in chart_series(daily, labels, lang):
+        for item in chart_series(daily, labels):
             axes.bar(positions, item.credits, bottom=bottom, label=_plain(item.label, drawable))
             bottom = [b + c for b, c in zip(bottom, item.credits, strict=True)]
         if daily.pool_left is not None:
-            pool_label = describe("chart_pool_left", lang=lang)
+            pool_label = describe("chart_pool_left")
             axes.plot(positions, daily.pool_left, color="black", marker="o", label=pool_label)
-        axes.set_title(describe("chart_title", lang=lang))
-        axes.set_ylabel(describe("chart_credits", lang=lang))
+        axes.set_title(describe("chart_title"))
+        axes.set_ylabel(describe("chart_credits"))
         axes.set_xticks(positions, days, rotation=45, ha="right", fontsize=8)
         axes.set_ylim(bottom=0)
         if axes.get_legend_handles_labels()[0]:
@@ -98,19 +98,19 @@ def _cell(text: str) -> str:
     return f"'{text}" if text.startswith(_FORMULA_STARTS) else text
 
 
-def csv_text(daily: DailyUsage, labels: Mapping[int | None, str], lang: str = EN) -> str:
+def csv_text(daily: DailyUsage, labels: Mapping[int | None, str]) -> str:
     """The chart's figures as CSV: one row per UTC day, a column per member, the total, the pool's remainder."""
     members = list(daily.by_member)
-    header = [describe("csv_day", lang=lang)]
+    header = [describe("csv_day")]
     for member in members:
         if member is None:
-            header.append(describe("usage_deleted_members", lang=lang))
+            header.append(describe("usage_deleted_members"))
         else:
             name = labels.get(member)
             header.append(_cell(f"{name} ({member})" if name else str(member)))
-    header.append(describe("csv_total", lang=lang))
+    header.append(describe("csv_total"))
     if daily.pool_left is not None:
-        header.append(describe("chart_pool_left", lang=lang))
+        header.append(describe("chart_pool_left"))
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(header)
@@ -123,7 +123,7 @@ def csv_text(daily: DailyUsage, labels: Mapping[int | None, str], lang: str = EN
     return out.getvalue()
 
 
-async def usage_files(daily: DailyUsage, labels: Mapping[int | None, str], lang: str = EN) -> tuple[bytes, bytes]:
+async def usage_files(daily: DailyUsage, labels: Mapping[int | None, str]) -> tuple[bytes, bytes]:
     """The PNG chart (drawn in a worker thread) and the CSV (UTF-8 with a BOM, for spreadsheets)."""
-    png = await asyncio.to_thread(draw_png, daily, labels, lang)
-    return png, ("\ufeff" + csv_text(daily, labels, lang)).encode()
+    png = await asyncio.to_thread(draw_png, daily, labels)
+    return png, ("\ufeff" + csv_text(daily, labels)).encode()

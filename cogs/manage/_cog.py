@@ -21,7 +21,6 @@ from bot.config import GenerationMode, Settings
 from bot.errors import InvalidInput, NotAllowed
 from bot.store import Store
 from cogs import role_ids, texts
-from cogs.locale import language_of
 from cogs.manage._chart import CHART_MEMBERS, usage_files
 from cogs.manage._member import MemberLimits, member_text
 from cogs.manage._quota import allowance_role
@@ -46,8 +45,8 @@ def _guild_id(interaction: discord.Interaction) -> int:
     return interaction.guild_id
 
 
-def _per(settings: Settings, interaction: discord.Interaction) -> str:
-    return texts.per_window(settings.quota_window, language_of(interaction))
+def _per(settings: Settings) -> str:
+    return texts.per_window(settings.quota_window)
 
 
 async def _names(guild: discord.Guild | None, members: Iterable[int | None]) -> dict[int | None, str]:
@@ -68,11 +67,6 @@ async def _names(guild: discord.Guild | None, members: Iterable[int | None]) -> 
                 continue
         names[member_id] = found.display_name
     return names
-
-
-def _say(interaction: discord.Interaction, code: str, data: dict[str, object] | None = None) -> str:
-    """The catalogue's sentence for `code`, in the language of the manager who asked."""
-    return texts.describe(code, data, language_of(interaction))
 
 
 @app_commands.guild_only()
@@ -105,13 +99,12 @@ class ManageCog(commands.GroupCog, group_name="lipsync-admin", group_description
         guild_id = _guild_id(interaction)
         if credits is None:
             cleared = await self.store.limits.clear_member_limit(guild_id, member.id)
-            text = _say(interaction, "member_limit_cleared" if cleared else "member_limit_none", {"member": member.id})
+            text = texts.describe("member_limit_cleared" if cleared else "member_limit_none", {"member": member.id})
         else:
             await self.store.limits.set_member_limit(guild_id, member.id, credits, by_user_id=interaction.user.id)
-            text = _say(
-                interaction,
+            text = texts.describe(
                 "member_limit_set",
-                {"member": member.id, "credits": credits, "per": _per(self.settings, interaction)},
+                {"member": member.id, "credits": credits, "per": _per(self.settings)},
             )
         await self._reply(interaction, text)
 
@@ -124,13 +117,12 @@ class ManageCog(commands.GroupCog, group_name="lipsync-admin", group_description
         guild_id = _guild_id(interaction)
         if credits is None:
             cleared = await self.store.limits.clear_role_limit(guild_id, role.id)
-            text = _say(interaction, "role_limit_cleared" if cleared else "role_limit_none", {"role": role.mention})
+            text = texts.describe("role_limit_cleared" if cleared else "role_limit_none", {"role": role.mention})
         else:
             await self.store.limits.set_role_limit(guild_id, role.id, credits, by_user_id=interaction.user.id)
-            text = _say(
-                interaction,
+            text = texts.describe(
                 "role_limit_set",
-                {"role": role.mention, "credits": credits, "per": _per(self.settings, interaction)},
+                {"role": role.mention, "credits": credits, "per": _per(self.settings)},
             )
         await self._reply(interaction, text)
 
@@ -141,9 +133,7 @@ class ManageCog(commands.GroupCog, group_name="lipsync-admin", group_description
         await self.store.limits.set_server_default(_guild_id(interaction), credits)
         code = "server_limit_set" if credits is not None else "server_limit_default"
         value = credits if credits is not None else self.settings.default_member_credits
-        await self._reply(
-            interaction, _say(interaction, code, {"credits": value, "per": _per(self.settings, interaction)})
-        )
+        await self._reply(interaction, texts.describe(code, {"credits": value, "per": _per(self.settings)}))
 
     @app_commands.command(name="server-pool", description="Cap what the whole server may use per period")
     @app_commands.describe(credits="Credits for all members together per period; empty for no cap")
@@ -151,9 +141,9 @@ class ManageCog(commands.GroupCog, group_name="lipsync-admin", group_description
         """Set (or remove) a cap on the whole server's use per period."""
         await self.store.limits.set_server_pool(_guild_id(interaction), credits)
         if credits is None:
-            text = _say(interaction, "server_pool_cleared")
+            text = texts.describe("server_pool_cleared")
         else:
-            text = _say(interaction, "server_pool_set", {"credits": credits, "per": _per(self.settings, interaction)})
+            text = texts.describe("server_pool_set", {"credits": credits, "per": _per(self.settings)})
         await self._reply(interaction, text)
 
     @app_commands.command(name="grant", description="Give a member extra credits for the current period")
@@ -190,7 +180,7 @@ class ManageCog(commands.GroupCog, group_name="lipsync-admin", group_description
         taken = entry.amount if entry is not None else None
         await self._reply(
             interaction,
-            grant_text(member.id, credits, taken, balance, self.settings.quota_window, language_of(interaction)),
+            grant_text(member.id, credits, taken, balance, self.settings.quota_window),
         )
 
     @app_commands.command(name="member", description="One member's credits, limits, running jobs and grants")
@@ -210,7 +200,6 @@ class ManageCog(commands.GroupCog, group_name="lipsync-admin", group_description
             limits,
             [job for job in recent if not job.terminal],
             self.settings.quota_window,
-            language_of(interaction),
             role_id=await allowance_role(self.store, balance, member),
         )
         await self._reply(interaction, text)
@@ -231,7 +220,7 @@ class ManageCog(commands.GroupCog, group_name="lipsync-admin", group_description
         if not chosen:
             raise InvalidInput("no_modes")
         await self.store.limits.set_allowed_modes(_guild_id(interaction), chosen)
-        await self._reply(interaction, _say(interaction, "modes_set", {"modes": ", ".join(m.value for m in chosen)}))
+        await self._reply(interaction, texts.describe("modes_set", {"modes": ", ".join(m.value for m in chosen)}))
 
     @app_commands.command(name="max-clip", description="Set the longest clip members may render here")
     @app_commands.describe(seconds="Longest clip in seconds; empty for the bot's maximum")
@@ -244,7 +233,7 @@ class ManageCog(commands.GroupCog, group_name="lipsync-admin", group_description
         await self.store.limits.set_max_clip_seconds(_guild_id(interaction), seconds)
         code = "max_clip_set" if seconds is not None else "max_clip_default"
         value = seconds if seconds is not None else self.settings.max_clip_seconds
-        await self._reply(interaction, _say(interaction, code, {"seconds": value}))
+        await self._reply(interaction, texts.describe(code, {"seconds": value}))
 
     @app_commands.command(name="max-jobs", description="How many jobs one member may run at once here")
     @app_commands.describe(count="Jobs at a time; empty for the bot's default")
@@ -255,7 +244,7 @@ class ManageCog(commands.GroupCog, group_name="lipsync-admin", group_description
         await self.store.limits.set_max_active_jobs(_guild_id(interaction), count)
         code = "max_jobs_set" if count is not None else "max_jobs_default"
         value = count if count is not None else self.settings.max_active_jobs_per_member
-        await self._reply(interaction, _say(interaction, code, {"count": value}))
+        await self._reply(interaction, texts.describe(code, {"count": value}))
 
     @app_commands.command(name="usage", description="Credits used in this server in the current period")
     async def usage(self, interaction: discord.Interaction) -> None:
@@ -265,16 +254,15 @@ class ManageCog(commands.GroupCog, group_name="lipsync-admin", group_description
         figures as CSV. Drawing takes a moment, so the answer is deferred first.
         """
         guild_id = _guild_id(interaction)
-        lang = language_of(interaction)
         await interaction.response.defer(ephemeral=True, thinking=True)
         report = await self.store.quota.usage(guild_id)
         grants = await self.store.usage.grant_totals(guild_id, report.since, report.until)
         pool = await self.store.usage.pool_limit(guild_id)
         daily = await self.store.usage.daily(guild_id)
         labels = await _names(interaction.guild, daily.by_member)
-        png, csv_bytes = await usage_files(daily, labels, lang)
+        png, csv_bytes = await usage_files(daily, labels)
         window = self.settings.quota_window
-        text = usage_text(report, grants=grants, pool_limit=pool, window=window, attached=True, lang=lang)
+        text = usage_text(report, grants=grants, pool_limit=pool, window=window, attached=True)
         stamp = daily.days[-1].isoformat()
         await interaction.edit_original_response(
             content=text,
@@ -300,6 +288,5 @@ class ManageCog(commands.GroupCog, group_name="lipsync-admin", group_description
                 member_limits=await self.store.limits.member_limits(guild_id),
                 role_limits=await self.store.limits.role_limits(guild_id),
                 window=self.settings.quota_window,
-                lang=language_of(interaction),
             ),
         )

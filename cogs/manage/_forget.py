@@ -8,7 +8,6 @@ from bot.errors import NotAllowed
 from cogs import services_of, texts
 from cogs.buttons import IdButton
 from cogs.errors import report_error
-from cogs.locale import language_of
 from cogs.manage._texts import forgotten_text
 
 
@@ -25,14 +24,14 @@ class ForgetButton(IdButton, action="forget", parts={"user": int}):
             if interaction.user.id != self.user_id or interaction.guild_id is None:
                 raise NotAllowed("forget_not_owner")
             report = await services_of(interaction.client).store.delete_member_data(interaction.guild_id, self.user_id)
-            text = forgotten_text(report, language_of(interaction))
+            text = forgotten_text(report)
             await interaction.response.edit_message(content=text, view=None)
         except Exception as exc:
             await report_error(interaction, exc)
 
 
-def forget_view(user_id: int, lang: str = texts.EN) -> discord.ui.View:
+def forget_view(user_id: int) -> discord.ui.View:
     """The confirmation button for `/forget-me`."""
     view = discord.ui.View(timeout=None)
-    view.add_item(ForgetButton(user_id, label=texts.button_label("button_forget", lang)))
+    view.add_item(ForgetButton(user_id, label=texts.button_label("button_forget")))
     return view

@@ -11,7 +11,6 @@ from discord.ext import commands
 from bot.config import QuotaWindow
 from bot.store import Balance, LimitKind, Store
 from cogs import role_ids
-from cogs.locale import language_of
 from cogs.manage._forget import forget_view
 from cogs.manage._texts import forget_prompt, quota_text
 
@@ -42,14 +41,11 @@ class QuotaCog(commands.Cog, name="Quota"):
         user = interaction.user
         balance = await self.store.usage.balance(interaction.guild_id, user.id, role_ids(user))
         role = await allowance_role(self.store, balance, user)
-        text = quota_text(balance, self.window, language_of(interaction), role_id=role)
+        text = quota_text(balance, self.window, role_id=role)
         await interaction.response.send_message(text, ephemeral=True)
 
     @app_commands.command(name="forget-me", description="Delete your lip-sync data in this server.")
     @app_commands.guild_only()
     async def forget_me(self, interaction: discord.Interaction) -> None:
         """Explain what will be deleted and ask for a confirmation click; nothing is deleted yet."""
-        lang = language_of(interaction)
-        await interaction.response.send_message(
-            forget_prompt(lang), view=forget_view(interaction.user.id, lang), ephemeral=True
-        )
+        await interaction.response.send_message(forget_prompt(), view=forget_view(interaction.user.id), ephemeral=True)

@@ -21,21 +21,26 @@ def discord_timestamp(moment: dt.datetime, style: str = "R") -> str:
     return f"<t:{int(moment.timestamp())}:{style}>"
 
 
-def command_name(name: str, lang: str = EN) -> str:
-    """A command's name as members of this language see it in Discord (`cancel` -> `cancelar`)."""
-    return words.commands(lang).get(name) or name
+def command_name(name: str, *, language: str | None = None) -> str:
+    """A command's name as the reader sees it in Discord (`cancel` -> `cancelar`)."""
+    return words.commands(language or words.current()).get(name) or name
 
 
-def option_name(name: str, lang: str = EN, command: str = "lipsync") -> str:
-    """One of a command's options as members of this language see it (`end` -> `fin`)."""
-    return words.commands(lang).get(f"{command}.{name}") or name
+def option_name(name: str, command: str = "lipsync", *, language: str | None = None) -> str:
+    """One of a command's options as the reader sees it (`end` -> `fin`)."""
+    return words.commands(language or words.current()).get(f"{command}.{name}") or name
 
 
 class DiscordStyle:
-    """How the catalogue's sentences are written in Discord, for readers of one language."""
+    """How the catalogue's sentences are written in Discord: for one language, or the reader's (None)."""
 
-    def __init__(self, language: str = EN) -> None:
-        self.language = language
+    def __init__(self, language: str | None = None) -> None:
+        self._language = language
+
+    @property
+    def language(self) -> str:
+        """The language command and option names are written in."""
+        return self._language or words.current()
 
     def when(self, moment: dt.datetime) -> str:
         """A relative Discord timestamp."""
@@ -44,7 +49,7 @@ class DiscordStyle:
     def command(self, name: str) -> str:
         """A slash command as a clickable mention (Discord shows it in the reader's language), or,
         while its id isn't known, as a code span with the name this language's members see."""
-        return MENTIONS.mention(name) or f"`/{command_name(name, self.language)}`"
+        return MENTIONS.mention(name) or f"`/{command_name(name, language=self.language)}`"
 
     def quote(self, text: str) -> str:
         """A member's name for something, in a code span it can't close early."""
@@ -56,16 +61,17 @@ class DiscordStyle:
 
     def option(self, name: str) -> str:
         """A `/lipsync` option, as a code span, by the name this language's members see."""
-        return f"`{option_name(name, self.language)}`"
+        return f"`{option_name(name, language=self.language)}`"
 
 
 DISCORD = DiscordStyle()
+"""The Discord style for the reader's language (`words.current()`)."""
 
 
 @functools.cache
-def style_for(lang: str) -> DiscordStyle:
-    """The Discord style for one language."""
-    return DiscordStyle(lang)
+def style_for(language: str) -> DiscordStyle:
+    """The Discord style for one given language, whoever reads."""
+    return DiscordStyle(language)
 
 
 # Discord rejects message content over 2000 characters, and link buttons whose URL is longer than 512.
@@ -78,21 +84,22 @@ def _clip(text: str) -> str:
     return text if len(text) <= MAX_CONTENT else text[: MAX_CONTENT - 1] + "…"
 
 
-def describe(code: str, data: Mapping[str, object] | None = None, lang: str = EN) -> str:
-    """The catalogue's sentence for `code`, written for Discord in `lang`.
+def describe(code: str, data: Mapping[str, object] | None = None, lang: str | None = None) -> str:
+    """The catalogue's sentence for `code`, written for Discord in `lang`, else the reader's language.
 
     Clipped to what Discord accepts: a sentence quoting a member's 1,000-character file name must
     still reach them (a message over the limit is refused whole).
     """
-    return _clip(words.describe(code, data or {}, style_for(lang), lang))
+    language = lang or words.current()
+    return _clip(words.describe(code, data or {}, style_for(language), language))
 
 
-def error_text(error: LipsyncError, lang: str = EN) -> str:
+def error_text(error: LipsyncError) -> str:
     """What a member reads for one of the bot's errors."""
-    return describe(error.code, error.data, lang)
+    return describe(error.code, error.data)
 
 
-def failure_text(job: JobRecord, lang: str = EN) -> str:
+def failure_text(job: JobRecord) -> str:
     """Why a job failed, from the code and data stored with it.
 
     A job whose fate at Magic Hour is unknown says why it is (lost while starting, or Magic Hour
@@ -104,7 +111,7 @@ def failure_text(job: JobRecord, lang: str = EN) -> str:
             code = "unknown_reconciled"
         elif (job.error_data or {}).get("reason") in _UNREAD_REASONS:
             code = "unknown_at_magic_hour_unread"
-    return describe(code, job.error_data or {}, lang)
+    return describe(code, job.error_data or {})
 
 
 # Why a submitted job's fate can be unknown after it was made: Magic Hour couldn't be read. The
@@ -113,12 +120,12 @@ def failure_text(job: JobRecord, lang: str = EN) -> str:
 _UNREAD_REASONS = UNREAD_REASONS
 
 
-def sandbox_note(lang: str = EN) -> str:
+def sandbox_note() -> str:
     """How a sandbox render counts, under every sandbox job's messages."""
-    return f"🧪 {describe('sandbox_note', lang=lang)}"
+    return f"🧪 {describe('sandbox_note')}"
 
 
-SANDBOX_NOTE = sandbox_note()
+SANDBOX_NOTE = f"🧪 {describe('sandbox_note', lang=EN)}"  # in English, whoever imports this first
 
 
 _STATE_EMOJI: dict[JobState, str] = {
@@ -147,14 +154,14 @@ _MODE_COSTS: dict[GenerationMode, str] = {
 }
 
 
-def state_label(state: JobState, lang: str = EN) -> str:
+def state_label(state: JobState) -> str:
     """A state as members read it: "🎬 Rendering at Magic Hour", never the raw state name."""
-    return f"{_STATE_EMOJI[state]} {describe(f'state_{state.value}', lang=lang)}"
+    return f"{_STATE_EMOJI[state]} {describe(f'state_{state.value}')}"
 
 
-def per_window(window: QuotaWindow, lang: str = EN) -> str:
+def per_window(window: QuotaWindow) -> str:
     """How often an allowance renews: "per day"."""
-    return describe(f"per_{window.value}", lang=lang)
+    return describe(f"per_{window.value}")
 
 
 def mode_label(mode: GenerationMode) -> str:
@@ -166,17 +173,17 @@ def mode_label(mode: GenerationMode) -> str:
     return f"{mode.value} — {_MODE_COSTS[mode]}"
 
 
-def credits(n: int, lang: str = EN) -> str:
-    """ "1 credit", "1,234 credits" in `lang`."""
-    return words.credits(n, lang)
+def credits(n: int) -> str:
+    """ "1 credit", "1,234 credits", in the reader's language."""
+    return words.credits(n, words.current())
 
 
-def duration(seconds: float, lang: str = EN) -> str:
-    """A short elapsed time, to the second: "8 s", "2:05", "1:04:00", "3 h"."""
-    return words.seconds(max(0, round(seconds)), lang)
+def duration(seconds: float) -> str:
+    """A short elapsed time, to the second, in the reader's language: "8 s", "2:05", "1:04:00", "3 h"."""
+    return words.seconds(max(0, round(seconds)), words.current())
 
 
-def coarse_duration(seconds: float, lang: str = EN) -> str:
+def coarse_duration(seconds: float) -> str:
     """A running time that changes about once a minute: "40 s", "3 min", "1 h 4 min".
 
     Under a minute it moves in 10-second steps; so a status message refreshed every few seconds is
@@ -185,13 +192,13 @@ def coarse_duration(seconds: float, lang: str = EN) -> str:
     total = max(0, int(seconds))
     if total < 60:
         if total < 10:
-            return describe("duration_few", lang=lang)
-        return describe("duration_s", {"s": total // 10 * 10}, lang)
+            return describe("duration_few")
+        return describe("duration_s", {"s": total // 10 * 10})
     hours, rest = divmod(total, 3600)
     minutes = rest // 60
     if hours:
-        return describe("duration_h_min", {"h": hours, "min": minutes}, lang)
-    return describe("duration_min", {"min": minutes}, lang)
+        return describe("duration_h_min", {"h": hours, "min": minutes})
+    return describe("duration_min", {"min": minutes})
 
 
 def progress_bar(fraction: float) -> str:
@@ -200,8 +207,9 @@ def progress_bar(fraction: float) -> str:
     return f"{'▰' * filled}{'▱' * (BAR_CELLS - filled)} {filled * 100 // BAR_CELLS}%"
 
 
-def span(start: float, end: float, lang: str = EN) -> str:
-    """A part of a clip, exactly as rendered: "0–1.5 s", "0:45–1:30"."""
+def span(start: float, end: float) -> str:
+    """A part of a clip, exactly as rendered, in the reader's language: "0–1.5 s", "0:45–1:30"."""
+    lang = words.current()
     if round(end, 1) < 60:
         low, high = words.decimal(round(start, 2), lang), words.decimal(round(end, 2), lang)
         return f"{low}–{high} s"
@@ -219,11 +227,11 @@ def bold(text: str) -> str:
     return f"**{text}**"
 
 
-def button_label(code: str, lang: str = EN, **data: object) -> str:
-    """A button's label in `lang` (Discord allows 80 characters)."""
-    return describe(code, data, lang)[:80]
+def button_label(code: str, **data: object) -> str:
+    """A button's label in the reader's language (Discord allows 80 characters)."""
+    return describe(code, data)[:80]
 
 
-def apology(reference: str, lang: str = EN) -> str:
+def apology(reference: str) -> str:
     """The reply to an error nobody planned for."""
-    return describe("apology", {"reference": f"`{reference}`"}, lang)
+    return describe("apology", {"reference": f"`{reference}`"})

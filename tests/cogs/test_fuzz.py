@@ -132,9 +132,9 @@ def forged(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> Uploads:
     def from_data(self: discord.Interaction, data: Any) -> None:
         original_from_data(self, uploads.rewrite(data))
 
-    def reply_for(error: BaseException, lang: str = texts.EN) -> str:
+    def reply_for(error: BaseException) -> str:
         uploads.errors.append(cogs.errors.unwrap(error))
-        return original_reply_for(error, lang)
+        return original_reply_for(error)
 
     monkeypatch.setattr(discord.Interaction, "_from_data", from_data)
     monkeypatch.setattr(cogs.errors, "reply_for", reply_for)

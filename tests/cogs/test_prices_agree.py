@@ -124,15 +124,16 @@ async def test_every_surface_states_the_same_quote_the_reservation_was_made_from
     quote = quote_of(job)
     # The figures a record gives back are the ones the reservation was made from (a top-up raises the hold).
     assert quote == Quote(made.estimate, made.hold + top_up)
-    sentence = texts.quote_text(quote, lang)
-    assert texts.credits(quote.estimate, lang) in sentence and texts.credits(quote.hold, lang) in sentence
-    surfaces = {
-        "status message": status_text(JobUpdate(job=job, elapsed=5.0)),
-        "/lipsync-status": panel_text(
-            balance(1000), QuotaWindow.DAILY, [RunningJob(job, None, 5.0)], QueueSnapshot(1, 2, 0), lang
-        ),
-        "/jobs": jobs_text([job], lang),
-    }
+    with words.using(lang):  # the member's, who reads each of these
+        sentence = texts.quote_text(quote)
+        assert texts.credits(quote.estimate) in sentence and texts.credits(quote.hold) in sentence
+        surfaces = {
+            "status message": status_text(JobUpdate(job=job, elapsed=5.0)),
+            "/lipsync-status": panel_text(
+                balance(1000), QuotaWindow.DAILY, [RunningJob(job, None, 5.0)], QueueSnapshot(1, 2, 0)
+            ),
+            "/jobs": jobs_text([job]),
+        }
     for surface, text in surfaces.items():
         assert sentence in text, surface
     english = terminal_sentence(quote)
@@ -149,7 +150,8 @@ def test_a_refusal_states_the_quote_and_names_what_didnt_fit(pricing: Pricing, a
     assert (error.data["estimate"], error.data["hold"]) == (quote.estimate, quote.hold)
     short = quote.short_of(available)
     assert error.code == ("quota_member_hold" if short is Short.HOLD else "quota_member")
-    discord_text = texts.error_text(error, lang)
+    with words.using(lang):
+        discord_text = texts.error_text(error)
     terminal_text = terminal_describe(error.code, error.data, TERMINAL)  # the terminal speaks English
     for text, language in ((discord_text, lang), (terminal_text, "en")):
         assert words.credits(quote.estimate, language) in text and words.credits(quote.hold, language) in text
@@ -187,5 +189,6 @@ def test_every_fix_fits_and_is_priced_as_the_job_it_starts(
         seconds = pricing.seconds if fix.kind is not FixKind.END else changed.end - start  # type: ignore[operator]
         again = dataclasses.replace(pricing, seconds=seconds, mode=changed.mode, max_fps=changed.max_fps).quote()
         assert fix.quote == again
-        line = fix_line(fix, request, lang)
-        assert texts.credits(fix.quote.estimate, lang) in line and texts.credits(fix.quote.hold, lang) in line
+        with words.using(lang):
+            line = fix_line(fix, request)
+            assert texts.credits(fix.quote.estimate) in line and texts.credits(fix.quote.hold) in line

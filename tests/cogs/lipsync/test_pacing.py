@@ -13,7 +13,7 @@ from bot.jobs.queue import EXACT_POSITIONS
 from bot.services import Services
 from bot.store import JobState
 from cogs.lipsync._pacing import BURST, EDITS_PER_SECOND, EditPacer
-from cogs.lipsync._presenter import JobPresenter
+from cogs.lipsync._presenter import JobPresenter, OwnersSink
 from cogs.lipsync._status import StatusMessage
 from cogs.lipsync._texts import status_text
 from tests.cogs.lipsync.test_status import FakeInteraction, job, sink_for, update
@@ -90,7 +90,7 @@ def test_one_presenter_gives_every_status_message_the_same_pace() -> None:
     records = [job(state=JobState.RENDERING, id=n, status_channel_id=2, status_message_id=3) for n in (1, 2)]
 
     def pacers(presenter: JobPresenter) -> list[EditPacer | None]:
-        sinks = [presenter.for_record(record).sink for record in records]
+        sinks = [cast(OwnersSink, presenter.for_record(record).sink).inner for record in records]
         return [cast(StatusMessage, sink).pacer for sink in sinks]
 
     paced = pacers(JobPresenter(cast(discord.Client, None), services))

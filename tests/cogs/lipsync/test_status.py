@@ -308,9 +308,11 @@ async def test_a_cancel_pings_no_one(clock: FakeClock) -> None:
 
 def test_a_place_far_back_in_line_is_not_a_number_that_goes_stale() -> None:
     """Only the first few places are followed edit by edit: behind them the private reply says so."""
-    near = private_progress_text(update(JobState.RECEIVED, queue_position=10), "en")
+    with words.using("en"):
+        near = private_progress_text(update(JobState.RECEIVED, queue_position=10))
     assert near.startswith("⏳ Queued: 10 in line.\n")
-    far = private_progress_text(update(JobState.RECEIVED, queue_position=11), "en")
+    with words.using("en"):
+        far = private_progress_text(update(JobState.RECEIVED, queue_position=11))
     assert far.startswith("⏳ Waiting in line, not yet among the first 10: your place shows here once it is.\n")
     assert "11" not in far
 
@@ -643,7 +645,8 @@ def test_a_cancel_magic_hour_has_not_confirmed_says_so_in_every_language() -> No
     stopping = job(state=JobState.RENDERING, project_id="p1")
     assert "hasn't confirmed yet" in canceled_text(stopping)
     for lang in ("es", "pt-BR"):
-        text = canceled_text(stopping, lang)
+        with words.using(lang):
+            text = canceled_text(stopping)
         assert f"#{stopping.id}" in text and "Magic Hour" in text and "hasn't" not in text
 
 
@@ -721,9 +724,11 @@ def test_rendering_shows_a_bar_from_submission_to_the_expected_finish() -> None:
 def test_a_queued_job_tells_its_member_an_estimated_start() -> None:
     """While queued (private), the place in line and, from the render history, when it should start."""
     start = NOW + dt.timedelta(minutes=3)
-    text = private_progress_text(update(JobState.RECEIVED, queue_position=2, expected_start=start), "en")
+    with words.using("en"):
+        text = private_progress_text(update(JobState.RECEIVED, queue_position=2, expected_start=start))
     assert text.splitlines()[0] == f"⏳ Queued: 2 in line, should start <t:{int(start.timestamp())}:R>."
-    spanish = private_progress_text(update(JobState.RECEIVED, queue_position=2), "es")
+    with words.using("es"):
+        spanish = private_progress_text(update(JobState.RECEIVED, queue_position=2))
     assert spanish.splitlines()[0] == "⏳ En cola: posición 2."
 
 
@@ -731,7 +736,10 @@ def test_the_part_is_shown_exactly_as_planned() -> None:
     """The part sent to render (the probed window), as members read it: seconds, then a clock."""
     short = status_text(update(JobState.RENDERING, start_seconds=0.0, end_seconds=1.4567))
     assert short.splitlines()[2] == "`face.mp4` + `voice.mp3` · part 0–1.46 s"
-    long = status_text(update(JobState.RENDERING, start_seconds=45.0, end_seconds=90.0), "es")
+    with words.using("es"):
+        long = status_text(update(JobState.RENDERING, start_seconds=45.0, end_seconds=90.0))
+        decimals = status_text(update(JobState.RENDERING, start_seconds=0.0, end_seconds=1.5))
+    assert decimals.splitlines()[2] == "`face.mp4` + `voice.mp3` · fragmento 0–1,5 s"  # Spanish writes a comma
     assert long.splitlines()[2] == "`face.mp4` + `voice.mp3` · fragmento 0:45–1:30"
     assert texts.span(0.0, 3600.0) == "0:00–1 h"
 
@@ -756,4 +764,5 @@ def test_durations_read_as_a_clock_not_thousands_of_seconds(seconds: float, show
 )
 def test_zero_credits_is_plural_in_every_language(lang: str, refunded: str) -> None:
     assert words.credits(0, lang).endswith("s") and words.credits(1, lang).endswith("o" if lang != "en" else "t")
-    assert refunded in status_text(update(JobState.CANCELED, charged_credits=0), lang)
+    with words.using(lang):
+        assert refunded in status_text(update(JobState.CANCELED, charged_credits=0))

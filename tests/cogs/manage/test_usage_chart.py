@@ -11,6 +11,7 @@ import sys
 import pytest
 from PIL import Image
 
+from bot import words
 from bot.store import DailyUsage
 from cogs.manage._chart import CHART_MEMBERS, chart_series, csv_text, draw_png, usage_files
 
@@ -47,7 +48,8 @@ def test_the_chart_is_a_png() -> None:
     """PIL reads what `draw_png` makes, at the size drawn, whatever the members are called."""
     labels: dict[int | None, str] = {1: "_hidden", 2: "$\\frac{1}{0$", 3: "ünïcødé 🎬", 4: "x" * 200}
     for daily in (usage(4), usage(4, pool=False), DailyUsage(DAYS, {}, None, None)):
-        image = Image.open(io.BytesIO(draw_png(daily, labels, "es")))
+        with words.using("es"):
+            image = Image.open(io.BytesIO(draw_png(daily, labels)))
         image.verify()
         assert (image.format, image.size) == ("PNG", (1000, 500))
 
@@ -67,7 +69,8 @@ def test_the_csv_has_the_charts_figures() -> None:
 
 async def test_files_are_drawn_off_the_event_loop() -> None:
     """`usage_files` gives the PNG and a CSV with a byte-order mark (spreadsheets then read UTF-8)."""
-    png, table = await usage_files(usage(1), {1: "añá"}, "pt-BR")
+    with words.using("pt-BR"):
+        png, table = await usage_files(usage(1), {1: "añá"})
     assert png.startswith(b"\x89PNG") and table.startswith("\ufeff".encode())
     assert "dia (UTC)" in table.decode() and "añá (1)" in table.decode()
 
