@@ -19,6 +19,7 @@ from bot.sandbox import Sandbox, SandboxConfig
 from bot.store import JobRecord
 from bot.testmedia import make_audio, make_video
 from bot.testmedia_hostile import make_corpus
+from tests.outside_simcord import engine_outside_simcord  # noqa: F401 - a fixture, for every simcord test
 from tests.store.pgserver import TempPostgres, running_postgres
 
 SANDBOX_KEY = "sandbox-test-key"

@@ -73,7 +73,7 @@ def test_one_process_shards_automatically_by_default(tmp_path: Path) -> None:
     assert getattr(bot, "shard_count", 0) is None and getattr(bot, "shard_ids", 0) is None
 
 
-async def test_a_process_runs_the_shards_it_is_given(tmp_path: Path) -> None:
+async def test_a_process_runs_the_shards_it_is_given(tmp_path: Path, engine_outside_simcord: None) -> None:
     """SHARD_COUNT=4 and SHARD_IDS=1,3: this process connects shards 1 and 3 of 4, and serves their servers."""
     settings = make_settings(tmp_path, UNREACHABLE_API, shard_count=4, shard_ids="1,3")
     bot = create_bot(settings)
@@ -96,7 +96,7 @@ def test_shard_settings_are_checked(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-async def running(tmp_path: Path) -> AsyncIterator[tuple[simcord.Env, LipsyncBot]]:
+async def running(tmp_path: Path, engine_outside_simcord: None) -> AsyncIterator[tuple[simcord.Env, LipsyncBot]]:
     """The real bot in simcord, allowed in the server with id `ALLOWED_GUILD` only."""
     bot = create_bot(make_settings(tmp_path, UNREACHABLE_API, allowed_guild_ids=[ALLOWED_GUILD]))
     env = simcord.Env(bot, shard_count=1)  # unset SHARD_COUNT: Discord's recommendation, one here
@@ -181,7 +181,7 @@ async def test_allow_list_leaves_other_servers_and_refuses_commands(running: tup
     assert refused.response.content == "This bot isn't enabled on this server."
 
 
-async def test_close_stops_the_services(tmp_path: Path) -> None:
+async def test_close_stops_the_services(tmp_path: Path, engine_outside_simcord: None) -> None:
     """Closing the bot closes the engine and store (unfinished jobs stay resumable)."""
     bot = create_bot(make_settings(tmp_path, UNREACHABLE_API))
     async with simcord.run(bot, shard_count=1):

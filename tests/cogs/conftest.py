@@ -9,11 +9,10 @@ clock (`harness.sandbox_clock`, a `FakeClock`) decides when renders finish.
 from __future__ import annotations
 
 import asyncio
-import contextvars
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import discord
 import pytest
@@ -21,7 +20,6 @@ import simcord
 import simcord.backend.cdn
 from aiohttp import web
 from discord import app_commands
-from simcord._runtime import _BOT_SCOPE
 
 from bot.app import LipsyncBot, Refused, create_bot, sync_commands
 from bot.clock import FakeClock
@@ -35,25 +33,8 @@ from bot.store import JobRecord, JobState, MemberHasActiveJobs, Store
 from bot.testmedia import make_audio
 from tests.conftest import SANDBOX_KEY, make_settings
 
-T = TypeVar("T")
-
 # The CDN bridge serves simcord's attachments on http://127.0.0.1:<random port>.
 LOCAL_CDN = FetchPolicy(hosts=frozenset({"127.0.0.1"}), allow_http=True, any_port=True)
-
-
-def outside_simcord(coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
-    """Run `coro` in a task simcord does not own, keeping the caller's other context.
-
-    simcord waits for every task the bot starts before an action returns, and fails an action
-    when one of them waits on something it can't classify (an `asyncio.Event`, a future another
-    task resolves). The engine's job and poller tasks do exactly that for minutes, so they run
-    here: on the real event loop and real time, still using simcord's Discord (the webhook adapter
-    and clock selection live in the copied context).
-    """
-    context = contextvars.copy_context()
-    context.run(_BOT_SCOPE.set, None)
-    # `asyncio.Task` rather than `loop.create_task`: simcord's create_task re-enters its scope.
-    return asyncio.Task(coro, context=context)
 
 
 def new_bot(settings: Settings) -> LipsyncBot:
@@ -67,18 +48,6 @@ def new_bot(settings: Settings) -> LipsyncBot:
     bot = create_bot(settings, fetch_policy=LOCAL_CDN)
     bot.status_interval = 0.0
     return bot
-
-
-@pytest.fixture
-def engine_outside_simcord(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Start the engine's background work (jobs, poller) outside simcord's bookkeeping."""
-    for name in ("submit", "resume", "start_leases"):
-        original: Callable[..., Coroutine[Any, Any, Any]] = getattr(JobEngine, name)
-
-        async def detached(self: JobEngine, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
-            return await outside_simcord(_original(self, *args, **kwargs))
-
-        monkeypatch.setattr(JobEngine, name, detached)
 
 
 class JobWatcher:

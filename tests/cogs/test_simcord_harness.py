@@ -19,7 +19,7 @@ from aiohttp import web
 from discord.ext import commands
 
 from bot.clock import FakeClock, SystemClock
-from tests.cogs.conftest import outside_simcord
+from tests.outside_simcord import outside_simcord
 
 TEMPLATE = r"spike:cancel:(?P<job>[0-9]+)"
 
