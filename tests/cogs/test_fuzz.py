@@ -20,8 +20,9 @@ One harness serves every example (hypothesis runs them inside one test), so each
 what it changed and ends its job before the next one starts.
 
 Examples: `FUZZ_EXAMPLES` of them; by default 150 with `CI` set (derandomized: the same examples on
-every run, about 25 s), else 300 from a random seed, with hypothesis's example database replaying
-past failures first (about 55 s). `FUZZ_EXAMPLES=2000` makes a long local run (about 6 min).
+every run, about 45 s on two busy cores), else 300 from a random seed, with hypothesis's example
+database replaying past failures first (about 1.5 min). `FUZZ_EXAMPLES=2000` makes a long local
+run (about 10 min).
 `--hypothesis-show-statistics` shows how the examples ended (refused, failed, done; with which code).
 """
 
