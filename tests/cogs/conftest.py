@@ -50,6 +50,17 @@ def new_bot(settings: Settings) -> LipsyncBot:
     return bot
 
 
+def button_ids(message: discord.Message) -> list[str]:
+    """The custom ids of a message's buttons, row by row (link buttons have none)."""
+    return [
+        child.custom_id
+        for row in message.components
+        if isinstance(row, discord.ActionRow)
+        for child in row.children
+        if isinstance(child, discord.Button) and child.custom_id
+    ]
+
+
 class JobWatcher:
     """Sees every update the engine gives a job's display, once it is shown, so tests can wait for a state."""
 

@@ -18,19 +18,9 @@ import simcord
 
 from bot.store import JobRecord, JobState
 from cogs.texts import SANDBOX_NOTE
-from tests.cogs.conftest import Harness
+from tests.cogs.conftest import Harness, button_ids
 
 LONG_RENDER = 120.0  # sandbox seconds: long enough that a job is still rendering while a test acts
-
-
-def button_ids(message: discord.Message) -> list[str]:
-    return [
-        child.custom_id
-        for row in message.components
-        if isinstance(row, discord.ActionRow)
-        for child in row.children
-        if isinstance(child, discord.Button) and child.custom_id
-    ]
 
 
 def pinged(harness: Harness, message: discord.Message) -> list[int]:

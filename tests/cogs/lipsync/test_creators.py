@@ -17,7 +17,7 @@ import simcord
 from bot.config import GenerationMode
 from bot.store import JobState
 from cogs.lipsync._picker import MENU_VIDEO, MENU_VOICE, PICK_MEDIA, PICK_MODE, PICK_WINDOW
-from tests.cogs.conftest import VOICE_MESSAGE_NAME, Harness
+from tests.cogs.conftest import VOICE_MESSAGE_NAME, Harness, button_ids
 
 
 def select_options(message: discord.Message, custom_id: str) -> list[discord.SelectOption]:
@@ -28,16 +28,6 @@ def select_options(message: discord.Message, custom_id: str) -> list[discord.Sel
                 if isinstance(child, discord.SelectMenu) and child.custom_id == custom_id:
                     return child.options
     raise AssertionError(f"no select {custom_id!r} on the message")
-
-
-def button_ids(message: discord.Message) -> list[str]:
-    return [
-        child.custom_id
-        for row in message.components
-        if isinstance(row, discord.ActionRow)
-        for child in row.children
-        if isinstance(child, discord.Button) and child.custom_id
-    ]
 
 
 def button_labels(message: discord.Message) -> list[str | None]:

@@ -11,7 +11,7 @@ import simcord
 from bot.config import GenerationMode
 from bot.store import JobState, StoreUnavailable
 from cogs.texts import SANDBOX_NOTE
-from tests.cogs.conftest import Harness
+from tests.cogs.conftest import Harness, button_ids
 
 LONG_RENDER = 120.0  # sandbox seconds: long enough that a job is still rendering while a test acts
 
@@ -25,16 +25,6 @@ def card(harness: Harness) -> discord.Message:
     """The one job's card as members see it now (which becomes its result or failure); not its ping."""
     [message] = [m for m in harness.public() if not is_ping(m)]
     return message
-
-
-def button_ids(message: discord.Message) -> list[str]:
-    return [
-        child.custom_id
-        for row in message.components
-        if isinstance(row, discord.ActionRow)
-        for child in row.children
-        if isinstance(child, discord.Button) and child.custom_id
-    ]
 
 
 def link_urls(message: discord.Message) -> list[str]:

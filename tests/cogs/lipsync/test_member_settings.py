@@ -8,22 +8,12 @@ import simcord
 
 from bot.config import GenerationMode
 from bot.store import JobState, MemberSettings, ResultPlace
-from tests.cogs.conftest import Harness
+from tests.cogs.conftest import Harness, button_ids
 
 
 def answer(result: simcord.InteractionResult) -> str:
     assert result.response is not None
     return result.response.content
-
-
-def button_ids(message: discord.Message) -> list[str]:
-    return [
-        child.custom_id
-        for row in message.components
-        if isinstance(row, discord.ActionRow)
-        for child in row.children
-        if isinstance(child, discord.Button) and child.custom_id
-    ]
 
 
 async def test_settings_round_trip_privately(harness: Harness) -> None:
